@@ -1,0 +1,387 @@
+//! The engine's input events: fixed-size, `#[repr(C)]`, `Copy`, one 64-byte cache line.
+//!
+//! Every event carries its kind, instrument, source, the venue's event time and the local receive
+//! time (both ns). The body is five 64-bit words whose meaning depends on the kind; typed
+//! constructors and accessors ([`Event::level`], [`Event::bbo`], ...) are the only way in and out,
+//! so there is no `unsafe` and no invalid state to read.
+
+/// Index of an instrument inside one engine (dense, from 0).
+pub type InstrumentId = u16;
+
+/// Side of the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Side {
+    /// Buy side.
+    Bid = 0,
+    /// Sell side.
+    Ask = 1,
+}
+
+/// What an [`Event`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// One price level of a depth message (diff or snapshot): absolute quantity, 0 removes it.
+    BookLevel = 1,
+    /// Clear the book; snapshot levels follow. The book is not valid until `BookValid`.
+    BookReset = 2,
+    /// The book is synced with the venue and may be quoted against.
+    BookValid = 3,
+    /// The book can no longer be trusted (gap, stale, overflow): pull quotes.
+    BookInvalid = 4,
+    /// Best bid and offer from the venue's book-ticker stream.
+    Bbo = 5,
+    /// A public trade.
+    Trade = 6,
+}
+
+impl EventKind {
+    /// The kind for a stored discriminant (journal decoding), if it is one.
+    pub fn from_u8(v: u8) -> Option<EventKind> {
+        Some(match v {
+            1 => EventKind::BookLevel,
+            2 => EventKind::BookReset,
+            3 => EventKind::BookValid,
+            4 => EventKind::BookInvalid,
+            5 => EventKind::Bbo,
+            6 => EventKind::Trade,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a book became invalid (or was reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum BookStatusReason {
+    /// No particular reason (valid, reset from a snapshot).
+    None = 0,
+    /// A diff did not chain onto the previous one (`pu` mismatch, or spot `U != u + 1`).
+    SequenceGap = 1,
+    /// The snapshot is older than every buffered diff: nothing bridges it.
+    SnapshotTooOld = 2,
+    /// The feed buffered more diffs than it has room for while waiting for a snapshot.
+    BufferOverflow = 3,
+    /// A diff carried a level that could not be decoded; the book would silently diverge.
+    BadLevel = 4,
+    /// The input ring was full and events were dropped.
+    RingOverflow = 5,
+    /// The feed disconnected.
+    Disconnected = 6,
+    /// No update for longer than the configured stale time.
+    Stale = 7,
+}
+
+impl BookStatusReason {
+    fn from_u16(v: u16) -> BookStatusReason {
+        match v {
+            1 => BookStatusReason::SequenceGap,
+            2 => BookStatusReason::SnapshotTooOld,
+            3 => BookStatusReason::BufferOverflow,
+            4 => BookStatusReason::BadLevel,
+            5 => BookStatusReason::RingOverflow,
+            6 => BookStatusReason::Disconnected,
+            7 => BookStatusReason::Stale,
+            _ => BookStatusReason::None,
+        }
+    }
+}
+
+/// Flag: the level is on the ask side (else bid).
+pub const FLAG_ASK: u8 = 1 << 0;
+/// Flag: last level of one venue message; the book is consistent after it.
+pub const FLAG_LAST_IN_MSG: u8 = 1 << 1;
+/// Flag: the level comes from a snapshot, not a diff.
+pub const FLAG_SNAPSHOT: u8 = 1 << 2;
+/// Flag (trades): the buyer was the maker, i.e. the aggressor sold.
+pub const FLAG_BUYER_MAKER: u8 = 1 << 3;
+
+/// One engine input: 64 bytes, one cache line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct Event {
+    kind: EventKind,
+    flags: u8,
+    instrument: InstrumentId,
+    /// Which producer published it (feed, gateway, timer...); set by the caller.
+    pub source: u16,
+    aux: u16,
+    /// The venue's event time, ns since the Unix epoch (0 when the venue sends none).
+    pub venue_time_ns: i64,
+    /// Local receive time, ns (socket timestamp where available, else the recording's).
+    pub local_time_ns: i64,
+    body: [i64; 5],
+}
+
+const _: () = assert!(std::mem::size_of::<Event>() == 64);
+const _: () = assert!(std::mem::align_of::<Event>() == 64);
+
+/// A book level carried by a [`EventKind::BookLevel`] event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LevelUpdate {
+    /// Bid or ask.
+    pub side: Side,
+    /// Price in ticks.
+    pub price: i64,
+    /// Absolute quantity in lots; 0 removes the level.
+    pub qty: i64,
+    /// The venue message's final update id (`u`, or the snapshot's `lastUpdateId`).
+    pub update_id: u64,
+    /// Last level of its venue message.
+    pub last_in_msg: bool,
+    /// From a snapshot rather than a diff.
+    pub snapshot: bool,
+}
+
+/// Best bid and offer ([`EventKind::Bbo`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopOfBook {
+    /// Best bid price, ticks.
+    pub bid_price: i64,
+    /// Best bid quantity, lots.
+    pub bid_qty: i64,
+    /// Best ask price, ticks.
+    pub ask_price: i64,
+    /// Best ask quantity, lots.
+    pub ask_qty: i64,
+    /// The venue's book update id at this top of book.
+    pub update_id: u64,
+}
+
+/// A public trade ([`EventKind::Trade`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradePrint {
+    /// Price, ticks.
+    pub price: i64,
+    /// Quantity, lots.
+    pub qty: i64,
+    /// The venue's trade id (first trade id for aggregated trades).
+    pub trade_id: u64,
+    /// Number of venue trades aggregated into this print (1 for a plain trade).
+    pub count: u32,
+    /// The aggressor's side: `Ask` when the buyer was the maker.
+    pub aggressor: Side,
+}
+
+impl Event {
+    fn new(kind: EventKind, instrument: InstrumentId, venue_ns: i64, local_ns: i64) -> Event {
+        Event {
+            kind,
+            flags: 0,
+            instrument,
+            source: 0,
+            aux: 0,
+            venue_time_ns: venue_ns,
+            local_time_ns: local_ns,
+            body: [0; 5],
+        }
+    }
+
+    /// A book level.
+    pub fn level(
+        instrument: InstrumentId,
+        venue_ns: i64,
+        local_ns: i64,
+        level: LevelUpdate,
+    ) -> Event {
+        let mut e = Event::new(EventKind::BookLevel, instrument, venue_ns, local_ns);
+        e.flags = if level.side == Side::Ask { FLAG_ASK } else { 0 }
+            | if level.last_in_msg { FLAG_LAST_IN_MSG } else { 0 }
+            | if level.snapshot { FLAG_SNAPSHOT } else { 0 };
+        e.body = [level.price, level.qty, level.update_id as i64, 0, 0];
+        e
+    }
+
+    /// Book reset (a snapshot follows); `update_id` is the snapshot's `lastUpdateId`.
+    pub fn book_reset(
+        instrument: InstrumentId,
+        venue_ns: i64,
+        local_ns: i64,
+        update_id: u64,
+    ) -> Event {
+        let mut e = Event::new(EventKind::BookReset, instrument, venue_ns, local_ns);
+        e.body[0] = update_id as i64;
+        e
+    }
+
+    /// The book is synced as of `update_id`.
+    pub fn book_valid(
+        instrument: InstrumentId,
+        venue_ns: i64,
+        local_ns: i64,
+        update_id: u64,
+    ) -> Event {
+        let mut e = Event::new(EventKind::BookValid, instrument, venue_ns, local_ns);
+        e.body[0] = update_id as i64;
+        e
+    }
+
+    /// The book is invalid; `last_good` is the last update id applied, `offending` the id that broke it.
+    pub fn book_invalid(
+        instrument: InstrumentId,
+        venue_ns: i64,
+        local_ns: i64,
+        reason: BookStatusReason,
+        last_good: u64,
+        offending: u64,
+    ) -> Event {
+        let mut e = Event::new(EventKind::BookInvalid, instrument, venue_ns, local_ns);
+        e.aux = reason as u16;
+        e.body[0] = last_good as i64;
+        e.body[1] = offending as i64;
+        e
+    }
+
+    /// Best bid/offer.
+    pub fn bbo(instrument: InstrumentId, venue_ns: i64, local_ns: i64, top: TopOfBook) -> Event {
+        let mut e = Event::new(EventKind::Bbo, instrument, venue_ns, local_ns);
+        e.body = [
+            top.bid_price,
+            top.bid_qty,
+            top.ask_price,
+            top.ask_qty,
+            top.update_id as i64,
+        ];
+        e
+    }
+
+    /// A public trade.
+    pub fn trade(instrument: InstrumentId, venue_ns: i64, local_ns: i64, t: TradePrint) -> Event {
+        let mut e = Event::new(EventKind::Trade, instrument, venue_ns, local_ns);
+        if t.aggressor == Side::Ask {
+            e.flags = FLAG_BUYER_MAKER;
+        }
+        e.body = [t.price, t.qty, t.trade_id as i64, t.count as i64, 0];
+        e
+    }
+
+    /// The event's kind.
+    #[inline]
+    pub fn kind(&self) -> EventKind {
+        self.kind
+    }
+
+    /// The instrument it concerns.
+    #[inline]
+    pub fn instrument(&self) -> InstrumentId {
+        self.instrument
+    }
+
+    /// Raw flag bits (`FLAG_*`).
+    #[inline]
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+
+    /// The level, if this is a [`EventKind::BookLevel`].
+    #[inline]
+    pub fn as_level(&self) -> Option<LevelUpdate> {
+        (self.kind == EventKind::BookLevel).then(|| LevelUpdate {
+            side: if self.flags & FLAG_ASK != 0 {
+                Side::Ask
+            } else {
+                Side::Bid
+            },
+            price: self.body[0],
+            qty: self.body[1],
+            update_id: self.body[2] as u64,
+            last_in_msg: self.flags & FLAG_LAST_IN_MSG != 0,
+            snapshot: self.flags & FLAG_SNAPSHOT != 0,
+        })
+    }
+
+    /// The top of book, if this is a [`EventKind::Bbo`].
+    #[inline]
+    pub fn as_bbo(&self) -> Option<TopOfBook> {
+        (self.kind == EventKind::Bbo).then(|| TopOfBook {
+            bid_price: self.body[0],
+            bid_qty: self.body[1],
+            ask_price: self.body[2],
+            ask_qty: self.body[3],
+            update_id: self.body[4] as u64,
+        })
+    }
+
+    /// The trade, if this is a [`EventKind::Trade`].
+    #[inline]
+    pub fn as_trade(&self) -> Option<TradePrint> {
+        (self.kind == EventKind::Trade).then(|| TradePrint {
+            price: self.body[0],
+            qty: self.body[1],
+            trade_id: self.body[2] as u64,
+            count: self.body[3] as u32,
+            aggressor: if self.flags & FLAG_BUYER_MAKER != 0 {
+                Side::Ask
+            } else {
+                Side::Bid
+            },
+        })
+    }
+
+    /// For book status events: the update id (reset / valid: as of; invalid: last good).
+    #[inline]
+    pub fn status_update_id(&self) -> u64 {
+        self.body[0] as u64
+    }
+
+    /// For [`EventKind::BookInvalid`]: the update id that broke the chain.
+    #[inline]
+    pub fn offending_update_id(&self) -> u64 {
+        self.body[1] as u64
+    }
+
+    /// For [`EventKind::BookInvalid`]: why.
+    #[inline]
+    pub fn status_reason(&self) -> BookStatusReason {
+        BookStatusReason::from_u16(self.aux)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_round_trip_through_accessors() {
+        let l = LevelUpdate {
+            side: Side::Ask,
+            price: 618002,
+            qty: 14,
+            update_id: 5123107837557,
+            last_in_msg: true,
+            snapshot: false,
+        };
+        let e = Event::level(3, 1, 2, l);
+        assert_eq!(e.as_level(), Some(l));
+        assert_eq!(e.as_bbo(), None);
+        assert_eq!(e.instrument(), 3);
+        let t = TradePrint {
+            price: 1,
+            qty: 2,
+            trade_id: 3,
+            count: 1,
+            aggressor: Side::Ask,
+        };
+        assert_eq!(Event::trade(0, 0, 0, t).as_trade(), Some(t));
+        let top = TopOfBook {
+            bid_price: 1,
+            bid_qty: 2,
+            ask_price: 3,
+            ask_qty: 4,
+            update_id: 5,
+        };
+        assert_eq!(Event::bbo(0, 0, 0, top).as_bbo(), Some(top));
+        let inv = Event::book_invalid(0, 0, 0, BookStatusReason::SequenceGap, 10, 12);
+        assert_eq!(inv.status_reason(), BookStatusReason::SequenceGap);
+        assert_eq!(inv.status_update_id(), 10);
+        assert_eq!(inv.offending_update_id(), 12);
+        for k in 0..=255u8 {
+            if let Some(kind) = EventKind::from_u8(k) {
+                assert_eq!(kind as u8, k);
+            }
+        }
+    }
+}
