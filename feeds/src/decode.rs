@@ -1,0 +1,653 @@
+//! Binance market-data decoding with simd-json, into the engine's fixed-size events.
+//!
+//! One [`Decoder`] per feed thread. It owns simd-json's scratch buffers, the tape, and the level
+//! buffer, and reuses all three, so once warmed up a decode allocates nothing. Decoding walks the
+//! tape once: keys are matched on their bytes, numbers are read from the tape, and decimal
+//! strings go straight onto the instrument's tick / lot grid.
+//!
+//! Understood: the combined-stream envelope `{"stream":..,"data":{..}}` and bare payloads;
+//! USDⓈ-M / USDC-M `depthUpdate` (with `pu`), spot `depthUpdate` (without), `bookTicker` (futures
+//! with `e`/`E`, spot without), `trade`, `aggTrade`, and the REST depth snapshot
+//! (`{"lastUpdateId",..,"bids","asks"}`). Other stream payloads (klines, mark price...) decode to
+//! [`Message::Ignored`]; anything malformed is a [`DecodeError`].
+
+use engine::{
+    DecimalError, Event, Instrument, InstrumentId, LevelUpdate, Side, Symbol, TopOfBook, TradePrint,
+};
+use simd_json::{Node, StaticNode, Tape};
+
+/// Header of a depth diff; its levels are in [`Decoder::levels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DepthHeader {
+    /// Instrument the diff belongs to.
+    pub instrument: InstrumentId,
+    /// First update id in the event (`U`).
+    pub first_id: u64,
+    /// Final update id in the event (`u`).
+    pub final_id: u64,
+    /// Final update id of the previous event (`pu`); futures only.
+    pub prev_final_id: Option<u64>,
+    /// Venue event time (`E`), ns.
+    pub venue_time_ns: i64,
+    /// Local receive time, ns.
+    pub local_time_ns: i64,
+}
+
+/// Header of a REST depth snapshot; its levels are in [`Decoder::levels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// Instrument the snapshot belongs to.
+    pub instrument: InstrumentId,
+    /// `lastUpdateId`.
+    pub last_update_id: u64,
+    /// Venue time (`E` where present, else 0), ns.
+    pub venue_time_ns: i64,
+    /// Local receive time, ns.
+    pub local_time_ns: i64,
+}
+
+/// What one message decoded into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// A depth diff; levels in [`Decoder::levels`], the last one flagged `last_in_msg`.
+    Depth(DepthHeader),
+    /// A full depth snapshot; levels in [`Decoder::levels`], flagged `snapshot`.
+    Snapshot(SnapshotHeader),
+    /// A self-contained event: best bid/offer or trade.
+    Event(Event),
+    /// Valid, but nothing the engine consumes (another stream type, or another symbol).
+    Ignored(IgnoreReason),
+}
+
+/// Why a valid message was ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// A stream type the engine does not consume (kline, markPrice, ...).
+    OtherStream,
+    /// A symbol this decoder was not configured for.
+    OtherSymbol,
+}
+
+/// A message that could not be decoded. The message is dropped; nothing was emitted for it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Not valid JSON.
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    /// Valid JSON, but not an object or not a message shape we know.
+    #[error("unrecognised message shape")]
+    UnknownShape,
+    /// A required field is missing.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A field has the wrong JSON type or an impossible value.
+    #[error("bad field `{0}`")]
+    BadField(&'static str),
+    /// A price or quantity string could not be put on the instrument's grid.
+    #[error("bad decimal in `{field}`: {err}")]
+    Decimal {
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        err: DecimalError,
+    },
+    /// A REST snapshot carries no symbol and this decoder serves several instruments.
+    #[error("depth snapshot without a symbol on a multi-instrument decoder; use decode_snapshot")]
+    SnapshotWithoutSymbol,
+}
+
+/// Counters kept by a decoder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Messages decoded into something the engine consumes.
+    pub decoded: u64,
+    /// Valid messages ignored.
+    pub ignored: u64,
+    /// Messages rejected with a [`DecodeError`].
+    pub errors: u64,
+}
+
+/// Binance market-data decoder for a fixed set of instruments.
+pub struct Decoder {
+    instruments: Vec<Instrument>,
+    adopt_first_symbol: bool,
+    buffers: simd_json::Buffers,
+    tape: Option<Tape<'static>>,
+    levels: Vec<Event>,
+    stats: DecodeStats,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("instruments", &self.instruments)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Levels reserved up front; a snapshot of 1,000 a side fits without growing.
+const LEVEL_CAPACITY: usize = 4096;
+/// Bytes of simd-json scratch reserved up front (the largest recorded line is ~42 KB).
+const INPUT_CAPACITY: usize = 64 * 1024;
+
+impl Decoder {
+    /// A decoder for these instruments; instrument ids are their positions in the slice.
+    pub fn new(instruments: &[Instrument]) -> Decoder {
+        Decoder {
+            instruments: instruments.to_vec(),
+            adopt_first_symbol: false,
+            buffers: simd_json::Buffers::new(INPUT_CAPACITY),
+            tape: Some(Tape(Vec::with_capacity(LEVEL_CAPACITY * 3 + 64)).reset()),
+            levels: Vec::with_capacity(LEVEL_CAPACITY),
+            stats: DecodeStats::default(),
+        }
+    }
+
+    /// A single-instrument decoder that takes its symbol from the first message naming one
+    /// (`instrument.symbol` is replaced). Messages for any other symbol are then ignored.
+    pub fn adopting_first_symbol(instrument: Instrument) -> Decoder {
+        let mut d = Decoder::new(&[instrument]);
+        d.adopt_first_symbol = true;
+        d
+    }
+
+    /// The instruments served, by id.
+    pub fn instruments(&self) -> &[Instrument] {
+        &self.instruments
+    }
+
+    /// Levels of the last [`Message::Depth`] or [`Message::Snapshot`].
+    pub fn levels(&self) -> &[Event] {
+        &self.levels
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> DecodeStats {
+        self.stats
+    }
+
+    /// Decodes one message. `json` is modified in place (simd-json unescapes into it).
+    pub fn decode(&mut self, json: &mut [u8], local_ns: i64) -> Result<Message, DecodeError> {
+        self.decode_inner(json, local_ns, None)
+    }
+
+    /// Decodes a REST depth snapshot for a known instrument (the REST body names no symbol).
+    pub fn decode_snapshot(
+        &mut self,
+        json: &mut [u8],
+        local_ns: i64,
+        instrument: InstrumentId,
+    ) -> Result<Message, DecodeError> {
+        self.decode_inner(json, local_ns, Some(instrument))
+    }
+
+    fn decode_inner(
+        &mut self,
+        json: &mut [u8],
+        local_ns: i64,
+        snapshot_for: Option<InstrumentId>,
+    ) -> Result<Message, DecodeError> {
+        self.levels.clear();
+        let mut tape = match self.tape.take() {
+            Some(t) => t.reset(),
+            None => Tape::null().reset(),
+        };
+        let result = match simd_json::fill_tape(json, &mut self.buffers, &mut tape) {
+            Ok(()) => self.normalize(&tape.0, local_ns, snapshot_for),
+            Err(e) => Err(DecodeError::Json(e.to_string())),
+        };
+        self.tape = Some(tape.reset());
+        match &result {
+            Ok(Message::Ignored(_)) => self.stats.ignored += 1,
+            Ok(_) => self.stats.decoded += 1,
+            Err(_) => {
+                self.levels.clear();
+                self.stats.errors += 1;
+            }
+        }
+        result
+    }
+
+    fn normalize(
+        &mut self,
+        n: &[Node<'_>],
+        local_ns: i64,
+        snapshot_for: Option<InstrumentId>,
+    ) -> Result<Message, DecodeError> {
+        let root = Fields::read(n, 0)?;
+        if let Some(data) = root.data {
+            let f = Fields::read(n, data)?;
+            let stream_is_ticker = root.stream.is_some_and(|s| s.ends_with("@bookTicker"));
+            return self.payload(n, &f, local_ns, stream_is_ticker);
+        }
+        if root.last_update_id.is_some() {
+            return self.snapshot(n, &root, local_ns, snapshot_for);
+        }
+        self.payload(n, &root, local_ns, false)
+    }
+
+    fn payload(
+        &mut self,
+        n: &[Node<'_>],
+        f: &Fields<'_>,
+        local_ns: i64,
+        stream_is_ticker: bool,
+    ) -> Result<Message, DecodeError> {
+        let kind = match f.e {
+            Some(e) => e,
+            // Spot bookTicker has no `e`: know it by its stream name or its fields.
+            None if stream_is_ticker || (f.u.is_some() && f.big_b.is_some()) => "bookTicker",
+            None if f.last_update_id.is_some() => return Err(DecodeError::SnapshotWithoutSymbol),
+            None => return Err(DecodeError::UnknownShape),
+        };
+        if !matches!(kind, "depthUpdate" | "bookTicker" | "trade" | "aggTrade") {
+            return Ok(Message::Ignored(IgnoreReason::OtherStream));
+        }
+        let sym = f.s.ok_or(DecodeError::MissingField("s"))?;
+        let Some(id) = self.instrument_for(sym.as_bytes()) else {
+            return Ok(Message::Ignored(IgnoreReason::OtherSymbol));
+        };
+        let inst = self.instruments[id as usize];
+        let venue_ns = match f.big_e.or(f.big_t) {
+            Some(ms) => ms_to_ns(ms, "E")?,
+            None => 0,
+        };
+        match kind {
+            "depthUpdate" => {
+                let first_id = f.big_u.ok_or(DecodeError::MissingField("U"))?;
+                let final_id = f.u.ok_or(DecodeError::MissingField("u"))?;
+                if final_id < first_id {
+                    return Err(DecodeError::BadField("u"));
+                }
+                let bids = f.b.ok_or(DecodeError::MissingField("b"))?;
+                let asks = f.a.ok_or(DecodeError::MissingField("a"))?;
+                self.levels_from(n, bids, &inst, id, Side::Bid, final_id, false, venue_ns, local_ns, "b")?;
+                self.levels_from(n, asks, &inst, id, Side::Ask, final_id, false, venue_ns, local_ns, "a")?;
+                self.flag_last();
+                Ok(Message::Depth(DepthHeader {
+                    instrument: id,
+                    first_id,
+                    final_id,
+                    prev_final_id: f.pu,
+                    venue_time_ns: venue_ns,
+                    local_time_ns: local_ns,
+                }))
+            }
+            "bookTicker" => {
+                let update_id = f.u.ok_or(DecodeError::MissingField("u"))?;
+                let top = TopOfBook {
+                    bid_price: price(&inst, str_at(n, f.b, "b")?, "b")?,
+                    bid_qty: qty(&inst, f.big_b.ok_or(DecodeError::MissingField("B"))?, "B")?,
+                    ask_price: price(&inst, str_at(n, f.a, "a")?, "a")?,
+                    ask_qty: qty(&inst, f.big_a.ok_or(DecodeError::MissingField("A"))?, "A")?,
+                    update_id,
+                };
+                Ok(Message::Event(Event::bbo(id, venue_ns, local_ns, top)))
+            }
+            _ => {
+                let agg = kind == "aggTrade";
+                let trade_id = if agg {
+                    num(n, f.a).ok_or(DecodeError::MissingField("a"))?
+                } else {
+                    f.t.ok_or(DecodeError::MissingField("t"))?
+                };
+                let count = if agg {
+                    let (first, last) = (
+                        f.f.ok_or(DecodeError::MissingField("f"))?,
+                        f.l.ok_or(DecodeError::MissingField("l"))?,
+                    );
+                    let c = last.checked_sub(first).ok_or(DecodeError::BadField("l"))?;
+                    u32::try_from(c + 1).map_err(|_| DecodeError::BadField("l"))?
+                } else {
+                    1
+                };
+                let buyer_maker = f.m.ok_or(DecodeError::MissingField("m"))?;
+                let t = TradePrint {
+                    price: price(&inst, f.p.ok_or(DecodeError::MissingField("p"))?, "p")?,
+                    qty: qty(&inst, f.q.ok_or(DecodeError::MissingField("q"))?, "q")?,
+                    trade_id,
+                    count,
+                    aggressor: if buyer_maker { Side::Ask } else { Side::Bid },
+                };
+                Ok(Message::Event(Event::trade(id, venue_ns, local_ns, t)))
+            }
+        }
+    }
+
+    fn snapshot(
+        &mut self,
+        n: &[Node<'_>],
+        f: &Fields<'_>,
+        local_ns: i64,
+        snapshot_for: Option<InstrumentId>,
+    ) -> Result<Message, DecodeError> {
+        let id = match (snapshot_for, f.s) {
+            (Some(id), _) if (id as usize) < self.instruments.len() => id,
+            (Some(_), _) => return Err(DecodeError::BadField("instrument")),
+            (None, Some(sym)) => match self.instrument_for(sym.as_bytes()) {
+                Some(id) => id,
+                None => return Ok(Message::Ignored(IgnoreReason::OtherSymbol)),
+            },
+            (None, None) if self.instruments.len() == 1 => 0,
+            (None, None) => return Err(DecodeError::SnapshotWithoutSymbol),
+        };
+        let inst = self.instruments[id as usize];
+        let last_update_id = f.last_update_id.ok_or(DecodeError::MissingField("lastUpdateId"))?;
+        let venue_ns = match f.big_e {
+            Some(ms) => ms_to_ns(ms, "E")?,
+            None => 0,
+        };
+        let bids = f.bids.ok_or(DecodeError::MissingField("bids"))?;
+        let asks = f.asks.ok_or(DecodeError::MissingField("asks"))?;
+        self.levels_from(n, bids, &inst, id, Side::Bid, last_update_id, true, venue_ns, local_ns, "bids")?;
+        self.levels_from(n, asks, &inst, id, Side::Ask, last_update_id, true, venue_ns, local_ns, "asks")?;
+        self.flag_last();
+        Ok(Message::Snapshot(SnapshotHeader {
+            instrument: id,
+            last_update_id,
+            venue_time_ns: venue_ns,
+            local_time_ns: local_ns,
+        }))
+    }
+
+    fn instrument_for(&mut self, sym: &[u8]) -> Option<InstrumentId> {
+        if self.adopt_first_symbol {
+            self.adopt_first_symbol = false;
+            if let Some(s) = Symbol::new(sym) {
+                self.instruments[0].symbol = s;
+            }
+        }
+        self.instruments
+            .iter()
+            .position(|i| i.symbol.eq_ignore_case(sym))
+            .map(|p| p as InstrumentId)
+    }
+
+    /// Appends the `[price, qty]` pairs of the array at node `at`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn levels_from(
+        &mut self,
+        n: &[Node<'_>],
+        at: usize,
+        inst: &Instrument,
+        id: InstrumentId,
+        side: Side,
+        update_id: u64,
+        snapshot: bool,
+        venue_ns: i64,
+        local_ns: i64,
+        field: &'static str,
+    ) -> Result<(), DecodeError> {
+        let Some(&Node::Array { len, .. }) = n.get(at) else {
+            return Err(DecodeError::BadField(field));
+        };
+        let mut i = at + 1;
+        for _ in 0..len {
+            let (p, q) = match (n.get(i), n.get(i + 1), n.get(i + 2)) {
+                (Some(&Node::Array { len: l, .. }), Some(Node::String(p)), Some(Node::String(q)))
+                    if l >= 2 =>
+                {
+                    (*p, *q)
+                }
+                _ => return Err(DecodeError::BadField(field)),
+            };
+            let level = LevelUpdate {
+                side,
+                price: price(inst, p, field)?,
+                qty: qty(inst, q, field)?,
+                update_id,
+                last_in_msg: false,
+                snapshot,
+            };
+            self.levels.push(Event::level(id, venue_ns, local_ns, level));
+            i = skip(n, i);
+        }
+        Ok(())
+    }
+
+    fn flag_last(&mut self) {
+        if let Some(last) = self.levels.last_mut() {
+            if let Some(mut l) = last.as_level() {
+                l.last_in_msg = true;
+                *last = Event::level(last.instrument(), last.venue_time_ns, last.local_time_ns, l);
+            }
+        }
+    }
+}
+
+#[inline]
+fn price(inst: &Instrument, s: &str, field: &'static str) -> Result<i64, DecodeError> {
+    inst.price_to_ticks(s.as_bytes())
+        .map_err(|err| DecodeError::Decimal { field, err })
+}
+
+#[inline]
+fn qty(inst: &Instrument, s: &str, field: &'static str) -> Result<i64, DecodeError> {
+    inst.qty_to_lots(s.as_bytes())
+        .map_err(|err| DecodeError::Decimal { field, err })
+}
+
+fn ms_to_ns(ms: u64, field: &'static str) -> Result<i64, DecodeError> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| ms.checked_mul(1_000_000))
+        .ok_or(DecodeError::BadField(field))
+}
+
+/// Index of the node after the value at `i` (skipping nested values).
+#[inline]
+fn skip(n: &[Node<'_>], i: usize) -> usize {
+    match n.get(i) {
+        Some(Node::Object { count, .. }) | Some(Node::Array { count, .. }) => i + 1 + count,
+        _ => i + 1,
+    }
+}
+
+#[inline]
+fn num(n: &[Node<'_>], at: Option<usize>) -> Option<u64> {
+    match n.get(at?)? {
+        Node::Static(StaticNode::U64(v)) => Some(*v),
+        Node::Static(StaticNode::I64(v)) => u64::try_from(*v).ok(),
+        _ => None,
+    }
+}
+
+fn str_at<'a>(n: &[Node<'a>], at: Option<usize>, field: &'static str) -> Result<&'a str, DecodeError> {
+    match n.get(at.ok_or(DecodeError::MissingField(field))?) {
+        Some(Node::String(s)) => Ok(s),
+        _ => Err(DecodeError::BadField(field)),
+    }
+}
+
+/// The fields of one object we may need, read in one pass. Node indexes for values whose type
+/// depends on the message (`b`/`a` are arrays in depth, strings in bookTicker, a number in aggTrade).
+#[derive(Default)]
+struct Fields<'a> {
+    stream: Option<&'a str>,
+    data: Option<usize>,
+    e: Option<&'a str>,
+    big_e: Option<u64>,
+    big_t: Option<u64>,
+    s: Option<&'a str>,
+    big_u: Option<u64>,
+    u: Option<u64>,
+    pu: Option<u64>,
+    b: Option<usize>,
+    a: Option<usize>,
+    big_b: Option<&'a str>,
+    big_a: Option<&'a str>,
+    p: Option<&'a str>,
+    q: Option<&'a str>,
+    t: Option<u64>,
+    m: Option<bool>,
+    f: Option<u64>,
+    l: Option<u64>,
+    last_update_id: Option<u64>,
+    bids: Option<usize>,
+    asks: Option<usize>,
+}
+
+impl<'a> Fields<'a> {
+    #[inline]
+    fn read(n: &[Node<'a>], at: usize) -> Result<Fields<'a>, DecodeError> {
+        let Some(&Node::Object { len, .. }) = n.get(at) else {
+            return Err(DecodeError::UnknownShape);
+        };
+        let mut f = Fields::default();
+        let mut i = at + 1;
+        for _ in 0..len {
+            let Some(Node::String(key)) = n.get(i) else {
+                return Err(DecodeError::UnknownShape);
+            };
+            let v = i + 1;
+            let s = |field| match n.get(v) {
+                Some(Node::String(s)) => Ok(Some(*s)),
+                _ => Err(DecodeError::BadField(field)),
+            };
+            let u = |field| match num(n, Some(v)) {
+                Some(x) => Ok(Some(x)),
+                None => Err(DecodeError::BadField(field)),
+            };
+            match key.as_bytes() {
+                b"stream" => f.stream = s("stream")?,
+                b"data" => f.data = Some(v),
+                b"e" => f.e = s("e")?,
+                b"E" => f.big_e = u("E")?,
+                b"T" => f.big_t = u("T")?,
+                b"s" => f.s = s("s")?,
+                b"U" => f.big_u = u("U")?,
+                b"u" => f.u = u("u")?,
+                b"pu" => f.pu = u("pu")?,
+                b"b" => f.b = Some(v),
+                b"a" => f.a = Some(v),
+                b"B" => f.big_b = s("B")?,
+                b"A" => f.big_a = s("A")?,
+                b"p" => f.p = s("p")?,
+                b"q" => f.q = s("q")?,
+                b"t" => f.t = u("t")?,
+                b"m" => {
+                    f.m = match n.get(v) {
+                        Some(Node::Static(StaticNode::Bool(b))) => Some(*b),
+                        _ => return Err(DecodeError::BadField("m")),
+                    }
+                }
+                b"f" => f.f = u("f")?,
+                b"l" => f.l = u("l")?,
+                b"lastUpdateId" => f.last_update_id = u("lastUpdateId")?,
+                b"bids" => f.bids = Some(v),
+                b"asks" => f.asks = Some(v),
+                _ => {}
+            }
+            i = skip(n, v);
+        }
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn btc() -> Instrument {
+        Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").unwrap()
+    }
+
+    fn dec(d: &mut Decoder, s: &str) -> Result<Message, DecodeError> {
+        let mut b = s.as_bytes().to_vec();
+        d.decode(&mut b, 7)
+    }
+
+    #[test]
+    fn futures_depth_update_in_envelope() {
+        let mut d = Decoder::new(&[btc()]);
+        let m = dec(&mut d, r#"{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1723161256299,"T":1723161256298,"s":"BTCUSDT","U":10,"u":20,"pu":9,"b":[["61800.20","0.014"],["61800.10","0.000"]],"a":[["61800.30","1.5"]]}}"#).unwrap();
+        let Message::Depth(h) = m else { panic!("{m:?}") };
+        assert_eq!((h.first_id, h.final_id, h.prev_final_id), (10, 20, Some(9)));
+        assert_eq!(h.venue_time_ns, 1_723_161_256_299_000_000);
+        assert_eq!(h.local_time_ns, 7);
+        let lv: Vec<_> = d.levels().iter().map(|e| e.as_level().unwrap()).collect();
+        assert_eq!(lv.len(), 3);
+        assert_eq!((lv[0].side, lv[0].price, lv[0].qty), (Side::Bid, 618002, 14));
+        assert_eq!((lv[1].price, lv[1].qty), (618001, 0));
+        assert_eq!((lv[2].side, lv[2].price, lv[2].qty), (Side::Ask, 618003, 1500));
+        assert!(!lv[0].last_in_msg && !lv[1].last_in_msg && lv[2].last_in_msg);
+        assert!(lv.iter().all(|l| l.update_id == 20 && !l.snapshot));
+    }
+
+    #[test]
+    fn spot_depth_and_ticker_without_e() {
+        let spot = Instrument::new("BTCUSDT", "0.01", "0.00001", "0.00001", "5").unwrap();
+        let mut d = Decoder::new(&[spot]);
+        let m = dec(&mut d, r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161255208,"s":"BTCUSDT","U":50093239189,"u":50093239202,"b":[["61737.63000000","0.00000000"]],"a":[]}}"#).unwrap();
+        let Message::Depth(h) = m else { panic!() };
+        assert_eq!(h.prev_final_id, None);
+        assert!(d.levels()[0].as_level().unwrap().last_in_msg);
+        let m = dec(&mut d, r#"{"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}}"#).unwrap();
+        let Message::Event(e) = m else { panic!() };
+        let t = e.as_bbo().unwrap();
+        assert_eq!((t.bid_price, t.bid_qty, t.ask_price, t.ask_qty, t.update_id), (6183763, 378826, 6183764, 154698, 50093239212));
+        assert_eq!(e.venue_time_ns, 0);
+    }
+
+    #[test]
+    fn trades_and_agg_trades() {
+        let mut d = Decoder::new(&[btc()]);
+        let Message::Event(e) = dec(&mut d, r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1,"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET","m":false}}"#).unwrap() else { panic!() };
+        let t = e.as_trade().unwrap();
+        assert_eq!((t.price, t.qty, t.trade_id, t.count, t.aggressor), (618003, 6, 5266583935, 1, Side::Bid));
+        let agg = r#"{"e":"aggTrade","E":123456789,"a":5933014,"s":"BTCUSDT","p":"0.10","q":"100","f":100,"l":105,"T":123456785,"m":true}"#;
+        let Message::Event(e) = dec(&mut d, agg).unwrap() else { panic!() };
+        let t = e.as_trade().unwrap();
+        assert_eq!((t.price, t.qty, t.trade_id, t.count, t.aggressor), (1, 100_000, 5933014, 6, Side::Ask));
+        assert_eq!(e.venue_time_ns, 123_456_789_000_000);
+    }
+
+    #[test]
+    fn snapshot_and_other_messages() {
+        let mut d = Decoder::new(&[btc()]);
+        let m = dec(&mut d, r#"{"lastUpdateId":5123107852948,"E":1723161256501,"T":1723161256493,"bids":[["61800.20","2.909"]],"asks":[["61800.30","0.5"],["61800.40","1"]]}"#).unwrap();
+        let Message::Snapshot(h) = m else { panic!() };
+        assert_eq!(h.last_update_id, 5123107852948);
+        assert_eq!(d.levels().len(), 3);
+        assert!(d.levels().iter().all(|e| e.as_level().unwrap().snapshot));
+        assert_eq!(dec(&mut d, r#"{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT"}}"#), Ok(Message::Ignored(IgnoreReason::OtherStream)));
+        assert_eq!(dec(&mut d, r#"{"e":"trade","E":1,"s":"ETHUSDT","t":1,"p":"1.0","q":"1","m":true}"#), Ok(Message::Ignored(IgnoreReason::OtherSymbol)));
+        assert_eq!(d.stats(), DecodeStats { decoded: 1, ignored: 2, errors: 0 });
+    }
+
+    #[test]
+    fn malformed_messages_are_typed_errors() {
+        let mut d = Decoder::new(&[btc()]);
+        let cases: &[(&str, fn(&DecodeError) -> bool)] = &[
+            (r#"{"e":"depthUpdate""#, |e| matches!(e, DecodeError::Json(_))),
+            (r#"[1,2]"#, |e| matches!(e, DecodeError::UnknownShape)),
+            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"u":2,"b":[],"a":[["1.05","1"]]}"#, |e| matches!(e, DecodeError::Decimal { field: "a", err: DecimalError::OffGrid })),
+            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":3,"u":2,"b":[],"a":[]}"#, |e| matches!(e, DecodeError::BadField("u"))),
+            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"u":2,"b":[["1.0"]],"a":[]}"#, |e| matches!(e, DecodeError::BadField("b"))),
+            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"b":[],"a":[]}"#, |e| matches!(e, DecodeError::MissingField("u"))),
+            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":-1,"u":2,"b":[],"a":[]}"#, |e| matches!(e, DecodeError::BadField("U"))),
+            (r#"{"e":"trade","s":"BTCUSDT","t":1,"p":"-1.0","q":"1","m":true}"#, |e| matches!(e, DecodeError::Decimal { field: "p", err: DecimalError::Negative })),
+            (r#"{"e":"trade","s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":"yes"}"#, |e| matches!(e, DecodeError::BadField("m"))),
+            (r#"{"e":"bookTicker","s":"BTCUSDT","u":1,"b":"1.0","B":"1","a":"x","A":"1"}"#, |e| matches!(e, DecodeError::Decimal { field: "a", .. })),
+            (r#"{"e":"trade","E":99999999999999999,"s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":true}"#, |e| matches!(e, DecodeError::BadField("E"))),
+            (r#"{"foo":1}"#, |e| matches!(e, DecodeError::UnknownShape)),
+        ];
+        for (s, ok) in cases {
+            let e = dec(&mut d, s).unwrap_err();
+            assert!(ok(&e), "{s}: {e:?}");
+            assert!(d.levels().is_empty());
+        }
+        assert_eq!(d.stats().errors, cases.len() as u64);
+    }
+
+    #[test]
+    fn adopts_the_first_symbol() {
+        let mut d = Decoder::adopting_first_symbol(Instrument::new("ANY", "0.10", "0.001", "0.001", "0").unwrap());
+        assert!(matches!(dec(&mut d, r#"{"e":"trade","s":"ETHUSDT","t":1,"p":"1.0","q":"1","m":true}"#), Ok(Message::Event(_))));
+        assert_eq!(d.instruments()[0].symbol.as_str(), "ETHUSDT");
+        assert_eq!(dec(&mut d, r#"{"e":"trade","s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":true}"#), Ok(Message::Ignored(IgnoreReason::OtherSymbol)));
+    }
+}

@@ -1,0 +1,173 @@
+//! `ringmaker book`: recording → decode → sync → local book, one TSV line per applied diff.
+
+use anyhow::Context;
+use engine::{Grid, Instrument, OrderBook};
+use feeds::decode::DepthHeader;
+use feeds::{BookObserver, Decoder, LocalBook, RecordingReader, SyncRule};
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `ringmaker book`.
+#[derive(clap::Args, Debug)]
+pub struct BookArgs {
+    /// Recording files (`<local_ns> <json>` lines, gzip or plain), read in the order given.
+    #[arg(long, num_args = 1.., required = true)]
+    data: Vec<PathBuf>,
+    /// Symbol to follow (default: the first symbol in the data).
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Tick size, e.g. 0.10.
+    #[arg(long)]
+    tick: String,
+    /// Lot (step) size, e.g. 0.001.
+    #[arg(long)]
+    lot: String,
+    /// Sync rule: futures (pu chain), spot (U = u + 1), or auto (from the first diff).
+    #[arg(long, value_enum, default_value_t = Venue::Auto)]
+    venue: Venue,
+    /// Book window in ticks (a power of two; levels further from the touch are ignored).
+    #[arg(long, default_value_t = OrderBook::DEFAULT_SLOTS)]
+    book_slots: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Venue {
+    Auto,
+    Futures,
+    Spot,
+}
+
+/// Bad lines reported one by one before only counting.
+const REPORT_BAD_LINES: u64 = 10;
+
+struct Tsv<W: Write> {
+    out: W,
+    price: Grid,
+    qty: Grid,
+    err: Option<io::Error>,
+}
+
+impl<W: Write> Tsv<W> {
+    fn line(&mut self, hdr: &DepthHeader, book: &OrderBook) -> io::Result<()> {
+        write!(self.out, "{}", hdr.final_id)?;
+        for level in [book.best_bid_level(), book.best_ask_level()] {
+            match level {
+                Some((p, q)) => write!(
+                    self.out,
+                    "\t{}\t{}",
+                    self.price.format(p),
+                    self.qty.format(q)
+                )?,
+                None => write!(self.out, "\t\t")?,
+            }
+        }
+        writeln!(self.out)
+    }
+}
+
+impl<W: Write> BookObserver for Tsv<W> {
+    fn diff_applied(&mut self, hdr: &DepthHeader, book: &OrderBook) {
+        if self.err.is_some() || !book.is_valid() {
+            return;
+        }
+        if let Err(e) = self.line(hdr, book) {
+            self.err = Some(e);
+        }
+    }
+}
+
+pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
+    let sym = args.symbol.as_deref().unwrap_or("UNSET");
+    let inst = Instrument::new(sym, &args.tick, &args.lot, &args.lot, "0")
+        .context("invalid instrument (--symbol / --tick / --lot)")?;
+    let decoder = if args.symbol.is_some() {
+        Decoder::new(&[inst])
+    } else {
+        Decoder::adopting_first_symbol(inst)
+    };
+    let rule = match args.venue {
+        Venue::Auto => None,
+        Venue::Futures => Some(SyncRule::Futures),
+        Venue::Spot => Some(SyncRule::Spot),
+    };
+    let mut local = LocalBook::with_decoder(decoder, rule, args.book_slots);
+    let mut reader = RecordingReader::open(&args.data)?;
+    let stdout = io::stdout().lock();
+    let mut tsv = Tsv {
+        out: BufWriter::with_capacity(1 << 16, stdout),
+        price: inst.tick,
+        qty: inst.lot,
+        err: None,
+    };
+    let mut bad_reported = 0u64;
+    let mut decode_errors = 0u64;
+    let mut report = |what: &dyn std::fmt::Display| {
+        bad_reported += 1;
+        if bad_reported <= REPORT_BAD_LINES {
+            eprintln!("ringmaker book: skipped: {what}");
+        } else if bad_reported == REPORT_BAD_LINES + 1 {
+            eprintln!("ringmaker book: further bad lines are only counted");
+        }
+    };
+    while let Some(line) = reader.next() {
+        match line {
+            Ok(l) => {
+                let (file, no) = (l.file, l.line);
+                if let Err(e) = local.on_message(l.json, l.local_ns, &mut tsv) {
+                    decode_errors += 1;
+                    report(&format_args!("{}:{no}: {e}", args.data[file].display()));
+                }
+            }
+            Err(e) => report(&e),
+        }
+        if tsv.err.is_some() {
+            break;
+        }
+    }
+    if let Some(e) = tsv.err.take() {
+        // A closed pipe (`| head`) is a normal way to stop reading.
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(e).context("writing to stdout");
+    }
+    match tsv.out.flush() {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        r => r.context("writing to stdout")?,
+    }
+
+    let rs = reader.stats();
+    let ss = local.sync_stats();
+    let ls = local.stats();
+    let book = local.book();
+    let symbol = local.decoder().instruments()[0].symbol;
+    let rule = match local.rule() {
+        Some(SyncRule::Futures) => "futures (pu chain)",
+        Some(SyncRule::Spot) => "spot (U = previous u + 1)",
+        None => "unknown (no depth diffs)",
+    };
+    eprintln!("ringmaker book: {symbol}, sync rule {rule}");
+    eprintln!("  lines read        {}", rs.lines);
+    eprintln!("  bad lines         {}", rs.bad_lines + decode_errors);
+    eprintln!("  depth diffs       {}", ls.depth_messages);
+    eprintln!("  snapshots         {}", ss.snapshots);
+    eprintln!("  diffs applied     {}", ss.diffs_applied);
+    eprintln!("  diffs stale       {}", ss.diffs_stale);
+    eprintln!("  gaps              {}", ss.gaps);
+    eprintln!("  resyncs           {}", ss.resyncs);
+    eprintln!("  snapshots too old {}", ss.snapshots_too_old);
+    eprintln!("  crossed books     {}", ls.crossed);
+    eprintln!("  rejected levels   {}", ls.rejected_levels);
+    eprintln!(
+        "  out-of-window     {} levels (window {} ticks)",
+        book.out_of_window(),
+        args.book_slots
+    );
+    eprintln!(
+        "  book at end       {} (update id {})",
+        if book.is_valid() { "valid" } else { "INVALID" },
+        book.last_update_id()
+    );
+    Ok(ExitCode::SUCCESS)
+}
