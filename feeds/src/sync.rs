@@ -410,3 +410,157 @@ impl BookSync {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::{EventKind, LevelUpdate, Side};
+
+    fn diff(first: u64, last: u64, prev: Option<u64>) -> (DepthHeader, Vec<Event>) {
+        let hdr = DepthHeader {
+            instrument: 0,
+            first_id: first,
+            final_id: last,
+            prev_final_id: prev,
+            venue_time_ns: 0,
+            local_time_ns: 0,
+        };
+        let lv = LevelUpdate {
+            side: Side::Bid,
+            price: 100 + last as i64,
+            qty: 1,
+            update_id: last,
+            last_in_msg: true,
+            snapshot: false,
+        };
+        (hdr, vec![Event::level(0, 0, 0, lv)])
+    }
+
+    fn snap(id: u64) -> SnapshotHeader {
+        SnapshotHeader {
+            instrument: 0,
+            last_update_id: id,
+            venue_time_ns: 0,
+            local_time_ns: 0,
+        }
+    }
+
+    #[derive(Default)]
+    struct Rec {
+        kinds: Vec<EventKind>,
+        applied: Vec<u64>,
+    }
+    impl SyncSink for Rec {
+        fn event(&mut self, ev: &Event) {
+            self.kinds.push(ev.kind());
+        }
+        fn diff_applied(&mut self, hdr: &DepthHeader) {
+            self.applied.push(hdr.final_id);
+        }
+    }
+
+    fn feed(s: &mut BookSync, r: &mut Rec, first: u64, last: u64, prev: Option<u64>) -> DiffOutcome {
+        let (h, l) = diff(first, last, prev);
+        s.on_diff(&h, &l, r)
+    }
+
+    #[test]
+    fn futures_buffer_bridge_and_chain() {
+        let mut s = BookSync::new(SyncRule::Futures, 0);
+        let mut r = Rec::default();
+        assert_eq!(feed(&mut s, &mut r, 1, 5, Some(0)), DiffOutcome::Buffered);
+        assert_eq!(feed(&mut s, &mut r, 6, 9, Some(5)), DiffOutcome::Buffered);
+        assert_eq!(feed(&mut s, &mut r, 10, 14, Some(9)), DiffOutcome::Buffered);
+        assert!(s.needs_snapshot());
+        // L = 9: drop u < 9 (1..5), bridge with 6 <= 9 <= 9, then chain 10..14.
+        let st = s.on_snapshot(&snap(9), &[], &mut r);
+        assert_eq!(st, SyncState::Synced { last_final_id: 14 });
+        assert_eq!(r.applied, vec![9, 14]);
+        assert_eq!(
+            r.kinds,
+            vec![EventKind::BookReset, EventKind::BookLevel, EventKind::BookValid, EventKind::BookLevel]
+        );
+        assert_eq!(s.stats().diffs_stale, 1);
+        assert_eq!(feed(&mut s, &mut r, 15, 20, Some(14)), DiffOutcome::Applied);
+        assert_eq!(s.buffered(), 0);
+    }
+
+    #[test]
+    fn futures_gap_invalidates_and_a_new_snapshot_resyncs() {
+        let mut s = BookSync::new(SyncRule::Futures, 0);
+        let mut r = Rec::default();
+        s.on_snapshot(&snap(9), &[], &mut r);
+        assert!(matches!(s.state(), SyncState::Bridging { snapshot_id: 9 }));
+        assert_eq!(feed(&mut s, &mut r, 3, 8, Some(2)), DiffOutcome::Stale);
+        assert_eq!(feed(&mut s, &mut r, 9, 12, Some(8)), DiffOutcome::Applied);
+        // pu 13 != 12: a gap. Nothing more is applied until a snapshot bridges.
+        assert_eq!(feed(&mut s, &mut r, 14, 15, Some(13)), DiffOutcome::Gap);
+        assert_eq!(feed(&mut s, &mut r, 16, 18, Some(15)), DiffOutcome::Buffered);
+        assert_eq!(feed(&mut s, &mut r, 19, 22, Some(18)), DiffOutcome::Buffered);
+        assert_eq!(r.applied, vec![12]);
+        assert_eq!(*r.kinds.last().unwrap(), EventKind::BookInvalid);
+        assert_eq!(s.stats().gaps, 1);
+        s.on_snapshot(&snap(17), &[], &mut r);
+        assert_eq!(s.state(), SyncState::Synced { last_final_id: 22 });
+        assert_eq!(r.applied, vec![12, 18, 22]);
+        assert_eq!(s.stats().resyncs, 1);
+    }
+
+    #[test]
+    fn a_snapshot_older_than_every_diff_is_reported() {
+        let mut s = BookSync::new(SyncRule::Futures, 0);
+        let mut r = Rec::default();
+        feed(&mut s, &mut r, 50, 60, Some(49));
+        feed(&mut s, &mut r, 61, 70, Some(60));
+        // L = 40 < U = 50: no diff covers it.
+        s.on_snapshot(&snap(40), &[], &mut r);
+        assert!(s.needs_snapshot());
+        assert_eq!(s.stats().snapshots_too_old, 1);
+        assert!(r.applied.is_empty());
+        assert_eq!(s.buffered(), 2, "kept for the next snapshot");
+        s.on_snapshot(&snap(65), &[], &mut r);
+        assert_eq!(s.state(), SyncState::Synced { last_final_id: 70 });
+        assert_eq!(s.stats().resyncs, 0, "never valid before: the first sync is not a resync");
+    }
+
+    #[test]
+    fn spot_rules() {
+        let mut s = BookSync::new(SyncRule::Spot, 0);
+        let mut r = Rec::default();
+        feed(&mut s, &mut r, 1, 10, None);
+        feed(&mut s, &mut r, 11, 20, None);
+        feed(&mut s, &mut r, 21, 25, None);
+        // L = 10: drop u <= 10, bridge U <= 11 <= u.
+        s.on_snapshot(&snap(10), &[], &mut r);
+        assert_eq!(r.applied, vec![20, 25]);
+        assert_eq!(feed(&mut s, &mut r, 26, 30, None), DiffOutcome::Applied);
+        assert_eq!(feed(&mut s, &mut r, 32, 40, None), DiffOutcome::Gap);
+    }
+
+    #[test]
+    fn buffer_overflow_is_counted_and_safe() {
+        let mut s = BookSync::with_capacity(SyncRule::Futures, 0, 2, 100);
+        let mut r = Rec::default();
+        feed(&mut s, &mut r, 1, 1, Some(0));
+        feed(&mut s, &mut r, 2, 2, Some(1));
+        feed(&mut s, &mut r, 3, 3, Some(2));
+        assert_eq!(s.stats().buffer_overflows, 1);
+        assert_eq!(s.buffered(), 1);
+        // The bridging diff (1) was discarded: this snapshot cannot be bridged.
+        s.on_snapshot(&snap(1), &[], &mut r);
+        assert!(s.needs_snapshot());
+        assert!(r.applied.is_empty());
+    }
+
+    #[test]
+    fn disconnect_invalidates_and_discards_the_buffer() {
+        let mut s = BookSync::new(SyncRule::Futures, 0);
+        let mut r = Rec::default();
+        s.on_snapshot(&snap(1), &[], &mut r);
+        feed(&mut s, &mut r, 1, 2, Some(0));
+        s.on_disconnect(0, 0, &mut r);
+        assert!(s.needs_snapshot());
+        assert_eq!(*r.kinds.last().unwrap(), EventKind::BookInvalid);
+        assert_eq!(feed(&mut s, &mut r, 3, 4, Some(2)), DiffOutcome::Buffered);
+    }
+}
