@@ -189,7 +189,11 @@ impl Event {
     ) -> Event {
         let mut e = Event::new(EventKind::BookLevel, instrument, venue_ns, local_ns);
         e.flags = if level.side == Side::Ask { FLAG_ASK } else { 0 }
-            | if level.last_in_msg { FLAG_LAST_IN_MSG } else { 0 }
+            | if level.last_in_msg {
+                FLAG_LAST_IN_MSG
+            } else {
+                0
+            }
             | if level.snapshot { FLAG_SNAPSHOT } else { 0 };
         e.body = [level.price, level.qty, level.update_id as i64, 0, 0];
         e

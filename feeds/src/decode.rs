@@ -263,8 +263,30 @@ impl Decoder {
                 }
                 let bids = f.b.ok_or(DecodeError::MissingField("b"))?;
                 let asks = f.a.ok_or(DecodeError::MissingField("a"))?;
-                self.levels_from(n, bids, &inst, id, Side::Bid, final_id, false, venue_ns, local_ns, "b")?;
-                self.levels_from(n, asks, &inst, id, Side::Ask, final_id, false, venue_ns, local_ns, "a")?;
+                self.levels_from(
+                    n,
+                    bids,
+                    &inst,
+                    id,
+                    Side::Bid,
+                    final_id,
+                    false,
+                    venue_ns,
+                    local_ns,
+                    "b",
+                )?;
+                self.levels_from(
+                    n,
+                    asks,
+                    &inst,
+                    id,
+                    Side::Ask,
+                    final_id,
+                    false,
+                    venue_ns,
+                    local_ns,
+                    "a",
+                )?;
                 self.flag_last();
                 Ok(Message::Depth(DepthHeader {
                     instrument: id,
@@ -334,15 +356,39 @@ impl Decoder {
             (None, None) => return Err(DecodeError::SnapshotWithoutSymbol),
         };
         let inst = self.instruments[id as usize];
-        let last_update_id = f.last_update_id.ok_or(DecodeError::MissingField("lastUpdateId"))?;
+        let last_update_id = f
+            .last_update_id
+            .ok_or(DecodeError::MissingField("lastUpdateId"))?;
         let venue_ns = match f.big_e {
             Some(ms) => ms_to_ns(ms, "E")?,
             None => 0,
         };
         let bids = f.bids.ok_or(DecodeError::MissingField("bids"))?;
         let asks = f.asks.ok_or(DecodeError::MissingField("asks"))?;
-        self.levels_from(n, bids, &inst, id, Side::Bid, last_update_id, true, venue_ns, local_ns, "bids")?;
-        self.levels_from(n, asks, &inst, id, Side::Ask, last_update_id, true, venue_ns, local_ns, "asks")?;
+        self.levels_from(
+            n,
+            bids,
+            &inst,
+            id,
+            Side::Bid,
+            last_update_id,
+            true,
+            venue_ns,
+            local_ns,
+            "bids",
+        )?;
+        self.levels_from(
+            n,
+            asks,
+            &inst,
+            id,
+            Side::Ask,
+            last_update_id,
+            true,
+            venue_ns,
+            local_ns,
+            "asks",
+        )?;
         self.flag_last();
         Ok(Message::Snapshot(SnapshotHeader {
             instrument: id,
@@ -387,11 +433,11 @@ impl Decoder {
         let mut i = at + 1;
         for _ in 0..len {
             let (p, q) = match (n.get(i), n.get(i + 1), n.get(i + 2)) {
-                (Some(&Node::Array { len: l, .. }), Some(Node::String(p)), Some(Node::String(q)))
-                    if l >= 2 =>
-                {
-                    (*p, *q)
-                }
+                (
+                    Some(&Node::Array { len: l, .. }),
+                    Some(Node::String(p)),
+                    Some(Node::String(q)),
+                ) if l >= 2 => (*p, *q),
                 _ => return Err(DecodeError::BadField(field)),
             };
             let level = LevelUpdate {
@@ -402,7 +448,8 @@ impl Decoder {
                 last_in_msg: false,
                 snapshot,
             };
-            self.levels.push(Event::level(id, venue_ns, local_ns, level));
+            self.levels
+                .push(Event::level(id, venue_ns, local_ns, level));
             i = skip(n, i);
         }
         Ok(())
@@ -455,7 +502,11 @@ fn num(n: &[Node<'_>], at: Option<usize>) -> Option<u64> {
     }
 }
 
-fn str_at<'a>(n: &[Node<'a>], at: Option<usize>, field: &'static str) -> Result<&'a str, DecodeError> {
+fn str_at<'a>(
+    n: &[Node<'a>],
+    at: Option<usize>,
+    field: &'static str,
+) -> Result<&'a str, DecodeError> {
     match n.get(at.ok_or(DecodeError::MissingField(field))?) {
         Some(Node::String(s)) => Ok(s),
         _ => Err(DecodeError::BadField(field)),
@@ -564,15 +615,23 @@ mod tests {
     fn futures_depth_update_in_envelope() {
         let mut d = Decoder::new(&[btc()]);
         let m = dec(&mut d, r#"{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1723161256299,"T":1723161256298,"s":"BTCUSDT","U":10,"u":20,"pu":9,"b":[["61800.20","0.014"],["61800.10","0.000"]],"a":[["61800.30","1.5"]]}}"#).unwrap();
-        let Message::Depth(h) = m else { panic!("{m:?}") };
+        let Message::Depth(h) = m else {
+            panic!("{m:?}")
+        };
         assert_eq!((h.first_id, h.final_id, h.prev_final_id), (10, 20, Some(9)));
         assert_eq!(h.venue_time_ns, 1_723_161_256_299_000_000);
         assert_eq!(h.local_time_ns, 7);
         let lv: Vec<_> = d.levels().iter().map(|e| e.as_level().unwrap()).collect();
         assert_eq!(lv.len(), 3);
-        assert_eq!((lv[0].side, lv[0].price, lv[0].qty), (Side::Bid, 618002, 14));
+        assert_eq!(
+            (lv[0].side, lv[0].price, lv[0].qty),
+            (Side::Bid, 618002, 14)
+        );
         assert_eq!((lv[1].price, lv[1].qty), (618001, 0));
-        assert_eq!((lv[2].side, lv[2].price, lv[2].qty), (Side::Ask, 618003, 1500));
+        assert_eq!(
+            (lv[2].side, lv[2].price, lv[2].qty),
+            (Side::Ask, 618003, 1500)
+        );
         assert!(!lv[0].last_in_msg && !lv[1].last_in_msg && lv[2].last_in_msg);
         assert!(lv.iter().all(|l| l.update_id == 20 && !l.snapshot));
     }
@@ -588,7 +647,10 @@ mod tests {
         let m = dec(&mut d, r#"{"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}}"#).unwrap();
         let Message::Event(e) = m else { panic!() };
         let t = e.as_bbo().unwrap();
-        assert_eq!((t.bid_price, t.bid_qty, t.ask_price, t.ask_qty, t.update_id), (6183763, 378826, 6183764, 154698, 50093239212));
+        assert_eq!(
+            (t.bid_price, t.bid_qty, t.ask_price, t.ask_qty, t.update_id),
+            (6183763, 378826, 6183764, 154698, 50093239212)
+        );
         assert_eq!(e.venue_time_ns, 0);
     }
 
@@ -597,11 +659,19 @@ mod tests {
         let mut d = Decoder::new(&[btc()]);
         let Message::Event(e) = dec(&mut d, r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1,"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET","m":false}}"#).unwrap() else { panic!() };
         let t = e.as_trade().unwrap();
-        assert_eq!((t.price, t.qty, t.trade_id, t.count, t.aggressor), (618003, 6, 5266583935, 1, Side::Bid));
+        assert_eq!(
+            (t.price, t.qty, t.trade_id, t.count, t.aggressor),
+            (618003, 6, 5266583935, 1, Side::Bid)
+        );
         let agg = r#"{"e":"aggTrade","E":123456789,"a":5933014,"s":"BTCUSDT","p":"0.10","q":"100","f":100,"l":105,"T":123456785,"m":true}"#;
-        let Message::Event(e) = dec(&mut d, agg).unwrap() else { panic!() };
+        let Message::Event(e) = dec(&mut d, agg).unwrap() else {
+            panic!()
+        };
         let t = e.as_trade().unwrap();
-        assert_eq!((t.price, t.qty, t.trade_id, t.count, t.aggressor), (1, 100_000, 5933014, 6, Side::Ask));
+        assert_eq!(
+            (t.price, t.qty, t.trade_id, t.count, t.aggressor),
+            (1, 100_000, 5933014, 6, Side::Ask)
+        );
         assert_eq!(e.venue_time_ns, 123_456_789_000_000);
     }
 
@@ -613,26 +683,91 @@ mod tests {
         assert_eq!(h.last_update_id, 5123107852948);
         assert_eq!(d.levels().len(), 3);
         assert!(d.levels().iter().all(|e| e.as_level().unwrap().snapshot));
-        assert_eq!(dec(&mut d, r#"{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT"}}"#), Ok(Message::Ignored(IgnoreReason::OtherStream)));
-        assert_eq!(dec(&mut d, r#"{"e":"trade","E":1,"s":"ETHUSDT","t":1,"p":"1.0","q":"1","m":true}"#), Ok(Message::Ignored(IgnoreReason::OtherSymbol)));
-        assert_eq!(d.stats(), DecodeStats { decoded: 1, ignored: 2, errors: 0 });
+        assert_eq!(
+            dec(
+                &mut d,
+                r#"{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT"}}"#
+            ),
+            Ok(Message::Ignored(IgnoreReason::OtherStream))
+        );
+        assert_eq!(
+            dec(
+                &mut d,
+                r#"{"e":"trade","E":1,"s":"ETHUSDT","t":1,"p":"1.0","q":"1","m":true}"#
+            ),
+            Ok(Message::Ignored(IgnoreReason::OtherSymbol))
+        );
+        assert_eq!(
+            d.stats(),
+            DecodeStats {
+                decoded: 1,
+                ignored: 2,
+                errors: 0
+            }
+        );
     }
 
     #[test]
     fn malformed_messages_are_typed_errors() {
         let mut d = Decoder::new(&[btc()]);
-        let cases: &[(&str, fn(&DecodeError) -> bool)] = &[
-            (r#"{"e":"depthUpdate""#, |e| matches!(e, DecodeError::Json(_))),
+        type Check = fn(&DecodeError) -> bool;
+        let cases: &[(&str, Check)] = &[
+            (r#"{"e":"depthUpdate""#, |e| {
+                matches!(e, DecodeError::Json(_))
+            }),
             (r#"[1,2]"#, |e| matches!(e, DecodeError::UnknownShape)),
-            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"u":2,"b":[],"a":[["1.05","1"]]}"#, |e| matches!(e, DecodeError::Decimal { field: "a", err: DecimalError::OffGrid })),
-            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":3,"u":2,"b":[],"a":[]}"#, |e| matches!(e, DecodeError::BadField("u"))),
-            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"u":2,"b":[["1.0"]],"a":[]}"#, |e| matches!(e, DecodeError::BadField("b"))),
-            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"b":[],"a":[]}"#, |e| matches!(e, DecodeError::MissingField("u"))),
-            (r#"{"e":"depthUpdate","s":"BTCUSDT","U":-1,"u":2,"b":[],"a":[]}"#, |e| matches!(e, DecodeError::BadField("U"))),
-            (r#"{"e":"trade","s":"BTCUSDT","t":1,"p":"-1.0","q":"1","m":true}"#, |e| matches!(e, DecodeError::Decimal { field: "p", err: DecimalError::Negative })),
-            (r#"{"e":"trade","s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":"yes"}"#, |e| matches!(e, DecodeError::BadField("m"))),
-            (r#"{"e":"bookTicker","s":"BTCUSDT","u":1,"b":"1.0","B":"1","a":"x","A":"1"}"#, |e| matches!(e, DecodeError::Decimal { field: "a", .. })),
-            (r#"{"e":"trade","E":99999999999999999,"s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":true}"#, |e| matches!(e, DecodeError::BadField("E"))),
+            (
+                r#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"u":2,"b":[],"a":[["1.05","1"]]}"#,
+                |e| {
+                    matches!(
+                        e,
+                        DecodeError::Decimal {
+                            field: "a",
+                            err: DecimalError::OffGrid
+                        }
+                    )
+                },
+            ),
+            (
+                r#"{"e":"depthUpdate","s":"BTCUSDT","U":3,"u":2,"b":[],"a":[]}"#,
+                |e| matches!(e, DecodeError::BadField("u")),
+            ),
+            (
+                r#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"u":2,"b":[["1.0"]],"a":[]}"#,
+                |e| matches!(e, DecodeError::BadField("b")),
+            ),
+            (
+                r#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"b":[],"a":[]}"#,
+                |e| matches!(e, DecodeError::MissingField("u")),
+            ),
+            (
+                r#"{"e":"depthUpdate","s":"BTCUSDT","U":-1,"u":2,"b":[],"a":[]}"#,
+                |e| matches!(e, DecodeError::BadField("U")),
+            ),
+            (
+                r#"{"e":"trade","s":"BTCUSDT","t":1,"p":"-1.0","q":"1","m":true}"#,
+                |e| {
+                    matches!(
+                        e,
+                        DecodeError::Decimal {
+                            field: "p",
+                            err: DecimalError::Negative
+                        }
+                    )
+                },
+            ),
+            (
+                r#"{"e":"trade","s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":"yes"}"#,
+                |e| matches!(e, DecodeError::BadField("m")),
+            ),
+            (
+                r#"{"e":"bookTicker","s":"BTCUSDT","u":1,"b":"1.0","B":"1","a":"x","A":"1"}"#,
+                |e| matches!(e, DecodeError::Decimal { field: "a", .. }),
+            ),
+            (
+                r#"{"e":"trade","E":99999999999999999,"s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":true}"#,
+                |e| matches!(e, DecodeError::BadField("E")),
+            ),
             (r#"{"foo":1}"#, |e| matches!(e, DecodeError::UnknownShape)),
         ];
         for (s, ok) in cases {
@@ -645,9 +780,23 @@ mod tests {
 
     #[test]
     fn adopts_the_first_symbol() {
-        let mut d = Decoder::adopting_first_symbol(Instrument::new("ANY", "0.10", "0.001", "0.001", "0").unwrap());
-        assert!(matches!(dec(&mut d, r#"{"e":"trade","s":"ETHUSDT","t":1,"p":"1.0","q":"1","m":true}"#), Ok(Message::Event(_))));
+        let mut d = Decoder::adopting_first_symbol(
+            Instrument::new("ANY", "0.10", "0.001", "0.001", "0").unwrap(),
+        );
+        assert!(matches!(
+            dec(
+                &mut d,
+                r#"{"e":"trade","s":"ETHUSDT","t":1,"p":"1.0","q":"1","m":true}"#
+            ),
+            Ok(Message::Event(_))
+        ));
         assert_eq!(d.instruments()[0].symbol.as_str(), "ETHUSDT");
-        assert_eq!(dec(&mut d, r#"{"e":"trade","s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":true}"#), Ok(Message::Ignored(IgnoreReason::OtherSymbol)));
+        assert_eq!(
+            dec(
+                &mut d,
+                r#"{"e":"trade","s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":true}"#
+            ),
+            Ok(Message::Ignored(IgnoreReason::OtherSymbol))
+        );
     }
 }

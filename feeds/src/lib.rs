@@ -9,7 +9,9 @@ pub mod local_book;
 pub mod recording;
 pub mod sync;
 
-pub use decode::{DecodeError, DecodeStats, Decoder, DepthHeader, IgnoreReason, Message, SnapshotHeader};
+pub use decode::{
+    DecodeError, DecodeStats, Decoder, DepthHeader, IgnoreReason, Message, SnapshotHeader,
+};
 pub use local_book::{BookObserver, LocalBook, LocalBookStats};
 pub use recording::{LineError, OpenError, ReaderStats, RecordLine, RecordingReader};
 pub use sync::{BookSync, DiffOutcome, SyncRule, SyncSink, SyncState, SyncStats};

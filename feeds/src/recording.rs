@@ -247,9 +247,12 @@ fn parse_ns(s: &[u8]) -> Option<i64> {
     Some(v)
 }
 
-/// Reads a whole recording into memory as `(local_ns, payload)` pairs, for benches and tests.
-/// Bad lines are skipped; their count is returned alongside.
-pub fn read_all<P: AsRef<Path>>(paths: &[P]) -> Result<(Vec<(i64, Vec<u8>)>, u64), OpenError> {
+/// Recorded messages in memory: `(local_ns, payload)` in arrival order.
+pub type RecordedMessages = Vec<(i64, Vec<u8>)>;
+
+/// Reads a whole recording into memory, for benches and tests. Bad lines are skipped; their
+/// count is returned alongside.
+pub fn read_all<P: AsRef<Path>>(paths: &[P]) -> Result<(RecordedMessages, u64), OpenError> {
     let mut r = RecordingReader::open(paths)?;
     let mut out = Vec::new();
     while let Some(line) = r.next() {
@@ -284,10 +287,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rm-rec-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let plain = dir.join("a.txt");
-        std::fs::write(&plain, b"1 {\"a\":1}\nnot-a-line\n2 \n-5 {}\r\n3 {\"b\":2}\n\n").unwrap();
+        std::fs::write(
+            &plain,
+            b"1 {\"a\":1}\nnot-a-line\n2 \n-5 {}\r\n3 {\"b\":2}\n\n",
+        )
+        .unwrap();
         let gz = dir.join("b.gz");
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(b"4 {\"c\":3}\n99999999999999999999 {}\n").unwrap();
+        enc.write_all(b"4 {\"c\":3}\n99999999999999999999 {}\n")
+            .unwrap();
         std::fs::write(&gz, enc.finish().unwrap()).unwrap();
 
         let mut r = RecordingReader::open(&[&plain, &gz]).unwrap();
@@ -295,7 +303,12 @@ mod tests {
         let mut bad = 0;
         while let Some(l) = r.next() {
             match l {
-                Ok(l) => good.push((l.local_ns, String::from_utf8(l.json.to_vec()).unwrap(), l.file, l.line)),
+                Ok(l) => good.push((
+                    l.local_ns,
+                    String::from_utf8(l.json.to_vec()).unwrap(),
+                    l.file,
+                    l.line,
+                )),
                 Err(_) => bad += 1,
             }
         }
@@ -308,7 +321,14 @@ mod tests {
             ]
         );
         assert_eq!(bad, 4);
-        assert_eq!(r.stats(), ReaderStats { lines: 7, bad_lines: 4, files: 2 });
+        assert_eq!(
+            r.stats(),
+            ReaderStats {
+                lines: 7,
+                bad_lines: 4,
+                files: 2
+            }
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -177,7 +177,13 @@ impl Core {
         if hdr.first_id > target {
             // Starts after the snapshot: the diffs that would bridge it are gone.
             self.stats.snapshots_too_old += 1;
-            self.invalidate(BookStatusReason::SnapshotTooOld, snapshot_id, hdr.first_id, hdr, sink);
+            self.invalidate(
+                BookStatusReason::SnapshotTooOld,
+                snapshot_id,
+                hdr.first_id,
+                hdr,
+                sink,
+            );
             self.buffer(pending, hdr, levels);
             return DiffOutcome::Gap;
         }
@@ -222,7 +228,13 @@ impl Core {
         };
         if !chained {
             self.stats.gaps += 1;
-            self.invalidate(BookStatusReason::SequenceGap, last_final_id, offending, hdr, sink);
+            self.invalidate(
+                BookStatusReason::SequenceGap,
+                last_final_id,
+                offending,
+                hdr,
+                sink,
+            );
             self.buffer(pending, hdr, levels);
             return DiffOutcome::Gap;
         }
@@ -292,7 +304,12 @@ impl BookSync {
 
     /// A sync machine with the default buffer sizes.
     pub fn new(rule: SyncRule, instrument: InstrumentId) -> BookSync {
-        Self::with_capacity(rule, instrument, Self::DEFAULT_MAX_DIFFS, Self::DEFAULT_MAX_LEVELS)
+        Self::with_capacity(
+            rule,
+            instrument,
+            Self::DEFAULT_MAX_DIFFS,
+            Self::DEFAULT_MAX_LEVELS,
+        )
     }
 
     /// A sync machine holding at most `max_diffs` diffs / `max_levels` levels while it waits.
@@ -459,7 +476,13 @@ mod tests {
         }
     }
 
-    fn feed(s: &mut BookSync, r: &mut Rec, first: u64, last: u64, prev: Option<u64>) -> DiffOutcome {
+    fn feed(
+        s: &mut BookSync,
+        r: &mut Rec,
+        first: u64,
+        last: u64,
+        prev: Option<u64>,
+    ) -> DiffOutcome {
         let (h, l) = diff(first, last, prev);
         s.on_diff(&h, &l, r)
     }
@@ -478,7 +501,12 @@ mod tests {
         assert_eq!(r.applied, vec![9, 14]);
         assert_eq!(
             r.kinds,
-            vec![EventKind::BookReset, EventKind::BookLevel, EventKind::BookValid, EventKind::BookLevel]
+            vec![
+                EventKind::BookReset,
+                EventKind::BookLevel,
+                EventKind::BookValid,
+                EventKind::BookLevel
+            ]
         );
         assert_eq!(s.stats().diffs_stale, 1);
         assert_eq!(feed(&mut s, &mut r, 15, 20, Some(14)), DiffOutcome::Applied);
@@ -495,8 +523,14 @@ mod tests {
         assert_eq!(feed(&mut s, &mut r, 9, 12, Some(8)), DiffOutcome::Applied);
         // pu 13 != 12: a gap. Nothing more is applied until a snapshot bridges.
         assert_eq!(feed(&mut s, &mut r, 14, 15, Some(13)), DiffOutcome::Gap);
-        assert_eq!(feed(&mut s, &mut r, 16, 18, Some(15)), DiffOutcome::Buffered);
-        assert_eq!(feed(&mut s, &mut r, 19, 22, Some(18)), DiffOutcome::Buffered);
+        assert_eq!(
+            feed(&mut s, &mut r, 16, 18, Some(15)),
+            DiffOutcome::Buffered
+        );
+        assert_eq!(
+            feed(&mut s, &mut r, 19, 22, Some(18)),
+            DiffOutcome::Buffered
+        );
         assert_eq!(r.applied, vec![12]);
         assert_eq!(*r.kinds.last().unwrap(), EventKind::BookInvalid);
         assert_eq!(s.stats().gaps, 1);
@@ -520,7 +554,11 @@ mod tests {
         assert_eq!(s.buffered(), 2, "kept for the next snapshot");
         s.on_snapshot(&snap(65), &[], &mut r);
         assert_eq!(s.state(), SyncState::Synced { last_final_id: 70 });
-        assert_eq!(s.stats().resyncs, 0, "never valid before: the first sync is not a resync");
+        assert_eq!(
+            s.stats().resyncs,
+            0,
+            "never valid before: the first sync is not a resync"
+        );
     }
 
     #[test]

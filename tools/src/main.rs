@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "ringmaker", version, about = "LMAX-style market-making engine for crypto perpetuals")]
+#[command(
+    name = "ringmaker",
+    version,
+    about = "LMAX-style market-making engine for crypto perpetuals"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(rel)
 }
 
 fn ringmaker(args: &[&str]) -> Output {
@@ -27,7 +29,15 @@ fn summary_value(stderr: &str, key: &str) -> u64 {
 #[test]
 fn book_prints_one_tsv_line_per_applied_diff() {
     let usdm = data("binance-usdm/btcusdt_20240808.gz");
-    let out = ringmaker(&["book", "--data", usdm.to_str().unwrap(), "--tick", "0.10", "--lot", "0.001"]);
+    let out = ringmaker(&[
+        "book",
+        "--data",
+        usdm.to_str().unwrap(),
+        "--tick",
+        "0.10",
+        "--lot",
+        "0.001",
+    ]);
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -69,7 +79,11 @@ fn damaged_copy(dir: &Path, nth_diff: usize) -> (PathBuf, u64) {
             if seen == nth_diff {
                 let at = line.find("\"u\":").unwrap() + 4;
                 removed_u = line[at..].split(',').next().unwrap().parse().unwrap();
-                writeln!(out, "12345 {{\"stream\":\"btcusdt@depth@0ms\",\"data\":{{truncated").unwrap();
+                writeln!(
+                    out,
+                    "12345 {{\"stream\":\"btcusdt@depth@0ms\",\"data\":{{truncated"
+                )
+                .unwrap();
                 continue;
             }
         }
@@ -83,13 +97,26 @@ fn a_missing_diff_is_one_gap_and_silences_the_book() {
     let dir = std::env::temp_dir().join(format!("ringmaker-cli-gap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (path, removed_u) = damaged_copy(&dir, 3_000);
-    let out = ringmaker(&["book", "--data", path.to_str().unwrap(), "--symbol", "BTCUSDT", "--tick", "0.10", "--lot", "0.001"]);
+    let out = ringmaker(&[
+        "book",
+        "--data",
+        path.to_str().unwrap(),
+        "--symbol",
+        "BTCUSDT",
+        "--tick",
+        "0.10",
+        "--lot",
+        "0.001",
+    ]);
     assert!(out.status.success(), "a gap is never fatal");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(summary_value(&stderr, "gaps"), 1);
     assert_eq!(summary_value(&stderr, "bad lines"), 1);
-    assert!(stderr.contains("damaged.txt:"), "the bad line is named: {stderr}");
+    assert!(
+        stderr.contains("damaged.txt:"),
+        "the bad line is named: {stderr}"
+    );
     assert!(stderr.contains("INVALID"), "{stderr}");
     // Diffs 5..2999 were printed (2,995 of them); nothing after the gap.
     let ids: Vec<u64> = stdout
@@ -103,12 +130,31 @@ fn a_missing_diff_is_one_gap_and_silences_the_book() {
 
 #[test]
 fn bad_arguments_and_missing_files_are_clear_errors() {
-    let out = ringmaker(&["book", "--data", "/nonexistent.gz", "--tick", "0.10", "--lot", "0.001"]);
+    let out = ringmaker(&[
+        "book",
+        "--data",
+        "/nonexistent.gz",
+        "--tick",
+        "0.10",
+        "--lot",
+        "0.001",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("cannot open recording /nonexistent.gz"), "{err}");
+    assert!(
+        err.contains("cannot open recording /nonexistent.gz"),
+        "{err}"
+    );
     let usdm = data("binance-usdm/btcusdt_20240808.gz");
-    let out = ringmaker(&["book", "--data", usdm.to_str().unwrap(), "--tick", "0.1x", "--lot", "0.001"]);
+    let out = ringmaker(&[
+        "book",
+        "--data",
+        usdm.to_str().unwrap(),
+        "--tick",
+        "0.1x",
+        "--lot",
+        "0.001",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("invalid step size \"0.1x\""), "{err}");
@@ -118,12 +164,24 @@ fn bad_arguments_and_missing_files_are_clear_errors() {
 fn spot_files_in_sequence() {
     let a = data("binance-spot/btcusdt_20240808.gz");
     let b = data("binance-spot/btcusdt_20240809.gz");
-    let out = ringmaker(&["book", "--data", a.to_str().unwrap(), b.to_str().unwrap(), "--tick", "0.01", "--lot", "0.00000001"]);
+    let out = ringmaker(&[
+        "book",
+        "--data",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--tick",
+        "0.01",
+        "--lot",
+        "0.00000001",
+    ]);
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("spot (U = previous u + 1)"), "{stderr}");
     assert_eq!(summary_value(&stderr, "gaps"), 0);
     assert_eq!(summary_value(&stderr, "crossed books"), 0);
     assert_eq!(summary_value(&stderr, "diffs applied"), 6_493);
-    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 6_493);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().lines().count(),
+        6_493
+    );
 }
