@@ -35,6 +35,12 @@ pub enum EventKind {
     Bbo = 5,
     /// A public trade.
     Trade = 6,
+    /// An execution report for one of our orders (ack, fill, cancel, reject, expire).
+    ExecReport = 7,
+    /// A timer tick: lets the engine act on time alone (stale book, budget refill).
+    Timer = 8,
+    /// An operator command (halt, resume, reduce-only, cancel-all).
+    Control = 9,
 }
 
 impl EventKind {
@@ -47,6 +53,9 @@ impl EventKind {
             4 => EventKind::BookInvalid,
             5 => EventKind::Bbo,
             6 => EventKind::Trade,
+            7 => EventKind::ExecReport,
+            8 => EventKind::Timer,
+            9 => EventKind::Control,
             _ => return None,
         })
     }
@@ -166,6 +175,99 @@ pub struct TradePrint {
     pub aggressor: Side,
 }
 
+/// What an execution report says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum ExecKind {
+    /// The venue accepted the order; it is working.
+    Ack = 1,
+    /// Part of the order traded; it keeps working.
+    PartialFill = 2,
+    /// The rest of the order traded; it is done.
+    Fill = 3,
+    /// The order was cancelled (by us or the venue); it is done.
+    Canceled = 4,
+    /// The venue refused the order (a post-only order that would take included); it is done.
+    Rejected = 5,
+    /// The order expired; it is done.
+    Expired = 6,
+    /// The venue refused a cancel (e.g. `-2011` unknown order); the order's state is unchanged.
+    CancelRejected = 7,
+}
+
+impl ExecKind {
+    /// The kind for a stored discriminant, if it is one.
+    pub fn from_u16(v: u16) -> Option<ExecKind> {
+        Some(match v {
+            1 => ExecKind::Ack,
+            2 => ExecKind::PartialFill,
+            3 => ExecKind::Fill,
+            4 => ExecKind::Canceled,
+            5 => ExecKind::Rejected,
+            6 => ExecKind::Expired,
+            7 => ExecKind::CancelRejected,
+            _ => return None,
+        })
+    }
+}
+
+/// An execution report ([`EventKind::ExecReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecReport {
+    /// What happened.
+    pub kind: ExecKind,
+    /// Our client order id.
+    pub client_order_id: u64,
+    /// Price of this fill, ticks (0 when not a fill).
+    pub last_price: i64,
+    /// Quantity of this fill, lots (0 when not a fill).
+    pub last_qty: i64,
+    /// Cumulative filled quantity of the order after this report, lots.
+    pub cum_qty: i64,
+    /// Fee of this fill in quote units of one tick × one lot; negative is a rebate.
+    pub fee: i64,
+    /// The fill was as taker (the order crossed); post-only orders never are.
+    pub taker: bool,
+    /// For `Rejected`: the reject was a post-only (GTX, `-5022`) would-take.
+    pub post_only_reject: bool,
+}
+
+/// An operator command ([`EventKind::Control`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum Command {
+    /// Kill switch: cancel everything, quote nothing until `Resume`.
+    Halt = 1,
+    /// Clear an operator halt or a loss-limit halt.
+    Resume = 2,
+    /// Quote only the side that reduces the position.
+    ReduceOnly = 3,
+    /// Leave operator reduce-only.
+    Normal = 4,
+    /// Cancel every working order once (quoting resumes at the next requote).
+    CancelAll = 5,
+}
+
+impl Command {
+    fn from_u16(v: u16) -> Option<Command> {
+        Some(match v {
+            1 => Command::Halt,
+            2 => Command::Resume,
+            3 => Command::ReduceOnly,
+            4 => Command::Normal,
+            5 => Command::CancelAll,
+            _ => return None,
+        })
+    }
+}
+
+/// Flag (exec reports): the fill was as taker.
+pub const FLAG_TAKER: u8 = 1 << 4;
+/// Flag (exec reports): a post-only would-take reject.
+pub const FLAG_POST_ONLY_REJECT: u8 = 1 << 5;
+
 impl Event {
     fn new(kind: EventKind, instrument: InstrumentId, venue_ns: i64, local_ns: i64) -> Event {
         Event {
@@ -260,6 +362,65 @@ impl Event {
         }
         e.body = [t.price, t.qty, t.trade_id as i64, t.count as i64, 0];
         e
+    }
+
+    /// An execution report.
+    pub fn exec(instrument: InstrumentId, venue_ns: i64, local_ns: i64, r: ExecReport) -> Event {
+        let mut e = Event::new(EventKind::ExecReport, instrument, venue_ns, local_ns);
+        e.aux = r.kind as u16;
+        e.flags = if r.taker { FLAG_TAKER } else { 0 }
+            | if r.post_only_reject {
+                FLAG_POST_ONLY_REJECT
+            } else {
+                0
+            };
+        e.body = [
+            r.client_order_id as i64,
+            r.last_price,
+            r.last_qty,
+            r.cum_qty,
+            r.fee,
+        ];
+        e
+    }
+
+    /// A timer tick at local time `local_ns` (the engine's notion of now).
+    pub fn timer(local_ns: i64) -> Event {
+        Event::new(EventKind::Timer, 0, 0, local_ns)
+    }
+
+    /// An operator command for one instrument.
+    pub fn control(instrument: InstrumentId, local_ns: i64, cmd: Command) -> Event {
+        let mut e = Event::new(EventKind::Control, instrument, 0, local_ns);
+        e.aux = cmd as u16;
+        e
+    }
+
+    /// The execution report, if this is a well-formed [`EventKind::ExecReport`].
+    #[inline]
+    pub fn as_exec(&self) -> Option<ExecReport> {
+        if self.kind != EventKind::ExecReport {
+            return None;
+        }
+        Some(ExecReport {
+            kind: ExecKind::from_u16(self.aux)?,
+            client_order_id: self.body[0] as u64,
+            last_price: self.body[1],
+            last_qty: self.body[2],
+            cum_qty: self.body[3],
+            fee: self.body[4],
+            taker: self.flags & FLAG_TAKER != 0,
+            post_only_reject: self.flags & FLAG_POST_ONLY_REJECT != 0,
+        })
+    }
+
+    /// The command, if this is a well-formed [`EventKind::Control`].
+    #[inline]
+    pub fn as_control(&self) -> Option<Command> {
+        if self.kind != EventKind::Control {
+            return None;
+        }
+        Command::from_u16(self.aux)
     }
 
     /// The event's kind.

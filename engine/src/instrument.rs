@@ -205,6 +205,22 @@ fn parse_scaled(s: &[u8], scale: u8) -> Result<u64, DecimalError> {
     Ok(v)
 }
 
+/// `amount / (tick × lot)`, computed exactly at the combined scale, then rounded.
+fn quote_units(tick: &Grid, lot: &Grid, amount: &[u8], round_up: bool) -> Result<i128, DecimalError> {
+    let scale = tick.scale + lot.scale;
+    if scale > MAX_SCALE {
+        return Err(DecimalError::Overflow);
+    }
+    let units = parse_scaled(amount, scale)? as u128;
+    let unit = tick.mantissa as u128 * lot.mantissa as u128;
+    let q = if round_up {
+        units.div_ceil(unit)
+    } else {
+        units / unit
+    };
+    i128::try_from(q).map_err(|_| DecimalError::Overflow)
+}
+
 /// A venue symbol, stored inline (no heap) so instruments and lookups stay `Copy`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Symbol {
@@ -322,19 +338,12 @@ impl Instrument {
                     value: min_qty.to_owned(),
                     reason,
                 })?;
-        // notional / (tick × lot), rounded up, computed exactly at the combined scale.
-        let scale = tick.scale + lot.scale;
-        let notional_err = |reason| InstrumentError::Minimum {
-            field: "min_notional",
-            value: min_notional.to_owned(),
-            reason,
-        };
-        if scale > MAX_SCALE {
-            return Err(notional_err(DecimalError::Overflow));
-        }
-        let units = parse_scaled(min_notional.as_bytes(), scale).map_err(notional_err)?;
-        let unit = tick.mantissa as u128 * lot.mantissa as u128;
-        let min_notional_tick_lots = (units as u128).div_ceil(unit) as i128;
+        let min_notional_tick_lots = quote_units(&tick, &lot, min_notional.as_bytes(), true)
+            .map_err(|reason| InstrumentError::Minimum {
+                field: "min_notional",
+                value: min_notional.to_owned(),
+                reason,
+            })?;
         Ok(Instrument {
             symbol: sym,
             tick,
@@ -357,6 +366,12 @@ impl Instrument {
     #[inline]
     pub fn qty_to_lots(&self, s: &[u8]) -> Result<i64, DecimalError> {
         self.lot.to_steps(s)
+    }
+
+    /// A quote-currency amount (e.g. `"500"` USDT) in units of one tick × one lot, exactly
+    /// when possible, else rounded down (`round_up = false`) or up.
+    pub fn quote_to_tick_lots(&self, amount: &str, round_up: bool) -> Result<i128, DecimalError> {
+        quote_units(&self.tick, &self.lot, amount.as_bytes(), round_up)
     }
 
     /// Whether `ticks × lots` meets the minimum notional.

@@ -1,0 +1,567 @@
+//! Engine configuration: TOML in, validated and compiled to integer / `fixed` values out.
+//!
+//! Every invalid value is an error that names the field, the value and the rule it breaks.
+//! Coefficients are read as decimals and converted to [`Fx`] once, here; nothing on the order
+//! path touches a float.
+
+use crate::instrument::{Instrument, InstrumentError};
+use fixed::types::I64F64;
+use serde::Deserialize;
+
+/// The engine's fixed-point type for prices in ticks and for coefficients.
+pub type Fx = I64F64;
+
+/// Most layers a side.
+pub const MAX_LAYERS: usize = 64;
+
+/// A configuration error: which field, what value, which rule.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The TOML does not parse or has unknown / mistyped fields.
+    #[error("config is not valid TOML for ringmaker: {0}")]
+    Toml(String),
+    /// A value breaks a rule.
+    #[error("invalid {field} = {value}: {rule}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: String,
+        /// The value given.
+        value: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// An instrument's grids or minimums are invalid.
+    #[error("instrument {symbol}: {source}")]
+    Instrument {
+        /// The symbol.
+        symbol: String,
+        /// What is wrong.
+        #[source]
+        source: InstrumentError,
+    },
+}
+
+/// Which fair value to quote around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FairValue {
+    /// (best bid + best ask) / 2.
+    Mid,
+    /// (bid · ask_qty + ask · bid_qty) / (bid_qty + ask_qty) of the top level.
+    Microprice,
+}
+
+/// Unit of the grid offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OffsetUnit {
+    /// Basis points of fair value.
+    Bps,
+    /// Ticks.
+    Ticks,
+}
+
+/// What to do when the stop loss is hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStopLoss {
+    /// Quote only the reducing side.
+    ReduceOnly,
+    /// Send one IOC order for the whole position, then reduce-only.
+    Flatten,
+}
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Engine-wide settings.
+    #[serde(default)]
+    pub engine: EngineSection,
+    /// One entry per instrument, in instrument-id order.
+    #[serde(rename = "instrument")]
+    pub instruments: Vec<InstrumentSection>,
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Venue order limit per 10 s (Binance USD-M: 300 per account).
+    pub orders_per_10s: u32,
+    /// Venue order limit per minute (Binance USD-M: 1,200 per account).
+    pub orders_per_min: u32,
+    /// Book window per instrument, ticks.
+    pub book_slots: usize,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            orders_per_10s: 300,
+            orders_per_min: 1200,
+            book_slots: 1 << 20,
+        }
+    }
+}
+
+/// `[[instrument]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentSection {
+    /// Venue symbol.
+    pub symbol: String,
+    /// Tick size, decimal string.
+    pub tick: String,
+    /// Lot (step) size, decimal string.
+    pub lot: String,
+    /// Minimum order quantity, decimal string.
+    pub min_qty: String,
+    /// Minimum order notional (quote currency), decimal string.
+    pub min_notional: String,
+    /// Quoting.
+    pub quote: QuoteSection,
+    /// Risk.
+    pub risk: RiskSection,
+    /// Fees (for reports and the simulated venue).
+    #[serde(default)]
+    pub fees: FeeSection,
+}
+
+/// `[instrument.quote]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteSection {
+    /// Mid or microprice.
+    pub fair_value: FairValue,
+    /// Unit of `start_offset`, `first_spacing`, `max_spacing`, `tolerance`.
+    pub offset_unit: OffsetUnit,
+    /// Distance of layer 0 from the reservation price.
+    pub start_offset: f64,
+    /// Spacing between layers 0 and 1.
+    pub first_spacing: f64,
+    /// Each spacing is the previous one times this (> 1).
+    pub multiplier: f64,
+    /// Spacing cap.
+    pub max_spacing: f64,
+    /// Layers per side.
+    pub layers: usize,
+    /// Size of each layer, decimal string in base units.
+    pub layer_size: String,
+    /// Minimum spread between layer 0s, basis points of fair value.
+    pub min_spread_bps: f64,
+    /// Inventory skew coefficient: skew = -ratio · coeff · fv.
+    pub skew_coeff: f64,
+    /// Ratio changes smaller than this reuse the previous ratio.
+    #[serde(default = "default_hysteresis")]
+    pub skew_hysteresis: f64,
+    /// Keep a working order within this distance of a desired layer (default 0.9 · start_offset).
+    pub tolerance: Option<f64>,
+}
+
+fn default_hysteresis() -> f64 {
+    0.05
+}
+
+/// `[instrument.risk]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskSection {
+    /// Position cap, decimal string in base units.
+    pub net_max: String,
+    /// Worst-case batch cap (default `net_max`), decimal string.
+    pub batch_cap: Option<String>,
+    /// Inventory ratio at which only the reducing side is quoted.
+    pub reduce_only_thresh: f64,
+    /// Unrealized loss / position notional that trips the stop loss.
+    pub stop_loss: f64,
+    /// Reaction to the stop loss.
+    pub on_stop_loss: OnStopLoss,
+    /// Daily loss (realized + unrealized - fees since 00:00 UTC), quote currency, decimal string.
+    pub daily_loss_limit: String,
+    /// Orders priced further than this share of fair value are refused.
+    pub max_deviation: f64,
+    /// A fair-value move larger than this share within `circuit_window_ms` halts.
+    pub max_price_change: f64,
+    /// Circuit breaker window, ms.
+    pub circuit_window_ms: u64,
+    /// No book update for this long (event time) pulls quotes.
+    pub stale_after_ms: u64,
+    /// Discretionary cancels allowed per minute on this instrument.
+    pub cancel_budget_per_min: u32,
+}
+
+/// `[instrument.fees]`, basis points of notional; negative maker is a rebate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeSection {
+    /// Maker fee, bps.
+    pub maker_bps: f64,
+    /// Taker fee, bps.
+    pub taker_bps: f64,
+}
+
+impl Default for FeeSection {
+    fn default() -> Self {
+        // Binance USD-M VIP 0 with BNB off.
+        FeeSection {
+            maker_bps: 2.0,
+            taker_bps: 5.0,
+        }
+    }
+}
+
+/// A validated engine configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Venue order limit per 10 s.
+    pub orders_per_10s: u32,
+    /// Venue order limit per minute.
+    pub orders_per_min: u32,
+    /// Book window per instrument, ticks.
+    pub book_slots: usize,
+    /// Instruments by id.
+    pub instruments: Vec<InstrumentConfig>,
+    /// The TOML it came from (journaled as the config record).
+    pub source: String,
+}
+
+/// One instrument's validated parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstrumentConfig {
+    /// Grids and minimums.
+    pub instrument: Instrument,
+    /// Fair value flavour.
+    pub fair_value: FairValue,
+    /// Offset unit.
+    pub offset_unit: OffsetUnit,
+    /// Cumulative distance of each layer from the reservation price, in `offset_unit`.
+    pub layer_distance: Vec<Fx>,
+    /// Layers per side.
+    pub layers: usize,
+    /// Layer size, lots.
+    pub layer_size: i64,
+    /// Minimum spread, bps of fv.
+    pub min_spread_bps: Fx,
+    /// Skew coefficient.
+    pub skew_coeff: Fx,
+    /// Skew hysteresis.
+    pub skew_hysteresis: Fx,
+    /// Tolerance in `offset_unit`.
+    pub tolerance: Fx,
+    /// Position cap, lots.
+    pub net_max: i64,
+    /// Batch cap, lots.
+    pub batch_cap: i64,
+    /// Reduce-only threshold (ratio).
+    pub reduce_only_thresh: Fx,
+    /// Stop loss (ratio).
+    pub stop_loss: Fx,
+    /// Stop-loss reaction.
+    pub on_stop_loss: OnStopLoss,
+    /// Daily loss limit, tick·lot units.
+    pub daily_loss_limit: i64,
+    /// Price band (ratio of fv).
+    pub max_deviation: Fx,
+    /// Circuit breaker threshold (ratio).
+    pub max_price_change: Fx,
+    /// Circuit window, ns.
+    pub circuit_window_ns: i64,
+    /// Stale book threshold, ns.
+    pub stale_after_ns: i64,
+    /// Discretionary cancels per minute.
+    pub cancel_budget_per_min: u32,
+    /// Maker fee, bps (negative: rebate).
+    pub maker_fee_bps: Fx,
+    /// Taker fee, bps.
+    pub taker_fee_bps: Fx,
+}
+
+fn invalid(field: impl Into<String>, value: impl ToString, rule: &'static str) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        value: value.to_string(),
+        rule,
+    }
+}
+
+fn fx(field: &str, v: f64) -> Result<Fx, ConfigError> {
+    if !v.is_finite() {
+        return Err(invalid(field, v, "must be a finite number"));
+    }
+    Fx::checked_from_num(v).ok_or_else(|| invalid(field, v, "out of range"))
+}
+
+impl Config {
+    /// Parses and validates TOML.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| ConfigError::Toml(e.message().to_owned()))?;
+        Self::validate(file, text.to_owned())
+    }
+
+    /// Validates a parsed file.
+    pub fn validate(file: ConfigFile, source: String) -> Result<Config, ConfigError> {
+        let e = &file.engine;
+        if e.orders_per_10s == 0 {
+            return Err(invalid("engine.orders_per_10s", 0, "must be at least 1"));
+        }
+        if e.orders_per_min == 0 {
+            return Err(invalid("engine.orders_per_min", 0, "must be at least 1"));
+        }
+        if !(4096..=1 << 26).contains(&e.book_slots) {
+            return Err(invalid(
+                "engine.book_slots",
+                e.book_slots,
+                "must be between 4096 and 2^26",
+            ));
+        }
+        if file.instruments.is_empty() {
+            return Err(invalid("instrument", "[]", "at least one instrument"));
+        }
+        if file.instruments.len() > u16::MAX as usize {
+            return Err(invalid(
+                "instrument",
+                file.instruments.len(),
+                "at most 65535 instruments",
+            ));
+        }
+        let mut instruments = Vec::with_capacity(file.instruments.len());
+        for (i, s) in file.instruments.iter().enumerate() {
+            instruments.push(instrument(i, s)?);
+        }
+        for (i, a) in instruments.iter().enumerate() {
+            if instruments[..i]
+                .iter()
+                .any(|b| b.instrument.symbol == a.instrument.symbol)
+            {
+                return Err(invalid(
+                    format!("instrument[{i}].symbol"),
+                    a.instrument.symbol,
+                    "each symbol at most once",
+                ));
+            }
+        }
+        Ok(Config {
+            orders_per_10s: e.orders_per_10s,
+            orders_per_min: e.orders_per_min,
+            book_slots: e.book_slots,
+            instruments,
+            source,
+        })
+    }
+}
+
+fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, ConfigError> {
+    let inst = Instrument::new(&s.symbol, &s.tick, &s.lot, &s.min_qty, &s.min_notional).map_err(
+        |source| ConfigError::Instrument {
+            symbol: s.symbol.clone(),
+            source,
+        },
+    )?;
+    let f = |name: &str| format!("instrument[{i}].{name}");
+    let q = &s.quote;
+    let r = &s.risk;
+    let lots = |name: &str, v: &str| {
+        inst.lot
+            .to_steps(v.as_bytes())
+            .map_err(|_| invalid(f(name), v, "a decimal quantity on the lot grid"))
+    };
+
+    if q.layers == 0 || q.layers > MAX_LAYERS {
+        return Err(invalid(
+            f("quote.layers"),
+            q.layers,
+            "between 1 and 64 layers a side",
+        ));
+    }
+    let start = fx(&f("quote.start_offset"), q.start_offset)?;
+    if start < 0 {
+        return Err(invalid(f("quote.start_offset"), q.start_offset, "must be >= 0"));
+    }
+    let first = fx(&f("quote.first_spacing"), q.first_spacing)?;
+    if first <= 0 {
+        return Err(invalid(f("quote.first_spacing"), q.first_spacing, "must be > 0"));
+    }
+    let mult = fx(&f("quote.multiplier"), q.multiplier)?;
+    if mult <= 1 {
+        return Err(invalid(
+            f("quote.multiplier"),
+            q.multiplier,
+            "must be > 1 (a geometric grid widens outwards)",
+        ));
+    }
+    let max_spacing = fx(&f("quote.max_spacing"), q.max_spacing)?;
+    if max_spacing < first {
+        return Err(invalid(
+            f("quote.max_spacing"),
+            q.max_spacing,
+            "must be >= first_spacing",
+        ));
+    }
+    let mut layer_distance = Vec::with_capacity(q.layers);
+    let (mut d, mut spacing) = (start, first);
+    for _ in 0..q.layers {
+        layer_distance.push(d);
+        d = d.saturating_add(spacing.min(max_spacing));
+        spacing = spacing.saturating_mul(mult);
+    }
+    let layer_size = lots("quote.layer_size", &q.layer_size)?;
+    if layer_size < inst.min_qty_lots.max(1) {
+        return Err(invalid(
+            f("quote.layer_size"),
+            &q.layer_size,
+            "must be at least the instrument's min_qty",
+        ));
+    }
+    let min_spread_bps = fx(&f("quote.min_spread_bps"), q.min_spread_bps)?;
+    if min_spread_bps < 0 {
+        return Err(invalid(f("quote.min_spread_bps"), q.min_spread_bps, "must be >= 0"));
+    }
+    let skew_coeff = fx(&f("quote.skew_coeff"), q.skew_coeff)?;
+    if !(0..=1).contains(&skew_coeff) {
+        return Err(invalid(f("quote.skew_coeff"), q.skew_coeff, "must be in [0, 1]"));
+    }
+    let skew_hysteresis = fx(&f("quote.skew_hysteresis"), q.skew_hysteresis)?;
+    if !(0..1).contains(&skew_hysteresis) {
+        return Err(invalid(
+            f("quote.skew_hysteresis"),
+            q.skew_hysteresis,
+            "must be in [0, 1)",
+        ));
+    }
+    let tolerance = match q.tolerance {
+        Some(t) => fx(&f("quote.tolerance"), t)?,
+        None => start * Fx::from_num(0.9),
+    };
+    if tolerance < 0 {
+        return Err(invalid(
+            f("quote.tolerance"),
+            q.tolerance.unwrap_or_default(),
+            "must be >= 0",
+        ));
+    }
+
+    let net_max = lots("risk.net_max", &r.net_max)?;
+    if net_max < layer_size {
+        return Err(invalid(f("risk.net_max"), &r.net_max, "must be at least layer_size"));
+    }
+    let batch_cap = match &r.batch_cap {
+        Some(b) => lots("risk.batch_cap", b)?,
+        None => net_max,
+    };
+    if batch_cap <= 0 || batch_cap > net_max {
+        return Err(invalid(
+            f("risk.batch_cap"),
+            r.batch_cap.as_deref().unwrap_or(""),
+            "must be in (0, net_max]",
+        ));
+    }
+    let reduce_only_thresh = fx(&f("risk.reduce_only_thresh"), r.reduce_only_thresh)?;
+    if reduce_only_thresh <= 0 || reduce_only_thresh > 1 {
+        return Err(invalid(
+            f("risk.reduce_only_thresh"),
+            r.reduce_only_thresh,
+            "must be in (0, 1]",
+        ));
+    }
+    // The skew keeps working over [0, reduce_only_thresh); with hysteresis the ratio can lag by
+    // skew_hysteresis, so the threshold must sit above it or the skew range is empty.
+    if reduce_only_thresh <= skew_hysteresis {
+        return Err(invalid(
+            f("risk.reduce_only_thresh"),
+            r.reduce_only_thresh,
+            "must be above quote.skew_hysteresis (else the skew range is empty)",
+        ));
+    }
+    let stop_loss = fx(&f("risk.stop_loss"), r.stop_loss)?;
+    if stop_loss <= 0 || stop_loss >= 1 {
+        return Err(invalid(f("risk.stop_loss"), r.stop_loss, "must be in (0, 1)"));
+    }
+    let daily_units = inst
+        .quote_to_tick_lots(&r.daily_loss_limit, false)
+        .ok()
+        .and_then(|v| i64::try_from(v).ok())
+        .ok_or_else(|| {
+            invalid(
+                f("risk.daily_loss_limit"),
+                &r.daily_loss_limit,
+                "a decimal amount of quote currency",
+            )
+        })?;
+    if daily_units <= 0 {
+        return Err(invalid(
+            f("risk.daily_loss_limit"),
+            &r.daily_loss_limit,
+            "must be > 0",
+        ));
+    }
+    let max_deviation = fx(&f("risk.max_deviation"), r.max_deviation)?;
+    if max_deviation <= 0 || max_deviation >= 1 {
+        return Err(invalid(f("risk.max_deviation"), r.max_deviation, "must be in (0, 1)"));
+    }
+    let max_price_change = fx(&f("risk.max_price_change"), r.max_price_change)?;
+    if max_price_change <= 0 || max_price_change >= 1 {
+        return Err(invalid(
+            f("risk.max_price_change"),
+            r.max_price_change,
+            "must be in (0, 1)",
+        ));
+    }
+    if r.circuit_window_ms == 0 || r.circuit_window_ms > 86_400_000 {
+        return Err(invalid(
+            f("risk.circuit_window_ms"),
+            r.circuit_window_ms,
+            "must be in [1, 86400000]",
+        ));
+    }
+    if r.stale_after_ms == 0 || r.stale_after_ms > 3_600_000 {
+        return Err(invalid(
+            f("risk.stale_after_ms"),
+            r.stale_after_ms,
+            "must be in [1, 3600000]",
+        ));
+    }
+    if r.cancel_budget_per_min == 0 {
+        return Err(invalid(
+            f("risk.cancel_budget_per_min"),
+            0,
+            "must be at least 1 (the engine must be able to requote)",
+        ));
+    }
+    let maker_fee_bps = fx(&f("fees.maker_bps"), s.fees.maker_bps)?;
+    let taker_fee_bps = fx(&f("fees.taker_bps"), s.fees.taker_bps)?;
+    if maker_fee_bps.abs() > 100 || taker_fee_bps.abs() > 100 {
+        return Err(invalid(
+            f("fees"),
+            format!("{} / {}", s.fees.maker_bps, s.fees.taker_bps),
+            "fees must be within ±100 bps",
+        ));
+    }
+    Ok(InstrumentConfig {
+        instrument: inst,
+        fair_value: q.fair_value,
+        offset_unit: q.offset_unit,
+        layer_distance,
+        layers: q.layers,
+        layer_size,
+        min_spread_bps,
+        skew_coeff,
+        skew_hysteresis,
+        tolerance,
+        net_max,
+        batch_cap,
+        reduce_only_thresh,
+        stop_loss,
+        on_stop_loss: r.on_stop_loss,
+        daily_loss_limit: daily_units,
+        max_deviation,
+        max_price_change,
+        circuit_window_ns: r.circuit_window_ms as i64 * 1_000_000,
+        stale_after_ns: r.stale_after_ms as i64 * 1_000_000,
+        cancel_budget_per_min: r.cancel_budget_per_min,
+        maker_fee_bps,
+        taker_fee_bps,
+    })
+}

@@ -1,0 +1,674 @@
+//! The business-logic processor: book → pricer → risk → diff, one deterministic state machine.
+//!
+//! ```text
+//! Engine::new(&Config)                   allocates everything up front
+//! engine.on_event(&Event, &mut impl Sink)    never allocates, never panics, never blocks
+//! engine.on_batch_end(&mut impl Sink)        requote point: the input ring is drained
+//! ```
+//!
+//! Time is what the events say: the engine's `now` is the largest local receive time seen
+//! (forced monotonic). Requoting happens only at the end of a batch, for instruments whose
+//! state changed, so bursts coalesce.
+
+use crate::book::OrderBook;
+use crate::config::{Config, Fx, InstrumentConfig, OnStopLoss};
+use crate::event::{Command, Event, EventKind, InstrumentId, Side};
+use crate::intent::{Intent, Mode, ModeChange, ModeReason, Sink, TimeInForce};
+use crate::limits::{CircuitBreaker, TokenBucket};
+use crate::orders::{OrderState, OrderTable, ReportOutcome, ORDER_SLOTS};
+use crate::position::Position;
+use crate::pricer::{self, Ladder, Touch};
+
+const NS_PER_DAY: i64 = 86_400_000_000_000;
+const MINUTE_NS: i64 = 60_000_000_000;
+
+/// A stage of the requote, for per-stage timing in benches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Fair value, reservation price, grid.
+    Pricing,
+    /// Risk clamp and mode.
+    Risk,
+    /// Diff against working orders and intent emission.
+    Diff,
+}
+
+/// Told when each stage of a requote ends. The engine never reads a clock itself; a bench
+/// passes one that does. [`NoClock`] is the zero-cost default.
+pub trait StageClock {
+    /// Called at the start of a requote.
+    fn start(&mut self) {}
+    /// Called when `stage` has finished.
+    fn mark(&mut self, stage: Stage);
+}
+
+/// A [`StageClock`] that does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoClock;
+
+impl StageClock for NoClock {
+    #[inline(always)]
+    fn mark(&mut self, _stage: Stage) {}
+}
+
+/// Engine-wide counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Events consumed.
+    pub events: u64,
+    /// Intents emitted.
+    pub intents: u64,
+    /// Requotes run.
+    pub requotes: u64,
+    /// Events for an instrument id the engine does not have.
+    pub unknown_instrument: u64,
+    /// Malformed events (bad exec kind, bad command).
+    pub malformed: u64,
+    /// Book levels the book refused.
+    pub book_errors: u64,
+    /// Events whose time went backwards (time was held at the previous value).
+    pub time_regressions: u64,
+    /// Places skipped for lack of venue order budget.
+    pub places_rate_limited: u64,
+    /// Places skipped because the exposure check refused them.
+    pub places_risk_refused: u64,
+    /// Discretionary cancels deferred for lack of cancel budget.
+    pub cancels_deferred: u64,
+    /// Cancels forced by mode or risk (exempt from the cancel budget).
+    pub forced_cancels: u64,
+}
+
+/// Per-instrument snapshot for reports.
+#[derive(Debug, Clone, Copy)]
+pub struct InstrumentView<'a> {
+    /// Configuration.
+    pub config: &'a InstrumentConfig,
+    /// Book.
+    pub book: &'a OrderBook,
+    /// Orders.
+    pub orders: &'a OrderTable,
+    /// Position and PnL.
+    pub position: &'a Position,
+    /// Mode and its reason.
+    pub mode: (Mode, ModeReason),
+    /// Last fair value (ticks), if priced.
+    pub fair_value: Option<Fx>,
+}
+
+#[derive(Debug)]
+struct Inst {
+    cfg: InstrumentConfig,
+    id: InstrumentId,
+    book: OrderBook,
+    orders: OrderTable,
+    pos: Position,
+    mode: Mode,
+    reason: ModeReason,
+    dirty: bool,
+    operator_halt: bool,
+    operator_reduce_only: bool,
+    cancel_all_requested: bool,
+    loss_limit_hit: bool,
+    stop_loss_latched: bool,
+    flatten_cid: Option<u64>,
+    last_book_ns: i64,
+    last_ratio: Fx,
+    fair_value: Option<Fx>,
+    day: i64,
+    day_start_pnl: i128,
+    breaker: CircuitBreaker,
+    cancel_budget: TokenBucket,
+    bids: Ladder,
+    asks: Ladder,
+}
+
+/// Working orders of one side gathered for the diff: (price, cid, qty), sorted nearest first.
+struct Working {
+    items: [(i64, u64, i64); ORDER_SLOTS],
+    len: usize,
+}
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine {
+    insts: Vec<Inst>,
+    now_ns: i64,
+    seq: u64,
+    orders_10s: TokenBucket,
+    orders_1m: TokenBucket,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// Builds an engine; every buffer is allocated here.
+    pub fn new(cfg: &Config) -> Engine {
+        let insts = cfg
+            .instruments
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Inst {
+                cfg: c.clone(),
+                id: i as InstrumentId,
+                book: OrderBook::new(cfg.book_slots),
+                orders: OrderTable::new(i as InstrumentId),
+                pos: Position::default(),
+                mode: Mode::Halted,
+                reason: ModeReason::BookInvalid,
+                dirty: false,
+                operator_halt: false,
+                operator_reduce_only: false,
+                cancel_all_requested: false,
+                loss_limit_hit: false,
+                stop_loss_latched: false,
+                flatten_cid: None,
+                last_book_ns: 0,
+                last_ratio: Fx::ZERO,
+                fair_value: None,
+                day: i64::MIN,
+                day_start_pnl: 0,
+                breaker: CircuitBreaker::new(c.circuit_window_ns, c.max_price_change),
+                cancel_budget: TokenBucket::new(c.cancel_budget_per_min, MINUTE_NS),
+                bids: Ladder::default(),
+                asks: Ladder::default(),
+            })
+            .collect();
+        Engine {
+            insts,
+            now_ns: i64::MIN,
+            seq: 0,
+            orders_10s: TokenBucket::new(cfg.orders_per_10s, 10_000_000_000),
+            orders_1m: TokenBucket::new(cfg.orders_per_min, MINUTE_NS),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// The engine's time: the latest event time seen, ns.
+    pub fn now_ns(&self) -> i64 {
+        self.now_ns
+    }
+
+    /// Number of instruments.
+    pub fn instruments(&self) -> usize {
+        self.insts.len()
+    }
+
+    /// A read-only view of one instrument.
+    pub fn instrument(&self, id: InstrumentId) -> Option<InstrumentView<'_>> {
+        self.insts.get(id as usize).map(|i| InstrumentView {
+            config: &i.cfg,
+            book: &i.book,
+            orders: &i.orders,
+            position: &i.pos,
+            mode: (i.mode, i.reason),
+            fair_value: i.fair_value,
+        })
+    }
+
+    /// Consumes one event. Never allocates, never panics, never blocks.
+    #[inline]
+    pub fn on_event(&mut self, ev: &Event, sink: &mut impl Sink) {
+        self.stats.events += 1;
+        if ev.local_time_ns < self.now_ns {
+            self.stats.time_regressions += 1;
+        } else {
+            self.now_ns = ev.local_time_ns;
+        }
+        let now = self.now_ns;
+        if ev.kind() == EventKind::Timer {
+            for i in &mut self.insts {
+                i.dirty = true;
+            }
+            return;
+        }
+        let Some(inst) = self.insts.get_mut(ev.instrument() as usize) else {
+            self.stats.unknown_instrument += 1;
+            return;
+        };
+        match ev.kind() {
+            EventKind::BookLevel | EventKind::BookReset => {
+                if inst.book.apply(ev).is_err() {
+                    self.stats.book_errors += 1;
+                }
+                inst.last_book_ns = now;
+                inst.dirty = true;
+            }
+            EventKind::BookValid => {
+                let _ = inst.book.apply(ev);
+                inst.last_book_ns = now;
+                inst.dirty = true;
+            }
+            EventKind::BookInvalid => {
+                let _ = inst.book.apply(ev);
+                inst.dirty = true;
+                // Pull quotes now, not at the end of the batch.
+                Self::set_mode(inst, Mode::Halted, ModeReason::BookInvalid, now, sink);
+                self.seq = Self::cancel_all(inst, now, self.seq, &mut self.stats, sink);
+            }
+            EventKind::Bbo | EventKind::Trade => {}
+            EventKind::ExecReport => {
+                let Some(r) = ev.as_exec() else {
+                    self.stats.malformed += 1;
+                    return;
+                };
+                match inst.orders.on_report(&r) {
+                    ReportOutcome::Applied(Some((side, px, qty)))
+                    | ReportOutcome::LateFill(side, px, qty) => {
+                        inst.pos.on_fill(side, px, qty, r.fee, r.taker);
+                        if inst.pos.qty == 0 {
+                            inst.stop_loss_latched = false;
+                        }
+                    }
+                    _ => {}
+                }
+                if inst.flatten_cid == Some(r.client_order_id)
+                    && inst
+                        .orders
+                        .get(r.client_order_id)
+                        .is_none_or(|o| o.state == OrderState::Done)
+                {
+                    inst.flatten_cid = None;
+                }
+                inst.dirty = true;
+            }
+            EventKind::Control => {
+                match ev.as_control() {
+                    Some(Command::Halt) => inst.operator_halt = true,
+                    Some(Command::Resume) => {
+                        inst.operator_halt = false;
+                        inst.loss_limit_hit = false;
+                        // A new baseline: the loss that tripped the limit is not counted twice.
+                        inst.day_start_pnl = inst.fair_value.map_or(inst.day_start_pnl, |fv| {
+                            inst.pos.total_pnl(fv)
+                        });
+                    }
+                    Some(Command::ReduceOnly) => inst.operator_reduce_only = true,
+                    Some(Command::Normal) => inst.operator_reduce_only = false,
+                    Some(Command::CancelAll) => inst.cancel_all_requested = true,
+                    None => self.stats.malformed += 1,
+                }
+                inst.dirty = true;
+            }
+            EventKind::Timer => {}
+        }
+    }
+
+    /// The requote point: for each instrument whose state changed, price, check and diff.
+    #[inline]
+    pub fn on_batch_end(&mut self, sink: &mut impl Sink) {
+        self.on_batch_end_timed(sink, &mut NoClock);
+    }
+
+    /// [`Engine::on_batch_end`], telling `clock` where each stage ends.
+    pub fn on_batch_end_timed(&mut self, sink: &mut impl Sink, clock: &mut impl StageClock) {
+        for k in 0..self.insts.len() {
+            if self.insts[k].dirty {
+                self.insts[k].dirty = false;
+                self.stats.requotes += 1;
+                clock.start();
+                self.requote(k, sink, clock);
+            }
+        }
+    }
+
+    fn set_mode(inst: &mut Inst, mode: Mode, reason: ModeReason, now: i64, sink: &mut impl Sink) {
+        if inst.mode != mode || inst.reason != reason {
+            sink.mode_change(&ModeChange {
+                instrument: inst.id,
+                from: inst.mode,
+                to: mode,
+                reason,
+                time_ns: now,
+            });
+            inst.mode = mode;
+            inst.reason = reason;
+        }
+    }
+
+    /// Cancels every cancellable order (forced: exempt from the cancel budget).
+    fn cancel_all(
+        inst: &mut Inst,
+        now: i64,
+        mut seq: u64,
+        stats: &mut EngineStats,
+        sink: &mut impl Sink,
+    ) -> u64 {
+        let id = inst.id;
+        inst.orders.cancel_all_open(|o| {
+            sink.intent(&Intent::cancel(id, o.side, o.client_order_id, true, now, seq));
+            seq += 1;
+            stats.intents += 1;
+            stats.forced_cancels += 1;
+        });
+        seq
+    }
+
+    fn requote(&mut self, k: usize, sink: &mut impl Sink, clock: &mut impl StageClock) {
+        let now = self.now_ns;
+        let inst = &mut self.insts[k];
+
+        // ---- pricing -------------------------------------------------------------------
+        let touch = match (inst.book.best_bid_level(), inst.book.best_ask_level()) {
+            (Some((bid, bid_qty)), Some((ask, ask_qty))) if bid < ask => Some(Touch {
+                bid,
+                bid_qty,
+                ask,
+                ask_qty,
+            }),
+            _ => None,
+        };
+        let fv = touch.map(|t| pricer::fair_value(inst.cfg.fair_value, &t));
+        if let Some(fv) = fv {
+            inst.fair_value = Some(fv);
+        }
+        let pos = inst.pos.qty;
+        let ratio = pricer::inventory_ratio(
+            pos,
+            inst.cfg.net_max,
+            inst.cfg.skew_hysteresis,
+            inst.last_ratio,
+        );
+        inst.last_ratio = ratio;
+        inst.bids.clear();
+        inst.asks.clear();
+        if let (Some(t), Some(fv)) = (touch, fv) {
+            let r = pricer::reservation(fv, ratio, inst.cfg.skew_coeff);
+            let (nb, na) = pricer::layer_counts(inst.cfg.layers, pos, inst.cfg.net_max);
+            pricer::build_ladders(&inst.cfg, &t, fv, r, nb, na, &mut inst.bids, &mut inst.asks);
+        }
+        clock.mark(Stage::Pricing);
+
+        // ---- risk: mode, then the clamp ------------------------------------------------
+        let (mode, reason) = Self::evaluate_mode(inst, touch.is_some(), fv, now);
+        Self::set_mode(inst, mode, reason, now, sink);
+        let cap = inst.cfg.batch_cap;
+        let (bid_room, ask_room, trim) = match mode {
+            Mode::Halted => (0, 0, false),
+            Mode::ReduceOnly => (
+                if pos < 0 { -pos } else { 0 },
+                if pos > 0 { pos } else { 0 },
+                true,
+            ),
+            Mode::Normal => ((cap - pos).max(0), (cap + pos).max(0), false),
+        };
+        if let Some(fv) = fv {
+            pricer::clamp_side(&inst.cfg, Side::Bid, fv, bid_room, trim, &mut inst.bids);
+            pricer::clamp_side(&inst.cfg, Side::Ask, fv, ask_room, trim, &mut inst.asks);
+        }
+        clock.mark(Stage::Risk);
+
+        // ---- diff ----------------------------------------------------------------------
+        if mode == Mode::Halted || inst.cancel_all_requested {
+            inst.cancel_all_requested = false;
+            self.seq = Self::cancel_all(inst, now, self.seq, &mut self.stats, sink);
+            if mode == Mode::Halted {
+                clock.mark(Stage::Diff);
+                return;
+            }
+        }
+        if inst.cfg.on_stop_loss == OnStopLoss::Flatten
+            && reason == ModeReason::StopLoss
+            && inst.flatten_cid.is_none()
+            && pos != 0
+        {
+            if let Some(t) = touch {
+                // Cross the spread for the whole position; IOC so nothing rests.
+                let (side, px) = if pos > 0 {
+                    (Side::Ask, t.bid)
+                } else {
+                    (Side::Bid, t.ask)
+                };
+                if self.orders_10s.available(now) && self.orders_1m.available(now) {
+                    if let Some(cid) =
+                        inst.orders
+                            .place(side, px, pos.abs(), TimeInForce::Ioc)
+                    {
+                        self.orders_10s.try_take(now);
+                        self.orders_1m.try_take(now);
+                        inst.flatten_cid = Some(cid);
+                        sink.intent(&Intent::place(
+                            inst.id,
+                            side,
+                            TimeInForce::Ioc,
+                            cid,
+                            px,
+                            pos.abs(),
+                            now,
+                            self.seq,
+                        ));
+                        self.seq += 1;
+                        self.stats.intents += 1;
+                    }
+                }
+            }
+        }
+        self.seq = Self::diff(
+            inst,
+            mode,
+            now,
+            self.seq,
+            &mut self.orders_10s,
+            &mut self.orders_1m,
+            &mut self.stats,
+            sink,
+        );
+        clock.mark(Stage::Diff);
+    }
+
+    /// The mode now in force, by precedence: halts, then reduce-only, then normal.
+    fn evaluate_mode(
+        inst: &mut Inst,
+        two_sided: bool,
+        fv: Option<Fx>,
+        now: i64,
+    ) -> (Mode, ModeReason) {
+        let cfg = &inst.cfg;
+        let mut breaker = false;
+        if let Some(fv) = fv {
+            let pnl = inst.pos.total_pnl(fv);
+            let day = now.div_euclid(NS_PER_DAY);
+            if day != inst.day {
+                inst.day = day;
+                inst.day_start_pnl = pnl;
+            }
+            if pnl - inst.day_start_pnl < -(cfg.daily_loss_limit as i128) {
+                inst.loss_limit_hit = true;
+            }
+            breaker = inst.breaker.observe(now, fv);
+            // Stop loss: unrealized < -stop_loss · |cost|.
+            let unreal = inst.pos.unrealized(fv);
+            let notional = Fx::from_num(inst.pos.cost.unsigned_abs().min(i64::MAX as u128) as i64);
+            if inst.pos.qty != 0
+                && Fx::from_num(unreal.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+                    < -(cfg.stop_loss.saturating_mul(notional))
+            {
+                inst.stop_loss_latched = true;
+            }
+        }
+        let stale = now.saturating_sub(inst.last_book_ns) > cfg.stale_after_ns;
+        if inst.operator_halt {
+            return (Mode::Halted, ModeReason::KillSwitch);
+        }
+        if inst.loss_limit_hit {
+            return (Mode::Halted, ModeReason::DailyLossLimit);
+        }
+        if breaker {
+            return (Mode::Halted, ModeReason::CircuitBreaker);
+        }
+        if !inst.book.is_valid() || !two_sided {
+            return (Mode::Halted, ModeReason::BookInvalid);
+        }
+        if stale {
+            return (Mode::Halted, ModeReason::BookStale);
+        }
+        if inst.operator_reduce_only {
+            return (Mode::ReduceOnly, ModeReason::Operator);
+        }
+        if inst.stop_loss_latched {
+            return (Mode::ReduceOnly, ModeReason::StopLoss);
+        }
+        let ratio = Fx::from_num(inst.pos.qty.unsigned_abs()) / Fx::from_num(cfg.net_max);
+        if ratio >= cfg.reduce_only_thresh {
+            return (Mode::ReduceOnly, ModeReason::Inventory);
+        }
+        (Mode::Normal, ModeReason::None)
+    }
+
+    fn gather(inst: &Inst, side: Side, out: &mut Working) {
+        out.len = 0;
+        for o in inst.orders.iter() {
+            if o.side == side
+                && o.tif == TimeInForce::PostOnly
+                && matches!(o.state, OrderState::PendingNew | OrderState::Live)
+            {
+                out.items[out.len] = (o.price, o.client_order_id, o.qty);
+                out.len += 1;
+            }
+        }
+        let items = &mut out.items[..out.len];
+        match side {
+            Side::Bid => items.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1))),
+            Side::Ask => items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1))),
+        }
+    }
+
+    /// One merge pass per side, then cancels (nearest the touch first), then places
+    /// (alternating sides, nearest the touch first), each within its budget and the exposure
+    /// limit.
+    #[allow(clippy::too_many_arguments)]
+    fn diff(
+        inst: &mut Inst,
+        mode: Mode,
+        now: i64,
+        mut seq: u64,
+        orders_10s: &mut TokenBucket,
+        orders_1m: &mut TokenBucket,
+        stats: &mut EngineStats,
+        sink: &mut impl Sink,
+    ) -> u64 {
+        let tol = match inst.cfg.offset_unit {
+            crate::config::OffsetUnit::Ticks => inst.cfg.tolerance,
+            crate::config::OffsetUnit::Bps => inst
+                .fair_value
+                .map_or(Fx::ZERO, |fv| fv.saturating_mul(inst.cfg.tolerance) / 10_000),
+        }
+        .floor()
+        .to_num::<i64>();
+        // Per side: which desired layers are already covered by a kept order.
+        let mut covered = [[false; crate::config::MAX_LAYERS]; 2];
+        let mut working = Working {
+            items: [(0, 0, 0); ORDER_SLOTS],
+            len: 0,
+        };
+        for side in [Side::Bid, Side::Ask] {
+            Self::gather(inst, side, &mut working);
+            let desired = match side {
+                Side::Bid => inst.bids.as_slice(),
+                Side::Ask => inst.asks.as_slice(),
+            };
+            let closer = |a: i64, b: i64| match side {
+                Side::Bid => a > b,
+                Side::Ask => a < b,
+            };
+            let (mut i, mut j) = (0, 0);
+            while i < working.len {
+                let (wp, cid, wq) = working.items[i];
+                if j < desired.len() {
+                    let d = desired[j];
+                    if (wp - d.price).abs() <= tol && wq == d.qty {
+                        covered[side as usize][j] = true;
+                        i += 1;
+                        j += 1;
+                        continue;
+                    }
+                    if !closer(wp, d.price) {
+                        j += 1;
+                        continue;
+                    }
+                }
+                // No desired layer for this order: cancel it. In reduce-only, orders on the side
+                // that grows the position must go whatever the budget says.
+                let forced = mode == Mode::ReduceOnly
+                    && match side {
+                        Side::Bid => inst.pos.qty >= 0,
+                        Side::Ask => inst.pos.qty <= 0,
+                    };
+                if forced || inst.cancel_budget.try_take(now) {
+                    if inst.orders.cancel_sent(cid) {
+                        sink.intent(&Intent::cancel(inst.id, side, cid, forced, now, seq));
+                        seq += 1;
+                        stats.intents += 1;
+                        if forced {
+                            stats.forced_cancels += 1;
+                        }
+                    }
+                } else {
+                    stats.cancels_deferred += 1;
+                }
+                i += 1;
+            }
+        }
+        // Places, alternating sides from the touch outwards.
+        let (nb, na) = (inst.bids.as_slice().len(), inst.asks.as_slice().len());
+        let cap = inst.cfg.batch_cap;
+        let pos = inst.pos.qty;
+        let mut open_buy = inst.orders.open_qty(Side::Bid);
+        let mut open_sell = inst.orders.open_qty(Side::Ask);
+        for j in 0..nb.max(na) {
+            for side in [Side::Bid, Side::Ask] {
+                let (n, ladder) = match side {
+                    Side::Bid => (nb, &inst.bids),
+                    Side::Ask => (na, &inst.asks),
+                };
+                if j >= n || covered[side as usize][j] {
+                    continue;
+                }
+                let l = ladder.as_slice()[j];
+                // Worst case if every open order on this side fills, plus this one.
+                let ok = match (side, mode) {
+                    (Side::Bid, Mode::ReduceOnly) => pos + open_buy + l.qty <= 0,
+                    (Side::Ask, Mode::ReduceOnly) => pos - open_sell - l.qty >= 0,
+                    (Side::Bid, _) => pos + open_buy + l.qty <= cap,
+                    (Side::Ask, _) => pos - open_sell - l.qty >= -cap,
+                };
+                if !ok {
+                    stats.places_risk_refused += 1;
+                    continue;
+                }
+                if !(orders_10s.available(now) && orders_1m.available(now)) {
+                    stats.places_rate_limited += 1;
+                    continue;
+                }
+                let Some(cid) = inst
+                    .orders
+                    .place(side, l.price, l.qty, TimeInForce::PostOnly)
+                else {
+                    continue;
+                };
+                orders_10s.try_take(now);
+                orders_1m.try_take(now);
+                match side {
+                    Side::Bid => open_buy += l.qty,
+                    Side::Ask => open_sell += l.qty,
+                }
+                sink.intent(&Intent::place(
+                    inst.id,
+                    side,
+                    TimeInForce::PostOnly,
+                    cid,
+                    l.price,
+                    l.qty,
+                    now,
+                    seq,
+                ));
+                seq += 1;
+                stats.intents += 1;
+            }
+        }
+        seq
+    }
+}

@@ -1,0 +1,379 @@
+//! Order tracking for one instrument: a fixed table of slots, deterministic client order ids.
+//!
+//! A client order id is `instrument << 48 | slot << 40 | generation`, the generation counting
+//! placements on this instrument. Looking one up is a shift and a compare; replaying the same
+//! events yields the same ids. Finished orders stay in their slot (state `Done`) until the slot is
+//! reused, so a late fill for a cancelled order can still be attributed and counted.
+
+use crate::event::{ExecKind, ExecReport, InstrumentId, Side};
+use crate::intent::TimeInForce;
+
+/// Slots per instrument.
+pub const ORDER_SLOTS: usize = 256;
+const GEN_BITS: u32 = 40;
+const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
+
+/// Life cycle of one order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderState {
+    /// Slot never used.
+    Free,
+    /// Sent, not yet acknowledged.
+    PendingNew,
+    /// Working at the venue.
+    Live,
+    /// A cancel is in flight; the order may still fill.
+    PendingCancel,
+    /// Filled, cancelled, rejected or expired.
+    Done,
+}
+
+/// One order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    /// Client order id.
+    pub client_order_id: u64,
+    /// Side.
+    pub side: Side,
+    /// Limit price, ticks.
+    pub price: i64,
+    /// Original quantity, lots.
+    pub qty: i64,
+    /// Filled so far, lots.
+    pub filled: i64,
+    /// State.
+    pub state: OrderState,
+    /// Time in force.
+    pub tif: TimeInForce,
+}
+
+impl Order {
+    /// Quantity that can still fill.
+    #[inline]
+    pub fn remaining(&self) -> i64 {
+        (self.qty - self.filled).max(0)
+    }
+
+    /// Counts towards exposure: sent and not known to be finished.
+    #[inline]
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self.state,
+            OrderState::PendingNew | OrderState::Live | OrderState::PendingCancel
+        )
+    }
+}
+
+const EMPTY: Order = Order {
+    client_order_id: 0,
+    side: Side::Bid,
+    price: 0,
+    qty: 0,
+    filled: 0,
+    state: OrderState::Free,
+    tif: TimeInForce::PostOnly,
+};
+
+/// What an execution report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// Applied; if it carried a fill, `(side, price, qty)` of the new fill.
+    Applied(Option<(Side, i64, i64)>),
+    /// The id is not one of ours (or its slot was reused).
+    Unknown,
+    /// Already seen (a repeated ack, a fill with no new quantity): ignored.
+    Duplicate,
+    /// A fill for an order already finished (e.g. the cancel ack overtook it): still counted.
+    LateFill(Side, i64, i64),
+}
+
+/// Counters of report anomalies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderStats {
+    /// Orders placed.
+    pub placed: u64,
+    /// Cancels sent.
+    pub cancels_sent: u64,
+    /// Orders acknowledged.
+    pub acked: u64,
+    /// Orders cancelled (confirmed).
+    pub cancelled: u64,
+    /// Orders rejected.
+    pub rejected: u64,
+    /// Post-only would-take rejects.
+    pub post_only_rejects: u64,
+    /// Orders expired.
+    pub expired: u64,
+    /// Cancels the venue refused.
+    pub cancel_rejects: u64,
+    /// Reports for unknown ids.
+    pub unknown_reports: u64,
+    /// Duplicate reports.
+    pub duplicate_reports: u64,
+    /// Fills that arrived after the order was finished.
+    pub late_fills: u64,
+    /// Fills whose `last_qty` disagreed with the cumulative quantity (the cumulative wins).
+    pub inconsistent_fills: u64,
+    /// Placements refused because every slot was open.
+    pub table_full: u64,
+}
+
+/// The order table of one instrument.
+#[derive(Debug, Clone)]
+pub struct OrderTable {
+    instrument: InstrumentId,
+    slots: Box<[Order; ORDER_SLOTS]>,
+    next_gen: u64,
+    cursor: usize,
+    stats: OrderStats,
+}
+
+impl OrderTable {
+    /// An empty table.
+    pub fn new(instrument: InstrumentId) -> OrderTable {
+        OrderTable {
+            instrument,
+            slots: Box::new([EMPTY; ORDER_SLOTS]),
+            next_gen: 1,
+            cursor: 0,
+            stats: OrderStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> OrderStats {
+        self.stats
+    }
+
+    /// All slots (open and finished).
+    pub fn iter(&self) -> impl Iterator<Item = &Order> {
+        self.slots.iter()
+    }
+
+    /// Open orders (pending-new, live, pending-cancel).
+    pub fn open(&self) -> impl Iterator<Item = &Order> {
+        self.slots.iter().filter(|o| o.is_open())
+    }
+
+    /// Sum of remaining quantity of open orders on `side` (exposure if everything fills).
+    pub fn open_qty(&self, side: Side) -> i64 {
+        self.open().filter(|o| o.side == side).map(|o| o.remaining()).sum()
+    }
+
+    fn slot_of(&self, cid: u64) -> Option<usize> {
+        if (cid >> 48) as InstrumentId != self.instrument {
+            return None;
+        }
+        let slot = ((cid >> GEN_BITS) & 0xff) as usize;
+        (self.slots[slot].client_order_id == cid && self.slots[slot].state != OrderState::Free)
+            .then_some(slot)
+    }
+
+    /// The order with this id, if tracked.
+    pub fn get(&self, cid: u64) -> Option<&Order> {
+        self.slot_of(cid).map(|s| &self.slots[s])
+    }
+
+    /// Records a new order and returns its client order id, or `None` if every slot is open.
+    pub fn place(&mut self, side: Side, price: i64, qty: i64, tif: TimeInForce) -> Option<u64> {
+        for k in 0..ORDER_SLOTS {
+            let s = (self.cursor + k) % ORDER_SLOTS;
+            if !self.slots[s].is_open() {
+                let cid = (self.instrument as u64) << 48
+                    | (s as u64) << GEN_BITS
+                    | (self.next_gen & GEN_MASK);
+                self.next_gen += 1;
+                self.cursor = (s + 1) % ORDER_SLOTS;
+                self.slots[s] = Order {
+                    client_order_id: cid,
+                    side,
+                    price,
+                    qty,
+                    filled: 0,
+                    state: OrderState::PendingNew,
+                    tif,
+                };
+                self.stats.placed += 1;
+                return Some(cid);
+            }
+        }
+        self.stats.table_full += 1;
+        None
+    }
+
+    /// Marks a cancel as sent. Returns false if the order is not cancellable.
+    pub fn cancel_sent(&mut self, cid: u64) -> bool {
+        match self.slot_of(cid) {
+            Some(s) if matches!(self.slots[s].state, OrderState::PendingNew | OrderState::Live) => {
+                self.slots[s].state = OrderState::PendingCancel;
+                self.stats.cancels_sent += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks every pending-new or live order as cancelling, calling `f` for each.
+    pub fn cancel_all_open(&mut self, mut f: impl FnMut(&Order)) {
+        for o in self.slots.iter_mut() {
+            if matches!(o.state, OrderState::PendingNew | OrderState::Live) {
+                o.state = OrderState::PendingCancel;
+                self.stats.cancels_sent += 1;
+                f(o);
+            }
+        }
+    }
+
+    /// Applies an execution report.
+    pub fn on_report(&mut self, r: &ExecReport) -> ReportOutcome {
+        let Some(s) = self.slot_of(r.client_order_id) else {
+            self.stats.unknown_reports += 1;
+            return ReportOutcome::Unknown;
+        };
+        let o = &mut self.slots[s];
+        match r.kind {
+            ExecKind::Ack => match o.state {
+                OrderState::PendingNew => {
+                    o.state = OrderState::Live;
+                    self.stats.acked += 1;
+                    ReportOutcome::Applied(None)
+                }
+                // The cancel went out before the ack: still cancelling.
+                OrderState::PendingCancel if o.filled == 0 => {
+                    self.stats.acked += 1;
+                    ReportOutcome::Applied(None)
+                }
+                _ => {
+                    self.stats.duplicate_reports += 1;
+                    ReportOutcome::Duplicate
+                }
+            },
+            ExecKind::PartialFill | ExecKind::Fill => {
+                let new = r.cum_qty.min(o.qty) - o.filled;
+                if new <= 0 {
+                    self.stats.duplicate_reports += 1;
+                    return ReportOutcome::Duplicate;
+                }
+                if new != r.last_qty {
+                    self.stats.inconsistent_fills += 1;
+                }
+                o.filled += new;
+                let fill = (o.side, r.last_price, new);
+                if o.state == OrderState::Done {
+                    self.stats.late_fills += 1;
+                    return ReportOutcome::LateFill(fill.0, fill.1, fill.2);
+                }
+                if o.state == OrderState::PendingNew {
+                    // A fill implies the ack.
+                    self.stats.acked += 1;
+                    o.state = OrderState::Live;
+                }
+                if r.kind == ExecKind::Fill || o.filled >= o.qty {
+                    o.state = OrderState::Done;
+                }
+                ReportOutcome::Applied(Some(fill))
+            }
+            ExecKind::Canceled | ExecKind::Expired | ExecKind::Rejected => {
+                if o.state == OrderState::Done {
+                    self.stats.duplicate_reports += 1;
+                    return ReportOutcome::Duplicate;
+                }
+                o.state = OrderState::Done;
+                match r.kind {
+                    ExecKind::Canceled => self.stats.cancelled += 1,
+                    ExecKind::Expired => self.stats.expired += 1,
+                    _ => {
+                        self.stats.rejected += 1;
+                        if r.post_only_reject {
+                            self.stats.post_only_rejects += 1;
+                        }
+                    }
+                }
+                ReportOutcome::Applied(None)
+            }
+            ExecKind::CancelRejected => {
+                self.stats.cancel_rejects += 1;
+                if o.state == OrderState::PendingCancel {
+                    // The venue did not cancel it; if it is gone, its fill or cancel report
+                    // follows. Until then treat it as working (it still counts as exposure).
+                    o.state = OrderState::Live;
+                }
+                ReportOutcome::Applied(None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rep(kind: ExecKind, cid: u64, px: i64, last: i64, cum: i64) -> ExecReport {
+        ExecReport {
+            kind,
+            client_order_id: cid,
+            last_price: px,
+            last_qty: last,
+            cum_qty: cum,
+            fee: 0,
+            taker: false,
+            post_only_reject: false,
+        }
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_decode_to_their_slot() {
+        let mut a = OrderTable::new(3);
+        let mut b = OrderTable::new(3);
+        for _ in 0..600 {
+            let x = a.place(Side::Bid, 1, 1, TimeInForce::PostOnly).unwrap();
+            let y = b.place(Side::Bid, 1, 1, TimeInForce::PostOnly).unwrap();
+            assert_eq!(x, y);
+            assert_eq!(x >> 48, 3);
+            assert!(a.get(x).is_some());
+            a.on_report(&rep(ExecKind::Rejected, x, 0, 0, 0));
+            b.on_report(&rep(ExecKind::Rejected, y, 0, 0, 0));
+        }
+    }
+
+    #[test]
+    fn life_cycle_with_partial_fills_duplicates_and_a_late_fill() {
+        let mut t = OrderTable::new(0);
+        let id = t.place(Side::Ask, 100, 10, TimeInForce::PostOnly).unwrap();
+        assert_eq!(t.open_qty(Side::Ask), 10);
+        assert_eq!(t.on_report(&rep(ExecKind::Ack, id, 0, 0, 0)), ReportOutcome::Applied(None));
+        assert_eq!(t.on_report(&rep(ExecKind::Ack, id, 0, 0, 0)), ReportOutcome::Duplicate);
+        assert_eq!(
+            t.on_report(&rep(ExecKind::PartialFill, id, 100, 4, 4)),
+            ReportOutcome::Applied(Some((Side::Ask, 100, 4)))
+        );
+        assert_eq!(t.on_report(&rep(ExecKind::PartialFill, id, 100, 4, 4)), ReportOutcome::Duplicate);
+        assert!(t.cancel_sent(id));
+        assert_eq!(t.open_qty(Side::Ask), 6, "a cancel in flight still counts");
+        // A fill while cancelling counts.
+        assert_eq!(
+            t.on_report(&rep(ExecKind::PartialFill, id, 100, 2, 6)),
+            ReportOutcome::Applied(Some((Side::Ask, 100, 2)))
+        );
+        assert_eq!(t.on_report(&rep(ExecKind::Canceled, id, 0, 0, 6)), ReportOutcome::Applied(None));
+        assert_eq!(t.open_qty(Side::Ask), 0);
+        // The venue's fill report overtaken by the cancel ack: still counted.
+        assert_eq!(
+            t.on_report(&rep(ExecKind::Fill, id, 100, 1, 7)),
+            ReportOutcome::LateFill(Side::Ask, 100, 1)
+        );
+        assert_eq!(t.on_report(&rep(ExecKind::Ack, 12345, 0, 0, 0)), ReportOutcome::Unknown);
+        let s = t.stats();
+        assert_eq!((s.duplicate_reports, s.late_fills, s.unknown_reports), (2, 1, 1));
+    }
+
+    #[test]
+    fn a_full_table_refuses_placements() {
+        let mut t = OrderTable::new(0);
+        for _ in 0..ORDER_SLOTS {
+            assert!(t.place(Side::Bid, 1, 1, TimeInForce::PostOnly).is_some());
+        }
+        assert!(t.place(Side::Bid, 1, 1, TimeInForce::PostOnly).is_none());
+        assert_eq!(t.stats().table_full, 1);
+    }
+}
