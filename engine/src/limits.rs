@@ -2,54 +2,54 @@
 
 use crate::config::Fx;
 
-/// A token bucket as a GCRA (generic cell rate algorithm): `capacity` actions per `window_ns`,
-/// bursts up to `capacity`, refilled continuously by event time. Integer maths only.
+/// A rate limit of at most `capacity` actions in any window of `window_ns` (a sliding window,
+/// exact): an action is allowed when the `capacity`-th most recent one is at least a window old.
+/// Driven by event time only; the ring of recent action times is allocated once.
 ///
-/// Time only moves the bucket forward, so an engine that stops spending refills on its own:
-/// it can never lock itself out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Time only frees capacity, so an engine that stops spending recovers on its own: it can never
+/// lock itself out. Stricter than a token bucket, which allows up to twice its capacity in one
+/// window (a full burst, then the refill).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenBucket {
-    /// Time one token takes to refill, ns.
-    interval_ns: i64,
-    /// How far ahead of now the theoretical arrival time may run (burst).
-    tolerance_ns: i64,
-    /// Theoretical arrival time of the next action.
-    tat_ns: i64,
+    window_ns: i64,
+    /// Times of the last `capacity` actions, oldest at `head`.
+    times: Box<[i64]>,
+    head: usize,
 }
 
 impl TokenBucket {
-    /// `capacity` actions per `window_ns` (capacity ≥ 1).
+    /// At most `capacity` (≥ 1) actions per `window_ns`.
     pub fn new(capacity: u32, window_ns: i64) -> TokenBucket {
-        let capacity = capacity.max(1) as i64;
-        let interval_ns = (window_ns / capacity).max(1);
         TokenBucket {
-            interval_ns,
-            tolerance_ns: interval_ns * (capacity - 1),
-            tat_ns: i64::MIN / 2,
+            window_ns,
+            times: vec![i64::MIN / 2; capacity.max(1) as usize].into_boxed_slice(),
+            head: 0,
         }
     }
 
     /// Whether an action is allowed at `now_ns` (without spending).
     #[inline]
     pub fn available(&self, now_ns: i64) -> bool {
-        self.tat_ns.max(now_ns) - now_ns <= self.tolerance_ns
+        now_ns.saturating_sub(self.times[self.head]) >= self.window_ns
     }
 
-    /// Spends one token if one is available at `now_ns`.
+    /// Spends one action if allowed at `now_ns`.
     #[inline]
     pub fn try_take(&mut self, now_ns: i64) -> bool {
-        let tat = self.tat_ns.max(now_ns);
-        if tat - now_ns > self.tolerance_ns {
+        if !self.available(now_ns) {
             return false;
         }
-        self.tat_ns = tat + self.interval_ns;
+        self.times[self.head] = now_ns;
+        self.head = (self.head + 1) % self.times.len();
         true
     }
 
-    /// Tokens available at `now_ns`.
+    /// Actions still allowed at `now_ns`.
     pub fn tokens(&self, now_ns: i64) -> i64 {
-        let used = (self.tat_ns.max(now_ns) - now_ns + self.interval_ns - 1) / self.interval_ns;
-        (self.tolerance_ns / self.interval_ns + 1 - used).max(0)
+        self.times
+            .iter()
+            .filter(|&&t| now_ns.saturating_sub(t) >= self.window_ns)
+            .count() as i64
     }
 }
 
@@ -102,17 +102,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bucket_allows_a_burst_then_refills_with_time() {
+    fn never_more_than_capacity_in_any_window() {
         let mut b = TokenBucket::new(3, 60_000);
-        assert!(b.try_take(0) && b.try_take(0) && b.try_take(0));
-        assert!(!b.try_take(0));
-        assert_eq!(b.tokens(0), 0);
-        assert!(!b.try_take(19_999));
-        assert!(b.try_take(20_000));
-        // Idle for a long time: back to a full burst, never more.
+        assert!(b.try_take(0) && b.try_take(10) && b.try_take(20));
+        assert!(!b.try_take(30));
+        assert_eq!(b.tokens(30), 0);
+        assert!(!b.try_take(59_999));
+        assert!(b.try_take(60_000));
+        assert!(!b.try_take(60_009));
+        assert!(b.try_take(60_010));
+        // Idle for a long time: a full window's worth again, never more.
         assert_eq!(b.tokens(10_000_000), 3);
         assert!(b.try_take(10_000_000) && b.try_take(10_000_000) && b.try_take(10_000_000));
         assert!(!b.try_take(10_000_000));
+        // Any window of 60,000 ns holds at most 3 actions, under a dense random-ish schedule.
+        let mut b = TokenBucket::new(3, 60_000);
+        let mut taken = Vec::new();
+        let mut t = 0;
+        for k in 0..10_000i64 {
+            t += (k * 7919) % 13_000;
+            if b.try_take(t) {
+                taken.push(t);
+            }
+        }
+        for w in taken.windows(4) {
+            assert!(w[3] - w[0] >= 60_000);
+        }
     }
 
     #[test]

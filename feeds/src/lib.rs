@@ -6,6 +6,7 @@
 
 pub mod decode;
 pub mod local_book;
+pub mod normalize;
 pub mod recording;
 pub mod sync;
 
@@ -13,5 +14,6 @@ pub use decode::{
     DecodeError, DecodeStats, Decoder, DepthHeader, IgnoreReason, Message, SnapshotHeader,
 };
 pub use local_book::{BookObserver, LocalBook, LocalBookStats};
+pub use normalize::{recorded_events, Normalizer, RecordedEvents};
 pub use recording::{LineError, OpenError, ReaderStats, RecordLine, RecordingReader};
 pub use sync::{BookSync, DiffOutcome, SyncRule, SyncSink, SyncState, SyncStats};

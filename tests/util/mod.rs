@@ -27,3 +27,84 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).expect("create scratch dir");
     d
 }
+
+use engine::{Event, ExecKind, ExecReport, Intent, IntentKind, ModeChange, Sink};
+
+/// A stand-in venue for engine tests: acknowledges every place and confirms every cancel at
+/// the next batch, and can fill orders on request. Preallocated: pushing reports allocates
+/// nothing until `capacity` is exceeded.
+#[derive(Debug)]
+pub struct Responder {
+    /// Intents seen, in order (kept only when `keep` is set).
+    pub intents: Vec<Intent>,
+    /// Mode changes seen.
+    pub modes: Vec<ModeChange>,
+    /// Reports to feed back at the next batch.
+    pub pending: Vec<Event>,
+    /// Whether to keep intents (tests) or only count them (allocation test).
+    pub keep: bool,
+    /// Intents seen.
+    pub count: u64,
+    now: i64,
+}
+
+impl Responder {
+    /// A responder with room for `capacity` reports in flight.
+    pub fn new(capacity: usize, keep: bool) -> Responder {
+        Responder {
+            intents: Vec::with_capacity(if keep { 1 << 16 } else { 0 }),
+            modes: Vec::with_capacity(1024),
+            pending: Vec::with_capacity(capacity),
+            keep,
+            count: 0,
+            now: 0,
+        }
+    }
+
+    /// Sets the time stamped on reports.
+    pub fn at(&mut self, now: i64) {
+        self.now = now;
+    }
+
+    /// A report for an order of ours.
+    pub fn report(&self, instrument: u16, kind: ExecKind, cid: u64, px: i64, last: i64, cum: i64) -> Event {
+        Event::exec(
+            instrument,
+            0,
+            self.now,
+            ExecReport {
+                kind,
+                client_order_id: cid,
+                last_price: px,
+                last_qty: last,
+                cum_qty: cum,
+                fee: 0,
+                taker: false,
+                post_only_reject: false,
+            },
+        )
+    }
+}
+
+impl Sink for Responder {
+    fn intent(&mut self, i: &Intent) {
+        self.count += 1;
+        if self.keep {
+            self.intents.push(*i);
+        }
+        let kind = match i.kind {
+            IntentKind::Place => ExecKind::Ack,
+            IntentKind::Cancel => ExecKind::Canceled,
+        };
+        if self.pending.len() < self.pending.capacity() {
+            let r = self.report(i.instrument, kind, i.client_order_id, 0, 0, 0);
+            self.pending.push(r);
+        }
+    }
+
+    fn mode_change(&mut self, m: &ModeChange) {
+        if self.modes.len() < self.modes.capacity() {
+            self.modes.push(*m);
+        }
+    }
+}
