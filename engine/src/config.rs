@@ -378,11 +378,19 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
     }
     let start = fx(&f("quote.start_offset"), q.start_offset)?;
     if start < 0 {
-        return Err(invalid(f("quote.start_offset"), q.start_offset, "must be >= 0"));
+        return Err(invalid(
+            f("quote.start_offset"),
+            q.start_offset,
+            "must be >= 0",
+        ));
     }
     let first = fx(&f("quote.first_spacing"), q.first_spacing)?;
     if first <= 0 {
-        return Err(invalid(f("quote.first_spacing"), q.first_spacing, "must be > 0"));
+        return Err(invalid(
+            f("quote.first_spacing"),
+            q.first_spacing,
+            "must be > 0",
+        ));
     }
     let mult = fx(&f("quote.multiplier"), q.multiplier)?;
     if mult <= 1 {
@@ -417,11 +425,19 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
     }
     let min_spread_bps = fx(&f("quote.min_spread_bps"), q.min_spread_bps)?;
     if min_spread_bps < 0 {
-        return Err(invalid(f("quote.min_spread_bps"), q.min_spread_bps, "must be >= 0"));
+        return Err(invalid(
+            f("quote.min_spread_bps"),
+            q.min_spread_bps,
+            "must be >= 0",
+        ));
     }
     let skew_coeff = fx(&f("quote.skew_coeff"), q.skew_coeff)?;
     if !(0..=1).contains(&skew_coeff) {
-        return Err(invalid(f("quote.skew_coeff"), q.skew_coeff, "must be in [0, 1]"));
+        return Err(invalid(
+            f("quote.skew_coeff"),
+            q.skew_coeff,
+            "must be in [0, 1]",
+        ));
     }
     let skew_hysteresis = fx(&f("quote.skew_hysteresis"), q.skew_hysteresis)?;
     if !(0..1).contains(&skew_hysteresis) {
@@ -445,7 +461,11 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
 
     let net_max = lots("risk.net_max", &r.net_max)?;
     if net_max < layer_size {
-        return Err(invalid(f("risk.net_max"), &r.net_max, "must be at least layer_size"));
+        return Err(invalid(
+            f("risk.net_max"),
+            &r.net_max,
+            "must be at least layer_size",
+        ));
     }
     let batch_cap = match &r.batch_cap {
         Some(b) => lots("risk.batch_cap", b)?,
@@ -477,7 +497,11 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
     }
     let stop_loss = fx(&f("risk.stop_loss"), r.stop_loss)?;
     if stop_loss <= 0 || stop_loss >= 1 {
-        return Err(invalid(f("risk.stop_loss"), r.stop_loss, "must be in (0, 1)"));
+        return Err(invalid(
+            f("risk.stop_loss"),
+            r.stop_loss,
+            "must be in (0, 1)",
+        ));
     }
     let daily_units = inst
         .quote_to_tick_lots(&r.daily_loss_limit, false)
@@ -499,7 +523,11 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
     }
     let max_deviation = fx(&f("risk.max_deviation"), r.max_deviation)?;
     if max_deviation <= 0 || max_deviation >= 1 {
-        return Err(invalid(f("risk.max_deviation"), r.max_deviation, "must be in (0, 1)"));
+        return Err(invalid(
+            f("risk.max_deviation"),
+            r.max_deviation,
+            "must be in (0, 1)",
+        ));
     }
     let max_price_change = fx(&f("risk.max_price_change"), r.max_price_change)?;
     if max_price_change <= 0 || max_price_change >= 1 {

@@ -282,9 +282,9 @@ impl Engine {
                         inst.operator_halt = false;
                         inst.loss_limit_hit = false;
                         // A new baseline: the loss that tripped the limit is not counted twice.
-                        inst.day_start_pnl = inst.fair_value.map_or(inst.day_start_pnl, |fv| {
-                            inst.pos.total_pnl(fv)
-                        });
+                        inst.day_start_pnl = inst
+                            .fair_value
+                            .map_or(inst.day_start_pnl, |fv| inst.pos.total_pnl(fv));
                     }
                     Some(Command::ReduceOnly) => inst.operator_reduce_only = true,
                     Some(Command::Normal) => inst.operator_reduce_only = false,
@@ -339,7 +339,14 @@ impl Engine {
     ) -> u64 {
         let id = inst.id;
         inst.orders.cancel_all_open(|o| {
-            sink.intent(&Intent::cancel(id, o.side, o.client_order_id, true, now, seq));
+            sink.intent(&Intent::cancel(
+                id,
+                o.side,
+                o.client_order_id,
+                true,
+                now,
+                seq,
+            ));
             seq += 1;
             stats.intents += 1;
             stats.forced_cancels += 1;
@@ -423,10 +430,7 @@ impl Engine {
                     (Side::Bid, t.ask)
                 };
                 if self.orders_10s.available(now) && self.orders_1m.available(now) {
-                    if let Some(cid) =
-                        inst.orders
-                            .place(side, px, pos.abs(), TimeInForce::Ioc)
-                    {
+                    if let Some(cid) = inst.orders.place(side, px, pos.abs(), TimeInForce::Ioc) {
                         self.orders_10s.try_take(now);
                         self.orders_1m.try_take(now);
                         inst.flatten_cid = Some(cid);
@@ -539,7 +543,8 @@ impl Engine {
     /// One merge pass per side, then cancels (nearest the touch first), then places
     /// (alternating sides, nearest the touch first), each within its budget and the exposure
     /// limit.
-    #[allow(clippy::too_many_arguments)]
+    // `j` walks both sides' ladders and coverage flags in step.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     fn diff(
         inst: &mut Inst,
         mode: Mode,
@@ -552,9 +557,9 @@ impl Engine {
     ) -> u64 {
         let tol = match inst.cfg.offset_unit {
             crate::config::OffsetUnit::Ticks => inst.cfg.tolerance,
-            crate::config::OffsetUnit::Bps => inst
-                .fair_value
-                .map_or(Fx::ZERO, |fv| fv.saturating_mul(inst.cfg.tolerance) / 10_000),
+            crate::config::OffsetUnit::Bps => inst.fair_value.map_or(Fx::ZERO, |fv| {
+                fv.saturating_mul(inst.cfg.tolerance) / 10_000
+            }),
         }
         .floor()
         .to_num::<i64>();
@@ -670,5 +675,381 @@ impl Engine {
             }
         }
         seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ExecKind, ExecReport, LevelUpdate};
+    use crate::intent::IntentKind;
+
+    pub(crate) const CFG: &str = r#"
+[engine]
+orders_per_10s = 300
+orders_per_min = 1200
+book_slots = 4096
+
+[[instrument]]
+symbol = "BTCUSDT"
+tick = "0.10"
+lot = "0.001"
+min_qty = "0.001"
+min_notional = "0.1"
+[instrument.quote]
+fair_value = "mid"
+offset_unit = "ticks"
+start_offset = 2.0
+first_spacing = 2.0
+multiplier = 1.5
+max_spacing = 8.0
+layers = 3
+layer_size = "0.002"
+min_spread_bps = 0.0
+skew_coeff = 0.001
+[instrument.risk]
+net_max = "0.010"
+reduce_only_thresh = 0.7
+stop_loss = 0.05
+on_stop_loss = "reduce_only"
+daily_loss_limit = "0.01"
+max_deviation = 0.15
+max_price_change = 0.10
+circuit_window_ms = 60000
+stale_after_ms = 1000
+cancel_budget_per_min = 4
+"#;
+
+    #[derive(Default)]
+    struct Out {
+        intents: Vec<Intent>,
+        modes: Vec<ModeChange>,
+    }
+    impl Sink for Out {
+        fn intent(&mut self, i: &Intent) {
+            self.intents.push(*i);
+        }
+        fn mode_change(&mut self, m: &ModeChange) {
+            self.modes.push(*m);
+        }
+    }
+
+    const MS: i64 = 1_000_000;
+
+    fn level(side: Side, price: i64, qty: i64, t: i64, last: bool) -> Event {
+        Event::level(
+            0,
+            0,
+            t,
+            LevelUpdate {
+                side,
+                price,
+                qty,
+                update_id: 1,
+                last_in_msg: last,
+                snapshot: false,
+            },
+        )
+    }
+
+    /// An engine with a valid book 1000 / 1001 at time `t`.
+    fn synced(t: i64) -> (Engine, Out) {
+        let mut e = Engine::new(&Config::from_toml(CFG).unwrap());
+        let mut o = Out::default();
+        e.on_event(&Event::book_reset(0, 0, t, 1), &mut o);
+        e.on_event(&level(Side::Bid, 1000, 50, t, false), &mut o);
+        e.on_event(&level(Side::Ask, 1001, 50, t, true), &mut o);
+        e.on_event(&Event::book_valid(0, 0, t, 1), &mut o);
+        e.on_batch_end(&mut o);
+        (e, o)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        e: &mut Engine,
+        o: &mut Out,
+        kind: ExecKind,
+        cid: u64,
+        px: i64,
+        last: i64,
+        cum: i64,
+        t: i64,
+    ) {
+        let r = ExecReport {
+            kind,
+            client_order_id: cid,
+            last_price: px,
+            last_qty: last,
+            cum_qty: cum,
+            fee: 0,
+            taker: false,
+            post_only_reject: false,
+        };
+        e.on_event(&Event::exec(0, 0, t, r), o);
+    }
+
+    fn ack_all(e: &mut Engine, o: &mut Out, t: i64) {
+        let ids: Vec<(IntentKind, u64)> = o
+            .intents
+            .iter()
+            .map(|i| (i.kind, i.client_order_id))
+            .collect();
+        for (k, cid) in ids {
+            let kind = if k == IntentKind::Place {
+                ExecKind::Ack
+            } else {
+                ExecKind::Canceled
+            };
+            report(e, o, kind, cid, 0, 0, 0, t);
+        }
+        o.intents.clear();
+        e.on_batch_end(o);
+    }
+
+    #[test]
+    fn quotes_a_symmetric_grid_once_synced() {
+        let (_, o) = synced(0);
+        assert_eq!(o.modes.len(), 1);
+        assert_eq!(
+            (o.modes[0].to, o.modes[0].reason),
+            (Mode::Normal, ModeReason::None)
+        );
+        let bids: Vec<i64> = o
+            .intents
+            .iter()
+            .filter(|i| i.side == Side::Bid)
+            .map(|i| i.price)
+            .collect();
+        let asks: Vec<i64> = o
+            .intents
+            .iter()
+            .filter(|i| i.side == Side::Ask)
+            .map(|i| i.price)
+            .collect();
+        // fv 1000.5; distances 2, 4, 7: floor / ceil.
+        assert_eq!(bids, [998, 996, 993]);
+        assert_eq!(asks, [1003, 1005, 1008]);
+        // Alternating from the touch outwards, seq from 0.
+        assert_eq!(
+            o.intents.iter().map(|i| i.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        assert!(o
+            .intents
+            .iter()
+            .all(|i| i.tif == TimeInForce::PostOnly && i.qty == 2));
+    }
+
+    #[test]
+    fn an_unchanged_book_requotes_to_nothing_and_small_moves_keep_queue_priority() {
+        let (mut e, mut o) = synced(0);
+        ack_all(&mut e, &mut o, MS);
+        assert!(o.intents.is_empty());
+        // Same book again.
+        e.on_event(&level(Side::Bid, 1000, 50, 2 * MS, true), &mut o);
+        e.on_batch_end(&mut o);
+        assert!(o.intents.is_empty());
+        // A one-tick move of fair value is within tolerance (1.8 ticks): nothing changes.
+        e.on_event(&level(Side::Ask, 1001, 0, 3 * MS, false), &mut o);
+        e.on_event(&level(Side::Ask, 1002, 50, 3 * MS, true), &mut o);
+        e.on_batch_end(&mut o);
+        assert!(o.intents.is_empty(), "{:?}", o.intents);
+    }
+
+    #[test]
+    fn a_fill_skews_quotes_down_and_a_big_move_cancels_before_placing() {
+        let (mut e, mut o) = synced(0);
+        let first_bid = o.intents[0].client_order_id;
+        ack_all(&mut e, &mut o, MS);
+        report(&mut e, &mut o, ExecKind::Fill, first_bid, 998, 2, 2, 2 * MS);
+        e.on_batch_end(&mut o);
+        let v = e.instrument(0).unwrap();
+        assert_eq!(v.position.qty, 2);
+        // Market moves up 10 ticks: orders out of tolerance are cancelled (within budget 4),
+        // and cancels on a side precede that side's places.
+        o.intents.clear();
+        e.on_event(&level(Side::Bid, 1000, 0, 3 * MS, false), &mut o);
+        e.on_event(&level(Side::Ask, 1001, 0, 3 * MS, false), &mut o);
+        e.on_event(&level(Side::Bid, 1010, 50, 3 * MS, false), &mut o);
+        e.on_event(&level(Side::Ask, 1011, 50, 3 * MS, true), &mut o);
+        e.on_batch_end(&mut o);
+        let first_place = o
+            .intents
+            .iter()
+            .position(|i| i.kind == IntentKind::Place)
+            .unwrap();
+        assert!(o.intents[..first_place]
+            .iter()
+            .all(|i| i.kind == IntentKind::Cancel));
+        assert!(o.intents[first_place..]
+            .iter()
+            .all(|i| i.kind == IntentKind::Place));
+        // The fill's requote spent one of the 4 cancels a minute (long: bid layers thin from 3
+        // to 2); three are left for the five orders now out of tolerance.
+        assert_eq!(first_place, 3, "cancel budget of 4 per minute");
+        assert_eq!(e.stats().cancels_deferred, 2);
+        // Long 2 of 10: ratio 0.2, skew -0.2 · 0.001 · 1010.5 ≈ -0.2 ticks: bid 0 at floor(1008.3).
+        let bid0 = o
+            .intents
+            .iter()
+            .find(|i| i.kind == IntentKind::Place && i.side == Side::Bid)
+            .unwrap();
+        assert_eq!(bid0.price, 1008);
+    }
+
+    #[test]
+    fn book_invalid_pulls_everything_at_once_and_valid_requotes() {
+        let (mut e, mut o) = synced(0);
+        ack_all(&mut e, &mut o, MS);
+        e.on_event(
+            &Event::book_invalid(
+                0,
+                0,
+                2 * MS,
+                crate::event::BookStatusReason::SequenceGap,
+                1,
+                3,
+            ),
+            &mut o,
+        );
+        assert_eq!(o.intents.len(), 6, "cancels go out before the batch ends");
+        assert!(o
+            .intents
+            .iter()
+            .all(|i| i.kind == IntentKind::Cancel && i.forced));
+        assert_eq!(o.modes.last().unwrap().reason, ModeReason::BookInvalid);
+        e.on_batch_end(&mut o);
+        assert_eq!(o.intents.len(), 6, "nothing quoted while invalid");
+    }
+
+    #[test]
+    fn stale_book_halts_until_an_update() {
+        let (mut e, mut o) = synced(0);
+        ack_all(&mut e, &mut o, MS);
+        e.on_event(&Event::timer(1_500 * MS), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(o.modes.last().unwrap().reason, ModeReason::BookStale);
+        assert_eq!(
+            o.intents
+                .iter()
+                .filter(|i| i.kind == IntentKind::Cancel)
+                .count(),
+            6
+        );
+        ack_all(&mut e, &mut o, 1_501 * MS);
+        e.on_event(&level(Side::Bid, 1000, 51, 1_600 * MS, true), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
+        assert_eq!(o.intents.len(), 6);
+    }
+
+    #[test]
+    fn inventory_past_the_threshold_is_reduce_only_and_never_crosses_zero() {
+        let (mut e, mut o) = synced(0);
+        let bids: Vec<u64> = o
+            .intents
+            .iter()
+            .filter(|i| i.side == Side::Bid)
+            .map(|i| i.client_order_id)
+            .collect();
+        ack_all(&mut e, &mut o, MS);
+        // Three bids of 2 fill, then one more order fills: position 8 of 10 ≥ 0.7.
+        for (k, cid) in bids.iter().enumerate() {
+            report(
+                &mut e,
+                &mut o,
+                ExecKind::Fill,
+                *cid,
+                998 - k as i64,
+                2,
+                2,
+                2 * MS,
+            );
+        }
+        e.on_batch_end(&mut o);
+        ack_all(&mut e, &mut o, 3 * MS);
+        let more: Vec<u64> = e
+            .instrument(0)
+            .unwrap()
+            .orders
+            .open()
+            .filter(|o| o.side == Side::Bid)
+            .map(|o| o.client_order_id)
+            .collect();
+        report(&mut e, &mut o, ExecKind::Fill, more[0], 995, 2, 2, 4 * MS);
+        o.intents.clear();
+        e.on_batch_end(&mut o);
+        assert_eq!(e.instrument(0).unwrap().position.qty, 8);
+        assert_eq!(o.modes.last().unwrap().reason, ModeReason::Inventory);
+        ack_all(&mut e, &mut o, 5 * MS);
+        let v = e.instrument(0).unwrap();
+        assert_eq!(
+            v.orders.open_qty(Side::Bid),
+            0,
+            "no buying in reduce-only when long"
+        );
+        assert!(
+            v.orders.open_qty(Side::Ask) <= 8,
+            "sells never take the position through zero"
+        );
+    }
+
+    #[test]
+    fn kill_switch_halts_until_resume() {
+        let (mut e, mut o) = synced(0);
+        ack_all(&mut e, &mut o, MS);
+        e.on_event(&Event::control(0, 2 * MS, Command::Halt), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(o.modes.last().unwrap().reason, ModeReason::KillSwitch);
+        assert_eq!(o.intents.len(), 6);
+        ack_all(&mut e, &mut o, 3 * MS);
+        assert!(o.intents.is_empty());
+        e.on_event(&Event::control(0, 4 * MS, Command::Resume), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
+        assert_eq!(o.intents.len(), 6);
+    }
+
+    #[test]
+    fn daily_loss_limit_halts() {
+        let (mut e, mut o) = synced(0);
+        let bid = o.intents[0].client_order_id;
+        ack_all(&mut e, &mut o, MS);
+        report(&mut e, &mut o, ExecKind::Fill, bid, 998, 2, 2, 2 * MS);
+        e.on_batch_end(&mut o);
+        // Limit 0.01 USDT = 100 tick·lots. Long 2 lots from 998, marked at 940.5: -115
+        // (a 6% move, inside the circuit breaker's 10%).
+        e.on_event(&level(Side::Bid, 1000, 0, 3 * MS, false), &mut o);
+        e.on_event(&level(Side::Ask, 1001, 0, 3 * MS, false), &mut o);
+        e.on_event(&level(Side::Bid, 940, 5, 3 * MS, false), &mut o);
+        e.on_event(&level(Side::Ask, 941, 5, 3 * MS, true), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(o.modes.last().unwrap().reason, ModeReason::DailyLossLimit);
+    }
+
+    #[test]
+    fn circuit_breaker_halts_on_a_fast_move() {
+        let (mut e, mut o) = synced(0);
+        ack_all(&mut e, &mut o, MS);
+        e.on_event(&level(Side::Ask, 1001, 0, 2 * MS, false), &mut o);
+        e.on_event(&level(Side::Bid, 1000, 0, 2 * MS, false), &mut o);
+        e.on_event(&level(Side::Bid, 1200, 5, 2 * MS, false), &mut o);
+        e.on_event(&level(Side::Ask, 1201, 5, 2 * MS, true), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(o.modes.last().unwrap().reason, ModeReason::CircuitBreaker);
+    }
+
+    #[test]
+    fn unknown_instruments_and_bad_reports_are_counted_not_fatal() {
+        let (mut e, mut o) = synced(0);
+        e.on_event(&Event::control(9, MS, Command::Halt), &mut o);
+        assert_eq!(e.stats().unknown_instrument, 1);
+        report(&mut e, &mut o, ExecKind::Fill, 0xdead_beef, 1, 1, 1, MS);
+        assert_eq!(e.instrument(0).unwrap().orders.stats().unknown_reports, 1);
+        assert_eq!(e.instrument(0).unwrap().position.qty, 0);
+        // Time going backwards is held, counted.
+        e.on_event(&Event::timer(0), &mut o);
+        assert_eq!(e.stats().time_regressions, 1);
+        assert_eq!(e.now_ns(), MS);
     }
 }

@@ -206,7 +206,12 @@ fn parse_scaled(s: &[u8], scale: u8) -> Result<u64, DecimalError> {
 }
 
 /// `amount / (tick × lot)`, computed exactly at the combined scale, then rounded.
-fn quote_units(tick: &Grid, lot: &Grid, amount: &[u8], round_up: bool) -> Result<i128, DecimalError> {
+fn quote_units(
+    tick: &Grid,
+    lot: &Grid,
+    amount: &[u8],
+    round_up: bool,
+) -> Result<i128, DecimalError> {
     let scale = tick.scale + lot.scale;
     if scale > MAX_SCALE {
         return Err(DecimalError::Overflow);

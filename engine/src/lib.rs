@@ -27,5 +27,5 @@ pub use event::{
     BookStatusReason, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId, LevelUpdate,
     Side, TopOfBook, TradePrint,
 };
-pub use intent::{Intent, IntentKind, Mode, ModeChange, ModeReason, Sink, TimeInForce};
 pub use instrument::{DecimalError, Grid, Instrument, InstrumentError, Symbol};
+pub use intent::{Intent, IntentKind, Mode, ModeChange, ModeReason, Sink, TimeInForce};

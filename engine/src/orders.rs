@@ -157,7 +157,10 @@ impl OrderTable {
 
     /// Sum of remaining quantity of open orders on `side` (exposure if everything fills).
     pub fn open_qty(&self, side: Side) -> i64 {
-        self.open().filter(|o| o.side == side).map(|o| o.remaining()).sum()
+        self.open()
+            .filter(|o| o.side == side)
+            .map(|o| o.remaining())
+            .sum()
     }
 
     fn slot_of(&self, cid: u64) -> Option<usize> {
@@ -204,7 +207,12 @@ impl OrderTable {
     /// Marks a cancel as sent. Returns false if the order is not cancellable.
     pub fn cancel_sent(&mut self, cid: u64) -> bool {
         match self.slot_of(cid) {
-            Some(s) if matches!(self.slots[s].state, OrderState::PendingNew | OrderState::Live) => {
+            Some(s)
+                if matches!(
+                    self.slots[s].state,
+                    OrderState::PendingNew | OrderState::Live
+                ) =>
+            {
                 self.slots[s].state = OrderState::PendingCancel;
                 self.stats.cancels_sent += 1;
                 true
@@ -341,13 +349,22 @@ mod tests {
         let mut t = OrderTable::new(0);
         let id = t.place(Side::Ask, 100, 10, TimeInForce::PostOnly).unwrap();
         assert_eq!(t.open_qty(Side::Ask), 10);
-        assert_eq!(t.on_report(&rep(ExecKind::Ack, id, 0, 0, 0)), ReportOutcome::Applied(None));
-        assert_eq!(t.on_report(&rep(ExecKind::Ack, id, 0, 0, 0)), ReportOutcome::Duplicate);
+        assert_eq!(
+            t.on_report(&rep(ExecKind::Ack, id, 0, 0, 0)),
+            ReportOutcome::Applied(None)
+        );
+        assert_eq!(
+            t.on_report(&rep(ExecKind::Ack, id, 0, 0, 0)),
+            ReportOutcome::Duplicate
+        );
         assert_eq!(
             t.on_report(&rep(ExecKind::PartialFill, id, 100, 4, 4)),
             ReportOutcome::Applied(Some((Side::Ask, 100, 4)))
         );
-        assert_eq!(t.on_report(&rep(ExecKind::PartialFill, id, 100, 4, 4)), ReportOutcome::Duplicate);
+        assert_eq!(
+            t.on_report(&rep(ExecKind::PartialFill, id, 100, 4, 4)),
+            ReportOutcome::Duplicate
+        );
         assert!(t.cancel_sent(id));
         assert_eq!(t.open_qty(Side::Ask), 6, "a cancel in flight still counts");
         // A fill while cancelling counts.
@@ -355,16 +372,25 @@ mod tests {
             t.on_report(&rep(ExecKind::PartialFill, id, 100, 2, 6)),
             ReportOutcome::Applied(Some((Side::Ask, 100, 2)))
         );
-        assert_eq!(t.on_report(&rep(ExecKind::Canceled, id, 0, 0, 6)), ReportOutcome::Applied(None));
+        assert_eq!(
+            t.on_report(&rep(ExecKind::Canceled, id, 0, 0, 6)),
+            ReportOutcome::Applied(None)
+        );
         assert_eq!(t.open_qty(Side::Ask), 0);
         // The venue's fill report overtaken by the cancel ack: still counted.
         assert_eq!(
             t.on_report(&rep(ExecKind::Fill, id, 100, 1, 7)),
             ReportOutcome::LateFill(Side::Ask, 100, 1)
         );
-        assert_eq!(t.on_report(&rep(ExecKind::Ack, 12345, 0, 0, 0)), ReportOutcome::Unknown);
+        assert_eq!(
+            t.on_report(&rep(ExecKind::Ack, 12345, 0, 0, 0)),
+            ReportOutcome::Unknown
+        );
         let s = t.stats();
-        assert_eq!((s.duplicate_reports, s.late_fills, s.unknown_reports), (2, 1, 1));
+        assert_eq!(
+            (s.duplicate_reports, s.late_fills, s.unknown_reports),
+            (2, 1, 1)
+        );
     }
 
     #[test]

@@ -321,7 +321,10 @@ cancel_budget_per_min = 50
         assert_eq!(ratio, Fx::from_num(0.5));
         // 0.001 is not exact in binary fixed point: within 1e-12 of a tick, and deterministic.
         let r = reservation(fv, ratio, c.skew_coeff);
-        assert!((r - Fx::from_num(99_950)).abs() < Fx::from_num(1e-12), "{r}");
+        assert!(
+            (r - Fx::from_num(99_950)).abs() < Fx::from_num(1e-12),
+            "{r}"
+        );
         // Hysteresis: a move of 0.01 keeps the old ratio; flat resets it.
         assert_eq!(inventory_ratio(51, 100, Fx::from_num(0.05), ratio), ratio);
         assert_eq!(inventory_ratio(0, 100, Fx::from_num(0.05), ratio), Fx::ZERO);
@@ -355,7 +358,16 @@ cancel_budget_per_min = 50
         let t = touch(1000, 1001);
         let (mut b, mut a) = (Ladder::default(), Ladder::default());
         // Reservation pushed far up: bids would cross the ask.
-        build_ladders(&c0, &t, Fx::from_num(1000.5), Fx::from_num(1010), 5, 5, &mut b, &mut a);
+        build_ladders(
+            &c0,
+            &t,
+            Fx::from_num(1000.5),
+            Fx::from_num(1010),
+            5,
+            5,
+            &mut b,
+            &mut a,
+        );
         assert!(b.as_slice().iter().all(|l| l.price < t.ask));
         assert!(a.as_slice().iter().all(|l| l.price > t.bid));
         // Strictly ordered after de-duplication.
@@ -363,7 +375,16 @@ cancel_budget_per_min = 50
         // Min spread 100 bps of 1000.5 = 10.005 ticks, d0 = 2: widened by 3.0025 each side.
         let mut cs = c.clone();
         cs.min_spread_bps = Fx::from_num(100);
-        build_ladders(&cs, &t, Fx::from_num(1000.5), Fx::from_num(1000.5), 5, 5, &mut b, &mut a);
+        build_ladders(
+            &cs,
+            &t,
+            Fx::from_num(1000.5),
+            Fx::from_num(1000.5),
+            5,
+            5,
+            &mut b,
+            &mut a,
+        );
         let (b0, a0) = (b.as_slice()[0].price, a.as_slice()[0].price);
         assert_eq!((b0, a0), (995, 1006));
         assert!(a0 - b0 >= 11);
@@ -379,6 +400,9 @@ cancel_budget_per_min = 50
         clamp_side(&c, Side::Bid, fv, 5, false, &mut b);
         assert_eq!(b.total_qty(), 4, "two layers of 2 fit in 5");
         clamp_side(&c, Side::Ask, fv, 5, true, &mut a);
-        assert_eq!(a.as_slice().iter().map(|l| l.qty).collect::<Vec<_>>(), [2, 2, 1]);
+        assert_eq!(
+            a.as_slice().iter().map(|l| l.qty).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
     }
 }
