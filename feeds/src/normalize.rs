@@ -118,7 +118,12 @@ mod tests {
         let mut d = br#"{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":5,"u":9,"pu":4,"b":[["1.0","1"]],"a":[]}}"#.to_vec();
         assert!(n.on_message(&mut d, 1).unwrap().is_empty());
         let mut s = br#"{"lastUpdateId":7,"bids":[["0.9","2"]],"asks":[["1.1","3"]]}"#.to_vec();
-        let kinds: Vec<_> = n.on_message(&mut s, 2).unwrap().iter().map(|e| e.kind()).collect();
+        let kinds: Vec<_> = n
+            .on_message(&mut s, 2)
+            .unwrap()
+            .iter()
+            .map(|e| e.kind())
+            .collect();
         assert_eq!(
             kinds,
             [
