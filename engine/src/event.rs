@@ -423,6 +423,47 @@ impl Event {
         Command::from_u16(self.aux)
     }
 
+    /// The event as 64 little-endian bytes (the journal's payload for it).
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut b = [0u8; 64];
+        b[0] = self.kind as u8;
+        b[1] = self.flags;
+        b[2..4].copy_from_slice(&self.instrument.to_le_bytes());
+        b[4..6].copy_from_slice(&self.source.to_le_bytes());
+        b[6..8].copy_from_slice(&self.aux.to_le_bytes());
+        b[8..16].copy_from_slice(&self.venue_time_ns.to_le_bytes());
+        b[16..24].copy_from_slice(&self.local_time_ns.to_le_bytes());
+        for (k, w) in self.body.iter().enumerate() {
+            b[24 + 8 * k..32 + 8 * k].copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
+    /// Decodes [`Event::to_bytes`]; `None` if the bytes are not exactly 64 or the kind is unknown.
+    pub fn from_bytes(b: &[u8]) -> Option<Event> {
+        let b: &[u8; 64] = b.try_into().ok()?;
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let i64_at = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            i64::from_le_bytes(w)
+        };
+        let mut body = [0i64; 5];
+        for (k, w) in body.iter_mut().enumerate() {
+            *w = i64_at(24 + 8 * k);
+        }
+        Some(Event {
+            kind: EventKind::from_u8(b[0])?,
+            flags: b[1],
+            instrument: u16_at(2),
+            source: u16_at(4),
+            aux: u16_at(6),
+            venue_time_ns: i64_at(8),
+            local_time_ns: i64_at(16),
+            body,
+        })
+    }
+
     /// The event's kind.
     #[inline]
     pub fn kind(&self) -> EventKind {
@@ -548,5 +589,10 @@ mod tests {
                 assert_eq!(kind as u8, k);
             }
         }
+        for ev in [e, inv, Event::bbo(1, 2, 3, top), Event::timer(9)] {
+            assert_eq!(Event::from_bytes(&ev.to_bytes()), Some(ev));
+        }
+        assert_eq!(Event::from_bytes(&[0u8; 64]), None);
+        assert_eq!(Event::from_bytes(&[1u8; 63]), None);
     }
 }

@@ -104,6 +104,118 @@ impl Intent {
     }
 }
 
+impl Intent {
+    /// The intent as 64 little-endian bytes (the journal's payload for it).
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut b = [0u8; 64];
+        b[0] = self.kind as u8;
+        b[1] = self.side as u8;
+        b[2] = self.tif as u8;
+        b[3] = self.forced as u8;
+        b[4..6].copy_from_slice(&self.instrument.to_le_bytes());
+        b[8..16].copy_from_slice(&self.client_order_id.to_le_bytes());
+        b[16..24].copy_from_slice(&self.price.to_le_bytes());
+        b[24..32].copy_from_slice(&self.qty.to_le_bytes());
+        b[32..40].copy_from_slice(&self.time_ns.to_le_bytes());
+        b[40..48].copy_from_slice(&self.seq.to_le_bytes());
+        b
+    }
+
+    /// Decodes [`Intent::to_bytes`]; `None` if malformed.
+    pub fn from_bytes(b: &[u8]) -> Option<Intent> {
+        let b: &[u8; 64] = b.try_into().ok()?;
+        let w = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[i..i + 8]);
+            x
+        };
+        Some(Intent {
+            kind: match b[0] {
+                1 => IntentKind::Place,
+                2 => IntentKind::Cancel,
+                _ => return None,
+            },
+            side: match b[1] {
+                0 => Side::Bid,
+                1 => Side::Ask,
+                _ => return None,
+            },
+            tif: match b[2] {
+                1 => TimeInForce::PostOnly,
+                2 => TimeInForce::Ioc,
+                _ => return None,
+            },
+            forced: match b[3] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+            instrument: u16::from_le_bytes([b[4], b[5]]),
+            _pad: 0,
+            client_order_id: u64::from_le_bytes(w(8)),
+            price: i64::from_le_bytes(w(16)),
+            qty: i64::from_le_bytes(w(24)),
+            time_ns: i64::from_le_bytes(w(32)),
+            seq: u64::from_le_bytes(w(40)),
+        })
+    }
+}
+
+impl Mode {
+    fn from_u8(v: u8) -> Option<Mode> {
+        Some(match v {
+            0 => Mode::Normal,
+            1 => Mode::ReduceOnly,
+            2 => Mode::Halted,
+            _ => return None,
+        })
+    }
+}
+
+impl ModeReason {
+    fn from_u8(v: u8) -> Option<ModeReason> {
+        Some(match v {
+            0 => ModeReason::None,
+            1 => ModeReason::Inventory,
+            2 => ModeReason::StopLoss,
+            3 => ModeReason::Operator,
+            4 => ModeReason::KillSwitch,
+            5 => ModeReason::DailyLossLimit,
+            6 => ModeReason::CircuitBreaker,
+            7 => ModeReason::BookInvalid,
+            8 => ModeReason::BookStale,
+            _ => return None,
+        })
+    }
+}
+
+impl ModeChange {
+    /// 16 little-endian bytes (the journal's payload for it).
+    pub fn to_bytes(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..2].copy_from_slice(&self.instrument.to_le_bytes());
+        b[2] = self.from as u8;
+        b[3] = self.to as u8;
+        b[4] = self.reason as u8;
+        b[8..16].copy_from_slice(&self.time_ns.to_le_bytes());
+        b
+    }
+
+    /// Decodes [`ModeChange::to_bytes`]; `None` if malformed.
+    pub fn from_bytes(b: &[u8]) -> Option<ModeChange> {
+        let b: &[u8; 16] = b.try_into().ok()?;
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&b[8..16]);
+        Some(ModeChange {
+            instrument: u16::from_le_bytes([b[0], b[1]]),
+            from: Mode::from_u8(b[2])?,
+            to: Mode::from_u8(b[3])?,
+            reason: ModeReason::from_u8(b[4])?,
+            time_ns: i64::from_le_bytes(t),
+        })
+    }
+}
+
 /// Quoting mode of one instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -169,5 +281,28 @@ pub trait Sink {
 impl Sink for Vec<Intent> {
     fn intent(&mut self, intent: &Intent) {
         self.push(*intent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intents_and_mode_changes_round_trip_through_bytes() {
+        let p = Intent::place(3, Side::Ask, TimeInForce::Ioc, 77, 618002, 2, -5, 9);
+        assert_eq!(Intent::from_bytes(&p.to_bytes()), Some(p));
+        let c = Intent::cancel(1, Side::Bid, 78, true, 10, 11);
+        assert_eq!(Intent::from_bytes(&c.to_bytes()), Some(c));
+        assert_eq!(Intent::from_bytes(&[0u8; 64]), None);
+        let m = ModeChange {
+            instrument: 2,
+            from: Mode::Normal,
+            to: Mode::Halted,
+            reason: ModeReason::CircuitBreaker,
+            time_ns: 123,
+        };
+        assert_eq!(ModeChange::from_bytes(&m.to_bytes()), Some(m));
+        assert_eq!(ModeChange::from_bytes(&[9u8; 16]), None);
     }
 }
