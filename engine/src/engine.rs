@@ -524,7 +524,7 @@ impl Engine {
 
     fn gather(inst: &Inst, side: Side, out: &mut Working) {
         out.len = 0;
-        for o in inst.orders.iter() {
+        for o in inst.orders.open() {
             if o.side == side
                 && o.tif == TimeInForce::PostOnly
                 && matches!(o.state, OrderState::PendingNew | OrderState::Live)

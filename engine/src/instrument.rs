@@ -32,13 +32,15 @@ pub enum DecimalError {
     Overflow,
 }
 
-/// One step size, `mantissa × 10^-scale`: `"0.10"` is mantissa 10, scale 2.
+/// One step size, `mantissa × 10^-scale`, normalised: `"0.10"` is mantissa 1, scale 1, so
+/// converting onto a power-of-ten grid never divides.
 ///
-/// The scale is kept as written so values print with the venue's own number of decimals.
+/// The number of decimals as written is kept too, so values print the venue's way (`61800.20`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Grid {
     mantissa: u64,
     scale: u8,
+    display_scale: u8,
 }
 
 const POW10: [u64; 20] = {
@@ -70,7 +72,17 @@ impl Grid {
                 reason: format!("more than {MAX_SCALE} decimals"),
             });
         }
-        Ok(Grid { mantissa, scale })
+        // Trailing zeros of the step only make the parse scale (and a divide) bigger.
+        let (mut m, mut sc) = (mantissa, scale);
+        while sc > 0 && m % 10 == 0 {
+            m /= 10;
+            sc -= 1;
+        }
+        Ok(Grid {
+            mantissa: m,
+            scale: sc,
+            display_scale: scale,
+        })
     }
 
     /// The step as an integer count of `10^-scale` units.
@@ -78,9 +90,14 @@ impl Grid {
         self.mantissa
     }
 
-    /// Number of decimals the step was written with.
+    /// Number of decimals of the normalised step (`"0.10"` → 1).
     pub fn scale(&self) -> u8 {
         self.scale
+    }
+
+    /// Number of decimals the step was written with (`"0.10"` → 2); values print with it.
+    pub fn display_scale(&self) -> u8 {
+        self.display_scale
     }
 
     /// Converts a decimal string to a whole number of steps, exactly.
@@ -89,26 +106,37 @@ impl Grid {
     #[inline]
     pub fn to_steps(&self, s: &[u8]) -> Result<i64, DecimalError> {
         let units = parse_scaled(s, self.scale)?;
-        if units % self.mantissa != 0 {
-            return Err(DecimalError::OffGrid);
-        }
-        i64::try_from(units / self.mantissa).map_err(|_| DecimalError::Overflow)
+        let steps = if self.mantissa == 1 {
+            units
+        } else {
+            if units % self.mantissa != 0 {
+                return Err(DecimalError::OffGrid);
+            }
+            units / self.mantissa
+        };
+        i64::try_from(steps).map_err(|_| DecimalError::Overflow)
     }
 
     /// Writes `steps` as a decimal string with the grid's scale (`61800.20` on a `0.10` grid).
     pub fn write(&self, steps: i64, out: &mut impl fmt::Write) -> fmt::Result {
-        let units = steps as i128 * self.mantissa as i128;
+        let units = steps as i128
+            * self.mantissa as i128
+            * 10i128.pow((self.display_scale - self.scale) as u32);
         let neg = units < 0;
         let units = units.unsigned_abs();
-        let pow = 10u128.pow(self.scale as u32);
+        let pow = 10u128.pow(self.display_scale as u32);
         let (int, frac) = (units / pow, units % pow);
         if neg {
             out.write_char('-')?;
         }
-        if self.scale == 0 {
+        if self.display_scale == 0 {
             write!(out, "{int}")
         } else {
-            write!(out, "{int}.{frac:0width$}", width = self.scale as usize)
+            write!(
+                out,
+                "{int}.{frac:0width$}",
+                width = self.display_scale as usize
+            )
         }
     }
 
@@ -145,6 +173,43 @@ fn parse_raw(s: &[u8]) -> Result<(u64, u8), DecimalError> {
 /// Accepted: `digits` or `digits.digits`. Fractional digits past `scale` must be zero.
 #[inline]
 fn parse_scaled(s: &[u8], scale: u8) -> Result<u64, DecimalError> {
+    // Fast path: up to 18 significant digits cannot overflow a u64, so accumulate without
+    // checks. Anything unusual (too long, malformed, off-grid) takes the checked path below,
+    // which also produces the precise error.
+    if s.len() <= 19 {
+        let mut v: u64 = 0;
+        let mut i = 0;
+        while i < s.len() && s[i].is_ascii_digit() {
+            v = v * 10 + (s[i] - b'0') as u64;
+            i += 1;
+        }
+        let int_digits = i;
+        let mut frac = 0usize;
+        let mut ok = int_digits > 0;
+        if ok && i < s.len() {
+            ok = s[i] == b'.' && i + 1 < s.len();
+            i += 1;
+            while ok && i < s.len() {
+                let c = s[i];
+                if !c.is_ascii_digit() || (frac >= scale as usize && c != b'0') {
+                    ok = false;
+                } else if frac < scale as usize {
+                    v = v * 10 + (c - b'0') as u64;
+                }
+                frac += 1;
+                i += 1;
+            }
+        }
+        let pad = (scale as usize).saturating_sub(frac);
+        if ok && int_digits + frac.min(scale as usize) + pad <= 18 {
+            return Ok(v * POW10[pad]);
+        }
+    }
+    parse_scaled_checked(s, scale)
+}
+
+#[cold]
+fn parse_scaled_checked(s: &[u8], scale: u8) -> Result<u64, DecimalError> {
     let Some(&first) = s.first() else {
         return Err(DecimalError::Empty);
     };

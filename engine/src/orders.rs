@@ -119,10 +119,20 @@ pub struct OrderStats {
 }
 
 /// The order table of one instrument.
+///
+/// Besides the slots it keeps a dense list of the open ones and the open quantity per side, so
+/// the requote touches only live orders and exposure is O(1).
 #[derive(Debug, Clone)]
 pub struct OrderTable {
     instrument: InstrumentId,
     slots: Box<[Order; ORDER_SLOTS]>,
+    /// Slots of open orders, dense in `open_list[..open_len]`, in no particular order.
+    open_list: [u16; ORDER_SLOTS],
+    /// Position of each open slot in `open_list`.
+    open_pos: [u16; ORDER_SLOTS],
+    open_len: usize,
+    /// Remaining quantity of open orders, by side.
+    open_qty: [i64; 2],
     next_gen: u64,
     cursor: usize,
     stats: OrderStats,
@@ -134,6 +144,10 @@ impl OrderTable {
         OrderTable {
             instrument,
             slots: Box::new([EMPTY; ORDER_SLOTS]),
+            open_list: [0; ORDER_SLOTS],
+            open_pos: [0; ORDER_SLOTS],
+            open_len: 0,
+            open_qty: [0; 2],
             next_gen: 1,
             cursor: 0,
             stats: OrderStats::default(),
@@ -150,17 +164,38 @@ impl OrderTable {
         self.slots.iter()
     }
 
-    /// Open orders (pending-new, live, pending-cancel).
+    /// Open orders (pending-new, live, pending-cancel), in no particular order.
+    #[inline]
     pub fn open(&self) -> impl Iterator<Item = &Order> {
-        self.slots.iter().filter(|o| o.is_open())
+        self.open_list[..self.open_len]
+            .iter()
+            .map(|&s| &self.slots[s as usize])
     }
 
     /// Sum of remaining quantity of open orders on `side` (exposure if everything fills).
+    #[inline]
     pub fn open_qty(&self, side: Side) -> i64 {
-        self.open()
-            .filter(|o| o.side == side)
-            .map(|o| o.remaining())
-            .sum()
+        self.open_qty[side as usize]
+    }
+
+    fn opened(&mut self, s: usize) {
+        self.open_pos[s] = self.open_len as u16;
+        self.open_list[self.open_len] = s as u16;
+        self.open_len += 1;
+        let o = &self.slots[s];
+        self.open_qty[o.side as usize] += o.remaining();
+    }
+
+    /// The order in slot `s` just finished: drop it from the open list and the open quantity
+    /// (its remaining quantity, after any fill that finished it).
+    fn closed(&mut self, s: usize) {
+        let p = self.open_pos[s] as usize;
+        self.open_len -= 1;
+        let last = self.open_list[self.open_len];
+        self.open_list[p] = last;
+        self.open_pos[last as usize] = p as u16;
+        let o = &self.slots[s];
+        self.open_qty[o.side as usize] -= o.remaining();
     }
 
     fn slot_of(&self, cid: u64) -> Option<usize> {
@@ -196,6 +231,7 @@ impl OrderTable {
                     state: OrderState::PendingNew,
                     tif,
                 };
+                self.opened(s);
                 self.stats.placed += 1;
                 return Some(cid);
             }
@@ -223,13 +259,15 @@ impl OrderTable {
 
     /// Marks every pending-new or live order as cancelling, calling `f` for each.
     pub fn cancel_all_open(&mut self, mut f: impl FnMut(&Order)) {
-        for o in self.slots.iter_mut() {
+        for k in 0..self.open_len {
+            let o = &mut self.slots[self.open_list[k] as usize];
             if matches!(o.state, OrderState::PendingNew | OrderState::Live) {
                 o.state = OrderState::PendingCancel;
                 self.stats.cancels_sent += 1;
                 f(o);
             }
         }
+        // Still open: a cancel in flight counts until confirmed.
     }
 
     /// Applies an execution report.
@@ -265,12 +303,14 @@ impl OrderTable {
                 if new != r.last_qty {
                     self.stats.inconsistent_fills += 1;
                 }
+                let was_open = o.is_open();
                 o.filled += new;
                 let fill = (o.side, r.last_price, new);
-                if o.state == OrderState::Done {
+                if !was_open {
                     self.stats.late_fills += 1;
                     return ReportOutcome::LateFill(fill.0, fill.1, fill.2);
                 }
+                self.open_qty[o.side as usize] -= new;
                 if o.state == OrderState::PendingNew {
                     // A fill implies the ack.
                     self.stats.acked += 1;
@@ -278,6 +318,7 @@ impl OrderTable {
                 }
                 if r.kind == ExecKind::Fill || o.filled >= o.qty {
                     o.state = OrderState::Done;
+                    self.closed(s);
                 }
                 ReportOutcome::Applied(Some(fill))
             }
@@ -287,6 +328,7 @@ impl OrderTable {
                     return ReportOutcome::Duplicate;
                 }
                 o.state = OrderState::Done;
+                self.closed(s);
                 match r.kind {
                     ExecKind::Canceled => self.stats.cancelled += 1,
                     ExecKind::Expired => self.stats.expired += 1,

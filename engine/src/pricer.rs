@@ -142,11 +142,13 @@ pub fn build_ladders(
 ) {
     bids.clear();
     asks.clear();
-    let to_ticks = |d: Fx| match cfg.offset_unit {
-        OffsetUnit::Bps => fv.saturating_mul(d) / TEN_THOUSAND,
-        OffsetUnit::Ticks => d,
+    // One divide per requote; every distance after it is a multiply.
+    let per_unit = match cfg.offset_unit {
+        OffsetUnit::Bps => fv / TEN_THOUSAND,
+        OffsetUnit::Ticks => Fx::ONE,
     };
-    let min_spread = fv.saturating_mul(cfg.min_spread_bps) / TEN_THOUSAND;
+    let to_ticks = |d: Fx| per_unit.saturating_mul(d);
+    let min_spread = (fv / TEN_THOUSAND).saturating_mul(cfg.min_spread_bps);
     let d0 = to_ticks(cfg.layer_distance[0]);
     // Widen symmetrically around r so that layer 0s are at least min_spread apart.
     let extra = if d0 * 2 < min_spread {

@@ -1,6 +1,14 @@
-//! Order entry for ringmaker — not built yet.
+//! Order entry for ringmaker.
 //!
-//! This crate will turn the engine's order intents into signed venue requests and venue
-//! responses / user-stream messages back into engine events, and will hold the simulated venue
-//! used by backtests (`gateway::sim`). See `docs/ARCHITECTURE.md`. It deliberately exports
-//! nothing until those pieces exist, so nothing can depend on a placeholder.
+//! Today this crate holds the simulated venue used by backtests ([`sim`]): it takes the engine's
+//! intents, matches them against a recorded market with a queue-position model, a latency model
+//! and a fee model, and returns execution reports as engine events. The live pieces (intents →
+//! signed venue requests, responses and user stream → events) will live beside it. See
+//! `docs/ARCHITECTURE.md`.
+
+pub mod sim;
+
+pub use sim::{
+    BpsFees, ConstantLatency, FeeModel, LatencyModel, ProbQueue, QueueModel, RiskAverseQueue,
+    SimStats, SimVenue,
+};
