@@ -1,7 +1,9 @@
 //! Decode + normalize one ~40-level USDⓈ-M `depthUpdate` into `engine::Event` levels.
 //!
-//! * `simd_json_decoder`: `feeds::Decoder::decode` (simd-json tape walk, decimals straight onto the
-//!   tick / lot grid).
+//! * `decoder`: `feeds::Decoder::decode` as the feed runs it — the single-pass depth scanner
+//!   (`feeds/src/depth_fast.rs`), which falls back to simd-json for anything unusual.
+//! * `simd_json_general`: `feeds::Decoder::decode_general`, the simd-json tape walk alone
+//!   (the path every other message takes), decimals straight onto the tick / lot grid.
 //! * `serde_json_typed` (baseline): `serde_json` into `#[derive(Deserialize)]` structs with
 //!   borrowed `&str` fields, then the same normalization into the same `Event`s in a reused `Vec`.
 //!
@@ -180,6 +182,9 @@ fn bench_decode(c: &mut Criterion) {
         &serde.levels[..],
         "levels differ between the two decoders"
     );
+    let mut scratch2 = pristine.clone();
+    let general = simd.decode_general(&mut scratch2, LOCAL_NS);
+    assert_eq!(general, Ok(Message::Depth(h_simd)), "the general path agrees");
 
     let mut g = c.benchmark_group("decode_depth_update");
     g.throughput(Throughput::Elements(1))
@@ -187,11 +192,21 @@ fn bench_decode(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .sample_size(60);
 
-    g.bench_function("simd_json_decoder", |b| {
+    g.bench_function("decoder", |b| {
         b.iter(|| {
             scratch.copy_from_slice(&pristine);
             let m = simd
                 .decode(black_box(&mut scratch), LOCAL_NS)
+                .expect("the picked message decodes");
+            black_box(simd.levels().len());
+            m
+        })
+    });
+    g.bench_function("simd_json_general", |b| {
+        b.iter(|| {
+            scratch.copy_from_slice(&pristine);
+            let m = simd
+                .decode_general(black_box(&mut scratch), LOCAL_NS)
                 .expect("the picked message decodes");
             black_box(simd.levels().len());
             m

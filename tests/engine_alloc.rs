@@ -45,7 +45,11 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn engine_hot_path_makes_zero_allocations_after_warm_up() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/default.toml"
+    ))
+    .unwrap();
     let cfg = Config::from_toml(&text).unwrap();
     let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
     let rec = recorded_events(&[usdm()], &insts, SyncRule::Futures).unwrap();
@@ -83,7 +87,17 @@ fn engine_hot_path_makes_zero_allocations_after_warm_up() {
         DEALLOCS.load(Ordering::SeqCst),
         REALLOCS.load(Ordering::SeqCst),
     );
-    assert!(counted_events >= 100_000, "only {counted_events} events after warm-up");
-    assert!(venue.count > intents_before, "the engine quoted while counted");
-    assert_eq!((a, d, r), (0, 0, 0), "allocations, deallocations, reallocations on the hot path");
+    assert!(
+        counted_events >= 100_000,
+        "only {counted_events} events after warm-up"
+    );
+    assert!(
+        venue.count > intents_before,
+        "the engine quoted while counted"
+    );
+    assert_eq!(
+        (a, d, r),
+        (0, 0, 0),
+        "allocations, deallocations, reallocations on the hot path"
+    );
 }

@@ -10,8 +10,11 @@ struct Out {
 }
 
 fn config() -> Config {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml"))
-        .expect("configs/default.toml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/default.toml"
+    ))
+    .expect("configs/default.toml");
     Config::from_toml(&text).expect("default config is valid")
 }
 
@@ -54,9 +57,17 @@ fn two_engines_fed_the_same_events_emit_identical_intents() {
     assert!(!a.intents.is_empty());
     assert_eq!(a.intents, b.intents);
     assert_eq!(a.modes, b.modes);
-    let places = a.intents.iter().filter(|i| i.kind == IntentKind::Place).count();
+    let places = a
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Place)
+        .count();
     let cancels = a.intents.len() - places;
-    eprintln!("{} intents: {places} places, {cancels} cancels; {} mode changes", a.intents.len(), a.modes.len());
+    eprintln!(
+        "{} intents: {places} places, {cancels} cancels; {} mode changes",
+        a.intents.len(),
+        a.modes.len()
+    );
     for m in a.modes.iter().take(10) {
         eprintln!("{m:?}");
     }

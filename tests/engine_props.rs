@@ -110,7 +110,19 @@ struct World {
 }
 
 fn lvl(side: Side, price: i64, qty: i64, t: i64, last: bool) -> Event {
-    Event::level(0, 0, t, LevelUpdate { side, price, qty, update_id: 1, last_in_msg: last, snapshot: false })
+    Event::level(
+        0,
+        0,
+        t,
+        LevelUpdate {
+            side,
+            price,
+            qty,
+            update_id: 1,
+            last_in_msg: last,
+            snapshot: false,
+        },
+    )
 }
 
 impl World {
@@ -134,18 +146,36 @@ impl World {
 
     fn snapshot(&mut self, _spread: i64) {
         let t = self.now;
-        self.e.on_event(&Event::book_reset(0, 0, t, 1), &mut self.out);
+        self.e
+            .on_event(&Event::book_reset(0, 0, t, 1), &mut self.out);
         for k in 0..5 {
-            self.e.on_event(&lvl(Side::Bid, self.bid - k, self.bid_qty + k, t, false), &mut self.out);
-            self.e.on_event(&lvl(Side::Ask, self.ask() + k, self.ask_qty + k, t, k == 4), &mut self.out);
+            self.e.on_event(
+                &lvl(Side::Bid, self.bid - k, self.bid_qty + k, t, false),
+                &mut self.out,
+            );
+            self.e.on_event(
+                &lvl(Side::Ask, self.ask() + k, self.ask_qty + k, t, k == 4),
+                &mut self.out,
+            );
         }
-        self.e.on_event(&Event::book_valid(0, 0, t, 1), &mut self.out);
+        self.e
+            .on_event(&Event::book_valid(0, 0, t, 1), &mut self.out);
         self.batch_end();
     }
 
     fn report(&mut self, kind: ExecKind, cid: u64, px: i64, last: i64, cum: i64) {
-        let r = ExecReport { kind, client_order_id: cid, last_price: px, last_qty: last, cum_qty: cum, fee: 0, taker: false, post_only_reject: kind == ExecKind::Rejected };
-        self.e.on_event(&Event::exec(0, 0, self.now, r), &mut self.out);
+        let r = ExecReport {
+            kind,
+            client_order_id: cid,
+            last_price: px,
+            last_qty: last,
+            cum_qty: cum,
+            fee: 0,
+            taker: false,
+            post_only_reject: kind == ExecKind::Rejected,
+        };
+        self.e
+            .on_event(&Event::exec(0, 0, self.now, r), &mut self.out);
     }
 
     fn batch_end(&mut self) {
@@ -160,7 +190,8 @@ impl World {
                         Side::Bid => assert!(i.price < ba, "bid {} at or above ask {ba}", i.price),
                         Side::Ask => assert!(i.price > bb, "ask {} at or below bid {bb}", i.price),
                     }
-                    self.orders.push((i.client_order_id, i.side, i.qty, 0, false, false));
+                    self.orders
+                        .push((i.client_order_id, i.side, i.qty, 0, false, false));
                 }
                 IntentKind::Cancel => {
                     if let Some(o) = self.orders.iter_mut().find(|o| o.0 == i.client_order_id) {
@@ -176,10 +207,26 @@ impl World {
         let v = self.e.instrument(0).unwrap();
         let pos = v.position.qty;
         let net_max = v.config.net_max;
-        let buys: i64 = self.orders.iter().filter(|o| o.1 == Side::Bid).map(|o| o.2 - o.3).sum();
-        let sells: i64 = self.orders.iter().filter(|o| o.1 == Side::Ask).map(|o| o.2 - o.3).sum();
-        assert!(pos + buys <= net_max, "pos {pos} + open buys {buys} > {net_max}");
-        assert!(pos - sells >= -net_max, "pos {pos} - open sells {sells} < -{net_max}");
+        let buys: i64 = self
+            .orders
+            .iter()
+            .filter(|o| o.1 == Side::Bid)
+            .map(|o| o.2 - o.3)
+            .sum();
+        let sells: i64 = self
+            .orders
+            .iter()
+            .filter(|o| o.1 == Side::Ask)
+            .map(|o| o.2 - o.3)
+            .sum();
+        assert!(
+            pos + buys <= net_max,
+            "pos {pos} + open buys {buys} > {net_max}"
+        );
+        assert!(
+            pos - sells >= -net_max,
+            "pos {pos} - open sells {sells} < -{net_max}"
+        );
         assert!(pos.abs() <= net_max);
     }
 
@@ -194,30 +241,46 @@ impl World {
                 let (ob, oa) = (self.bid, self.ask());
                 self.bid = (self.bid + d).max(1000);
                 // Remove the old top, add the new one (a shifted book, never crossed).
-                self.e.on_event(&lvl(Side::Bid, ob, 0, t, false), &mut self.out);
-                self.e.on_event(&lvl(Side::Ask, oa, 0, t, false), &mut self.out);
+                self.e
+                    .on_event(&lvl(Side::Bid, ob, 0, t, false), &mut self.out);
+                self.e
+                    .on_event(&lvl(Side::Ask, oa, 0, t, false), &mut self.out);
                 for k in 0..3 {
-                    self.e.on_event(&lvl(Side::Bid, ob - k, 0, t, false), &mut self.out);
-                    self.e.on_event(&lvl(Side::Ask, oa + k, 0, t, false), &mut self.out);
+                    self.e
+                        .on_event(&lvl(Side::Bid, ob - k, 0, t, false), &mut self.out);
+                    self.e
+                        .on_event(&lvl(Side::Ask, oa + k, 0, t, false), &mut self.out);
                 }
                 for k in 0..40 {
-                    self.e.on_event(&lvl(Side::Bid, ob + k, 0, t, false), &mut self.out);
-                    self.e.on_event(&lvl(Side::Ask, oa - k, 0, t, false), &mut self.out);
+                    self.e
+                        .on_event(&lvl(Side::Bid, ob + k, 0, t, false), &mut self.out);
+                    self.e
+                        .on_event(&lvl(Side::Ask, oa - k, 0, t, false), &mut self.out);
                 }
-                self.e.on_event(&lvl(Side::Bid, self.bid, self.bid_qty, t, false), &mut self.out);
-                self.e.on_event(&lvl(Side::Ask, self.ask(), self.ask_qty, t, true), &mut self.out);
+                self.e.on_event(
+                    &lvl(Side::Bid, self.bid, self.bid_qty, t, false),
+                    &mut self.out,
+                );
+                self.e.on_event(
+                    &lvl(Side::Ask, self.ask(), self.ask_qty, t, true),
+                    &mut self.out,
+                );
                 self.batch_end();
             }
             Op::TopQty(b, a) => {
                 self.bid_qty = b;
                 self.ask_qty = a;
                 let t = self.now;
-                self.e.on_event(&lvl(Side::Bid, self.bid, b, t, false), &mut self.out);
-                self.e.on_event(&lvl(Side::Ask, self.ask(), a, t, true), &mut self.out);
+                self.e
+                    .on_event(&lvl(Side::Bid, self.bid, b, t, false), &mut self.out);
+                self.e
+                    .on_event(&lvl(Side::Ask, self.ask(), a, t, true), &mut self.out);
                 self.batch_end();
             }
             Op::Ack(k) => {
-                let pend: Vec<usize> = (0..self.orders.len()).filter(|&i| !self.orders[i].4).collect();
+                let pend: Vec<usize> = (0..self.orders.len())
+                    .filter(|&i| !self.orders[i].4)
+                    .collect();
                 if let Some(&i) = pend.get(k % pend.len().max(1)) {
                     self.orders[i].4 = true;
                     let cid = self.orders[i].0;
@@ -233,8 +296,15 @@ impl World {
                 let (cid, side, qty, filled, _, _) = self.orders[i];
                 let q = ((qty * quarters) / 4).max(1).min(qty - filled);
                 let cum = filled + q;
-                let px = match side { Side::Bid => self.bid, Side::Ask => self.ask() };
-                let kind = if cum == qty { ExecKind::Fill } else { ExecKind::PartialFill };
+                let px = match side {
+                    Side::Bid => self.bid,
+                    Side::Ask => self.ask(),
+                };
+                let kind = if cum == qty {
+                    ExecKind::Fill
+                } else {
+                    ExecKind::PartialFill
+                };
                 self.report(kind, cid, px, q, cum);
                 if cum == qty {
                     self.orders.remove(i);
@@ -245,7 +315,9 @@ impl World {
                 self.batch_end();
             }
             Op::CancelDone(k) => {
-                let pend: Vec<usize> = (0..self.orders.len()).filter(|&i| self.orders[i].5).collect();
+                let pend: Vec<usize> = (0..self.orders.len())
+                    .filter(|&i| self.orders[i].5)
+                    .collect();
                 if let Some(&i) = pend.get(k % pend.len().max(1)) {
                     let (cid, _, _, filled, _, _) = self.orders.remove(i);
                     self.report(ExecKind::Canceled, cid, 0, 0, filled);
@@ -253,7 +325,9 @@ impl World {
                 }
             }
             Op::Reject(k) => {
-                let pend: Vec<usize> = (0..self.orders.len()).filter(|&i| !self.orders[i].4 && !self.orders[i].5).collect();
+                let pend: Vec<usize> = (0..self.orders.len())
+                    .filter(|&i| !self.orders[i].4 && !self.orders[i].5)
+                    .collect();
                 if let Some(&i) = pend.get(k % pend.len().max(1)) {
                     let (cid, ..) = self.orders.remove(i);
                     self.report(ExecKind::Rejected, cid, 0, 0, 0);
@@ -267,15 +341,20 @@ impl World {
             }
             Op::Gap => {
                 let t = self.now;
-                self.e.on_event(&Event::book_invalid(0, 0, t, engine::BookStatusReason::SequenceGap, 1, 2), &mut self.out);
+                self.e.on_event(
+                    &Event::book_invalid(0, 0, t, engine::BookStatusReason::SequenceGap, 1, 2),
+                    &mut self.out,
+                );
                 self.batch_end();
                 self.now += MS;
                 self.snapshot(1);
             }
             Op::HaltResume => {
-                self.e.on_event(&Event::control(0, self.now, Command::Halt), &mut self.out);
+                self.e
+                    .on_event(&Event::control(0, self.now, Command::Halt), &mut self.out);
                 self.batch_end();
-                self.e.on_event(&Event::control(0, self.now, Command::Resume), &mut self.out);
+                self.e
+                    .on_event(&Event::control(0, self.now, Command::Resume), &mut self.out);
                 self.batch_end();
             }
             Op::Requote => {
@@ -284,16 +363,29 @@ impl World {
                 self.now -= MS;
                 self.e.on_event(&Event::timer(self.now), &mut self.out);
                 self.batch_end();
-                assert!(self.out.batch.is_empty(), "requote of an unchanged state emitted {:?}", self.out.batch);
+                assert!(
+                    self.out.batch.is_empty(),
+                    "requote of an unchanged state emitted {:?}",
+                    self.out.batch
+                );
             }
         }
     }
 
     fn check_cancel_budget(&self) {
         let budget = self.e.instrument(0).unwrap().config.cancel_budget_per_min as usize;
-        let times: Vec<i64> = self.out.all.iter().filter(|i| i.kind == IntentKind::Cancel && !i.forced).map(|i| i.time_ns).collect();
+        let times: Vec<i64> = self
+            .out
+            .all
+            .iter()
+            .filter(|i| i.kind == IntentKind::Cancel && !i.forced)
+            .map(|i| i.time_ns)
+            .collect();
         for w in times.windows(budget + 1) {
-            assert!(w[budget] - w[0] >= 60_000 * MS, "more than {budget} discretionary cancels within a minute");
+            assert!(
+                w[budget] - w[0] >= 60_000 * MS,
+                "more than {budget} discretionary cancels within a minute"
+            );
         }
         for w in self.out.all.windows(2) {
             assert_eq!(w[1].seq, w[0].seq + 1);
@@ -345,11 +437,26 @@ fn a_random_walk_exercises_fills_cancels_and_modes() {
     }
     w.check_cancel_budget();
     let v = w.e.instrument(0).unwrap();
-    let places = w.out.all.iter().filter(|i| i.kind == IntentKind::Place).count();
+    let places = w
+        .out
+        .all
+        .iter()
+        .filter(|i| i.kind == IntentKind::Place)
+        .count();
     let cancels = w.out.all.len() - places;
     let s = v.position;
     // The walk must have done real work, or the invariants above proved nothing.
-    assert!(places > 100 && cancels > 50, "{places} places, {cancels} cancels");
+    assert!(
+        places > 100 && cancels > 50,
+        "{places} places, {cancels} cancels"
+    );
     assert!(s.maker_fills > 100, "{} fills", s.maker_fills);
-    assert!(w.out.modes.iter().any(|m| m.reason == engine::ModeReason::Inventory), "{:?}", w.out.modes);
+    assert!(
+        w.out
+            .modes
+            .iter()
+            .any(|m| m.reason == engine::ModeReason::Inventory),
+        "{:?}",
+        w.out.modes
+    );
 }

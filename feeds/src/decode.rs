@@ -11,6 +11,7 @@
 //! (`{"lastUpdateId",..,"bids","asks"}`). Other stream payloads (klines, mark price...) decode to
 //! [`Message::Ignored`]; anything malformed is a [`DecodeError`].
 
+use crate::depth_fast::{self, Fast};
 use engine::{
     DecimalError, Event, Instrument, InstrumentId, LevelUpdate, Side, Symbol, TopOfBook, TradePrint,
 };
@@ -183,6 +184,17 @@ impl Decoder {
         self.decode_inner(json, local_ns, Some(instrument))
     }
 
+    /// Decodes with the general simd-json path only, skipping the depth fast path. For benches
+    /// and the differential tests that hold the two paths to the same output.
+    pub fn decode_general(
+        &mut self,
+        json: &mut [u8],
+        local_ns: i64,
+    ) -> Result<Message, DecodeError> {
+        self.levels.clear();
+        self.decode_tape(json, local_ns, None)
+    }
+
     fn decode_inner(
         &mut self,
         json: &mut [u8],
@@ -190,6 +202,29 @@ impl Decoder {
         snapshot_for: Option<InstrumentId>,
     ) -> Result<Message, DecodeError> {
         self.levels.clear();
+        if snapshot_for.is_none() && !self.adopt_first_symbol {
+            match depth_fast::decode_depth(json, local_ns, &self.instruments, &mut self.levels) {
+                Fast::Depth(h) => {
+                    self.stats.decoded += 1;
+                    return Ok(Message::Depth(h));
+                }
+                Fast::Error(e) => {
+                    self.levels.clear();
+                    self.stats.errors += 1;
+                    return Err(e);
+                }
+                Fast::Fallback => {}
+            }
+        }
+        self.decode_tape(json, local_ns, snapshot_for)
+    }
+
+    fn decode_tape(
+        &mut self,
+        json: &mut [u8],
+        local_ns: i64,
+        snapshot_for: Option<InstrumentId>,
+    ) -> Result<Message, DecodeError> {
         let mut tape = match self.tape.take() {
             Some(t) => t.reset(),
             None => Tape::null().reset(),

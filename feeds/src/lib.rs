@@ -5,6 +5,7 @@
 //! fixed-size [`engine::Event`]s.
 
 pub mod decode;
+mod depth_fast;
 pub mod local_book;
 pub mod normalize;
 pub mod recording;

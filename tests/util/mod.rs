@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 /// `tests/data/<rel>`.
 pub fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(rel)
 }
 
 /// The shipped USDⓈ-M BTCUSDT recording.
@@ -67,7 +69,15 @@ impl Responder {
     }
 
     /// A report for an order of ours.
-    pub fn report(&self, instrument: u16, kind: ExecKind, cid: u64, px: i64, last: i64, cum: i64) -> Event {
+    pub fn report(
+        &self,
+        instrument: u16,
+        kind: ExecKind,
+        cid: u64,
+        px: i64,
+        last: i64,
+        cum: i64,
+    ) -> Event {
         Event::exec(
             instrument,
             0,

@@ -1,0 +1,289 @@
+//! The feed hot path allocates nothing once warm: a counting global allocator watches the USDⓈ-M
+//! recording go through `LocalBook::on_message` (decode → sync → book) and through
+//! `Decoder::decode` alone, after a warm-up on the first 10,000 messages.
+//!
+//! Counting is per thread (the test harness and other tests allocate on their own threads), and
+//! only between `Counter::start` and `Counter::stop`. Each message is first copied into a scratch
+//! buffer sized for the largest one, so the copy itself never allocates. When a message does
+//! allocate, the failure names the message (index, kind, size, decode result) and the allocation.
+
+use engine::Instrument;
+use feeds::{recording::read_all, Decoder, LocalBook, Message, SyncRule};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+struct Counts {
+    allocs: u64,
+    deallocs: u64,
+    reallocs: u64,
+    /// Size of the last allocation or reallocation counted.
+    last_size: usize,
+}
+
+thread_local! {
+    static ENABLED: Cell<bool> = const { Cell::new(false) };
+    static COUNTS: Cell<Counts> = const {
+        Cell::new(Counts { allocs: 0, deallocs: 0, reallocs: 0, last_size: 0 })
+    };
+}
+
+/// Counts one event on this thread if counting is on. Never allocates: both thread-locals are
+/// `const`-initialised `Cell`s without destructors.
+#[inline]
+fn count(f: impl FnOnce(&mut Counts)) {
+    let on = ENABLED.try_with(Cell::get).unwrap_or(false);
+    if on {
+        let _ = COUNTS.try_with(|c| {
+            let mut v = c.get();
+            f(&mut v);
+            c.set(v);
+        });
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping touches only
+// this thread's `Cell`s and never allocates, so it cannot re-enter the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(|c| {
+            c.allocs += 1;
+            c.last_size = layout.size();
+        });
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is `System`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(|c| {
+            c.allocs += 1;
+            c.last_size = layout.size();
+        });
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(|c| c.deallocs += 1);
+        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`, per the caller.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(|c| {
+            c.reallocs += 1;
+            c.last_size = new_size;
+        });
+        // SAFETY: `ptr` / `layout` come from `System` (through us) and `new_size` is valid, per
+        // the caller.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Per-thread counting window.
+struct Counter;
+
+impl Counter {
+    fn start() {
+        COUNTS.with(|c| c.set(Counts::default()));
+        ENABLED.with(|e| e.set(true));
+    }
+    fn pause() {
+        ENABLED.with(|e| e.set(false));
+    }
+    fn resume() {
+        ENABLED.with(|e| e.set(true));
+    }
+    fn read() -> Counts {
+        COUNTS.with(Cell::get)
+    }
+    fn stop() -> Counts {
+        Self::pause();
+        Self::read()
+    }
+}
+
+const WARM_UP: usize = 10_000;
+
+fn futures() -> Instrument {
+    Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").expect("instrument")
+}
+
+fn kind_of(json: &[u8]) -> &'static str {
+    let has = |needle: &[u8]| json.windows(needle.len()).any(|w| w == needle);
+    if json.starts_with(b"{\"lastUpdateId\"") {
+        "REST depth snapshot"
+    } else if has(b"\"depthUpdate\"") {
+        "depthUpdate diff"
+    } else if has(b"\"bookTicker\"") || has(b"@bookTicker") {
+        "bookTicker"
+    } else if has(b"\"aggTrade\"") {
+        "aggTrade"
+    } else if has(b"\"trade\"") {
+        "trade"
+    } else {
+        "other"
+    }
+}
+
+fn describe(r: &Result<Message, feeds::DecodeError>) -> String {
+    match r {
+        Ok(Message::Depth(_)) => "Ok(Depth)".into(),
+        Ok(Message::Snapshot(_)) => "Ok(Snapshot)".into(),
+        Ok(Message::Event(e)) => format!("Ok(Event {:?})", e.kind()),
+        Ok(Message::Ignored(why)) => format!("Ok(Ignored {why:?})"),
+        Err(e) => format!("Err({e})"),
+    }
+}
+
+/// One message that allocated while counting.
+struct Offender {
+    index: usize,
+    kind: &'static str,
+    len: usize,
+    result: String,
+    delta: Counts,
+}
+
+/// Feeds every message after the warm-up through `step`, counting allocations per message.
+/// Returns the totals and the first offenders (recorded with counting paused).
+fn measure(
+    messages: &[(i64, Vec<u8>)],
+    mut step: impl FnMut(&mut [u8], i64) -> Result<Message, feeds::DecodeError>,
+) -> (Counts, Vec<Offender>, usize) {
+    let max_len = messages.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
+    let mut scratch: Vec<u8> = Vec::with_capacity(max_len);
+    let mut offenders: Vec<Offender> = Vec::with_capacity(16);
+    let mut errors = 0usize;
+    for (ns, msg) in &messages[..WARM_UP] {
+        scratch.clear();
+        scratch.extend_from_slice(msg);
+        let _ = step(&mut scratch, *ns);
+    }
+    Counter::start();
+    let mut before = Counter::read();
+    for (i, (ns, msg)) in messages.iter().enumerate().skip(WARM_UP) {
+        scratch.clear();
+        scratch.extend_from_slice(msg);
+        let r = step(&mut scratch, *ns);
+        let after = Counter::read();
+        let allocated = after.allocs != before.allocs
+            || after.deallocs != before.deallocs
+            || after.reallocs != before.reallocs;
+        // `r` is dropped (and an `Err`'s string freed) below, outside the measured window only
+        // if it allocated; otherwise it holds nothing to free.
+        if allocated || r.is_err() {
+            Counter::pause();
+            errors += r.is_err() as usize;
+            if allocated && offenders.len() < offenders.capacity() {
+                offenders.push(Offender {
+                    index: i,
+                    kind: kind_of(msg),
+                    len: msg.len(),
+                    result: describe(&r),
+                    delta: Counts {
+                        allocs: after.allocs - before.allocs,
+                        deallocs: after.deallocs - before.deallocs,
+                        reallocs: after.reallocs - before.reallocs,
+                        last_size: after.last_size,
+                    },
+                });
+            }
+            drop(r);
+            Counter::resume();
+        }
+        before = Counter::read();
+    }
+    (Counter::stop(), offenders, errors)
+}
+
+fn report(what: &str, measured: usize, totals: Counts, offenders: &[Offender], errors: usize) {
+    let mut msg = format!(
+        "{what}: {} allocs, {} deallocs, {} reallocs over {measured} messages after a \
+         {WARM_UP}-message warm-up ({errors} decode errors)",
+        totals.allocs, totals.deallocs, totals.reallocs
+    );
+    for o in offenders {
+        msg.push_str(&format!(
+            "\n  message #{} ({}, {} bytes) -> {}: {} alloc / {} dealloc / {} realloc, last size {}",
+            o.index,
+            o.kind,
+            o.len,
+            o.result,
+            o.delta.allocs,
+            o.delta.deallocs,
+            o.delta.reallocs,
+            o.delta.last_size
+        ));
+    }
+    let zero = totals.allocs == 0 && totals.deallocs == 0 && totals.reallocs == 0;
+    assert!(zero, "{msg}");
+    eprintln!("{msg}");
+}
+
+fn usdm_messages() -> Vec<(i64, Vec<u8>)> {
+    let (messages, bad) = read_all(&[ringmaker_tests::usdm()]).expect("read the USD-M recording");
+    assert_eq!(bad, 0);
+    assert!(
+        messages.len() > WARM_UP + 80_000,
+        "{} messages",
+        messages.len()
+    );
+    messages
+}
+
+#[test]
+fn local_book_allocates_nothing_once_warm() {
+    let messages = usdm_messages();
+    let mut lb = LocalBook::new(
+        futures(),
+        Some(SyncRule::Futures),
+        engine::OrderBook::DEFAULT_SLOTS,
+    );
+    let (totals, offenders, errors) =
+        measure(&messages, |json, ns| lb.on_message(json, ns, &mut ()));
+    report(
+        "LocalBook::on_message",
+        messages.len() - WARM_UP,
+        totals,
+        &offenders,
+        errors,
+    );
+    // The run did real work: the book synced and applied the diffs.
+    assert!(
+        lb.sync_stats().diffs_applied > 5_000,
+        "{:?}",
+        lb.sync_stats()
+    );
+    assert!(lb.book().is_valid());
+}
+
+#[test]
+fn decoder_allocates_nothing_once_warm() {
+    let messages = usdm_messages();
+    let mut d = Decoder::new(&[futures()]);
+    let (totals, offenders, errors) = measure(&messages, |json, ns| d.decode(json, ns));
+    report(
+        "Decoder::decode",
+        messages.len() - WARM_UP,
+        totals,
+        &offenders,
+        errors,
+    );
+    assert_eq!(d.stats().errors, 0);
+}
+
+#[test]
+fn counting_allocator_sees_allocations() {
+    // The harness itself: a Vec allocated while counting is seen, and its free too.
+    Counter::start();
+    let v: Vec<u64> = Vec::with_capacity(7);
+    drop(std::hint::black_box(v));
+    let c = Counter::stop();
+    assert_eq!((c.allocs, c.deallocs), (1, 1), "{c:?}");
+}
