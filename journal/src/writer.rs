@@ -1,0 +1,622 @@
+//! The appending writer: a memcpy and a CRC per record into a preallocated, mmap'd segment; the
+//! syscalls (preallocating the next segment, msync, unmapping a finished one) happen in
+//! [`Writer::housekeeping`], which the owner calls off the hot path.
+
+use crate::error::JournalError;
+use crate::format::{
+    encode_record, max_payload, record_len, segment_file_name, SegmentHeader, FIRST_SEQ,
+    MIN_SEGMENT_SIZE, SEGMENT_HEADER_LEN,
+};
+use crate::reader::{Reader, RecoveryMode};
+use crate::segment::{self, WritableSegment};
+use crate::sys;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// How far ahead of the write position [`Writer::housekeeping`] dirties pages, so that appends
+/// between two housekeeping calls take no page fault as long as they write less than this.
+pub const PREFAULT_WINDOW: usize = 4 << 20;
+
+/// What a write survives; see `FORMAT.md` ("Durability"). Every mode survives a crash of the
+/// process (the mapping is `MAP_SHARED`: written bytes are in the kernel's page cache the
+/// moment the memcpy ends). Only an msync/fsync that returned survives power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Never msync while running (only [`Writer::flush`] / [`Writer::close`] do). Power loss
+    /// loses whatever the kernel had not written back yet (Linux: dirty pages older than
+    /// `vm.dirty_expire_centisecs`, 30 s by default, are written back).
+    None,
+    /// [`Writer::housekeeping`] starts write-back (`msync(MS_ASYNC)` plus, on Linux,
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`) of the records written since the last one, once
+    /// `every_records` records or `every_ns` of journal time (record timestamps) have passed;
+    /// 0 disables that trigger. Does not wait: power loss can still lose the last interval.
+    PeriodicAsync {
+        /// Start write-back after this many records (0: never by count).
+        every_records: u64,
+        /// Start write-back after this much record time, in ns (0: never by time).
+        every_ns: u64,
+    },
+    /// `msync(MS_SYNC)` on the append path after every `n` records: survives power loss up to
+    /// the last synced record, but an append that syncs blocks for a disk flush
+    /// (milliseconds). Not for the engine's hot path.
+    SyncEvery(u64),
+}
+
+/// How to create or reopen a journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Size of each segment file in bytes: a multiple of 4096, at least 4096. The largest
+    /// record payload is `segment_size - 92` (rounded down to 8).
+    pub segment_size: u64,
+    /// When to msync.
+    pub durability: Durability,
+    /// Hash of the engine version and config, stored in every segment header.
+    pub header_hash: [u8; 32],
+    /// Creation time of the first segment, in ns (the library never reads a clock: later
+    /// segments take the newest record timestamp when they are prepared).
+    pub created_ns: u64,
+}
+
+/// A finished segment waiting for [`Writer::housekeeping`] to sync and unmap it.
+#[derive(Debug)]
+struct Retired {
+    seg: WritableSegment,
+    synced_to: usize,
+    written: usize,
+}
+
+/// Appends records to a journal directory. Owns the directory's journal lock.
+#[derive(Debug)]
+pub struct Writer {
+    dir: PathBuf,
+    _lock: File,
+    opts: WriterOptions,
+    max_payload: usize,
+    cur: WritableSegment,
+    /// Where the next record goes in `cur`.
+    pos: usize,
+    /// Usable length of `cur` (its length rounded down to 8).
+    cap: usize,
+    /// Start of the bytes of `cur` not yet msynced.
+    synced_to: usize,
+    next: Option<WritableSegment>,
+    retired: Option<Retired>,
+    next_seq: u64,
+    newest_ts: i64,
+    records_since_sync: u64,
+    ts_at_last_sync: i64,
+}
+
+impl Writer {
+    /// Creates a new journal in `dir` (created if missing) with segment 0 preallocated.
+    /// Refuses a directory that already holds segment files ([`JournalError::AlreadyExists`]).
+    pub fn create(dir: impl AsRef<Path>, opts: WriterOptions) -> Result<Writer, JournalError> {
+        let dir = dir.as_ref();
+        check_options(&opts)?;
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create_dir", dir, e))?;
+        let lock = segment::lock_dir(dir)?;
+        if !segment::list(dir)?.is_empty() {
+            return Err(JournalError::AlreadyExists { dir: dir.into() });
+        }
+        segment::remove_stale_tmp(dir)?;
+        let header = SegmentHeader {
+            segment: 0,
+            created_ns: opts.created_ns,
+            header_hash: opts.header_hash,
+        };
+        let mut cur = segment::create(dir, opts.segment_size, &header, 0)?;
+        cur.touch(SEGMENT_HEADER_LEN, SEGMENT_HEADER_LEN + PREFAULT_WINDOW);
+        Ok(Self::assemble(
+            dir,
+            lock,
+            opts,
+            cur,
+            SEGMENT_HEADER_LEN,
+            None,
+            FIRST_SEQ,
+            None,
+        ))
+    }
+
+    /// Reopens the journal in `dir` to append after its last valid record. Recovers like the
+    /// reader's [`RecoveryMode::TolerateTornTail`]: a torn tail is zeroed first; mid-file
+    /// corruption is an error (the journal needs an operator, not more data). The journal's
+    /// engine/config hash must equal `opts.header_hash` ([`JournalError::HeaderMismatch`]).
+    /// Existing segments keep their size; new ones get `opts.segment_size`.
+    pub fn open_append(dir: impl AsRef<Path>, opts: WriterOptions) -> Result<Writer, JournalError> {
+        let dir = dir.as_ref();
+        check_options(&opts)?;
+        let lock = segment::lock_dir(dir)?;
+        let mut reader = Reader::open(dir, RecoveryMode::TolerateTornTail)?;
+        if reader.header().header_hash != opts.header_hash {
+            return Err(JournalError::HeaderMismatch {
+                segment: 0,
+                what: "engine/config hash differs from the writer's",
+            });
+        }
+        reader.truncate_torn_tail_locked()?;
+        let end = reader.end()?;
+        let segment_count = reader.segment_count();
+        drop(reader);
+        segment::remove_stale_tmp(dir)?;
+        let index = end.segment as u64;
+        let cur = segment::open_writable(&dir.join(segment_file_name(index)), index)?;
+        // A spare segment prepared by the previous writer is reused if it has the size this
+        // writer promises for new segments (so the largest record fits); otherwise preparing
+        // the next segment renames a new one over it.
+        let next = if end.segment + 1 < segment_count {
+            let path = dir.join(segment_file_name(index + 1));
+            let spare = segment::open_writable(&path, index + 1)?;
+            (spare.map.len() as u64 == opts.segment_size).then_some(spare)
+        } else {
+            None
+        };
+        Ok(Self::assemble(
+            dir,
+            lock,
+            opts,
+            cur,
+            end.offset,
+            next,
+            end.last_seq + 1,
+            end.last_timestamp_ns,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        dir: &Path,
+        lock: File,
+        opts: WriterOptions,
+        cur: WritableSegment,
+        pos: usize,
+        next: Option<WritableSegment>,
+        next_seq: u64,
+        last_ts: Option<i64>,
+    ) -> Writer {
+        let cap = cur.map.len() & !7;
+        let newest_ts = last_ts.unwrap_or(opts.created_ns.min(i64::MAX as u64) as i64);
+        Writer {
+            dir: dir.into(),
+            _lock: lock,
+            max_payload: max_payload(opts.segment_size as usize),
+            opts,
+            cur,
+            pos,
+            cap,
+            synced_to: pos,
+            next,
+            retired: None,
+            next_seq,
+            newest_ts,
+            records_since_sync: 0,
+            ts_at_last_sync: newest_ts,
+        }
+    }
+
+    /// Appends a record with flags 0. See [`Writer::append_with_flags`].
+    #[inline]
+    pub fn append(
+        &mut self,
+        kind: u16,
+        timestamp_ns: i64,
+        payload: &[u8],
+    ) -> Result<u64, JournalError> {
+        self.append_with_flags(kind, 0, timestamp_ns, payload)
+    }
+
+    /// Appends a record and returns its sequence number.
+    ///
+    /// The hot path is a memcpy and a CRC into the mapped segment: no syscall, no allocation
+    /// (except with [`Durability::SyncEvery`]). When the record does not fit in the current
+    /// segment the writer moves to the next one, which [`Writer::housekeeping`] normally has
+    /// prepared; if it has not, the append prepares it inline (the slow path: file creation,
+    /// `posix_fallocate`, fsync, mmap — milliseconds), and on failure (e.g.
+    /// [`JournalError::NoSpace`]) returns the error with nothing written and every earlier
+    /// record intact. Kind 0 is reserved.
+    #[inline]
+    pub fn append_with_flags(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        timestamp_ns: i64,
+        payload: &[u8],
+    ) -> Result<u64, JournalError> {
+        if kind == 0 {
+            return Err(JournalError::ReservedKind);
+        }
+        if payload.len() > self.max_payload {
+            return Err(JournalError::RecordTooLarge {
+                len: payload.len(),
+                max: self.max_payload,
+            });
+        }
+        let total = record_len(payload.len());
+        if self.pos + total > self.cap {
+            self.roll(timestamp_ns)?;
+            debug_assert!(
+                self.pos + total <= self.cap,
+                "a fresh segment holds max_payload"
+            );
+        }
+        let seq = self.next_seq;
+        encode_record(
+            &mut self.cur.map[self.pos..self.pos + total],
+            kind,
+            flags,
+            seq,
+            timestamp_ns,
+            payload,
+        );
+        self.pos += total;
+        self.next_seq = seq + 1;
+        self.newest_ts = self.newest_ts.max(timestamp_ns);
+        self.records_since_sync += 1;
+        if let Durability::SyncEvery(n) = self.opts.durability {
+            if self.records_since_sync >= n {
+                self.sync_current()?;
+            }
+        }
+        Ok(seq)
+    }
+
+    /// The sequence number the next append will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The journal directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the next segment is already prepared.
+    pub fn next_segment_ready(&self) -> bool {
+        self.next.is_some()
+    }
+
+    /// Off-hot-path upkeep; call it regularly from the owner (e.g. when the engine's input ring
+    /// is drained). It
+    /// * unmaps a finished segment, first starting its write-back if the durability mode syncs;
+    /// * in [`Durability::PeriodicAsync`], starts write-back of the current segment when due;
+    /// * dirties the pages up to [`PREFAULT_WINDOW`] bytes ahead of the write position, so that
+    ///   appends until the next call take no page fault;
+    /// * once the current segment is half full, prepares the next one (create, `posix_fallocate`,
+    ///   header, fsync, rename, mmap), so that the append that rolls over only swaps pointers.
+    ///
+    /// An error (e.g. [`JournalError::NoSpace`] while preparing) leaves the writer usable:
+    /// appends go on into the current segment, and the next call (or the append that needs the
+    /// new segment) tries again.
+    pub fn housekeeping(&mut self) -> Result<(), JournalError> {
+        if let Some(r) = self.retired.take() {
+            if r.written > r.synced_to && !matches!(self.opts.durability, Durability::None) {
+                self.flush_async(&r.seg, r.synced_to, r.written)?;
+            }
+        }
+        self.cur.touch(self.pos, self.pos + PREFAULT_WINDOW);
+        if let Durability::PeriodicAsync {
+            every_records,
+            every_ns,
+        } = self.opts.durability
+        {
+            let by_count = every_records > 0 && self.records_since_sync >= every_records;
+            let by_time = every_ns > 0
+                && self.records_since_sync > 0
+                && self.newest_ts.saturating_sub(self.ts_at_last_sync) >= every_ns as i64;
+            if by_count || by_time {
+                self.flush_async(&self.cur, self.synced_to, self.pos)?;
+                self.synced_to = self.pos;
+                self.records_since_sync = 0;
+                self.ts_at_last_sync = self.newest_ts;
+            }
+        }
+        // Last, so that a full disk does not hold up the syncs above.
+        if self.next.is_none() && self.pos >= self.cap / 2 {
+            let created = self.newest_ts.max(0) as u64;
+            let mut next = self.prepare_next(created)?;
+            next.touch(SEGMENT_HEADER_LEN, SEGMENT_HEADER_LEN + PREFAULT_WINDOW);
+            self.next = Some(next);
+        }
+        Ok(())
+    }
+
+    /// msyncs (`MS_SYNC`) everything written and not yet synced: after it returns, every record
+    /// appended so far survives power loss.
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        if let Some(r) = self.retired.take() {
+            if r.written > r.synced_to {
+                r.seg
+                    .map
+                    .flush_range(r.synced_to, r.written - r.synced_to)
+                    .map_err(|source| self.sync_error(r.seg.index, source))?;
+            }
+        }
+        self.sync_current()
+    }
+
+    /// Flushes ([`Writer::flush`]) and closes. Dropping a writer without closing loses nothing
+    /// to a process crash, but does not sync for power loss.
+    pub fn close(mut self) -> Result<(), JournalError> {
+        self.flush()
+    }
+
+    /// Moves to the next segment (the slow path of an append).
+    #[cold]
+    #[inline(never)]
+    fn roll(&mut self, timestamp_ns: i64) -> Result<(), JournalError> {
+        let next = match self.next.take() {
+            Some(next) => next,
+            None => self.prepare_next(timestamp_ns.max(0) as u64)?,
+        };
+        if matches!(self.opts.durability, Durability::SyncEvery(_)) {
+            self.sync_current()?;
+        }
+        let old = std::mem::replace(&mut self.cur, next);
+        let retired = Retired {
+            seg: old,
+            synced_to: self.synced_to,
+            written: self.pos,
+        };
+        // If housekeeping has not collected the previous one, its munmap happens here.
+        drop(self.retired.replace(retired));
+        self.pos = SEGMENT_HEADER_LEN;
+        self.synced_to = SEGMENT_HEADER_LEN;
+        self.cap = self.cur.map.len() & !7;
+        Ok(())
+    }
+
+    fn prepare_next(&self, created_ns: u64) -> Result<WritableSegment, JournalError> {
+        let header = SegmentHeader {
+            segment: self.cur.index + 1,
+            created_ns,
+            header_hash: self.opts.header_hash,
+        };
+        segment::create(
+            &self.dir,
+            self.opts.segment_size,
+            &header,
+            self.next_seq - 1,
+        )
+    }
+
+    fn sync_current(&mut self) -> Result<(), JournalError> {
+        if self.pos > self.synced_to {
+            self.cur
+                .map
+                .flush_range(self.synced_to, self.pos - self.synced_to)
+                .map_err(|source| self.sync_error(self.cur.index, source))?;
+            self.synced_to = self.pos;
+        }
+        self.records_since_sync = 0;
+        self.ts_at_last_sync = self.newest_ts;
+        Ok(())
+    }
+
+    fn flush_async(
+        &self,
+        seg: &WritableSegment,
+        from: usize,
+        to: usize,
+    ) -> Result<(), JournalError> {
+        seg.map
+            .flush_async_range(from, to - from)
+            .and_then(|()| sys::start_writeback(&seg.file, from as u64, (to - from) as u64))
+            .map_err(|source| self.sync_error(seg.index, source))
+    }
+
+    #[cold]
+    fn sync_error(&self, index: u64, source: std::io::Error) -> JournalError {
+        JournalError::SyncFailed {
+            path: self.dir.join(segment_file_name(index)),
+            last_seq: self.next_seq - 1,
+            source,
+        }
+    }
+}
+
+fn check_options(opts: &WriterOptions) -> Result<(), JournalError> {
+    if opts.segment_size < MIN_SEGMENT_SIZE || opts.segment_size % 4096 != 0 {
+        return Err(JournalError::InvalidOptions(
+            "segment_size must be a multiple of 4096 and at least 4096",
+        ));
+    }
+    if usize::try_from(opts.segment_size).is_err() || opts.segment_size > i64::MAX as u64 {
+        return Err(JournalError::InvalidOptions(
+            "segment_size does not fit in memory",
+        ));
+    }
+    if opts.durability == Durability::SyncEvery(0) {
+        return Err(JournalError::InvalidOptions(
+            "SyncEvery(0): use SyncEvery(1) or more",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::max_payload;
+    use crate::reader::{Reader, RecoveryMode};
+    use crate::test_util::{opts, TempDir};
+
+    fn read_all(dir: &Path) -> Vec<(u16, u64, i64, Vec<u8>)> {
+        let r = Reader::open(dir, RecoveryMode::Strict).unwrap();
+        r.records()
+            .map(|r| {
+                let r = r.unwrap();
+                (r.kind, r.seq, r.timestamp_ns, r.payload.to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn appends_round_trip_across_segments_with_and_without_housekeeping() {
+        for housekeep in [false, true] {
+            let d = TempDir::new("roll");
+            let mut w = Writer::create(d.path(), opts(4096)).unwrap();
+            let mut expected = Vec::new();
+            for i in 0..500u64 {
+                let payload = vec![i as u8; (i % 90) as usize];
+                let seq = w
+                    .append(1 + (i % 3) as u16, i as i64 * 10, &payload)
+                    .unwrap();
+                assert_eq!(seq, i + 1);
+                expected.push((1 + (i % 3) as u16, i + 1, i as i64 * 10, payload));
+                if housekeep {
+                    w.housekeeping().unwrap();
+                }
+            }
+            w.close().unwrap();
+            assert_eq!(read_all(d.path()), expected);
+            assert!(segment::list(d.path()).unwrap().len() > 5);
+        }
+    }
+
+    #[test]
+    fn create_refuses_an_existing_journal() {
+        let d = TempDir::new("exists");
+        Writer::create(d.path(), opts(4096))
+            .unwrap()
+            .close()
+            .unwrap();
+        assert!(matches!(
+            Writer::create(d.path(), opts(4096)),
+            Err(JournalError::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn a_second_writer_is_locked_out() {
+        let d = TempDir::new("lock");
+        let _w = Writer::create(d.path(), opts(4096)).unwrap();
+        assert!(matches!(
+            Writer::open_append(d.path(), opts(4096)),
+            Err(JournalError::Locked { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let d = TempDir::new("bad");
+        for size in [0, 4095, 4097, 2048] {
+            assert!(matches!(
+                Writer::create(d.path(), opts(size)),
+                Err(JournalError::InvalidOptions(_))
+            ));
+        }
+        let mut w = Writer::create(d.path(), opts(4096)).unwrap();
+        assert!(matches!(
+            w.append(0, 0, b"x"),
+            Err(JournalError::ReservedKind)
+        ));
+        let max = max_payload(4096);
+        assert!(matches!(
+            w.append(1, 0, &vec![0; max + 1]),
+            Err(JournalError::RecordTooLarge { .. })
+        ));
+        // The largest record fits, twice (the second one in a new segment).
+        assert_eq!(w.append(1, 0, &vec![7; max]).unwrap(), 1);
+        assert_eq!(w.append(1, 0, &vec![8; max]).unwrap(), 2);
+        w.close().unwrap();
+        assert_eq!(read_all(d.path()).len(), 2);
+    }
+
+    #[test]
+    fn open_append_continues_the_sequence() {
+        let d = TempDir::new("append");
+        let mut w = Writer::create(d.path(), opts(8192)).unwrap();
+        for i in 0..100 {
+            w.append(2, i, b"first run").unwrap();
+        }
+        w.housekeeping().unwrap();
+        drop(w); // no close: a process crash keeps everything in the page cache
+        let mut w = Writer::open_append(d.path(), opts(8192)).unwrap();
+        assert_eq!(w.next_seq(), 101);
+        for i in 0..100 {
+            w.append(3, 1000 + i, b"second run").unwrap();
+        }
+        w.close().unwrap();
+        let all = read_all(d.path());
+        assert_eq!(all.len(), 200);
+        assert!(all.iter().enumerate().all(|(i, r)| r.1 == i as u64 + 1));
+        assert_eq!(all[150].0, 3);
+
+        let mut other = opts(8192);
+        other.header_hash = [1; 32];
+        assert!(matches!(
+            Writer::open_append(d.path(), other),
+            Err(JournalError::HeaderMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn open_append_on_an_empty_journal_and_a_missing_one() {
+        let d = TempDir::new("empty");
+        assert!(matches!(
+            Writer::open_append(d.path(), opts(4096)),
+            Err(JournalError::Io { .. })
+        ));
+        std::fs::create_dir_all(d.path()).unwrap();
+        assert!(matches!(
+            Writer::open_append(d.path(), opts(4096)),
+            Err(JournalError::NoJournal { .. })
+        ));
+        Writer::create(d.path(), opts(4096))
+            .unwrap()
+            .close()
+            .unwrap();
+        let mut w = Writer::open_append(d.path(), opts(4096)).unwrap();
+        assert_eq!(w.append(1, 5, b"a").unwrap(), 1);
+        w.close().unwrap();
+        assert_eq!(read_all(d.path()).len(), 1);
+    }
+
+    #[test]
+    fn durability_modes_write_the_same_journal() {
+        for durability in [
+            Durability::SyncEvery(1),
+            Durability::SyncEvery(7),
+            Durability::PeriodicAsync {
+                every_records: 10,
+                every_ns: 0,
+            },
+            Durability::PeriodicAsync {
+                every_records: 0,
+                every_ns: 50,
+            },
+        ] {
+            let d = TempDir::new("durability");
+            let mut o = opts(4096);
+            o.durability = durability;
+            let mut w = Writer::create(d.path(), o).unwrap();
+            for i in 0..200 {
+                w.append(1, i, &[i as u8; 40]).unwrap();
+                if i % 5 == 0 {
+                    w.housekeeping().unwrap();
+                }
+            }
+            w.close().unwrap();
+            assert_eq!(read_all(d.path()).len(), 200, "{durability:?}");
+        }
+    }
+
+    #[test]
+    fn housekeeping_prepares_the_next_segment_at_half() {
+        let d = TempDir::new("half");
+        let mut w = Writer::create(d.path(), opts(8192)).unwrap();
+        w.housekeeping().unwrap();
+        assert!(!w.next_segment_ready());
+        while w.pos < w.cap / 2 {
+            w.append(1, 0, &[1; 64]).unwrap();
+        }
+        w.housekeeping().unwrap();
+        assert!(w.next_segment_ready());
+        assert_eq!(segment::list(d.path()).unwrap().len(), 2);
+        // A spare segment is fine for readers and is reused by the next writer.
+        drop(w);
+        let w = Writer::open_append(d.path(), opts(8192)).unwrap();
+        assert!(w.next_segment_ready());
+    }
+}
