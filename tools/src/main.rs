@@ -1,6 +1,8 @@
 //! `ringmaker`: the market-making engine's command line.
 
 mod book;
+mod cmd_backtest;
+mod cmd_journal;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,8 +20,17 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Backtest the market maker on a recording against the simulated venue (the main job).
+    Backtest(cmd_backtest::Args),
     /// Replay depth data through the local order book and print the top of book after every diff.
     Book(book::BookArgs),
+    /// Rebuild the engine from a journal, feed it the journaled inputs, compare every intent.
+    Replay(cmd_journal::ReplayArgs),
+    /// Inspect a journal: dump, verify, stats.
+    #[command(subcommand)]
+    Journal(cmd_journal::JournalCmd),
+    /// Print the percentiles of each tag in an HdrHistogram interval log.
+    Hist(cmd_journal::HistArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +46,10 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Backtest(args) => cmd_backtest::run(&args),
         Command::Book(args) => book::run(&args),
+        Command::Replay(args) => cmd_journal::replay(&args),
+        Command::Journal(cmd) => cmd_journal::journal(&cmd),
+        Command::Hist(args) => cmd_journal::hist(&args),
     }
 }

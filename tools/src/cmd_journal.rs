@@ -1,0 +1,219 @@
+//! `ringmaker replay`, `ringmaker journal {dump,verify,stats}`, `ringmaker hist`.
+
+use anyhow::Context;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+use journal::{Reader, RecoveryMode};
+use ringmaker::record::{self, kind_by_name, kind_name, ReplayOutcome};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `ringmaker replay`.
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// Journal directory.
+    dir: PathBuf,
+}
+
+/// `ringmaker journal ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum JournalCmd {
+    /// One readable line per record.
+    Dump {
+        /// Journal directory.
+        dir: PathBuf,
+        /// Only records of this kind: config, event, batch_end, intent, mode.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only records from this sequence number on.
+        #[arg(long, default_value_t = 0)]
+        from_seq: u64,
+    },
+    /// Check every header and CRC; exit 1 with the location of the first corruption.
+    Verify {
+        /// Journal directory.
+        dir: PathBuf,
+    },
+    /// Counts per kind, time span, sizes.
+    Stats {
+        /// Journal directory.
+        dir: PathBuf,
+    },
+}
+
+/// Arguments of `ringmaker hist`.
+#[derive(clap::Args, Debug)]
+pub struct HistArgs {
+    /// An HdrHistogram interval log (`.hlog`).
+    file: PathBuf,
+}
+
+pub fn replay(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    match record::replay(&a.dir)? {
+        ReplayOutcome::Identical { events, intents } => {
+            println!("identical: {events} events, {intents} intents");
+            Ok(ExitCode::SUCCESS)
+        }
+        ReplayOutcome::Diverged { seq, expected, got } => {
+            println!("diverged at sequence {seq}");
+            println!("  expected: {expected}");
+            println!("  got:      {got}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        JournalCmd::Dump {
+            dir,
+            kind,
+            from_seq,
+        } => {
+            let want = match kind {
+                Some(k) => Some(kind_by_name(k).with_context(|| {
+                    format!("unknown kind {k:?}: config, event, batch_end, intent, mode")
+                })?),
+                None => None,
+            };
+            let reader = Reader::open(dir, RecoveryMode::TolerateTornTail)
+                .with_context(|| format!("opening {}", dir.display()))?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            for rec in reader.records() {
+                let rec = rec?;
+                if rec.seq < *from_seq || want.is_some_and(|k| k != rec.kind) {
+                    continue;
+                }
+                let line = format!(
+                    "{}\t{}\t{}\t{}\n",
+                    rec.seq,
+                    rec.timestamp_ns,
+                    kind_name(rec.kind),
+                    record::describe(rec.kind, rec.payload)
+                );
+                if let Err(e) = out.write_all(line.as_bytes()) {
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    return Err(e.into());
+                }
+            }
+            if let Some(t) = reader.torn_tail()? {
+                eprintln!(
+                    "torn tail: segment {} offset {} after seq {}",
+                    t.segment, t.offset, t.last_good_seq
+                );
+            }
+            match out.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JournalCmd::Verify { dir } => match journal::verify(dir) {
+            Ok(s) => {
+                println!(
+                    "ok: {} records in {} segments, last seq {}",
+                    s.records, s.segments, s.last_seq
+                );
+                if let Some(t) = s.torn_tail {
+                    println!(
+                        "torn tail (a crash mid-append): segment {} offset {}, after seq {}",
+                        t.segment, t.offset, t.last_good_seq
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                println!("corrupt: {e}");
+                Ok(ExitCode::from(1))
+            }
+        },
+        JournalCmd::Stats { dir } => {
+            let s = journal::verify(dir).with_context(|| format!("reading {}", dir.display()))?;
+            println!("segments      {}", s.segments);
+            println!("records       {} (last seq {})", s.records, s.last_seq);
+            println!(
+                "bytes         {} on disk, {} payload",
+                s.record_bytes, s.payload_bytes
+            );
+            if let (Some(a), Some(b)) = (s.first_timestamp_ns, s.last_timestamp_ns) {
+                println!(
+                    "time span     {:.3} s ({a} .. {b} ns)",
+                    (b - a) as f64 / 1e9
+                );
+            }
+            println!("per kind:");
+            for k in &s.per_kind {
+                println!(
+                    "  {:<10} {:>10} records {:>12} payload bytes",
+                    kind_name(k.kind),
+                    k.records,
+                    k.payload_bytes
+                );
+            }
+            if let Some(t) = s.torn_tail {
+                println!(
+                    "torn tail     segment {} offset {} after seq {}",
+                    t.segment, t.offset, t.last_good_seq
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn hist(a: &HistArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let mut per_tag: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry = entry.map_err(|e| anyhow::anyhow!("parsing {}: {e:?}", a.file.display()))?;
+        if let LogEntry::Interval(ilh) = entry {
+            let raw = base64_decode(ilh.encoded_histogram())
+                .with_context(|| "an interval's histogram is not valid base64")?;
+            let h: Histogram<u64> = de
+                .deserialize(&mut &raw[..])
+                .map_err(|e| anyhow::anyhow!("decoding a histogram: {e:?}"))?;
+            let tag = ilh
+                .tag()
+                .map_or("(untagged)".to_string(), |t| t.as_str().to_string());
+            match per_tag.get_mut(&tag) {
+                Some(acc) => acc
+                    .add(&h)
+                    .map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?,
+                None => {
+                    per_tag.insert(tag, h);
+                }
+            }
+        }
+    }
+    anyhow::ensure!(!per_tag.is_empty(), "no histograms in {}", a.file.display());
+    println!(
+        "{:<16} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "tag", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+    );
+    for (tag, h) in &per_tag {
+        println!(
+            "{:<16} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            tag,
+            h.len(),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.value_at_quantile(0.9999),
+            h.max()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn base64_decode(s: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD.decode(s.trim())?)
+}

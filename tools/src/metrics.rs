@@ -1,0 +1,318 @@
+//! What a backtest measures as it runs: fills, quoting state over time, PnL path, order flow.
+//! Time-weighted figures use simulated time between consecutive samples (one per batch).
+
+use engine::orders::OrderState;
+use engine::{Engine, Fx, InstrumentConfig, Intent, IntentKind, Mode, Side};
+
+const MINUTE_NS: i64 = 60_000_000_000;
+
+/// One fill of ours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fill {
+    /// Simulated time it reached the engine, ns.
+    pub t: i64,
+    /// Signed quantity, lots (buy > 0).
+    pub qty: i64,
+    /// Price, ticks.
+    pub price: i64,
+    /// As taker.
+    pub taker: bool,
+}
+
+/// A point of the plotted series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// Simulated time, ns.
+    pub t: i64,
+    /// Mid, ticks (NaN when the book has no two sides).
+    pub mid: f64,
+    /// Our best live bid, ticks.
+    pub bid: Option<i64>,
+    /// Our best live ask, ticks.
+    pub ask: Option<i64>,
+    /// Position, lots.
+    pub pos: i64,
+    /// Total PnL (realized + unrealized − fees), tick·lot units.
+    pub pnl: f64,
+}
+
+/// The engine's state at one instant, as the metrics need it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    mode: Mode,
+    valid: bool,
+    mid: Option<f64>,
+    fv: Option<Fx>,
+    bid: Option<i64>,
+    ask: Option<i64>,
+    pos: i64,
+    pnl: i128,
+}
+
+impl Sample {
+    /// Reads instrument 0 of `engine`.
+    pub fn of(engine: &Engine) -> Sample {
+        let Some(v) = engine.instrument(0) else {
+            return Sample {
+                mode: Mode::Halted,
+                valid: false,
+                mid: None,
+                fv: None,
+                bid: None,
+                ask: None,
+                pos: 0,
+                pnl: 0,
+            };
+        };
+        let mid = match (v.book.best_bid(), v.book.best_ask()) {
+            (Some(b), Some(a)) => Some((b + a) as f64 / 2.0),
+            _ => None,
+        };
+        let (mut bid, mut ask) = (None::<i64>, None::<i64>);
+        for o in v.orders.open() {
+            if o.state != OrderState::Live {
+                continue;
+            }
+            match o.side {
+                Side::Bid => bid = Some(bid.map_or(o.price, |b| b.max(o.price))),
+                Side::Ask => ask = Some(ask.map_or(o.price, |a| a.min(o.price))),
+            }
+        }
+        let fv = v.fair_value;
+        Sample {
+            mode: v.mode.0,
+            valid: v.book.is_valid() && mid.is_some(),
+            mid,
+            fv,
+            bid,
+            ask,
+            pos: v.position.qty,
+            pnl: fv.map_or(v.position.realized - v.position.fees, |fv| {
+                v.position.total_pnl(fv)
+            }),
+        }
+    }
+
+    /// Position of `instrument`, lots.
+    pub fn position(engine: &Engine, instrument: u16) -> i64 {
+        engine.instrument(instrument).map_or(0, |v| v.position.qty)
+    }
+}
+
+/// Accumulated metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Tick size × lot size: one tick·lot in quote currency.
+    pub unit: f64,
+    /// Tick size in quote currency.
+    pub tick: f64,
+    /// Lot size in base units.
+    pub lot: f64,
+    /// Our fills.
+    pub fills: Vec<Fill>,
+    /// Mid changes: (t, mid ticks).
+    pub mids: Vec<(i64, f64)>,
+    /// Downsampled series for plots (every `plot_every` ns).
+    pub points: Vec<Point>,
+    plot_every: i64,
+    /// Places / cancels (all, discretionary) per minute bucket.
+    pub places_per_min: Vec<u64>,
+    /// Cancels per minute bucket.
+    pub cancels_per_min: Vec<u64>,
+    /// Times of discretionary cancels (budgeted).
+    pub discretionary_cancels: Vec<i64>,
+    /// The cancel budget per minute.
+    pub cancel_budget: u32,
+    /// Net max, lots.
+    pub net_max: i64,
+    start: Option<i64>,
+    last: Option<(i64, Sample)>,
+    /// Simulated time with a valid book, ns.
+    pub valid_ns: i64,
+    /// Simulated time with a valid book and both sides quoted, ns.
+    pub quoted_ns: i64,
+    /// Σ quoted spread (ticks) × time, while both sides quoted.
+    pub spread_ticks_ns: f64,
+    /// Σ |position| × time (lots·ns).
+    pub abs_pos_ns: f64,
+    /// Position extremes, lots.
+    pub pos_min: i64,
+    /// Position extremes, lots.
+    pub pos_max: i64,
+    /// Peak PnL and max drawdown, tick·lot units.
+    pub pnl_peak: i128,
+    /// Max drawdown from a peak, tick·lot units.
+    pub max_drawdown: i128,
+    /// Simulated start and end, ns.
+    pub span: (i64, i64),
+    /// Time in each mode, ns: normal, reduce-only, halted.
+    pub mode_ns: [i64; 3],
+    /// Final engine figures, filled by [`Metrics::finish`].
+    pub final_position: Option<engine::position::Position>,
+    /// Final fair value, ticks.
+    pub final_fv: Option<Fx>,
+    /// Engine order counters at the end.
+    pub order_stats: Option<engine::orders::OrderStats>,
+}
+
+impl Metrics {
+    /// Metrics for one instrument.
+    pub fn new(cfg: &InstrumentConfig) -> Metrics {
+        let g = |s: String| s.parse::<f64>().unwrap_or(f64::NAN);
+        let tick = g(cfg.instrument.tick.format(1));
+        let lot = g(cfg.instrument.lot.format(1));
+        Metrics {
+            unit: tick * lot,
+            tick,
+            lot,
+            fills: Vec::new(),
+            mids: Vec::new(),
+            points: Vec::new(),
+            plot_every: 250_000_000,
+            places_per_min: Vec::new(),
+            cancels_per_min: Vec::new(),
+            discretionary_cancels: Vec::new(),
+            cancel_budget: cfg.cancel_budget_per_min,
+            net_max: cfg.net_max,
+            start: None,
+            last: None,
+            valid_ns: 0,
+            quoted_ns: 0,
+            spread_ticks_ns: 0.0,
+            abs_pos_ns: 0.0,
+            pos_min: 0,
+            pos_max: 0,
+            pnl_peak: 0,
+            max_drawdown: 0,
+            span: (0, 0),
+            mode_ns: [0; 3],
+            final_position: None,
+            final_fv: None,
+            order_stats: None,
+        }
+    }
+
+    fn minute(&mut self, t: i64) -> usize {
+        let start = *self.start.get_or_insert(t);
+        ((t - start).max(0) / MINUTE_NS) as usize
+    }
+
+    /// An intent the engine sent.
+    pub fn on_intent(&mut self, i: &Intent) {
+        let m = self.minute(i.time_ns);
+        let v = match i.kind {
+            IntentKind::Place => &mut self.places_per_min,
+            IntentKind::Cancel => &mut self.cancels_per_min,
+        };
+        if v.len() <= m {
+            v.resize(m + 1, 0);
+        }
+        v[m] += 1;
+        if i.kind == IntentKind::Cancel && !i.forced {
+            self.discretionary_cancels.push(i.time_ns);
+        }
+    }
+
+    /// A fill of ours reached the engine.
+    pub fn on_fill(&mut self, t: i64, qty: i64, price: i64, taker: bool) {
+        self.fills.push(Fill {
+            t,
+            qty,
+            price,
+            taker,
+        });
+    }
+
+    /// The engine's state after a batch at `t`.
+    pub fn sample(&mut self, t: i64, s: &Sample) {
+        self.start.get_or_insert(t);
+        if let Some((t0, prev)) = self.last {
+            let dt = (t - t0).max(0);
+            if prev.valid {
+                self.valid_ns += dt;
+                if let (Some(b), Some(a)) = (prev.bid, prev.ask) {
+                    self.quoted_ns += dt;
+                    self.spread_ticks_ns += (a - b) as f64 * dt as f64;
+                }
+            }
+            self.abs_pos_ns += prev.pos.unsigned_abs() as f64 * dt as f64;
+            self.mode_ns[prev.mode as usize] += dt;
+        } else {
+            self.span.0 = t;
+        }
+        self.span.1 = t;
+        if let Some(mid) = s.mid {
+            if self.mids.last().is_none_or(|&(_, m)| m != mid) {
+                self.mids.push((t, mid));
+            }
+        }
+        self.pos_min = self.pos_min.min(s.pos);
+        self.pos_max = self.pos_max.max(s.pos);
+        if s.fv.is_some() {
+            self.pnl_peak = self.pnl_peak.max(s.pnl);
+            self.max_drawdown = self.max_drawdown.max(self.pnl_peak - s.pnl);
+        }
+        if self
+            .points
+            .last()
+            .is_none_or(|p| t - p.t >= self.plot_every)
+        {
+            self.points.push(Point {
+                t,
+                mid: s.mid.unwrap_or(f64::NAN),
+                bid: s.bid,
+                ask: s.ask,
+                pos: s.pos,
+                pnl: s.pnl as f64,
+            });
+        }
+        self.last = Some((t, *s));
+    }
+
+    /// Records the engine's final state.
+    pub fn finish(&mut self, engine: &Engine) {
+        if let Some(v) = engine.instrument(0) {
+            self.final_position = Some(*v.position);
+            self.final_fv = v.fair_value;
+            self.order_stats = Some(v.orders.stats());
+        }
+    }
+
+    /// Mid (ticks) at or just before `t`.
+    pub fn mid_at(&self, t: i64) -> Option<f64> {
+        let k = self.mids.partition_point(|&(ts, _)| ts <= t);
+        (k > 0).then(|| self.mids[k - 1].1)
+    }
+
+    /// Mean markout of our fills at horizon `h` ns, in bps of the fill price: positive means
+    /// the market moved our way after the fill. Fills closer than `h` to the end are left out.
+    pub fn markout_bps(&self, h: i64) -> Option<(f64, usize)> {
+        let end = self.span.1;
+        let (mut sum, mut n) = (0.0, 0usize);
+        for f in &self.fills {
+            if f.t + h > end {
+                continue;
+            }
+            let Some(m) = self.mid_at(f.t + h) else {
+                continue;
+            };
+            let sign = if f.qty > 0 { 1.0 } else { -1.0 };
+            sum += sign * (m - f.price as f64) / f.price as f64 * 1e4;
+            n += 1;
+        }
+        (n > 0).then(|| (sum / n as f64, n))
+    }
+
+    /// The largest number of discretionary cancels inside any 60 s window.
+    pub fn max_discretionary_cancels_per_minute(&self) -> usize {
+        let t = &self.discretionary_cancels;
+        let (mut best, mut lo) = (0, 0);
+        for hi in 0..t.len() {
+            while t[hi] - t[lo] >= MINUTE_NS {
+                lo += 1;
+            }
+            best = best.max(hi - lo + 1);
+        }
+        best
+    }
+}

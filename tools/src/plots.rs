@@ -1,0 +1,232 @@
+//! The backtest's pictures (plotters, PNG): mid with our best bid / ask and the fills; position;
+//! PnL. The font is bundled (`tools/assets/DejaVuSans.ttf`, Bitstream Vera licence), so plots
+//! render the same on any machine, with no system fonts needed.
+
+use crate::metrics::Metrics;
+use anyhow::{anyhow, Context};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // A bundled, valid TTF: registration cannot fail in practice; if it did, text would be
+        // missing from the plots, which the caller sees as an error when drawing.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("plotting: {e:?}")
+}
+
+const W: u32 = 1400;
+const H: u32 = 520;
+
+/// Writes `mid.png`, `position.png` and `pnl.png` into `dir`.
+pub fn write_all(m: &Metrics, dir: &Path) -> anyhow::Result<()> {
+    register_font();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    mid(m, &dir.join("mid.png"))?;
+    position(m, &dir.join("position.png"))?;
+    pnl(m, &dir.join("pnl.png"))?;
+    Ok(())
+}
+
+fn secs(m: &Metrics, t: i64) -> f64 {
+    (t - m.span.0) as f64 / 1e9
+}
+
+fn x_range(m: &Metrics) -> std::ops::Range<f64> {
+    0.0..secs(m, m.span.1).max(1.0)
+}
+
+fn mid(m: &Metrics, path: &Path) -> anyhow::Result<()> {
+    let root = BitMapBackend::new(path, (W, H)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let px = |ticks: f64| ticks * m.tick;
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for p in &m.points {
+        for v in [
+            Some(p.mid),
+            p.bid.map(|b| b as f64),
+            p.ask.map(|a| a as f64),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|v| v.is_finite())
+        {
+            lo = lo.min(px(v));
+            hi = hi.max(px(v));
+        }
+    }
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(m.tick);
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Mid, our best bid / ask, and our fills", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x_range(m), (lo - pad)..(hi + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("price")
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .draw()
+        .map_err(err)?;
+    let series = |f: &dyn Fn(&crate::metrics::Point) -> Option<f64>| -> Vec<(f64, f64)> {
+        m.points
+            .iter()
+            .filter_map(|p| {
+                f(p).filter(|v| v.is_finite())
+                    .map(|v| (secs(m, p.t), px(v)))
+            })
+            .collect()
+    };
+    chart
+        .draw_series(LineSeries::new(
+            series(&|p| Some(p.mid)),
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?
+        .label("mid")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+    let green = RGBColor(0, 140, 60);
+    let red = RGBColor(200, 30, 30);
+    chart
+        .draw_series(
+            series(&|p| p.bid.map(|b| b as f64))
+                .into_iter()
+                .map(|(x, y)| Circle::new((x, y), 1, green.filled())),
+        )
+        .map_err(err)?
+        .label("our best bid")
+        .legend(move |(x, y)| Circle::new((x + 9, y), 3, green.filled()));
+    chart
+        .draw_series(
+            series(&|p| p.ask.map(|a| a as f64))
+                .into_iter()
+                .map(|(x, y)| Circle::new((x, y), 1, red.filled())),
+        )
+        .map_err(err)?
+        .label("our best ask")
+        .legend(move |(x, y)| Circle::new((x + 9, y), 3, red.filled()));
+    let blue = RGBColor(20, 60, 220);
+    let orange = RGBColor(230, 120, 0);
+    chart
+        .draw_series(
+            m.fills
+                .iter()
+                .filter(|f| f.qty > 0)
+                .map(|f| TriangleMarker::new((secs(m, f.t), px(f.price as f64)), 7, blue.filled())),
+        )
+        .map_err(err)?
+        .label("we bought")
+        .legend(move |(x, y)| TriangleMarker::new((x + 9, y), 6, blue.filled()));
+    chart
+        .draw_series(m.fills.iter().filter(|f| f.qty < 0).map(|f| {
+            Cross::new(
+                (secs(m, f.t), px(f.price as f64)),
+                6,
+                orange.stroke_width(2),
+            )
+        }))
+        .map_err(err)?
+        .label("we sold")
+        .legend(move |(x, y)| Cross::new((x + 9, y), 5, orange.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+fn line_plot(
+    m: &Metrics,
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    ys: Vec<(f64, f64)>,
+    bands: &[f64],
+) -> anyhow::Result<()> {
+    let root = BitMapBackend::new(path, (W, H)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (mut lo, mut hi) = ys
+        .iter()
+        .chain(bands.iter().map(|b| (0.0, *b)).collect::<Vec<_>>().iter())
+        .fold((0.0f64, 0.0f64), |(lo, hi), &(_, y)| (lo.min(y), hi.max(y)));
+    if hi - lo < 1e-12 {
+        (lo, hi) = (lo - 1.0, hi + 1.0);
+    }
+    let pad = (hi - lo) * 0.08;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x_range(m), (lo - pad)..(hi + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(err)?;
+    for &b in bands {
+        let x1 = x_range(m).end;
+        chart
+            .draw_series(LineSeries::new(vec![(0.0, b), (x1, b)], RED.mix(0.6)))
+            .map_err(err)?;
+    }
+    chart
+        .draw_series(LineSeries::new(ys, BLUE.stroke_width(2)))
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+fn position(m: &Metrics, path: &Path) -> anyhow::Result<()> {
+    let ys = m
+        .points
+        .iter()
+        .map(|p| (secs(m, p.t), p.pos as f64 * m.lot))
+        .collect();
+    let nm = m.net_max as f64 * m.lot;
+    line_plot(
+        m,
+        path,
+        "Position (red lines: ± net max)",
+        "base units",
+        ys,
+        &[nm, -nm],
+    )
+}
+
+fn pnl(m: &Metrics, path: &Path) -> anyhow::Result<()> {
+    let ys = m
+        .points
+        .iter()
+        .map(|p| (secs(m, p.t), p.pnl * m.unit))
+        .collect();
+    line_plot(
+        m,
+        path,
+        "Total PnL: realized + unrealized − fees",
+        "quote currency",
+        ys,
+        &[],
+    )
+}

@@ -1,0 +1,398 @@
+//! What ringmaker writes into the journal, and replaying it.
+//!
+//! Record kinds (payloads little-endian, see `journal/FORMAT.md` for the framing):
+//!
+//! | kind | name | payload | timestamp |
+//! |---|---|---|---|
+//! | 1 | config | the engine config's TOML text, exactly as loaded | 0 |
+//! | 2 | event | one engine input, 64 bytes ([`Event::to_bytes`]) | its local time |
+//! | 3 | batch end | engine time, 8 bytes (`i64`) | engine time |
+//! | 4 | intent | one order intent, 64 bytes ([`Intent::to_bytes`]) | its time |
+//! | 5 | mode change | 16 bytes ([`ModeChange::to_bytes`]) | its time |
+//!
+//! The config record comes first; then every event in the order the engine consumed it, each
+//! batch end, and, right after the input that caused them, every intent and mode change. The
+//! header hash of every segment is SHA-256 of `ringmaker <version>\n` followed by the config text.
+
+use crate::host::Recorder;
+use anyhow::{bail, Context};
+use engine::{Config, Engine, Event, Intent, ModeChange, Sink};
+use journal::{Durability, JournalError, Reader, RecoveryMode, Writer, WriterOptions};
+use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
+use std::path::Path;
+
+/// Config record.
+pub const KIND_CONFIG: u16 = 1;
+/// Event record.
+pub const KIND_EVENT: u16 = 2;
+/// Batch-end record.
+pub const KIND_BATCH_END: u16 = 3;
+/// Intent record.
+pub const KIND_INTENT: u16 = 4;
+/// Mode-change record.
+pub const KIND_MODE: u16 = 5;
+
+/// The name of a record kind.
+pub fn kind_name(kind: u16) -> &'static str {
+    match kind {
+        KIND_CONFIG => "config",
+        KIND_EVENT => "event",
+        KIND_BATCH_END => "batch_end",
+        KIND_INTENT => "intent",
+        KIND_MODE => "mode",
+        _ => "unknown",
+    }
+}
+
+/// The record kind for a name (`--kind` filters).
+pub fn kind_by_name(name: &str) -> Option<u16> {
+    [
+        KIND_CONFIG,
+        KIND_EVENT,
+        KIND_BATCH_END,
+        KIND_INTENT,
+        KIND_MODE,
+    ]
+    .into_iter()
+    .find(|&k| kind_name(k) == name)
+}
+
+/// SHA-256 of the engine version and the config text.
+pub fn header_hash(config_text: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(format!("ringmaker {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
+    h.update(config_text.as_bytes());
+    h.finalize().into()
+}
+
+/// A [`Recorder`] that appends to a journal. The first append error stops further appends and
+/// is kept: the caller checks [`JournalRecorder::failed`] after each batch and stops the run
+/// (everything already appended stays readable).
+#[derive(Debug)]
+pub struct JournalRecorder {
+    writer: Writer,
+    error: Option<JournalError>,
+    appended: u64,
+}
+
+impl JournalRecorder {
+    /// Creates a journal in `dir` (which must not hold one) and writes the config record.
+    pub fn create(
+        dir: &Path,
+        config: &Config,
+        segment_size: u64,
+        created_ns: u64,
+    ) -> anyhow::Result<JournalRecorder> {
+        let writer = Writer::create(
+            dir,
+            WriterOptions {
+                segment_size,
+                durability: Durability::PeriodicAsync {
+                    every_records: 1 << 16,
+                    every_ns: 1_000_000_000,
+                },
+                header_hash: header_hash(&config.source),
+                created_ns,
+            },
+        )
+        .with_context(|| format!("creating the journal in {}", dir.display()))?;
+        let mut r = JournalRecorder {
+            writer,
+            error: None,
+            appended: 0,
+        };
+        r.append(KIND_CONFIG, 0, config.source.as_bytes());
+        if let Some(e) = r.error.take() {
+            return Err(e).context("writing the config record");
+        }
+        Ok(r)
+    }
+
+    #[inline]
+    fn append(&mut self, kind: u16, t: i64, payload: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.writer.append(kind, t, payload) {
+            Ok(_) => self.appended += 1,
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// The append error that stopped the journal, if any.
+    pub fn failed(&self) -> Option<&JournalError> {
+        self.error.as_ref()
+    }
+
+    /// Off-hot-path upkeep: preallocate the next segment, msync. Call between batches.
+    pub fn housekeeping(&mut self) {
+        if self.error.is_none() {
+            if let Err(e) = self.writer.housekeeping() {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Records appended.
+    pub fn appended(&self) -> u64 {
+        self.appended
+    }
+
+    /// Flushes and closes the journal.
+    pub fn close(self) -> anyhow::Result<()> {
+        if let Some(e) = self.error {
+            return Err(e).context("the journal stopped accepting records");
+        }
+        self.writer.close().context("closing the journal")
+    }
+}
+
+impl Recorder for JournalRecorder {
+    #[inline]
+    fn event(&mut self, ev: &Event) {
+        self.append(KIND_EVENT, ev.local_time_ns, &ev.to_bytes());
+    }
+    #[inline]
+    fn batch_end(&mut self, now_ns: i64) {
+        self.append(KIND_BATCH_END, now_ns, &now_ns.to_le_bytes());
+    }
+    #[inline]
+    fn intent(&mut self, intent: &Intent) {
+        self.append(KIND_INTENT, intent.time_ns, &intent.to_bytes());
+    }
+    #[inline]
+    fn mode_change(&mut self, change: &ModeChange) {
+        self.append(KIND_MODE, change.time_ns, &change.to_bytes());
+    }
+    fn idle(&mut self) {
+        self.housekeeping();
+    }
+    fn failed(&self) -> Option<String> {
+        self.error.as_ref().map(|e| e.to_string())
+    }
+}
+
+/// One line of `ringmaker journal dump`.
+pub fn describe(kind: u16, payload: &[u8]) -> String {
+    match kind {
+        KIND_CONFIG => format!("{} bytes of TOML", payload.len()),
+        KIND_EVENT => match Event::from_bytes(payload) {
+            Some(e) => describe_event(&e),
+            None => "undecodable event".into(),
+        },
+        KIND_BATCH_END => "batch end".into(),
+        KIND_INTENT => match Intent::from_bytes(payload) {
+            Some(i) => format!(
+                "{:?} {:?} inst={} cid={:#x} px={} qty={} tif={:?} forced={} intent_seq={}",
+                i.kind,
+                i.side,
+                i.instrument,
+                i.client_order_id,
+                i.price,
+                i.qty,
+                i.tif,
+                i.forced,
+                i.seq
+            ),
+            None => "undecodable intent".into(),
+        },
+        KIND_MODE => match ModeChange::from_bytes(payload) {
+            Some(m) => format!(
+                "inst={} {:?} -> {:?} ({:?})",
+                m.instrument, m.from, m.to, m.reason
+            ),
+            None => "undecodable mode change".into(),
+        },
+        _ => format!("{} bytes", payload.len()),
+    }
+}
+
+fn describe_event(e: &Event) -> String {
+    let head = format!("{:?} inst={}", e.kind(), e.instrument());
+    if let Some(l) = e.as_level() {
+        return format!(
+            "{head} {:?} px={} qty={} u={}{}{}",
+            l.side,
+            l.price,
+            l.qty,
+            l.update_id,
+            if l.last_in_msg { " last" } else { "" },
+            if l.snapshot { " snapshot" } else { "" }
+        );
+    }
+    if let Some(t) = e.as_bbo() {
+        return format!(
+            "{head} bid={}x{} ask={}x{} u={}",
+            t.bid_price, t.bid_qty, t.ask_price, t.ask_qty, t.update_id
+        );
+    }
+    if let Some(t) = e.as_trade() {
+        return format!(
+            "{head} px={} qty={} id={} aggressor={:?}",
+            t.price, t.qty, t.trade_id, t.aggressor
+        );
+    }
+    if let Some(x) = e.as_exec() {
+        return format!(
+            "{head} {:?} cid={:#x} px={} last={} cum={} fee={}{}",
+            x.kind,
+            x.client_order_id,
+            x.last_price,
+            x.last_qty,
+            x.cum_qty,
+            x.fee,
+            if x.post_only_reject {
+                " post-only-reject"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(c) = e.as_control() {
+        return format!("{head} {c:?}");
+    }
+    match e.kind() {
+        engine::EventKind::BookInvalid => format!(
+            "{head} reason={:?} last_good={} offending={}",
+            e.status_reason(),
+            e.status_update_id(),
+            e.offending_update_id()
+        ),
+        engine::EventKind::BookReset | engine::EventKind::BookValid => {
+            format!("{head} u={}", e.status_update_id())
+        }
+        _ => head,
+    }
+}
+
+/// Outcome of a replay.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// Every intent and mode change matched.
+    Identical {
+        /// Events fed.
+        events: u64,
+        /// Intents compared.
+        intents: u64,
+    },
+    /// The first difference.
+    Diverged {
+        /// Journal sequence of the record where it showed.
+        seq: u64,
+        /// What the journal holds.
+        expected: String,
+        /// What the engine produced.
+        got: String,
+    },
+}
+
+#[derive(Default)]
+struct Produced {
+    out: VecDeque<(u16, Vec<u8>)>,
+}
+
+impl Sink for Produced {
+    fn intent(&mut self, i: &Intent) {
+        self.out.push_back((KIND_INTENT, i.to_bytes().to_vec()));
+    }
+    fn mode_change(&mut self, m: &ModeChange) {
+        self.out.push_back((KIND_MODE, m.to_bytes().to_vec()));
+    }
+}
+
+/// Rebuilds the engine from the journaled config, feeds it the journaled inputs and batch ends,
+/// and compares every intent and mode change it produces with the journaled ones, in order.
+/// A torn tail (a crash mid-append) is tolerated: the replay covers every complete record.
+pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
+    let reader = Reader::open(dir, RecoveryMode::TolerateTornTail)
+        .with_context(|| format!("opening the journal in {}", dir.display()))?;
+    let mut records = reader.records();
+    let first = match records.next() {
+        Some(r) => r.context("reading the first record")?,
+        None => bail!("the journal is empty: no config record"),
+    };
+    if first.kind != KIND_CONFIG {
+        bail!(
+            "the first record (seq {}) is a {}, not the config",
+            first.seq,
+            kind_name(first.kind)
+        );
+    }
+    let text = std::str::from_utf8(first.payload).context("the config record is not UTF-8")?;
+    if header_hash(text) != reader.header().header_hash {
+        eprintln!(
+            "ringmaker replay: warning: the journal was written by a different ringmaker version \
+             or its config record does not match its header; divergence may follow"
+        );
+    }
+    let cfg = Config::from_toml(text).context("the journaled config is invalid")?;
+    let mut engine = Engine::new(&cfg);
+    let mut produced = Produced::default();
+    let (mut events, mut intents) = (0u64, 0u64);
+    for rec in records {
+        let rec = rec.context("reading the journal")?;
+        match rec.kind {
+            KIND_EVENT => {
+                let ev = Event::from_bytes(rec.payload)
+                    .with_context(|| format!("seq {}: undecodable event", rec.seq))?;
+                if let Some(d) = pending_divergence(&mut produced, rec.seq) {
+                    return Ok(d);
+                }
+                engine.on_event(&ev, &mut produced);
+                events += 1;
+            }
+            KIND_BATCH_END => {
+                if let Some(d) = pending_divergence(&mut produced, rec.seq) {
+                    return Ok(d);
+                }
+                engine.on_batch_end(&mut produced);
+            }
+            KIND_INTENT | KIND_MODE => {
+                if rec.kind == KIND_INTENT {
+                    intents += 1;
+                }
+                match produced.out.pop_front() {
+                    Some((k, bytes)) if k == rec.kind && bytes == rec.payload => {}
+                    Some((k, bytes)) => {
+                        return Ok(ReplayOutcome::Diverged {
+                            seq: rec.seq,
+                            expected: format!(
+                                "{} {}",
+                                kind_name(rec.kind),
+                                describe(rec.kind, rec.payload)
+                            ),
+                            got: format!("{} {}", kind_name(k), describe(k, &bytes)),
+                        })
+                    }
+                    None => {
+                        return Ok(ReplayOutcome::Diverged {
+                            seq: rec.seq,
+                            expected: format!(
+                                "{} {}",
+                                kind_name(rec.kind),
+                                describe(rec.kind, rec.payload)
+                            ),
+                            got: "nothing".into(),
+                        })
+                    }
+                }
+            }
+            KIND_CONFIG => bail!("seq {}: a second config record", rec.seq),
+            other => bail!("seq {}: unknown record kind {other}", rec.seq),
+        }
+    }
+    if let Some(d) = pending_divergence(&mut produced, u64::MAX) {
+        return Ok(d);
+    }
+    Ok(ReplayOutcome::Identical { events, intents })
+}
+
+/// Before the next input: anything the engine produced that the journal did not record.
+fn pending_divergence(p: &mut Produced, seq: u64) -> Option<ReplayOutcome> {
+    p.out.pop_front().map(|(k, bytes)| ReplayOutcome::Diverged {
+        seq,
+        expected: "nothing (the journal has no such output here)".into(),
+        got: format!("{} {}", kind_name(k), describe(k, &bytes)),
+    })
+}
