@@ -1,0 +1,211 @@
+//! End-to-end backtest of the shipped recording with the default config, checked from its
+//! journal and its report; and replay of that journal, intact and edited.
+
+use engine::{Config, Event, EventKind, ExecKind, Intent, IntentKind};
+use journal::{Durability, Reader, RecoveryMode, Writer, WriterOptions};
+use ringmaker::backtest::{self, Outcome, QueueKind, Settings};
+use ringmaker::record::{self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_INTENT};
+use ringmaker::report::Report;
+use ringmaker_tests::{scratch, usdm};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn config() -> Config {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/default.toml"
+    ))
+    .unwrap();
+    Config::from_toml(&text).unwrap()
+}
+
+/// One backtest shared by the tests in this file: (outcome, journal dir).
+fn run() -> &'static (Outcome, PathBuf) {
+    static RUN: OnceLock<(Outcome, PathBuf)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let cfg = config();
+        let dir = scratch("backtest-e2e").join("journal");
+        let rec = JournalRecorder::create(&dir, &cfg, 16 << 20, 0).unwrap();
+        let settings = Settings {
+            data: vec![usdm()],
+            queue: QueueKind::RiskAverse,
+            entry_latency_ns: 2_000_000,
+            response_latency_ns: 2_000_000,
+            timer_interval_ns: 100_000_000,
+        };
+        let (outcome, rec) = backtest::run(&cfg, &settings, rec, &mut |_| {}).unwrap();
+        rec.close().unwrap();
+        (outcome, dir)
+    })
+}
+
+fn journal_events(dir: &Path) -> (Vec<Event>, Vec<Intent>) {
+    let r = Reader::open(dir, RecoveryMode::Strict).unwrap();
+    let (mut evs, mut ints) = (Vec::new(), Vec::new());
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        match rec.kind {
+            KIND_EVENT => evs.push(Event::from_bytes(rec.payload).unwrap()),
+            KIND_INTENT => ints.push(Intent::from_bytes(rec.payload).unwrap()),
+            _ => {}
+        }
+    }
+    (evs, ints)
+}
+
+#[test]
+fn position_never_passes_net_max_and_every_fill_is_accounted() {
+    let (outcome, dir) = run();
+    let cfg = config();
+    let net_max = cfg.instruments[0].net_max;
+    let (events, _) = journal_events(dir);
+    // Replay the position from the journaled fills alone: it never leaves ±net max.
+    let mut pos = 0i64;
+    let mut fills = 0u64;
+    let mut qty = 0i64;
+    let mut sides = std::collections::HashMap::new();
+    let (_, intents) = journal_events(dir);
+    for i in intents.iter().filter(|i| i.kind == IntentKind::Place) {
+        sides.insert(i.client_order_id, i.side);
+    }
+    let mut cum = std::collections::HashMap::new();
+    for ev in events.iter().filter(|e| e.kind() == EventKind::ExecReport) {
+        let x = ev.as_exec().unwrap();
+        if matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
+            let prev = cum.insert(x.client_order_id, x.cum_qty).unwrap_or(0);
+            let new = x.cum_qty - prev;
+            assert_eq!(new, x.last_qty);
+            let side = sides[&x.client_order_id];
+            pos += if side == engine::Side::Bid { new } else { -new };
+            assert!(
+                pos.abs() <= net_max,
+                "position {pos} beyond net max {net_max}"
+            );
+            fills += 1;
+            qty += new;
+        }
+    }
+    assert!(
+        fills > 50,
+        "the default config trades on the shipped recording ({fills} fills)"
+    );
+    let report = Report::new("BTCUSDT", outcome);
+    let lot = outcome.metrics.lot;
+    assert_eq!(report.fills.count, fills);
+    // Traded quantity in the report = the sum of the fills.
+    assert!((report.traded.qty - qty as f64 * lot).abs() < 1e-9);
+    let m = &outcome.metrics;
+    assert_eq!(m.fills.iter().map(|f| f.qty.abs()).sum::<i64>(), qty);
+    assert!(m.pos_max <= net_max && m.pos_min >= -net_max);
+    // Fills on both sides.
+    assert!(m.fills.iter().any(|f| f.qty > 0) && m.fills.iter().any(|f| f.qty < 0));
+}
+
+#[test]
+fn report_figures_hold_together() {
+    let (outcome, _) = run();
+    let cfg = config();
+    let r = Report::new("BTCUSDT", outcome);
+    // Discretionary cancels within the budget in every 60 s window.
+    assert!(
+        r.orders.discretionary_cancels_max_per_60s
+            <= cfg.instruments[0].cancel_budget_per_min as usize
+    );
+    // Post-only only: every fill as maker (flatten-on-stop-loss is off in the default config).
+    assert_eq!(r.fills.taker, 0);
+    assert_eq!(r.fills.maker_ratio, 1.0);
+    assert!(r.quoting.uptime > 0.95, "quote uptime {}", r.quoting.uptime);
+    let tot = r.pnl.realized + r.pnl.unrealized - r.pnl.fees;
+    assert!((r.pnl.total - tot).abs() < 1e-9, "{} vs {tot}", r.pnl.total);
+    assert!(r.pnl.fees > 0.0, "the default maker fee is positive");
+    assert!(r.duration_s > 340.0 && r.duration_s < 350.0);
+    assert!(r.markouts.s1_bps.is_some() && r.markouts.s30_bps.is_some());
+    assert!(r.on_event_latency_ns.count == outcome.events);
+    let json = serde_json::to_value(&r).unwrap();
+    for key in [
+        "pnl",
+        "traded",
+        "fills",
+        "orders",
+        "position",
+        "max_drawdown",
+        "quoting",
+        "markouts",
+        "on_event_latency_ns",
+    ] {
+        assert!(json.get(key).is_some(), "report.json lacks {key}");
+    }
+}
+
+#[test]
+fn the_backtest_journal_replays_identically() {
+    let (outcome, dir) = run();
+    match record::replay(dir).unwrap() {
+        ReplayOutcome::Identical { events, intents } => {
+            assert_eq!(events, outcome.events);
+            assert!(intents > 100);
+        }
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn an_edited_input_is_reported_at_the_right_sequence() {
+    let (_, dir) = run();
+    // Copy the journal, turning one operator-free input into a kill switch: the engine must
+    // then cancel everything at the next batch end, which the original journal does not hold.
+    let reader = Reader::open(dir, RecoveryMode::Strict).unwrap();
+    let recs: Vec<(u16, i64, Vec<u8>, u64)> = reader
+        .records()
+        .map(|r| {
+            r.map(|r| (r.kind, r.timestamp_ns, r.payload.to_vec(), r.seq))
+                .unwrap()
+        })
+        .collect();
+    // An event late in the run, followed by at least one journaled intent.
+    let edit = recs
+        .iter()
+        .rposition(|r| r.0 == KIND_EVENT && r.3 < recs.len() as u64 * 9 / 10)
+        .unwrap();
+    let out = scratch("replay-edit").join("journal");
+    let mut w = Writer::create(
+        &out,
+        WriterOptions {
+            segment_size: 16 << 20,
+            durability: Durability::None,
+            header_hash: reader.header().header_hash,
+            created_ns: 0,
+        },
+    )
+    .unwrap();
+    for (k, (kind, t, payload, _)) in recs.iter().enumerate() {
+        if k == edit {
+            let ev = Event::from_bytes(payload).unwrap();
+            let halt = Event::control(0, ev.local_time_ns, engine::Command::Halt);
+            w.append(*kind, *t, &halt.to_bytes()).unwrap();
+        } else {
+            w.append(*kind, *t, payload).unwrap();
+        }
+    }
+    w.close().unwrap();
+    let edited_seq = recs[edit].3;
+    match record::replay(&out).unwrap() {
+        ReplayOutcome::Diverged { seq, expected, got } => {
+            // The engine emits the halt's mode change at the batch end that follows the edit;
+            // the journal holds something else (or nothing) at that point.
+            let next_batch = recs[edit..]
+                .iter()
+                .find(|r| r.0 == record::KIND_BATCH_END)
+                .unwrap()
+                .3;
+            assert!(seq > edited_seq);
+            assert_eq!(
+                seq,
+                next_batch + 1,
+                "edit at {edited_seq}, batch end at {next_batch}: expected {expected}, got {got}"
+            );
+            assert!(got.contains("KillSwitch"), "{got}");
+        }
+        ReplayOutcome::Identical { .. } => panic!("an edited input must diverge"),
+    }
+}
