@@ -184,7 +184,11 @@ fn bench_decode(c: &mut Criterion) {
     );
     let mut scratch2 = pristine.clone();
     let general = simd.decode_general(&mut scratch2, LOCAL_NS);
-    assert_eq!(general, Ok(Message::Depth(h_simd)), "the general path agrees");
+    assert_eq!(
+        general,
+        Ok(Message::Depth(h_simd)),
+        "the general path agrees"
+    );
 
     let mut g = c.benchmark_group("decode_depth_update");
     g.throughput(Throughput::Elements(1))
