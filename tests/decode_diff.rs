@@ -95,3 +95,19 @@ proptest! {
         prop_assert_eq!(fl, gl);
     }
 }
+
+#[test]
+fn repeated_keys_after_the_levels_get_the_general_paths_answer() {
+    // Found by reading the scanner (fuzz regressions in feeds/fuzz/regressions/decode_any/): a
+    // key repeated after a level array must not leave levels stamped with the first value.
+    let btc = Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").unwrap();
+    let eth = Instrument::new("ETHUSDT", "0.01", "0.00001", "0.00001", "1").unwrap();
+    let mut d = Decoder::new(&[btc, eth]);
+    for m in [
+        &br#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["1.0","1"]],"a":[],"u":3}"#[..],
+        br#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["1.0","1"],["2.0","1"]],"a":[],"s":"ETHUSDT"}"#,
+        br#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[],"a":[["1.0","1"]],"a":[["2.0","2"]]}"#,
+    ] {
+        agree(&mut d, m);
+    }
+}

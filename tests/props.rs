@@ -320,13 +320,19 @@ fn check_decoded(d: &Decoder, r: &Result<Message, DecodeError>) -> Result<(), Te
     match r {
         Err(_) => prop_assert!(d.levels().is_empty(), "levels left after {:?}", r),
         Ok(Message::Depth(_)) | Ok(Message::Snapshot(_)) => {
-            let snapshot = matches!(r, Ok(Message::Snapshot(_)));
+            let (snapshot, update_id, instrument) = match r {
+                Ok(Message::Depth(h)) => (false, h.final_id, h.instrument),
+                Ok(Message::Snapshot(h)) => (true, h.last_update_id, h.instrument),
+                _ => unreachable!(),
+            };
             let n = d.levels().len();
             for (i, ev) in d.levels().iter().enumerate() {
                 let l = ev.as_level().expect("a level event");
                 prop_assert!(l.price > 0 && l.qty >= 0, "{:?}", l);
                 prop_assert_eq!(l.snapshot, snapshot);
                 prop_assert_eq!(l.last_in_msg, i + 1 == n);
+                prop_assert_eq!(l.update_id, update_id);
+                prop_assert_eq!(ev.instrument(), instrument);
             }
         }
         Ok(Message::Event(ev)) => {

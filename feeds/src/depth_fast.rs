@@ -146,9 +146,27 @@ fn scan(
     let mut errs: [Option<DecodeError>; 2] = [None, None];
     let mut seen = [false; 2];
     let start_len = levels.len();
+    // Each key at most once: a repeated key (never sent by the venue) could change a value the
+    // levels were already stamped with, so it is left to the general path.
+    let mut keys_seen = 0u8;
     loop {
         let key = c.string()?;
         c.eat(b':')?;
+        let bit = match key {
+            b"E" => 1,
+            b"T" => 2,
+            b"s" => 4,
+            b"U" => 8,
+            b"u" => 16,
+            b"pu" => 32,
+            b"b" => 64,
+            b"a" => 128,
+            _ => return None,
+        };
+        if keys_seen & bit != 0 {
+            return None;
+        }
+        keys_seen |= bit;
         match key {
             b"E" => big_e = Some(c.uint()?),
             b"T" => big_t = Some(c.uint()?),
@@ -168,7 +186,7 @@ fn scan(
                 // order. Anything else is left to the general path.
                 let (id, inst) = inst?;
                 let update_id = last?;
-                if seen[side as usize] || (side == Side::Bid && seen[1]) {
+                if side == Side::Bid && seen[1] {
                     return None;
                 }
                 seen[side as usize] = true;

@@ -315,7 +315,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                     DiffOutcome::Stale => assert!(matches!(before, SyncState::Bridging { .. })),
                 }
-                if let Some(lb) = &mut local {
+                if local.is_some() {
                     let _ = write!(json, "{{\"e\":\"depthUpdate\",\"E\":1,\"s\":\"BTCUSDT\",\"U\":{first},\"u\":{last},");
                     if rule == SyncRule::Futures {
                         let _ = write!(json, "\"pu\":{prev},");
@@ -342,7 +342,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let st = sync.on_snapshot(&hdr, &levels, &mut ck);
                 assert_eq!(st, sync.state());
-                if let Some(_lb) = &mut local {
+                if local.is_some() {
                     let _ = write!(json, "{{\"lastUpdateId\":{id},\"bids\":");
                     json_levels(&mut json, &levels, Side::Bid);
                     json.push_str(",\"asks\":");

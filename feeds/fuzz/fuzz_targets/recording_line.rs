@@ -24,8 +24,16 @@ fn path() -> &'static PathBuf {
 fuzz_target!(|data: &[u8]| {
     let p = path();
     std::fs::write(p, data).expect("write temp file");
-    let inst = Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").unwrap();
-    let mut dec = Decoder::new(&[inst]);
+    DECODER.with_borrow_mut(|dec| read(p, data, dec));
+});
+
+thread_local! {
+    static DECODER: std::cell::RefCell<Decoder> = std::cell::RefCell::new(Decoder::new(&[
+        Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").unwrap(),
+    ]));
+}
+
+fn read(p: &PathBuf, data: &[u8], dec: &mut Decoder) {
     let mut r = RecordingReader::open(&[p]).expect("open temp file");
     let (mut good, mut bad) = (0u64, 0u64);
     while let Some(line) = r.next() {
@@ -51,4 +59,4 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(st.files, 1);
     assert!(st.lines >= good);
     assert!(r.next().is_none(), "reader restarted after the end");
-});
+}
