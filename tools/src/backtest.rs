@@ -16,7 +16,7 @@
 use crate::host::{Host, Recorder};
 use crate::metrics::{Metrics, Sample};
 use anyhow::Context;
-use engine::{Config, Engine, Event, Intent, ModeChange, Sink};
+use engine::{Config, Engine, Event, EventKind, Intent, ModeChange, Sink};
 use feeds::{Normalizer, RecordingReader, SyncRule};
 use gateway::sim::{
     BpsFees, ConstantLatency, FeeModel, ProbQueue, QueueModel, RiskAverseQueue, SimVenue,
@@ -89,11 +89,213 @@ impl Sink for Outbox {
     }
 }
 
-/// Runs a backtest. `progress` is called now and then with the fraction of lines read.
+/// Where market data comes from: one venue message's events at a time.
+pub trait MarketSource {
+    /// The next message that produced events: its local receive time (ns) and its events in
+    /// `out` (cleared first). `None` at the end.
+    fn next_batch(&mut self, out: &mut Vec<Event>) -> Option<i64>;
+    /// Lines (or records) read and skipped so far.
+    fn counts(&self) -> (u64, u64);
+}
+
+/// Market data from recording files: read, decoded and book-synced.
+#[derive(Debug)]
+pub struct RecordingSource {
+    reader: RecordingReader,
+    norm: Normalizer,
+    read: u64,
+    bad: u64,
+}
+
+impl RecordingSource {
+    /// Opens the recordings for these instruments (futures sync rule).
+    pub fn open(data: &[PathBuf], cfg: &Config) -> anyhow::Result<RecordingSource> {
+        let instruments: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+        Ok(RecordingSource {
+            reader: RecordingReader::open(data)?,
+            norm: Normalizer::new(&instruments, SyncRule::Futures),
+            read: 0,
+            bad: 0,
+        })
+    }
+}
+
+impl MarketSource for RecordingSource {
+    fn next_batch(&mut self, out: &mut Vec<Event>) -> Option<i64> {
+        loop {
+            let line = self.reader.next()?;
+            self.read += 1;
+            let Ok(l) = line else {
+                self.bad += 1;
+                continue;
+            };
+            match self.norm.on_message(l.json, l.local_ns) {
+                Ok(evs) if !evs.is_empty() => {
+                    out.clear();
+                    out.extend_from_slice(evs);
+                    return Some(l.local_ns);
+                }
+                Ok(_) => {}
+                Err(_) => self.bad += 1,
+            }
+        }
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (self.read, self.bad)
+    }
+}
+
+/// Market data from recorded lines already in memory (benches): decoded and synced.
+#[derive(Debug)]
+pub struct MemorySource<'a> {
+    lines: &'a [(i64, Vec<u8>)],
+    next: usize,
+    scratch: Vec<u8>,
+    norm: Normalizer,
+    bad: u64,
+}
+
+impl<'a> MemorySource<'a> {
+    /// A source over `lines` for these instruments.
+    pub fn new(lines: &'a [(i64, Vec<u8>)], cfg: &Config) -> MemorySource<'a> {
+        let instruments: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+        MemorySource {
+            lines,
+            next: 0,
+            scratch: Vec::with_capacity(1 << 16),
+            norm: Normalizer::new(&instruments, SyncRule::Futures),
+            bad: 0,
+        }
+    }
+}
+
+impl MarketSource for MemorySource<'_> {
+    fn next_batch(&mut self, out: &mut Vec<Event>) -> Option<i64> {
+        while self.next < self.lines.len() {
+            let (t, json) = &self.lines[self.next];
+            self.next += 1;
+            self.scratch.clear();
+            self.scratch.extend_from_slice(json);
+            match self.norm.on_message(&mut self.scratch, *t) {
+                Ok(evs) if !evs.is_empty() => {
+                    out.clear();
+                    out.extend_from_slice(evs);
+                    return Some(*t);
+                }
+                Ok(_) => {}
+                Err(_) => self.bad += 1,
+            }
+        }
+        None
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (self.next as u64, self.bad)
+    }
+}
+
+/// Market data from a journal: the market events (book, best bid/offer, trades) it holds, in
+/// their batches, with no decoding. Execution reports, timers and outputs in it are skipped:
+/// the venue and the engine produce their own.
+#[derive(Debug)]
+pub struct JournalSource {
+    events: Vec<(i64, Event)>,
+    batch_ends: Vec<usize>,
+    next: usize,
+}
+
+impl JournalSource {
+    /// Reads the market events of the journal in `dir` (verifying every record).
+    pub fn open(dir: &std::path::Path) -> anyhow::Result<JournalSource> {
+        use crate::record::{KIND_BATCH_END, KIND_EVENT};
+        let reader = journal::Reader::open(dir, journal::RecoveryMode::TolerateTornTail)
+            .with_context(|| format!("opening {}", dir.display()))?;
+        let mut events = Vec::new();
+        let mut batch_ends = Vec::new();
+        for rec in reader.records() {
+            let rec = rec?;
+            match rec.kind {
+                KIND_EVENT => {
+                    let ev = Event::from_bytes(rec.payload)
+                        .with_context(|| format!("seq {}: undecodable event", rec.seq))?;
+                    if !matches!(
+                        ev.kind(),
+                        EventKind::ExecReport | EventKind::Timer | EventKind::Control
+                    ) {
+                        events.push((ev.local_time_ns, ev));
+                    }
+                }
+                KIND_BATCH_END
+                    if batch_ends.last() != Some(&events.len()) && !events.is_empty() =>
+                {
+                    batch_ends.push(events.len());
+                }
+                _ => {}
+            }
+        }
+        if batch_ends.last() != Some(&events.len()) && !events.is_empty() {
+            batch_ends.push(events.len());
+        }
+        Ok(JournalSource {
+            events,
+            batch_ends,
+            next: 0,
+        })
+    }
+
+    /// Market events held.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether it holds no market event.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Starts again from the first batch.
+    pub fn rewind(&mut self) {
+        self.next = 0;
+    }
+}
+
+impl MarketSource for JournalSource {
+    fn next_batch(&mut self, out: &mut Vec<Event>) -> Option<i64> {
+        let end = *self.batch_ends.get(self.next)?;
+        let start = if self.next == 0 {
+            0
+        } else {
+            self.batch_ends[self.next - 1]
+        };
+        self.next += 1;
+        out.clear();
+        out.extend(self.events[start..end].iter().map(|x| x.1));
+        Some(self.events[start].0)
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (self.next as u64, 0)
+    }
+}
+
+/// Runs a backtest on `settings.data`. `progress` is called now and then with lines read.
 pub fn run<R: Recorder>(
     cfg: &Config,
     settings: &Settings,
     recorder: R,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<(Outcome, R)> {
+    let mut source = RecordingSource::open(&settings.data, cfg)?;
+    run_source(cfg, settings, recorder, &mut source, progress)
+}
+
+/// Runs a backtest on any market source (`settings.data` is not used).
+pub fn run_source<R: Recorder, S: MarketSource>(
+    cfg: &Config,
+    settings: &Settings,
+    recorder: R,
+    source: &mut S,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(Outcome, R)> {
     let inst = cfg
@@ -107,6 +309,7 @@ pub fn run<R: Recorder>(
             cfg,
             settings,
             recorder,
+            source,
             progress,
             RiskAverseQueue,
             latency,
@@ -120,6 +323,7 @@ pub fn run<R: Recorder>(
                 cfg,
                 settings,
                 recorder,
+                source,
                 progress,
                 ProbQueue::new(power),
                 latency,
@@ -215,21 +419,20 @@ fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-fn drive<Q: QueueModel, F: FeeModel, R: Recorder>(
+#[allow(clippy::too_many_arguments)]
+fn drive<Q: QueueModel, F: FeeModel, R: Recorder, S: MarketSource>(
     cfg: &Config,
     settings: &Settings,
     recorder: R,
+    source: &mut S,
     progress: &mut dyn FnMut(u64),
     queue: Q,
     latency: ConstantLatency,
     fees: F,
 ) -> anyhow::Result<(Outcome, R)> {
-    let instruments: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
-    let mut reader = RecordingReader::open(&settings.data)?;
-    let mut norm = Normalizer::new(&instruments, SyncRule::Futures);
     let mut d = Driver {
         host: Host::new(Engine::new(cfg), recorder),
-        venue: SimVenue::new(instruments.len(), cfg.book_slots, queue, latency, fees),
+        venue: SimVenue::new(cfg.instruments.len(), cfg.book_slots, queue, latency, fees),
         out: Outbox::default(),
         reports: Vec::with_capacity(1024),
         clock: Clock::new(),
@@ -243,38 +446,19 @@ fn drive<Q: QueueModel, F: FeeModel, R: Recorder>(
     let mut last_t = i64::MIN;
     let mut next_timer = i64::MAX;
     let mut batch: Vec<Event> = Vec::with_capacity(8192);
-    let mut lines = 0u64;
-    let mut bad = 0u64;
-    while let Some(line) = reader.next() {
-        lines += 1;
-        if lines % 4096 == 0 {
-            progress(lines);
+    let mut batches = 0u64;
+    while let Some(local_ns) = source.next_batch(&mut batch) {
+        batches += 1;
+        if batches % 4096 == 0 {
+            progress(source.counts().0);
         }
-        let l = match line {
-            Ok(l) => l,
-            Err(_) => {
-                bad += 1;
-                continue;
-            }
-        };
-        let t = l.local_ns.max(last_t);
+        let t = local_ns.max(last_t);
         if last_t == i64::MIN {
             next_timer = t + settings.timer_interval_ns;
             d.interval_start = t;
         }
         last_t = t;
-        batch.clear();
-        match norm.on_message(l.json, t) {
-            Ok(evs) => batch.extend_from_slice(evs),
-            Err(_) => {
-                bad += 1;
-                continue;
-            }
-        }
         d.run_due(t, &mut next_timer, settings.timer_interval_ns);
-        if batch.is_empty() {
-            continue;
-        }
         for ev in batch.iter_mut() {
             ev.local_time_ns = t;
             d.venue.on_market(ev);
@@ -283,11 +467,11 @@ fn drive<Q: QueueModel, F: FeeModel, R: Recorder>(
             d.feed(ev);
         }
         d.end_batch(t);
-        if lines % 256 == 0 {
+        if batches % 256 == 0 {
             d.host.recorder.idle();
             if let Some(e) = d.host.recorder.failed() {
                 anyhow::bail!(
-                    "recording failed at line {lines}: {e}; every record before it is intact"
+                    "recording failed after {batches} messages: {e}; every record before it is intact"
                 );
             }
         }
@@ -297,7 +481,11 @@ fn drive<Q: QueueModel, F: FeeModel, R: Recorder>(
         let end = last_t + 1_000_000_000;
         d.run_due(end, &mut next_timer, settings.timer_interval_ns);
     }
+    let (lines, bad) = source.counts();
     progress(lines);
+    if let Some(e) = d.host.recorder.failed() {
+        anyhow::bail!("recording failed: {e}; every record before it is intact");
+    }
     let Driver {
         host,
         venue,

@@ -1,0 +1,114 @@
+//! Backtest throughput, in engine inputs per second, over the whole shipped USD-M recording with
+//! `configs/default.toml`: recording → decode + sync → engine → simulated venue → reports back.
+//!
+//! * `from_json_recording`: the recording's lines already in memory (no gzip, no disk), so the
+//!   decode, sync, engine and venue are what is measured.
+//! * `from_journal`: the market events of a journal written by a first run (no decoding).
+//! * Baselines in the same group: `json_source_only` and `journal_source_only` produce the same
+//!   market batches without the engine or the venue, so the ratio shows what the backtest adds.
+//!
+//! No journal is written in the timed runs (`NoRecorder`). Elements = inputs the engine consumed
+//! (market events, execution reports, timer ticks).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use engine::{Config, Event};
+use ringmaker::backtest::{self, JournalSource, MarketSource, MemorySource, QueueKind, Settings};
+use ringmaker::host::NoRecorder;
+use ringmaker::record::JournalRecorder;
+use std::hint::black_box;
+use std::time::Duration;
+
+fn settings() -> Settings {
+    Settings {
+        data: vec![],
+        queue: QueueKind::RiskAverse,
+        entry_latency_ns: 2_000_000,
+        response_latency_ns: 2_000_000,
+        timer_interval_ns: 100_000_000,
+    }
+}
+
+fn drain(src: &mut impl MarketSource) -> usize {
+    let mut out: Vec<Event> = Vec::with_capacity(8192);
+    let mut n = 0;
+    while src.next_batch(&mut out).is_some() {
+        n += out.len();
+    }
+    n
+}
+
+fn bench(c: &mut Criterion) {
+    let text = std::fs::read_to_string(ringmaker_benches::workspace("configs/default.toml"))
+        .expect("configs/default.toml");
+    let cfg = Config::from_toml(&text).expect("valid config");
+    let lines = ringmaker_benches::load_recording(ringmaker_benches::USDM_BTCUSDT);
+    let s = settings();
+
+    // One journaled run to read back from, and the element counts.
+    let dir = std::env::temp_dir().join(format!("ringmaker-bench-bt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let rec = JournalRecorder::create(&dir, &cfg, 64 << 20, 0).expect("journal");
+    let (first, rec) = backtest::run_source(
+        &cfg,
+        &s,
+        rec,
+        &mut MemorySource::new(&lines, &cfg),
+        &mut |_| {},
+    )
+    .expect("backtest");
+    rec.close().expect("close journal");
+    let mut journal = JournalSource::open(&dir).expect("read journal");
+    let (from_journal, _) =
+        backtest::run_source(&cfg, &s, NoRecorder, &mut journal, &mut |_| {}).expect("backtest");
+    println!(
+        "backtest bench: {} lines, {} engine inputs from JSON, {} from the journal ({} market events), {} fills",
+        lines.len(),
+        first.events,
+        from_journal.events,
+        journal.len(),
+        first.metrics.fills.len()
+    );
+
+    let mut g = c.benchmark_group("backtest_throughput");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
+    g.throughput(Throughput::Elements(first.events));
+    g.bench_function("from_json_recording", |b| {
+        b.iter(|| {
+            let mut src = MemorySource::new(&lines, &cfg);
+            black_box(
+                backtest::run_source(&cfg, &s, NoRecorder, &mut src, &mut |_| {})
+                    .expect("run")
+                    .0
+                    .events,
+            )
+        })
+    });
+    g.bench_function("json_source_only", |b| {
+        b.iter(|| black_box(drain(&mut MemorySource::new(&lines, &cfg))))
+    });
+    g.throughput(Throughput::Elements(from_journal.events));
+    g.bench_function("from_journal", |b| {
+        b.iter(|| {
+            journal.rewind();
+            black_box(
+                backtest::run_source(&cfg, &s, NoRecorder, &mut journal, &mut |_| {})
+                    .expect("run")
+                    .0
+                    .events,
+            )
+        })
+    });
+    g.bench_function("journal_source_only", |b| {
+        b.iter(|| {
+            journal.rewind();
+            black_box(drain(&mut journal))
+        })
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
