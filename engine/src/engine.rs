@@ -522,21 +522,36 @@ impl Engine {
         (Mode::Normal, ModeReason::None)
     }
 
+    /// Working post-only orders of one side, nearest the touch first (the order table keeps
+    /// them sorted by price, so nothing is sorted here).
     fn gather(inst: &Inst, side: Side, out: &mut Working) {
         out.len = 0;
-        for o in inst.orders.open() {
-            if o.side == side
-                && o.tif == TimeInForce::PostOnly
-                && matches!(o.state, OrderState::PendingNew | OrderState::Live)
-            {
-                out.items[out.len] = (o.price, o.client_order_id, o.qty);
-                out.len += 1;
+        let mut push = |&(price, cid): &(i64, u64)| {
+            if let Some(o) = inst.orders.get(cid) {
+                if o.tif == TimeInForce::PostOnly
+                    && matches!(o.state, OrderState::PendingNew | OrderState::Live)
+                {
+                    out.items[out.len] = (price, cid, o.qty);
+                    out.len += 1;
+                }
             }
-        }
-        let items = &mut out.items[..out.len];
+        };
+        let sorted = inst.orders.open_by_price(side);
         match side {
-            Side::Bid => items.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1))),
-            Side::Ask => items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1))),
+            // Highest bid first; equal prices by ascending id, as before.
+            Side::Bid => {
+                let mut k = sorted.len();
+                while k > 0 {
+                    let p = sorted[k - 1].0;
+                    let mut j = k;
+                    while j > 0 && sorted[j - 1].0 == p {
+                        j -= 1;
+                    }
+                    sorted[j..k].iter().for_each(&mut push);
+                    k = j;
+                }
+            }
+            Side::Ask => sorted.iter().for_each(push),
         }
     }
 

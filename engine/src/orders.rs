@@ -133,6 +133,10 @@ pub struct OrderTable {
     open_len: usize,
     /// Remaining quantity of open orders, by side.
     open_qty: [i64; 2],
+    /// Open orders of each side as (price, client order id), ascending, kept sorted as orders
+    /// open and close (a memmove of a few dozen entries), so a requote never sorts.
+    by_price: Box<[[(i64, u64); ORDER_SLOTS]; 2]>,
+    by_price_len: [usize; 2],
     next_gen: u64,
     cursor: usize,
     stats: OrderStats,
@@ -148,6 +152,8 @@ impl OrderTable {
             open_pos: [0; ORDER_SLOTS],
             open_len: 0,
             open_qty: [0; 2],
+            by_price: Box::new([[(0, 0); ORDER_SLOTS]; 2]),
+            by_price_len: [0; 2],
             next_gen: 1,
             cursor: 0,
             stats: OrderStats::default(),
@@ -178,12 +184,25 @@ impl OrderTable {
         self.open_qty[side as usize]
     }
 
+    /// Open orders on `side` as (price, client order id), in ascending price (then id) order.
+    #[inline]
+    pub fn open_by_price(&self, side: Side) -> &[(i64, u64)] {
+        let k = side as usize;
+        &self.by_price[k][..self.by_price_len[k]]
+    }
+
     fn opened(&mut self, s: usize) {
         self.open_pos[s] = self.open_len as u16;
         self.open_list[self.open_len] = s as u16;
         self.open_len += 1;
-        let o = &self.slots[s];
+        let o = self.slots[s];
         self.open_qty[o.side as usize] += o.remaining();
+        let (k, key) = (o.side as usize, (o.price, o.client_order_id));
+        let n = self.by_price_len[k];
+        let at = self.by_price[k][..n].partition_point(|e| *e < key);
+        self.by_price[k].copy_within(at..n, at + 1);
+        self.by_price[k][at] = key;
+        self.by_price_len[k] = n + 1;
     }
 
     /// The order in slot `s` just finished: drop it from the open list and the open quantity
@@ -194,8 +213,15 @@ impl OrderTable {
         let last = self.open_list[self.open_len];
         self.open_list[p] = last;
         self.open_pos[last as usize] = p as u16;
-        let o = &self.slots[s];
+        let o = self.slots[s];
         self.open_qty[o.side as usize] -= o.remaining();
+        let (k, key) = (o.side as usize, (o.price, o.client_order_id));
+        let n = self.by_price_len[k];
+        let at = self.by_price[k][..n].partition_point(|e| *e < key);
+        if at < n && self.by_price[k][at] == key {
+            self.by_price[k].copy_within(at + 1..n, at);
+            self.by_price_len[k] = n - 1;
+        }
     }
 
     fn slot_of(&self, cid: u64) -> Option<usize> {
@@ -433,6 +459,23 @@ mod tests {
             (s.duplicate_reports, s.late_fills, s.unknown_reports),
             (2, 1, 1)
         );
+    }
+
+    #[test]
+    fn open_orders_stay_sorted_by_price_as_they_open_and_close() {
+        let mut t = OrderTable::new(0);
+        let mut ids = Vec::new();
+        for p in [105, 101, 103, 101, 110] {
+            ids.push(t.place(Side::Bid, p, 1, TimeInForce::PostOnly).unwrap());
+        }
+        let prices: Vec<i64> = t.open_by_price(Side::Bid).iter().map(|e| e.0).collect();
+        assert_eq!(prices, [101, 101, 103, 105, 110]);
+        t.on_report(&rep(ExecKind::Canceled, ids[2], 0, 0, 0));
+        t.on_report(&rep(ExecKind::Fill, ids[1], 101, 1, 1));
+        let left: Vec<(i64, u64)> = t.open_by_price(Side::Bid).to_vec();
+        assert_eq!(left, [(101, ids[3]), (105, ids[0]), (110, ids[4])]);
+        assert!(t.open_by_price(Side::Ask).is_empty());
+        assert_eq!(t.open_qty(Side::Bid), 3);
     }
 
     #[test]
