@@ -7,6 +7,9 @@
 //! * Baselines in the same group: `json_source_only` and `journal_source_only` produce the same
 //!   market batches without the engine or the venue, so the ratio shows what the backtest adds.
 //!
+//! `replay/replay_journal`: `ringmaker replay` on that journal (engine rebuilt, every input fed,
+//! every intent compared), against reading and CRC-checking the journal alone.
+//!
 //! No journal is written in the timed runs (`NoRecorder`). Elements = inputs the engine consumed
 //! (market events, execution reports, timer ticks).
 
@@ -104,6 +107,35 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             journal.rewind();
             black_box(drain(&mut journal))
+        })
+    });
+    g.finish();
+
+    // Replay: rebuild the engine from the journal, feed every journaled input, compare every
+    // intent (what `ringmaker replay` does). Baseline: reading and CRC-checking the journal alone.
+    let mut g = c.benchmark_group("replay");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
+    g.throughput(Throughput::Elements(first.events));
+    g.bench_function("replay_journal", |b| {
+        b.iter(|| {
+            let out = ringmaker::record::replay(&dir).expect("replay");
+            assert!(matches!(
+                out,
+                ringmaker::record::ReplayOutcome::Identical { .. }
+            ));
+            black_box(out)
+        })
+    });
+    g.bench_function("read_journal_only", |b| {
+        b.iter(|| {
+            let r = journal::Reader::open(&dir, journal::RecoveryMode::Strict).expect("open");
+            black_box(
+                r.records()
+                    .map(|x| x.expect("record").payload.len())
+                    .sum::<usize>(),
+            )
         })
     });
     g.finish();
