@@ -599,3 +599,242 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         taker_fee_bps,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[instrument]]
+symbol = "BTCUSDT"
+tick = "0.10"
+lot = "0.001"
+min_qty = "0.001"
+min_notional = "100"
+[instrument.quote]
+fair_value = "microprice"
+offset_unit = "bps"
+start_offset = 0.5
+first_spacing = 0.5
+multiplier = 1.15
+max_spacing = 10.0
+layers = 18
+layer_size = "0.002"
+min_spread_bps = 0.5
+skew_coeff = 0.002
+skew_hysteresis = 0.05
+[instrument.risk]
+net_max = "0.100"
+reduce_only_thresh = 0.7
+stop_loss = 0.05
+on_stop_loss = "reduce_only"
+daily_loss_limit = "500"
+max_deviation = 0.15
+max_price_change = 0.10
+circuit_window_ms = 60000
+stale_after_ms = 1000
+cancel_budget_per_min = 50
+"#;
+
+    fn with(from: &str, to: &str) -> Result<Config, ConfigError> {
+        assert!(GOOD.contains(from), "{from}");
+        Config::from_toml(&GOOD.replacen(from, to, 1))
+    }
+
+    #[test]
+    fn the_good_config_is_valid_and_compiled() {
+        let c = Config::from_toml(GOOD).unwrap();
+        let i = &c.instruments[0];
+        assert_eq!(
+            (i.layers, i.layer_size, i.net_max, i.batch_cap),
+            (18, 2, 100, 100)
+        );
+        // 500 USDT / (0.1 × 0.001) = 5,000,000 tick·lots.
+        assert_eq!(i.daily_loss_limit, 5_000_000);
+        assert_eq!(i.tolerance, Fx::from_num(0.5) * Fx::from_num(0.9));
+        assert_eq!(i.layer_distance.len(), 18);
+        assert!(i.layer_distance.windows(2).all(|w| w[1] > w[0]));
+        assert_eq!(c.source, GOOD);
+    }
+
+    #[test]
+    fn every_invalid_value_names_the_field_the_value_and_the_rule() {
+        let cases = [
+            (
+                "multiplier = 1.15",
+                "multiplier = 1.0",
+                "instrument[0].quote.multiplier",
+                "must be > 1",
+            ),
+            (
+                "multiplier = 1.15",
+                "multiplier = 0.5",
+                "quote.multiplier = 0.5",
+                "must be > 1",
+            ),
+            (
+                "layers = 18",
+                "layers = 0",
+                "quote.layers = 0",
+                "between 1 and 64",
+            ),
+            (
+                "layers = 18",
+                "layers = 65",
+                "quote.layers = 65",
+                "between 1 and 64",
+            ),
+            (
+                "reduce_only_thresh = 0.7",
+                "reduce_only_thresh = 1.5",
+                "risk.reduce_only_thresh = 1.5",
+                "(0, 1]",
+            ),
+            (
+                "reduce_only_thresh = 0.7",
+                "reduce_only_thresh = 0.04",
+                "risk.reduce_only_thresh = 0.04",
+                "skew range is empty",
+            ),
+            (
+                "skew_hysteresis = 0.05",
+                "skew_hysteresis = 1.0",
+                "quote.skew_hysteresis = 1",
+                "[0, 1)",
+            ),
+            (
+                "min_spread_bps = 0.5",
+                "min_spread_bps = 0.5\ntolerance = -1.0",
+                "quote.tolerance = -1",
+                "must be >= 0",
+            ),
+            (
+                "stop_loss = 0.05",
+                "stop_loss = 0.0",
+                "risk.stop_loss = 0",
+                "(0, 1)",
+            ),
+            (
+                "max_deviation = 0.15",
+                "max_deviation = 1.5",
+                "risk.max_deviation = 1.5",
+                "(0, 1)",
+            ),
+            (
+                "max_price_change = 0.10",
+                "max_price_change = -0.1",
+                "risk.max_price_change = -0.1",
+                "(0, 1)",
+            ),
+            (
+                "circuit_window_ms = 60000",
+                "circuit_window_ms = 0",
+                "risk.circuit_window_ms = 0",
+                "[1, 86400000]",
+            ),
+            (
+                "stale_after_ms = 1000",
+                "stale_after_ms = 0",
+                "risk.stale_after_ms = 0",
+                "[1, 3600000]",
+            ),
+            (
+                "cancel_budget_per_min = 50",
+                "cancel_budget_per_min = 0",
+                "risk.cancel_budget_per_min = 0",
+                "at least 1",
+            ),
+            (
+                "layer_size = \"0.002\"",
+                "layer_size = \"0.0005\"",
+                "quote.layer_size = 0.0005",
+                "lot grid",
+            ),
+            (
+                "layer_size = \"0.002\"",
+                "layer_size = \"0\"",
+                "quote.layer_size = 0",
+                "min_qty",
+            ),
+            (
+                "net_max = \"0.100\"",
+                "net_max = \"0.001\"",
+                "risk.net_max = 0.001",
+                "at least layer_size",
+            ),
+            (
+                "net_max = \"0.100\"",
+                "net_max = \"0.100\"\nbatch_cap = \"0.2\"",
+                "risk.batch_cap = 0.2",
+                "(0, net_max]",
+            ),
+            (
+                "daily_loss_limit = \"500\"",
+                "daily_loss_limit = \"-5\"",
+                "risk.daily_loss_limit = -5",
+                "quote currency",
+            ),
+            (
+                "daily_loss_limit = \"500\"",
+                "daily_loss_limit = \"0\"",
+                "risk.daily_loss_limit = 0",
+                "must be > 0",
+            ),
+            (
+                "max_spacing = 10.0",
+                "max_spacing = 0.1",
+                "quote.max_spacing = 0.1",
+                ">= first_spacing",
+            ),
+            (
+                "first_spacing = 0.5",
+                "first_spacing = 0.0",
+                "quote.first_spacing = 0",
+                "must be > 0",
+            ),
+            (
+                "start_offset = 0.5",
+                "start_offset = -0.5",
+                "quote.start_offset = -0.5",
+                "must be >= 0",
+            ),
+            (
+                "skew_coeff = 0.002",
+                "skew_coeff = 2.0",
+                "quote.skew_coeff = 2",
+                "[0, 1]",
+            ),
+        ];
+        for (from, to, field_value, rule) in cases {
+            let e = with(from, to).unwrap_err().to_string();
+            assert!(e.contains(field_value), "{to}: {e}");
+            assert!(e.contains(rule), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn structural_errors_are_reported() {
+        assert!(matches!(
+            with("layers = 18", "layers = 18\nbogus = 1"),
+            Err(ConfigError::Toml(_))
+        ));
+        assert!(matches!(
+            with("fair_value = \"microprice\"", "fair_value = \"vwap\""),
+            Err(ConfigError::Toml(_))
+        ));
+        let e = with("tick = \"0.10\"", "tick = \"0.1x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("BTCUSDT") && e.contains("0.1x"), "{e}");
+        let two = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[instrument]]").unwrap()..]);
+        let e = Config::from_toml(&two).unwrap_err().to_string();
+        assert!(
+            e.contains("instrument[1].symbol") && e.contains("at most once"),
+            "{e}"
+        );
+        let e = Config::from_toml("[engine]\norders_per_10s = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("instrument"), "{e}");
+    }
+}
