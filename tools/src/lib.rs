@@ -4,6 +4,7 @@
 pub mod backtest;
 pub mod hlog;
 pub mod host;
+pub mod live;
 pub mod metrics;
 pub mod plots;
 pub mod record;

@@ -3,6 +3,7 @@
 mod book;
 mod cmd_backtest;
 mod cmd_journal;
+mod cmd_run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ enum Command {
     Journal(cmd_journal::JournalCmd),
     /// Print the percentiles of each tag in an HdrHistogram interval log.
     Hist(cmd_journal::HistArgs),
+    /// Run the live-shaped pipeline (pinned threads, rings); `--paper` replays a recording
+    /// against the simulated venue.
+    Run(cmd_run::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,5 +55,6 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Replay(args) => cmd_journal::replay(&args),
         Command::Journal(cmd) => cmd_journal::journal(&cmd),
         Command::Hist(args) => cmd_journal::hist(&args),
+        Command::Run(args) => cmd_run::run(&args),
     }
 }

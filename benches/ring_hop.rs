@@ -1,0 +1,286 @@
+//! Ring hop latency and tick-to-intent through the paper pipeline, in HdrHistograms.
+//!
+//! 1. **One hop, producer thread → consumer thread**, a TSC stamp in a 64-byte message, the
+//!    consumer busy-polling: disruptor single-producer (the output ring's shape), disruptor
+//!    multi-producer (the input ring's shape, one producer) and the baseline in the same run,
+//!    a bounded `crossbeam-channel` polled with `try_recv`. The producer sends one message every
+//!    2 µs (latency, not throughput: no queue builds up). With two or more cores the producer is
+//!    pinned to the first and the consumer to the last.
+//! 2. **Tick-to-intent** (decode done → intent published) through the real pipeline
+//!    (`ringmaker::live::run`, flat-out off): the first 60 s of the shipped recording at recorded
+//!    pace (`--speed 1`), engine pinned to the last core, feed, gateway and housekeeping to the
+//!    first, with every hop's histogram.
+//!
+//! Run: `cargo bench -p ringmaker-benches --bench ring_hop` (`-- --test`: 20,000 messages per
+//! ring and 2 s of recording, a few seconds in all).
+
+use crossbeam_channel::TryRecvError;
+use disruptor::{build_multi_producer, build_single_producer, BusySpin, Polling, Producer};
+use hdrhistogram::Histogram;
+use quanta::Clock;
+use ringmaker::backtest::QueueKind;
+use ringmaker::live::{self, Hop, Settings};
+use ringmaker::record::JournalRecorder;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One message: a TSC stamp, padded to a cache line like an engine event.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Msg {
+    stamp: u64,
+    seq: u64,
+}
+
+const GAP_NS: u64 = 2_000;
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+/// The first and last core this process may use (read before anything is pinned).
+fn cores() -> (Option<usize>, Option<usize>) {
+    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    match (ids.first(), ids.last()) {
+        (Some(a), Some(b)) if a.id != b.id => (Some(a.id), Some(b.id)),
+        _ => (None, None),
+    }
+}
+
+fn pin(core: Option<usize>) {
+    if let Some(id) = core {
+        core_affinity::set_for_current(core_affinity::CoreId { id });
+    }
+}
+
+/// Spins until `gap_ns` after `since`.
+fn pace(clock: &Clock, since: u64) {
+    while clock.delta_as_nanos(since, clock.raw()) < GAP_NS {
+        std::hint::spin_loop();
+    }
+}
+
+/// Runs `send` on a producer thread and `recv` on a consumer thread, pinned apart when the
+/// machine has two cores; `recv` returns the stamp of each message it gets.
+fn hop<R: FnMut() -> Option<u64> + Send + 'static>(
+    n: u64,
+    clock: &Clock,
+    (producer_core, consumer_core): (Option<usize>, Option<usize>),
+    send: impl FnOnce(u64, Clock) + Send + 'static,
+    mut recv: R,
+) -> Histogram<u64> {
+    let c = clock.clone();
+    let consumer = std::thread::spawn(move || {
+        pin(consumer_core);
+        let mut h = hist();
+        let mut got = 0;
+        while got < n {
+            if let Some(stamp) = recv() {
+                let now = c.raw();
+                h.saturating_record(c.delta_as_nanos(stamp, now).max(1));
+                got += 1;
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        h
+    });
+    let c = clock.clone();
+    let producer = std::thread::spawn(move || {
+        pin(producer_core);
+        send(n, c);
+    });
+    producer.join().expect("producer thread");
+    consumer.join().expect("consumer thread")
+}
+
+fn disruptor_spsc(n: u64, clock: &Clock, cores: (Option<usize>, Option<usize>)) -> Histogram<u64> {
+    let (mut poller, b) = build_single_producer(1024, Msg::default, BusySpin).new_event_poller();
+    let mut producer = b.build();
+    let mut buf = std::collections::VecDeque::with_capacity(1024);
+    hop(
+        n,
+        clock,
+        cores,
+        move |n, c| {
+            for seq in 0..n {
+                let t = c.raw();
+                producer.publish(|m| {
+                    m.stamp = t;
+                    m.seq = seq;
+                });
+                pace(&c, t);
+            }
+        },
+        move || {
+            if let Some(s) = buf.pop_front() {
+                return Some(s);
+            }
+            match poller.poll() {
+                Ok(mut g) => {
+                    for m in &mut g {
+                        buf.push_back(m.stamp);
+                    }
+                    buf.pop_front()
+                }
+                Err(Polling::NoEvents) | Err(Polling::Shutdown) => None,
+            }
+        },
+    )
+}
+
+fn disruptor_mpsc(n: u64, clock: &Clock, cores: (Option<usize>, Option<usize>)) -> Histogram<u64> {
+    let (mut poller, b) = build_multi_producer(1024, Msg::default, BusySpin).new_event_poller();
+    let mut producer = b.build();
+    let mut buf = std::collections::VecDeque::with_capacity(1024);
+    hop(
+        n,
+        clock,
+        cores,
+        move |n, c| {
+            for seq in 0..n {
+                let t = c.raw();
+                producer.publish(|m| {
+                    m.stamp = t;
+                    m.seq = seq;
+                });
+                pace(&c, t);
+            }
+        },
+        move || {
+            if let Some(s) = buf.pop_front() {
+                return Some(s);
+            }
+            match poller.poll() {
+                Ok(mut g) => {
+                    for m in &mut g {
+                        buf.push_back(m.stamp);
+                    }
+                    buf.pop_front()
+                }
+                Err(Polling::NoEvents) | Err(Polling::Shutdown) => None,
+            }
+        },
+    )
+}
+
+fn crossbeam(n: u64, clock: &Clock, cores: (Option<usize>, Option<usize>)) -> Histogram<u64> {
+    let (tx, rx) = crossbeam_channel::bounded::<Msg>(1024);
+    hop(
+        n,
+        clock,
+        cores,
+        move |n, c| {
+            for seq in 0..n {
+                let t = c.raw();
+                tx.send(Msg { stamp: t, seq }).expect("receiver alive");
+                pace(&c, t);
+            }
+        },
+        move || match rx.try_recv() {
+            Ok(m) => Some(m.stamp),
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => None,
+        },
+    )
+}
+
+fn row(name: &str, h: &Histogram<u64>) {
+    println!(
+        "{name:<34} {:>9} {:>8} {:>8} {:>8} {:>10}",
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    );
+}
+
+fn header(title: &str) {
+    println!("\n{title}");
+    println!(
+        "{:<34} {:>9} {:>8} {:>8} {:>8} {:>10}",
+        "(ns)", "count", "p50", "p99", "p99.9", "max"
+    );
+}
+
+fn pipeline(seconds: f64, (first, last): (Option<usize>, Option<usize>)) -> live::Summary {
+    let text = std::fs::read_to_string(ringmaker_benches::workspace("configs/default.toml"))
+        .expect("configs/default.toml");
+    let cpu = match (first, last) {
+        (Some(a), Some(b)) => {
+            format!("\n[cpu]\nengine = {b}\nfeeds = [{a}]\ngateway = {a}\nhousekeeping = {a}\n")
+        }
+        _ => "\n[cpu]\nengine = 0\nfeeds = [0]\ngateway = 0\nhousekeeping = 0\n".to_string(),
+    };
+    let cfg = engine::Config::from_toml(&(text + &cpu)).expect("valid config");
+    let out = std::env::temp_dir().join(format!("ringmaker-bench-ring-hop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("temp dir");
+    let recorder =
+        JournalRecorder::create(&out.join("journal"), &cfg, 64 << 20, 0).expect("journal");
+    let settings = Settings {
+        data: vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT)],
+        speed: 1.0,
+        max_span_ns: Some((seconds * 1e9) as i64),
+        queue: QueueKind::RiskAverse,
+        entry_latency_ns: 2_000_000,
+        response_latency_ns: 2_000_000,
+        timer_interval_ns: 100_000_000,
+        hlog: out.join("latency.hlog"),
+        hlog_interval: Duration::from_secs(1),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let (summary, recorder) = live::run(&cfg, &settings, recorder).expect("paper run");
+    recorder.close().expect("journal close");
+    let _ = std::fs::remove_dir_all(&out);
+    summary
+}
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--test");
+    let (n, seconds) = if smoke {
+        (20_000, 2.0)
+    } else {
+        (1_000_000, 60.0)
+    };
+    let clock = Clock::new();
+    let cores = cores();
+    let (p, c) = cores;
+    println!(
+        "ring_hop: {n} messages per ring, one every {GAP_NS} ns; producer core {p:?}, consumer core {c:?}"
+    );
+    header("one hop, producer → consumer (busy-poll)");
+    let spsc = disruptor_spsc(n, &clock, cores);
+    row("disruptor single-producer", &spsc);
+    let mpsc = disruptor_mpsc(n, &clock, cores);
+    row("disruptor multi-producer", &mpsc);
+    let cb = crossbeam(n, &clock, cores);
+    row("crossbeam-channel bounded (baseline)", &cb);
+    let ratio = |q: f64| cb.value_at_quantile(q) as f64 / spsc.value_at_quantile(q).max(1) as f64;
+    println!(
+        "crossbeam / disruptor (single-producer): p50 {:.2}x, p99 {:.2}x",
+        ratio(0.5),
+        ratio(0.99)
+    );
+
+    let s = pipeline(seconds, cores);
+    header(&format!(
+        "paper pipeline: first {seconds} s of the recording at recorded pace ({} events, {} intents, threads {})",
+        s.counters.engine_events,
+        s.counters.engine_intents,
+        s.pinning.describe()
+    ));
+    for (hop, h) in &s.latency {
+        row(hop.tag(), h);
+    }
+    if let Some(h) = s.hop(Hop::TickToIntent) {
+        let (p50, p99) = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
+        println!(
+            "tick-to-intent p50 {p50} ns (target ≤ 5000: {}), p99 {p99} ns (target ≤ 25000: {})",
+            if p50 <= 5_000 { "met" } else { "MISSED" },
+            if p99 <= 25_000 { "met" } else { "MISSED" }
+        );
+    }
+}

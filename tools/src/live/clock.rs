@@ -1,0 +1,125 @@
+//! Replay time: the recording's clock, as the paper pipeline sees it.
+//!
+//! Every event carries the recording's local receive time, so the engine, the simulated venue
+//! and the journal share one time axis, as in a backtest. How fast that axis moves against the
+//! wall clock is the `--speed`:
+//!
+//! - **speed > 0**: replay time = first line's time + wall time since the feed started × speed.
+//!   The feed sleeps until each line is due; the timer ticks and the venue's latencies follow
+//!   the wall clock.
+//! - **flat out** (`--speed 0`): replay time is wherever the feed has got to (the time of the
+//!   last message it published). Timers and the venue advance with it.
+
+use quanta::Clock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    rec_ns: i64,
+    raw: u64,
+}
+
+/// The replay clock, shared by the feed (which anchors and advances it), the timer and the
+/// gateway.
+#[derive(Debug)]
+pub struct ReplayClock {
+    speed: f64,
+    clock: Clock,
+    anchor: OnceLock<Anchor>,
+    /// Time of the last message the feed published. Written by the feed only (`Release`), read
+    /// by the others (`Acquire`): a reader that sees `t` also sees the events published before.
+    progress: AtomicI64,
+}
+
+impl ReplayClock {
+    /// A clock running at `speed` (0: flat out), reading the TSC through `clock`.
+    pub fn new(speed: f64, clock: Clock) -> ReplayClock {
+        ReplayClock {
+            speed,
+            clock,
+            anchor: OnceLock::new(),
+            progress: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Flat out (no pacing)?
+    pub fn flat_out(&self) -> bool {
+        self.speed <= 0.0
+    }
+
+    /// Starts the clock at recording time `rec_ns`, now (the feed, at its first line).
+    pub fn start(&self, rec_ns: i64) {
+        let _ = self.anchor.set(Anchor {
+            rec_ns,
+            raw: self.clock.raw(),
+        });
+    }
+
+    /// The recording time the clock started at, once started.
+    pub fn start_ns(&self) -> Option<i64> {
+        self.anchor.get().map(|a| a.rec_ns)
+    }
+
+    /// The feed published everything up to recording time `rec_ns`.
+    pub fn advance(&self, rec_ns: i64) {
+        self.progress.store(rec_ns, Ordering::Release);
+    }
+
+    /// The time of the last message the feed published (`i64::MIN` before the first).
+    pub fn progress(&self) -> i64 {
+        self.progress.load(Ordering::Acquire)
+    }
+
+    /// Replay time now, once started.
+    pub fn now(&self) -> Option<i64> {
+        let a = self.anchor.get()?;
+        if self.flat_out() {
+            let p = self.progress();
+            return (p != i64::MIN).then_some(p);
+        }
+        let wall = self.clock.delta_as_nanos(a.raw, self.clock.raw());
+        Some(a.rec_ns + (wall as f64 * self.speed) as i64)
+    }
+
+    /// How long until recording time `rec_ns` is due (zero when due or flat out).
+    pub fn until(&self, rec_ns: i64) -> Duration {
+        match (self.flat_out(), self.now()) {
+            (false, Some(now)) if rec_ns > now => {
+                Duration::from_nanos(((rec_ns - now) as f64 / self.speed) as u64)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paced_clock_follows_the_wall_at_speed() {
+        let (clock, mock) = Clock::mock();
+        let c = ReplayClock::new(10.0, clock);
+        assert_eq!(c.now(), None);
+        c.start(1_000);
+        assert_eq!(c.now(), Some(1_000));
+        mock.increment(Duration::from_millis(1));
+        assert_eq!(c.now(), Some(1_000 + 10_000_000));
+        assert_eq!(c.until(1_000 + 20_000_000), Duration::from_millis(1));
+        assert_eq!(c.until(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn flat_out_clock_is_the_feeds_progress() {
+        let (clock, mock) = Clock::mock();
+        let c = ReplayClock::new(0.0, clock);
+        c.start(5);
+        assert_eq!(c.now(), None, "nothing published yet");
+        c.advance(42);
+        mock.increment(Duration::from_secs(1));
+        assert_eq!(c.now(), Some(42));
+        assert_eq!(c.until(1_000_000), Duration::ZERO);
+    }
+}

@@ -1,0 +1,181 @@
+//! The tool's own config sections, `[cpu]` and `[rings]`, read from the same TOML text as the
+//! engine config (the engine accepts and ignores them).
+//!
+//! ```toml
+//! [cpu]
+//! engine = 3            # the engine thread's core (busy-spins: give it an isolated core)
+//! feeds = [2]           # the feed thread's core (paper mode runs one feed: feeds[0])
+//! gateway = 4           # the gateway thread's core
+//! housekeeping = 0      # housekeeping and timer threads
+//! strict_pinning = false  # true: refuse to start when a core is missing or shared by hot threads
+//! sched_fifo = false    # true: the engine thread runs SCHED_FIFO (needs CAP_SYS_NICE / rtprio)
+//! sched_priority = 10   # its SCHED_FIFO priority, 1..=99
+//! mlockall = false      # true: lock all current and future pages (needs CAP_IPC_LOCK / memlock)
+//!
+//! [rings]
+//! input = 65536         # engine input ring slots (power of two)
+//! output = 4096         # intent ring slots (power of two)
+//! latency = 65536       # per-thread latency-stamp queue slots (power of two)
+//! ```
+//!
+//! Without a `[cpu]` section the layout above is used (the architecture's reference host); on a
+//! machine without those cores the run warns and leaves the threads unpinned (see
+//! [`super::pinning`]).
+
+use serde::Deserialize;
+
+/// `[cpu]`: thread placement and scheduling.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuConfig {
+    /// The engine thread's core.
+    pub engine: Option<usize>,
+    /// Feed threads' cores (paper mode runs one feed thread, on the first).
+    pub feeds: Vec<usize>,
+    /// The gateway thread's core.
+    pub gateway: Option<usize>,
+    /// The housekeeping (and timer) threads' core.
+    pub housekeeping: Option<usize>,
+    /// Refuse to start when the plan cannot be honoured (missing core, hot threads sharing one).
+    pub strict_pinning: bool,
+    /// Run the engine thread under `SCHED_FIFO`.
+    pub sched_fifo: bool,
+    /// `SCHED_FIFO` priority of the engine thread (1..=99).
+    pub sched_priority: i32,
+    /// `mlockall(MCL_CURRENT | MCL_FUTURE)` before the threads start.
+    pub mlockall: bool,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        CpuConfig {
+            engine: Some(3),
+            feeds: vec![2],
+            gateway: Some(4),
+            housekeeping: Some(0),
+            strict_pinning: false,
+            sched_fifo: false,
+            sched_priority: 10,
+            mlockall: false,
+        }
+    }
+}
+
+/// `[rings]`: ring sizes, in slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingsConfig {
+    /// The engine's input ring (feed, gateway, timer and control publish into it).
+    pub input: usize,
+    /// The intent ring (engine → gateway).
+    pub output: usize,
+    /// Each thread's latency-stamp queue (→ housekeeping).
+    pub latency: usize,
+}
+
+impl Default for RingsConfig {
+    fn default() -> Self {
+        RingsConfig {
+            input: 1 << 16,
+            output: 1 << 12,
+            latency: 1 << 16,
+        }
+    }
+}
+
+/// Both sections.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct LiveConfig {
+    /// `[cpu]`.
+    #[serde(default)]
+    pub cpu: CpuConfig,
+    /// `[rings]`.
+    #[serde(default)]
+    pub rings: RingsConfig,
+}
+
+/// A `[cpu]` or `[rings]` value the tool cannot use.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LiveConfigError {
+    /// The sections do not parse (unknown key, wrong type).
+    #[error("[cpu] / [rings]: {0}")]
+    Toml(String),
+    /// A value breaks a rule.
+    #[error("invalid {field} = {value}: {rule}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+}
+
+impl LiveConfig {
+    /// Reads `[cpu]` and `[rings]` from the config's TOML text (other tables are the engine's).
+    pub fn from_toml(text: &str) -> Result<LiveConfig, LiveConfigError> {
+        let c: LiveConfig =
+            toml::from_str(text).map_err(|e| LiveConfigError::Toml(e.message().to_string()))?;
+        for (field, v) in [
+            ("rings.input", c.rings.input),
+            ("rings.output", c.rings.output),
+            ("rings.latency", c.rings.latency),
+        ] {
+            if !v.is_power_of_two() || v < 2 {
+                return Err(LiveConfigError::Invalid {
+                    field,
+                    value: v.to_string(),
+                    rule: "a ring size is a power of two, at least 2",
+                });
+            }
+        }
+        if !(1..=99).contains(&c.cpu.sched_priority) {
+            return Err(LiveConfigError::Invalid {
+                field: "cpu.sched_priority",
+                value: c.cpu.sched_priority.to_string(),
+                rule: "SCHED_FIFO priorities are 1..=99",
+            });
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_sections() {
+        let c = LiveConfig::from_toml("[engine]\nbook_slots = 8\n").unwrap();
+        assert_eq!(c, LiveConfig::default());
+        assert_eq!(c.cpu.engine, Some(3));
+        assert_eq!(c.rings.input, 65536);
+    }
+
+    #[test]
+    fn reads_both_sections_and_ignores_the_engines() {
+        let c = LiveConfig::from_toml(
+            "[engine]\nx = 1\n[cpu]\nengine = 1\nfeeds = [0]\nstrict_pinning = true\n\
+             [rings]\ninput = 8\n[[instrument]]\nsymbol = \"X\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.cpu.engine, Some(1));
+        assert_eq!(c.cpu.feeds, vec![0]);
+        assert_eq!(c.cpu.gateway, Some(4));
+        assert!(c.cpu.strict_pinning);
+        assert_eq!(c.rings.input, 8);
+        assert_eq!(c.rings.output, 4096);
+    }
+
+    #[test]
+    fn rejects_bad_sizes_and_typos() {
+        let e = LiveConfig::from_toml("[rings]\ninput = 1000\n").unwrap_err();
+        assert!(e.to_string().contains("rings.input = 1000"), "{e}");
+        let e = LiveConfig::from_toml("[cpu]\nengien = 1\n").unwrap_err();
+        assert!(e.to_string().contains("engien"), "{e}");
+        let e = LiveConfig::from_toml("[cpu]\nsched_priority = 0\n").unwrap_err();
+        assert!(e.to_string().contains("sched_priority"), "{e}");
+    }
+}

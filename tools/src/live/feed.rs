@@ -1,0 +1,328 @@
+//! The feed thread: reads the recording at its pace (or `--speed`, or flat out), decodes and
+//! syncs the book exactly as a live feed would, and publishes the events into the input ring.
+//!
+//! # Time
+//!
+//! As in a backtest: a line stamped earlier than the one before it is taken to arrive at the
+//! previous line's time, and every event a message produces (including diffs replayed from the
+//! sync buffer when the snapshot arrives) is stamped with the message's time. At `--speed` > 0
+//! the thread sleeps until a line is due (the last 200 µs spun), so the decode happens when a
+//! live feed would have received the message.
+//!
+//! # A full input ring
+//!
+//! Paced (`--speed` > 0, standing in for a socket) the feed never waits for room: a socket does
+//! not wait either. When `try_publish` finds the ring full for a market event of instrument `i`:
+//!
+//! 1. the message's events for `i` (published as one batch: a message gets in whole or not at
+//!    all) are dropped (`dropped_events`), the episode is counted (`ring_overflows`);
+//! 2. unless `i`'s book is already waiting for a snapshot (invalid, or never yet valid), its
+//!    book sync is reset as on a disconnect (a resync is requested, `resync_requests`): it now
+//!    waits for a new snapshot and publishes no diff until one bridges;
+//! 3. and a `BookInvalid { reason: RingOverflow }` is queued for `i`, published before anything else
+//!    of `i` as soon as the ring has room (`overflow_invalids`); until then `i`'s events are
+//!    dropped too. The engine pulls `i`'s quotes when it reads it.
+//!
+//! A live feed would now fetch a REST snapshot. A recording holds one snapshot, at its start, so
+//! in paper mode the book stays invalid and quotes stay pulled for the rest of the run; trades
+//! and book tickers still flow. Everything the engine did consume is journaled, so replay
+//! reproduces the run with the overflow in it.
+//!
+//! Flat out (`--speed 0`) there is no socket to keep up with: the feed *is* the load, as fast as
+//! the engine and the gateway take it. There a full ring makes the feed wait (yielding) until
+//! there is room, counted in `feed_waits`; otherwise any scheduling hiccup of a consumer on a
+//! small host would invalidate the book at a random point and make the run meaningless.
+
+use super::clock::ReplayClock;
+use super::counters::Counters;
+use super::latency::{Hop, StampTx};
+use super::rings::{InputProducer, SRC_FEED};
+use super::shared::Shared;
+use engine::{BookStatusReason, Event, EventKind, Instrument};
+use feeds::{BookSync, Decoder, Message, RecordingReader, SyncRule, SyncState};
+use quanta::Clock;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the feed stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedEnd {
+    /// The recording ended.
+    EndOfData,
+    /// `--duration` of recording time was replayed.
+    Duration,
+    /// A stop was requested (signal or failure).
+    Stopped,
+}
+
+/// The feed thread's state.
+#[allow(missing_debug_implementations)] // holds disruptor handles
+pub struct Feed {
+    reader: RecordingReader,
+    decoder: Decoder,
+    syncs: Vec<BookSync>,
+    out: Vec<Event>,
+    scratch: Vec<Event>,
+    /// Per instrument: the `BookInvalid { RingOverflow }` still to publish.
+    pending_invalid: Vec<Option<Event>>,
+    producer: InputProducer,
+    stamps: StampTx,
+    clock: Clock,
+    shared: Arc<Shared>,
+    max_span_ns: Option<i64>,
+}
+
+impl Feed {
+    /// A feed over `reader` for `instruments`, publishing through `producer`. `max_span_ns`
+    /// stops it after that much recording time.
+    pub fn new(
+        reader: RecordingReader,
+        instruments: &[Instrument],
+        producer: InputProducer,
+        stamps: StampTx,
+        clock: Clock,
+        shared: Arc<Shared>,
+        max_span_ns: Option<i64>,
+    ) -> Feed {
+        Feed {
+            reader,
+            decoder: Decoder::new(instruments),
+            syncs: (0..instruments.len())
+                .map(|i| BookSync::new(SyncRule::Futures, i as u16))
+                .collect(),
+            out: Vec::with_capacity(8192),
+            scratch: Vec::with_capacity(4),
+            pending_invalid: vec![None; instruments.len()],
+            producer,
+            stamps,
+            clock,
+            shared,
+            max_span_ns,
+        }
+    }
+
+    /// Runs until the recording ends or a stop is requested. Drops the producer on return.
+    pub fn run(mut self) -> FeedEnd {
+        let shared = Arc::clone(&self.shared);
+        let replay: &ReplayClock = &shared.replay;
+        let mut last_t = i64::MIN;
+        let mut first_t = i64::MIN;
+        let end = loop {
+            if shared.stopping() {
+                break FeedEnd::Stopped;
+            }
+            self.flush_invalids();
+            let Some(line) = self.reader.next() else {
+                break FeedEnd::EndOfData;
+            };
+            Counters::add(&self.shared.counters.lines, 1);
+            let line = match line {
+                Ok(l) => l,
+                Err(_) => {
+                    Counters::add(&self.shared.counters.bad_lines, 1);
+                    continue;
+                }
+            };
+            let t = line.local_ns.max(last_t);
+            if first_t == i64::MIN {
+                first_t = t;
+                replay.start(t);
+            }
+            if self.max_span_ns.is_some_and(|s| t - first_t > s) {
+                break FeedEnd::Duration;
+            }
+            last_t = t;
+            if !replay.flat_out() && !pace(replay, &shared, t) {
+                break FeedEnd::Stopped;
+            }
+            // Decode and sync, as `feeds::Normalizer` does, but with the sync machines in reach
+            // so that an overflow can reset them.
+            self.out.clear();
+            let decoded = match self.decoder.decode(line.json, t) {
+                Ok(Message::Depth(h)) => {
+                    if let Some(s) = self.syncs.get_mut(h.instrument as usize) {
+                        s.on_diff(&h, self.decoder.levels(), &mut self.out);
+                    }
+                    true
+                }
+                Ok(Message::Snapshot(h)) => {
+                    if let Some(s) = self.syncs.get_mut(h.instrument as usize) {
+                        s.on_snapshot(&h, self.decoder.levels(), &mut self.out);
+                    }
+                    true
+                }
+                Ok(Message::Event(e)) => {
+                    self.out.push(e);
+                    true
+                }
+                Ok(Message::Ignored(_)) => true,
+                Err(_) => false,
+            };
+            if !decoded {
+                Counters::add(&self.shared.counters.bad_lines, 1);
+                continue;
+            }
+            let t_decode = self.clock.raw();
+            self.publish_message(t, t_decode);
+            replay.advance(t);
+        };
+        // Whatever invalid is still queued gets in (the engine keeps draining the ring).
+        for _ in 0..100_000 {
+            if self.pending_invalid.iter().all(Option::is_none) {
+                break;
+            }
+            self.flush_invalids();
+            std::thread::yield_now();
+        }
+        self.shared.feed_done.store(true, Ordering::Release);
+        end
+    }
+
+    /// Publishes the events of one message (all stamped `t`), each instrument's run of events
+    /// as one batch (in chunks of the ring's capacity if larger, e.g. a snapshot into a tiny
+    /// ring).
+    fn publish_message(&mut self, t: i64, t_decode: u64) {
+        let flat_out = self.shared.replay.flat_out();
+        let chunk = self.producer.capacity().max(1);
+        for ev in &mut self.out {
+            ev.local_time_ns = t;
+            ev.source = SRC_FEED;
+        }
+        let mut published = 0u64;
+        let mut start = 0;
+        while start < self.out.len() {
+            let inst = self.out[start].instrument();
+            let end = start
+                + self.out[start..]
+                    .iter()
+                    .take_while(|e| e.instrument() == inst)
+                    .count();
+            if !self.publish_invalid(inst) {
+                Counters::add(&self.shared.counters.dropped_events, (end - start) as u64);
+                start = end;
+                continue;
+            }
+            let mut at = start;
+            while at < end {
+                let to = end.min(at + chunk);
+                let mut t_publish = self.clock.raw();
+                let mut ok =
+                    self.producer
+                        .try_publish_batch(&self.out[at..to], t_decode, t_publish);
+                if !ok && flat_out {
+                    // Flat out, the recording is the only producer that can wait: it does.
+                    Counters::add(&self.shared.counters.feed_waits, 1);
+                    while !ok && !self.shared.stopping() {
+                        std::thread::yield_now();
+                        t_publish = self.clock.raw();
+                        ok =
+                            self.producer
+                                .try_publish_batch(&self.out[at..to], t_decode, t_publish);
+                    }
+                }
+                if !ok {
+                    let first = self.out[at];
+                    self.overflow(&first, t);
+                    // `overflow` counted the first; the rest of the run goes too.
+                    Counters::add(&self.shared.counters.dropped_events, (end - at - 1) as u64);
+                    break;
+                }
+                self.stamps.send(Hop::DecodePublish, t_decode, t_publish);
+                published += (to - at) as u64;
+                at = to;
+            }
+            start = end;
+        }
+        Counters::add(&self.shared.counters.feed_events, published);
+    }
+
+    /// The ring was full for `ev`: drop it, invalidate the book, request a resync.
+    #[cold]
+    fn overflow(&mut self, ev: &Event, t: i64) {
+        let shared = Arc::clone(&self.shared);
+        let c = &shared.counters;
+        Counters::add(&c.ring_overflows, 1);
+        Counters::add(&c.dropped_events, 1);
+        let inst = ev.instrument();
+        let Some(sync) = self.syncs.get_mut(inst as usize) else {
+            return;
+        };
+        if sync.needs_snapshot() {
+            // Already waiting for a snapshot: the book is invalid (or was never valid) and no
+            // diff is applied until a resync, so there is nothing more to invalidate.
+            return;
+        }
+        let last_good = match sync.state() {
+            SyncState::Synced { last_final_id } => last_final_id,
+            SyncState::Bridging { snapshot_id } => snapshot_id,
+            SyncState::AwaitingSnapshot => 0,
+        };
+        let offending = ev.as_level().map_or(0, |l| l.update_id);
+        // As on a disconnect: the sync machine drops its buffer and waits for a new snapshot.
+        // Its own `BookInvalid { Disconnected }` is replaced by ours, which says why.
+        self.scratch.clear();
+        sync.on_disconnect(ev.venue_time_ns, t, &mut self.scratch);
+        Counters::add(&c.resync_requests, 1);
+        self.pending_invalid[inst as usize] = Some(Event::book_invalid(
+            inst,
+            ev.venue_time_ns,
+            t,
+            BookStatusReason::RingOverflow,
+            last_good,
+            offending,
+        ));
+    }
+
+    /// Publishes `inst`'s queued `BookInvalid`, if any. False while it cannot get in.
+    #[inline]
+    fn publish_invalid(&mut self, inst: u16) -> bool {
+        let Some(slot) = self.pending_invalid.get_mut(inst as usize) else {
+            return true;
+        };
+        let Some(mut inv) = *slot else {
+            return true;
+        };
+        debug_assert_eq!(inv.kind(), EventKind::BookInvalid);
+        inv.source = SRC_FEED;
+        let now = self.clock.raw();
+        let ok = self.producer.try_publish(|s| {
+            s.event = inv;
+            s.t_decode = now;
+            s.t_publish = now;
+        });
+        if ok {
+            *slot = None;
+            Counters::add(&self.shared.counters.overflow_invalids, 1);
+        }
+        ok
+    }
+
+    /// Tries every queued `BookInvalid`.
+    fn flush_invalids(&mut self) {
+        for i in 0..self.pending_invalid.len() {
+            if self.pending_invalid[i].is_some() {
+                self.publish_invalid(i as u16);
+            }
+        }
+    }
+}
+
+/// Waits until recording time `t` is due. False if a stop came first.
+fn pace(replay: &ReplayClock, shared: &Shared, t: i64) -> bool {
+    const SPIN: Duration = Duration::from_micros(200);
+    loop {
+        let wait = replay.until(t);
+        if wait.is_zero() {
+            return true;
+        }
+        if shared.stopping() {
+            return false;
+        }
+        if wait > SPIN {
+            std::thread::sleep((wait - SPIN).min(Duration::from_millis(50)));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}

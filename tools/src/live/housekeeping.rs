@@ -1,0 +1,111 @@
+//! The housekeeping thread (off the hot path, on the housekeeping core): turns the hot threads'
+//! latency stamps into histograms, writes them to `latency.hlog` every interval, and prints a
+//! status line every few seconds. Journal housekeeping is not here: the engine thread owns the
+//! journal writer and does it in its idle gaps (see [`super::processor`]).
+
+use super::counters::CounterSnapshot;
+use super::latency::{Hop, HopHistograms, IntervalLog, StampRx};
+use super::shared::Shared;
+use anyhow::Context;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use quanta::Clock;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Housekeeping settings.
+#[derive(Debug, Clone)]
+pub struct HousekeepingSettings {
+    /// Where the interval log goes.
+    pub hlog: PathBuf,
+    /// Interval length.
+    pub interval: Duration,
+    /// Status line period (`None`: quiet).
+    pub status_every: Option<Duration>,
+}
+
+/// Runs until [`Shared::housekeeping_stop`], then writes the last interval. Returns the whole
+/// run's histograms.
+pub fn run(
+    mut rx: StampRx,
+    settings: &HousekeepingSettings,
+    clock: Clock,
+    shared: Arc<Shared>,
+) -> anyhow::Result<HopHistograms> {
+    let mut file = std::fs::File::create(&settings.hlog)
+        .with_context(|| format!("creating {}", settings.hlog.display()))?;
+    let mut ser = V2DeflateSerializer::new();
+    let started = SystemTime::now();
+    let mut log = IntervalLog::begin(&mut file, &mut ser, started)?;
+    let mut h = HopHistograms::default();
+    let mut interval_start = started;
+    let mut last_status = Instant::now();
+    let mut last_counts = shared.counters.snapshot();
+    let wall0 = Instant::now();
+    loop {
+        let done = shared.housekeeping_stop.load(Ordering::Acquire);
+        rx.drain(&clock, &mut h);
+        let now = SystemTime::now();
+        let interval_due =
+            now.duration_since(interval_start).unwrap_or_default() >= settings.interval;
+        if interval_due || done {
+            log.write_interval(&h, interval_start, now)?;
+            h.reset_interval();
+            interval_start = now;
+        }
+        if done {
+            return Ok(h);
+        }
+        if let Some(every) = settings.status_every {
+            if last_status.elapsed() >= every {
+                let counts = shared.counters.snapshot();
+                eprintln!(
+                    "{}",
+                    status_line(
+                        &shared,
+                        &h,
+                        &counts,
+                        &last_counts,
+                        wall0.elapsed(),
+                        last_status.elapsed()
+                    )
+                );
+                last_counts = counts;
+                last_status = Instant::now();
+            }
+        }
+        // A stamp queue holds 65,536 by default: 5 ms of even a flat-out run.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn status_line(
+    shared: &Shared,
+    h: &HopHistograms,
+    now: &CounterSnapshot,
+    before: &CounterSnapshot,
+    wall: Duration,
+    period: Duration,
+) -> String {
+    let replay = match (shared.replay.start_ns(), shared.replay.progress()) {
+        (Some(t0), p) if p != i64::MIN => format!("{:.1}", (p - t0) as f64 / 1e9),
+        _ => "-".into(),
+    };
+    let rate = (now.engine_events - before.engine_events) as f64 / period.as_secs_f64().max(1e-9);
+    let tti = h.total(Hop::TickToIntent);
+    format!(
+        "[{:>6.1}s] replay {replay} s | events {} ({:.0}/s) batches {} intents {} reports {} | \
+         overflows {} dropped {} | tick-to-intent p50 {} ns p99 {} ns",
+        wall.as_secs_f64(),
+        now.engine_events,
+        rate,
+        now.engine_batches,
+        now.engine_intents,
+        now.reports,
+        now.ring_overflows,
+        now.dropped_events,
+        tti.value_at_quantile(0.5),
+        tti.value_at_quantile(0.99),
+    )
+}

@@ -1,0 +1,78 @@
+//! The live-shaped pipeline, in paper mode: pinned threads and disruptor rings around the same
+//! engine, journal and simulated venue a backtest uses (`ringmaker run --paper`).
+//!
+//! ```text
+//!  feed thread ──────────┐                                  ┌──► gateway thread ──► SimVenue
+//!  (recording, decode,   │   INPUT ring (multi-producer)    │    (behind the engine:  │
+//!   book sync)           ├──► engine thread ────────────────┘     market data, time)  │
+//!  timer thread ─────────┤   (busy-spin poller; Host:           OUTPUT ring ──────────┤
+//!  control (shutdown) ───┤    on_event / on_batch_end,          (intents, 1 producer)  │
+//!  gateway (reports) ◄───┘    journal appends)                                          │
+//!        ▲                                                                              │
+//!        └────────────────────── execution reports ◄────────────────────────────────────┘
+//!  housekeeping thread: latency stamps → histograms → latency.hlog; status line
+//! ```
+//!
+//! | file | what |
+//! |---|---|
+//! | [`config`] | `[cpu]` and `[rings]` from the config's TOML |
+//! | [`pinning`], [`sys`], [`threads`] | the core plan, the OS calls (affinity, `SCHED_FIFO`, `mlockall`), the start-up handshake |
+//! | [`rings`] | the two rings, their slots (event/intent + TSC stamps), source ids |
+//! | [`clock`] | replay time at `--speed` or flat out |
+//! | [`feed`], [`processor`], [`gateway`], [`timer`], [`housekeeping`] | one thread each |
+//! | [`latency`] | per-hop stamps, histograms, the interval log |
+//! | [`shared`], [`counters`] | stop flags, the shutdown handshake, counters |
+//! | [`signals`] | SIGINT / SIGTERM |
+//! | [`pipeline`], [`summary`] | one run, its summary |
+//!
+//! # What is journaled, and why replay is exact
+//!
+//! Only the engine thread journals, through the [`crate::host::Host`]: each event it consumes
+//! (just before consuming it), each batch end, each intent and mode change. Batches are what one
+//! poll of the input ring returned ([`processor`]). Arrival order across the feed, gateway,
+//! timer and control producers is decided by the ring, differently on every run; the journal
+//! records the one order that happened, so `ringmaker replay` reproduces every intent. The
+//! simulated venue's own view is not journaled; its reports are, as engine inputs.
+//!
+//! # Time and the simulated venue
+//!
+//! Events carry recording time; replay time runs at `--speed` against the wall clock, or with
+//! the feed when flat out ([`clock`]). The venue runs on replay time with the backtest's latency
+//! model ([`gateway`]). The engine reads no clock; TSC stamps for latency travel beside the
+//! events in the ring slots and reach the histograms through per-thread queues ([`latency`]).
+//!
+//! # A full ring
+//!
+//! Paced, the feed never waits: a full input ring drops the message, invalidates the book
+//! (`BookInvalid { RingOverflow }` as soon as there is room) and resets book sync, all counted
+//! ([`feed`]). Flat out, the feed is the load and waits for room instead (counted). Timer ticks are skipped when full; execution reports and shutdown commands are
+//! retried, never dropped; intents are retried by the engine.
+//!
+//! # Stopping
+//!
+//! End of data, `--duration`, SIGINT / SIGTERM or a journal failure: the feed and timer stop,
+//! `Halt` + `CancelAll` go into the engine, the gateway delivers what is in flight, the rings
+//! drain, and the engine thread hands back the journal for the final flush ([`shared`]).
+
+pub mod clock;
+pub mod config;
+pub mod counters;
+pub mod feed;
+pub mod gateway;
+pub mod housekeeping;
+pub mod latency;
+pub mod pinning;
+pub mod pipeline;
+pub mod processor;
+pub mod rings;
+pub mod shared;
+pub mod signals;
+pub mod summary;
+pub mod sys;
+pub mod threads;
+pub mod timer;
+
+pub use config::{CpuConfig, LiveConfig, RingsConfig};
+pub use latency::Hop;
+pub use pipeline::{run, Settings};
+pub use summary::{StopCause, Summary};

@@ -1,0 +1,319 @@
+//! Wiring one paper run: config, rings, threads, the shutdown, the summary.
+
+use super::clock::ReplayClock;
+use super::config::LiveConfig;
+use super::feed::{Feed, FeedEnd};
+use super::gateway::{self, GatewayEnd, GatewayRings, Idle};
+use super::housekeeping::{self, HousekeepingSettings};
+use super::latency::StampRx;
+use super::pinning::{self, Role};
+use super::processor::{self, ProcessorEnd};
+use super::rings::{self, InputProducer, SRC_CONTROL};
+use super::shared::Shared;
+use super::summary::{InstrumentSummary, StopCause, Summary};
+use super::sys;
+use super::threads::{self, Startup};
+use crate::backtest::QueueKind;
+use crate::host::Host;
+use crate::record::JournalRecorder;
+use ::gateway::sim::{BpsFees, ConstantLatency, ProbQueue, QueueModel, RiskAverseQueue, SimVenue};
+use anyhow::{bail, Context};
+use engine::{Command, Config, Engine, Event};
+use feeds::RecordingReader;
+use quanta::Clock;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Paper-run settings beyond the config file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Recording files, in arrival order.
+    pub data: Vec<PathBuf>,
+    /// Replay speed: 1 = recorded pace, N = N times faster, 0 = flat out.
+    pub speed: f64,
+    /// Stop after this much recording time (ns).
+    pub max_span_ns: Option<i64>,
+    /// The simulated venue's queue model.
+    pub queue: QueueKind,
+    /// Engine → venue latency, ns of replay time.
+    pub entry_latency_ns: i64,
+    /// Venue → engine latency, ns of replay time.
+    pub response_latency_ns: i64,
+    /// Timer tick period, ns of replay time.
+    pub timer_interval_ns: i64,
+    /// The latency interval log.
+    pub hlog: PathBuf,
+    /// Latency interval length.
+    pub hlog_interval: Duration,
+    /// Status line period (`None`: quiet).
+    pub status_every: Option<Duration>,
+    /// Set from outside (signals) to stop the run cleanly.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Runs the paper pipeline until the recording ends, `max_span_ns` is reached or `stop` is set,
+/// then halts and cancels everything, drains the rings and returns the summary and the journal
+/// recorder (for the caller to close). Pinning warnings are printed to stderr as they are found.
+pub fn run(
+    cfg: &Config,
+    settings: &Settings,
+    recorder: JournalRecorder,
+) -> anyhow::Result<(Summary, JournalRecorder)> {
+    anyhow::ensure!(
+        settings.speed >= 0.0 && settings.speed.is_finite(),
+        "--speed must be 0 (flat out) or a positive number, not {}",
+        settings.speed
+    );
+    let live = LiveConfig::from_toml(&cfg.source).context("the config's [cpu] / [rings]")?;
+    let plan = pinning::plan(&live.cpu, &pinning::available_cores())?;
+    for w in &plan.warnings {
+        eprintln!("ringmaker run: warning: {w}");
+    }
+    if live.cpu.mlockall {
+        sys::lock_all_memory()
+            .map_err(|e| anyhow::anyhow!(sys::permission_hint(&e, "mlockall")))?;
+    }
+    let instruments: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+    let first = cfg
+        .instruments
+        .first()
+        .context("the config has no instrument")?;
+    let reader = RecordingReader::open(&settings.data)?;
+
+    // Everything allocated before any thread starts: rings, stamp queues, engine, venue.
+    let clock = Clock::new();
+    let shared = Arc::new(Shared::new(
+        Arc::clone(&settings.stop),
+        ReplayClock::new(settings.speed, clock.clone()),
+    ));
+    let r = rings::build(live.rings.input, live.rings.output);
+    let mut stamps = StampRx::default();
+    let feed_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));
+    let engine_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));
+    let gateway_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));
+    let host = Host::new(Engine::new(cfg), recorder);
+    let latency = ConstantLatency::new(settings.entry_latency_ns, settings.response_latency_ns);
+    let fees = BpsFees::from_config(first);
+
+    let started = Instant::now();
+    let startup = Startup::new(plan.clone(), 5, Arc::clone(&shared));
+    let mut control: InputProducer = r.input.clone();
+    let timer_producer = r.input.clone();
+    let gateway_producer = r.input.clone();
+    let feed = Feed::new(
+        reader,
+        &instruments,
+        r.input,
+        feed_stamps,
+        clock.clone(),
+        Arc::clone(&shared),
+        settings.max_span_ns,
+    );
+    let feed_h = threads::spawn("feed", Role::Feed, &startup, move |go| {
+        if go {
+            feed.run()
+        } else {
+            FeedEnd::Stopped
+        }
+    })?;
+    let engine_h = {
+        let (input, output, clock, shared) =
+            (r.engine_input, r.output, clock.clone(), Arc::clone(&shared));
+        threads::spawn("engine", Role::Engine, &startup, move |go| {
+            if go {
+                processor::run(host, input, output, engine_stamps, clock, shared)
+            } else {
+                (host, ProcessorEnd::default())
+            }
+        })?
+    };
+    let gw_rings = GatewayRings {
+        intents: r.gateway_output,
+        events: r.gateway_input,
+        reports: gateway_producer,
+        gate: r.gate.clone(),
+    };
+    // The gateway busy-polls only on a core of its own.
+    let gateway_idle = match plan.gateway {
+        Some(g)
+            if [plan.engine, plan.feed, plan.housekeeping]
+                .iter()
+                .all(|c| *c != Some(g)) =>
+        {
+            Idle::Spin
+        }
+        _ => Idle::backoff(settings.entry_latency_ns, settings.speed),
+    };
+    let n_inst = instruments.len();
+    let book_slots = cfg.book_slots;
+    let gateway_h = match settings.queue {
+        QueueKind::RiskAverse => spawn_gateway(
+            SimVenue::new(n_inst, book_slots, RiskAverseQueue, latency, fees),
+            n_inst,
+            gw_rings,
+            gateway_idle,
+            gateway_stamps,
+            &clock,
+            &shared,
+            &startup,
+        )?,
+        QueueKind::Prob { power } => {
+            let power = engine::Fx::checked_from_num(power)
+                .filter(|p| *p > 0)
+                .context("queue power must be a positive number")?;
+            spawn_gateway(
+                SimVenue::new(n_inst, book_slots, ProbQueue::new(power), latency, fees),
+                n_inst,
+                gw_rings,
+                gateway_idle,
+                gateway_stamps,
+                &clock,
+                &shared,
+                &startup,
+            )?
+        }
+    };
+    let timer_h = {
+        let (clock, shared, every) = (
+            clock.clone(),
+            Arc::clone(&shared),
+            settings.timer_interval_ns,
+        );
+        threads::spawn("timer", Role::Housekeeping, &startup, move |go| {
+            if go {
+                super::timer::run(timer_producer, every, clock, shared)
+            }
+        })?
+    };
+    let hk_settings = HousekeepingSettings {
+        hlog: settings.hlog.clone(),
+        interval: settings.hlog_interval,
+        status_every: settings.status_every,
+    };
+    let hk_h = {
+        let (clock, shared) = (clock.clone(), Arc::clone(&shared));
+        threads::spawn("housekeeping", Role::Housekeeping, &startup, move |go| {
+            if go {
+                housekeeping::run(stamps, &hk_settings, clock, shared).map(Some)
+            } else {
+                Ok(None)
+            }
+        })?
+    };
+    let setup = startup.release();
+
+    // Wait for the feed to finish (end of data, duration, signal or abort).
+    while setup.is_ok() && !feed_h.is_finished() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let feed_end = join(feed_h, "feed")?;
+    join(timer_h, "timer")?;
+
+    // Halt (cancels every working order and quotes nothing more) and cancel-all, per
+    // instrument. `CancelAll` alone would requote at the same batch end.
+    if setup.is_ok() {
+        let t = shared.replay.now().unwrap_or(0);
+        let mut n = 0u64;
+        for i in 0..n_inst as u16 {
+            for cmd in [Command::Halt, Command::CancelAll] {
+                publish_control(&mut control, Event::control(i, t, cmd), &clock)?;
+                n += 1;
+            }
+        }
+        super::counters::Counters::add(&shared.counters.controls, n);
+        shared.controls_published.store(n, Ordering::Release);
+    }
+    drop(control);
+    let gw_end = join(gateway_h, "gateway")?;
+    let (host, proc_end) = join(engine_h, "engine")?;
+    shared.housekeeping_stop.store(true, Ordering::Release);
+    let latency = join(hk_h, "housekeeping")?.context("writing the latency log")?;
+    setup.map_err(|e| anyhow::anyhow!("thread setup failed: {e}"))?;
+
+    let cause = match (proc_end.journal_failed, feed_end) {
+        (true, _) => StopCause::JournalFailed,
+        (false, FeedEnd::EndOfData) => StopCause::EndOfData,
+        (false, FeedEnd::Duration) => StopCause::Duration,
+        (false, FeedEnd::Stopped) => StopCause::Signal,
+    };
+    let instruments = (0..n_inst as u16)
+        .filter_map(|i| host.engine.instrument(i).map(|v| InstrumentSummary::of(&v)))
+        .collect();
+    let replay_span_ns = match (shared.replay.start_ns(), shared.replay.progress()) {
+        (Some(a), b) if b != i64::MIN => b - a,
+        _ => 0,
+    };
+    let summary = Summary {
+        cause,
+        wall: started.elapsed(),
+        speed: settings.speed,
+        replay_span_ns,
+        counters: shared.counters.snapshot(),
+        engine: host.engine.stats(),
+        sim: gw_end.sim,
+        open_orders_at_venue: gw_end.open_orders,
+        drain_timed_out: gw_end.drain_timed_out,
+        pinning: plan,
+        latency: latency.map(|h| h.into_totals()).unwrap_or_default(),
+        instruments,
+        journal_records: host.recorder.appended(),
+    };
+    Ok((summary, host.recorder))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_gateway<Q: QueueModel + Send + 'static>(
+    venue: SimVenue<Q, ConstantLatency, BpsFees>,
+    instruments: usize,
+    rings: GatewayRings,
+    idle: Idle,
+    stamps: super::latency::StampTx,
+    clock: &Clock,
+    shared: &Arc<Shared>,
+    startup: &Arc<Startup>,
+) -> std::io::Result<JoinHandle<GatewayEnd>>
+where
+    Q::Pos: Send,
+{
+    let (clock, shared) = (clock.clone(), Arc::clone(shared));
+    threads::spawn("gateway", Role::Gateway, startup, move |go| {
+        if go {
+            gateway::run(venue, instruments, rings, idle, stamps, clock, shared)
+        } else {
+            GatewayEnd {
+                sim: venue.stats(),
+                drain_timed_out: false,
+                open_orders: 0,
+            }
+        }
+    })
+}
+
+/// Publishes a command; it must get in (the engine keeps draining the ring).
+fn publish_control(p: &mut InputProducer, mut ev: Event, clock: &Clock) -> anyhow::Result<()> {
+    ev.source = SRC_CONTROL;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = clock.raw();
+        let ok = p.try_publish(|s| {
+            s.event = ev;
+            s.t_decode = 0;
+            s.t_publish = t;
+        });
+        if ok {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the input ring stayed full for 10 s: the engine is not consuming");
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn join<T>(h: JoinHandle<T>, name: &str) -> anyhow::Result<T> {
+    h.join()
+        .map_err(|_| anyhow::anyhow!("the {name} thread panicked"))
+}

@@ -1,0 +1,80 @@
+//! What the pipeline's threads share: stop flags, the shutdown handshake, the replay clock and
+//! the counters. Nothing here is locked.
+//!
+//! # The shutdown handshake
+//!
+//! 1. A stop is requested (signal, end of data, `--duration`, or a thread failure: [`Shared::stop`]
+//!    / [`Shared::abort`]). The feed stops reading and sets [`Shared::feed_done`]; the timer stops.
+//! 2. The coordinator publishes `Halt` and `CancelAll` for every instrument into the input ring
+//!    and then stores how many in [`Shared::controls_published`] (`Release`).
+//! 3. The engine, after the batch end that follows the last of them, stores the count it has
+//!    consumed in [`Shared::controls_consumed`] (`Release`, after publishing that batch's cancel
+//!    intents). Likewise, after every batch with execution reports it stores how many reports it
+//!    has consumed in [`Shared::reports_consumed`].
+//! 4. The gateway, once `controls_consumed == controls_published` (`Acquire`), delivers whatever
+//!    the simulated venue still has in flight without waiting for the wall clock, and leaves when
+//!    nothing is in flight, nothing waits to be published, the engine has consumed every report
+//!    it published (`reports_consumed`, `Acquire`) and the output ring is empty. The `Acquire`
+//!    load sees every intent the engine published before its `Release` store, so "empty" is
+//!    final: with the feed, timer and control gone, the gateway's reports were the engine's only
+//!    input.
+//! 5. The gateway drops the last input producer; the engine's poller reports `Shutdown` once it
+//!    has read everything, and the engine thread hands the journal back for the final flush.
+
+use super::clock::ReplayClock;
+use super::counters::Counters;
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Shared by all threads of one run.
+#[derive(Debug)]
+pub struct Shared {
+    /// Stop requested from outside (SIGINT / SIGTERM set it; see [`super::signals`]).
+    pub stop: Arc<AtomicBool>,
+    /// A thread failed (setup, journal): stop as if signalled and report an error.
+    pub abort: AtomicBool,
+    /// The feed has stopped publishing (and dropped its producer).
+    pub feed_done: AtomicBool,
+    /// Shutdown commands the coordinator published (written once, `Release`).
+    pub controls_published: CachePadded<AtomicU64>,
+    /// Shutdown commands the engine has consumed and answered (`Release` after the batch end).
+    pub controls_consumed: CachePadded<AtomicU64>,
+    /// Execution reports the engine has consumed and answered (`Release` after the batch end).
+    pub reports_consumed: CachePadded<AtomicU64>,
+    /// Housekeeping: write the last interval and leave.
+    pub housekeeping_stop: AtomicBool,
+    /// The replay clock.
+    pub replay: ReplayClock,
+    /// Counters.
+    pub counters: Counters,
+}
+
+impl Shared {
+    /// Shared state for a run at `replay`'s speed, stopped by `stop`.
+    pub fn new(stop: Arc<AtomicBool>, replay: ReplayClock) -> Shared {
+        Shared {
+            stop,
+            abort: AtomicBool::new(false),
+            feed_done: AtomicBool::new(false),
+            controls_published: CachePadded::new(AtomicU64::new(0)),
+            controls_consumed: CachePadded::new(AtomicU64::new(0)),
+            reports_consumed: CachePadded::new(AtomicU64::new(0)),
+            housekeeping_stop: AtomicBool::new(false),
+            replay,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Whether the feed and the timer should stop.
+    #[inline]
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.abort.load(Ordering::Relaxed)
+    }
+
+    /// Whether the engine has answered every shutdown command (the gateway may drain).
+    pub fn engine_halted(&self) -> bool {
+        let published = self.controls_published.load(Ordering::Acquire);
+        published > 0 && self.controls_consumed.load(Ordering::Acquire) >= published
+    }
+}

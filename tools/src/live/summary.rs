@@ -1,0 +1,196 @@
+//! What a paper run did, printed at its end.
+
+use super::counters::CounterSnapshot;
+use super::latency::Hop;
+use super::pinning::PinPlan;
+use engine::{EngineStats, InstrumentView};
+use gateway::SimStats;
+use hdrhistogram::Histogram;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// The recording ended.
+    EndOfData,
+    /// `--duration` of recording time was replayed.
+    Duration,
+    /// SIGINT / SIGTERM.
+    Signal,
+    /// The journal stopped accepting records (everything before is intact).
+    JournalFailed,
+}
+
+impl StopCause {
+    fn describe(self) -> &'static str {
+        match self {
+            StopCause::EndOfData => "end of data",
+            StopCause::Duration => "duration reached",
+            StopCause::Signal => "stopped by signal",
+            StopCause::JournalFailed => "journal failed",
+        }
+    }
+}
+
+/// One instrument at the end.
+#[derive(Debug, Clone)]
+pub struct InstrumentSummary {
+    /// Symbol.
+    pub symbol: String,
+    /// Position, in base units.
+    pub position: String,
+    /// Mode and reason, e.g. `Halted (Operator)`.
+    pub mode: String,
+    /// Total PnL (realized + unrealized − fees) at the last fair value, quote currency.
+    pub pnl: Option<f64>,
+    /// Maker and taker fills.
+    pub fills: (u64, u64),
+}
+
+impl InstrumentSummary {
+    /// From the engine's view of one instrument.
+    pub fn of(v: &InstrumentView<'_>) -> InstrumentSummary {
+        let inst = &v.config.instrument;
+        let unit = inst.tick.format(1).parse::<f64>().unwrap_or(f64::NAN)
+            * inst.lot.format(1).parse::<f64>().unwrap_or(f64::NAN);
+        InstrumentSummary {
+            symbol: inst.symbol.to_string(),
+            position: inst.lot.format(v.position.qty),
+            mode: format!("{:?} ({:?})", v.mode.0, v.mode.1),
+            pnl: v
+                .fair_value
+                .map(|fv| v.position.total_pnl(fv) as f64 * unit),
+            fills: (v.position.maker_fills, v.position.taker_fills),
+        }
+    }
+}
+
+/// The run's summary.
+#[derive(Debug)]
+pub struct Summary {
+    /// Why it ended.
+    pub cause: StopCause,
+    /// Wall time from the threads' start to the end of the drain.
+    pub wall: Duration,
+    /// `--speed` (0: flat out).
+    pub speed: f64,
+    /// Recording time replayed, ns.
+    pub replay_span_ns: i64,
+    /// Counters.
+    pub counters: CounterSnapshot,
+    /// Engine counters.
+    pub engine: EngineStats,
+    /// Simulated venue counters.
+    pub sim: SimStats,
+    /// Orders still resting at the simulated venue after the drain (0 after a clean stop).
+    pub open_orders_at_venue: usize,
+    /// The shutdown drain gave up.
+    pub drain_timed_out: bool,
+    /// Where the threads ran.
+    pub pinning: PinPlan,
+    /// Whole-run histogram per hop, ns.
+    pub latency: Vec<(Hop, Histogram<u64>)>,
+    /// Per instrument.
+    pub instruments: Vec<InstrumentSummary>,
+    /// Journal records appended.
+    pub journal_records: u64,
+}
+
+impl Summary {
+    /// The histogram of `hop`.
+    pub fn hop(&self, hop: Hop) -> Option<&Histogram<u64>> {
+        self.latency.iter().find(|(h, _)| *h == hop).map(|(_, h)| h)
+    }
+
+    /// The text summary (one `key value` line each, keys left-aligned).
+    pub fn render(&self) -> String {
+        let c = &self.counters;
+        let mut s = String::new();
+        let speed = if self.speed <= 0.0 {
+            "flat out".to_string()
+        } else {
+            format!("{}x", self.speed)
+        };
+        let _ = writeln!(s, "paper run: {}", self.cause.describe());
+        let _ = writeln!(
+            s,
+            "  replayed         {:.1} s of recording in {:.2} s wall ({speed})",
+            self.replay_span_ns as f64 / 1e9,
+            self.wall.as_secs_f64()
+        );
+        let _ = writeln!(s, "  threads          {}", self.pinning.describe());
+        let _ = writeln!(s, "  lines            {} (bad {})", c.lines, c.bad_lines);
+        let _ = writeln!(
+            s,
+            "  events           {} consumed in {} batches (feed {}, reports {}, timer {}, control {})",
+            c.engine_events, c.engine_batches, c.feed_events, c.reports, c.timer_ticks, c.controls
+        );
+        let _ = writeln!(
+            s,
+            "  intents          {} (venue: {} accepted, {} post-only rejects, {} fills, {} partial, {} cancels)",
+            c.engine_intents,
+            self.sim.accepted,
+            self.sim.post_only_rejects,
+            self.sim.fills,
+            self.sim.partial_fills,
+            self.sim.cancels
+        );
+        let _ = writeln!(
+            s,
+            "  ring overflows   {} (events dropped {}, book invalidations published {}, resyncs requested {})",
+            c.ring_overflows, c.dropped_events, c.overflow_invalids, c.resync_requests
+        );
+        let _ = writeln!(
+            s,
+            "  full ring        feed waited {} (flat out), intents retried {}, reports retried {}, timer ticks skipped {}, stamps dropped {}",
+            c.feed_waits, c.output_retries, c.report_retries, c.timer_skipped, c.stamps_dropped
+        );
+        let _ = writeln!(
+            s,
+            "  late intents     {} (reached the simulated venue after its clock)",
+            self.sim.late_intents
+        );
+        for i in &self.instruments {
+            let _ = writeln!(
+                s,
+                "  {:<16} position {}, pnl {}, fills {} maker / {} taker, mode {}",
+                i.symbol,
+                i.position,
+                i.pnl.map_or("-".into(), |p| format!("{p:.2}")),
+                i.fills.0,
+                i.fills.1,
+                i.mode
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  open orders      {} at the venue after the drain{}",
+            self.open_orders_at_venue,
+            if self.drain_timed_out {
+                " (drain timed out)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  latency (ns)     {:<16} {:>9} {:>8} {:>8} {:>8} {:>10}",
+            "hop", "count", "p50", "p99", "p99.9", "max"
+        );
+        for (hop, h) in &self.latency {
+            let _ = writeln!(
+                s,
+                "                   {:<16} {:>9} {:>8} {:>8} {:>8} {:>10}",
+                hop.tag(),
+                h.len(),
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max()
+            );
+        }
+        let _ = writeln!(s, "  journal          {} records", self.journal_records);
+        s
+    }
+}

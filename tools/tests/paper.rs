@@ -1,0 +1,207 @@
+//! `ringmaker run --paper` end to end: the threaded pipeline over the shipped recording, its
+//! journal replayed by `ringmaker replay`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn recording() -> String {
+    root("tests/data/binance-usdm/btcusdt_20240808.gz")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn default_config() -> String {
+    root("configs/default.toml").to_string_lossy().into_owned()
+}
+
+/// A fresh directory under the system temp dir.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ringmaker-paper-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn ringmaker(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        .args(args)
+        .output()
+        .expect("run ringmaker")
+}
+
+fn paper_args<'a>(config: &'a str, out: &'a str, speed: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--paper",
+        "--config",
+        config,
+        "--out",
+        out,
+        "--speed",
+        speed,
+        "--status-secs",
+        "0",
+    ]
+}
+
+/// The number after `key` on the summary line that starts with it.
+fn summary_value(stdout: &str, key: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no `{key}` in summary:\n{stdout}"))
+}
+
+/// `journal verify` accepts it and `replay` reproduces every intent.
+fn assert_journal_replays(journal: &Path) {
+    let j = journal.to_str().unwrap();
+    let verify = ringmaker(&["journal", "verify", j]);
+    assert!(
+        verify.status.success(),
+        "verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let replay = ringmaker(&["replay", j]);
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success() && stdout.starts_with("identical: "),
+        "replay: {stdout}{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+}
+
+fn check_success(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn flat_out_run_replays_identical() {
+    let dir = scratch("flat");
+    let (config, out) = (default_config(), dir.to_string_lossy().into_owned());
+    let data = recording();
+    let mut args = paper_args(&config, &out, "0");
+    args.extend(["--data", &data]);
+    let stdout = check_success(&ringmaker(&args));
+    assert!(stdout.starts_with("paper run: end of data"), "{stdout}");
+    assert_eq!(summary_value(&stdout, "lines"), 93_954);
+    // Flat out the feed waits for room: nothing is dropped, the book stays valid.
+    assert_eq!(summary_value(&stdout, "ring overflows"), 0, "{stdout}");
+    assert!(summary_value(&stdout, "intents") > 100, "{stdout}");
+    assert_eq!(summary_value(&stdout, "open orders"), 0, "{stdout}");
+    assert_journal_replays(&dir.join("journal"));
+    // One tag per hop in the latency log.
+    let hist = ringmaker(&["hist", dir.join("latency.hlog").to_str().unwrap()]);
+    let table = check_success(&hist);
+    for tag in [
+        "decode_publish",
+        "publish_consume",
+        "consume_intent",
+        "intent_gateway",
+        "tick_to_intent",
+    ] {
+        assert!(table.contains(tag), "{tag} missing:\n{table}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigint_halfway_leaves_a_journal_that_replays() {
+    let dir = scratch("sigint");
+    let (config, out) = (default_config(), dir.to_string_lossy().into_owned());
+    let data = recording();
+    let mut args = paper_args(&config, &out, "1");
+    args.extend(["--data", &data]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ringmaker");
+    std::thread::sleep(Duration::from_millis(1200));
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: `kill` only sends a signal; `pid` is our child, which has not been reaped (we
+    // still hold it and have not waited), so the pid cannot have been reused.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not stop within 30 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stdout = check_success(&child.wait_with_output().unwrap());
+    assert!(
+        stdout.starts_with("paper run: stopped by signal"),
+        "{stdout}"
+    );
+    // Halt + cancel-all went in; every order was cancelled before the end.
+    assert!(stdout.contains("control 2)"), "{stdout}");
+    assert_eq!(summary_value(&stdout, "open orders"), 0, "{stdout}");
+    let lines = summary_value(&stdout, "lines");
+    assert!(
+        lines > 50 && lines < 93_954,
+        "stopped halfway: {lines} lines"
+    );
+    assert_journal_replays(&dir.join("journal"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eight_slot_input_ring_overflows_visibly_and_loses_no_record() {
+    let dir = scratch("tiny");
+    let config = dir.join("tiny.toml");
+    let mut text = std::fs::read_to_string(default_config()).unwrap();
+    text.push_str("\n[rings]\ninput = 8\n");
+    std::fs::write(&config, text).unwrap();
+    let out = dir.join("out");
+    let (config, out_s) = (
+        config.to_string_lossy().into_owned(),
+        out.to_string_lossy().into_owned(),
+    );
+    let data = recording();
+    // Paced (the feed stands in for a socket and never waits): 30 s of recording at 20x.
+    let mut args = paper_args(&config, &out_s, "20");
+    args.extend(["--data", &data, "--duration", "30"]);
+    let stdout = check_success(&ringmaker(&args));
+    assert!(
+        stdout.starts_with("paper run: duration reached"),
+        "{stdout}"
+    );
+    let overflows = summary_value(&stdout, "ring overflows");
+    assert!(overflows > 0, "{stdout}");
+    assert!(
+        stdout.contains("book invalidations published 1"),
+        "{stdout}"
+    );
+    assert_journal_replays(&out.join("journal"));
+    // The engine saw why its book went invalid.
+    let dump = ringmaker(&[
+        "journal",
+        "dump",
+        out.join("journal").to_str().unwrap(),
+        "--kind",
+        "event",
+    ]);
+    let events = check_success(&dump);
+    assert!(
+        events.contains("reason=RingOverflow"),
+        "no RingOverflow event"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
