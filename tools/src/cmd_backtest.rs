@@ -1,13 +1,13 @@
 //! `ringmaker backtest`.
 
+use crate::cmd_common::{load_config, prepare_out, VenueArgs};
 use anyhow::Context;
-use engine::Config;
 use indicatif::{ProgressBar, ProgressStyle};
-use ringmaker::backtest::{self, QueueKind, Settings};
+use ringmaker::backtest::{self, Settings};
 use ringmaker::record::JournalRecorder;
 use ringmaker::report::Report;
 use ringmaker::{hlog, plots};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,74 +23,25 @@ pub struct Args {
     /// Output directory: report.json, plots/, latency.hlog, journal/.
     #[arg(long, default_value = "out/backtest")]
     out: PathBuf,
-    /// Queue-position model of the simulated venue.
-    #[arg(long, value_enum, default_value_t = Queue::RiskAverse)]
-    queue: Queue,
-    /// Power of the probabilistic queue model's share function.
-    #[arg(long, default_value_t = 2.0)]
-    queue_power: f64,
-    /// Order-entry latency (engine → venue), microseconds.
-    #[arg(long, default_value_t = 2_000)]
-    entry_latency_us: u64,
-    /// Response latency (venue → engine), microseconds.
-    #[arg(long, default_value_t = 2_000)]
-    response_latency_us: u64,
-    /// Journal segment size, MiB.
-    #[arg(long, default_value_t = 64)]
-    segment_mib: u64,
+    #[command(flatten)]
+    venue: VenueArgs,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum Queue {
-    /// Only trades advance our place in the queue.
-    RiskAverse,
-    /// Level decreases also advance it, by a power-law share.
-    Prob,
-}
-
-/// Removes a previous run's outputs from `out` (only files this command writes).
-fn clear_previous(out: &Path) -> anyhow::Result<()> {
-    let journal = out.join("journal");
-    if journal.exists() {
-        for entry in std::fs::read_dir(&journal)? {
-            let p = entry?.path();
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let ours = name.starts_with("seg-") || name == ".lock" || name.ends_with(".tmp");
-            anyhow::ensure!(
-                ours,
-                "{} holds {name}, which ringmaker did not write; choose another --out",
-                journal.display()
-            );
-        }
-        std::fs::remove_dir_all(&journal)
-            .with_context(|| format!("removing the previous {}", journal.display()))?;
-    }
-    Ok(())
-}
-
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&a.config)
-        .with_context(|| format!("reading config {}", a.config.display()))?;
-    let cfg = Config::from_toml(&text).with_context(|| format!("config {}", a.config.display()))?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    clear_previous(&a.out)?;
+    let cfg = load_config(&a.config)?;
+    prepare_out(&a.out)?;
     let settings = Settings {
         data: a.data.clone(),
-        queue: match a.queue {
-            Queue::RiskAverse => QueueKind::RiskAverse,
-            Queue::Prob => QueueKind::Prob {
-                power: a.queue_power,
-            },
-        },
-        entry_latency_ns: (a.entry_latency_us * 1_000) as i64,
-        response_latency_ns: (a.response_latency_us * 1_000) as i64,
+        queue: a.venue.queue(),
+        entry_latency_ns: a.venue.entry_ns(),
+        response_latency_ns: a.venue.response_ns(),
         timer_interval_ns: 100_000_000,
     };
     let journal_dir = a.out.join("journal");
-    let recorder = JournalRecorder::create(&journal_dir, &cfg, a.segment_mib << 20, 0)?;
+    let recorder = JournalRecorder::create(&journal_dir, &cfg, a.venue.segment_mib << 20, 0)?;
 
     let bar = if a.quiet {
         ProgressBar::hidden()

@@ -2,6 +2,7 @@
 
 mod book;
 mod cmd_backtest;
+mod cmd_common;
 mod cmd_journal;
 mod cmd_run;
 

@@ -1,0 +1,86 @@
+//! What `ringmaker backtest` and `ringmaker run --paper` share: the simulated venue's options,
+//! loading the config, and clearing a previous run's journal.
+
+use anyhow::Context;
+use engine::Config;
+use ringmaker::backtest::QueueKind;
+use std::path::Path;
+
+/// Simulated venue and journal options.
+#[derive(clap::Args, Debug)]
+pub struct VenueArgs {
+    /// Queue-position model of the simulated venue.
+    #[arg(long, value_enum, default_value_t = Queue::RiskAverse)]
+    queue: Queue,
+    /// Power of the probabilistic queue model's share function.
+    #[arg(long, default_value_t = 2.0)]
+    queue_power: f64,
+    /// Order-entry latency (engine → venue), microseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub entry_latency_us: u64,
+    /// Response latency (venue → engine), microseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub response_latency_us: u64,
+    /// Journal segment size, MiB.
+    #[arg(long, default_value_t = 64)]
+    pub segment_mib: u64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Queue {
+    /// Only trades advance our place in the queue.
+    RiskAverse,
+    /// Level decreases also advance it, by a power-law share.
+    Prob,
+}
+
+impl VenueArgs {
+    /// The queue model chosen.
+    pub fn queue(&self) -> QueueKind {
+        match self.queue {
+            Queue::RiskAverse => QueueKind::RiskAverse,
+            Queue::Prob => QueueKind::Prob {
+                power: self.queue_power,
+            },
+        }
+    }
+
+    /// Order-entry latency, ns.
+    pub fn entry_ns(&self) -> i64 {
+        (self.entry_latency_us * 1_000) as i64
+    }
+
+    /// Response latency, ns.
+    pub fn response_ns(&self) -> i64 {
+        (self.response_latency_us * 1_000) as i64
+    }
+}
+
+/// Reads and validates the engine config.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config {}", path.display()))?;
+    Config::from_toml(&text).with_context(|| format!("config {}", path.display()))
+}
+
+/// Creates `out` and removes a previous run's journal from it (only files ringmaker writes; a
+/// directory holding anything else is left alone and reported).
+pub fn prepare_out(out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let journal = out.join("journal");
+    if journal.exists() {
+        for entry in std::fs::read_dir(&journal)? {
+            let p = entry?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let ours = name.starts_with("seg-") || name == ".lock" || name.ends_with(".tmp");
+            anyhow::ensure!(
+                ours,
+                "{} holds {name}, which ringmaker did not write; choose another --out",
+                journal.display()
+            );
+        }
+        std::fs::remove_dir_all(&journal)
+            .with_context(|| format!("removing the previous {}", journal.display()))?;
+    }
+    Ok(())
+}
