@@ -141,7 +141,17 @@ pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
                 "bytes         {} on disk, {} payload",
                 s.record_bytes, s.payload_bytes
             );
-            if let (Some(a), Some(b)) = (s.first_timestamp_ns, s.last_timestamp_ns) {
+            // The span of what the engine saw: the config record (timestamp 0) is left out.
+            let reader = Reader::open(dir, RecoveryMode::TolerateTornTail)?;
+            let (mut first, mut last) = (None::<i64>, None::<i64>);
+            for rec in reader.records() {
+                let rec = rec?;
+                if rec.kind != record::KIND_CONFIG {
+                    first.get_or_insert(rec.timestamp_ns);
+                    last = Some(rec.timestamp_ns);
+                }
+            }
+            if let (Some(a), Some(b)) = (first, last) {
                 println!(
                     "time span     {:.3} s ({a} .. {b} ns)",
                     (b - a) as f64 / 1e9
