@@ -95,10 +95,37 @@ fn hop<R: FnMut() -> Option<u64> + Send + 'static>(
     consumer.join().expect("consumer thread")
 }
 
-fn disruptor_spsc(n: u64, clock: &Clock, cores: (Option<usize>, Option<usize>)) -> Histogram<u64> {
-    let (mut poller, b) = build_single_producer(1024, Msg::default, BusySpin).new_event_poller();
-    let mut producer = b.build();
-    let mut buf = std::collections::VecDeque::with_capacity(1024);
+/// A receive closure over a disruptor poller (single- or multi-producer barrier: the barrier
+/// trait is private to the crate, so a macro rather than a generic function).
+macro_rules! poll_stamps {
+    ($poller:expr) => {{
+        let mut poller = $poller;
+        let mut buf = std::collections::VecDeque::with_capacity(1024);
+        move || {
+            if let Some(s) = buf.pop_front() {
+                return Some(s);
+            }
+            match poller.poll() {
+                Ok(mut g) => {
+                    for m in &mut g {
+                        buf.push_back(m.stamp);
+                    }
+                    buf.pop_front()
+                }
+                Err(Polling::NoEvents) | Err(Polling::Shutdown) => None,
+            }
+        }
+    }};
+}
+
+/// One disruptor hop: `producer` publishes stamped messages, `recv` reads them.
+fn disruptor_hop(
+    n: u64,
+    clock: &Clock,
+    cores: (Option<usize>, Option<usize>),
+    mut producer: impl Producer<Msg> + Send + 'static,
+    recv: impl FnMut() -> Option<u64> + Send + 'static,
+) -> Histogram<u64> {
     hop(
         n,
         clock,
@@ -113,56 +140,18 @@ fn disruptor_spsc(n: u64, clock: &Clock, cores: (Option<usize>, Option<usize>)) 
                 pace(&c, t);
             }
         },
-        move || {
-            if let Some(s) = buf.pop_front() {
-                return Some(s);
-            }
-            match poller.poll() {
-                Ok(mut g) => {
-                    for m in &mut g {
-                        buf.push_back(m.stamp);
-                    }
-                    buf.pop_front()
-                }
-                Err(Polling::NoEvents) | Err(Polling::Shutdown) => None,
-            }
-        },
+        recv,
     )
 }
 
+fn disruptor_spsc(n: u64, clock: &Clock, cores: (Option<usize>, Option<usize>)) -> Histogram<u64> {
+    let (poller, b) = build_single_producer(1024, Msg::default, BusySpin).new_event_poller();
+    disruptor_hop(n, clock, cores, b.build(), poll_stamps!(poller))
+}
+
 fn disruptor_mpsc(n: u64, clock: &Clock, cores: (Option<usize>, Option<usize>)) -> Histogram<u64> {
-    let (mut poller, b) = build_multi_producer(1024, Msg::default, BusySpin).new_event_poller();
-    let mut producer = b.build();
-    let mut buf = std::collections::VecDeque::with_capacity(1024);
-    hop(
-        n,
-        clock,
-        cores,
-        move |n, c| {
-            for seq in 0..n {
-                let t = c.raw();
-                producer.publish(|m| {
-                    m.stamp = t;
-                    m.seq = seq;
-                });
-                pace(&c, t);
-            }
-        },
-        move || {
-            if let Some(s) = buf.pop_front() {
-                return Some(s);
-            }
-            match poller.poll() {
-                Ok(mut g) => {
-                    for m in &mut g {
-                        buf.push_back(m.stamp);
-                    }
-                    buf.pop_front()
-                }
-                Err(Polling::NoEvents) | Err(Polling::Shutdown) => None,
-            }
-        },
-    )
+    let (poller, b) = build_multi_producer(1024, Msg::default, BusySpin).new_event_poller();
+    disruptor_hop(n, clock, cores, b.build(), poll_stamps!(poller))
 }
 
 fn crossbeam(n: u64, clock: &Clock, cores: (Option<usize>, Option<usize>)) -> Histogram<u64> {

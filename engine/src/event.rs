@@ -423,6 +423,15 @@ impl Event {
         Command::from_u16(self.aux)
     }
 
+    /// Flags a book level as the last of its venue message (decoders set it once the whole
+    /// message is read). No effect on other kinds.
+    #[inline]
+    pub fn mark_last_in_msg(&mut self) {
+        if self.kind == EventKind::BookLevel {
+            self.flags |= FLAG_LAST_IN_MSG;
+        }
+    }
+
     /// The event as 64 little-endian bytes (the journal's payload for it).
     pub fn to_bytes(&self) -> [u8; 64] {
         let mut b = [0u8; 64];
@@ -562,6 +571,20 @@ mod tests {
         };
         let e = Event::level(3, 1, 2, l);
         assert_eq!(e.as_level(), Some(l));
+        let mut first = Event::level(
+            3,
+            1,
+            2,
+            LevelUpdate {
+                last_in_msg: false,
+                ..l
+            },
+        );
+        first.mark_last_in_msg();
+        assert_eq!(first, e);
+        let mut t = Event::timer(5);
+        t.mark_last_in_msg();
+        assert_eq!(t, Event::timer(5));
         assert_eq!(e.as_bbo(), None);
         assert_eq!(e.instrument(), 3);
         let t = TradePrint {

@@ -492,10 +492,7 @@ impl Decoder {
 
     fn flag_last(&mut self) {
         if let Some(last) = self.levels.last_mut() {
-            if let Some(mut l) = last.as_level() {
-                l.last_in_msg = true;
-                *last = Event::level(last.instrument(), last.venue_time_ns, last.local_time_ns, l);
-            }
+            last.mark_last_in_msg();
         }
     }
 }

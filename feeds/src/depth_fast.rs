@@ -255,11 +255,8 @@ fn scan(
     for ev in &mut levels[start_len..] {
         ev.venue_time_ns = venue_ns;
     }
-    if let Some(lastev) = levels.last_mut() {
-        if let Some(mut l) = lastev.as_level() {
-            l.last_in_msg = true;
-            *lastev = Event::level(id, venue_ns, local_ns, l);
-        }
+    if let Some(last) = levels.last_mut() {
+        last.mark_last_in_msg();
     }
     Some(Fast::Depth(DepthHeader {
         instrument: id,

@@ -100,26 +100,22 @@ fn mid(m: &Metrics, path: &Path) -> anyhow::Result<()> {
         .map_err(err)?
         .label("mid")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
-    let green = RGBColor(0, 140, 60);
-    let red = RGBColor(200, 30, 30);
-    chart
-        .draw_series(
-            series(&|p| p.bid.map(|b| b as f64))
-                .into_iter()
-                .map(|(x, y)| Circle::new((x, y), 1, green.filled())),
-        )
-        .map_err(err)?
-        .label("our best bid")
-        .legend(move |(x, y)| Circle::new((x + 9, y), 3, green.filled()));
-    chart
-        .draw_series(
-            series(&|p| p.ask.map(|a| a as f64))
-                .into_iter()
-                .map(|(x, y)| Circle::new((x, y), 1, red.filled())),
-        )
-        .map_err(err)?
-        .label("our best ask")
-        .legend(move |(x, y)| Circle::new((x + 9, y), 3, red.filled()));
+    type Quote = fn(&crate::metrics::Point) -> Option<i64>;
+    let quotes: [(&str, RGBColor, Quote); 2] = [
+        ("our best bid", RGBColor(0, 140, 60), |p| p.bid),
+        ("our best ask", RGBColor(200, 30, 30), |p| p.ask),
+    ];
+    for (label, color, side) in quotes {
+        chart
+            .draw_series(
+                series(&|p| side(p).map(|v| v as f64))
+                    .into_iter()
+                    .map(|(x, y)| Circle::new((x, y), 1, color.filled())),
+            )
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| Circle::new((x + 9, y), 3, color.filled()));
+    }
     let blue = RGBColor(20, 60, 220);
     let orange = RGBColor(230, 120, 0);
     chart
