@@ -5,6 +5,9 @@
 //!   between chunks of 4,096 appends, outside the timed region, as the engine thread calls it
 //!   when its ring is drained. Old segments are deleted between chunks (so the page cache, not
 //!   the disk, is what is measured, as in production until write-back).
+//! * `append_64B/journal_extend_256`: `Writer::extend` of the same 64-byte payload into records
+//!   filled in place, sealed every 256 payloads (a 16 KiB record: how the engine journals a
+//!   venue message's book levels), same segments and housekeeping; per payload.
 //! * `append_64B/memcpy_plus_crc` (baseline): `copy_from_slice` of the same 64 bytes into a
 //!   warm `Vec` at an advancing offset, plus CRC32C of them.
 //! * `verify/journal_verify`: `journal::verify` over a ~256 MiB journal in the temp dir (open,
@@ -78,6 +81,38 @@ fn bench_append(c: &mut Criterion) {
                 for _ in 0..n {
                     ts += 1;
                     black_box(w.append(1, ts, black_box(&PAYLOAD)).unwrap());
+                }
+                total += t.elapsed();
+                left -= n;
+            }
+            total
+        })
+    });
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let dir = bench_dir("extend");
+    let mut w = Writer::create(&dir, opts(64 << 20)).unwrap();
+    let mut ts = 0i64;
+    let mut filled = 0u64;
+    g.bench_function("journal_extend_256", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                w.housekeeping().unwrap();
+                if w.next_seq() % 4096 < 16 {
+                    delete_old_segments(&dir);
+                }
+                let t = Instant::now();
+                for _ in 0..n {
+                    ts += 1;
+                    w.extend(6, ts, black_box(&PAYLOAD), 256 * 64).unwrap();
+                    filled += 1;
+                    if filled % 256 == 0 {
+                        black_box(w.seal().unwrap());
+                    }
                 }
                 total += t.elapsed();
                 left -= n;

@@ -168,15 +168,31 @@ pub(crate) fn encode_record(
     timestamp_ns: i64,
     payload: &[u8],
 ) {
-    let body = RECORD_HEADER_LEN + payload.len();
+    buf[RECORD_HEADER_LEN..RECORD_HEADER_LEN + payload.len()].copy_from_slice(payload);
+    seal_record(buf, kind, flags, seq, timestamp_ns, payload.len());
+}
+
+/// Completes a record whose payload (`payload_len` bytes) is already in place at
+/// `buf[24..24 + payload_len]`: writes the header, the CRC and the padding. `buf` is exactly
+/// `record_len(payload_len)` bytes. Until this runs the header bytes are zero, which a reader
+/// takes for the end of data (a payload written behind it is a torn tail).
+#[inline]
+pub(crate) fn seal_record(
+    buf: &mut [u8],
+    kind: u16,
+    flags: u16,
+    seq: u64,
+    timestamp_ns: i64,
+    payload_len: usize,
+) {
+    let body = RECORD_HEADER_LEN + payload_len;
     let mut h = [0u8; RECORD_HEADER_LEN];
-    h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
     h[4..6].copy_from_slice(&kind.to_le_bytes());
     h[6..8].copy_from_slice(&flags.to_le_bytes());
     h[8..16].copy_from_slice(&seq.to_le_bytes());
     h[16..24].copy_from_slice(&timestamp_ns.to_le_bytes());
     buf[..RECORD_HEADER_LEN].copy_from_slice(&h);
-    buf[RECORD_HEADER_LEN..body].copy_from_slice(payload);
     let crc = crc32c::crc32c(&buf[..body]);
     buf[body..body + RECORD_CRC_LEN].copy_from_slice(&crc.to_le_bytes());
     // Padding: fresh space is zero already; writing it keeps the record self-contained.

@@ -99,17 +99,24 @@ fn append_allocates_nothing() {
                 ts += 1;
                 w.append(1, ts, &payload).unwrap();
             }
+            // Records filled in place: 100 payloads into records of at most 32, then sealed.
+            for _ in 0..100 {
+                ts += 1;
+                w.extend(6, ts, &payload, 32 * 64).unwrap();
+            }
+            w.seal().unwrap();
             allocations += stop();
             w.housekeeping().unwrap();
         }
         let appended = w.next_seq() - first;
         w.close().unwrap();
-        assert_eq!(appended, 50_000);
-        // 50,000 records of 96 bytes in 64 KiB segments: dozens of roll-overs were counted.
+        // Per batch: 100 records of 96 bytes and 4 filled in place (32 + 32 + 32 + 4 payloads).
+        assert_eq!(appended, 52_000);
+        // About 8 MB in 64 KiB segments: over a hundred roll-overs were counted.
         let segments = std::fs::read_dir(d.path()).unwrap().count();
-        assert!(segments > 70, "{segments}");
+        assert!(segments > 100, "{segments}");
         assert_eq!(allocations, 0, "{durability:?}");
         let s = journal::verify(d.path()).unwrap();
-        assert_eq!(s.records, 51_000);
+        assert_eq!(s.records, 53_000);
     }
 }
