@@ -52,6 +52,21 @@ pub enum FairValue {
     Microprice,
 }
 
+/// Where the top of book used for pricing comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopOfBookSource {
+    /// The freshest of the depth book's touch and the last best bid/offer (`bookTicker`),
+    /// compared by the venue's book update id (`u`): a best bid/offer newer than the last depth
+    /// message applied is used until a depth message catches up; on a tie the depth book wins.
+    /// The venue publishes `bookTicker` per top-of-book change, one small message, usually before
+    /// the depth diff that carries the same change (which can hold hundreds of levels).
+    #[default]
+    Freshest,
+    /// The depth book's touch only (best bid/offer events are ignored).
+    DepthBook,
+}
+
 /// Unit of the grid offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -141,6 +156,9 @@ pub struct InstrumentSection {
 pub struct QuoteSection {
     /// Mid or microprice.
     pub fair_value: FairValue,
+    /// Where the top of book comes from (default: the freshest of depth book and best bid/offer).
+    #[serde(default)]
+    pub top_of_book: TopOfBookSource,
     /// Unit of `start_offset`, `first_spacing`, `max_spacing`, `tolerance`.
     pub offset_unit: OffsetUnit,
     /// Distance of layer 0 from the reservation price.
@@ -240,6 +258,8 @@ pub struct InstrumentConfig {
     pub instrument: Instrument,
     /// Fair value flavour.
     pub fair_value: FairValue,
+    /// Top-of-book source for pricing and the post-only guard.
+    pub top_of_book: TopOfBookSource,
     /// Offset unit.
     pub offset_unit: OffsetUnit,
     /// Cumulative distance of each layer from the reservation price, in `offset_unit`.
@@ -576,6 +596,7 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
     Ok(InstrumentConfig {
         instrument: inst,
         fair_value: q.fair_value,
+        top_of_book: q.top_of_book,
         offset_unit: q.offset_unit,
         layer_distance,
         layers: q.layers,

@@ -11,8 +11,8 @@
 //! state changed, so bursts coalesce.
 
 use crate::book::OrderBook;
-use crate::config::{Config, Fx, InstrumentConfig, OnStopLoss};
-use crate::event::{Command, Event, EventKind, InstrumentId, Side};
+use crate::config::{Config, Fx, InstrumentConfig, OnStopLoss, TopOfBookSource};
+use crate::event::{Command, Event, EventKind, InstrumentId, Side, TopOfBook};
 use crate::intent::{Intent, Mode, ModeChange, ModeReason, Sink, TimeInForce};
 use crate::limits::{CircuitBreaker, TokenBucket};
 use crate::orders::{OrderState, OrderTable, ReportOutcome, ORDER_SLOTS};
@@ -76,6 +76,13 @@ pub struct EngineStats {
     pub cancels_deferred: u64,
     /// Cancels forced by mode or risk (exempt from the cancel budget).
     pub forced_cancels: u64,
+    /// Best bid/offer events newer than the depth book (their top is priced from).
+    pub bbo_used: u64,
+    /// Best bid/offer events not newer than the depth book or the last one used, or arriving
+    /// while the book is not valid (ignored: the depth book already holds what they say).
+    pub bbo_behind: u64,
+    /// Best bid/offer events refused as malformed (crossed, empty or non-positive side).
+    pub bbo_refused: u64,
 }
 
 /// Per-instrument snapshot for reports.
@@ -111,6 +118,8 @@ struct Inst {
     loss_limit_hit: bool,
     stop_loss_latched: bool,
     flatten_cid: Option<u64>,
+    /// The last best bid/offer newer than the depth book (cleared on reset and invalid).
+    bbo: Option<TopOfBook>,
     last_book_ns: i64,
     last_ratio: Fx,
     fair_value: Option<Fx>,
@@ -161,6 +170,7 @@ impl Engine {
                 loss_limit_hit: false,
                 stop_loss_latched: false,
                 flatten_cid: None,
+                bbo: None,
                 last_book_ns: 0,
                 last_ratio: Fx::ZERO,
                 fair_value: None,
@@ -230,10 +240,16 @@ impl Engine {
             return;
         };
         match ev.kind() {
-            EventKind::BookLevel | EventKind::BookReset => {
+            EventKind::BookLevel => {
                 if inst.book.apply(ev).is_err() {
                     self.stats.book_errors += 1;
                 }
+                inst.last_book_ns = now;
+                inst.dirty = true;
+            }
+            EventKind::BookReset => {
+                let _ = inst.book.apply(ev);
+                inst.bbo = None;
                 inst.last_book_ns = now;
                 inst.dirty = true;
             }
@@ -244,12 +260,40 @@ impl Engine {
             }
             EventKind::BookInvalid => {
                 let _ = inst.book.apply(ev);
+                inst.bbo = None;
                 inst.dirty = true;
                 // Pull quotes now, not at the end of the batch.
                 Self::set_mode(inst, Mode::Halted, ModeReason::BookInvalid, now, sink);
                 self.seq = Self::cancel_all(inst, now, self.seq, &mut self.stats, sink);
             }
-            EventKind::Bbo | EventKind::Trade => {}
+            EventKind::Bbo => {
+                if inst.cfg.top_of_book == TopOfBookSource::DepthBook {
+                    return;
+                }
+                let Some(t) = ev.as_bbo() else {
+                    self.stats.malformed += 1;
+                    return;
+                };
+                if t.bid_price <= 0
+                    || t.bid_price >= t.ask_price
+                    || t.bid_qty <= 0
+                    || t.ask_qty <= 0
+                {
+                    self.stats.bbo_refused += 1;
+                    return;
+                }
+                if !inst.book.is_valid()
+                    || t.update_id <= inst.book.last_update_id()
+                    || inst.bbo.is_some_and(|b| t.update_id <= b.update_id)
+                {
+                    self.stats.bbo_behind += 1;
+                    return;
+                }
+                self.stats.bbo_used += 1;
+                inst.bbo = Some(t);
+                inst.dirty = true;
+            }
+            EventKind::Trade => {}
             EventKind::ExecReport => {
                 let Some(r) = ev.as_exec() else {
                     self.stats.malformed += 1;
@@ -359,15 +403,7 @@ impl Engine {
         let inst = &mut self.insts[k];
 
         // ---- pricing -------------------------------------------------------------------
-        let touch = match (inst.book.best_bid_level(), inst.book.best_ask_level()) {
-            (Some((bid, bid_qty)), Some((ask, ask_qty))) if bid < ask => Some(Touch {
-                bid,
-                bid_qty,
-                ask,
-                ask_qty,
-            }),
-            _ => None,
-        };
+        let touch = Self::touch(inst);
         let fv = touch.map(|t| pricer::fair_value(inst.cfg.fair_value, &t));
         if let Some(fv) = fv {
             inst.fair_value = Some(fv);
@@ -461,6 +497,31 @@ impl Engine {
             sink,
         );
         clock.mark(Stage::Diff);
+    }
+
+    /// The top of book to price from: the last best bid/offer while it is newer than the depth
+    /// book (by venue update id), else the depth book's touch; `None` if one-sided or crossed.
+    #[inline]
+    fn touch(inst: &Inst) -> Option<Touch> {
+        if let Some(b) = inst.bbo {
+            if b.update_id > inst.book.last_update_id() {
+                return Some(Touch {
+                    bid: b.bid_price,
+                    bid_qty: b.bid_qty,
+                    ask: b.ask_price,
+                    ask_qty: b.ask_qty,
+                });
+            }
+        }
+        match (inst.book.best_bid_level(), inst.book.best_ask_level()) {
+            (Some((bid, bid_qty)), Some((ask, ask_qty))) if bid < ask => Some(Touch {
+                bid,
+                bid_qty,
+                ask,
+                ask_qty,
+            }),
+            _ => None,
+        }
     }
 
     /// The mode now in force, by precedence: halts, then reduce-only, then normal.
@@ -1066,5 +1127,200 @@ cancel_budget_per_min = 4
         e.on_event(&Event::timer(0), &mut o);
         assert_eq!(e.stats().time_regressions, 1);
         assert_eq!(e.now_ns(), MS);
+    }
+
+    fn bbo(bid: i64, ask: i64, u: u64, t: i64) -> Event {
+        Event::bbo(
+            0,
+            0,
+            t,
+            TopOfBook {
+                bid_price: bid,
+                bid_qty: 10,
+                ask_price: ask,
+                ask_qty: 10,
+                update_id: u,
+            },
+        )
+    }
+
+    /// A depth message (update id `u`) moving the whole book to `bid` / `bid + 1`.
+    fn depth_to(e: &mut Engine, o: &mut Out, from: i64, bid: i64, u: u64, t: i64) {
+        let lvl = |side, price, qty, last| {
+            Event::level(
+                0,
+                0,
+                t,
+                LevelUpdate {
+                    side,
+                    price,
+                    qty,
+                    update_id: u,
+                    last_in_msg: last,
+                    snapshot: false,
+                },
+            )
+        };
+        e.on_event(&lvl(Side::Bid, from, 0, false), o);
+        e.on_event(&lvl(Side::Ask, from + 1, 0, false), o);
+        e.on_event(&lvl(Side::Bid, bid, 50, false), o);
+        e.on_event(&lvl(Side::Ask, bid + 1, 50, true), o);
+    }
+
+    fn best_place(o: &Out, side: Side) -> Option<i64> {
+        let px = o
+            .intents
+            .iter()
+            .filter(|i| i.kind == IntentKind::Place && i.side == side)
+            .map(|i| i.price);
+        match side {
+            Side::Bid => px.max(),
+            Side::Ask => px.min(),
+        }
+    }
+
+    #[test]
+    fn a_bbo_newer_than_the_depth_book_is_priced_from() {
+        let (mut e, mut o) = synced(0);
+        // Book 1000 / 1001, mid 1000.5: layer 0 at 2 ticks → bid 998, ask 1003.
+        assert_eq!(best_place(&o, Side::Bid), Some(998));
+        assert_eq!(best_place(&o, Side::Ask), Some(1003));
+        ack_all(&mut e, &mut o, MS);
+        o.intents.clear();
+        // The top moves up 10 ticks; the depth message has not come yet.
+        e.on_event(&bbo(1010, 1011, 5, 2 * MS), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(best_place(&o, Side::Bid), Some(1008), "{:?}", o.intents);
+        assert_eq!(best_place(&o, Side::Ask), Some(1013));
+        assert_eq!(
+            e.instrument(0).unwrap().fair_value,
+            Some(Fx::from_num(1010.5))
+        );
+        assert_eq!((e.stats().bbo_used, e.stats().bbo_behind), (1, 0));
+        // The depth message with the same update id catches up: same touch, nothing to do.
+        ack_all(&mut e, &mut o, 3 * MS);
+        o.intents.clear();
+        depth_to(&mut e, &mut o, 1000, 1010, 5, 4 * MS);
+        e.on_batch_end(&mut o);
+        assert!(o.intents.is_empty(), "{:?}", o.intents);
+        assert_eq!(
+            e.instrument(0).unwrap().fair_value,
+            Some(Fx::from_num(1010.5))
+        );
+    }
+
+    #[test]
+    fn a_bbo_not_newer_than_the_depth_book_is_ignored() {
+        let (mut e, mut o) = synced(0);
+        o.intents.clear();
+        // The book is at update id 1 (the snapshot): a BBO with id 1 is not newer.
+        e.on_event(&bbo(1010, 1011, 1, MS), &mut o);
+        e.on_batch_end(&mut o);
+        assert!(o.intents.is_empty());
+        assert_eq!(
+            e.instrument(0).unwrap().fair_value,
+            Some(Fx::from_num(1000.5))
+        );
+        // A depth message at id 9, then a BBO at id 7 (arrived late): ignored.
+        depth_to(&mut e, &mut o, 1000, 1020, 9, 2 * MS);
+        e.on_event(&bbo(1030, 1031, 7, 3 * MS), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(
+            e.instrument(0).unwrap().fair_value,
+            Some(Fx::from_num(1020.5))
+        );
+        // A newer BBO, then an older one than it: the newer one stays.
+        e.on_event(&bbo(1040, 1041, 12, 4 * MS), &mut o);
+        e.on_event(&bbo(1050, 1051, 11, 4 * MS), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(
+            e.instrument(0).unwrap().fair_value,
+            Some(Fx::from_num(1040.5))
+        );
+        assert_eq!((e.stats().bbo_used, e.stats().bbo_behind), (1, 3));
+        // A depth message newer than the BBO wins again.
+        depth_to(&mut e, &mut o, 1020, 1005, 13, 5 * MS);
+        e.on_batch_end(&mut o);
+        assert_eq!(
+            e.instrument(0).unwrap().fair_value,
+            Some(Fx::from_num(1005.5))
+        );
+    }
+
+    #[test]
+    fn malformed_bbos_are_refused_and_invalid_books_clear_the_bbo() {
+        let (mut e, mut o) = synced(0);
+        for (bid, ask, bq, aq) in [
+            (1011, 1010, 1, 1),
+            (1010, 1010, 1, 1),
+            (0, 5, 1, 1),
+            (5, 6, 0, 1),
+            (5, 6, 1, -1),
+        ] {
+            let t = TopOfBook {
+                bid_price: bid,
+                bid_qty: bq,
+                ask_price: ask,
+                ask_qty: aq,
+                update_id: 50,
+            };
+            e.on_event(&Event::bbo(0, 0, MS, t), &mut o);
+        }
+        e.on_batch_end(&mut o);
+        assert_eq!(e.stats().bbo_refused, 5);
+        assert_eq!(
+            e.instrument(0).unwrap().fair_value,
+            Some(Fx::from_num(1000.5))
+        );
+        // A BBO newer than the book, then the book goes invalid: the BBO is dropped, and one
+        // arriving before the book is valid again is ignored.
+        e.on_event(&bbo(1010, 1011, 5, 2 * MS), &mut o);
+        e.on_event(
+            &Event::book_invalid(
+                0,
+                0,
+                2 * MS,
+                crate::event::BookStatusReason::SequenceGap,
+                5,
+                7,
+            ),
+            &mut o,
+        );
+        e.on_event(&bbo(1020, 1021, 9, 3 * MS), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(e.instrument(0).unwrap().mode.0, Mode::Halted);
+        assert_eq!((e.stats().bbo_used, e.stats().bbo_behind), (1, 1));
+        // Resynced at id 20 with the book at 1000 / 1001: the old BBOs do not come back.
+        e.on_event(&Event::book_reset(0, 0, 4 * MS, 20), &mut o);
+        e.on_event(&level(Side::Bid, 1000, 50, 4 * MS, false), &mut o);
+        e.on_event(&level(Side::Ask, 1001, 50, 4 * MS, true), &mut o);
+        e.on_event(&Event::book_valid(0, 0, 4 * MS, 20), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(e.instrument(0).unwrap().mode.0, Mode::Normal);
+        assert_eq!(
+            e.instrument(0).unwrap().fair_value,
+            Some(Fx::from_num(1000.5))
+        );
+    }
+
+    #[test]
+    fn top_of_book_depth_book_ignores_bbos() {
+        let cfg = CFG.replace(
+            "fair_value = \"mid\"",
+            "fair_value = \"mid\"\ntop_of_book = \"depth_book\"",
+        );
+        let mut e = Engine::new(&Config::from_toml(&cfg).unwrap());
+        let mut o = Out::default();
+        e.on_event(&Event::book_reset(0, 0, 0, 1), &mut o);
+        e.on_event(&level(Side::Bid, 1000, 50, 0, false), &mut o);
+        e.on_event(&level(Side::Ask, 1001, 50, 0, true), &mut o);
+        e.on_event(&Event::book_valid(0, 0, 0, 1), &mut o);
+        e.on_event(&bbo(1010, 1011, 5, MS), &mut o);
+        e.on_batch_end(&mut o);
+        assert_eq!(
+            e.instrument(0).unwrap().fair_value,
+            Some(Fx::from_num(1000.5))
+        );
+        assert_eq!(e.stats().bbo_used + e.stats().bbo_behind, 0);
     }
 }

@@ -432,8 +432,12 @@ impl Event {
         }
     }
 
+    /// Bytes of [`Event::to_bytes`].
+    pub const SIZE: usize = 64;
+
     /// The event as 64 little-endian bytes (the journal's payload for it).
-    pub fn to_bytes(&self) -> [u8; 64] {
+    #[inline]
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; 64];
         b[0] = self.kind as u8;
         b[1] = self.flags;
