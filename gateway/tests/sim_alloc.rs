@@ -6,7 +6,7 @@
 //! Counting is per thread and only between `start` and `stop`, so the harness's own allocations
 //! on other threads do not count.
 
-use engine::{Event, Fx, Intent, LevelUpdate, Side, TimeInForce, TradePrint};
+use engine::{Event, Fx, Intent, LevelUpdate, Side, TimeInForce, TopOfBook, TradePrint};
 use gateway::sim::{BpsFees, ConstantLatency, ProbQueue, SimVenue};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -78,7 +78,20 @@ fn script(n: usize) -> Vec<Step> {
             Side::Bid => (BID - off, ASK + off),
             Side::Ask => (ASK + off, BID - off),
         };
-        steps.push(match (x >> 32) % 13 {
+        steps.push(match (x >> 32) % 15 {
+            13..=14 => {
+                // A best bid/offer newer than the depth book: moves the venue's top, may cross
+                // resting orders (fills) and sets the queue of orders joining at it.
+                let bid = BID - off;
+                let top = TopOfBook {
+                    bid_price: bid,
+                    bid_qty: qty + 1,
+                    ask_price: bid + 1 + ((x >> 40) % 6) as i64,
+                    ask_qty: qty + 2,
+                    update_id: k as u64,
+                };
+                Step::Market(Event::bbo(0, t, t, top))
+            }
             0..=4 => {
                 let l = LevelUpdate {
                     side,

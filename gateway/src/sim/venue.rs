@@ -5,7 +5,7 @@ use super::outbox::{Outbox, Resting};
 use super::{FeeModel, LatencyModel, LevelChange, QueueModel, SimStats};
 use engine::{
     Event, EventKind, ExecKind, ExecReport, InstrumentId, Intent, IntentKind, LevelUpdate,
-    OrderBook, Side, TimeInForce, TradePrint,
+    OrderBook, Side, TimeInForce, TopOfBook, TradePrint,
 };
 
 /// Open orders per instrument (Binance futures' default `MAX_NUM_ORDERS`). A place beyond it is
@@ -21,8 +21,52 @@ struct Market<P> {
     /// Between a reset / invalid and the next valid the book is being rebuilt: levels are
     /// applied but neither move queues nor fill orders.
     synced: bool,
+    /// The last valid best bid/offer that was newer than the depth book when it arrived (the
+    /// engine's rule). It is the venue's top of book while its update id is ahead of the book's;
+    /// once the depth diffs catch up (a tie included) the book wins again. Cleared on reset and
+    /// invalid.
+    bbo: Option<TopOfBook>,
     /// Our resting orders in arrival (time priority) order.
     resting: Vec<Resting<P>>,
+}
+
+impl<P> Market<P> {
+    /// The stored best bid/offer while it is newer than the depth book (by venue update id).
+    #[inline]
+    fn fresh_bbo(&self) -> Option<TopOfBook> {
+        self.bbo
+            .filter(|b| b.update_id > self.book.last_update_id())
+    }
+
+    /// The venue's newest best bid and ask: the best bid/offer while it is newer than the depth
+    /// book, else the book's.
+    #[inline]
+    fn touch(&self) -> (Option<i64>, Option<i64>) {
+        match self.fresh_bbo() {
+            Some(b) => (Some(b.bid_price), Some(b.ask_price)),
+            None => (self.book.best_bid(), self.book.best_ask()),
+        }
+    }
+
+    /// The market's quantity at `price` on `side` as the venue has it now: while the best
+    /// bid/offer is newer than the book, the touch's quantity at its price and nothing at a
+    /// better price on that side (those levels are gone); the book's elsewhere.
+    #[inline]
+    fn level_qty(&self, side: Side, price: i64) -> i64 {
+        if let Some(b) = self.fresh_bbo() {
+            let (touch, qty, better) = match side {
+                Side::Bid => (b.bid_price, b.bid_qty, price > b.bid_price),
+                Side::Ask => (b.ask_price, b.ask_qty, price < b.ask_price),
+            };
+            if price == touch {
+                return qty;
+            }
+            if better {
+                return 0;
+            }
+        }
+        self.book.qty_at(side, price)
+    }
 }
 
 /// A simulated Binance futures venue over a recorded market. See the [module docs](super).
@@ -50,6 +94,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                 .map(|_| Market {
                     book: OrderBook::new(book_slots),
                     synced: false,
+                    bbo: None,
                     resting: Vec::with_capacity(MAX_OPEN_ORDERS),
                 })
                 .collect(),
@@ -72,7 +117,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
     }
 
     /// A recorded market event at its local time: book levels, reset, valid and invalid update
-    /// the venue's book and queue positions; trades and book changes fill resting orders.
+    /// the venue's book and queue positions; a best bid/offer newer than the book becomes the
+    /// venue's top of book; trades, book changes and newer best bid/offers fill resting orders.
     /// Other kinds are ignored. Intents reaching the venue up to the event's time are processed
     /// first.
     pub fn on_market(&mut self, ev: &Event) {
@@ -93,6 +139,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
             EventKind::BookReset | EventKind::BookInvalid => {
                 let _ = m.book.apply(ev);
                 m.synced = false;
+                m.bbo = None;
             }
             EventKind::BookValid => {
                 let _ = m.book.apply(ev);
@@ -102,6 +149,11 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
             EventKind::Trade => {
                 if let Some(tr) = ev.as_trade() {
                     Self::on_trade(&self.queue, &mut self.out, m, inst, &tr, t);
+                }
+            }
+            EventKind::Bbo => {
+                if let Some(b) = ev.as_bbo() {
+                    Self::on_bbo(&mut self.out, m, inst, b, t);
                 }
             }
             _ => {}
@@ -199,9 +251,12 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                 }
                 match intent.tif {
                     TimeInForce::PostOnly => {
+                        // Judged on the venue's newest top of book (a best bid/offer ahead of
+                        // the depth diffs counts), as the real venue judges it.
+                        let (best_bid, best_ask) = m.touch();
                         let would_take = match intent.side {
-                            Side::Bid => m.book.best_ask().is_some_and(|a| intent.price >= a),
-                            Side::Ask => m.book.best_bid().is_some_and(|b| intent.price <= b),
+                            Side::Bid => best_ask.is_some_and(|a| intent.price >= a),
+                            Side::Ask => best_bid.is_some_and(|b| intent.price <= b),
                         };
                         if would_take {
                             self.out.stats.post_only_rejects += 1;
@@ -210,7 +265,9 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                         }
                         self.out.stats.accepted += 1;
                         self.out.status(inst, t, ExecKind::Ack, cid, 0, false);
-                        let level = m.book.qty_at(intent.side, intent.price);
+                        // The queue it joins is the newest known: a fresher best bid/offer's
+                        // quantity at its touch. Later depth diffs move it as usual.
+                        let level = m.level_qty(intent.side, intent.price);
                         m.resting.push(Resting {
                             client_order_id: cid,
                             side: intent.side,
@@ -323,7 +380,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         }
     }
 
-    /// A recorded level update: queue positions at that level, then orders it crosses.
+    /// A recorded level update: queue positions at that level, then orders it crosses, unless
+    /// its message is older than the best bid/offer the venue already has.
     fn on_level(
         queue: &Q,
         out: &mut Outbox<L, F>,
@@ -341,6 +399,12 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
             return;
         }
         let new = m.book.qty_at(l.side, l.price);
+        // A diff older than the stored best bid/offer describes a top of book the venue has
+        // already moved past: an order accepted against the newer top may rest where that diff
+        // still shows a level (the depth book is catching up), and must not fill on it. A
+        // crossing the order really met before that top was reported by a best bid/offer of
+        // its own (every change of the touch is).
+        let behind_bbo = m.bbo.is_some_and(|b| b.update_id > l.update_id);
         let mut any_done = false;
         for o in m.resting.iter_mut() {
             if o.side == l.side {
@@ -353,15 +417,85 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                     queue.on_level_change(&mut o.queue, change);
                     o.traded_since_level = 0;
                 }
-            } else if new > 0 && crosses(o.side, o.price, l.price) {
-                // Someone else's order now rests at a price that trades with ours: it would
-                // have traded with us first. Filled completely, as maker, at our price.
-                any_done |= out.maker_fill(inst, o, o.remaining(), t);
+            } else if new > 0 && !behind_bbo {
+                any_done |= Self::fill_if_crossed(out, inst, o, l.price, t);
             }
         }
         if any_done {
             m.resting.retain(|o| o.remaining() > 0);
         }
+    }
+
+    /// A best bid/offer. A well-formed one newer than both the depth book and the stored one,
+    /// arriving while the book is synced, becomes the venue's top of book (the engine's rule),
+    /// and resting orders it crosses fill as for a crossing depth update. Anything else
+    /// (malformed, mid-resync, or not newer than what the venue has) is ignored.
+    ///
+    /// Queue positions do not move on a best bid/offer: the depth diff carrying the same change
+    /// follows and moves them (with the trades since), and moving them here too would count the
+    /// change twice.
+    fn on_bbo(
+        out: &mut Outbox<L, F>,
+        m: &mut Market<Q::Pos>,
+        inst: InstrumentId,
+        b: TopOfBook,
+        t: i64,
+    ) {
+        let malformed =
+            b.bid_price <= 0 || b.bid_price >= b.ask_price || b.bid_qty <= 0 || b.ask_qty <= 0;
+        if malformed
+            || !m.synced
+            || b.update_id <= m.book.last_update_id()
+            || m.bbo.is_some_and(|s| b.update_id <= s.update_id)
+        {
+            return;
+        }
+        m.bbo = Some(b);
+        Self::fill_crossed(out, m, inst, (Some(b.bid_price), Some(b.ask_price)), t);
+    }
+
+    /// Fills every resting order that the top of book `(best_bid, best_ask)` crosses; see
+    /// [`Self::fill_if_crossed`].
+    fn fill_crossed(
+        out: &mut Outbox<L, F>,
+        m: &mut Market<Q::Pos>,
+        inst: InstrumentId,
+        (best_bid, best_ask): (Option<i64>, Option<i64>),
+        t: i64,
+    ) {
+        let mut any_done = false;
+        for o in m.resting.iter_mut() {
+            let opposite = match o.side {
+                Side::Bid => best_ask,
+                Side::Ask => best_bid,
+            };
+            if let Some(p) = opposite {
+                any_done |= Self::fill_if_crossed(out, inst, o, p, t);
+            }
+        }
+        if any_done {
+            m.resting.retain(|o| o.remaining() > 0);
+        }
+    }
+
+    /// Someone else's order rests at `other`, on the side opposite `o`: if that price trades
+    /// with ours, it would have traded with us first, so `o` is filled, completely, as maker, at
+    /// its price. Returns whether `o` is done (the caller drops finished orders).
+    ///
+    /// Completely, whatever the other order's size, and whatever the queue ahead of `o`: a book
+    /// cannot rest locked or crossed, so every market order at our price (and better) on our
+    /// side has traded or left, and the order resting against us is what remained of an order
+    /// that went through all of them. This holds for a depth update, a resync and a best
+    /// bid/offer alike; a best bid/offer is the same change as the depth diff that follows it,
+    /// only seen first, so it fills what that diff would fill, earlier.
+    fn fill_if_crossed(
+        out: &mut Outbox<L, F>,
+        inst: InstrumentId,
+        o: &mut Resting<Q::Pos>,
+        other: i64,
+        t: i64,
+    ) -> bool {
+        crosses(o.side, o.price, other) && out.maker_fill(inst, o, o.remaining(), t)
     }
 
     /// The book is synced again: cap queue positions at what the levels now hold, and fill
@@ -373,22 +507,14 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         inst: InstrumentId,
         t: i64,
     ) {
-        let (best_bid, best_ask) = (m.book.best_bid(), m.book.best_ask());
-        let mut any_done = false;
         for o in m.resting.iter_mut() {
             queue.on_resync(&mut o.queue, m.book.qty_at(o.side, o.price));
             o.traded_since_level = 0;
-            let opposite_best = match o.side {
-                Side::Bid => best_ask,
-                Side::Ask => best_bid,
-            };
-            if opposite_best.is_some_and(|p| crosses(o.side, o.price, p)) {
-                any_done |= out.maker_fill(inst, o, o.remaining(), t);
-            }
         }
-        if any_done {
-            m.resting.retain(|o| o.remaining() > 0);
-        }
+        // After a reset or invalid no best bid/offer is stored (cleared, and ignored until
+        // valid): this is the book's touch.
+        let touch = m.touch();
+        Self::fill_crossed(out, m, inst, touch, t);
     }
 
     /// A public trade: through our price fills completely; at our price it eats the queue ahead,

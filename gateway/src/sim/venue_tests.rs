@@ -1,7 +1,10 @@
 //! Scenario tests of [`SimVenue`]: one per matching rule.
 
 use super::*;
-use engine::{Event, ExecKind, ExecReport, Fx, Intent, LevelUpdate, Side, TimeInForce, TradePrint};
+use engine::{
+    BookStatusReason, Event, ExecKind, ExecReport, Fx, Intent, LevelUpdate, Side, TimeInForce,
+    TopOfBook, TradePrint,
+};
 
 const ENTRY: i64 = 1_000;
 const RESP: i64 = 500;
@@ -12,7 +15,13 @@ fn fees() -> BpsFees {
     BpsFees::new(Fx::from_num(-0.5), Fx::from_num(4.5))
 }
 
+/// A one-level depth message at local time `t`, with update id `t`.
 fn level(t: i64, side: Side, price: i64, qty: i64) -> Event {
+    level_id(t, t as u64, side, price, qty)
+}
+
+/// A one-level depth message at local time `t` with update id `update_id`.
+fn level_id(t: i64, update_id: u64, side: Side, price: i64, qty: i64) -> Event {
     Event::level(
         0,
         t,
@@ -21,9 +30,30 @@ fn level(t: i64, side: Side, price: i64, qty: i64) -> Event {
             side,
             price,
             qty,
-            update_id: t as u64,
+            update_id,
             last_in_msg: true,
             snapshot: false,
+        },
+    )
+}
+
+/// A best bid/offer at local time `t`: `(price, qty)` each side, venue update id `update_id`.
+fn bbo(
+    t: i64,
+    update_id: u64,
+    (bid_price, bid_qty): (i64, i64),
+    (ask_price, ask_qty): (i64, i64),
+) -> Event {
+    Event::bbo(
+        0,
+        t,
+        t,
+        TopOfBook {
+            bid_price,
+            bid_qty,
+            ask_price,
+            ask_qty,
+            update_id,
         },
     )
 }
@@ -70,6 +100,11 @@ fn venue<Q: QueueModel>(queue: Q) -> SimVenue<Q, ConstantLatency, BpsFees> {
         v.on_market(&ev);
     }
     v
+}
+
+/// The feed declares the book invalid at `t` (a sequence gap).
+fn invalid(t: i64) -> Event {
+    Event::book_invalid(0, t, t, BookStatusReason::SequenceGap, 0, 0)
 }
 
 /// A script step: a market event, or an intent sent at its `time_ns`.
@@ -482,7 +517,7 @@ fn random_script(seed: u64, n: usize) -> Vec<Step> {
             Side::Ask => ASK + off,
         };
         let qty = ((r >> 16) % 12) as i64;
-        steps.push(match (r >> 32) % 10 {
+        steps.push(match (r >> 32) % 11 {
             0..=3 => Step::Market(level(t, side, price, qty)),
             4..=5 => {
                 let aggressor = if r & 2 == 0 { Side::Bid } else { Side::Ask };
@@ -497,6 +532,14 @@ fn random_script(seed: u64, n: usize) -> Vec<Step> {
                 Step::Send(place(cid, side, price, qty + 1, t))
             }
             8 => Step::Send(cancel(cid.saturating_sub((r >> 40) % 4), side, t)),
+            9 => {
+                // Around the touch, sometimes through our orders; update ids a step behind, level
+                // with or ahead of the last depth message (ids are local times there).
+                let bid = BID - 2 + ((r >> 44) % 4) as i64;
+                let ask = bid + 1 + ((r >> 48) % 3) as i64;
+                let id = (t - 137 + ((r >> 52) % 3) as i64 * 137) as u64;
+                Step::Market(bbo(t, id, (bid, qty + 1), (ask, off + 1)))
+            }
             _ => {
                 cid += 1;
                 // Across the touch, so that it takes.
@@ -536,4 +579,248 @@ fn same_inputs_give_the_same_reports_bit_for_bit() {
         assert!(r.cum_qty >= *c, "{r:?}");
         *c = r.cum_qty;
     }
+}
+
+// Best bid/offer: the venue's book is the newest. The depth book built by `venue()` is at update
+// id 1 (bids 600,000 × 10, 599,999 × 5; asks 600,001 × 8, 600,002 × 20).
+
+#[test]
+fn post_only_is_judged_on_a_bbo_newer_than_the_depth_book() {
+    let mut v = venue(RiskAverseQueue);
+    let out = run(
+        &mut v,
+        &[
+            // The touch moved out on both sides; the depth diff saying so has not arrived.
+            Step::Market(bbo(100, 10, (BID - 1, 5), (ASK + 1, 20))),
+            // Would take on the stale depth book, not on the newer top: accepted.
+            Step::Send(place(1, Side::Bid, ASK, 2, 200)),
+            Step::Send(place(2, Side::Ask, BID, 2, 200)),
+            // Through the newer top: rejected.
+            Step::Send(place(3, Side::Bid, ASK + 1, 2, 200)),
+            Step::Send(place(4, Side::Ask, BID - 1, 2, 200)),
+        ],
+    );
+    let r = execs(&out);
+    assert_eq!(
+        kinds(&out),
+        [
+            ExecKind::Ack,
+            ExecKind::Ack,
+            ExecKind::Rejected,
+            ExecKind::Rejected
+        ]
+    );
+    assert!(r[2].post_only_reject && r[3].post_only_reject);
+    assert_eq!(v.stats().post_only_rejects, 2);
+    // Inside the newer spread the stale book's levels are gone: nothing ahead.
+    assert_eq!(v.queue_ahead(0, 1), Some(0));
+    assert_eq!(v.queue_ahead(0, 2), Some(0));
+    // The depth book catches up to the same id: it is the touch again (a tie goes to the book),
+    // and its ask is still at 600,001 here.
+    let out = run(
+        &mut v,
+        &[
+            Step::Market(level_id(300, 10, Side::Bid, BID - 3, 1)),
+            Step::Send(place(5, Side::Bid, ASK, 2, 400)),
+        ],
+    );
+    assert_eq!(kinds(&out), [ExecKind::Rejected]);
+}
+
+#[test]
+fn joining_at_a_newer_bbo_queues_behind_its_quantity() {
+    let mut v = venue(RiskAverseQueue);
+    run(
+        &mut v,
+        &[
+            // 7 of the 10 lots at the best bid left; the depth book still shows 10.
+            Step::Market(bbo(100, 10, (BID, 3), (ASK, 8))),
+            Step::Send(place(1, Side::Bid, BID, 1, 200)),
+            // An ask level behind the newer touch: the book's quantity.
+            Step::Send(place(2, Side::Ask, ASK + 1, 1, 200)),
+        ],
+    );
+    assert_eq!(v.queue_ahead(0, 1), Some(3));
+    assert_eq!(v.queue_ahead(0, 2), Some(20));
+    // Someone improved the bid: a level the depth book does not have yet.
+    let mut v = venue(RiskAverseQueue);
+    run(
+        &mut v,
+        &[
+            Step::Market(level(50, Side::Ask, ASK + 1, 0)),
+            Step::Market(level(60, Side::Ask, ASK, 0)),
+            Step::Market(level(70, Side::Ask, ASK + 2, 9)),
+            Step::Market(bbo(100, 80, (ASK, 4), (ASK + 2, 9))),
+            Step::Send(place(1, Side::Bid, ASK, 1, 200)),
+        ],
+    );
+    assert_eq!(
+        v.queue_ahead(0, 1),
+        Some(4),
+        "behind the improver, not first"
+    );
+}
+
+#[test]
+fn a_bbo_not_newer_than_the_depth_book_is_ignored() {
+    let mut v = venue(RiskAverseQueue);
+    let out = run(
+        &mut v,
+        &[
+            Step::Send(place(1, Side::Bid, BID, 2, 0)),
+            Step::Market(level(2_000, Side::Bid, BID - 3, 1)),
+            // Equal to and older than the depth book (id 2,000): ignored, so neither fills the
+            // bid at 600,000 nor lets a bid at 600,001 rest.
+            Step::Market(bbo(2_100, 2_000, (BID - 1, 5), (BID, 3))),
+            Step::Market(bbo(2_110, 1_999, (BID - 1, 5), (BID, 3))),
+            Step::Send(place(2, Side::Bid, ASK, 2, 2_200)),
+        ],
+    );
+    assert_eq!(kinds(&out), [ExecKind::Ack, ExecKind::Rejected]);
+    assert_eq!(v.open_orders(0), 1);
+    // Newer than the book but older than the best bid/offer already stored (out of order): the
+    // stored one stays the venue's top.
+    let out = run(
+        &mut v,
+        &[
+            Step::Market(bbo(4_000, 2_020, (BID, 5), (ASK + 1, 20))),
+            Step::Market(bbo(4_010, 2_010, (BID, 5), (ASK, 8))),
+            Step::Send(place(3, Side::Bid, ASK, 2, 4_100)),
+        ],
+    );
+    assert_eq!(kinds(&out), [ExecKind::Ack]);
+}
+
+#[test]
+fn a_newer_bbo_that_crosses_a_resting_order_fills_it_completely() {
+    let mut v = venue(RiskAverseQueue);
+    let out = run(
+        &mut v,
+        &[
+            // 10 lots ahead of the bid.
+            Step::Send(place(1, Side::Bid, BID, 4, 0)),
+            Step::Send(place(2, Side::Ask, ASK + 1, 3, 0)),
+            // The ask came down to our bid with 2 lots left over: ours traded first, whatever
+            // the queue ahead and the 2 lots showing.
+            Step::Market(bbo(2_000, 10, (BID - 1, 5), (BID, 2))),
+            // The depth diff with the same change: nothing more to fill.
+            Step::Market(level_id(2_500, 10, Side::Ask, BID, 2)),
+            // Bid at our ask's price.
+            Step::Market(bbo(3_000, 11, (ASK + 1, 1), (ASK + 2, 20))),
+        ],
+    );
+    let r = execs(&out);
+    assert_eq!(
+        kinds(&out),
+        [ExecKind::Ack, ExecKind::Ack, ExecKind::Fill, ExecKind::Fill]
+    );
+    assert_eq!(
+        (r[2].client_order_id, r[2].last_price, r[2].last_qty),
+        (1, BID, 4)
+    );
+    assert_eq!(out[2].venue_time_ns, 2_000);
+    assert_eq!(
+        (r[3].client_order_id, r[3].last_price, r[3].last_qty),
+        (2, ASK + 1, 3)
+    );
+    assert_eq!(out[3].venue_time_ns, 3_000);
+    assert!(!r[2].taker && !r[3].taker);
+    assert_eq!(r[2].fee, BpsFees::fee_at(Fx::from_num(-0.5), BID, 4));
+    assert_eq!(v.open_orders(0), 0);
+    assert_eq!((v.stats().fills, v.stats().maker_lots), (2, 7));
+}
+
+#[test]
+fn a_depth_diff_older_than_the_bbo_does_not_fill_by_crossing() {
+    let mut v = venue(RiskAverseQueue);
+    let out = run(
+        &mut v,
+        &[
+            Step::Market(bbo(100, 10, (BID, 10), (ASK + 1, 20))),
+            // Rests at 600,001, where the stale depth book still has asks.
+            Step::Send(place(1, Side::Bid, ASK, 2, 200)),
+            // A diff from before the best bid/offer (id 5 < 10) still shows them: no fill.
+            Step::Market(level_id(2_000, 5, Side::Ask, ASK, 5)),
+            // The diff with the newer top's id removes them.
+            Step::Market(level_id(2_100, 10, Side::Ask, ASK, 0)),
+        ],
+    );
+    assert_eq!(kinds(&out), [ExecKind::Ack]);
+    // A seller at our price after that: a fill.
+    let out = run(
+        &mut v,
+        &[Step::Market(level_id(3_000, 11, Side::Ask, ASK, 1))],
+    );
+    assert_eq!(kinds(&out), [ExecKind::Fill]);
+}
+
+#[test]
+fn a_malformed_bbo_is_ignored() {
+    let mut v = venue(RiskAverseQueue);
+    run(&mut v, &[Step::Send(place(1, Side::Bid, BID - 1, 1, 0))]);
+    // Each would fill the bid at 599,999 if it were taken as the venue's top.
+    let bad = [
+        ((0, 5), (BID - 1, 5)),
+        ((BID - 1, 5), (BID - 1, 5)),
+        ((BID, 5), (BID - 1, 5)),
+        ((BID - 2, 0), (BID - 1, 5)),
+        ((BID - 2, 5), (BID - 1, 0)),
+        ((BID - 2, 5), (BID - 1, -3)),
+    ];
+    let script: Vec<Step> = bad
+        .iter()
+        .enumerate()
+        .map(|(k, &(b, a))| Step::Market(bbo(1_500 + k as i64, 10 + k as u64, b, a)))
+        .chain([Step::Send(place(2, Side::Bid, ASK, 1, 2_000))])
+        .collect();
+    let out = run(&mut v, &script);
+    assert_eq!(
+        kinds(&out),
+        [ExecKind::Rejected],
+        "no fill, judged on the book"
+    );
+    assert_eq!(v.open_orders(0), 1);
+}
+
+#[test]
+fn book_reset_and_invalid_clear_the_bbo_and_it_is_ignored_until_valid() {
+    let mut v = venue(RiskAverseQueue);
+    // Each block would let the bid at 600,001 rest if the best bid/offer (ask 600,002, newer
+    // than the re-synced book) were still the venue's top.
+    let newer_top = |t: i64, id: u64| bbo(t, id, (BID, 10), (ASK + 1, 20));
+    let out = run(
+        &mut v,
+        &[
+            // Stored, then dropped by an invalid book.
+            Step::Market(newer_top(100, 50)),
+            Step::Market(invalid(200)),
+            Step::Market(Event::book_valid(0, 300, 300, 2)),
+            Step::Send(place(1, Side::Bid, ASK, 1, 400)),
+            // Arrives while the book is invalid: not stored.
+            Step::Market(invalid(2_000)),
+            Step::Market(newer_top(2_100, 60)),
+            Step::Market(Event::book_valid(0, 2_200, 2_200, 3)),
+            Step::Send(place(2, Side::Bid, ASK, 1, 2_300)),
+            // Stored, then dropped by a reset; the snapshot is at id 4.
+            Step::Market(newer_top(4_000, 70)),
+            Step::Market(Event::book_reset(0, 4_100, 4_100, 4)),
+            Step::Market(level_id(4_100, 4, Side::Bid, BID, 10)),
+            Step::Market(level_id(4_100, 4, Side::Ask, ASK, 8)),
+            Step::Market(Event::book_valid(0, 4_100, 4_100, 4)),
+            Step::Send(place(3, Side::Bid, ASK, 1, 4_200)),
+        ],
+    );
+    assert_eq!(
+        kinds(&out),
+        [ExecKind::Rejected, ExecKind::Rejected, ExecKind::Rejected]
+    );
+    // A newer one after the resync is the top again.
+    let out = run(
+        &mut v,
+        &[
+            Step::Market(newer_top(5_000, 80)),
+            Step::Send(place(4, Side::Bid, ASK, 1, 5_100)),
+        ],
+    );
+    assert_eq!(kinds(&out), [ExecKind::Ack]);
 }
