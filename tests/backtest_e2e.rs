@@ -4,7 +4,9 @@
 use engine::{Config, Event, EventKind, ExecKind, Intent, IntentKind};
 use journal::{Durability, Reader, RecoveryMode, Writer, WriterOptions};
 use ringmaker::backtest::{self, Outcome, QueueKind, Settings};
-use ringmaker::record::{self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_INTENT};
+use ringmaker::record::{
+    self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT,
+};
 use ringmaker::report::Report;
 use ringmaker_tests::{scratch, usdm};
 use std::path::{Path, PathBuf};
@@ -45,7 +47,11 @@ fn journal_events(dir: &Path) -> (Vec<Event>, Vec<Intent>) {
     for rec in r.records() {
         let rec = rec.unwrap();
         match rec.kind {
-            KIND_EVENT => evs.push(Event::from_bytes(rec.payload).unwrap()),
+            KIND_EVENT | KIND_EVENTS => evs.extend(
+                record::events_in(rec.kind, rec.payload)
+                    .unwrap()
+                    .map(|e| e.unwrap()),
+            ),
             KIND_INTENT => ints.push(Intent::from_bytes(rec.payload).unwrap()),
             _ => {}
         }
@@ -165,7 +171,7 @@ fn an_edited_input_is_reported_at_the_right_sequence() {
     // An event late in the run, followed by at least one journaled intent.
     let edit = recs
         .iter()
-        .rposition(|r| r.0 == KIND_EVENT && r.3 < recs.len() as u64 * 9 / 10)
+        .rposition(|r| r.0 == KIND_EVENTS && r.3 < recs.len() as u64 * 9 / 10)
         .unwrap();
     let out = scratch("replay-edit").join("journal");
     let mut w = Writer::create(
@@ -180,9 +186,12 @@ fn an_edited_input_is_reported_at_the_right_sequence() {
     .unwrap();
     for (k, (kind, t, payload, _)) in recs.iter().enumerate() {
         if k == edit {
-            let ev = Event::from_bytes(payload).unwrap();
+            // The record's first input becomes the halt; the rest of the record is kept.
+            let ev = Event::from_bytes(&payload[..Event::SIZE]).unwrap();
             let halt = Event::control(0, ev.local_time_ns, engine::Command::Halt);
-            w.append(*kind, *t, &halt.to_bytes()).unwrap();
+            let mut edited = payload.clone();
+            edited[..Event::SIZE].copy_from_slice(&halt.to_bytes());
+            w.append(*kind, *t, &edited).unwrap();
         } else {
             w.append(*kind, *t, payload).unwrap();
         }

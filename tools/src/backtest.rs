@@ -208,7 +208,7 @@ pub struct JournalSource {
 impl JournalSource {
     /// Reads the market events of the journal in `dir` (verifying every record).
     pub fn open(dir: &std::path::Path) -> anyhow::Result<JournalSource> {
-        use crate::record::{KIND_BATCH_END, KIND_EVENT};
+        use crate::record::{events_in, KIND_BATCH_END, KIND_EVENT, KIND_EVENTS};
         let reader = journal::Reader::open(dir, journal::RecoveryMode::TolerateTornTail)
             .with_context(|| format!("opening {}", dir.display()))?;
         let mut events = Vec::new();
@@ -216,14 +216,15 @@ impl JournalSource {
         for rec in reader.records() {
             let rec = rec?;
             match rec.kind {
-                KIND_EVENT => {
-                    let ev = Event::from_bytes(rec.payload)
-                        .with_context(|| format!("seq {}: undecodable event", rec.seq))?;
-                    if !matches!(
-                        ev.kind(),
-                        EventKind::ExecReport | EventKind::Timer | EventKind::Control
-                    ) {
-                        events.push((ev.local_time_ns, ev));
+                KIND_EVENT | KIND_EVENTS => {
+                    for ev in events_in(rec.kind, rec.payload).into_iter().flatten() {
+                        let ev = ev.with_context(|| format!("seq {}", rec.seq))?;
+                        if !matches!(
+                            ev.kind(),
+                            EventKind::ExecReport | EventKind::Timer | EventKind::Control
+                        ) {
+                            events.push((ev.local_time_ns, ev));
+                        }
                     }
                 }
                 KIND_BATCH_END

@@ -58,7 +58,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let (outcome, recorder) = backtest::run(&cfg, &settings, recorder, &mut progress)?;
     bar.finish_and_clear();
-    let appended = recorder.appended();
+    let (appended, journaled_events) = (recorder.appended(), recorder.events());
     recorder.close()?;
     let wall = started.elapsed();
 
@@ -76,10 +76,11 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     )?;
     print!("{}", report.summary());
     println!(
-        "  run        {:.2} s wall, {:.2} M events/s; journal {} records",
+        "  run        {:.2} s wall, {:.2} M events/s; journal {} records ({} events)",
         wall.as_secs_f64(),
         outcome.events as f64 / wall.as_secs_f64() / 1e6,
-        appended
+        appended,
+        journaled_events
     );
     println!(
         "  wrote      {0}/report.json, {0}/plots/{{mid,position,pnl}}.png, {0}/latency.hlog, {0}/journal/",

@@ -85,16 +85,39 @@ pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             for rec in reader.records() {
                 let rec = rec?;
-                if rec.seq < *from_seq || want.is_some_and(|k| k != rec.kind) {
+                // `--kind event` also selects events records (kind 6): both are inputs.
+                let kind = if rec.kind == record::KIND_EVENTS {
+                    record::KIND_EVENT
+                } else {
+                    rec.kind
+                };
+                if rec.seq < *from_seq || want.is_some_and(|k| k != kind) {
                     continue;
                 }
-                let line = format!(
-                    "{}\t{}\t{}\t{}\n",
-                    rec.seq,
-                    rec.timestamp_ns,
-                    kind_name(rec.kind),
-                    record::describe(rec.kind, rec.payload)
-                );
+                // One line per input: the events of an events record share its sequence
+                // number and show their own local time.
+                let line = match record::events_in(rec.kind, rec.payload)
+                    .filter(|_| rec.kind == record::KIND_EVENTS)
+                {
+                    Some(evs) => {
+                        let mut lines = String::new();
+                        for ev in evs {
+                            let (t, what) = match ev {
+                                Ok(ev) => (ev.local_time_ns, record::describe_event(&ev)),
+                                Err(e) => (rec.timestamp_ns, format!("{e:#}")),
+                            };
+                            lines.push_str(&format!("{}\t{t}\tevent\t{what}\n", rec.seq));
+                        }
+                        lines
+                    }
+                    None => format!(
+                        "{}\t{}\t{}\t{}\n",
+                        rec.seq,
+                        rec.timestamp_ns,
+                        kind_name(rec.kind),
+                        record::describe(rec.kind, rec.payload)
+                    ),
+                };
                 if let Err(e) = out.write_all(line.as_bytes()) {
                     if e.kind() == std::io::ErrorKind::BrokenPipe {
                         return Ok(ExitCode::SUCCESS);
@@ -159,8 +182,13 @@ pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
             }
             println!("per kind:");
             for k in &s.per_kind {
+                let events = if k.kind == record::KIND_EVENTS {
+                    format!(" ({} events)", k.payload_bytes / engine::Event::SIZE as u64)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "  {:<10} {:>10} records {:>12} payload bytes",
+                    "  {:<10} {:>10} records {:>12} payload bytes{events}",
                     kind_name(k.kind),
                     k.records,
                     k.payload_bytes

@@ -260,6 +260,7 @@ pub fn run(
         latency: latency.map(|h| h.into_totals()).unwrap_or_default(),
         instruments,
         journal_records: host.recorder.appended(),
+        journal_events: host.recorder.events(),
     };
     Ok((summary, host.recorder))
 }

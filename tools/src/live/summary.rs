@@ -95,6 +95,8 @@ pub struct Summary {
     pub instruments: Vec<InstrumentSummary>,
     /// Journal records appended.
     pub journal_records: u64,
+    /// Events journaled (in events records).
+    pub journal_events: u64,
 }
 
 impl Summary {
@@ -190,7 +192,11 @@ impl Summary {
                 h.max()
             );
         }
-        let _ = writeln!(s, "  journal          {} records", self.journal_records);
+        let _ = writeln!(
+            s,
+            "  journal          {} records ({} events)",
+            self.journal_records, self.journal_events
+        );
         s
     }
 }
