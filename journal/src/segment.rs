@@ -173,8 +173,26 @@ pub(crate) fn map_read(path: &Path) -> Result<Mmap, JournalError> {
 
 /// Size of the pages dirtied ahead of the writer (the smallest page size of the targets).
 const PAGE: usize = 4096;
+/// Cache line size of the targets.
+const LINE: usize = 64;
 
 impl WritableSegment {
+    /// Brings the cache lines of `[from, to)` into this core's cache by reading one byte of
+    /// each, so that the appends that fill them next hit the cache instead of waiting for each
+    /// line from memory. The bytes are not changed. Every call reads the whole range again:
+    /// lines read long ago may have been evicted since (the book's arrays are larger than the
+    /// cache); re-reading lines still cached costs a cache hit each.
+    pub(crate) fn warm(&self, from: usize, to: usize) {
+        let to = to.min(self.map.len());
+        let mut at = from & !(LINE - 1);
+        while at < to {
+            // SAFETY: `at < to <= map.len()`: an in-bounds read of the live mapping; volatile so
+            // that the otherwise unused load is not elided.
+            unsafe { std::ptr::read_volatile(self.map.as_ptr().add(at)) };
+            at += LINE;
+        }
+    }
+
     /// Dirties every page of `[from, to)` by writing a zero byte into it, so that the appends
     /// that later fill those pages take no page fault (neither the first-touch fault nor the
     /// write-protect fault a shared file mapping takes for dirty tracking). `from` must be at or
