@@ -40,18 +40,24 @@ pub enum Hop {
     IntentGateway = 3,
     /// Decode done of the batch's first market event → the batch's first intent is published
     /// (tick-to-trade: when the first order of the reaction goes out). Batches without market
-    /// data (reports, timer ticks only) are not counted.
+    /// data (reports, timer ticks only) are not counted, nor are batches that complete a book
+    /// (re)sync (see [`Hop::ResyncToIntent`]).
     TickToIntent = 4,
+    /// The same for a batch that completes a book (re)sync (it holds the `BookValid` event: the
+    /// snapshot's levels and the buffered diffs, thousands of events): when the first quotes go
+    /// out after a (re)sync. Not a market tick, so kept apart from [`Hop::TickToIntent`].
+    ResyncToIntent = 5,
 }
 
 impl Hop {
     /// Every hop, in order.
-    pub const ALL: [Hop; 5] = [
+    pub const ALL: [Hop; 6] = [
         Hop::DecodePublish,
         Hop::PublishConsume,
         Hop::ConsumeIntent,
         Hop::IntentGateway,
         Hop::TickToIntent,
+        Hop::ResyncToIntent,
     ];
 
     /// The interval-log tag (no spaces, commas or colons).
@@ -62,6 +68,7 @@ impl Hop {
             Hop::ConsumeIntent => "consume_intent",
             Hop::IntentGateway => "intent_gateway",
             Hop::TickToIntent => "tick_to_intent",
+            Hop::ResyncToIntent => "resync_to_intent",
         }
     }
 

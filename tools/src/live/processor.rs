@@ -33,7 +33,7 @@ use super::shared::Shared;
 use crate::host::{Host, Recorder};
 use crate::record::JournalRecorder;
 use disruptor::{Polling, Producer};
-use engine::{Intent, ModeChange, Sink};
+use engine::{EventKind, Intent, ModeChange, Sink};
 use quanta::Clock;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,6 +46,8 @@ struct OutputSink<'a> {
     /// Decode and consume stamps of the current batch's first market event (0: none yet).
     t_decode: u64,
     t_consume: u64,
+    /// The batch completes a book (re)sync: measured as [`Hop::ResyncToIntent`].
+    resync: bool,
     /// The batch's first intent has been measured.
     measured: bool,
     intents: u64,
@@ -76,7 +78,12 @@ impl Sink for OutputSink<'_> {
         if t_decode != 0 && !self.measured {
             // Tick-to-intent is to the batch's first intent: when the first order goes out.
             self.stamps.send(Hop::ConsumeIntent, t_consume, t_intent);
-            self.stamps.send(Hop::TickToIntent, t_decode, t_intent);
+            let hop = if self.resync {
+                Hop::ResyncToIntent
+            } else {
+                Hop::TickToIntent
+            };
+            self.stamps.send(hop, t_decode, t_intent);
             self.measured = true;
         }
     }
@@ -118,6 +125,7 @@ pub fn run(
             clock: &clock,
             t_decode: 0,
             t_consume: 0,
+            resync: false,
             measured: false,
             intents: 0,
             retries: 0,
@@ -146,6 +154,9 @@ pub fn run(
                         SRC_GATEWAY => reports += 1,
                         SRC_CONTROL => controls += 1,
                         _ => {}
+                    }
+                    if slot.event.kind() == EventKind::BookValid {
+                        sink.resync = true;
                     }
                     host.event(&slot.event, &mut sink);
                     events += 1;
