@@ -438,7 +438,14 @@ impl Event {
     /// The event as 64 little-endian bytes (the journal's payload for it).
     #[inline]
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; 64];
+        let mut b = [0u8; Self::SIZE];
+        self.write_bytes(&mut b);
+        b
+    }
+
+    /// Writes [`Event::to_bytes`] into `b` (e.g. straight into a journal record).
+    #[inline]
+    pub fn write_bytes(&self, b: &mut [u8; Self::SIZE]) {
         b[0] = self.kind as u8;
         b[1] = self.flags;
         b[2..4].copy_from_slice(&self.instrument.to_le_bytes());
@@ -449,7 +456,6 @@ impl Event {
         for (k, w) in self.body.iter().enumerate() {
             b[24 + 8 * k..32 + 8 * k].copy_from_slice(&w.to_le_bytes());
         }
-        b
     }
 
     /// Decodes [`Event::to_bytes`]; `None` if the bytes are not exactly 64 or the kind is unknown.

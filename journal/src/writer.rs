@@ -300,22 +300,54 @@ impl Writer {
         chunk: &[u8],
         max_len: usize,
     ) -> Result<(), JournalError> {
-        if kind == 0 {
-            return Err(JournalError::ReservedKind);
-        }
-        let mut o = match self.open.take() {
-            Some(o) if o.kind == kind && o.len + chunk.len() <= o.limit => o,
-            other => {
-                self.open = other;
-                self.open_record(kind, timestamp_ns, chunk.len(), max_len)?
-            }
-        };
-        let start = self.pos + RECORD_HEADER_LEN + o.len;
-        self.cur.map[start..start + chunk.len()].copy_from_slice(chunk);
-        o.len += chunk.len();
-        o.timestamp_ns = o.timestamp_ns.max(timestamp_ns);
-        self.open = Some(o);
+        let dst = self.reserve(kind, timestamp_ns, chunk.len(), max_len)?;
+        dst.copy_from_slice(chunk);
         Ok(())
+    }
+
+    /// [`Writer::extend`] with a chunk of `N` bytes that `fill` writes straight into the
+    /// mapped segment (no intermediate copy). The bytes are zero when `fill` gets them.
+    #[inline]
+    pub fn extend_with<const N: usize>(
+        &mut self,
+        kind: u16,
+        timestamp_ns: i64,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8; N]),
+    ) -> Result<(), JournalError> {
+        let dst = self.reserve(kind, timestamp_ns, N, max_len)?;
+        if let Some(dst) = dst.first_chunk_mut::<N>() {
+            fill(dst);
+        }
+        Ok(())
+    }
+
+    /// The next `n` payload bytes of the open record (opening one as [`Writer::extend`] says),
+    /// counted as written.
+    #[inline]
+    fn reserve(
+        &mut self,
+        kind: u16,
+        timestamp_ns: i64,
+        n: usize,
+        max_len: usize,
+    ) -> Result<&mut [u8], JournalError> {
+        let fits = matches!(&self.open, Some(o) if o.kind == kind && o.len + n <= o.limit);
+        if !fits {
+            self.open_record(kind, timestamp_ns, n, max_len)?;
+        }
+        let at = match &mut self.open {
+            Some(o) => {
+                let at = self.pos + RECORD_HEADER_LEN + o.len;
+                o.len += n;
+                if timestamp_ns > o.timestamp_ns {
+                    o.timestamp_ns = timestamp_ns;
+                }
+                at
+            }
+            None => unreachable!("open_record opens a record or returns its error"),
+        };
+        Ok(&mut self.cur.map[at..at + n])
     }
 
     /// Seals the open record, if any, and returns its sequence number.
@@ -346,8 +378,7 @@ impl Writer {
         Ok(Some(seq))
     }
 
-    /// Seals any open record and starts one for at least `need` payload bytes (the caller
-    /// stores it in `self.open`).
+    /// Seals any open record and opens one for at least `need` payload bytes.
     #[cold]
     #[inline(never)]
     fn open_record(
@@ -356,7 +387,10 @@ impl Writer {
         timestamp_ns: i64,
         need: usize,
         max_len: usize,
-    ) -> Result<OpenRecord, JournalError> {
+    ) -> Result<(), JournalError> {
+        if kind == 0 {
+            return Err(JournalError::ReservedKind);
+        }
         self.seal()?;
         if need > self.max_payload {
             return Err(JournalError::RecordTooLarge {
@@ -368,12 +402,13 @@ impl Writer {
         if self.pos + record_len(limit) > self.cap {
             self.roll(timestamp_ns)?;
         }
-        Ok(OpenRecord {
+        self.open = Some(OpenRecord {
             kind,
             len: 0,
             limit,
             timestamp_ns,
-        })
+        });
+        Ok(())
     }
 
     /// The sequence number the next record will get (an open record takes it when sealed).

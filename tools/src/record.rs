@@ -180,11 +180,11 @@ impl JournalRecorder {
         if self.error.is_some() {
             return;
         }
-        match self.writer.extend(
+        match self.writer.extend_with(
             KIND_EVENTS,
             ev.local_time_ns,
-            &ev.to_bytes(),
             EVENTS_PER_RECORD * Event::SIZE,
+            |b| ev.write_bytes(b),
         ) {
             Ok(()) => self.events += 1,
             Err(e) => self.error = Some(e),
