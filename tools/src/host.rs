@@ -90,3 +90,191 @@ impl<R: Recorder> Host<R> {
         self.engine.on_batch_end(&mut tee);
     }
 }
+
+/// A record other than an input, held by [`Deferred`].
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    BatchEnd(i64),
+    Intent(Intent),
+    Mode(ModeChange),
+}
+
+/// A [`Recorder`] that holds what it is given, in order, and hands it to the inner recorder on
+/// [`Deferred::flush`] (and on `idle`, and when its buffers are full).
+///
+/// The paper pipeline's engine thread flushes right after a batch's intents are published, so
+/// journaling the batch's inputs (a venue depth message can hold hundreds of levels) is not on
+/// the way from tick to intent. The journal's content and order are exactly what the inner
+/// recorder would have been given directly: only the moment of writing moves, by one batch.
+/// The cost: an intent can be in the output ring a few microseconds before its journal record
+/// is written, so a crash in between loses that batch's records (the venue's open orders are
+/// reconciled on restart in any case). Holding an input is a 64-byte copy into a buffer
+/// allocated up front; the other records, fewer, go into a second one with the number of
+/// inputs before them.
+#[derive(Debug)]
+pub struct Deferred<R> {
+    inner: R,
+    events: Vec<Event>,
+    /// Each non-input record with the number of inputs held before it.
+    others: Vec<(usize, Held)>,
+}
+
+impl<R: Recorder> Deferred<R> {
+    /// Holds up to `capacity` inputs and `capacity` other records (allocated now) before
+    /// flushing on its own.
+    pub fn new(inner: R, capacity: usize) -> Deferred<R> {
+        Deferred {
+            inner,
+            events: Vec::with_capacity(capacity.max(1)),
+            others: Vec::with_capacity(capacity.max(1)),
+        }
+    }
+
+    /// Hands everything held to the inner recorder, in order.
+    #[inline]
+    pub fn flush(&mut self) {
+        let mut next = 0;
+        for (before, h) in &self.others {
+            for e in &self.events[next..*before] {
+                self.inner.event(e);
+            }
+            next = *before;
+            match h {
+                Held::BatchEnd(t) => self.inner.batch_end(*t),
+                Held::Intent(i) => self.inner.intent(i),
+                Held::Mode(m) => self.inner.mode_change(m),
+            }
+        }
+        for e in &self.events[next..] {
+            self.inner.event(e);
+        }
+        self.events.clear();
+        self.others.clear();
+    }
+
+    /// Records held, not yet flushed.
+    pub fn held(&self) -> usize {
+        self.events.len() + self.others.len()
+    }
+
+    /// The inner recorder.
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    /// Flushes and returns the inner recorder.
+    pub fn into_inner(mut self) -> R {
+        self.flush();
+        self.inner
+    }
+
+    #[inline]
+    fn hold(&mut self, h: Held) {
+        if self.others.len() == self.others.capacity() {
+            self.flush();
+        }
+        self.others.push((self.events.len(), h));
+    }
+}
+
+impl<R: Recorder> Recorder for Deferred<R> {
+    #[inline]
+    fn event(&mut self, ev: &Event) {
+        if self.events.len() == self.events.capacity() {
+            self.flush();
+        }
+        self.events.push(*ev);
+    }
+    #[inline]
+    fn batch_end(&mut self, now_ns: i64) {
+        self.hold(Held::BatchEnd(now_ns));
+    }
+    #[inline]
+    fn intent(&mut self, intent: &Intent) {
+        self.hold(Held::Intent(*intent));
+    }
+    #[inline]
+    fn mode_change(&mut self, change: &ModeChange) {
+        self.hold(Held::Mode(*change));
+    }
+    fn idle(&mut self) {
+        self.flush();
+        self.inner.idle();
+    }
+    fn failed(&self) -> Option<String> {
+        self.inner.failed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::{Command, Side};
+
+    /// Writes down what it is given.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    impl Recorder for Log {
+        fn event(&mut self, ev: &Event) {
+            self.0.push(format!("event {}", ev.local_time_ns));
+        }
+        fn batch_end(&mut self, now_ns: i64) {
+            self.0.push(format!("batch_end {now_ns}"));
+        }
+        fn intent(&mut self, intent: &Intent) {
+            self.0.push(format!("intent {}", intent.client_order_id));
+        }
+        fn mode_change(&mut self, change: &ModeChange) {
+            self.0.push(format!("mode {}", change.time_ns));
+        }
+        fn idle(&mut self) {
+            self.0.push("idle".into());
+        }
+    }
+
+    fn script(r: &mut impl Recorder, k: i64) {
+        r.event(&Event::timer(k));
+        r.event(&Event::control(0, k + 1, Command::Halt));
+        r.intent(&Intent::cancel(0, Side::Bid, k as u64, true, k, 0));
+        r.batch_end(k + 2);
+        r.mode_change(&ModeChange {
+            instrument: 0,
+            from: engine::Mode::Normal,
+            to: engine::Mode::Halted,
+            reason: engine::ModeReason::KillSwitch,
+            time_ns: k + 3,
+        });
+        r.intent(&Intent::cancel(0, Side::Ask, k as u64 + 1, true, k, 1));
+    }
+
+    #[test]
+    fn deferred_hands_over_the_same_records_in_the_same_order() {
+        let mut direct = Log::default();
+        // Capacity 3: a script holds 2 inputs and 4 other records, so it flushes on its own
+        // (both buffers fill up at some point).
+        let mut deferred = Deferred::new(Log::default(), 3);
+        for k in 0..5 {
+            script(&mut direct, k * 10);
+            script(&mut deferred, k * 10);
+            if k == 2 {
+                deferred.flush();
+                assert_eq!(deferred.held(), 0);
+            }
+        }
+        assert!(deferred.held() > 0);
+        assert!(deferred.inner().0.len() < direct.0.len());
+        let log = deferred.into_inner();
+        assert_eq!(log.0, direct.0);
+    }
+
+    #[test]
+    fn idle_flushes_before_the_inner_idle() {
+        let mut d = Deferred::new(Log::default(), 64);
+        d.event(&Event::timer(7));
+        d.batch_end(7);
+        assert!(d.inner().0.is_empty());
+        d.idle();
+        assert_eq!(d.inner().0, ["event 7", "batch_end 7", "idle"]);
+    }
+}
