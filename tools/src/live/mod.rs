@@ -27,9 +27,11 @@
 //!
 //! # What is journaled, and why replay is exact
 //!
-//! Only the engine thread journals, through the [`crate::host::Host`]: each event it consumes
-//! (just before consuming it), each batch end, each intent and mode change. Batches are what one
-//! poll of the input ring returned ([`processor`]). Arrival order across the feed, gateway,
+//! Only the engine thread journals, through the [`crate::host::Host`]: each event it consumes,
+//! each batch end, each intent and mode change, in that order. The records of a batch are held
+//! in a buffer ([`crate::host::Deferred`]) and written right after the batch's intents are
+//! published, so journaling is not on the way from tick to intent. Batches are what one poll of
+//! the input ring returned ([`processor`]). Arrival order across the feed, gateway,
 //! timer and control producers is decided by the ring, differently on every run; the journal
 //! records the one order that happened, so `ringmaker replay` reproduces every intent. The
 //! simulated venue's own view is not journaled; its reports are, as engine inputs.
