@@ -481,3 +481,52 @@ fn pending_divergence(p: &mut Produced, seq: u64) -> Option<ReplayOutcome> {
         got: format!("{} {}", kind_name(k), describe(k, &bytes)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_in_yields_every_event_of_either_kind_and_types_bad_payloads() {
+        let a = Event::timer(5);
+        let b = Event::control(0, 6, engine::Command::Halt);
+        let one = a.to_bytes();
+        let two = [a.to_bytes(), b.to_bytes()].concat();
+        let got: Vec<Event> = events_in(KIND_EVENT, &one)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        assert_eq!(got, [a]);
+        let got: Vec<Event> = events_in(KIND_EVENTS, &two)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        assert_eq!(got, [a, b]);
+        assert!(events_in(KIND_INTENT, &one).is_none());
+        assert!(events_in(KIND_BATCH_END, &[0; 8]).is_none());
+        // Wrong lengths: one error, then nothing.
+        for (kind, len) in [
+            (KIND_EVENT, 0),
+            (KIND_EVENT, 128),
+            (KIND_EVENT, 63),
+            (KIND_EVENTS, 0),
+            (KIND_EVENTS, 65),
+            (KIND_EVENTS, 127),
+        ] {
+            let bytes = vec![1u8; len];
+            let items: Vec<_> = events_in(kind, &bytes).unwrap().collect();
+            assert_eq!(items.len(), 1, "{kind} {len}");
+            assert!(items[0].is_err());
+        }
+        // An undecodable event in the middle: an error naming it, the others decoded.
+        let mut bad = [a.to_bytes(), [0xFF; 64], b.to_bytes()].concat();
+        let items: Vec<_> = events_in(KIND_EVENTS, &bad).unwrap().collect();
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok() && items[2].is_ok());
+        let e = items[1].as_ref().unwrap_err().to_string();
+        assert!(e.contains("event 1"), "{e}");
+        // The description used by `journal dump` never panics either.
+        bad.truncate(100);
+        assert!(describe(KIND_EVENTS, &bad).contains("multiple of 64"));
+    }
+}
