@@ -59,4 +59,4 @@ pub use format::{
 };
 pub use reader::{Reader, Records, RecoveryMode, TornTail};
 pub use verify::{verify, KindStats, VerifySummary};
-pub use writer::{Durability, Writer, WriterOptions, PREFAULT_WINDOW};
+pub use writer::{Durability, Writer, WriterOptions, PREFAULT_WINDOW, WARM_WINDOW};

@@ -73,10 +73,16 @@ pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
             kind,
             from_seq,
         } => {
+            // `event` and `events` both select every input (kinds 2 and 6).
             let want = match kind {
-                Some(k) => Some(kind_by_name(k).with_context(|| {
-                    format!("unknown kind {k:?}: config, event, batch_end, intent, mode")
-                })?),
+                Some(k) => Some(
+                    match kind_by_name(k).with_context(|| {
+                        format!("unknown kind {k:?}: config, event, batch_end, intent, mode")
+                    })? {
+                        record::KIND_EVENTS => record::KIND_EVENT,
+                        k => k,
+                    },
+                ),
                 None => None,
             };
             let reader = Reader::open(dir, RecoveryMode::TolerateTornTail)

@@ -271,6 +271,30 @@ fn backtest_writes_report_plots_hlog_and_a_journal_that_replays() {
     assert!(s.lines().all(|l| l.split('\t').nth(2) == Some("intent")));
     let r = ringmaker(&["journal", "dump", js, "--kind", "bogus"]);
     assert_eq!(r.status.code(), Some(2));
+    // Inputs are journaled in events records: one dump line per input, `event` or `events`.
+    let ev = ringmaker(&[
+        "journal",
+        "dump",
+        js,
+        "--kind",
+        "event",
+        "--from-seq",
+        "150000",
+    ]);
+    let evs = ringmaker(&[
+        "journal",
+        "dump",
+        js,
+        "--kind",
+        "events",
+        "--from-seq",
+        "150000",
+    ]);
+    assert!(ev.status.success() && evs.status.success());
+    assert_eq!(ev.stdout, evs.stdout);
+    let s = String::from_utf8(ev.stdout).unwrap();
+    assert!(s.lines().count() > 1_000, "{}", s.lines().count());
+    assert!(s.lines().all(|l| l.split('\t').nth(2) == Some("event")));
 
     let r = ringmaker(&["hist", out.join("latency.hlog").to_str().unwrap()]);
     let s = String::from_utf8(r.stdout).unwrap();
