@@ -57,6 +57,36 @@ fn delete_old_segments(dir: &Path) {
     }
 }
 
+/// Times `iters` calls of `op` in chunks of [`CHUNK`]; between chunks, outside the timed region,
+/// the owner's housekeeping runs and, whenever the next sequence number passes a multiple of
+/// `prune_every` records, old segments are deleted.
+fn timed_in_chunks(
+    w: &mut Writer,
+    dir: &Path,
+    iters: u64,
+    prune_every: u64,
+    mut op: impl FnMut(&mut Writer),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    let mut pruned_at = w.next_seq() / prune_every;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        w.housekeeping().unwrap();
+        if w.next_seq() / prune_every != pruned_at {
+            pruned_at = w.next_seq() / prune_every;
+            delete_old_segments(dir);
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            op(w);
+        }
+        total += t.elapsed();
+        left -= n;
+    }
+    total
+}
+
 fn bench_append(c: &mut Criterion) {
     let mut g = c.benchmark_group("append_64B");
     g.throughput(Throughput::Elements(1))
@@ -69,23 +99,10 @@ fn bench_append(c: &mut Criterion) {
     let mut ts = 0i64;
     g.bench_function("journal_append", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                w.housekeeping().unwrap();
-                if w.next_seq() % (CHUNK * 64) < CHUNK {
-                    delete_old_segments(&dir);
-                }
-                let t = Instant::now();
-                for _ in 0..n {
-                    ts += 1;
-                    black_box(w.append(1, ts, black_box(&PAYLOAD)).unwrap());
-                }
-                total += t.elapsed();
-                left -= n;
-            }
-            total
+            timed_in_chunks(&mut w, &dir, iters, CHUNK * 64, |w| {
+                ts += 1;
+                black_box(w.append(1, ts, black_box(&PAYLOAD)).unwrap());
+            })
         })
     });
     drop(w);
@@ -97,27 +114,15 @@ fn bench_append(c: &mut Criterion) {
     let mut filled = 0u64;
     g.bench_function("journal_extend_256", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                w.housekeeping().unwrap();
-                if w.next_seq() % 4096 < 16 {
-                    delete_old_segments(&dir);
+            // 16 records per chunk: prune about once a segment (4,000 records of 16 KiB).
+            timed_in_chunks(&mut w, &dir, iters, 4096, |w| {
+                ts += 1;
+                w.extend(6, ts, black_box(&PAYLOAD), 256 * 64).unwrap();
+                filled += 1;
+                if filled % 256 == 0 {
+                    black_box(w.seal().unwrap());
                 }
-                let t = Instant::now();
-                for _ in 0..n {
-                    ts += 1;
-                    w.extend(6, ts, black_box(&PAYLOAD), 256 * 64).unwrap();
-                    filled += 1;
-                    if filled % 256 == 0 {
-                        black_box(w.seal().unwrap());
-                    }
-                }
-                total += t.elapsed();
-                left -= n;
-            }
-            total
+            })
         })
     });
     drop(w);

@@ -23,10 +23,11 @@
 //!
 //! # Journal housekeeping
 //!
-//! Appends are a memcpy and a CRC into the mapped segment, no syscall and no lock. Its housekeeping (prefault, preallocate the next
-//! segment, asynchronous msync) is called here, between batches, when a poll finds the ring
-//! empty and at least 1 ms has passed since the last call; if the ring never empties, it is
-//! called anyway every 50 ms between batches so segments are always ready. Handing the writer
+//! Appends are a memcpy and a CRC into the mapped segment, no syscall and no lock. Its
+//! housekeeping (prefault, warm the cache, preallocate the next segment, asynchronous msync)
+//! is called here, between batches, when a poll finds the ring empty and at least 1 ms has
+//! passed since the last call; if the ring never empties, it is called anyway every 50 ms
+//! between batches so segments are always ready. Handing the writer
 //! to another thread would need a lock or a second ring; doing it in the idle gap needs neither.
 //!
 //! # Never blocks on the output ring for long
