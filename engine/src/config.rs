@@ -843,6 +843,22 @@ cancel_budget_per_min = 50
             with("fair_value = \"microprice\"", "fair_value = \"vwap\""),
             Err(ConfigError::Toml(_))
         ));
+        assert!(matches!(
+            with(
+                "fair_value = \"microprice\"",
+                "fair_value = \"microprice\"\ntop_of_book = \"bbo_only\""
+            ),
+            Err(ConfigError::Toml(_))
+        ));
+        let c = with(
+            "fair_value = \"microprice\"",
+            "fair_value = \"microprice\"\ntop_of_book = \"depth_book\"",
+        )
+        .unwrap();
+        assert_eq!(c.instruments[0].top_of_book, TopOfBookSource::DepthBook);
+        // Absent: the freshest of depth book and best bid/offer.
+        let c = Config::from_toml(GOOD).unwrap();
+        assert_eq!(c.instruments[0].top_of_book, TopOfBookSource::Freshest);
         let e = with("tick = \"0.10\"", "tick = \"0.1x\"")
             .unwrap_err()
             .to_string();
