@@ -1,9 +1,13 @@
 //! The engine's hot path allocates nothing: a counting global allocator watches 100,000
-//! recorded events (decoded by `feeds`) go through `on_event` / `on_batch_end` after warm-up.
+//! recorded events (decoded by `feeds`) go through `on_event` / `on_batch_end` after warm-up,
+//! first into the engine alone, then through the paper pipeline's engine-thread path (a
+//! `Deferred` journal recorder flushed into the mapped journal after each batch).
 
 use engine::{Config, Engine};
 use feeds::{recorded_events, SyncRule};
-use ringmaker_tests::{usdm, Responder};
+use ringmaker::host::{Deferred, Host, NoRecorder, Recorder};
+use ringmaker::record::JournalRecorder;
+use ringmaker_tests::{scratch, usdm, Responder};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -43,37 +47,41 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[test]
-fn engine_hot_path_makes_zero_allocations_after_warm_up() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/default.toml"
-    ))
-    .unwrap();
-    let cfg = Config::from_toml(&text).unwrap();
+/// Feeds the recording through `host` (the venue's reports back in after each batch) and
+/// counts allocations over 100,000 events after 2,000 batches of warm-up. `after_batch` runs
+/// after each batch end, inside the counted window (the paper pipeline's journal flush).
+fn count_hot_path<R: Recorder>(
+    host: &mut Host<R>,
+    mut after_batch: impl FnMut(&mut Host<R>),
+) -> (u64, u64, u64) {
+    let cfg = config();
     let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
     let rec = recorded_events(&[usdm()], &insts, SyncRule::Futures).unwrap();
     let batches: Vec<&[engine::Event]> = rec.batches().collect();
-    let mut e = Engine::new(&cfg);
     let mut venue = Responder::new(4096, false);
     let mut reports = Vec::with_capacity(4096);
     let mut counted_events = 0u64;
     let mut intents_before = 0;
+    for c in [&ALLOCS, &DEALLOCS, &REALLOCS] {
+        c.store(0, Ordering::SeqCst);
+    }
     for (k, batch) in batches.iter().enumerate() {
         if k == 2_000 {
             intents_before = venue.count;
             COUNTING.store(true, Ordering::SeqCst);
         }
         for ev in batch.iter() {
-            e.on_event(ev, &mut venue);
+            host.event(ev, &mut venue);
         }
-        e.on_batch_end(&mut venue);
+        host.batch_end(&mut venue);
+        after_batch(host);
         reports.clear();
         reports.append(&mut venue.pending);
         for r in &reports {
-            e.on_event(r, &mut venue);
+            host.event(r, &mut venue);
         }
-        e.on_batch_end(&mut venue);
+        host.batch_end(&mut venue);
+        after_batch(host);
         if COUNTING.load(Ordering::Relaxed) {
             counted_events += (batch.len() + reports.len()) as u64;
             if counted_events >= 100_000 {
@@ -82,11 +90,6 @@ fn engine_hot_path_makes_zero_allocations_after_warm_up() {
         }
     }
     COUNTING.store(false, Ordering::SeqCst);
-    let (a, d, r) = (
-        ALLOCS.load(Ordering::SeqCst),
-        DEALLOCS.load(Ordering::SeqCst),
-        REALLOCS.load(Ordering::SeqCst),
-    );
     assert!(
         counted_events >= 100_000,
         "only {counted_events} events after warm-up"
@@ -95,9 +98,53 @@ fn engine_hot_path_makes_zero_allocations_after_warm_up() {
         venue.count > intents_before,
         "the engine quoted while counted"
     );
+    (
+        ALLOCS.load(Ordering::SeqCst),
+        DEALLOCS.load(Ordering::SeqCst),
+        REALLOCS.load(Ordering::SeqCst),
+    )
+}
+
+fn config() -> Config {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/default.toml"
+    ))
+    .unwrap();
+    Config::from_toml(&text).unwrap()
+}
+
+/// One test (the counters are process-wide): the engine alone, then the paper pipeline's
+/// engine-thread path — the engine behind a `Deferred` journal recorder, flushed into the
+/// mapped journal after every batch end (segments large enough that no roll-over, which
+/// creates a file, falls in the window).
+#[test]
+fn engine_hot_path_makes_zero_allocations_after_warm_up() {
+    let cfg = config();
+    let mut bare = Host::new(Engine::new(&cfg), NoRecorder);
     assert_eq!(
-        (a, d, r),
+        count_hot_path(&mut bare, |_| {}),
         (0, 0, 0),
-        "allocations, deallocations, reallocations on the hot path"
+        "engine alone: allocations, deallocations, reallocations on the hot path"
     );
+
+    let dir = scratch("engine-alloc-journal").join("journal");
+    let recorder = JournalRecorder::create(&dir, &cfg, 256 << 20, 0).unwrap();
+    let mut host = Host::new(Engine::new(&cfg), Deferred::new(recorder, 8192));
+    let counts = count_hot_path(&mut host, |h| h.recorder.flush());
+    assert_eq!(
+        counts,
+        (0, 0, 0),
+        "engine + deferred journal: allocations, deallocations, reallocations on the hot path"
+    );
+    let recorder = host.recorder.into_inner();
+    assert!(recorder.events() > 100_000, "{}", recorder.events());
+    recorder.close().unwrap();
+    // What was journaled this way replays: same records, same order.
+    let outcome = ringmaker::record::replay(&dir).unwrap();
+    assert!(
+        matches!(outcome, ringmaker::record::ReplayOutcome::Identical { .. }),
+        "{outcome:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
