@@ -12,7 +12,7 @@
 //! window's edge the window is recentred in place (a copy, no allocation); levels that fall off
 //! the far edge are dropped and counted.
 
-use crate::event::{Event, EventKind, LevelUpdate, Side};
+use crate::event::{Event, EventKind, LevelUpdate, Side, TopOfBook};
 
 /// Sentinel for "no bid".
 pub const NO_BID: i64 = i64::MIN;
@@ -494,6 +494,62 @@ impl Iterator for Levels<'_> {
         };
         self.next = following;
         Some((self.book.base + i as i64, ladder.qty[i]))
+    }
+}
+
+/// What [`FreshTop::offer`] did with a best bid/offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BboOffer {
+    /// Newer than the depth book and the one stored: stored, it is the top now.
+    Used,
+    /// Not newer than the depth book or the one stored, or the book is not valid: ignored.
+    Behind,
+    /// Crossed, empty or a non-positive price: ignored.
+    Refused,
+}
+
+/// The freshest top of book of a depth book plus the venue's best bid/offer stream
+/// (`bookTicker`): the last best bid/offer newer than the book, by venue update id, is the top
+/// until a depth diff catches up (on a tie the book wins). The one rule the engine prices by and
+/// the simulated venue matches by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FreshTop {
+    bbo: Option<TopOfBook>,
+}
+
+impl FreshTop {
+    /// Offers a best bid/offer seen after `book`'s last update.
+    #[inline]
+    pub fn offer(&mut self, t: TopOfBook, book: &OrderBook) -> BboOffer {
+        if t.bid_price <= 0 || t.bid_price >= t.ask_price || t.bid_qty <= 0 || t.ask_qty <= 0 {
+            return BboOffer::Refused;
+        }
+        if !book.is_valid()
+            || t.update_id <= book.last_update_id()
+            || self.bbo.is_some_and(|b| t.update_id <= b.update_id)
+        {
+            return BboOffer::Behind;
+        }
+        self.bbo = Some(t);
+        BboOffer::Used
+    }
+
+    /// Forgets the stored best bid/offer (the book was reset or went invalid).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.bbo = None;
+    }
+
+    /// The stored best bid/offer while it is newer than `book`: then it is the top of book.
+    #[inline]
+    pub fn newer_than(&self, book: &OrderBook) -> Option<TopOfBook> {
+        self.bbo.filter(|b| b.update_id > book.last_update_id())
+    }
+
+    /// The stored best bid/offer, fresh or not.
+    #[inline]
+    pub fn stored(&self) -> Option<TopOfBook> {
+        self.bbo
     }
 }
 

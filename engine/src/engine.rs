@@ -10,9 +10,9 @@
 //! (forced monotonic). Requoting happens only at the end of a batch, for instruments whose
 //! state changed, so bursts coalesce.
 
-use crate::book::OrderBook;
+use crate::book::{BboOffer, FreshTop, OrderBook};
 use crate::config::{Config, Fx, InstrumentConfig, OnStopLoss, TopOfBookSource};
-use crate::event::{Command, Event, EventKind, InstrumentId, Side, TopOfBook};
+use crate::event::{Command, Event, EventKind, InstrumentId, Side};
 use crate::intent::{Intent, Mode, ModeChange, ModeReason, Sink, TimeInForce};
 use crate::limits::{CircuitBreaker, TokenBucket};
 use crate::orders::{OrderState, OrderTable, ReportOutcome, ORDER_SLOTS};
@@ -119,7 +119,7 @@ struct Inst {
     stop_loss_latched: bool,
     flatten_cid: Option<u64>,
     /// The last best bid/offer newer than the depth book (cleared on reset and invalid).
-    bbo: Option<TopOfBook>,
+    top: FreshTop,
     last_book_ns: i64,
     last_ratio: Fx,
     fair_value: Option<Fx>,
@@ -170,7 +170,7 @@ impl Engine {
                 loss_limit_hit: false,
                 stop_loss_latched: false,
                 flatten_cid: None,
-                bbo: None,
+                top: FreshTop::default(),
                 last_book_ns: 0,
                 last_ratio: Fx::ZERO,
                 fair_value: None,
@@ -249,7 +249,7 @@ impl Engine {
             }
             EventKind::BookReset => {
                 let _ = inst.book.apply(ev);
-                inst.bbo = None;
+                inst.top.clear();
                 inst.last_book_ns = now;
                 inst.dirty = true;
             }
@@ -260,7 +260,7 @@ impl Engine {
             }
             EventKind::BookInvalid => {
                 let _ = inst.book.apply(ev);
-                inst.bbo = None;
+                inst.top.clear();
                 inst.dirty = true;
                 // Pull quotes now, not at the end of the batch.
                 Self::set_mode(inst, Mode::Halted, ModeReason::BookInvalid, now, sink);
@@ -274,24 +274,14 @@ impl Engine {
                     self.stats.malformed += 1;
                     return;
                 };
-                if t.bid_price <= 0
-                    || t.bid_price >= t.ask_price
-                    || t.bid_qty <= 0
-                    || t.ask_qty <= 0
-                {
-                    self.stats.bbo_refused += 1;
-                    return;
+                match inst.top.offer(t, &inst.book) {
+                    BboOffer::Used => {
+                        self.stats.bbo_used += 1;
+                        inst.dirty = true;
+                    }
+                    BboOffer::Behind => self.stats.bbo_behind += 1,
+                    BboOffer::Refused => self.stats.bbo_refused += 1,
                 }
-                if !inst.book.is_valid()
-                    || t.update_id <= inst.book.last_update_id()
-                    || inst.bbo.is_some_and(|b| t.update_id <= b.update_id)
-                {
-                    self.stats.bbo_behind += 1;
-                    return;
-                }
-                self.stats.bbo_used += 1;
-                inst.bbo = Some(t);
-                inst.dirty = true;
             }
             EventKind::Trade => {}
             EventKind::ExecReport => {
@@ -503,15 +493,13 @@ impl Engine {
     /// book (by venue update id), else the depth book's touch; `None` if one-sided or crossed.
     #[inline]
     fn touch(inst: &Inst) -> Option<Touch> {
-        if let Some(b) = inst.bbo {
-            if b.update_id > inst.book.last_update_id() {
-                return Some(Touch {
-                    bid: b.bid_price,
-                    bid_qty: b.bid_qty,
-                    ask: b.ask_price,
-                    ask_qty: b.ask_qty,
-                });
-            }
+        if let Some(b) = inst.top.newer_than(&inst.book) {
+            return Some(Touch {
+                bid: b.bid_price,
+                bid_qty: b.bid_qty,
+                ask: b.ask_price,
+                ask_qty: b.ask_qty,
+            });
         }
         match (inst.book.best_bid_level(), inst.book.best_ask_level()) {
             (Some((bid, bid_qty)), Some((ask, ask_qty))) if bid < ask => Some(Touch {
@@ -757,7 +745,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ExecKind, ExecReport, LevelUpdate};
+    use crate::event::{ExecKind, ExecReport, LevelUpdate, TopOfBook};
     use crate::intent::IntentKind;
 
     pub(crate) const CFG: &str = r#"

@@ -20,7 +20,7 @@ pub mod orders;
 pub mod position;
 pub mod pricer;
 
-pub use book::{BookError, OrderBook};
+pub use book::{BboOffer, BookError, FreshTop, OrderBook};
 pub use config::{Config, ConfigError, Fx, InstrumentConfig};
 pub use engine::{Engine, EngineStats, InstrumentView, NoClock, Stage, StageClock};
 pub use event::{

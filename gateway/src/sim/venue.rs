@@ -4,8 +4,8 @@ use super::link::Link;
 use super::outbox::{Outbox, Resting};
 use super::{FeeModel, LatencyModel, LevelChange, QueueModel, SimStats};
 use engine::{
-    Event, EventKind, ExecKind, ExecReport, InstrumentId, Intent, IntentKind, LevelUpdate,
-    OrderBook, Side, TimeInForce, TopOfBook, TradePrint,
+    BboOffer, Event, EventKind, ExecKind, ExecReport, FreshTop, InstrumentId, Intent, IntentKind,
+    LevelUpdate, OrderBook, Side, TimeInForce, TopOfBook, TradePrint,
 };
 
 /// Open orders per instrument (Binance futures' default `MAX_NUM_ORDERS`). A place beyond it is
@@ -21,11 +21,11 @@ struct Market<P> {
     /// Between a reset / invalid and the next valid the book is being rebuilt: levels are
     /// applied but neither move queues nor fill orders.
     synced: bool,
-    /// The last valid best bid/offer that was newer than the depth book when it arrived (the
-    /// engine's rule). It is the venue's top of book while its update id is ahead of the book's;
-    /// once the depth diffs catch up (a tie included) the book wins again. Cleared on reset and
-    /// invalid.
-    bbo: Option<TopOfBook>,
+    /// The last valid best bid/offer that was newer than the depth book when it arrived, by the
+    /// engine's rule ([`FreshTop`]). It is the venue's top of book while its update id is ahead of
+    /// the book's; once the depth diffs catch up (a tie included) the book wins again. Cleared on
+    /// reset and invalid.
+    top: FreshTop,
     /// Our resting orders in arrival (time priority) order.
     resting: Vec<Resting<P>>,
 }
@@ -34,8 +34,7 @@ impl<P> Market<P> {
     /// The stored best bid/offer while it is newer than the depth book (by venue update id).
     #[inline]
     fn fresh_bbo(&self) -> Option<TopOfBook> {
-        self.bbo
-            .filter(|b| b.update_id > self.book.last_update_id())
+        self.top.newer_than(&self.book)
     }
 
     /// The venue's newest best bid and ask: the best bid/offer while it is newer than the depth
@@ -94,7 +93,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                 .map(|_| Market {
                     book: OrderBook::new(book_slots),
                     synced: false,
-                    bbo: None,
+                    top: FreshTop::default(),
                     resting: Vec::with_capacity(MAX_OPEN_ORDERS),
                 })
                 .collect(),
@@ -139,7 +138,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
             EventKind::BookReset | EventKind::BookInvalid => {
                 let _ = m.book.apply(ev);
                 m.synced = false;
-                m.bbo = None;
+                m.top.clear();
             }
             EventKind::BookValid => {
                 let _ = m.book.apply(ev);
@@ -404,7 +403,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         // still shows a level (the depth book is catching up), and must not fill on it. A
         // crossing the order really met before that top was reported by a best bid/offer of
         // its own (every change of the touch is).
-        let behind_bbo = m.bbo.is_some_and(|b| b.update_id > l.update_id);
+        let behind_bbo = m.top.stored().is_some_and(|b| b.update_id > l.update_id);
         let mut any_done = false;
         for o in m.resting.iter_mut() {
             if o.side == l.side {
@@ -441,16 +440,9 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         b: TopOfBook,
         t: i64,
     ) {
-        let malformed =
-            b.bid_price <= 0 || b.bid_price >= b.ask_price || b.bid_qty <= 0 || b.ask_qty <= 0;
-        if malformed
-            || !m.synced
-            || b.update_id <= m.book.last_update_id()
-            || m.bbo.is_some_and(|s| b.update_id <= s.update_id)
-        {
+        if !m.synced || m.top.offer(b, &m.book) != BboOffer::Used {
             return;
         }
-        m.bbo = Some(b);
         Self::fill_crossed(out, m, inst, (Some(b.bid_price), Some(b.ask_price)), t);
     }
 
