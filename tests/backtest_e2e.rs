@@ -1,31 +1,22 @@
 //! End-to-end backtest of the shipped recording with the default config, checked from its
 //! journal and its report; and replay of that journal, intact and edited.
 
-use engine::{Config, Event, EventKind, ExecKind, Intent, IntentKind};
+use engine::{Event, EventKind, ExecKind, Intent, IntentKind};
 use journal::{Durability, Reader, RecoveryMode, Writer, WriterOptions};
 use ringmaker::backtest::{self, Outcome, QueueKind, Settings};
 use ringmaker::record::{
     self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT,
 };
 use ringmaker::report::Report;
-use ringmaker_tests::{scratch, usdm};
+use ringmaker_tests::{default_config, scratch, usdm};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-fn config() -> Config {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/default.toml"
-    ))
-    .unwrap();
-    Config::from_toml(&text).unwrap()
-}
 
 /// One backtest shared by the tests in this file: (outcome, journal dir).
 fn run() -> &'static (Outcome, PathBuf) {
     static RUN: OnceLock<(Outcome, PathBuf)> = OnceLock::new();
     RUN.get_or_init(|| {
-        let cfg = config();
+        let cfg = default_config();
         let dir = scratch("backtest-e2e").join("journal");
         let rec = JournalRecorder::create(&dir, &cfg, 16 << 20, 0).unwrap();
         let settings = Settings {
@@ -62,7 +53,7 @@ fn journal_events(dir: &Path) -> (Vec<Event>, Vec<Intent>) {
 #[test]
 fn position_never_passes_net_max_and_every_fill_is_accounted() {
     let (outcome, dir) = run();
-    let cfg = config();
+    let cfg = default_config();
     let net_max = cfg.instruments[0].net_max;
     let (events, _) = journal_events(dir);
     // Replay the position from the journaled fills alone: it never leaves ±net max.
@@ -110,7 +101,7 @@ fn position_never_passes_net_max_and_every_fill_is_accounted() {
 #[test]
 fn report_figures_hold_together() {
     let (outcome, _) = run();
-    let cfg = config();
+    let cfg = default_config();
     let r = Report::new("BTCUSDT", outcome);
     // Discretionary cancels within the budget in every 60 s window.
     assert!(

@@ -3,11 +3,11 @@
 //! first into the engine alone, then through the paper pipeline's engine-thread path (a
 //! `Deferred` journal recorder flushed into the mapped journal after each batch).
 
-use engine::{Config, Engine};
+use engine::Engine;
 use feeds::{recorded_events, SyncRule};
 use ringmaker::host::{Deferred, Host, NoRecorder, Recorder};
 use ringmaker::record::JournalRecorder;
-use ringmaker_tests::{scratch, usdm, Responder};
+use ringmaker_tests::{default_config, scratch, usdm, Responder};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -54,7 +54,7 @@ fn count_hot_path<R: Recorder>(
     host: &mut Host<R>,
     mut after_batch: impl FnMut(&mut Host<R>),
 ) -> (u64, u64, u64) {
-    let cfg = config();
+    let cfg = default_config();
     let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
     let rec = recorded_events(&[usdm()], &insts, SyncRule::Futures).unwrap();
     let batches: Vec<&[engine::Event]> = rec.batches().collect();
@@ -105,22 +105,13 @@ fn count_hot_path<R: Recorder>(
     )
 }
 
-fn config() -> Config {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/default.toml"
-    ))
-    .unwrap();
-    Config::from_toml(&text).unwrap()
-}
-
 /// One test (the counters are process-wide): the engine alone, then the paper pipeline's
 /// engine-thread path — the engine behind a `Deferred` journal recorder, flushed into the
 /// mapped journal after every batch end (segments large enough that no roll-over, which
 /// creates a file, falls in the window).
 #[test]
 fn engine_hot_path_makes_zero_allocations_after_warm_up() {
-    let cfg = config();
+    let cfg = default_config();
     let mut bare = Host::new(Engine::new(&cfg), NoRecorder);
     assert_eq!(
         count_hot_path(&mut bare, |_| {}),

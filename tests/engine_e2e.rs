@@ -2,20 +2,11 @@
 
 use engine::{Config, Engine, Intent, IntentKind, ModeChange};
 use feeds::{recorded_events, RecordedEvents, SyncRule};
-use ringmaker_tests::{usdm, Responder};
+use ringmaker_tests::{default_config, usdm, Responder};
 
 struct Out {
     intents: Vec<Intent>,
     modes: Vec<ModeChange>,
-}
-
-fn config() -> Config {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/default.toml"
-    ))
-    .expect("configs/default.toml");
-    Config::from_toml(&text).expect("default config is valid")
 }
 
 fn events(cfg: &Config) -> RecordedEvents {
@@ -49,7 +40,7 @@ fn run(cfg: &Config, rec: &RecordedEvents) -> Out {
 
 #[test]
 fn two_engines_fed_the_same_events_emit_identical_intents() {
-    let cfg = config();
+    let cfg = default_config();
     let rec = events(&cfg);
     assert_eq!(rec.bad_lines, 0);
     let a = run(&cfg, &rec);

@@ -22,6 +22,16 @@ pub fn spot() -> [PathBuf; 2] {
     ]
 }
 
+/// `configs/default.toml`, the engine config the README's commands use.
+pub fn default_config() -> engine::Config {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/default.toml"
+    ))
+    .expect("configs/default.toml");
+    engine::Config::from_toml(&text).expect("default config is valid")
+}
+
 /// A unique scratch directory under the target dir's temp area.
 pub fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ringmaker-{name}-{}", std::process::id()));
