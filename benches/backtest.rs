@@ -15,9 +15,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use engine::{Config, Event};
-use ringmaker::backtest::{self, JournalSource, MarketSource, MemorySource, QueueKind, Settings};
-use ringmaker::host::NoRecorder;
-use ringmaker::record::JournalRecorder;
+use runtime::backtest::{self, JournalSource, MarketSource, MemorySource, QueueKind, Settings};
+use runtime::host::NoRecorder;
+use runtime::record::JournalRecorder;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -120,10 +120,10 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(first.events));
     g.bench_function("replay_journal", |b| {
         b.iter(|| {
-            let out = ringmaker::record::replay(&dir).expect("replay");
+            let out = runtime::record::replay(&dir).expect("replay");
             assert!(matches!(
                 out,
-                ringmaker::record::ReplayOutcome::Identical { .. }
+                runtime::record::ReplayOutcome::Identical { .. }
             ));
             black_box(out)
         })

@@ -7,7 +7,7 @@
 //!    2 µs (latency, not throughput: no queue builds up). With two or more cores the producer is
 //!    pinned to the first and the consumer to the last.
 //! 2. **Tick-to-intent** (decode done → intent published) through the real pipeline
-//!    (`ringmaker::live::run`, flat-out off): the whole shipped recording (345 s) at recorded
+//!    (`runtime::live::run`, flat-out off): the whole shipped recording (345 s) at recorded
 //!    pace (`--speed 1`), engine pinned to the last core, feed, gateway and housekeeping to the
 //!    first, with every hop's histogram. The whole recording, not a minute of it: only about
 //!    one batch in 700 makes an intent out of market data, and p99 of a minute's ~35 samples
@@ -22,9 +22,9 @@ use crossbeam_channel::TryRecvError;
 use disruptor::{build_multi_producer, build_single_producer, BusySpin, Polling, Producer};
 use hdrhistogram::Histogram;
 use quanta::Clock;
-use ringmaker::backtest::QueueKind;
-use ringmaker::live::{self, Hop, Settings};
-use ringmaker::record::JournalRecorder;
+use runtime::backtest::QueueKind;
+use runtime::live::{self, Hop, Settings};
+use runtime::record::JournalRecorder;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,11 +3,11 @@
 
 use engine::{Event, EventKind, ExecKind, Intent, IntentKind};
 use journal::{Durability, Reader, RecoveryMode, Writer, WriterOptions};
-use ringmaker::backtest::{self, Outcome, QueueKind, Settings};
-use ringmaker::record::{
+use runtime::backtest::{self, Outcome, QueueKind, Settings};
+use runtime::record::{
     self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT,
 };
-use ringmaker::report::Report;
+use runtime::report::Report;
 use ringmaker_tests::{default_config, scratch, usdm};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

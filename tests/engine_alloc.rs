@@ -5,8 +5,8 @@
 
 use engine::Engine;
 use feeds::{recorded_events, SyncRule};
-use ringmaker::host::{Deferred, Host, NoRecorder, Recorder};
-use ringmaker::record::JournalRecorder;
+use runtime::host::{Deferred, Host, NoRecorder, Recorder};
+use runtime::record::JournalRecorder;
 use ringmaker_tests::{default_config, scratch, usdm, Responder};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -132,9 +132,9 @@ fn engine_hot_path_makes_zero_allocations_after_warm_up() {
     assert!(recorder.events() > 100_000, "{}", recorder.events());
     recorder.close().unwrap();
     // What was journaled this way replays: same records, same order.
-    let outcome = ringmaker::record::replay(&dir).unwrap();
+    let outcome = runtime::record::replay(&dir).unwrap();
     assert!(
-        matches!(outcome, ringmaker::record::ReplayOutcome::Identical { .. }),
+        matches!(outcome, runtime::record::ReplayOutcome::Identical { .. }),
         "{outcome:?}"
     );
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());

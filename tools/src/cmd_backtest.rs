@@ -3,10 +3,11 @@
 use crate::cmd_common::{load_config, prepare_out, VenueArgs};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use ringmaker::backtest::{self, Settings};
-use ringmaker::record::JournalRecorder;
-use ringmaker::report::Report;
-use ringmaker::{hlog, plots};
+use runtime::backtest::{self, Settings};
+use runtime::record::JournalRecorder;
+use runtime::report::Report;
+use crate::plots;
+use runtime::hlog;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use engine::Config;
-use ringmaker::backtest::QueueKind;
+use runtime::backtest::QueueKind;
 use std::path::Path;
 
 /// Simulated venue and journal options.

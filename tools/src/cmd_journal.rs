@@ -5,7 +5,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use journal::{Reader, RecoveryMode};
-use ringmaker::record::{self, kind_by_name, kind_name, ReplayOutcome};
+use runtime::record::{self, kind_by_name, kind_name, ReplayOutcome};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,10 +1,10 @@
 //! `ringmaker run --paper`: the live-shaped pipeline (pinned threads, disruptor rings) on a
-//! recording, against the simulated venue. See `ringmaker::live`.
+//! recording, against the simulated venue. See `runtime::live`.
 
 use crate::cmd_common::{load_config, prepare_out, VenueArgs};
 use anyhow::Context;
-use ringmaker::live::{self, signals, Settings};
-use ringmaker::record::JournalRecorder;
+use runtime::live::{self, signals, Settings};
+use runtime::record::JournalRecorder;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;

@@ -1,6 +1,7 @@
 //! `ringmaker`: the market-making engine's command line.
 
 mod book;
+mod plots;
 mod cmd_backtest;
 mod cmd_common;
 mod cmd_journal;

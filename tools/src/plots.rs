@@ -2,7 +2,7 @@
 //! PnL. The font is bundled (`tools/assets/DejaVuSans.ttf`, Bitstream Vera licence), so plots
 //! render the same on any machine, with no system fonts needed.
 
-use crate::metrics::Metrics;
+use runtime::metrics::Metrics;
 use anyhow::{anyhow, Context};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -83,7 +83,7 @@ fn mid(m: &Metrics, path: &Path) -> anyhow::Result<()> {
         .y_label_formatter(&|v| format!("{v:.1}"))
         .draw()
         .map_err(err)?;
-    let series = |f: &dyn Fn(&crate::metrics::Point) -> Option<f64>| -> Vec<(f64, f64)> {
+    let series = |f: &dyn Fn(&runtime::metrics::Point) -> Option<f64>| -> Vec<(f64, f64)> {
         m.points
             .iter()
             .filter_map(|p| {
@@ -100,7 +100,7 @@ fn mid(m: &Metrics, path: &Path) -> anyhow::Result<()> {
         .map_err(err)?
         .label("mid")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
-    type Quote = fn(&crate::metrics::Point) -> Option<i64>;
+    type Quote = fn(&runtime::metrics::Point) -> Option<i64>;
     let quotes: [(&str, RGBColor, Quote); 2] = [
         ("our best bid", RGBColor(0, 140, 60), |p| p.bid),
         ("our best ask", RGBColor(200, 30, 30), |p| p.ask),

@@ -1,0 +1,20 @@
+//! ringmaker's runtime: everything between the venue and the engine that is not the command line.
+//!
+//! The `ringmaker` binary (`tools/src/`) parses arguments, calls this library, prints and plots;
+//! benches and tests import this library, never the binary crate.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`host`] | the one place that feeds the engine, with a [`host::Recorder`] (the journal) |
+//! | [`record`] | the journal's record layer: the recorder, replay, record kinds |
+//! | [`backtest`] | the backtest driver: a market source, the engine, a venue, on one thread |
+//! | [`live`] | the live-shaped pipeline: pinned threads, disruptor rings, feed, engine and gateway threads |
+//! | [`metrics`], [`report`], [`hlog`] | what a run measured, its report, HdrHistogram interval logs |
+
+pub mod backtest;
+pub mod hlog;
+pub mod host;
+pub mod live;
+pub mod metrics;
+pub mod record;
+pub mod report;
