@@ -15,7 +15,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use engine::{Config, Event};
-use runtime::backtest::{self, JournalSource, MarketSource, MemorySource, QueueKind, Settings};
+use feeds::{MarketFeed, MarketSource, MemorySource};
+use runtime::backtest::{self, JournalSource, QueueKind, Settings};
 use runtime::host::NoRecorder;
 use runtime::record::JournalRecorder;
 use std::hint::black_box;
@@ -31,11 +32,12 @@ fn settings() -> Settings {
     }
 }
 
-fn drain(src: &mut impl MarketSource) -> usize {
+fn drain<S: MarketSource>(src: &mut MarketFeed<S>) -> usize {
     let mut out: Vec<Event> = Vec::with_capacity(8192);
     let mut n = 0;
-    while src.next_batch(&mut out).is_some() {
+    while src.next(&mut out).is_some() {
         n += out.len();
+        out.clear();
     }
     n
 }
@@ -55,14 +57,20 @@ fn bench(c: &mut Criterion) {
         &cfg,
         &s,
         rec,
-        &mut MemorySource::new(&lines, &cfg),
+        &mut backtest::feed(&cfg, MemorySource::new(&lines)),
         &mut |_| {},
     )
     .expect("backtest");
     rec.close().expect("close journal");
-    let mut journal = JournalSource::open(&dir).expect("read journal");
-    let (from_journal, _) =
-        backtest::run_source(&cfg, &s, NoRecorder, &mut journal, &mut |_| {}).expect("backtest");
+    let journal = JournalSource::open(&dir).expect("read journal");
+    let (from_journal, _) = backtest::run_source(
+        &cfg,
+        &s,
+        NoRecorder,
+        &mut backtest::journal_feed(journal.clone()),
+        &mut |_| {},
+    )
+    .expect("backtest");
     println!(
         "backtest bench: {} lines, {} engine inputs from JSON, {} from the journal ({} market events), {} fills",
         lines.len(),
@@ -79,7 +87,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(first.events));
     g.bench_function("from_json_recording", |b| {
         b.iter(|| {
-            let mut src = MemorySource::new(&lines, &cfg);
+            let mut src = backtest::feed(&cfg, MemorySource::new(&lines));
             black_box(
                 backtest::run_source(&cfg, &s, NoRecorder, &mut src, &mut |_| {})
                     .expect("run")
@@ -89,12 +97,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("json_source_only", |b| {
-        b.iter(|| black_box(drain(&mut MemorySource::new(&lines, &cfg))))
+        b.iter(|| black_box(drain(&mut backtest::feed(&cfg, MemorySource::new(&lines)))))
     });
     g.throughput(Throughput::Elements(from_journal.events));
     g.bench_function("from_journal", |b| {
         b.iter(|| {
-            journal.rewind();
+            let mut journal = backtest::journal_feed(journal.clone());
             black_box(
                 backtest::run_source(&cfg, &s, NoRecorder, &mut journal, &mut |_| {})
                     .expect("run")
@@ -105,8 +113,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("journal_source_only", |b| {
         b.iter(|| {
-            journal.rewind();
-            black_box(drain(&mut journal))
+            black_box(drain(&mut backtest::journal_feed(journal.clone())))
         })
     });
     g.finish();

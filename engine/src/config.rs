@@ -67,6 +67,34 @@ pub enum TopOfBookSource {
     DepthBook,
 }
 
+/// Which venue, and which of its markets, an instrument trades on. The engine itself treats every
+/// flavour alike; the feed handler takes the book-sync rule from it and the gateway the venue's
+/// order-entry dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+pub enum VenueFlavour {
+    /// Binance USDⓈ-M (and USDC-M) perpetual futures.
+    #[default]
+    #[serde(rename = "binance-usdm")]
+    BinanceUsdm,
+    /// Binance COIN-M (inverse) futures.
+    #[serde(rename = "binance-coinm")]
+    BinanceCoinm,
+    /// Binance spot.
+    #[serde(rename = "binance-spot")]
+    BinanceSpot,
+}
+
+impl VenueFlavour {
+    /// The name used in config files.
+    pub fn name(self) -> &'static str {
+        match self {
+            VenueFlavour::BinanceUsdm => "binance-usdm",
+            VenueFlavour::BinanceCoinm => "binance-coinm",
+            VenueFlavour::BinanceSpot => "binance-spot",
+        }
+    }
+}
+
 /// Unit of the grid offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,6 +161,9 @@ impl Default for EngineSection {
 pub struct InstrumentSection {
     /// Venue symbol.
     pub symbol: String,
+    /// Venue flavour (default `binance-usdm`).
+    #[serde(default)]
+    pub venue: VenueFlavour,
     /// Tick size, decimal string.
     pub tick: String,
     /// Lot (step) size, decimal string.
@@ -256,6 +287,8 @@ pub struct Config {
 pub struct InstrumentConfig {
     /// Grids and minimums.
     pub instrument: Instrument,
+    /// The venue and market it trades on.
+    pub venue: VenueFlavour,
     /// Fair value flavour.
     pub fair_value: FairValue,
     /// Top-of-book source for pricing and the post-only guard.
@@ -595,6 +628,7 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
     }
     Ok(InstrumentConfig {
         instrument: inst,
+        venue: s.venue,
         fair_value: q.fair_value,
         top_of_book: q.top_of_book,
         offset_unit: q.offset_unit,

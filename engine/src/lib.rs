@@ -21,7 +21,7 @@ pub mod position;
 pub mod pricer;
 
 pub use book::{BboOffer, BookError, FreshTop, OrderBook};
-pub use config::{Config, ConfigError, Fx, InstrumentConfig};
+pub use config::{Config, ConfigError, Fx, InstrumentConfig, VenueFlavour};
 pub use engine::{Engine, EngineStats, InstrumentView, NoClock, Stage, StageClock};
 pub use event::{
     BookStatusReason, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId, LevelUpdate,

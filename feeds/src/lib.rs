@@ -1,20 +1,26 @@
-//! Venue market data for ringmaker: Binance decoders (simd-json, allocation-free once warm), the
-//! local-book sync state machine, and the recorded-session reader.
+//! Venue market data for ringmaker: one feed handler (decode + book sync per instrument, the
+//! sync rule taken from each instrument's venue flavour) reading from a [`MarketSource`]
+//! (recording files, in-memory lines, a journal, later a socket), with the venue's wire code in a
+//! namespace of its own ([`binance`]).
 //!
 //! `feeds` knows the venue's wire format and nothing of strategy: its output is the engine's
 //! fixed-size [`engine::Event`]s.
 
-pub mod decode;
-mod depth_fast;
+#![deny(missing_docs)]
+
+pub mod binance;
+pub mod handler;
 pub mod local_book;
 pub mod normalize;
 pub mod recording;
-pub mod sync;
+pub mod source;
 
-pub use decode::{
-    DecodeError, DecodeStats, Decoder, DepthHeader, IgnoreReason, Message, SnapshotHeader,
+pub use binance::decode::{
+    self, DecodeError, DecodeStats, Decoder, DepthHeader, IgnoreReason, Message, SnapshotHeader,
 };
-pub use local_book::{BookObserver, LocalBook, LocalBookStats};
-pub use normalize::{recorded_events, Normalizer, RecordedEvents};
+pub use binance::sync::{self, BookSync, DiffOutcome, SyncRule, SyncSink, SyncState, SyncStats};
+pub use handler::{sync_rule, FeedHandler, FeedStats, MarketFeed, Step};
+pub use local_book::{BookObserver, BookState, LocalBook, LocalBookStats};
+pub use normalize::{recorded_events, RecordedEvents};
 pub use recording::{LineError, OpenError, ReaderStats, RecordLine, RecordingReader};
-pub use sync::{BookSync, DiffOutcome, SyncRule, SyncSink, SyncState, SyncStats};
+pub use source::{Input, MarketSource, MemorySource, RecordingSource, SnapshotReply, SourceCounts, SourceError};

@@ -1,11 +1,13 @@
-//! A synced local book for one instrument: decoder → book sync → [`OrderBook`], in one object.
+//! A synced local book for one instrument: the [`FeedHandler`] (decoder → book sync) applying
+//! its events to an [`OrderBook`], in one object.
 //!
 //! This is what `ringmaker book`, the end-to-end tests and the recording benches drive. In the
 //! live pipeline the same three pieces are split across threads (decode and sync on the feed
 //! thread, the book on the engine thread), with the events between them on a ring.
 
-use crate::decode::{DecodeError, Decoder, DepthHeader, Message};
-use crate::sync::{BookSync, SyncRule, SyncSink, SyncStats};
+use crate::binance::decode::{DecodeError, Decoder, DepthHeader, Message};
+use crate::binance::sync::{SyncRule, SyncSink, SyncStats};
+use crate::handler::FeedHandler;
 use engine::{Event, EventKind, Instrument, OrderBook};
 
 /// Told what happens to the book.
@@ -36,16 +38,50 @@ pub struct LocalBookStats {
     pub trades: u64,
 }
 
-/// Decoder, sync machine and book for one instrument.
+/// A book and its counters, fed by a [`FeedHandler`] through [`BookState::sink`]. `ringmaker
+/// book` drives one from a [`crate::MarketFeed`]; [`LocalBook`] pairs one with its own handler.
 #[derive(Debug)]
-pub struct LocalBook {
-    decoder: Decoder,
-    rule: Option<SyncRule>,
-    sync: Option<BookSync>,
+pub struct BookState {
     book: OrderBook,
     stats: LocalBookStats,
 }
 
+impl BookState {
+    /// An empty, invalid book of `book_slots` ticks.
+    pub fn new(book_slots: usize) -> BookState {
+        BookState {
+            book: OrderBook::new(book_slots),
+            stats: LocalBookStats::default(),
+        }
+    }
+
+    /// The sink that applies a handler's events to the book, telling `obs`.
+    pub fn sink<'a, O: BookObserver>(&'a mut self, obs: &'a mut O) -> impl SyncSink + 'a {
+        Applier {
+            book: &mut self.book,
+            stats: &mut self.stats,
+            obs,
+        }
+    }
+
+    /// The book.
+    pub fn book(&self) -> &OrderBook {
+        &self.book
+    }
+
+    /// Crossed books and rejected levels (the other fields are the handler's: see
+    /// [`LocalBook::stats`]).
+    pub fn stats(&self) -> LocalBookStats {
+        self.stats
+    }
+}
+
+/// Feed handler and book for one instrument.
+#[derive(Debug)]
+pub struct LocalBook {
+    handler: FeedHandler,
+    state: BookState,
+}
 struct Applier<'a, O> {
     book: &'a mut OrderBook,
     stats: &'a mut LocalBookStats,
@@ -55,6 +91,13 @@ struct Applier<'a, O> {
 impl<O: BookObserver> SyncSink for Applier<'_, O> {
     #[inline]
     fn event(&mut self, ev: &Event) {
+        match ev.kind() {
+            EventKind::Bbo | EventKind::Trade => {
+                self.obs.market_event(ev, self.book);
+                return;
+            }
+            _ => {}
+        }
         if self.book.apply(ev).is_err() {
             self.stats.rejected_levels += 1;
         }
@@ -83,96 +126,57 @@ impl LocalBook {
     /// symbol it sees).
     pub fn with_decoder(decoder: Decoder, rule: Option<SyncRule>, book_slots: usize) -> LocalBook {
         LocalBook {
-            decoder,
-            rule,
-            sync: rule.map(|r| BookSync::new(r, 0)),
-            book: OrderBook::new(book_slots),
-            stats: LocalBookStats::default(),
+            handler: FeedHandler::with_decoder(decoder, &[rule]),
+            state: BookState::new(book_slots),
         }
     }
 
     /// Decodes one message and applies it. A decode error leaves the book untouched; if the
     /// message was a diff, the next diff will not chain and the sync machine reports the gap.
+    #[inline]
     pub fn on_message(
         &mut self,
         json: &mut [u8],
         local_ns: i64,
         obs: &mut impl BookObserver,
     ) -> Result<Message, DecodeError> {
-        let msg = self.decoder.decode(json, local_ns)?;
-        match msg {
-            Message::Depth(hdr) => {
-                self.stats.depth_messages += 1;
-                let rule = match self.rule {
-                    Some(r) => r,
-                    None => {
-                        let r = if hdr.prev_final_id.is_some() {
-                            SyncRule::Futures
-                        } else {
-                            SyncRule::Spot
-                        };
-                        self.rule = Some(r);
-                        if let Some(s) = &mut self.sync {
-                            s.set_rule(r);
-                        }
-                        r
-                    }
-                };
-                let sync = self.sync.get_or_insert_with(|| BookSync::new(rule, 0));
-                let mut sink = Applier {
-                    book: &mut self.book,
-                    stats: &mut self.stats,
-                    obs,
-                };
-                sync.on_diff(&hdr, self.decoder.levels(), &mut sink);
-            }
-            Message::Snapshot(hdr) => {
-                // Before any diff the rule may still be unknown: a snapshot is the same for both,
-                // and the first diff sets the rule (see the `Depth` arm).
-                let rule = self.rule.unwrap_or(SyncRule::Futures);
-                let sync = self.sync.get_or_insert_with(|| BookSync::new(rule, 0));
-                let mut sink = Applier {
-                    book: &mut self.book,
-                    stats: &mut self.stats,
-                    obs,
-                };
-                sync.on_snapshot(&hdr, self.decoder.levels(), &mut sink);
-            }
-            Message::Event(ev) => {
-                match ev.kind() {
-                    EventKind::Bbo => self.stats.bbo += 1,
-                    EventKind::Trade => self.stats.trades += 1,
-                    _ => {}
-                }
-                obs.market_event(&ev, &self.book);
-            }
-            Message::Ignored(_) => {}
-        }
-        Ok(msg)
+        let mut sink = self.state.sink(obs);
+        self.handler.on_message(json, local_ns, &mut sink)
     }
 
     /// The book.
     pub fn book(&self) -> &OrderBook {
-        &self.book
+        self.state.book()
+    }
+
+    /// The feed handler (decoder, sync machine, counters).
+    pub fn handler(&self) -> &FeedHandler {
+        &self.handler
     }
 
     /// The decoder (its instruments and counters).
     pub fn decoder(&self) -> &Decoder {
-        &self.decoder
+        self.handler.decoder()
     }
 
-    /// Sync counters (zero until the first depth message).
+    /// Sync counters.
     pub fn sync_stats(&self) -> SyncStats {
-        self.sync.as_ref().map(|s| s.stats()).unwrap_or_default()
+        self.handler.sync_stats(0)
     }
 
     /// The sync rule in force, once known.
     pub fn rule(&self) -> Option<SyncRule> {
-        self.rule
+        self.handler.rule(0)
     }
 
     /// Book-side counters.
     pub fn stats(&self) -> LocalBookStats {
-        self.stats
+        let h = self.handler.stats();
+        LocalBookStats {
+            depth_messages: h.depth_messages,
+            bbo: h.bbo,
+            trades: h.trades,
+            ..self.state.stats()
+        }
     }
 }

@@ -17,7 +17,10 @@ use crate::host::{Host, Recorder};
 use crate::metrics::{Metrics, Sample};
 use anyhow::Context;
 use engine::{Config, Engine, Event, EventKind, Intent, ModeChange, Sink};
-use feeds::{Normalizer, RecordingReader, SyncRule};
+use feeds::{
+    FeedHandler, FeedStats, Input, MarketFeed, MarketSource, RecordingSource, SnapshotReply,
+    SourceCounts, SourceError, Step, SyncStats,
+};
 use gateway::sim::{
     BpsFees, ConstantLatency, FeeModel, ProbQueue, QueueModel, RiskAverseQueue, SimVenue,
 };
@@ -25,6 +28,7 @@ use gateway::SimStats;
 use hdrhistogram::Histogram;
 use quanta::Clock;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Which queue-position model the simulated venue uses.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +74,10 @@ pub struct Outcome {
     pub lines: (u64, u64),
     /// Inputs consumed by the engine.
     pub events: u64,
+    /// Feed handler counters (decode, snapshot requests).
+    pub feed: FeedStats,
+    /// Book sync counters over every instrument (diffs applied, gaps, resyncs).
+    pub sync: SyncStats,
 }
 
 /// Collects the engine's intents for the venue.
@@ -89,120 +97,30 @@ impl Sink for Outbox {
     }
 }
 
-/// Where market data comes from: one venue message's events at a time.
-pub trait MarketSource {
-    /// The next message that produced events: its local receive time (ns) and its events in
-    /// `out` (cleared first). `None` at the end.
-    fn next_batch(&mut self, out: &mut Vec<Event>) -> Option<i64>;
-    /// Lines (or records) read and skipped so far.
-    fn counts(&self) -> (u64, u64);
-}
-
-/// Market data from recording files: read, decoded and book-synced.
-#[derive(Debug)]
-pub struct RecordingSource {
-    reader: RecordingReader,
-    norm: Normalizer,
-    read: u64,
-    bad: u64,
-}
-
-impl RecordingSource {
-    /// Opens the recordings for these instruments (futures sync rule).
-    pub fn open(data: &[PathBuf], cfg: &Config) -> anyhow::Result<RecordingSource> {
-        let instruments: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
-        Ok(RecordingSource {
-            reader: RecordingReader::open(data)?,
-            norm: Normalizer::new(&instruments, SyncRule::Futures),
-            read: 0,
-            bad: 0,
-        })
-    }
-}
-
-impl MarketSource for RecordingSource {
-    fn next_batch(&mut self, out: &mut Vec<Event>) -> Option<i64> {
-        loop {
-            let line = self.reader.next()?;
-            self.read += 1;
-            let Ok(l) = line else {
-                self.bad += 1;
-                continue;
-            };
-            match self.norm.on_message(l.json, l.local_ns) {
-                Ok(evs) if !evs.is_empty() => {
-                    out.clear();
-                    out.extend_from_slice(evs);
-                    return Some(l.local_ns);
-                }
-                Ok(_) => {}
-                Err(_) => self.bad += 1,
-            }
-        }
-    }
-
-    fn counts(&self) -> (u64, u64) {
-        (self.read, self.bad)
-    }
-}
-
-/// Market data from recorded lines already in memory (benches): decoded and synced.
-#[derive(Debug)]
-pub struct MemorySource<'a> {
-    lines: &'a [(i64, Vec<u8>)],
-    next: usize,
-    scratch: Vec<u8>,
-    norm: Normalizer,
-    bad: u64,
-}
-
-impl<'a> MemorySource<'a> {
-    /// A source over `lines` for these instruments.
-    pub fn new(lines: &'a [(i64, Vec<u8>)], cfg: &Config) -> MemorySource<'a> {
-        let instruments: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
-        MemorySource {
-            lines,
-            next: 0,
-            scratch: Vec::with_capacity(1 << 16),
-            norm: Normalizer::new(&instruments, SyncRule::Futures),
-            bad: 0,
-        }
-    }
-}
-
-impl MarketSource for MemorySource<'_> {
-    fn next_batch(&mut self, out: &mut Vec<Event>) -> Option<i64> {
-        while self.next < self.lines.len() {
-            let (t, json) = &self.lines[self.next];
-            self.next += 1;
-            self.scratch.clear();
-            self.scratch.extend_from_slice(json);
-            match self.norm.on_message(&mut self.scratch, *t) {
-                Ok(evs) if !evs.is_empty() => {
-                    out.clear();
-                    out.extend_from_slice(evs);
-                    return Some(*t);
-                }
-                Ok(_) => {}
-                Err(_) => self.bad += 1,
-            }
-        }
-        None
-    }
-
-    fn counts(&self) -> (u64, u64) {
-        (self.next as u64, self.bad)
-    }
-}
-
 /// Market data from a journal: the market events (book, best bid/offer, trades) it holds, in
 /// their batches, with no decoding. Execution reports, timers and outputs in it are skipped:
-/// the venue and the engine produce their own.
+/// the venue and the engine produce their own. Cloning is cheap (the events are shared) and
+/// starts again from the first batch.
 #[derive(Debug)]
 pub struct JournalSource {
-    events: Vec<(i64, Event)>,
-    batch_ends: Vec<usize>,
+    data: Arc<JournalEvents>,
     next: usize,
+}
+
+#[derive(Debug)]
+struct JournalEvents {
+    events: Vec<Event>,
+    times: Vec<i64>,
+    batch_ends: Vec<usize>,
+}
+
+impl Clone for JournalSource {
+    fn clone(&self) -> JournalSource {
+        JournalSource {
+            data: Arc::clone(&self.data),
+            next: 0,
+        }
+    }
 }
 
 impl JournalSource {
@@ -212,6 +130,7 @@ impl JournalSource {
         let reader = journal::Reader::open(dir, journal::RecoveryMode::TolerateTornTail)
             .with_context(|| format!("opening {}", dir.display()))?;
         let mut events = Vec::new();
+        let mut times = Vec::new();
         let mut batch_ends = Vec::new();
         for rec in reader.records() {
             let rec = rec?;
@@ -223,7 +142,8 @@ impl JournalSource {
                             ev.kind(),
                             EventKind::ExecReport | EventKind::Timer | EventKind::Control
                         ) {
-                            events.push((ev.local_time_ns, ev));
+                            times.push(ev.local_time_ns);
+                            events.push(ev);
                         }
                     }
                 }
@@ -239,45 +159,64 @@ impl JournalSource {
             batch_ends.push(events.len());
         }
         Ok(JournalSource {
-            events,
-            batch_ends,
+            data: Arc::new(JournalEvents {
+                events,
+                times,
+                batch_ends,
+            }),
             next: 0,
         })
     }
 
     /// Market events held.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.data.events.len()
     }
 
     /// Whether it holds no market event.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-
-    /// Starts again from the first batch.
-    pub fn rewind(&mut self) {
-        self.next = 0;
+        self.data.events.is_empty()
     }
 }
 
 impl MarketSource for JournalSource {
-    fn next_batch(&mut self, out: &mut Vec<Event>) -> Option<i64> {
-        let end = *self.batch_ends.get(self.next)?;
+    fn next_input(&mut self) -> Option<Result<Input<'_>, SourceError>> {
+        let d = &*self.data;
+        let end = *d.batch_ends.get(self.next)?;
         let start = if self.next == 0 {
             0
         } else {
-            self.batch_ends[self.next - 1]
+            d.batch_ends[self.next - 1]
         };
         self.next += 1;
-        out.clear();
-        out.extend(self.events[start..end].iter().map(|x| x.1));
-        Some(self.events[start].0)
+        Some(Ok(Input::Events {
+            events: &d.events[start..end],
+            local_ns: d.times[start],
+        }))
     }
 
-    fn counts(&self) -> (u64, u64) {
-        (self.next as u64, 0)
+    /// A journal holds what the engine saw, already synced: there is no snapshot to fetch.
+    fn request_snapshot(&mut self, _instrument: engine::InstrumentId) -> SnapshotReply {
+        SnapshotReply::Unavailable
     }
+
+    fn counts(&self) -> SourceCounts {
+        SourceCounts {
+            read: self.next as u64,
+            ..SourceCounts::default()
+        }
+    }
+}
+
+/// The feed a backtest of `cfg` reads: `source` through a handler with each instrument's sync
+/// rule (a journal's events pass through a handler with none).
+pub fn feed<S: MarketSource>(cfg: &Config, source: S) -> MarketFeed<S> {
+    MarketFeed::new(source, FeedHandler::from_config(cfg))
+}
+
+/// The feed of a journal's market events (already synced: no handler rules).
+pub fn journal_feed(source: JournalSource) -> MarketFeed<JournalSource> {
+    MarketFeed::new(source, FeedHandler::passthrough())
 }
 
 /// Runs a backtest on `settings.data`. `progress` is called now and then with lines read.
@@ -287,16 +226,16 @@ pub fn run<R: Recorder>(
     recorder: R,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(Outcome, R)> {
-    let mut source = RecordingSource::open(&settings.data, cfg)?;
+    let mut source = feed(cfg, RecordingSource::open(&settings.data)?);
     run_source(cfg, settings, recorder, &mut source, progress)
 }
 
-/// Runs a backtest on any market source (`settings.data` is not used).
+/// Runs a backtest on any market feed (`settings.data` is not used).
 pub fn run_source<R: Recorder, S: MarketSource>(
     cfg: &Config,
     settings: &Settings,
     recorder: R,
-    source: &mut S,
+    source: &mut MarketFeed<S>,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(Outcome, R)> {
     let inst = cfg
@@ -425,7 +364,7 @@ fn drive<Q: QueueModel, F: FeeModel, R: Recorder, S: MarketSource>(
     cfg: &Config,
     settings: &Settings,
     recorder: R,
-    source: &mut S,
+    source: &mut MarketFeed<S>,
     progress: &mut dyn FnMut(u64),
     queue: Q,
     latency: ConstantLatency,
@@ -448,7 +387,15 @@ fn drive<Q: QueueModel, F: FeeModel, R: Recorder, S: MarketSource>(
     let mut next_timer = i64::MAX;
     let mut batch: Vec<Event> = Vec::with_capacity(8192);
     let mut batches = 0u64;
-    while let Some(local_ns) = source.next_batch(&mut batch) {
+    loop {
+        batch.clear();
+        let Some(step) = source.next(&mut batch) else {
+            break;
+        };
+        let local_ns = match step {
+            Step::Input { local_ns } if !batch.is_empty() => local_ns,
+            _ => continue,
+        };
         batches += 1;
         if batches % 4096 == 0 {
             progress(source.counts().0);
@@ -483,6 +430,7 @@ fn drive<Q: QueueModel, F: FeeModel, R: Recorder, S: MarketSource>(
         d.run_due(end, &mut next_timer, settings.timer_interval_ns);
     }
     let (lines, bad) = source.counts();
+    let (feed_stats, sync_stats) = (source.handler().stats(), source.handler().sync_totals());
     progress(lines);
     if let Some(e) = d.host.recorder.failed() {
         anyhow::bail!("recording failed: {e}; every record before it is intact");
@@ -511,6 +459,8 @@ fn drive<Q: QueueModel, F: FeeModel, R: Recorder, S: MarketSource>(
             intervals,
             lines: (lines, bad),
             events,
+            feed: feed_stats,
+            sync: sync_stats,
         },
         host.recorder,
     ))

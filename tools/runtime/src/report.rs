@@ -44,6 +44,10 @@ pub struct Report {
     pub on_event_latency_ns: Latency,
     /// Share of time in each mode.
     pub modes: Modes,
+    /// Book health: valid share, diffs, gaps.
+    pub book: BookHealth,
+    /// What makes the run's figures doubtful (e.g. a book valid for less than half of it).
+    pub warnings: Vec<String>,
 }
 
 /// Lines read.
@@ -139,6 +143,25 @@ pub struct Quoting {
     /// Mean quoted spread at our touch, bps of mid.
     pub mean_spread_bps: f64,
 }
+
+/// How much of the run the book could be trusted.
+#[derive(Debug, Serialize)]
+pub struct BookHealth {
+    /// Share of the run's simulated time with a valid book (0 to 1).
+    pub valid_share: f64,
+    /// Depth diffs applied to the book.
+    pub diffs_applied: u64,
+    /// Sequence gaps (each invalidates the book until a snapshot bridges the stream again).
+    pub gaps: u64,
+    /// Times the book became valid again after a gap.
+    pub resyncs: u64,
+    /// Snapshots asked of the market source (at the start and after gaps).
+    pub snapshot_requests: u64,
+}
+
+/// Below this share of valid-book time a run is said to be meaningless (warning; `--strict`
+/// makes it an error).
+pub const MIN_VALID_SHARE: f64 = 0.5;
 
 /// Markouts.
 #[derive(Debug, Serialize)]
@@ -284,7 +307,31 @@ impl Report {
                 reduce_only: m.mode_ns[1] as f64 / mode_total,
                 halted: m.mode_ns[2] as f64 / mode_total,
             },
+            book: BookHealth {
+                valid_share: valid_share(m.valid_ns, duration_ns),
+                diffs_applied: o.sync.diffs_applied,
+                gaps: o.sync.gaps,
+                resyncs: o.sync.resyncs,
+                snapshot_requests: o.feed.snapshot_requests,
+            },
+            warnings: Vec::new(),
         }
+        .with_warnings()
+    }
+
+    fn with_warnings(mut self) -> Report {
+        if self.book.valid_share < MIN_VALID_SHARE {
+            self.warnings.push(format!(
+                "the book was valid for only {:.1}% of the run ({} gaps, {} resyncs, {} snapshot \
+                 requests): the figures say little; check the instrument's venue flavour, tick \
+                 and lot against the data",
+                self.book.valid_share * 100.0,
+                self.book.gaps,
+                self.book.resyncs,
+                self.book.snapshot_requests
+            ));
+        }
+        self
     }
 
     /// The human summary printed at the end of a run.
@@ -300,7 +347,17 @@ impl Report {
              \x20 drawdown   {dd:.4}\n\
              \x20 quoting    uptime {up:.1}% of {vb:.1} s valid book, mean spread {sp:.2} bps\n\
              \x20 markouts   1 s {m1} bps, 5 s {m5} bps, 30 s {m30} bps\n\
-             \x20 on_event   p50 {l50} ns, p99 {l99} ns, p99.9 {l999} ns\n",
+             \x20 on_event   p50 {l50} ns, p99 {l99} ns, p99.9 {l999} ns\n\
+             \x20 book       valid {bv:.1}% of the run, {bd} diffs applied, {bg} gaps, {br} resyncs\n{warn}",
+            bv = self.book.valid_share * 100.0,
+            bd = self.book.diffs_applied,
+            bg = self.book.gaps,
+            br = self.book.resyncs,
+            warn = self
+                .warnings
+                .iter()
+                .map(|w| format!("  WARNING    {w}\n"))
+                .collect::<String>(),
             sym = self.symbol,
             dur = self.duration_s,
             ev = self.events,
@@ -337,5 +394,14 @@ impl Report {
             l99 = self.on_event_latency_ns.p99,
             l999 = self.on_event_latency_ns.p999,
         )
+    }
+}
+
+/// `valid_ns` as a share of `span_ns` (0 when the span is empty).
+pub fn valid_share(valid_ns: i64, span_ns: i64) -> f64 {
+    if span_ns <= 0 {
+        0.0
+    } else {
+        (valid_ns as f64 / span_ns as f64).clamp(0.0, 1.0)
     }
 }

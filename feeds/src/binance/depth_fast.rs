@@ -12,7 +12,7 @@
 //! differential test holds it to exactly the simd-json decoder's output on every recorded
 //! message and on random mutations of them.
 
-use crate::decode::{DecodeError, DepthHeader};
+use crate::binance::decode::{DecodeError, DepthHeader};
 use engine::{Event, Instrument, InstrumentId, LevelUpdate, Side};
 
 /// Outcome of the fast path.

@@ -11,7 +11,7 @@
 //! (`{"lastUpdateId",..,"bids","asks"}`). Other stream payloads (klines, mark price...) decode to
 //! [`Message::Ignored`]; anything malformed is a [`DecodeError`].
 
-use crate::depth_fast::{self, Fast};
+use crate::binance::depth_fast::{self, Fast};
 use engine::{
     DecimalError, Event, Instrument, InstrumentId, LevelUpdate, Side, Symbol, TopOfBook, TradePrint,
 };

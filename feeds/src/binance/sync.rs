@@ -17,7 +17,7 @@
 //! call after each diff is applied. Buffers are preallocated and double-buffered, so steady-state
 //! operation allocates nothing.
 
-use crate::decode::{DepthHeader, SnapshotHeader};
+use crate::binance::decode::{DepthHeader, SnapshotHeader};
 use engine::{BookStatusReason, Event, InstrumentId};
 
 /// Which continuity rule the venue uses.

@@ -1,0 +1,401 @@
+//! The feed handler: decode + book sync per instrument, the one place that turns venue messages
+//! into the engine's events. `ringmaker book`, the backtest, the paper pipeline's feed thread and
+//! (later) the live feed all go through it.
+//!
+//! - [`FeedHandler`] holds the decoder and one [`BookSync`] per instrument, each with the sync rule
+//!   of its venue flavour ([`sync_rule`]); it decodes one message and sends the events it produces,
+//!   in order, to a [`SyncSink`].
+//! - [`MarketFeed`] puts a handler on a [`MarketSource`]: it reads, forces the receive time
+//!   monotonic, stamps every event of a message with that time, and asks the source for a fresh
+//!   snapshot whenever an instrument's book needs one (at the start and after every gap).
+//!
+//! # Time
+//!
+//! A message stamped earlier than the one before it (a recorder's streams are not strictly
+//! ordered) is taken to arrive at the previous message's time, and every event it produces —
+//! including diffs replayed from the sync buffer when a snapshot arrives — carries that time. So
+//! everything downstream (engine, venue, journal) sees one non-decreasing clock.
+
+use crate::binance::decode::{DecodeError, Decoder, DepthHeader, Message};
+use crate::binance::sync::{BookSync, SyncRule, SyncSink, SyncStats};
+use crate::source::{Input, MarketSource, SnapshotReply, SourceError};
+use engine::{Config, Event, EventKind, Instrument, InstrumentId, VenueFlavour};
+
+/// The book-sync rule of a venue flavour.
+pub fn sync_rule(venue: VenueFlavour) -> SyncRule {
+    match venue {
+        // COIN-M diffs carry `pu` like USDⓈ-M's.
+        VenueFlavour::BinanceUsdm | VenueFlavour::BinanceCoinm => SyncRule::Futures,
+        VenueFlavour::BinanceSpot => SyncRule::Spot,
+    }
+}
+
+/// Counters of the handler; all monotonic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedStats {
+    /// Messages decoded (good or bad).
+    pub messages: u64,
+    /// Messages that failed to decode (skipped; a lost diff then shows as a gap).
+    pub decode_errors: u64,
+    /// Depth diffs decoded (applied or not).
+    pub depth_messages: u64,
+    /// Best bid/offer events passed on.
+    pub bbo: u64,
+    /// Trade events passed on.
+    pub trades: u64,
+    /// Messages decoded but of no interest (other streams, unknown symbols).
+    pub ignored: u64,
+    /// Snapshots asked of the source (at the start and after gaps).
+    pub snapshot_requests: u64,
+    /// Requests the source could not answer.
+    pub snapshots_unavailable: u64,
+}
+
+#[derive(Debug)]
+struct Book {
+    sync: BookSync,
+    /// The rule is taken from the first diff (`pu` present: futures).
+    auto_rule: bool,
+    /// A snapshot was asked for and has not arrived.
+    requested: bool,
+}
+
+/// Decoder plus one [`BookSync`] per instrument.
+#[derive(Debug)]
+pub struct FeedHandler {
+    decoder: Decoder,
+    books: Vec<Book>,
+    stats: FeedStats,
+}
+
+impl FeedHandler {
+    /// A handler for `instruments` (ids are positions), each with its own rule; `None` takes the
+    /// rule from the first diff (one with `pu` is futures, one without spot).
+    pub fn new(instruments: &[(Instrument, Option<SyncRule>)]) -> FeedHandler {
+        let plain: Vec<Instrument> = instruments.iter().map(|i| i.0).collect();
+        Self::with_decoder(
+            Decoder::new(&plain),
+            &instruments.iter().map(|i| i.1).collect::<Vec<_>>(),
+        )
+    }
+
+    /// A handler for every instrument of an engine config, each with its venue flavour's rule.
+    pub fn from_config(cfg: &Config) -> FeedHandler {
+        let v: Vec<_> = cfg
+            .instruments
+            .iter()
+            .map(|i| (i.instrument, Some(sync_rule(i.venue))))
+            .collect();
+        FeedHandler::new(&v)
+    }
+
+    /// All instruments with one rule.
+    pub fn with_rule(instruments: &[Instrument], rule: SyncRule) -> FeedHandler {
+        let v: Vec<_> = instruments.iter().map(|i| (*i, Some(rule))).collect();
+        FeedHandler::new(&v)
+    }
+
+    /// A handler with no instrument, for sources that give events already synced (a journal):
+    /// it passes them through and asks for no snapshot.
+    pub fn passthrough() -> FeedHandler {
+        Self::with_decoder(Decoder::new(&[]), &[])
+    }
+
+    /// With a decoder of the caller's (e.g. one that adopts the first symbol it sees); `rules`
+    /// by instrument id.
+    pub fn with_decoder(decoder: Decoder, rules: &[Option<SyncRule>]) -> FeedHandler {
+        let books = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Book {
+                // Until the first diff says otherwise, an unknown rule is futures: a snapshot is
+                // the same for both, and the first diff sets the rule before it is used.
+                sync: BookSync::new(r.unwrap_or(SyncRule::Futures), i as InstrumentId),
+                auto_rule: r.is_none(),
+                requested: false,
+            })
+            .collect();
+        FeedHandler {
+            decoder,
+            books,
+            stats: FeedStats::default(),
+        }
+    }
+
+    /// Decodes one message and sends the events it produces to `sink`. A decode error changes
+    /// nothing; if the message was a diff, the next diff will not chain and sync reports the gap.
+    #[inline]
+    pub fn on_message(
+        &mut self,
+        json: &mut [u8],
+        local_ns: i64,
+        sink: &mut impl SyncSink,
+    ) -> Result<Message, DecodeError> {
+        self.stats.messages += 1;
+        let msg = match self.decoder.decode(json, local_ns) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.decode_errors += 1;
+                return Err(e);
+            }
+        };
+        match msg {
+            Message::Depth(h) => {
+                self.stats.depth_messages += 1;
+                if let Some(b) = self.books.get_mut(h.instrument as usize) {
+                    if b.auto_rule {
+                        b.auto_rule = false;
+                        b.sync.set_rule(if h.prev_final_id.is_some() {
+                            SyncRule::Futures
+                        } else {
+                            SyncRule::Spot
+                        });
+                    }
+                    b.sync.on_diff(&h, self.decoder.levels(), sink);
+                }
+            }
+            Message::Snapshot(h) => {
+                if let Some(b) = self.books.get_mut(h.instrument as usize) {
+                    b.requested = false;
+                    b.sync.on_snapshot(&h, self.decoder.levels(), sink);
+                }
+            }
+            Message::Event(e) => {
+                match e.kind() {
+                    EventKind::Bbo => self.stats.bbo += 1,
+                    EventKind::Trade => self.stats.trades += 1,
+                    _ => {}
+                }
+                sink.event(&e);
+            }
+            Message::Ignored(_) => self.stats.ignored += 1,
+        }
+        Ok(msg)
+    }
+
+    /// The connection for `instrument` was lost, or its events could not be delivered (a full
+    /// ring): sync drops its buffer, says `BookInvalid { Disconnected }` to `sink` if the book
+    /// was valid, and waits for a new snapshot (which the [`MarketFeed`] then asks for).
+    pub fn disconnect(
+        &mut self,
+        instrument: InstrumentId,
+        venue_ns: i64,
+        local_ns: i64,
+        sink: &mut impl SyncSink,
+    ) {
+        if let Some(b) = self.books.get_mut(instrument as usize) {
+            b.sync.on_disconnect(venue_ns, local_ns, sink);
+        }
+    }
+
+    /// Instruments whose book needs a snapshot not yet asked for; marks them asked.
+    fn take_snapshot_needs(&mut self, mut f: impl FnMut(InstrumentId)) {
+        for (i, b) in self.books.iter_mut().enumerate() {
+            if !b.requested && b.sync.needs_snapshot() {
+                b.requested = true;
+                f(i as InstrumentId);
+            }
+        }
+    }
+
+    /// One instrument's sync machine.
+    pub fn sync(&self, instrument: InstrumentId) -> Option<&BookSync> {
+        self.books.get(instrument as usize).map(|b| &b.sync)
+    }
+
+    /// Sync counters of one instrument.
+    pub fn sync_stats(&self, instrument: InstrumentId) -> SyncStats {
+        self.sync(instrument).map(BookSync::stats).unwrap_or_default()
+    }
+
+    /// Sync counters summed over every instrument.
+    pub fn sync_totals(&self) -> SyncStats {
+        self.books.iter().fold(SyncStats::default(), |a, b| {
+            let s = b.sync.stats();
+            SyncStats {
+                snapshots: a.snapshots + s.snapshots,
+                diffs_applied: a.diffs_applied + s.diffs_applied,
+                diffs_stale: a.diffs_stale + s.diffs_stale,
+                gaps: a.gaps + s.gaps,
+                snapshots_too_old: a.snapshots_too_old + s.snapshots_too_old,
+                resyncs: a.resyncs + s.resyncs,
+                buffer_overflows: a.buffer_overflows + s.buffer_overflows,
+            }
+        })
+    }
+
+    /// The rule in force for `instrument` (`None` while it is still to be taken from a diff).
+    pub fn rule(&self, instrument: InstrumentId) -> Option<SyncRule> {
+        let b = self.books.get(instrument as usize)?;
+        (!b.auto_rule).then(|| b.sync.rule())
+    }
+
+    /// Handler counters.
+    pub fn stats(&self) -> FeedStats {
+        self.stats
+    }
+
+    /// The decoder (its instruments and counters).
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// Number of instruments.
+    pub fn instruments(&self) -> usize {
+        self.books.len()
+    }
+}
+
+/// What one [`MarketFeed::next`] did.
+#[derive(Debug)]
+pub enum Step {
+    /// A message or a batch of events went through; its events (possibly none) reached the sink,
+    /// all stamped `local_ns`.
+    Input {
+        /// The input's (monotonic) local receive time, ns.
+        local_ns: i64,
+    },
+    /// The source could not give an input (a bad line): skipped.
+    SourceError(SourceError),
+    /// A message failed to decode: skipped.
+    DecodeError {
+        /// Its (monotonic) local receive time, ns.
+        local_ns: i64,
+        /// Why.
+        error: DecodeError,
+    },
+    /// The gate said stop before the input at `local_ns` was decoded (it is not processed).
+    Stopped {
+        /// The input's local receive time, ns.
+        local_ns: i64,
+    },
+}
+
+/// Stamps every event with the message's time on its way to the caller's sink.
+struct Stamped<'a, S> {
+    local_ns: i64,
+    inner: &'a mut S,
+}
+
+impl<S: SyncSink> SyncSink for Stamped<'_, S> {
+    #[inline]
+    fn event(&mut self, ev: &Event) {
+        let mut e = *ev;
+        e.local_time_ns = self.local_ns;
+        self.inner.event(&e);
+    }
+
+    #[inline]
+    fn diff_applied(&mut self, hdr: &DepthHeader) {
+        self.inner.diff_applied(hdr);
+    }
+}
+
+/// A [`FeedHandler`] reading a [`MarketSource`].
+#[derive(Debug)]
+pub struct MarketFeed<S> {
+    source: S,
+    handler: FeedHandler,
+    last_ns: i64,
+}
+
+impl<S: MarketSource> MarketFeed<S> {
+    /// `handler` reading `source`.
+    pub fn new(source: S, handler: FeedHandler) -> MarketFeed<S> {
+        MarketFeed {
+            source,
+            handler,
+            last_ns: i64::MIN,
+        }
+    }
+
+    /// The next input, its events to `sink`. `None` at the end of the source.
+    #[inline]
+    pub fn next(&mut self, sink: &mut impl SyncSink) -> Option<Step> {
+        self.next_gated(sink, |_| true)
+    }
+
+    /// Like [`MarketFeed::next`], but `gate(local_ns)` is asked before a message is decoded
+    /// (the paper feed waits there until the message is due, and stops there): `false` stops.
+    pub fn next_gated(
+        &mut self,
+        sink: &mut impl SyncSink,
+        mut gate: impl FnMut(i64) -> bool,
+    ) -> Option<Step> {
+        self.ask_snapshots();
+        let input = match self.source.next_input()? {
+            Ok(i) => i,
+            Err(e) => return Some(Step::SourceError(e)),
+        };
+        let step = match input {
+            Input::Message { json, local_ns } => {
+                let t = local_ns.max(self.last_ns);
+                if !gate(t) {
+                    return Some(Step::Stopped { local_ns: t });
+                }
+                self.last_ns = t;
+                let mut stamped = Stamped {
+                    local_ns: t,
+                    inner: sink,
+                };
+                match self.handler.on_message(json, t, &mut stamped) {
+                    Ok(_) => Step::Input { local_ns: t },
+                    Err(error) => Step::DecodeError { local_ns: t, error },
+                }
+            }
+            Input::Events { events, local_ns } => {
+                let t = local_ns.max(self.last_ns);
+                if !gate(t) {
+                    return Some(Step::Stopped { local_ns: t });
+                }
+                self.last_ns = t;
+                let mut stamped = Stamped {
+                    local_ns: t,
+                    inner: sink,
+                };
+                for ev in events {
+                    stamped.event(ev);
+                }
+                Step::Input { local_ns: t }
+            }
+        };
+        self.ask_snapshots();
+        Some(step)
+    }
+
+    /// Asks the source for every snapshot a book needs and has not asked for yet.
+    fn ask_snapshots(&mut self) {
+        let (handler, source) = (&mut self.handler, &mut self.source);
+        let mut unavailable = 0;
+        let mut asked = 0;
+        handler.take_snapshot_needs(|i| {
+            asked += 1;
+            if source.request_snapshot(i) == SnapshotReply::Unavailable {
+                unavailable += 1;
+            }
+        });
+        handler.stats.snapshot_requests += asked;
+        handler.stats.snapshots_unavailable += unavailable;
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &FeedHandler {
+        &self.handler
+    }
+
+    /// The handler, to reset an instrument's sync ([`FeedHandler::disconnect`]).
+    pub fn handler_mut(&mut self) -> &mut FeedHandler {
+        &mut self.handler
+    }
+
+    /// The source.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Inputs read, and inputs skipped (bad lines and messages that failed to decode).
+    pub fn counts(&self) -> (u64, u64) {
+        let c = self.source.counts();
+        (c.read, c.bad + self.handler.stats.decode_errors)
+    }
+}
