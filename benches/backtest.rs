@@ -112,9 +112,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("journal_source_only", |b| {
-        b.iter(|| {
-            black_box(drain(&mut backtest::journal_feed(journal.clone())))
-        })
+        b.iter(|| black_box(drain(&mut backtest::journal_feed(journal.clone()))))
     });
     g.finish();
 

@@ -206,12 +206,12 @@ fn pipeline(seconds: Option<f64>, (first, last): (Option<usize>, Option<usize>))
         }
         _ => "\n[cpu]\nengine = 0\nfeeds = [0]\ngateway = 0\nhousekeeping = 0\n".to_string(),
     };
-    let cfg = engine::Config::from_toml(&(text + &cpu)).expect("valid config");
+    let cfg = runtime::config::RunConfig::from_toml(&(text + &cpu)).expect("valid config");
     let out = std::env::temp_dir().join(format!("ringmaker-bench-ring-hop-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("temp dir");
     let recorder =
-        JournalRecorder::create(&out.join("journal"), &cfg, 64 << 20, 0).expect("journal");
+        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0).expect("journal");
     let settings = Settings {
         data: vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT)],
         speed: 1.0,

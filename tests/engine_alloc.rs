@@ -5,9 +5,9 @@
 
 use engine::Engine;
 use feeds::{recorded_events, SyncRule};
+use ringmaker_tests::{default_config, scratch, usdm, Responder};
 use runtime::host::{Deferred, Host, NoRecorder, Recorder};
 use runtime::record::JournalRecorder;
-use ringmaker_tests::{default_config, scratch, usdm, Responder};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

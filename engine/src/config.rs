@@ -125,12 +125,6 @@ pub struct ConfigFile {
     /// One entry per instrument, in instrument-id order.
     #[serde(rename = "instrument")]
     pub instruments: Vec<InstrumentSection>,
-    /// `[cpu]`: thread pinning, read by the `ringmaker` tool (the engine has no threads).
-    #[serde(default)]
-    pub cpu: Option<toml::Table>,
-    /// `[rings]`: ring sizes, read by the `ringmaker` tool.
-    #[serde(default)]
-    pub rings: Option<toml::Table>,
 }
 
 /// `[engine]`.

@@ -17,7 +17,7 @@
 //! everything downstream (engine, venue, journal) sees one non-decreasing clock.
 
 use crate::binance::decode::{DecodeError, Decoder, DepthHeader, Message};
-use crate::binance::sync::{BookSync, SyncRule, SyncSink, SyncStats};
+use crate::binance::sync::{BookSync, SyncRule, SyncSink, SyncState, SyncStats};
 use crate::source::{Input, MarketSource, SnapshotReply, SourceError};
 use engine::{Config, Event, EventKind, Instrument, InstrumentId, VenueFlavour};
 
@@ -198,6 +198,14 @@ impl FeedHandler {
         }
     }
 
+    /// Whether every instrument's book is synced (valid).
+    #[inline]
+    pub fn all_synced(&self) -> bool {
+        self.books
+            .iter()
+            .all(|b| matches!(b.sync.state(), SyncState::Synced { .. }))
+    }
+
     /// One instrument's sync machine.
     pub fn sync(&self, instrument: InstrumentId) -> Option<&BookSync> {
         self.books.get(instrument as usize).map(|b| &b.sync)
@@ -205,7 +213,9 @@ impl FeedHandler {
 
     /// Sync counters of one instrument.
     pub fn sync_stats(&self, instrument: InstrumentId) -> SyncStats {
-        self.sync(instrument).map(BookSync::stats).unwrap_or_default()
+        self.sync(instrument)
+            .map(BookSync::stats)
+            .unwrap_or_default()
     }
 
     /// Sync counters summed over every instrument.
@@ -296,7 +306,28 @@ impl<S: SyncSink> SyncSink for Stamped<'_, S> {
 pub struct MarketFeed<S> {
     source: S,
     handler: FeedHandler,
+    time: FeedTime,
+}
+
+/// Receive time as the feed has seen it.
+#[derive(Debug, Clone, Copy)]
+struct FeedTime {
+    first_ns: i64,
     last_ns: i64,
+    valid_ns: i64,
+}
+
+impl FeedTime {
+    /// Time moves to `t`: the time since the last input counts as valid if every book was.
+    #[inline]
+    fn advance(&mut self, t: i64, all_valid: bool) {
+        if self.last_ns == i64::MIN {
+            self.first_ns = t;
+        } else if all_valid {
+            self.valid_ns += t - self.last_ns;
+        }
+        self.last_ns = t;
+    }
 }
 
 impl<S: MarketSource> MarketFeed<S> {
@@ -305,7 +336,11 @@ impl<S: MarketSource> MarketFeed<S> {
         MarketFeed {
             source,
             handler,
-            last_ns: i64::MIN,
+            time: FeedTime {
+                first_ns: i64::MIN,
+                last_ns: i64::MIN,
+                valid_ns: 0,
+            },
         }
     }
 
@@ -329,11 +364,11 @@ impl<S: MarketSource> MarketFeed<S> {
         };
         let step = match input {
             Input::Message { json, local_ns } => {
-                let t = local_ns.max(self.last_ns);
+                let t = local_ns.max(self.time.last_ns);
                 if !gate(t) {
                     return Some(Step::Stopped { local_ns: t });
                 }
-                self.last_ns = t;
+                self.time.advance(t, self.handler.all_synced());
                 let mut stamped = Stamped {
                     local_ns: t,
                     inner: sink,
@@ -344,11 +379,11 @@ impl<S: MarketSource> MarketFeed<S> {
                 }
             }
             Input::Events { events, local_ns } => {
-                let t = local_ns.max(self.last_ns);
+                let t = local_ns.max(self.time.last_ns);
                 if !gate(t) {
                     return Some(Step::Stopped { local_ns: t });
                 }
-                self.last_ns = t;
+                self.time.advance(t, self.handler.all_synced());
                 let mut stamped = Stamped {
                     local_ns: t,
                     inner: sink,
@@ -361,6 +396,17 @@ impl<S: MarketSource> MarketFeed<S> {
         };
         self.ask_snapshots();
         Some(step)
+    }
+
+    /// Receive time from the first input to the last, and the part of it during which every
+    /// instrument's book was synced (ns). A handler with no book (a journal's events) counts
+    /// all of it as valid.
+    pub fn book_time(&self) -> (i64, i64) {
+        let t = self.time;
+        if t.first_ns == i64::MIN {
+            return (0, 0);
+        }
+        (t.valid_ns, t.last_ns - t.first_ns)
     }
 
     /// Asks the source for every snapshot a book needs and has not asked for yet.

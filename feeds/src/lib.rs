@@ -23,4 +23,6 @@ pub use handler::{sync_rule, FeedHandler, FeedStats, MarketFeed, Step};
 pub use local_book::{BookObserver, BookState, LocalBook, LocalBookStats};
 pub use normalize::{recorded_events, RecordedEvents};
 pub use recording::{LineError, OpenError, ReaderStats, RecordLine, RecordingReader};
-pub use source::{Input, MarketSource, MemorySource, RecordingSource, SnapshotReply, SourceCounts, SourceError};
+pub use source::{
+    Input, MarketSource, MemorySource, RecordingSource, SnapshotReply, SourceCounts, SourceError,
+};

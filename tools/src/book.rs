@@ -3,7 +3,10 @@
 use anyhow::Context;
 use engine::{Grid, Instrument, OrderBook};
 use feeds::decode::DepthHeader;
-use feeds::{BookObserver, Decoder, LocalBook, RecordingReader, SyncRule};
+use feeds::{
+    BookObserver, BookState, Decoder, FeedHandler, MarketFeed, MarketSource, RecordingSource, Step,
+    SyncRule,
+};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +32,9 @@ pub struct BookArgs {
     /// Book window in ticks (a power of two; levels further from the touch are ignored).
     #[arg(long, default_value_t = OrderBook::DEFAULT_SLOTS)]
     book_slots: usize,
+    /// Exit 1 when the book was valid for less than half of the recording.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -91,8 +97,12 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
         Venue::Futures => Some(SyncRule::Futures),
         Venue::Spot => Some(SyncRule::Spot),
     };
-    let mut local = LocalBook::with_decoder(decoder, rule, args.book_slots);
-    let mut reader = RecordingReader::open(&args.data)?;
+    // The same feed handler as the backtest and the paper pipeline, on the recording.
+    let mut feed = MarketFeed::new(
+        RecordingSource::open(&args.data)?,
+        FeedHandler::with_decoder(decoder, &[rule]),
+    );
+    let mut state = BookState::new(args.book_slots);
     let stdout = io::stdout().lock();
     let mut tsv = Tsv {
         out: BufWriter::with_capacity(1 << 16, stdout),
@@ -101,7 +111,6 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
         err: None,
     };
     let mut bad_reported = 0u64;
-    let mut decode_errors = 0u64;
     let mut report = |what: &dyn std::fmt::Display| {
         bad_reported += 1;
         if bad_reported <= REPORT_BAD_LINES {
@@ -110,16 +119,19 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
             eprintln!("ringmaker book: further bad lines are only counted");
         }
     };
-    while let Some(line) = reader.next() {
-        match line {
-            Ok(l) => {
-                let (file, no) = (l.file, l.line);
-                if let Err(e) = local.on_message(l.json, l.local_ns, &mut tsv) {
-                    decode_errors += 1;
-                    report(&format_args!("{}:{no}: {e}", args.data[file].display()));
-                }
+    loop {
+        let step = {
+            let mut sink = state.sink(&mut tsv);
+            feed.next(&mut sink)
+        };
+        match step {
+            None => break,
+            Some(Step::SourceError(e)) => report(&e),
+            Some(Step::DecodeError { error, .. }) => {
+                let origin = feed.source().origin().unwrap_or_default();
+                report(&format_args!("{origin}: {error}"));
             }
-            Err(e) => report(&e),
+            Some(Step::Input { .. }) | Some(Step::Stopped { .. }) => {}
         }
         if tsv.err.is_some() {
             break;
@@ -137,37 +149,54 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
         r => r.context("writing to stdout")?,
     }
 
-    let rs = reader.stats();
-    let ss = local.sync_stats();
-    let ls = local.stats();
-    let book = local.book();
-    let symbol = local.decoder().instruments()[0].symbol;
-    let rule = match local.rule() {
+    let rs = feed.source().reader().stats();
+    let h = feed.handler();
+    let (ss, hs, bs) = (h.sync_stats(0), h.stats(), state.stats());
+    let book = state.book();
+    let symbol = h.decoder().instruments()[0].symbol;
+    let rule = match h.rule(0) {
         Some(SyncRule::Futures) => "futures (pu chain)",
         Some(SyncRule::Spot) => "spot (U = previous u + 1)",
         None => "unknown (no depth diffs)",
     };
+    let (valid_ns, span_ns) = feed.book_time();
+    let share = runtime::report::valid_share(valid_ns, span_ns);
     eprintln!("ringmaker book: {symbol}, sync rule {rule}");
     eprintln!("  lines read        {}", rs.lines);
-    eprintln!("  bad lines         {}", rs.bad_lines + decode_errors);
-    eprintln!("  depth diffs       {}", ls.depth_messages);
+    eprintln!("  bad lines         {}", rs.bad_lines + hs.decode_errors);
+    eprintln!("  depth diffs       {}", hs.depth_messages);
     eprintln!("  snapshots         {}", ss.snapshots);
+    eprintln!("  snapshot requests {}", hs.snapshot_requests);
     eprintln!("  diffs applied     {}", ss.diffs_applied);
     eprintln!("  diffs stale       {}", ss.diffs_stale);
     eprintln!("  gaps              {}", ss.gaps);
     eprintln!("  resyncs           {}", ss.resyncs);
     eprintln!("  snapshots too old {}", ss.snapshots_too_old);
-    eprintln!("  crossed books     {}", ls.crossed);
-    eprintln!("  rejected levels   {}", ls.rejected_levels);
+    eprintln!("  crossed books     {}", bs.crossed);
+    eprintln!("  rejected levels   {}", bs.rejected_levels);
     eprintln!(
         "  out-of-window     {} levels (window {} ticks)",
         book.out_of_window(),
         args.book_slots
     );
     eprintln!(
+        "  valid book        {:.1}% of {:.1} s",
+        share * 100.0,
+        span_ns as f64 / 1e9
+    );
+    eprintln!(
         "  book at end       {} (update id {})",
         if book.is_valid() { "valid" } else { "INVALID" },
         book.last_update_id()
     );
-    Ok(ExitCode::SUCCESS)
+    let mut warnings = Vec::new();
+    if share < runtime::report::MIN_VALID_SHARE {
+        warnings.push(format!(
+            "the book was valid for only {:.1}% of the recording ({} gaps): check --venue, \
+             --tick and --lot against the data",
+            share * 100.0,
+            ss.gaps
+        ));
+    }
+    Ok(crate::cmd_common::finish("book", &warnings, args.strict))
 }

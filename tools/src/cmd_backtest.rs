@@ -1,13 +1,13 @@
 //! `ringmaker backtest`.
 
-use crate::cmd_common::{load_config, prepare_out, VenueArgs};
+use crate::cmd_common::{finish, load_config, prepare_out, VenueArgs};
+use crate::plots;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::backtest::{self, Settings};
+use runtime::hlog;
 use runtime::record::JournalRecorder;
 use runtime::report::Report;
-use crate::plots;
-use runtime::hlog;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,10 +29,14 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Exit 1 when the run is doubtful (e.g. the book was valid for less than half of it).
+    #[arg(long)]
+    strict: bool,
 }
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(&a.config)?;
+    let run_cfg = load_config(&a.config)?;
+    let cfg = &run_cfg.engine;
     prepare_out(&a.out)?;
     let settings = Settings {
         data: a.data.clone(),
@@ -42,7 +46,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         timer_interval_ns: 100_000_000,
     };
     let journal_dir = a.out.join("journal");
-    let recorder = JournalRecorder::create(&journal_dir, &cfg, a.venue.segment_mib << 20, 0)?;
+    let recorder =
+        JournalRecorder::create_run(&journal_dir, &run_cfg, a.venue.segment_mib << 20, 0)?;
 
     let bar = if a.quiet {
         ProgressBar::hidden()
@@ -57,7 +62,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     };
     let mut progress = |lines: u64| bar.set_message(format!("{lines} lines"));
     let started = std::time::Instant::now();
-    let (outcome, recorder) = backtest::run(&cfg, &settings, recorder, &mut progress)?;
+    let (outcome, recorder) = backtest::run(cfg, &settings, recorder, &mut progress)?;
     bar.finish_and_clear();
     let (appended, journaled_events) = (recorder.appended(), recorder.events());
     recorder.close()?;
@@ -87,5 +92,5 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         "  wrote      {0}/report.json, {0}/plots/{{mid,position,pnl}}.png, {0}/latency.hlog, {0}/journal/",
         a.out.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(finish("backtest", &report.warnings, a.strict))
 }

@@ -2,9 +2,10 @@
 //! loading the config, and clearing a previous run's journal.
 
 use anyhow::Context;
-use engine::Config;
 use runtime::backtest::QueueKind;
+use runtime::config::RunConfig;
 use std::path::Path;
+use std::process::ExitCode;
 
 /// Simulated venue and journal options.
 #[derive(clap::Args, Debug)]
@@ -56,11 +57,24 @@ impl VenueArgs {
     }
 }
 
-/// Reads and validates the engine config.
-pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+/// Reads and validates a run config (the engine's sections and the runtime's).
+pub fn load_config(path: &Path) -> anyhow::Result<RunConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))?;
-    Config::from_toml(&text).with_context(|| format!("config {}", path.display()))
+    RunConfig::from_toml(&text).with_context(|| format!("config {}", path.display()))
+}
+
+/// Prints `warnings` on stderr; with `strict`, a run that has any fails (exit 1).
+pub fn finish(command: &str, warnings: &[String], strict: bool) -> ExitCode {
+    for w in warnings {
+        eprintln!("ringmaker {command}: warning: {w}");
+    }
+    if strict && !warnings.is_empty() {
+        eprintln!("ringmaker {command}: --strict: failing because of the warnings above");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Creates `out` and removes a previous run's journal from it (only files ringmaker writes; a

@@ -1,7 +1,7 @@
 //! `ringmaker run --paper`: the live-shaped pipeline (pinned threads, disruptor rings) on a
 //! recording, against the simulated venue. See `runtime::live`.
 
-use crate::cmd_common::{load_config, prepare_out, VenueArgs};
+use crate::cmd_common::{finish, load_config, prepare_out, VenueArgs};
 use anyhow::Context;
 use runtime::live::{self, signals, Settings};
 use runtime::record::JournalRecorder;
@@ -38,6 +38,10 @@ pub struct Args {
     /// Seconds between status lines (0: none).
     #[arg(long, default_value_t = 5)]
     status_secs: u64,
+    /// Exit 1 when the run is doubtful (the book valid for less than half of it, quoting
+    /// halted by a full output ring).
+    #[arg(long)]
+    strict: bool,
 }
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
@@ -65,7 +69,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let created_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let recorder = JournalRecorder::create(
+    let recorder = JournalRecorder::create_run(
         &a.out.join("journal"),
         &cfg,
         a.venue.segment_mib << 20,
@@ -82,5 +86,12 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     if summary.cause == live::StopCause::JournalFailed {
         anyhow::bail!("the journal stopped accepting records; every record before is intact");
     }
-    Ok(ExitCode::SUCCESS)
+    if summary.counters.intents_lost > 0 {
+        anyhow::bail!(
+            "{} intents could not be sent (output ring and backlog full); the journal holds \
+             everything the engine did",
+            summary.counters.intents_lost
+        );
+    }
+    Ok(finish("run", &summary.warnings(), a.strict))
 }

@@ -1,11 +1,11 @@
 //! `ringmaker`: the market-making engine's command line.
 
 mod book;
-mod plots;
 mod cmd_backtest;
 mod cmd_common;
 mod cmd_journal;
 mod cmd_run;
+mod plots;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -2,10 +2,10 @@
 //! PnL. The font is bundled (`tools/assets/DejaVuSans.ttf`, Bitstream Vera licence), so plots
 //! render the same on any machine, with no system fonts needed.
 
-use runtime::metrics::Metrics;
 use anyhow::{anyhow, Context};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use runtime::metrics::Metrics;
 use std::path::Path;
 use std::sync::Once;
 

@@ -564,3 +564,35 @@ fn crosses(side: Side, ours: i64, other: i64) -> bool {
         Side::Ask => other >= ours,
     }
 }
+
+impl<Q: QueueModel, L: LatencyModel, F: FeeModel> crate::Venue for SimVenue<Q, L, F> {
+    type Stats = SimStats;
+
+    #[inline]
+    fn send(&mut self, intent: &Intent, now_ns: i64) {
+        self.on_intent(intent, now_ns);
+    }
+
+    #[inline]
+    fn poll(&mut self, now_ns: i64, out: &mut impl FnMut(&Event)) {
+        self.advance_to(now_ns, out);
+    }
+
+    #[inline]
+    fn next_due(&self) -> Option<i64> {
+        SimVenue::next_due(self)
+    }
+
+    #[inline]
+    fn on_market(&mut self, ev: &Event) {
+        SimVenue::on_market(self, ev);
+    }
+
+    fn open_orders(&self, instrument: InstrumentId) -> usize {
+        SimVenue::open_orders(self, instrument)
+    }
+
+    fn stats(&self) -> SimStats {
+        SimVenue::stats(self)
+    }
+}

@@ -21,10 +21,8 @@ use feeds::{
     FeedHandler, FeedStats, Input, MarketFeed, MarketSource, RecordingSource, SnapshotReply,
     SourceCounts, SourceError, Step, SyncStats,
 };
-use gateway::sim::{
-    BpsFees, ConstantLatency, FeeModel, ProbQueue, QueueModel, RiskAverseQueue, SimVenue,
-};
-use gateway::SimStats;
+use gateway::sim::{BpsFees, ConstantLatency, ProbQueue, RiskAverseQueue, SimVenue};
+use gateway::{SimStats, Venue};
 use hdrhistogram::Histogram;
 use quanta::Clock;
 use std::path::PathBuf;
@@ -251,9 +249,13 @@ pub fn run_source<R: Recorder, S: MarketSource>(
             recorder,
             source,
             progress,
-            RiskAverseQueue,
-            latency,
-            fees,
+            SimVenue::new(
+                cfg.instruments.len(),
+                cfg.book_slots,
+                RiskAverseQueue,
+                latency,
+                fees,
+            ),
         ),
         QueueKind::Prob { power } => {
             let power = engine::Fx::checked_from_num(power)
@@ -265,17 +267,21 @@ pub fn run_source<R: Recorder, S: MarketSource>(
                 recorder,
                 source,
                 progress,
-                ProbQueue::new(power),
-                latency,
-                fees,
+                SimVenue::new(
+                    cfg.instruments.len(),
+                    cfg.book_slots,
+                    ProbQueue::new(power),
+                    latency,
+                    fees,
+                ),
             )
         }
     }
 }
 
-struct Driver<Q: QueueModel, F: FeeModel, R> {
+struct Driver<V, R> {
     host: Host<R>,
-    venue: SimVenue<Q, ConstantLatency, F>,
+    venue: V,
     out: Outbox,
     reports: Vec<Event>,
     clock: Clock,
@@ -287,7 +293,7 @@ struct Driver<Q: QueueModel, F: FeeModel, R> {
     events: u64,
 }
 
-impl<Q: QueueModel, F: FeeModel, R: Recorder> Driver<Q, F, R> {
+impl<V: Venue, R: Recorder> Driver<V, R> {
     /// One input into the engine, timed.
     #[inline]
     fn feed(&mut self, ev: &Event) {
@@ -304,7 +310,7 @@ impl<Q: QueueModel, F: FeeModel, R: Recorder> Driver<Q, F, R> {
     fn end_batch(&mut self, now: i64) {
         self.host.batch_end(&mut self.out);
         for i in self.out.intents.drain(..) {
-            self.venue.on_intent(&i, i.time_ns);
+            self.venue.send(&i, i.time_ns);
             self.metrics.on_intent(&i);
         }
         self.metrics.sample(now, &Sample::of(&self.host.engine));
@@ -334,8 +340,7 @@ impl<Q: QueueModel, F: FeeModel, R: Recorder> Driver<Q, F, R> {
             }
             self.reports.clear();
             let reports = &mut self.reports;
-            self.venue
-                .advance_to(due, &mut |r: &Event| reports.push(*r));
+            self.venue.poll(due, &mut |r: &Event| reports.push(*r));
             if self.reports.is_empty() {
                 continue;
             }
@@ -359,20 +364,18 @@ fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn drive<Q: QueueModel, F: FeeModel, R: Recorder, S: MarketSource>(
+/// The backtest loop over any venue (the simulated one, for a recorded market).
+fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
     cfg: &Config,
     settings: &Settings,
     recorder: R,
     source: &mut MarketFeed<S>,
     progress: &mut dyn FnMut(u64),
-    queue: Q,
-    latency: ConstantLatency,
-    fees: F,
+    venue: V,
 ) -> anyhow::Result<(Outcome, R)> {
     let mut d = Driver {
         host: Host::new(Engine::new(cfg), recorder),
-        venue: SimVenue::new(cfg.instruments.len(), cfg.book_slots, queue, latency, fees),
+        venue,
         out: Outbox::default(),
         reports: Vec::with_capacity(1024),
         clock: Clock::new(),

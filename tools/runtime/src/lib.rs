@@ -5,6 +5,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`config`] | the run config: the engine's part (journaled) and the runtime's sections |
 //! | [`host`] | the one place that feeds the engine, with a [`host::Recorder`] (the journal) |
 //! | [`record`] | the journal's record layer: the recorder, replay, record kinds |
 //! | [`backtest`] | the backtest driver: a market source, the engine, a venue, on one thread |
@@ -12,6 +13,7 @@
 //! | [`metrics`], [`report`], [`hlog`] | what a run measured, its report, HdrHistogram interval logs |
 
 pub mod backtest;
+pub mod config;
 pub mod hlog;
 pub mod host;
 pub mod live;

@@ -10,8 +10,10 @@
 //! | 4 | intent | one order intent, 64 bytes ([`Intent::to_bytes`]) | its time |
 //! | 5 | mode change | 16 bytes ([`ModeChange::to_bytes`]) | its time |
 //! | 6 | events | consecutive engine inputs, 64 bytes each, in order (1 to [`EVENTS_PER_RECORD`]) | the newest one's local time |
+//! | 7 | settings | SHA-256 of the run config's other sections, credentials left out ([`crate::config::RunConfig::settings_digest`]), 32 bytes | 0 |
 //!
-//! The config record comes first; then every event in the order the engine consumed it, each
+//! The config record (the engine's part of the run config only: what replay needs) comes
+//! first, then the settings record; then every event in the order the engine consumed it, each
 //! batch end, and, right after the input that caused them, every intent and mode change.
 //!
 //! [`JournalRecorder`] writes inputs as kind 6: consecutive events go into one open record
@@ -21,6 +23,7 @@
 //! record) as well; [`events_in`] yields the events of either. The
 //! header hash of every segment is SHA-256 of `ringmaker <version>\n` followed by the config text.
 
+use crate::config::RunConfig;
 use crate::host::Recorder;
 use anyhow::{bail, Context};
 use engine::{Config, Engine, Event, Intent, ModeChange, Sink};
@@ -41,6 +44,8 @@ pub const KIND_INTENT: u16 = 4;
 pub const KIND_MODE: u16 = 5;
 /// Events record: consecutive inputs, 64 bytes each.
 pub const KIND_EVENTS: u16 = 6;
+/// Settings record: the digest of the run config's non-engine sections.
+pub const KIND_SETTINGS: u16 = 7;
 /// Most events in one events record (16 KiB of payload).
 pub const EVENTS_PER_RECORD: usize = 256;
 
@@ -94,6 +99,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_INTENT => "intent",
         KIND_MODE => "mode",
         KIND_EVENTS => "events",
+        KIND_SETTINGS => "settings",
         _ => "unknown",
     }
 }
@@ -107,6 +113,7 @@ pub fn kind_by_name(name: &str) -> Option<u16> {
         KIND_INTENT,
         KIND_MODE,
         KIND_EVENTS,
+        KIND_SETTINGS,
     ]
     .into_iter()
     .find(|&k| kind_name(k) == name)
@@ -131,13 +138,31 @@ pub struct JournalRecorder {
 }
 
 impl JournalRecorder {
-    /// Creates a journal in `dir` (which must not hold one) and writes the config record.
+    /// Creates a journal in `dir` (which must not hold one) for an engine config alone (no
+    /// runtime sections: their digest is that of none).
     pub fn create(
         dir: &Path,
         config: &Config,
         segment_size: u64,
         created_ns: u64,
     ) -> anyhow::Result<JournalRecorder> {
+        Self::create_run(
+            dir,
+            &RunConfig::from_engine(config.clone()),
+            segment_size,
+            created_ns,
+        )
+    }
+
+    /// Creates a journal in `dir` (which must not hold one) and writes the config record (the
+    /// engine's part) and the settings record (the digest of the rest).
+    pub fn create_run(
+        dir: &Path,
+        run: &RunConfig,
+        segment_size: u64,
+        created_ns: u64,
+    ) -> anyhow::Result<JournalRecorder> {
+        let config = &run.engine;
         let writer = Writer::create(
             dir,
             WriterOptions {
@@ -157,6 +182,7 @@ impl JournalRecorder {
             events: 0,
         };
         r.append(KIND_CONFIG, 0, config.source.as_bytes());
+        r.append(KIND_SETTINGS, 0, &run.settings_digest());
         if let Some(e) = r.error.take() {
             return Err(e).context("writing the config record");
         }
@@ -253,6 +279,13 @@ impl Recorder for JournalRecorder {
 pub fn describe(kind: u16, payload: &[u8]) -> String {
     match kind {
         KIND_CONFIG => format!("{} bytes of TOML", payload.len()),
+        KIND_SETTINGS => format!(
+            "settings digest {}",
+            payload
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
         KIND_EVENT | KIND_EVENTS => match events_in(kind, payload) {
             Some(evs) => evs
                 .map(|e| match e {
@@ -409,7 +442,10 @@ pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
              or its config record does not match its header; divergence may follow"
         );
     }
-    let cfg = Config::from_toml(text).context("the journaled config is invalid")?;
+    // Journals before the run config held the whole file (with [cpu] / [rings]): read both.
+    let cfg = RunConfig::from_toml(text)
+        .context("the journaled config is invalid")?
+        .engine;
     let mut engine = Engine::new(&cfg);
     let mut produced = Produced::default();
     let (mut events, mut intents) = (0u64, 0u64);
@@ -464,6 +500,8 @@ pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
                 }
             }
             KIND_CONFIG => bail!("seq {}: a second config record", rec.seq),
+            // The runtime's settings do not change what the engine does.
+            KIND_SETTINGS => {}
             other => bail!("seq {}: unknown record kind {other}", rec.seq),
         }
     }

@@ -70,6 +70,12 @@ counters! {
     engine_intents,
     /// Engine: attempts to publish an intent that found the output ring full (retried).
     output_retries,
+    /// Engine: intents that found the output ring full past the wait and were backlogged.
+    output_backlogged,
+    /// Engine: times quoting was halted because the output ring stayed full.
+    output_halts,
+    /// Engine: intents that found the output ring and the backlog full: not sent (the run aborts).
+    intents_lost,
     /// Engine: mode changes.
     mode_changes,
     /// Engine: journal housekeeping calls.

@@ -1,13 +1,14 @@
-//! The feed thread: reads the recording at its pace (or `--speed`, or flat out), decodes and
-//! syncs the book exactly as a live feed would, and publishes the events into the input ring.
+//! The feed thread: reads a market source (in paper mode, the recording at its pace, `--speed`,
+//! or flat out) through the one [`feeds::FeedHandler`] (decode and book sync, exactly as
+//! `ringmaker book` and the backtest do) and publishes the events into the input ring.
 //!
 //! # Time
 //!
-//! As in a backtest: a line stamped earlier than the one before it is taken to arrive at the
-//! previous line's time, and every event a message produces (including diffs replayed from the
-//! sync buffer when the snapshot arrives) is stamped with the message's time. At `--speed` > 0
-//! the thread sleeps until a line is due (the last 200 µs spun), so the decode happens when a
-//! live feed would have received the message.
+//! As in a backtest ([`feeds::MarketFeed`]): a line stamped earlier than the one before it is
+//! taken to arrive at the previous line's time, and every event a message produces (including
+//! diffs replayed from the sync buffer when the snapshot arrives) is stamped with the message's
+//! time. At `--speed` > 0 the thread sleeps until a line is due (the last 200 µs spun), so the
+//! decode happens when a live feed would have received the message.
 //!
 //! # A full input ring
 //!
@@ -23,9 +24,10 @@
 //!    of `i` as soon as the ring has room (`overflow_invalids`); until then `i`'s events are
 //!    dropped too. The engine pulls `i`'s quotes when it reads it.
 //!
-//! A live feed would now fetch a REST snapshot. A recording holds one snapshot, at its start, so
-//! in paper mode the book stays invalid and quotes stay pulled for the rest of the run; trades
-//! and book tickers still flow. Everything the engine did consume is journaled, so replay
+//! The feed handler then asks its source for a new snapshot: a live source fetches one over REST;
+//! a recording gives its next snapshot line if it has one. The shipped samples hold one, at the
+//! start, so in paper mode the book stays invalid and quotes stay pulled for the rest of the run;
+//! trades and book tickers still flow. Everything the engine did consume is journaled, so replay
 //! reproduces the run with the overflow in it.
 //!
 //! Flat out (`--speed 0`) there is no socket to keep up with: the feed *is* the load, as fast as
@@ -38,8 +40,8 @@ use super::counters::Counters;
 use super::latency::{Hop, StampTx};
 use super::rings::{InputProducer, SRC_FEED};
 use super::shared::Shared;
-use engine::{BookStatusReason, Event, EventKind, Instrument};
-use feeds::{BookSync, Decoder, Message, RecordingReader, SyncRule, SyncState};
+use engine::{BookStatusReason, Event, EventKind};
+use feeds::{FeedStats, MarketFeed, MarketSource, Step, SyncState, SyncStats};
 use quanta::Clock;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -56,12 +58,23 @@ pub enum FeedEnd {
     Stopped,
 }
 
+/// What the feed did, for the summary.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedReport {
+    /// Why it stopped.
+    pub end: FeedEnd,
+    /// The handler's counters.
+    pub feed: FeedStats,
+    /// Book sync counters over every instrument.
+    pub sync: SyncStats,
+    /// Receive time with every book valid, and the whole span (ns).
+    pub book_time: (i64, i64),
+}
+
 /// The feed thread's state.
 #[allow(missing_debug_implementations)] // holds disruptor handles
-pub struct Feed {
-    reader: RecordingReader,
-    decoder: Decoder,
-    syncs: Vec<BookSync>,
+pub struct Feed<S> {
+    feed: MarketFeed<S>,
     out: Vec<Event>,
     scratch: Vec<Event>,
     /// Per instrument: the `BookInvalid { RingOverflow }` still to publish.
@@ -73,27 +86,23 @@ pub struct Feed {
     max_span_ns: Option<i64>,
 }
 
-impl Feed {
-    /// A feed over `reader` for `instruments`, publishing through `producer`. `max_span_ns`
-    /// stops it after that much recording time.
+impl<S: MarketSource> Feed<S> {
+    /// A feed reading `feed`, publishing through `producer`. `max_span_ns` stops it after that
+    /// much recording time.
     pub fn new(
-        reader: RecordingReader,
-        instruments: &[Instrument],
+        feed: MarketFeed<S>,
         producer: InputProducer,
         stamps: StampTx,
         clock: Clock,
         shared: Arc<Shared>,
         max_span_ns: Option<i64>,
-    ) -> Feed {
+    ) -> Feed<S> {
+        let instruments = feed.handler().instruments();
         Feed {
-            reader,
-            decoder: Decoder::new(instruments),
-            syncs: (0..instruments.len())
-                .map(|i| BookSync::new(SyncRule::Futures, i as u16))
-                .collect(),
+            feed,
             out: Vec::with_capacity(8192),
             scratch: Vec::with_capacity(4),
-            pending_invalid: vec![None; instruments.len()],
+            pending_invalid: vec![None; instruments],
             producer,
             stamps,
             clock,
@@ -102,70 +111,50 @@ impl Feed {
         }
     }
 
-    /// Runs until the recording ends or a stop is requested. Drops the producer on return.
-    pub fn run(mut self) -> FeedEnd {
+    /// Runs until the source ends or a stop is requested. Drops the producer on return.
+    pub fn run(mut self) -> FeedReport {
         let shared = Arc::clone(&self.shared);
         let replay: &ReplayClock = &shared.replay;
-        let mut last_t = i64::MIN;
         let mut first_t = i64::MIN;
+        let mut ended_by = FeedEnd::Stopped;
         let end = loop {
             if shared.stopping() {
                 break FeedEnd::Stopped;
             }
             self.flush_invalids();
-            let Some(line) = self.reader.next() else {
+            self.out.clear();
+            let max_span = self.max_span_ns;
+            // Before decoding: start the replay clock, honour --duration, wait until due.
+            let step = self.feed.next_gated(&mut self.out, |t| {
+                if first_t == i64::MIN {
+                    first_t = t;
+                    replay.start(t);
+                }
+                if max_span.is_some_and(|s| t - first_t > s) {
+                    ended_by = FeedEnd::Duration;
+                    return false;
+                }
+                if !replay.flat_out() && !pace(replay, &shared, t) {
+                    ended_by = FeedEnd::Stopped;
+                    return false;
+                }
+                true
+            });
+            let Some(step) = step else {
                 break FeedEnd::EndOfData;
             };
             Counters::add(&self.shared.counters.lines, 1);
-            let line = match line {
-                Ok(l) => l,
-                Err(_) => {
+            match step {
+                Step::Input { local_ns } => {
+                    let t_decode = self.clock.raw();
+                    self.publish_message(local_ns, t_decode);
+                    replay.advance(local_ns);
+                }
+                Step::SourceError(_) | Step::DecodeError { .. } => {
                     Counters::add(&self.shared.counters.bad_lines, 1);
-                    continue;
                 }
-            };
-            let t = line.local_ns.max(last_t);
-            if first_t == i64::MIN {
-                first_t = t;
-                replay.start(t);
+                Step::Stopped { .. } => break ended_by,
             }
-            if self.max_span_ns.is_some_and(|s| t - first_t > s) {
-                break FeedEnd::Duration;
-            }
-            last_t = t;
-            if !replay.flat_out() && !pace(replay, &shared, t) {
-                break FeedEnd::Stopped;
-            }
-            // Decode and sync, as `feeds::Normalizer` does, but with the sync machines in reach
-            // so that an overflow can reset them.
-            self.out.clear();
-            let decoded = match self.decoder.decode(line.json, t) {
-                Ok(Message::Depth(h)) => {
-                    if let Some(s) = self.syncs.get_mut(h.instrument as usize) {
-                        s.on_diff(&h, self.decoder.levels(), &mut self.out);
-                    }
-                    true
-                }
-                Ok(Message::Snapshot(h)) => {
-                    if let Some(s) = self.syncs.get_mut(h.instrument as usize) {
-                        s.on_snapshot(&h, self.decoder.levels(), &mut self.out);
-                    }
-                    true
-                }
-                Ok(Message::Event(e)) => {
-                    self.out.push(e);
-                    true
-                }
-                Ok(Message::Ignored(_)) => true,
-                Err(_) => false,
-            };
-            if !decoded {
-                Counters::add(&self.shared.counters.bad_lines, 1);
-                continue;
-            }
-            let t_decode = self.clock.raw();
-            self.publish_message(t, t_decode);
-            replay.advance(t);
         };
         // Whatever invalid is still queued gets in (the engine keeps draining the ring).
         for _ in 0..100_000 {
@@ -176,7 +165,13 @@ impl Feed {
             std::thread::yield_now();
         }
         self.shared.feed_done.store(true, Ordering::Release);
-        end
+        let h = self.feed.handler();
+        FeedReport {
+            end,
+            feed: h.stats(),
+            sync: h.sync_totals(),
+            book_time: self.feed.book_time(),
+        }
     }
 
     /// Publishes the events of one message (all stamped `t`), each instrument's run of events
@@ -245,7 +240,7 @@ impl Feed {
         Counters::add(&c.ring_overflows, 1);
         Counters::add(&c.dropped_events, 1);
         let inst = ev.instrument();
-        let Some(sync) = self.syncs.get_mut(inst as usize) else {
+        let Some(sync) = self.feed.handler().sync(inst) else {
             return;
         };
         if sync.needs_snapshot() {
@@ -259,10 +254,13 @@ impl Feed {
             SyncState::AwaitingSnapshot => 0,
         };
         let offending = ev.as_level().map_or(0, |l| l.update_id);
-        // As on a disconnect: the sync machine drops its buffer and waits for a new snapshot.
-        // Its own `BookInvalid { Disconnected }` is replaced by ours, which says why.
+        // As on a disconnect: the sync machine drops its buffer and waits for a new snapshot,
+        // which the feed handler asks its source for. Its own `BookInvalid { Disconnected }` is
+        // replaced by ours, which says why.
         self.scratch.clear();
-        sync.on_disconnect(ev.venue_time_ns, t, &mut self.scratch);
+        self.feed
+            .handler_mut()
+            .disconnect(inst, ev.venue_time_ns, t, &mut self.scratch);
         Counters::add(&c.resync_requests, 1);
         self.pending_invalid[inst as usize] = Some(Event::book_invalid(
             inst,

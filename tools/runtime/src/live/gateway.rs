@@ -1,4 +1,5 @@
-//! The gateway thread in paper mode: drives the simulated venue (`gateway::sim`) in real time.
+//! The gateway thread: drives a [`Venue`] in real time. In paper mode that is the simulated venue
+//! (`gateway::sim`); the Binance order-entry session will implement the same trait.
 //!
 //! It reads the engine's intents from the output ring and, behind the engine (a dependent
 //! consumer of the input ring), every event the engine consumed. Market events go to the venue
@@ -51,8 +52,7 @@ use super::rings::{
 use super::shared::Shared;
 use disruptor::Polling;
 use engine::Event;
-use gateway::sim::{FeeModel, LatencyModel, QueueModel, SimVenue};
-use gateway::SimStats;
+use gateway::Venue;
 use quanta::Clock;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -97,9 +97,9 @@ impl Idle {
 
 /// How the gateway ended.
 #[derive(Debug, Clone, Copy)]
-pub struct GatewayEnd {
+pub struct GatewayEnd<S> {
     /// Venue counters.
-    pub sim: SimStats,
+    pub sim: S,
     /// The drain hit its 10 s limit: some reports may not have reached the engine.
     pub drain_timed_out: bool,
     /// Orders still resting at the venue at the end, over all instruments.
@@ -120,15 +120,15 @@ pub struct GatewayRings {
 }
 
 /// Runs the gateway until the shutdown drain is complete. Drops its input producer on return.
-pub fn run<Q: QueueModel, L: LatencyModel, F: FeeModel>(
-    mut venue: SimVenue<Q, L, F>,
+pub fn run<V: Venue>(
+    mut venue: V,
     instruments: usize,
     rings: GatewayRings,
     idle_mode: Idle,
     mut stamps: StampTx,
     clock: Clock,
     shared: Arc<Shared>,
-) -> GatewayEnd {
+) -> GatewayEnd<V::Stats> {
     let GatewayRings {
         mut intents,
         mut events,
@@ -159,7 +159,7 @@ pub fn run<Q: QueueModel, L: LatencyModel, F: FeeModel>(
                     Some(now) => now.max(s.intent.time_ns),
                     None => s.intent.time_ns,
                 };
-                venue.on_intent(&s.intent, sent);
+                venue.send(&s.intent, sent);
                 n += 1;
             }
             Counters::add(&c.gateway_intents, n);
@@ -173,12 +173,10 @@ pub fn run<Q: QueueModel, L: LatencyModel, F: FeeModel>(
                     let ev = s.event;
                     match ev.source {
                         SRC_FEED => {
-                            venue.advance_to(ev.local_time_ns, &mut |r| pending.push_back(*r));
+                            venue.poll(ev.local_time_ns, &mut |r| pending.push_back(*r));
                             venue.on_market(&ev);
                         }
-                        SRC_TIMER => {
-                            venue.advance_to(ev.local_time_ns, &mut |r| pending.push_back(*r))
-                        }
+                        SRC_TIMER => venue.poll(ev.local_time_ns, &mut |r| pending.push_back(*r)),
                         _ => {}
                     }
                 }
@@ -192,7 +190,7 @@ pub fn run<Q: QueueModel, L: LatencyModel, F: FeeModel>(
         }
         // 3. Paced: the wall clock moves the venue too.
         if let Some(now) = paced_now {
-            venue.advance_to(now, &mut |r| pending.push_back(*r));
+            venue.poll(now, &mut |r| pending.push_back(*r));
         }
         // 4. Shutdown drain: once the engine has answered the halt, deliver what is in flight
         //    without waiting for the clock.
@@ -200,9 +198,10 @@ pub fn run<Q: QueueModel, L: LatencyModel, F: FeeModel>(
         if draining && pending.is_empty() && !intents.has_available() {
             drain_started.get_or_insert_with(Instant::now);
             if let Some(due) = venue.next_due() {
-                venue.advance_to(due, &mut |r| pending.push_back(*r));
+                venue.poll(due, &mut |r| pending.push_back(*r));
                 busy = true;
             } else if shared.reports_consumed.load(Ordering::Acquire) >= published
+                && shared.output_backlog.load(Ordering::Acquire) == 0
                 && !intents.has_available()
             {
                 break;

@@ -1,8 +1,7 @@
 //! Wiring one paper run: config, rings, threads, the shutdown, the summary.
 
 use super::clock::ReplayClock;
-use super::config::LiveConfig;
-use super::feed::{Feed, FeedEnd};
+use super::feed::{Feed, FeedEnd, FeedReport};
 use super::gateway::{self, GatewayEnd, GatewayRings, Idle};
 use super::housekeeping::{self, HousekeepingSettings};
 use super::latency::StampRx;
@@ -14,12 +13,14 @@ use super::summary::{InstrumentSummary, StopCause, Summary};
 use super::sys;
 use super::threads::{self, Startup};
 use crate::backtest::QueueKind;
+use crate::config::RunConfig;
 use crate::host::Host;
 use crate::record::JournalRecorder;
-use ::gateway::sim::{BpsFees, ConstantLatency, ProbQueue, QueueModel, RiskAverseQueue, SimVenue};
+use ::gateway::sim::{BpsFees, ConstantLatency, ProbQueue, RiskAverseQueue, SimVenue};
+use ::gateway::Venue;
 use anyhow::{bail, Context};
-use engine::{Command, Config, Engine, Event};
-use feeds::RecordingReader;
+use engine::{Command, Engine, Event};
+use feeds::{FeedHandler, MarketFeed, RecordingSource};
 use quanta::Clock;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,7 +59,7 @@ pub struct Settings {
 /// then halts and cancels everything, drains the rings and returns the summary and the journal
 /// recorder (for the caller to close). Pinning warnings are printed to stderr as they are found.
 pub fn run(
-    cfg: &Config,
+    run_cfg: &RunConfig,
     settings: &Settings,
     recorder: JournalRecorder,
 ) -> anyhow::Result<(Summary, JournalRecorder)> {
@@ -67,7 +68,7 @@ pub fn run(
         "--speed must be 0 (flat out) or a positive number, not {}",
         settings.speed
     );
-    let live = LiveConfig::from_toml(&cfg.source).context("the config's [cpu] / [rings]")?;
+    let (cfg, live) = (&run_cfg.engine, &run_cfg.live);
     let plan = pinning::plan(&live.cpu, &pinning::available_cores())?;
     for w in &plan.warnings {
         eprintln!("ringmaker run: warning: {w}");
@@ -76,12 +77,14 @@ pub fn run(
         sys::lock_all_memory()
             .map_err(|e| anyhow::anyhow!(sys::permission_hint(&e, "mlockall")))?;
     }
-    let instruments: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
     let first = cfg
         .instruments
         .first()
         .context("the config has no instrument")?;
-    let reader = RecordingReader::open(&settings.data)?;
+    let market = MarketFeed::new(
+        RecordingSource::open(&settings.data)?,
+        FeedHandler::from_config(cfg),
+    );
 
     // Everything allocated before any thread starts: rings, stamp queues, engine, venue.
     let clock = Clock::new();
@@ -98,14 +101,14 @@ pub fn run(
     let latency = ConstantLatency::new(settings.entry_latency_ns, settings.response_latency_ns);
     let fees = BpsFees::from_config(first);
 
+    let n_inst = cfg.instruments.len();
     let started = Instant::now();
     let startup = Startup::new(plan.clone(), 5, Arc::clone(&shared));
     let mut control: InputProducer = r.input.clone();
     let timer_producer = r.input.clone();
     let gateway_producer = r.input.clone();
     let feed = Feed::new(
-        reader,
-        &instruments,
+        market,
         r.input,
         feed_stamps,
         clock.clone(),
@@ -116,7 +119,12 @@ pub fn run(
         if go {
             feed.run()
         } else {
-            FeedEnd::Stopped
+            FeedReport {
+                end: FeedEnd::Stopped,
+                feed: Default::default(),
+                sync: Default::default(),
+                book_time: (0, 0),
+            }
         }
     })?;
     let engine_h = {
@@ -124,7 +132,7 @@ pub fn run(
             (r.engine_input, r.output, clock.clone(), Arc::clone(&shared));
         threads::spawn("engine", Role::Engine, &startup, move |go| {
             if go {
-                processor::run(host, input, output, engine_stamps, clock, shared)
+                processor::run(host, n_inst, input, output, engine_stamps, clock, shared)
             } else {
                 (host, ProcessorEnd::default())
             }
@@ -147,7 +155,6 @@ pub fn run(
         }
         _ => Idle::backoff(settings.entry_latency_ns, settings.speed),
     };
-    let n_inst = instruments.len();
     let book_slots = cfg.book_slots;
     let gateway_h = match settings.queue {
         QueueKind::RiskAverse => spawn_gateway(
@@ -209,7 +216,8 @@ pub fn run(
     while setup.is_ok() && !feed_h.is_finished() {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let feed_end = join(feed_h, "feed")?;
+    let feed_report = join(feed_h, "feed")?;
+    let feed_end = feed_report.end;
     join(timer_h, "timer")?;
 
     // Halt (cancels every working order and quotes nothing more) and cancel-all, per
@@ -259,6 +267,10 @@ pub fn run(
         pinning: plan,
         latency: latency.map(|h| h.into_totals()).unwrap_or_default(),
         instruments,
+        feed: feed_report.feed,
+        sync: feed_report.sync,
+        book_time: feed_report.book_time,
+        output_halted: shared.output_halted.load(Ordering::Acquire),
         journal_records: host.recorder.appended(),
         journal_events: host.recorder.events(),
     };
@@ -266,8 +278,8 @@ pub fn run(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn spawn_gateway<Q: QueueModel + Send + 'static>(
-    venue: SimVenue<Q, ConstantLatency, BpsFees>,
+fn spawn_gateway<V>(
+    venue: V,
     instruments: usize,
     rings: GatewayRings,
     idle: Idle,
@@ -275,9 +287,10 @@ fn spawn_gateway<Q: QueueModel + Send + 'static>(
     clock: &Clock,
     shared: &Arc<Shared>,
     startup: &Arc<Startup>,
-) -> std::io::Result<JoinHandle<GatewayEnd>>
+) -> std::io::Result<JoinHandle<GatewayEnd<V::Stats>>>
 where
-    Q::Pos: Send,
+    V: Venue + Send + 'static,
+    V::Stats: Send,
 {
     let (clock, shared) = (clock.clone(), Arc::clone(shared));
     threads::spawn("gateway", Role::Gateway, startup, move |go| {

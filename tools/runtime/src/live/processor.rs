@@ -30,27 +30,45 @@
 //! between batches so segments are always ready. Handing the writer
 //! to another thread would need a lock or a second ring; doing it in the idle gap needs neither.
 //!
-//! # Never blocks on the output ring for long
+//! # A full output ring never spins forever
 //!
-//! An intent is never dropped: on a full output ring the engine retries (`output_retries`).
-//! The gateway never waits on the engine (it buffers reports it cannot publish yet), so the
-//! retry always ends.
+//! On a full output ring the engine retries (`output_retries`) for up to [`OUTPUT_WAIT_NS`]
+//! (a gateway descheduled for a moment). If the ring is still full, the gateway is not keeping
+//! up, and sending more orders into that is how a market maker loses track of its orders:
+//!
+//! 1. the intent, and every later one, goes into a backlog on the engine thread (preallocated,
+//!    [`HELD_INTENTS`], in order), published first whenever the ring has room
+//!    (`output_backlogged`); the gateway's shutdown drain waits for it to empty;
+//! 2. after the batch, **quoting halts**: a `Halt` control for every instrument goes into the
+//!    engine (journaled like any input, so replay reproduces it; the engine cancels its orders),
+//!    counted in `output_halts`, flagged in [`Shared::output_halted`] and said in the status line
+//!    and the summary. Quoting stays halted for the rest of the run;
+//! 3. an intent that finds the backlog full too cannot be sent: it is counted (`intents_lost`)
+//!    and the run is aborted (the engine's view of its orders would no longer be the venue's).
 
 use super::counters::Counters;
 use super::latency::{Hop, StampTx};
-use super::rings::{EngineInput, OutputProducer, SRC_CONTROL, SRC_FEED, SRC_GATEWAY};
+use super::rings::{EngineInput, OutSlot, OutputProducer, SRC_CONTROL, SRC_FEED, SRC_GATEWAY};
 use super::shared::Shared;
 use crate::host::{Deferred, Host, Recorder};
 use crate::record::JournalRecorder;
 use disruptor::{Polling, Producer};
-use engine::{EventKind, Intent, ModeChange, Sink};
+use engine::{Command, Event, EventKind, InstrumentId, Intent, ModeChange, Sink};
 use quanta::Clock;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Publishes the engine's intents into the output ring, stamped.
+/// How long the engine retries a full output ring before it backlogs the intent and halts quoting.
+pub const OUTPUT_WAIT_NS: u64 = 200_000;
+/// Intents the engine thread can hold while the output ring is full (allocated up front).
+pub const HELD_INTENTS: usize = 4096;
+
+/// Publishes the engine's intents into the output ring, stamped; backlogs them when it stays full.
 struct OutputSink<'a> {
     output: &'a mut OutputProducer,
+    /// Intents waiting for room, in order (nothing is published past them).
+    backlog: &'a mut VecDeque<OutSlot>,
     stamps: &'a mut StampTx,
     clock: &'a Clock,
     /// Decode and consume stamps of the current batch's first market event (0: none yet).
@@ -63,6 +81,45 @@ struct OutputSink<'a> {
     intents: u64,
     retries: u64,
     modes: u64,
+    /// This batch found the ring full for longer than [`OUTPUT_WAIT_NS`].
+    stalled: bool,
+    /// Intents backlogged in this batch.
+    backlogged: u64,
+    /// Intents that found the backlog full.
+    lost: u64,
+}
+
+impl OutputSink<'_> {
+    /// Publishes `slot`, retrying up to [`OUTPUT_WAIT_NS`]; false if the ring stayed full.
+    #[inline]
+    fn publish(&mut self, slot: OutSlot) -> bool {
+        let mut started = 0u64;
+        loop {
+            if self.output.try_publish(|s| *s = slot).is_ok() {
+                return true;
+            }
+            self.retries += 1;
+            let now = self.clock.raw();
+            if started == 0 {
+                started = now;
+            } else if self.clock.delta_as_nanos(started, now) >= OUTPUT_WAIT_NS {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Publishes what the backlog holds, in order, while the ring has room; the number left.
+fn drain_backlog(output: &mut OutputProducer, backlog: &mut VecDeque<OutSlot>) -> usize {
+    while let Some(slot) = backlog.front() {
+        let slot = *slot;
+        if output.try_publish(|s| *s = slot).is_err() {
+            break;
+        }
+        backlog.pop_front();
+    }
+    backlog.len()
 }
 
 impl Sink for OutputSink<'_> {
@@ -70,19 +127,22 @@ impl Sink for OutputSink<'_> {
     fn intent(&mut self, intent: &Intent) {
         let (t_decode, t_consume) = (self.t_decode, self.t_consume);
         let t_intent = self.clock.raw();
-        let intent = *intent;
-        while self
-            .output
-            .try_publish(|s| {
-                s.intent = intent;
-                s.t_decode = t_decode;
-                s.t_consume = t_consume;
-                s.t_intent = t_intent;
-            })
-            .is_err()
-        {
-            self.retries += 1;
-            std::hint::spin_loop();
+        let slot = OutSlot {
+            intent: *intent,
+            t_decode,
+            t_consume,
+            t_intent,
+        };
+        // Behind a backlog nothing jumps the queue.
+        if !self.backlog.is_empty() || !self.publish(slot) {
+            self.stalled = true;
+            if self.backlog.len() < HELD_INTENTS {
+                self.backlog.push_back(slot);
+                self.backlogged += 1;
+            } else {
+                self.lost += 1;
+            }
+            return;
         }
         self.intents += 1;
         if t_decode != 0 && !self.measured {
@@ -119,6 +179,7 @@ const HELD_RECORDS: usize = 8192;
 /// read). Returns the host, whose journal the caller closes.
 pub fn run(
     host: Host<JournalRecorder>,
+    instruments: usize,
     mut input: EngineInput,
     mut output: OutputProducer,
     mut stamps: StampTx,
@@ -134,9 +195,16 @@ pub fn run(
     let mut end = ProcessorEnd::default();
     let mut reports_consumed = 0u64;
     let mut controls_consumed = 0u64;
+    let mut backlog: VecDeque<OutSlot> = VecDeque::with_capacity(HELD_INTENTS);
+    let mut halted_for_output = false;
     loop {
+        if !backlog.is_empty() {
+            let left = drain_backlog(&mut output, &mut backlog);
+            shared.output_backlog.store(left as u64, Ordering::Release);
+        }
         let mut sink = OutputSink {
             output: &mut output,
+            backlog: &mut backlog,
             stamps: &mut stamps,
             clock: &clock,
             t_decode: 0,
@@ -146,6 +214,9 @@ pub fn run(
             intents: 0,
             retries: 0,
             modes: 0,
+            stalled: false,
+            backlogged: 0,
+            lost: 0,
         };
         match input.poll() {
             Ok(mut batch) => {
@@ -180,8 +251,24 @@ pub fn run(
                 // Release the slots before requoting: producers need not wait for it.
                 drop(batch);
                 host.batch_end(&mut sink);
+                if sink.stalled && !halted_for_output {
+                    halted_for_output = true;
+                    halt_quoting(&mut host, instruments, &mut sink);
+                    Counters::add(&c.output_halts, 1);
+                    shared.output_halted.store(true, Ordering::Release);
+                }
                 // The batch's intents are out: now its records go into the journal.
                 host.recorder.flush();
+                if sink.backlogged > 0 || sink.lost > 0 {
+                    Counters::add(&c.output_backlogged, sink.backlogged);
+                    shared
+                        .output_backlog
+                        .store(sink.backlog.len() as u64, Ordering::Release);
+                }
+                if sink.lost > 0 {
+                    Counters::add(&c.intents_lost, sink.lost);
+                    shared.abort.store(true, Ordering::Relaxed);
+                }
                 Counters::add(&c.engine_events, events);
                 Counters::add(&c.engine_batches, 1);
                 Counters::add(&c.engine_intents, sink.intents);
@@ -222,6 +309,19 @@ pub fn run(
     (Host::new(engine, recorder.into_inner()), end)
 }
 
+/// The output ring stayed full: every instrument is halted (the engine cancels its orders). The
+/// commands are engine inputs like any other, journaled, so replay reproduces them.
+#[cold]
+fn halt_quoting<R: Recorder>(host: &mut Host<R>, instruments: usize, sink: &mut impl Sink) {
+    let now = host.engine.now_ns();
+    for i in 0..instruments {
+        let mut ev = Event::control(i as InstrumentId, now, Command::Halt);
+        ev.source = SRC_CONTROL;
+        host.event(&ev, sink);
+    }
+    host.batch_end(sink);
+}
+
 /// Journal housekeeping; a failed journal aborts the run (once).
 fn journal_upkeep(
     host: &mut Host<Deferred<JournalRecorder>>,
@@ -233,5 +333,110 @@ fn journal_upkeep(
     if !end.journal_failed && host.recorder.failed().is_some() {
         end.journal_failed = true;
         shared.abort.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::clock::ReplayClock;
+    use crate::live::latency::StampRx;
+    use crate::live::rings;
+    use engine::Side;
+    use std::sync::atomic::AtomicBool;
+
+    fn place(k: u64) -> Intent {
+        Intent::place(
+            0,
+            Side::Bid,
+            engine::TimeInForce::PostOnly,
+            k,
+            100,
+            1,
+            k as i64,
+            k,
+        )
+    }
+
+    #[test]
+    fn a_full_output_ring_backlogs_in_order_then_drains() {
+        let clock = Clock::new();
+        let shared = Arc::new(Shared::new(
+            Arc::new(AtomicBool::new(false)),
+            ReplayClock::new(0.0, clock.clone()),
+        ));
+        let mut r = rings::build(64, 4);
+        let mut rx = StampRx::default();
+        let mut stamps = rx.channel(64, Arc::clone(&shared));
+        let mut backlog = VecDeque::with_capacity(HELD_INTENTS);
+        let mut sink = OutputSink {
+            output: &mut r.output,
+            backlog: &mut backlog,
+            stamps: &mut stamps,
+            clock: &clock,
+            t_decode: 0,
+            t_consume: 0,
+            resync: false,
+            measured: false,
+            intents: 0,
+            retries: 0,
+            modes: 0,
+            stalled: false,
+            backlogged: 0,
+            lost: 0,
+        };
+        for k in 0..10 {
+            sink.intent(&place(k));
+        }
+        assert!(sink.stalled, "4 slots, nobody reading");
+        assert_eq!((sink.intents, sink.backlogged, sink.lost), (4, 6, 0));
+        assert!(sink.retries > 0);
+        // The gateway reads: the backlog goes out in order, behind what was in the ring.
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let read: Vec<u64> = match r.gateway_output.poll() {
+                Ok(mut g) => (&mut g).map(|s| s.intent.client_order_id).collect(),
+                Err(_) => Vec::new(),
+            };
+            seen.extend(read);
+            drain_backlog(&mut r.output, &mut backlog);
+        }
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        assert!(backlog.is_empty());
+    }
+
+    #[test]
+    fn a_full_backlog_counts_what_it_cannot_hold() {
+        let clock = Clock::new();
+        let shared = Arc::new(Shared::new(
+            Arc::new(AtomicBool::new(false)),
+            ReplayClock::new(0.0, clock.clone()),
+        ));
+        let mut r = rings::build(64, 2);
+        let mut rx = StampRx::default();
+        let mut stamps = rx.channel(64, Arc::clone(&shared));
+        let mut backlog = VecDeque::with_capacity(HELD_INTENTS);
+        let mut sink = OutputSink {
+            output: &mut r.output,
+            backlog: &mut backlog,
+            stamps: &mut stamps,
+            clock: &clock,
+            t_decode: 0,
+            t_consume: 0,
+            resync: false,
+            measured: false,
+            intents: 0,
+            retries: 0,
+            modes: 0,
+            stalled: false,
+            backlogged: 0,
+            lost: 0,
+        };
+        for k in 0..(2 + HELD_INTENTS as u64 + 3) {
+            sink.intent(&place(k));
+        }
+        assert_eq!(sink.intents, 2);
+        assert_eq!(sink.backlogged, HELD_INTENTS as u64);
+        assert_eq!(sink.lost, 3);
     }
 }

@@ -42,6 +42,11 @@ pub struct Shared {
     pub controls_consumed: CachePadded<AtomicU64>,
     /// Execution reports the engine has consumed and answered (`Release` after the batch end).
     pub reports_consumed: CachePadded<AtomicU64>,
+    /// Intents held on the engine thread because the output ring was full (`Release`); the
+    /// gateway's shutdown drain waits for zero.
+    pub output_backlog: CachePadded<AtomicU64>,
+    /// Quoting was halted because the output ring stayed full.
+    pub output_halted: AtomicBool,
     /// Housekeeping: write the last interval and leave.
     pub housekeeping_stop: AtomicBool,
     /// The replay clock.
@@ -60,6 +65,8 @@ impl Shared {
             controls_published: CachePadded::new(AtomicU64::new(0)),
             controls_consumed: CachePadded::new(AtomicU64::new(0)),
             reports_consumed: CachePadded::new(AtomicU64::new(0)),
+            output_backlog: CachePadded::new(AtomicU64::new(0)),
+            output_halted: AtomicBool::new(false),
             housekeeping_stop: AtomicBool::new(false),
             replay,
             counters: Counters::default(),

@@ -4,6 +4,7 @@ use super::counters::CounterSnapshot;
 use super::latency::Hop;
 use super::pinning::PinPlan;
 use engine::{EngineStats, InstrumentView};
+use feeds::{FeedStats, SyncStats};
 use gateway::SimStats;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
@@ -93,6 +94,14 @@ pub struct Summary {
     pub latency: Vec<(Hop, Histogram<u64>)>,
     /// Per instrument.
     pub instruments: Vec<InstrumentSummary>,
+    /// Feed handler counters.
+    pub feed: FeedStats,
+    /// Book sync counters over every instrument.
+    pub sync: SyncStats,
+    /// Receive time with every book valid, and the whole span fed (ns).
+    pub book_time: (i64, i64),
+    /// Quoting was halted because the output ring stayed full.
+    pub output_halted: bool,
     /// Journal records appended.
     pub journal_records: u64,
     /// Events journaled (in events records).
@@ -100,6 +109,42 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Share of the fed time with every book valid (0 to 1).
+    pub fn valid_share(&self) -> f64 {
+        crate::report::valid_share(self.book_time.0, self.book_time.1)
+    }
+
+    /// What makes the run doubtful: a book valid for less than half of it, quoting halted by a
+    /// full output ring, intents that could not be sent.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.valid_share() < crate::report::MIN_VALID_SHARE {
+            w.push(format!(
+                "the book was valid for only {:.1}% of the run ({} gaps, {} resyncs, {} snapshot \
+                 requests): the figures say little; check the instrument's venue flavour, tick \
+                 and lot against the data",
+                self.valid_share() * 100.0,
+                self.sync.gaps,
+                self.sync.resyncs,
+                self.feed.snapshot_requests
+            ));
+        }
+        if self.output_halted {
+            w.push(format!(
+                "the output ring stayed full (gateway not keeping up): quoting was halted; {} \
+                 intents waited in the engine's backlog",
+                self.counters.output_backlogged
+            ));
+        }
+        if self.counters.intents_lost > 0 {
+            w.push(format!(
+                "{} intents could not be sent (output ring and backlog full): the run was aborted",
+                self.counters.intents_lost
+            ));
+        }
+        w
+    }
+
     /// The histogram of `hop`.
     pub fn hop(&self, hop: Hop) -> Option<&Histogram<u64>> {
         self.latency.iter().find(|(h, _)| *h == hop).map(|(_, h)| h)
@@ -153,6 +198,20 @@ impl Summary {
             "  late intents     {} (reached the simulated venue after its clock)",
             self.sim.late_intents
         );
+        let _ = writeln!(
+            s,
+            "  output ring      {} intents backlogged, {} halts, {} lost",
+            c.output_backlogged, c.output_halts, c.intents_lost
+        );
+        let _ = writeln!(
+            s,
+            "  book             valid {:.1}% of the run, {} diffs applied, {} gaps, {} resyncs, {} snapshot requests",
+            self.valid_share() * 100.0,
+            self.sync.diffs_applied,
+            self.sync.gaps,
+            self.sync.resyncs,
+            self.feed.snapshot_requests
+        );
         for i in &self.instruments {
             let _ = writeln!(
                 s,
@@ -197,6 +256,9 @@ impl Summary {
             "  journal          {} records ({} events)",
             self.journal_records, self.journal_events
         );
+        for w in self.warnings() {
+            let _ = writeln!(s, "  WARNING          {w}");
+        }
         s
     }
 }

@@ -1,0 +1,43 @@
+//! One venue interface: intents in, execution reports out, driven by time.
+//!
+//! The backtest driver and the pipeline's gateway thread take a [`Venue`] as a generic parameter
+//! (monomorphised: no `dyn` on the hot path). The simulated venue ([`crate::sim::SimVenue`])
+//! implements it now; the Binance order-entry session will implement it beside it.
+//!
+//! The contract, for every implementation:
+//!
+//! 1. [`Venue::send`] takes an intent the engine made, at the time it leaves the host. It never
+//!    blocks: a venue that cannot send now queues the intent (bounded) or answers it with a
+//!    reject report.
+//! 2. [`Venue::poll`] delivers, in delivery order, every execution report (and reconciliation
+//!    event) due at or before `now`, as engine events; the caller puts them on the engine's input.
+//! 3. [`Venue::next_due`] says when the next thing is due (an intent arriving, a report, a
+//!    timeout), so a simulated clock can jump to it and a live loop knows how long it may idle.
+//! 4. [`Venue::on_market`] shows the venue a market event the engine consumed. The simulated
+//!    venue matches against it; a live venue has the exchange's own market and ignores it.
+
+use engine::{Event, InstrumentId, Intent};
+
+/// A trading venue as the engine's host sees it.
+pub trait Venue {
+    /// Counters the venue keeps (for the run's summary).
+    type Stats: Copy + std::fmt::Debug;
+
+    /// An intent the engine sent at `now_ns`.
+    fn send(&mut self, intent: &Intent, now_ns: i64);
+
+    /// Delivers every report due at or before `now_ns` to `out`, in delivery order.
+    fn poll(&mut self, now_ns: i64, out: &mut impl FnMut(&Event));
+
+    /// The earliest time something is pending, if anything is.
+    fn next_due(&self) -> Option<i64>;
+
+    /// A market event the engine consumed (at its local time). Default: ignored.
+    fn on_market(&mut self, _ev: &Event) {}
+
+    /// Orders open at the venue for `instrument`, as far as the venue session knows.
+    fn open_orders(&self, instrument: InstrumentId) -> usize;
+
+    /// Counters.
+    fn stats(&self) -> Self::Stats;
+}
