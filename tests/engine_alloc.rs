@@ -67,10 +67,9 @@ fn count_hot_path<R: Recorder>(
     counts
 }
 
-/// The engine alone, then the paper pipeline's
-/// engine-thread path — the engine behind a `Deferred` journal recorder, flushed into the
-/// mapped journal after every batch end (segments large enough that no roll-over, which
-/// creates a file, falls in the window).
+/// The engine alone, then the paper pipeline's engine-thread path — the engine behind a
+/// `Deferred` journal recorder, flushed into the mapped journal after every batch end (segments
+/// large enough that no roll-over, which creates a file, falls in the window).
 #[test]
 fn engine_hot_path_makes_zero_allocations_after_warm_up() {
     let cfg = default_config();
