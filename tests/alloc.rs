@@ -9,104 +9,10 @@
 
 use engine::Instrument;
 use feeds::{recording::read_all, Decoder, LocalBook, Message, SyncRule};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-struct Counts {
-    allocs: u64,
-    deallocs: u64,
-    reallocs: u64,
-    /// Size of the last allocation or reallocation counted.
-    last_size: usize,
-}
-
-thread_local! {
-    static ENABLED: Cell<bool> = const { Cell::new(false) };
-    static COUNTS: Cell<Counts> = const {
-        Cell::new(Counts { allocs: 0, deallocs: 0, reallocs: 0, last_size: 0 })
-    };
-}
-
-/// Counts one event on this thread if counting is on. Never allocates: both thread-locals are
-/// `const`-initialised `Cell`s without destructors.
-#[inline]
-fn count(f: impl FnOnce(&mut Counts)) {
-    let on = ENABLED.try_with(Cell::get).unwrap_or(false);
-    if on {
-        let _ = COUNTS.try_with(|c| {
-            let mut v = c.get();
-            f(&mut v);
-            c.set(v);
-        });
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping touches only
-// this thread's `Cell`s and never allocates, so it cannot re-enter the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(|c| {
-            c.allocs += 1;
-            c.last_size = layout.size();
-        });
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is `System`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(|c| {
-            c.allocs += 1;
-            c.last_size = layout.size();
-        });
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(|c| c.deallocs += 1);
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`, per the caller.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(|c| {
-            c.reallocs += 1;
-            c.last_size = new_size;
-        });
-        // SAFETY: `ptr` / `layout` come from `System` (through us) and `new_size` is valid, per
-        // the caller.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use test_support::alloc::{Counter, CountingAlloc, Counts};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Per-thread counting window.
-struct Counter;
-
-impl Counter {
-    fn start() {
-        COUNTS.with(|c| c.set(Counts::default()));
-        ENABLED.with(|e| e.set(true));
-    }
-    fn pause() {
-        ENABLED.with(|e| e.set(false));
-    }
-    fn resume() {
-        ENABLED.with(|e| e.set(true));
-    }
-    fn read() -> Counts {
-        COUNTS.with(Cell::get)
-    }
-    fn stop() -> Counts {
-        Self::pause();
-        Self::read()
-    }
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 const WARM_UP: usize = 10_000;
 
@@ -165,20 +71,18 @@ fn measure(
         scratch.extend_from_slice(msg);
         let _ = step(&mut scratch, *ns);
     }
-    Counter::start();
-    let mut before = Counter::read();
+    let counter = Counter::start();
+    let mut before = counter.read();
     for (i, (ns, msg)) in messages.iter().enumerate().skip(WARM_UP) {
         scratch.clear();
         scratch.extend_from_slice(msg);
         let r = step(&mut scratch, *ns);
-        let after = Counter::read();
-        let allocated = after.allocs != before.allocs
-            || after.deallocs != before.deallocs
-            || after.reallocs != before.reallocs;
+        let after = counter.read();
+        let allocated = !after.since(before).is_zero();
         // `r` is dropped (and an `Err`'s string freed) below, outside the measured window only
         // if it allocated; otherwise it holds nothing to free.
         if allocated || r.is_err() {
-            Counter::pause();
+            counter.pause();
             errors += r.is_err() as usize;
             if allocated && offenders.len() < offenders.capacity() {
                 offenders.push(Offender {
@@ -186,20 +90,15 @@ fn measure(
                     kind: kind_of(msg),
                     len: msg.len(),
                     result: describe(&r),
-                    delta: Counts {
-                        allocs: after.allocs - before.allocs,
-                        deallocs: after.deallocs - before.deallocs,
-                        reallocs: after.reallocs - before.reallocs,
-                        last_size: after.last_size,
-                    },
+                    delta: after.since(before),
                 });
             }
             drop(r);
-            Counter::resume();
+            counter.resume();
         }
-        before = Counter::read();
+        before = counter.read();
     }
-    (Counter::stop(), offenders, errors)
+    (counter.stop(), offenders, errors)
 }
 
 fn report(what: &str, measured: usize, totals: Counts, offenders: &[Offender], errors: usize) {
@@ -221,8 +120,7 @@ fn report(what: &str, measured: usize, totals: Counts, offenders: &[Offender], e
             o.delta.last_size
         ));
     }
-    let zero = totals.allocs == 0 && totals.deallocs == 0 && totals.reallocs == 0;
-    assert!(zero, "{msg}");
+    assert!(totals.is_zero(), "{msg}");
     eprintln!("{msg}");
 }
 
@@ -281,9 +179,9 @@ fn decoder_allocates_nothing_once_warm() {
 #[test]
 fn counting_allocator_sees_allocations() {
     // The harness itself: a Vec allocated while counting is seen, and its free too.
-    Counter::start();
+    let counter = Counter::start();
     let v: Vec<u64> = Vec::with_capacity(7);
     drop(std::hint::black_box(v));
-    let c = Counter::stop();
+    let c = counter.stop();
     assert_eq!((c.allocs, c.deallocs), (1, 1), "{c:?}");
 }

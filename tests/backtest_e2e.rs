@@ -3,10 +3,12 @@
 
 use engine::{Event, EventKind, ExecKind, Intent, IntentKind};
 use journal::{Durability, Reader, RecoveryMode, Writer, WriterOptions};
-use ringmaker_tests::{default_config, scratch, usdm};
 use runtime::backtest::{self, Outcome, QueueKind, Settings};
-use runtime::record::{self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT};
+use runtime::record::{
+    self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT,
+};
 use runtime::report::Report;
+use ringmaker_tests::{default_config, usdm, TempDir};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -15,7 +17,8 @@ fn run() -> &'static (Outcome, PathBuf) {
     static RUN: OnceLock<(Outcome, PathBuf)> = OnceLock::new();
     RUN.get_or_init(|| {
         let cfg = default_config();
-        let dir = scratch("backtest-e2e").join("journal");
+        // Shared by every test in the file until the process ends: kept.
+        let dir = TempDir::new("backtest-e2e").keep().join("journal");
         let rec = JournalRecorder::create(&dir, &cfg, 16 << 20, 0).unwrap();
         let settings = Settings {
             data: vec![usdm()],
@@ -162,7 +165,8 @@ fn an_edited_input_is_reported_at_the_right_sequence() {
         .iter()
         .rposition(|r| r.0 == KIND_EVENTS && r.3 < recs.len() as u64 * 9 / 10)
         .unwrap();
-    let out = scratch("replay-edit").join("journal");
+    let tmp = TempDir::new("replay-edit");
+    let out = tmp.join("journal");
     let mut w = Writer::create(
         &out,
         WriterOptions {

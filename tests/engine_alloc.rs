@@ -5,55 +5,23 @@
 
 use engine::Engine;
 use feeds::{recorded_events, SyncRule};
-use ringmaker_tests::{default_config, scratch, usdm, Responder};
 use runtime::host::{Deferred, Host, NoRecorder, Recorder};
 use runtime::record::JournalRecorder;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static DEALLOCS: AtomicU64 = AtomicU64::new(0);
-static REALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counters are atomics
-// and have no effect on the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            DEALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            REALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use ringmaker_tests::{default_config, usdm, Responder};
+use test_support::alloc::{Counter, CountingAlloc, Counts};
+use test_support::TempDir;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Feeds the recording through `host` (the venue's reports back in after each batch) and
 /// counts allocations over 100,000 events after 2,000 batches of warm-up. `after_batch` runs
 /// after each batch end, inside the counted window (the paper pipeline's journal flush).
+/// Counted on this thread, the one that runs the engine, its recorder and the stand-in venue.
 fn count_hot_path<R: Recorder>(
     host: &mut Host<R>,
     mut after_batch: impl FnMut(&mut Host<R>),
-) -> (u64, u64, u64) {
+) -> Counts {
     let cfg = default_config();
     let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
     let rec = recorded_events(&[usdm()], &insts, SyncRule::Futures).unwrap();
@@ -62,13 +30,11 @@ fn count_hot_path<R: Recorder>(
     let mut reports = Vec::with_capacity(4096);
     let mut counted_events = 0u64;
     let mut intents_before = 0;
-    for c in [&ALLOCS, &DEALLOCS, &REALLOCS] {
-        c.store(0, Ordering::SeqCst);
-    }
+    let mut counter: Option<Counter> = None;
     for (k, batch) in batches.iter().enumerate() {
         if k == 2_000 {
             intents_before = venue.count;
-            COUNTING.store(true, Ordering::SeqCst);
+            counter = Some(Counter::start());
         }
         for ev in batch.iter() {
             host.event(ev, &mut venue);
@@ -82,14 +48,14 @@ fn count_hot_path<R: Recorder>(
         }
         host.batch_end(&mut venue);
         after_batch(host);
-        if COUNTING.load(Ordering::Relaxed) {
+        if counter.is_some() {
             counted_events += (batch.len() + reports.len()) as u64;
             if counted_events >= 100_000 {
                 break;
             }
         }
     }
-    COUNTING.store(false, Ordering::SeqCst);
+    let counts = counter.map(Counter::stop).unwrap_or_default();
     assert!(
         counted_events >= 100_000,
         "only {counted_events} events after warm-up"
@@ -98,34 +64,30 @@ fn count_hot_path<R: Recorder>(
         venue.count > intents_before,
         "the engine quoted while counted"
     );
-    (
-        ALLOCS.load(Ordering::SeqCst),
-        DEALLOCS.load(Ordering::SeqCst),
-        REALLOCS.load(Ordering::SeqCst),
-    )
+    counts
 }
 
-/// One test (the counters are process-wide): the engine alone, then the paper pipeline's
-/// engine-thread path — the engine behind a `Deferred` journal recorder, flushed into the
-/// mapped journal after every batch end (segments large enough that no roll-over, which
-/// creates a file, falls in the window).
+/// The engine alone, then the paper pipeline's engine-thread path — the engine behind a
+/// `Deferred` journal recorder, flushed into the mapped journal after every batch end (segments
+/// large enough that no roll-over, which creates a file, falls in the window).
 #[test]
 fn engine_hot_path_makes_zero_allocations_after_warm_up() {
     let cfg = default_config();
     let mut bare = Host::new(Engine::new(&cfg), NoRecorder);
     assert_eq!(
         count_hot_path(&mut bare, |_| {}),
-        (0, 0, 0),
+        Counts::ZERO,
         "engine alone: allocations, deallocations, reallocations on the hot path"
     );
 
-    let dir = scratch("engine-alloc-journal").join("journal");
+    let tmp = TempDir::new("engine-alloc-journal");
+    let dir = tmp.join("journal");
     let recorder = JournalRecorder::create(&dir, &cfg, 256 << 20, 0).unwrap();
     let mut host = Host::new(Engine::new(&cfg), Deferred::new(recorder, 8192));
     let counts = count_hot_path(&mut host, |h| h.recorder.flush());
     assert_eq!(
         counts,
-        (0, 0, 0),
+        Counts::ZERO,
         "engine + deferred journal: allocations, deallocations, reallocations on the hot path"
     );
     let recorder = host.recorder.into_inner();
@@ -137,5 +99,4 @@ fn engine_hot_path_makes_zero_allocations_after_warm_up() {
         matches!(outcome, runtime::record::ReplayOutcome::Identical { .. }),
         "{outcome:?}"
     );
-    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }

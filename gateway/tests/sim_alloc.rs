@@ -8,50 +8,10 @@
 
 use engine::{Event, Fx, Intent, LevelUpdate, Side, TimeInForce, TopOfBook, TradePrint};
 use gateway::sim::{BpsFees, ConstantLatency, ProbQueue, SimVenue};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    static ENABLED: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts one allocator call on this thread if counting is on. Never allocates: both
-/// thread-locals are `const`-initialised `Cell`s without destructors.
-#[inline]
-fn count() {
-    if ENABLED.try_with(Cell::get).unwrap_or(false) {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping touches only
-// this thread's `Cell`s and never allocates, so it cannot re-enter the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is `System`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count();
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`, per the caller.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: `ptr` / `layout` come from `System` (through us) and `new_size` is valid, per
-        // the caller.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use test_support::alloc::{Counter, CountingAlloc};
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 const BID: i64 = 600_000;
 const ASK: i64 = 600_001;
@@ -182,14 +142,14 @@ fn the_venue_allocates_nothing_per_event_once_built() {
     }
     let before = v.stats();
 
-    ENABLED.with(|e| e.set(true));
+    let counter = Counter::start();
     for s in measured {
         drive(&mut v, s, &mut reports);
     }
     while let Some(due) = v.next_due() {
         v.advance_to(due, &mut |r| reports.push(*r));
     }
-    ENABLED.with(|e| e.set(false));
+    let counts = counter.stop();
 
     let after = v.stats();
     assert!(after.maker_lots > before.maker_lots, "{after:?}");
@@ -197,8 +157,8 @@ fn the_venue_allocates_nothing_per_event_once_built() {
     assert!(after.cancels > before.cancels, "{after:?}");
     assert_eq!(after.queue_growths, 0);
     assert_eq!(
-        COUNT.with(Cell::get),
+        counts.calls(),
         0,
-        "allocator calls on the venue's hot path"
+        "allocator calls on the venue's hot path: {counts:?}"
     );
 }

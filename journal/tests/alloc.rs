@@ -9,66 +9,11 @@
 mod util;
 
 use journal::{Durability, Writer};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use test_support::alloc::{Counter, CountingAlloc};
 use util::{opts, TempDir};
 
-struct Counting;
-
-thread_local! {
-    static ENABLED: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts one allocator call on this thread if counting is on. Never allocates: both
-/// thread-locals are `const`-initialised `Cell`s without destructors.
-fn count() {
-    if ENABLED.try_with(Cell::get).unwrap_or(false) {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping touches only
-// this thread's `Cell`s and never allocates, so it cannot re-enter the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is `System`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count();
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`, per the caller.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: `ptr` / `layout` come from `System` (through us) and `new_size` is valid, per
-        // the caller.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn start() {
-    COUNT.with(|c| c.set(0));
-    ENABLED.with(|e| e.set(true));
-}
-
-fn stop() -> u64 {
-    ENABLED.with(|e| e.set(false));
-    COUNT.with(Cell::get)
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn append_allocates_nothing() {
@@ -94,7 +39,7 @@ fn append_allocates_nothing() {
         let first = w.next_seq();
         let mut allocations = 0;
         for _batch in 0..500 {
-            start();
+            let counter = Counter::start();
             for _ in 0..100 {
                 ts += 1;
                 w.append(1, ts, &payload).unwrap();
@@ -105,7 +50,7 @@ fn append_allocates_nothing() {
                 w.extend(6, ts, &payload, 32 * 64).unwrap();
             }
             w.seal().unwrap();
-            allocations += stop();
+            allocations += counter.stop().calls();
             w.housekeeping().unwrap();
         }
         let appended = w.next_seq() - first;

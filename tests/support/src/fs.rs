@@ -1,0 +1,76 @@
+//! Temp dirs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fresh, empty directory under the system temp dir, unique per process and per call, removed
+/// (with its contents) on drop unless [`TempDir::keep`] is called.
+#[derive(Debug)]
+pub struct TempDir {
+    /// Empty once kept.
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `<temp>/ringmaker-<name>-<pid>-<n>`; `name` only helps a human find it.
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("ringmaker-{name}-{}-{n}", std::process::id()));
+        // A leftover from an earlier process with the same pid.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("create temp dir {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `self.path().join(rel)`.
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    /// Keeps the directory (it is no longer removed) and returns its path.
+    pub fn keep(mut self) -> PathBuf {
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TempDir;
+
+    #[test]
+    fn unique_removed_on_drop_unless_kept() {
+        let a = TempDir::new("t");
+        let b = TempDir::new("t");
+        assert_ne!(a.path(), b.path());
+        assert!(a.path().is_dir() && b.path().is_dir());
+        std::fs::write(a.join("f"), b"x").unwrap();
+        let pa = a.path().to_path_buf();
+        drop(a);
+        assert!(!pa.exists());
+        let pb = b.keep();
+        assert!(pb.is_dir());
+        std::fs::remove_dir_all(&pb).unwrap();
+    }
+}

@@ -1,0 +1,59 @@
+//! Helpers shared by the workspace's tests: a counting global allocator to prove that hot
+//! paths allocate nothing ([`alloc`]), self-removing temp dirs ([`TempDir`]), the default engine
+//! config ([`default_config`]) and the shipped recordings ([`data`], [`usdm`], [`spot`]).
+//!
+//! A global allocator is per binary, so each allocation test declares its own
+//! `#[global_allocator] static A: CountingAlloc = CountingAlloc;` (see [`alloc`]).
+
+#![deny(missing_docs)]
+
+pub mod alloc;
+mod fs;
+
+pub use fs::TempDir;
+
+use std::path::PathBuf;
+
+/// `tests/data/<rel>`.
+pub fn data(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../data")
+        .join(rel)
+}
+
+/// The shipped USDⓈ-M BTCUSDT recording.
+pub fn usdm() -> PathBuf {
+    data("binance-usdm/btcusdt_20240808.gz")
+}
+
+/// The two shipped spot BTCUSDT recordings, in arrival order.
+pub fn spot() -> [PathBuf; 2] {
+    [
+        data("binance-spot/btcusdt_20240808.gz"),
+        data("binance-spot/btcusdt_20240809.gz"),
+    ]
+}
+
+/// `configs/default.toml`, the engine config the README's commands use.
+pub fn default_config() -> engine::Config {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/default.toml"
+    ))
+    .expect("configs/default.toml");
+    engine::Config::from_toml(&text).expect("default config is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_files_are_found() {
+        assert!(usdm().is_file(), "{}", usdm().display());
+        for p in spot() {
+            assert!(p.is_file(), "{}", p.display());
+        }
+        assert!(!default_config().instruments.is_empty());
+    }
+}
