@@ -3,12 +3,10 @@
 
 use engine::{Event, EventKind, ExecKind, Intent, IntentKind};
 use journal::{Durability, Reader, RecoveryMode, Writer, WriterOptions};
-use runtime::backtest::{self, Outcome, QueueKind, Settings};
-use runtime::record::{
-    self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT,
-};
-use runtime::report::Report;
 use ringmaker_tests::{default_config, usdm, TempDir};
+use runtime::backtest::{self, Outcome, QueueKind, Settings};
+use runtime::record::{self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT};
+use runtime::report::Report;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

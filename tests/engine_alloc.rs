@@ -5,9 +5,9 @@
 
 use engine::Engine;
 use feeds::{recorded_events, SyncRule};
+use ringmaker_tests::{default_config, usdm, Responder};
 use runtime::host::{Deferred, Host, NoRecorder, Recorder};
 use runtime::record::JournalRecorder;
-use ringmaker_tests::{default_config, usdm, Responder};
 use test_support::alloc::{Counter, CountingAlloc, Counts};
 use test_support::TempDir;
 
