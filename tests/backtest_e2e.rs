@@ -209,3 +209,69 @@ fn an_edited_input_is_reported_at_the_right_sequence() {
         ReplayOutcome::Identical { .. } => panic!("an edited input must diverge"),
     }
 }
+
+/// `configs/spot-btcusdt.toml` on the two-file spot sample: the spot sync rule keeps the book
+/// valid for the whole run, the engine trades both sides, and the journal replays identically.
+#[test]
+fn the_spot_sample_backtests_by_the_spot_rule() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/spot-btcusdt.toml"
+    ))
+    .unwrap();
+    let run = runtime::config::RunConfig::from_toml(&text).unwrap();
+    let cfg = &run.engine;
+    assert_eq!(cfg.instruments[0].venue, engine::VenueFlavour::BinanceSpot);
+    let tmp = TempDir::new("backtest-spot");
+    let dir = tmp.join("journal");
+    let rec = JournalRecorder::create_run(&dir, &run, 16 << 20, 0).unwrap();
+    let settings = Settings {
+        data: ringmaker_tests::spot().to_vec(),
+        queue: QueueKind::RiskAverse,
+        entry_latency_ns: 2_000_000,
+        response_latency_ns: 2_000_000,
+        timer_interval_ns: 100_000_000,
+    };
+    let (outcome, rec) = backtest::run(cfg, &settings, rec, &mut |_| {}).unwrap();
+    rec.close().unwrap();
+    let report = Report::new("BTCUSDT", &outcome);
+    assert!(
+        report.book.valid_share >= 0.99,
+        "valid {:.4}",
+        report.book.valid_share
+    );
+    assert_eq!((report.book.gaps, report.book.diffs_applied), (0, 6493));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let buys = outcome.metrics.fills.iter().filter(|f| f.qty > 0).count();
+    let sells = outcome.metrics.fills.iter().filter(|f| f.qty < 0).count();
+    assert!(
+        buys > 0 && sells > 0,
+        "fills on both sides: {buys} buys, {sells} sells"
+    );
+    match record::replay(&dir).unwrap() {
+        ReplayOutcome::Identical { intents, .. } => assert!(intents > 0),
+        other => panic!("spot journal diverged: {other:?}"),
+    }
+}
+
+/// The default (USD-M) config on the spot sample: the futures rule cannot sync spot diffs, and
+/// the report says so instead of passing silently.
+#[test]
+fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
+    let cfg = default_config();
+    let settings = Settings {
+        data: ringmaker_tests::spot().to_vec(),
+        queue: QueueKind::RiskAverse,
+        entry_latency_ns: 2_000_000,
+        response_latency_ns: 2_000_000,
+        timer_interval_ns: 100_000_000,
+    };
+    let (outcome, _) =
+        backtest::run(&cfg, &settings, runtime::host::NoRecorder, &mut |_| {}).unwrap();
+    let report = Report::new("BTCUSDT", &outcome);
+    assert!(report.book.valid_share < 0.5, "{}", report.book.valid_share);
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(report.summary().contains("WARNING"), "{}", report.summary());
+    // And the USD-M run of the shared test has none.
+    assert!(Report::new("BTCUSDT", &run().0).warnings.is_empty());
+}

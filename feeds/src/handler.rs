@@ -445,3 +445,169 @@ impl<S: MarketSource> MarketFeed<S> {
         (c.read, c.bad + self.handler.stats.decode_errors)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{MemorySource, SourceCounts};
+    use engine::{EventKind, Instrument};
+
+    fn inst() -> Instrument {
+        Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "0").unwrap()
+    }
+
+    fn diff(t: i64, first: u64, last: u64, prev: u64) -> (i64, Vec<u8>) {
+        (
+            t,
+            format!(
+                r#"{{"stream":"btcusdt@depth@0ms","data":{{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":{first},"u":{last},"pu":{prev},"b":[["1.0","1"]],"a":[]}}}}"#
+            )
+            .into_bytes(),
+        )
+    }
+
+    fn snapshot(t: i64, id: u64) -> (i64, Vec<u8>) {
+        (
+            t,
+            format!(r#"{{"lastUpdateId":{id},"bids":[["0.9","2"]],"asks":[["1.1","3"]]}}"#)
+                .into_bytes(),
+        )
+    }
+
+    /// A source that counts requests and can refuse them.
+    struct Counting<'a> {
+        inner: MemorySource<'a>,
+        refuse: bool,
+        asked: Vec<InstrumentId>,
+    }
+
+    impl MarketSource for Counting<'_> {
+        fn next_input(&mut self) -> Option<Result<Input<'_>, SourceError>> {
+            self.inner.next_input()
+        }
+        fn request_snapshot(&mut self, i: InstrumentId) -> SnapshotReply {
+            self.asked.push(i);
+            if self.refuse {
+                SnapshotReply::Unavailable
+            } else {
+                SnapshotReply::Pending
+            }
+        }
+        fn counts(&self) -> SourceCounts {
+            self.inner.counts()
+        }
+    }
+
+    fn run(
+        lines: &[(i64, Vec<u8>)],
+        refuse: bool,
+    ) -> (
+        Vec<Event>,
+        Vec<InstrumentId>,
+        FeedStats,
+        (i64, i64),
+        SyncStats,
+    ) {
+        let mut feed = MarketFeed::new(
+            Counting {
+                inner: MemorySource::new(lines),
+                refuse,
+                asked: Vec::new(),
+            },
+            FeedHandler::with_rule(&[inst()], SyncRule::Futures),
+        );
+        let mut out = Vec::new();
+        while feed.next(&mut out).is_some() {}
+        let (stats, time, sync) = (
+            feed.handler().stats(),
+            feed.book_time(),
+            feed.handler().sync_totals(),
+        );
+        (out, feed.source.asked.clone(), stats, time, sync)
+    }
+
+    #[test]
+    fn a_snapshot_is_asked_for_at_the_start_and_again_after_a_gap() {
+        let lines = [
+            diff(100, 5, 9, 4),
+            snapshot(110, 7),
+            diff(120, 10, 12, 9),
+            // 13..=14 missing: a gap.
+            diff(130, 15, 16, 14),
+            diff(140, 17, 18, 16),
+            snapshot(150, 17),
+            diff(160, 19, 20, 18),
+        ];
+        let (out, asked, stats, (valid, span), sync) = run(&lines, false);
+        assert_eq!(asked, vec![0, 0], "once at the start, once after the gap");
+        assert_eq!(stats.snapshot_requests, 2);
+        assert_eq!(stats.snapshots_unavailable, 0);
+        assert_eq!((sync.gaps, sync.resyncs, sync.diffs_applied), (1, 1, 4));
+        // Valid from the bridge (110) to the gap (130), then from the resync (160: the diff
+        // at 150's snapshot bridges at 160) — time before an input counts by the state before it.
+        assert_eq!(span, 60);
+        assert_eq!(valid, (130 - 110) + (160 - 150));
+        // Every event of a message carries its time; the buffered diff replayed at the
+        // snapshot carries the snapshot's.
+        let first_reset = out
+            .iter()
+            .find(|e| e.kind() == EventKind::BookReset)
+            .unwrap();
+        assert_eq!(first_reset.local_time_ns, 110);
+        assert!(out
+            .iter()
+            .filter(|e| e.kind() == EventKind::BookLevel)
+            .all(|e| e.local_time_ns >= 110));
+    }
+
+    #[test]
+    fn receive_time_is_forced_monotonic() {
+        let lines = [snapshot(200, 7), diff(150, 5, 9, 4), diff(300, 10, 11, 9)];
+        let (out, _, _, (_, span), _) = run(&lines, false);
+        assert!(out
+            .windows(2)
+            .all(|w| w[0].local_time_ns <= w[1].local_time_ns));
+        let valid = out
+            .iter()
+            .find(|e| e.kind() == EventKind::BookValid)
+            .unwrap();
+        assert_eq!(
+            valid.local_time_ns, 200,
+            "the late line arrives at the previous time"
+        );
+        assert_eq!(span, 100);
+    }
+
+    #[test]
+    fn a_source_without_snapshots_is_counted() {
+        let lines = [diff(100, 5, 9, 4), diff(110, 10, 12, 9)];
+        let (out, asked, stats, (valid, _), _) = run(&lines, true);
+        assert!(out.is_empty(), "nothing before a snapshot");
+        assert_eq!(asked, vec![0], "asked once, not again for every diff");
+        assert_eq!(stats.snapshots_unavailable, 1);
+        assert_eq!(valid, 0);
+    }
+
+    #[test]
+    fn venue_flavours_choose_the_sync_rule() {
+        assert_eq!(sync_rule(VenueFlavour::BinanceUsdm), SyncRule::Futures);
+        assert_eq!(sync_rule(VenueFlavour::BinanceCoinm), SyncRule::Futures);
+        assert_eq!(sync_rule(VenueFlavour::BinanceSpot), SyncRule::Spot);
+        let text = include_str!("../../configs/spot-btcusdt.toml");
+        let cfg = Config::from_toml(text).unwrap();
+        assert_eq!(FeedHandler::from_config(&cfg).rule(0), Some(SyncRule::Spot));
+        let usdm = Config::from_toml(&text.replace("venue = \"binance-spot\"\n", "")).unwrap();
+        assert_eq!(
+            FeedHandler::from_config(&usdm).rule(0),
+            Some(SyncRule::Futures)
+        );
+        assert!(Config::from_toml(&text.replace("binance-spot", "binance-moon")).is_err());
+    }
+
+    #[test]
+    fn a_passthrough_handler_asks_for_nothing() {
+        let h = FeedHandler::passthrough();
+        assert_eq!(h.instruments(), 0);
+        assert!(h.all_synced());
+    }
+}

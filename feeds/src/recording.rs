@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// A recording file that cannot be opened at all.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open recording {path}: {source}")]
+#[error("cannot open recording {path}")]
 pub struct OpenError {
     /// The file.
     pub path: PathBuf,

@@ -316,3 +316,129 @@ fn backtest_writes_report_plots_hlog_and_a_journal_that_replays() {
     assert!(s.contains("corrupt") && s.contains("segment"), "{s}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// A run whose book was valid for less than half of it says so on stderr and in its summary;
+/// with `--strict` it fails.
+#[test]
+fn a_mostly_invalid_book_warns_and_strict_fails() {
+    let out = test_support::TempDir::new("cli-strict");
+    let o = out.path().to_str().unwrap();
+    let cfg = root("configs/default.toml");
+    let (a, b) = (
+        root("tests/data/binance-spot/btcusdt_20240808.gz"),
+        root("tests/data/binance-spot/btcusdt_20240809.gz"),
+    );
+    // The USD-M config (futures rule, 0.001 lots) on the spot sample.
+    let args = [
+        "backtest", "--quiet", "--config", &cfg, "--out", o, "--data", &a, &b,
+    ];
+    let r = ringmaker(&args);
+    assert!(r.status.success(), "without --strict a warning only");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr),
+    );
+    assert!(stdout.contains("WARNING"), "{stdout}");
+    assert!(
+        stderr.contains("warning: the book was valid for only"),
+        "{stderr}"
+    );
+    let mut strict = args.to_vec();
+    strict.push("--strict");
+    let r = ringmaker(&strict);
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    // The right config passes strict.
+    let spot = root("configs/spot-btcusdt.toml");
+    let r = ringmaker(&[
+        "backtest", "--quiet", "--strict", "--config", &spot, "--out", o, "--data", &a, &b,
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // `book` on the spot files with the futures rule: one gap, then invalid to the end.
+    let r = ringmaker(&[
+        "book",
+        "--strict",
+        "--venue",
+        "futures",
+        "--tick",
+        "0.01",
+        "--lot",
+        "0.00000001",
+        "--data",
+        &a,
+        &b,
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(summary_value(&stderr, "gaps"), 1, "{stderr}");
+    assert!(
+        stderr.contains("warning: the book was valid for only"),
+        "{stderr}"
+    );
+}
+
+/// The journal holds the engine's part of the config and a digest of the rest: nothing of
+/// `[venue]` (where credentials are named) reaches it, and replay still works.
+#[test]
+fn the_journal_never_holds_the_venue_section_or_credentials() {
+    let out = test_support::TempDir::new("cli-secrets");
+    let cfg_path = out.join("with-venue.toml");
+    let mut text = std::fs::read_to_string(root("configs/default.toml")).unwrap();
+    text.push_str(
+        "\n[venue]\nrest_url = \"https://venue.example:9443\"\n\
+         api_key_env = \"RINGMAKER_TEST_API_KEY\"\n\
+         private_key_file = \"/home/trader/.keys/ringmaker-ed25519.pem\"\n\
+         [ops]\nmetrics = \"127.0.0.1:9100\"\n",
+    );
+    std::fs::write(&cfg_path, &text).unwrap();
+    let o = out.join("run");
+    let data = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let r = ringmaker(&[
+        "backtest",
+        "--quiet",
+        "--config",
+        cfg_path.to_str().unwrap(),
+        "--data",
+        &data,
+        "--out",
+        o.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let mut journal = Vec::new();
+    for e in std::fs::read_dir(o.join("journal")).unwrap() {
+        journal.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    let hay = String::from_utf8_lossy(&journal);
+    for secret in [
+        "RINGMAKER_TEST_API_KEY",
+        "ringmaker-ed25519.pem",
+        ".keys",
+        "venue.example",
+        "[venue]",
+        "9100",
+    ] {
+        assert!(!hay.contains(secret), "{secret} reached the journal");
+    }
+    assert!(
+        hay.contains("[[instrument]]"),
+        "the engine's part is journaled"
+    );
+    let r = ringmaker(&["replay", o.join("journal").to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&r.stdout).starts_with("identical: "),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let r = ringmaker(&[
+        "journal",
+        "dump",
+        o.join("journal").to_str().unwrap(),
+        "--kind",
+        "settings",
+    ]);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("settings digest"));
+}
