@@ -94,9 +94,8 @@ fn damaged_copy(dir: &Path, nth_diff: usize) -> (PathBuf, u64) {
 
 #[test]
 fn a_missing_diff_is_one_gap_and_silences_the_book() {
-    let dir = std::env::temp_dir().join(format!("ringmaker-cli-gap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (path, removed_u) = damaged_copy(&dir, 3_000);
+    let dir = test_support::TempDir::new("cli-gap");
+    let (path, removed_u) = damaged_copy(dir.path(), 3_000);
     let out = ringmaker(&[
         "book",
         "--data",
@@ -125,7 +124,6 @@ fn a_missing_diff_is_one_gap_and_silences_the_book() {
         .collect();
     assert_eq!(ids.len(), 2_995);
     assert!(ids.iter().all(|&u| u < removed_u));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -197,9 +195,8 @@ fn root(rel: &str) -> String {
 
 #[test]
 fn backtest_writes_report_plots_hlog_and_a_journal_that_replays() {
-    let out = std::env::temp_dir().join(format!("ringmaker-cli-bt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let o = out.to_str().unwrap();
+    let out = test_support::TempDir::new("cli-bt");
+    let o = out.path().to_str().unwrap();
     let cfg = root("configs/default.toml");
     let data = root("tests/data/binance-usdm/btcusdt_20240808.gz");
     let r = ringmaker(&[
@@ -314,7 +311,6 @@ fn backtest_writes_report_plots_hlog_and_a_journal_that_replays() {
     assert_eq!(r.status.code(), Some(1));
     let s = String::from_utf8(r.stdout).unwrap();
     assert!(s.contains("corrupt") && s.contains("segment"), "{s}");
-    std::fs::remove_dir_all(&out).unwrap();
 }
 
 /// A run whose book was valid for less than half of it says so on stderr and in its summary;

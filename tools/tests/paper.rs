@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use test_support::TempDir;
 
 fn root(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -19,12 +20,9 @@ fn default_config() -> String {
     root("configs/default.toml").to_string_lossy().into_owned()
 }
 
-/// A fresh directory under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ringmaker-paper-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory under the system temp dir, removed when the test ends.
+fn scratch(name: &str) -> TempDir {
+    TempDir::new(&format!("paper-{name}"))
 }
 
 fn ringmaker(args: &[&str]) -> Output {
@@ -92,7 +90,7 @@ fn check_success(out: &Output) -> String {
 #[test]
 fn flat_out_run_replays_identical() {
     let dir = scratch("flat");
-    let (config, out) = (default_config(), dir.to_string_lossy().into_owned());
+    let (config, out) = (default_config(), dir.path().to_string_lossy().into_owned());
     let data = recording();
     let mut args = paper_args(&config, &out, "0");
     args.extend(["--data", &data]);
@@ -116,13 +114,12 @@ fn flat_out_run_replays_identical() {
     ] {
         assert!(table.contains(tag), "{tag} missing:\n{table}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn sigint_halfway_leaves_a_journal_that_replays() {
     let dir = scratch("sigint");
-    let (config, out) = (default_config(), dir.to_string_lossy().into_owned());
+    let (config, out) = (default_config(), dir.path().to_string_lossy().into_owned());
     let data = recording();
     let mut args = paper_args(&config, &out, "1");
     args.extend(["--data", &data]);
@@ -159,7 +156,6 @@ fn sigint_halfway_leaves_a_journal_that_replays() {
         "stopped halfway: {lines} lines"
     );
     assert_journal_replays(&dir.join("journal"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -203,5 +199,4 @@ fn eight_slot_input_ring_overflows_visibly_and_loses_no_record() {
         events.contains("reason=RingOverflow"),
         "no RingOverflow event"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
