@@ -4,7 +4,7 @@ use super::link::Link;
 use super::outbox::{Outbox, Resting};
 use super::{FeeModel, LatencyModel, LevelChange, QueueModel, SimStats};
 use engine::{
-    BboOffer, Event, EventKind, ExecKind, ExecReport, FreshTop, InstrumentId, Intent, IntentKind,
+    BboOffer, Event, EventKind, ExecKind, ExecReport, BboOverlay, InstrumentId, Intent, IntentKind,
     LevelUpdate, OrderBook, Side, TimeInForce, TopOfBook, TradePrint,
 };
 
@@ -22,10 +22,10 @@ struct Market<P> {
     /// applied but neither move queues nor fill orders.
     synced: bool,
     /// The last valid best bid/offer that was newer than the depth book when it arrived, by the
-    /// engine's rule ([`FreshTop`]). It is the venue's top of book while its update id is ahead of
+    /// engine's rule ([`BboOverlay`]). It is the venue's top of book while its update id is ahead of
     /// the book's; once the depth diffs catch up (a tie included) the book wins again. Cleared on
     /// reset and invalid.
-    top: FreshTop,
+    top: BboOverlay,
     /// Our resting orders in arrival (time priority) order.
     resting: Vec<Resting<P>>,
 }
@@ -93,7 +93,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                 .map(|_| Market {
                     book: OrderBook::new(book_slots),
                     synced: false,
-                    top: FreshTop::default(),
+                    top: BboOverlay::default(),
                     resting: Vec::with_capacity(MAX_OPEN_ORDERS),
                 })
                 .collect(),
