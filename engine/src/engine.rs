@@ -13,7 +13,7 @@
 use crate::book::{BboOffer, BboOverlay, OrderBook};
 use crate::config::{Config, Fx, InstrumentConfig, TopOfBookSource};
 use crate::emit::Emitter;
-use crate::event::{Command, Event, EventKind, InstrumentId};
+use crate::event::{reject_code, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId};
 use crate::intent::{Mode, ModeChange, ModeReason, Sink};
 use crate::limits::{CircuitBreaker, OrderBudget, TokenBucket, MINUTE_NS};
 use crate::orders::{OrderState, OrderTable, ReportOutcome};
@@ -21,7 +21,7 @@ use crate::position::Position;
 use crate::pricer::{self, Ladder};
 use crate::stage::{NoClock, Stage, StageClock};
 use crate::stats::EngineStats;
-use crate::{diff, risk};
+use crate::{diff, reconcile, risk};
 
 /// Per-instrument snapshot for reports.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +53,8 @@ pub(crate) struct Inst {
     pub(crate) dirty: bool,
     pub(crate) operator_halt: bool,
     pub(crate) operator_reduce_only: bool,
+    /// Reconciliation saw an open foreign order: reduce-only until the operator's `Normal`.
+    pub(crate) foreign_order: bool,
     pub(crate) cancel_all_requested: bool,
     pub(crate) loss_limit_hit: bool,
     pub(crate) stop_loss_latched: bool,
@@ -100,6 +102,7 @@ impl Engine {
                 dirty: false,
                 operator_halt: false,
                 operator_reduce_only: false,
+                foreign_order: false,
                 cancel_all_requested: false,
                 loss_limit_hit: false,
                 stop_loss_latched: false,
@@ -222,6 +225,11 @@ impl Engine {
                     self.stats.malformed += 1;
                     return;
                 };
+                if ev.is_saturated() {
+                    self.stats.exec_saturated += 1;
+                    return;
+                }
+                Self::count_reject(&r, &mut self.stats);
                 match inst.orders.on_report(&r) {
                     ReportOutcome::Applied(Some((side, px, qty)))
                     | ReportOutcome::LateFill(side, px, qty) => {
@@ -254,13 +262,45 @@ impl Engine {
                             .map_or(inst.day_start_pnl, |fv| inst.pos.total_pnl(fv));
                     }
                     Some(Command::ReduceOnly) => inst.operator_reduce_only = true,
-                    Some(Command::Normal) => inst.operator_reduce_only = false,
+                    Some(Command::Normal) => {
+                        inst.operator_reduce_only = false;
+                        inst.foreign_order = false;
+                    }
                     Some(Command::CancelAll) => inst.cancel_all_requested = true,
                     None => self.stats.malformed += 1,
                 }
                 inst.dirty = true;
             }
+            EventKind::ReconcileOrder => match ev.as_reconcile_order() {
+                Some(v) => reconcile::venue_order(
+                    inst,
+                    &v,
+                    now,
+                    &mut self.emitter,
+                    &mut self.stats,
+                    sink,
+                ),
+                None => self.stats.malformed += 1,
+            },
+            EventKind::ReconcilePosition => match ev.as_reconcile_position() {
+                Some(v) => reconcile::venue_position(inst, &v, &mut self.stats),
+                None => self.stats.malformed += 1,
+            },
             EventKind::Timer => {}
+        }
+    }
+
+    /// Counts a reject or cancel reject by the venue's code.
+    #[inline]
+    fn count_reject(r: &ExecReport, stats: &mut EngineStats) {
+        if !matches!(r.kind, ExecKind::Rejected | ExecKind::CancelRejected) {
+            return;
+        }
+        match r.reject_code {
+            0 | reject_code::POST_ONLY_WOULD_TAKE => {}
+            reject_code::UNKNOWN_ORDER => stats.rejects_unknown_order += 1,
+            reject_code::RATE_LIMIT => stats.rejects_rate_limited += 1,
+            _ => stats.rejects_other += 1,
         }
     }
 

@@ -103,6 +103,8 @@ fn report(
         last_qty: last,
         cum_qty: cum,
         fee: 0,
+        venue_order_id: 0,
+        reject_code: 0,
         taker: false,
         post_only_reject: false,
     };
@@ -567,4 +569,209 @@ fn top_of_book_depth_book_ignores_bbos() {
         Some(Fx::from_num(1000.5))
     );
     assert_eq!(e.stats().bbo_used + e.stats().bbo_behind, 0);
+}
+
+// ---- reconciliation and venue fields -------------------------------------------------------
+
+use crate::event::{reject_code, VenueOrder, VenuePosition};
+
+/// The venue's view of `cid`.
+fn venue(cid: u64, side: Side, price: i64, cum: i64, open: bool) -> VenueOrder {
+    VenueOrder {
+        client_order_id: cid,
+        venue_order_id: 9_000 + (cid & 0xff),
+        side,
+        price,
+        qty: 2,
+        cum_qty: cum,
+        open,
+    }
+}
+
+/// A synced engine with its six orders acknowledged; returns the first bid's (cid, price).
+fn working() -> (Engine, Out, u64, i64) {
+    let (mut e, mut o) = synced(0);
+    let first = o.intents[0];
+    assert_eq!(first.side, Side::Bid);
+    ack_all(&mut e, &mut o, MS);
+    (e, o, first.client_order_id, first.price)
+}
+
+#[test]
+fn reconcile_applies_a_fill_we_missed_at_the_order_price() {
+    let (mut e, mut o, cid, px) = working();
+    let ev = Event::reconcile_order(0, 0, 2 * MS, venue(cid, Side::Bid, px, 1, true));
+    e.on_event(&ev, &mut o);
+    let v = e.instrument(0).unwrap();
+    assert_eq!(v.position.qty, 1);
+    assert_eq!(v.position.cost, px as i128);
+    let ord = v.orders.get(cid).unwrap();
+    assert_eq!((ord.filled, ord.state), (1, OrderState::Live));
+    assert_eq!(ord.venue_order_id, 9_000 + (cid & 0xff));
+    assert_eq!(v.orders.open_qty(Side::Bid), 5);
+    assert_eq!(e.stats().reconcile_missed_fills, 1);
+    // Told again: nothing more is missing.
+    e.on_event(&ev, &mut o);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 1);
+    assert_eq!(e.stats().reconcile_missed_fills, 1);
+}
+
+#[test]
+fn reconcile_closes_an_order_the_venue_no_longer_has_open() {
+    let (mut e, mut o, cid, px) = working();
+    e.on_event(
+        &Event::reconcile_order(0, 0, 2 * MS, venue(cid, Side::Bid, px, 0, false)),
+        &mut o,
+    );
+    let v = e.instrument(0).unwrap();
+    assert_eq!(v.orders.get(cid).unwrap().state, OrderState::Done);
+    assert_eq!(v.orders.open_qty(Side::Bid), 4);
+    assert_eq!(v.position.qty, 0);
+    assert_eq!(e.stats().reconcile_closed, 1);
+    assert!(o.intents.is_empty(), "nothing sent for it");
+    // The requote replaces the missing layer.
+    e.on_batch_end(&mut o);
+    assert_eq!(o.intents.len(), 1);
+    assert_eq!(
+        (o.intents[0].kind, o.intents[0].price),
+        (IntentKind::Place, px)
+    );
+}
+
+#[test]
+fn reconcile_cancels_an_orphan_of_this_instrument_and_counts_a_foreign_order() {
+    let (mut e, mut o, _, _) = working();
+    let before = e.stats();
+    // One of instrument 0's ids that the table does not hold (e.g. from before a restart).
+    let orphan = 0u64 << 48 | 200 << 40 | 77;
+    e.on_event(
+        &Event::reconcile_order(0, 0, 2 * MS, venue(orphan, Side::Ask, 1_010, 0, true)),
+        &mut o,
+    );
+    assert_eq!(o.intents.len(), 1);
+    let c = o.intents[0];
+    assert_eq!(
+        (c.kind, c.client_order_id, c.side, c.forced, c.seq),
+        (IntentKind::Cancel, orphan, Side::Ask, true, before.intents)
+    );
+    assert_eq!(e.stats().reconcile_orphans_cancelled, 1);
+    assert_eq!(e.stats().forced_cancels, before.forced_cancels + 1);
+    // A finished orphan is left alone.
+    e.on_event(
+        &Event::reconcile_order(0, 0, 2 * MS, venue(orphan + 1, Side::Ask, 1_010, 0, false)),
+        &mut o,
+    );
+    assert_eq!(o.intents.len(), 1);
+    // A foreign id: nothing sent, reduce-only until the operator's Normal.
+    o.intents.clear();
+    let foreign = 0x7777u64 << 48 | 1;
+    e.on_event(
+        &Event::reconcile_order(0, 0, 3 * MS, venue(foreign, Side::Bid, 990, 0, true)),
+        &mut o,
+    );
+    assert_eq!(e.stats().reconcile_foreign_orders, 1);
+    e.on_batch_end(&mut o);
+    assert_eq!(
+        (o.modes.last().unwrap().to, o.modes.last().unwrap().reason),
+        (Mode::ReduceOnly, ModeReason::ForeignOrder)
+    );
+    assert!(o
+        .intents
+        .iter()
+        .all(|i| i.kind == IntentKind::Cancel && i.client_order_id != foreign));
+    e.on_event(&Event::control(0, 4 * MS, Command::Normal), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
+}
+
+#[test]
+fn reconcile_adopts_the_venue_position_and_records_the_correction() {
+    let (mut e, mut o, _, _) = working();
+    let p = VenuePosition {
+        qty: 3,
+        entry_price: 999,
+    };
+    e.on_event(&Event::reconcile_position(0, 0, 2 * MS, p), &mut o);
+    let pos = *e.instrument(0).unwrap().position;
+    assert_eq!((pos.qty, pos.cost, pos.realized), (3, 2_997, 0));
+    assert_eq!(
+        (pos.corrections, pos.correction_qty, pos.correction_cost),
+        (1, 3, 2_997)
+    );
+    assert_eq!(e.stats().reconcile_position_corrections, 1);
+    // The same quantity (the venue's entry price is rounded): left alone.
+    let same = VenuePosition {
+        qty: 3,
+        entry_price: 1_000,
+    };
+    e.on_event(&Event::reconcile_position(0, 0, 3 * MS, same), &mut o);
+    assert_eq!(e.instrument(0).unwrap().position.cost, 2_997);
+    assert_eq!(e.stats().reconcile_position_corrections, 1);
+    // Quotes skew to the adopted position at the next requote.
+    e.on_batch_end(&mut o);
+    assert!(!o.intents.is_empty());
+}
+
+#[test]
+fn reports_record_the_venue_order_id_and_rejects_are_counted_by_code() {
+    let (mut e, mut o) = synced(0);
+    let cids: Vec<u64> = o.intents.iter().map(|i| i.client_order_id).collect();
+    let mk = |kind, cid, venue_order_id, code| ExecReport {
+        kind,
+        client_order_id: cid,
+        last_price: 0,
+        last_qty: 0,
+        cum_qty: 0,
+        fee: 0,
+        venue_order_id,
+        reject_code: code,
+        taker: false,
+        post_only_reject: code == reject_code::POST_ONLY_WOULD_TAKE,
+    };
+    e.on_event(&Event::exec(0, 0, MS, mk(ExecKind::Ack, cids[0], 41, 0)), &mut o);
+    assert_eq!(
+        e.instrument(0).unwrap().orders.get(cids[0]).unwrap().venue_order_id,
+        41
+    );
+    // A report without one keeps the id.
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::CancelRejected, cids[0], 0, -2011)),
+        &mut o,
+    );
+    assert_eq!(
+        e.instrument(0).unwrap().orders.get(cids[0]).unwrap().venue_order_id,
+        41
+    );
+    e.on_event(&Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[1], 0, -5022)), &mut o);
+    e.on_event(&Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[2], 0, -1003)), &mut o);
+    e.on_event(&Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[3], 0, -4164)), &mut o);
+    let s = e.stats();
+    assert_eq!(
+        (s.rejects_unknown_order, s.rejects_rate_limited, s.rejects_other),
+        (1, 1, 1)
+    );
+    let os = e.instrument(0).unwrap().orders.stats();
+    assert_eq!((os.rejected, os.post_only_rejects), (3, 1));
+}
+
+#[test]
+fn a_saturated_report_is_counted_and_ignored() {
+    let (mut e, mut o, cid, px) = working();
+    let r = ExecReport {
+        kind: ExecKind::Fill,
+        client_order_id: cid,
+        last_price: px,
+        last_qty: i64::MAX,
+        cum_qty: i64::MAX,
+        fee: 0,
+        venue_order_id: 1,
+        reject_code: 0,
+        taker: false,
+        post_only_reject: false,
+    };
+    e.on_event(&Event::exec(0, 0, 2 * MS, r), &mut o);
+    assert_eq!(e.stats().exec_saturated, 1);
+    let v = e.instrument(0).unwrap();
+    assert_eq!(v.position.qty, 0);
+    assert_eq!(v.orders.get(cid).unwrap().state, OrderState::Live);
 }

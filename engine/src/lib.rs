@@ -28,6 +28,7 @@ mod limits;
 mod orders;
 mod position;
 mod pricer;
+mod reconcile;
 mod risk;
 mod stage;
 mod stats;
@@ -40,9 +41,10 @@ pub use config::{
 };
 pub use engine::{Engine, InstrumentView};
 pub use event::{
-    BookStatusReason, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId, LevelUpdate,
-    Side, TopOfBook, TradePrint, FLAG_ASK, FLAG_BUYER_MAKER, FLAG_LAST_IN_MSG,
-    FLAG_POST_ONLY_REJECT, FLAG_SNAPSHOT, FLAG_TAKER,
+    reject_code, BookStatusReason, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId,
+    LevelUpdate, Side, TopOfBook, TradePrint, VenueOrder, VenuePosition, FLAG_ASK,
+    FLAG_BUYER_MAKER, FLAG_LAST_IN_MSG, FLAG_POST_ONLY_REJECT, FLAG_SATURATED, FLAG_SNAPSHOT,
+    FLAG_TAKER, FLAG_VENUE_OPEN, MAX_48, MIN_48,
 };
 pub use instrument::{DecimalError, Grid, Instrument, InstrumentError, Symbol, MAX_SCALE};
 pub use intent::{Intent, IntentKind, Mode, ModeChange, ModeReason, Sink, TimeInForce};

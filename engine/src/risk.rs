@@ -2,7 +2,8 @@
 //! (cancel-all when halted, the stop-loss flatten).
 //!
 //! Modes by precedence: halts (kill switch, daily loss limit, circuit breaker, invalid or
-//! one-sided book, stale book), then reduce-only (operator, stop loss, inventory), then normal.
+//! one-sided book, stale book), then reduce-only (operator, foreign order seen by reconciliation,
+//! stop loss, inventory), then normal.
 
 use crate::config::{Fx, InstrumentConfig, OnStopLoss};
 use crate::emit::Emitter;
@@ -63,6 +64,9 @@ pub(crate) fn evaluate_mode(
     }
     if inst.operator_reduce_only {
         return (Mode::ReduceOnly, ModeReason::Operator);
+    }
+    if inst.foreign_order {
+        return (Mode::ReduceOnly, ModeReason::ForeignOrder);
     }
     if inst.stop_loss_latched {
         return (Mode::ReduceOnly, ModeReason::StopLoss);

@@ -32,4 +32,25 @@ pub struct EngineStats {
     pub bbo_behind: u64,
     /// Best bid/offer events refused as malformed (crossed, empty or non-positive side).
     pub bbo_refused: u64,
+    /// Execution reports with a saturated field ([`crate::FLAG_SATURATED`]): counted, ignored.
+    pub exec_saturated: u64,
+    /// Rejects and cancel rejects with the venue's unknown-order code (`-2011`).
+    pub rejects_unknown_order: u64,
+    /// Rejects and cancel rejects with the venue's rate-limit code (`-1003`).
+    pub rejects_rate_limited: u64,
+    /// Rejects and cancel rejects with any other non-zero code except post-only would-take
+    /// (`-5022`, counted in [`crate::OrderStats::post_only_rejects`]).
+    pub rejects_other: u64,
+    /// Reconciliation: fill quantity the venue had and we did not, applied at the order price.
+    pub reconcile_missed_fills: u64,
+    /// Reconciliation: orders we held open that the venue no longer has open, marked done.
+    pub reconcile_closed: u64,
+    /// Reconciliation: open venue orders with one of this instrument's ids that we do not hold
+    /// open; a forced cancel is sent for each.
+    pub reconcile_orphans_cancelled: u64,
+    /// Reconciliation: open venue orders with an id that is not this engine's (foreign): counted,
+    /// and the instrument goes reduce-only ([`crate::ModeReason::ForeignOrder`]).
+    pub reconcile_foreign_orders: u64,
+    /// Reconciliation: positions that differed from the venue's and were corrected to it.
+    pub reconcile_position_corrections: u64,
 }

@@ -367,6 +367,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                     last_qty: qty,
                     cum_qty: filled,
                     fee,
+                    venue_order_id: 0,
+                    reject_code: 0,
                     taker: true,
                     post_only_reject: false,
                 },
