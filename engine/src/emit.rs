@@ -78,7 +78,17 @@ mod tests {
     #[test]
     fn numbers_every_intent_once_and_counts_forced_cancels() {
         let (mut e, mut stats, mut out) = (Emitter::default(), EngineStats::default(), Vec::new());
-        e.place(0, Side::Bid, TimeInForce::PostOnly, 7, 100, 2, 5, &mut stats, &mut out);
+        e.place(
+            0,
+            Side::Bid,
+            TimeInForce::PostOnly,
+            7,
+            100,
+            2,
+            5,
+            &mut stats,
+            &mut out,
+        );
         e.cancel(0, Side::Bid, 7, false, 6, &mut stats, &mut out);
         e.cancel(0, Side::Ask, 8, true, 7, &mut stats, &mut out);
         assert_eq!(out.iter().map(|i| i.seq).collect::<Vec<_>>(), [0, 1, 2]);

@@ -272,14 +272,9 @@ impl Engine {
                 inst.dirty = true;
             }
             EventKind::ReconcileOrder => match ev.as_reconcile_order() {
-                Some(v) => reconcile::venue_order(
-                    inst,
-                    &v,
-                    now,
-                    &mut self.emitter,
-                    &mut self.stats,
-                    sink,
-                ),
+                Some(v) => {
+                    reconcile::venue_order(inst, &v, now, &mut self.emitter, &mut self.stats, sink)
+                }
                 None => self.stats.malformed += 1,
             },
             EventKind::ReconcilePosition => match ev.as_reconcile_position() {

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::event::{ExecKind, ExecReport, LevelUpdate, Side, TopOfBook};
-use crate::intent::{Intent, TimeInForce};
 use crate::intent::IntentKind;
+use crate::intent::{Intent, TimeInForce};
 
 pub(crate) const CFG: &str = r#"
 [engine]
@@ -728,9 +728,17 @@ fn reports_record_the_venue_order_id_and_rejects_are_counted_by_code() {
         taker: false,
         post_only_reject: code == reject_code::POST_ONLY_WOULD_TAKE,
     };
-    e.on_event(&Event::exec(0, 0, MS, mk(ExecKind::Ack, cids[0], 41, 0)), &mut o);
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::Ack, cids[0], 41, 0)),
+        &mut o,
+    );
     assert_eq!(
-        e.instrument(0).unwrap().orders.get(cids[0]).unwrap().venue_order_id,
+        e.instrument(0)
+            .unwrap()
+            .orders
+            .get(cids[0])
+            .unwrap()
+            .venue_order_id,
         41
     );
     // A report without one keeps the id.
@@ -739,15 +747,33 @@ fn reports_record_the_venue_order_id_and_rejects_are_counted_by_code() {
         &mut o,
     );
     assert_eq!(
-        e.instrument(0).unwrap().orders.get(cids[0]).unwrap().venue_order_id,
+        e.instrument(0)
+            .unwrap()
+            .orders
+            .get(cids[0])
+            .unwrap()
+            .venue_order_id,
         41
     );
-    e.on_event(&Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[1], 0, -5022)), &mut o);
-    e.on_event(&Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[2], 0, -1003)), &mut o);
-    e.on_event(&Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[3], 0, -4164)), &mut o);
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[1], 0, -5022)),
+        &mut o,
+    );
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[2], 0, -1003)),
+        &mut o,
+    );
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[3], 0, -4164)),
+        &mut o,
+    );
     let s = e.stats();
     assert_eq!(
-        (s.rejects_unknown_order, s.rejects_rate_limited, s.rejects_other),
+        (
+            s.rejects_unknown_order,
+            s.rejects_rate_limited,
+            s.rejects_other
+        ),
         (1, 1, 1)
     );
     let os = e.instrument(0).unwrap().orders.stats();

@@ -924,7 +924,15 @@ mod tests {
         let e = Event::exec(u16::MAX, 0, 0, edge);
         assert_eq!(e.as_exec(), Some(edge));
         assert!(!e.is_saturated());
-        let e = Event::exec(u16::MAX, 0, 0, ExecReport { reject_code: i16::MAX, ..edge });
+        let e = Event::exec(
+            u16::MAX,
+            0,
+            0,
+            ExecReport {
+                reject_code: i16::MAX,
+                ..edge
+            },
+        );
         assert_eq!(e.as_exec().map(|r| r.reject_code), Some(i16::MAX));
 
         let over = ExecReport {

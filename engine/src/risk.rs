@@ -11,7 +11,7 @@ use crate::engine::Inst;
 use crate::event::{Side, TopOfBook};
 use crate::intent::{Mode, ModeReason, Sink, TimeInForce};
 use crate::limits::OrderBudget;
-use crate::pricer::{Layer, Ladder};
+use crate::pricer::{Ladder, Layer};
 use crate::stats::EngineStats;
 
 const NS_PER_DAY: i64 = 86_400_000_000_000;
@@ -221,8 +221,8 @@ pub(crate) fn flatten_on_stop_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricer::tests::cfg;
     use crate::pricer::build_ladders;
+    use crate::pricer::tests::cfg;
 
     fn touch(bid: i64, ask: i64) -> TopOfBook {
         TopOfBook {

@@ -538,7 +538,10 @@ mod tests {
             open: true,
         };
         let d = describe_event(&Event::reconcile_order(0, 0, 0, o));
-        assert!(d.starts_with("ReconcileOrder") && d.contains("venue_id=9 Ask"), "{d}");
+        assert!(
+            d.starts_with("ReconcileOrder") && d.contains("venue_id=9 Ask"),
+            "{d}"
+        );
         assert!(d.ends_with("open"), "{d}");
         let p = engine::VenuePosition {
             qty: -3,
