@@ -9,6 +9,10 @@
 //! Time is what the events say: the engine's `now` is the largest local receive time seen
 //! (forced monotonic). Requoting happens only at the end of a batch, for instruments whose
 //! state changed, so bursts coalesce.
+//!
+//! This module holds the per-instrument state and the wiring; each stage is its own module:
+//! `pricer` (fair value → ladders), `risk` (mode, clamp, forced cancels), `diff` (ladders against
+//! working orders), `reconcile` (the venue's view), and `emit`, through which every intent leaves.
 
 use crate::book::{BboOffer, BboOverlay, OrderBook};
 use crate::config::{Config, Fx, InstrumentConfig, TopOfBookSource};

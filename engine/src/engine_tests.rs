@@ -643,7 +643,7 @@ fn reconcile_cancels_an_orphan_of_this_instrument_and_counts_a_foreign_order() {
     let (mut e, mut o, _, _) = working();
     let before = e.stats();
     // One of instrument 0's ids that the table does not hold (e.g. from before a restart).
-    let orphan = 0u64 << 48 | 200 << 40 | 77;
+    let orphan = (200u64 << 40) | 77; // instrument 0, slot 200
     e.on_event(
         &Event::reconcile_order(0, 0, 2 * MS, venue(orphan, Side::Ask, 1_010, 0, true)),
         &mut o,

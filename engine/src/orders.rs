@@ -551,4 +551,69 @@ mod tests {
         assert!(t.place(Side::Bid, 1, 1, TimeInForce::PostOnly).is_none());
         assert_eq!(t.stats().table_full, 1);
     }
+
+    #[test]
+    fn reconcile_records_the_venue_id_applies_missed_fills_and_closes() {
+        let mut t = OrderTable::new(1);
+        let a = t.place(Side::Bid, 100, 4, TimeInForce::PostOnly).unwrap();
+        let b = t.place(Side::Ask, 110, 4, TimeInForce::PostOnly).unwrap();
+        let v = |cid, cum, open| VenueOrder {
+            client_order_id: cid,
+            venue_order_id: 500 + (cid & 0xf),
+            side: Side::Bid,
+            price: 100,
+            qty: 4,
+            cum_qty: cum,
+            open,
+        };
+        // Open at the venue, pending here: the ack we missed; 1 lot filled we missed.
+        assert_eq!(
+            t.reconcile(&v(a, 1, true)),
+            Reconciled::Known {
+                missed_fill: Some((Side::Bid, 100, 1)),
+                closed: false,
+                open_at_venue_only: false
+            }
+        );
+        let o = *t.get(a).unwrap();
+        assert_eq!(
+            (o.state, o.filled, o.venue_order_id),
+            (OrderState::Live, 1, 500 + (a & 0xf))
+        );
+        assert_eq!(t.open_qty(Side::Bid), 3);
+        // The venue filled the rest and closed it.
+        assert_eq!(
+            t.reconcile(&v(a, 4, false)),
+            Reconciled::Known {
+                missed_fill: Some((Side::Bid, 100, 3)),
+                closed: true,
+                open_at_venue_only: false
+            }
+        );
+        assert_eq!(t.get(a).unwrap().state, OrderState::Done);
+        assert_eq!(t.open_qty(Side::Bid), 0);
+        assert!(t.open_by_price(Side::Bid).is_empty());
+        // Finished here, open there: it works without us.
+        assert_eq!(
+            t.reconcile(&v(a, 4, true)),
+            Reconciled::Known {
+                missed_fill: None,
+                closed: false,
+                open_at_venue_only: true
+            }
+        );
+        // Gone at the venue, unfilled.
+        let gone = VenueOrder {
+            side: Side::Ask,
+            price: 110,
+            ..v(b, 0, false)
+        };
+        assert!(matches!(
+            t.reconcile(&gone),
+            Reconciled::Known { closed: true, .. }
+        ));
+        assert_eq!(t.open().count(), 0);
+        // Not ours.
+        assert_eq!(t.reconcile(&v(2 << 48 | 5, 0, true)), Reconciled::Unknown);
+    }
 }
