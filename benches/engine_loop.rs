@@ -46,6 +46,8 @@ impl Sink for Venue {
                     last_qty: 0,
                     cum_qty: 0,
                     fee: 0,
+                    venue_order_id: 0,
+                    reject_code: 0,
                     taker: false,
                     post_only_reject: false,
                 },

@@ -6,8 +6,8 @@ use feeds::{BookObserver, LocalBook, Message, RecordingReader, SyncRule};
 use ringmaker_tests::{spot, usdm};
 use std::path::Path;
 
-/// Top of book as (bid px, bid qty, ask px, ask qty).
-type Top = (i64, i64, i64, i64);
+/// A top of book as (bid px, bid qty, ask px, ask qty).
+type TopTuple = (i64, i64, i64, i64);
 
 /// Everything the tests want to know about one run.
 #[derive(Default)]
@@ -16,12 +16,12 @@ struct Trace {
     applied: Vec<(u64, u64)>,
     /// Each ticker seen after sync: (ticker, index into `applied` of the last applied diff,
     /// our top of book at that moment as (bid px, bid qty, ask px, ask qty)).
-    tickers: Vec<(TopOfBook, usize, Option<Top>)>,
+    tickers: Vec<(TopOfBook, usize, Option<TopTuple>)>,
     crossed_after_diff: u64,
     invalid_events: u64,
 }
 
-fn top(book: &OrderBook) -> Option<Top> {
+fn top(book: &OrderBook) -> Option<TopTuple> {
     let (b, bq) = book.best_bid_level()?;
     let (a, aq) = book.best_ask_level()?;
     Some((b, bq, a, aq))

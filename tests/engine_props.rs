@@ -171,6 +171,8 @@ impl World {
             last_qty: last,
             cum_qty: cum,
             fee: 0,
+            venue_order_id: 0,
+            reject_code: 0,
             taker: false,
             post_only_reject: kind == ExecKind::Rejected,
         };

@@ -49,7 +49,7 @@ fn step_string(mantissa: u64, scale: u8) -> String {
 fn grid() -> impl Strategy<Value = Grid> {
     prop_oneof![
         3 => (prop::sample::select(vec![1u64, 2, 5, 10, 25, 50, 100, 1000]), 0u8..=8),
-        1 => (1u64..=u64::MAX, 0u8..=engine::instrument::MAX_SCALE),
+        1 => (1u64..=u64::MAX, 0u8..=engine::MAX_SCALE),
     ]
     .prop_map(|(m, s)| {
         let g = Grid::parse(&step_string(m, s)).expect("valid step");

@@ -41,7 +41,7 @@ pub enum BookError {
 
 /// One side: quantities plus a two-level occupancy bitmap.
 #[derive(Debug)]
-struct Ladder {
+struct BookSide {
     qty: Box<[i64]>,
     /// Bit `i % 64` of word `i / 64` is set when `qty[i] > 0`.
     bits: Box<[u64]>,
@@ -50,10 +50,10 @@ struct Ladder {
     levels: usize,
 }
 
-impl Ladder {
-    fn new(slots: usize) -> Ladder {
+impl BookSide {
+    fn new(slots: usize) -> BookSide {
         let words = slots / 64;
-        Ladder {
+        BookSide {
             qty: vec![0; slots].into_boxed_slice(),
             bits: vec![0; words].into_boxed_slice(),
             summary: vec![0; words.div_ceil(64)].into_boxed_slice(),
@@ -205,8 +205,8 @@ pub struct OrderBook {
     base: i64,
     /// No price seen since the last reset: the window is placed on the first level.
     unanchored: bool,
-    bids: Ladder,
-    asks: Ladder,
+    bids: BookSide,
+    asks: BookSide,
     best_bid: i64,
     best_ask: i64,
     valid: bool,
@@ -226,8 +226,8 @@ impl OrderBook {
         OrderBook {
             base: 0,
             unanchored: true,
-            bids: Ladder::new(slots),
-            asks: Ladder::new(slots),
+            bids: BookSide::new(slots),
+            asks: BookSide::new(slots),
             best_bid: NO_BID,
             best_ask: NO_ASK,
             valid: false,
@@ -497,7 +497,7 @@ impl Iterator for Levels<'_> {
     }
 }
 
-/// What [`FreshTop::offer`] did with a best bid/offer.
+/// What [`BboOverlay::offer`] did with a best bid/offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BboOffer {
     /// Newer than the depth book and the one stored: stored, it is the top now.
@@ -508,16 +508,16 @@ pub enum BboOffer {
     Refused,
 }
 
-/// The freshest top of book of a depth book plus the venue's best bid/offer stream
-/// (`bookTicker`): the last best bid/offer newer than the book, by venue update id, is the top
-/// until a depth diff catches up (on a tie the book wins). The one rule the engine prices by and
-/// the simulated venue matches by.
+/// The venue's best bid/offer stream (`bookTicker`) laid over a depth book: the last best
+/// bid/offer newer than the book, by venue update id, is the top of book until a depth diff
+/// catches up (on a tie the book wins). The one rule the engine prices by and the simulated venue
+/// matches by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FreshTop {
+pub struct BboOverlay {
     bbo: Option<TopOfBook>,
 }
 
-impl FreshTop {
+impl BboOverlay {
     /// Offers a best bid/offer seen after `book`'s last update.
     #[inline]
     pub fn offer(&mut self, t: TopOfBook, book: &OrderBook) -> BboOffer {
@@ -544,6 +544,27 @@ impl FreshTop {
     #[inline]
     pub fn newer_than(&self, book: &OrderBook) -> Option<TopOfBook> {
         self.bbo.filter(|b| b.update_id > book.last_update_id())
+    }
+
+    /// The freshest top of book: the stored best bid/offer while it is newer than `book`, else
+    /// the book's best levels (with the book's update id); `None` if one-sided or crossed.
+    #[inline]
+    pub fn top_of_book(&self, book: &OrderBook) -> Option<TopOfBook> {
+        if let Some(b) = self.newer_than(book) {
+            return Some(b);
+        }
+        match (book.best_bid_level(), book.best_ask_level()) {
+            (Some((bid_price, bid_qty)), Some((ask_price, ask_qty))) if bid_price < ask_price => {
+                Some(TopOfBook {
+                    bid_price,
+                    bid_qty,
+                    ask_price,
+                    ask_qty,
+                    update_id: book.last_update_id(),
+                })
+            }
+            _ => None,
+        }
     }
 
     /// The stored best bid/offer, fresh or not.

@@ -4,6 +4,38 @@
 //! time (both ns). The body is five 64-bit words whose meaning depends on the kind; typed
 //! constructors and accessors ([`Event::level`], [`Event::bbo`], ...) are the only way in and out,
 //! so there is no `unsafe` and no invalid state to read.
+//!
+//! # Byte layout
+//!
+//! [`Event::to_bytes`], little-endian, the journal's payload for an event:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0 | kind ([`EventKind`] as `u8`) |
+//! | 1 | flags (`FLAG_*`) |
+//! | 2..4 | instrument (`u16`) |
+//! | 4..6 | source (`u16`) |
+//! | 6..8 | aux (`u16`: exec kind, command, book status reason) |
+//! | 8..16 | venue time, ns (`i64`) |
+//! | 16..24 | local receive time, ns (`i64`) |
+//! | 24..64 | body: five 64-bit words, by kind |
+//!
+//! The execution report body ([`EventKind::ExecReport`]) is full, so it packs:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 24..30 | low 48 bits of the client order id (the high 16 bits are the instrument, see `orders`) |
+//! | 30..32 | venue reject code (`i16`, e.g. `-5022`, `-2011`, `-1003`; 0 for none) |
+//! | 32..40 | venue order id (`u64`, 0 when the venue gave none) |
+//! | 40..46 | last price, ticks (48-bit two's complement) |
+//! | 46..52 | last quantity, lots (48-bit) |
+//! | 52..58 | cumulative quantity, lots (48-bit) |
+//! | 58..64 | fee, tick·lot units (48-bit, negative is a rebate) |
+//!
+//! 48 bits hold ±1.4·10^14: a BTCUSDT price in 0.10 ticks needs 10^6, a fee in tick·lot units of
+//! a 100-BTC fill about 10^9. A value outside the range is never wrapped: [`Event::exec`]
+//! saturates it and sets [`FLAG_SATURATED`]; a client order id whose high 16 bits are not the
+//! event's instrument is stored as id 0 of the instrument (never a live id) with the same flag.
 
 /// Index of an instrument inside one engine (dense, from 0).
 pub type InstrumentId = u16;
@@ -41,6 +73,10 @@ pub enum EventKind {
     Timer = 8,
     /// An operator command (halt, resume, reduce-only, cancel-all).
     Control = 9,
+    /// Reconciliation: the venue's view of one of the account's orders on this instrument.
+    ReconcileOrder = 10,
+    /// Reconciliation: the venue's view of the position on this instrument.
+    ReconcilePosition = 11,
 }
 
 impl EventKind {
@@ -56,6 +92,8 @@ impl EventKind {
             7 => EventKind::ExecReport,
             8 => EventKind::Timer,
             9 => EventKind::Control,
+            10 => EventKind::ReconcileOrder,
+            11 => EventKind::ReconcilePosition,
             _ => return None,
         })
     }
@@ -99,7 +137,7 @@ impl BookStatusReason {
     }
 }
 
-/// Flag: the level is on the ask side (else bid).
+/// Flag: the level (or the reconciled order) is on the ask side (else bid).
 pub const FLAG_ASK: u8 = 1 << 0;
 /// Flag: last level of one venue message; the book is consistent after it.
 pub const FLAG_LAST_IN_MSG: u8 = 1 << 1;
@@ -227,6 +265,12 @@ pub struct ExecReport {
     pub cum_qty: i64,
     /// Fee of this fill in quote units of one tick × one lot; negative is a rebate.
     pub fee: i64,
+    /// The venue's order id (0 when the report carries none, e.g. a reject before the venue
+    /// created the order).
+    pub venue_order_id: u64,
+    /// The venue's error code for a reject or cancel reject (Binance: `-5022` post-only would
+    /// take, `-2011` unknown order, `-1003` rate limit); 0 for none.
+    pub reject_code: i16,
     /// The fill was as taker (the order crossed); post-only orders never are.
     pub taker: bool,
     /// For `Rejected`: the reject was a post-only (GTX, `-5022`) would-take.
@@ -267,6 +311,103 @@ impl Command {
 pub const FLAG_TAKER: u8 = 1 << 4;
 /// Flag (exec reports): a post-only would-take reject.
 pub const FLAG_POST_ONLY_REJECT: u8 = 1 << 5;
+/// Flag (exec reports): a field did not fit its packed width (48 bits for prices, quantities
+/// and the fee; the client order id's high 16 bits must be the instrument) and was saturated.
+/// The report's numbers cannot be trusted; the engine counts it and ignores it.
+pub const FLAG_SATURATED: u8 = 1 << 6;
+/// Flag (reconcile order): the venue says the order is open (working).
+pub const FLAG_VENUE_OPEN: u8 = 1 << 7;
+
+/// Reject codes the engine tells apart (Binance's).
+pub mod reject_code {
+    /// Post-only (GTX) order would take: rejected.
+    pub const POST_ONLY_WOULD_TAKE: i16 = -5022;
+    /// Unknown order (cancel of an order the venue does not have, or no longer has open).
+    pub const UNKNOWN_ORDER: i16 = -2011;
+    /// Too many requests: rate limit.
+    pub const RATE_LIMIT: i16 = -1003;
+}
+
+/// The low 48 bits of a word.
+const MASK48: u64 = (1 << 48) - 1;
+/// Largest value of a 48-bit signed field.
+pub const MAX_48: i64 = (1 << 47) - 1;
+/// Smallest value of a 48-bit signed field.
+pub const MIN_48: i64 = -(1 << 47);
+
+/// `v` clamped to the 48-bit signed range; sets `saturated` when it did not fit.
+#[inline]
+fn sat48(v: i64, saturated: &mut bool) -> i64 {
+    if v > MAX_48 {
+        *saturated = true;
+        MAX_48
+    } else if v < MIN_48 {
+        *saturated = true;
+        MIN_48
+    } else {
+        v
+    }
+}
+
+/// Four 48-bit signed values packed into three words, little-endian, in order.
+#[inline]
+fn pack48x4(v: [i64; 4]) -> [i64; 3] {
+    let mut b = [0u8; 24];
+    for (k, x) in v.iter().enumerate() {
+        b[6 * k..6 * k + 6].copy_from_slice(&x.to_le_bytes()[..6]);
+    }
+    let w = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[8 * i..8 * i + 8]);
+        i64::from_le_bytes(x)
+    };
+    [w(0), w(1), w(2)]
+}
+
+/// The inverse of [`pack48x4`], sign-extending each value.
+#[inline]
+fn unpack48x4(w: [i64; 3]) -> [i64; 4] {
+    let mut b = [0u8; 24];
+    for (k, x) in w.iter().enumerate() {
+        b[8 * k..8 * k + 8].copy_from_slice(&x.to_le_bytes());
+    }
+    let mut out = [0i64; 4];
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut x = [0u8; 8];
+        x[..6].copy_from_slice(&b[6 * k..6 * k + 6]);
+        *o = (i64::from_le_bytes(x) << 16) >> 16;
+    }
+    out
+}
+
+/// The venue's view of one order ([`EventKind::ReconcileOrder`]), from an open-orders query or
+/// an order-status query after a reconnect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VenueOrder {
+    /// The order's client order id as the venue has it (ours, or a foreign one).
+    pub client_order_id: u64,
+    /// The venue's order id.
+    pub venue_order_id: u64,
+    /// Side.
+    pub side: Side,
+    /// Limit price, ticks.
+    pub price: i64,
+    /// Original quantity, lots.
+    pub qty: i64,
+    /// Cumulative filled quantity, lots.
+    pub cum_qty: i64,
+    /// Whether the venue has it open (working); else it is finished.
+    pub open: bool,
+}
+
+/// The venue's view of the position ([`EventKind::ReconcilePosition`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VenuePosition {
+    /// Signed position, lots (long > 0).
+    pub qty: i64,
+    /// Average entry price, ticks (rounded to the tick at the edge; 0 when flat).
+    pub entry_price: i64,
+}
 
 impl Event {
     fn new(kind: EventKind, instrument: InstrumentId, venue_ns: i64, local_ns: i64) -> Event {
@@ -364,23 +505,70 @@ impl Event {
         e
     }
 
-    /// An execution report.
+    /// An execution report, packed as the module doc says. Values that do not fit are
+    /// saturated, never wrapped, and flagged with [`FLAG_SATURATED`].
     pub fn exec(instrument: InstrumentId, venue_ns: i64, local_ns: i64, r: ExecReport) -> Event {
         let mut e = Event::new(EventKind::ExecReport, instrument, venue_ns, local_ns);
         e.aux = r.kind as u16;
+        let mut saturated = false;
+        let cid_low = if r.client_order_id >> 48 == u64::from(instrument) {
+            r.client_order_id & MASK48
+        } else {
+            saturated = true;
+            0
+        };
+        let tail = pack48x4([
+            sat48(r.last_price, &mut saturated),
+            sat48(r.last_qty, &mut saturated),
+            sat48(r.cum_qty, &mut saturated),
+            sat48(r.fee, &mut saturated),
+        ]);
         e.flags = if r.taker { FLAG_TAKER } else { 0 }
             | if r.post_only_reject {
                 FLAG_POST_ONLY_REJECT
             } else {
                 0
-            };
+            }
+            | if saturated { FLAG_SATURATED } else { 0 };
         e.body = [
-            r.client_order_id as i64,
-            r.last_price,
-            r.last_qty,
-            r.cum_qty,
-            r.fee,
+            ((u64::from(r.reject_code as u16) << 48) | cid_low) as i64,
+            r.venue_order_id as i64,
+            tail[0],
+            tail[1],
+            tail[2],
         ];
+        e
+    }
+
+    /// Reconciliation: the venue's view of one order.
+    pub fn reconcile_order(
+        instrument: InstrumentId,
+        venue_ns: i64,
+        local_ns: i64,
+        o: VenueOrder,
+    ) -> Event {
+        let mut e = Event::new(EventKind::ReconcileOrder, instrument, venue_ns, local_ns);
+        e.flags = if o.side == Side::Ask { FLAG_ASK } else { 0 }
+            | if o.open { FLAG_VENUE_OPEN } else { 0 };
+        e.body = [
+            o.client_order_id as i64,
+            o.venue_order_id as i64,
+            o.price,
+            o.qty,
+            o.cum_qty,
+        ];
+        e
+    }
+
+    /// Reconciliation: the venue's view of the position.
+    pub fn reconcile_position(
+        instrument: InstrumentId,
+        venue_ns: i64,
+        local_ns: i64,
+        p: VenuePosition,
+    ) -> Event {
+        let mut e = Event::new(EventKind::ReconcilePosition, instrument, venue_ns, local_ns);
+        e.body = [p.qty, p.entry_price, 0, 0, 0];
         e
     }
 
@@ -402,15 +590,53 @@ impl Event {
         if self.kind != EventKind::ExecReport {
             return None;
         }
+        let w0 = self.body[0] as u64;
+        let [last_price, last_qty, cum_qty, fee] =
+            unpack48x4([self.body[2], self.body[3], self.body[4]]);
         Some(ExecReport {
             kind: ExecKind::from_u16(self.aux)?,
-            client_order_id: self.body[0] as u64,
-            last_price: self.body[1],
-            last_qty: self.body[2],
-            cum_qty: self.body[3],
-            fee: self.body[4],
+            client_order_id: (u64::from(self.instrument) << 48) | (w0 & MASK48),
+            last_price,
+            last_qty,
+            cum_qty,
+            fee,
+            venue_order_id: self.body[1] as u64,
+            reject_code: (w0 >> 48) as u16 as i16,
             taker: self.flags & FLAG_TAKER != 0,
             post_only_reject: self.flags & FLAG_POST_ONLY_REJECT != 0,
+        })
+    }
+
+    /// For [`EventKind::ExecReport`]: a field was saturated ([`FLAG_SATURATED`]).
+    #[inline]
+    pub fn is_saturated(&self) -> bool {
+        self.kind == EventKind::ExecReport && self.flags & FLAG_SATURATED != 0
+    }
+
+    /// The venue's view of one order, if this is a [`EventKind::ReconcileOrder`].
+    #[inline]
+    pub fn as_reconcile_order(&self) -> Option<VenueOrder> {
+        (self.kind == EventKind::ReconcileOrder).then(|| VenueOrder {
+            client_order_id: self.body[0] as u64,
+            venue_order_id: self.body[1] as u64,
+            side: if self.flags & FLAG_ASK != 0 {
+                Side::Ask
+            } else {
+                Side::Bid
+            },
+            price: self.body[2],
+            qty: self.body[3],
+            cum_qty: self.body[4],
+            open: self.flags & FLAG_VENUE_OPEN != 0,
+        })
+    }
+
+    /// The venue's view of the position, if this is a [`EventKind::ReconcilePosition`].
+    #[inline]
+    pub fn as_reconcile_position(&self) -> Option<VenuePosition> {
+        (self.kind == EventKind::ReconcilePosition).then(|| VenuePosition {
+            qty: self.body[0],
+            entry_price: self.body[1],
         })
     }
 
@@ -434,6 +660,11 @@ impl Event {
 
     /// Bytes of [`Event::to_bytes`].
     pub const SIZE: usize = 64;
+
+    /// Version of the byte layout of [`Event::to_bytes`]: 2 since execution reports carry the
+    /// venue order id and reject code (48-bit packed fields). Journal writers pin it in their
+    /// header hash, so a journal of another layout is not misread.
+    pub const LAYOUT_VERSION: u32 = 2;
 
     /// The event as 64 little-endian bytes (the journal's payload for it).
     #[inline]
@@ -627,5 +858,195 @@ mod tests {
         }
         assert_eq!(Event::from_bytes(&[0u8; 64]), None);
         assert_eq!(Event::from_bytes(&[1u8; 63]), None);
+    }
+
+    fn exec_report(cid: u64) -> ExecReport {
+        ExecReport {
+            kind: ExecKind::PartialFill,
+            client_order_id: cid,
+            last_price: 618_002,
+            last_qty: 14,
+            cum_qty: 20,
+            fee: -37,
+            venue_order_id: 8_389_765_123_456_789,
+            reject_code: 0,
+            taker: true,
+            post_only_reject: false,
+        }
+    }
+
+    #[test]
+    fn exec_reports_carry_venue_id_reject_code_and_negative_fees() {
+        let cid = 3u64 << 48 | 7 << 40 | 123_456;
+        let r = exec_report(cid);
+        let e = Event::exec(3, 1, 2, r);
+        assert_eq!(e.as_exec(), Some(r));
+        assert!(!e.is_saturated());
+        assert_eq!(Event::from_bytes(&e.to_bytes()), Some(e));
+        let rej = ExecReport {
+            kind: ExecKind::Rejected,
+            last_price: 0,
+            last_qty: 0,
+            cum_qty: 0,
+            fee: 0,
+            venue_order_id: 0,
+            reject_code: reject_code::POST_ONLY_WOULD_TAKE,
+            taker: false,
+            post_only_reject: true,
+            ..r
+        };
+        let e = Event::exec(3, 1, 2, rej);
+        assert_eq!(e.as_exec(), Some(rej));
+        // The byte layout of the module doc.
+        let b = e.to_bytes();
+        assert_eq!(&b[24..30], &(cid & MASK48).to_le_bytes()[..6]);
+        assert_eq!(&b[30..32], &(-5022i16).to_le_bytes());
+        let b = Event::exec(3, 1, 2, r).to_bytes();
+        assert_eq!(&b[32..40], &r.venue_order_id.to_le_bytes());
+        assert_eq!(&b[40..46], &618_002i64.to_le_bytes()[..6]);
+        assert_eq!(&b[46..52], &14i64.to_le_bytes()[..6]);
+        assert_eq!(&b[52..58], &20i64.to_le_bytes()[..6]);
+        assert_eq!(&b[58..64], &(-37i64).to_le_bytes()[..6]);
+    }
+
+    #[test]
+    fn exec_extremes_fit_exactly_and_beyond_saturate_with_a_flag() {
+        let cid = u64::from(u16::MAX) << 48 | MASK48;
+        let edge = ExecReport {
+            last_price: MAX_48,
+            last_qty: MIN_48,
+            cum_qty: MAX_48,
+            fee: MIN_48,
+            venue_order_id: u64::MAX,
+            reject_code: i16::MIN,
+            ..exec_report(cid)
+        };
+        let e = Event::exec(u16::MAX, 0, 0, edge);
+        assert_eq!(e.as_exec(), Some(edge));
+        assert!(!e.is_saturated());
+        let e = Event::exec(
+            u16::MAX,
+            0,
+            0,
+            ExecReport {
+                reject_code: i16::MAX,
+                ..edge
+            },
+        );
+        assert_eq!(e.as_exec().map(|r| r.reject_code), Some(i16::MAX));
+
+        let over = ExecReport {
+            last_price: MAX_48 + 1,
+            last_qty: i64::MIN,
+            cum_qty: i64::MAX,
+            fee: MIN_48 - 1,
+            ..exec_report(0)
+        };
+        let e = Event::exec(0, 0, 0, over);
+        assert!(e.is_saturated());
+        assert_ne!(e.flags() & FLAG_SATURATED, 0);
+        let got = e.as_exec().unwrap();
+        assert_eq!(
+            (got.last_price, got.last_qty, got.cum_qty, got.fee),
+            (MAX_48, MIN_48, MAX_48, MIN_48)
+        );
+        // A client order id of another instrument does not fit: id 0 of this one, flagged.
+        let e = Event::exec(2, 0, 0, exec_report(5u64 << 48 | 9));
+        assert!(e.is_saturated());
+        assert_eq!(e.as_exec().map(|r| r.client_order_id), Some(2u64 << 48));
+    }
+
+    #[test]
+    fn reconcile_events_round_trip() {
+        let o = VenueOrder {
+            client_order_id: 1u64 << 48 | 5,
+            venue_order_id: 42,
+            side: Side::Ask,
+            price: 618_002,
+            qty: 3,
+            cum_qty: 1,
+            open: true,
+        };
+        let e = Event::reconcile_order(1, 2, 3, o);
+        assert_eq!(e.kind(), EventKind::ReconcileOrder);
+        assert_eq!(e.as_reconcile_order(), Some(o));
+        assert_eq!(e.as_reconcile_position(), None);
+        assert_eq!(e.as_exec(), None);
+        let closed = VenueOrder {
+            side: Side::Bid,
+            open: false,
+            ..o
+        };
+        assert_eq!(
+            Event::reconcile_order(1, 2, 3, closed).as_reconcile_order(),
+            Some(closed)
+        );
+        let p = VenuePosition {
+            qty: -7,
+            entry_price: 618_000,
+        };
+        let e = Event::reconcile_position(1, 2, 3, p);
+        assert_eq!(e.as_reconcile_position(), Some(p));
+        assert_eq!(e.as_reconcile_order(), None);
+        for ev in [e, Event::reconcile_order(1, 2, 3, o)] {
+            assert_eq!(Event::from_bytes(&ev.to_bytes()), Some(ev));
+        }
+        assert_eq!(EventKind::from_u8(10), Some(EventKind::ReconcileOrder));
+        assert_eq!(EventKind::from_u8(11), Some(EventKind::ReconcilePosition));
+        assert_eq!(EventKind::from_u8(12), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn exec_round_trips_in_range_and_saturates_out_of_it(
+            inst in proptest::prelude::any::<u16>(),
+            low in 0u64..=MASK48,
+            venue_order_id in proptest::prelude::any::<u64>(),
+            reject_code in proptest::prelude::any::<i16>(),
+            vals in proptest::array::uniform4(proptest::prelude::any::<i64>()),
+            small in proptest::array::uniform4(MIN_48..=MAX_48),
+            kind in 1u16..=7,
+            taker in proptest::prelude::any::<bool>(),
+        ) {
+            let kind = ExecKind::from_u16(kind).unwrap();
+            let cid = u64::from(inst) << 48 | low;
+            let mk = |v: [i64; 4]| ExecReport {
+                kind,
+                client_order_id: cid,
+                last_price: v[0],
+                last_qty: v[1],
+                cum_qty: v[2],
+                fee: v[3],
+                venue_order_id,
+                reject_code,
+                taker,
+                post_only_reject: !taker,
+            };
+            let r = mk(small);
+            let e = Event::exec(inst, 1, 2, r);
+            proptest::prop_assert_eq!(e.as_exec(), Some(r));
+            proptest::prop_assert!(!e.is_saturated());
+            proptest::prop_assert_eq!(Event::from_bytes(&e.to_bytes()), Some(e));
+            let r = mk(vals);
+            let e = Event::exec(inst, 1, 2, r);
+            let fits = vals.iter().all(|v| (MIN_48..=MAX_48).contains(v));
+            proptest::prop_assert_eq!(e.is_saturated(), !fits);
+            let got = e.as_exec().unwrap();
+            let clamped = vals.map(|v| v.clamp(MIN_48, MAX_48));
+            proptest::prop_assert_eq!(
+                [got.last_price, got.last_qty, got.cum_qty, got.fee],
+                clamped
+            );
+            proptest::prop_assert_eq!(got.client_order_id, cid);
+        }
+
+        #[test]
+        fn garbage_bytes_never_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 64)) {
+            if let Some(e) = Event::from_bytes(&b) {
+                let _ = (e.as_exec(), e.as_reconcile_order(), e.as_reconcile_position());
+                let _ = (e.as_level(), e.as_bbo(), e.as_trade(), e.as_control());
+                proptest::prop_assert_eq!(Event::from_bytes(&e.to_bytes()), Some(e));
+            }
+        }
     }
 }

@@ -184,6 +184,7 @@ impl ModeReason {
             6 => ModeReason::CircuitBreaker,
             7 => ModeReason::BookInvalid,
             8 => ModeReason::BookStale,
+            9 => ModeReason::ForeignOrder,
             _ => return None,
         })
     }
@@ -251,6 +252,9 @@ pub enum ModeReason {
     BookInvalid = 7,
     /// No book update for `stale_after`.
     BookStale = 8,
+    /// Reconciliation found an open order on the instrument that is not this engine's: its
+    /// exposure is unknown to risk. Until the operator's `Normal`.
+    ForeignOrder = 9,
 }
 
 /// A change of mode, journaled with its reason.

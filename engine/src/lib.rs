@@ -4,28 +4,51 @@
 //! [`Event`]s and emitting [`Intent`]s and [`ModeChange`]s to a [`Sink`].
 //!
 //! No I/O, no threads, no clock reads. Everything here works in integer ticks and lots; decimal
-//! strings are converted exactly at the edge ([`instrument`]). Events are fixed-size, one cache
-//! line each ([`event`]). The per-instrument L2 book ([`book`]) is preallocated and updates a
+//! strings are converted exactly at the edge ([`Instrument`]). Events are fixed-size, one cache
+//! line each ([`Event`]). The per-instrument L2 book ([`OrderBook`]) is preallocated and updates a
 //! level in O(1).
+//!
+//! One module per stage: `book` (depth book, best bid/offer overlay), `pricer` (fair value,
+//! reservation price, grid), `risk` (mode, clamp, forced cancels), `diff` (working orders against
+//! the desired ladders), `reconcile` (the venue's view against ours), `emit` (the one place an
+//! intent is numbered and sent); `orders` and `position` hold the per-instrument state they act on,
+//! and `engine` wires them.
+#![deny(missing_docs)]
 
-pub mod book;
-pub mod config;
+mod book;
+mod config;
+mod diff;
+mod emit;
 #[allow(clippy::module_inception)]
-pub mod engine;
-pub mod event;
-pub mod instrument;
-pub mod intent;
-pub mod limits;
-pub mod orders;
-pub mod position;
-pub mod pricer;
+mod engine;
+mod event;
+mod instrument;
+mod intent;
+mod limits;
+mod orders;
+mod position;
+mod pricer;
+mod reconcile;
+mod risk;
+mod stage;
+mod stats;
 
-pub use book::{BboOffer, BookError, FreshTop, OrderBook};
-pub use config::{Config, ConfigError, Fx, InstrumentConfig, VenueFlavour};
-pub use engine::{Engine, EngineStats, InstrumentView, NoClock, Stage, StageClock};
-pub use event::{
-    BookStatusReason, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId, LevelUpdate,
-    Side, TopOfBook, TradePrint,
+pub use book::{BboOffer, BboOverlay, BookError, Levels, OrderBook, NO_ASK, NO_BID};
+pub use config::{
+    Config, ConfigError, ConfigFile, EngineSection, FairValue, FeeSection, Fx, InstrumentConfig,
+    InstrumentSection, OffsetUnit, OnStopLoss, QuoteSection, RiskSection, TopOfBookSource,
+    VenueFlavour, MAX_LAYERS,
 };
-pub use instrument::{DecimalError, Grid, Instrument, InstrumentError, Symbol};
+pub use engine::{Engine, InstrumentView};
+pub use event::{
+    reject_code, BookStatusReason, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId,
+    LevelUpdate, Side, TopOfBook, TradePrint, VenueOrder, VenuePosition, FLAG_ASK,
+    FLAG_BUYER_MAKER, FLAG_LAST_IN_MSG, FLAG_POST_ONLY_REJECT, FLAG_SATURATED, FLAG_SNAPSHOT,
+    FLAG_TAKER, FLAG_VENUE_OPEN, MAX_48, MIN_48,
+};
+pub use instrument::{DecimalError, Grid, Instrument, InstrumentError, Symbol, MAX_SCALE};
 pub use intent::{Intent, IntentKind, Mode, ModeChange, ModeReason, Sink, TimeInForce};
+pub use orders::{Order, OrderState, OrderStats, OrderTable, ORDER_SLOTS};
+pub use position::Position;
+pub use stage::{NoClock, Stage, StageClock};
+pub use stats::EngineStats;

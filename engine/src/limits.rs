@@ -10,7 +10,7 @@ use crate::config::Fx;
 /// lock itself out. Stricter than a token bucket, which allows up to twice its capacity in one
 /// window (a full burst, then the refill).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     window_ns: i64,
     /// Times of the last `capacity` actions, oldest at `head`.
     times: Box<[i64]>,
@@ -19,7 +19,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// At most `capacity` (≥ 1) actions per `window_ns`.
-    pub fn new(capacity: u32, window_ns: i64) -> TokenBucket {
+    pub(crate) fn new(capacity: u32, window_ns: i64) -> TokenBucket {
         TokenBucket {
             window_ns,
             times: vec![i64::MIN / 2; capacity.max(1) as usize].into_boxed_slice(),
@@ -29,13 +29,13 @@ impl TokenBucket {
 
     /// Whether an action is allowed at `now_ns` (without spending).
     #[inline]
-    pub fn available(&self, now_ns: i64) -> bool {
+    pub(crate) fn available(&self, now_ns: i64) -> bool {
         now_ns.saturating_sub(self.times[self.head]) >= self.window_ns
     }
 
     /// Spends one action if allowed at `now_ns`.
     #[inline]
-    pub fn try_take(&mut self, now_ns: i64) -> bool {
+    pub(crate) fn try_take(&mut self, now_ns: i64) -> bool {
         if !self.available(now_ns) {
             return false;
         }
@@ -45,7 +45,8 @@ impl TokenBucket {
     }
 
     /// Actions still allowed at `now_ns`.
-    pub fn tokens(&self, now_ns: i64) -> i64 {
+    #[cfg(test)]
+    pub(crate) fn tokens(&self, now_ns: i64) -> i64 {
         self.times
             .iter()
             .filter(|&&t| now_ns.saturating_sub(t) >= self.window_ns)
@@ -53,13 +54,46 @@ impl TokenBucket {
     }
 }
 
+/// The venue's order-rate limits shared by every instrument of one engine: at most
+/// `orders_per_10s` places in any 10 s and `orders_per_min` in any minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OrderBudget {
+    per_10s: TokenBucket,
+    per_min: TokenBucket,
+}
+
+impl OrderBudget {
+    pub(crate) fn new(orders_per_10s: u32, orders_per_min: u32) -> OrderBudget {
+        OrderBudget {
+            per_10s: TokenBucket::new(orders_per_10s, 10_000_000_000),
+            per_min: TokenBucket::new(orders_per_min, MINUTE_NS),
+        }
+    }
+
+    /// Whether one more place is allowed at `now_ns` under both limits (without spending).
+    #[inline]
+    pub(crate) fn available(&self, now_ns: i64) -> bool {
+        self.per_10s.available(now_ns) && self.per_min.available(now_ns)
+    }
+
+    /// Spends one place under both limits (call after [`OrderBudget::available`]).
+    #[inline]
+    pub(crate) fn take(&mut self, now_ns: i64) {
+        self.per_10s.try_take(now_ns);
+        self.per_min.try_take(now_ns);
+    }
+}
+
+/// One minute, ns.
+pub(crate) const MINUTE_NS: i64 = 60_000_000_000;
+
 const BUCKETS: usize = 16;
 
 /// Fair-value circuit breaker over a sliding window of 16 buckets (granularity window / 16):
 /// trips when the highest and lowest fair value seen in the window differ by more than
 /// `max_change` of the lowest. Clears by itself once the move has left the window.
 #[derive(Debug, Clone)]
-pub struct CircuitBreaker {
+pub(crate) struct CircuitBreaker {
     bucket_ns: i64,
     max_change: Fx,
     /// Per bucket: (bucket index, min, max); index -1 is empty.
@@ -68,7 +102,7 @@ pub struct CircuitBreaker {
 
 impl CircuitBreaker {
     /// A breaker for moves above `max_change` (ratio) within `window_ns`.
-    pub fn new(window_ns: i64, max_change: Fx) -> CircuitBreaker {
+    pub(crate) fn new(window_ns: i64, max_change: Fx) -> CircuitBreaker {
         CircuitBreaker {
             bucket_ns: (window_ns / BUCKETS as i64).max(1),
             max_change,
@@ -77,7 +111,7 @@ impl CircuitBreaker {
     }
 
     /// Records `fv` at `now_ns` and says whether the window holds a move beyond the limit.
-    pub fn observe(&mut self, now_ns: i64, fv: Fx) -> bool {
+    pub(crate) fn observe(&mut self, now_ns: i64, fv: Fx) -> bool {
         let idx = now_ns.max(0) / self.bucket_ns;
         let slot = &mut self.buckets[(idx as usize) % BUCKETS];
         if slot.0 != idx {

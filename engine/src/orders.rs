@@ -5,7 +5,7 @@
 //! events yields the same ids. Finished orders stay in their slot (state `Done`) until the slot is
 //! reused, so a late fill for a cancelled order can still be attributed and counted.
 
-use crate::event::{ExecKind, ExecReport, InstrumentId, Side};
+use crate::event::{ExecKind, ExecReport, InstrumentId, Side, VenueOrder};
 use crate::intent::TimeInForce;
 
 /// Slots per instrument.
@@ -45,6 +45,8 @@ pub struct Order {
     pub state: OrderState,
     /// Time in force.
     pub tif: TimeInForce,
+    /// The venue's order id, once a report or a reconciliation carried one (0 until then).
+    pub venue_order_id: u64,
 }
 
 impl Order {
@@ -72,6 +74,7 @@ const EMPTY: Order = Order {
     filled: 0,
     state: OrderState::Free,
     tif: TimeInForce::PostOnly,
+    venue_order_id: 0,
 };
 
 /// What an execution report did.
@@ -85,6 +88,23 @@ pub enum ReportOutcome {
     Duplicate,
     /// A fill for an order already finished (e.g. the cancel ack overtook it): still counted.
     LateFill(Side, i64, i64),
+}
+
+/// What the venue's view of one order did to the table ([`OrderTable::reconcile`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reconciled {
+    /// Not an order in this table (another instrument's or a foreign id, or its slot reused).
+    Unknown,
+    /// One of ours.
+    Known {
+        /// The venue had filled more than we knew: `(side, order price, missing lots)`, now
+        /// applied to the order.
+        missed_fill: Option<(Side, i64, i64)>,
+        /// We had it open, the venue says it is not: now done.
+        closed: bool,
+        /// The venue has it open but we hold it finished: it is working without us.
+        open_at_venue_only: bool,
+    },
 }
 
 /// Counters of report anomalies.
@@ -256,6 +276,7 @@ impl OrderTable {
                     filled: 0,
                     state: OrderState::PendingNew,
                     tif,
+                    venue_order_id: 0,
                 };
                 self.opened(s);
                 self.stats.placed += 1;
@@ -296,6 +317,44 @@ impl OrderTable {
         // Still open: a cancel in flight counts until confirmed.
     }
 
+    /// Applies the venue's view of one order: records its venue id, applies fill quantity we
+    /// missed (at the order's price), closes it if the venue no longer has it open, and treats an
+    /// open order still pending-new as acknowledged.
+    pub(crate) fn reconcile(&mut self, v: &VenueOrder) -> Reconciled {
+        let Some(s) = self.slot_of(v.client_order_id) else {
+            return Reconciled::Unknown;
+        };
+        let o = &mut self.slots[s];
+        if v.venue_order_id != 0 {
+            o.venue_order_id = v.venue_order_id;
+        }
+        let was_open = o.is_open();
+        let missing = v.cum_qty.min(o.qty) - o.filled;
+        let mut missed_fill = None;
+        if missing > 0 {
+            o.filled += missing;
+            missed_fill = Some((o.side, o.price, missing));
+            if was_open {
+                self.open_qty[o.side as usize] -= missing;
+            }
+        }
+        let o = self.slots[s];
+        let mut closed = false;
+        if o.is_open() && (!v.open || o.filled >= o.qty) {
+            self.slots[s].state = OrderState::Done;
+            self.closed(s);
+            closed = true;
+        } else if v.open && o.state == OrderState::PendingNew {
+            self.slots[s].state = OrderState::Live;
+            self.stats.acked += 1;
+        }
+        Reconciled::Known {
+            missed_fill,
+            closed,
+            open_at_venue_only: v.open && !self.slots[s].is_open(),
+        }
+    }
+
     /// Applies an execution report.
     pub fn on_report(&mut self, r: &ExecReport) -> ReportOutcome {
         let Some(s) = self.slot_of(r.client_order_id) else {
@@ -303,6 +362,9 @@ impl OrderTable {
             return ReportOutcome::Unknown;
         };
         let o = &mut self.slots[s];
+        if r.venue_order_id != 0 {
+            o.venue_order_id = r.venue_order_id;
+        }
         match r.kind {
             ExecKind::Ack => match o.state {
                 OrderState::PendingNew => {
@@ -392,6 +454,8 @@ mod tests {
             last_qty: last,
             cum_qty: cum,
             fee: 0,
+            venue_order_id: 0,
+            reject_code: 0,
             taker: false,
             post_only_reject: false,
         }
@@ -486,5 +550,70 @@ mod tests {
         }
         assert!(t.place(Side::Bid, 1, 1, TimeInForce::PostOnly).is_none());
         assert_eq!(t.stats().table_full, 1);
+    }
+
+    #[test]
+    fn reconcile_records_the_venue_id_applies_missed_fills_and_closes() {
+        let mut t = OrderTable::new(1);
+        let a = t.place(Side::Bid, 100, 4, TimeInForce::PostOnly).unwrap();
+        let b = t.place(Side::Ask, 110, 4, TimeInForce::PostOnly).unwrap();
+        let v = |cid, cum, open| VenueOrder {
+            client_order_id: cid,
+            venue_order_id: 500 + (cid & 0xf),
+            side: Side::Bid,
+            price: 100,
+            qty: 4,
+            cum_qty: cum,
+            open,
+        };
+        // Open at the venue, pending here: the ack we missed; 1 lot filled we missed.
+        assert_eq!(
+            t.reconcile(&v(a, 1, true)),
+            Reconciled::Known {
+                missed_fill: Some((Side::Bid, 100, 1)),
+                closed: false,
+                open_at_venue_only: false
+            }
+        );
+        let o = *t.get(a).unwrap();
+        assert_eq!(
+            (o.state, o.filled, o.venue_order_id),
+            (OrderState::Live, 1, 500 + (a & 0xf))
+        );
+        assert_eq!(t.open_qty(Side::Bid), 3);
+        // The venue filled the rest and closed it.
+        assert_eq!(
+            t.reconcile(&v(a, 4, false)),
+            Reconciled::Known {
+                missed_fill: Some((Side::Bid, 100, 3)),
+                closed: true,
+                open_at_venue_only: false
+            }
+        );
+        assert_eq!(t.get(a).unwrap().state, OrderState::Done);
+        assert_eq!(t.open_qty(Side::Bid), 0);
+        assert!(t.open_by_price(Side::Bid).is_empty());
+        // Finished here, open there: it works without us.
+        assert_eq!(
+            t.reconcile(&v(a, 4, true)),
+            Reconciled::Known {
+                missed_fill: None,
+                closed: false,
+                open_at_venue_only: true
+            }
+        );
+        // Gone at the venue, unfilled.
+        let gone = VenueOrder {
+            side: Side::Ask,
+            price: 110,
+            ..v(b, 0, false)
+        };
+        assert!(matches!(
+            t.reconcile(&gone),
+            Reconciled::Known { closed: true, .. }
+        ));
+        assert_eq!(t.open().count(), 0);
+        // Not ours.
+        assert_eq!(t.reconcile(&v(2 << 48 | 5, 0, true)), Reconciled::Unknown);
     }
 }

@@ -25,6 +25,13 @@ pub struct Position {
     pub maker_fills: u64,
     /// Fills as taker.
     pub taker_fills: u64,
+    /// Times the position was corrected to the venue's (reconciliation).
+    pub corrections: u64,
+    /// Sum of the corrections' quantity changes (venue's − ours), lots.
+    pub correction_qty: i64,
+    /// Sum of the corrections' cost-basis changes, tick·lot units: the part of PnL that comes
+    /// from adopting the venue's position rather than from fills we saw.
+    pub correction_cost: i128,
 }
 
 impl Position {
@@ -63,6 +70,17 @@ impl Position {
         } else if self.qty == 0 {
             self.cost = 0;
         }
+    }
+
+    /// Adopts the venue's position: `qty` lots at an average entry of `entry_price` ticks.
+    /// Realized PnL and fees are untouched; the change is recorded as a correction.
+    pub fn correct_to(&mut self, qty: i64, entry_price: i64) {
+        let cost = qty as i128 * entry_price as i128;
+        self.corrections += 1;
+        self.correction_qty += qty - self.qty;
+        self.correction_cost += cost - self.cost;
+        self.qty = qty;
+        self.cost = cost;
     }
 
     /// Unrealized PnL marked at `fv` (ticks), tick·lot units, rounded towards -∞.

@@ -1,21 +1,21 @@
-//! Pricing: fair value → reservation price (inventory skew, hysteresis) → the geometric grid,
-//! then the risk clamp on the desired ladders. Pure functions over fixed-point values.
+//! Pricing: fair value → reservation price (inventory skew, hysteresis) → the geometric grid.
+//! Pure functions over fixed-point values; the risk clamp on the ladders is in `risk`.
 
 use crate::config::{FairValue, Fx, InstrumentConfig, OffsetUnit, MAX_LAYERS};
-use crate::event::Side;
+use crate::event::TopOfBook;
 
 /// One desired quote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Layer {
+pub(crate) struct Layer {
     /// Price, ticks.
-    pub price: i64,
+    pub(crate) price: i64,
     /// Size, lots.
-    pub qty: i64,
+    pub(crate) qty: i64,
 }
 
 /// Desired quotes on one side, nearest the touch first. Inline, no heap.
 #[derive(Debug, Clone, Copy)]
-pub struct Ladder {
+pub(crate) struct Ladder {
     layers: [Layer; MAX_LAYERS],
     len: usize,
 }
@@ -32,71 +32,65 @@ impl Default for Ladder {
 impl Ladder {
     /// The layers.
     #[inline]
-    pub fn as_slice(&self) -> &[Layer] {
+    pub(crate) fn as_slice(&self) -> &[Layer] {
         &self.layers[..self.len]
     }
 
     /// Removes every layer.
     #[inline]
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.len = 0;
     }
 
     #[inline]
-    fn push(&mut self, l: Layer) {
+    pub(crate) fn push(&mut self, l: Layer) {
         if self.len < MAX_LAYERS {
             self.layers[self.len] = l;
             self.len += 1;
         }
     }
 
+    /// Overwrites layer `k` (< the current length).
+    #[inline]
+    pub(crate) fn set(&mut self, k: usize, l: Layer) {
+        self.layers[k] = l;
+    }
+
     /// Keeps the first `n` layers.
     #[inline]
-    pub fn truncate(&mut self, n: usize) {
+    pub(crate) fn truncate(&mut self, n: usize) {
         self.len = self.len.min(n);
     }
 
     /// Sum of sizes.
-    pub fn total_qty(&self) -> i64 {
+    #[cfg(test)]
+    pub(crate) fn total_qty(&self) -> i64 {
         self.as_slice().iter().map(|l| l.qty).sum()
     }
-}
-
-/// Top of book used for pricing: prices in ticks, quantities in lots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Touch {
-    /// Best bid price.
-    pub bid: i64,
-    /// Best bid quantity.
-    pub bid_qty: i64,
-    /// Best ask price.
-    pub ask: i64,
-    /// Best ask quantity.
-    pub ask_qty: i64,
 }
 
 const TEN_THOUSAND: Fx = Fx::const_from_int(10_000);
 
 /// Fair value in ticks.
 #[inline]
-pub fn fair_value(kind: FairValue, t: &Touch) -> Fx {
+pub(crate) fn fair_value(kind: FairValue, t: &TopOfBook) -> Fx {
     match kind {
-        FairValue::Mid => Fx::from_num(t.bid + t.ask) / 2,
+        FairValue::Mid => Fx::from_num(t.bid_price + t.ask_price) / 2,
         FairValue::Microprice => {
             let total = t.bid_qty as i128 + t.ask_qty as i128;
             if total <= 0 {
-                return Fx::from_num(t.bid + t.ask) / 2;
+                return Fx::from_num(t.bid_price + t.ask_price) / 2;
             }
             // bid + (ask - bid) · bid_qty / total: the price leans towards the thinner side.
             let w = Fx::from_num(t.bid_qty) / Fx::from_num(total);
-            Fx::from_num(t.bid) + Fx::from_num(t.ask - t.bid) * w
+            Fx::from_num(t.bid_price) + Fx::from_num(t.ask_price - t.bid_price) * w
         }
     }
 }
 
 /// Inventory ratio `pos / net_max`, clamped to [-1, 1], with hysteresis against `last`.
 #[inline]
-pub fn inventory_ratio(pos: i64, net_max: i64, hysteresis: Fx, last: Fx) -> Fx {
+pub(crate) fn inventory_ratio(pos: i64, net_max: i64, hysteresis: Fx, last: Fx) -> Fx {
     let raw = (Fx::from_num(pos) / Fx::from_num(net_max.max(1))).clamp(-Fx::ONE, Fx::ONE);
     // Flat is flat: never carry a stale skew into a flat book.
     if pos != 0 && (raw - last).abs() < hysteresis {
@@ -108,13 +102,13 @@ pub fn inventory_ratio(pos: i64, net_max: i64, hysteresis: Fx, last: Fx) -> Fx {
 
 /// Reservation price: `fv − ratio · skew_coeff · fv`.
 #[inline]
-pub fn reservation(fv: Fx, ratio: Fx, skew_coeff: Fx) -> Fx {
+pub(crate) fn reservation(fv: Fx, ratio: Fx, skew_coeff: Fx) -> Fx {
     fv - ratio * skew_coeff * fv
 }
 
 /// How many layers each side gets: the side that grows the position thins as it grows.
 #[inline]
-pub fn layer_counts(layers: usize, pos: i64, net_max: i64) -> (usize, usize) {
+pub(crate) fn layer_counts(layers: usize, pos: i64, net_max: i64) -> (usize, usize) {
     let ratio = (Fx::from_num(pos.unsigned_abs()) / Fx::from_num(net_max.max(1))).min(Fx::ONE);
     let thin = (Fx::from_num(layers) * (Fx::ONE - Fx::from_num(0.6) * ratio))
         .floor()
@@ -130,9 +124,9 @@ pub fn layer_counts(layers: usize, pos: i64, net_max: i64) -> (usize, usize) {
 /// Builds the desired ladders (before risk): the geometric grid around `r`, tick-rounded
 /// outwards, with the minimum spread, the post-only guard, and colliding layers dropped.
 #[allow(clippy::too_many_arguments)]
-pub fn build_ladders(
+pub(crate) fn build_ladders(
     cfg: &InstrumentConfig,
-    touch: &Touch,
+    top: &TopOfBook,
     fv: Fx,
     r: Fx,
     bid_layers: usize,
@@ -162,8 +156,8 @@ pub fn build_ladders(
         if k < bid_layers {
             let mut p = (r - d).floor().to_num::<i64>();
             // Post-only guard: never at or through the best ask.
-            if p >= touch.ask {
-                p = touch.ask - 1;
+            if p >= top.ask_price {
+                p = top.ask_price - 1;
             }
             let collides = bids.len > 0 && p >= bids.layers[bids.len - 1].price;
             if p > 0 && !collides {
@@ -175,8 +169,8 @@ pub fn build_ladders(
         }
         if k < ask_layers {
             let mut p = (r + d).ceil().to_num::<i64>();
-            if p <= touch.bid {
-                p = touch.bid + 1;
+            if p <= top.bid_price {
+                p = top.bid_price + 1;
             }
             let collides = asks.len > 0 && p <= asks.layers[asks.len - 1].price;
             if !collides {
@@ -189,61 +183,8 @@ pub fn build_ladders(
     }
 }
 
-/// Risk clamp on one side's desired ladder, in one pass over the prefix sums of layer sizes,
-/// nearest the touch first:
-/// - price band: a layer further than `max_deviation · fv` from fair value ends the ladder;
-/// - minimum notional: a layer below it is dropped;
-/// - `room` (lots): the largest prefix whose total fits is kept, the last layer trimmed to fit
-///   when `trim_last` (reduce-only sizing) and it stays at or above `min_qty`.
-pub fn clamp_side(
-    cfg: &InstrumentConfig,
-    side: Side,
-    fv: Fx,
-    room: i64,
-    trim_last: bool,
-    ladder: &mut Ladder,
-) {
-    let band = fv.saturating_mul(cfg.max_deviation);
-    let inst = &cfg.instrument;
-    let mut kept = 0usize;
-    let mut total = 0i64;
-    for k in 0..ladder.len {
-        let l = ladder.layers[k];
-        let away = match side {
-            Side::Bid => fv - Fx::from_num(l.price),
-            Side::Ask => Fx::from_num(l.price) - fv,
-        };
-        if away > band {
-            break;
-        }
-        let mut qty = l.qty;
-        if total + qty > room {
-            if !trim_last {
-                break;
-            }
-            qty = room - total;
-            if qty < inst.min_qty_lots.max(1) {
-                break;
-            }
-        }
-        if !inst.meets_min_notional(l.price, qty) {
-            continue;
-        }
-        total += qty;
-        ladder.layers[kept] = Layer {
-            price: l.price,
-            qty,
-        };
-        kept += 1;
-        if total >= room {
-            break;
-        }
-    }
-    ladder.len = kept;
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
 
@@ -284,12 +225,13 @@ cancel_budget_per_min = 50
         Config::from_toml(&text).unwrap().instruments.remove(0)
     }
 
-    fn touch(bid: i64, ask: i64) -> Touch {
-        Touch {
-            bid,
+    fn touch(bid: i64, ask: i64) -> TopOfBook {
+        TopOfBook {
+            bid_price: bid,
             bid_qty: 1,
-            ask,
+            ask_price: ask,
             ask_qty: 1,
+            update_id: 0,
         }
     }
 
@@ -334,11 +276,12 @@ cancel_budget_per_min = 50
 
     #[test]
     fn microprice_leans_to_the_thin_side() {
-        let t = Touch {
-            bid: 100,
+        let t = TopOfBook {
+            bid_price: 100,
             bid_qty: 3,
-            ask: 101,
+            ask_price: 101,
             ask_qty: 1,
+            update_id: 0,
         };
         assert_eq!(fair_value(FairValue::Microprice, &t), Fx::from_num(100.75));
     }
@@ -370,8 +313,8 @@ cancel_budget_per_min = 50
             &mut b,
             &mut a,
         );
-        assert!(b.as_slice().iter().all(|l| l.price < t.ask));
-        assert!(a.as_slice().iter().all(|l| l.price > t.bid));
+        assert!(b.as_slice().iter().all(|l| l.price < t.ask_price));
+        assert!(a.as_slice().iter().all(|l| l.price > t.bid_price));
         // Strictly ordered after de-duplication.
         assert!(b.as_slice().windows(2).all(|w| w[0].price > w[1].price));
         // Min spread 100 bps of 1000.5 = 10.005 ticks, d0 = 2: widened by 3.0025 each side.
@@ -390,21 +333,5 @@ cancel_budget_per_min = 50
         let (b0, a0) = (b.as_slice()[0].price, a.as_slice()[0].price);
         assert_eq!((b0, a0), (995, 1006));
         assert!(a0 - b0 >= 11);
-    }
-
-    #[test]
-    fn clamp_keeps_the_largest_prefix_that_fits() {
-        let c = cfg("");
-        let t = touch(1000, 1001);
-        let fv = Fx::from_num(1000.5);
-        let (mut b, mut a) = (Ladder::default(), Ladder::default());
-        build_ladders(&c, &t, fv, fv, 5, 5, &mut b, &mut a);
-        clamp_side(&c, Side::Bid, fv, 5, false, &mut b);
-        assert_eq!(b.total_qty(), 4, "two layers of 2 fit in 5");
-        clamp_side(&c, Side::Ask, fv, 5, true, &mut a);
-        assert_eq!(
-            a.as_slice().iter().map(|l| l.qty).collect::<Vec<_>>(),
-            [2, 2, 1]
-        );
     }
 }

@@ -61,6 +61,8 @@ impl Responder {
                 last_qty: last,
                 cum_qty: cum,
                 fee: 0,
+                venue_order_id: 0,
+                reject_code: 0,
                 taker: false,
                 post_only_reject: false,
             },

@@ -3,7 +3,7 @@
 
 use super::link::Link;
 use super::{FeeModel, LatencyModel, SimStats};
-use engine::{Event, ExecKind, ExecReport, InstrumentId, Side};
+use engine::{reject_code, Event, ExecKind, ExecReport, InstrumentId, Side};
 
 /// Finished orders remembered to tell a late cancel (the order already filled, cancelled or
 /// expired) from a cancel of an id the venue never saw; both get `CancelRejected`.
@@ -15,6 +15,8 @@ const REPORT_CAPACITY: usize = 16_384;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Resting<P> {
     pub(super) client_order_id: u64,
+    /// The venue's id for it, from [`Outbox::new_venue_order_id`].
+    pub(super) venue_order_id: u64,
     pub(super) side: Side,
     pub(super) price: i64,
     pub(super) qty: i64,
@@ -38,9 +40,11 @@ pub(super) struct Outbox<L, F> {
     pub(super) fees: F,
     pub(super) link: Link<Event>,
     pub(super) stats: SimStats,
-    /// `(client_order_id, filled)` of recently finished orders, a ring.
-    done: Box<[(u64, i64)]>,
+    /// `(client_order_id, filled, venue_order_id)` of recently finished orders, a ring.
+    done: Box<[(u64, i64, u64)]>,
     done_next: usize,
+    /// The venue order id the next accepted order gets: 1, 2, ... (deterministic).
+    next_venue_order_id: u64,
 }
 
 impl<L: LatencyModel, F: FeeModel> Outbox<L, F> {
@@ -50,9 +54,18 @@ impl<L: LatencyModel, F: FeeModel> Outbox<L, F> {
             fees,
             link: Link::with_capacity(REPORT_CAPACITY),
             stats: SimStats::default(),
-            done: vec![(0, 0); RECENTLY_DONE].into_boxed_slice(),
+            done: vec![(0, 0, 0); RECENTLY_DONE].into_boxed_slice(),
             done_next: 0,
+            next_venue_order_id: 1,
         }
+    }
+
+    /// The venue's id for an order it accepts: a per-venue counter from 1, like a real venue's
+    /// `orderId` but deterministic.
+    pub(super) fn new_venue_order_id(&mut self) -> u64 {
+        let id = self.next_venue_order_id;
+        self.next_venue_order_id += 1;
+        id
     }
 
     pub(super) fn report(&mut self, instrument: InstrumentId, venue_ns: i64, r: ExecReport) {
@@ -63,18 +76,18 @@ impl<L: LatencyModel, F: FeeModel> Outbox<L, F> {
             .send(due, Event::exec(instrument, venue_ns, due, r));
     }
 
-    /// Filled quantity of a recently finished order, if `client_order_id` is one.
-    pub(super) fn recently_done(&self, client_order_id: u64) -> Option<i64> {
+    /// `(filled, venue_order_id)` of a recently finished order, if `client_order_id` is one.
+    pub(super) fn recently_done(&self, client_order_id: u64) -> Option<(i64, u64)> {
         // Newest first: an id reused after the ring wrapped finds its latest life.
         let n = self.done.len();
         (1..=n)
             .map(|k| self.done[(self.done_next + n - k) % n])
-            .find(|&(id, _)| id == client_order_id && id != 0)
-            .map(|(_, filled)| filled)
+            .find(|&(id, _, _)| id == client_order_id && id != 0)
+            .map(|(_, filled, venue_id)| (filled, venue_id))
     }
 
-    pub(super) fn remember_done(&mut self, client_order_id: u64, filled: i64) {
-        self.done[self.done_next] = (client_order_id, filled);
+    pub(super) fn remember_done(&mut self, client_order_id: u64, filled: i64, venue_order_id: u64) {
+        self.done[self.done_next] = (client_order_id, filled, venue_order_id);
         self.done_next = (self.done_next + 1) % self.done.len();
     }
 
@@ -97,7 +110,7 @@ impl<L: LatencyModel, F: FeeModel> Outbox<L, F> {
         self.stats.fees += i128::from(fee);
         if done {
             self.stats.fills += 1;
-            self.remember_done(o.client_order_id, o.filled);
+            self.remember_done(o.client_order_id, o.filled, o.venue_order_id);
         } else {
             self.stats.partial_fills += 1;
         }
@@ -115,6 +128,8 @@ impl<L: LatencyModel, F: FeeModel> Outbox<L, F> {
                 last_qty: qty,
                 cum_qty: o.filled,
                 fee,
+                venue_order_id: o.venue_order_id,
+                reject_code: 0,
                 taker: false,
                 post_only_reject: false,
             },
@@ -122,7 +137,10 @@ impl<L: LatencyModel, F: FeeModel> Outbox<L, F> {
         done
     }
 
-    /// A report with no fill (ack, reject, cancel, expire, cancel reject).
+    /// A report with no fill (ack, reject, cancel, expire, cancel reject). `venue_order_id` is
+    /// 0 when the venue never accepted the order; `code` is the venue's error code for a reject
+    /// or cancel reject (0 otherwise).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn status(
         &mut self,
         instrument: InstrumentId,
@@ -130,7 +148,8 @@ impl<L: LatencyModel, F: FeeModel> Outbox<L, F> {
         kind: ExecKind,
         client_order_id: u64,
         cum_qty: i64,
-        post_only_reject: bool,
+        venue_order_id: u64,
+        code: i16,
     ) {
         self.report(
             instrument,
@@ -142,8 +161,10 @@ impl<L: LatencyModel, F: FeeModel> Outbox<L, F> {
                 last_qty: 0,
                 cum_qty,
                 fee: 0,
+                venue_order_id,
+                reject_code: code,
                 taker: false,
-                post_only_reject,
+                post_only_reject: code == reject_code::POST_ONLY_WOULD_TAKE,
             },
         );
     }

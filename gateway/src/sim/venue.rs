@@ -4,13 +4,18 @@ use super::link::Link;
 use super::outbox::{Outbox, Resting};
 use super::{FeeModel, LatencyModel, LevelChange, QueueModel, SimStats};
 use engine::{
-    BboOffer, Event, EventKind, ExecKind, ExecReport, FreshTop, InstrumentId, Intent, IntentKind,
-    LevelUpdate, OrderBook, Side, TimeInForce, TopOfBook, TradePrint,
+    reject_code, BboOffer, BboOverlay, Event, EventKind, ExecKind, ExecReport, InstrumentId,
+    Intent, IntentKind, LevelUpdate, OrderBook, Side, TimeInForce, TopOfBook, TradePrint,
 };
 
 /// Open orders per instrument (Binance futures' default `MAX_NUM_ORDERS`). A place beyond it is
 /// rejected.
 pub const MAX_OPEN_ORDERS: usize = 200;
+/// Reject code for a place the venue refuses outright (bad price or quantity, too many open
+/// orders, a duplicate client order id): Binance's generic `NEW_ORDER_REJECTED`.
+const REJECT_NEW_ORDER: i16 = -2010;
+/// Reject code for an order on a symbol the venue does not list (`-1121` invalid symbol).
+const REJECT_BAD_SYMBOL: i16 = -1121;
 /// Intents in flight before the entry link grows.
 const ENTRY_CAPACITY: usize = 4096;
 
@@ -22,10 +27,10 @@ struct Market<P> {
     /// applied but neither move queues nor fill orders.
     synced: bool,
     /// The last valid best bid/offer that was newer than the depth book when it arrived, by the
-    /// engine's rule ([`FreshTop`]). It is the venue's top of book while its update id is ahead of
+    /// engine's rule ([`BboOverlay`]). It is the venue's top of book while its update id is ahead of
     /// the book's; once the depth diffs catch up (a tie included) the book wins again. Cleared on
     /// reset and invalid.
-    top: FreshTop,
+    top: BboOverlay,
     /// Our resting orders in arrival (time priority) order.
     resting: Vec<Resting<P>>,
 }
@@ -93,7 +98,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                 .map(|_| Market {
                     book: OrderBook::new(book_slots),
                     synced: false,
-                    top: FreshTop::default(),
+                    top: BboOverlay::default(),
                     resting: Vec::with_capacity(MAX_OPEN_ORDERS),
                 })
                 .collect(),
@@ -223,17 +228,17 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         let inst = intent.instrument;
         let cid = intent.client_order_id;
         let Some(m) = self.markets.get_mut(inst as usize) else {
-            let kind = match intent.kind {
+            let (kind, code) = match intent.kind {
                 IntentKind::Place => {
                     self.out.stats.rejects += 1;
-                    ExecKind::Rejected
+                    (ExecKind::Rejected, REJECT_BAD_SYMBOL)
                 }
                 IntentKind::Cancel => {
                     self.out.stats.cancel_rejects_unknown += 1;
-                    ExecKind::CancelRejected
+                    (ExecKind::CancelRejected, reject_code::UNKNOWN_ORDER)
                 }
             };
-            self.out.status(inst, t, kind, cid, 0, false);
+            self.out.status(inst, t, kind, cid, 0, 0, code);
             return;
         };
         match intent.kind {
@@ -245,7 +250,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                     || m.resting.iter().any(|o| o.client_order_id == cid);
                 if invalid {
                     self.out.stats.rejects += 1;
-                    self.out.status(inst, t, ExecKind::Rejected, cid, 0, false);
+                    self.out
+                        .status(inst, t, ExecKind::Rejected, cid, 0, 0, REJECT_NEW_ORDER);
                     return;
                 }
                 match intent.tif {
@@ -259,16 +265,27 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                         };
                         if would_take {
                             self.out.stats.post_only_rejects += 1;
-                            self.out.status(inst, t, ExecKind::Rejected, cid, 0, true);
+                            self.out.status(
+                                inst,
+                                t,
+                                ExecKind::Rejected,
+                                cid,
+                                0,
+                                0,
+                                reject_code::POST_ONLY_WOULD_TAKE,
+                            );
                             return;
                         }
                         self.out.stats.accepted += 1;
-                        self.out.status(inst, t, ExecKind::Ack, cid, 0, false);
+                        let venue_order_id = self.out.new_venue_order_id();
+                        self.out
+                            .status(inst, t, ExecKind::Ack, cid, 0, venue_order_id, 0);
                         // The queue it joins is the newest known: a fresher best bid/offer's
                         // quantity at its touch. Later depth diffs move it as usual.
                         let level = m.level_qty(intent.side, intent.price);
                         m.resting.push(Resting {
                             client_order_id: cid,
+                            venue_order_id,
                             side: intent.side,
                             price: intent.price,
                             qty: intent.qty,
@@ -295,21 +312,38 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
             // `Vec::remove` keeps the others in time priority; never reallocates.
             let o = m.resting.remove(i);
             out.stats.cancels += 1;
-            out.remember_done(cid, o.filled);
-            out.status(inst, t, ExecKind::Canceled, cid, o.filled, false);
+            out.remember_done(cid, o.filled, o.venue_order_id);
+            out.status(
+                inst,
+                t,
+                ExecKind::Canceled,
+                cid,
+                o.filled,
+                o.venue_order_id,
+                0,
+            );
             return;
         }
-        let cum = match out.recently_done(cid) {
-            Some(filled) => {
+        // Finished or never seen: the venue says "unknown order" either way.
+        let (cum, venue_order_id) = match out.recently_done(cid) {
+            Some(done) => {
                 out.stats.cancel_rejects_too_late += 1;
-                filled
+                done
             }
             None => {
                 out.stats.cancel_rejects_unknown += 1;
-                0
+                (0, 0)
             }
         };
-        out.status(inst, t, ExecKind::CancelRejected, cid, cum, false);
+        out.status(
+            inst,
+            t,
+            ExecKind::CancelRejected,
+            cid,
+            cum,
+            venue_order_id,
+            reject_code::UNKNOWN_ORDER,
+        );
     }
 
     /// An IOC order: takes from the venue's book, level by level, up to its limit; the rest
@@ -324,7 +358,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
     ) {
         let cid = intent.client_order_id;
         out.stats.accepted += 1;
-        out.status(inst, t, ExecKind::Ack, cid, 0, false);
+        let venue_order_id = out.new_venue_order_id();
+        out.status(inst, t, ExecKind::Ack, cid, 0, venue_order_id, 0);
         let opposite = match intent.side {
             Side::Bid => Side::Ask,
             Side::Ask => Side::Bid,
@@ -349,7 +384,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
             out.stats.fees += i128::from(fee);
             if done {
                 out.stats.fills += 1;
-                out.remember_done(cid, filled);
+                out.remember_done(cid, filled, venue_order_id);
             } else {
                 out.stats.partial_fills += 1;
             }
@@ -367,6 +402,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                     last_qty: qty,
                     cum_qty: filled,
                     fee,
+                    venue_order_id,
+                    reject_code: 0,
                     taker: true,
                     post_only_reject: false,
                 },
@@ -374,8 +411,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         }
         if filled < intent.qty {
             out.stats.expired += 1;
-            out.remember_done(cid, filled);
-            out.status(inst, t, ExecKind::Expired, cid, filled, false);
+            out.remember_done(cid, filled, venue_order_id);
+            out.status(inst, t, ExecKind::Expired, cid, filled, venue_order_id, 0);
         }
     }
 

@@ -241,6 +241,14 @@ fn post_only_that_would_take_is_rejected() {
     );
     assert!(r[0].post_only_reject && r[1].post_only_reject);
     assert!(!r[2].post_only_reject);
+    // Rejected before the venue made an order: a code, no venue order id. Accepted orders are
+    // numbered 1, 2, ... in arrival order.
+    assert_eq!(
+        r.iter()
+            .map(|x| (x.reject_code, x.venue_order_id))
+            .collect::<Vec<_>>(),
+        [(-5022, 0), (-5022, 0), (0, 1), (0, 2)]
+    );
     let s = v.stats();
     assert_eq!((s.post_only_rejects, s.accepted, s.rejects), (2, 2, 0));
     // The book moved before the order arrived: judged on the venue's book at arrival.
@@ -273,6 +281,13 @@ fn fill_while_the_cancel_is_in_flight_then_cancel_rejected() {
     );
     assert_eq!(r[1].cum_qty, 4);
     assert_eq!(r[2].cum_qty, 4);
+    // Every report of the order carries its venue id; the late cancel gets "unknown order".
+    assert_eq!(
+        r.iter()
+            .map(|x| (x.venue_order_id, x.reject_code))
+            .collect::<Vec<_>>(),
+        [(1, 0), (1, 0), (1, -2011)]
+    );
     assert_eq!(out[1].local_time_ns, 5_500 + RESP);
     assert_eq!(out[2].local_time_ns, 5_000 + ENTRY + RESP);
     let s = v.stats();
@@ -280,6 +295,10 @@ fn fill_while_the_cancel_is_in_flight_then_cancel_rejected() {
     // An id the venue never saw.
     let out = run(&mut v, &[Step::Send(cancel(99, Side::Bid, 7_000))]);
     assert_eq!(kinds(&out), [ExecKind::CancelRejected]);
+    assert_eq!(
+        (execs(&out)[0].reject_code, execs(&out)[0].venue_order_id),
+        (-2011, 0)
+    );
     assert_eq!(v.stats().cancel_rejects_unknown, 1);
 }
 
@@ -303,6 +322,9 @@ fn partial_fill_while_the_cancel_is_in_flight_then_canceled() {
     );
     assert_eq!((r[1].last_qty, r[1].cum_qty), (2, 2));
     assert_eq!(r[2].cum_qty, 2);
+    assert!(r
+        .iter()
+        .all(|x| x.venue_order_id == 1 && x.reject_code == 0));
     assert_eq!(v.stats().cancels, 1);
     assert_eq!(v.open_orders(0), 0);
 }
@@ -341,6 +363,7 @@ fn ioc_takes_levels_up_to_its_limit_and_the_rest_expires() {
         (ASK + 1, 2, 10)
     );
     assert!(r[1].taker && r[2].taker);
+    assert!(r.iter().all(|x| x.venue_order_id == 1));
     assert_eq!(r[1].fee, BpsFees::fee_at(Fx::from_num(4.5), ASK, 8));
     // A sell IOC limited to the best bid: takes the 10 there, the rest expires.
     let out = run(&mut v, &[Step::Send(ioc(2, Side::Ask, BID, 30, 10_000))]);
@@ -351,6 +374,10 @@ fn ioc_takes_levels_up_to_its_limit_and_the_rest_expires() {
     );
     assert_eq!((r[1].last_price, r[1].last_qty), (BID, 10));
     assert_eq!(r[2].cum_qty, 10);
+    assert!(
+        r.iter().all(|x| x.venue_order_id == 2),
+        "one id per order, counting on"
+    );
     // Nothing crosses: expires unfilled.
     let out = run(&mut v, &[Step::Send(ioc(3, Side::Bid, BID, 1, 20_000))]);
     assert_eq!(kinds(&out), [ExecKind::Ack, ExecKind::Expired]);

@@ -1,7 +1,7 @@
 //! What a backtest measures as it runs: fills, quoting state over time, PnL path, order flow.
 //! Time-weighted figures use simulated time between consecutive samples (one per batch).
 
-use engine::orders::OrderState;
+use engine::OrderState;
 use engine::{Engine, Fx, InstrumentConfig, Intent, IntentKind, Mode, Side};
 
 const MINUTE_NS: i64 = 60_000_000_000;
@@ -148,11 +148,11 @@ pub struct Metrics {
     /// Time in each mode, ns: normal, reduce-only, halted.
     pub mode_ns: [i64; 3],
     /// Final engine figures, filled by [`Metrics::finish`].
-    pub final_position: Option<engine::position::Position>,
+    pub final_position: Option<engine::Position>,
     /// Final fair value, ticks.
     pub final_fv: Option<Fx>,
     /// Engine order counters at the end.
-    pub order_stats: Option<engine::orders::OrderStats>,
+    pub order_stats: Option<engine::OrderStats>,
 }
 
 impl Metrics {

@@ -21,7 +21,8 @@
 //! batch end, intent or mode change, or when full. A venue depth message of 500 levels thus
 //! costs one header and one CRC pass instead of 500. Readers accept kind 2 (one event per
 //! record) as well; [`events_in`] yields the events of either. The
-//! header hash of every segment is SHA-256 of `ringmaker <version>\n` followed by the config text.
+//! header hash of every segment is SHA-256 of `ringmaker <version>\n`, `events v<layout>\n`
+//! ([`engine::Event::LAYOUT_VERSION`]) and the config text.
 
 use crate::config::RunConfig;
 use crate::host::Recorder;
@@ -123,6 +124,9 @@ pub fn kind_by_name(name: &str) -> Option<u16> {
 pub fn header_hash(config_text: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(format!("ringmaker {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
+    // The event payload layout is the engine's, not the journal's: pin it too, so a journal
+    // with another layout is reported as from a different engine rather than misread.
+    h.update(format!("events v{}\n", engine::Event::LAYOUT_VERSION).as_bytes());
     h.update(config_text.as_bytes());
     h.finalize().into()
 }
@@ -351,19 +355,41 @@ pub fn describe_event(e: &Event) -> String {
     }
     if let Some(x) = e.as_exec() {
         return format!(
-            "{head} {:?} cid={:#x} px={} last={} cum={} fee={}{}",
+            "{head} {:?} cid={:#x} venue_id={} px={} last={} cum={} fee={}{}{}{}",
             x.kind,
             x.client_order_id,
+            x.venue_order_id,
             x.last_price,
             x.last_qty,
             x.cum_qty,
             x.fee,
+            if x.reject_code != 0 {
+                format!(" code={}", x.reject_code)
+            } else {
+                String::new()
+            },
             if x.post_only_reject {
                 " post-only-reject"
             } else {
                 ""
-            }
+            },
+            if e.is_saturated() { " saturated" } else { "" }
         );
+    }
+    if let Some(v) = e.as_reconcile_order() {
+        return format!(
+            "{head} cid={:#x} venue_id={} {:?} px={} qty={} cum={} {}",
+            v.client_order_id,
+            v.venue_order_id,
+            v.side,
+            v.price,
+            v.qty,
+            v.cum_qty,
+            if v.open { "open" } else { "closed" }
+        );
+    }
+    if let Some(p) = e.as_reconcile_position() {
+        return format!("{head} qty={} entry_px={}", p.qty, p.entry_price);
     }
     if let Some(c) = e.as_control() {
         return format!("{head} {c:?}");
@@ -523,6 +549,45 @@ fn pending_divergence(p: &mut Produced, seq: u64) -> Option<ReplayOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_dump_describes_venue_fields_and_reconcile_events() {
+        let r = engine::ExecReport {
+            kind: engine::ExecKind::Rejected,
+            client_order_id: 0x1_0000_0000_0007,
+            last_price: 0,
+            last_qty: 0,
+            cum_qty: 0,
+            fee: 0,
+            venue_order_id: 42,
+            reject_code: -5022,
+            taker: false,
+            post_only_reject: true,
+        };
+        let d = describe_event(&Event::exec(1, 0, 0, r));
+        assert!(d.contains("venue_id=42") && d.contains("code=-5022"), "{d}");
+        let o = engine::VenueOrder {
+            client_order_id: 7,
+            venue_order_id: 9,
+            side: engine::Side::Ask,
+            price: 100,
+            qty: 2,
+            cum_qty: 1,
+            open: true,
+        };
+        let d = describe_event(&Event::reconcile_order(0, 0, 0, o));
+        assert!(
+            d.starts_with("ReconcileOrder") && d.contains("venue_id=9 Ask"),
+            "{d}"
+        );
+        assert!(d.ends_with("open"), "{d}");
+        let p = engine::VenuePosition {
+            qty: -3,
+            entry_price: 99,
+        };
+        let d = describe_event(&Event::reconcile_position(0, 0, 0, p));
+        assert_eq!(d, "ReconcilePosition inst=0 qty=-3 entry_px=99");
+    }
 
     #[test]
     fn events_in_yields_every_event_of_either_kind_and_types_bad_payloads() {

@@ -1,0 +1,182 @@
+//! Diff: desired ladders against working orders, turned into cancels and places.
+//!
+//! One merge pass per side keeps every working order within `tolerance` of a desired layer of
+//! the same size (its queue priority is worth more than a tick), cancels the rest within the
+//! cancel budget, then places the uncovered layers within the venue order budget and the
+//! exposure limit. Every intent goes out through the [`Emitter`].
+
+use crate::config::{Fx, OffsetUnit, MAX_LAYERS};
+use crate::emit::Emitter;
+use crate::engine::Inst;
+use crate::event::Side;
+use crate::intent::{Mode, Sink, TimeInForce};
+use crate::limits::OrderBudget;
+use crate::orders::{OrderState, ORDER_SLOTS};
+use crate::stats::EngineStats;
+
+/// Working orders of one side gathered for the diff: (price, cid, qty), sorted nearest first.
+struct Working {
+    items: [(i64, u64, i64); ORDER_SLOTS],
+    len: usize,
+}
+
+/// Working post-only orders of one side, nearest the touch first (the order table keeps
+/// them sorted by price, so nothing is sorted here).
+fn gather(inst: &Inst, side: Side, out: &mut Working) {
+    out.len = 0;
+    let mut push = |&(price, cid): &(i64, u64)| {
+        if let Some(o) = inst.orders.get(cid) {
+            if o.tif == TimeInForce::PostOnly
+                && matches!(o.state, OrderState::PendingNew | OrderState::Live)
+            {
+                out.items[out.len] = (price, cid, o.qty);
+                out.len += 1;
+            }
+        }
+    };
+    let sorted = inst.orders.open_by_price(side);
+    match side {
+        // Highest bid first; equal prices by ascending id, as before.
+        Side::Bid => {
+            let mut k = sorted.len();
+            while k > 0 {
+                let p = sorted[k - 1].0;
+                let mut j = k;
+                while j > 0 && sorted[j - 1].0 == p {
+                    j -= 1;
+                }
+                sorted[j..k].iter().for_each(&mut push);
+                k = j;
+            }
+        }
+        Side::Ask => sorted.iter().for_each(push),
+    }
+}
+
+/// One merge pass per side, then cancels (nearest the touch first), then places
+/// (alternating sides, nearest the touch first), each within its budget and the exposure
+/// limit.
+// `j` walks both sides' ladders and coverage flags in step.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+pub(crate) fn diff(
+    inst: &mut Inst,
+    mode: Mode,
+    now: i64,
+    budget: &mut OrderBudget,
+    emitter: &mut Emitter,
+    stats: &mut EngineStats,
+    sink: &mut impl Sink,
+) {
+    let tol = match inst.cfg.offset_unit {
+        OffsetUnit::Ticks => inst.cfg.tolerance,
+        OffsetUnit::Bps => inst.fair_value.map_or(Fx::ZERO, |fv| {
+            fv.saturating_mul(inst.cfg.tolerance) / 10_000
+        }),
+    }
+    .floor()
+    .to_num::<i64>();
+    // Per side: which desired layers are already covered by a kept order.
+    let mut covered = [[false; MAX_LAYERS]; 2];
+    let mut working = Working {
+        items: [(0, 0, 0); ORDER_SLOTS],
+        len: 0,
+    };
+    for side in [Side::Bid, Side::Ask] {
+        gather(inst, side, &mut working);
+        let desired = match side {
+            Side::Bid => inst.bids.as_slice(),
+            Side::Ask => inst.asks.as_slice(),
+        };
+        let closer = |a: i64, b: i64| match side {
+            Side::Bid => a > b,
+            Side::Ask => a < b,
+        };
+        let (mut i, mut j) = (0, 0);
+        while i < working.len {
+            let (wp, cid, wq) = working.items[i];
+            if j < desired.len() {
+                let d = desired[j];
+                if (wp - d.price).abs() <= tol && wq == d.qty {
+                    covered[side as usize][j] = true;
+                    i += 1;
+                    j += 1;
+                    continue;
+                }
+                if !closer(wp, d.price) {
+                    j += 1;
+                    continue;
+                }
+            }
+            // No desired layer for this order: cancel it. In reduce-only, orders on the side
+            // that grows the position must go whatever the budget says.
+            let forced = mode == Mode::ReduceOnly
+                && match side {
+                    Side::Bid => inst.pos.qty >= 0,
+                    Side::Ask => inst.pos.qty <= 0,
+                };
+            if forced || inst.cancel_budget.try_take(now) {
+                if inst.orders.cancel_sent(cid) {
+                    emitter.cancel(inst.id, side, cid, forced, now, stats, sink);
+                }
+            } else {
+                stats.cancels_deferred += 1;
+            }
+            i += 1;
+        }
+    }
+    // Places, alternating sides from the touch outwards.
+    let (nb, na) = (inst.bids.as_slice().len(), inst.asks.as_slice().len());
+    let cap = inst.cfg.batch_cap;
+    let pos = inst.pos.qty;
+    let mut open_buy = inst.orders.open_qty(Side::Bid);
+    let mut open_sell = inst.orders.open_qty(Side::Ask);
+    for j in 0..nb.max(na) {
+        for side in [Side::Bid, Side::Ask] {
+            let (n, ladder) = match side {
+                Side::Bid => (nb, &inst.bids),
+                Side::Ask => (na, &inst.asks),
+            };
+            if j >= n || covered[side as usize][j] {
+                continue;
+            }
+            let l = ladder.as_slice()[j];
+            // Worst case if every open order on this side fills, plus this one.
+            let ok = match (side, mode) {
+                (Side::Bid, Mode::ReduceOnly) => pos + open_buy + l.qty <= 0,
+                (Side::Ask, Mode::ReduceOnly) => pos - open_sell - l.qty >= 0,
+                (Side::Bid, _) => pos + open_buy + l.qty <= cap,
+                (Side::Ask, _) => pos - open_sell - l.qty >= -cap,
+            };
+            if !ok {
+                stats.places_risk_refused += 1;
+                continue;
+            }
+            if !budget.available(now) {
+                stats.places_rate_limited += 1;
+                continue;
+            }
+            let Some(cid) = inst
+                .orders
+                .place(side, l.price, l.qty, TimeInForce::PostOnly)
+            else {
+                continue;
+            };
+            budget.take(now);
+            match side {
+                Side::Bid => open_buy += l.qty,
+                Side::Ask => open_sell += l.qty,
+            }
+            emitter.place(
+                inst.id,
+                side,
+                TimeInForce::PostOnly,
+                cid,
+                l.price,
+                l.qty,
+                now,
+                stats,
+                sink,
+            );
+        }
+    }
+}

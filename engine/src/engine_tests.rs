@@ -1,0 +1,803 @@
+//! Tests of the whole engine: events in, intents and mode changes out.
+
+use super::*;
+use crate::event::{ExecKind, ExecReport, LevelUpdate, Side, TopOfBook};
+use crate::intent::IntentKind;
+use crate::intent::{Intent, TimeInForce};
+
+pub(crate) const CFG: &str = r#"
+[engine]
+orders_per_10s = 300
+orders_per_min = 1200
+book_slots = 4096
+
+[[instrument]]
+symbol = "BTCUSDT"
+tick = "0.10"
+lot = "0.001"
+min_qty = "0.001"
+min_notional = "0.1"
+[instrument.quote]
+fair_value = "mid"
+offset_unit = "ticks"
+start_offset = 2.0
+first_spacing = 2.0
+multiplier = 1.5
+max_spacing = 8.0
+layers = 3
+layer_size = "0.002"
+min_spread_bps = 0.0
+skew_coeff = 0.001
+[instrument.risk]
+net_max = "0.010"
+reduce_only_thresh = 0.7
+stop_loss = 0.05
+on_stop_loss = "reduce_only"
+daily_loss_limit = "0.01"
+max_deviation = 0.15
+max_price_change = 0.10
+circuit_window_ms = 60000
+stale_after_ms = 1000
+cancel_budget_per_min = 4
+"#;
+
+#[derive(Default)]
+struct Out {
+    intents: Vec<Intent>,
+    modes: Vec<ModeChange>,
+}
+impl Sink for Out {
+    fn intent(&mut self, i: &Intent) {
+        self.intents.push(*i);
+    }
+    fn mode_change(&mut self, m: &ModeChange) {
+        self.modes.push(*m);
+    }
+}
+
+const MS: i64 = 1_000_000;
+
+fn level(side: Side, price: i64, qty: i64, t: i64, last: bool) -> Event {
+    Event::level(
+        0,
+        0,
+        t,
+        LevelUpdate {
+            side,
+            price,
+            qty,
+            update_id: 1,
+            last_in_msg: last,
+            snapshot: false,
+        },
+    )
+}
+
+/// An engine with a valid book 1000 / 1001 at time `t`.
+fn synced(t: i64) -> (Engine, Out) {
+    let mut e = Engine::new(&Config::from_toml(CFG).unwrap());
+    let mut o = Out::default();
+    e.on_event(&Event::book_reset(0, 0, t, 1), &mut o);
+    e.on_event(&level(Side::Bid, 1000, 50, t, false), &mut o);
+    e.on_event(&level(Side::Ask, 1001, 50, t, true), &mut o);
+    e.on_event(&Event::book_valid(0, 0, t, 1), &mut o);
+    e.on_batch_end(&mut o);
+    (e, o)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    e: &mut Engine,
+    o: &mut Out,
+    kind: ExecKind,
+    cid: u64,
+    px: i64,
+    last: i64,
+    cum: i64,
+    t: i64,
+) {
+    let r = ExecReport {
+        kind,
+        client_order_id: cid,
+        last_price: px,
+        last_qty: last,
+        cum_qty: cum,
+        fee: 0,
+        venue_order_id: 0,
+        reject_code: 0,
+        taker: false,
+        post_only_reject: false,
+    };
+    e.on_event(&Event::exec(0, 0, t, r), o);
+}
+
+fn ack_all(e: &mut Engine, o: &mut Out, t: i64) {
+    let ids: Vec<(IntentKind, u64)> = o
+        .intents
+        .iter()
+        .map(|i| (i.kind, i.client_order_id))
+        .collect();
+    for (k, cid) in ids {
+        let kind = if k == IntentKind::Place {
+            ExecKind::Ack
+        } else {
+            ExecKind::Canceled
+        };
+        report(e, o, kind, cid, 0, 0, 0, t);
+    }
+    o.intents.clear();
+    e.on_batch_end(o);
+}
+
+#[test]
+fn quotes_a_symmetric_grid_once_synced() {
+    let (_, o) = synced(0);
+    assert_eq!(o.modes.len(), 1);
+    assert_eq!(
+        (o.modes[0].to, o.modes[0].reason),
+        (Mode::Normal, ModeReason::None)
+    );
+    let bids: Vec<i64> = o
+        .intents
+        .iter()
+        .filter(|i| i.side == Side::Bid)
+        .map(|i| i.price)
+        .collect();
+    let asks: Vec<i64> = o
+        .intents
+        .iter()
+        .filter(|i| i.side == Side::Ask)
+        .map(|i| i.price)
+        .collect();
+    // fv 1000.5; distances 2, 4, 7: floor / ceil.
+    assert_eq!(bids, [998, 996, 993]);
+    assert_eq!(asks, [1003, 1005, 1008]);
+    // Alternating from the touch outwards, seq from 0.
+    assert_eq!(
+        o.intents.iter().map(|i| i.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
+    assert!(o
+        .intents
+        .iter()
+        .all(|i| i.tif == TimeInForce::PostOnly && i.qty == 2));
+}
+
+#[test]
+fn an_unchanged_book_requotes_to_nothing_and_small_moves_keep_queue_priority() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    assert!(o.intents.is_empty());
+    // Same book again.
+    e.on_event(&level(Side::Bid, 1000, 50, 2 * MS, true), &mut o);
+    e.on_batch_end(&mut o);
+    assert!(o.intents.is_empty());
+    // A one-tick move of fair value is within tolerance (1.8 ticks): nothing changes.
+    e.on_event(&level(Side::Ask, 1001, 0, 3 * MS, false), &mut o);
+    e.on_event(&level(Side::Ask, 1002, 50, 3 * MS, true), &mut o);
+    e.on_batch_end(&mut o);
+    assert!(o.intents.is_empty(), "{:?}", o.intents);
+}
+
+#[test]
+fn a_fill_skews_quotes_down_and_a_big_move_cancels_before_placing() {
+    let (mut e, mut o) = synced(0);
+    let first_bid = o.intents[0].client_order_id;
+    ack_all(&mut e, &mut o, MS);
+    report(&mut e, &mut o, ExecKind::Fill, first_bid, 998, 2, 2, 2 * MS);
+    e.on_batch_end(&mut o);
+    let v = e.instrument(0).unwrap();
+    assert_eq!(v.position.qty, 2);
+    // Market moves up 10 ticks: orders out of tolerance are cancelled (within budget 4),
+    // and cancels on a side precede that side's places.
+    o.intents.clear();
+    e.on_event(&level(Side::Bid, 1000, 0, 3 * MS, false), &mut o);
+    e.on_event(&level(Side::Ask, 1001, 0, 3 * MS, false), &mut o);
+    e.on_event(&level(Side::Bid, 1010, 50, 3 * MS, false), &mut o);
+    e.on_event(&level(Side::Ask, 1011, 50, 3 * MS, true), &mut o);
+    e.on_batch_end(&mut o);
+    let first_place = o
+        .intents
+        .iter()
+        .position(|i| i.kind == IntentKind::Place)
+        .unwrap();
+    assert!(o.intents[..first_place]
+        .iter()
+        .all(|i| i.kind == IntentKind::Cancel));
+    assert!(o.intents[first_place..]
+        .iter()
+        .all(|i| i.kind == IntentKind::Place));
+    // The fill's requote spent one of the 4 cancels a minute (long: bid layers thin from 3
+    // to 2); three are left for the five orders now out of tolerance.
+    assert_eq!(first_place, 3, "cancel budget of 4 per minute");
+    assert_eq!(e.stats().cancels_deferred, 2);
+    // Long 2 of 10: ratio 0.2, skew -0.2 · 0.001 · 1010.5 ≈ -0.2 ticks: bid 0 at floor(1008.3).
+    let bid0 = o
+        .intents
+        .iter()
+        .find(|i| i.kind == IntentKind::Place && i.side == Side::Bid)
+        .unwrap();
+    assert_eq!(bid0.price, 1008);
+}
+
+#[test]
+fn book_invalid_pulls_everything_at_once_and_valid_requotes() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    e.on_event(
+        &Event::book_invalid(
+            0,
+            0,
+            2 * MS,
+            crate::event::BookStatusReason::SequenceGap,
+            1,
+            3,
+        ),
+        &mut o,
+    );
+    assert_eq!(o.intents.len(), 6, "cancels go out before the batch ends");
+    assert!(o
+        .intents
+        .iter()
+        .all(|i| i.kind == IntentKind::Cancel && i.forced));
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::BookInvalid);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.intents.len(), 6, "nothing quoted while invalid");
+}
+
+#[test]
+fn stale_book_halts_until_an_update() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    e.on_event(&Event::timer(1_500 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::BookStale);
+    assert_eq!(
+        o.intents
+            .iter()
+            .filter(|i| i.kind == IntentKind::Cancel)
+            .count(),
+        6
+    );
+    ack_all(&mut e, &mut o, 1_501 * MS);
+    e.on_event(&level(Side::Bid, 1000, 51, 1_600 * MS, true), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
+    assert_eq!(o.intents.len(), 6);
+}
+
+#[test]
+fn inventory_past_the_threshold_is_reduce_only_and_never_crosses_zero() {
+    let (mut e, mut o) = synced(0);
+    let bids: Vec<u64> = o
+        .intents
+        .iter()
+        .filter(|i| i.side == Side::Bid)
+        .map(|i| i.client_order_id)
+        .collect();
+    ack_all(&mut e, &mut o, MS);
+    // Three bids of 2 fill, then one more order fills: position 8 of 10 ≥ 0.7.
+    for (k, cid) in bids.iter().enumerate() {
+        report(
+            &mut e,
+            &mut o,
+            ExecKind::Fill,
+            *cid,
+            998 - k as i64,
+            2,
+            2,
+            2 * MS,
+        );
+    }
+    e.on_batch_end(&mut o);
+    ack_all(&mut e, &mut o, 3 * MS);
+    let more: Vec<u64> = e
+        .instrument(0)
+        .unwrap()
+        .orders
+        .open()
+        .filter(|o| o.side == Side::Bid)
+        .map(|o| o.client_order_id)
+        .collect();
+    report(&mut e, &mut o, ExecKind::Fill, more[0], 995, 2, 2, 4 * MS);
+    o.intents.clear();
+    e.on_batch_end(&mut o);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 8);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::Inventory);
+    ack_all(&mut e, &mut o, 5 * MS);
+    let v = e.instrument(0).unwrap();
+    assert_eq!(
+        v.orders.open_qty(Side::Bid),
+        0,
+        "no buying in reduce-only when long"
+    );
+    assert!(
+        v.orders.open_qty(Side::Ask) <= 8,
+        "sells never take the position through zero"
+    );
+}
+
+#[test]
+fn kill_switch_halts_until_resume() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    e.on_event(&Event::control(0, 2 * MS, Command::Halt), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::KillSwitch);
+    assert_eq!(o.intents.len(), 6);
+    ack_all(&mut e, &mut o, 3 * MS);
+    assert!(o.intents.is_empty());
+    e.on_event(&Event::control(0, 4 * MS, Command::Resume), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
+    assert_eq!(o.intents.len(), 6);
+}
+
+#[test]
+fn daily_loss_limit_halts() {
+    let (mut e, mut o) = synced(0);
+    let bid = o.intents[0].client_order_id;
+    ack_all(&mut e, &mut o, MS);
+    report(&mut e, &mut o, ExecKind::Fill, bid, 998, 2, 2, 2 * MS);
+    e.on_batch_end(&mut o);
+    // Limit 0.01 USDT = 100 tick·lots. Long 2 lots from 998, marked at 940.5: -115
+    // (a 6% move, inside the circuit breaker's 10%).
+    e.on_event(&level(Side::Bid, 1000, 0, 3 * MS, false), &mut o);
+    e.on_event(&level(Side::Ask, 1001, 0, 3 * MS, false), &mut o);
+    e.on_event(&level(Side::Bid, 940, 5, 3 * MS, false), &mut o);
+    e.on_event(&level(Side::Ask, 941, 5, 3 * MS, true), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::DailyLossLimit);
+}
+
+#[test]
+fn circuit_breaker_halts_on_a_fast_move() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    e.on_event(&level(Side::Ask, 1001, 0, 2 * MS, false), &mut o);
+    e.on_event(&level(Side::Bid, 1000, 0, 2 * MS, false), &mut o);
+    e.on_event(&level(Side::Bid, 1200, 5, 2 * MS, false), &mut o);
+    e.on_event(&level(Side::Ask, 1201, 5, 2 * MS, true), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::CircuitBreaker);
+}
+
+#[test]
+fn unknown_instruments_and_bad_reports_are_counted_not_fatal() {
+    let (mut e, mut o) = synced(0);
+    e.on_event(&Event::control(9, MS, Command::Halt), &mut o);
+    assert_eq!(e.stats().unknown_instrument, 1);
+    report(&mut e, &mut o, ExecKind::Fill, 0xdead_beef, 1, 1, 1, MS);
+    assert_eq!(e.instrument(0).unwrap().orders.stats().unknown_reports, 1);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 0);
+    // Time going backwards is held, counted.
+    e.on_event(&Event::timer(0), &mut o);
+    assert_eq!(e.stats().time_regressions, 1);
+    assert_eq!(e.now_ns(), MS);
+}
+
+fn bbo(bid: i64, ask: i64, u: u64, t: i64) -> Event {
+    Event::bbo(
+        0,
+        0,
+        t,
+        TopOfBook {
+            bid_price: bid,
+            bid_qty: 10,
+            ask_price: ask,
+            ask_qty: 10,
+            update_id: u,
+        },
+    )
+}
+
+/// A depth message (update id `u`) moving the whole book to `bid` / `bid + 1`.
+fn depth_to(e: &mut Engine, o: &mut Out, from: i64, bid: i64, u: u64, t: i64) {
+    let lvl = |side, price, qty, last| {
+        Event::level(
+            0,
+            0,
+            t,
+            LevelUpdate {
+                side,
+                price,
+                qty,
+                update_id: u,
+                last_in_msg: last,
+                snapshot: false,
+            },
+        )
+    };
+    e.on_event(&lvl(Side::Bid, from, 0, false), o);
+    e.on_event(&lvl(Side::Ask, from + 1, 0, false), o);
+    e.on_event(&lvl(Side::Bid, bid, 50, false), o);
+    e.on_event(&lvl(Side::Ask, bid + 1, 50, true), o);
+}
+
+fn best_place(o: &Out, side: Side) -> Option<i64> {
+    let px = o
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Place && i.side == side)
+        .map(|i| i.price);
+    match side {
+        Side::Bid => px.max(),
+        Side::Ask => px.min(),
+    }
+}
+
+#[test]
+fn a_bbo_newer_than_the_depth_book_is_priced_from() {
+    let (mut e, mut o) = synced(0);
+    // Book 1000 / 1001, mid 1000.5: layer 0 at 2 ticks → bid 998, ask 1003.
+    assert_eq!(best_place(&o, Side::Bid), Some(998));
+    assert_eq!(best_place(&o, Side::Ask), Some(1003));
+    ack_all(&mut e, &mut o, MS);
+    o.intents.clear();
+    // The top moves up 10 ticks; the depth message has not come yet.
+    e.on_event(&bbo(1010, 1011, 5, 2 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(best_place(&o, Side::Bid), Some(1008), "{:?}", o.intents);
+    assert_eq!(best_place(&o, Side::Ask), Some(1013));
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1010.5))
+    );
+    assert_eq!((e.stats().bbo_used, e.stats().bbo_behind), (1, 0));
+    // The depth message with the same update id catches up: same touch, nothing to do.
+    ack_all(&mut e, &mut o, 3 * MS);
+    o.intents.clear();
+    depth_to(&mut e, &mut o, 1000, 1010, 5, 4 * MS);
+    e.on_batch_end(&mut o);
+    assert!(o.intents.is_empty(), "{:?}", o.intents);
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1010.5))
+    );
+}
+
+#[test]
+fn a_bbo_not_newer_than_the_depth_book_is_ignored() {
+    let (mut e, mut o) = synced(0);
+    o.intents.clear();
+    // The book is at update id 1 (the snapshot): a BBO with id 1 is not newer.
+    e.on_event(&bbo(1010, 1011, 1, MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert!(o.intents.is_empty());
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1000.5))
+    );
+    // A depth message at id 9, then a BBO at id 7 (arrived late): ignored.
+    depth_to(&mut e, &mut o, 1000, 1020, 9, 2 * MS);
+    e.on_event(&bbo(1030, 1031, 7, 3 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1020.5))
+    );
+    // A newer BBO, then an older one than it: the newer one stays.
+    e.on_event(&bbo(1040, 1041, 12, 4 * MS), &mut o);
+    e.on_event(&bbo(1050, 1051, 11, 4 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1040.5))
+    );
+    assert_eq!((e.stats().bbo_used, e.stats().bbo_behind), (1, 3));
+    // A depth message newer than the BBO wins again.
+    depth_to(&mut e, &mut o, 1020, 1005, 13, 5 * MS);
+    e.on_batch_end(&mut o);
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1005.5))
+    );
+}
+
+#[test]
+fn malformed_bbos_are_refused_and_invalid_books_clear_the_bbo() {
+    let (mut e, mut o) = synced(0);
+    for (bid, ask, bq, aq) in [
+        (1011, 1010, 1, 1),
+        (1010, 1010, 1, 1),
+        (0, 5, 1, 1),
+        (5, 6, 0, 1),
+        (5, 6, 1, -1),
+    ] {
+        let t = TopOfBook {
+            bid_price: bid,
+            bid_qty: bq,
+            ask_price: ask,
+            ask_qty: aq,
+            update_id: 50,
+        };
+        e.on_event(&Event::bbo(0, 0, MS, t), &mut o);
+    }
+    e.on_batch_end(&mut o);
+    assert_eq!(e.stats().bbo_refused, 5);
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1000.5))
+    );
+    // A BBO newer than the book, then the book goes invalid: the BBO is dropped, and one
+    // arriving before the book is valid again is ignored.
+    e.on_event(&bbo(1010, 1011, 5, 2 * MS), &mut o);
+    e.on_event(
+        &Event::book_invalid(
+            0,
+            0,
+            2 * MS,
+            crate::event::BookStatusReason::SequenceGap,
+            5,
+            7,
+        ),
+        &mut o,
+    );
+    e.on_event(&bbo(1020, 1021, 9, 3 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(e.instrument(0).unwrap().mode.0, Mode::Halted);
+    assert_eq!((e.stats().bbo_used, e.stats().bbo_behind), (1, 1));
+    // Resynced at id 20 with the book at 1000 / 1001: the old BBOs do not come back.
+    e.on_event(&Event::book_reset(0, 0, 4 * MS, 20), &mut o);
+    e.on_event(&level(Side::Bid, 1000, 50, 4 * MS, false), &mut o);
+    e.on_event(&level(Side::Ask, 1001, 50, 4 * MS, true), &mut o);
+    e.on_event(&Event::book_valid(0, 0, 4 * MS, 20), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(e.instrument(0).unwrap().mode.0, Mode::Normal);
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1000.5))
+    );
+}
+
+#[test]
+fn top_of_book_depth_book_ignores_bbos() {
+    let cfg = CFG.replace(
+        "fair_value = \"mid\"",
+        "fair_value = \"mid\"\ntop_of_book = \"depth_book\"",
+    );
+    let mut e = Engine::new(&Config::from_toml(&cfg).unwrap());
+    let mut o = Out::default();
+    e.on_event(&Event::book_reset(0, 0, 0, 1), &mut o);
+    e.on_event(&level(Side::Bid, 1000, 50, 0, false), &mut o);
+    e.on_event(&level(Side::Ask, 1001, 50, 0, true), &mut o);
+    e.on_event(&Event::book_valid(0, 0, 0, 1), &mut o);
+    e.on_event(&bbo(1010, 1011, 5, MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1000.5))
+    );
+    assert_eq!(e.stats().bbo_used + e.stats().bbo_behind, 0);
+}
+
+// ---- reconciliation and venue fields -------------------------------------------------------
+
+use crate::event::{reject_code, VenueOrder, VenuePosition};
+
+/// The venue's view of `cid`.
+fn venue(cid: u64, side: Side, price: i64, cum: i64, open: bool) -> VenueOrder {
+    VenueOrder {
+        client_order_id: cid,
+        venue_order_id: 9_000 + (cid & 0xff),
+        side,
+        price,
+        qty: 2,
+        cum_qty: cum,
+        open,
+    }
+}
+
+/// A synced engine with its six orders acknowledged; returns the first bid's (cid, price).
+fn working() -> (Engine, Out, u64, i64) {
+    let (mut e, mut o) = synced(0);
+    let first = o.intents[0];
+    assert_eq!(first.side, Side::Bid);
+    ack_all(&mut e, &mut o, MS);
+    (e, o, first.client_order_id, first.price)
+}
+
+#[test]
+fn reconcile_applies_a_fill_we_missed_at_the_order_price() {
+    let (mut e, mut o, cid, px) = working();
+    let ev = Event::reconcile_order(0, 0, 2 * MS, venue(cid, Side::Bid, px, 1, true));
+    e.on_event(&ev, &mut o);
+    let v = e.instrument(0).unwrap();
+    assert_eq!(v.position.qty, 1);
+    assert_eq!(v.position.cost, px as i128);
+    let ord = v.orders.get(cid).unwrap();
+    assert_eq!((ord.filled, ord.state), (1, OrderState::Live));
+    assert_eq!(ord.venue_order_id, 9_000 + (cid & 0xff));
+    assert_eq!(v.orders.open_qty(Side::Bid), 5);
+    assert_eq!(e.stats().reconcile_missed_fills, 1);
+    // Told again: nothing more is missing.
+    e.on_event(&ev, &mut o);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 1);
+    assert_eq!(e.stats().reconcile_missed_fills, 1);
+}
+
+#[test]
+fn reconcile_closes_an_order_the_venue_no_longer_has_open() {
+    let (mut e, mut o, cid, px) = working();
+    e.on_event(
+        &Event::reconcile_order(0, 0, 2 * MS, venue(cid, Side::Bid, px, 0, false)),
+        &mut o,
+    );
+    let v = e.instrument(0).unwrap();
+    assert_eq!(v.orders.get(cid).unwrap().state, OrderState::Done);
+    assert_eq!(v.orders.open_qty(Side::Bid), 4);
+    assert_eq!(v.position.qty, 0);
+    assert_eq!(e.stats().reconcile_closed, 1);
+    assert!(o.intents.is_empty(), "nothing sent for it");
+    // The requote replaces the missing layer.
+    e.on_batch_end(&mut o);
+    assert_eq!(o.intents.len(), 1);
+    assert_eq!(
+        (o.intents[0].kind, o.intents[0].price),
+        (IntentKind::Place, px)
+    );
+}
+
+#[test]
+fn reconcile_cancels_an_orphan_of_this_instrument_and_counts_a_foreign_order() {
+    let (mut e, mut o, _, _) = working();
+    let before = e.stats();
+    // One of instrument 0's ids that the table does not hold (e.g. from before a restart).
+    let orphan = (200u64 << 40) | 77; // instrument 0, slot 200
+    e.on_event(
+        &Event::reconcile_order(0, 0, 2 * MS, venue(orphan, Side::Ask, 1_010, 0, true)),
+        &mut o,
+    );
+    assert_eq!(o.intents.len(), 1);
+    let c = o.intents[0];
+    assert_eq!(
+        (c.kind, c.client_order_id, c.side, c.forced, c.seq),
+        (IntentKind::Cancel, orphan, Side::Ask, true, before.intents)
+    );
+    assert_eq!(e.stats().reconcile_orphans_cancelled, 1);
+    assert_eq!(e.stats().forced_cancels, before.forced_cancels + 1);
+    // A finished orphan is left alone.
+    e.on_event(
+        &Event::reconcile_order(0, 0, 2 * MS, venue(orphan + 1, Side::Ask, 1_010, 0, false)),
+        &mut o,
+    );
+    assert_eq!(o.intents.len(), 1);
+    // A foreign id: nothing sent, reduce-only until the operator's Normal.
+    o.intents.clear();
+    let foreign = 0x7777u64 << 48 | 1;
+    e.on_event(
+        &Event::reconcile_order(0, 0, 3 * MS, venue(foreign, Side::Bid, 990, 0, true)),
+        &mut o,
+    );
+    assert_eq!(e.stats().reconcile_foreign_orders, 1);
+    e.on_batch_end(&mut o);
+    assert_eq!(
+        (o.modes.last().unwrap().to, o.modes.last().unwrap().reason),
+        (Mode::ReduceOnly, ModeReason::ForeignOrder)
+    );
+    assert!(o
+        .intents
+        .iter()
+        .all(|i| i.kind == IntentKind::Cancel && i.client_order_id != foreign));
+    e.on_event(&Event::control(0, 4 * MS, Command::Normal), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
+}
+
+#[test]
+fn reconcile_adopts_the_venue_position_and_records_the_correction() {
+    let (mut e, mut o, _, _) = working();
+    let p = VenuePosition {
+        qty: 3,
+        entry_price: 999,
+    };
+    e.on_event(&Event::reconcile_position(0, 0, 2 * MS, p), &mut o);
+    let pos = *e.instrument(0).unwrap().position;
+    assert_eq!((pos.qty, pos.cost, pos.realized), (3, 2_997, 0));
+    assert_eq!(
+        (pos.corrections, pos.correction_qty, pos.correction_cost),
+        (1, 3, 2_997)
+    );
+    assert_eq!(e.stats().reconcile_position_corrections, 1);
+    // The same quantity (the venue's entry price is rounded): left alone.
+    let same = VenuePosition {
+        qty: 3,
+        entry_price: 1_000,
+    };
+    e.on_event(&Event::reconcile_position(0, 0, 3 * MS, same), &mut o);
+    assert_eq!(e.instrument(0).unwrap().position.cost, 2_997);
+    assert_eq!(e.stats().reconcile_position_corrections, 1);
+    // Quotes skew to the adopted position at the next requote.
+    e.on_batch_end(&mut o);
+    assert!(!o.intents.is_empty());
+}
+
+#[test]
+fn reports_record_the_venue_order_id_and_rejects_are_counted_by_code() {
+    let (mut e, mut o) = synced(0);
+    let cids: Vec<u64> = o.intents.iter().map(|i| i.client_order_id).collect();
+    let mk = |kind, cid, venue_order_id, code| ExecReport {
+        kind,
+        client_order_id: cid,
+        last_price: 0,
+        last_qty: 0,
+        cum_qty: 0,
+        fee: 0,
+        venue_order_id,
+        reject_code: code,
+        taker: false,
+        post_only_reject: code == reject_code::POST_ONLY_WOULD_TAKE,
+    };
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::Ack, cids[0], 41, 0)),
+        &mut o,
+    );
+    assert_eq!(
+        e.instrument(0)
+            .unwrap()
+            .orders
+            .get(cids[0])
+            .unwrap()
+            .venue_order_id,
+        41
+    );
+    // A report without one keeps the id.
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::CancelRejected, cids[0], 0, -2011)),
+        &mut o,
+    );
+    assert_eq!(
+        e.instrument(0)
+            .unwrap()
+            .orders
+            .get(cids[0])
+            .unwrap()
+            .venue_order_id,
+        41
+    );
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[1], 0, -5022)),
+        &mut o,
+    );
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[2], 0, -1003)),
+        &mut o,
+    );
+    e.on_event(
+        &Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[3], 0, -4164)),
+        &mut o,
+    );
+    let s = e.stats();
+    assert_eq!(
+        (
+            s.rejects_unknown_order,
+            s.rejects_rate_limited,
+            s.rejects_other
+        ),
+        (1, 1, 1)
+    );
+    let os = e.instrument(0).unwrap().orders.stats();
+    assert_eq!((os.rejected, os.post_only_rejects), (3, 1));
+}
+
+#[test]
+fn a_saturated_report_is_counted_and_ignored() {
+    let (mut e, mut o, cid, px) = working();
+    let r = ExecReport {
+        kind: ExecKind::Fill,
+        client_order_id: cid,
+        last_price: px,
+        last_qty: i64::MAX,
+        cum_qty: i64::MAX,
+        fee: 0,
+        venue_order_id: 1,
+        reject_code: 0,
+        taker: false,
+        post_only_reject: false,
+    };
+    e.on_event(&Event::exec(0, 0, 2 * MS, r), &mut o);
+    assert_eq!(e.stats().exec_saturated, 1);
+    let v = e.instrument(0).unwrap();
+    assert_eq!(v.position.qty, 0);
+    assert_eq!(v.orders.get(cid).unwrap().state, OrderState::Live);
+}

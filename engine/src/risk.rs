@@ -1,0 +1,252 @@
+//! Risk: the mode in force, the clamp on the desired ladders, and the orders risk forces out
+//! (cancel-all when halted, the stop-loss flatten).
+//!
+//! Modes by precedence: halts (kill switch, daily loss limit, circuit breaker, invalid or
+//! one-sided book, stale book), then reduce-only (operator, foreign order seen by reconciliation,
+//! stop loss, inventory), then normal.
+
+use crate::config::{Fx, InstrumentConfig, OnStopLoss};
+use crate::emit::Emitter;
+use crate::engine::Inst;
+use crate::event::{Side, TopOfBook};
+use crate::intent::{Mode, ModeReason, Sink, TimeInForce};
+use crate::limits::OrderBudget;
+use crate::pricer::{Ladder, Layer};
+use crate::stats::EngineStats;
+
+const NS_PER_DAY: i64 = 86_400_000_000_000;
+
+/// The mode now in force, by precedence: halts, then reduce-only, then normal.
+pub(crate) fn evaluate_mode(
+    inst: &mut Inst,
+    two_sided: bool,
+    fv: Option<Fx>,
+    now: i64,
+) -> (Mode, ModeReason) {
+    let cfg = &inst.cfg;
+    let mut breaker = false;
+    if let Some(fv) = fv {
+        let pnl = inst.pos.total_pnl(fv);
+        let day = now.div_euclid(NS_PER_DAY);
+        if day != inst.day {
+            inst.day = day;
+            inst.day_start_pnl = pnl;
+        }
+        if pnl - inst.day_start_pnl < -(cfg.daily_loss_limit as i128) {
+            inst.loss_limit_hit = true;
+        }
+        breaker = inst.breaker.observe(now, fv);
+        // Stop loss: unrealized < -stop_loss · |cost|.
+        let unreal = inst.pos.unrealized(fv);
+        let notional = Fx::from_num(inst.pos.cost.unsigned_abs().min(i64::MAX as u128) as i64);
+        if inst.pos.qty != 0
+            && Fx::from_num(unreal.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+                < -(cfg.stop_loss.saturating_mul(notional))
+        {
+            inst.stop_loss_latched = true;
+        }
+    }
+    let stale = now.saturating_sub(inst.last_book_ns) > cfg.stale_after_ns;
+    if inst.operator_halt {
+        return (Mode::Halted, ModeReason::KillSwitch);
+    }
+    if inst.loss_limit_hit {
+        return (Mode::Halted, ModeReason::DailyLossLimit);
+    }
+    if breaker {
+        return (Mode::Halted, ModeReason::CircuitBreaker);
+    }
+    if !inst.book.is_valid() || !two_sided {
+        return (Mode::Halted, ModeReason::BookInvalid);
+    }
+    if stale {
+        return (Mode::Halted, ModeReason::BookStale);
+    }
+    if inst.operator_reduce_only {
+        return (Mode::ReduceOnly, ModeReason::Operator);
+    }
+    if inst.foreign_order {
+        return (Mode::ReduceOnly, ModeReason::ForeignOrder);
+    }
+    if inst.stop_loss_latched {
+        return (Mode::ReduceOnly, ModeReason::StopLoss);
+    }
+    let ratio = Fx::from_num(inst.pos.qty.unsigned_abs()) / Fx::from_num(cfg.net_max);
+    if ratio >= cfg.reduce_only_thresh {
+        return (Mode::ReduceOnly, ModeReason::Inventory);
+    }
+    (Mode::Normal, ModeReason::None)
+}
+
+/// Clamps both desired ladders to what `mode` allows: nothing when halted, only the reducing
+/// side (trimmed to the position) in reduce-only, `batch_cap` of exposure per side otherwise.
+pub(crate) fn clamp(inst: &mut Inst, mode: Mode, fv: Option<Fx>) {
+    let pos = inst.pos.qty;
+    let cap = inst.cfg.batch_cap;
+    let (bid_room, ask_room, trim) = match mode {
+        Mode::Halted => (0, 0, false),
+        Mode::ReduceOnly => (
+            if pos < 0 { -pos } else { 0 },
+            if pos > 0 { pos } else { 0 },
+            true,
+        ),
+        Mode::Normal => ((cap - pos).max(0), (cap + pos).max(0), false),
+    };
+    if let Some(fv) = fv {
+        clamp_side(&inst.cfg, Side::Bid, fv, bid_room, trim, &mut inst.bids);
+        clamp_side(&inst.cfg, Side::Ask, fv, ask_room, trim, &mut inst.asks);
+    }
+}
+
+/// Risk clamp on one side's desired ladder, in one pass over the prefix sums of layer sizes,
+/// nearest the touch first:
+/// - price band: a layer further than `max_deviation · fv` from fair value ends the ladder;
+/// - minimum notional: a layer below it is dropped;
+/// - `room` (lots): the largest prefix whose total fits is kept, the last layer trimmed to fit
+///   when `trim_last` (reduce-only sizing) and it stays at or above `min_qty`.
+pub(crate) fn clamp_side(
+    cfg: &InstrumentConfig,
+    side: Side,
+    fv: Fx,
+    room: i64,
+    trim_last: bool,
+    ladder: &mut Ladder,
+) {
+    let band = fv.saturating_mul(cfg.max_deviation);
+    let inst = &cfg.instrument;
+    let mut kept = 0usize;
+    let mut total = 0i64;
+    for k in 0..ladder.as_slice().len() {
+        let l = ladder.as_slice()[k];
+        let away = match side {
+            Side::Bid => fv - Fx::from_num(l.price),
+            Side::Ask => Fx::from_num(l.price) - fv,
+        };
+        if away > band {
+            break;
+        }
+        let mut qty = l.qty;
+        if total + qty > room {
+            if !trim_last {
+                break;
+            }
+            qty = room - total;
+            if qty < inst.min_qty_lots.max(1) {
+                break;
+            }
+        }
+        if !inst.meets_min_notional(l.price, qty) {
+            continue;
+        }
+        total += qty;
+        ladder.set(
+            kept,
+            Layer {
+                price: l.price,
+                qty,
+            },
+        );
+        kept += 1;
+        if total >= room {
+            break;
+        }
+    }
+    ladder.truncate(kept);
+}
+
+/// Cancels every cancellable order (forced: exempt from the cancel budget).
+pub(crate) fn cancel_all(
+    inst: &mut Inst,
+    now: i64,
+    emitter: &mut Emitter,
+    stats: &mut EngineStats,
+    sink: &mut impl Sink,
+) {
+    let id = inst.id;
+    inst.orders.cancel_all_open(|o| {
+        emitter.cancel(id, o.side, o.client_order_id, true, now, stats, sink);
+    });
+}
+
+/// On a stop loss with `on_stop_loss = "flatten"`: one IOC order across the spread for the whole
+/// position, unless one is already working or the venue order budget is spent.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn flatten_on_stop_loss(
+    inst: &mut Inst,
+    reason: ModeReason,
+    top: Option<TopOfBook>,
+    now: i64,
+    budget: &mut OrderBudget,
+    emitter: &mut Emitter,
+    stats: &mut EngineStats,
+    sink: &mut impl Sink,
+) {
+    let pos = inst.pos.qty;
+    if inst.cfg.on_stop_loss != OnStopLoss::Flatten
+        || reason != ModeReason::StopLoss
+        || inst.flatten_cid.is_some()
+        || pos == 0
+    {
+        return;
+    }
+    let Some(t) = top else {
+        return;
+    };
+    // Cross the spread for the whole position; IOC so nothing rests.
+    let (side, px) = if pos > 0 {
+        (Side::Ask, t.bid_price)
+    } else {
+        (Side::Bid, t.ask_price)
+    };
+    if !budget.available(now) {
+        return;
+    }
+    if let Some(cid) = inst.orders.place(side, px, pos.abs(), TimeInForce::Ioc) {
+        budget.take(now);
+        inst.flatten_cid = Some(cid);
+        emitter.place(
+            inst.id,
+            side,
+            TimeInForce::Ioc,
+            cid,
+            px,
+            pos.abs(),
+            now,
+            stats,
+            sink,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricer::build_ladders;
+    use crate::pricer::tests::cfg;
+
+    fn touch(bid: i64, ask: i64) -> TopOfBook {
+        TopOfBook {
+            bid_price: bid,
+            bid_qty: 1,
+            ask_price: ask,
+            ask_qty: 1,
+            update_id: 0,
+        }
+    }
+
+    #[test]
+    fn clamp_keeps_the_largest_prefix_that_fits() {
+        let c = cfg("");
+        let t = touch(1000, 1001);
+        let fv = Fx::from_num(1000.5);
+        let (mut b, mut a) = (Ladder::default(), Ladder::default());
+        build_ladders(&c, &t, fv, fv, 5, 5, &mut b, &mut a);
+        clamp_side(&c, Side::Bid, fv, 5, false, &mut b);
+        assert_eq!(b.total_qty(), 4, "two layers of 2 fit in 5");
+        clamp_side(&c, Side::Ask, fv, 5, true, &mut a);
+        assert_eq!(
+            a.as_slice().iter().map(|l| l.qty).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
+    }
+}
