@@ -42,6 +42,7 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), journal::JournalError>(())
 //! ```
+#![deny(missing_docs)]
 
 mod error;
 mod format;

@@ -11,6 +11,7 @@
 //! | [`backtest`] | the backtest driver: a market source, the engine, a venue, on one thread |
 //! | [`live`] | the live-shaped pipeline: pinned threads, disruptor rings, feed, engine and gateway threads |
 //! | [`metrics`], [`report`], [`hlog`] | what a run measured, its report, HdrHistogram interval logs |
+#![deny(missing_docs)]
 
 pub mod backtest;
 pub mod config;
