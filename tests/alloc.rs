@@ -185,3 +185,37 @@ fn counting_allocator_sees_allocations() {
     let c = counter.stop();
     assert_eq!((c.allocs, c.deallocs), (1, 1), "{c:?}");
 }
+
+/// The feed thread's whole path — a market source, the feed handler (decode, sync, snapshot
+/// requests, stamping) and a sink — allocates nothing once warm: `MarketFeed` over the recording
+/// in memory, its events applied to a book, after the first 10,000 messages.
+#[test]
+fn market_feed_allocates_nothing_once_warm() {
+    use feeds::{BookState, FeedHandler, MarketFeed, MemorySource};
+    let messages = usdm_messages();
+    let mut feed = MarketFeed::new(
+        MemorySource::new(&messages),
+        FeedHandler::with_rule(&[futures()], SyncRule::Futures),
+    );
+    let mut state = BookState::new(engine::OrderBook::DEFAULT_SLOTS);
+    let mut quiet = ();
+    for _ in 0..WARM_UP {
+        let mut sink = state.sink(&mut quiet);
+        assert!(feed.next(&mut sink).is_some());
+    }
+    let counter = Counter::start();
+    let mut steps = 0usize;
+    loop {
+        let mut sink = state.sink(&mut quiet);
+        if feed.next(&mut sink).is_none() {
+            break;
+        }
+        steps += 1;
+    }
+    let c = counter.stop();
+    assert_eq!(steps, messages.len() - WARM_UP);
+    assert!(c.is_zero(), "MarketFeed::next allocated: {c:?}");
+    let sync = feed.handler().sync_totals();
+    assert!(sync.diffs_applied > 5_000, "{sync:?}");
+    assert!(state.book().is_valid());
+}

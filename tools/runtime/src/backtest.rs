@@ -96,8 +96,8 @@ impl Sink for Outbox {
 }
 
 /// Market data from a journal: the market events (book, best bid/offer, trades) it holds, in
-/// their batches, with no decoding. Execution reports, timers and outputs in it are skipped:
-/// the venue and the engine produce their own. Cloning is cheap (the events are shared) and
+/// their batches, with no decoding. Execution reports, reconciliation, timers, controls and
+/// outputs in it are skipped: the venue and the engine produce their own. Cloning is cheap (the events are shared) and
 /// starts again from the first batch.
 #[derive(Debug)]
 pub struct JournalSource {
@@ -136,9 +136,16 @@ impl JournalSource {
                 KIND_EVENT | KIND_EVENTS => {
                     for ev in events_in(rec.kind, rec.payload).into_iter().flatten() {
                         let ev = ev.with_context(|| format!("seq {}", rec.seq))?;
-                        if !matches!(
+                        // Market data only: what the venue, the timer, the operator and
+                        // reconciliation said belongs to that run, not to this one.
+                        if matches!(
                             ev.kind(),
-                            EventKind::ExecReport | EventKind::Timer | EventKind::Control
+                            EventKind::BookLevel
+                                | EventKind::BookReset
+                                | EventKind::BookValid
+                                | EventKind::BookInvalid
+                                | EventKind::Bbo
+                                | EventKind::Trade
                         ) {
                             times.push(ev.local_time_ns);
                             events.push(ev);

@@ -1,5 +1,7 @@
-//! The live-shaped pipeline, in paper mode: pinned threads and disruptor rings around the same
-//! engine, journal and simulated venue a backtest uses (`ringmaker run --paper`).
+//! The live-shaped pipeline: pinned threads and disruptor rings around the same engine and
+//! journal a backtest uses, with the feed thread reading any [`feeds::MarketSource`] through the
+//! feed handler and the gateway thread driving any [`gateway::Venue`] ([`run_with`]). Paper mode
+//! ([`run`], `ringmaker run --paper`) gives it a recording and the simulated venue.
 //!
 //! ```text
 //!  feed thread ──────────┐                                  ┌──► gateway thread ──► SimVenue
@@ -76,5 +78,5 @@ pub mod timer;
 
 pub use config::{CpuConfig, LiveConfig, RingsConfig};
 pub use latency::Hop;
-pub use pipeline::{run, Settings};
+pub use pipeline::{run, run_with, Settings};
 pub use summary::{StopCause, Summary};

@@ -17,10 +17,10 @@ use crate::config::RunConfig;
 use crate::host::Host;
 use crate::record::JournalRecorder;
 use ::gateway::sim::{BpsFees, ConstantLatency, ProbQueue, RiskAverseQueue, SimVenue};
-use ::gateway::Venue;
+use ::gateway::{SimStats, Venue};
 use anyhow::{bail, Context};
 use engine::{Command, Engine, Event};
-use feeds::{FeedHandler, MarketFeed, RecordingSource};
+use feeds::{FeedHandler, MarketFeed, MarketSource, RecordingSource};
 use quanta::Clock;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,14 +55,56 @@ pub struct Settings {
     pub stop: Arc<AtomicBool>,
 }
 
-/// Runs the paper pipeline until the recording ends, `max_span_ns` is reached or `stop` is set,
-/// then halts and cancels everything, drains the rings and returns the summary and the journal
+/// Runs the paper pipeline (`settings.data` through the feed handler, the simulated venue with
+/// `settings`' models) until the recording ends, `max_span_ns` is reached or `stop` is set, then
+/// halts and cancels everything, drains the rings and returns the summary and the journal
 /// recorder (for the caller to close). Pinning warnings are printed to stderr as they are found.
 pub fn run(
     run_cfg: &RunConfig,
     settings: &Settings,
     recorder: JournalRecorder,
 ) -> anyhow::Result<(Summary, JournalRecorder)> {
+    let cfg = &run_cfg.engine;
+    let first = cfg
+        .instruments
+        .first()
+        .context("the config has no instrument")?;
+    let market = MarketFeed::new(
+        RecordingSource::open(&settings.data)?,
+        FeedHandler::from_config(cfg),
+    );
+    let latency = ConstantLatency::new(settings.entry_latency_ns, settings.response_latency_ns);
+    let fees = BpsFees::from_config(first);
+    let (n, slots) = (cfg.instruments.len(), cfg.book_slots);
+    match settings.queue {
+        QueueKind::RiskAverse => {
+            let venue = SimVenue::new(n, slots, RiskAverseQueue, latency, fees);
+            run_with(run_cfg, settings, recorder, market, venue)
+        }
+        QueueKind::Prob { power } => {
+            let power = engine::Fx::checked_from_num(power)
+                .filter(|p| *p > 0)
+                .context("queue power must be a positive number")?;
+            let venue = SimVenue::new(n, slots, ProbQueue::new(power), latency, fees);
+            run_with(run_cfg, settings, recorder, market, venue)
+        }
+    }
+}
+
+/// The pipeline over any market source and any venue: the feed thread reads `market`, the
+/// gateway thread drives `venue`. (The summary speaks the simulated venue's counters; a live
+/// venue brings its own with the live gateway.)
+pub fn run_with<S, V>(
+    run_cfg: &RunConfig,
+    settings: &Settings,
+    recorder: JournalRecorder,
+    market: MarketFeed<S>,
+    venue: V,
+) -> anyhow::Result<(Summary, JournalRecorder)>
+where
+    S: MarketSource + Send + 'static,
+    V: Venue<Stats = SimStats> + Send + 'static,
+{
     anyhow::ensure!(
         settings.speed >= 0.0 && settings.speed.is_finite(),
         "--speed must be 0 (flat out) or a positive number, not {}",
@@ -77,14 +119,6 @@ pub fn run(
         sys::lock_all_memory()
             .map_err(|e| anyhow::anyhow!(sys::permission_hint(&e, "mlockall")))?;
     }
-    let first = cfg
-        .instruments
-        .first()
-        .context("the config has no instrument")?;
-    let market = MarketFeed::new(
-        RecordingSource::open(&settings.data)?,
-        FeedHandler::from_config(cfg),
-    );
 
     // Everything allocated before any thread starts: rings, stamp queues, engine, venue.
     let clock = Clock::new();
@@ -98,8 +132,6 @@ pub fn run(
     let engine_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));
     let gateway_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));
     let host = Host::new(Engine::new(cfg), recorder);
-    let latency = ConstantLatency::new(settings.entry_latency_ns, settings.response_latency_ns);
-    let fees = BpsFees::from_config(first);
 
     let n_inst = cfg.instruments.len();
     let started = Instant::now();
@@ -155,34 +187,16 @@ pub fn run(
         }
         _ => Idle::backoff(settings.entry_latency_ns, settings.speed),
     };
-    let book_slots = cfg.book_slots;
-    let gateway_h = match settings.queue {
-        QueueKind::RiskAverse => spawn_gateway(
-            SimVenue::new(n_inst, book_slots, RiskAverseQueue, latency, fees),
-            n_inst,
-            gw_rings,
-            gateway_idle,
-            gateway_stamps,
-            &clock,
-            &shared,
-            &startup,
-        )?,
-        QueueKind::Prob { power } => {
-            let power = engine::Fx::checked_from_num(power)
-                .filter(|p| *p > 0)
-                .context("queue power must be a positive number")?;
-            spawn_gateway(
-                SimVenue::new(n_inst, book_slots, ProbQueue::new(power), latency, fees),
-                n_inst,
-                gw_rings,
-                gateway_idle,
-                gateway_stamps,
-                &clock,
-                &shared,
-                &startup,
-            )?
-        }
-    };
+    let gateway_h = spawn_gateway(
+        venue,
+        n_inst,
+        gw_rings,
+        gateway_idle,
+        gateway_stamps,
+        &clock,
+        &shared,
+        &startup,
+    )?;
     let timer_h = {
         let (clock, shared, every) = (
             clock.clone(),
