@@ -18,7 +18,7 @@ pub struct Args {
     /// order entry. (Live order entry is not built yet; this flag is required.)
     #[arg(long)]
     paper: bool,
-    /// Engine config (TOML), with optional [cpu] and [rings] sections.
+    /// Run config (TOML): the engine's sections, and optional `cpu` and `rings` tables.
     #[arg(long, default_value = "configs/default.toml")]
     config: PathBuf,
     /// Recording files, read in the order given.

@@ -1,6 +1,6 @@
 //! The live-shaped pipeline: pinned threads and disruptor rings around the same engine and
 //! journal a backtest uses, with the feed thread reading any [`feeds::MarketSource`] through the
-//! feed handler and the gateway thread driving any [`gateway::Venue`] ([`run_with`]). Paper mode
+//! feed handler and the gateway thread driving any [`::gateway::Venue`] ([`run_with`]). Paper mode
 //! ([`run`], `ringmaker run --paper`) gives it a recording and the simulated venue.
 //!
 //! ```text
