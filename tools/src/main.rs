@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ringmaker: error: {e:#}");
+            eprintln!("ringmaker: error: {}", chain(&e));
             ExitCode::from(2)
         }
     }
@@ -59,4 +59,21 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Hist(args) => cmd_journal::hist(&args),
         Command::Run(args) => cmd_run::run(&args),
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message before it
+/// already ends with (several library errors name their cause in their own message).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
