@@ -10,6 +10,17 @@ use runtime::report::Report;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+/// The settings of the README's backtest (2 ms each way, risk-averse queue) on `data`.
+fn settings(data: Vec<PathBuf>) -> Settings {
+    Settings {
+        data,
+        queue: QueueKind::RiskAverse,
+        entry_latency_ns: 2_000_000,
+        response_latency_ns: 2_000_000,
+        timer_interval_ns: 100_000_000,
+    }
+}
+
 /// One backtest shared by the tests in this file: (outcome, journal dir).
 fn run() -> &'static (Outcome, PathBuf) {
     static RUN: OnceLock<(Outcome, PathBuf)> = OnceLock::new();
@@ -18,13 +29,7 @@ fn run() -> &'static (Outcome, PathBuf) {
         // Shared by every test in the file until the process ends: kept.
         let dir = TempDir::new("backtest-e2e").keep().join("journal");
         let rec = JournalRecorder::create(&dir, &cfg, 16 << 20, 0).unwrap();
-        let settings = Settings {
-            data: vec![usdm()],
-            queue: QueueKind::RiskAverse,
-            entry_latency_ns: 2_000_000,
-            response_latency_ns: 2_000_000,
-            timer_interval_ns: 100_000_000,
-        };
+        let settings = settings(vec![usdm()]);
         let (outcome, rec) = backtest::run(&cfg, &settings, rec, &mut |_| {}).unwrap();
         rec.close().unwrap();
         (outcome, dir)
@@ -225,13 +230,7 @@ fn the_spot_sample_backtests_by_the_spot_rule() {
     let tmp = TempDir::new("backtest-spot");
     let dir = tmp.join("journal");
     let rec = JournalRecorder::create_run(&dir, &run, 16 << 20, 0).unwrap();
-    let settings = Settings {
-        data: ringmaker_tests::spot().to_vec(),
-        queue: QueueKind::RiskAverse,
-        entry_latency_ns: 2_000_000,
-        response_latency_ns: 2_000_000,
-        timer_interval_ns: 100_000_000,
-    };
+    let settings = settings(ringmaker_tests::spot().to_vec());
     let (outcome, rec) = backtest::run(cfg, &settings, rec, &mut |_| {}).unwrap();
     rec.close().unwrap();
     let report = Report::new("BTCUSDT", &outcome);
@@ -259,13 +258,7 @@ fn the_spot_sample_backtests_by_the_spot_rule() {
 #[test]
 fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
     let cfg = default_config();
-    let settings = Settings {
-        data: ringmaker_tests::spot().to_vec(),
-        queue: QueueKind::RiskAverse,
-        entry_latency_ns: 2_000_000,
-        response_latency_ns: 2_000_000,
-        timer_interval_ns: 100_000_000,
-    };
+    let settings = settings(ringmaker_tests::spot().to_vec());
     let (outcome, _) =
         backtest::run(&cfg, &settings, runtime::host::NoRecorder, &mut |_| {}).unwrap();
     let report = Report::new("BTCUSDT", &outcome);

@@ -362,32 +362,24 @@ impl<S: MarketSource> MarketFeed<S> {
             Ok(i) => i,
             Err(e) => return Some(Step::SourceError(e)),
         };
+        let local_ns = match &input {
+            Input::Message { local_ns, .. } | Input::Events { local_ns, .. } => *local_ns,
+        };
+        let t = local_ns.max(self.time.last_ns);
+        if !gate(t) {
+            return Some(Step::Stopped { local_ns: t });
+        }
+        self.time.advance(t, self.handler.all_synced());
+        let mut stamped = Stamped {
+            local_ns: t,
+            inner: sink,
+        };
         let step = match input {
-            Input::Message { json, local_ns } => {
-                let t = local_ns.max(self.time.last_ns);
-                if !gate(t) {
-                    return Some(Step::Stopped { local_ns: t });
-                }
-                self.time.advance(t, self.handler.all_synced());
-                let mut stamped = Stamped {
-                    local_ns: t,
-                    inner: sink,
-                };
-                match self.handler.on_message(json, t, &mut stamped) {
-                    Ok(_) => Step::Input { local_ns: t },
-                    Err(error) => Step::DecodeError { local_ns: t, error },
-                }
-            }
-            Input::Events { events, local_ns } => {
-                let t = local_ns.max(self.time.last_ns);
-                if !gate(t) {
-                    return Some(Step::Stopped { local_ns: t });
-                }
-                self.time.advance(t, self.handler.all_synced());
-                let mut stamped = Stamped {
-                    local_ns: t,
-                    inner: sink,
-                };
+            Input::Message { json, .. } => match self.handler.on_message(json, t, &mut stamped) {
+                Ok(_) => Step::Input { local_ns: t },
+                Err(error) => Step::DecodeError { local_ns: t, error },
+            },
+            Input::Events { events, .. } => {
                 for ev in events {
                     stamped.event(ev);
                 }

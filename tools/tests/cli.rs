@@ -1,6 +1,6 @@
 //! The `ringmaker` binary as a user runs it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -61,15 +61,7 @@ fn book_prints_one_tsv_line_per_applied_diff() {
 /// The USD-M recording as plain text, with the `nth` depth diff line removed and a garbage line
 /// inserted after it.
 fn damaged_copy(dir: &Path, nth_diff: usize) -> (PathBuf, u64) {
-    let mut gz = Vec::new();
-    std::fs::File::open(data("binance-usdm/btcusdt_20240808.gz"))
-        .unwrap()
-        .read_to_end(&mut gz)
-        .unwrap();
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(&gz[..])
-        .read_to_string(&mut text)
-        .unwrap();
+    let text = test_support::recording_text(&test_support::usdm());
     let mut out = std::fs::File::create(dir.join("damaged.txt")).unwrap();
     let mut seen = 0;
     let mut removed_u = 0;

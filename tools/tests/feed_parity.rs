@@ -3,7 +3,7 @@
 //! gaps — on the USD-M sample, on the two-file spot sample (spot sync rule), and on a USD-M copy
 //! with one diff missing (one gap, nothing applied after it).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use test_support::TempDir;
@@ -170,15 +170,7 @@ fn spot_sample_syncs_by_the_spot_rule_in_all_three() {
 #[test]
 fn a_missing_diff_is_the_same_one_gap_in_all_three() {
     let tmp = TempDir::new("parity-gap");
-    let mut gz = Vec::new();
-    std::fs::File::open(root("tests/data/binance-usdm/btcusdt_20240808.gz"))
-        .unwrap()
-        .read_to_end(&mut gz)
-        .unwrap();
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(&gz[..])
-        .read_to_string(&mut text)
-        .unwrap();
+    let text = test_support::recording_text(&test_support::usdm());
     let path = tmp.join("one-diff-missing.txt");
     let mut out = std::fs::File::create(&path).unwrap();
     let mut seen = 0;

@@ -44,6 +44,18 @@ pub fn default_config() -> engine::Config {
     engine::Config::from_toml(&text).expect("default config is valid")
 }
 
+/// A recording's text, decompressed (gzip members in sequence), for tests that edit a copy.
+pub fn recording_text(path: &std::path::Path) -> String {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))
+        .read_to_string(&mut text)
+        .unwrap_or_else(|e| panic!("decompressing {}: {e}", path.display()));
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,7 +89,32 @@ struct OutputSink<'a> {
     lost: u64,
 }
 
-impl OutputSink<'_> {
+impl<'a> OutputSink<'a> {
+    /// A sink for one batch, nothing measured or counted yet.
+    fn new(
+        output: &'a mut OutputProducer,
+        backlog: &'a mut VecDeque<OutSlot>,
+        stamps: &'a mut StampTx,
+        clock: &'a Clock,
+    ) -> OutputSink<'a> {
+        OutputSink {
+            output,
+            backlog,
+            stamps,
+            clock,
+            t_decode: 0,
+            t_consume: 0,
+            resync: false,
+            measured: false,
+            intents: 0,
+            retries: 0,
+            modes: 0,
+            stalled: false,
+            backlogged: 0,
+            lost: 0,
+        }
+    }
+
     /// Publishes `slot`, retrying up to [`OUTPUT_WAIT_NS`]; false if the ring stayed full.
     #[inline]
     fn publish(&mut self, slot: OutSlot) -> bool {
@@ -202,22 +227,7 @@ pub fn run(
             let left = drain_backlog(&mut output, &mut backlog);
             shared.output_backlog.store(left as u64, Ordering::Release);
         }
-        let mut sink = OutputSink {
-            output: &mut output,
-            backlog: &mut backlog,
-            stamps: &mut stamps,
-            clock: &clock,
-            t_decode: 0,
-            t_consume: 0,
-            resync: false,
-            measured: false,
-            intents: 0,
-            retries: 0,
-            modes: 0,
-            stalled: false,
-            backlogged: 0,
-            lost: 0,
-        };
+        let mut sink = OutputSink::new(&mut output, &mut backlog, &mut stamps, &clock);
         match input.poll() {
             Ok(mut batch) => {
                 let (mut events, mut reports, mut controls) = (0u64, 0u64, 0u64);
@@ -345,6 +355,15 @@ mod tests {
     use engine::Side;
     use std::sync::atomic::AtomicBool;
 
+    fn fixture() -> (Clock, Arc<Shared>) {
+        let clock = Clock::new();
+        let shared = Arc::new(Shared::new(
+            Arc::new(AtomicBool::new(false)),
+            ReplayClock::new(0.0, clock.clone()),
+        ));
+        (clock, shared)
+    }
+
     fn place(k: u64) -> Intent {
         Intent::place(
             0,
@@ -360,31 +379,12 @@ mod tests {
 
     #[test]
     fn a_full_output_ring_backlogs_in_order_then_drains() {
-        let clock = Clock::new();
-        let shared = Arc::new(Shared::new(
-            Arc::new(AtomicBool::new(false)),
-            ReplayClock::new(0.0, clock.clone()),
-        ));
+        let (clock, shared) = fixture();
         let mut r = rings::build(64, 4);
         let mut rx = StampRx::default();
         let mut stamps = rx.channel(64, Arc::clone(&shared));
         let mut backlog = VecDeque::with_capacity(HELD_INTENTS);
-        let mut sink = OutputSink {
-            output: &mut r.output,
-            backlog: &mut backlog,
-            stamps: &mut stamps,
-            clock: &clock,
-            t_decode: 0,
-            t_consume: 0,
-            resync: false,
-            measured: false,
-            intents: 0,
-            retries: 0,
-            modes: 0,
-            stalled: false,
-            backlogged: 0,
-            lost: 0,
-        };
+        let mut sink = OutputSink::new(&mut r.output, &mut backlog, &mut stamps, &clock);
         for k in 0..10 {
             sink.intent(&place(k));
         }
@@ -407,31 +407,12 @@ mod tests {
 
     #[test]
     fn a_full_backlog_counts_what_it_cannot_hold() {
-        let clock = Clock::new();
-        let shared = Arc::new(Shared::new(
-            Arc::new(AtomicBool::new(false)),
-            ReplayClock::new(0.0, clock.clone()),
-        ));
+        let (clock, shared) = fixture();
         let mut r = rings::build(64, 2);
         let mut rx = StampRx::default();
         let mut stamps = rx.channel(64, Arc::clone(&shared));
         let mut backlog = VecDeque::with_capacity(HELD_INTENTS);
-        let mut sink = OutputSink {
-            output: &mut r.output,
-            backlog: &mut backlog,
-            stamps: &mut stamps,
-            clock: &clock,
-            t_decode: 0,
-            t_consume: 0,
-            resync: false,
-            measured: false,
-            intents: 0,
-            retries: 0,
-            modes: 0,
-            stalled: false,
-            backlogged: 0,
-            lost: 0,
-        };
+        let mut sink = OutputSink::new(&mut r.output, &mut backlog, &mut stamps, &clock);
         for k in 0..(2 + HELD_INTENTS as u64 + 3) {
             sink.intent(&place(k));
         }
