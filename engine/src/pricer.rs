@@ -225,7 +225,7 @@ cancel_budget_per_min = 50
         Config::from_toml(&text).unwrap().instruments.remove(0)
     }
 
-    fn touch(bid: i64, ask: i64) -> TopOfBook {
+    pub(crate) fn touch(bid: i64, ask: i64) -> TopOfBook {
         TopOfBook {
             bid_price: bid,
             bid_qty: 1,

@@ -222,17 +222,7 @@ pub(crate) fn flatten_on_stop_loss(
 mod tests {
     use super::*;
     use crate::pricer::build_ladders;
-    use crate::pricer::tests::cfg;
-
-    fn touch(bid: i64, ask: i64) -> TopOfBook {
-        TopOfBook {
-            bid_price: bid,
-            bid_qty: 1,
-            ask_price: ask,
-            ask_qty: 1,
-            update_id: 0,
-        }
-    }
+    use crate::pricer::tests::{cfg, touch};
 
     #[test]
     fn clamp_keeps_the_largest_prefix_that_fits() {
