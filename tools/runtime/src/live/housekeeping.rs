@@ -43,8 +43,18 @@ pub fn run(
     let mut last_status = Instant::now();
     let mut last_counts = shared.counters.snapshot();
     let wall0 = Instant::now();
+    let mut halt_said = false;
     loop {
         let done = shared.housekeeping_stop.load(Ordering::Acquire);
+        // Said as soon as it happens, not only in the summary.
+        if !halt_said && shared.output_halted.load(Ordering::Acquire) {
+            halt_said = true;
+            eprintln!(
+                "ringmaker run: quoting HALTED: the output ring stayed full for over {} µs (the \
+                 gateway is not keeping up); orders are being cancelled, see the summary",
+                super::processor::OUTPUT_WAIT_NS / 1_000
+            );
+        }
         rx.drain(&clock, &mut h);
         let now = SystemTime::now();
         let interval_due =

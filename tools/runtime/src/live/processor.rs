@@ -420,4 +420,51 @@ mod tests {
         assert_eq!(sink.backlogged, HELD_INTENTS as u64);
         assert_eq!(sink.lost, 3);
     }
+
+    /// Records what the engine was fed.
+    #[derive(Default)]
+    struct Inputs(Vec<Event>);
+
+    impl Recorder for Inputs {
+        fn event(&mut self, ev: &Event) {
+            self.0.push(*ev);
+        }
+        fn batch_end(&mut self, _: i64) {}
+        fn intent(&mut self, _: &Intent) {}
+        fn mode_change(&mut self, _: &ModeChange) {}
+    }
+
+    #[test]
+    fn halting_for_a_full_output_ring_is_an_input_like_any_other() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/default.toml"
+        ))
+        .unwrap();
+        let cfg = engine::Config::from_toml(&text).unwrap();
+        let mut host = Host::new(engine::Engine::new(&cfg), Inputs::default());
+        let mut modes = Vec::new();
+        struct Modes<'a>(&'a mut Vec<ModeChange>);
+        impl Sink for Modes<'_> {
+            fn intent(&mut self, _: &Intent) {}
+            fn mode_change(&mut self, m: &ModeChange) {
+                self.0.push(*m);
+            }
+        }
+        // The engine starts halted for want of a book; the command is what sets the reason.
+        let before = host.engine.instrument(0).unwrap().mode;
+        assert_ne!(before.1, engine::ModeReason::KillSwitch);
+        halt_quoting(&mut host, 1, &mut Modes(&mut modes));
+        // Journaled (the recorder saw it) as a control from the control source, so replay
+        // reproduces the halt.
+        assert_eq!(host.recorder.0.len(), 1);
+        let ev = host.recorder.0[0];
+        assert_eq!(ev.as_control(), Some(Command::Halt));
+        assert_eq!(ev.source, SRC_CONTROL);
+        let after = host.engine.instrument(0).unwrap().mode;
+        assert_eq!(
+            after,
+            (engine::Mode::Halted, engine::ModeReason::KillSwitch)
+        );
+    }
 }
