@@ -66,7 +66,7 @@ counters! {
     engine_events,
     /// Engine: batches (each ends with `on_batch_end`).
     engine_batches,
-    /// Engine: intents published into the output ring.
+    /// Engine: intents published into the output ring (backlogged ones once they get in).
     engine_intents,
     /// Engine: attempts to publish an intent that found the output ring full (retried).
     output_retries,

@@ -224,7 +224,9 @@ pub fn run(
     let mut halted_for_output = false;
     loop {
         if !backlog.is_empty() {
+            let before = backlog.len();
             let left = drain_backlog(&mut output, &mut backlog);
+            Counters::add(&c.engine_intents, (before - left) as u64);
             shared.output_backlog.store(left as u64, Ordering::Release);
         }
         let mut sink = OutputSink::new(&mut output, &mut backlog, &mut stamps, &clock);
