@@ -29,6 +29,7 @@ fn settings() -> Settings {
         entry_latency_ns: 2_000_000,
         response_latency_ns: 2_000_000,
         timer_interval_ns: 100_000_000,
+        latency_log: None,
     }
 }
 

@@ -18,6 +18,7 @@ fn settings(data: Vec<PathBuf>) -> Settings {
         entry_latency_ns: 2_000_000,
         response_latency_ns: 2_000_000,
         timer_interval_ns: 100_000_000,
+        latency_log: None,
     }
 }
 

@@ -21,6 +21,14 @@ use crate::binance::sync::{BookSync, SyncRule, SyncSink, SyncState, SyncStats};
 use crate::source::{Input, MarketSource, SnapshotReply, SourceError};
 use engine::{Config, Event, EventKind, Instrument, InstrumentId, VenueFlavour};
 
+/// The furthest an input's receive time may be ahead of the input before it: one hour. An input
+/// further ahead (a garbled timestamp, a recording spliced from two sessions) is skipped and
+/// counted ([`FeedStats::time_jumps`], [`Step::TimeJump`]): believed, it would make every
+/// consumer of time (timer ticks, per-second statistics, the journal) fill the gap. A quiet hour
+/// is still one input after the other; a recording that really resumes after more than an hour
+/// is two recordings, to be run apart.
+pub const MAX_TIME_JUMP_NS: i64 = 3_600 * 1_000_000_000;
+
 /// The book-sync rule of a venue flavour.
 pub fn sync_rule(venue: VenueFlavour) -> SyncRule {
     match venue {
@@ -49,6 +57,8 @@ pub struct FeedStats {
     pub snapshot_requests: u64,
     /// Requests the source could not answer.
     pub snapshots_unavailable: u64,
+    /// Inputs skipped because their receive time was more than [`MAX_TIME_JUMP_NS`] ahead.
+    pub time_jumps: u64,
 }
 
 #[derive(Debug)]
@@ -274,6 +284,14 @@ pub enum Step {
         /// Why.
         error: DecodeError,
     },
+    /// The input's receive time was more than [`MAX_TIME_JUMP_NS`] after the previous one's:
+    /// skipped.
+    TimeJump {
+        /// Its receive time, ns.
+        local_ns: i64,
+        /// The previous input's, ns.
+        previous_ns: i64,
+    },
     /// The gate said stop before the input at `local_ns` was decoded (it is not processed).
     Stopped {
         /// The input's local receive time, ns.
@@ -365,7 +383,15 @@ impl<S: MarketSource> MarketFeed<S> {
         let local_ns = match &input {
             Input::Message { local_ns, .. } | Input::Events { local_ns, .. } => *local_ns,
         };
-        let t = local_ns.max(self.time.last_ns);
+        let previous_ns = self.time.last_ns;
+        if previous_ns != i64::MIN && local_ns.saturating_sub(previous_ns) > MAX_TIME_JUMP_NS {
+            self.handler.stats.time_jumps += 1;
+            return Some(Step::TimeJump {
+                local_ns,
+                previous_ns,
+            });
+        }
+        let t = local_ns.max(previous_ns);
         if !gate(t) {
             return Some(Step::Stopped { local_ns: t });
         }
@@ -431,10 +457,11 @@ impl<S: MarketSource> MarketFeed<S> {
         &self.source
     }
 
-    /// Inputs read, and inputs skipped (bad lines and messages that failed to decode).
+    /// Inputs read, and inputs skipped (bad lines, messages that failed to decode, time jumps).
     pub fn counts(&self) -> (u64, u64) {
         let c = self.source.counts();
-        (c.read, c.bad + self.handler.stats.decode_errors)
+        let h = &self.handler.stats;
+        (c.read, c.bad + h.decode_errors + h.time_jumps)
     }
 }
 
@@ -568,6 +595,28 @@ mod tests {
             "the late line arrives at the previous time"
         );
         assert_eq!(span, 100);
+    }
+
+    #[test]
+    fn an_input_an_hour_and_more_ahead_is_skipped_and_counted() {
+        let hour = MAX_TIME_JUMP_NS;
+        let lines = [
+            snapshot(100, 7),
+            diff(110, 5, 9, 4),
+            // Exactly an hour later: a quiet hour, believed.
+            diff(110 + hour, 10, 11, 9),
+            // A day ahead: skipped, and time does not move.
+            diff(110 + hour + 24 * hour, 12, 13, 11),
+            diff(120 + hour, 12, 13, 11),
+        ];
+        let (out, _, stats, (_, span), sync) = run(&lines, false);
+        assert_eq!(stats.time_jumps, 1);
+        assert_eq!(
+            sync.diffs_applied, 3,
+            "the skipped line's diff came again and chained"
+        );
+        assert_eq!(span, 20 + hour);
+        assert!(out.iter().all(|e| e.local_time_ns <= 120 + hour));
     }
 
     #[test]

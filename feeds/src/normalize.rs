@@ -49,7 +49,9 @@ pub fn recorded_events<P: AsRef<Path>>(
                     r.batch_ends.push(r.events.len());
                 }
             }
-            Step::SourceError(_) | Step::DecodeError { .. } => r.bad_lines += 1,
+            Step::SourceError(_) | Step::DecodeError { .. } | Step::TimeJump { .. } => {
+                r.bad_lines += 1
+            }
             Step::Stopped { .. } => break,
         }
     }

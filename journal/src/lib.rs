@@ -60,4 +60,6 @@ pub use format::{
 };
 pub use reader::{Reader, Records, RecoveryMode, TornTail};
 pub use verify::{verify, KindStats, VerifySummary};
-pub use writer::{Durability, Writer, WriterOptions, PREFAULT_WINDOW, WARM_WINDOW};
+pub use writer::{
+    Durability, Writer, WriterOptions, PREFAULT_WINDOW, RESIDENT_BEHIND, WARM_WINDOW,
+};

@@ -211,6 +211,27 @@ impl WritableSegment {
         }
         self.touched = self.touched.max(to);
     }
+
+    /// Takes the pages of `[from, to)` (rounded inwards to whole pages) out of this process's
+    /// resident set. The mapping is a shared mapping of the segment file: `MADV_DONTNEED` only
+    /// drops this process's page-table entries, the contents stay in the page cache (dirty pages
+    /// are still written back), and a later access faults the same bytes back in. So a long run's
+    /// resident memory does not grow with what it has written. An error (an old kernel) is
+    /// ignored: the pages just stay resident.
+    pub(crate) fn release(&self, from: usize, to: usize) {
+        let from = from.div_ceil(PAGE) * PAGE;
+        let to = (to.min(self.map.len()) / PAGE) * PAGE;
+        if to <= from {
+            return;
+        }
+        // SAFETY: a shared file mapping (see above): no byte of it changes, and nothing holds a
+        // reference into `[from, to)` across this call (the writer only writes at or after its
+        // position, which the caller keeps past `to`).
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+        };
+    }
 }
 
 /// Writes zeros over `[from, to)` of the file at `path` and syncs it.

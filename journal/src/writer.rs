@@ -17,6 +17,14 @@ use std::path::{Path, PathBuf};
 /// between two housekeeping calls take no page fault as long as they write less than this.
 pub const PREFAULT_WINDOW: usize = 4 << 20;
 
+/// Written bytes further than this behind the write position are taken out of the process's
+/// resident set by [`Writer::housekeeping`] (they stay in the page cache and on their way to
+/// disk), so a writer's memory is bounded by this and the windows ahead, not by the segment size.
+pub const RESIDENT_BEHIND: usize = 4 << 20;
+
+/// The least [`Writer::housekeeping`] releases at once (fewer, larger `madvise` calls).
+const RELEASE_CHUNK: usize = 4 << 20;
+
 /// Bytes ahead of the write position that [`Writer::housekeeping`] brings into the cache
 /// (about 700 events: a large depth message with its batch end and intents).
 pub const WARM_WINDOW: usize = 64 << 10;
@@ -84,6 +92,8 @@ pub struct Writer {
     cap: usize,
     /// Start of the bytes of `cur` not yet msynced.
     synced_to: usize,
+    /// End of the bytes of `cur` taken out of the resident set ([`RESIDENT_BEHIND`]).
+    released_to: usize,
     next: Option<WritableSegment>,
     retired: Option<Retired>,
     next_seq: u64,
@@ -205,6 +215,7 @@ impl Writer {
             pos,
             cap,
             synced_to: pos,
+            released_to: 0,
             next,
             retired: None,
             next_seq,
@@ -451,6 +462,13 @@ impl Writer {
         }
         self.cur.touch(self.pos, self.pos + PREFAULT_WINDOW);
         self.cur.warm(self.pos, self.pos + WARM_WINDOW);
+        // Written data far enough behind the position leaves the resident set (it stays in the
+        // page cache): memory does not grow with the journal.
+        let behind = self.pos.saturating_sub(RESIDENT_BEHIND);
+        if behind >= self.released_to + RELEASE_CHUNK {
+            self.cur.release(self.released_to, behind);
+            self.released_to = behind;
+        }
         if let Durability::PeriodicAsync {
             every_records,
             every_ns,
@@ -519,6 +537,7 @@ impl Writer {
         drop(self.retired.replace(retired));
         self.pos = SEGMENT_HEADER_LEN;
         self.synced_to = SEGMENT_HEADER_LEN;
+        self.released_to = 0;
         self.cap = self.cur.map.len() & !7;
         Ok(())
     }

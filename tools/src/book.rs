@@ -131,6 +131,17 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
                 let origin = feed.source().origin().unwrap_or_default();
                 report(&format_args!("{origin}: {error}"));
             }
+            Some(Step::TimeJump {
+                local_ns,
+                previous_ns,
+            }) => {
+                let origin = feed.source().origin().unwrap_or_default();
+                report(&format_args!(
+                    "{origin}: receive time {local_ns} is {:.1} h after the previous line's \
+                     (more than 1 h ahead: skipped)",
+                    (local_ns - previous_ns) as f64 / 3.6e12
+                ));
+            }
             Some(Step::Input { .. }) | Some(Step::Stopped { .. }) => {}
         }
         if tsv.err.is_some() {
@@ -163,7 +174,11 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
     let share = runtime::report::valid_share(valid_ns, span_ns);
     eprintln!("ringmaker book: {symbol}, sync rule {rule}");
     eprintln!("  lines read        {}", rs.lines);
-    eprintln!("  bad lines         {}", rs.bad_lines + hs.decode_errors);
+    eprintln!(
+        "  bad lines         {} ({} with a time jump)",
+        rs.bad_lines + hs.decode_errors + hs.time_jumps,
+        hs.time_jumps
+    );
     eprintln!("  depth diffs       {}", hs.depth_messages);
     eprintln!("  snapshots         {}", ss.snapshots);
     eprintln!("  snapshot requests {}", hs.snapshot_requests);

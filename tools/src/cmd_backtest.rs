@@ -5,7 +5,6 @@ use crate::plots;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::backtest::{self, Settings};
-use runtime::hlog;
 use runtime::record::JournalRecorder;
 use runtime::report::Report;
 use std::path::PathBuf;
@@ -44,6 +43,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         entry_latency_ns: a.venue.entry_ns(),
         response_latency_ns: a.venue.response_ns(),
         timer_interval_ns: 100_000_000,
+        latency_log: Some(a.out.join("latency.hlog")),
     };
     let journal_dir = a.out.join("journal");
     let recorder =
@@ -74,12 +74,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     std::fs::write(a.out.join("report.json"), json + "\n")
         .with_context(|| format!("writing {}", a.out.join("report.json").display()))?;
     plots::write_all(&outcome.metrics, &a.out.join("plots"))?;
-    hlog::write(
-        &a.out.join("latency.hlog"),
-        "on_event",
-        &outcome.intervals,
-        Duration::from_secs(1),
-    )?;
+
     print!("{}", report.summary());
     println!(
         "  run        {:.2} s wall, {:.2} M events/s; journal {} records ({} events)",

@@ -13,6 +13,7 @@
 //! at a time: timer ticks (every `timer_interval`), and the venue's deliveries (orders reaching
 //! it, reports reaching the engine). Intents the engine makes in reaction are sent at that time.
 
+use crate::hlog::IntervalStream;
 use crate::host::{Host, Recorder};
 use crate::metrics::{Metrics, Sample};
 use anyhow::Context;
@@ -53,6 +54,9 @@ pub struct Settings {
     pub response_latency_ns: i64,
     /// Timer tick period, ns of simulated time.
     pub timer_interval_ns: i64,
+    /// Where to write the per-second `on_event` latency intervals (an HdrHistogram interval
+    /// log), as they complete; `None`: only the whole-run histogram is kept.
+    pub latency_log: Option<PathBuf>,
 }
 
 /// What a backtest produced.
@@ -66,8 +70,8 @@ pub struct Outcome {
     pub engine: engine::EngineStats,
     /// Latency of `on_event` (engine + journal append), ns.
     pub on_event_ns: Histogram<u64>,
-    /// Per-second interval histograms of `on_event` latency: (sim start ns, histogram).
-    pub intervals: Vec<(i64, Histogram<u64>)>,
+    /// Per-second intervals written to [`Settings::latency_log`].
+    pub intervals: u64,
     /// Lines read, lines skipped.
     pub lines: (u64, u64),
     /// Inputs consumed by the engine.
@@ -294,7 +298,7 @@ struct Driver<V, R> {
     clock: Clock,
     hist: Histogram<u64>,
     interval: Histogram<u64>,
-    intervals: Vec<(i64, Histogram<u64>)>,
+    intervals: Option<IntervalStream>,
     interval_start: i64,
     metrics: Metrics,
     events: u64,
@@ -322,9 +326,11 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
         }
         self.metrics.sample(now, &Sample::of(&self.host.engine));
         if now - self.interval_start >= 1_000_000_000 {
-            let done = std::mem::replace(&mut self.interval, new_hist());
-            if !done.is_empty() {
-                self.intervals.push((self.interval_start, done));
+            if !self.interval.is_empty() {
+                match &mut self.intervals {
+                    Some(stream) => stream.push(self.interval_start, &mut self.interval),
+                    None => self.interval.reset(),
+                }
             }
             self.interval_start = now;
         }
@@ -388,7 +394,15 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         clock: Clock::new(),
         hist: new_hist(),
         interval: new_hist(),
-        intervals: Vec::new(),
+        intervals: match &settings.latency_log {
+            Some(p) => Some(IntervalStream::create(
+                p,
+                "on_event",
+                std::time::Duration::from_secs(1),
+                &new_hist(),
+            )?),
+            None => None,
+        },
         interval_start: 0,
         metrics: Metrics::new(&cfg.instruments[0]),
         events: 0,
@@ -449,16 +463,22 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         host,
         venue,
         hist,
-        interval,
-        mut intervals,
+        mut interval,
+        intervals,
         interval_start,
         mut metrics,
         events,
         ..
     } = d;
-    if !interval.is_empty() {
-        intervals.push((interval_start, interval));
-    }
+    let intervals = match intervals {
+        Some(mut stream) => {
+            if !interval.is_empty() {
+                stream.push(interval_start, &mut interval);
+            }
+            stream.finish()?
+        }
+        None => 0,
+    };
     metrics.finish(&host.engine);
     Ok((
         Outcome {

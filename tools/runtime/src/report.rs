@@ -57,6 +57,8 @@ pub struct Lines {
     pub read: u64,
     /// Skipped (bad).
     pub bad: u64,
+    /// Of those, skipped because their receive time jumped more than an hour ahead.
+    pub time_jumps: u64,
 }
 
 /// PnL, quote currency.
@@ -231,6 +233,7 @@ impl Report {
             lines: Lines {
                 read: o.lines.0,
                 bad: o.lines.1,
+                time_jumps: o.feed.time_jumps,
             },
             pnl: Pnl {
                 realized: pos.realized as f64 * u,
@@ -320,6 +323,9 @@ impl Report {
     }
 
     fn with_warnings(mut self) -> Report {
+        if self.lines.time_jumps > 0 {
+            self.warnings.push(time_jump_warning(self.lines.time_jumps));
+        }
         if self.book.valid_share < MIN_VALID_SHARE {
             self.warnings.push(format!(
                 "the book was valid for only {:.1}% of the run ({} gaps, {} resyncs, {} snapshot \
@@ -404,4 +410,12 @@ pub fn valid_share(valid_ns: i64, span_ns: i64) -> f64 {
     } else {
         (valid_ns as f64 / span_ns as f64).clamp(0.0, 1.0)
     }
+}
+
+/// The warning for inputs skipped because their time jumped too far ahead.
+pub fn time_jump_warning(n: u64) -> String {
+    format!(
+        "{n} input(s) skipped: their receive time was more than 1 h after the previous input's \
+         (a garbled timestamp, or two recordings in one: run them apart)"
+    )
 }

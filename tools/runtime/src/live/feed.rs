@@ -150,7 +150,7 @@ impl<S: MarketSource> Feed<S> {
                     self.publish_message(local_ns, t_decode);
                     replay.advance(local_ns);
                 }
-                Step::SourceError(_) | Step::DecodeError { .. } => {
+                Step::SourceError(_) | Step::DecodeError { .. } | Step::TimeJump { .. } => {
                     Counters::add(&self.shared.counters.bad_lines, 1);
                 }
                 Step::Stopped { .. } => break ended_by,

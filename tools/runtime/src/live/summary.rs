@@ -118,6 +118,9 @@ impl Summary {
     /// full output ring, intents that could not be sent.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
+        if self.feed.time_jumps > 0 {
+            w.push(crate::report::time_jump_warning(self.feed.time_jumps));
+        }
         if self.valid_share() < crate::report::MIN_VALID_SHARE {
             w.push(format!(
                 "the book was valid for only {:.1}% of the run ({} gaps, {} resyncs, {} snapshot \

@@ -15,6 +15,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Ticks published flat out between two checks of the stop flag.
+const TICKS_PER_BURST: u32 = 1024;
+
 /// Runs until the feed is done or a stop is requested. Drops its producer on return.
 pub fn run(mut producer: InputProducer, interval_ns: i64, clock: Clock, shared: Arc<Shared>) {
     let replay = &shared.replay;
@@ -45,10 +48,17 @@ pub fn run(mut producer: InputProducer, interval_ns: i64, clock: Clock, shared: 
             }
         }
         if replay.flat_out() {
+            // The feed may have jumped far ahead: ticks go out in bounded bursts, with the stop
+            // checked between them (a day's jump is 864,000 ticks).
             let reached = replay.progress();
-            while next <= reached {
+            let mut burst = 0;
+            while next <= reached && burst < TICKS_PER_BURST {
                 publish(next);
                 next += interval_ns;
+                burst += 1;
+            }
+            if burst == TICKS_PER_BURST {
+                continue;
             }
             std::thread::sleep(Duration::from_micros(200));
         } else {
