@@ -4,6 +4,7 @@
 use anyhow::Context;
 use runtime::backtest::QueueKind;
 use runtime::config::RunConfig;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -66,11 +67,16 @@ pub fn load_config(path: &Path) -> anyhow::Result<RunConfig> {
 
 /// Prints `warnings` on stderr; with `strict`, a run that has any fails (exit 1).
 pub fn finish(command: &str, warnings: &[String], strict: bool) -> ExitCode {
+    // Written, not `eprintln!`ed: a closed stderr must not turn a finished run into a panic.
+    let mut err = std::io::stderr().lock();
     for w in warnings {
-        eprintln!("ringmaker {command}: warning: {w}");
+        let _ = writeln!(err, "ringmaker {command}: warning: {w}");
     }
     if strict && !warnings.is_empty() {
-        eprintln!("ringmaker {command}: --strict: failing because of the warnings above");
+        let _ = writeln!(
+            err,
+            "ringmaker {command}: --strict: failing because of the warnings above"
+        );
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -5,6 +5,7 @@ use crate::cmd_common::{finish, load_config, prepare_out, VenueArgs};
 use anyhow::Context;
 use runtime::live::{self, signals, Settings};
 use runtime::record::JournalRecorder;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -45,6 +46,12 @@ pub struct Args {
 }
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
+    if let Some(d) = a.duration {
+        anyhow::ensure!(
+            d.is_finite() && d > 0.0 && d * 1e9 < i64::MAX as f64,
+            "--duration must be a positive number of seconds, not {d}"
+        );
+    }
     anyhow::ensure!(
         a.paper,
         "only paper mode exists yet: add --paper (live order entry is not built)"
@@ -77,8 +84,12 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     )?;
     let (summary, recorder) = live::run(&cfg, &settings, recorder)?;
     let closed = recorder.close();
-    print!("{}", summary.render());
-    println!(
+    // A closed stdout (`| head`) must not turn the end of a run into a panic: the journal is
+    // closed by now and the summary is only a report.
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", summary.render());
+    let _ = writeln!(
+        out,
         "  wrote            {0}/journal/, {0}/latency.hlog",
         a.out.display()
     );

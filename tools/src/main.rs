@@ -40,11 +40,28 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     match run() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ringmaker: error: {}", chain(&e));
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Output into a closed pipe (`ringmaker journal dump ... | head`) ends the process quietly, as it
+/// does for every Unix tool: SIGPIPE goes back to its default action (Rust ignores it, which turns
+/// the write into a panic in `println!`). `run` is the exception: it writes no standard output until
+/// its journal is closed, and its status lines tolerate a closed stderr, so a closed pipe never
+/// cuts a live run short.
+fn quiet_on_closed_pipe() {
+    let is_run = std::env::args_os().nth(1).is_some_and(|a| a == "run");
+    if !is_run {
+        // SAFETY: called first thing in `main`, before any thread exists; `signal` with
+        // `SIG_DFL` installs no handler code.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
 }

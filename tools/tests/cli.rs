@@ -430,3 +430,114 @@ fn the_journal_never_holds_the_venue_section_or_credentials() {
     ]);
     assert!(String::from_utf8_lossy(&r.stdout).contains("settings digest"));
 }
+
+/// Every command ends quietly when its standard output is a closed pipe (`| head`): no panic, no
+/// error message. (Issue 11: `journal stats`, `journal verify`, `replay`, `hist` and `backtest`
+/// panicked.)
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    use std::process::Stdio;
+    let out = test_support::TempDir::new("cli-pipe");
+    let o = out.path().to_str().unwrap();
+    let data = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let cfg = root("configs/default.toml");
+    let r = ringmaker(&[
+        "backtest", "--quiet", "--config", &cfg, "--data", &data, "--out", o,
+    ]);
+    assert!(r.status.success());
+    let j = out.join("journal");
+    let js = j.to_str().unwrap();
+    let hlog = out.join("latency.hlog");
+    let hs = hlog.to_str().unwrap();
+    let bt = out.join("again");
+    let bts = bt.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["journal", "stats", js],
+        vec!["journal", "verify", js],
+        vec!["journal", "dump", js],
+        vec!["replay", js],
+        vec!["hist", hs],
+        vec!["book", "--data", &data, "--tick", "0.10", "--lot", "0.001"],
+        vec![
+            "backtest", "--quiet", "--config", &cfg, "--data", &data, "--out", bts,
+        ],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the command writes anything.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            o.status.success() || o.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?} {stderr}",
+            o.status
+        );
+    }
+}
+
+/// A line stamped a day after the one before it is skipped and said, not believed: the run's
+/// simulated time stays that of the recording (issue 11: the backtest filled the day with timer
+/// ticks and per-second histograms).
+#[test]
+fn a_timestamp_a_day_ahead_is_skipped_and_said() {
+    let out = test_support::TempDir::new("cli-jump");
+    let text = test_support::recording_text(&test_support::usdm());
+    let last = text.lines().last().unwrap();
+    let (t, json) = last.split_once(' ').unwrap();
+    let t: i64 = t.parse().unwrap();
+    let path = out.join("jump.txt");
+    std::fs::write(
+        &path,
+        format!("{text}{} {json}\n", t + 86_400 * 1_000_000_000),
+    )
+    .unwrap();
+    let o = out.join("run");
+    let args = [
+        "backtest",
+        "--quiet",
+        "--config",
+        &root("configs/default.toml"),
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        o.to_str().unwrap(),
+    ];
+    let r = ringmaker(&args);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("more than 1 h after"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(o.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["lines"]["time_jumps"], 1);
+    assert!(
+        report["duration_s"].as_f64().unwrap() < 400.0,
+        "{}",
+        report["duration_s"]
+    );
+    let mut strict = args.to_vec();
+    strict.push("--strict");
+    assert_eq!(ringmaker(&strict).status.code(), Some(1));
+}
+
+/// `--duration` is a positive, finite number of seconds, as `--speed` is checked.
+#[test]
+fn a_meaningless_duration_is_refused() {
+    for d in ["nan", "inf", "-5", "0"] {
+        let flag = format!("--duration={d}");
+        let r = ringmaker(&["run", "--paper", &flag, "--out", "/nonexistent/x"]);
+        assert_eq!(r.status.code(), Some(2), "--duration {d}");
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(stderr.contains("--duration"), "{d}: {stderr}");
+    }
+}

@@ -9,6 +9,7 @@ use super::shared::Shared;
 use anyhow::Context;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use quanta::Clock;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -49,7 +50,8 @@ pub fn run(
         // Said as soon as it happens, not only in the summary.
         if !halt_said && shared.output_halted.load(Ordering::Acquire) {
             halt_said = true;
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "ringmaker run: quoting HALTED: the output ring stayed full for over {} µs (the \
                  gateway is not keeping up); orders are being cancelled, see the summary",
                 super::processor::OUTPUT_WAIT_NS / 1_000
@@ -70,7 +72,8 @@ pub fn run(
         if let Some(every) = settings.status_every {
             if last_status.elapsed() >= every {
                 let counts = shared.counters.snapshot();
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "{}",
                     status_line(
                         &shared,

@@ -22,6 +22,7 @@ use anyhow::{bail, Context};
 use engine::{Command, Engine, Event};
 use feeds::{FeedHandler, MarketFeed, MarketSource, RecordingSource};
 use quanta::Clock;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -113,7 +114,7 @@ where
     let (cfg, live) = (&run_cfg.engine, &run_cfg.live);
     let plan = pinning::plan(&live.cpu, &pinning::available_cores())?;
     for w in &plan.warnings {
-        eprintln!("ringmaker run: warning: {w}");
+        let _ = writeln!(std::io::stderr(), "ringmaker run: warning: {w}");
     }
     if live.cpu.mlockall {
         sys::lock_all_memory()
