@@ -219,10 +219,14 @@ pub struct OrderBook {
 impl OrderBook {
     /// Default window: 2^20 ticks (8 MiB of quantities per side).
     pub const DEFAULT_SLOTS: usize = 1 << 20;
+    /// The widest window, ticks (2^26: 512 MiB of quantities a side).
+    pub const MAX_SLOTS: usize = 1 << 26;
 
     /// A book whose window holds `slots` ticks, rounded up to a power of two of at least 4,096.
     pub fn new(slots: usize) -> OrderBook {
-        let slots = slots.max(4096).next_power_of_two();
+        // Clamped before rounding: a window from outside is checked by its caller (config,
+        // command line), and an absurd one must not overflow or ask for terabytes here.
+        let slots = slots.clamp(4096, Self::MAX_SLOTS).next_power_of_two();
         OrderBook {
             base: 0,
             unanchored: true,

@@ -4,6 +4,7 @@
 //! Coefficients are read as decimals and converted to [`Fx`] once, here; nothing on the order
 //! path touches a float.
 
+use crate::book::OrderBook;
 use crate::instrument::{Instrument, InstrumentError};
 use fixed::types::I64F64;
 use serde::Deserialize;
@@ -349,8 +350,19 @@ fn fx(field: &str, v: f64) -> Result<Fx, ConfigError> {
 impl Config {
     /// Parses and validates TOML.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let file: ConfigFile =
-            toml::from_str(text).map_err(|e| ConfigError::Toml(e.message().to_owned()))?;
+        // The path of the field goes with a type error ("instrument[0].quote.start_offset:
+        // invalid type: string, expected f64"), as it does with a range error.
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError::Toml(e.message().to_owned()))?;
+        let file: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.is_empty() || path == "." {
+                ConfigError::Toml(inner.message().to_owned())
+            } else {
+                ConfigError::Toml(format!("{path}: {}", inner.message()))
+            }
+        })?;
         Self::validate(file, text.to_owned())
     }
 
@@ -363,7 +375,7 @@ impl Config {
         if e.orders_per_min == 0 {
             return Err(invalid("engine.orders_per_min", 0, "must be at least 1"));
         }
-        if !(4096..=1 << 26).contains(&e.book_slots) {
+        if !(4096..=OrderBook::MAX_SLOTS).contains(&e.book_slots) {
             return Err(invalid(
                 "engine.book_slots",
                 e.book_slots,
@@ -513,6 +525,15 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
     }
 
     let net_max = lots("risk.net_max", &r.net_max)?;
+    // Fills are reported in 48-bit lots (the execution report's layout); a position cap past
+    // that could not be reported, let alone priced without overflow.
+    if net_max > crate::event::MAX_48 {
+        return Err(invalid(
+            f("risk.net_max"),
+            &r.net_max,
+            "at most 2^47 - 1 lots (the largest quantity an execution report carries)",
+        ));
+    }
     if net_max < layer_size {
         return Err(invalid(
             f("risk.net_max"),
@@ -564,14 +585,25 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
             invalid(
                 f("risk.daily_loss_limit"),
                 &r.daily_loss_limit,
-                "a decimal amount of quote currency",
+                "a positive decimal amount of quote currency, a whole number of tick × lot units",
             )
         })?;
     if daily_units <= 0 {
+        // A positive amount that rounds to nothing says the grid is too coarse, not that the
+        // amount is not positive.
+        let positive = r
+            .daily_loss_limit
+            .trim()
+            .parse::<f64>()
+            .is_ok_and(|v| v > 0.0);
         return Err(invalid(
             f("risk.daily_loss_limit"),
             &r.daily_loss_limit,
-            "must be > 0",
+            if positive {
+                "is less than one tick × one lot of quote currency: raise it, or check tick and lot"
+            } else {
+                "must be > 0"
+            },
         ));
     }
     let max_deviation = fx(&f("risk.max_deviation"), r.max_deviation)?;
@@ -727,6 +759,27 @@ cancel_budget_per_min = 50
                 "quote.layers = 0",
                 "between 1 and 64",
             ),
+            // Issue 11: quantities past what an execution report carries are refused, not
+            // wrapped or saturated into nonsense fees.
+            (
+                "net_max = \"0.100\"",
+                "net_max = \"500000000000000\"",
+                "risk.net_max = 500000000000000",
+                "at most 2^47 - 1 lots",
+            ),
+            // Issue 11: a positive limit that rounds to nothing on a coarse grid says so.
+            (
+                "tick = \"0.10\"",
+                "tick = \"1000000\"",
+                "risk.daily_loss_limit = 500",
+                "less than one tick × one lot",
+            ),
+            (
+                "daily_loss_limit = \"500\"",
+                "daily_loss_limit = \"-5\"",
+                "risk.daily_loss_limit = -5",
+                "a positive decimal amount",
+            ),
             (
                 "layers = 18",
                 "layers = 65",
@@ -858,6 +911,30 @@ cancel_budget_per_min = 50
             let e = with(from, to).unwrap_err().to_string();
             assert!(e.contains(field_value), "{to}: {e}");
             assert!(e.contains(rule), "{to}: {e}");
+        }
+    }
+
+    /// Issue 11: a type error names its field as a range error does.
+    #[test]
+    fn type_errors_name_the_field() {
+        for (from, to, path) in [
+            (
+                "start_offset = 0.5",
+                "start_offset = \"abc\"",
+                "instrument[0].quote.start_offset",
+            ),
+            ("layers = 18", "layers = -3", "instrument[0].quote.layers"),
+            (
+                "net_max = \"0.100\"",
+                "net_max = 0.1",
+                "instrument[0].risk.net_max",
+            ),
+        ] {
+            assert!(GOOD.contains(from), "{from}");
+            let e = Config::from_toml(&GOOD.replacen(from, to, 1))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(path), "{to}: {e}");
         }
     }
 

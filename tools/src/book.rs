@@ -30,8 +30,9 @@ pub struct BookArgs {
     #[arg(long, value_enum, default_value_t = Venue::Auto)]
     venue: Venue,
     /// Book window in ticks (a power of two; levels further from the touch are ignored).
-    #[arg(long, default_value_t = OrderBook::DEFAULT_SLOTS)]
-    book_slots: usize,
+    #[arg(long, default_value_t = OrderBook::DEFAULT_SLOTS as u64,
+          value_parser = clap::value_parser!(u64).range(4096..=(1 << 26)))]
+    book_slots: u64,
     /// Exit 1 when the book was valid for less than half of the recording.
     #[arg(long)]
     strict: bool,
@@ -102,7 +103,7 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
         RecordingSource::open(&args.data)?,
         FeedHandler::with_decoder(decoder, &[rule]),
     );
-    let mut state = BookState::new(args.book_slots);
+    let mut state = BookState::new(args.book_slots as usize);
     let stdout = io::stdout().lock();
     let mut tsv = Tsv {
         out: BufWriter::with_capacity(1 << 16, stdout),
@@ -162,6 +163,12 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
 
     let rs = feed.source().reader().stats();
     let h = feed.handler();
+    anyhow::ensure!(
+        h.stats().messages > h.stats().decode_errors,
+        "the recording gave nothing usable: {} lines read, {} bad",
+        rs.lines,
+        rs.bad_lines + h.stats().decode_errors
+    );
     let (ss, hs, bs) = (h.sync_stats(0), h.stats(), state.stats());
     let book = state.book();
     let symbol = h.decoder().instruments()[0].symbol;

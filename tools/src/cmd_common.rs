@@ -17,16 +17,20 @@ pub struct VenueArgs {
     /// Power of the probabilistic queue model's share function.
     #[arg(long, default_value_t = 2.0)]
     queue_power: f64,
-    /// Order-entry latency (engine → venue), microseconds.
-    #[arg(long, default_value_t = 2_000)]
+    /// Order-entry latency (engine → venue), microseconds (at most an hour).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=MAX_LATENCY_US))]
     pub entry_latency_us: u64,
-    /// Response latency (venue → engine), microseconds.
-    #[arg(long, default_value_t = 2_000)]
+    /// Response latency (venue → engine), microseconds (at most an hour).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=MAX_LATENCY_US))]
     pub response_latency_us: u64,
-    /// Journal segment size, MiB.
-    #[arg(long, default_value_t = 64)]
+    /// Journal segment size, MiB (1 to 1024).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub segment_mib: u64,
 }
+
+/// The largest simulated latency, µs: an hour. Beyond it the figures mean nothing, and ns of it
+/// would near `i64`'s range.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum Queue {

@@ -220,6 +220,8 @@ pub fn hist(a: &HistArgs) -> anyhow::Result<ExitCode> {
         if let LogEntry::Interval(ilh) = entry {
             let raw = base64_decode(ilh.encoded_histogram())
                 .with_context(|| "an interval's histogram is not valid base64")?;
+            runtime::hlog::check_encoded(&raw)
+                .with_context(|| format!("in {}", a.file.display()))?;
             let h: Histogram<u64> = de
                 .deserialize(&mut &raw[..])
                 .map_err(|e| anyhow::anyhow!("decoding a histogram: {e:?}"))?;

@@ -97,6 +97,13 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     if summary.cause == live::StopCause::JournalFailed {
         anyhow::bail!("the journal stopped accepting records; every record before is intact");
     }
+    if summary.counters.feed_events == 0 && summary.cause != live::StopCause::Signal {
+        anyhow::bail!(
+            "the market data gave nothing usable: {} lines read, {} skipped",
+            summary.counters.lines,
+            summary.counters.bad_lines
+        );
+    }
     if summary.counters.intents_lost > 0 {
         anyhow::bail!(
             "{} intents could not be sent (output ring and backlog full); the journal holds \

@@ -541,3 +541,218 @@ fn a_meaningless_duration_is_refused() {
         assert!(stderr.contains("--duration"), "{d}: {stderr}");
     }
 }
+
+/// A tiny `.hlog` whose histogram header claims a 2 GiB payload is a clear error, not an abort
+/// (issue 11: a 128-byte file asked for 2 GiB).
+#[test]
+fn an_hlog_with_an_absurd_histogram_header_is_an_error() {
+    let out = test_support::TempDir::new("cli-hlog");
+    let path = out.join("evil.hlog");
+    std::fs::write(
+        &path,
+        "#[StartTime: 1.000 (seconds since epoch)]\n\
+         \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n\
+         Tag=x,0.000,1.000,1.000,HISTFAAAABB4nJNpmczcwEAYAABA5QG3\n",
+    )
+    .unwrap();
+    let r = ringmaker(&["hist", path.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("corrupt"), "{stderr}");
+}
+
+/// A recording that yields nothing usable is an error (exit 2), not a zero report (issue 11):
+/// empty, not gzip, binary, a directory, or lines that do not fit the instrument's grid.
+#[test]
+fn a_recording_with_nothing_usable_is_an_error() {
+    let out = test_support::TempDir::new("cli-unusable");
+    let empty = out.join("empty.gz");
+    std::fs::write(&empty, b"").unwrap();
+    let binary = out.join("binary.gz");
+    std::fs::write(
+        &binary,
+        (0..4096u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let text = out.join("no-timestamps.txt");
+    std::fs::write(&text, "{\"a\":1}\n{\"b\":2}\n").unwrap();
+    let coarse = out.join("coarse.toml");
+    std::fs::write(
+        &coarse,
+        std::fs::read_to_string(root("configs/default.toml"))
+            .unwrap()
+            .replace("tick = \"0.10\"", "tick = \"100000\""),
+    )
+    .unwrap();
+    let usdm = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let cfg = root("configs/default.toml");
+    let o = out.join("run");
+    let os = o.to_str().unwrap();
+    let dir = out.path().to_str().unwrap().to_owned();
+    let cases: Vec<(String, String)> = vec![
+        (cfg.clone(), empty.to_str().unwrap().into()),
+        (cfg.clone(), binary.to_str().unwrap().into()),
+        (cfg.clone(), text.to_str().unwrap().into()),
+        (cfg.clone(), dir),
+        (coarse.to_str().unwrap().into(), usdm),
+    ];
+    for (config, data) in &cases {
+        let r = ringmaker(&[
+            "backtest", "--quiet", "--config", config, "--data", data, "--out", os,
+        ]);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{config} {data}: {stderr}");
+        assert!(stderr.contains("nothing usable"), "{data}: {stderr}");
+    }
+    let r = ringmaker(&[
+        "book",
+        "--tick",
+        "0.10",
+        "--lot",
+        "0.001",
+        "--data",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    let r = ringmaker(&[
+        "run",
+        "--paper",
+        "--speed",
+        "0",
+        "--status-secs",
+        "0",
+        "--out",
+        os,
+        "--data",
+        binary.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
+/// A gzip cut short is said on stderr and in the summary, with where, not only counted
+/// (issue 11).
+#[test]
+fn a_truncated_gzip_is_said() {
+    let out = test_support::TempDir::new("cli-trunc");
+    let gz = std::fs::read(root("tests/data/binance-usdm/btcusdt_20240808.gz")).unwrap();
+    let cut = out.join("cut.gz");
+    std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+    let o = out.join("run");
+    let r = ringmaker(&[
+        "backtest",
+        "--quiet",
+        "--config",
+        &root("configs/default.toml"),
+        "--data",
+        cut.to_str().unwrap(),
+        "--out",
+        o.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr),
+    );
+    for text in [&stdout, &stderr] {
+        assert!(text.contains("cut.gz: read error after line"), "{text}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(o.join("report.json")).unwrap()).unwrap();
+    assert!(report["lines"]["first_skipped"][0]
+        .as_str()
+        .unwrap()
+        .contains("read error"));
+}
+
+/// Sizes and amounts from the command line and the config are checked before anything is
+/// allocated or multiplied (issue 11: `--book-slots` aborted, `--entry-latency-us` wrapped to 0).
+#[test]
+fn absurd_sizes_and_latencies_are_clear_errors() {
+    let out = test_support::TempDir::new("cli-sizes");
+    let o = out.join("run");
+    let os = o.to_str().unwrap();
+    let data = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    for args in [
+        vec![
+            "book",
+            "--tick",
+            "0.1",
+            "--lot",
+            "0.001",
+            "--book-slots",
+            "99999999999999",
+            "--data",
+            &data,
+        ],
+        vec![
+            "book",
+            "--tick",
+            "0.1",
+            "--lot",
+            "0.001",
+            "--book-slots",
+            "12",
+            "--data",
+            &data,
+        ],
+        vec![
+            "backtest",
+            "--quiet",
+            "--entry-latency-us",
+            "18446744073709551",
+            "--out",
+            os,
+            "--data",
+            &data,
+        ],
+        vec![
+            "backtest",
+            "--quiet",
+            "--response-latency-us",
+            "18446744073709551615",
+            "--out",
+            os,
+            "--data",
+            &data,
+        ],
+        vec![
+            "backtest",
+            "--quiet",
+            "--segment-mib",
+            "0",
+            "--out",
+            os,
+            "--data",
+            &data,
+        ],
+    ] {
+        let r = ringmaker(&args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+    }
+    let cfg = out.join("huge-ring.toml");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(root("configs/default.toml")).unwrap()
+            + "\n[rings]\ninput = 1073741824\n",
+    )
+    .unwrap();
+    let r = ringmaker(&[
+        "run",
+        "--paper",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        os,
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("rings.input"));
+}

@@ -74,6 +74,8 @@ pub struct Outcome {
     pub intervals: u64,
     /// Lines read, lines skipped.
     pub lines: (u64, u64),
+    /// The first [`SKIPPED_SHOWN`] skipped lines, each with where it is and why.
+    pub skipped: Vec<String>,
     /// Inputs consumed by the engine.
     pub events: u64,
     /// Feed handler counters (decode, snapshot requests).
@@ -372,6 +374,20 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
     }
 }
 
+/// How many skipped lines a backtest names (the rest are counted).
+pub const SKIPPED_SHOWN: usize = 10;
+
+/// Remembers why a line was skipped, for the first [`SKIPPED_SHOWN`].
+#[cold]
+fn note_skipped(skipped: &mut Vec<String>, at: Option<String>, why: &dyn std::fmt::Display) {
+    if skipped.len() < SKIPPED_SHOWN {
+        match at {
+            Some(at) => skipped.push(format!("{at}: {why}")),
+            None => skipped.push(why.to_string()),
+        }
+    }
+}
+
 fn new_hist() -> Histogram<u64> {
     // 1 ns .. 60 s at 3 significant digits: fixed bounds, so recording never allocates.
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
@@ -411,6 +427,7 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
     let mut next_timer = i64::MAX;
     let mut batch: Vec<Event> = Vec::with_capacity(8192);
     let mut batches = 0u64;
+    let mut skipped: Vec<String> = Vec::new();
     loop {
         batch.clear();
         let Some(step) = source.next(&mut batch) else {
@@ -418,7 +435,27 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         };
         let local_ns = match step {
             Step::Input { local_ns } if !batch.is_empty() => local_ns,
-            _ => continue,
+            Step::Input { .. } | Step::Stopped { .. } => continue,
+            Step::SourceError(e) => {
+                // Says where itself (file and line).
+                note_skipped(&mut skipped, None, &e);
+                continue;
+            }
+            Step::DecodeError { error, .. } => {
+                note_skipped(&mut skipped, source.source().origin(), &error);
+                continue;
+            }
+            Step::TimeJump {
+                local_ns,
+                previous_ns,
+            } => {
+                let gap = format!(
+                    "receive time {:.1} h after the previous line's (more than 1 h: skipped)",
+                    (local_ns - previous_ns) as f64 / 3.6e12
+                );
+                note_skipped(&mut skipped, source.source().origin(), &gap);
+                continue;
+            }
         };
         batches += 1;
         if batches % 4096 == 0 {
@@ -454,6 +491,15 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         d.run_due(end, &mut next_timer, settings.timer_interval_ns);
     }
     let (lines, bad) = source.counts();
+    if batches == 0 {
+        let why = match skipped.first() {
+            Some(first) => format!("; the first: {first}"),
+            None => String::new(),
+        };
+        anyhow::bail!(
+            "the market data gave nothing usable: {lines} lines read, {bad} skipped{why}"
+        );
+    }
     let (feed_stats, sync_stats) = (source.handler().stats(), source.handler().sync_totals());
     progress(lines);
     if let Some(e) = d.host.recorder.failed() {
@@ -488,6 +534,7 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
             on_event_ns: hist,
             intervals,
             lines: (lines, bad),
+            skipped,
             events,
             feed: feed_stats,
             sync: sync_stats,

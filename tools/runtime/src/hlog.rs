@@ -8,6 +8,38 @@ use hdrhistogram::Histogram;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
+/// The largest uncompressed histogram payload [`check_encoded`] lets a decoder allocate for
+/// (ours are a few KB; a histogram of 1 ns .. 60 s at 5 significant digits is under 16 MB).
+pub const MAX_PAYLOAD: usize = 64 << 20;
+
+/// Checks the length fields of an encoded (V2, deflate) histogram from a log before a decoder
+/// sizes its buffers by them: a 128-byte line can otherwise ask for 4 GiB. The outer length must
+/// fit the bytes given, and the inner payload length must fit [`MAX_PAYLOAD`] and what that many
+/// compressed bytes can expand to.
+pub fn check_encoded(raw: &[u8]) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let word = |b: &[u8], at: usize| -> Option<usize> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    let outer = word(raw, 4).context("a histogram shorter than its header")?;
+    anyhow::ensure!(
+        outer <= raw.len() - 8,
+        "a histogram claims {outer} compressed bytes, {} follow",
+        raw.len() - 8
+    );
+    let mut head = [0u8; 8];
+    flate2::read::ZlibDecoder::new(&raw[8..8 + outer])
+        .read_exact(&mut head)
+        .context("a histogram's compressed payload does not start with a header")?;
+    let inner = word(&head, 4).context("inner header")?;
+    // zlib expands at most about 1032:1.
+    anyhow::ensure!(
+        inner <= MAX_PAYLOAD && inner <= outer.saturating_mul(1032),
+        "a histogram claims a payload of {inner} bytes (from {outer} compressed): corrupt"
+    );
+    Ok(())
+}
+
 /// Intervals written as they complete, by a thread of their own that owns the log file, so a run
 /// holds a fixed number of histograms however long it is (a one-hour gap in a recording is 3,600
 /// one-second intervals: kept in memory, 220 KB each, that was 790 MB). Histograms are recycled:
@@ -127,9 +159,39 @@ mod tests {
     }
 
     #[test]
+    fn encoded_histograms_with_absurd_lengths_are_refused_before_decoding() {
+        use hdrhistogram::serialization::Serializer as _;
+        let mut h = hist();
+        h.record(123).unwrap();
+        let mut raw = Vec::new();
+        V2DeflateSerializer::new().serialize(&h, &mut raw).unwrap();
+        check_encoded(&raw).unwrap();
+        // Outer length larger than the bytes.
+        let mut bad = raw.clone();
+        bad[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(check_encoded(&bad).is_err());
+        // Truncated.
+        assert!(check_encoded(&raw[..6]).is_err());
+        assert!(check_encoded(&raw[..12]).is_err());
+        // An inner payload length of 2 GiB, compressed into a few bytes.
+        let mut inner = Vec::new();
+        inner.extend_from_slice(&0x1c84_9303u32.to_be_bytes());
+        inner.extend_from_slice(&(2u32 << 30).to_be_bytes());
+        inner.extend_from_slice(&[0u8; 32]);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut z, &inner).unwrap();
+        let zipped = z.finish().unwrap();
+        let mut evil = Vec::new();
+        evil.extend_from_slice(&raw[..4]);
+        evil.extend_from_slice(&(zipped.len() as u32).to_be_bytes());
+        evil.extend_from_slice(&zipped);
+        let e = check_encoded(&evil).unwrap_err();
+        assert!(e.to_string().contains("corrupt"), "{e}");
+    }
+
+    #[test]
     fn a_stream_writes_every_interval_in_order_and_recycles_histograms() {
-        let dir = std::env::temp_dir().join(format!("rm-hlog-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_support::TempDir::new("hlog-stream");
         let path = dir.join("t.hlog");
         let mut s =
             IntervalStream::create(&path, "on_event", Duration::from_secs(1), &hist()).unwrap();
@@ -154,6 +216,5 @@ mod tests {
             }
         }
         assert_eq!(maxes, (1..=100u64).collect::<Vec<_>>());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -59,6 +59,8 @@ pub struct Lines {
     pub bad: u64,
     /// Of those, skipped because their receive time jumped more than an hour ahead.
     pub time_jumps: u64,
+    /// The first few skipped, each with where it is and why.
+    pub first_skipped: Vec<String>,
 }
 
 /// PnL, quote currency.
@@ -234,6 +236,7 @@ impl Report {
                 read: o.lines.0,
                 bad: o.lines.1,
                 time_jumps: o.feed.time_jumps,
+                first_skipped: o.skipped.clone(),
             },
             pnl: Pnl {
                 realized: pos.realized as f64 * u,
@@ -325,6 +328,17 @@ impl Report {
     fn with_warnings(mut self) -> Report {
         if self.lines.time_jumps > 0 {
             self.warnings.push(time_jump_warning(self.lines.time_jumps));
+        }
+        let other_bad = self.lines.bad - self.lines.time_jumps.min(self.lines.bad);
+        if other_bad > 0 {
+            self.warnings.push(format!(
+                "{other_bad} input line(s) could not be used (bad lines, undecodable messages, a \
+                 damaged file){}",
+                self.lines
+                    .first_skipped
+                    .first()
+                    .map_or(String::new(), |f| format!("; the first: {f}"))
+            ));
         }
         if self.book.valid_share < MIN_VALID_SHARE {
             self.warnings.push(format!(

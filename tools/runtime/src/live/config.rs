@@ -61,6 +61,10 @@ impl Default for CpuConfig {
     }
 }
 
+/// The largest ring, slots (2^24: 2 GiB of 128-byte slots). Sizes are checked against it before
+/// anything is allocated.
+pub const MAX_RING_SLOTS: usize = 1 << 24;
+
 /// `[rings]`: ring sizes, in slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -123,11 +127,11 @@ impl LiveConfig {
             ("rings.output", c.rings.output),
             ("rings.latency", c.rings.latency),
         ] {
-            if !v.is_power_of_two() || v < 2 {
+            if !v.is_power_of_two() || !(2..=MAX_RING_SLOTS).contains(&v) {
                 return Err(LiveConfigError::Invalid {
                     field,
                     value: v.to_string(),
-                    rule: "a ring size is a power of two, at least 2",
+                    rule: "a ring size is a power of two from 2 to 2^24",
                 });
             }
         }

@@ -299,8 +299,7 @@ mod tests {
 
     #[test]
     fn interval_log_has_one_tag_per_hop() {
-        let dir = std::env::temp_dir().join(format!("rm-hlog-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_support::TempDir::new("latency-hlog");
         let path = dir.join("latency.hlog");
         let mut h = HopHistograms::default();
         h.record(Hop::DecodePublish, 100);
@@ -317,6 +316,5 @@ mod tests {
         assert!(text.contains("Tag=decode_publish,"), "{text}");
         assert!(text.contains("Tag=tick_to_intent,"), "{text}");
         assert!(!text.contains("Tag=intent_gateway,"), "{text}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
