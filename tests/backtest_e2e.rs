@@ -276,3 +276,19 @@ fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
     // And the USD-M run of the shared test has none.
     assert!(Report::new("BTCUSDT", &run().0).warnings.is_empty());
 }
+
+/// Issue 11: the report's cancel figures agree with each other: a mean per minute can never
+/// exceed the busiest minute (the default run reported 52.1 mean against a 50 max, the mean
+/// being taken over the run's exact length and the max over started minutes).
+#[test]
+fn cancels_per_minute_mean_never_exceeds_the_max() {
+    let report = Report::new("BTCUSDT", &run().0);
+    let o = &report.orders;
+    assert!(o.cancels_per_min_max > 0);
+    assert!(
+        o.cancels_per_min_mean <= o.cancels_per_min_max as f64,
+        "mean {} > max {}",
+        o.cancels_per_min_mean,
+        o.cancels_per_min_max
+    );
+}

@@ -197,6 +197,17 @@ impl Metrics {
         ((t - start).max(0) / MINUTE_NS) as usize
     }
 
+    /// Minute buckets the run spans from its first intent to its end (each one started, the
+    /// last possibly partial): what per-minute means divide by.
+    pub fn minute_buckets(&self) -> usize {
+        let spanned = self
+            .start
+            .map_or(0, |s| ((self.span.1 - s).max(0) / MINUTE_NS) as usize + 1);
+        spanned
+            .max(self.cancels_per_min.len())
+            .max(self.places_per_min.len())
+    }
+
     /// An intent the engine sent.
     pub fn on_intent(&mut self, i: &Intent) {
         let m = self.minute(i.time_ns);

@@ -219,7 +219,6 @@ impl Report {
         let fills = maker + taker;
         let os = m.order_stats.unwrap_or_default();
         let duration_ns = (m.span.1 - m.span.0).max(1);
-        let minutes = (duration_ns as f64 / 60e9).max(1.0 / 60.0);
         let cancels: u64 = m.cancels_per_min.iter().sum();
         let mode_total = m.mode_ns.iter().sum::<i64>().max(1) as f64;
         let h = &o.on_event_ns;
@@ -263,7 +262,9 @@ impl Report {
                 cancelled: os.cancelled,
                 rejected: os.rejected,
                 post_only_rejects: os.post_only_rejects,
-                cancels_per_min_mean: cancels as f64 / minutes,
+                // Over the same minute buckets as the max, so the mean can never exceed it (over
+                // the run's exact length, a last partial minute made it do so).
+                cancels_per_min_mean: cancels as f64 / m.minute_buckets().max(1) as f64,
                 cancels_per_min_max: m.cancels_per_min.iter().copied().max().unwrap_or(0),
                 discretionary_cancels_max_per_60s: m.max_discretionary_cancels_per_minute(),
                 cancel_budget_per_min: m.cancel_budget,
