@@ -40,7 +40,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    quiet_on_closed_pipe();
+    quiet_on_closed_pipe(); // and on a file-size limit
     match run() {
         Ok(code) => code,
         Err(e) => {
@@ -56,6 +56,13 @@ fn main() -> ExitCode {
 /// its journal is closed, and its status lines tolerate a closed stderr, so a closed pipe never
 /// cuts a live run short.
 fn quiet_on_closed_pipe() {
+    // A write past the file-size limit (RLIMIT_FSIZE) fails with EFBIG, which the journal reports
+    // as the same clean no-space error as a full disk, instead of SIGXFSZ killing the process
+    // half-way through creating a segment.
+    // SAFETY: as below: first thing in `main`, no thread yet, no handler code installed.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let is_run = std::env::args_os().nth(1).is_some_and(|a| a == "run");
     if !is_run {
         // SAFETY: called first thing in `main`, before any thread exists; `signal` with
@@ -78,13 +85,13 @@ fn run() -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The error and its causes, `: `-separated, leaving out a cause whose text the message before it
-/// already ends with (several library errors name their cause in their own message).
+/// The error and its causes, `: `-separated, leaving out a cause whose text the messages before it
+/// already hold (several library errors name their cause in their own message).
 fn chain(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if out.ends_with(&text) {
+        if out.contains(&text) {
             continue;
         }
         if !out.is_empty() {

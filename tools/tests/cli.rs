@@ -756,3 +756,34 @@ fn absurd_sizes_and_latencies_are_clear_errors() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("rings.input"));
 }
+
+/// Past the file-size limit (RLIMIT_FSIZE: 3 MiB here, a 64 MiB segment) the journal fails as on
+/// a full disk: a clear error, exit 2, no `.tmp` left behind (issue 11: SIGXFSZ killed the
+/// process and left a `.tmp`).
+#[test]
+fn a_file_size_limit_is_a_clean_no_space_error() {
+    let out = test_support::TempDir::new("cli-fsize");
+    let o = out.join("run");
+    let script = format!(
+        "ulimit -f 3072; exec {} backtest --quiet --config {} --data {} --out {}",
+        env!("CARGO_BIN_EXE_ringmaker"),
+        root("configs/default.toml"),
+        root("tests/data/binance-usdm/btcusdt_20240808.gz"),
+        o.display()
+    );
+    let r = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no space") || stderr.contains("File too large"),
+        "{stderr}"
+    );
+    let j = o.join("journal");
+    for e in std::fs::read_dir(&j).unwrap() {
+        let name = e.unwrap().file_name();
+        assert!(
+            !name.to_string_lossy().ends_with(".tmp"),
+            "{name:?} left behind"
+        );
+    }
+}
