@@ -1,6 +1,7 @@
 //! `ringmaker backtest`.
 
-use crate::cmd_common::{finish, load_config, prepare_out, VenueArgs};
+use crate::cmd_common::{finish, load_config, VenueArgs};
+use crate::out_dir::Staged;
 use crate::plots;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,16 +37,18 @@ pub struct Args {
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let run_cfg = load_config(&a.config)?;
     let cfg = &run_cfg.engine;
-    prepare_out(&a.out)?;
+    // Built beside the previous run, swapped in at the end only if everything succeeded.
+    let staged = Staged::begin(&a.out, &["journal", "report.json", "plots", "latency.hlog"])?;
+    let dir = staged.path().to_path_buf();
     let settings = Settings {
         data: a.data.clone(),
         queue: a.venue.queue(),
         entry_latency_ns: a.venue.entry_ns(),
         response_latency_ns: a.venue.response_ns(),
         timer_interval_ns: 100_000_000,
-        latency_log: Some(a.out.join("latency.hlog")),
+        latency_log: Some(dir.join("latency.hlog")),
     };
-    let journal_dir = a.out.join("journal");
+    let journal_dir = dir.join("journal");
     let recorder =
         JournalRecorder::create_run(&journal_dir, &run_cfg, a.venue.segment_mib << 20, 0)?;
 
@@ -71,9 +74,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let symbol = cfg.instruments[0].instrument.symbol.to_string();
     let report = Report::new(&symbol, &outcome);
     let json = serde_json::to_string_pretty(&report)?;
-    std::fs::write(a.out.join("report.json"), json + "\n")
-        .with_context(|| format!("writing {}", a.out.join("report.json").display()))?;
-    plots::write_all(&outcome.metrics, &a.out.join("plots"))?;
+    std::fs::write(dir.join("report.json"), json + "\n")
+        .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
+    plots::write_all(&outcome.metrics, &dir.join("plots"))?;
+    staged.commit()?;
 
     print!("{}", report.summary());
     println!(

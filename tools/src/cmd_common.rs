@@ -86,25 +86,3 @@ pub fn finish(command: &str, warnings: &[String], strict: bool) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
-
-/// Creates `out` and removes a previous run's journal from it (only files ringmaker writes; a
-/// directory holding anything else is left alone and reported).
-pub fn prepare_out(out: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let journal = out.join("journal");
-    if journal.exists() {
-        for entry in std::fs::read_dir(&journal)? {
-            let p = entry?.path();
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let ours = name.starts_with("seg-") || name == ".lock" || name.ends_with(".tmp");
-            anyhow::ensure!(
-                ours,
-                "{} holds {name}, which ringmaker did not write; choose another --out",
-                journal.display()
-            );
-        }
-        std::fs::remove_dir_all(&journal)
-            .with_context(|| format!("removing the previous {}", journal.display()))?;
-    }
-    Ok(())
-}

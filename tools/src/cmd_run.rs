@@ -1,8 +1,8 @@
 //! `ringmaker run --paper`: the live-shaped pipeline (pinned threads, disruptor rings) on a
 //! recording, against the simulated venue. See `runtime::live`.
 
-use crate::cmd_common::{finish, load_config, prepare_out, VenueArgs};
-use anyhow::Context;
+use crate::cmd_common::{finish, load_config, VenueArgs};
+use crate::out_dir::Staged;
 use runtime::live::{self, signals, Settings};
 use runtime::record::JournalRecorder;
 use std::io::Write as _;
@@ -57,7 +57,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         "only paper mode exists yet: add --paper (live order entry is not built)"
     );
     let cfg = load_config(&a.config)?;
-    prepare_out(&a.out)?;
+    // Built beside the previous run, swapped in only if the run succeeds (a failed session keeps
+    // its journal apart, as OUT/failed-<pid>/).
+    let staged = Staged::begin(&a.out, &["journal", "latency.hlog"])?;
+    let dir = staged.path().to_path_buf();
     let stop = Arc::new(AtomicBool::new(false));
     signals::register(&stop)?;
     let settings = Settings {
@@ -68,7 +71,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         entry_latency_ns: a.venue.entry_ns(),
         response_latency_ns: a.venue.response_ns(),
         timer_interval_ns: 100_000_000,
-        hlog: a.out.join("latency.hlog"),
+        hlog: dir.join("latency.hlog"),
         hlog_interval: Duration::from_secs(1),
         status_every: (a.status_secs > 0).then(|| Duration::from_secs(a.status_secs)),
         stop,
@@ -77,13 +80,46 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let recorder = JournalRecorder::create_run(
-        &a.out.join("journal"),
+        &dir.join("journal"),
         &cfg,
         a.venue.segment_mib << 20,
         created_ns,
     )?;
     let (summary, recorder) = live::run(&cfg, &settings, recorder)?;
     let closed = recorder.close();
+    let failure = if let Err(e) = closed {
+        Some(anyhow::Error::from(e).context("flushing the journal"))
+    } else if summary.cause == live::StopCause::JournalFailed {
+        Some(anyhow::anyhow!(
+            "the journal stopped accepting records; every record before is intact"
+        ))
+    } else if summary.counters.intents_lost > 0 {
+        Some(anyhow::anyhow!(
+            "{} intents could not be sent (output ring and backlog full); the journal holds \
+             everything the engine did",
+            summary.counters.intents_lost
+        ))
+    } else {
+        None
+    };
+    if failure.is_none()
+        && summary.counters.feed_events == 0
+        && summary.cause != live::StopCause::Signal
+    {
+        // Nothing happened: nothing to keep (the staging directory goes).
+        anyhow::bail!(
+            "the market data gave nothing usable: {} lines read, {} skipped",
+            summary.counters.lines,
+            summary.counters.bad_lines
+        );
+    }
+    let place = match &failure {
+        None => {
+            staged.commit()?;
+            a.out.clone()
+        }
+        Some(_) => staged.keep_failed(),
+    };
     // A closed stdout (`| head`) must not turn the end of a run into a panic: the journal is
     // closed by now and the summary is only a report.
     let mut out = std::io::stdout().lock();
@@ -91,25 +127,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let _ = writeln!(
         out,
         "  wrote            {0}/journal/, {0}/latency.hlog",
-        a.out.display()
+        place.display()
     );
-    closed.context("flushing the journal")?;
-    if summary.cause == live::StopCause::JournalFailed {
-        anyhow::bail!("the journal stopped accepting records; every record before is intact");
-    }
-    if summary.counters.feed_events == 0 && summary.cause != live::StopCause::Signal {
-        anyhow::bail!(
-            "the market data gave nothing usable: {} lines read, {} skipped",
-            summary.counters.lines,
-            summary.counters.bad_lines
-        );
-    }
-    if summary.counters.intents_lost > 0 {
-        anyhow::bail!(
-            "{} intents could not be sent (output ring and backlog full); the journal holds \
-             everything the engine did",
-            summary.counters.intents_lost
-        );
+    if let Some(e) = failure {
+        return Err(e.context(format!("what the run wrote is kept in {}", place.display())));
     }
     Ok(finish("run", &summary.warnings(), a.strict))
 }

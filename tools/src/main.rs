@@ -5,6 +5,7 @@ mod cmd_backtest;
 mod cmd_common;
 mod cmd_journal;
 mod cmd_run;
+mod out_dir;
 mod plots;
 
 use clap::{Parser, Subcommand};

@@ -778,12 +778,109 @@ fn a_file_size_limit_is_a_clean_no_space_error() {
         stderr.contains("no space") || stderr.contains("File too large"),
         "{stderr}"
     );
-    let j = o.join("journal");
-    for e in std::fs::read_dir(&j).unwrap() {
-        let name = e.unwrap().file_name();
+    // The failed run's staging directory is gone with its journal; nothing is left behind.
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            }
+            out.push(p);
+        }
+    }
+    let mut left = Vec::new();
+    walk(&o, &mut left);
+    assert!(
+        left.iter()
+            .all(|p| p.file_name().unwrap() == ".ringmaker.lock"),
+        "{left:?}"
+    );
+}
+
+/// `--out` never deletes what ringmaker did not write, a failed re-run leaves the previous run
+/// whole, and a second run into the same `--out` while one is running is refused (issue 11).
+#[test]
+fn out_is_replaced_only_by_a_successful_run_and_never_loses_a_users_files() {
+    let out = test_support::TempDir::new("cli-out");
+    let o = out.join("run");
+    let os = o.to_str().unwrap();
+    let cfg = root("configs/default.toml");
+    let data = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let ok = ringmaker(&[
+        "backtest", "--quiet", "--config", &cfg, "--data", &data, "--out", os,
+    ]);
+    assert!(ok.status.success());
+    let report = std::fs::read(o.join("report.json")).unwrap();
+    let segments = std::fs::read_dir(o.join("journal")).unwrap().count();
+    // A re-run that fails (a missing data file) leaves the previous run as it was.
+    let r = ringmaker(&[
+        "backtest",
+        "--quiet",
+        "--config",
+        &cfg,
+        "--data",
+        "/nonexistent.gz",
+        "--out",
+        os,
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(std::fs::read(o.join("report.json")).unwrap(), report);
+    assert_eq!(
+        std::fs::read_dir(o.join("journal")).unwrap().count(),
+        segments
+    );
+    let r = ringmaker(&["replay", o.join("journal").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&r.stdout).starts_with("identical"));
+    // A user's file inside journal/ (or plots/) stops the run before anything is touched.
+    std::fs::create_dir_all(o.join("journal/notes")).unwrap();
+    std::fs::write(o.join("journal/notes/mine.txt"), "keep").unwrap();
+    let r = ringmaker(&[
+        "backtest", "--quiet", "--config", &cfg, "--data", &data, "--out", os,
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("did not write"));
+    assert_eq!(
+        std::fs::read_to_string(o.join("journal/notes/mine.txt")).unwrap(),
+        "keep"
+    );
+    assert_eq!(std::fs::read(o.join("report.json")).unwrap(), report);
+    std::fs::remove_dir_all(o.join("journal/notes")).unwrap();
+    // Two runs into one --out at once: one of them is refused (the lock), the survivor's journal
+    // replays.
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+            .args([
+                "run",
+                "--paper",
+                "--speed",
+                "0",
+                "--status-secs",
+                "0",
+                "--config",
+                &cfg,
+            ])
+            .args(["--data", &data, "--out", os])
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    let codes = [a.status.code(), b.status.code()];
+    assert!(codes.contains(&Some(0)), "{codes:?}");
+    if codes.contains(&Some(2)) {
+        let refused = if a.status.code() == Some(2) { &a } else { &b };
         assert!(
-            !name.to_string_lossy().ends_with(".tmp"),
-            "{name:?} left behind"
+            String::from_utf8_lossy(&refused.stderr).contains("another ringmaker run"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
         );
     }
+    let r = ringmaker(&["replay", o.join("journal").to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&r.stdout).starts_with("identical"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
 }
