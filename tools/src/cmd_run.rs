@@ -88,7 +88,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let (summary, recorder) = live::run(&cfg, &settings, recorder)?;
     let closed = recorder.close();
     let failure = if let Err(e) = closed {
-        Some(anyhow::Error::from(e).context("flushing the journal"))
+        Some(e.context("flushing the journal"))
     } else if summary.cause == live::StopCause::JournalFailed {
         Some(anyhow::anyhow!(
             "the journal stopped accepting records; every record before is intact"
