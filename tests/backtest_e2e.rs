@@ -143,9 +143,16 @@ fn report_figures_hold_together() {
 fn the_backtest_journal_replays_identically() {
     let (outcome, dir) = run();
     match record::replay(dir).unwrap() {
-        ReplayOutcome::Identical { events, intents } => {
+        ReplayOutcome::Identical {
+            events,
+            intents,
+            ending,
+            torn_tail,
+        } => {
             assert_eq!(events, outcome.events);
             assert!(intents > 100);
+            assert_eq!(ending, record::Ending::Clean);
+            assert!(torn_tail.is_none());
         }
         d => panic!("{d:?}"),
     }

@@ -53,8 +53,23 @@ pub struct HistArgs {
 
 pub fn replay(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
     match record::replay(&a.dir)? {
-        ReplayOutcome::Identical { events, intents } => {
+        ReplayOutcome::Identical {
+            events,
+            intents,
+            ending,
+            torn_tail,
+        } => {
             println!("identical: {events} events, {intents} intents");
+            // Identical as far as it goes: say so when the journal's end is not a clean close.
+            if let Some(t) = torn_tail {
+                println!(
+                    "torn tail (a crash mid-append): segment {} offset {}, after seq {}",
+                    t.segment, t.offset, t.last_good_seq
+                );
+            }
+            if let Some(p) = ending.problem() {
+                println!("{p}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         ReplayOutcome::Diverged { seq, expected, got } => {
@@ -64,6 +79,23 @@ pub fn replay(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// The last complete record of the journal in `dir`: kind, sequence number, payload.
+fn last_record(dir: &std::path::Path) -> anyhow::Result<Option<(u16, u64, Vec<u8>)>> {
+    let reader = Reader::open(dir, RecoveryMode::TolerateTornTail)?;
+    let mut last = None;
+    for rec in reader.records() {
+        let rec = rec?;
+        // Only a close record's payload matters.
+        let payload = if rec.kind == record::KIND_CLOSE {
+            rec.payload.to_vec()
+        } else {
+            Vec::new()
+        };
+        last = Some((rec.kind, rec.seq, payload));
+    }
+    Ok(last)
 }
 
 pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
@@ -145,8 +177,18 @@ pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
         }
         JournalCmd::Verify { dir } => match journal::verify(dir) {
             Ok(s) => {
+                let ending = record::Ending::of_last(
+                    last_record(dir)?
+                        .as_ref()
+                        .map(|(k, q, p)| (*k, *q, p.as_slice())),
+                );
+                let word = if ending == record::Ending::Clean && s.torn_tail.is_none() {
+                    "ok"
+                } else {
+                    "incomplete"
+                };
                 println!(
-                    "ok: {} records in {} segments, last seq {}",
+                    "{word}: {} records in {} segments, last seq {}",
                     s.records, s.segments, s.last_seq
                 );
                 if let Some(t) = s.torn_tail {
@@ -155,7 +197,13 @@ pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
                         t.segment, t.offset, t.last_good_seq
                     );
                 }
-                Ok(ExitCode::SUCCESS)
+                match ending.problem() {
+                    Some(p) => {
+                        println!("{p}");
+                        Ok(ExitCode::from(1))
+                    }
+                    None => Ok(ExitCode::SUCCESS),
+                }
             }
             Err(e) => {
                 println!("corrupt: {e}");

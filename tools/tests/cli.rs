@@ -884,3 +884,49 @@ fn out_is_replaced_only_by_a_successful_run_and_never_loses_a_users_files() {
         String::from_utf8_lossy(&r.stderr)
     );
 }
+
+/// A journal that lost its trailing segments is not "ok" and not silently "identical"
+/// (issue 11: both passed). 1 MiB segments, the last two with data removed.
+#[test]
+fn a_journal_missing_its_end_is_reported_incomplete() {
+    let out = test_support::TempDir::new("cli-end");
+    let o = out.join("run");
+    let r = ringmaker(&[
+        "backtest",
+        "--quiet",
+        "--segment-mib",
+        "1",
+        "--config",
+        &root("configs/default.toml"),
+        "--data",
+        &root("tests/data/binance-usdm/btcusdt_20240808.gz"),
+        "--out",
+        o.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let j = o.join("journal");
+    let js = j.to_str().unwrap();
+    let r = ringmaker(&["journal", "verify", js]);
+    assert!(r.status.success());
+    assert!(String::from_utf8_lossy(&r.stdout).starts_with("ok: "));
+    let mut segs: Vec<_> = std::fs::read_dir(&j)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rmj"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() > 10, "{}", segs.len());
+    // The preallocated next segment (empty) and the last one with records go.
+    for p in &segs[segs.len() - 2..] {
+        std::fs::remove_file(p).unwrap();
+    }
+    let r = ringmaker(&["journal", "verify", js]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(1), "{stdout}");
+    assert!(stdout.starts_with("incomplete: "), "{stdout}");
+    assert!(stdout.contains("no clean close"), "{stdout}");
+    let r = ringmaker(&["replay", js]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(stdout.starts_with("identical: "), "{stdout}");
+    assert!(stdout.contains("no clean close"), "{stdout}");
+}

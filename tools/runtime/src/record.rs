@@ -10,6 +10,7 @@
 //! | 4 | intent | one order intent, 64 bytes ([`Intent::to_bytes`]) | its time |
 //! | 5 | mode change | 16 bytes ([`ModeChange::to_bytes`]) | its time |
 //! | 6 | events | consecutive engine inputs, 64 bytes each, in order (1 to [`EVENTS_PER_RECORD`]) | the newest one's local time |
+//! | 8 | close | a clean close: records before it (`u64`) and events journaled (`u64`), 16 bytes; the last record | 0 |
 //! | 7 | settings | SHA-256 of the run config's other sections, credentials left out ([`crate::config::RunConfig::settings_digest`]), 32 bytes | 0 |
 //!
 //! The config record (the engine's part of the run config only: what replay needs) comes
@@ -47,6 +48,10 @@ pub const KIND_MODE: u16 = 5;
 pub const KIND_EVENTS: u16 = 6;
 /// Settings record: the digest of the run config's non-engine sections.
 pub const KIND_SETTINGS: u16 = 7;
+/// Close record: written last by a clean close, with the number of records before it. A journal
+/// without one ended without closing (a crash, a kill) or lost its end (a segment cut short at a
+/// record boundary, trailing segments removed): records may be missing.
+pub const KIND_CLOSE: u16 = 8;
 /// Most events in one events record (16 KiB of payload).
 pub const EVENTS_PER_RECORD: usize = 256;
 
@@ -101,6 +106,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_MODE => "mode",
         KIND_EVENTS => "events",
         KIND_SETTINGS => "settings",
+        KIND_CLOSE => "close",
         _ => "unknown",
     }
 }
@@ -115,6 +121,7 @@ pub fn kind_by_name(name: &str) -> Option<u16> {
         KIND_MODE,
         KIND_EVENTS,
         KIND_SETTINGS,
+        KIND_CLOSE,
     ]
     .into_iter()
     .find(|&k| kind_name(k) == name)
@@ -245,10 +252,17 @@ impl JournalRecorder {
         self.events
     }
 
-    /// Flushes and closes the journal.
-    pub fn close(self) -> anyhow::Result<()> {
+    /// Writes the close record (see [`KIND_CLOSE`]), flushes and closes the journal.
+    pub fn close(mut self) -> anyhow::Result<()> {
         if let Some(e) = self.error {
             return Err(e).context("the journal stopped accepting records");
+        }
+        let mut totals = [0u8; 16];
+        totals[..8].copy_from_slice(&self.appended().to_le_bytes());
+        totals[8..].copy_from_slice(&self.events.to_le_bytes());
+        self.append(KIND_CLOSE, 0, &totals);
+        if let Some(e) = self.error {
+            return Err(e).context("writing the close record");
         }
         self.writer.close().context("closing the journal")
     }
@@ -279,10 +293,66 @@ impl Recorder for JournalRecorder {
     }
 }
 
+/// The totals of a close record: records before it, events journaled.
+pub fn close_totals(payload: &[u8]) -> Option<(u64, u64)> {
+    let b: &[u8; 16] = payload.try_into().ok()?;
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    Some((word(0), word(8)))
+}
+
+/// How a journal ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A close record, last, whose count matches the records before it.
+    Clean,
+    /// No close record at the end: the writer stopped without closing, or the end was lost.
+    NoCleanClose,
+    /// A close record whose count does not match, or records after it.
+    BadClose,
+}
+
+impl Ending {
+    /// Of the last record (kind, sequence number, payload), if any.
+    pub fn of_last(last: Option<(u16, u64, &[u8])>) -> Ending {
+        match last {
+            Some((KIND_CLOSE, seq, p)) => match close_totals(p) {
+                Some((records, _)) if records + 1 == seq => Ending::Clean,
+                _ => Ending::BadClose,
+            },
+            _ => Ending::NoCleanClose,
+        }
+    }
+
+    /// What to tell the user when it is not clean.
+    pub fn problem(self) -> Option<&'static str> {
+        match self {
+            Ending::Clean => None,
+            Ending::NoCleanClose => Some(
+                "no clean close: the writer stopped without closing, or the journal's end is \
+                 missing (a segment cut short, trailing segments removed): records may be missing",
+            ),
+            Ending::BadClose => Some(
+                "the close record does not match the records before it: records are missing or \
+                 were added",
+            ),
+        }
+    }
+}
+
 /// One line of `ringmaker journal dump`.
 pub fn describe(kind: u16, payload: &[u8]) -> String {
     match kind {
         KIND_CONFIG => format!("{} bytes of TOML", payload.len()),
+        KIND_CLOSE => match close_totals(payload) {
+            Some((records, events)) => {
+                format!("clean close after {records} records ({events} events)")
+            }
+            None => format!("malformed close record ({} bytes)", payload.len()),
+        },
         KIND_SETTINGS => format!(
             "settings digest {}",
             payload
@@ -417,6 +487,11 @@ pub enum ReplayOutcome {
         events: u64,
         /// Intents compared.
         intents: u64,
+        /// How the journal ends: only a clean close says nothing is missing after the last
+        /// record replayed.
+        ending: Ending,
+        /// A torn tail after the last complete record (a crash mid-append).
+        torn_tail: Option<journal::TornTail>,
     },
     /// The first difference.
     Diverged {
@@ -475,8 +550,13 @@ pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
     let mut engine = Engine::new(&cfg);
     let mut produced = Produced::default();
     let (mut events, mut intents) = (0u64, 0u64);
+    let mut closed_at: Option<(u64, u64)> = None;
+    let mut after_close = false;
     for rec in records {
         let rec = rec.context("reading the journal")?;
+        if closed_at.is_some() {
+            after_close = true;
+        }
         match rec.kind {
             KIND_EVENT | KIND_EVENTS => {
                 let evs = events_in(rec.kind, rec.payload).into_iter().flatten();
@@ -528,13 +608,27 @@ pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
             KIND_CONFIG => bail!("seq {}: a second config record", rec.seq),
             // The runtime's settings do not change what the engine does.
             KIND_SETTINGS => {}
+            KIND_CLOSE => {
+                closed_at = Some((rec.seq, close_totals(rec.payload).map_or(u64::MAX, |t| t.0)))
+            }
             other => bail!("seq {}: unknown record kind {other}", rec.seq),
         }
     }
     if let Some(d) = pending_divergence(&mut produced, u64::MAX) {
         return Ok(d);
     }
-    Ok(ReplayOutcome::Identical { events, intents })
+    let ending = match closed_at {
+        _ if after_close => Ending::BadClose,
+        Some((seq, before)) if before + 1 == seq => Ending::Clean,
+        Some(_) => Ending::BadClose,
+        None => Ending::NoCleanClose,
+    };
+    Ok(ReplayOutcome::Identical {
+        events,
+        intents,
+        ending,
+        torn_tail: reader.torn_tail().context("checking the journal's tail")?,
+    })
 }
 
 /// Before the next input: anything the engine produced that the journal did not record.
@@ -631,5 +725,60 @@ mod tests {
         // The description used by `journal dump` never panics either.
         bad.truncate(100);
         assert!(describe(KIND_EVENTS, &bad).contains("multiple of 64"));
+    }
+
+    /// Issue 11: a journal whose writer never closed it (its end at a record boundary, as when
+    /// a process is killed or the last records are lost) replays "identical" as far as it goes
+    /// but does not pass as complete; a closed one does.
+    #[test]
+    fn only_a_clean_close_makes_a_journal_complete() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/default.toml"
+        ))
+        .unwrap();
+        let cfg = Config::from_toml(&text).unwrap();
+        for close in [false, true] {
+            let dir = test_support::TempDir::new(&format!("close-{close}"));
+            let j = dir.join("journal");
+            let mut rec = JournalRecorder::create(&j, &cfg, 1 << 20, 0).unwrap();
+            for t in 1..=10 {
+                rec.event(&Event::timer(t));
+                rec.batch_end(t);
+            }
+            if close {
+                rec.close().unwrap();
+            } else {
+                drop(rec);
+            }
+            match replay(&j).unwrap() {
+                ReplayOutcome::Identical { events, ending, .. } => {
+                    assert_eq!(events, 10);
+                    let want = if close {
+                        Ending::Clean
+                    } else {
+                        Ending::NoCleanClose
+                    };
+                    assert_eq!(ending, want);
+                    assert_eq!(ending.problem().is_none(), close);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // A close record whose count does not match what precedes it.
+        assert_eq!(
+            Ending::of_last(Some((KIND_CLOSE, 5, &[9u8; 16][..]))),
+            Ending::BadClose
+        );
+        let mut ok = [0u8; 16];
+        ok[..8].copy_from_slice(&4u64.to_le_bytes());
+        assert_eq!(
+            Ending::of_last(Some((KIND_CLOSE, 5, &ok[..]))),
+            Ending::Clean
+        );
+        assert_eq!(
+            Ending::of_last(Some((KIND_BATCH_END, 5, &[][..]))),
+            Ending::NoCleanClose
+        );
     }
 }
