@@ -522,10 +522,21 @@ pub struct BboOverlay {
 }
 
 impl BboOverlay {
+    /// The furthest a best bid/offer's update id may lead the depth book's and still be believed:
+    /// 10^8 ids. A bookTicker leads the depth diff carrying the same change by milliseconds; the
+    /// busiest Binance symbols advance their ids by under 10^5 a second, so 10^8 is over a quarter
+    /// of an hour of the busiest stream. An id further ahead is not from this stream (or garbled):
+    /// stored, it would stay "newer than the book" and freeze the pricing top for good.
+    pub const MAX_ID_LEAD: u64 = 100_000_000;
+
     /// Offers a best bid/offer seen after `book`'s last update.
     #[inline]
     pub fn offer(&mut self, t: TopOfBook, book: &OrderBook) -> BboOffer {
         if t.bid_price <= 0 || t.bid_price >= t.ask_price || t.bid_qty <= 0 || t.ask_qty <= 0 {
+            return BboOffer::Refused;
+        }
+        if book.is_valid() && t.update_id > book.last_update_id().saturating_add(Self::MAX_ID_LEAD)
+        {
             return BboOffer::Refused;
         }
         if !book.is_valid()

@@ -801,3 +801,34 @@ fn a_saturated_report_is_counted_and_ignored() {
     assert_eq!(v.position.qty, 0);
     assert_eq!(v.orders.get(cid).unwrap().state, OrderState::Live);
 }
+
+/// Issue 11: a bookTicker whose update id leads the depth book's by more than
+/// `BboOverlay::MAX_ID_LEAD` is refused (counted), not stored: stored, it stayed "newer than the
+/// book" for the rest of the run and froze the pricing top.
+#[test]
+fn a_bbo_implausibly_far_ahead_of_the_depth_stream_is_refused() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    o.intents.clear();
+    let far = 1 + crate::BboOverlay::MAX_ID_LEAD + 1;
+    e.on_event(&bbo(1200, 1201, far, 2 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(e.stats().bbo_refused, 1);
+    assert_eq!(e.stats().bbo_used, 0);
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1000.5)),
+        "priced from the depth book, not the refused ticker"
+    );
+    // The depth stream moves on and prices follow it (nothing frozen).
+    depth_to(&mut e, &mut o, 1000, 1010, 5, 3 * MS);
+    e.on_batch_end(&mut o);
+    assert_eq!(
+        e.instrument(0).unwrap().fair_value,
+        Some(Fx::from_num(1010.5))
+    );
+    // A plausible ticker is still used.
+    e.on_event(&bbo(1020, 1021, 6, 4 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(e.stats().bbo_used, 1);
+}

@@ -120,6 +120,9 @@ pub enum BookStatusReason {
     Disconnected = 6,
     /// No update for longer than the configured stale time.
     Stale = 7,
+    /// A diff left the book crossed (best bid at or above best ask): a level update was missed,
+    /// whatever the ids say.
+    Crossed = 8,
 }
 
 impl BookStatusReason {
@@ -132,6 +135,7 @@ impl BookStatusReason {
             5 => BookStatusReason::RingOverflow,
             6 => BookStatusReason::Disconnected,
             7 => BookStatusReason::Stale,
+            8 => BookStatusReason::Crossed,
             _ => BookStatusReason::None,
         }
     }

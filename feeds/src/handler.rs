@@ -5,6 +5,11 @@
 //! - [`FeedHandler`] holds the decoder and one [`BookSync`] per instrument, each with the sync rule
 //!   of its venue flavour ([`sync_rule`]); it decodes one message and sends the events it produces,
 //!   in order, to a [`SyncSink`].
+//! - It keeps its own copy of each book, fed the same events, and believes no diff that leaves the
+//!   book crossed (best bid at or above best ask): a level update was missed, whatever the update
+//!   ids say. The book is declared invalid (`BookInvalid { Crossed }`: the engine pulls its
+//!   quotes), sync waits for a new snapshot and the source is asked for one, as after a gap
+//!   (`docs/STRATEGY.md`, "Market data that cannot be true").
 //! - [`MarketFeed`] puts a handler on a [`MarketSource`]: it reads, forces the receive time
 //!   monotonic, stamps every event of a message with that time, and asks the source for a fresh
 //!   snapshot whenever an instrument's book needs one (at the start and after every gap).
@@ -19,7 +24,9 @@
 use crate::binance::decode::{DecodeError, Decoder, DepthHeader, Message};
 use crate::binance::sync::{BookSync, SyncRule, SyncSink, SyncState, SyncStats};
 use crate::source::{Input, MarketSource, SnapshotReply, SourceError};
-use engine::{Config, Event, EventKind, Instrument, InstrumentId, VenueFlavour};
+use engine::{
+    BookStatusReason, Config, Event, EventKind, Instrument, InstrumentId, OrderBook, VenueFlavour,
+};
 
 /// The furthest an input's receive time may be ahead of the input before it: one hour. An input
 /// further ahead (a garbled timestamp, a recording spliced from two sessions) is skipped and
@@ -59,11 +66,17 @@ pub struct FeedStats {
     pub snapshots_unavailable: u64,
     /// Inputs skipped because their receive time was more than [`MAX_TIME_JUMP_NS`] ahead.
     pub time_jumps: u64,
+    /// Diffs (or snapshots) that left a book crossed: each invalidated it and asked for a
+    /// snapshot.
+    pub crossed_books: u64,
 }
 
 #[derive(Debug)]
 struct Book {
     sync: BookSync,
+    /// The handler's own copy of the book, fed the events sync produces, to catch a diff that
+    /// leaves it crossed (see [`FeedHandler`]).
+    check: OrderBook,
     /// The rule is taken from the first diff (`pu` present: futures).
     auto_rule: bool,
     /// A snapshot was asked for and has not arrived.
@@ -91,12 +104,13 @@ impl FeedHandler {
 
     /// A handler for every instrument of an engine config, each with its venue flavour's rule.
     pub fn from_config(cfg: &Config) -> FeedHandler {
-        let v: Vec<_> = cfg
+        let instruments: Vec<Instrument> = cfg.instruments.iter().map(|i| i.instrument).collect();
+        let rules: Vec<_> = cfg
             .instruments
             .iter()
-            .map(|i| (i.instrument, Some(sync_rule(i.venue))))
+            .map(|i| Some(sync_rule(i.venue)))
             .collect();
-        FeedHandler::new(&v)
+        Self::with_decoder_and_window(Decoder::new(&instruments), &rules, cfg.book_slots)
     }
 
     /// All instruments with one rule.
@@ -114,6 +128,16 @@ impl FeedHandler {
     /// With a decoder of the caller's (e.g. one that adopts the first symbol it sees); `rules`
     /// by instrument id.
     pub fn with_decoder(decoder: Decoder, rules: &[Option<SyncRule>]) -> FeedHandler {
+        Self::with_decoder_and_window(decoder, rules, OrderBook::DEFAULT_SLOTS)
+    }
+
+    /// Like [`FeedHandler::with_decoder`], with the books' window (ticks) for the crossed-book
+    /// check: the engine's, so both see the same levels.
+    pub fn with_decoder_and_window(
+        decoder: Decoder,
+        rules: &[Option<SyncRule>],
+        book_slots: usize,
+    ) -> FeedHandler {
         let books = rules
             .iter()
             .enumerate()
@@ -121,6 +145,7 @@ impl FeedHandler {
                 // Until the first diff says otherwise, an unknown rule is futures: a snapshot is
                 // the same for both, and the first diff sets the rule before it is used.
                 sync: BookSync::new(r.unwrap_or(SyncRule::Futures), i as InstrumentId),
+                check: OrderBook::new(book_slots),
                 auto_rule: r.is_none(),
                 requested: false,
             })
@@ -161,13 +186,43 @@ impl FeedHandler {
                             SyncRule::Spot
                         });
                     }
-                    b.sync.on_diff(&h, self.decoder.levels(), sink);
+                    let mut checked = Checked {
+                        book: &mut b.check,
+                        inner: sink,
+                        crossed: false,
+                    };
+                    b.sync.on_diff(&h, self.decoder.levels(), &mut checked);
+                    if checked.crossed {
+                        self.stats.crossed_books += 1;
+                        b.sync.invalidate(
+                            BookStatusReason::Crossed,
+                            h.final_id,
+                            h.venue_time_ns,
+                            h.local_time_ns,
+                            &mut checked,
+                        );
+                    }
                 }
             }
             Message::Snapshot(h) => {
                 if let Some(b) = self.books.get_mut(h.instrument as usize) {
                     b.requested = false;
-                    b.sync.on_snapshot(&h, self.decoder.levels(), sink);
+                    let mut checked = Checked {
+                        book: &mut b.check,
+                        inner: sink,
+                        crossed: false,
+                    };
+                    b.sync.on_snapshot(&h, self.decoder.levels(), &mut checked);
+                    if checked.crossed {
+                        self.stats.crossed_books += 1;
+                        b.sync.invalidate(
+                            BookStatusReason::Crossed,
+                            h.last_update_id,
+                            h.venue_time_ns,
+                            h.local_time_ns,
+                            &mut checked,
+                        );
+                    }
                 }
             }
             Message::Event(e) => {
@@ -194,7 +249,12 @@ impl FeedHandler {
         sink: &mut impl SyncSink,
     ) {
         if let Some(b) = self.books.get_mut(instrument as usize) {
-            b.sync.on_disconnect(venue_ns, local_ns, sink);
+            let mut checked = Checked {
+                book: &mut b.check,
+                inner: sink,
+                crossed: false,
+            };
+            b.sync.on_disconnect(venue_ns, local_ns, &mut checked);
         }
     }
 
@@ -263,6 +323,34 @@ impl FeedHandler {
     /// Number of instruments.
     pub fn instruments(&self) -> usize {
         self.books.len()
+    }
+}
+
+/// Applies the book events on their way to the caller's sink to the handler's own copy of the
+/// book, and notes a diff that leaves it crossed.
+struct Checked<'a, S> {
+    book: &'a mut OrderBook,
+    inner: &'a mut S,
+    crossed: bool,
+}
+
+impl<S: SyncSink> SyncSink for Checked<'_, S> {
+    #[inline]
+    fn event(&mut self, ev: &Event) {
+        // A refused level (non-positive price) changes nothing here; the engine counts it.
+        let _ = self.book.apply(ev);
+        self.inner.event(ev);
+    }
+
+    #[inline]
+    fn diff_applied(&mut self, hdr: &DepthHeader) {
+        if self.book.is_valid() && self.book.is_crossed() {
+            // Disowned: the caller hears of the invalidation that follows, not of a book to
+            // use.
+            self.crossed = true;
+            return;
+        }
+        self.inner.diff_applied(hdr);
     }
 }
 
@@ -617,6 +705,44 @@ mod tests {
         );
         assert_eq!(span, 20 + hour);
         assert!(out.iter().all(|e| e.local_time_ns <= 120 + hour));
+    }
+
+    /// Issue 11: a diff that leaves the book crossed is not believed: the book is declared
+    /// invalid (reason `Crossed`), sync waits for a snapshot and one is asked for.
+    #[test]
+    fn a_diff_that_crosses_the_book_invalidates_it_and_asks_for_a_snapshot() {
+        let crossing = |t: i64, first: u64, last: u64, prev: u64| {
+            (
+                t,
+                format!(
+                    r#"{{"stream":"btcusdt@depth@0ms","data":{{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":{first},"u":{last},"pu":{prev},"b":[["1.2","1"]],"a":[]}}}}"#
+                )
+                .into_bytes(),
+            )
+        };
+        let lines = [
+            snapshot(100, 7),
+            diff(110, 5, 9, 4),
+            // A bid at 1.2 over the 1.1 ask: crossed.
+            crossing(120, 10, 11, 9),
+            diff(130, 12, 13, 11),
+        ];
+        let (out, asked, stats, _, sync) = run(&lines, false);
+        assert_eq!(stats.crossed_books, 1);
+        assert_eq!(asked, vec![0, 0], "at the start and after the crossing");
+        let inv: Vec<_> = out
+            .iter()
+            .filter(|e| e.kind() == EventKind::BookInvalid)
+            .collect();
+        assert_eq!(inv.len(), 1);
+        assert_eq!(inv[0].status_reason(), BookStatusReason::Crossed);
+        assert_eq!(inv[0].offending_update_id(), 11);
+        // The crossing diff was applied (then disowned); the next one waits for a snapshot.
+        assert_eq!(sync.diffs_applied, 2);
+        assert!(matches!(
+            out.last().map(|e| e.kind()),
+            Some(EventKind::BookInvalid)
+        ));
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl LocalBook {
     /// symbol it sees).
     pub fn with_decoder(decoder: Decoder, rule: Option<SyncRule>, book_slots: usize) -> LocalBook {
         LocalBook {
-            handler: FeedHandler::with_decoder(decoder, &[rule]),
+            handler: FeedHandler::with_decoder_and_window(decoder, &[rule], book_slots),
             state: BookState::new(book_slots),
         }
     }
@@ -176,6 +176,7 @@ impl LocalBook {
             depth_messages: h.depth_messages,
             bbo: h.bbo,
             trades: h.trades,
+            crossed: h.crossed_books,
             ..self.state.stats()
         }
     }

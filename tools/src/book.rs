@@ -101,7 +101,7 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
     // The same feed handler as the backtest and the paper pipeline, on the recording.
     let mut feed = MarketFeed::new(
         RecordingSource::open(&args.data)?,
-        FeedHandler::with_decoder(decoder, &[rule]),
+        FeedHandler::with_decoder_and_window(decoder, &[rule], args.book_slots as usize),
     );
     let mut state = BookState::new(args.book_slots as usize);
     let stdout = io::stdout().lock();
@@ -194,7 +194,10 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
     eprintln!("  gaps              {}", ss.gaps);
     eprintln!("  resyncs           {}", ss.resyncs);
     eprintln!("  snapshots too old {}", ss.snapshots_too_old);
-    eprintln!("  crossed books     {}", bs.crossed);
+    eprintln!(
+        "  crossed books     {} (each invalidated the book: resync)",
+        hs.crossed_books
+    );
     eprintln!("  rejected levels   {}", bs.rejected_levels);
     eprintln!(
         "  out-of-window     {} levels (window {} ticks)",

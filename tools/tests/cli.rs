@@ -930,3 +930,56 @@ fn a_journal_missing_its_end_is_reported_incomplete() {
     assert!(stdout.starts_with("identical: "), "{stdout}");
     assert!(stdout.contains("no clean close"), "{stdout}");
 }
+
+/// A diff that crosses the book is not believed (issue 11: the book stayed crossed for 2,870
+/// diffs while the engine quoted normally): `book` and `backtest` both see one crossing, the book
+/// is invalid from there (the recording has no later snapshot), and nothing after it is printed
+/// as a book.
+#[test]
+fn a_diff_that_crosses_the_book_invalidates_it() {
+    let out = test_support::TempDir::new("cli-crossed");
+    let text = test_support::recording_text(&test_support::usdm());
+    let path = out.join("crossed.txt");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let mut seen = 0;
+    for line in text.lines() {
+        let mut line = line.to_owned();
+        if line.contains("\"e\":\"depthUpdate\"") {
+            seen += 1;
+            if seen == 3_000 {
+                // A bid far above every ask.
+                line = line.replacen("\"b\":[", "\"b\":[[\"70000.00\",\"1.000\"],", 1);
+            }
+        }
+        writeln!(f, "{line}").unwrap();
+    }
+    drop(f);
+    let p = path.to_str().unwrap();
+    let r = ringmaker(&["book", "--tick", "0.10", "--lot", "0.001", "--data", p]);
+    assert!(r.status.success());
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(summary_value(&stderr, "crossed books"), 1, "{stderr}");
+    let tsv = String::from_utf8_lossy(&r.stdout);
+    // 2,995 diffs applied before the crossing one (the first four end before the snapshot).
+    assert_eq!(tsv.lines().count(), 2_995, "{stderr}");
+    assert!(tsv.lines().all(|l| {
+        let f: Vec<&str> = l.split('\t').collect();
+        f[1].parse::<f64>().unwrap() < f[3].parse::<f64>().unwrap()
+    }));
+    let o = out.join("run");
+    let r = ringmaker(&[
+        "backtest",
+        "--quiet",
+        "--config",
+        &root("configs/default.toml"),
+        "--data",
+        p,
+        "--out",
+        o.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(o.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["book"]["crossed"], 1);
+    assert!(report["book"]["valid_share"].as_f64().unwrap() < 0.9);
+}

@@ -410,6 +410,20 @@ impl BookSync {
     /// The connection dropped (or the stream was otherwise lost): the book is invalid until a new
     /// snapshot is bridged. Buffered diffs are discarded: they belong to the old connection.
     pub fn on_disconnect(&mut self, venue_ns: i64, local_ns: i64, sink: &mut impl SyncSink) {
+        self.invalidate(BookStatusReason::Disconnected, 0, venue_ns, local_ns, sink);
+    }
+
+    /// The book can no longer be trusted for `reason` (the diff with final id `offending` left it
+    /// crossed, say): as on a disconnect, the buffer goes, `BookInvalid { reason }` is said and
+    /// sync waits for a new snapshot.
+    pub fn invalidate(
+        &mut self,
+        reason: BookStatusReason,
+        offending: u64,
+        venue_ns: i64,
+        local_ns: i64,
+        sink: &mut impl SyncSink,
+    ) {
         let last = match self.core.state {
             SyncState::Synced { last_final_id } => last_final_id,
             SyncState::Bridging { snapshot_id } => snapshot_id,
@@ -421,9 +435,9 @@ impl BookSync {
             self.core.instrument,
             venue_ns,
             local_ns,
-            BookStatusReason::Disconnected,
+            reason,
             last,
-            0,
+            offending,
         ));
     }
 }

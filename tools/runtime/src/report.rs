@@ -159,6 +159,8 @@ pub struct BookHealth {
     pub gaps: u64,
     /// Times the book became valid again after a gap.
     pub resyncs: u64,
+    /// Diffs that left the book crossed (each invalidated it and asked for a snapshot).
+    pub crossed: u64,
     /// Snapshots asked of the market source (at the start and after gaps).
     pub snapshot_requests: u64,
 }
@@ -319,6 +321,7 @@ impl Report {
                 diffs_applied: o.sync.diffs_applied,
                 gaps: o.sync.gaps,
                 resyncs: o.sync.resyncs,
+                crossed: o.feed.crossed_books,
                 snapshot_requests: o.feed.snapshot_requests,
             },
             warnings: Vec::new(),
