@@ -227,6 +227,15 @@ pub enum CorruptionReason {
     },
     /// The end-of-data marker (8 zero bytes) is followed by non-zero bytes: data after a hole.
     DataAfterEnd,
+    /// The segment's records stop before the next segment's first record: the segment was cut
+    /// short (at a record boundary) or lost its last records. Blamed on this segment, not on the
+    /// next one whose first record merely shows the gap.
+    EndsEarly {
+        /// The sequence number the next record should have had.
+        expected: u64,
+        /// The next segment's first sequence number.
+        next_segment_starts_at: u64,
+    },
 }
 
 impl std::fmt::Display for CorruptionReason {
@@ -247,6 +256,14 @@ impl std::fmt::Display for CorruptionReason {
                 write!(f, "sequence gap: expected {expected}, found {found}")
             }
             Self::DataAfterEnd => f.write_str("non-zero bytes after the end-of-data marker"),
+            Self::EndsEarly {
+                expected,
+                next_segment_starts_at,
+            } => write!(
+                f,
+                "the segment ends before seq {expected}, but the next segment starts at seq \
+                 {next_segment_starts_at}: this segment was cut short or lost its last records"
+            ),
         }
     }
 }

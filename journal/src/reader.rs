@@ -293,6 +293,24 @@ impl<'r> Iterator for Records<'r> {
                 Slot::Record(record, len) => {
                     if record.seq != self.expected {
                         self.done = true;
+                        if self.off == SEGMENT_HEADER_LEN && self.seg > 0 {
+                            // The first record of a segment: what is missing is the end of the
+                            // segment before, where the records stopped.
+                            let (seg, off) = if self.data_end.0 + 1 == self.seg {
+                                self.data_end
+                            } else {
+                                (self.seg - 1, SEGMENT_HEADER_LEN)
+                            };
+                            return Some(Err(JournalError::Corruption {
+                                segment: seg as u64,
+                                offset: off as u64,
+                                sequence: self.expected,
+                                reason: CorruptionReason::EndsEarly {
+                                    expected: self.expected,
+                                    next_segment_starts_at: record.seq,
+                                },
+                            }));
+                        }
                         return Some(Err(JournalError::Corruption {
                             segment: self.seg as u64,
                             offset: self.off as u64,

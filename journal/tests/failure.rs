@@ -355,3 +355,46 @@ fn full_disk_is_a_clear_error_and_earlier_records_survive() {
     assert_eq!(w.append(1, 0, b"space again").unwrap(), acked + 1);
     w.close().unwrap();
 }
+
+/// Issue 11: a middle segment cut short exactly at a record boundary is blamed on itself, where
+/// the records stop, not on the next segment whose first record merely shows the gap.
+#[test]
+fn a_middle_segment_cut_at_a_record_boundary_is_blamed_on_itself() {
+    let d = TempDir::new("cut-middle");
+    let (_recs, last_seg, _) = journal(d.path(), 400);
+    assert!(last_seg >= 3, "{last_seg}");
+    // Cut segment 1 after its first record.
+    let path = segment_path(d.path(), 1);
+    let bytes = std::fs::read(&path).unwrap();
+    let len = u32::from_le_bytes(bytes[64..68].try_into().unwrap()) as usize;
+    let cut = 64 + record_len(len);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(cut as u64).unwrap();
+    drop(f);
+    match verify(d.path()) {
+        Err(JournalError::Corruption {
+            segment,
+            offset,
+            reason: CorruptionReason::EndsEarly { .. },
+            ..
+        }) => {
+            assert_eq!(segment, 1);
+            assert_eq!(offset, cut as u64);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 11: a segment file that is a copy of another (a duplicated segment index) is named
+/// itself.
+#[test]
+fn a_duplicated_segment_is_named() {
+    let d = TempDir::new("dup-segment");
+    let (_recs, last_seg, _) = journal(d.path(), 400);
+    assert!(last_seg >= 3);
+    std::fs::copy(segment_path(d.path(), 1), segment_path(d.path(), 2)).unwrap();
+    match verify(d.path()) {
+        Err(JournalError::HeaderMismatch { segment, .. }) => assert_eq!(segment, 2),
+        other => panic!("{other:?}"),
+    }
+}
