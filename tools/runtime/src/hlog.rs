@@ -119,7 +119,7 @@ impl IntervalStream {
     }
 
     /// Queues `hist` (the interval that started at `start_ns`) for writing and leaves an empty
-    /// histogram of the same bounds in its place. Blocks only while [`IN_FLIGHT`] intervals wait.
+    /// histogram of the same bounds in its place. Blocks only while four intervals wait.
     pub fn push(&mut self, start_ns: i64, hist: &mut Histogram<u64>) {
         while let Ok(h) = self.back.try_recv() {
             self.spare.push(h);
