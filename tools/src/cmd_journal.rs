@@ -264,7 +264,12 @@ pub fn hist(a: &HistArgs) -> anyhow::Result<ExitCode> {
     let mut per_tag: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     let mut de = Deserializer::new();
     for entry in IntervalLogIterator::new(&bytes) {
-        let entry = entry.map_err(|e| anyhow::anyhow!("parsing {}: {e:?}", a.file.display()))?;
+        let entry = entry.map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not an HdrHistogram interval log ({e:?})",
+                a.file.display()
+            )
+        })?;
         if let LogEntry::Interval(ilh) = entry {
             let raw = base64_decode(ilh.encoded_histogram())
                 .with_context(|| "an interval's histogram is not valid base64")?;
