@@ -78,6 +78,20 @@ pub(crate) struct Inst {
     pub(crate) asks: Ladder,
 }
 
+impl Inst {
+    /// Forgets the stop-loss flatten order once `cid`, if it is that order, is done.
+    pub(crate) fn forget_flatten_if_done(&mut self, cid: u64) {
+        if self.flatten_cid == Some(cid)
+            && self
+                .orders
+                .get(cid)
+                .is_none_or(|o| o.state == OrderState::Done)
+        {
+            self.flatten_cid = None;
+        }
+    }
+}
+
 /// The engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -244,14 +258,7 @@ impl Engine {
                     }
                     _ => {}
                 }
-                if inst.flatten_cid == Some(r.client_order_id)
-                    && inst
-                        .orders
-                        .get(r.client_order_id)
-                        .is_none_or(|o| o.state == OrderState::Done)
-                {
-                    inst.flatten_cid = None;
-                }
+                inst.forget_flatten_if_done(r.client_order_id);
                 inst.dirty = true;
             }
             EventKind::Control => {

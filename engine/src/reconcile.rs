@@ -33,7 +33,7 @@ use crate::emit::Emitter;
 use crate::engine::Inst;
 use crate::event::{VenueOrder, VenuePosition};
 use crate::intent::Sink;
-use crate::orders::{OrderState, Reconciled};
+use crate::orders::Reconciled;
 use crate::stats::EngineStats;
 
 /// Applies the venue's view of one order.
@@ -65,14 +65,7 @@ pub(crate) fn venue_order(
             if open_at_venue_only {
                 cancel_orphan(inst, v, now, emitter, stats, sink);
             }
-            if inst.flatten_cid == Some(v.client_order_id)
-                && inst
-                    .orders
-                    .get(v.client_order_id)
-                    .is_none_or(|o| o.state == OrderState::Done)
-            {
-                inst.flatten_cid = None;
-            }
+            inst.forget_flatten_if_done(v.client_order_id);
         }
         Reconciled::Unknown if v.open => {
             if v.client_order_id >> 48 == u64::from(inst.id) {
