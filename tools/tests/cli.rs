@@ -552,7 +552,7 @@ fn an_hlog_with_an_absurd_histogram_header_is_an_error() {
         &path,
         "#[StartTime: 1.000 (seconds since epoch)]\n\
          \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n\
-         Tag=x,0.000,1.000,1.000,HISTFAAAABB4nJNpmczcwEAYAABA5QG3\n",
+         Tag=x,0.000,1.000,1.000,HISTFAAAABp4nJNpmSzcwAAHzFCaEcp9Yf8BwgIAVF8D5Q==\n",
     )
     .unwrap();
     let r = ringmaker(&["hist", path.to_str().unwrap()]);

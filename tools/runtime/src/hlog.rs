@@ -173,11 +173,16 @@ mod tests {
         // Truncated.
         assert!(check_encoded(&raw[..6]).is_err());
         assert!(check_encoded(&raw[..12]).is_err());
-        // An inner payload length of 2 GiB, compressed into a few bytes.
+        // A V2 header claiming a 2 GiB payload (valid otherwise: 3 digits, 1..1000), compressed
+        // into a few bytes: hdrhistogram sized a 2 GiB buffer from it.
         let mut inner = Vec::new();
-        inner.extend_from_slice(&0x1c84_9303u32.to_be_bytes());
+        inner.extend_from_slice(&0x1c84_9313u32.to_be_bytes());
         inner.extend_from_slice(&(2u32 << 30).to_be_bytes());
-        inner.extend_from_slice(&[0u8; 32]);
+        inner.extend_from_slice(&0u32.to_be_bytes());
+        inner.extend_from_slice(&3u32.to_be_bytes());
+        inner.extend_from_slice(&1i64.to_be_bytes());
+        inner.extend_from_slice(&1000i64.to_be_bytes());
+        inner.extend_from_slice(&1.0f64.to_be_bytes());
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut z, &inner).unwrap();
         let zipped = z.finish().unwrap();
