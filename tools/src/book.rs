@@ -115,9 +115,9 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
     let mut report = |what: &dyn std::fmt::Display| {
         bad_reported += 1;
         if bad_reported <= REPORT_BAD_LINES {
-            eprintln!("ringmaker book: skipped: {what}");
+            errln!("ringmaker book: skipped: {what}");
         } else if bad_reported == REPORT_BAD_LINES + 1 {
-            eprintln!("ringmaker book: further bad lines are only counted");
+            errln!("ringmaker book: further bad lines are only counted");
         }
     };
     loop {
@@ -179,37 +179,37 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
     };
     let (valid_ns, span_ns) = feed.book_time();
     let share = runtime::report::valid_share(valid_ns, span_ns);
-    eprintln!("ringmaker book: {symbol}, sync rule {rule}");
-    eprintln!("  lines read        {}", rs.lines);
-    eprintln!(
+    errln!("ringmaker book: {symbol}, sync rule {rule}");
+    errln!("  lines read        {}", rs.lines);
+    errln!(
         "  bad lines         {} ({} with a time jump)",
         rs.bad_lines + hs.decode_errors + hs.time_jumps,
         hs.time_jumps
     );
-    eprintln!("  depth diffs       {}", hs.depth_messages);
-    eprintln!("  snapshots         {}", ss.snapshots);
-    eprintln!("  snapshot requests {}", hs.snapshot_requests);
-    eprintln!("  diffs applied     {}", ss.diffs_applied);
-    eprintln!("  diffs stale       {}", ss.diffs_stale);
-    eprintln!("  gaps              {}", ss.gaps);
-    eprintln!("  resyncs           {}", ss.resyncs);
-    eprintln!("  snapshots too old {}", ss.snapshots_too_old);
-    eprintln!(
+    errln!("  depth diffs       {}", hs.depth_messages);
+    errln!("  snapshots         {}", ss.snapshots);
+    errln!("  snapshot requests {}", hs.snapshot_requests);
+    errln!("  diffs applied     {}", ss.diffs_applied);
+    errln!("  diffs stale       {}", ss.diffs_stale);
+    errln!("  gaps              {}", ss.gaps);
+    errln!("  resyncs           {}", ss.resyncs);
+    errln!("  snapshots too old {}", ss.snapshots_too_old);
+    errln!(
         "  crossed books     {} (each invalidated the book: resync)",
         hs.crossed_books
     );
-    eprintln!("  rejected levels   {}", bs.rejected_levels);
-    eprintln!(
+    errln!("  rejected levels   {}", bs.rejected_levels);
+    errln!(
         "  out-of-window     {} levels (window {} ticks)",
         book.out_of_window(),
         args.book_slots
     );
-    eprintln!(
+    errln!(
         "  valid book        {:.1}% of {:.1} s",
         share * 100.0,
         span_ns as f64 / 1e9
     );
-    eprintln!(
+    errln!(
         "  book at end       {} (update id {})",
         if book.is_valid() { "valid" } else { "INVALID" },
         book.last_update_id()

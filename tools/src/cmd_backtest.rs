@@ -79,17 +79,17 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     plots::write_all(&outcome.metrics, &dir.join("plots"))?;
     staged.commit()?;
 
-    print!("{}", report.summary());
-    println!(
+    outln!("{}", report.summary().trim_end())?;
+    outln!(
         "  run        {:.2} s wall, {:.2} M events/s; journal {} records ({} events)",
         wall.as_secs_f64(),
         outcome.events as f64 / wall.as_secs_f64() / 1e6,
         appended,
         journaled_events
-    );
-    println!(
+    )?;
+    outln!(
         "  wrote      {0}/report.json, {0}/plots/{{mid,position,pnl}}.png, {0}/latency.hlog, {0}/journal/",
         a.out.display()
-    );
+    )?;
     Ok(finish("backtest", &report.warnings, a.strict))
 }

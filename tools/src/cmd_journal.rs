@@ -59,23 +59,25 @@ pub fn replay(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
             ending,
             torn_tail,
         } => {
-            println!("identical: {events} events, {intents} intents");
+            outln!("identical: {events} events, {intents} intents")?;
             // Identical as far as it goes: say so when the journal's end is not a clean close.
             if let Some(t) = torn_tail {
-                println!(
+                outln!(
                     "torn tail (a crash mid-append): segment {} offset {}, after seq {}",
-                    t.segment, t.offset, t.last_good_seq
-                );
+                    t.segment,
+                    t.offset,
+                    t.last_good_seq
+                )?;
             }
             if let Some(p) = ending.problem() {
-                println!("{p}");
+                outln!("{p}")?;
             }
             Ok(ExitCode::SUCCESS)
         }
         ReplayOutcome::Diverged { seq, expected, got } => {
-            println!("diverged at sequence {seq}");
-            println!("  expected: {expected}");
-            println!("  got:      {got}");
+            outln!("diverged at sequence {seq}")?;
+            outln!("  expected: {expected}")?;
+            outln!("  got:      {got}")?;
             Ok(ExitCode::from(1))
         }
     }
@@ -164,9 +166,11 @@ pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
                 }
             }
             if let Some(t) = reader.torn_tail()? {
-                eprintln!(
+                errln!(
                     "torn tail: segment {} offset {} after seq {}",
-                    t.segment, t.offset, t.last_good_seq
+                    t.segment,
+                    t.offset,
+                    t.last_good_seq
                 );
             }
             match out.flush() {
@@ -187,37 +191,42 @@ pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
                 } else {
                     "incomplete"
                 };
-                println!(
+                outln!(
                     "{word}: {} records in {} segments, last seq {}",
-                    s.records, s.segments, s.last_seq
-                );
+                    s.records,
+                    s.segments,
+                    s.last_seq
+                )?;
                 if let Some(t) = s.torn_tail {
-                    println!(
+                    outln!(
                         "torn tail (a crash mid-append): segment {} offset {}, after seq {}",
-                        t.segment, t.offset, t.last_good_seq
-                    );
+                        t.segment,
+                        t.offset,
+                        t.last_good_seq
+                    )?;
                 }
                 match ending.problem() {
                     Some(p) => {
-                        println!("{p}");
+                        outln!("{p}")?;
                         Ok(ExitCode::from(1))
                     }
                     None => Ok(ExitCode::SUCCESS),
                 }
             }
             Err(e) => {
-                println!("corrupt: {e}");
+                outln!("corrupt: {e}")?;
                 Ok(ExitCode::from(1))
             }
         },
         JournalCmd::Stats { dir } => {
             let s = journal::verify(dir).with_context(|| format!("reading {}", dir.display()))?;
-            println!("segments      {}", s.segments);
-            println!("records       {} (last seq {})", s.records, s.last_seq);
-            println!(
+            outln!("segments      {}", s.segments)?;
+            outln!("records       {} (last seq {})", s.records, s.last_seq)?;
+            outln!(
                 "bytes         {} on disk, {} payload",
-                s.record_bytes, s.payload_bytes
-            );
+                s.record_bytes,
+                s.payload_bytes
+            )?;
             // The span of what the engine saw: the config record (timestamp 0) is left out.
             let reader = Reader::open(dir, RecoveryMode::TolerateTornTail)?;
             let (mut first, mut last) = (None::<i64>, None::<i64>);
@@ -229,30 +238,32 @@ pub fn journal(cmd: &JournalCmd) -> anyhow::Result<ExitCode> {
                 }
             }
             if let (Some(a), Some(b)) = (first, last) {
-                println!(
+                outln!(
                     "time span     {:.3} s ({a} .. {b} ns)",
                     (b - a) as f64 / 1e9
-                );
+                )?;
             }
-            println!("per kind:");
+            outln!("per kind:")?;
             for k in &s.per_kind {
                 let events = if k.kind == record::KIND_EVENTS {
                     format!(" ({} events)", k.payload_bytes / engine::Event::SIZE as u64)
                 } else {
                     String::new()
                 };
-                println!(
+                outln!(
                     "  {:<10} {:>10} records {:>12} payload bytes{events}",
                     kind_name(k.kind),
                     k.records,
                     k.payload_bytes
-                );
+                )?;
             }
             if let Some(t) = s.torn_tail {
-                println!(
+                outln!(
                     "torn tail     segment {} offset {} after seq {}",
-                    t.segment, t.offset, t.last_good_seq
-                );
+                    t.segment,
+                    t.offset,
+                    t.last_good_seq
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -292,12 +303,19 @@ pub fn hist(a: &HistArgs) -> anyhow::Result<ExitCode> {
         }
     }
     anyhow::ensure!(!per_tag.is_empty(), "no histograms in {}", a.file.display());
-    println!(
+    outln!(
         "{:<16} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "tag", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"
-    );
+        "tag",
+        "count",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "p99.99",
+        "max"
+    )?;
     for (tag, h) in &per_tag {
-        println!(
+        outln!(
             "{:<16} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             tag,
             h.len(),
@@ -307,7 +325,7 @@ pub fn hist(a: &HistArgs) -> anyhow::Result<ExitCode> {
             h.value_at_quantile(0.999),
             h.value_at_quantile(0.9999),
             h.max()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

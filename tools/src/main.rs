@@ -1,5 +1,23 @@
 //! `ringmaker`: the market-making engine's command line.
 
+/// `println!` that returns an error (a full disk, a closed stream) instead of panicking; a closed
+/// pipe never gets here (SIGPIPE ends the process quietly first, see `quiet_on_closed_pipe`).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($t)*)
+            .map_err(|e| anyhow::anyhow!("writing to standard output: {e}"))
+    }};
+}
+
+/// `eprintln!` that ignores a failing standard error (there is nowhere left to say it).
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod book;
 mod cmd_backtest;
 mod cmd_common;
@@ -45,7 +63,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ringmaker: error: {}", chain(&e));
+            errln!("ringmaker: error: {}", chain(&e));
             ExitCode::from(2)
         }
     }

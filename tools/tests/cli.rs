@@ -983,3 +983,41 @@ fn a_diff_that_crosses_the_book_invalidates_it() {
     assert_eq!(report["book"]["crossed"], 1);
     assert!(report["book"]["valid_share"].as_f64().unwrap() < 0.9);
 }
+
+/// Standard output that cannot be written (a full disk: `/dev/full`) is a clear error, exit 2,
+/// never a panic.
+#[test]
+fn an_unwritable_stdout_is_a_clear_error() {
+    use std::process::Stdio;
+    let out = test_support::TempDir::new("cli-full");
+    let o = out.join("run");
+    let os = o.to_str().unwrap();
+    let data = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let cfg = root("configs/default.toml");
+    assert!(
+        ringmaker(&["backtest", "--quiet", "--config", &cfg, "--data", &data, "--out", os])
+            .status
+            .success()
+    );
+    let j = o.join("journal");
+    let js = j.to_str().unwrap();
+    for args in [
+        vec!["journal", "stats", js],
+        vec!["replay", js],
+        vec!["book", "--data", &data, "--tick", "0.10", "--lot", "0.001"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let r = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+            .args(&args)
+            .stdout(Stdio::from(full))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains("No space left"), "{args:?}: {stderr}");
+    }
+}
