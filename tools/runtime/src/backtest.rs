@@ -304,6 +304,7 @@ struct Driver<V, R> {
     interval_start: i64,
     metrics: Metrics,
     events: u64,
+    batches_since_idle: u32,
 }
 
 impl<V: Venue, R: Recorder> Driver<V, R> {
@@ -322,6 +323,14 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
     /// Ends a batch at `now` and sends what the engine decided.
     fn end_batch(&mut self, now: i64) {
         self.host.batch_end(&mut self.out);
+        // Journal housekeeping (segments ready, written pages out of the resident set) every 256
+        // batches, timer and venue batches included: a quiet stretch of a recording is all timer
+        // ticks and must not grow the resident journal.
+        self.batches_since_idle += 1;
+        if self.batches_since_idle >= 256 {
+            self.batches_since_idle = 0;
+            self.host.recorder.idle();
+        }
         for i in self.out.intents.drain(..) {
             self.venue.send(&i, i.time_ns);
             self.metrics.on_intent(&i);
@@ -422,6 +431,7 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         interval_start: 0,
         metrics: Metrics::new(&cfg.instruments[0]),
         events: 0,
+        batches_since_idle: 0,
     };
     let mut last_t = i64::MIN;
     let mut next_timer = i64::MAX;
@@ -477,7 +487,6 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         }
         d.end_batch(t);
         if batches % 256 == 0 {
-            d.host.recorder.idle();
             if let Some(e) = d.host.recorder.failed() {
                 anyhow::bail!(
                     "recording failed after {batches} messages: {e}; every record before it is intact"

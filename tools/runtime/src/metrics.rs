@@ -6,6 +6,9 @@ use engine::{Engine, Fx, InstrumentConfig, Intent, IntentKind, Mode, Side};
 
 const MINUTE_NS: i64 = 60_000_000_000;
 
+/// The most plot points a run keeps (about 1 MB); see [`Metrics::sample`].
+pub const MAX_POINTS: usize = 1 << 14;
+
 /// One fill of ours.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fill {
@@ -268,6 +271,16 @@ impl Metrics {
             .last()
             .is_none_or(|p| t - p.t >= self.plot_every)
         {
+            if self.points.len() >= MAX_POINTS {
+                // Bounded by design: a long run keeps every other point and samples half as
+                // often from here on, so the plots cover the whole run in at most MAX_POINTS.
+                let mut k = 0;
+                self.points.retain(|_| {
+                    k += 1;
+                    k % 2 == 1
+                });
+                self.plot_every = self.plot_every.saturating_mul(2);
+            }
             self.points.push(Point {
                 t,
                 mid: s.mid.unwrap_or(f64::NAN),
