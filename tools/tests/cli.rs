@@ -831,20 +831,21 @@ fn out_is_replaced_only_by_a_successful_run_and_never_loses_a_users_files() {
     );
     let r = ringmaker(&["replay", o.join("journal").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&r.stdout).starts_with("identical"));
-    // A user's file inside journal/ (or plots/) stops the run before anything is touched.
-    std::fs::create_dir_all(o.join("journal/notes")).unwrap();
-    std::fs::write(o.join("journal/notes/mine.txt"), "keep").unwrap();
+    // A user's folder inside journal/, even one named like a segment, stops the run before
+    // anything is touched (the previous version deleted every `seg-*` entry, folders included).
+    std::fs::create_dir_all(o.join("journal/seg-notes")).unwrap();
+    std::fs::write(o.join("journal/seg-notes/mine.txt"), "keep").unwrap();
     let r = ringmaker(&[
         "backtest", "--quiet", "--config", &cfg, "--data", &data, "--out", os,
     ]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("did not write"));
     assert_eq!(
-        std::fs::read_to_string(o.join("journal/notes/mine.txt")).unwrap(),
+        std::fs::read_to_string(o.join("journal/seg-notes/mine.txt")).unwrap(),
         "keep"
     );
     assert_eq!(std::fs::read(o.join("report.json")).unwrap(), report);
-    std::fs::remove_dir_all(o.join("journal/notes")).unwrap();
+    std::fs::remove_dir_all(o.join("journal/seg-notes")).unwrap();
     // Two runs into one --out at once: one of them is refused (the lock), the survivor's journal
     // replays.
     let spawn = || {
