@@ -39,18 +39,7 @@ impl Sink for Venue {
                 i.instrument,
                 0,
                 self.now,
-                ExecReport {
-                    kind,
-                    client_order_id: i.client_order_id,
-                    last_price: 0,
-                    last_qty: 0,
-                    cum_qty: 0,
-                    fee: 0,
-                    venue_order_id: 0,
-                    reject_code: 0,
-                    taker: false,
-                    post_only_reject: false,
-                },
+                ExecReport::new(kind, i.client_order_id, 0, 0, 0),
             ));
         }
     }

@@ -96,18 +96,7 @@ fn report(
     cum: i64,
     t: i64,
 ) {
-    let r = ExecReport {
-        kind,
-        client_order_id: cid,
-        last_price: px,
-        last_qty: last,
-        cum_qty: cum,
-        fee: 0,
-        venue_order_id: 0,
-        reject_code: 0,
-        taker: false,
-        post_only_reject: false,
-    };
+    let r = ExecReport::new(kind, cid, px, last, cum);
     e.on_event(&Event::exec(0, 0, t, r), o);
 }
 
@@ -717,44 +706,30 @@ fn reports_record_the_venue_order_id_and_rejects_are_counted_by_code() {
     let (mut e, mut o) = synced(0);
     let cids: Vec<u64> = o.intents.iter().map(|i| i.client_order_id).collect();
     let mk = |kind, cid, venue_order_id, code| ExecReport {
-        kind,
-        client_order_id: cid,
-        last_price: 0,
-        last_qty: 0,
-        cum_qty: 0,
-        fee: 0,
         venue_order_id,
         reject_code: code,
-        taker: false,
         post_only_reject: code == reject_code::POST_ONLY_WOULD_TAKE,
+        ..ExecReport::new(kind, cid, 0, 0, 0)
+    };
+    let venue_id = |e: &Engine, cid: u64| {
+        e.instrument(0)
+            .unwrap()
+            .orders
+            .get(cid)
+            .unwrap()
+            .venue_order_id
     };
     e.on_event(
         &Event::exec(0, 0, MS, mk(ExecKind::Ack, cids[0], 41, 0)),
         &mut o,
     );
-    assert_eq!(
-        e.instrument(0)
-            .unwrap()
-            .orders
-            .get(cids[0])
-            .unwrap()
-            .venue_order_id,
-        41
-    );
+    assert_eq!(venue_id(&e, cids[0]), 41);
     // A report without one keeps the id.
     e.on_event(
         &Event::exec(0, 0, MS, mk(ExecKind::CancelRejected, cids[0], 0, -2011)),
         &mut o,
     );
-    assert_eq!(
-        e.instrument(0)
-            .unwrap()
-            .orders
-            .get(cids[0])
-            .unwrap()
-            .venue_order_id,
-        41
-    );
+    assert_eq!(venue_id(&e, cids[0]), 41);
     e.on_event(
         &Event::exec(0, 0, MS, mk(ExecKind::Rejected, cids[1], 0, -5022)),
         &mut o,
@@ -784,16 +759,8 @@ fn reports_record_the_venue_order_id_and_rejects_are_counted_by_code() {
 fn a_saturated_report_is_counted_and_ignored() {
     let (mut e, mut o, cid, px) = working();
     let r = ExecReport {
-        kind: ExecKind::Fill,
-        client_order_id: cid,
-        last_price: px,
-        last_qty: i64::MAX,
-        cum_qty: i64::MAX,
-        fee: 0,
         venue_order_id: 1,
-        reject_code: 0,
-        taker: false,
-        post_only_reject: false,
+        ..ExecReport::new(ExecKind::Fill, cid, px, i64::MAX, i64::MAX)
     };
     e.on_event(&Event::exec(0, 0, 2 * MS, r), &mut o);
     assert_eq!(e.stats().exec_saturated, 1);

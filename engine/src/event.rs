@@ -281,6 +281,32 @@ pub struct ExecReport {
     pub post_only_reject: bool,
 }
 
+impl ExecReport {
+    /// A report of `kind` for order `client_order_id` with this fill (price, quantity of this
+    /// fill, cumulative quantity; zeros for a report without one), no fee, no venue order id, no
+    /// reject code, maker, not a post-only reject. Set the other fields with struct update syntax.
+    pub fn new(
+        kind: ExecKind,
+        client_order_id: u64,
+        last_price: i64,
+        last_qty: i64,
+        cum_qty: i64,
+    ) -> ExecReport {
+        ExecReport {
+            kind,
+            client_order_id,
+            last_price,
+            last_qty,
+            cum_qty,
+            fee: 0,
+            venue_order_id: 0,
+            reject_code: 0,
+            taker: false,
+            post_only_reject: false,
+        }
+    }
+}
+
 /// An operator command ([`EventKind::Control`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]

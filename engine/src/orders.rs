@@ -447,18 +447,7 @@ mod tests {
     use super::*;
 
     fn rep(kind: ExecKind, cid: u64, px: i64, last: i64, cum: i64) -> ExecReport {
-        ExecReport {
-            kind,
-            client_order_id: cid,
-            last_price: px,
-            last_qty: last,
-            cum_qty: cum,
-            fee: 0,
-            venue_order_id: 0,
-            reject_code: 0,
-            taker: false,
-            post_only_reject: false,
-        }
+        ExecReport::new(kind, cid, px, last, cum)
     }
 
     #[test]

@@ -54,18 +54,7 @@ impl Responder {
             instrument,
             0,
             self.now,
-            ExecReport {
-                kind,
-                client_order_id: cid,
-                last_price: px,
-                last_qty: last,
-                cum_qty: cum,
-                fee: 0,
-                venue_order_id: 0,
-                reject_code: 0,
-                taker: false,
-                post_only_reject: false,
-            },
+            ExecReport::new(kind, cid, px, last, cum),
         )
     }
 }
