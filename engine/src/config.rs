@@ -396,15 +396,17 @@ impl Config {
         for (i, s) in file.instruments.iter().enumerate() {
             instruments.push(instrument(i, s)?);
         }
+        // One symbol may trade on several venues (BTCUSDT on USDⓈ-M and on spot): an
+        // instrument is its (symbol, venue) pair, and each pair is there at most once.
         for (i, a) in instruments.iter().enumerate() {
             if instruments[..i]
                 .iter()
-                .any(|b| b.instrument.symbol == a.instrument.symbol)
+                .any(|b| b.instrument.symbol == a.instrument.symbol && b.venue == a.venue)
             {
                 return Err(invalid(
                     format!("instrument[{i}].symbol"),
-                    a.instrument.symbol,
-                    "each symbol at most once",
+                    format!("{} on {}", a.instrument.symbol, a.venue.name()),
+                    "each (symbol, venue) pair at most once",
                 ));
             }
         }
@@ -978,5 +980,45 @@ cancel_budget_per_min = 50
             .unwrap_err()
             .to_string();
         assert!(e.contains("instrument"), "{e}");
+    }
+
+    /// The same symbol on two venues is two instruments; the same (symbol, venue) twice is
+    /// refused.
+    #[test]
+    fn one_symbol_may_trade_on_several_venues_but_each_pair_once() {
+        let block = &GOOD[GOOD.find("[[instrument]]").unwrap()..];
+        let spot = block.replace(
+            "symbol = \"BTCUSDT\"\n",
+            "symbol = \"BTCUSDT\"\nvenue = \"binance-spot\"\n",
+        );
+        let c = Config::from_toml(&format!("{GOOD}\n{spot}")).unwrap();
+        assert_eq!(c.instruments.len(), 2);
+        assert_eq!(c.instruments[0].venue, VenueFlavour::BinanceUsdm);
+        assert_eq!(c.instruments[1].venue, VenueFlavour::BinanceSpot);
+        assert_eq!(
+            c.instruments[0].instrument.symbol,
+            c.instruments[1].instrument.symbol
+        );
+        // The default venue is binance-usdm: written out, it is the same pair.
+        let usdm = block.replace(
+            "symbol = \"BTCUSDT\"\n",
+            "symbol = \"BTCUSDT\"\nvenue = \"binance-usdm\"\n",
+        );
+        let e = Config::from_toml(&format!("{GOOD}\n{usdm}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("instrument[1].symbol")
+                && e.contains("binance-usdm")
+                && e.contains("at most once"),
+            "{e}"
+        );
+        let e = Config::from_toml(&format!("{spot}\n{GOOD}\n{spot}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("instrument[2].symbol") && e.contains("binance-spot"),
+            "{e}"
+        );
     }
 }
