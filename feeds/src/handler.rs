@@ -166,8 +166,25 @@ impl FeedHandler {
         local_ns: i64,
         sink: &mut impl SyncSink,
     ) -> Result<Message, DecodeError> {
+        self.on_message_for(json, local_ns, None, sink)
+    }
+
+    /// Like [`FeedHandler::on_message`], for a message from a source bound to `instrument`
+    /// (`Some`: a recording of that instrument; see [`Decoder::decode_for`]) or to none.
+    #[inline]
+    pub fn on_message_for(
+        &mut self,
+        json: &mut [u8],
+        local_ns: i64,
+        instrument: Option<InstrumentId>,
+        sink: &mut impl SyncSink,
+    ) -> Result<Message, DecodeError> {
         self.stats.messages += 1;
-        let msg = match self.decoder.decode(json, local_ns) {
+        let decoded = match instrument {
+            Some(id) => self.decoder.decode_for(json, local_ns, id),
+            None => self.decoder.decode(json, local_ns),
+        };
+        let msg = match decoded {
             Ok(m) => m,
             Err(e) => {
                 self.stats.decode_errors += 1;
@@ -489,7 +506,12 @@ impl<S: MarketSource> MarketFeed<S> {
             inner: sink,
         };
         let step = match input {
-            Input::Message { json, .. } => match self.handler.on_message(json, t, &mut stamped) {
+            Input::Message {
+                json, instrument, ..
+            } => match self
+                .handler
+                .on_message_for(json, t, instrument, &mut stamped)
+            {
                 Ok(_) => Step::Input { local_ns: t },
                 Err(error) => Step::DecodeError { local_ns: t, error },
             },
@@ -776,5 +798,88 @@ mod tests {
         let h = FeedHandler::passthrough();
         assert_eq!(h.instruments(), 0);
         assert!(h.all_synced());
+    }
+
+    /// USD-M and spot BTCUSDT, one recording each, merged: each recording's snapshot (no
+    /// symbol) syncs its own instrument's book, and each instrument gets the diffs of its own
+    /// file by its own rule, although both name the same symbol.
+    #[test]
+    fn same_symbol_instruments_each_get_their_own_recordings_messages() {
+        use crate::merge::MergedSource;
+        let dir = std::env::temp_dir().join(format!("rm-handler-bound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, lines: &[(i64, Vec<u8>)]| {
+            let p = dir.join(name);
+            let mut text = Vec::new();
+            for (t, l) in lines {
+                text.extend_from_slice(format!("{t} ").as_bytes());
+                text.extend_from_slice(l);
+                text.push(b'\n');
+            }
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let spot_diff = |t: i64, first: u64, last: u64, px: &str| {
+            (
+                t,
+                format!(
+                    r#"{{"stream":"btcusdt@depth@100ms","data":{{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":{first},"u":{last},"b":[["{px}","1"]],"a":[]}}}}"#
+                )
+                .into_bytes(),
+            )
+        };
+        let usdm = write(
+            "usdm.txt",
+            &[diff(100, 5, 9, 4), snapshot(110, 7), diff(130, 10, 12, 9)],
+        );
+        let spot = write(
+            "spot.txt",
+            &[
+                spot_diff(105, 50, 60, "0.95"),
+                snapshot(120, 55),
+                spot_diff(125, 61, 62, "0.96"),
+            ],
+        );
+        let spot_inst = Instrument::new("BTCUSDT", "0.01", "0.001", "0.001", "0").unwrap();
+        let handler = FeedHandler::new(&[
+            (inst(), Some(SyncRule::Futures)),
+            (spot_inst, Some(SyncRule::Spot)),
+        ]);
+        let mut feed = MarketFeed::new(
+            MergedSource::open(&[vec![usdm], vec![spot]]).unwrap(),
+            handler,
+        );
+        let mut out = Vec::new();
+        while let Some(step) = feed.next(&mut out) {
+            assert!(matches!(step, Step::Input { .. }), "{step:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        let h = feed.handler();
+        assert!(h.all_synced(), "both books synced");
+        assert_eq!(h.stats().decode_errors, 0);
+        assert_eq!(h.sync_stats(0).snapshots, 1);
+        assert_eq!(h.sync_stats(1).snapshots, 1);
+        assert_eq!(h.sync_stats(0).diffs_applied, 2);
+        assert_eq!(h.sync_stats(1).diffs_applied, 2);
+        // Each instrument's levels on its own grid: USD-M 1.0 at a 0.10 tick, spot 0.95 and
+        // 0.96 at a 0.01 tick.
+        let bids = |id: InstrumentId| {
+            out.iter()
+                .filter(|e| e.instrument() == id && e.kind() == EventKind::BookLevel)
+                .filter_map(|e| e.as_level())
+                .filter(|l| !l.snapshot)
+                .map(|l| l.price)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bids(0), [10, 10]);
+        assert_eq!(bids(1), [95, 96]);
+        // One snapshot request each, at the start, each to its own recording.
+        assert_eq!(h.stats().snapshot_requests, 2);
+        let per: Vec<_> = feed
+            .source()
+            .sources()
+            .map(|s| s.counts().snapshot_requests)
+            .collect();
+        assert_eq!(per, [1, 1]);
     }
 }

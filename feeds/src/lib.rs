@@ -9,8 +9,10 @@
 #![deny(missing_docs)]
 
 pub mod binance;
+pub mod binding;
 pub mod handler;
 pub mod local_book;
+pub mod merge;
 pub mod normalize;
 pub mod recording;
 pub mod source;
@@ -19,10 +21,13 @@ pub use binance::decode::{
     self, DecodeError, DecodeStats, Decoder, DepthHeader, IgnoreReason, Message, SnapshotHeader,
 };
 pub use binance::sync::{self, BookSync, DiffOutcome, SyncRule, SyncSink, SyncState, SyncStats};
+pub use binding::{bind, bind_config, sniff, BindError, DataSpec, Flavour, Key, Sniffed, Target};
 pub use handler::{sync_rule, FeedHandler, FeedStats, MarketFeed, Step};
 pub use local_book::{BookObserver, BookState, LocalBook, LocalBookStats};
+pub use merge::MergedSource;
 pub use normalize::{recorded_events, RecordedEvents};
 pub use recording::{LineError, OpenError, ReaderStats, RecordLine, RecordingReader};
 pub use source::{
-    Input, MarketSource, MemorySource, RecordingSource, SnapshotReply, SourceCounts, SourceError,
+    Input, MarketSource, MemorySource, Peek, RecordingSource, SnapshotReply, SourceCounts,
+    SourceError,
 };

@@ -68,6 +68,19 @@ pub struct RecordLine<'a> {
     pub line: u64,
 }
 
+/// Where the line just read sits in the reader's buffer (valid until the next read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LineInfo {
+    /// Local receive time, ns.
+    pub(crate) local_ns: i64,
+    /// Which file (index into the paths given).
+    pub(crate) file: usize,
+    /// 1-based line number in that file.
+    pub(crate) line: u64,
+    /// Offset of the payload in the buffer.
+    start: usize,
+}
+
 /// Counters of a reader.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReaderStats {
@@ -161,6 +174,26 @@ impl RecordingReader {
     /// The next line, a line error to count, or `None` at the end of the last file.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Result<RecordLine<'_>, LineError>> {
+        Some(self.read_line()?.map(|info| RecordLine {
+            local_ns: info.local_ns,
+            json: &mut self.buf[info.start..],
+            file: info.file,
+            line: info.line,
+        }))
+    }
+
+    /// The payload of the line just read by [`RecordingReader::read_line`] (which `info` must
+    /// be the answer of: the buffer holds that line until the next read).
+    #[inline]
+    pub(crate) fn payload(&mut self, info: &LineInfo) -> &mut [u8] {
+        let start = info.start.min(self.buf.len());
+        &mut self.buf[start..]
+    }
+
+    /// Reads the next line into the buffer and says where it is: [`RecordingReader::next`]
+    /// without the borrow, so that a reader can hold a line read ahead (a merge of several
+    /// recordings looks at each one's next line before choosing).
+    pub(crate) fn read_line(&mut self) -> Option<Result<LineInfo, LineError>> {
         loop {
             if self.current.is_none() {
                 match self.open_next()? {
@@ -222,11 +255,11 @@ impl RecordingReader {
                     line,
                 }));
             };
-            return Some(Ok(RecordLine {
+            return Some(Ok(LineInfo {
                 local_ns,
-                json: &mut self.buf[sp + 1..],
                 file,
                 line,
+                start: sp + 1,
             }));
         }
     }

@@ -6,7 +6,7 @@
 //! A recording answers with its next snapshot line, if it has one; a live source fetches one over
 //! REST and delivers it as a later message; a journal of synced events has nothing to give.
 
-use crate::recording::{LineError, OpenError, RecordingReader};
+use crate::recording::{LineError, LineInfo, OpenError, RecordingReader};
 use engine::{Event, InstrumentId};
 use std::path::Path;
 
@@ -19,6 +19,11 @@ pub enum Input<'a> {
         json: &'a mut [u8],
         /// Local receive time, ns.
         local_ns: i64,
+        /// The instrument the source is bound to (a recording of one instrument): the message
+        /// is decoded for it alone ([`crate::Decoder::decode_for`]). `None` for a source bound
+        /// to no instrument (in-memory lines, a socket carrying several): the message names its
+        /// instrument by its symbol.
+        instrument: Option<InstrumentId>,
     },
     /// Events already decoded and book-synced (e.g. read back from a journal), one venue
     /// message's worth, passed through unchanged.
@@ -77,21 +82,38 @@ pub trait MarketSource {
     }
 }
 
-/// Recording files (`<local_ns> <json>` lines, gzip or plain), read in order.
+/// Recording files (`<local_ns> <json>` lines, gzip or plain), read in order; bound to one
+/// instrument ([`RecordingSource::open_bound`]: the recording of that instrument, its messages
+/// decoded for it alone) or to none.
 #[derive(Debug)]
 pub struct RecordingSource {
     reader: RecordingReader,
+    bound: Option<InstrumentId>,
+    /// A line read ahead ([`RecordingSource::peek`]) and not yet given.
+    ahead: Option<Result<LineInfo, LineError>>,
     read: u64,
     bad: u64,
     snapshot_requests: u64,
     last: Option<(usize, u64)>,
 }
 
+/// What a recording's next line is, seen ahead ([`RecordingSource::peek`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// A line received at this local time, ns.
+    Line(i64),
+    /// A line the source cannot give (a [`SourceError`] comes next).
+    Bad,
+}
+
 impl RecordingSource {
-    /// Opens the files, in arrival order.
+    /// Opens the files, in arrival order, bound to no instrument (each message names its
+    /// instrument by its symbol).
     pub fn open<P: AsRef<Path>>(paths: &[P]) -> Result<RecordingSource, OpenError> {
         Ok(RecordingSource {
             reader: RecordingReader::open(paths)?,
+            bound: None,
+            ahead: None,
             read: 0,
             bad: 0,
             snapshot_requests: 0,
@@ -99,22 +121,55 @@ impl RecordingSource {
         })
     }
 
+    /// Opens the files of one instrument's recording, in arrival order: every message is
+    /// decoded for `instrument` ([`Input::Message`]'s `instrument`).
+    pub fn open_bound<P: AsRef<Path>>(
+        paths: &[P],
+        instrument: InstrumentId,
+    ) -> Result<RecordingSource, OpenError> {
+        let mut s = RecordingSource::open(paths)?;
+        s.bound = Some(instrument);
+        Ok(s)
+    }
+
+    /// The instrument the recording is bound to.
+    pub fn instrument(&self) -> Option<InstrumentId> {
+        self.bound
+    }
+
     /// The reader (its counters and paths).
     pub fn reader(&self) -> &RecordingReader {
         &self.reader
     }
+
+    /// The next line, read ahead and kept (its bytes stay in the reader's buffer) until
+    /// [`MarketSource::next_input`] gives it; `None` at the end.
+    pub fn peek(&mut self) -> Option<Peek> {
+        if self.ahead.is_none() {
+            self.ahead = Some(self.reader.read_line()?);
+        }
+        match self.ahead.as_ref()? {
+            Ok(info) => Some(Peek::Line(info.local_ns)),
+            Err(_) => Some(Peek::Bad),
+        }
+    }
 }
 
 impl MarketSource for RecordingSource {
+    #[inline]
     fn next_input(&mut self) -> Option<Result<Input<'_>, SourceError>> {
-        let line = self.reader.next()?;
+        let line = match self.ahead.take() {
+            Some(l) => l,
+            None => self.reader.read_line()?,
+        };
         self.read += 1;
         match line {
-            Ok(l) => {
-                self.last = Some((l.file, l.line));
+            Ok(info) => {
+                self.last = Some((info.file, info.line));
                 Some(Ok(Input::Message {
-                    json: l.json,
-                    local_ns: l.local_ns,
+                    json: self.reader.payload(&info),
+                    local_ns: info.local_ns,
+                    instrument: self.bound,
                 }))
             }
             Err(e) => {
@@ -178,6 +233,7 @@ impl MarketSource for MemorySource<'_> {
         Some(Ok(Input::Message {
             json: &mut self.scratch,
             local_ns: *t,
+            instrument: None,
         }))
     }
 

@@ -98,6 +98,19 @@ pub enum DecodeError {
     SnapshotWithoutSymbol,
 }
 
+/// Which instruments a message may be for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Any instrument of the decoder, by the symbol the message names.
+    Any,
+    /// One instrument: the message came from a source bound to it (a recording of that
+    /// instrument). A payload naming another symbol is ignored; a REST snapshot (no symbol) is
+    /// that instrument's.
+    Bound(InstrumentId),
+    /// A REST snapshot known to be this instrument's, whatever it says.
+    Snapshot(InstrumentId),
+}
+
 /// Counters kept by a decoder.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DecodeStats {
@@ -171,7 +184,24 @@ impl Decoder {
 
     /// Decodes one message. `json` is modified in place (simd-json unescapes into it).
     pub fn decode(&mut self, json: &mut [u8], local_ns: i64) -> Result<Message, DecodeError> {
-        self.decode_inner(json, local_ns, None)
+        self.decode_inner(json, local_ns, Route::Any)
+    }
+
+    /// Decodes one message from a source bound to `instrument` (a recording of that
+    /// instrument): a REST snapshot, which names no symbol, is `instrument`'s; a stream payload
+    /// for `instrument`'s symbol is `instrument`'s even when another instrument of the decoder
+    /// has the same symbol (one symbol on two venues); a payload for any other symbol is
+    /// [`IgnoreReason::OtherSymbol`]. An `instrument` the decoder does not have is
+    /// `BadField("instrument")`. Same fast path, same allocation-free decoding as
+    /// [`Decoder::decode`].
+    #[inline]
+    pub fn decode_for(
+        &mut self,
+        json: &mut [u8],
+        local_ns: i64,
+        instrument: InstrumentId,
+    ) -> Result<Message, DecodeError> {
+        self.decode_inner(json, local_ns, Route::Bound(instrument))
     }
 
     /// Decodes a REST depth snapshot for a known instrument (the REST body names no symbol).
@@ -181,7 +211,7 @@ impl Decoder {
         local_ns: i64,
         instrument: InstrumentId,
     ) -> Result<Message, DecodeError> {
-        self.decode_inner(json, local_ns, Some(instrument))
+        self.decode_inner(json, local_ns, Route::Snapshot(instrument))
     }
 
     /// Decodes with the general simd-json path only, skipping the depth fast path. For benches
@@ -192,18 +222,42 @@ impl Decoder {
         local_ns: i64,
     ) -> Result<Message, DecodeError> {
         self.levels.clear();
-        self.decode_tape(json, local_ns, None)
+        self.decode_tape(json, local_ns, Route::Any)
     }
 
+    /// [`Decoder::decode_for`] with the general simd-json path only (see
+    /// [`Decoder::decode_general`]).
+    pub fn decode_general_for(
+        &mut self,
+        json: &mut [u8],
+        local_ns: i64,
+        instrument: InstrumentId,
+    ) -> Result<Message, DecodeError> {
+        self.levels.clear();
+        self.decode_tape(json, local_ns, Route::Bound(instrument))
+    }
+
+    #[inline]
     fn decode_inner(
         &mut self,
         json: &mut [u8],
         local_ns: i64,
-        snapshot_for: Option<InstrumentId>,
+        route: Route,
     ) -> Result<Message, DecodeError> {
         self.levels.clear();
-        if snapshot_for.is_none() && !self.adopt_first_symbol {
-            match depth_fast::decode_depth(json, local_ns, &self.instruments, &mut self.levels) {
+        // The fast path looks the symbol up in a slice of instruments whose first has id
+        // `first`: all of them, or only the bound one.
+        let fast = match route {
+            _ if self.adopt_first_symbol => None,
+            Route::Any => Some((&self.instruments[..], 0)),
+            Route::Bound(id) => self
+                .instruments
+                .get(id as usize..=id as usize)
+                .map(|one| (one, id)),
+            Route::Snapshot(_) => None,
+        };
+        if let Some((instruments, first)) = fast {
+            match depth_fast::decode_depth(json, local_ns, instruments, first, &mut self.levels) {
                 Fast::Depth(h) => {
                     self.stats.decoded += 1;
                     return Ok(Message::Depth(h));
@@ -216,21 +270,21 @@ impl Decoder {
                 Fast::Fallback => {}
             }
         }
-        self.decode_tape(json, local_ns, snapshot_for)
+        self.decode_tape(json, local_ns, route)
     }
 
     fn decode_tape(
         &mut self,
         json: &mut [u8],
         local_ns: i64,
-        snapshot_for: Option<InstrumentId>,
+        route: Route,
     ) -> Result<Message, DecodeError> {
         let mut tape = match self.tape.take() {
             Some(t) => t.reset(),
             None => Tape::null().reset(),
         };
         let result = match simd_json::fill_tape(json, &mut self.buffers, &mut tape) {
-            Ok(()) => self.normalize(&tape.0, local_ns, snapshot_for),
+            Ok(()) => self.normalize(&tape.0, local_ns, route),
             Err(e) => Err(DecodeError::Json(e.to_string())),
         };
         self.tape = Some(tape.reset());
@@ -249,18 +303,18 @@ impl Decoder {
         &mut self,
         n: &[Node<'_>],
         local_ns: i64,
-        snapshot_for: Option<InstrumentId>,
+        route: Route,
     ) -> Result<Message, DecodeError> {
         let root = Fields::read(n, 0)?;
         if let Some(data) = root.data {
             let f = Fields::read(n, data)?;
             let stream_is_ticker = root.stream.is_some_and(|s| s.ends_with("@bookTicker"));
-            return self.payload(n, &f, local_ns, stream_is_ticker);
+            return self.payload(n, &f, local_ns, stream_is_ticker, route);
         }
         if root.last_update_id.is_some() {
-            return self.snapshot(n, &root, local_ns, snapshot_for);
+            return self.snapshot(n, &root, local_ns, route);
         }
-        self.payload(n, &root, local_ns, false)
+        self.payload(n, &root, local_ns, false, route)
     }
 
     fn payload(
@@ -269,6 +323,7 @@ impl Decoder {
         f: &Fields<'_>,
         local_ns: i64,
         stream_is_ticker: bool,
+        route: Route,
     ) -> Result<Message, DecodeError> {
         let kind = match f.e {
             Some(e) => e,
@@ -281,7 +336,7 @@ impl Decoder {
             return Ok(Message::Ignored(IgnoreReason::OtherStream));
         }
         let sym = f.s.ok_or(DecodeError::MissingField("s"))?;
-        let Some(id) = self.instrument_for(sym.as_bytes()) else {
+        let Some(id) = self.route_symbol(route, sym.as_bytes())? else {
             return Ok(Message::Ignored(IgnoreReason::OtherSymbol));
         };
         let inst = self.instruments[id as usize];
@@ -378,17 +433,22 @@ impl Decoder {
         n: &[Node<'_>],
         f: &Fields<'_>,
         local_ns: i64,
-        snapshot_for: Option<InstrumentId>,
+        route: Route,
     ) -> Result<Message, DecodeError> {
-        let id = match (snapshot_for, f.s) {
-            (Some(id), _) if (id as usize) < self.instruments.len() => id,
-            (Some(_), _) => return Err(DecodeError::BadField("instrument")),
-            (None, Some(sym)) => match self.instrument_for(sym.as_bytes()) {
-                Some(id) => id,
-                None => return Ok(Message::Ignored(IgnoreReason::OtherSymbol)),
-            },
-            (None, None) if self.instruments.len() == 1 => 0,
-            (None, None) => return Err(DecodeError::SnapshotWithoutSymbol),
+        let known = |id: InstrumentId| (id as usize) < self.instruments.len();
+        let id = match (route, f.s) {
+            (Route::Snapshot(id) | Route::Bound(id), _) if !known(id) => {
+                return Err(DecodeError::BadField("instrument"))
+            }
+            (Route::Snapshot(id), _) | (Route::Bound(id), None) => id,
+            (Route::Bound(_) | Route::Any, Some(sym)) => {
+                match self.route_symbol(route, sym.as_bytes())? {
+                    Some(id) => id,
+                    None => return Ok(Message::Ignored(IgnoreReason::OtherSymbol)),
+                }
+            }
+            (Route::Any, None) if self.instruments.len() == 1 => 0,
+            (Route::Any, None) => return Err(DecodeError::SnapshotWithoutSymbol),
         };
         let inst = self.instruments[id as usize];
         let last_update_id = f
@@ -433,13 +493,38 @@ impl Decoder {
         }))
     }
 
-    fn instrument_for(&mut self, sym: &[u8]) -> Option<InstrumentId> {
+    /// The instrument a payload naming `sym` is for, on `route` (`None`: another symbol).
+    #[inline]
+    fn route_symbol(
+        &mut self,
+        route: Route,
+        sym: &[u8],
+    ) -> Result<Option<InstrumentId>, DecodeError> {
+        match route {
+            Route::Bound(id) => {
+                self.adopt(sym);
+                match self.instruments.get(id as usize) {
+                    Some(i) => Ok(i.symbol.eq_ignore_case(sym).then_some(id)),
+                    None => Err(DecodeError::BadField("instrument")),
+                }
+            }
+            Route::Any | Route::Snapshot(_) => Ok(self.instrument_for(sym)),
+        }
+    }
+
+    /// An adopting decoder takes `sym` as its instrument's symbol, once.
+    #[inline]
+    fn adopt(&mut self, sym: &[u8]) {
         if self.adopt_first_symbol {
             self.adopt_first_symbol = false;
             if let Some(s) = Symbol::new(sym) {
                 self.instruments[0].symbol = s;
             }
         }
+    }
+
+    fn instrument_for(&mut self, sym: &[u8]) -> Option<InstrumentId> {
+        self.adopt(sym);
         self.instruments
             .iter()
             .position(|i| i.symbol.eq_ignore_case(sym))
@@ -830,5 +915,78 @@ mod tests {
             ),
             Ok(Message::Ignored(IgnoreReason::OtherSymbol))
         );
+    }
+
+    /// A decoder of two instruments with one symbol (USD-M and spot BTCUSDT) and a source bound
+    /// to one of them: the bare REST snapshot is the bound instrument's, a payload of the
+    /// symbol goes to the bound instrument (not the first of that symbol), another symbol is
+    /// ignored; unbound, the snapshot cannot be placed.
+    #[test]
+    fn bound_decoding_routes_to_the_bound_instrument() {
+        let spot = Instrument::new("BTCUSDT", "0.01", "0.00000001", "0.00001", "5").unwrap();
+        let mut d = Decoder::new(&[btc(), spot]);
+        let snap =
+            r#"{"lastUpdateId":9,"bids":[["61800.20","2.909"]],"asks":[["61800.30","0.5"]]}"#;
+        let mut b = snap.as_bytes().to_vec();
+        assert_eq!(d.decode(&mut b, 7), Err(DecodeError::SnapshotWithoutSymbol));
+        for id in [0, 1] {
+            let mut b = snap.as_bytes().to_vec();
+            let Ok(Message::Snapshot(h)) = d.decode_for(&mut b, 7, id) else {
+                panic!("snapshot for {id}")
+            };
+            assert_eq!((h.instrument, h.last_update_id), (id, 9));
+            assert!(d.levels().iter().all(|e| e.instrument() == id));
+        }
+        // On the spot grid (0.01 tick, 1e-8 lot) when bound to the spot instrument.
+        assert_eq!(d.levels()[0].as_level().unwrap().price, 6_180_020);
+        assert_eq!(d.levels()[0].as_level().unwrap().qty, 290_900_000);
+        let diff = r#"{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":10,"u":20,"pu":9,"b":[["61800.20","0.014"]],"a":[["61800.30","1.5"]]}}"#;
+        let ticker = r#"{"stream":"btcusdt@bookTicker","data":{"u":5,"s":"BTCUSDT","b":"61800.20","B":"1","a":"61800.30","A":"2"}}"#;
+        let eth = r#"{"e":"trade","E":1,"s":"ETHUSDT","t":1,"p":"1.0","q":"1","m":true}"#;
+        for id in [0u16, 1] {
+            // The fast path and the general one alike.
+            for general in [false, true] {
+                let mut b = diff.as_bytes().to_vec();
+                let m = if general {
+                    d.decode_general_for(&mut b, 7, id)
+                } else {
+                    d.decode_for(&mut b, 7, id)
+                };
+                let Ok(Message::Depth(h)) = m else {
+                    panic!("{m:?}")
+                };
+                assert_eq!(h.instrument, id, "general {general}");
+                assert_eq!(d.levels().len(), 2);
+                assert!(d.levels().iter().all(|e| e.instrument() == id));
+            }
+            let mut b = ticker.as_bytes().to_vec();
+            let Ok(Message::Event(e)) = d.decode_for(&mut b, 7, id) else {
+                panic!()
+            };
+            assert_eq!(e.instrument(), id);
+            let mut b = eth.as_bytes().to_vec();
+            assert_eq!(
+                d.decode_for(&mut b, 7, id),
+                Ok(Message::Ignored(IgnoreReason::OtherSymbol))
+            );
+        }
+        // Unbound, the symbol picks the first instrument that has it.
+        let mut b = diff.as_bytes().to_vec();
+        assert!(matches!(d.decode(&mut b, 7), Ok(Message::Depth(h)) if h.instrument == 0));
+        // A snapshot naming another symbol is not the bound instrument's.
+        let mut b = br#"{"lastUpdateId":9,"s":"ETHUSDT","bids":[],"asks":[]}"#.to_vec();
+        assert_eq!(
+            d.decode_for(&mut b, 7, 1),
+            Ok(Message::Ignored(IgnoreReason::OtherSymbol))
+        );
+        // An instrument the decoder does not have.
+        for m in [snap, diff, ticker] {
+            let mut b = m.as_bytes().to_vec();
+            assert_eq!(
+                d.decode_for(&mut b, 7, 2),
+                Err(DecodeError::BadField("instrument")),
+                "{m}"
+            );
+        }
     }
 }

@@ -91,16 +91,19 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Tries the fast path. `levels` is only appended to when [`Fast::Depth`] is returned.
+/// Tries the fast path. The symbol is looked up in `instruments`, whose `k`-th has id
+/// `first_id + k` (all of a decoder's instruments with `first_id` 0, or only the one a bound
+/// source is for, with its id). `levels` is only appended to when [`Fast::Depth`] is returned.
 #[inline]
 pub(crate) fn decode_depth(
     json: &[u8],
     local_ns: i64,
     instruments: &[Instrument],
+    first_id: InstrumentId,
     levels: &mut Vec<Event>,
 ) -> Fast {
     let start_len = levels.len();
-    match scan(json, local_ns, instruments, levels) {
+    match scan(json, local_ns, instruments, first_id, levels) {
         Some(f) => {
             if !matches!(f, Fast::Depth(_)) {
                 levels.truncate(start_len);
@@ -118,6 +121,7 @@ fn scan(
     json: &[u8],
     local_ns: i64,
     instruments: &[Instrument],
+    first_id: InstrumentId,
     levels: &mut Vec<Event>,
 ) -> Option<Fast> {
     let mut c = Cursor { b: json, i: 0 };
@@ -175,7 +179,8 @@ fn scan(
                 let id = instruments
                     .iter()
                     .position(|i| i.symbol.eq_ignore_case(sym))?;
-                inst = Some((id as InstrumentId, &instruments[id]));
+                // Ids fit: a decoder has at most 2^16 instruments.
+                inst = Some((first_id.wrapping_add(id as InstrumentId), &instruments[id]));
             }
             b"U" => first = Some(c.uint()?),
             b"u" => last = Some(c.uint()?),
