@@ -213,7 +213,7 @@ fn pipeline(seconds: Option<f64>, (first, last): (Option<usize>, Option<usize>))
     let recorder =
         JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0).expect("journal");
     let settings = Settings {
-        data: vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT)],
+        data: vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT).into()],
         speed: 1.0,
         max_span_ns: seconds.map(|s| (s * 1e9) as i64),
         queue: QueueKind::RiskAverse,

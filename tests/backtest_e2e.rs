@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 /// The settings of the README's backtest (2 ms each way, risk-averse queue) on `data`.
 fn settings(data: Vec<PathBuf>) -> Settings {
     Settings {
-        data,
+        data: feeds::DataSpec::plain(data),
         queue: QueueKind::RiskAverse,
         entry_latency_ns: 2_000_000,
         response_latency_ns: 2_000_000,

@@ -50,7 +50,7 @@ fn fifty_nine_quiet_hours_need_no_more_memory_than_thirteen_seconds() {
     let cfg = test_support::default_config();
     let run = |data: std::path::PathBuf, log: &str| {
         let s = Settings {
-            data: vec![data],
+            data: vec![data.into()],
             queue: QueueKind::RiskAverse,
             entry_latency_ns: 2_000_000,
             response_latency_ns: 2_000_000,

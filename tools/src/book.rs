@@ -4,8 +4,8 @@ use anyhow::Context;
 use engine::{Grid, Instrument, OrderBook};
 use feeds::decode::DepthHeader;
 use feeds::{
-    BookObserver, BookState, Decoder, FeedHandler, MarketFeed, MarketSource, RecordingSource, Step,
-    SyncRule,
+    sync_rule, BookObserver, BookState, DataSpec, Decoder, FeedHandler, MarketFeed, MarketSource,
+    RecordingSource, Step, SyncRule, Target,
 };
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -14,10 +14,13 @@ use std::process::ExitCode;
 /// Arguments of `ringmaker book`.
 #[derive(clap::Args, Debug)]
 pub struct BookArgs {
-    /// Recording files (`<local_ns> <json>` lines, gzip or plain), read in the order given.
+    /// Recording files (`<local_ns> <json>` lines, gzip or plain) of one instrument, read in
+    /// the order given: `PATH`, `SYMBOL=PATH` or `VENUE:SYMBOL=PATH` (the symbol to follow, and
+    /// with a venue its sync rule).
     #[arg(long, num_args = 1.., required = true)]
     data: Vec<PathBuf>,
-    /// Symbol to follow (default: the first symbol in the data).
+    /// Symbol to follow (default: the one the `--data` bindings name, else the first symbol in
+    /// the data).
     #[arg(long)]
     symbol: Option<String>,
     /// Tick size, e.g. 0.10.
@@ -26,7 +29,8 @@ pub struct BookArgs {
     /// Lot (step) size, e.g. 0.001.
     #[arg(long)]
     lot: String,
-    /// Sync rule: futures (pu chain), spot (U = u + 1), or auto (from the first diff).
+    /// Sync rule: futures (pu chain), spot (U = u + 1), or auto (from a `VENUE:SYMBOL=PATH`
+    /// binding's venue, else from the first diff).
     #[arg(long, value_enum, default_value_t = Venue::Auto)]
     venue: Venue,
     /// Book window in ticks (a power of two; levels further from the touch are ignored).
@@ -84,23 +88,71 @@ impl<W: Write> BookObserver for Tsv<W> {
     }
 }
 
-pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
-    let sym = args.symbol.as_deref().unwrap_or("UNSET");
-    let inst = Instrument::new(sym, &args.tick, &args.lot, &args.lot, "0")
-        .context("invalid instrument (--symbol / --tick / --lot)")?;
-    let decoder = if args.symbol.is_some() {
-        Decoder::new(&[inst])
-    } else {
-        Decoder::adopting_first_symbol(inst)
-    };
-    let rule = match args.venue {
+/// The symbol and sync rule `book` follows, from `--symbol`, `--venue` and the `--data`
+/// bindings (which must agree: `book` follows one instrument), and the files.
+fn follow(args: &BookArgs) -> anyhow::Result<(Option<String>, Option<SyncRule>, Vec<PathBuf>)> {
+    let explicit = match args.venue {
         Venue::Auto => None,
         Venue::Futures => Some(SyncRule::Futures),
         Venue::Spot => Some(SyncRule::Spot),
     };
-    // The same feed handler as the backtest and the paper pipeline, on the recording.
+    // `X=` is a binding when X is the symbol followed (any symbol when none is given yet).
+    let known = |t: &Target| {
+        args.symbol
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case(&t.symbol))
+            && t.venue
+                .is_none_or(|v| explicit.is_none_or(|r| r == sync_rule(v)))
+    };
+    let describe = || match &args.symbol {
+        Some(s) => format!("`book` follows {s}, with --venue {:?}", args.venue),
+        None => "none given".to_owned(),
+    };
+    let mut symbol = args.symbol.clone();
+    let mut rule = explicit;
+    let mut first: Option<Target> = None;
+    let mut files = Vec::with_capacity(args.data.len());
+    for arg in &args.data {
+        let spec = DataSpec::parse_with(arg.as_os_str(), known, describe)?;
+        if let Some(t) = &spec.target {
+            let first = first.get_or_insert_with(|| t.clone());
+            anyhow::ensure!(
+                first.symbol.eq_ignore_ascii_case(&t.symbol),
+                "--data binds files to {first} and to {t}: `book` follows one symbol"
+            );
+            symbol.get_or_insert_with(|| t.symbol.to_ascii_uppercase());
+            if let Some(v) = t.venue {
+                let r = *rule.get_or_insert(sync_rule(v));
+                anyhow::ensure!(
+                    r == sync_rule(v),
+                    "--data {t}=...: a {} recording, where the others (or --venue) say {}",
+                    v.name(),
+                    match r {
+                        SyncRule::Futures => "futures",
+                        SyncRule::Spot => "spot",
+                    }
+                );
+            }
+        }
+        files.push(spec.path);
+    }
+    Ok((symbol, rule, files))
+}
+
+pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
+    let (symbol, rule, files) = follow(args)?;
+    let sym = symbol.as_deref().unwrap_or("UNSET");
+    let inst = Instrument::new(sym, &args.tick, &args.lot, &args.lot, "0")
+        .context("invalid instrument (--symbol / --tick / --lot)")?;
+    let decoder = if symbol.is_some() {
+        Decoder::new(&[inst])
+    } else {
+        Decoder::adopting_first_symbol(inst)
+    };
+    // The same feed handler as the backtest and the paper pipeline, on the recording of the one
+    // instrument followed (its REST snapshots, which name no symbol, are that instrument's).
     let mut feed = MarketFeed::new(
-        RecordingSource::open(&args.data)?,
+        RecordingSource::open_bound(&files, 0)?,
         FeedHandler::with_decoder_and_window(decoder, &[rule], args.book_slots as usize),
     );
     let mut state = BookState::new(args.book_slots as usize);

@@ -2,10 +2,11 @@
 //! loading the config, and clearing a previous run's journal.
 
 use anyhow::Context;
+use feeds::{DataSpec, Key};
 use runtime::backtest::QueueKind;
 use runtime::config::RunConfig;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Simulated venue and journal options.
@@ -67,6 +68,15 @@ pub fn load_config(path: &Path) -> anyhow::Result<RunConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))?;
     RunConfig::from_toml(&text).with_context(|| format!("config {}", path.display()))
+}
+
+/// The `--data` arguments for the instruments of `cfg`: `PATH`, `SYMBOL=PATH` or
+/// `VENUE:SYMBOL=PATH` (`X=` only when `X` names an instrument of `cfg`; see `feeds::binding`).
+pub fn data_specs(args: &[PathBuf], cfg: &engine::Config) -> anyhow::Result<Vec<DataSpec>> {
+    let keys = Key::of_config(cfg);
+    args.iter()
+        .map(|a| Ok(DataSpec::parse_for(a.as_os_str(), &keys)?))
+        .collect()
 }
 
 /// Prints `warnings` on stderr; with `strict`, a run that has any fails (exit 1).

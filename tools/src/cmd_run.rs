@@ -1,7 +1,7 @@
 //! `ringmaker run --paper`: the live-shaped pipeline (pinned threads, disruptor rings) on a
 //! recording, against the simulated venue. See `runtime::live`.
 
-use crate::cmd_common::{finish, load_config, VenueArgs};
+use crate::cmd_common::{data_specs, finish, load_config, VenueArgs};
 use crate::out_dir::Staged;
 use runtime::live::{self, signals, Settings};
 use runtime::record::JournalRecorder;
@@ -22,7 +22,11 @@ pub struct Args {
     /// Run config (TOML): the engine's sections, and optional `cpu` and `rings` tables.
     #[arg(long, default_value = "configs/default.toml")]
     config: PathBuf,
-    /// Recording files, read in the order given.
+    /// Recording files: `PATH`, `SYMBOL=PATH` or `VENUE:SYMBOL=PATH` (e.g.
+    /// `binance-spot:BTCUSDT=f.gz`). Each file is one instrument's: a plain PATH is bound by the
+    /// symbol and flavour (futures / spot) its first lines show, or to the only instrument. The
+    /// files of one instrument are read in the order given; the instruments' recordings are
+    /// merged in time order.
     #[arg(long, num_args = 1.., default_value = "tests/data/binance-usdm/btcusdt_20240808.gz")]
     data: Vec<PathBuf>,
     /// Replay speed: 1 = recorded pace, 10 = ten times faster, 0 = flat out.
@@ -57,6 +61,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         "only paper mode exists yet: add --paper (live order entry is not built)"
     );
     let cfg = load_config(&a.config)?;
+    let data = data_specs(&a.data, &cfg.engine)?;
     // Built beside the previous run, swapped in only if the run succeeds (a failed session keeps
     // its journal apart, as OUT/failed-<pid>/).
     let staged = Staged::begin(&a.out, &["journal", "latency.hlog"])?;
@@ -64,7 +69,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     signals::register(&stop)?;
     let settings = Settings {
-        data: a.data.clone(),
+        data,
         speed: a.speed,
         max_span_ns: a.duration.map(|s| (s * 1e9) as i64),
         queue: a.venue.queue(),

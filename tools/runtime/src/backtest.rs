@@ -19,7 +19,7 @@ use crate::metrics::{Metrics, Sample};
 use anyhow::Context;
 use engine::{Config, Engine, Event, EventKind, Intent, ModeChange, Sink};
 use feeds::{
-    FeedHandler, FeedStats, Input, MarketFeed, MarketSource, RecordingSource, SnapshotReply,
+    DataSpec, FeedHandler, FeedStats, Input, MarketFeed, MarketSource, MergedSource, SnapshotReply,
     SourceCounts, SourceError, Step, SyncStats,
 };
 use gateway::sim::{BpsFees, ConstantLatency, ProbQueue, RiskAverseQueue, SimVenue};
@@ -28,6 +28,14 @@ use hdrhistogram::Histogram;
 use quanta::Clock;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// The recordings of `data`, each bound to its instrument of `cfg` ([`feeds::bind_config`]: by
+/// the argument, by the only instrument, or by what the file holds), merged in time order, one
+/// recording per instrument ([`MergedSource`]).
+pub fn open_recordings(cfg: &Config, data: &[DataSpec]) -> anyhow::Result<MergedSource> {
+    let files = feeds::bind_config(cfg, data)?;
+    Ok(MergedSource::open(&files)?)
+}
 
 /// Which queue-position model the simulated venue uses.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,8 +52,9 @@ pub enum QueueKind {
 /// Backtest settings beyond the engine config.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Recording files, in arrival order.
-    pub data: Vec<PathBuf>,
+    /// Recording files, each bound to one instrument of the config (explicitly, or by what it
+    /// holds: [`feeds::binding`]); the files of one instrument in arrival order.
+    pub data: Vec<DataSpec>,
     /// Queue model.
     pub queue: QueueKind,
     /// Engine → venue latency, ns.
@@ -82,6 +91,8 @@ pub struct Outcome {
     pub feed: FeedStats,
     /// Book sync counters over every instrument (diffs applied, gaps, resyncs).
     pub sync: SyncStats,
+    /// Book sync counters of each instrument, by id.
+    pub sync_by_instrument: Vec<SyncStats>,
 }
 
 /// Collects the engine's intents for the venue.
@@ -237,7 +248,7 @@ pub fn run<R: Recorder>(
     recorder: R,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(Outcome, R)> {
-    let mut source = feed(cfg, RecordingSource::open(&settings.data)?);
+    let mut source = feed(cfg, open_recordings(cfg, &settings.data)?);
     run_source(cfg, settings, recorder, &mut source, progress)
 }
 
@@ -510,6 +521,9 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         );
     }
     let (feed_stats, sync_stats) = (source.handler().stats(), source.handler().sync_totals());
+    let sync_by_instrument = (0..cfg.instruments.len())
+        .map(|i| source.handler().sync_stats(i as engine::InstrumentId))
+        .collect();
     progress(lines);
     if let Some(e) = d.host.recorder.failed() {
         anyhow::bail!("recording failed: {e}; every record before it is intact");
@@ -547,6 +561,7 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
             events,
             feed: feed_stats,
             sync: sync_stats,
+            sync_by_instrument,
         },
         host.recorder,
     ))

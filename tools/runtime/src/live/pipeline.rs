@@ -20,7 +20,7 @@ use ::gateway::sim::{BpsFees, ConstantLatency, ProbQueue, RiskAverseQueue, SimVe
 use ::gateway::{SimStats, Venue};
 use anyhow::{bail, Context};
 use engine::{Command, Engine, Event};
-use feeds::{FeedHandler, MarketFeed, MarketSource, RecordingSource};
+use feeds::{DataSpec, FeedHandler, MarketFeed, MarketSource};
 use quanta::Clock;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 /// Paper-run settings beyond the config file.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Recording files, in arrival order.
-    pub data: Vec<PathBuf>,
+    /// Recording files, each bound to one instrument of the config (explicitly, or by what it
+    /// holds: [`feeds::binding`]); the files of one instrument in arrival order.
+    pub data: Vec<DataSpec>,
     /// Replay speed: 1 = recorded pace, N = N times faster, 0 = flat out.
     pub speed: f64,
     /// Stop after this much recording time (ns).
@@ -71,7 +72,7 @@ pub fn run(
         .first()
         .context("the config has no instrument")?;
     let market = MarketFeed::new(
-        RecordingSource::open(&settings.data)?,
+        crate::backtest::open_recordings(cfg, &settings.data)?,
         FeedHandler::from_config(cfg),
     );
     let latency = ConstantLatency::new(settings.entry_latency_ns, settings.response_latency_ns);
