@@ -158,7 +158,11 @@ impl DataSpec {
     /// whose name holds `=` is read as given); `X=...` that names none, where no file of that
     /// name exists either, is [`BindError::UnknownTarget`].
     pub fn parse_for(arg: &OsStr, keys: &[Key]) -> Result<DataSpec, BindError> {
-        DataSpec::parse_with(arg, |t| keys.iter().any(|k| k.matches(t)), || list(keys))
+        DataSpec::parse_with(
+            arg,
+            |t| keys.iter().any(|k| k.matches(t)),
+            || format!("the config has {}", list(keys)),
+        )
     }
 
     /// [`DataSpec::parse_for`] with the caller's idea of a known target; `instruments` describes
@@ -324,8 +328,8 @@ pub enum BindError {
     Open(#[from] OpenError),
     /// `X=PATH` where `X` names no instrument, and no file is named `X=PATH` either.
     #[error(
-        "--data {arg}: {target} is no instrument of the config ({instruments}), and there is no \
-         file of that name"
+        "--data {arg}: {target} is not an instrument here ({instruments}), and no file has that \
+         name"
     )]
     UnknownTarget {
         /// The argument.
@@ -446,7 +450,7 @@ fn bind_target(keys: &[Key], t: &Target, path: &Path) -> Result<usize, BindError
         [] => Err(BindError::UnknownTarget {
             arg: format!("{t}={}", path.display()),
             target: t.to_string(),
-            instruments: list(keys),
+            instruments: format!("the config has {}", list(keys)),
         }),
         many => Err(BindError::AmbiguousTarget {
             target: t.to_string(),
@@ -750,7 +754,7 @@ mod tests {
         let with_files = |s: &str, files: &[&str]| {
             let known = |t: &Target| k.iter().any(|k| k.matches(t));
             let exists = |p: &Path| files.iter().any(|f| Path::new(f) == p);
-            DataSpec::parse_in(OsStr::new(s), known, || list(&k), &exists)
+            DataSpec::parse_in(OsStr::new(s), known, String::new, &exists)
         };
         assert_eq!(
             with_files("ETHUSDT=1.txt", &["ETHUSDT=1.txt"])
@@ -769,12 +773,16 @@ mod tests {
         // `X=` naming no instrument, and no such file: said.
         let e = parse("ETHUSDT=none.gz").unwrap_err().to_string();
         assert!(
-            e.contains("ETHUSDT is no instrument") && e.contains("BTCUSDT (binance-spot)"),
+            e.contains("ETHUSDT is not an instrument here")
+                && e.contains("the config has BTCUSDT (binance-usdm), BTCUSDT (binance-spot)"),
             "{e}"
         );
         let e = parse("binance-coinm:BTCUSDT=none.gz")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("binance-coinm:BTCUSDT is no instrument"), "{e}");
+        assert!(
+            e.contains("binance-coinm:BTCUSDT is not an instrument here"),
+            "{e}"
+        );
     }
 }

@@ -104,9 +104,14 @@ fn follow(args: &BookArgs) -> anyhow::Result<(Option<String>, Option<SyncRule>, 
             && t.venue
                 .is_none_or(|v| explicit.is_none_or(|r| r == sync_rule(v)))
     };
-    let describe = || match &args.symbol {
-        Some(s) => format!("`book` follows {s}, with --venue {:?}", args.venue),
-        None => "none given".to_owned(),
+    let describe = || {
+        let venue = match args.venue {
+            Venue::Auto => "",
+            Venue::Futures => " on a futures venue (--venue futures)",
+            Venue::Spot => " on spot (--venue spot)",
+        };
+        let symbol = args.symbol.as_deref().unwrap_or("any symbol");
+        format!("`book` follows {symbol}{venue}")
     };
     let mut symbol = args.symbol.clone();
     let mut rule = explicit;
