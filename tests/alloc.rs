@@ -219,3 +219,75 @@ fn market_feed_allocates_nothing_once_warm() {
     assert!(sync.diffs_applied > 5_000, "{sync:?}");
     assert!(state.book().is_valid());
 }
+
+/// Bound decoding ([`Decoder::decode_for`], what a recording bound to its instrument goes
+/// through) allocates nothing once warm, fast path included: the USD-M messages decoded for the
+/// second of two instruments with their symbol (spot BTCUSDT first).
+#[test]
+fn bound_decoder_allocates_nothing_once_warm() {
+    let messages = usdm_messages();
+    let spot = Instrument::new("BTCUSDT", "0.01", "0.00000001", "0.00001", "5").unwrap();
+    let mut d = Decoder::new(&[spot, futures()]);
+    let (totals, offenders, errors) = measure(&messages, |json, ns| d.decode_for(json, ns, 1));
+    report(
+        "Decoder::decode_for",
+        messages.len() - WARM_UP,
+        totals,
+        &offenders,
+        errors,
+    );
+    assert_eq!(d.stats().errors, 0);
+    assert!(d.stats().decoded > 80_000, "{:?}", d.stats());
+}
+
+/// The backtest's feed with two instruments — a [`feeds::MergedSource`] over the USD-M and the
+/// spot recordings (read from the gzip files, one line ahead each), the bound feed handler, a
+/// sink — allocates nothing once warm, up to the end of the first file of either.
+#[test]
+fn merged_recording_feed_allocates_nothing_once_warm() {
+    use feeds::{BookState, FeedHandler, MarketFeed, MergedSource};
+    let [spot_file, _] = ringmaker_tests::spot();
+    let spot = Instrument::new("BTCUSDT", "0.01", "0.00000001", "0.00001", "5").unwrap();
+    let mut feed = MarketFeed::new(
+        MergedSource::open(&[vec![ringmaker_tests::usdm()], vec![spot_file]]).unwrap(),
+        FeedHandler::new(&[
+            (futures(), Some(SyncRule::Futures)),
+            (spot, Some(SyncRule::Spot)),
+        ]),
+    );
+    // One book for both: only the allocations matter here.
+    let mut state = BookState::new(1 << 21);
+    let mut quiet = ();
+    for _ in 0..WARM_UP {
+        let mut sink = state.sink(&mut quiet);
+        assert!(feed.next(&mut sink).is_some());
+    }
+    // 93,954 + 41,249 lines; the first of the two files ends after step 135,000.
+    const STEPS: usize = 130_000;
+    let counter = Counter::start();
+    for _ in WARM_UP..STEPS {
+        let mut sink = state.sink(&mut quiet);
+        if feed.next(&mut sink).is_none() {
+            break;
+        }
+    }
+    let c = counter.stop();
+    assert_eq!(feed.counts(), (STEPS as u64, 0));
+    assert!(
+        c.is_zero(),
+        "MarketFeed<MergedSource>::next allocated: {c:?}"
+    );
+    let h = feed.handler();
+    assert!(h.all_synced());
+    // 6,551 USD-M diffs and 3,451 spot ones in the files.
+    assert!(
+        h.sync_stats(0).diffs_applied > 6_000,
+        "{:?}",
+        h.sync_stats(0)
+    );
+    assert!(
+        h.sync_stats(1).diffs_applied > 3_000,
+        "{:?}",
+        h.sync_stats(1)
+    );
+}

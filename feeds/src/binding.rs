@@ -438,6 +438,26 @@ pub fn bind(keys: &[Key], specs: &[DataSpec]) -> Result<Vec<Vec<PathBuf>>, BindE
     Ok(files)
 }
 
+/// [`bind`], answered as explicit bindings (`VENUE:SYMBOL=PATH` for every file, instrument by
+/// instrument, each one's files in the order given): binding them again reads no file. For a
+/// caller that checks the bindings before it starts anything.
+pub fn resolve(keys: &[Key], specs: &[DataSpec]) -> Result<Vec<DataSpec>, BindError> {
+    let files = bind(keys, specs)?;
+    Ok(keys
+        .iter()
+        .zip(files)
+        .flat_map(|(k, files)| {
+            let target = Target {
+                venue: Some(k.venue),
+                symbol: k.symbol.as_str().to_owned(),
+            };
+            files
+                .into_iter()
+                .map(move |path| DataSpec::bound(target.clone(), path))
+        })
+        .collect())
+}
+
 /// [`bind`] for the instruments of `cfg`.
 pub fn bind_config(cfg: &Config, specs: &[DataSpec]) -> Result<Vec<Vec<PathBuf>>, BindError> {
     bind(&Key::of_config(cfg), specs)
@@ -704,7 +724,13 @@ mod tests {
         let usdm = DataSpec::bound(Target::parse("binance-usdm:BTCUSDT").unwrap(), "/no/such/b");
         let coinm = DataSpec::bound(Target::parse("BTCUSD_PERP").unwrap(), "/no/such/c");
         let spot2 = DataSpec::bound(Target::parse("binance-spot:BTCUSDT").unwrap(), "/no/such/d");
-        let files = bind(&k, &[spot, usdm.clone(), coinm.clone(), spot2]).unwrap();
+        let given = [spot, usdm.clone(), coinm.clone(), spot2];
+        let files = bind(&k, &given).unwrap();
+        // Resolved: explicit, by instrument, and binding them again gives the same files.
+        let resolved = resolve(&k, &given).unwrap();
+        assert_eq!(resolved[0].target, Target::parse("binance-usdm:BTCUSDT"));
+        assert_eq!(resolved.len(), 4);
+        assert_eq!(bind(&k, &resolved).unwrap(), files);
         assert_eq!(
             files[1],
             [PathBuf::from("/no/such/a"), PathBuf::from("/no/such/d")]

@@ -21,7 +21,9 @@ pub use binance::decode::{
     self, DecodeError, DecodeStats, Decoder, DepthHeader, IgnoreReason, Message, SnapshotHeader,
 };
 pub use binance::sync::{self, BookSync, DiffOutcome, SyncRule, SyncSink, SyncState, SyncStats};
-pub use binding::{bind, bind_config, sniff, BindError, DataSpec, Flavour, Key, Sniffed, Target};
+pub use binding::{
+    bind, bind_config, resolve, sniff, BindError, DataSpec, Flavour, Key, Sniffed, Target,
+};
 pub use handler::{sync_rule, FeedHandler, FeedStats, MarketFeed, Step};
 pub use local_book::{BookObserver, BookState, LocalBook, LocalBookStats};
 pub use merge::MergedSource;

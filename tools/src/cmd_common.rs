@@ -70,13 +70,17 @@ pub fn load_config(path: &Path) -> anyhow::Result<RunConfig> {
     RunConfig::from_toml(&text).with_context(|| format!("config {}", path.display()))
 }
 
-/// The `--data` arguments for the instruments of `cfg`: `PATH`, `SYMBOL=PATH` or
-/// `VENUE:SYMBOL=PATH` (`X=` only when `X` names an instrument of `cfg`; see `feeds::binding`).
+/// The `--data` arguments for the instruments of `cfg` (`PATH`, `SYMBOL=PATH` or
+/// `VENUE:SYMBOL=PATH`; `X=` only when `X` names an instrument of `cfg`), each bound to its
+/// instrument now — before any output is touched — and answered as explicit bindings (see
+/// `feeds::binding`).
 pub fn data_specs(args: &[PathBuf], cfg: &engine::Config) -> anyhow::Result<Vec<DataSpec>> {
     let keys = Key::of_config(cfg);
-    args.iter()
-        .map(|a| Ok(DataSpec::parse_for(a.as_os_str(), &keys)?))
-        .collect()
+    let specs = args
+        .iter()
+        .map(|a| DataSpec::parse_for(a.as_os_str(), &keys))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(feeds::resolve(&keys, &specs)?)
 }
 
 /// Prints `warnings` on stderr; with `strict`, a run that has any fails (exit 1).

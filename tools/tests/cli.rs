@@ -1022,3 +1022,184 @@ fn an_unwritable_stdout_is_a_clear_error() {
         assert!(stderr.contains("No space left"), "{args:?}: {stderr}");
     }
 }
+
+/// A two-instrument config: BTCUSDT on USD-M (`configs/default.toml`'s) and on spot
+/// (`configs/spot-btcusdt.toml`'s), written into `dir`.
+fn usdm_and_spot_config(dir: &Path) -> String {
+    let block = |rel: &str| {
+        let text = std::fs::read_to_string(root(rel)).unwrap();
+        text[text.find("[[instrument]]").unwrap()..].to_owned()
+    };
+    let path = dir.join("two.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[engine]\norders_per_10s = 300\norders_per_min = 1200\nbook_slots = 2097152\n\n{}\n{}",
+            block("configs/default.toml"),
+            block("configs/spot-btcusdt.toml")
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// With several instruments, a recording that fits none of them, an instrument left without a
+/// recording, or a binding that names no instrument (or a symbol on two venues) is an error
+/// naming the file or the instrument: exit 2, nothing run.
+#[test]
+fn a_recording_bound_to_no_instrument_or_an_instrument_without_one_is_exit_2() {
+    let tmp = test_support::TempDir::new("cli-bind");
+    let config = usdm_and_spot_config(tmp.path());
+    let usdm = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let spot = root("tests/data/binance-spot/btcusdt_20240808.gz");
+    let eth = tmp.join("ethusdt.txt");
+    std::fs::write(
+        &eth,
+        "1 {\"stream\":\"ethusdt@depth@0ms\",\"data\":{\"e\":\"depthUpdate\",\"E\":1,\"T\":1,\
+         \"s\":\"ETHUSDT\",\"U\":5,\"u\":9,\"pu\":4,\"b\":[],\"a\":[]}}\n\
+         2 {\"lastUpdateId\":7,\"bids\":[],\"asks\":[]}\n",
+    )
+    .unwrap();
+    let eth = eth.to_str().unwrap().to_owned();
+    let out = tmp.join("out");
+    let out = out.to_str().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[&usdm, &spot, &eth],
+            &["ethusdt.txt", "fits no instrument", "ethusdt"],
+        ),
+        (
+            &[&usdm],
+            &[
+                "instrument BTCUSDT (binance-spot) has no recording",
+                "binance-spot:BTCUSDT=PATH",
+            ],
+        ),
+        (
+            &[&format!("BTCUSDT={usdm}"), &spot],
+            &["BTCUSDT is on several venues", "VENUE:BTCUSDT=PATH"],
+        ),
+        (
+            &[&format!("ETHUSDT={usdm}"), &spot],
+            &[
+                "ETHUSDT is not an instrument here",
+                "BTCUSDT (binance-spot)",
+            ],
+        ),
+    ];
+    for (data, said) in cases {
+        for command in ["backtest", "run"] {
+            let mut args = vec![command, "--config", &config, "--out", out];
+            if command == "run" {
+                args.extend(["--paper", "--speed", "0", "--status-secs", "0"]);
+            } else {
+                args.push("--quiet");
+            }
+            args.push("--data");
+            args.extend(data.iter());
+            let r = ringmaker(&args);
+            let stderr = String::from_utf8_lossy(&r.stderr);
+            assert_eq!(r.status.code(), Some(2), "{command} {data:?}: {stderr}");
+            for s in *said {
+                assert!(
+                    stderr.contains(s),
+                    "{command} {data:?}: no `{s}` in {stderr}"
+                );
+            }
+        }
+    }
+    assert!(!Path::new(out).exists(), "nothing was run");
+    // `book` follows one symbol: a binding to another is refused.
+    let r = ringmaker(&[
+        "book",
+        "--tick",
+        "0.10",
+        "--lot",
+        "0.001",
+        "--symbol",
+        "ETHUSDT",
+        "--data",
+        &format!("BTCUSDT={usdm}"),
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`book` follows ETHUSDT"), "{stderr}");
+}
+
+/// `--data VENUE:SYMBOL=PATH` binds a file without reading it, in any order; `book` takes its
+/// symbol and sync rule from it; and a file whose name looks like a binding is read as the file
+/// when it is one.
+#[test]
+fn data_bindings_on_the_command_line() {
+    let tmp = test_support::TempDir::new("cli-bindings");
+    let config = usdm_and_spot_config(tmp.path());
+    let usdm = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let spot1 = root("tests/data/binance-spot/btcusdt_20240808.gz");
+    let spot2 = root("tests/data/binance-spot/btcusdt_20240809.gz");
+    let out = tmp.join("bt");
+    let r = ringmaker(&[
+        "backtest",
+        "--quiet",
+        "--config",
+        &config,
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        &format!("binance-spot:BTCUSDT={spot1}"),
+        &format!("binance-usdm:BTCUSDT={usdm}"),
+        &format!("binance-spot:btcusdt={spot2}"),
+    ]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        r.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(out.join("report.json").is_file());
+    // Both books: 6,547 + 6,493 diffs applied.
+    assert!(stdout.contains("13040 diffs applied"), "{stdout}");
+    let replay = ringmaker(&["replay", out.join("journal").to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&replay.stdout).starts_with("identical: "),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+
+    // `book` with spot bindings: the symbol and the spot rule from them.
+    let r = ringmaker(&[
+        "book",
+        "--tick",
+        "0.01",
+        "--lot",
+        "0.00000001",
+        "--data",
+        &format!("binance-spot:BTCUSDT={spot1}"),
+        &format!("binance-spot:BTCUSDT={spot2}"),
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("BTCUSDT, sync rule spot (U = previous u + 1)"),
+        "{stderr}"
+    );
+    assert_eq!(summary_value(&stderr, "diffs applied"), 6_493);
+
+    // A file named `BTCUSDT=copy.gz` (BTCUSDT is the default config's symbol) given plainly.
+    std::fs::copy(&usdm, tmp.join("BTCUSDT=copy.gz")).unwrap();
+    let r = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        .current_dir(tmp.path())
+        .args([
+            "backtest",
+            "--quiet",
+            "--config",
+            &root("configs/default.toml"),
+            "--out",
+            "plain",
+            "--data",
+            "BTCUSDT=copy.gz",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(tmp.join("plain/report.json").is_file());
+}
