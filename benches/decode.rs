@@ -2,6 +2,9 @@
 //!
 //! * `decoder`: `feeds::Decoder::decode` as the feed runs it — the single-pass depth scanner
 //!   (`feeds/src/depth_fast.rs`), which falls back to simd-json for anything unusual.
+//! * `decoder_bound`: `feeds::Decoder::decode_for`, the same message from a recording bound to
+//!   its instrument (the backtest's path), here the second of two instruments with the symbol
+//!   (spot BTCUSDT first): the same fast path, looking the symbol up in that one instrument.
 //! * `simd_json_general`: `feeds::Decoder::decode_general`, the simd-json tape walk alone
 //!   (the path every other message takes), decimals straight onto the tick / lot grid.
 //! * `serde_json_typed` (baseline): `serde_json` into `#[derive(Deserialize)]` structs with
@@ -182,6 +185,22 @@ fn bench_decode(c: &mut Criterion) {
         &serde.levels[..],
         "levels differ between the two decoders"
     );
+    // Bound to the second of two instruments with the symbol: the same answer, for id 1.
+    let spot =
+        Instrument::new("BTCUSDT", "0.01", "0.00000001", "0.00001", "5").expect("spot instrument");
+    let mut bound = Decoder::new(&[spot, inst]);
+    let mut scratch2 = pristine.clone();
+    let Ok(Message::Depth(h_bound)) = bound.decode_for(&mut scratch2, LOCAL_NS, 1) else {
+        panic!("the picked message decodes as a depth diff for its bound instrument");
+    };
+    assert_eq!(
+        h_bound,
+        DepthHeader {
+            instrument: 1,
+            ..h_simd
+        }
+    );
+    assert_eq!(bound.levels().len(), simd.levels().len());
     let mut scratch2 = pristine.clone();
     let general = simd.decode_general(&mut scratch2, LOCAL_NS);
     assert_eq!(
@@ -203,6 +222,16 @@ fn bench_decode(c: &mut Criterion) {
                 .decode(black_box(&mut scratch), LOCAL_NS)
                 .expect("the picked message decodes");
             black_box(simd.levels().len());
+            m
+        })
+    });
+    g.bench_function("decoder_bound", |b| {
+        b.iter(|| {
+            scratch.copy_from_slice(&pristine);
+            let m = bound
+                .decode_for(black_box(&mut scratch), LOCAL_NS, 1)
+                .expect("the picked message decodes");
+            black_box(bound.levels().len());
             m
         })
     });

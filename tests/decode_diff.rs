@@ -111,3 +111,32 @@ fn repeated_keys_after_the_levels_get_the_general_paths_answer() {
         agree(&mut d, m);
     }
 }
+
+/// Bound decoding ([`Decoder::decode_for`]) takes the same fast path with the bound instrument's
+/// id: on a decoder of two instruments with one symbol (spot BTCUSDT as 0, USD-M as 1), each
+/// recording decoded for its own instrument gets the general path's answer, ids included.
+#[test]
+fn bound_fast_and_general_paths_agree_on_every_recorded_message() {
+    let spot_inst = Instrument::new("BTCUSDT", "0.01", "0.00000001", "0.00001", "5").unwrap();
+    let usdm_inst = Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").unwrap();
+    let mut d = Decoder::new(&[spot_inst, usdm_inst]);
+    let mut depth = [0usize; 2];
+    for (id, files) in [(0u16, spot().to_vec()), (1, vec![usdm()])] {
+        let (lines, _) = read_all(&files).unwrap();
+        for (_, m) in &lines {
+            let mut a = m.clone();
+            let fast = d.decode_for(&mut a, 42, id);
+            let fast_levels = d.levels().to_vec();
+            let mut b = m.clone();
+            let general = d.decode_general_for(&mut b, 42, id);
+            assert_eq!(fast, general, "{}", String::from_utf8_lossy(m));
+            assert_eq!(fast_levels, d.levels(), "{}", String::from_utf8_lossy(m));
+            if let Ok(Message::Depth(h)) = fast {
+                assert_eq!(h.instrument, id);
+                assert!(fast_levels.iter().all(|e| e.instrument() == id));
+                depth[id as usize] += 1;
+            }
+        }
+    }
+    assert_eq!(depth, [3_451 + 3_044, 6_551]);
+}
