@@ -53,6 +53,10 @@ impl MergedSource {
     /// Opens one recording per instrument: `per_instrument[i]` are instrument `i`'s files, in
     /// arrival order (an empty list: no recording for `i`, whose snapshot requests are then
     /// [`SnapshotReply::Unavailable`]).
+    ///
+    /// # Panics
+    ///
+    /// With more than 2^16 lists (a config holds at most 65,535 instruments).
     pub fn open<P: AsRef<Path>>(per_instrument: &[Vec<P>]) -> Result<MergedSource, OpenError> {
         let mut subs = Vec::with_capacity(per_instrument.len());
         for (i, paths) in per_instrument.iter().enumerate() {

@@ -237,7 +237,6 @@ impl Decoder {
         self.decode_tape(json, local_ns, Route::Bound(instrument))
     }
 
-    #[inline]
     fn decode_inner(
         &mut self,
         json: &mut [u8],

@@ -2,7 +2,8 @@
 //! instrument. Must never panic; a decode error must leave `levels()` empty; a success must be
 //! internally consistent and the same when the same bytes are decoded again by the warm decoder;
 //! and `decode` (depth fast path first) must give exactly what `decode_general` (simd-json only)
-//! gives.
+//! gives; and the same for `decode_for` (a source bound to one instrument) against
+//! `decode_general_for`, whose every answer is that instrument's.
 
 use engine::{EventKind, Instrument};
 use feeds::{Decoder, Message};
@@ -83,6 +84,31 @@ fn run(d: &mut Decoder, data: &[u8], n_instruments: usize) {
     let mut buf = data.to_vec();
     let snap = d.decode_snapshot(&mut buf, 1, (data.len() % 3) as u16);
     check(d, &snap, n_instruments);
+    // Bound to one instrument (or to one the decoder lacks): fast and general paths agree, and
+    // whatever decodes is that instrument's.
+    let id = (data.len() % (n_instruments + 1)) as u16;
+    let mut buf = data.to_vec();
+    let bound = d.decode_for(&mut buf, 1, id);
+    check(d, &bound, n_instruments);
+    let bound_levels = d.levels().to_vec();
+    let mut buf = data.to_vec();
+    let bound_general = d.decode_general_for(&mut buf, 1, id);
+    assert_eq!(bound, bound_general, "bound: fast path vs general path");
+    assert_eq!(
+        bound_levels,
+        d.levels(),
+        "bound: fast path vs general path levels"
+    );
+    let of = match &bound {
+        Ok(Message::Depth(h)) => Some(h.instrument),
+        Ok(Message::Snapshot(h)) => Some(h.instrument),
+        Ok(Message::Event(e)) => Some(e.instrument()),
+        _ => None,
+    };
+    assert!(
+        of.is_none_or(|i| i == id),
+        "bound to {id}, decoded for {of:?}"
+    );
 }
 
 thread_local! {
