@@ -5,7 +5,7 @@
 //! path touches a float.
 
 use crate::book::OrderBook;
-use crate::instrument::{Instrument, InstrumentError};
+use crate::instrument::{Instrument, InstrumentError, InstrumentKind, InstrumentSpec};
 use fixed::types::I64F64;
 use serde::Deserialize;
 
@@ -159,14 +159,26 @@ pub struct InstrumentSection {
     /// Venue flavour (default `binance-usdm`).
     #[serde(default)]
     pub venue: VenueFlavour,
+    /// Linear, inverse or spot (default: the venue's: usdm linear, coinm inverse, spot spot).
+    pub kind: Option<InstrumentKind>,
+    /// Base asset (default: read from the symbol).
+    pub base_asset: Option<String>,
+    /// Quote asset (default: read from the symbol; `USD` for COIN-M).
+    pub quote_asset: Option<String>,
     /// Tick size, decimal string.
     pub tick: String,
-    /// Lot (step) size, decimal string.
+    /// Order lot (step) size, decimal string; contracts for inverse.
     pub lot: String,
+    /// Market-data quantity grid (default: `lot`); `lot` must be a whole number of it.
+    pub book_lot: Option<String>,
     /// Minimum order quantity, decimal string.
     pub min_qty: String,
-    /// Minimum order notional (quote currency), decimal string.
+    /// Minimum order notional (quote currency; USD for inverse), decimal string.
     pub min_notional: String,
+    /// Inverse only: quote currency (USD) per contract.
+    pub contract_size: Option<String>,
+    /// Spot only: starting balances and whether selling beyond the base held is allowed.
+    pub balances: Option<BalancesSection>,
     /// Quoting.
     pub quote: QuoteSection,
     /// Risk.
@@ -174,6 +186,19 @@ pub struct InstrumentSection {
     /// Fees (for reports and the simulated venue).
     #[serde(default)]
     pub fees: FeeSection,
+}
+
+/// `[instrument.balances]` (spot).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalancesSection {
+    /// Base asset held at the start, decimal string on the lot grid.
+    pub base: String,
+    /// Quote asset held at the start, decimal string.
+    pub quote: String,
+    /// Whether the engine may sell more base than it holds (margin); default false.
+    #[serde(default)]
+    pub allow_margin: bool,
 }
 
 /// `[instrument.quote]`.
@@ -228,8 +253,11 @@ pub struct RiskSection {
     pub stop_loss: f64,
     /// Reaction to the stop loss.
     pub on_stop_loss: OnStopLoss,
-    /// Daily loss (realized + unrealized - fees since 00:00 UTC), quote currency, decimal string.
+    /// Daily loss (realized + unrealized - fees since 00:00 UTC) in the PnL currency (quote;
+    /// the base coin for inverse), decimal string.
     pub daily_loss_limit: String,
+    /// Largest position notional, quote currency (USD for inverse); none by default.
+    pub max_notional: Option<String>,
     /// Orders priced further than this share of fair value are refused.
     pub max_deviation: f64,
     /// A fair-value move larger than this share within `circuit_window_ms` halts.
@@ -260,6 +288,17 @@ impl Default for FeeSection {
             taker_bps: 5.0,
         }
     }
+}
+
+/// A spot instrument's starting balances, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balances {
+    /// Base held at the start, lots.
+    pub base_lots: i64,
+    /// Quote held at the start, money units (tick × lot).
+    pub quote_units: i128,
+    /// Selling beyond the base held is allowed.
+    pub allow_margin: bool,
 }
 
 /// A validated engine configuration.
@@ -314,8 +353,12 @@ pub struct InstrumentConfig {
     pub stop_loss: Fx,
     /// Stop-loss reaction.
     pub on_stop_loss: OnStopLoss,
-    /// Daily loss limit, tick·lot units.
+    /// Daily loss limit, money units (the PnL currency).
     pub daily_loss_limit: i64,
+    /// Largest position notional, notional units.
+    pub max_notional: Option<i128>,
+    /// Spot: starting balances (`None` for derivatives).
+    pub balances: Option<Balances>,
     /// Price band (ratio of fv).
     pub max_deviation: Fx,
     /// Circuit breaker threshold (ratio).
@@ -419,13 +462,36 @@ impl Config {
 }
 
 fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, ConfigError> {
-    let inst = Instrument::new(&s.symbol, &s.tick, &s.lot, &s.min_qty, &s.min_notional).map_err(
-        |source| ConfigError::Instrument {
-            symbol: s.symbol.clone(),
-            source,
-        },
-    )?;
     let f = |name: &str| format!("instrument[{i}].{name}");
+    let venue_kind = match s.venue {
+        VenueFlavour::BinanceUsdm => InstrumentKind::Linear,
+        VenueFlavour::BinanceCoinm => InstrumentKind::Inverse,
+        VenueFlavour::BinanceSpot => InstrumentKind::Spot,
+    };
+    let kind = s.kind.unwrap_or(venue_kind);
+    if kind != venue_kind {
+        return Err(invalid(
+            f("kind"),
+            kind.name(),
+            "does not match the venue (binance-usdm is linear, binance-coinm inverse, binance-spot spot)",
+        ));
+    }
+    let inst = Instrument::from_spec(&InstrumentSpec {
+        symbol: &s.symbol,
+        kind,
+        tick: &s.tick,
+        lot: &s.lot,
+        book_lot: s.book_lot.as_deref(),
+        min_qty: &s.min_qty,
+        min_notional: &s.min_notional,
+        contract_size: s.contract_size.as_deref(),
+        base_asset: s.base_asset.as_deref(),
+        quote_asset: s.quote_asset.as_deref(),
+    })
+    .map_err(|source| ConfigError::Instrument {
+        symbol: s.symbol.clone(),
+        source,
+    })?;
     let q = &s.quote;
     let r = &s.risk;
     let lots = |name: &str, v: &str| {
@@ -578,14 +644,15 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         ));
     }
     let daily_units = inst
-        .quote_to_tick_lots(&r.daily_loss_limit, false)
+        .money_unit()
+        .parse(&r.daily_loss_limit, false)
         .ok()
         .and_then(|v| i64::try_from(v).ok())
         .ok_or_else(|| {
             invalid(
                 f("risk.daily_loss_limit"),
                 &r.daily_loss_limit,
-                "a positive decimal amount of quote currency, a whole number of tick × lot units",
+                "a positive decimal amount of the PnL currency (quote; the base coin for inverse)",
             )
         })?;
     if daily_units <= 0 {
@@ -600,12 +667,64 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
             f("risk.daily_loss_limit"),
             &r.daily_loss_limit,
             if positive {
-                "is less than one tick × one lot of quote currency: raise it, or check tick and lot"
+                "is less than one money unit (tick × lot of quote): raise it, or check tick and lot"
             } else {
                 "must be > 0"
             },
         ));
     }
+    let max_notional =
+        match &r.max_notional {
+            None => None,
+            Some(m) => match inst.notional_unit().parse(m, false) {
+                Ok(v) if v > 0 => Some(v),
+                _ => return Err(invalid(
+                    f("risk.max_notional"),
+                    m,
+                    "a positive decimal amount of quote currency (USD for inverse), at least one \
+                     tick × lot",
+                )),
+            },
+        };
+    let balances =
+        match (&s.balances, kind) {
+            (Some(b), InstrumentKind::Spot) => {
+                let base_lots = lots("balances.base", &b.base)?;
+                let quote_units = inst.money_unit().parse(&b.quote, false).map_err(|_| {
+                    invalid(
+                        f("balances.quote"),
+                        &b.quote,
+                        "a decimal amount of the quote asset (>= 0)",
+                    )
+                })?;
+                if base_lots > crate::event::MAX_48 {
+                    return Err(invalid(
+                        f("balances.base"),
+                        &b.base,
+                        "at most 2^47 - 1 lots",
+                    ));
+                }
+                Some(Balances {
+                    base_lots,
+                    quote_units,
+                    allow_margin: b.allow_margin,
+                })
+            }
+            (Some(_), _) => {
+                return Err(invalid(
+                    f("balances"),
+                    "[instrument.balances]",
+                    "only a spot instrument has balances",
+                ))
+            }
+            (None, InstrumentKind::Spot) => return Err(invalid(
+                f("balances"),
+                "(missing)",
+                "a spot instrument needs [instrument.balances] base and quote (what the account \
+                 holds at the start; sells are bounded by the base held)",
+            )),
+            (None, _) => None,
+        };
     let max_deviation = fx(&f("risk.max_deviation"), r.max_deviation)?;
     if max_deviation <= 0 || max_deviation >= 1 {
         return Err(invalid(
@@ -671,6 +790,8 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         stop_loss,
         on_stop_loss: r.on_stop_loss,
         daily_loss_limit: daily_units,
+        max_notional,
+        balances,
         max_deviation,
         max_price_change,
         circuit_window_ns: r.circuit_window_ms as i64 * 1_000_000,
@@ -772,7 +893,7 @@ cancel_budget_per_min = 50
                 "tick = \"0.10\"",
                 "tick = \"1000000\"",
                 "risk.daily_loss_limit = 500",
-                "less than one tick × one lot",
+                "less than one money unit",
             ),
             (
                 "daily_loss_limit = \"500\"",
@@ -874,7 +995,7 @@ cancel_budget_per_min = 50
                 "daily_loss_limit = \"500\"",
                 "daily_loss_limit = \"-5\"",
                 "risk.daily_loss_limit = -5",
-                "quote currency",
+                "PnL currency",
             ),
             (
                 "daily_loss_limit = \"500\"",

@@ -251,7 +251,8 @@ impl Engine {
                 match inst.orders.on_report(&r) {
                     ReportOutcome::Applied(Some((side, px, qty)))
                     | ReportOutcome::LateFill(side, px, qty) => {
-                        inst.pos.on_fill(side, px, qty, r.fee, r.taker);
+                        inst.pos
+                            .on_fill(&inst.cfg.instrument, side, px, qty, r.fee, r.taker);
                         if inst.pos.qty == 0 {
                             inst.stop_loss_latched = false;
                         }
@@ -268,9 +269,9 @@ impl Engine {
                         inst.operator_halt = false;
                         inst.loss_limit_hit = false;
                         // A new baseline: the loss that tripped the limit is not counted twice.
-                        inst.day_start_pnl = inst
-                            .fair_value
-                            .map_or(inst.day_start_pnl, |fv| inst.pos.total_pnl(fv));
+                        inst.day_start_pnl = inst.fair_value.map_or(inst.day_start_pnl, |fv| {
+                            inst.pos.total_pnl(&inst.cfg.instrument, fv)
+                        });
                     }
                     Some(Command::ReduceOnly) => inst.operator_reduce_only = true,
                     Some(Command::Normal) => {

@@ -505,7 +505,7 @@ fn price(inst: &Instrument, s: &str, field: &'static str) -> Result<i64, DecodeE
 
 #[inline]
 fn qty(inst: &Instrument, s: &str, field: &'static str) -> Result<i64, DecodeError> {
-    inst.qty_to_lots(s.as_bytes())
+    inst.book_qty(s.as_bytes())
         .map_err(|err| DecodeError::Decimal { field, err })
 }
 

@@ -249,11 +249,8 @@ pub fn run_source<R: Recorder, S: MarketSource>(
     source: &mut MarketFeed<S>,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(Outcome, R)> {
-    let inst = cfg
-        .instruments
-        .first()
-        .context("the config has no instrument")?;
-    let fees = BpsFees::from_config(inst);
+    anyhow::ensure!(!cfg.instruments.is_empty(), "the config has no instrument");
+    let fees = BpsFees::from_configs(&cfg.instruments);
     let latency = ConstantLatency::new(settings.entry_latency_ns, settings.response_latency_ns);
     match settings.queue {
         QueueKind::RiskAverse => drive(
@@ -268,7 +265,8 @@ pub fn run_source<R: Recorder, S: MarketSource>(
                 RiskAverseQueue,
                 latency,
                 fees,
-            ),
+            )
+            .with_instruments(&cfg.instruments),
         ),
         QueueKind::Prob { power } => {
             let power = engine::Fx::checked_from_num(power)
@@ -286,7 +284,8 @@ pub fn run_source<R: Recorder, S: MarketSource>(
                     ProbQueue::new(power),
                     latency,
                     fees,
-                ),
+                )
+                .with_instruments(&cfg.instruments),
             )
         }
     }

@@ -91,7 +91,7 @@ impl Sample {
             ask,
             pos: v.position.qty,
             pnl: fv.map_or(v.position.realized - v.position.fees, |fv| {
-                v.position.total_pnl(fv)
+                v.position.total_pnl(&v.config.instrument, fv)
             }),
         }
     }
@@ -105,8 +105,12 @@ impl Sample {
 /// Accumulated metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Tick size × lot size: one tick·lot in quote currency.
+    /// The instrument (kind, grids, units).
+    pub instrument: engine::Instrument,
+    /// One money unit in the PnL currency (tick × lot of quote; 10^-12 coin for inverse).
     pub unit: f64,
+    /// One notional unit in the quote currency.
+    pub notional_unit: f64,
     /// Tick size in quote currency.
     pub tick: f64,
     /// Lot size in base units.
@@ -165,7 +169,9 @@ impl Metrics {
         let tick = g(cfg.instrument.tick.format(1));
         let lot = g(cfg.instrument.lot.format(1));
         Metrics {
-            unit: tick * lot,
+            instrument: cfg.instrument,
+            unit: cfg.instrument.money_unit().to_f64(1),
+            notional_unit: cfg.instrument.notional_unit().to_f64(1),
             tick,
             lot,
             fills: Vec::new(),

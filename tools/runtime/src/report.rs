@@ -216,7 +216,7 @@ impl Report {
         let m = &o.metrics;
         let u = m.unit;
         let pos = m.final_position.unwrap_or_default();
-        let unreal = m.final_fv.map_or(0, |fv| pos.unrealized(fv));
+        let unreal = m.final_fv.map_or(0, |fv| pos.unrealized(&m.instrument, fv));
         let (maker, taker) = (pos.maker_fills, pos.taker_fills);
         let fills = maker + taker;
         let os = m.order_stats.unwrap_or_default();
@@ -247,7 +247,7 @@ impl Report {
             },
             traded: Traded {
                 qty: pos.traded_qty as f64 * m.lot,
-                notional: pos.traded_notional as f64 * u,
+                notional: pos.traded_notional as f64 * m.notional_unit,
             },
             fills: Fills {
                 count: fills,

@@ -53,15 +53,14 @@ impl InstrumentSummary {
     /// From the engine's view of one instrument.
     pub fn of(v: &InstrumentView<'_>) -> InstrumentSummary {
         let inst = &v.config.instrument;
-        let unit = inst.tick.format(1).parse::<f64>().unwrap_or(f64::NAN)
-            * inst.lot.format(1).parse::<f64>().unwrap_or(f64::NAN);
+        let unit = inst.money_unit();
         InstrumentSummary {
             symbol: inst.symbol.to_string(),
             position: inst.lot.format(v.position.qty),
             mode: format!("{:?} ({:?})", v.mode.0, v.mode.1),
             pnl: v
                 .fair_value
-                .map(|fv| v.position.total_pnl(fv) as f64 * unit),
+                .map(|fv| unit.to_f64(v.position.total_pnl(inst, fv))),
             fills: (v.position.maker_fills, v.position.taker_fills),
         }
     }
