@@ -91,12 +91,13 @@ fn position_never_passes_net_max_and_every_fill_is_accounted() {
         fills > 50,
         "the default config trades on the shipped recording ({fills} fills)"
     );
-    let report = Report::new("BTCUSDT", outcome);
-    let lot = outcome.metrics.lot;
-    assert_eq!(report.fills.count, fills);
+    let report = Report::new(&default_config(), outcome);
+    let lot = outcome.metrics[0].lot;
+    let r = &report.instruments[0];
+    assert_eq!(r.fills.count, fills);
     // Traded quantity in the report = the sum of the fills.
-    assert!((report.traded.qty - qty as f64 * lot).abs() < 1e-9);
-    let m = &outcome.metrics;
+    assert!((r.traded.qty - qty as f64 * lot).abs() < 1e-9);
+    let m = &outcome.metrics[0];
     assert_eq!(m.fills.iter().map(|f| f.qty.abs()).sum::<i64>(), qty);
     assert!(m.pos_max <= net_max && m.pos_min >= -net_max);
     // Fills on both sides.
@@ -107,7 +108,8 @@ fn position_never_passes_net_max_and_every_fill_is_accounted() {
 fn report_figures_hold_together() {
     let (outcome, _) = run();
     let cfg = default_config();
-    let r = Report::new("BTCUSDT", outcome);
+    let report = Report::new(&cfg, outcome);
+    let r = &report.instruments[0];
     // Discretionary cancels within the budget in every 60 s window.
     assert!(
         r.orders.discretionary_cancels_max_per_60s
@@ -120,9 +122,9 @@ fn report_figures_hold_together() {
     let tot = r.pnl.realized + r.pnl.unrealized - r.pnl.fees;
     assert!((r.pnl.total - tot).abs() < 1e-9, "{} vs {tot}", r.pnl.total);
     assert!(r.pnl.fees > 0.0, "the default maker fee is positive");
-    assert!(r.duration_s > 340.0 && r.duration_s < 350.0);
+    assert!(report.duration_s > 340.0 && report.duration_s < 350.0);
     assert!(r.markouts.s1_bps.is_some() && r.markouts.s30_bps.is_some());
-    assert!(r.on_event_latency_ns.count == outcome.events);
+    assert!(report.on_event_latency_ns.count == outcome.events);
     let json = serde_json::to_value(&r).unwrap();
     for key in [
         "pnl",
@@ -241,7 +243,7 @@ fn the_spot_sample_backtests_by_the_spot_rule() {
     let settings = settings(ringmaker_tests::spot().to_vec());
     let (outcome, rec) = backtest::run(cfg, &settings, rec, &mut |_| {}).unwrap();
     rec.close().unwrap();
-    let report = Report::new("BTCUSDT", &outcome);
+    let report = Report::new(cfg, &outcome);
     assert!(
         report.book.valid_share >= 0.99,
         "valid {:.4}",
@@ -249,8 +251,16 @@ fn the_spot_sample_backtests_by_the_spot_rule() {
     );
     assert_eq!((report.book.gaps, report.book.diffs_applied), (0, 6493));
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
-    let buys = outcome.metrics.fills.iter().filter(|f| f.qty > 0).count();
-    let sells = outcome.metrics.fills.iter().filter(|f| f.qty < 0).count();
+    let buys = outcome.metrics[0]
+        .fills
+        .iter()
+        .filter(|f| f.qty > 0)
+        .count();
+    let sells = outcome.metrics[0]
+        .fills
+        .iter()
+        .filter(|f| f.qty < 0)
+        .count();
     assert!(
         buys > 0 && sells > 0,
         "fills on both sides: {buys} buys, {sells} sells"
@@ -269,7 +279,7 @@ fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
     let settings = settings(ringmaker_tests::spot().to_vec());
     let (outcome, _) =
         backtest::run(&cfg, &settings, runtime::host::NoRecorder, &mut |_| {}).unwrap();
-    let report = Report::new("BTCUSDT", &outcome);
+    let report = Report::new(&cfg, &outcome);
     assert!(report.book.valid_share < 0.5, "{}", report.book.valid_share);
     assert!(
         report
@@ -281,7 +291,7 @@ fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
     );
     assert!(report.summary().contains("WARNING"), "{}", report.summary());
     // And the USD-M run of the shared test has none.
-    assert!(Report::new("BTCUSDT", &run().0).warnings.is_empty());
+    assert!(Report::new(&cfg, &run().0).warnings.is_empty());
 }
 
 /// Issue 11: the report's cancel figures agree with each other: a mean per minute can never
@@ -289,8 +299,8 @@ fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
 /// being taken over the run's exact length and the max over started minutes).
 #[test]
 fn cancels_per_minute_mean_never_exceeds_the_max() {
-    let report = Report::new("BTCUSDT", &run().0);
-    let o = &report.orders;
+    let report = Report::new(&default_config(), &run().0);
+    let o = &report.instruments[0].orders;
     assert!(o.cancels_per_min_max > 0);
     assert!(
         o.cancels_per_min_mean <= o.cancels_per_min_max as f64,

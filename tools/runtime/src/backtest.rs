@@ -62,8 +62,10 @@ pub struct Settings {
 /// What a backtest produced.
 #[derive(Debug)]
 pub struct Outcome {
-    /// Metrics for the report and plots.
-    pub metrics: Metrics,
+    /// Metrics for the report and plots, one per instrument (by id).
+    pub metrics: Vec<Metrics>,
+    /// Book sync counters per instrument (by id).
+    pub sync_by_instrument: Vec<SyncStats>,
     /// Venue counters.
     pub sim: SimStats,
     /// Engine counters.
@@ -301,7 +303,7 @@ struct Driver<V, R> {
     interval: Histogram<u64>,
     intervals: Option<IntervalStream>,
     interval_start: i64,
-    metrics: Metrics,
+    metrics: Vec<Metrics>,
     events: u64,
     batches_since_idle: u32,
 }
@@ -332,9 +334,13 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
         }
         for i in self.out.intents.drain(..) {
             self.venue.send(&i, i.time_ns);
-            self.metrics.on_intent(&i);
+            if let Some(m) = self.metrics.get_mut(i.instrument as usize) {
+                m.on_intent(&i);
+            }
         }
-        self.metrics.sample(now, &Sample::of(&self.host.engine));
+        for m in self.metrics.iter_mut() {
+            m.sample(now, &Sample::of(&self.host.engine, m.id));
+        }
         if now - self.interval_start >= 1_000_000_000 {
             if !self.interval.is_empty() {
                 match &mut self.intervals {
@@ -373,8 +379,9 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
                 self.feed(&r);
                 let after = Sample::position(&self.host.engine, r.instrument());
                 if let (Some(x), true) = (r.as_exec(), after != before) {
-                    self.metrics
-                        .on_fill(r.local_time_ns, after - before, x.last_price, x.taker);
+                    if let Some(m) = self.metrics.get_mut(r.instrument() as usize) {
+                        m.on_fill(r.local_time_ns, after - before, x.last_price, x.taker);
+                    }
                 }
             }
             self.end_batch(due);
@@ -428,7 +435,12 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
             None => None,
         },
         interval_start: 0,
-        metrics: Metrics::new(&cfg.instruments[0]),
+        metrics: cfg
+            .instruments
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Metrics::new(i as u16, c))
+            .collect(),
         events: 0,
         batches_since_idle: 0,
     };
@@ -509,6 +521,9 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         );
     }
     let (feed_stats, sync_stats) = (source.handler().stats(), source.handler().sync_totals());
+    let sync_by_instrument = (0..cfg.instruments.len())
+        .map(|i| source.handler().sync_stats(i as engine::InstrumentId))
+        .collect();
     progress(lines);
     if let Some(e) = d.host.recorder.failed() {
         anyhow::bail!("recording failed: {e}; every record before it is intact");
@@ -533,10 +548,13 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         }
         None => 0,
     };
-    metrics.finish(&host.engine);
+    for m in metrics.iter_mut() {
+        m.finish(&host.engine);
+    }
     Ok((
         Outcome {
             metrics,
+            sync_by_instrument,
             sim: venue.stats(),
             engine: host.engine.stats(),
             on_event_ns: hist,
