@@ -125,8 +125,24 @@ fn report_figures_hold_together() {
     assert!(report.duration_s > 340.0 && report.duration_s < 350.0);
     assert!(r.markouts.s1_bps.is_some() && r.markouts.s30_bps.is_some());
     assert!(report.on_event_latency_ns.count == outcome.events);
-    let json = serde_json::to_value(&r).unwrap();
+    let json = serde_json::to_value(&report).unwrap();
     for key in [
+        "duration_s",
+        "events",
+        "lines",
+        "instruments",
+        "portfolio",
+        "book",
+        "on_event_latency_ns",
+        "warnings",
+    ] {
+        assert!(json.get(key).is_some(), "report.json lacks {key}");
+    }
+    let inst = &json["instruments"]["BTCUSDT"];
+    for key in [
+        "symbol",
+        "venue",
+        "kind",
         "pnl",
         "traded",
         "fills",
@@ -135,10 +151,20 @@ fn report_figures_hold_together() {
         "max_drawdown",
         "quoting",
         "markouts",
-        "on_event_latency_ns",
+        "modes",
+        "book",
     ] {
-        assert!(json.get(key).is_some(), "report.json lacks {key}");
+        assert!(inst.get(key).is_some(), "report.json's BTCUSDT lacks {key}");
     }
+    assert_eq!(inst["pnl"]["currency"], "USDT");
+    assert_eq!(inst["kind"], "linear");
+    // One instrument in USDT: the portfolio is that instrument, unconverted.
+    assert_eq!(json["portfolio"]["currency"], "USDT");
+    assert_eq!(json["portfolio"]["total"], inst["pnl"]["total"]);
+    assert!(json["portfolio"]["conversions"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]

@@ -86,8 +86,19 @@ impl<W: Write> BookObserver for Tsv<W> {
 
 pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
     let sym = args.symbol.as_deref().unwrap_or("UNSET");
-    let inst = Instrument::new(sym, &args.tick, &args.lot, &args.lot, "0")
-        .context("invalid instrument (--symbol / --tick / --lot)")?;
+    // The book prints prices and quantities only: the quantity grid given is the market data's,
+    // and no money is computed, so the assets are not asked for (named after their role).
+    let inst = Instrument::from_spec(&engine::InstrumentSpec {
+        symbol: sym,
+        tick: &args.tick,
+        lot: &args.lot,
+        min_qty: &args.lot,
+        min_notional: "0",
+        base_asset: Some("BASE"),
+        quote_asset: Some("QUOTE"),
+        ..engine::InstrumentSpec::default()
+    })
+    .context("invalid instrument (--symbol / --tick / --lot)")?;
     let decoder = if args.symbol.is_some() {
         Decoder::new(&[inst])
     } else {
@@ -108,7 +119,7 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
     let mut tsv = Tsv {
         out: BufWriter::with_capacity(1 << 16, stdout),
         price: inst.tick,
-        qty: inst.lot,
+        qty: inst.book_lot,
         err: None,
     };
     let mut bad_reported = 0u64;

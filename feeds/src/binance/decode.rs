@@ -813,7 +813,7 @@ mod tests {
     #[test]
     fn adopts_the_first_symbol() {
         let mut d = Decoder::adopting_first_symbol(
-            Instrument::new("ANY", "0.10", "0.001", "0.001", "0").unwrap(),
+            Instrument::new("ANYUSDT", "0.10", "0.001", "0.001", "0").unwrap(),
         );
         assert!(matches!(
             dec(
