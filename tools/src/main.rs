@@ -55,6 +55,7 @@ enum Command {
     /// Print the percentiles of each tag in an HdrHistogram interval log.
     Hist(cmd_journal::HistArgs),
     /// Print [[instrument]] config blocks from a Binance exchangeInfo response.
+    #[allow(rustdoc::broken_intra_doc_links)] // the brackets are TOML, shown as-is by --help
     Instruments(cmd_instruments::Args),
     /// Run the live-shaped pipeline (pinned threads, rings); `--paper` replays a recording
     /// against the simulated venue.
