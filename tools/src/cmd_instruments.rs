@@ -418,10 +418,25 @@ fn print_block(file: &str, product: Product, inst: &Instrument) -> anyhow::Resul
     if let Some(size) = &inst.contract_size {
         outln!("contract_size = \"{size}\"")?;
     }
-    outln!(
-        "# Still to add: [instrument.quote] and [instrument.risk] ([instrument.fees] is optional); \
-         template: configs/default.toml"
-    )?;
+    if product.kind() == "spot" {
+        outln!(
+            "# Still to add: [instrument.balances] (base, quote: what the account holds), \
+             [instrument.quote] and [instrument.risk] ([instrument.fees] is optional); template: \
+             configs/spot-btcusdt.toml"
+        )?;
+    } else if product.kind() == "inverse" {
+        outln!(
+            "# Still to add: [instrument.quote] and [instrument.risk] (sizes in contracts, \
+             daily_loss_limit in {}; [instrument.fees] is optional); template: \
+             configs/coinm-btcusd-perp.toml",
+            comment_text(&inst.base_asset)
+        )?;
+    } else {
+        outln!(
+            "# Still to add: [instrument.quote] and [instrument.risk] ([instrument.fees] is optional); \
+             template: configs/default.toml"
+        )?;
+    }
     Ok(())
 }
 

@@ -56,6 +56,61 @@ fn fails(out: Output) -> String {
 
 const TODO: &str = "# Still to add: [instrument.quote] and [instrument.risk] ([instrument.fees] \
                     is optional); template: configs/default.toml\n";
+const TODO_INVERSE: &str = "# Still to add: [instrument.quote] and [instrument.risk] (sizes in \
+                            contracts, daily_loss_limit in BTC; [instrument.fees] is optional); \
+                            template: configs/coinm-btcusd-perp.toml\n";
+const TODO_SPOT: &str = "# Still to add: [instrument.balances] (base, quote: what the account \
+                         holds), [instrument.quote] and [instrument.risk] ([instrument.fees] is \
+                         optional); template: configs/spot-btcusdt.toml\n";
+
+/// The printed block, completed with the sections after `[[instrument]]`'s fields in a shipped
+/// config, is a config the engine accepts, with the instrument the block describes.
+#[test]
+fn printed_blocks_complete_a_config_the_engine_accepts() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    for (file, symbol, template, tick, lot, book_units_per_lot, contract_ticks) in [
+        (
+            "usdm.json",
+            "BTCUSDT",
+            "configs/default.toml",
+            "0.01",
+            "0.001",
+            1,
+            0,
+        ),
+        (
+            "coinm.json",
+            "BTCUSD_PERP",
+            "configs/coinm-btcusd-perp.toml",
+            "0.1",
+            "1",
+            1,
+            1000,
+        ),
+        (
+            "spot.json",
+            "BTCUSDT",
+            "configs/spot-btcusdt.toml",
+            "0.01",
+            "0.00001",
+            1000,
+            0,
+        ),
+    ] {
+        let block = ok(instruments(&fixture(file), &[symbol]));
+        let text = std::fs::read_to_string(format!("{root}/{template}")).unwrap();
+        // The template's sections below the instrument's own fields.
+        let sections = &text[text.find("\n[instrument.").unwrap()..];
+        let cfg = engine::Config::from_toml(&format!("{block}{sections}"))
+            .unwrap_or_else(|e| panic!("{file}: {e}\n{block}{sections}"));
+        let i = &cfg.instruments[0].instrument;
+        assert_eq!(i.symbol.as_str(), symbol);
+        assert_eq!(i.tick.to_string(), tick, "{file}");
+        assert_eq!(i.lot.to_string(), lot, "{file}");
+        assert_eq!(i.book_units_per_lot, book_units_per_lot, "{file}");
+        assert_eq!(i.contract_ticks, contract_ticks, "{file}");
+    }
+}
 
 #[test]
 fn usdm_btcusdt_block() {
@@ -98,7 +153,7 @@ fn coinm_btcusd_perp_block() {
          min_qty = \"1\"\n\
          min_notional = \"0\"\n\
          contract_size = \"100\"\n\
-         {TODO}",
+         {TODO_INVERSE}",
         file.display()
     );
     assert_eq!(got, want);
@@ -121,7 +176,7 @@ fn spot_btcusdt_block() {
          book_lot = \"0.00000001\"\n\
          min_qty = \"0.00001\"\n\
          min_notional = \"10\"\n\
-         {TODO}",
+         {TODO_SPOT}",
         file.display()
     );
     assert_eq!(got, want);
