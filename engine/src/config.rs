@@ -1100,4 +1100,131 @@ cancel_budget_per_min = 50
             .to_string();
         assert!(e.contains("instrument"), "{e}");
     }
+
+    /// Issue 12: each kind's own rules, each broken rule a named error.
+    #[test]
+    fn instrument_kinds_and_their_rules() {
+        let coinm = |extra: &str| {
+            GOOD.replacen(
+                "symbol = \"BTCUSDT\"\ntick = \"0.10\"\nlot = \"0.001\"\nmin_qty = \"0.001\"\nmin_notional = \"100\"",
+                &format!(
+                    "symbol = \"BTCUSD_PERP\"\nvenue = \"binance-coinm\"\ntick = \"0.1\"\nlot = \"1\"\n\
+                     min_qty = \"1\"\nmin_notional = \"0\"\n{extra}"
+                ),
+                1,
+            )
+            .replace("layer_size = \"0.002\"", "layer_size = \"1\"")
+            .replace("net_max = \"0.100\"", "net_max = \"50\"")
+            .replace("daily_loss_limit = \"500\"", "daily_loss_limit = \"0.01\"")
+        };
+        // COIN-M: inverse by default, contracts of 100 USD, the loss limit in BTC.
+        let c = Config::from_toml(&coinm("contract_size = \"100\"")).unwrap();
+        let i = &c.instruments[0];
+        assert_eq!(i.instrument.kind, InstrumentKind::Inverse);
+        assert_eq!(i.instrument.contract_ticks, 1_000);
+        assert_eq!(
+            (
+                i.instrument.base_asset.as_str(),
+                i.instrument.quote_asset.as_str()
+            ),
+            ("BTC", "USD")
+        );
+        assert_eq!(i.instrument.pnl_asset().as_str(), "BTC");
+        // 0.01 BTC in 10^-12 units.
+        assert_eq!(i.daily_loss_limit, 10_000_000_000);
+        // Notional: 3 contracts are 300 USD at any price (3,000 ticks of 0.1 USD).
+        assert_eq!(i.instrument.notional(1, 3), 3_000);
+        let err = |text: &str| Config::from_toml(text).unwrap_err().to_string();
+        let cases = [
+            (coinm(""), "needs contract_size"),
+            (
+                coinm("contract_size = \"100\"\nkind = \"linear\""),
+                "does not match the venue",
+            ),
+            (coinm("contract_size = \"0.05\""), "whole number of ticks"),
+            (coinm("contract_size = \"-1\""), "contract_size"),
+            (
+                GOOD.replacen(
+                    "min_notional = \"100\"",
+                    "min_notional = \"100\"\ncontract_size = \"100\"",
+                    1,
+                ),
+                "only an inverse instrument has a contract size",
+            ),
+            (
+                GOOD.replacen(
+                    "min_notional = \"100\"",
+                    "min_notional = \"100\"\nbook_lot = \"0.0003\"",
+                    1,
+                ),
+                "whole number",
+            ),
+            (
+                GOOD.replacen(
+                    "min_notional = \"100\"",
+                    "min_notional = \"100\"\n[instrument.balances]\nbase = \"1\"\nquote = \"1\"",
+                    1,
+                ),
+                "only a spot instrument has balances",
+            ),
+            (
+                GOOD.replacen(
+                    "symbol = \"BTCUSDT\"",
+                    "symbol = \"BTCUSDT\"\nvenue = \"binance-spot\"",
+                    1,
+                ),
+                "a spot instrument needs [instrument.balances]",
+            ),
+            (
+                GOOD.replacen("symbol = \"BTCUSDT\"", "symbol = \"WEIRDSYM\"", 1),
+                "set base_asset and quote_asset",
+            ),
+            (
+                GOOD.replacen(
+                    "daily_loss_limit = \"500\"",
+                    "daily_loss_limit = \"500\"\nmax_notional = \"0\"",
+                    1,
+                ),
+                "risk.max_notional",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = err(&text);
+            assert!(e.contains(want), "want {want:?}: {e}");
+        }
+        // Assets named outright need no suffix to read.
+        let named = GOOD.replacen(
+            "symbol = \"BTCUSDT\"",
+            "symbol = \"WEIRDSYM\"\nbase_asset = \"WEIRD\"\nquote_asset = \"SYM\"",
+            1,
+        );
+        assert_eq!(
+            Config::from_toml(&named).unwrap().instruments[0]
+                .instrument
+                .quote_asset
+                .as_str(),
+            "SYM"
+        );
+        // Spot: balances on the lot grid, the book on its own finer grid.
+        let spot = GOOD.replacen(
+            "symbol = \"BTCUSDT\"\ntick = \"0.10\"\nlot = \"0.001\"",
+            "symbol = \"BTCUSDT\"\nvenue = \"binance-spot\"\ntick = \"0.01\"\nlot = \"0.00001\"\nbook_lot = \"0.00000001\"\n\
+             [instrument.balances]\nbase = \"0.5\"\nquote = \"1000\"",
+            1,
+        );
+        // The balances table must come after the instrument's own keys: move the rest below it.
+        let spot = {
+            let (head, tail) = spot.split_at(spot.find("[instrument.balances]").unwrap());
+            let (bal, rest) = tail.split_at(tail.find("min_qty").unwrap());
+            let (own, sections) = rest.split_at(rest.find("[instrument.quote]").unwrap());
+            format!("{head}{own}{bal}{sections}")
+        };
+        let c = Config::from_toml(&spot).unwrap_or_else(|e| panic!("{e}\n{spot}"));
+        let i = &c.instruments[0];
+        assert_eq!(i.instrument.kind, InstrumentKind::Spot);
+        assert_eq!(i.instrument.book_units_per_lot, 1_000);
+        let b = i.balances.unwrap();
+        assert_eq!((b.base_lots, b.allow_margin), (50_000, false));
+        assert_eq!(i.instrument.money_unit().format(b.quote_units), "1000");
+    }
 }

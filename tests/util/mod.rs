@@ -1,6 +1,6 @@
 //! Shared helpers for the integration tests.
 
-pub use test_support::{data, default_config, spot, usdm, TempDir};
+pub use test_support::{coinm, config_text, data, default_config, spot, usdm, TempDir};
 
 use engine::{Event, ExecKind, ExecReport, Intent, IntentKind, ModeChange, Sink};
 

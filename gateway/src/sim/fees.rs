@@ -143,4 +143,49 @@ mod tests {
         assert_eq!(a, f.fee(0, Side::Ask, 1_000_000, 1_000, true));
         assert_eq!(BpsFees::fee_at(bps(1.0), i64::MAX, i64::MAX), i64::MAX);
     }
+
+    fn config(text: &str) -> engine::Config {
+        engine::Config::from_toml(text).unwrap()
+    }
+
+    fn shipped(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/../configs/{name}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+    }
+
+    /// COIN-M: 10 contracts (1,000 USD) at 60,000.0 are 0.016666666666 BTC; 2 bps of that is
+    /// 0.0000033333333332 BTC, charged in BTC (10^-12 units, rounded up).
+    #[test]
+    fn inverse_fees_are_in_coin() {
+        let cfg = config(&shipped("coinm-btcusd-perp.toml"));
+        let f = BpsFees::from_configs(&cfg.instruments);
+        assert_eq!(f.fee(0, Side::Bid, 600_000, 10, false), 3_333_334);
+        // Taker 5 bps: 0.0000083333333330 BTC.
+        assert_eq!(f.fee(0, Side::Ask, 600_000, 10, true), 8_333_334);
+        // The same USD notional costs less BTC at a higher price.
+        assert!(f.fee(0, Side::Bid, 1_200_000, 10, false) < 3_333_334);
+    }
+
+    /// Spot: a buy's fee in the base asset received (10^-6 lot units), a sell's in the quote.
+    #[test]
+    fn spot_buys_pay_in_base_and_sells_in_quote() {
+        let cfg = config(&shipped("spot-btcusdt.toml"));
+        let f = BpsFees::from_configs(&cfg.instruments);
+        // 200 lots (0.002 BTC) at 10 bps: 0.2 lot = 200,000 units, whatever the price.
+        assert_eq!(f.fee(0, Side::Bid, 6_000_000, 200, false), 200_000);
+        assert_eq!(f.fee(0, Side::Bid, 1, 200, false), 200_000);
+        // Selling 0.002 BTC at 60,000.00: 120 USDT × 10 bps = 0.12 USDT = 1,200,000 tick·lots.
+        assert_eq!(f.fee(0, Side::Ask, 6_000_000, 200, false), 1_200_000);
+    }
+
+    /// Per instrument: each id gets its own rates and kind.
+    #[test]
+    fn each_instrument_its_own_rates() {
+        let mut cfgs = config(&shipped("spot-btcusdt.toml")).instruments;
+        cfgs.extend(config(&shipped("default.toml")).instruments);
+        let f = BpsFees::from_configs(&cfgs);
+        // Instrument 1 is USD-M BTCUSDT (0.10 / 0.001), 2 bps maker, linear: quote on buys too.
+        assert_eq!(f.fee(1, Side::Bid, 600_000, 10, false), 1_200);
+        assert_eq!(f.fee(0, Side::Bid, 600_000, 10, false), 10_000);
+    }
 }
