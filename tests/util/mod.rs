@@ -19,6 +19,8 @@ pub struct Responder {
     pub keep: bool,
     /// Intents seen.
     pub count: u64,
+    /// Fill every n-th place in full right after its ack (0: never).
+    pub fill_every: u64,
     now: i64,
 }
 
@@ -31,6 +33,7 @@ impl Responder {
             pending: Vec::with_capacity(capacity),
             keep,
             count: 0,
+            fill_every: 0,
             now: 0,
         }
     }
@@ -71,6 +74,20 @@ impl Sink for Responder {
         };
         if self.pending.len() < self.pending.capacity() {
             let r = self.report(i.instrument, kind, i.client_order_id, 0, 0, 0);
+            self.pending.push(r);
+        }
+        let fill = i.kind == IntentKind::Place
+            && self.fill_every > 0
+            && self.count.is_multiple_of(self.fill_every);
+        if fill && self.pending.len() < self.pending.capacity() {
+            let r = self.report(
+                i.instrument,
+                ExecKind::Fill,
+                i.client_order_id,
+                i.price,
+                i.qty,
+                i.qty,
+            );
             self.pending.push(r);
         }
     }
