@@ -71,7 +71,7 @@ pub enum TopOfBookSource {
 /// Which venue, and which of its markets, an instrument trades on. The engine itself treats every
 /// flavour alike; the feed handler takes the book-sync rule from it and the gateway the venue's
 /// order-entry dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize)]
 pub enum VenueFlavour {
     /// Binance USDⓈ-M (and USDC-M) perpetual futures.
     #[default]
@@ -86,6 +86,22 @@ pub enum VenueFlavour {
 }
 
 impl VenueFlavour {
+    /// Its place in [`VenueFlavour::ALL`] (and in per-venue tables).
+    pub fn index(self) -> usize {
+        match self {
+            VenueFlavour::BinanceUsdm => 0,
+            VenueFlavour::BinanceCoinm => 1,
+            VenueFlavour::BinanceSpot => 2,
+        }
+    }
+
+    /// Every flavour, in index order.
+    pub const ALL: [VenueFlavour; 3] = [
+        VenueFlavour::BinanceUsdm,
+        VenueFlavour::BinanceCoinm,
+        VenueFlavour::BinanceSpot,
+    ];
+
     /// The name used in config files.
     pub fn name(self) -> &'static str {
         match self {
@@ -138,6 +154,20 @@ pub struct EngineSection {
     pub orders_per_min: u32,
     /// Book window per instrument, ticks.
     pub book_slots: usize,
+    /// Order limits of one venue, where they differ from `orders_per_10s` / `orders_per_min`
+    /// (`[engine.venues.binance-spot]`): each venue's account limits are its own, shared by the
+    /// instruments on it.
+    pub venues: std::collections::BTreeMap<VenueFlavour, VenueLimitsSection>,
+}
+
+/// `[engine.venues.<venue>]`: one venue's order limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VenueLimitsSection {
+    /// Places per 10 s (default: `[engine] orders_per_10s`).
+    pub orders_per_10s: Option<u32>,
+    /// Places per minute (default: `[engine] orders_per_min`).
+    pub orders_per_min: Option<u32>,
 }
 
 impl Default for EngineSection {
@@ -146,6 +176,7 @@ impl Default for EngineSection {
             orders_per_10s: 300,
             orders_per_min: 1200,
             book_slots: 1 << 20,
+            venues: Default::default(),
         }
     }
 }
@@ -304,10 +335,12 @@ pub struct Balances {
 /// A validated engine configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Venue order limit per 10 s.
+    /// Venue order limit per 10 s (the default of every venue).
     pub orders_per_10s: u32,
-    /// Venue order limit per minute.
+    /// Venue order limit per minute (the default of every venue).
     pub orders_per_min: u32,
+    /// Each venue's limits `(per 10 s, per minute)`, indexed by [`VenueFlavour::index`].
+    pub venue_limits: [(u32, u32); 3],
     /// Book window per instrument, ticks.
     pub book_slots: usize,
     /// Instruments by id.
@@ -425,6 +458,23 @@ impl Config {
                 "must be between 4096 and 2^26",
             ));
         }
+        let mut venue_limits = [(e.orders_per_10s, e.orders_per_min); 3];
+        for (v, l) in &e.venues {
+            let lim = &mut venue_limits[v.index()];
+            if let Some(n) = l.orders_per_10s {
+                lim.0 = n;
+            }
+            if let Some(n) = l.orders_per_min {
+                lim.1 = n;
+            }
+            if lim.0 == 0 || lim.1 == 0 {
+                return Err(invalid(
+                    format!("engine.venues.{}", v.name()),
+                    format!("{} / {}", lim.0, lim.1),
+                    "orders_per_10s and orders_per_min must be at least 1",
+                ));
+            }
+        }
         if file.instruments.is_empty() {
             return Err(invalid("instrument", "[]", "at least one instrument"));
         }
@@ -454,6 +504,7 @@ impl Config {
         Ok(Config {
             orders_per_10s: e.orders_per_10s,
             orders_per_min: e.orders_per_min,
+            venue_limits,
             book_slots: e.book_slots,
             instruments,
             source,
@@ -1226,5 +1277,21 @@ cancel_budget_per_min = 50
         let b = i.balances.unwrap();
         assert_eq!((b.base_lots, b.allow_margin), (50_000, false));
         assert_eq!(i.instrument.money_unit().format(b.quote_units), "1000");
+    }
+
+    /// Each venue's order limits are its own: spot's 50 per 10 s does not bind USD-M.
+    #[test]
+    fn order_limits_per_venue() {
+        let text = format!(
+            "[engine]\norders_per_10s = 300\norders_per_min = 1200\n\
+             [engine.venues.binance-spot]\norders_per_10s = 50\n{GOOD}"
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.venue_limits, [(300, 1200), (300, 1200), (50, 1200)]);
+        let bad = text.replace("orders_per_10s = 50", "orders_per_10s = 0");
+        let e = Config::from_toml(&bad).unwrap_err().to_string();
+        assert!(e.contains("engine.venues.binance-spot"), "{e}");
+        let unknown = text.replace("binance-spot]", "binance-moon]");
+        assert!(Config::from_toml(&unknown).is_err());
     }
 }

@@ -98,7 +98,8 @@ pub struct Engine {
     insts: Vec<Inst>,
     now_ns: i64,
     emitter: Emitter,
-    budget: OrderBudget,
+    /// One order budget per venue (its account's limits), by [`crate::VenueFlavour::index`].
+    budgets: [OrderBudget; 3],
     stats: EngineStats,
 }
 
@@ -141,7 +142,9 @@ impl Engine {
             insts,
             now_ns: i64::MIN,
             emitter: Emitter::default(),
-            budget: OrderBudget::new(cfg.orders_per_10s, cfg.orders_per_min),
+            budgets: cfg
+                .venue_limits
+                .map(|(per_10s, per_min)| OrderBudget::new(per_10s, per_min)),
             stats: EngineStats::default(),
         }
     }
@@ -390,7 +393,7 @@ impl Engine {
             reason,
             top,
             now,
-            &mut self.budget,
+            &mut self.budgets[inst.cfg.venue.index()],
             &mut self.emitter,
             &mut self.stats,
             sink,
@@ -399,7 +402,7 @@ impl Engine {
             inst,
             mode,
             now,
-            &mut self.budget,
+            &mut self.budgets[inst.cfg.venue.index()],
             &mut self.emitter,
             &mut self.stats,
             sink,

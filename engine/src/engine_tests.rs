@@ -883,3 +883,44 @@ fn spot_sells_what_it_bought() {
         placed(&o, Side::Ask)
     );
 }
+
+/// Issue 12: two venues, two budgets. With spot's limit at 2 places per 10 s, the spot
+/// instrument places 2 orders while the USD-M one, on its own budget, places its whole grid.
+#[test]
+fn each_venue_spends_its_own_order_budget() {
+    let usdm = CFG.split("[[instrument]]").nth(1).unwrap();
+    let spot = usdm
+        .replace(
+            "symbol = \"BTCUSDT\"",
+            "symbol = \"ETHUSDT\"\nvenue = \"binance-spot\"",
+        )
+        .replace(
+            "min_notional = \"0.1\"\n",
+            "min_notional = \"0.1\"\n[instrument.balances]\nbase = \"1\"\nquote = \"1000\"\n",
+        );
+    let text = format!(
+        "[engine]\nbook_slots = 4096\n[engine.venues.binance-spot]\norders_per_10s = 2\n\
+         [[instrument]]{usdm}[[instrument]]{spot}"
+    );
+    let mut e = Engine::new(&Config::from_toml(&text).unwrap());
+    let mut o = Out::default();
+    for inst in [0u16, 1] {
+        let lvl = |side, price, last| {
+            let mut ev = level(side, price, 50, 0, last);
+            ev = Event::level(inst, 0, 0, ev.as_level().unwrap());
+            ev
+        };
+        e.on_event(&Event::book_reset(inst, 0, 0, 1), &mut o);
+        e.on_event(&lvl(Side::Bid, 1000, false), &mut o);
+        e.on_event(&lvl(Side::Ask, 1001, true), &mut o);
+        e.on_event(&Event::book_valid(inst, 0, 0, 1), &mut o);
+    }
+    e.on_batch_end(&mut o);
+    let placed = |inst: u16| {
+        o.intents
+            .iter()
+            .filter(|i| i.instrument == inst && i.kind == IntentKind::Place)
+            .count()
+    };
+    assert_eq!((placed(0), placed(1)), (6, 2));
+}
