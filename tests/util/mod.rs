@@ -78,7 +78,7 @@ impl Sink for Responder {
         }
         let fill = i.kind == IntentKind::Place
             && self.fill_every > 0
-            && self.count.is_multiple_of(self.fill_every);
+            && self.count % self.fill_every == 0;
         if fill && self.pending.len() < self.pending.capacity() {
             let r = self.report(
                 i.instrument,
