@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
         first.events,
         from_journal.events,
         journal.len(),
-        first.metrics.fills.len()
+        first.metrics[0].fills.len()
     );
 
     let mut g = c.benchmark_group("backtest_throughput");

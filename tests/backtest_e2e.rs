@@ -91,12 +91,13 @@ fn position_never_passes_net_max_and_every_fill_is_accounted() {
         fills > 50,
         "the default config trades on the shipped recording ({fills} fills)"
     );
-    let report = Report::new("BTCUSDT", outcome);
-    let lot = outcome.metrics.lot;
-    assert_eq!(report.fills.count, fills);
+    let report = Report::new(&default_config(), outcome);
+    let lot = outcome.metrics[0].lot;
+    let r = &report.instruments[0];
+    assert_eq!(r.fills.count, fills);
     // Traded quantity in the report = the sum of the fills.
-    assert!((report.traded.qty - qty as f64 * lot).abs() < 1e-9);
-    let m = &outcome.metrics;
+    assert!((r.traded.qty - qty as f64 * lot).abs() < 1e-9);
+    let m = &outcome.metrics[0];
     assert_eq!(m.fills.iter().map(|f| f.qty.abs()).sum::<i64>(), qty);
     assert!(m.pos_max <= net_max && m.pos_min >= -net_max);
     // Fills on both sides.
@@ -107,7 +108,8 @@ fn position_never_passes_net_max_and_every_fill_is_accounted() {
 fn report_figures_hold_together() {
     let (outcome, _) = run();
     let cfg = default_config();
-    let r = Report::new("BTCUSDT", outcome);
+    let report = Report::new(&cfg, outcome);
+    let r = &report.instruments[0];
     // Discretionary cancels within the budget in every 60 s window.
     assert!(
         r.orders.discretionary_cancels_max_per_60s
@@ -120,11 +122,27 @@ fn report_figures_hold_together() {
     let tot = r.pnl.realized + r.pnl.unrealized - r.pnl.fees;
     assert!((r.pnl.total - tot).abs() < 1e-9, "{} vs {tot}", r.pnl.total);
     assert!(r.pnl.fees > 0.0, "the default maker fee is positive");
-    assert!(r.duration_s > 340.0 && r.duration_s < 350.0);
+    assert!(report.duration_s > 340.0 && report.duration_s < 350.0);
     assert!(r.markouts.s1_bps.is_some() && r.markouts.s30_bps.is_some());
-    assert!(r.on_event_latency_ns.count == outcome.events);
-    let json = serde_json::to_value(&r).unwrap();
+    assert!(report.on_event_latency_ns.count == outcome.events);
+    let json = serde_json::to_value(&report).unwrap();
     for key in [
+        "duration_s",
+        "events",
+        "lines",
+        "instruments",
+        "portfolio",
+        "book",
+        "on_event_latency_ns",
+        "warnings",
+    ] {
+        assert!(json.get(key).is_some(), "report.json lacks {key}");
+    }
+    let inst = &json["instruments"]["BTCUSDT"];
+    for key in [
+        "symbol",
+        "venue",
+        "kind",
         "pnl",
         "traded",
         "fills",
@@ -133,10 +151,20 @@ fn report_figures_hold_together() {
         "max_drawdown",
         "quoting",
         "markouts",
-        "on_event_latency_ns",
+        "modes",
+        "book",
     ] {
-        assert!(json.get(key).is_some(), "report.json lacks {key}");
+        assert!(inst.get(key).is_some(), "report.json's BTCUSDT lacks {key}");
     }
+    assert_eq!(inst["pnl"]["currency"], "USDT");
+    assert_eq!(inst["kind"], "linear");
+    // One instrument in USDT: the portfolio is that instrument, unconverted.
+    assert_eq!(json["portfolio"]["currency"], "USDT");
+    assert_eq!(json["portfolio"]["total"], inst["pnl"]["total"]);
+    assert!(json["portfolio"]["conversions"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -241,7 +269,7 @@ fn the_spot_sample_backtests_by_the_spot_rule() {
     let settings = settings(ringmaker_tests::spot().to_vec());
     let (outcome, rec) = backtest::run(cfg, &settings, rec, &mut |_| {}).unwrap();
     rec.close().unwrap();
-    let report = Report::new("BTCUSDT", &outcome);
+    let report = Report::new(cfg, &outcome);
     assert!(
         report.book.valid_share >= 0.99,
         "valid {:.4}",
@@ -249,8 +277,16 @@ fn the_spot_sample_backtests_by_the_spot_rule() {
     );
     assert_eq!((report.book.gaps, report.book.diffs_applied), (0, 6493));
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
-    let buys = outcome.metrics.fills.iter().filter(|f| f.qty > 0).count();
-    let sells = outcome.metrics.fills.iter().filter(|f| f.qty < 0).count();
+    let buys = outcome.metrics[0]
+        .fills
+        .iter()
+        .filter(|f| f.qty > 0)
+        .count();
+    let sells = outcome.metrics[0]
+        .fills
+        .iter()
+        .filter(|f| f.qty < 0)
+        .count();
     assert!(
         buys > 0 && sells > 0,
         "fills on both sides: {buys} buys, {sells} sells"
@@ -269,7 +305,7 @@ fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
     let settings = settings(ringmaker_tests::spot().to_vec());
     let (outcome, _) =
         backtest::run(&cfg, &settings, runtime::host::NoRecorder, &mut |_| {}).unwrap();
-    let report = Report::new("BTCUSDT", &outcome);
+    let report = Report::new(&cfg, &outcome);
     assert!(report.book.valid_share < 0.5, "{}", report.book.valid_share);
     assert!(
         report
@@ -281,7 +317,7 @@ fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
     );
     assert!(report.summary().contains("WARNING"), "{}", report.summary());
     // And the USD-M run of the shared test has none.
-    assert!(Report::new("BTCUSDT", &run().0).warnings.is_empty());
+    assert!(Report::new(&cfg, &run().0).warnings.is_empty());
 }
 
 /// Issue 11: the report's cancel figures agree with each other: a mean per minute can never
@@ -289,8 +325,8 @@ fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
 /// being taken over the run's exact length and the max over started minutes).
 #[test]
 fn cancels_per_minute_mean_never_exceeds_the_max() {
-    let report = Report::new("BTCUSDT", &run().0);
-    let o = &report.orders;
+    let report = Report::new(&default_config(), &run().0);
+    let o = &report.instruments[0].orders;
     assert!(o.cancels_per_min_max > 0);
     assert!(
         o.cancels_per_min_mean <= o.cancels_per_min_max as f64,
@@ -300,27 +336,97 @@ fn cancels_per_minute_mean_never_exceeds_the_max() {
     );
 }
 
-/// A config of two instruments with one symbol: BTCUSDT on USDⓈ-M (`configs/default.toml`'s)
-/// and on spot (`configs/spot-btcusdt.toml`'s grids; its 8-decimal lot is the book's quantity
-/// grid).
+/// Two instruments with one symbol: BTCUSDT on USDⓈ-M (as in `configs/default.toml`) and on spot
+/// (as in `configs/spot-btcusdt.toml`: 0.01 tick, 0.00001 order lot, 8-decimal book quantities,
+/// balances), each venue with its own order limits.
+const USDM_AND_SPOT: &str = r#"
+[engine]
+orders_per_10s = 300
+orders_per_min = 1200
+book_slots = 2097152
+
+[engine.venues.binance-spot]
+orders_per_10s = 50
+orders_per_min = 300
+
+[[instrument]]
+symbol = "BTCUSDT"
+venue = "binance-usdm"
+tick = "0.10"
+lot = "0.001"
+min_qty = "0.001"
+min_notional = "100"
+
+[instrument.quote]
+fair_value = "microprice"
+offset_unit = "bps"
+start_offset = 0.5
+first_spacing = 0.5
+multiplier = 1.15
+max_spacing = 10.0
+layers = 18
+layer_size = "0.002"
+min_spread_bps = 0.5
+skew_coeff = 0.002
+skew_hysteresis = 0.05
+
+[instrument.risk]
+net_max = "0.100"
+reduce_only_thresh = 0.7
+stop_loss = 0.05
+on_stop_loss = "reduce_only"
+daily_loss_limit = "500"
+max_deviation = 0.15
+max_price_change = 0.10
+circuit_window_ms = 60000
+stale_after_ms = 1000
+cancel_budget_per_min = 50
+
+[[instrument]]
+symbol = "BTCUSDT"
+venue = "binance-spot"
+tick = "0.01"
+lot = "0.00001"
+book_lot = "0.00000001"
+min_qty = "0.00001"
+min_notional = "5"
+
+[instrument.balances]
+base = "0.05"
+quote = "5000"
+
+[instrument.quote]
+fair_value = "microprice"
+offset_unit = "bps"
+start_offset = 0.5
+first_spacing = 0.5
+multiplier = 1.15
+max_spacing = 10.0
+layers = 18
+layer_size = "0.002"
+min_spread_bps = 0.5
+skew_coeff = 0.002
+skew_hysteresis = 0.05
+
+[instrument.risk]
+net_max = "0.100"
+reduce_only_thresh = 0.7
+stop_loss = 0.05
+on_stop_loss = "reduce_only"
+daily_loss_limit = "500"
+max_deviation = 0.15
+max_price_change = 0.10
+circuit_window_ms = 60000
+stale_after_ms = 1000
+cancel_budget_per_min = 50
+
+[instrument.fees]
+maker_bps = 10.0
+taker_bps = 10.0
+"#;
+
 fn usdm_and_spot_config() -> runtime::config::RunConfig {
-    let usdm = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/default.toml"
-    ))
-    .unwrap();
-    let spot = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/spot-btcusdt.toml"
-    ))
-    .unwrap();
-    let block = |text: &str| text[text.find("[[instrument]]").unwrap()..].to_owned();
-    let text = format!(
-        "[engine]\norders_per_10s = 300\norders_per_min = 1200\nbook_slots = 2097152\n\n{}\n{}",
-        block(&usdm),
-        block(&spot)
-    );
-    runtime::config::RunConfig::from_toml(&text).unwrap()
+    runtime::config::RunConfig::from_toml(USDM_AND_SPOT).unwrap()
 }
 
 /// Two instruments, one recording each (USD-M BTCUSDT, spot BTCUSDT over its two files), bound

@@ -5,7 +5,7 @@
 
 use engine::Engine;
 use feeds::{recorded_events, SyncRule};
-use ringmaker_tests::{default_config, usdm, Responder};
+use ringmaker_tests::{coinm, config_text, default_config, spot, usdm, Responder};
 use runtime::host::{Deferred, Host, NoRecorder, Recorder};
 use runtime::record::JournalRecorder;
 use test_support::alloc::{Counter, CountingAlloc, Counts};
@@ -20,13 +20,32 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 /// Counted on this thread, the one that runs the engine, its recorder and the stand-in venue.
 fn count_hot_path<R: Recorder>(
     host: &mut Host<R>,
+    after_batch: impl FnMut(&mut Host<R>),
+) -> Counts {
+    count_on(
+        &default_config(),
+        &[usdm()],
+        SyncRule::Futures,
+        0,
+        host,
+        after_batch,
+    )
+}
+
+/// [`count_hot_path`] for any config and recording; every `fill_every`-th place is filled.
+fn count_on<R: Recorder>(
+    cfg: &engine::Config,
+    data: &[std::path::PathBuf],
+    rule: SyncRule,
+    fill_every: u64,
+    host: &mut Host<R>,
     mut after_batch: impl FnMut(&mut Host<R>),
 ) -> Counts {
-    let cfg = default_config();
     let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
-    let rec = recorded_events(&[usdm()], &insts, SyncRule::Futures).unwrap();
+    let rec = recorded_events(data, &insts, rule).unwrap();
     let batches: Vec<&[engine::Event]> = rec.batches().collect();
     let mut venue = Responder::new(4096, false);
+    venue.fill_every = fill_every;
     let mut reports = Vec::with_capacity(4096);
     let mut counted_events = 0u64;
     let mut intents_before = 0;
@@ -99,4 +118,30 @@ fn engine_hot_path_makes_zero_allocations_after_warm_up() {
         matches!(outcome, runtime::record::ReplayOutcome::Identical { .. }),
         "{outcome:?}"
     );
+}
+
+/// Issue 12: the inverse and spot paths (coin-valued fills, base-asset fees, balance rooms) and
+/// the linear one, with fills, allocate nothing either.
+#[test]
+fn every_instrument_kind_fills_without_allocating() {
+    for (name, data, rule) in [
+        ("default.toml", vec![usdm()], SyncRule::Futures),
+        (
+            "coinm-btcusd-perp.toml",
+            coinm().to_vec(),
+            SyncRule::Futures,
+        ),
+        ("spot-btcusdt.toml", spot().to_vec(), SyncRule::Spot),
+    ] {
+        let cfg = engine::Config::from_toml(&config_text(name)).unwrap();
+        let mut host = Host::new(Engine::new(&cfg), NoRecorder);
+        let counts = count_on(&cfg, &data, rule, 7, &mut host, |_| {});
+        assert_eq!(counts, Counts::ZERO, "{name}: allocations on the hot path");
+        let v = host.engine.instrument(0).unwrap();
+        assert!(
+            v.position.maker_fills > 10,
+            "{name}: the fills reached the position ({})",
+            v.position.maker_fills
+        );
+    }
 }

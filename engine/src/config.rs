@@ -5,7 +5,7 @@
 //! path touches a float.
 
 use crate::book::OrderBook;
-use crate::instrument::{Instrument, InstrumentError};
+use crate::instrument::{Instrument, InstrumentError, InstrumentKind, InstrumentSpec};
 use fixed::types::I64F64;
 use serde::Deserialize;
 
@@ -71,7 +71,7 @@ pub enum TopOfBookSource {
 /// Which venue, and which of its markets, an instrument trades on. The engine itself treats every
 /// flavour alike; the feed handler takes the book-sync rule from it and the gateway the venue's
 /// order-entry dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize)]
 pub enum VenueFlavour {
     /// Binance USDⓈ-M (and USDC-M) perpetual futures.
     #[default]
@@ -86,6 +86,22 @@ pub enum VenueFlavour {
 }
 
 impl VenueFlavour {
+    /// Its place in [`VenueFlavour::ALL`] (and in per-venue tables).
+    pub fn index(self) -> usize {
+        match self {
+            VenueFlavour::BinanceUsdm => 0,
+            VenueFlavour::BinanceCoinm => 1,
+            VenueFlavour::BinanceSpot => 2,
+        }
+    }
+
+    /// Every flavour, in index order.
+    pub const ALL: [VenueFlavour; 3] = [
+        VenueFlavour::BinanceUsdm,
+        VenueFlavour::BinanceCoinm,
+        VenueFlavour::BinanceSpot,
+    ];
+
     /// The name used in config files.
     pub fn name(self) -> &'static str {
         match self {
@@ -138,6 +154,20 @@ pub struct EngineSection {
     pub orders_per_min: u32,
     /// Book window per instrument, ticks.
     pub book_slots: usize,
+    /// Order limits of one venue, where they differ from `orders_per_10s` / `orders_per_min`
+    /// (`[engine.venues.binance-spot]`): each venue's account limits are its own, shared by the
+    /// instruments on it.
+    pub venues: std::collections::BTreeMap<VenueFlavour, VenueLimitsSection>,
+}
+
+/// `[engine.venues.<venue>]`: one venue's order limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VenueLimitsSection {
+    /// Places per 10 s (default: `[engine] orders_per_10s`).
+    pub orders_per_10s: Option<u32>,
+    /// Places per minute (default: `[engine] orders_per_min`).
+    pub orders_per_min: Option<u32>,
 }
 
 impl Default for EngineSection {
@@ -146,6 +176,7 @@ impl Default for EngineSection {
             orders_per_10s: 300,
             orders_per_min: 1200,
             book_slots: 1 << 20,
+            venues: Default::default(),
         }
     }
 }
@@ -159,14 +190,26 @@ pub struct InstrumentSection {
     /// Venue flavour (default `binance-usdm`).
     #[serde(default)]
     pub venue: VenueFlavour,
+    /// Linear, inverse or spot (default: the venue's: usdm linear, coinm inverse, spot spot).
+    pub kind: Option<InstrumentKind>,
+    /// Base asset (default: read from the symbol).
+    pub base_asset: Option<String>,
+    /// Quote asset (default: read from the symbol; `USD` for COIN-M).
+    pub quote_asset: Option<String>,
     /// Tick size, decimal string.
     pub tick: String,
-    /// Lot (step) size, decimal string.
+    /// Order lot (step) size, decimal string; contracts for inverse.
     pub lot: String,
+    /// Market-data quantity grid (default: `lot`); `lot` must be a whole number of it.
+    pub book_lot: Option<String>,
     /// Minimum order quantity, decimal string.
     pub min_qty: String,
-    /// Minimum order notional (quote currency), decimal string.
+    /// Minimum order notional (quote currency; USD for inverse), decimal string.
     pub min_notional: String,
+    /// Inverse only: quote currency (USD) per contract.
+    pub contract_size: Option<String>,
+    /// Spot only: starting balances and whether selling beyond the base held is allowed.
+    pub balances: Option<BalancesSection>,
     /// Quoting.
     pub quote: QuoteSection,
     /// Risk.
@@ -174,6 +217,19 @@ pub struct InstrumentSection {
     /// Fees (for reports and the simulated venue).
     #[serde(default)]
     pub fees: FeeSection,
+}
+
+/// `[instrument.balances]` (spot).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalancesSection {
+    /// Base asset held at the start, decimal string on the lot grid.
+    pub base: String,
+    /// Quote asset held at the start, decimal string.
+    pub quote: String,
+    /// Whether the engine may sell more base than it holds (margin); default false.
+    #[serde(default)]
+    pub allow_margin: bool,
 }
 
 /// `[instrument.quote]`.
@@ -228,8 +284,11 @@ pub struct RiskSection {
     pub stop_loss: f64,
     /// Reaction to the stop loss.
     pub on_stop_loss: OnStopLoss,
-    /// Daily loss (realized + unrealized - fees since 00:00 UTC), quote currency, decimal string.
+    /// Daily loss (realized + unrealized - fees since 00:00 UTC) in the PnL currency (quote;
+    /// the base coin for inverse), decimal string.
     pub daily_loss_limit: String,
+    /// Largest position notional, quote currency (USD for inverse); none by default.
+    pub max_notional: Option<String>,
     /// Orders priced further than this share of fair value are refused.
     pub max_deviation: f64,
     /// A fair-value move larger than this share within `circuit_window_ms` halts.
@@ -262,13 +321,26 @@ impl Default for FeeSection {
     }
 }
 
+/// A spot instrument's starting balances, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balances {
+    /// Base held at the start, lots.
+    pub base_lots: i64,
+    /// Quote held at the start, money units (tick × lot).
+    pub quote_units: i128,
+    /// Selling beyond the base held is allowed.
+    pub allow_margin: bool,
+}
+
 /// A validated engine configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Venue order limit per 10 s.
+    /// Venue order limit per 10 s (the default of every venue).
     pub orders_per_10s: u32,
-    /// Venue order limit per minute.
+    /// Venue order limit per minute (the default of every venue).
     pub orders_per_min: u32,
+    /// Each venue's limits `(per 10 s, per minute)`, indexed by [`VenueFlavour::index`].
+    pub venue_limits: [(u32, u32); 3],
     /// Book window per instrument, ticks.
     pub book_slots: usize,
     /// Instruments by id.
@@ -314,8 +386,12 @@ pub struct InstrumentConfig {
     pub stop_loss: Fx,
     /// Stop-loss reaction.
     pub on_stop_loss: OnStopLoss,
-    /// Daily loss limit, tick·lot units.
+    /// Daily loss limit, money units (the PnL currency).
     pub daily_loss_limit: i64,
+    /// Largest position notional, notional units.
+    pub max_notional: Option<i128>,
+    /// Spot: starting balances (`None` for derivatives).
+    pub balances: Option<Balances>,
     /// Price band (ratio of fv).
     pub max_deviation: Fx,
     /// Circuit breaker threshold (ratio).
@@ -382,6 +458,23 @@ impl Config {
                 "must be between 4096 and 2^26",
             ));
         }
+        let mut venue_limits = [(e.orders_per_10s, e.orders_per_min); 3];
+        for (v, l) in &e.venues {
+            let lim = &mut venue_limits[v.index()];
+            if let Some(n) = l.orders_per_10s {
+                lim.0 = n;
+            }
+            if let Some(n) = l.orders_per_min {
+                lim.1 = n;
+            }
+            if lim.0 == 0 || lim.1 == 0 {
+                return Err(invalid(
+                    format!("engine.venues.{}", v.name()),
+                    format!("{} / {}", lim.0, lim.1),
+                    "orders_per_10s and orders_per_min must be at least 1",
+                ));
+            }
+        }
         if file.instruments.is_empty() {
             return Err(invalid("instrument", "[]", "at least one instrument"));
         }
@@ -413,6 +506,7 @@ impl Config {
         Ok(Config {
             orders_per_10s: e.orders_per_10s,
             orders_per_min: e.orders_per_min,
+            venue_limits,
             book_slots: e.book_slots,
             instruments,
             source,
@@ -421,13 +515,36 @@ impl Config {
 }
 
 fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, ConfigError> {
-    let inst = Instrument::new(&s.symbol, &s.tick, &s.lot, &s.min_qty, &s.min_notional).map_err(
-        |source| ConfigError::Instrument {
-            symbol: s.symbol.clone(),
-            source,
-        },
-    )?;
     let f = |name: &str| format!("instrument[{i}].{name}");
+    let venue_kind = match s.venue {
+        VenueFlavour::BinanceUsdm => InstrumentKind::Linear,
+        VenueFlavour::BinanceCoinm => InstrumentKind::Inverse,
+        VenueFlavour::BinanceSpot => InstrumentKind::Spot,
+    };
+    let kind = s.kind.unwrap_or(venue_kind);
+    if kind != venue_kind {
+        return Err(invalid(
+            f("kind"),
+            kind.name(),
+            "does not match the venue (binance-usdm is linear, binance-coinm inverse, binance-spot spot)",
+        ));
+    }
+    let inst = Instrument::from_spec(&InstrumentSpec {
+        symbol: &s.symbol,
+        kind,
+        tick: &s.tick,
+        lot: &s.lot,
+        book_lot: s.book_lot.as_deref(),
+        min_qty: &s.min_qty,
+        min_notional: &s.min_notional,
+        contract_size: s.contract_size.as_deref(),
+        base_asset: s.base_asset.as_deref(),
+        quote_asset: s.quote_asset.as_deref(),
+    })
+    .map_err(|source| ConfigError::Instrument {
+        symbol: s.symbol.clone(),
+        source,
+    })?;
     let q = &s.quote;
     let r = &s.risk;
     let lots = |name: &str, v: &str| {
@@ -580,14 +697,15 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         ));
     }
     let daily_units = inst
-        .quote_to_tick_lots(&r.daily_loss_limit, false)
+        .money_unit()
+        .parse(&r.daily_loss_limit, false)
         .ok()
         .and_then(|v| i64::try_from(v).ok())
         .ok_or_else(|| {
             invalid(
                 f("risk.daily_loss_limit"),
                 &r.daily_loss_limit,
-                "a positive decimal amount of quote currency, a whole number of tick × lot units",
+                "a positive decimal amount of the PnL currency (quote; the base coin for inverse)",
             )
         })?;
     if daily_units <= 0 {
@@ -602,12 +720,64 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
             f("risk.daily_loss_limit"),
             &r.daily_loss_limit,
             if positive {
-                "is less than one tick × one lot of quote currency: raise it, or check tick and lot"
+                "is less than one money unit (tick × lot of quote): raise it, or check tick and lot"
             } else {
                 "must be > 0"
             },
         ));
     }
+    let max_notional =
+        match &r.max_notional {
+            None => None,
+            Some(m) => match inst.notional_unit().parse(m, false) {
+                Ok(v) if v > 0 => Some(v),
+                _ => return Err(invalid(
+                    f("risk.max_notional"),
+                    m,
+                    "a positive decimal amount of quote currency (USD for inverse), at least one \
+                     tick × lot",
+                )),
+            },
+        };
+    let balances =
+        match (&s.balances, kind) {
+            (Some(b), InstrumentKind::Spot) => {
+                let base_lots = lots("balances.base", &b.base)?;
+                let quote_units = inst.money_unit().parse(&b.quote, false).map_err(|_| {
+                    invalid(
+                        f("balances.quote"),
+                        &b.quote,
+                        "a decimal amount of the quote asset (>= 0)",
+                    )
+                })?;
+                if base_lots > crate::event::MAX_48 {
+                    return Err(invalid(
+                        f("balances.base"),
+                        &b.base,
+                        "at most 2^47 - 1 lots",
+                    ));
+                }
+                Some(Balances {
+                    base_lots,
+                    quote_units,
+                    allow_margin: b.allow_margin,
+                })
+            }
+            (Some(_), _) => {
+                return Err(invalid(
+                    f("balances"),
+                    "[instrument.balances]",
+                    "only a spot instrument has balances",
+                ))
+            }
+            (None, InstrumentKind::Spot) => return Err(invalid(
+                f("balances"),
+                "(missing)",
+                "a spot instrument needs [instrument.balances] base and quote (what the account \
+                 holds at the start; sells are bounded by the base held)",
+            )),
+            (None, _) => None,
+        };
     let max_deviation = fx(&f("risk.max_deviation"), r.max_deviation)?;
     if max_deviation <= 0 || max_deviation >= 1 {
         return Err(invalid(
@@ -673,6 +843,8 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         stop_loss,
         on_stop_loss: r.on_stop_loss,
         daily_loss_limit: daily_units,
+        max_notional,
+        balances,
         max_deviation,
         max_price_change,
         circuit_window_ns: r.circuit_window_ms as i64 * 1_000_000,
@@ -774,7 +946,7 @@ cancel_budget_per_min = 50
                 "tick = \"0.10\"",
                 "tick = \"1000000\"",
                 "risk.daily_loss_limit = 500",
-                "less than one tick × one lot",
+                "less than one money unit",
             ),
             (
                 "daily_loss_limit = \"500\"",
@@ -876,7 +1048,7 @@ cancel_budget_per_min = 50
                 "daily_loss_limit = \"500\"",
                 "daily_loss_limit = \"-5\"",
                 "risk.daily_loss_limit = -5",
-                "quote currency",
+                "PnL currency",
             ),
             (
                 "daily_loss_limit = \"500\"",
@@ -990,7 +1162,7 @@ cancel_budget_per_min = 50
         let spot = block.replace(
             "symbol = \"BTCUSDT\"\n",
             "symbol = \"BTCUSDT\"\nvenue = \"binance-spot\"\n",
-        );
+        ) + "[instrument.balances]\nbase = \"1\"\nquote = \"100000\"\n";
         let c = Config::from_toml(&format!("{GOOD}\n{spot}")).unwrap();
         assert_eq!(c.instruments.len(), 2);
         assert_eq!(c.instruments[0].venue, VenueFlavour::BinanceUsdm);
@@ -1020,5 +1192,148 @@ cancel_budget_per_min = 50
             e.contains("instrument[2].symbol") && e.contains("binance-spot"),
             "{e}"
         );
+    }
+
+    /// Issue 12: each kind's own rules, each broken rule a named error.
+    #[test]
+    fn instrument_kinds_and_their_rules() {
+        let coinm = |extra: &str| {
+            GOOD.replacen(
+                "symbol = \"BTCUSDT\"\ntick = \"0.10\"\nlot = \"0.001\"\nmin_qty = \"0.001\"\nmin_notional = \"100\"",
+                &format!(
+                    "symbol = \"BTCUSD_PERP\"\nvenue = \"binance-coinm\"\ntick = \"0.1\"\nlot = \"1\"\n\
+                     min_qty = \"1\"\nmin_notional = \"0\"\n{extra}"
+                ),
+                1,
+            )
+            .replace("layer_size = \"0.002\"", "layer_size = \"1\"")
+            .replace("net_max = \"0.100\"", "net_max = \"50\"")
+            .replace("daily_loss_limit = \"500\"", "daily_loss_limit = \"0.01\"")
+        };
+        // COIN-M: inverse by default, contracts of 100 USD, the loss limit in BTC.
+        let c = Config::from_toml(&coinm("contract_size = \"100\"")).unwrap();
+        let i = &c.instruments[0];
+        assert_eq!(i.instrument.kind, InstrumentKind::Inverse);
+        assert_eq!(i.instrument.contract_ticks, 1_000);
+        assert_eq!(
+            (
+                i.instrument.base_asset.as_str(),
+                i.instrument.quote_asset.as_str()
+            ),
+            ("BTC", "USD")
+        );
+        assert_eq!(i.instrument.pnl_asset().as_str(), "BTC");
+        // 0.01 BTC in 10^-12 units.
+        assert_eq!(i.daily_loss_limit, 10_000_000_000);
+        // Notional: 3 contracts are 300 USD at any price (3,000 ticks of 0.1 USD).
+        assert_eq!(i.instrument.notional(1, 3), 3_000);
+        let err = |text: &str| Config::from_toml(text).unwrap_err().to_string();
+        let cases = [
+            (coinm(""), "needs contract_size"),
+            (
+                coinm("contract_size = \"100\"\nkind = \"linear\""),
+                "does not match the venue",
+            ),
+            (coinm("contract_size = \"0.05\""), "whole number of ticks"),
+            (coinm("contract_size = \"-1\""), "contract_size"),
+            (
+                GOOD.replacen(
+                    "min_notional = \"100\"",
+                    "min_notional = \"100\"\ncontract_size = \"100\"",
+                    1,
+                ),
+                "only an inverse instrument has a contract size",
+            ),
+            (
+                GOOD.replacen(
+                    "min_notional = \"100\"",
+                    "min_notional = \"100\"\nbook_lot = \"0.0003\"",
+                    1,
+                ),
+                "whole number",
+            ),
+            (
+                GOOD.replacen(
+                    "min_notional = \"100\"",
+                    "min_notional = \"100\"\n[instrument.balances]\nbase = \"1\"\nquote = \"1\"",
+                    1,
+                ),
+                "only a spot instrument has balances",
+            ),
+            (
+                GOOD.replacen(
+                    "symbol = \"BTCUSDT\"",
+                    "symbol = \"BTCUSDT\"\nvenue = \"binance-spot\"",
+                    1,
+                ),
+                "a spot instrument needs [instrument.balances]",
+            ),
+            (
+                GOOD.replacen("symbol = \"BTCUSDT\"", "symbol = \"WEIRDSYM\"", 1),
+                "set base_asset and quote_asset",
+            ),
+            (
+                GOOD.replacen(
+                    "daily_loss_limit = \"500\"",
+                    "daily_loss_limit = \"500\"\nmax_notional = \"0\"",
+                    1,
+                ),
+                "risk.max_notional",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = err(&text);
+            assert!(e.contains(want), "want {want:?}: {e}");
+        }
+        // Assets named outright need no suffix to read.
+        let named = GOOD.replacen(
+            "symbol = \"BTCUSDT\"",
+            "symbol = \"WEIRDSYM\"\nbase_asset = \"WEIRD\"\nquote_asset = \"SYM\"",
+            1,
+        );
+        assert_eq!(
+            Config::from_toml(&named).unwrap().instruments[0]
+                .instrument
+                .quote_asset
+                .as_str(),
+            "SYM"
+        );
+        // Spot: balances on the lot grid, the book on its own finer grid.
+        let spot = GOOD.replacen(
+            "symbol = \"BTCUSDT\"\ntick = \"0.10\"\nlot = \"0.001\"",
+            "symbol = \"BTCUSDT\"\nvenue = \"binance-spot\"\ntick = \"0.01\"\nlot = \"0.00001\"\nbook_lot = \"0.00000001\"\n\
+             [instrument.balances]\nbase = \"0.5\"\nquote = \"1000\"",
+            1,
+        );
+        // The balances table must come after the instrument's own keys: move the rest below it.
+        let spot = {
+            let (head, tail) = spot.split_at(spot.find("[instrument.balances]").unwrap());
+            let (bal, rest) = tail.split_at(tail.find("min_qty").unwrap());
+            let (own, sections) = rest.split_at(rest.find("[instrument.quote]").unwrap());
+            format!("{head}{own}{bal}{sections}")
+        };
+        let c = Config::from_toml(&spot).unwrap_or_else(|e| panic!("{e}\n{spot}"));
+        let i = &c.instruments[0];
+        assert_eq!(i.instrument.kind, InstrumentKind::Spot);
+        assert_eq!(i.instrument.book_units_per_lot, 1_000);
+        let b = i.balances.unwrap();
+        assert_eq!((b.base_lots, b.allow_margin), (50_000, false));
+        assert_eq!(i.instrument.money_unit().format(b.quote_units), "1000");
+    }
+
+    /// Each venue's order limits are its own: spot's 50 per 10 s does not bind USD-M.
+    #[test]
+    fn order_limits_per_venue() {
+        let text = format!(
+            "[engine]\norders_per_10s = 300\norders_per_min = 1200\n\
+             [engine.venues.binance-spot]\norders_per_10s = 50\n{GOOD}"
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.venue_limits, [(300, 1200), (300, 1200), (50, 1200)]);
+        let bad = text.replace("orders_per_10s = 50", "orders_per_10s = 0");
+        let e = Config::from_toml(&bad).unwrap_err().to_string();
+        assert!(e.contains("engine.venues.binance-spot"), "{e}");
+        let unknown = text.replace("binance-spot]", "binance-moon]");
+        assert!(Config::from_toml(&unknown).is_err());
     }
 }

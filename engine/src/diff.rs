@@ -128,6 +128,10 @@ pub(crate) fn diff(
     let (nb, na) = (inst.bids.as_slice().len(), inst.asks.as_slice().len());
     let cap = inst.cfg.batch_cap;
     let pos = inst.pos.qty;
+    let (can_buy, can_sell) = match inst.fair_value {
+        Some(fv) => crate::risk::balance_room(inst, fv),
+        None => (i64::MAX, i64::MAX),
+    };
     let mut open_buy = inst.orders.open_qty(Side::Bid);
     let mut open_sell = inst.orders.open_qty(Side::Ask);
     for j in 0..nb.max(na) {
@@ -147,7 +151,13 @@ pub(crate) fn diff(
                 (Side::Bid, _) => pos + open_buy + l.qty <= cap,
                 (Side::Ask, _) => pos - open_sell - l.qty >= -cap,
             };
-            if !ok {
+            // Spot: every open order locks its balance, as on the venue: the sells open, this
+            // one included, within the base held; the buys within what the quote pays for.
+            let funded = match side {
+                Side::Bid => open_buy + l.qty <= can_buy,
+                Side::Ask => open_sell + l.qty <= can_sell,
+            };
+            if !ok || !funded {
                 stats.places_risk_refused += 1;
                 continue;
             }

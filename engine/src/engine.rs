@@ -98,7 +98,8 @@ pub struct Engine {
     insts: Vec<Inst>,
     now_ns: i64,
     emitter: Emitter,
-    budget: OrderBudget,
+    /// One order budget per venue (its account's limits), by [`crate::VenueFlavour::index`].
+    budgets: [OrderBudget; 3],
     stats: EngineStats,
 }
 
@@ -141,7 +142,9 @@ impl Engine {
             insts,
             now_ns: i64::MIN,
             emitter: Emitter::default(),
-            budget: OrderBudget::new(cfg.orders_per_10s, cfg.orders_per_min),
+            budgets: cfg
+                .venue_limits
+                .map(|(per_10s, per_min)| OrderBudget::new(per_10s, per_min)),
             stats: EngineStats::default(),
         }
     }
@@ -251,7 +254,8 @@ impl Engine {
                 match inst.orders.on_report(&r) {
                     ReportOutcome::Applied(Some((side, px, qty)))
                     | ReportOutcome::LateFill(side, px, qty) => {
-                        inst.pos.on_fill(side, px, qty, r.fee, r.taker);
+                        inst.pos
+                            .on_fill(&inst.cfg.instrument, side, px, qty, r.fee, r.taker);
                         if inst.pos.qty == 0 {
                             inst.stop_loss_latched = false;
                         }
@@ -268,9 +272,9 @@ impl Engine {
                         inst.operator_halt = false;
                         inst.loss_limit_hit = false;
                         // A new baseline: the loss that tripped the limit is not counted twice.
-                        inst.day_start_pnl = inst
-                            .fair_value
-                            .map_or(inst.day_start_pnl, |fv| inst.pos.total_pnl(fv));
+                        inst.day_start_pnl = inst.fair_value.map_or(inst.day_start_pnl, |fv| {
+                            inst.pos.total_pnl(&inst.cfg.instrument, fv)
+                        });
                     }
                     Some(Command::ReduceOnly) => inst.operator_reduce_only = true,
                     Some(Command::Normal) => {
@@ -389,7 +393,7 @@ impl Engine {
             reason,
             top,
             now,
-            &mut self.budget,
+            &mut self.budgets[inst.cfg.venue.index()],
             &mut self.emitter,
             &mut self.stats,
             sink,
@@ -398,7 +402,7 @@ impl Engine {
             inst,
             mode,
             now,
-            &mut self.budget,
+            &mut self.budgets[inst.cfg.venue.index()],
             &mut self.emitter,
             &mut self.stats,
             sink,

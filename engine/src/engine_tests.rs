@@ -799,3 +799,128 @@ fn a_bbo_implausibly_far_ahead_of_the_depth_stream_is_refused() {
     e.on_batch_end(&mut o);
     assert_eq!(e.stats().bbo_used, 1);
 }
+
+/// Issue 12: a spot engine with `base` and `quote` held (decimal strings), synced at 1000 / 1001.
+fn spot_synced(base: &str, quote: &str) -> (Engine, Out) {
+    let text = CFG
+        .replace("symbol = \"BTCUSDT\"", "symbol = \"BTCUSDT\"\nvenue = \"binance-spot\"")
+        .replace(
+            "min_notional = \"0.1\"\n",
+            &format!("min_notional = \"0.1\"\n[instrument.balances]\nbase = \"{base}\"\nquote = \"{quote}\"\n"),
+        );
+    let mut e = Engine::new(&Config::from_toml(&text).unwrap());
+    let mut o = Out::default();
+    e.on_event(&Event::book_reset(0, 0, 0, 1), &mut o);
+    e.on_event(&level(Side::Bid, 1000, 50, 0, false), &mut o);
+    e.on_event(&level(Side::Ask, 1001, 50, 0, true), &mut o);
+    e.on_event(&Event::book_valid(0, 0, 0, 1), &mut o);
+    e.on_batch_end(&mut o);
+    (e, o)
+}
+
+fn placed(o: &Out, side: Side) -> Vec<i64> {
+    o.intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Place && i.side == side)
+        .map(|i| i.qty)
+        .collect()
+}
+
+#[test]
+fn spot_quotes_within_its_balances() {
+    // Plenty of both: the full grid (3 layers of 2 lots a side).
+    let (_, o) = spot_synced("1", "1000");
+    assert_eq!(
+        (placed(&o, Side::Bid), placed(&o, Side::Ask)),
+        (vec![2, 2, 2], vec![2, 2, 2])
+    );
+    // 0.003 BTC held: asks up to 3 lots (one layer of 2; a second would sell 4).
+    let (_, o) = spot_synced("0.003", "1000");
+    assert_eq!(
+        (placed(&o, Side::Bid).len(), placed(&o, Side::Ask)),
+        (3, vec![2])
+    );
+    // Nothing held: no asks at all (no margin).
+    let (_, o) = spot_synced("0", "1000");
+    assert!(placed(&o, Side::Ask).is_empty());
+    assert_eq!(placed(&o, Side::Bid).len(), 3);
+    // 0.3 USDT pays for 2 lots at 100.1 USDT a BTC: one bid layer.
+    let (_, o) = spot_synced("1", "0.3");
+    assert_eq!(placed(&o, Side::Bid), vec![2]);
+}
+
+#[test]
+fn spot_sells_what_it_bought() {
+    let (mut e, mut o) = spot_synced("0", "1000");
+    assert!(placed(&o, Side::Ask).is_empty());
+    let bid = o
+        .intents
+        .iter()
+        .find(|i| i.kind == IntentKind::Place && i.side == Side::Bid)
+        .copied()
+        .unwrap();
+    ack_all(&mut e, &mut o, MS);
+    // The best bid fills (2 lots; the 10 bp fee of 0.000002 BTC is paid in BTC): 1 lot can be
+    // sold (2 − ⌈0.002 lot⌉).
+    let mut r = ExecReport::new(ExecKind::Fill, bid.client_order_id, bid.price, 2, 2);
+    r.fee = 2_000;
+    e.on_event(&Event::exec(0, 0, 2 * MS, r), &mut o);
+    e.on_batch_end(&mut o);
+    let v = e.instrument(0).unwrap();
+    assert_eq!(
+        (
+            v.position.qty,
+            v.position.fees_base,
+            v.position.base_change_lots()
+        ),
+        (2, 2_000, 1)
+    );
+    // Asks now: the 1 lot held, below the 2-lot layer size: in normal mode a layer is not
+    // trimmed, so nothing is offered until a whole layer is held.
+    assert!(
+        placed(&o, Side::Ask).is_empty(),
+        "{:?}",
+        placed(&o, Side::Ask)
+    );
+}
+
+/// Issue 12: two venues, two budgets. With spot's limit at 2 places per 10 s, the spot
+/// instrument places 2 orders while the USD-M one, on its own budget, places its whole grid.
+#[test]
+fn each_venue_spends_its_own_order_budget() {
+    let usdm = CFG.split("[[instrument]]").nth(1).unwrap();
+    let spot = usdm
+        .replace(
+            "symbol = \"BTCUSDT\"",
+            "symbol = \"ETHUSDT\"\nvenue = \"binance-spot\"",
+        )
+        .replace(
+            "min_notional = \"0.1\"\n",
+            "min_notional = \"0.1\"\n[instrument.balances]\nbase = \"1\"\nquote = \"1000\"\n",
+        );
+    let text = format!(
+        "[engine]\nbook_slots = 4096\n[engine.venues.binance-spot]\norders_per_10s = 2\n\
+         [[instrument]]{usdm}[[instrument]]{spot}"
+    );
+    let mut e = Engine::new(&Config::from_toml(&text).unwrap());
+    let mut o = Out::default();
+    for inst in [0u16, 1] {
+        let lvl = |side, price, last| {
+            let mut ev = level(side, price, 50, 0, last);
+            ev = Event::level(inst, 0, 0, ev.as_level().unwrap());
+            ev
+        };
+        e.on_event(&Event::book_reset(inst, 0, 0, 1), &mut o);
+        e.on_event(&lvl(Side::Bid, 1000, false), &mut o);
+        e.on_event(&lvl(Side::Ask, 1001, true), &mut o);
+        e.on_event(&Event::book_valid(inst, 0, 0, 1), &mut o);
+    }
+    e.on_batch_end(&mut o);
+    let placed = |inst: u16| {
+        o.intents
+            .iter()
+            .filter(|i| i.instrument == inst && i.kind == IntentKind::Place)
+            .count()
+    };
+    assert_eq!((placed(0), placed(1)), (6, 2));
+}

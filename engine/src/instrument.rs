@@ -6,6 +6,7 @@
 //! [`DecimalError::OffGrid`] error, never a rounding. Negative, empty, non-numeric and overflowing
 //! strings are typed errors too. Nothing here panics or allocates.
 
+use crate::config::Fx;
 use std::fmt;
 
 /// The largest number of fractional digits a [`Grid`] step may have.
@@ -270,27 +271,6 @@ fn parse_scaled_checked(s: &[u8], scale: u8) -> Result<u64, DecimalError> {
     Ok(v)
 }
 
-/// `amount / (tick × lot)`, computed exactly at the combined scale, then rounded.
-fn quote_units(
-    tick: &Grid,
-    lot: &Grid,
-    amount: &[u8],
-    round_up: bool,
-) -> Result<i128, DecimalError> {
-    let scale = tick.scale + lot.scale;
-    if scale > MAX_SCALE {
-        return Err(DecimalError::Overflow);
-    }
-    let units = parse_scaled(amount, scale)? as u128;
-    let unit = tick.mantissa as u128 * lot.mantissa as u128;
-    let q = if round_up {
-        units.div_ceil(unit)
-    } else {
-        units / unit
-    };
-    i128::try_from(q).map_err(|_| DecimalError::Overflow)
-}
-
 /// A venue symbol, stored inline (no heap) so instruments and lookups stay `Copy`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Symbol {
@@ -359,6 +339,18 @@ pub enum InstrumentError {
     /// A symbol that is empty, too long or not printable ASCII.
     #[error("invalid symbol {0:?}: 1 to 23 printable ASCII characters")]
     Symbol(String),
+    /// A contract size that is missing (inverse), not allowed (other kinds) or not a whole
+    /// number of ticks.
+    #[error("invalid contract_size {value:?}: {reason}")]
+    ContractSize {
+        /// The string as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Base and quote assets that cannot be read from the symbol or are not valid names.
+    #[error("cannot tell the base and quote assets of {0:?}: set base_asset and quote_asset")]
+    Assets(String),
     /// A minimum (qty or notional) that is not a valid decimal on its grid.
     #[error("invalid {field} {value:?}: {reason}")]
     Minimum {
@@ -371,25 +363,182 @@ pub enum InstrumentError {
     },
 }
 
+/// What kind of contract an instrument is: it decides the units of quantity, notional, PnL and
+/// fees.
+///
+/// | kind | quantity | notional | PnL and fees |
+/// |---|---|---|---|
+/// | linear (USDⓈ-M, USDC-M) | base asset | price × qty, quote asset | quote asset |
+/// | inverse (COIN-M) | contracts of `contract_size` quote (USD) | contracts × contract_size, USD | base coin: contracts × contract_size × (1/entry − 1/exit) |
+/// | spot | base asset, bounded by balances | price × qty, quote asset | quote asset; a buy's fee is charged in the base asset received, a sell's in the quote asset |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstrumentKind {
+    /// Linear perpetual or future: quantity in the base asset, money in the quote asset.
+    #[default]
+    Linear,
+    /// Inverse (coin-margined) contract: quantity in contracts, money in the base coin.
+    Inverse,
+    /// Spot: inventory in the base asset held, bounded by balances.
+    Spot,
+}
+
+impl InstrumentKind {
+    /// The name used in config files.
+    pub fn name(self) -> &'static str {
+        match self {
+            InstrumentKind::Linear => "linear",
+            InstrumentKind::Inverse => "inverse",
+            InstrumentKind::Spot => "spot",
+        }
+    }
+}
+
+/// Decimals of the money unit of an inverse instrument: PnL and fees are held in units of
+/// 10^-12 of the base coin (10^-4 satoshi), which is far below anything the venue reports and
+/// leaves a 48-bit fee field room for 140 coins a fill.
+pub const INVERSE_MONEY_SCALE: u8 = 12;
+
+/// Units of a spot buy's fee (charged in the base asset) per lot: 10^6, so a fee of 0.1 bp of one
+/// lot is still 10 units.
+pub const SPOT_BASE_FEE_UNITS_PER_LOT: i64 = 1_000_000;
+
+/// A unit of money or notional: `mantissa × 10^-scale` of a currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoneyUnit {
+    /// The unit as an integer count of `10^-scale`.
+    pub mantissa: u128,
+    /// Decimals.
+    pub scale: u8,
+}
+
+impl MoneyUnit {
+    /// `units` of this unit as a float, for reports (exact values stay in integers).
+    pub fn to_f64(&self, units: i128) -> f64 {
+        units as f64 * self.mantissa as f64 / 10f64.powi(self.scale as i32)
+    }
+
+    /// `units` as an exact decimal string (`-1.0274` for -10274 units of 0.0001).
+    pub fn format(&self, units: i128) -> String {
+        let neg = units < 0;
+        let v = units.unsigned_abs().saturating_mul(self.mantissa);
+        let pow = 10u128.pow(self.scale as u32);
+        let (int, frac) = (v / pow, v % pow);
+        let sign = if neg && v != 0 { "-" } else { "" };
+        if self.scale == 0 {
+            return format!("{sign}{int}");
+        }
+        let frac = format!("{frac:0width$}", width = self.scale as usize);
+        let frac = frac.trim_end_matches('0');
+        if frac.is_empty() {
+            format!("{sign}{int}")
+        } else {
+            format!("{sign}{int}.{frac}")
+        }
+    }
+
+    /// A decimal amount in whole units, exactly when possible, else rounded down or up.
+    pub fn parse(&self, amount: &str, round_up: bool) -> Result<i128, DecimalError> {
+        if self.scale > MAX_SCALE {
+            return Err(DecimalError::Overflow);
+        }
+        let units = parse_scaled(amount.trim().as_bytes(), self.scale)? as u128;
+        let q = if round_up {
+            units.div_ceil(self.mantissa)
+        } else {
+            units / self.mantissa
+        };
+        i128::try_from(q).map_err(|_| DecimalError::Overflow)
+    }
+}
+
+/// An instrument's description as the venue's exchange info gives it, as decimal strings; see
+/// [`Instrument::from_spec`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstrumentSpec<'a> {
+    /// The venue's symbol.
+    pub symbol: &'a str,
+    /// Linear, inverse or spot.
+    pub kind: InstrumentKind,
+    /// `PRICE_FILTER.tickSize`.
+    pub tick: &'a str,
+    /// `LOT_SIZE.stepSize`: the order quantity step (contracts for inverse).
+    pub lot: &'a str,
+    /// The market data's quantity grid, when finer than `lot` (spot books carry 8 decimals while
+    /// BTCUSDT's order step is 0.00001); `lot` when `None`. `lot` must be a whole number of it.
+    pub book_lot: Option<&'a str>,
+    /// `LOT_SIZE.minQty`.
+    pub min_qty: &'a str,
+    /// Smallest order notional, quote currency (USD for inverse: contracts × contract_size).
+    pub min_notional: &'a str,
+    /// Inverse only: quote currency (USD) per contract.
+    pub contract_size: Option<&'a str>,
+    /// Base asset (`BTC`); read from the symbol when `None`.
+    pub base_asset: Option<&'a str>,
+    /// Quote asset (`USDT`, `USD` for COIN-M); read from the symbol when `None`.
+    pub quote_asset: Option<&'a str>,
+}
+
+/// Quote assets recognised at the end of a symbol, longest first.
+const QUOTE_SUFFIXES: [&str; 14] = [
+    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "USD", "BTC", "ETH", "BNB", "EUR",
+    "TRY", "BRL",
+];
+
+/// `(base, quote)` read from a symbol: `BTCUSDT` → (BTC, USDT); `BTCUSD_PERP`, `ETHUSD_240927` →
+/// (BTC, USD). `None` when no known quote asset ends it.
+pub fn assets_from_symbol(symbol: &str) -> Option<(String, String)> {
+    let head = symbol
+        .split('_')
+        .next()
+        .unwrap_or(symbol)
+        .to_ascii_uppercase();
+    QUOTE_SUFFIXES.iter().find_map(|q| {
+        let base = head.strip_suffix(q)?;
+        (!base.is_empty()).then(|| (base.to_owned(), (*q).to_owned()))
+    })
+}
+
 /// An instrument's trading rules, from the venue's exchange info (`PRICE_FILTER.tickSize`,
-/// `LOT_SIZE.stepSize`, `LOT_SIZE.minQty`, `MIN_NOTIONAL.notional`).
+/// `LOT_SIZE.stepSize`, `LOT_SIZE.minQty`, `MIN_NOTIONAL.notional`, `contractSize`) and its kind.
+///
+/// Three kinds of unit come out of it, all integers:
+/// - quantity: order **lots** (`lot`), and the market data's **book units** (`book_lot`, equal
+///   to or finer than a lot);
+/// - **notional units** (quote currency): one tick × one lot for linear and spot, one tick of
+///   USD for inverse (notional = contracts × contract_size);
+/// - **money units** (the PnL currency: quote for linear and spot, base coin for inverse): one
+///   tick × one lot, or 10^-12 coin for inverse ([`INVERSE_MONEY_SCALE`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Instrument {
     /// The venue's symbol, e.g. `BTCUSDT`.
     pub symbol: Symbol,
+    /// Linear, inverse or spot.
+    pub kind: InstrumentKind,
     /// Price grid: one tick.
     pub tick: Grid,
-    /// Quantity grid: one lot.
+    /// Order quantity grid: one lot (one contract step for inverse).
     pub lot: Grid,
+    /// Market-data quantity grid: one book unit (equal to or finer than a lot).
+    pub book_lot: Grid,
+    /// Book units in one lot (1 when the grids are the same).
+    pub book_units_per_lot: i64,
+    /// Inverse: the contract size in ticks of quote (100 USD at a 0.1 tick is 1,000); 0 otherwise.
+    pub contract_ticks: i64,
     /// Smallest order quantity, in lots.
     pub min_qty_lots: i64,
-    /// Smallest order notional in units of one tick × one lot (rounded up, so a
-    /// `ticks × lots` product at or above it is always at or above the venue's minimum).
-    pub min_notional_tick_lots: i128,
+    /// Smallest order notional in notional units (rounded up, so a notional at or above it is
+    /// always at or above the venue's minimum).
+    pub min_notional_units: i128,
+    /// Base asset (`BTC`).
+    pub base_asset: Symbol,
+    /// Quote asset (`USDT`; `USD` for COIN-M).
+    pub quote_asset: Symbol,
 }
 
 impl Instrument {
-    /// Builds an instrument from the venue's decimal strings.
+    /// A linear instrument from the venue's decimal strings, its book on the order lot grid and
+    /// its assets read from the symbol (see [`Instrument::from_spec`] for the other kinds).
     pub fn new(
         symbol: &str,
         tick: &str,
@@ -397,30 +546,106 @@ impl Instrument {
         min_qty: &str,
         min_notional: &str,
     ) -> Result<Instrument, InstrumentError> {
-        let sym = Symbol::new(symbol.as_bytes())
-            .ok_or_else(|| InstrumentError::Symbol(symbol.to_owned()))?;
-        let tick = Grid::parse(tick)?;
-        let lot = Grid::parse(lot)?;
-        let min_qty_lots =
-            lot.to_steps(min_qty.as_bytes())
-                .map_err(|reason| InstrumentError::Minimum {
-                    field: "min_qty",
-                    value: min_qty.to_owned(),
-                    reason,
-                })?;
-        let min_notional_tick_lots = quote_units(&tick, &lot, min_notional.as_bytes(), true)
-            .map_err(|reason| InstrumentError::Minimum {
-                field: "min_notional",
-                value: min_notional.to_owned(),
-                reason,
-            })?;
-        Ok(Instrument {
-            symbol: sym,
+        Instrument::from_spec(&InstrumentSpec {
+            symbol,
+            kind: InstrumentKind::Linear,
             tick,
             lot,
-            min_qty_lots,
-            min_notional_tick_lots,
+            min_qty,
+            min_notional,
+            ..InstrumentSpec::default()
         })
+    }
+
+    /// Builds an instrument of any kind.
+    pub fn from_spec(s: &InstrumentSpec<'_>) -> Result<Instrument, InstrumentError> {
+        let sym = Symbol::new(s.symbol.as_bytes())
+            .ok_or_else(|| InstrumentError::Symbol(s.symbol.to_owned()))?;
+        let tick = Grid::parse(s.tick)?;
+        let lot = Grid::parse(s.lot)?;
+        let book_lot = match s.book_lot {
+            Some(b) => Grid::parse(b)?,
+            None => lot,
+        };
+        let book_units_per_lot =
+            book_units_per_lot(&lot, &book_lot).ok_or_else(|| InstrumentError::Step {
+                step: s.lot.to_owned(),
+                reason: format!(
+                    "the lot must be a whole number (at most 10^12) of book_lot {book_lot}"
+                ),
+            })?;
+        let min_qty_lots =
+            lot.to_steps(s.min_qty.as_bytes())
+                .map_err(|reason| InstrumentError::Minimum {
+                    field: "min_qty",
+                    value: s.min_qty.to_owned(),
+                    reason,
+                })?;
+        let contract_ticks = match (s.kind, s.contract_size) {
+            (InstrumentKind::Inverse, Some(cs)) => match tick.to_steps(cs.trim().as_bytes()) {
+                Ok(t) if t > 0 && t <= 1 << 40 => t,
+                Ok(_) => {
+                    return Err(InstrumentError::ContractSize {
+                        value: cs.to_owned(),
+                        reason: "must be positive and at most 2^40 ticks".into(),
+                    })
+                }
+                Err(e) => {
+                    return Err(InstrumentError::ContractSize {
+                        value: cs.to_owned(),
+                        reason: format!("{e} (it must be a whole number of ticks)"),
+                    })
+                }
+            },
+            (InstrumentKind::Inverse, None) => {
+                return Err(InstrumentError::ContractSize {
+                    value: String::new(),
+                    reason: "an inverse instrument needs contract_size (quote currency per \
+                             contract, e.g. \"100\" for BTCUSD_PERP)"
+                        .into(),
+                })
+            }
+            (_, Some(cs)) => {
+                return Err(InstrumentError::ContractSize {
+                    value: cs.to_owned(),
+                    reason: "only an inverse instrument has a contract size".into(),
+                })
+            }
+            (_, None) => 0,
+        };
+        let (base, quote) = match (s.base_asset, s.quote_asset) {
+            (Some(b), Some(q)) => (b.to_owned(), q.to_owned()),
+            (b, q) => {
+                let (db, dq) = assets_from_symbol(s.symbol)
+                    .ok_or_else(|| InstrumentError::Assets(s.symbol.to_owned()))?;
+                (b.map_or(db, str::to_owned), q.map_or(dq, str::to_owned))
+            }
+        };
+        let asset = |a: &str| {
+            Symbol::new(a.trim().as_bytes()).ok_or_else(|| InstrumentError::Assets(a.to_owned()))
+        };
+        let mut inst = Instrument {
+            symbol: sym,
+            kind: s.kind,
+            tick,
+            lot,
+            book_lot,
+            book_units_per_lot,
+            contract_ticks,
+            min_qty_lots,
+            min_notional_units: 0,
+            base_asset: asset(&base)?,
+            quote_asset: asset(&quote)?,
+        };
+        inst.min_notional_units =
+            inst.notional_unit()
+                .parse(s.min_notional, true)
+                .map_err(|reason| InstrumentError::Minimum {
+                    field: "min_notional",
+                    value: s.min_notional.to_owned(),
+                    reason,
+                })?;
+        Ok(inst)
     }
 
     /// Price string → ticks, exactly. Zero is rejected: no venue quotes at price zero.
@@ -432,22 +657,170 @@ impl Instrument {
         }
     }
 
-    /// Quantity string → lots, exactly. Zero is valid (it removes a book level).
+    /// Market-data quantity string → book units, exactly. Zero is valid (it removes a level).
+    #[inline]
+    pub fn book_qty(&self, s: &[u8]) -> Result<i64, DecimalError> {
+        self.book_lot.to_steps(s)
+    }
+
+    /// Order quantity string → lots, exactly.
     #[inline]
     pub fn qty_to_lots(&self, s: &[u8]) -> Result<i64, DecimalError> {
         self.lot.to_steps(s)
     }
 
-    /// A quote-currency amount (e.g. `"500"` USDT) in units of one tick × one lot, exactly
-    /// when possible, else rounded down (`round_up = false`) or up.
-    pub fn quote_to_tick_lots(&self, amount: &str, round_up: bool) -> Result<i128, DecimalError> {
-        quote_units(&self.tick, &self.lot, amount.as_bytes(), round_up)
+    /// Book units → whole lots, rounded up (a part of a lot in the book still takes a place).
+    #[inline]
+    pub fn book_to_lots_ceil(&self, units: i64) -> i64 {
+        if self.book_units_per_lot == 1 {
+            units
+        } else {
+            units.div_euclid(self.book_units_per_lot)
+                + i64::from(units.rem_euclid(self.book_units_per_lot) != 0)
+        }
     }
 
-    /// Whether `ticks × lots` meets the minimum notional.
-    pub fn meets_min_notional(&self, ticks: i64, lots: i64) -> bool {
-        ticks as i128 * lots as i128 >= self.min_notional_tick_lots
+    /// Book units → whole lots, rounded down (only whole lots can fill an order).
+    #[inline]
+    pub fn book_to_lots_floor(&self, units: i64) -> i64 {
+        units.div_euclid(self.book_units_per_lot)
     }
+
+    /// The unit of notional: one tick × one lot of quote (linear, spot) or one tick of USD
+    /// (inverse).
+    pub fn notional_unit(&self) -> MoneyUnit {
+        match self.kind {
+            InstrumentKind::Inverse => MoneyUnit {
+                mantissa: self.tick.mantissa as u128,
+                scale: self.tick.scale,
+            },
+            _ => self.tick_lot_unit(),
+        }
+    }
+
+    /// The unit of money (PnL and fees, in [`Instrument::pnl_asset`]).
+    pub fn money_unit(&self) -> MoneyUnit {
+        match self.kind {
+            InstrumentKind::Inverse => MoneyUnit {
+                mantissa: 1,
+                scale: INVERSE_MONEY_SCALE,
+            },
+            _ => self.tick_lot_unit(),
+        }
+    }
+
+    fn tick_lot_unit(&self) -> MoneyUnit {
+        MoneyUnit {
+            mantissa: self.tick.mantissa as u128 * self.lot.mantissa as u128,
+            scale: self.tick.scale + self.lot.scale,
+        }
+    }
+
+    /// The currency PnL and fees are in: the quote asset, or the base coin for inverse.
+    pub fn pnl_asset(&self) -> Symbol {
+        match self.kind {
+            InstrumentKind::Inverse => self.base_asset,
+            _ => self.quote_asset,
+        }
+    }
+
+    /// Notional of `qty` lots at `price` ticks, notional units: `price × qty` (linear, spot) or
+    /// `qty × contract_size` (inverse, whatever the price).
+    #[inline]
+    pub fn notional(&self, price: i64, qty: i64) -> i128 {
+        match self.kind {
+            InstrumentKind::Inverse => qty as i128 * self.contract_ticks as i128,
+            _ => price as i128 * qty as i128,
+        }
+    }
+
+    /// Money value of `qty` lots (≥ 0) at `price` ticks, money units: `price × qty` (linear,
+    /// spot), or `qty × contract_size / price` coin (inverse, rounded down).
+    #[inline]
+    pub fn value(&self, price: i64, qty: i64) -> i128 {
+        match self.kind {
+            InstrumentKind::Inverse => {
+                if price <= 0 {
+                    return 0;
+                }
+                // qty < 2^48, contract_ticks ≤ 2^40 and 10^12 < 2^40: the product fits; beyond
+                // that it saturates.
+                (qty as i128)
+                    .saturating_mul(self.contract_ticks as i128)
+                    .saturating_mul(INVERSE_SCALE)
+                    / price as i128
+            }
+            _ => price as i128 * qty as i128,
+        }
+    }
+
+    /// Money value of a signed position of `qty` lots at the fair value `fv` (ticks), money
+    /// units, rounded towards −∞ (linear, spot: `qty × fv`; inverse: `qty × contract_size / fv`).
+    pub fn value_at(&self, fv: Fx, qty: i64) -> i128 {
+        match self.kind {
+            InstrumentKind::Inverse => {
+                // fv to 2^-16 tick: the value's relative error is below 2^-16 / fv, under 10^-10
+                // for any price above a thousand ticks.
+                let fv16 = fv.to_bits() >> 48;
+                if fv16 <= 0 {
+                    return 0;
+                }
+                let num = (qty as i128)
+                    .saturating_mul(self.contract_ticks as i128)
+                    .saturating_mul(INVERSE_SCALE)
+                    .saturating_mul(1 << 16);
+                num.div_euclid(fv16)
+            }
+            _ => {
+                let v = Fx::from_num(qty).saturating_mul(fv);
+                v.floor().to_num::<i128>()
+            }
+        }
+    }
+
+    /// +1 when a long position gains as the value [`Instrument::value`] rises (linear, spot), −1
+    /// when it gains as that value falls (inverse: the coin value of a USD amount falls as the
+    /// price rises).
+    #[inline]
+    pub fn direction(&self) -> i128 {
+        match self.kind {
+            InstrumentKind::Inverse => -1,
+            _ => 1,
+        }
+    }
+
+    /// A quote-currency amount (e.g. `"500"` USDT) in notional units, exactly when possible,
+    /// else rounded down (`round_up = false`) or up.
+    pub fn quote_to_tick_lots(&self, amount: &str, round_up: bool) -> Result<i128, DecimalError> {
+        self.notional_unit().parse(amount, round_up)
+    }
+
+    /// Whether `qty` lots at `price` ticks meet the minimum notional.
+    pub fn meets_min_notional(&self, ticks: i64, lots: i64) -> bool {
+        self.notional(ticks, lots) >= self.min_notional_units
+    }
+}
+
+/// 10^[`INVERSE_MONEY_SCALE`].
+const INVERSE_SCALE: i128 = 1_000_000_000_000;
+
+/// Book units in one lot: `lot / book_lot` when it is a whole number up to 10^12.
+fn book_units_per_lot(lot: &Grid, book: &Grid) -> Option<i64> {
+    // lot = lm·10^-ls, book = bm·10^-bs: ratio = lm·10^(bs-ls) / bm.
+    let (lm, bm) = (lot.mantissa as u128, book.mantissa as u128);
+    let num = if book.scale >= lot.scale {
+        lm.checked_mul(10u128.checked_pow((book.scale - lot.scale) as u32)?)?
+    } else {
+        let den = bm.checked_mul(10u128.checked_pow((lot.scale - book.scale) as u32)?)?;
+        return (lm % den == 0 && lm / den >= 1)
+            .then(|| i64::try_from(lm / den).ok())
+            .flatten();
+    };
+    if num % bm != 0 {
+        return None;
+    }
+    let r = num / bm;
+    (1..=1_000_000_000_000).contains(&r).then_some(r as i64)
 }
 
 #[cfg(test)]
@@ -514,7 +887,7 @@ mod tests {
         let i = Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").unwrap();
         assert_eq!(i.min_qty_lots, 1);
         // 100 USDT / (0.1 × 0.001) = 1,000,000 tick·lots.
-        assert_eq!(i.min_notional_tick_lots, 1_000_000);
+        assert_eq!(i.min_notional_units, 1_000_000);
         assert!(i.meets_min_notional(618002, 2));
         assert!(!i.meets_min_notional(618002, 1));
         assert_eq!(i.price_to_ticks(b"0.0"), Err(DecimalError::OffGrid));

@@ -35,9 +35,9 @@ mod stats;
 
 pub use book::{BboOffer, BboOverlay, BookError, Levels, OrderBook, NO_ASK, NO_BID};
 pub use config::{
-    Config, ConfigError, ConfigFile, EngineSection, FairValue, FeeSection, Fx, InstrumentConfig,
-    InstrumentSection, OffsetUnit, OnStopLoss, QuoteSection, RiskSection, TopOfBookSource,
-    VenueFlavour, MAX_LAYERS,
+    Balances, BalancesSection, Config, ConfigError, ConfigFile, EngineSection, FairValue,
+    FeeSection, Fx, InstrumentConfig, InstrumentSection, OffsetUnit, OnStopLoss, QuoteSection,
+    RiskSection, TopOfBookSource, VenueFlavour, MAX_LAYERS,
 };
 pub use engine::{Engine, InstrumentView};
 pub use event::{
@@ -46,9 +46,12 @@ pub use event::{
     FLAG_BUYER_MAKER, FLAG_LAST_IN_MSG, FLAG_POST_ONLY_REJECT, FLAG_SATURATED, FLAG_SNAPSHOT,
     FLAG_TAKER, FLAG_VENUE_OPEN, MAX_48, MIN_48,
 };
-pub use instrument::{DecimalError, Grid, Instrument, InstrumentError, Symbol, MAX_SCALE};
+pub use instrument::{
+    assets_from_symbol, DecimalError, Grid, Instrument, InstrumentError, InstrumentKind,
+    InstrumentSpec, MoneyUnit, Symbol, INVERSE_MONEY_SCALE, MAX_SCALE, SPOT_BASE_FEE_UNITS_PER_LOT,
+};
 pub use intent::{Intent, IntentKind, Mode, ModeChange, ModeReason, Sink, TimeInForce};
 pub use orders::{Order, OrderState, OrderStats, OrderTable, ORDER_SLOTS};
-pub use position::Position;
+pub use position::{fee_in_base, Position};
 pub use stage::{NoClock, Stage, StageClock};
 pub use stats::EngineStats;

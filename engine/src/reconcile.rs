@@ -53,7 +53,8 @@ pub(crate) fn venue_order(
             open_at_venue_only,
         } => {
             if let Some((side, price, qty)) = missed_fill {
-                inst.pos.on_fill(side, price, qty, 0, false);
+                inst.pos
+                    .on_fill(&inst.cfg.instrument, side, price, qty, 0, false);
                 if inst.pos.qty == 0 {
                     inst.stop_loss_latched = false;
                 }
@@ -98,7 +99,8 @@ pub(crate) fn venue_position(inst: &mut Inst, v: &VenuePosition, stats: &mut Eng
     if v.qty == inst.pos.qty {
         return;
     }
-    inst.pos.correct_to(v.qty, v.entry_price);
+    inst.pos
+        .correct_to(&inst.cfg.instrument, v.qty, v.entry_price);
     if inst.pos.qty == 0 {
         inst.stop_loss_latched = false;
     }

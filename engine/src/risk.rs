@@ -9,6 +9,7 @@ use crate::config::{Fx, InstrumentConfig, OnStopLoss};
 use crate::emit::Emitter;
 use crate::engine::Inst;
 use crate::event::{Side, TopOfBook};
+use crate::instrument::InstrumentKind;
 use crate::intent::{Mode, ModeReason, Sink, TimeInForce};
 use crate::limits::OrderBudget;
 use crate::pricer::{Ladder, Layer};
@@ -26,7 +27,7 @@ pub(crate) fn evaluate_mode(
     let cfg = &inst.cfg;
     let mut breaker = false;
     if let Some(fv) = fv {
-        let pnl = inst.pos.total_pnl(fv);
+        let pnl = inst.pos.total_pnl(&cfg.instrument, fv);
         let day = now.div_euclid(NS_PER_DAY);
         if day != inst.day {
             inst.day = day;
@@ -37,7 +38,7 @@ pub(crate) fn evaluate_mode(
         }
         breaker = inst.breaker.observe(now, fv);
         // Stop loss: unrealized < -stop_loss · |cost|.
-        let unreal = inst.pos.unrealized(fv);
+        let unreal = inst.pos.unrealized(&cfg.instrument, fv);
         let notional = Fx::from_num(inst.pos.cost.unsigned_abs().min(i64::MAX as u128) as i64);
         if inst.pos.qty != 0
             && Fx::from_num(unreal.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
@@ -71,18 +72,61 @@ pub(crate) fn evaluate_mode(
     if inst.stop_loss_latched {
         return (Mode::ReduceOnly, ModeReason::StopLoss);
     }
-    let ratio = Fx::from_num(inst.pos.qty.unsigned_abs()) / Fx::from_num(cfg.net_max);
+    let net_max = fv.map_or(cfg.net_max, |fv| position_cap(cfg, fv));
+    let ratio = Fx::from_num(inst.pos.qty.unsigned_abs()) / Fx::from_num(net_max.max(1));
     if ratio >= cfg.reduce_only_thresh {
         return (Mode::ReduceOnly, ModeReason::Inventory);
     }
     (Mode::Normal, ModeReason::None)
 }
 
+/// The position cap in lots at fair value `fv`: `net_max`, or less where `max_notional` binds
+/// (notional per lot is `fv` ticks × one lot for linear and spot, the contract size for inverse).
+pub(crate) fn position_cap(cfg: &InstrumentConfig, fv: Fx) -> i64 {
+    let Some(max) = cfg.max_notional else {
+        return cfg.net_max;
+    };
+    let per_lot = match cfg.instrument.kind {
+        InstrumentKind::Inverse => cfg.instrument.contract_ticks as i128,
+        _ => fv.ceil().to_num::<i128>(),
+    };
+    if per_lot <= 0 {
+        return cfg.net_max;
+    }
+    (max / per_lot).min(cfg.net_max as i128) as i64
+}
+
+/// What a spot account can still trade, lots: `(buy, sell)`. Sells are bounded by the base held
+/// (unless margin is allowed), buys by the quote held at fair value `fv`. Unbounded (`i64::MAX`)
+/// for derivatives.
+pub(crate) fn balance_room(inst: &Inst, fv: Fx) -> (i64, i64) {
+    let Some(b) = inst.cfg.balances else {
+        return (i64::MAX, i64::MAX);
+    };
+    if b.allow_margin {
+        return (i64::MAX, i64::MAX);
+    }
+    let base = (b.base_lots as i128 + inst.pos.base_change_lots() as i128).max(0);
+    let quote = (b.quote_units + inst.pos.cash).max(0);
+    let px = fv.ceil().to_num::<i128>().max(1);
+    let buy = quote / px;
+    (
+        buy.min(i64::MAX as i128) as i64,
+        base.min(i64::MAX as i128) as i64,
+    )
+}
+
 /// Clamps both desired ladders to what `mode` allows: nothing when halted, only the reducing
-/// side (trimmed to the position) in reduce-only, `batch_cap` of exposure per side otherwise.
+/// side (trimmed to the position) in reduce-only, `batch_cap` of exposure per side otherwise;
+/// every side within the position cap (`net_max`, `max_notional`) and, on spot, within the
+/// balances.
 pub(crate) fn clamp(inst: &mut Inst, mode: Mode, fv: Option<Fx>) {
     let pos = inst.pos.qty;
     let cap = inst.cfg.batch_cap;
+    let Some(fv) = fv else {
+        return;
+    };
+    let limit = position_cap(&inst.cfg, fv);
     let (bid_room, ask_room, trim) = match mode {
         Mode::Halted => (0, 0, false),
         Mode::ReduceOnly => (
@@ -90,12 +134,16 @@ pub(crate) fn clamp(inst: &mut Inst, mode: Mode, fv: Option<Fx>) {
             if pos > 0 { pos } else { 0 },
             true,
         ),
-        Mode::Normal => ((cap - pos).max(0), (cap + pos).max(0), false),
+        Mode::Normal => (
+            (cap - pos).min(limit - pos).max(0),
+            (cap + pos).min(limit + pos).max(0),
+            false,
+        ),
     };
-    if let Some(fv) = fv {
-        clamp_side(&inst.cfg, Side::Bid, fv, bid_room, trim, &mut inst.bids);
-        clamp_side(&inst.cfg, Side::Ask, fv, ask_room, trim, &mut inst.asks);
-    }
+    let (can_buy, can_sell) = balance_room(inst, fv);
+    let (bid_room, ask_room) = (bid_room.min(can_buy), ask_room.min(can_sell));
+    clamp_side(&inst.cfg, Side::Bid, fv, bid_room, trim, &mut inst.bids);
+    clamp_side(&inst.cfg, Side::Ask, fv, ask_room, trim, &mut inst.asks);
 }
 
 /// Risk clamp on one side's desired ladder, in one pass over the prefix sums of layer sizes,
@@ -201,7 +249,15 @@ pub(crate) fn flatten_on_stop_loss(
     if !budget.available(now) {
         return;
     }
-    if let Some(cid) = inst.orders.place(side, px, pos.abs(), TimeInForce::Ioc) {
+    // Spot: never sell more than is held, nor buy more than the quote pays for.
+    let (can_buy, can_sell) = balance_room(inst, Fx::from_num(px));
+    let qty = pos
+        .abs()
+        .min(if side == Side::Ask { can_sell } else { can_buy });
+    if qty <= 0 {
+        return;
+    }
+    if let Some(cid) = inst.orders.place(side, px, qty, TimeInForce::Ioc) {
         budget.take(now);
         inst.flatten_cid = Some(cid);
         emitter.place(
@@ -210,7 +266,7 @@ pub(crate) fn flatten_on_stop_loss(
             TimeInForce::Ioc,
             cid,
             px,
-            pos.abs(),
+            qty,
             now,
             stats,
             sink,

@@ -636,6 +636,23 @@ mod tests {
         // The second spot file has no snapshot: its diffs say spot all the same.
         let spot2 = sniff(&data.join("binance-spot/btcusdt_20240809.gz")).unwrap();
         assert_eq!(spot2.flavour(), Some(Flavour::Spot));
+        // The five files, in any order, each to its instrument (USD-M BTCUSDT, spot BTCUSDT,
+        // COIN-M BTCUSD_PERP), each instrument's in the order given.
+        let f = |rel: &str| data.join(rel);
+        let (usdm, spot1, spot2) = (
+            f("binance-usdm/btcusdt_20240808.gz"),
+            f("binance-spot/btcusdt_20240808.gz"),
+            f("binance-spot/btcusdt_20240809.gz"),
+        );
+        let (coinm1, coinm2) = (
+            f("binance-coinm/btcusd_perp_20240808.gz"),
+            f("binance-coinm/btcusd_perp_20240809.gz"),
+        );
+        let given = DataSpec::plain([&coinm1, &spot1, &usdm, &coinm2, &spot2]);
+        assert_eq!(
+            bind(&keys(), &given).unwrap(),
+            [vec![usdm], vec![spot1, spot2], vec![coinm1, coinm2]]
+        );
     }
 
     #[test]

@@ -785,7 +785,10 @@ mod tests {
         let text = include_str!("../../configs/spot-btcusdt.toml");
         let cfg = Config::from_toml(text).unwrap();
         assert_eq!(FeedHandler::from_config(&cfg).rule(0), Some(SyncRule::Spot));
-        let usdm = Config::from_toml(&text.replace("venue = \"binance-spot\"\n", "")).unwrap();
+        let cut = text.find("\n[instrument.balances]").unwrap();
+        let end = cut + text[cut..].find("\n\n").unwrap();
+        let usdm = text[..cut].to_owned() + &text[end..];
+        let usdm = Config::from_toml(&usdm.replace("venue = \"binance-spot\"\n", "")).unwrap();
         assert_eq!(
             FeedHandler::from_config(&usdm).rule(0),
             Some(SyncRule::Futures)

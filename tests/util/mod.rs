@@ -1,6 +1,6 @@
 //! Shared helpers for the integration tests.
 
-pub use test_support::{data, default_config, spot, usdm, TempDir};
+pub use test_support::{coinm, config_text, data, default_config, spot, usdm, TempDir};
 
 use engine::{Event, ExecKind, ExecReport, Intent, IntentKind, ModeChange, Sink};
 
@@ -19,6 +19,8 @@ pub struct Responder {
     pub keep: bool,
     /// Intents seen.
     pub count: u64,
+    /// Fill every n-th place in full right after its ack (0: never).
+    pub fill_every: u64,
     now: i64,
 }
 
@@ -31,6 +33,7 @@ impl Responder {
             pending: Vec::with_capacity(capacity),
             keep,
             count: 0,
+            fill_every: 0,
             now: 0,
         }
     }
@@ -71,6 +74,19 @@ impl Sink for Responder {
         };
         if self.pending.len() < self.pending.capacity() {
             let r = self.report(i.instrument, kind, i.client_order_id, 0, 0, 0);
+            self.pending.push(r);
+        }
+        let fill =
+            i.kind == IntentKind::Place && self.fill_every > 0 && self.count % self.fill_every == 0;
+        if fill && self.pending.len() < self.pending.capacity() {
+            let r = self.report(
+                i.instrument,
+                ExecKind::Fill,
+                i.client_order_id,
+                i.price,
+                i.qty,
+                i.qty,
+            );
             self.pending.push(r);
         }
     }

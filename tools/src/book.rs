@@ -147,8 +147,19 @@ fn follow(args: &BookArgs) -> anyhow::Result<(Option<String>, Option<SyncRule>, 
 pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
     let (symbol, rule, files) = follow(args)?;
     let sym = symbol.as_deref().unwrap_or("UNSET");
-    let inst = Instrument::new(sym, &args.tick, &args.lot, &args.lot, "0")
-        .context("invalid instrument (--symbol / --tick / --lot)")?;
+    // The book prints prices and quantities only: the quantity grid given is the market data's,
+    // and no money is computed, so the assets are not asked for (named after their role).
+    let inst = Instrument::from_spec(&engine::InstrumentSpec {
+        symbol: sym,
+        tick: &args.tick,
+        lot: &args.lot,
+        min_qty: &args.lot,
+        min_notional: "0",
+        base_asset: Some("BASE"),
+        quote_asset: Some("QUOTE"),
+        ..engine::InstrumentSpec::default()
+    })
+    .context("invalid instrument (--symbol / --tick / --lot)")?;
     let decoder = if symbol.is_some() {
         Decoder::new(&[inst])
     } else {
@@ -165,7 +176,7 @@ pub fn run(args: &BookArgs) -> anyhow::Result<ExitCode> {
     let mut tsv = Tsv {
         out: BufWriter::with_capacity(1 << 16, stdout),
         price: inst.tick,
-        qty: inst.lot,
+        qty: inst.book_lot,
         err: None,
     };
     let mut bad_reported = 0u64;

@@ -76,12 +76,12 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     recorder.close()?;
     let wall = started.elapsed();
 
-    let symbol = cfg.instruments[0].instrument.symbol.to_string();
-    let report = Report::new(&symbol, &outcome);
+    let report = Report::new(cfg, &outcome);
     let json = serde_json::to_string_pretty(&report)?;
     std::fs::write(dir.join("report.json"), json + "\n")
         .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
-    plots::write_all(&outcome.metrics, &dir.join("plots"))?;
+    let keys = runtime::report::keys(cfg);
+    let plot_dirs = plots::write_each(&outcome.metrics, &keys, &dir.join("plots"))?;
     staged.commit()?;
 
     outln!("{}", report.summary().trim_end())?;
@@ -93,8 +93,13 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         journaled_events
     )?;
     outln!(
-        "  wrote      {0}/report.json, {0}/plots/{{mid,position,pnl}}.png, {0}/latency.hlog, {0}/journal/",
-        a.out.display()
+        "  wrote      {0}/report.json, {1}, {0}/latency.hlog, {0}/journal/",
+        a.out.display(),
+        plot_dirs
+            .iter()
+            .map(|d| format!("{}/{d}/{{mid,position,pnl}}.png", a.out.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
     )?;
     Ok(finish("backtest", &report.warnings, a.strict))
 }

@@ -21,6 +21,7 @@ macro_rules! errln {
 mod book;
 mod cmd_backtest;
 mod cmd_common;
+mod cmd_instruments;
 mod cmd_journal;
 mod cmd_run;
 mod out_dir;
@@ -53,6 +54,9 @@ enum Command {
     Journal(cmd_journal::JournalCmd),
     /// Print the percentiles of each tag in an HdrHistogram interval log.
     Hist(cmd_journal::HistArgs),
+    /// Print [[instrument]] config blocks from a Binance exchangeInfo response.
+    #[allow(rustdoc::broken_intra_doc_links)] // the brackets are TOML, shown as-is by --help
+    Instruments(cmd_instruments::Args),
     /// Run the live-shaped pipeline (pinned threads, rings); `--paper` replays a recording
     /// against the simulated venue.
     Run(cmd_run::Args),
@@ -100,6 +104,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Replay(args) => cmd_journal::replay(&args),
         Command::Journal(cmd) => cmd_journal::journal(&cmd),
         Command::Hist(args) => cmd_journal::hist(&args),
+        Command::Instruments(args) => cmd_instruments::run(&args),
         Command::Run(args) => cmd_run::run(&args),
     }
 }

@@ -37,6 +37,23 @@ pub fn write_all(m: &Metrics, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plots of every instrument: in `dir` itself for a single instrument, else in one folder
+/// per instrument, named by its report key (`plots/BTCUSDT/`, `plots/binance-spot_BTCUSDT/`;
+/// a `:` becomes `_`). Returns the folders written.
+pub fn write_each(metrics: &[Metrics], keys: &[String], dir: &Path) -> anyhow::Result<Vec<String>> {
+    if metrics.len() == 1 {
+        write_all(&metrics[0], dir)?;
+        return Ok(vec!["plots".to_owned()]);
+    }
+    let mut written = Vec::new();
+    for (m, key) in metrics.iter().zip(keys) {
+        let name = key.replace(':', "_");
+        write_all(m, &dir.join(&name))?;
+        written.push(format!("plots/{name}"));
+    }
+    Ok(written)
+}
+
 fn secs(m: &Metrics, t: i64) -> f64 {
     (t - m.span.0) as f64 / 1e9
 }
@@ -201,11 +218,15 @@ fn position(m: &Metrics, path: &Path) -> anyhow::Result<()> {
         .map(|p| (secs(m, p.t), p.pos as f64 * m.lot))
         .collect();
     let nm = m.net_max as f64 * m.lot;
+    let unit = match m.instrument.kind {
+        engine::InstrumentKind::Inverse => "contracts".to_owned(),
+        _ => m.instrument.base_asset.to_string(),
+    };
     line_plot(
         m,
         path,
-        "Position (red lines: ± net max)",
-        "base units",
+        &format!("{} position (red lines: ± net max)", m.instrument.symbol),
+        &unit,
         ys,
         &[nm, -nm],
     )
@@ -220,8 +241,11 @@ fn pnl(m: &Metrics, path: &Path) -> anyhow::Result<()> {
     line_plot(
         m,
         path,
-        "Total PnL: realized + unrealized − fees",
-        "quote currency",
+        &format!(
+            "{} total PnL: realized + unrealized − fees",
+            m.instrument.symbol
+        ),
+        m.instrument.pnl_asset().as_str(),
         ys,
         &[],
     )

@@ -589,7 +589,7 @@ fn price(inst: &Instrument, s: &str, field: &'static str) -> Result<i64, DecodeE
 
 #[inline]
 fn qty(inst: &Instrument, s: &str, field: &'static str) -> Result<i64, DecodeError> {
-    inst.qty_to_lots(s.as_bytes())
+    inst.book_qty(s.as_bytes())
         .map_err(|err| DecodeError::Decimal { field, err })
 }
 
@@ -897,7 +897,7 @@ mod tests {
     #[test]
     fn adopts_the_first_symbol() {
         let mut d = Decoder::adopting_first_symbol(
-            Instrument::new("ANY", "0.10", "0.001", "0.001", "0").unwrap(),
+            Instrument::new("ANYUSDT", "0.10", "0.001", "0.001", "0").unwrap(),
         );
         assert!(matches!(
             dec(

@@ -299,7 +299,7 @@ fn read_levels(
         let q = c.string()?;
         c.eat(b']')?;
         if err.is_none() {
-            match (inst.price_to_ticks(p), inst.qty_to_lots(q)) {
+            match (inst.price_to_ticks(p), inst.book_qty(q)) {
                 (Ok(price), Ok(qty)) => out.push(Event::level(
                     id,
                     0,

@@ -117,8 +117,17 @@ pub trait LatencyModel {
     fn response_ns(&mut self, report: &ExecReport, venue_ns: i64) -> i64;
 }
 
-/// A fee model: the fee of one fill in units of one tick × one lot (negative is a rebate).
+/// A fee model: the fee of one fill in the instrument's money units, or for a spot buy in base
+/// units of 10^-6 lot ([`engine::fee_in_base`]); negative is a rebate.
 pub trait FeeModel {
-    /// Fee of a fill of `qty` lots at `price` ticks on `instrument`, as taker or maker.
-    fn fee(&self, instrument: InstrumentId, price: i64, qty: i64, taker: bool) -> i64;
+    /// Fee of a fill of `qty` lots at `price` ticks on `instrument`, our order on `side`, as
+    /// taker or maker.
+    fn fee(
+        &self,
+        instrument: InstrumentId,
+        side: engine::Side,
+        price: i64,
+        qty: i64,
+        taker: bool,
+    ) -> i64;
 }

@@ -105,7 +105,7 @@ impl<L: LatencyModel, F: FeeModel> Outbox<L, F> {
         }
         o.filled += qty;
         let done = o.remaining() == 0;
-        let fee = self.fees.fee(instrument, o.price, qty, false);
+        let fee = self.fees.fee(instrument, o.side, o.price, qty, false);
         self.stats.maker_lots += qty;
         self.stats.fees += i128::from(fee);
         if done {

@@ -33,6 +33,11 @@ struct Market<P> {
     top: BboOverlay,
     /// Our resting orders in arrival (time priority) order.
     resting: Vec<Resting<P>>,
+    /// Market-data quantity units in one order lot (1 unless the book's grid is finer, as on
+    /// spot): recorded quantities are turned into lots as they arrive, book levels and best
+    /// bid/offer quantities rounded up (a part of a lot still takes its place in the queue and
+    /// still marks the level), trade quantities rounded down (only whole lots fill an order).
+    book_units_per_lot: i64,
 }
 
 impl<P> Market<P> {
@@ -100,11 +105,29 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                     synced: false,
                     top: BboOverlay::default(),
                     resting: Vec::with_capacity(MAX_OPEN_ORDERS),
+                    book_units_per_lot: 1,
                 })
                 .collect(),
             entry: Link::with_capacity(ENTRY_CAPACITY),
             out: Outbox::new(latency, fees),
             now_ns: i64::MIN,
+        }
+    }
+
+    /// Takes each instrument's market-data quantity grid from its config (see
+    /// [`SimVenue::set_book_units_per_lot`]); instrument ids are positions in `cfgs`.
+    pub fn with_instruments(mut self, cfgs: &[engine::InstrumentConfig]) -> Self {
+        for (i, c) in cfgs.iter().enumerate() {
+            self.set_book_units_per_lot(i as InstrumentId, c.instrument.book_units_per_lot);
+        }
+        self
+    }
+
+    /// Sets how many market-data quantity units make one order lot for `instrument`
+    /// ([`engine::Instrument::book_units_per_lot`]; 1, the default, when the grids are the same).
+    pub fn set_book_units_per_lot(&mut self, instrument: InstrumentId, units: i64) {
+        if let Some(m) = self.markets.get_mut(instrument as usize) {
+            m.book_units_per_lot = units.max(1);
         }
     }
 
@@ -136,7 +159,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         };
         match ev.kind() {
             EventKind::BookLevel => {
-                if let Some(l) = ev.as_level() {
+                if let Some(mut l) = ev.as_level() {
+                    l.qty = lots_up(l.qty, m.book_units_per_lot);
                     Self::on_level(&self.queue, &mut self.out, m, inst, &l, t);
                 }
             }
@@ -151,12 +175,15 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                 Self::on_resync(&self.queue, &mut self.out, m, inst, t);
             }
             EventKind::Trade => {
-                if let Some(tr) = ev.as_trade() {
+                if let Some(mut tr) = ev.as_trade() {
+                    tr.qty = tr.qty.div_euclid(m.book_units_per_lot);
                     Self::on_trade(&self.queue, &mut self.out, m, inst, &tr, t);
                 }
             }
             EventKind::Bbo => {
-                if let Some(b) = ev.as_bbo() {
+                if let Some(mut b) = ev.as_bbo() {
+                    b.bid_qty = lots_up(b.bid_qty, m.book_units_per_lot);
+                    b.ask_qty = lots_up(b.ask_qty, m.book_units_per_lot);
                     Self::on_bbo(&mut self.out, m, inst, b, t);
                 }
             }
@@ -379,7 +406,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
             }
             filled += qty;
             let done = filled == intent.qty;
-            let fee = out.fees.fee(inst, price, qty, true);
+            let fee = out.fees.fee(inst, intent.side, price, qty, true);
             out.stats.taker_lots += qty;
             out.stats.fees += i128::from(fee);
             if done {
@@ -589,6 +616,16 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         if any_done {
             m.resting.retain(|o| o.remaining() > 0);
         }
+    }
+}
+
+/// Market-data units → lots, rounded up.
+#[inline]
+fn lots_up(units: i64, per_lot: i64) -> i64 {
+    if per_lot == 1 {
+        units
+    } else {
+        units.div_euclid(per_lot) + i64::from(units.rem_euclid(per_lot) != 0)
     }
 }
 

@@ -34,6 +34,22 @@ pub fn spot() -> [PathBuf; 2] {
     ]
 }
 
+/// The two shipped COIN-M BTCUSD_PERP recordings, in arrival order.
+pub fn coinm() -> [PathBuf; 2] {
+    [
+        data("binance-coinm/btcusd_perp_20240808.gz"),
+        data("binance-coinm/btcusd_perp_20240809.gz"),
+    ]
+}
+
+/// The text of `configs/<name>`.
+pub fn config_text(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// `configs/default.toml`, the engine config the README's commands use.
 pub fn default_config() -> engine::Config {
     let text = std::fs::read_to_string(concat!(

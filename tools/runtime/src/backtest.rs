@@ -71,8 +71,10 @@ pub struct Settings {
 /// What a backtest produced.
 #[derive(Debug)]
 pub struct Outcome {
-    /// Metrics for the report and plots.
-    pub metrics: Metrics,
+    /// Metrics for the report and plots, one per instrument (by id).
+    pub metrics: Vec<Metrics>,
+    /// Book sync counters per instrument (by id).
+    pub sync_by_instrument: Vec<SyncStats>,
     /// Venue counters.
     pub sim: SimStats,
     /// Engine counters.
@@ -91,8 +93,6 @@ pub struct Outcome {
     pub feed: FeedStats,
     /// Book sync counters over every instrument (diffs applied, gaps, resyncs).
     pub sync: SyncStats,
-    /// Book sync counters of each instrument, by id.
-    pub sync_by_instrument: Vec<SyncStats>,
 }
 
 /// Collects the engine's intents for the venue.
@@ -260,11 +260,8 @@ pub fn run_source<R: Recorder, S: MarketSource>(
     source: &mut MarketFeed<S>,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(Outcome, R)> {
-    let inst = cfg
-        .instruments
-        .first()
-        .context("the config has no instrument")?;
-    let fees = BpsFees::from_config(inst);
+    anyhow::ensure!(!cfg.instruments.is_empty(), "the config has no instrument");
+    let fees = BpsFees::from_configs(&cfg.instruments);
     let latency = ConstantLatency::new(settings.entry_latency_ns, settings.response_latency_ns);
     match settings.queue {
         QueueKind::RiskAverse => drive(
@@ -279,7 +276,8 @@ pub fn run_source<R: Recorder, S: MarketSource>(
                 RiskAverseQueue,
                 latency,
                 fees,
-            ),
+            )
+            .with_instruments(&cfg.instruments),
         ),
         QueueKind::Prob { power } => {
             let power = engine::Fx::checked_from_num(power)
@@ -297,7 +295,8 @@ pub fn run_source<R: Recorder, S: MarketSource>(
                     ProbQueue::new(power),
                     latency,
                     fees,
-                ),
+                )
+                .with_instruments(&cfg.instruments),
             )
         }
     }
@@ -313,7 +312,7 @@ struct Driver<V, R> {
     interval: Histogram<u64>,
     intervals: Option<IntervalStream>,
     interval_start: i64,
-    metrics: Metrics,
+    metrics: Vec<Metrics>,
     events: u64,
     batches_since_idle: u32,
 }
@@ -344,9 +343,13 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
         }
         for i in self.out.intents.drain(..) {
             self.venue.send(&i, i.time_ns);
-            self.metrics.on_intent(&i);
+            if let Some(m) = self.metrics.get_mut(i.instrument as usize) {
+                m.on_intent(&i);
+            }
         }
-        self.metrics.sample(now, &Sample::of(&self.host.engine));
+        for m in self.metrics.iter_mut() {
+            m.sample(now, &Sample::of(&self.host.engine, m.id));
+        }
         if now - self.interval_start >= 1_000_000_000 {
             if !self.interval.is_empty() {
                 match &mut self.intervals {
@@ -385,8 +388,9 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
                 self.feed(&r);
                 let after = Sample::position(&self.host.engine, r.instrument());
                 if let (Some(x), true) = (r.as_exec(), after != before) {
-                    self.metrics
-                        .on_fill(r.local_time_ns, after - before, x.last_price, x.taker);
+                    if let Some(m) = self.metrics.get_mut(r.instrument() as usize) {
+                        m.on_fill(r.local_time_ns, after - before, x.last_price, x.taker);
+                    }
                 }
             }
             self.end_batch(due);
@@ -440,7 +444,12 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
             None => None,
         },
         interval_start: 0,
-        metrics: Metrics::new(&cfg.instruments[0]),
+        metrics: cfg
+            .instruments
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Metrics::new(i as u16, c))
+            .collect(),
         events: 0,
         batches_since_idle: 0,
     };
@@ -548,10 +557,13 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         }
         None => 0,
     };
-    metrics.finish(&host.engine);
+    for m in metrics.iter_mut() {
+        m.finish(&host.engine);
+    }
     Ok((
         Outcome {
             metrics,
+            sync_by_instrument,
             sim: venue.stats(),
             engine: host.engine.stats(),
             on_event_ns: hist,
@@ -561,7 +573,6 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
             events,
             feed: feed_stats,
             sync: sync_stats,
-            sync_by_instrument,
         },
         host.recorder,
     ))

@@ -35,7 +35,7 @@ pub struct Point {
     pub ask: Option<i64>,
     /// Position, lots.
     pub pos: i64,
-    /// Total PnL (realized + unrealized − fees), tick·lot units.
+    /// Total PnL (realized + unrealized − fees), money units.
     pub pnl: f64,
 }
 
@@ -53,9 +53,9 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// Reads instrument 0 of `engine`.
-    pub fn of(engine: &Engine) -> Sample {
-        let Some(v) = engine.instrument(0) else {
+    /// Reads `instrument` of `engine`.
+    pub fn of(engine: &Engine, instrument: u16) -> Sample {
+        let Some(v) = engine.instrument(instrument) else {
             return Sample {
                 mode: Mode::Halted,
                 valid: false,
@@ -91,7 +91,7 @@ impl Sample {
             ask,
             pos: v.position.qty,
             pnl: fv.map_or(v.position.realized - v.position.fees, |fv| {
-                v.position.total_pnl(fv)
+                v.position.total_pnl(&v.config.instrument, fv)
             }),
         }
     }
@@ -105,8 +105,18 @@ impl Sample {
 /// Accumulated metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Tick size × lot size: one tick·lot in quote currency.
+    /// The instrument's id (its place in the config).
+    pub id: u16,
+    /// The instrument (kind, grids, units).
+    pub instrument: engine::Instrument,
+    /// The instrument's venue.
+    pub venue: engine::VenueFlavour,
+    /// Spot: the starting balances.
+    pub balances: Option<engine::Balances>,
+    /// One money unit in the PnL currency (tick × lot of quote; 10^-12 coin for inverse).
     pub unit: f64,
+    /// One notional unit in the quote currency.
+    pub notional_unit: f64,
     /// Tick size in quote currency.
     pub tick: f64,
     /// Lot size in base units.
@@ -142,9 +152,9 @@ pub struct Metrics {
     pub pos_min: i64,
     /// Position extremes, lots.
     pub pos_max: i64,
-    /// Peak PnL and max drawdown, tick·lot units.
+    /// Peak PnL, money units.
     pub pnl_peak: i128,
-    /// Max drawdown from a peak, tick·lot units.
+    /// Max drawdown from a peak, money units.
     pub max_drawdown: i128,
     /// Simulated start and end, ns.
     pub span: (i64, i64),
@@ -154,18 +164,25 @@ pub struct Metrics {
     pub final_position: Option<engine::Position>,
     /// Final fair value, ticks.
     pub final_fv: Option<Fx>,
+    /// The first fair value of the run, ticks (what starting balances are valued at).
+    pub first_fv: Option<Fx>,
     /// Engine order counters at the end.
     pub order_stats: Option<engine::OrderStats>,
 }
 
 impl Metrics {
-    /// Metrics for one instrument.
-    pub fn new(cfg: &InstrumentConfig) -> Metrics {
+    /// Metrics for instrument `id`.
+    pub fn new(id: u16, cfg: &InstrumentConfig) -> Metrics {
         let g = |s: String| s.parse::<f64>().unwrap_or(f64::NAN);
         let tick = g(cfg.instrument.tick.format(1));
         let lot = g(cfg.instrument.lot.format(1));
         Metrics {
-            unit: tick * lot,
+            id,
+            instrument: cfg.instrument,
+            venue: cfg.venue,
+            balances: cfg.balances,
+            unit: cfg.instrument.money_unit().to_f64(1),
+            notional_unit: cfg.instrument.notional_unit().to_f64(1),
             tick,
             lot,
             fills: Vec::new(),
@@ -191,6 +208,7 @@ impl Metrics {
             mode_ns: [0; 3],
             final_position: None,
             final_fv: None,
+            first_fv: None,
             order_stats: None,
         }
     }
@@ -262,6 +280,9 @@ impl Metrics {
         }
         self.pos_min = self.pos_min.min(s.pos);
         self.pos_max = self.pos_max.max(s.pos);
+        if self.first_fv.is_none() {
+            self.first_fv = s.fv;
+        }
         if s.fv.is_some() {
             self.pnl_peak = self.pnl_peak.max(s.pnl);
             self.max_drawdown = self.max_drawdown.max(self.pnl_peak - s.pnl);
@@ -295,7 +316,7 @@ impl Metrics {
 
     /// Records the engine's final state.
     pub fn finish(&mut self, engine: &Engine) {
-        if let Some(v) = engine.instrument(0) {
+        if let Some(v) = engine.instrument(self.id) {
             self.final_position = Some(*v.position);
             self.final_fv = v.fair_value;
             self.order_stats = Some(v.orders.stats());

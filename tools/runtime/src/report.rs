@@ -1,30 +1,77 @@
-//! `report.json`: the backtest's figures, in human units (quote currency, base units, bps).
+//! `report.json`: the backtest's figures, in human units, each money figure with its currency.
 //!
-//! Definitions (also in the README):
+//! One section per instrument (`instruments`, keyed by symbol, or `venue:SYMBOL` when two
+//! instruments share a symbol) and a `portfolio` in one reporting currency. Definitions (also in
+//! the README, field by field):
 //! - `pnl.realized`: closed PnL on average cost, before fees; `pnl.unrealized`: the open
 //!   position marked at the final fair value against its average cost; `pnl.fees`: fees paid
-//!   (negative = rebates received); `pnl.total = realized + unrealized − fees`.
-//! - `traded.qty`: the sum of our fill quantities; `traded.notional`: Σ price × qty.
+//!   (negative = rebates received); `pnl.total = realized + unrealized − fees`. All in
+//!   `pnl.currency`: the quote asset for linear and spot, the base coin for inverse (COIN-M).
+//!   Spot fees on buys are charged in the base asset (`pnl.fees_base`) and enter `pnl.fees`
+//!   valued at the final fair value.
+//! - `traded.qty`: the sum of our fill quantities (`traded.qty_unit`: base asset or contracts);
+//!   `traded.notional`: Σ price × qty, or contracts × contract size for inverse, in
+//!   `traded.notional_currency`.
 //! - `quoting.uptime`: the share of valid-book time during which we had a live order on both
 //!   sides; `quoting.mean_spread_bps`: our best ask − best bid over that time, in bps of mid.
 //! - `markouts`: mean of `side · (mid(t + h) − fill price) / fill price` over fills, in bps:
 //!   positive means the market moved our way (no adverse selection).
+//! - `portfolio`: every instrument's PnL, fees and traded notional converted into the reporting
+//!   currency (the first instrument's quote asset) at the run's own final fair values: an amount
+//!   in asset A converts through an instrument of the config quoting A against the reporting
+//!   currency (or the reverse); what no instrument prices is listed in `unconverted` and left out.
 
 use crate::backtest::Outcome;
-use serde::Serialize;
+use crate::metrics::Metrics;
+use engine::{Config, Fx, InstrumentKind};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 /// The report.
 #[derive(Debug, Serialize)]
 pub struct Report {
-    /// Symbol.
-    pub symbol: String,
     /// Simulated duration, seconds.
     pub duration_s: f64,
     /// Inputs the engine consumed (market events, reports, timers).
     pub events: u64,
     /// Recording lines read and skipped.
     pub lines: Lines,
-    /// PnL in quote currency.
+    /// Per instrument, in config order, keyed by [`InstrumentReport::key`].
+    #[serde(serialize_with = "by_key")]
+    pub instruments: Vec<InstrumentReport>,
+    /// Every instrument in one reporting currency.
+    pub portfolio: Portfolio,
+    /// Book health over the whole run: counts summed over the instruments, `valid_share` the
+    /// lowest instrument's.
+    pub book: BookHealth,
+    /// Engine `on_event` latency, ns (engine + journal append, measured by the driver).
+    pub on_event_latency_ns: Latency,
+    /// What makes the run's figures doubtful (e.g. a book valid for less than half of it).
+    pub warnings: Vec<String>,
+}
+
+fn by_key<S: Serializer>(v: &[InstrumentReport], s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(v.len()))?;
+    for r in v {
+        m.serialize_entry(&r.key, r)?;
+    }
+    m.end()
+}
+
+/// One instrument's figures.
+#[derive(Debug, Serialize)]
+pub struct InstrumentReport {
+    /// Its key in `instruments`: the symbol, or `venue:SYMBOL` when another instrument of the
+    /// config has the same symbol.
+    #[serde(skip)]
+    pub key: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Venue (`binance-usdm`, `binance-coinm`, `binance-spot`).
+    pub venue: String,
+    /// `linear`, `inverse` or `spot`.
+    pub kind: String,
+    /// PnL, in `pnl.currency`.
     pub pnl: Pnl,
     /// Traded volume.
     pub traded: Traded,
@@ -32,22 +79,83 @@ pub struct Report {
     pub fills: Fills,
     /// Orders.
     pub orders: Orders,
-    /// Position, base units.
+    /// Position, in `position.unit`.
     pub position: PositionStats,
-    /// Max drawdown of total PnL from its running peak, quote currency.
+    /// Max drawdown of total PnL from its running peak, in `pnl.currency`.
     pub max_drawdown: f64,
     /// Quoting quality.
     pub quoting: Quoting,
     /// Fill markouts (adverse selection), bps.
     pub markouts: Markouts,
-    /// Engine `on_event` latency, ns (engine + journal append, measured by the driver).
-    pub on_event_latency_ns: Latency,
     /// Share of time in each mode.
     pub modes: Modes,
     /// Book health: valid share, diffs, gaps.
-    pub book: BookHealth,
-    /// What makes the run's figures doubtful (e.g. a book valid for less than half of it).
-    pub warnings: Vec<String>,
+    pub book: InstrumentBook,
+    /// Spot: balances at the start and the end, valued in the quote asset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balances: Option<SpotBalances>,
+}
+
+/// A spot account's balances.
+#[derive(Debug, Serialize)]
+pub struct SpotBalances {
+    /// Base asset.
+    pub base_asset: String,
+    /// Quote asset.
+    pub quote_asset: String,
+    /// Base held at the start.
+    pub start_base: f64,
+    /// Quote held at the start.
+    pub start_quote: f64,
+    /// Base held at the end (fills less base fees).
+    pub end_base: f64,
+    /// Quote held at the end (fills less quote fees).
+    pub end_quote: f64,
+    /// The first fair value of the run (what the start is valued at), quote per base.
+    pub start_price: f64,
+    /// The final fair value (what the end is valued at).
+    pub end_price: f64,
+    /// start_quote + start_base × start_price.
+    pub start_value: f64,
+    /// end_quote + end_base × end_price: the base inventory valued at the end.
+    pub end_value: f64,
+    /// end_value − start_value: `pnl.total` plus the starting base's revaluation.
+    pub change: f64,
+    /// Selling beyond the base held was allowed.
+    pub allow_margin: bool,
+}
+
+/// The portfolio in one currency.
+#[derive(Debug, Serialize)]
+pub struct Portfolio {
+    /// The reporting currency (the first instrument's quote asset).
+    pub currency: String,
+    /// Σ realized, converted.
+    pub realized: f64,
+    /// Σ unrealized, converted.
+    pub unrealized: f64,
+    /// Σ fees, converted.
+    pub fees: f64,
+    /// Σ total PnL, converted (= realized + unrealized − fees).
+    pub total: f64,
+    /// Σ traded notional, converted.
+    pub traded_notional: f64,
+    /// The rates used, one per currency converted.
+    pub conversions: Vec<Conversion>,
+    /// Instruments whose figures could not be converted (no instrument of the run prices their
+    /// currency against the reporting currency): left out of the sums.
+    pub unconverted: Vec<String>,
+}
+
+/// One conversion rate.
+#[derive(Debug, Serialize)]
+pub struct Conversion {
+    /// From this currency.
+    pub from: String,
+    /// Into the reporting currency at this rate.
+    pub rate: f64,
+    /// Where the rate comes from (`BTCUSDT final fair value`).
+    pub source: String,
 }
 
 /// Lines read.
@@ -63,15 +171,20 @@ pub struct Lines {
     pub first_skipped: Vec<String>,
 }
 
-/// PnL, quote currency.
+/// PnL, in its currency.
 #[derive(Debug, Serialize)]
 pub struct Pnl {
+    /// The PnL currency: the quote asset, or the base coin for inverse.
+    pub currency: String,
     /// Realized on average cost, before fees.
     pub realized: f64,
     /// Open position at the final fair value.
     pub unrealized: f64,
-    /// Fees paid (negative: rebates).
+    /// Fees paid (negative: rebates), base-asset fees valued at the final fair value.
     pub fees: f64,
+    /// Spot: the part of the fees charged in the base asset (buys), in the base asset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fees_base: Option<f64>,
     /// realized + unrealized − fees.
     pub total: f64,
 }
@@ -79,10 +192,14 @@ pub struct Pnl {
 /// Volume.
 #[derive(Debug, Serialize)]
 pub struct Traded {
-    /// Base units.
+    /// Quantity, in `qty_unit`.
     pub qty: f64,
-    /// Quote currency.
+    /// The base asset, or `contracts` for inverse.
+    pub qty_unit: String,
+    /// Notional, in `notional_currency`.
     pub notional: f64,
+    /// The quote asset (USD for inverse).
+    pub notional_currency: String,
 }
 
 /// Fill counts.
@@ -121,9 +238,11 @@ pub struct Orders {
     pub order_to_fill: f64,
 }
 
-/// Position over the run, base units.
+/// Position over the run, in `unit` (for spot: the base balance's change from the start).
 #[derive(Debug, Serialize)]
 pub struct PositionStats {
+    /// The base asset, or `contracts` for inverse.
+    pub unit: String,
     /// Lowest.
     pub min: f64,
     /// Highest.
@@ -163,6 +282,21 @@ pub struct BookHealth {
     pub crossed: u64,
     /// Snapshots asked of the market source (at the start and after gaps).
     pub snapshot_requests: u64,
+}
+
+/// One instrument's book health.
+#[derive(Debug, Serialize)]
+pub struct InstrumentBook {
+    /// Share of the run's simulated time with this instrument's book valid (0 to 1).
+    pub valid_share: f64,
+    /// Depth diffs applied to the book.
+    pub diffs_applied: u64,
+    /// Sequence gaps (each invalidates the book until a snapshot bridges the stream again).
+    pub gaps: u64,
+    /// Times the book became valid again after a gap.
+    pub resyncs: u64,
+    /// Snapshots applied.
+    pub snapshots: u64,
 }
 
 /// Below this share of valid-book time a run is said to be meaningless (warning; `--strict`
@@ -211,26 +345,28 @@ pub struct Modes {
 }
 
 impl Report {
-    /// Builds the report from a finished backtest.
-    pub fn new(symbol: &str, o: &Outcome) -> Report {
-        let m = &o.metrics;
-        let u = m.unit;
-        let pos = m.final_position.unwrap_or_default();
-        let unreal = m.final_fv.map_or(0, |fv| pos.unrealized(fv));
-        let (maker, taker) = (pos.maker_fills, pos.taker_fills);
-        let fills = maker + taker;
-        let os = m.order_stats.unwrap_or_default();
-        let duration_ns = (m.span.1 - m.span.0).max(1);
-        let cancels: u64 = m.cancels_per_min.iter().sum();
-        let mode_total = m.mode_ns.iter().sum::<i64>().max(1) as f64;
+    /// Builds the report from a finished backtest of `cfg`.
+    pub fn new(cfg: &Config, o: &Outcome) -> Report {
+        let keys = keys(cfg);
+        let instruments: Vec<InstrumentReport> = o
+            .metrics
+            .iter()
+            .zip(keys)
+            .map(|(m, key)| InstrumentReport::new(key, m, o))
+            .collect();
+        let duration_ns = o
+            .metrics
+            .iter()
+            .map(|m| m.span.1 - m.span.0)
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let h = &o.on_event_ns;
-        let mean_mid = if m.mids.is_empty() {
-            f64::NAN
-        } else {
-            m.mids.iter().map(|x| x.1).sum::<f64>() / m.mids.len() as f64
-        };
+        let valid_share = instruments
+            .iter()
+            .map(|r| r.book.valid_share)
+            .fold(f64::INFINITY, f64::min);
         Report {
-            symbol: symbol.to_owned(),
             duration_s: duration_ns as f64 / 1e9,
             events: o.events,
             lines: Lines {
@@ -239,15 +375,233 @@ impl Report {
                 time_jumps: o.feed.time_jumps,
                 first_skipped: o.skipped.clone(),
             },
+            portfolio: Portfolio::new(&instruments, &o.metrics),
+            book: BookHealth {
+                valid_share: if valid_share.is_finite() {
+                    valid_share
+                } else {
+                    0.0
+                },
+                diffs_applied: o.sync.diffs_applied,
+                gaps: o.sync.gaps,
+                resyncs: o.sync.resyncs,
+                crossed: o.feed.crossed_books,
+                snapshot_requests: o.feed.snapshot_requests,
+            },
+            instruments,
+            on_event_latency_ns: Latency {
+                p50: h.value_at_quantile(0.5),
+                p90: h.value_at_quantile(0.9),
+                p99: h.value_at_quantile(0.99),
+                p999: h.value_at_quantile(0.999),
+                max: h.max(),
+                count: h.len(),
+            },
+            warnings: Vec::new(),
+        }
+        .with_warnings()
+    }
+
+    fn with_warnings(mut self) -> Report {
+        if self.lines.time_jumps > 0 {
+            self.warnings.push(time_jump_warning(self.lines.time_jumps));
+        }
+        let other_bad = self.lines.bad - self.lines.time_jumps.min(self.lines.bad);
+        if other_bad > 0 {
+            self.warnings.push(format!(
+                "{other_bad} input line(s) could not be used (bad lines, undecodable messages, a \
+                 damaged file){}",
+                self.lines
+                    .first_skipped
+                    .first()
+                    .map_or(String::new(), |f| format!("; the first: {f}"))
+            ));
+        }
+        let many = self.instruments.len() > 1;
+        for r in &self.instruments {
+            if r.book.valid_share < MIN_VALID_SHARE {
+                self.warnings.push(format!(
+                    "the {}book was valid for only {:.1}% of the run ({} gaps, {} resyncs, {} \
+                     snapshots applied): the figures say little; check the instrument's venue \
+                     flavour, tick and lot against the data",
+                    if many {
+                        format!("{} ", r.key)
+                    } else {
+                        String::new()
+                    },
+                    r.book.valid_share * 100.0,
+                    r.book.gaps,
+                    r.book.resyncs,
+                    r.book.snapshots
+                ));
+            }
+        }
+        if !self.portfolio.unconverted.is_empty() {
+            self.warnings.push(format!(
+                "the portfolio in {} leaves out {}: no instrument of the run prices their \
+                 currency against it",
+                self.portfolio.currency,
+                self.portfolio.unconverted.join(", ")
+            ));
+        }
+        self
+    }
+
+    /// The human summary printed at the end of a run.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "backtest {syms}: {dur:.1} s simulated, {ev} events\n",
+            syms = self
+                .instruments
+                .iter()
+                .map(|r| r.key.as_str())
+                .collect::<Vec<_>>()
+                .join(" + "),
+            dur = self.duration_s,
+            ev = self.events,
+        );
+        let many = self.instruments.len() > 1;
+        for r in &self.instruments {
+            if many {
+                out.push_str(&format!("  [{}] {} {}\n", r.key, r.venue, r.kind));
+            }
+            out.push_str(&r.summary());
+        }
+        let p = &self.portfolio;
+        if many || !p.conversions.is_empty() {
+            let dp = decimals(&p.currency);
+            out.push_str(&format!(
+                "  portfolio  total {tot:+.dp$} {cur}  (realized {re:+.dp$}, unrealized {un:+.dp$}, fees {fe:+.dp$}){conv}\n",
+                tot = p.total,
+                cur = p.currency,
+                re = p.realized,
+                un = p.unrealized,
+                fe = p.fees,
+                conv = if p.conversions.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {}",
+                        p.conversions
+                            .iter()
+                            .map(|c| format!("1 {} = {:.2} {} ({})", c.from, c.rate, p.currency, c.source))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ));
+        }
+        out.push_str(&format!(
+            "  on_event   p50 {} ns, p99 {} ns, p99.9 {} ns\n",
+            self.on_event_latency_ns.p50,
+            self.on_event_latency_ns.p99,
+            self.on_event_latency_ns.p999
+        ));
+        for w in &self.warnings {
+            out.push_str(&format!("  WARNING    {w}\n"));
+        }
+        out
+    }
+}
+
+/// Decimals to print an amount of `currency` with: 8 for coins, 4 for everything else.
+fn decimals(currency: &str) -> usize {
+    match currency {
+        "USDT" | "USDC" | "USD" | "FDUSD" | "BUSD" | "TUSD" | "DAI" | "EUR" | "TRY" | "BRL" => 4,
+        _ => 8,
+    }
+}
+
+/// Each instrument's key in the report: its symbol, or `venue:SYMBOL` when another instrument
+/// of the config has the same symbol.
+pub fn keys(cfg: &Config) -> Vec<String> {
+    let sym = |i: usize| cfg.instruments[i].instrument.symbol;
+    (0..cfg.instruments.len())
+        .map(|i| {
+            let shared = (0..cfg.instruments.len()).any(|j| j != i && sym(j) == sym(i));
+            if shared {
+                format!("{}:{}", cfg.instruments[i].venue.name(), sym(i))
+            } else {
+                sym(i).to_string()
+            }
+        })
+        .collect()
+}
+
+impl InstrumentReport {
+    fn new(key: String, m: &Metrics, o: &Outcome) -> InstrumentReport {
+        let inst = &m.instrument;
+        let money = inst.money_unit();
+        let notional = inst.notional_unit();
+        let lot = inst.lot.format(1).parse::<f64>().unwrap_or(f64::NAN);
+        let pos = m.final_position.unwrap_or_default();
+        let unreal = m.final_fv.map_or(0, |fv| pos.unrealized(inst, fv));
+        let base_fees = m.final_fv.map_or(0, |fv| pos.base_fees_value(fv));
+        let fees = pos.fees + base_fees;
+        let (maker, taker) = (pos.maker_fills, pos.taker_fills);
+        let fills = maker + taker;
+        let os = m.order_stats.unwrap_or_default();
+        let duration_ns = (m.span.1 - m.span.0).max(1);
+        let cancels: u64 = m.cancels_per_min.iter().sum();
+        let mode_total = m.mode_ns.iter().sum::<i64>().max(1) as f64;
+        let mean_mid = if m.mids.is_empty() {
+            f64::NAN
+        } else {
+            m.mids.iter().map(|x| x.1).sum::<f64>() / m.mids.len() as f64
+        };
+        let qty_unit = match inst.kind {
+            InstrumentKind::Inverse => "contracts".to_owned(),
+            _ => inst.base_asset.to_string(),
+        };
+        let sync = o
+            .sync_by_instrument
+            .get(m.id as usize)
+            .copied()
+            .unwrap_or_default();
+        let price = |fv: Option<Fx>| fv.map_or(f64::NAN, |fv| fv.to_num::<f64>() * tick(m));
+        let balances = m.balances.map(|b| {
+            let base_unit = lot;
+            let start_base = b.base_lots as f64 * base_unit;
+            let start_quote = money.to_f64(b.quote_units);
+            let end_base = (b.base_lots as f64 + pos.qty as f64) * base_unit
+                - pos.fees_base as f64 / engine::SPOT_BASE_FEE_UNITS_PER_LOT as f64 * base_unit;
+            let end_quote = money.to_f64(b.quote_units + pos.cash);
+            let (p0, p1) = (price(m.first_fv), price(m.final_fv));
+            SpotBalances {
+                base_asset: inst.base_asset.to_string(),
+                quote_asset: inst.quote_asset.to_string(),
+                start_base,
+                start_quote,
+                end_base,
+                end_quote,
+                start_price: p0,
+                end_price: p1,
+                start_value: start_quote + start_base * p0,
+                end_value: end_quote + end_base * p1,
+                change: end_quote + end_base * p1 - (start_quote + start_base * p0),
+                allow_margin: b.allow_margin,
+            }
+        });
+        InstrumentReport {
+            key,
+            symbol: inst.symbol.to_string(),
+            venue: m.venue.name().to_owned(),
+            kind: inst.kind.name().to_owned(),
             pnl: Pnl {
-                realized: pos.realized as f64 * u,
-                unrealized: unreal as f64 * u,
-                fees: pos.fees as f64 * u,
-                total: (pos.realized + unreal - pos.fees) as f64 * u,
+                currency: inst.pnl_asset().to_string(),
+                realized: money.to_f64(pos.realized),
+                unrealized: money.to_f64(unreal),
+                fees: money.to_f64(fees),
+                fees_base: (inst.kind == InstrumentKind::Spot).then(|| {
+                    pos.fees_base as f64 / engine::SPOT_BASE_FEE_UNITS_PER_LOT as f64 * lot
+                }),
+                total: money.to_f64(pos.realized + unreal - fees),
             },
             traded: Traded {
-                qty: pos.traded_qty as f64 * m.lot,
-                notional: pos.traded_notional as f64 * u,
+                qty: pos.traded_qty as f64 * lot,
+                qty_unit: qty_unit.clone(),
+                notional: notional.to_f64(pos.traded_notional),
+                notional_currency: inst.quote_asset.to_string(),
             },
             fills: Fills {
                 count: fills,
@@ -277,13 +631,14 @@ impl Report {
                 },
             },
             position: PositionStats {
-                min: m.pos_min as f64 * m.lot,
-                max: m.pos_max as f64 * m.lot,
-                final_: pos.qty as f64 * m.lot,
-                mean_abs: m.abs_pos_ns / duration_ns as f64 * m.lot,
-                net_max: m.net_max as f64 * m.lot,
+                unit: qty_unit,
+                min: m.pos_min as f64 * lot,
+                max: m.pos_max as f64 * lot,
+                final_: pos.qty as f64 * lot,
+                mean_abs: m.abs_pos_ns / duration_ns as f64 * lot,
+                net_max: m.net_max as f64 * lot,
             },
-            max_drawdown: m.max_drawdown as f64 * u,
+            max_drawdown: money.to_f64(m.max_drawdown),
             quoting: Quoting {
                 valid_book_s: m.valid_ns as f64 / 1e9,
                 uptime: if m.valid_ns > 0 {
@@ -303,94 +658,67 @@ impl Report {
                 s30_bps: m.markout_bps(30_000_000_000).map(|x| x.0),
                 fills_at_30s: m.markout_bps(30_000_000_000).map_or(0, |x| x.1),
             },
-            on_event_latency_ns: Latency {
-                p50: h.value_at_quantile(0.5),
-                p90: h.value_at_quantile(0.9),
-                p99: h.value_at_quantile(0.99),
-                p999: h.value_at_quantile(0.999),
-                max: h.max(),
-                count: h.len(),
-            },
             modes: Modes {
                 normal: m.mode_ns[0] as f64 / mode_total,
                 reduce_only: m.mode_ns[1] as f64 / mode_total,
                 halted: m.mode_ns[2] as f64 / mode_total,
             },
-            book: BookHealth {
+            book: InstrumentBook {
                 valid_share: valid_share(m.valid_ns, duration_ns),
-                diffs_applied: o.sync.diffs_applied,
-                gaps: o.sync.gaps,
-                resyncs: o.sync.resyncs,
-                crossed: o.feed.crossed_books,
-                snapshot_requests: o.feed.snapshot_requests,
+                diffs_applied: sync.diffs_applied,
+                gaps: sync.gaps,
+                resyncs: sync.resyncs,
+                snapshots: sync.snapshots,
             },
-            warnings: Vec::new(),
+            balances,
         }
-        .with_warnings()
     }
 
-    fn with_warnings(mut self) -> Report {
-        if self.lines.time_jumps > 0 {
-            self.warnings.push(time_jump_warning(self.lines.time_jumps));
-        }
-        let other_bad = self.lines.bad - self.lines.time_jumps.min(self.lines.bad);
-        if other_bad > 0 {
-            self.warnings.push(format!(
-                "{other_bad} input line(s) could not be used (bad lines, undecodable messages, a \
-                 damaged file){}",
-                self.lines
-                    .first_skipped
-                    .first()
-                    .map_or(String::new(), |f| format!("; the first: {f}"))
-            ));
-        }
-        if self.book.valid_share < MIN_VALID_SHARE {
-            self.warnings.push(format!(
-                "the book was valid for only {:.1}% of the run ({} gaps, {} resyncs, {} snapshot \
-                 requests): the figures say little; check the instrument's venue flavour, tick \
-                 and lot against the data",
-                self.book.valid_share * 100.0,
-                self.book.gaps,
-                self.book.resyncs,
-                self.book.snapshot_requests
-            ));
-        }
-        self
-    }
-
-    /// The human summary printed at the end of a run.
+    /// This instrument's lines of the summary.
     pub fn summary(&self) -> String {
         let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:+.2}"));
+        let dp = decimals(&self.pnl.currency);
+        let cur = &self.pnl.currency;
+        let base_fee = self.pnl.fees_base.map_or(String::new(), |b| {
+            format!(", of which {b:.8} {} on buys", self.position.unit)
+        });
+        let balances = self.balances.as_ref().map_or(String::new(), |b| {
+            format!(
+                "  balances   {sb:.5} {ba} + {sq:.2} {qa} → {eb:.5} {ba} + {eq:.2} {qa}; value {sv:.2} → {ev:.2} {qa} ({ch:+.4}, base valued at the end)\n",
+                sb = b.start_base,
+                ba = b.base_asset,
+                sq = b.start_quote,
+                qa = b.quote_asset,
+                eb = b.end_base,
+                eq = b.end_quote,
+                sv = b.start_value,
+                ev = b.end_value,
+                ch = b.change,
+            )
+        });
         format!(
-            "backtest {sym}: {dur:.1} s simulated, {ev} events\n\
-             \x20 PnL        total {tot:+.4}  (realized {re:+.4}, unrealized {un:+.4}, fees {fe:+.4})\n\
-             \x20 traded     {q:.3} ({n:.2} notional), {fills} fills, maker ratio {mr:.1}%\n\
+            "  PnL        total {tot:+.dp$} {cur}  (realized {re:+.dp$}, unrealized {un:+.dp$}, fees {fe:+.dp$}{base_fee})\n\
+             \x20 traded     {q:.3} {qu} ({n:.2} {nc} notional), {fills} fills, maker ratio {mr:.1}%\n\
              \x20 orders     {pl} placed, {ca} cancelled, {rj} rejected ({po} post-only), order/fill {of:.1}\n\
              \x20 cancels    {cm:.1}/min mean, {cx}/min max; discretionary max {dm} per 60 s (budget {cb})\n\
-             \x20 position   min {pmin:+.3}, max {pmax:+.3}, final {pf:+.3}, mean |pos| {pa:.4} (net max {nm})\n\
-             \x20 drawdown   {dd:.4}\n\
+             \x20 position   min {pmin:+.3}, max {pmax:+.3}, final {pf:+.3}, mean |pos| {pa:.4} (net max {nm}) {qu}\n\
+             {balances}\
+             \x20 drawdown   {dd:.dp$} {cur}\n\
              \x20 quoting    uptime {up:.1}% of {vb:.1} s valid book, mean spread {sp:.2} bps\n\
              \x20 markouts   1 s {m1} bps, 5 s {m5} bps, 30 s {m30} bps\n\
-             \x20 on_event   p50 {l50} ns, p99 {l99} ns, p99.9 {l999} ns\n\
-             \x20 book       valid {bv:.1}% of the run, {bd} diffs applied, {bg} gaps, {br} resyncs\n{warn}",
+             \x20 book       valid {bv:.1}% of the run, {bd} diffs applied, {bg} gaps, {br} resyncs\n",
             bv = self.book.valid_share * 100.0,
             bd = self.book.diffs_applied,
             bg = self.book.gaps,
             br = self.book.resyncs,
-            warn = self
-                .warnings
-                .iter()
-                .map(|w| format!("  WARNING    {w}\n"))
-                .collect::<String>(),
-            sym = self.symbol,
-            dur = self.duration_s,
-            ev = self.events,
             tot = self.pnl.total,
             re = self.pnl.realized,
             un = self.pnl.unrealized,
             fe = self.pnl.fees,
             q = self.traded.qty,
+            qu = self.traded.qty_unit,
             n = self.traded.notional,
+            nc = self.traded.notional_currency,
             fills = self.fills.count,
             mr = self.fills.maker_ratio * 100.0,
             pl = self.orders.placed,
@@ -414,10 +742,93 @@ impl Report {
             m1 = f(self.markouts.s1_bps),
             m5 = f(self.markouts.s5_bps),
             m30 = f(self.markouts.s30_bps),
-            l50 = self.on_event_latency_ns.p50,
-            l99 = self.on_event_latency_ns.p99,
-            l999 = self.on_event_latency_ns.p999,
         )
+    }
+}
+
+/// One tick in the quote currency, as a float (for reports).
+fn tick(m: &Metrics) -> f64 {
+    m.instrument
+        .tick
+        .format(1)
+        .parse::<f64>()
+        .unwrap_or(f64::NAN)
+}
+
+impl Portfolio {
+    fn new(reports: &[InstrumentReport], metrics: &[Metrics]) -> Portfolio {
+        let currency = metrics
+            .first()
+            .map_or_else(String::new, |m| m.instrument.quote_asset.to_string());
+        // base → quote at each instrument's final fair value.
+        let prices: Vec<(String, String, f64, String)> = metrics
+            .iter()
+            .filter_map(|m| {
+                let fv = m.final_fv?;
+                let p = fv.to_num::<f64>() * tick(m);
+                (p.is_finite() && p > 0.0).then(|| {
+                    (
+                        m.instrument.base_asset.to_string(),
+                        m.instrument.quote_asset.to_string(),
+                        p,
+                        format!("{} final fair value", m.instrument.symbol),
+                    )
+                })
+            })
+            .collect();
+        let rate = |from: &str| -> Option<(f64, String)> {
+            if from == currency {
+                return Some((1.0, String::new()));
+            }
+            prices.iter().find_map(|(b, q, p, src)| {
+                if b == from && *q == currency {
+                    Some((*p, src.clone()))
+                } else if q == from && *b == currency {
+                    Some((1.0 / p, src.clone()))
+                } else {
+                    None
+                }
+            })
+        };
+        let mut p = Portfolio {
+            currency: currency.clone(),
+            realized: 0.0,
+            unrealized: 0.0,
+            fees: 0.0,
+            total: 0.0,
+            traded_notional: 0.0,
+            conversions: Vec::new(),
+            unconverted: Vec::new(),
+        };
+        for r in reports {
+            let pnl_rate = rate(&r.pnl.currency);
+            let notional_rate = rate(&r.traded.notional_currency);
+            let (Some((pr, psrc)), Some((nr, nsrc))) = (pnl_rate, notional_rate) else {
+                p.unconverted.push(format!(
+                    "{} (PnL in {}, notional in {})",
+                    r.key, r.pnl.currency, r.traded.notional_currency
+                ));
+                continue;
+            };
+            for (from, rate, src) in [
+                (&r.pnl.currency, pr, psrc),
+                (&r.traded.notional_currency, nr, nsrc),
+            ] {
+                if *from != currency && !p.conversions.iter().any(|c| &c.from == from) {
+                    p.conversions.push(Conversion {
+                        from: from.clone(),
+                        rate,
+                        source: src,
+                    });
+                }
+            }
+            p.realized += r.pnl.realized * pr;
+            p.unrealized += r.pnl.unrealized * pr;
+            p.fees += r.pnl.fees * pr;
+            p.total += r.pnl.total * pr;
+            p.traded_notional += r.traded.notional * nr;
+        }
+        p
     }
 }
 

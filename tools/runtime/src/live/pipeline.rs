@@ -67,27 +67,26 @@ pub fn run(
     recorder: JournalRecorder,
 ) -> anyhow::Result<(Summary, JournalRecorder)> {
     let cfg = &run_cfg.engine;
-    let first = cfg
-        .instruments
-        .first()
-        .context("the config has no instrument")?;
+    anyhow::ensure!(!cfg.instruments.is_empty(), "the config has no instrument");
     let market = MarketFeed::new(
         crate::backtest::open_recordings(cfg, &settings.data)?,
         FeedHandler::from_config(cfg),
     );
     let latency = ConstantLatency::new(settings.entry_latency_ns, settings.response_latency_ns);
-    let fees = BpsFees::from_config(first);
+    let fees = BpsFees::from_configs(&cfg.instruments);
     let (n, slots) = (cfg.instruments.len(), cfg.book_slots);
     match settings.queue {
         QueueKind::RiskAverse => {
-            let venue = SimVenue::new(n, slots, RiskAverseQueue, latency, fees);
+            let venue = SimVenue::new(n, slots, RiskAverseQueue, latency, fees)
+                .with_instruments(&cfg.instruments);
             run_with(run_cfg, settings, recorder, market, venue)
         }
         QueueKind::Prob { power } => {
             let power = engine::Fx::checked_from_num(power)
                 .filter(|p| *p > 0)
                 .context("queue power must be a positive number")?;
-            let venue = SimVenue::new(n, slots, ProbQueue::new(power), latency, fees);
+            let venue = SimVenue::new(n, slots, ProbQueue::new(power), latency, fees)
+                .with_instruments(&cfg.instruments);
             run_with(run_cfg, settings, recorder, market, venue)
         }
     }

@@ -39,12 +39,16 @@ impl StopCause {
 pub struct InstrumentSummary {
     /// Symbol.
     pub symbol: String,
-    /// Position, in base units.
+    /// Venue flavour (`binance-usdm`, ...).
+    pub venue: String,
+    /// Position, with its unit (`0.028 BTC`, `10 contracts`).
     pub position: String,
     /// Mode and reason, e.g. `Halted (Operator)`.
     pub mode: String,
-    /// Total PnL (realized + unrealized − fees) at the last fair value, quote currency.
+    /// Total PnL (realized + unrealized − fees) at the last fair value, in `currency`.
     pub pnl: Option<f64>,
+    /// The PnL currency: the quote asset, or the base coin for inverse.
+    pub currency: String,
     /// Maker and taker fills.
     pub fills: (u64, u64),
 }
@@ -53,15 +57,23 @@ impl InstrumentSummary {
     /// From the engine's view of one instrument.
     pub fn of(v: &InstrumentView<'_>) -> InstrumentSummary {
         let inst = &v.config.instrument;
-        let unit = inst.tick.format(1).parse::<f64>().unwrap_or(f64::NAN)
-            * inst.lot.format(1).parse::<f64>().unwrap_or(f64::NAN);
+        let unit = inst.money_unit();
         InstrumentSummary {
             symbol: inst.symbol.to_string(),
-            position: inst.lot.format(v.position.qty),
+            venue: v.config.venue.name().to_owned(),
+            position: format!(
+                "{} {}",
+                inst.lot.format(v.position.qty),
+                match inst.kind {
+                    engine::InstrumentKind::Inverse => "contracts".to_owned(),
+                    _ => inst.base_asset.to_string(),
+                }
+            ),
+            currency: inst.pnl_asset().to_string(),
             mode: format!("{:?} ({:?})", v.mode.0, v.mode.1),
             pnl: v
                 .fair_value
-                .map(|fv| v.position.total_pnl(fv) as f64 * unit),
+                .map(|fv| unit.to_f64(v.position.total_pnl(inst, fv))),
             fills: (v.position.maker_fills, v.position.taker_fills),
         }
     }
@@ -219,9 +231,15 @@ impl Summary {
             let _ = writeln!(
                 s,
                 "  {:<16} position {}, pnl {}, fills {} maker / {} taker, mode {}",
-                i.symbol,
+                format!("{} ({})", i.symbol, i.venue),
                 i.position,
-                i.pnl.map_or("-".into(), |p| format!("{p:.2}")),
+                i.pnl.map_or("-".into(), |p| {
+                    if i.currency.starts_with("USD") {
+                        format!("{p:.2} {}", i.currency)
+                    } else {
+                        format!("{p:.8} {}", i.currency)
+                    }
+                }),
                 i.fills.0,
                 i.fills.1,
                 i.mode

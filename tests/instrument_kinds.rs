@@ -1,0 +1,169 @@
+//! Issue 12: every instrument kind right, end to end on the shipped samples.
+//!
+//! - COIN-M BTCUSD_PERP (inverse): notional = contracts × 100 USD, PnL and fees in BTC, no daily
+//!   loss limit tripped by a phantom loss (before: 40 contracts were 2.47 M of notional and a
+//!   −1,016 "loss" halted the run), and a loss limit said in BTC does trip on a real BTC loss.
+//! - Spot BTCUSDT: never sells more base than held; the report values the base at the end.
+
+use engine::{Config, ModeReason};
+use journal::{Reader, RecoveryMode};
+use ringmaker_tests::{coinm, config_text, spot, TempDir};
+use runtime::backtest::{self, Outcome, QueueKind, Settings};
+use runtime::record::{self, JournalRecorder, ReplayOutcome, KIND_MODE};
+use runtime::report::Report;
+use std::path::{Path, PathBuf};
+
+fn settings(data: Vec<PathBuf>) -> Settings {
+    Settings {
+        data: feeds::DataSpec::plain(data),
+        queue: QueueKind::RiskAverse,
+        entry_latency_ns: 2_000_000,
+        response_latency_ns: 2_000_000,
+        timer_interval_ns: 100_000_000,
+        latency_log: None,
+    }
+}
+
+/// A journaled backtest of `text` on `data`: (config, outcome, journal dir, temp dir).
+fn run(text: &str, data: Vec<PathBuf>, name: &str) -> (Config, Outcome, PathBuf, TempDir) {
+    let run = runtime::config::RunConfig::from_toml(text).unwrap();
+    let tmp = TempDir::new(name);
+    let dir = tmp.join("journal");
+    let rec = JournalRecorder::create_run(&dir, &run, 16 << 20, 0).unwrap();
+    let (outcome, rec) = backtest::run(&run.engine, &settings(data), rec, &mut |_| {}).unwrap();
+    rec.close().unwrap();
+    (run.engine, outcome, dir, tmp)
+}
+
+/// Every mode change journaled: (instrument, reason).
+fn mode_reasons(dir: &Path) -> Vec<(u16, ModeReason)> {
+    let r = Reader::open(dir, RecoveryMode::Strict).unwrap();
+    r.records()
+        .map(|rec| rec.unwrap())
+        .filter(|rec| rec.kind == KIND_MODE)
+        .map(|rec| {
+            let m = engine::ModeChange::from_bytes(rec.payload).unwrap();
+            (m.instrument, m.reason)
+        })
+        .collect()
+}
+
+#[test]
+fn coinm_inverse_backtest_in_contracts_and_coin() {
+    let (cfg, outcome, dir, _tmp) = run(
+        &config_text("coinm-btcusd-perp.toml"),
+        coinm().to_vec(),
+        "kinds-coinm",
+    );
+    let report = Report::new(&cfg, &outcome);
+    let r = &report.instruments[0];
+    assert_eq!(
+        (r.kind.as_str(), r.pnl.currency.as_str()),
+        ("inverse", "BTC")
+    );
+    assert_eq!(r.traded.qty_unit, "contracts");
+    assert_eq!(r.traded.notional_currency, "USD");
+    assert!(r.fills.count > 50, "{} fills", r.fills.count);
+    // Traded notional = contracts × contract size, exactly.
+    assert_eq!(r.traded.notional, r.traded.qty * 100.0);
+    // The book: every diff after the snapshot applied, as the provenance says.
+    assert_eq!((r.book.diffs_applied, r.book.gaps), (44_772, 0));
+    // Fees in BTC: 2 bps maker of each fill's coin value, about notional × 2 bps / price.
+    let price = r.balances.as_ref().map_or(61_700.0, |b| b.end_price);
+    let approx = r.traded.notional * 2e-4 / price;
+    assert!(
+        (r.pnl.fees - approx).abs() < approx * 0.01,
+        "fees {} BTC vs ≈{approx}",
+        r.pnl.fees
+    );
+    // A maker's loss on 37 kUSD of volume is a few 10^-4 BTC, not the 10^3 of quote units the
+    // linear formula gave.
+    assert!(r.pnl.total.abs() < 0.01, "total {} BTC", r.pnl.total);
+    assert!(
+        (r.pnl.total - (r.pnl.realized + r.pnl.unrealized - r.pnl.fees)).abs() < 1e-12,
+        "{:?}",
+        r.pnl
+    );
+    // No daily loss limit tripped (0.01 BTC in the config).
+    let reasons = mode_reasons(&dir);
+    assert!(!reasons.is_empty());
+    assert!(
+        !reasons
+            .iter()
+            .any(|&(_, why)| why == ModeReason::DailyLossLimit),
+        "{reasons:?}"
+    );
+    // The portfolio is in USD at the run's final price.
+    assert_eq!(report.portfolio.currency, "USD");
+    assert_eq!(report.portfolio.conversions.len(), 1);
+    assert!(report.portfolio.unconverted.is_empty());
+    let rate = report.portfolio.conversions[0].rate;
+    assert!((60_000.0..63_000.0).contains(&rate), "{rate}");
+    assert!((report.portfolio.total - r.pnl.total * rate).abs() < 1e-9);
+    match record::replay(&dir).unwrap() {
+        ReplayOutcome::Identical { intents, .. } => assert!(intents > 0),
+        other => panic!("COIN-M journal diverged: {other:?}"),
+    }
+}
+
+/// The loss limit is in BTC: set below the run's real loss, it trips.
+#[test]
+fn coinm_loss_limit_is_in_coin() {
+    let text = config_text("coinm-btcusd-perp.toml").replace(
+        "daily_loss_limit = \"0.01\"",
+        "daily_loss_limit = \"0.00005\"",
+    );
+    let (_, _, dir, _tmp) = run(&text, coinm().to_vec(), "kinds-coinm-limit");
+    let reasons = mode_reasons(&dir);
+    assert!(
+        reasons
+            .iter()
+            .any(|&(_, why)| why == ModeReason::DailyLossLimit),
+        "a 0.00005 BTC limit trips on the run's ~0.0002 BTC loss: {reasons:?}"
+    );
+}
+
+/// Spot: starting with no BTC, every sell is of BTC bought earlier in the run: the base balance
+/// never goes below zero, whatever the fills.
+#[test]
+fn spot_never_sells_beyond_the_base_held() {
+    let text = config_text("spot-btcusdt.toml").replace("base = \"0.05\"", "base = \"0\"");
+    assert!(text.contains("base = \"0\""));
+    let (cfg, outcome, dir, _tmp) = run(&text, spot().to_vec(), "kinds-spot");
+    let m = &outcome.metrics[0];
+    let mut held = 0i64;
+    let (mut buys, mut sells) = (0, 0);
+    for f in &m.fills {
+        held += f.qty;
+        assert!(held >= 0, "sold beyond the base held: {held} lots");
+        if f.qty > 0 {
+            buys += 1;
+        } else {
+            sells += 1;
+        }
+    }
+    assert!(buys > 0 && sells > 0, "{buys} buys, {sells} sells");
+    let report = Report::new(&cfg, &outcome);
+    let r = &report.instruments[0];
+    let b = r.balances.as_ref().expect("spot balances");
+    assert_eq!((b.start_base, b.base_asset.as_str()), (0.0, "BTC"));
+    assert!(b.end_base >= 0.0, "{}", b.end_base);
+    // The end valued in USDT: quote + base × final price; its change from the start is the
+    // run's PnL (nothing held at the start to revalue).
+    assert!((b.end_value - (b.end_quote + b.end_base * b.end_price)).abs() < 1e-6);
+    assert!(
+        (b.change - r.pnl.total).abs() < 0.01,
+        "change {} vs PnL {}",
+        b.change,
+        r.pnl.total
+    );
+    assert_eq!(r.pnl.currency, "USDT");
+    assert!(
+        r.pnl.fees_base.is_some_and(|f| f > 0.0),
+        "buys pay fees in BTC"
+    );
+    match record::replay(&dir).unwrap() {
+        ReplayOutcome::Identical { intents, .. } => assert!(intents > 0),
+        other => panic!("spot journal diverged: {other:?}"),
+    }
+}
