@@ -1,7 +1,8 @@
 //! Venue market data for ringmaker: one feed handler (decode + book sync per instrument, the
 //! sync rule taken from each instrument's venue flavour) reading from a [`MarketSource`]
 //! (recording files, in-memory lines, a journal, later a socket), with the venue's wire code in a
-//! namespace of its own ([`binance`]).
+//! namespace of its own ([`binance`]). With several instruments, each recording is bound to one
+//! ([`binding`]) and the recordings are merged in time order ([`MergedSource`]).
 //!
 //! `feeds` knows the venue's wire format and nothing of strategy: its output is the engine's
 //! fixed-size [`engine::Event`]s.

@@ -93,8 +93,12 @@ pub enum DecodeError {
         /// Why.
         err: DecimalError,
     },
-    /// A REST snapshot carries no symbol and this decoder serves several instruments.
-    #[error("depth snapshot without a symbol on a multi-instrument decoder; use decode_snapshot")]
+    /// A REST snapshot carries no symbol and this decoder serves several instruments: the
+    /// source must say whose it is ([`Decoder::decode_for`], [`Decoder::decode_snapshot`]).
+    #[error(
+        "depth snapshot without a symbol on a multi-instrument decoder, from a source bound to no \
+         instrument"
+    )]
     SnapshotWithoutSymbol,
 }
 
