@@ -76,9 +76,8 @@ impl Sink for Responder {
             let r = self.report(i.instrument, kind, i.client_order_id, 0, 0, 0);
             self.pending.push(r);
         }
-        let fill = i.kind == IntentKind::Place
-            && self.fill_every > 0
-            && self.count % self.fill_every == 0;
+        let fill =
+            i.kind == IntentKind::Place && self.fill_every > 0 && self.count % self.fill_every == 0;
         if fill && self.pending.len() < self.pending.capacity() {
             let r = self.report(
                 i.instrument,
