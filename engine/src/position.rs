@@ -103,7 +103,9 @@ impl Position {
         let open = self.qty.unsigned_abs() as i128;
         let close = (qty as i128).min(open);
         let s: i128 = if self.qty > 0 { 1 } else { -1 };
-        let cost_closed = self.cost * close / open;
+        // cost × close / open without the i128 product (an inverse cost can reach 2^100):
+        // exact, as close ≤ open.
+        let cost_closed = (self.cost / open) * close + (self.cost % open) * close / open;
         let exit_value = if close == qty as i128 {
             value
         } else {
@@ -314,5 +316,37 @@ mod tests {
         let mut p = Position::default();
         p.correct_to(i, 3, 100);
         assert_eq!((p.qty, p.cost, p.correction_cost), (3, 300, 300));
+    }
+
+    /// The largest positions the config allows, on a low-priced inverse contract (a tick of
+    /// 0.00001 USD, 10 USD contracts, price 0.1: a position's coin value near 2^94 units),
+    /// neither overflow nor panic.
+    #[test]
+    fn extreme_inverse_positions_do_not_overflow() {
+        let i = &Instrument::from_spec(&InstrumentSpec {
+            symbol: "DOGEUSD_PERP",
+            kind: InstrumentKind::Inverse,
+            tick: "0.00001",
+            lot: "1",
+            min_qty: "1",
+            min_notional: "0",
+            contract_size: Some("10"),
+            ..InstrumentSpec::default()
+        })
+        .unwrap();
+        let big = (1i64 << 47) - 1;
+        let mut p = Position::default();
+        p.on_fill(i, Side::Bid, 10_000, big, 0, false);
+        assert!(p.cost > 1i128 << 90);
+        p.on_fill(i, Side::Ask, 12_000, big / 3, 0, false);
+        p.on_fill(i, Side::Ask, 9_000, big, 0, true);
+        assert!(p.qty < 0);
+        let _ = p.total_pnl(i, Fx::from_num(11_000));
+        // Long then flat at the same price: nothing realized beyond rounding.
+        let mut q = Position::default();
+        q.on_fill(i, Side::Bid, 10_000, big, 0, false);
+        q.on_fill(i, Side::Ask, 10_000, big, 0, false);
+        assert_eq!((q.qty, q.cost), (0, 0));
+        assert!(q.realized.abs() <= 1, "{}", q.realized);
     }
 }
