@@ -338,95 +338,10 @@ fn cancels_per_minute_mean_never_exceeds_the_max() {
 
 /// Two instruments with one symbol: BTCUSDT on USDⓈ-M (as in `configs/default.toml`) and on spot
 /// (as in `configs/spot-btcusdt.toml`: 0.01 tick, 0.00001 order lot, 8-decimal book quantities,
-/// balances), each venue with its own order limits.
-const USDM_AND_SPOT: &str = r#"
-[engine]
-orders_per_10s = 300
-orders_per_min = 1200
-book_slots = 2097152
-
-[engine.venues.binance-spot]
-orders_per_10s = 50
-orders_per_min = 300
-
-[[instrument]]
-symbol = "BTCUSDT"
-venue = "binance-usdm"
-tick = "0.10"
-lot = "0.001"
-min_qty = "0.001"
-min_notional = "100"
-
-[instrument.quote]
-fair_value = "microprice"
-offset_unit = "bps"
-start_offset = 0.5
-first_spacing = 0.5
-multiplier = 1.15
-max_spacing = 10.0
-layers = 18
-layer_size = "0.002"
-min_spread_bps = 0.5
-skew_coeff = 0.002
-skew_hysteresis = 0.05
-
-[instrument.risk]
-net_max = "0.100"
-reduce_only_thresh = 0.7
-stop_loss = 0.05
-on_stop_loss = "reduce_only"
-daily_loss_limit = "500"
-max_deviation = 0.15
-max_price_change = 0.10
-circuit_window_ms = 60000
-stale_after_ms = 1000
-cancel_budget_per_min = 50
-
-[[instrument]]
-symbol = "BTCUSDT"
-venue = "binance-spot"
-tick = "0.01"
-lot = "0.00001"
-book_lot = "0.00000001"
-min_qty = "0.00001"
-min_notional = "5"
-
-[instrument.balances]
-base = "0.05"
-quote = "5000"
-
-[instrument.quote]
-fair_value = "microprice"
-offset_unit = "bps"
-start_offset = 0.5
-first_spacing = 0.5
-multiplier = 1.15
-max_spacing = 10.0
-layers = 18
-layer_size = "0.002"
-min_spread_bps = 0.5
-skew_coeff = 0.002
-skew_hysteresis = 0.05
-
-[instrument.risk]
-net_max = "0.100"
-reduce_only_thresh = 0.7
-stop_loss = 0.05
-on_stop_loss = "reduce_only"
-daily_loss_limit = "500"
-max_deviation = 0.15
-max_price_change = 0.10
-circuit_window_ms = 60000
-stale_after_ms = 1000
-cancel_budget_per_min = 50
-
-[instrument.fees]
-maker_bps = 10.0
-taker_bps = 10.0
-"#;
-
+/// balances), each venue with its own order limits: the shipped `configs/usdm-spot-btcusdt.toml`.
 fn usdm_and_spot_config() -> runtime::config::RunConfig {
-    runtime::config::RunConfig::from_toml(USDM_AND_SPOT).unwrap()
+    runtime::config::RunConfig::from_toml(&ringmaker_tests::config_text("usdm-spot-btcusdt.toml"))
+        .unwrap()
 }
 
 /// Two instruments, one recording each (USD-M BTCUSDT, spot BTCUSDT over its two files), bound
@@ -519,6 +434,42 @@ fn two_instruments_on_one_symbol_both_sync_trade_and_replay() {
         }
         other => panic!("two-instrument journal diverged: {other:?}"),
     }
+
+    // The report: one section per instrument, keyed by venue (both are BTCUSDT), each within
+    // its own limits; the portfolio (both in USDT) is their sum.
+    let report = Report::new(cfg, &outcome);
+    let keys: Vec<&str> = report.instruments.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["binance-usdm:BTCUSDT", "binance-spot:BTCUSDT"]);
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["instruments"]["binance-spot:BTCUSDT"]["balances"].is_object());
+    for (r, c) in report.instruments.iter().zip(&cfg.instruments) {
+        let net_max = c.net_max as f64 * c.instrument.lot.format(1).parse::<f64>().unwrap();
+        assert!(
+            r.position.max <= net_max && r.position.min >= -net_max,
+            "{}: {:?}",
+            r.key,
+            r.position
+        );
+        assert!(
+            r.orders.discretionary_cancels_max_per_60s <= c.cancel_budget_per_min as usize,
+            "{}",
+            r.key
+        );
+        assert_eq!(r.pnl.currency, "USDT");
+    }
+    let p = &report.portfolio;
+    assert_eq!((p.currency.as_str(), p.conversions.len()), ("USDT", 0));
+    let sum = |f: &dyn Fn(&runtime::report::InstrumentReport) -> f64| {
+        report.instruments.iter().map(f).sum::<f64>()
+    };
+    assert!((p.total - sum(&|r| r.pnl.total)).abs() < 1e-9);
+    assert!((p.fees - sum(&|r| r.pnl.fees)).abs() < 1e-9);
+    assert!((p.traded_notional - sum(&|r| r.traded.notional)).abs() < 1e-6);
+    assert!((p.total - (p.realized + p.unrealized - p.fees)).abs() < 1e-9);
+    // The instruments do not touch each other: the USD-M figures are the one-instrument run's.
+    let alone = Report::new(&default_config(), &self::run().0);
+    let (a, b) = (&alone.instruments[0], &report.instruments[0]);
+    assert_eq!((a.fills.count, a.pnl.total), (b.fills.count, b.pnl.total));
 
     // Bound explicitly, the USD-M file last: the same merge, the same run.
     let target = |t: &str| feeds::Target::parse(t).unwrap();
