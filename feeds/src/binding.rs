@@ -9,7 +9,8 @@
 //!   (`binance-spot:BTCUSDT=tests/data/binance-spot/btcusdt_20240808.gz`), without reading it
 //!   ([`DataSpec::parse_for`]: `X=` is a binding only when `X` names an instrument, so a path
 //!   holding `=` still works when given plainly);
-//! - with a single instrument, to that instrument, unread (what it holds is the run's business);
+//! - with a single instrument, to that instrument, unless its streams name only other symbols
+//!   (an error naming the file and what it holds);
 //! - otherwise by what its first lines say ([`sniff`]: at most [`SNIFF_MAX_LINES`] lines or
 //!   [`SNIFF_MAX_BYTES`] of payload): the symbol its streams name (`<symbol>@...`) and whether its
 //!   depth diffs carry `pu` (futures: `binance-usdm`, `binance-coinm`) or not (`binance-spot`).
@@ -421,8 +422,25 @@ pub fn bind(keys: &[Key], specs: &[DataSpec]) -> Result<Vec<Vec<PathBuf>>, BindE
     for spec in specs {
         let id = match &spec.target {
             Some(t) => bind_target(keys, t, &spec.path)?,
-            // One instrument: every file is its, whatever the file holds.
-            None if keys.len() == 1 => 0,
+            // One instrument: every file is its, unless its streams plainly name only other
+            // symbols (a clear error, instead of a run that decodes nothing). A file that cannot
+            // be read or names no stream is left to the run to report.
+            None if keys.len() == 1 => match sniff(&spec.path) {
+                Ok(s)
+                    if !s.symbols.is_empty()
+                        && !s
+                            .symbols
+                            .iter()
+                            .any(|x| keys[0].symbol.eq_ignore_case(x.as_bytes())) =>
+                {
+                    return Err(BindError::NoInstrument {
+                        path: spec.path.display().to_string(),
+                        found: s.describe(),
+                        instruments: list(keys),
+                    })
+                }
+                _ => 0,
+            },
             None => bind_sniffed(keys, &spec.path)?,
         };
         files[id].push(spec.path.clone());
@@ -721,16 +739,25 @@ mod tests {
     }
 
     #[test]
-    fn with_one_instrument_every_file_is_its_unread() {
+    fn with_one_instrument_every_file_is_its_unless_it_names_only_other_symbols() {
         let d = Dir::new("single");
         let eth = d.file("eth.txt", &[&futures_diff("ethusdt", "ETHUSDT")]);
+        let btc_futures = d.file("btc.txt", &[&futures_diff("btcusdt", "BTCUSDT")]);
         let one = [keys()[1]];
-        // Another symbol, another flavour, a directory, a missing file: all bound, none read.
-        let specs = DataSpec::plain([eth.clone(), d.0.clone(), d.0.join("missing.gz")]);
+        // Its symbol in another flavour (the run warns of a book that never syncs), a directory, a
+        // missing file: all bound to it, for the run to report.
+        let specs = DataSpec::plain([btc_futures.clone(), d.0.clone(), d.0.join("missing.gz")]);
         assert_eq!(
             bind(&one, &specs).unwrap(),
-            [vec![eth, d.0.clone(), d.0.join("missing.gz")]]
+            [vec![btc_futures, d.0.clone(), d.0.join("missing.gz")]]
         );
+        // Streams of another symbol only: an error naming the file and what it holds.
+        let e = bind(&one, &DataSpec::plain([eth.clone()])).unwrap_err();
+        assert!(matches!(e, BindError::NoInstrument { .. }), "{e:?}");
+        assert!(e.to_string().contains("ethusdt"), "{e}");
+        // Bound explicitly, it is the user's word.
+        let explicit = DataSpec::bound(Target::parse("BTCUSDT").unwrap(), eth.clone());
+        assert_eq!(bind(&one, &[explicit]).unwrap(), [vec![eth]]);
         assert!(matches!(bind(&one, &[]), Err(BindError::NoData)));
     }
 
