@@ -167,3 +167,64 @@ fn spot_never_sells_beyond_the_base_held() {
         other => panic!("spot journal diverged: {other:?}"),
     }
 }
+
+/// Three instruments, three kinds, one run: USD-M and spot BTCUSDT and COIN-M BTCUSD_PERP, each
+/// recording bound by what it holds. The portfolio is in USDT (the first instrument's quote):
+/// BTC converts through BTCUSDT, USD through BTCUSD_PERP then BTCUSDT; every figure is
+/// converted, the sums add up, and the journal replays identically.
+#[test]
+fn three_kinds_in_one_run_report_one_portfolio() {
+    let two = config_text("usdm-spot-btcusdt.toml");
+    let coinm_cfg = config_text("coinm-btcusd-perp.toml");
+    let coinm_inst = &coinm_cfg[coinm_cfg.find("[[instrument]]").unwrap()..];
+    let text = format!("{two}\n{coinm_inst}");
+    let mut data = vec![ringmaker_tests::usdm()];
+    data.extend(spot());
+    data.extend(coinm());
+    let (cfg, outcome, dir, _tmp) = run(&text, data, "kinds-three");
+    let report = Report::new(&cfg, &outcome);
+    let keys: Vec<&str> = report.instruments.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "binance-usdm:BTCUSDT",
+            "binance-spot:BTCUSDT",
+            "BTCUSD_PERP"
+        ]
+    );
+    for r in &report.instruments {
+        assert!(r.fills.count > 10, "{}: {} fills", r.key, r.fills.count);
+        assert!(
+            r.book.valid_share > 0.99,
+            "{}: {:?}",
+            r.key,
+            r.book.valid_share
+        );
+    }
+    assert_eq!(report.instruments[2].pnl.currency, "BTC");
+    let p = &report.portfolio;
+    assert_eq!(p.currency, "USDT");
+    assert!(p.unconverted.is_empty(), "{:?}", p.unconverted);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let rate = |c: &str| p.conversions.iter().find(|x| x.from == c).unwrap().rate;
+    let (btc, usd) = (rate("BTC"), rate("USD"));
+    assert!((60_000.0..63_000.0).contains(&btc), "{btc}");
+    // USD in USDT through the two BTC prices: within a few bps of 1.
+    assert!((usd - 1.0).abs() < 0.01, "{usd}");
+    let cm = &report.instruments[2];
+    let expect_total =
+        report.instruments[0].pnl.total + report.instruments[1].pnl.total + cm.pnl.total * btc;
+    assert!(
+        (p.total - expect_total).abs() < 1e-6,
+        "{} vs {expect_total}",
+        p.total
+    );
+    let expect_notional = report.instruments[0].traded.notional
+        + report.instruments[1].traded.notional
+        + cm.traded.notional * usd;
+    assert!((p.traded_notional - expect_notional).abs() < 1e-6);
+    match record::replay(&dir).unwrap() {
+        ReplayOutcome::Identical { intents, .. } => assert!(intents > 0),
+        other => panic!("three-instrument journal diverged: {other:?}"),
+    }
+}

@@ -17,9 +17,10 @@
 //! - `markouts`: mean of `side · (mid(t + h) − fill price) / fill price` over fills, in bps:
 //!   positive means the market moved our way (no adverse selection).
 //! - `portfolio`: every instrument's PnL, fees and traded notional converted into the reporting
-//!   currency (the first instrument's quote asset) at the run's own final fair values: an amount
-//!   in asset A converts through an instrument of the config quoting A against the reporting
-//!   currency (or the reverse); what no instrument prices is listed in `unconverted` and left out.
+//!   currency (the first instrument's quote asset) at the run's own final fair values, through
+//!   the shortest chain of the run's instruments (BTC → USDT through BTCUSDT; USD → BTC → USDT
+//!   through BTCUSD_PERP and BTCUSDT); what no chain reaches is listed in `unconverted` and left
+//!   out.
 
 use crate::backtest::Outcome;
 use crate::metrics::Metrics;
@@ -142,8 +143,8 @@ pub struct Portfolio {
     pub traded_notional: f64,
     /// The rates used, one per currency converted.
     pub conversions: Vec<Conversion>,
-    /// Instruments whose figures could not be converted (no instrument of the run prices their
-    /// currency against the reporting currency): left out of the sums.
+    /// Figures that could not be converted (no chain of the run's prices links their currency
+    /// to the reporting currency), e.g. `"ETHUSDC's PnL (in USDC)"`: left out of the sums.
     pub unconverted: Vec<String>,
 }
 
@@ -776,19 +777,40 @@ impl Portfolio {
                 })
             })
             .collect();
-        let rate = |from: &str| -> Option<(f64, String)> {
-            if from == currency {
-                return Some((1.0, String::new()));
-            }
-            prices.iter().find_map(|(b, q, p, src)| {
-                if b == from && *q == currency {
-                    Some((*p, src.clone()))
-                } else if q == from && *b == currency {
-                    Some((1.0 / p, src.clone()))
+        // Every currency the run's prices reach from the reporting currency, breadth first in
+        // instrument order (deterministic): an edge base → quote at price p gives
+        // rate(base) = p × rate(quote) and rate(quote) = rate(base) / p, where rate(X) is units
+        // of the reporting currency per X. USD reaches USDT through BTCUSD_PERP and BTCUSDT.
+        let mut rates: Vec<(String, f64, String)> = vec![(currency.clone(), 1.0, String::new())];
+        let mut k = 0;
+        while k < rates.len() {
+            let (known, r, via) = rates[k].clone();
+            for (b, q, p, src) in &prices {
+                let next = if *q == known {
+                    Some((b.clone(), r * p))
+                } else if *b == known {
+                    Some((q.clone(), r / p))
                 } else {
                     None
+                };
+                if let Some((cur, rate)) = next {
+                    if !rates.iter().any(|x| x.0 == cur) {
+                        let source = if via.is_empty() {
+                            src.clone()
+                        } else {
+                            format!("{via}, then {src}")
+                        };
+                        rates.push((cur, rate, source));
+                    }
                 }
-            })
+            }
+            k += 1;
+        }
+        let rate = |from: &str| {
+            rates
+                .iter()
+                .find(|x| x.0 == from)
+                .map(|x| (x.1, x.2.clone()))
         };
         let mut p = Portfolio {
             currency: currency.clone(),
@@ -800,33 +822,38 @@ impl Portfolio {
             conversions: Vec::new(),
             unconverted: Vec::new(),
         };
-        for r in reports {
-            let pnl_rate = rate(&r.pnl.currency);
-            let notional_rate = rate(&r.traded.notional_currency);
-            let (Some((pr, psrc)), Some((nr, nsrc))) = (pnl_rate, notional_rate) else {
-                p.unconverted.push(format!(
-                    "{} (PnL in {}, notional in {})",
-                    r.key, r.pnl.currency, r.traded.notional_currency
-                ));
-                continue;
-            };
-            for (from, rate, src) in [
-                (&r.pnl.currency, pr, psrc),
-                (&r.traded.notional_currency, nr, nsrc),
-            ] {
-                if *from != currency && !p.conversions.iter().any(|c| &c.from == from) {
-                    p.conversions.push(Conversion {
-                        from: from.clone(),
-                        rate,
-                        source: src,
-                    });
-                }
+        let used = |p: &mut Portfolio, from: &String, rate: f64, source: String| {
+            if *from != currency && !p.conversions.iter().any(|c| &c.from == from) {
+                p.conversions.push(Conversion {
+                    from: from.clone(),
+                    rate,
+                    source,
+                });
             }
-            p.realized += r.pnl.realized * pr;
-            p.unrealized += r.pnl.unrealized * pr;
-            p.fees += r.pnl.fees * pr;
-            p.total += r.pnl.total * pr;
-            p.traded_notional += r.traded.notional * nr;
+        };
+        for r in reports {
+            match rate(&r.pnl.currency) {
+                Some((pr, src)) => {
+                    used(&mut p, &r.pnl.currency, pr, src);
+                    p.realized += r.pnl.realized * pr;
+                    p.unrealized += r.pnl.unrealized * pr;
+                    p.fees += r.pnl.fees * pr;
+                    p.total += r.pnl.total * pr;
+                }
+                None => p
+                    .unconverted
+                    .push(format!("{}'s PnL (in {})", r.key, r.pnl.currency)),
+            }
+            match rate(&r.traded.notional_currency) {
+                Some((nr, src)) => {
+                    used(&mut p, &r.traded.notional_currency, nr, src);
+                    p.traded_notional += r.traded.notional * nr;
+                }
+                None => p.unconverted.push(format!(
+                    "{}'s notional (in {})",
+                    r.key, r.traded.notional_currency
+                )),
+            }
         }
         p
     }
