@@ -1142,6 +1142,9 @@ impl State {
         if let Err(m) = self.accts[a].counts.take(now_ms) {
             return Err(err(429, -1015, m));
         }
+        if self.accts[a].sim.open_orders(inst as u16) >= gateway::sim::MAX_OPEN_ORDERS {
+            return Err(bad(-2025, "Reach max open order limit."));
+        }
         let order_id = self.next_order_id;
         self.next_order_id += 1;
         let t_ns = self.tick_clock(now_ms);

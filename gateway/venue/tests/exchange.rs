@@ -1,0 +1,518 @@
+//! The exchange core driven directly (no server): the shipped USD-M recording through
+//! `on_market`, signed REST and WebSocket API requests, user data, limits; every response's and
+//! event's field set checked against Binance's documented examples.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use ed25519_dalek::Signer;
+use engine::{Config, EventKind};
+use feeds::{recorded_events, SyncRule};
+use serde_json::{json, Value};
+use venue::api::{Exchange, Request, Response, UserStream};
+use venue::auth::{hmac_hex, Accounts};
+use venue::exchange::SimExchange;
+
+const KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
+const SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
+const ED_KEY: &str = "ed25519-test-key-python-binance";
+const PEER: &str = "127.0.0.1:5000";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(rel: &str) -> Value {
+    let p = root().join("tests/data/binance-fixtures/futures").join(rel);
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+/// `got` has exactly the fixture's fields (less `skip`, which Binance sends only for other
+/// order types).
+fn same_fields(got: &Value, want: &Value, skip: &[&str], extra: &[&str]) {
+    let mut w = keys(want);
+    for s in skip {
+        w.remove(*s);
+    }
+    for e in extra {
+        w.insert(e.to_string());
+    }
+    assert_eq!(keys(got), w, "field set of {got}");
+}
+
+struct Venue {
+    ex: SimExchange,
+    now: i64,
+}
+
+impl Venue {
+    fn rest(&self, method: &str, path: &str, params: &str, key: &str) -> (Response, Value) {
+        self.rest_at(method, path, params, key, self.now, SECRET)
+    }
+
+    fn rest_at(
+        &self,
+        method: &str,
+        path: &str,
+        params: &str,
+        key: &str,
+        ts: i64,
+        secret: &str,
+    ) -> (Response, Value) {
+        let q = if params.is_empty() {
+            format!("timestamp={ts}")
+        } else {
+            format!("{params}&timestamp={ts}")
+        };
+        let sig = hmac_hex(secret.as_bytes(), q.as_bytes());
+        let signed = format!("{q}&signature={sig}");
+        // Signed POST/PUT bodies as form data, others in the query.
+        let (query, body) = if method == "POST" || method == "PUT" {
+            (String::new(), signed)
+        } else {
+            (signed, String::new())
+        };
+        let req = Request {
+            method: method.into(),
+            path: path.into(),
+            query,
+            body,
+            headers: vec![("x-mbx-apikey".into(), key.into())],
+            peer: PEER.into(),
+        };
+        let r = self.ex.rest(&req, self.now).expect("an endpoint");
+        let v = serde_json::from_str(&r.body).unwrap();
+        (r, v)
+    }
+
+    fn ws(&self, method: &str, mut params: Value) -> Value {
+        let p = params.as_object_mut().unwrap();
+        p.insert("apiKey".into(), KEY.into());
+        p.insert("timestamp".into(), self.now.into());
+        let payload = venue::auth::ws_payload(p);
+        p.insert(
+            "signature".into(),
+            hmac_hex(SECRET.as_bytes(), payload.as_bytes()).into(),
+        );
+        let req = json!({"id": "req-1", "method": method, "params": params});
+        serde_json::from_str(&self.ex.ws_api(7, PEER, &req.to_string(), self.now)).unwrap()
+    }
+
+    fn ws_ed(&self, signing: &ed25519_dalek::SigningKey, method: &str, mut params: Value) -> Value {
+        let p = params.as_object_mut().unwrap();
+        p.insert("apiKey".into(), ED_KEY.into());
+        p.insert("timestamp".into(), self.now.into());
+        let payload = venue::auth::ws_payload(p);
+        let sig = base64::engine::general_purpose::STANDARD
+            .encode(signing.sign(payload.as_bytes()).to_bytes());
+        p.insert("signature".into(), sig.into());
+        let req = json!({"id": 9, "method": method, "params": params});
+        serde_json::from_str(&self.ex.ws_api(8, "127.0.0.2:1", &req.to_string(), self.now)).unwrap()
+    }
+}
+
+fn drain(s: &UserStream) -> Vec<Value> {
+    s.try_iter()
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .collect()
+}
+
+#[test]
+fn exchange_over_the_recording() {
+    let cfg =
+        Config::from_toml(&std::fs::read_to_string(root().join("configs/default.toml")).unwrap())
+            .unwrap();
+    let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+    let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
+    let accounts = Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap();
+    let ins = insts[0];
+    let mut v = Venue {
+        ex: SimExchange::new(cfg.clone(), accounts),
+        now: 0,
+    };
+
+    // Feed until the book is valid and some depth has arrived.
+    let mut start = 0;
+    let mut valid_at = None;
+    let mut bbo = (0i64, 0i64);
+    let feed_until =
+        |v: &mut Venue, start: &mut usize, stop: &mut dyn FnMut(&engine::Event) -> bool| {
+            let mut prev = *start;
+            for &end in rec.batch_ends.iter().filter(|&&e| e > *start) {
+                let batch = &rec.events[prev..end];
+                v.now = batch[0].local_time_ns / 1_000_000;
+                v.ex.on_market(batch, v.now);
+                prev = end;
+                if batch.iter().any(&mut *stop) {
+                    break;
+                }
+            }
+            *start = prev;
+        };
+    let mut seen = 0;
+    feed_until(&mut v, &mut start, &mut |e| {
+        if e.kind() == EventKind::BookValid {
+            valid_at = Some(e.local_time_ns);
+        }
+        if let Some(b) = e.as_bbo() {
+            bbo = (b.bid_price, b.ask_price);
+            if valid_at.is_some() {
+                seen += 1;
+            }
+        }
+        seen > 50
+    });
+    assert!(valid_at.is_some());
+    let (bid, ask) = bbo;
+    let px = |t: i64| ins.tick.format(t);
+
+    // Listen key and user stream.
+    let (r, lk) = v.rest("POST", "/fapi/v1/listenKey", "", KEY);
+    assert_eq!(r.status, 200, "{lk}");
+    let key = lk["listenKey"].as_str().unwrap().to_string();
+    assert_eq!(key.len(), 64);
+    let (_, lk2) = v.rest("POST", "/fapi/v1/listenKey", "", KEY);
+    assert_eq!(
+        lk2["listenKey"],
+        key.as_str(),
+        "a POST while active returns the same key"
+    );
+    let stream =
+        v.ex.user_stream(&key, Some("ORDER_TRADE_UPDATE/ACCOUNT_UPDATE"), v.now)
+            .unwrap();
+    assert!(v.ex.user_stream("nope", None, v.now).is_none());
+
+    // Post-only bid at the touch: NEW, user data NEW.
+    let (r, o) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}&newClientOrderId=bid1", px(bid)),
+        KEY,
+    );
+    assert_eq!(r.status, 200, "{o}");
+    assert_eq!(o["status"], "NEW");
+    assert_eq!(o["clientOrderId"], "bid1");
+    assert_eq!(o["timeInForce"], "GTX");
+    same_fields(&o, &fixture("http_json/order_response.json"), &[], &[]);
+    let hdr = |r: &Response, h: &str| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == h)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(hdr(&r, "X-MBX-ORDER-COUNT-10S").as_deref(), Some("1"));
+    assert!(hdr(&r, "X-MBX-USED-WEIGHT-1M").is_some());
+    let bid_id = o["orderId"].as_u64().unwrap();
+    let evs = drain(&stream);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0]["e"], "ORDER_TRADE_UPDATE");
+    assert_eq!(evs[0]["o"]["x"], "NEW");
+    assert_eq!(evs[0]["o"]["X"], "NEW");
+    assert_eq!(evs[0]["o"]["i"], bid_id);
+    let otu = fixture("user_data_json/order_update_new.json");
+    same_fields(&evs[0], &otu, &[], &[]);
+    same_fields(&evs[0]["o"], &otu["o"], &["AP", "cr"], &["pm", "gtd"]);
+
+    // Duplicate client id among open orders.
+    let (r, e) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}&newClientOrderId=bid1", px(bid - 10)),
+        KEY,
+    );
+    assert_eq!((r.status, e["code"].as_i64()), (400, Some(-4116)));
+
+    // A crossing post-only: -5022, nothing on the stream.
+    let (r, e) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        &format!(
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}",
+            px(ask)
+        ),
+        KEY,
+    );
+    assert_eq!((r.status, e["code"].as_i64()), (400, Some(-5022)), "{e}");
+    assert!(drain(&stream).is_empty());
+    // Off-grid price, min notional.
+    let (_, e) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.002&price=100.05",
+        KEY,
+    );
+    assert_eq!(e["code"], -4014);
+    let (_, e) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        &format!(
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.001&price={}",
+            px(bid - 100)
+        ),
+        KEY,
+    );
+    assert_eq!(e["code"], -4164);
+
+    // Wait for a fill: ORDER_TRADE_UPDATE TRADE then ACCOUNT_UPDATE.
+    let mut fills = Vec::new();
+    feed_until(&mut v, &mut start, &mut |_| {
+        fills.extend(drain(&stream));
+        fills.iter().any(|e| e["o"]["X"] == "FILLED")
+    });
+    fills.extend(drain(&stream));
+    let trade = fills
+        .iter()
+        .find(|e| e["e"] == "ORDER_TRADE_UPDATE" && e["o"]["x"] == "TRADE")
+        .expect("a fill");
+    assert!(matches!(
+        trade["o"]["X"].as_str(),
+        Some("FILLED" | "PARTIALLY_FILLED")
+    ));
+    assert_eq!(trade["o"]["m"], true);
+    assert_eq!(trade["o"]["L"], px(bid).as_str());
+    same_fields(
+        &trade["o"],
+        &fixture("user_data_json/order_update_trade.json")["o"],
+        &["AP", "cr"],
+        &["pm", "gtd"],
+    );
+    let acct = fills
+        .iter()
+        .find(|e| e["e"] == "ACCOUNT_UPDATE")
+        .expect("account update");
+    let au = fixture("user_data_json/account_update.json");
+    same_fields(acct, &au, &[], &[]);
+    same_fields(&acct["a"], &au["a"], &[], &[]);
+    same_fields(&acct["a"]["B"][0], &au["a"]["B"][0], &[], &[]);
+    same_fields(&acct["a"]["P"][0], &au["a"]["P"][0], &[], &[]);
+    assert_eq!(acct["a"]["P"][0]["pa"], "0.002");
+
+    // Order status over REST.
+    let (_, st) = v.rest(
+        "GET",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={bid_id}"),
+        KEY,
+    );
+    assert_eq!(st["status"], "FILLED");
+    assert_eq!(st["executedQty"], "0.002");
+
+    // Position.
+    let (_, pr) = v.rest("GET", "/fapi/v2/positionRisk", "symbol=BTCUSDT", KEY);
+    assert_eq!(pr[0]["positionAmt"], "0.002");
+    same_fields(
+        &pr[0],
+        &fixture("http_json/position_risk.json")[0],
+        &[],
+        &[],
+    );
+    let (_, acc) = v.rest("GET", "/fapi/v2/account", "", KEY);
+    let ai = fixture("http_json/account_info_v2.json");
+    same_fields(&acc, &ai, &[], &[]);
+    same_fields(&acc["assets"][0], &ai["assets"][0], &[], &[]);
+    same_fields(&acc["positions"][0], &ai["positions"][0], &[], &[]);
+    let (_, bal) = v.rest("GET", "/fapi/v2/balance", "", KEY);
+    same_fields(&bal[0], &fixture("http_json/balance.json")[0], &[], &[]);
+
+    // reduceOnly that would grow the long: -2022; one that shrinks it is fine.
+    let (_, e) = v.rest("POST", "/fapi/v1/order", &format!("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.001&price={}&reduceOnly=true", px(bid - 100)), KEY);
+    assert_eq!(e["code"], -2022);
+    let (_, e) = v.rest("POST", "/fapi/v1/order", &format!("symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTX&quantity=0.003&price={}&reduceOnly=true", px(ask + 1000)), KEY);
+    assert_eq!(e["code"], -2022);
+
+    // WebSocket API: place, status, cancel.
+    let r = v.ws("order.place", json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTX", "quantity": "0.002", "price": px(bid - 500)}));
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["id"], "req-1");
+    same_fields(
+        &r["result"],
+        &fixture("http_json/order_response.json"),
+        &[],
+        &[],
+    );
+    assert_eq!(r["rateLimits"].as_array().unwrap().len(), 3);
+    let ws_id = r["result"]["orderId"].as_u64().unwrap();
+    assert!(r["result"]["clientOrderId"]
+        .as_str()
+        .unwrap()
+        .starts_with("x-"));
+    let (_, open) = v.rest("GET", "/fapi/v1/openOrders", "symbol=BTCUSDT", KEY);
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    assert_eq!(open[0]["orderId"], ws_id);
+    let r = v.ws(
+        "order.status",
+        json!({"symbol": "BTCUSDT", "orderId": ws_id}),
+    );
+    assert_eq!(r["result"]["status"], "NEW");
+    drain(&stream);
+    let r = v.ws(
+        "order.cancel",
+        json!({"symbol": "BTCUSDT", "orderId": ws_id}),
+    );
+    assert_eq!(r["result"]["status"], "CANCELED", "{r}");
+    let evs = drain(&stream);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0]["o"]["X"], "CANCELED");
+    let r = v.ws(
+        "order.cancel",
+        json!({"symbol": "BTCUSDT", "orderId": ws_id}),
+    );
+    assert_eq!(r["status"], 400);
+    assert_eq!(r["error"]["code"], -2011);
+    let (_, open) = v.rest("GET", "/fapi/v1/openOrders", "symbol=BTCUSDT", KEY);
+    assert!(open.as_array().unwrap().is_empty());
+    let r = v.ws("account.position", json!({"symbol": "BTCUSDT"}));
+    assert_eq!(r["result"][0]["positionAmt"], "0.002");
+
+    // Authentication failures.
+    let (r, e) = v.rest_at(
+        "GET",
+        "/fapi/v1/openOrders",
+        "symbol=BTCUSDT",
+        KEY,
+        v.now,
+        "wrong",
+    );
+    assert_eq!((r.status, e["code"].as_i64()), (400, Some(-1022)));
+    let (_, e) = v.rest_at(
+        "GET",
+        "/fapi/v1/openOrders",
+        "symbol=BTCUSDT",
+        KEY,
+        v.now - 5001,
+        SECRET,
+    );
+    assert_eq!(e["code"], -1021);
+    let (_, e) = v.rest_at(
+        "GET",
+        "/fapi/v1/openOrders",
+        "symbol=BTCUSDT",
+        KEY,
+        v.now + 1001,
+        SECRET,
+    );
+    assert_eq!(e["code"], -1021);
+    let (r, e) = v.rest("GET", "/fapi/v1/openOrders", "symbol=BTCUSDT", "unknown");
+    assert_eq!((r.status, e["code"].as_i64()), (401, Some(-2015)));
+    let mut bad = json!({"symbol": "BTCUSDT", "orderId": 1, "apiKey": KEY, "timestamp": v.now});
+    bad["signature"] = "00".into();
+    let r: Value = serde_json::from_str(&v.ex.ws_api(
+        7,
+        PEER,
+        &json!({"id": 3, "method": "order.status", "params": bad}).to_string(),
+        v.now,
+    ))
+    .unwrap();
+    assert_eq!(r["error"]["code"], -1022);
+
+    // Flood on the Ed25519 account over the WS API: -1015 after 300 orders in 10 s.
+    let pem = std::fs::read_to_string(
+        root().join("tests/data/signatures/python-binance_ed25519_test_key.pem"),
+    )
+    .unwrap();
+    let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let mut limited = None;
+    for i in 0..310 {
+        let r = v.ws_ed(&signing, "order.place", json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTX", "quantity": "0.002", "price": px(bid - 1000 - i)}));
+        if r["status"] != 200 {
+            limited = Some((i, r));
+            break;
+        }
+        // Cancels cost weight, not orders: keep below the 200 open orders limit.
+        let c = v.ws_ed(
+            &signing,
+            "order.cancel",
+            json!({"symbol": "BTCUSDT", "orderId": r["result"]["orderId"]}),
+        );
+        assert_eq!(c["result"]["status"], "CANCELED");
+    }
+    let (i, r) = limited.expect("limited");
+    assert_eq!(i, 300, "{r}");
+    assert_eq!(r["status"], 429);
+    assert_eq!(r["error"]["code"], -1015);
+    // The HMAC account is not affected (per account), and REST says 429 too once it floods.
+    let (r, _) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        &format!(
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}",
+            px(bid - 2000)
+        ),
+        KEY,
+    );
+    assert_eq!(r.status, 200);
+
+    // REST weight: 2400 per minute per IP, then 429 with Retry-After, then 418.
+    let mut codes = Vec::new();
+    for _ in 0..520 {
+        let (r, _) = v.rest("GET", "/fapi/v2/balance", "", KEY);
+        codes.push(r.status);
+        if r.status == 418 {
+            assert!(hdr(&r, "Retry-After").is_some());
+            break;
+        }
+        if r.status == 429 {
+            assert!(hdr(&r, "Retry-After").is_some());
+        }
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+    assert_eq!(codes.last(), Some(&418));
+
+    // Listen key expiry: listenKeyExpired is filtered out by the allow-list; the stream closes.
+    let s2 = v.ex.user_stream(&key, None, v.now).unwrap();
+    v.ex.on_time(v.now + 61 * 60 * 1000);
+    let last: Vec<Value> = s2
+        .iter()
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .collect();
+    assert_eq!(last.last().unwrap()["e"], "listenKeyExpired");
+    let rest: Vec<String> = stream.iter().collect();
+    assert!(rest.iter().all(|t| !t.contains("listenKeyExpired")));
+}
+
+#[test]
+fn deterministic_responses() {
+    let run = || {
+        let cfg = Config::from_toml(
+            &std::fs::read_to_string(root().join("configs/default.toml")).unwrap(),
+        )
+        .unwrap();
+        let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+        let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
+        let ex = SimExchange::new(
+            cfg,
+            Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
+        );
+        let mut v = Venue { ex, now: 0 };
+        let mut out = Vec::new();
+        let mut prev = 0;
+        let mut bid = 0;
+        for (n, &end) in rec.batch_ends.iter().enumerate().take(40_000) {
+            let batch = &rec.events[prev..end];
+            prev = end;
+            v.now = batch[0].local_time_ns / 1_000_000;
+            v.ex.on_market(batch, v.now);
+            for e in batch {
+                if let Some(b) = e.as_bbo() {
+                    bid = b.bid_price;
+                }
+            }
+            if n % 2000 == 1999 && bid > 0 {
+                let (_, o) = v.rest("POST", "/fapi/v1/order", &format!("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}", insts[0].tick.format(bid)), KEY);
+                out.push(o.to_string());
+                let (_, p) = v.rest("GET", "/fapi/v2/positionRisk", "", KEY);
+                out.push(p.to_string());
+            }
+        }
+        out
+    };
+    let a = run();
+    assert!(a.len() > 10);
+    assert_eq!(a, run());
+}
