@@ -516,3 +516,108 @@ fn deterministic_responses() {
     assert!(a.len() > 10);
     assert_eq!(a, run());
 }
+
+#[test]
+fn batch_modify_cancel_all_and_countdown() {
+    let cfg =
+        Config::from_toml(&std::fs::read_to_string(root().join("configs/default.toml")).unwrap())
+            .unwrap();
+    let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+    let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
+    let ex = SimExchange::new(
+        cfg,
+        Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
+    );
+    let mut v = Venue { ex, now: 0 };
+    let mut prev = 0;
+    let mut bid = 0;
+    for &end in rec.batch_ends.iter().take(3000) {
+        let batch = &rec.events[prev..end];
+        prev = end;
+        v.now = batch[0].local_time_ns / 1_000_000;
+        v.ex.on_market(batch, v.now);
+        for e in batch {
+            if let Some(b) = e.as_bbo() {
+                bid = b.bid_price;
+            }
+        }
+    }
+    let px = |t: i64| insts[0].tick.format(t);
+    let batch = json!([
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTX", "quantity": "0.002", "price": px(bid - 300)},
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTX", "quantity": "0.001", "price": px(bid - 300)},
+    ]);
+    let enc: String = batch
+        .to_string()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let (r, out) = v.rest(
+        "POST",
+        "/fapi/v1/batchOrders",
+        &format!("batchOrders={enc}"),
+        KEY,
+    );
+    assert_eq!(r.status, 200, "{out}");
+    assert_eq!(out[0]["status"], "NEW");
+    assert_eq!(
+        out[1]["code"], -4164,
+        "one bad order does not fail the batch"
+    );
+    let id = out[0]["orderId"].as_u64().unwrap();
+    let (_, m) = v.rest(
+        "PUT",
+        "/fapi/v1/order",
+        &format!(
+            "symbol=BTCUSDT&orderId={id}&side=BUY&quantity=0.003&price={}",
+            px(bid - 400)
+        ),
+        KEY,
+    );
+    assert_eq!(m["origQty"], "0.003", "{m}");
+    assert_eq!(m["price"], px(bid - 400).as_str());
+    assert_eq!(m["status"], "NEW");
+    let (_, c) = v.rest(
+        "POST",
+        "/fapi/v1/countdownCancelAll",
+        "symbol=BTCUSDT&countdownTime=120000",
+        KEY,
+    );
+    assert_eq!(c["countdownTime"], "120000");
+    v.ex.on_time(v.now + 119_999);
+    let (_, open) = v.rest("GET", "/fapi/v1/openOrders", "symbol=BTCUSDT", KEY);
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    v.now += 120_000;
+    v.ex.on_time(v.now);
+    let (_, open) = v.rest("GET", "/fapi/v1/openOrders", "symbol=BTCUSDT", KEY);
+    assert!(
+        open.as_array().unwrap().is_empty(),
+        "the countdown cancelled everything"
+    );
+    let (_, st) = v.rest(
+        "GET",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        KEY,
+    );
+    assert_eq!(st["status"], "CANCELED");
+    let (_, _) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        &format!(
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}",
+            px(bid - 300)
+        ),
+        KEY,
+    );
+    let (_, all) = v.rest("DELETE", "/fapi/v1/allOpenOrders", "symbol=BTCUSDT", KEY);
+    assert_eq!(all["code"], 200);
+    let (_, open) = v.rest("GET", "/fapi/v1/openOrders", "", KEY);
+    assert!(open.as_array().unwrap().is_empty());
+}
