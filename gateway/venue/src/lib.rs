@@ -4,7 +4,20 @@
 //! - [`api`]: the request / response types and the [`api::Exchange`] trait between the server
 //!   (TLS, HTTP, WebSocket, market-data replay) and the exchange core (accounts, signatures,
 //!   orders, matching, user data).
+//! - [`tls`]: the self-signed certificate for `localhost` / `127.0.0.1` and the rustls config.
+//! - [`http`]: bounded HTTP/1.1 request reading and responses.
+//! - [`market`]: the market-data replay (venue clock, book, streams) and the public REST
+//!   answers.
+//! - [`server`]: the one TLS port, routed by path as Binance USDⓈ-M routes today: REST,
+//!   market streams, the WebSocket API and user data; [`server::Venue::start`] runs it
+//!   in-process.
 
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod http;
+pub mod market;
+pub mod server;
+pub mod tls;
+
+pub use server::{NoExchange, ServerConfig, Venue, VenueHandle};
