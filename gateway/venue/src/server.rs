@@ -7,7 +7,7 @@
 
 use crate::api::{Exchange, Request, Response, UserStream};
 use crate::http::{self, param, query_params, ReadError};
-use crate::market::{self, lock, Market, Published, Replay, Route, Weights};
+use crate::market::{self, Market, Published, Replay, Route, Weights};
 use crate::tls::Tls;
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -743,11 +743,4 @@ fn control(shared: &Shared, id: u64, text: &str) -> String {
 
 fn invalid(id: Value) -> String {
     json!({"error": {"code": 2, "msg": "Invalid request"}, "id": id}).to_string()
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn f<T: Send + Sync>() {}
-    f::<Shared>();
-    let _ = lock::<()>;
 }
