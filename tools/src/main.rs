@@ -24,6 +24,7 @@ mod cmd_common;
 mod cmd_instruments;
 mod cmd_journal;
 mod cmd_run;
+mod cmd_venue;
 mod out_dir;
 mod plots;
 
@@ -60,6 +61,9 @@ enum Command {
     /// Run the live-shaped pipeline (pinned threads, rings); `--paper` replays a recording
     /// against the simulated venue.
     Run(cmd_run::Args),
+    /// Serve a Binance USDⓈ-M exchange on localhost over TLS (REST, WebSocket streams), its
+    /// market data replayed from recordings.
+    Venue(cmd_venue::Args),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +110,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Hist(args) => cmd_journal::hist(&args),
         Command::Instruments(args) => cmd_instruments::run(&args),
         Command::Run(args) => cmd_run::run(&args),
+        Command::Venue(args) => cmd_venue::run(&args),
     }
 }
 

@@ -1,0 +1,65 @@
+//! `ringmaker venue`: a Binance USDⓈ-M exchange on localhost over TLS, replaying recordings as
+//! its public market data.
+
+use anyhow::Context as _;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `ringmaker venue`.
+#[derive(Parser, Debug)]
+pub struct Args {
+    /// Recordings to replay as the market data, read in order (the config's first instrument).
+    #[arg(long, required = true, num_args = 1..)]
+    data: Vec<PathBuf>,
+    /// Engine config: its instruments make exchangeInfo.
+    #[arg(long, default_value = "configs/default.toml")]
+    config: PathBuf,
+    /// Address to listen on (port 0: a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Replay speed: 1 is the recorded pace, 0 as fast as possible.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Where to write the certificate (`cert.pem`) clients should trust.
+    #[arg(long, default_value = "venue-cert")]
+    cert_out: PathBuf,
+    /// Accounts file for the exchange core.
+    #[arg(long)]
+    accounts: Option<PathBuf>,
+}
+
+/// Runs the venue until SIGINT or SIGTERM.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading config {}", args.config.display()))?;
+    let engine = engine::Config::from_toml(&text)
+        .with_context(|| format!("config {}", args.config.display()))?;
+    for d in &args.data {
+        std::fs::metadata(d).with_context(|| format!("recording {}", d.display()))?;
+    }
+    let mut cfg = venue::ServerConfig::new(args.data.clone(), engine);
+    cfg.listen = args.listen;
+    cfg.speed = args.speed;
+    cfg.cert_dir = args.cert_out.clone();
+    cfg.accounts = args.accounts.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    let handle = venue::Venue::start(cfg, Arc::new(venue::NoExchange))?;
+    let cert = std::fs::canonicalize(handle.cert_path())
+        .unwrap_or_else(|_| handle.cert_path().to_path_buf());
+    outln!("rest={}", handle.rest_url())?;
+    outln!("ws={}", handle.ws_url())?;
+    outln!("cert={}", cert.display())?;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    handle.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
