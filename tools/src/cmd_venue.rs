@@ -28,7 +28,8 @@ pub struct Args {
     /// Where to write the certificate (`cert.pem`) clients should trust.
     #[arg(long, default_value = "venue-cert")]
     cert_out: PathBuf,
-    /// Accounts file for the exchange core.
+    /// Accounts file (`[[account]]` tables: api_key, hmac_secret and/or ed25519_public_key,
+    /// balances; see configs/venue-accounts.toml): enables order entry and user data.
     #[arg(long)]
     accounts: Option<PathBuf>,
 }
@@ -42,6 +43,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for d in &args.data {
         std::fs::metadata(d).with_context(|| format!("recording {}", d.display()))?;
     }
+    // The exchange core: the accounts' orders matched on the simulated venue's models. Without
+    // an accounts file the venue serves public market data only (private endpoints: 404).
+    let exchange: Arc<dyn venue::api::Exchange> = match &args.accounts {
+        Some(path) => {
+            let accounts = venue::auth::Accounts::load(path)
+                .with_context(|| format!("accounts {}", path.display()))?;
+            Arc::new(venue::exchange::SimExchange::new(engine.clone(), accounts))
+        }
+        None => Arc::new(venue::NoExchange),
+    };
     let mut cfg = venue::ServerConfig::new(args.data.clone(), engine);
     cfg.listen = args.listen;
     cfg.speed = args.speed;
@@ -51,7 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
-    let handle = venue::Venue::start(cfg, Arc::new(venue::NoExchange))?;
+    let handle = venue::Venue::start(cfg, exchange)?;
     let cert = std::fs::canonicalize(handle.cert_path())
         .unwrap_or_else(|_| handle.cert_path().to_path_buf());
     outln!("rest={}", handle.rest_url())?;

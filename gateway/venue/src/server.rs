@@ -438,8 +438,13 @@ enum Session {
         conn: u64,
         peer: String,
     },
+    /// User data: `/private/ws?listenKey=K` (raw events of one key) or `/private/stream`
+    /// (combined `{"stream":K,"data":event}`; listen keys given in the URL or by SUBSCRIBE, as
+    /// Binance's own connectors do).
     User {
-        rx: UserStream,
+        subs: Vec<(String, UserStream)>,
+        combined: bool,
+        events: Option<String>,
     },
 }
 
@@ -527,16 +532,27 @@ fn upgrade(shared: &Shared, mut stream: TlsStream, req: Request, key: &str, left
             peer: req.peer.clone(),
         },
         Kind::User => {
-            let key = param(&params, "listenKey").unwrap_or("");
-            match shared
-                .exchange
-                .user_stream(key, param(&params, "events"), now)
-            {
-                Some(rx) => Session::User { rx },
-                None => {
+            let combined = path == "/private/stream";
+            let events = param(&params, "events").map(str::to_owned);
+            let mut subs = Vec::new();
+            match param(&params, "listenKey") {
+                Some(key) => match shared.exchange.user_stream(key, events.as_deref(), now) {
+                    Some(rx) => subs.push((key.to_owned(), rx)),
+                    None => {
+                        close_ws(&mut ws, 1008, "Invalid or expired listenKey.");
+                        return;
+                    }
+                },
+                None if !combined => {
                     close_ws(&mut ws, 1008, "Invalid or expired listenKey.");
                     return;
                 }
+                None => {}
+            }
+            Session::User {
+                subs,
+                combined,
+                events,
             }
         }
     };
@@ -624,18 +640,31 @@ fn run_ws(shared: &Shared, ws: &mut WebSocket<TlsStream>, mut session: Session) 
                     }
                 }
             }
-            Session::User { rx } => match rx.recv_timeout(wait) {
-                Ok(m) => {
-                    out.push(m);
-                    while let Ok(m) = rx.try_recv() {
-                        out.push(m);
+            Session::User { subs, combined, .. } => {
+                let mut ended = false;
+                subs.retain(|(key, rx)| loop {
+                    match rx.try_recv() {
+                        Ok(m) if *combined => {
+                            out.push(format!("{{\"stream\":\"{key}\",\"data\":{m}}}"))
+                        }
+                        Ok(m) => out.push(m),
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break true,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            ended = true;
+                            break false;
+                        }
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
+                });
+                if ended && !*combined && subs.is_empty() {
+                    for m in out {
+                        let _ = ws.write(Message::Text(m));
+                    }
                     return close_ws(ws, 1000, "The listenKey expired or was closed.");
                 }
-            },
+                if out.is_empty() {
+                    std::thread::sleep(wait);
+                }
+            }
             Session::Api { .. } => {}
         }
         for m in out {
@@ -679,6 +708,9 @@ fn run_ws(shared: &Shared, ws: &mut WebSocket<TlsStream>, mut session: Session) 
                         &text,
                         shared.market.clock.now_ms(),
                     )),
+                    Session::User { combined: true, .. } => {
+                        Some(user_control(shared, &mut session, &text))
+                    }
                     Session::User { .. } => None,
                 };
                 if let Some(r) = reply {
@@ -737,6 +769,49 @@ fn control(shared: &Shared, id: u64, text: &str) -> String {
             None => invalid(req_id),
         },
         Some("LIST_SUBSCRIPTIONS") => json!({"result": hub.list(id), "id": req_id}).to_string(),
+        _ => invalid(req_id),
+    }
+}
+
+/// SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS of listen keys on `/private/stream`: the reply.
+fn user_control(shared: &Shared, session: &mut Session, text: &str) -> String {
+    let Session::User { subs, events, .. } = session else {
+        return invalid(Value::Null);
+    };
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return invalid(Value::Null);
+    };
+    let req_id = v.get("id").cloned().unwrap_or(Value::Null);
+    let keys: Option<Vec<String>> = v.get("params").and_then(Value::as_array).map(|p| {
+        p.iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect()
+    });
+    let now = shared.market.clock.now_ms();
+    match (v.get("method").and_then(Value::as_str), keys) {
+        (Some("SUBSCRIBE"), Some(keys)) if !keys.is_empty() => {
+            for key in keys {
+                if subs.iter().any(|(k, _)| *k == key) {
+                    continue;
+                }
+                if subs.len() >= shared.limits.max_streams {
+                    return invalid(req_id);
+                }
+                match shared.exchange.user_stream(&key, events.as_deref(), now) {
+                    Some(rx) => subs.push((key, rx)),
+                    None => return invalid(req_id),
+                }
+            }
+            json!({"result": null, "id": req_id}).to_string()
+        }
+        (Some("UNSUBSCRIBE"), Some(keys)) => {
+            subs.retain(|(k, _)| !keys.contains(k));
+            json!({"result": null, "id": req_id}).to_string()
+        }
+        (Some("LIST_SUBSCRIPTIONS"), _) => {
+            let list: Vec<&str> = subs.iter().map(|(k, _)| k.as_str()).collect();
+            json!({"result": list, "id": req_id}).to_string()
+        }
         _ => invalid(req_id),
     }
 }
