@@ -49,7 +49,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let accounts = venue::auth::Accounts::load(path)
                 .with_context(|| format!("accounts {}", path.display()))?;
-            Arc::new(venue::exchange::SimExchange::new(engine.clone(), accounts))
+            Arc::new(
+                venue::exchange::SimExchange::new(engine.clone(), accounts)
+                    .accept_wall_clock_timestamps(),
+            )
         }
         None => Arc::new(venue::NoExchange),
     };

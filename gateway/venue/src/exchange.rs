@@ -221,6 +221,9 @@ struct State {
     /// The latest venue time fed to the simulated venues, ns.
     sim_ns: i64,
     now_ms: i64,
+    /// Signed requests' `timestamp` may also be within `recvWindow` of the wall clock (see
+    /// [`SimExchange::accept_wall_clock_timestamps`]).
+    wall_clock_auth: bool,
 }
 
 /// The exchange core. See the [module docs](self).
@@ -268,13 +271,32 @@ impl SimExchange {
                 intent_seq: 0,
                 sim_ns: i64::MIN,
                 now_ms: 0,
+                wall_clock_auth: false,
             }),
         }
+    }
+
+    /// Accepts a signed request whose `timestamp` is within its `recvWindow` of either the venue
+    /// clock (the replay's recorded time) or the wall clock. A client signs with its own clock,
+    /// as it would against Binance, where the two are the same; against a replay of 2024 data
+    /// only the wall clock makes sense to it, while a client that synced to `GET /fapi/v1/time`
+    /// signs on the venue clock. Matching, ids and event times stay on the venue clock. Off by
+    /// default (tests drive the venue clock alone, deterministically); `ringmaker venue` sets it.
+    pub fn accept_wall_clock_timestamps(self) -> SimExchange {
+        self.lock().wall_clock_auth = true;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The wall clock, ms since the epoch.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Request parameters, in the order sent, values decoded.
@@ -404,8 +426,17 @@ impl State {
         if sec == Security::Key {
             return Ok(a);
         }
-        auth::check_time(get(params, "timestamp"), get(params, "recvWindow"), now_ms)
-            .map_err(|(c, m)| bad(c, m))?;
+        let on_venue =
+            auth::check_time(get(params, "timestamp"), get(params, "recvWindow"), now_ms);
+        let checked = match on_venue {
+            Err(_) if self.wall_clock_auth => auth::check_time(
+                get(params, "timestamp"),
+                get(params, "recvWindow"),
+                wall_ms(),
+            ),
+            other => other,
+        };
+        checked.map_err(|(c, m)| bad(c, m))?;
         let Some((payload, sig)) = payload_sig else {
             return Err(bad(
                 -1102,

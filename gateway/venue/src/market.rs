@@ -576,6 +576,9 @@ pub struct Replay {
     merged: Vec<Merged>,
     next_mark_s: i64,
     last_tick: Instant,
+    /// The warm-up's market events (the snapshot and the diffs up to the first one applied),
+    /// handed to the exchange when [`Replay::run`] starts: its matching books need them too.
+    warmup: Vec<Event>,
 }
 
 impl std::fmt::Debug for Replay {
@@ -641,6 +644,7 @@ impl Replay {
             merged,
             next_mark_s: 0,
             last_tick: Instant::now(),
+            warmup: Vec::new(),
         };
         // Warm-up: until the first applied diff.
         while lock(&r.market.view).last_update_id == 0 {
@@ -651,6 +655,7 @@ impl Replay {
                 );
             };
             r.apply(&mut p);
+            r.warmup.extend_from_slice(&r.events);
         }
         let origin = lock(&r.market.view).event_ms;
         r.market.clock.start(origin);
@@ -709,6 +714,11 @@ impl Replay {
     pub fn run(mut self, exchange: Arc<dyn Exchange>, stop: Arc<AtomicBool>) {
         let m = Arc::clone(&self.market);
         let speed = m.clock.speed;
+        // The exchange's books start where the server's did: from the snapshot.
+        let warmup = std::mem::take(&mut self.warmup);
+        if !warmup.is_empty() {
+            exchange.on_market(&warmup, m.clock.now_ms());
+        }
         while !stop.load(Ordering::SeqCst) {
             if m.ended.load(Ordering::SeqCst) {
                 let now = m.clock.now_ms();
