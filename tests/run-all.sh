@@ -17,4 +17,4 @@ if ! "$venv/bin/python" -c 'import binance_sdk_derivatives_trading_usds_futures'
   cp tests/python/requirements.txt "$venv/.requirements"
 fi
 cargo build --release -p ringmaker
-timeout 300 "$venv/bin/python" tests/python/venue_interop.py target/release/ringmaker
+timeout 300 "$venv/bin/python" tests/python/venue_interop.py "${CARGO_TARGET_DIR:-target}/release/ringmaker"
