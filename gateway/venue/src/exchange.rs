@@ -1264,7 +1264,9 @@ impl State {
         rejected
     }
 
-    fn cancel_one(&mut self, a: usize, o: &Order, now_ms: i64) -> Result<(), ApiError> {
+    /// Sends a cancel of `o` to account `a`'s simulated venue at `now_ms` and returns the reports
+    /// it gives back at once: (instrument, report).
+    fn sim_cancel(&mut self, a: usize, o: &Order, now_ms: i64) -> Vec<(usize, ExecReport)> {
         let t_ns = self.tick_clock(now_ms);
         self.intent_seq += 1;
         let intent = Intent::cancel(
@@ -1282,6 +1284,11 @@ impl State {
                 reports.push((ev.instrument() as usize, r));
             }
         });
+        reports
+    }
+
+    fn cancel_one(&mut self, a: usize, o: &Order, now_ms: i64) -> Result<(), ApiError> {
+        let reports = self.sim_cancel(a, o, now_ms);
         let mut res = Ok(());
         for (i, r) in reports {
             if r.kind == ExecKind::CancelRejected && r.client_order_id == o.order_id {
@@ -1366,23 +1373,8 @@ impl State {
             return Err(err(429, -1015, m));
         }
         // Take the order out of the venue without a CANCELED event, then re-place the rest.
-        let t_ns = self.tick_clock(now_ms);
-        self.intent_seq += 1;
-        let intent = Intent::cancel(
-            o.inst as u16,
-            o.side,
-            o.order_id,
-            true,
-            t_ns,
-            self.intent_seq,
-        );
-        self.accts[a].sim.on_intent(&intent, t_ns);
-        let mut reports = Vec::new();
-        self.accts[a].sim.advance_to(t_ns, &mut |ev: &Event| {
-            if let Some(r) = ev.as_exec() {
-                reports.push((ev.instrument() as usize, r));
-            }
-        });
+        let reports = self.sim_cancel(a, &o, now_ms);
+        let t_ns = self.sim_ns;
         for (i, r) in reports {
             if r.kind != ExecKind::Canceled {
                 self.apply(a, i, &r);
