@@ -258,6 +258,11 @@ impl VenueHandle {
         self.market.clock.now_ms()
     }
 
+    /// The venue clock's origin (the replay start, which fault times count from), ms.
+    pub fn origin_ms(&self) -> i64 {
+        self.market.clock.origin_ms()
+    }
+
     /// Whether the replay has run out of data.
     pub fn data_ended(&self) -> bool {
         self.market.ended.load(Ordering::SeqCst)
