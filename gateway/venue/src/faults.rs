@@ -507,8 +507,8 @@ impl Faults {
         }));
     }
 
-    /// The timed connection faults due at `now_ms`: `drop-connections` moves the generation;
-    /// the `listenkey-expire` faults due are returned (the caller expires the keys).
+    /// Fires the timed faults due at `now_ms`: `drop-connections` moves the generation; `true`
+    /// if a `listenkey-expire` is due (the caller expires the keys).
     pub fn on_time(&self, now_ms: i64) -> bool {
         let mut st = lock(&self.state);
         let mut expire = false;
