@@ -32,6 +32,21 @@ pub struct Args {
     /// balances; see configs/venue-accounts.toml): enables order entry and user data.
     #[arg(long)]
     accounts: Option<PathBuf>,
+    /// Faults on demand, deterministic on the venue clock, each logged on stderr when it fires.
+    /// SPEC := FAULT (';' FAULT)*; FAULT := NAME ['@' KEY=VALUE (',' KEY=VALUE)*]; durations
+    /// `500ms`, `30s`, `2m` of venue-clock time since the replay start; COUNT: every N-th
+    /// request. Faults: drop-connections@at=DUR|every=DUR; gap@at=DUR|every=DUR[,stream=S];
+    /// freeze@stream=S,at=DUR,for=DUR[,every=DUR]; malformed@stream=S,at=DUR|every=DUR;
+    /// rest-5xx@every=COUNT|at=DUR; rest-timeout@every=COUNT|at=DUR;
+    /// ack-delay@ms=N[,every=COUNT]; ack-drop@every=COUNT|at=DUR;
+    /// listenkey-expire@at=DUR|every=DUR. Example:
+    /// `gap@at=10s;rest-5xx@every=50;freeze@stream=btcusdt@depth@0ms,at=20s,for=5s`.
+    #[arg(long, value_name = "SPEC")]
+    faults: Option<String>,
+    /// Serve `GET`/`POST /venue/faults` (to 127.0.0.1 only): list the fault schedule, apply a
+    /// SPEC now. Off by default (404).
+    #[arg(long)]
+    faults_control: bool,
 }
 
 /// Runs the venue until SIGINT or SIGTERM.
@@ -40,6 +55,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading config {}", args.config.display()))?;
     let engine = engine::Config::from_toml(&text)
         .with_context(|| format!("config {}", args.config.display()))?;
+    let faults = match &args.faults {
+        Some(spec) => match venue::faults::parse(spec, None) {
+            Ok(f) => f,
+            Err(e) => {
+                errln!("ringmaker venue: --faults: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => Vec::new(),
+    };
     for d in &args.data {
         std::fs::metadata(d).with_context(|| format!("recording {}", d.display()))?;
     }
@@ -61,6 +86,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     cfg.speed = args.speed;
     cfg.cert_dir = args.cert_out.clone();
     cfg.accounts = args.accounts.clone();
+    cfg.faults = faults;
+    cfg.faults_control = args.faults_control;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;

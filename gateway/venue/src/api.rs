@@ -96,4 +96,11 @@ pub trait Exchange: Send + Sync {
     /// The venue clock advanced to `now_ms` with no market event (latencies fall due, listen
     /// keys expire).
     fn on_time(&self, now_ms: i64);
+
+    /// Expires every listen key now (the `listenkey-expire` fault): each sends
+    /// `listenKeyExpired` on its streams, which then close. The number expired; the default
+    /// (an exchange without listen keys) does nothing.
+    fn expire_listen_keys(&self, _now_ms: i64) -> usize {
+        0
+    }
 }

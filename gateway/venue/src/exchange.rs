@@ -1460,17 +1460,21 @@ impl State {
                 .as_ref()
                 .is_some_and(|l| l.expires <= now_ms);
             if expired {
-                let key = self.accts[a]
-                    .listen
-                    .as_ref()
-                    .map(|l| l.key.clone())
-                    .unwrap_or_default();
-                let ev = json!({"e": "listenKeyExpired", "E": now_ms, "listenKey": key});
-                self.send_user(a, "listenKeyExpired", ev.to_string());
-                // Dropping the senders closes the streams.
-                self.accts[a].listen = None;
+                self.expire_listen_key(a, now_ms);
             }
         }
+    }
+
+    /// Sends `listenKeyExpired` on account `a`'s listen key and drops it (closing its streams).
+    fn expire_listen_key(&mut self, a: usize, now_ms: i64) -> bool {
+        let Some(key) = self.accts[a].listen.as_ref().map(|l| l.key.clone()) else {
+            return false;
+        };
+        let ev = json!({"e": "listenKeyExpired", "E": now_ms, "listenKey": key});
+        self.send_user(a, "listenKeyExpired", ev.to_string());
+        // Dropping the senders closes the streams.
+        self.accts[a].listen = None;
+        true
     }
 
     fn rate_limits(&self, a: Option<usize>, peer: &str, orders: bool, now_ms: i64) -> Value {
@@ -1656,6 +1660,13 @@ impl Exchange for SimExchange {
         for a in 0..st.accts.len() {
             st.pump(a, t);
         }
+    }
+    fn expire_listen_keys(&self, now_ms: i64) -> usize {
+        let mut st = self.lock();
+        st.on_clock(now_ms);
+        (0..st.accts.len())
+            .filter(|&a| st.expire_listen_key(a, now_ms))
+            .count()
     }
 }
 

@@ -38,6 +38,25 @@ pub struct Parsed {
     pub ws_key: Option<String>,
 }
 
+/// What makes a blocked read give up: the server's stop flag, or a closure (a connection that
+/// must close).
+pub trait Stop {
+    /// Whether to stop now.
+    fn stopped(&self) -> bool;
+}
+
+impl Stop for AtomicBool {
+    fn stopped(&self) -> bool {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+impl<F: Fn() -> bool> Stop for F {
+    fn stopped(&self) -> bool {
+        self()
+    }
+}
+
 /// Reads one request from `stream`; `buf` carries bytes read past the previous request and keeps
 /// those read past this one. The stream must have a read timeout (a `WouldBlock`/`TimedOut` read
 /// is retried until `deadline`).
@@ -45,7 +64,7 @@ pub fn read_request(
     stream: &mut impl Read,
     buf: &mut Vec<u8>,
     deadline: Instant,
-    stop: &AtomicBool,
+    stop: &impl Stop,
     peer: &str,
 ) -> Result<Parsed, ReadError> {
     let mut chunk = [0u8; 4096];
@@ -137,10 +156,10 @@ fn read_some(
     buf: &mut Vec<u8>,
     chunk: &mut [u8],
     deadline: Instant,
-    stop: &AtomicBool,
+    stop: &impl Stop,
 ) -> Result<(), ReadError> {
     loop {
-        if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
+        if Instant::now() >= deadline || stop.stopped() {
             return Err(ReadError::Timeout);
         }
         match stream.read(chunk) {

@@ -16,12 +16,14 @@
 //! - [`limits`]: request weight per IP, orders per account, 429 / 418.
 //! - [`exchange`]: [`exchange::SimExchange`], the exchange core implementing
 //!   [`api::Exchange`] on the simulated venue's matching.
+//! - [`faults`]: faults on demand (`--faults SPEC`, `/venue/faults`).
 
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod auth;
 pub mod exchange;
+pub mod faults;
 pub mod http;
 pub mod limits;
 pub mod market;

@@ -13,6 +13,7 @@
 //! ends it runs on at wall pace from there. The clock never goes back.
 
 use crate::api::Exchange;
+use crate::faults::Faults;
 use engine::{Event, EventKind, Instrument, OrderBook, Side};
 use feeds::{Decoder, DepthHeader, FeedHandler, RecordingReader, SyncSink};
 use serde_json::{json, Value};
@@ -61,6 +62,11 @@ impl Clock {
         self.origin_ms.store(origin_ms, Ordering::SeqCst);
         self.last_ms.store(origin_ms, Ordering::SeqCst);
         *lock(&self.started) = Some(Instant::now());
+    }
+
+    /// The clock's origin `E0`, ms since the epoch (0 before it starts).
+    pub fn origin_ms(&self) -> i64 {
+        self.origin_ms.load(Ordering::SeqCst)
     }
 
     /// A message of time `e_ms` was replayed (speed 0 moves the clock to it).
@@ -173,6 +179,7 @@ struct Sub {
 pub struct Hub {
     subs: Mutex<Vec<Sub>>,
     next_id: std::sync::atomic::AtomicU64,
+    faults: std::sync::OnceLock<Arc<Faults>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -232,10 +239,23 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Sends a message to every subscriber of its stream whose route carries it.
+    /// Sets the fault schedule every published message passes through (once).
+    pub fn set_faults(&self, faults: Arc<Faults>) {
+        let _ = self.faults.set(faults);
+    }
+
+    /// Sends a message to every subscriber of its stream whose route carries it (after the
+    /// stream faults, which may drop or truncate it, whether or not anyone listens).
     pub fn publish(&self, stream: &str, data: String) {
         let Some(class) = stream_class(stream) else {
             return;
+        };
+        let data = match self.faults.get() {
+            Some(f) => match f.on_stream(stream, data, i64::MIN) {
+                Some(d) => d,
+                None => return,
+            },
+            None => data,
         };
         let mut subs = lock(&self.subs);
         if !subs

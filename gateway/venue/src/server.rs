@@ -6,6 +6,7 @@
 //! [`Exchange`].
 
 use crate::api::{Exchange, Request, Response, UserStream};
+use crate::faults::{AckFault, Fault, Faults, RestFault, HOLD};
 use crate::http::{self, param, query_params, ReadError};
 use crate::market::{self, Market, Published, Replay, Route, Weights};
 use crate::tls::Tls;
@@ -76,6 +77,10 @@ pub struct ServerConfig {
     pub accounts: Option<PathBuf>,
     /// Connection limits and timers.
     pub limits: Limits,
+    /// Faults on demand (`--faults SPEC`, parsed by [`crate::faults::parse`]).
+    pub faults: Vec<Fault>,
+    /// Whether `/venue/faults` is served (to 127.0.0.1 only; otherwise 404).
+    pub faults_control: bool,
 }
 
 impl ServerConfig {
@@ -90,6 +95,8 @@ impl ServerConfig {
             cert_dir: PathBuf::from("venue-cert"),
             accounts: None,
             limits: Limits::default(),
+            faults: Vec::new(),
+            faults_control: false,
         }
     }
 }
@@ -132,6 +139,7 @@ struct Shared {
     connections: AtomicUsize,
     next_conn: AtomicU64,
     weights: Weights,
+    faults: Arc<Faults>,
 }
 
 /// The venue: start it, read its URLs, shut it down.
@@ -166,6 +174,9 @@ impl Venue {
         let tls = Tls::generate(&cfg.cert_dir)?;
         let replay = Replay::open(&cfg.engine, &cfg.data, cfg.speed)?;
         let market = Arc::clone(replay.market());
+        let faults = Arc::new(Faults::new(cfg.faults, cfg.faults_control));
+        faults.set_origin(market.clock.origin_ms());
+        market.hub.set_faults(Arc::clone(&faults));
         let listener = TcpListener::bind(cfg.listen)
             .with_context(|| format!("listening on {}", cfg.listen))?;
         listener.set_nonblocking(true)?;
@@ -181,11 +192,33 @@ impl Venue {
             connections: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
             weights: Weights::default(),
+            faults: Arc::clone(&faults),
         });
         let replay_stop = Arc::clone(&stop);
         let t1 = std::thread::Builder::new()
             .name("venue-replay".into())
-            .spawn(move || replay.run(exchange, replay_stop))?;
+            .spawn({
+                let exchange = Arc::clone(&exchange);
+                move || replay.run(exchange, replay_stop)
+            })?;
+        let t3 = {
+            let (stop, market, exchange) = (
+                Arc::clone(&stop),
+                Arc::clone(&market),
+                Arc::clone(&exchange),
+            );
+            std::thread::Builder::new()
+                .name("venue-faults".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        let now = market.clock.now_ms();
+                        if faults.on_time(now) {
+                            exchange.expire_listen_keys(now);
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })?
+        };
         let t2 = std::thread::Builder::new()
             .name("venue-accept".into())
             .spawn(move || accept_loop(listener, shared))?;
@@ -193,7 +226,7 @@ impl Venue {
             addr,
             cert_path: tls.cert_path,
             stop,
-            threads: vec![t1, t2],
+            threads: vec![t1, t2, t3],
             market,
         })
     }
@@ -223,6 +256,11 @@ impl VenueHandle {
     /// The venue clock now, ms.
     pub fn now_ms(&self) -> i64 {
         self.market.clock.now_ms()
+    }
+
+    /// The venue clock's origin (the replay start, which fault times count from), ms.
+    pub fn origin_ms(&self) -> i64 {
+        self.market.clock.origin_ms()
     }
 
     /// Whether the replay has run out of data.
@@ -295,15 +333,21 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
     let mut stream = rustls::StreamOwned::new(conn, tcp);
     let peer_s = peer.to_string();
     let mut buf = Vec::new();
+    // drop-connections: a keep-alive connection closes when the generation moves.
+    let generation = shared.faults.generation();
+    let stop = || shared.stop.load(Ordering::Relaxed) || shared.faults.generation() != generation;
     loop {
         let deadline = Instant::now() + shared.limits.request_timeout;
-        match http::read_request(&mut stream, &mut buf, deadline, &shared.stop, &peer_s) {
+        match http::read_request(&mut stream, &mut buf, deadline, &stop, &peer_s) {
             Ok(p) => {
                 if let Some(key) = p.ws_key {
                     upgrade(shared, stream, p.req, &key, buf);
                     return;
                 }
-                let resp = rest(shared, &p.req);
+                let Some(resp) = rest_with_faults(shared, &p.req) else {
+                    hold(shared, stream, &stop);
+                    return;
+                };
                 if http::write_response(&mut stream, &resp, p.keep_alive).is_err() || !p.keep_alive
                 {
                     close_tls(stream);
@@ -318,6 +362,77 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
             }
             Err(ReadError::Closed) | Err(ReadError::Timeout) | Err(ReadError::Io(_)) => return,
         }
+    }
+}
+
+/// Holds a request unanswered until the client gives up (closes), [`HOLD`] passes, the server
+/// stops or the connections are dropped; then closes the connection.
+fn hold(shared: &Shared, mut stream: TlsStream, stop: &impl http::Stop) {
+    let until = Instant::now() + HOLD;
+    let mut chunk = [0u8; 1024];
+    while Instant::now() < until && !stop.stopped() && !shared.stop.load(Ordering::Relaxed) {
+        match std::io::Read::read(&mut stream, &mut chunk) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if http::is_timeout(&e) => {}
+            Err(_) => return,
+        }
+    }
+    let _ = stream.sock.shutdown(std::net::Shutdown::Both);
+}
+
+/// A REST request through the faults: the control endpoint, `rest-5xx`, `rest-timeout`, then
+/// the request and the `ack-*` faults of an order placement. `None`: hold it unanswered.
+fn rest_with_faults(shared: &Shared, req: &Request) -> Option<Response> {
+    if req.path == "/venue/faults" {
+        return Some(fault_control(shared, req));
+    }
+    let now = shared.market.clock.now_ms();
+    let target = format!("{} {}", req.method, req.path);
+    match shared.faults.on_rest(now, &target) {
+        RestFault::Pass => {}
+        RestFault::Fail => {
+            return Some(Response::error(
+                503,
+                -1001,
+                "Internal error; unable to process your request. Please try again.",
+            ))
+        }
+        RestFault::Hold => return None,
+    }
+    let resp = rest(shared, req);
+    if req.method == "POST" && req.path == "/fapi/v1/order" {
+        let now = shared.market.clock.now_ms();
+        match shared.faults.on_ack(now, &target) {
+            AckFault::Send => {}
+            AckFault::Delay(d) => std::thread::sleep(d),
+            AckFault::Drop => return None,
+        }
+    }
+    Some(resp)
+}
+
+/// `GET /venue/faults` (the schedule and what fired), `POST /venue/faults` (a spec applied now):
+/// only with `--faults-control`, only from 127.0.0.1; otherwise 404 as any unknown path.
+fn fault_control(shared: &Shared, req: &Request) -> Response {
+    let faults = &shared.faults;
+    if !faults.control() || ip_of(&req.peer) != "127.0.0.1" {
+        return not_found(req);
+    }
+    match req.method.as_str() {
+        "GET" => Response::ok(faults.report().to_string()),
+        "POST" => {
+            let now = faults.since_start(shared.market.clock.now_ms());
+            match crate::faults::parse(&req.body, Some(now)) {
+                Ok(list) => {
+                    let applied: Vec<String> = list.iter().map(|f| f.to_string()).collect();
+                    faults.add(list);
+                    Response::ok(json!({ "applied": applied }).to_string())
+                }
+                Err(e) => Response::error(400, -1100, &e.to_string()),
+            }
+        }
+        _ => not_found(req),
     }
 }
 
@@ -437,6 +552,8 @@ enum Session {
     Api {
         conn: u64,
         peer: String,
+        /// Responses held back by `ack-delay`, with when they are due.
+        delayed: Vec<(Instant, String)>,
     },
     /// User data: `/private/ws?listenKey=K` (raw events of one key) or `/private/stream`
     /// (combined `{"stream":K,"data":event}`; listen keys given in the URL or by SUBSCRIBE, as
@@ -530,6 +647,7 @@ fn upgrade(shared: &Shared, mut stream: TlsStream, req: Request, key: &str, left
         Kind::Api => Session::Api {
             conn: shared.next_conn.fetch_add(1, Ordering::SeqCst),
             peer: req.peer.clone(),
+            delayed: Vec::new(),
         },
         Kind::User => {
             let combined = path == "/private/stream";
@@ -590,6 +708,7 @@ fn run_ws(shared: &Shared, ws: &mut WebSocket<TlsStream>, mut session: Session) 
     let mut last_pong = Instant::now();
     let mut last_ping = Instant::now();
     let mut window = (Instant::now(), 0u32);
+    let generation = shared.faults.generation();
     let _ = ws
         .get_ref()
         .sock
@@ -597,6 +716,11 @@ fn run_ws(shared: &Shared, ws: &mut WebSocket<TlsStream>, mut session: Session) 
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return close_ws(ws, 1001, "Server shutting down.");
+        }
+        if shared.faults.generation() != generation {
+            // drop-connections: cut, no close frame.
+            let _ = ws.get_mut().sock.shutdown(std::net::Shutdown::Both);
+            return;
         }
         if started.elapsed() >= limits.max_age {
             return close_ws(ws, 1000, "Connection reached its maximum age.");
@@ -665,7 +789,17 @@ fn run_ws(shared: &Shared, ws: &mut WebSocket<TlsStream>, mut session: Session) 
                     std::thread::sleep(wait);
                 }
             }
-            Session::Api { .. } => {}
+            Session::Api { delayed, .. } => {
+                let now = Instant::now();
+                delayed.retain(|(due, m)| {
+                    if *due <= now {
+                        out.push(m.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
         }
         for m in out {
             if ws.write(Message::Text(m)).is_err() {
@@ -700,14 +834,36 @@ fn run_ws(shared: &Shared, ws: &mut WebSocket<TlsStream>, mut session: Session) 
         match msg {
             Message::Pong(_) => last_pong = Instant::now(),
             Message::Text(text) => {
-                let reply = match &session {
+                let reply = match &mut session {
                     Session::Streams { id, .. } => Some(control(shared, *id, &text)),
-                    Session::Api { conn, peer } => Some(shared.exchange.ws_api(
-                        *conn,
+                    Session::Api {
+                        conn,
                         peer,
-                        &text,
-                        shared.market.clock.now_ms(),
-                    )),
+                        delayed,
+                    } => {
+                        let reply = shared.exchange.ws_api(
+                            *conn,
+                            peer,
+                            &text,
+                            shared.market.clock.now_ms(),
+                        );
+                        let placement = serde_json::from_str::<Value>(&text).is_ok_and(|v| {
+                            v.get("method").and_then(Value::as_str) == Some("order.place")
+                        });
+                        if placement {
+                            let now = shared.market.clock.now_ms();
+                            match shared.faults.on_ack(now, "WebSocket API order.place") {
+                                AckFault::Send => Some(reply),
+                                AckFault::Drop => None,
+                                AckFault::Delay(d) => {
+                                    delayed.push((Instant::now() + d, reply));
+                                    None
+                                }
+                            }
+                        } else {
+                            Some(reply)
+                        }
+                    }
                     Session::User { combined: true, .. } => {
                         Some(user_control(shared, &mut session, &text))
                     }

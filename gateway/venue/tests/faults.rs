@@ -1,0 +1,524 @@
+//! Faults on demand over real TLS on 127.0.0.1: each fault fires where the spec says, and a
+//! client sees it as it would on Binance.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use test_support::TempDir;
+use tungstenite::{Message, WebSocket};
+use venue::api::Exchange;
+use venue::auth::{hmac_hex, Accounts};
+use venue::exchange::SimExchange;
+use venue::faults::{parse, SpecError};
+use venue::server::{ServerConfig, Venue, VenueHandle};
+use venue::NoExchange;
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+const KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
+const SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn start_full(
+    name: &str,
+    speed: f64,
+    spec: &str,
+    control: bool,
+    exchange: Arc<dyn Exchange>,
+) -> (VenueHandle, TempDir) {
+    let dir = TempDir::new(name);
+    let mut cfg = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
+    cfg.speed = speed;
+    cfg.cert_dir = dir.join("cert");
+    cfg.faults = if spec.is_empty() {
+        Vec::new()
+    } else {
+        parse(spec, None).expect("a good spec")
+    };
+    cfg.faults_control = control;
+    let h = Venue::start(cfg, exchange).expect("venue starts");
+    (h, dir)
+}
+
+fn start(name: &str, speed: f64, spec: &str) -> (VenueHandle, TempDir) {
+    start_full(name, speed, spec, false, Arc::new(NoExchange))
+}
+
+fn sim_exchange() -> Arc<dyn Exchange> {
+    let accounts = Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap();
+    Arc::new(
+        SimExchange::new(test_support::default_config(), accounts).accept_wall_clock_timestamps(),
+    )
+}
+
+fn connect(h: &VenueHandle) -> Tls {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(h.cert_path()).expect("cert.pem") {
+        roots.add(c.expect("a certificate")).unwrap();
+    }
+    let cfg = Arc::new(
+        rustls::ClientConfig::builder_with_provider(venue::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let tcp = TcpStream::connect(h.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let conn =
+        rustls::ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap()).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// One request on its own connection; `None` if no response came within `timeout`.
+fn request_within(
+    h: &VenueHandle,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+    timeout: Duration,
+) -> Option<(u16, Value)> {
+    let mut s = connect(h);
+    s.sock.set_read_timeout(Some(timeout)).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    s.flush().unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8(out).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Some((
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
+    ))
+}
+
+fn request(h: &VenueHandle, method: &str, path: &str, body: &str) -> (u16, Value) {
+    request_within(h, method, path, "", body, Duration::from_secs(10)).expect("a response")
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A signed REST request of the HMAC test account (query string signed).
+fn signed(
+    h: &VenueHandle,
+    method: &str,
+    path: &str,
+    params: &str,
+    timeout: Duration,
+) -> Option<(u16, Value)> {
+    let q = format!("{params}&recvWindow=60000&timestamp={}", wall_ms());
+    let sig = hmac_hex(SECRET.as_bytes(), q.as_bytes());
+    request_within(
+        h,
+        method,
+        &format!("{path}?{q}&signature={sig}"),
+        &format!("X-MBX-APIKEY: {KEY}\r\n"),
+        "",
+        timeout,
+    )
+}
+
+fn ws(h: &VenueHandle, path: &str) -> WebSocket<Tls> {
+    let s = connect(h);
+    let url = format!("wss://localhost:{}{path}", h.addr().port());
+    let (ws, resp) = tungstenite::client::client(url, s).expect("WebSocket handshake");
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+enum Next {
+    Text(String),
+    Nothing,
+    Closed,
+}
+
+fn next_text(ws: &mut WebSocket<Tls>, timeout: Duration) -> Next {
+    ws.get_ref().sock.set_read_timeout(Some(timeout)).unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => return Next::Text(t),
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Next::Nothing
+            }
+            Err(_) => return Next::Closed,
+        }
+    }
+}
+
+fn next_json(ws: &mut WebSocket<Tls>, timeout: Duration) -> Option<Value> {
+    match next_text(ws, timeout) {
+        Next::Text(t) => Some(serde_json::from_str(&t).expect("valid JSON")),
+        Next::Nothing => None,
+        Next::Closed => panic!("the stream closed"),
+    }
+}
+
+#[test]
+fn parse_errors_name_the_bad_part() {
+    let err = |s: &str| parse(s, None).unwrap_err();
+    assert_eq!(err("nope@at=1s"), SpecError::UnknownFault("nope".into()));
+    assert!(matches!(err("gap@at=10"), SpecError::BadValue { ref param, .. } if param == "at=10"));
+    assert!(err("gap@at=10").to_string().contains("`at=10`"));
+    assert!(matches!(
+        err("drop-connections@at=1s;rest-5xx@every=0"),
+        SpecError::BadValue { ref fault, ref param, .. } if fault == "rest-5xx" && param == "every=0"
+    ));
+    assert!(matches!(
+        err("drop-connections@every=60"),
+        SpecError::BadValue { ref param, .. } if param == "every=60"
+    ));
+    assert!(matches!(
+        err("drop-connections@at=1s,stream=btcusdt@bookTicker"),
+        SpecError::UnknownParam { ref param, .. } if param == "stream=btcusdt@bookTicker"
+    ));
+    assert!(matches!(err("gap@at"), SpecError::MalformedParam { ref param, .. } if param == "at"));
+    assert!(matches!(
+        err("freeze@stream=btcusdt@depth@0ms,at=1s"),
+        SpecError::Missing { want: "for=", .. }
+    ));
+    assert!(matches!(
+        err("ack-delay"),
+        SpecError::Missing { want: "ms=", .. }
+    ));
+    assert!(matches!(err("listenkey-expire"), SpecError::Missing { .. }));
+    assert!(matches!(
+        err("malformed@stream=btcusdt@nosuch,at=1s"),
+        SpecError::BadValue { .. }
+    ));
+    assert_eq!(err(" ; "), SpecError::Empty);
+    // The control endpoint's "now" fills a missing at=.
+    let f = parse("listenkey-expire", Some(12_000)).unwrap();
+    assert_eq!(f[0].to_string(), "listenkey-expire@at=12s");
+}
+
+/// Binance's sync procedure: the snapshot, then the first diff bridging it, then the pu chain.
+/// Returns the u the book is at.
+fn sync(h: &VenueHandle, ws: &mut WebSocket<Tls>, pending: &mut Vec<Value>) -> u64 {
+    let (s, snap) = request(h, "GET", "/fapi/v1/depth?symbol=BTCUSDT&limit=1000", "");
+    assert_eq!(s, 200);
+    let last = snap["lastUpdateId"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let d = if pending.is_empty() {
+            match next_json(ws, Duration::from_millis(200)) {
+                Some(v) => v["data"].clone(),
+                None => continue,
+            }
+        } else {
+            pending.remove(0)
+        };
+        let (first, u) = (d["U"].as_u64().unwrap(), d["u"].as_u64().unwrap());
+        if u < last {
+            continue;
+        }
+        assert!(first <= last && last <= u, "U {first} ≤ {last} ≤ u {u}");
+        return u;
+    }
+    panic!("no diff bridged the snapshot {last}");
+}
+
+#[test]
+fn gap_breaks_the_pu_chain_once_at_its_time_and_a_resync_recovers() {
+    let (h, _d) = start("faults-gap", 20.0, "gap@at=30s");
+    let at = h.origin_ms() + 30_000;
+    let mut ws = ws(&h, "/public/stream?streams=btcusdt@depth@0ms");
+    let mut buffered = Vec::new();
+    let until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < until {
+        if let Some(v) = next_json(&mut ws, Duration::from_millis(50)) {
+            buffered.push(v["data"].clone());
+        }
+    }
+    let mut prev = sync(&h, &mut ws, &mut buffered);
+    let (mut prev_e, mut gaps, mut after) = (0i64, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline && after < 50 {
+        let Some(v) = next_json(&mut ws, Duration::from_millis(200)) else {
+            continue;
+        };
+        let d = &v["data"];
+        let (pu, u, e) = (
+            d["pu"].as_u64().unwrap(),
+            d["u"].as_u64().unwrap(),
+            d["E"].as_i64().unwrap(),
+        );
+        if pu != prev {
+            gaps += 1;
+            // The message dropped is the first at or after the fault's time.
+            assert!(
+                prev_e < at && at <= e,
+                "gap between E {prev_e} and {e}, fault at {at}"
+            );
+            // Resync: a fresh snapshot bridges the stream again.
+            prev = sync(&h, &mut ws, &mut vec![d.clone()]);
+            continue;
+        }
+        prev = u;
+        prev_e = e;
+        if gaps > 0 {
+            after += 1;
+        }
+    }
+    assert_eq!(gaps, 1, "one gap");
+    assert!(
+        after >= 50,
+        "the chain held after the resync ({after} diffs)"
+    );
+    h.shutdown();
+}
+
+#[test]
+fn drop_connections_at_a_time_closes_a_stream_connection() {
+    let (h, _d) = start("faults-drop", 20.0, "drop-connections@at=20s");
+    let at = h.origin_ms() + 20_000;
+    let mut ws = ws(&h, "/public/ws/btcusdt@bookTicker");
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "not closed ({got} messages)");
+        match next_text(&mut ws, Duration::from_millis(200)) {
+            Next::Text(_) => got += 1,
+            Next::Nothing => {}
+            Next::Closed => break,
+        }
+    }
+    assert!(got > 10, "messages before the drop: {got}");
+    assert!(h.now_ms() >= at, "closed before the fault's time");
+    // The venue still serves new connections.
+    assert_eq!(request(&h, "GET", "/fapi/v1/ping", "").0, 200);
+    h.shutdown();
+}
+
+#[test]
+fn rest_5xx_every_3_answers_the_third_request_503() {
+    let (h, _d) = start("faults-5xx", 10.0, "rest-5xx@every=3");
+    let statuses: Vec<(u16, Value)> = (0..4)
+        .map(|_| request(&h, "GET", "/fapi/v1/time", ""))
+        .collect();
+    assert_eq!(statuses[0].0, 200);
+    assert_eq!(statuses[1].0, 200);
+    assert_eq!(statuses[2].0, 503);
+    assert_eq!(statuses[2].1["code"], -1001);
+    assert_eq!(
+        statuses[2].1["msg"],
+        "Internal error; unable to process your request. Please try again."
+    );
+    assert_eq!(statuses[3].0, 200);
+    h.shutdown();
+}
+
+#[test]
+fn freeze_drops_a_streams_messages_for_its_window() {
+    let (h, _d) = start(
+        "faults-freeze",
+        25.0,
+        "freeze@stream=btcusdt@bookTicker,at=20s,for=30s",
+    );
+    let (from, to) = (h.origin_ms() + 20_000, h.origin_ms() + 50_000);
+    let mut ws = ws(
+        &h,
+        "/public/stream?streams=btcusdt@bookTicker/btcusdt@depth@0ms",
+    );
+    let (mut before, mut inside, mut after, mut depth_inside) = (0, 0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline && after < 20 {
+        let Some(v) = next_json(&mut ws, Duration::from_millis(200)) else {
+            continue;
+        };
+        let e = v["data"]["E"].as_i64().unwrap();
+        let inw = (from..to).contains(&e);
+        match v["stream"].as_str().unwrap() {
+            "btcusdt@bookTicker" if e < from => before += 1,
+            "btcusdt@bookTicker" if inw => inside += 1,
+            "btcusdt@bookTicker" => after += 1,
+            _ if inw => depth_inside += 1,
+            _ => {}
+        }
+    }
+    assert!(before > 10, "bookTickers before the freeze: {before}");
+    assert_eq!(inside, 0, "bookTickers inside the freeze");
+    assert!(after >= 20, "bookTickers after the freeze: {after}");
+    assert!(depth_inside > 10, "the other stream ran on: {depth_inside}");
+    h.shutdown();
+}
+
+#[test]
+fn malformed_sends_one_truncated_message() {
+    let (h, _d) = start(
+        "faults-malformed",
+        20.0,
+        "malformed@stream=btcusdt@bookTicker,at=20s",
+    );
+    let mut ws = ws(&h, "/public/ws/btcusdt@bookTicker");
+    let (mut good, mut bad) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        if let Next::Text(t) = next_text(&mut ws, Duration::from_millis(200)) {
+            match serde_json::from_str::<Value>(&t) {
+                Ok(_) => good += 1,
+                Err(_) => {
+                    bad += 1;
+                    assert!(t.starts_with("{\"e\":\"bookTicker\""), "{t}");
+                }
+            }
+        }
+    }
+    assert_eq!(bad, 1);
+    assert!(good > 10);
+    h.shutdown();
+}
+
+#[test]
+fn listenkey_expire_sends_listen_key_expired_then_closes() {
+    let (h, _d) = start_full(
+        "faults-listenkey",
+        20.0,
+        "listenkey-expire@at=40s",
+        false,
+        sim_exchange(),
+    );
+    let (s, v) = request_within(
+        &h,
+        "POST",
+        "/fapi/v1/listenKey",
+        &format!("X-MBX-APIKEY: {KEY}\r\n"),
+        "",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let key = v["listenKey"].as_str().unwrap().to_string();
+    let mut ws = ws(&h, &format!("/private/ws?listenKey={key}"));
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut expired = None;
+    loop {
+        assert!(Instant::now() < deadline, "no close");
+        match next_text(&mut ws, Duration::from_millis(200)) {
+            Next::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["e"] == "listenKeyExpired" {
+                    expired = Some(v);
+                }
+            }
+            Next::Nothing => {}
+            Next::Closed => break,
+        }
+    }
+    let ev = expired.expect("listenKeyExpired before the close");
+    assert_eq!(ev["listenKey"], key.as_str());
+    assert!(ev["E"].as_i64().unwrap() >= h.origin_ms() + 40_000);
+    // The key is gone.
+    let (s, _) = request_within(
+        &h,
+        "PUT",
+        "/fapi/v1/listenKey",
+        &format!("X-MBX-APIKEY: {KEY}\r\n"),
+        "",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_ne!(s, 200);
+    h.shutdown();
+}
+
+#[test]
+fn ack_drop_places_the_order_without_answering() {
+    let (h, _d) = start_full(
+        "faults-ackdrop",
+        10.0,
+        "ack-drop@every=2",
+        false,
+        sim_exchange(),
+    );
+    let (_, snap) = request(&h, "GET", "/fapi/v1/depth?symbol=BTCUSDT&limit=5", "");
+    let bid: f64 = snap["bids"][0][0].as_str().unwrap().parse().unwrap();
+    let price = format!("{:.1}", (bid * 0.99 * 10.0).floor() / 10.0);
+    let place = |id: &str| {
+        signed(
+            &h,
+            "POST",
+            "/fapi/v1/order",
+            &format!("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.010&price={price}&newClientOrderId={id}"),
+            Duration::from_secs(2),
+        )
+    };
+    let first = place("faults-ack-1").expect("the first placement is answered");
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert!(
+        place("faults-ack-2").is_none(),
+        "the second placement was answered"
+    );
+    let (s, open) = signed(
+        &h,
+        "GET",
+        "/fapi/v1/openOrders",
+        "symbol=BTCUSDT",
+        Duration::from_secs(5),
+    )
+    .expect("openOrders answers");
+    assert_eq!(s, 200, "{open}");
+    let ids: Vec<&str> = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["clientOrderId"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"faults-ack-1") && ids.contains(&"faults-ack-2"),
+        "{ids:?}"
+    );
+    h.shutdown();
+}
+
+#[test]
+fn the_control_endpoint_applies_a_fault_and_is_404_without_the_flag() {
+    let (h, _d) = start("faults-nocontrol", 10.0, "");
+    assert_eq!(request(&h, "GET", "/venue/faults", "").0, 404);
+    assert_eq!(
+        request(&h, "POST", "/venue/faults", "rest-5xx@every=1").0,
+        404
+    );
+    assert_eq!(request(&h, "GET", "/fapi/v1/ping", "").0, 200);
+    h.shutdown();
+
+    let (h, _d) = start_full("faults-control", 10.0, "", true, Arc::new(NoExchange));
+    assert_eq!(request(&h, "GET", "/fapi/v1/ping", "").0, 200);
+    let (s, v) = request(&h, "POST", "/venue/faults", "bogus@at=1s");
+    assert_eq!(s, 400, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("bogus"), "{v}");
+    let (s, v) = request(&h, "POST", "/venue/faults", "rest-5xx@every=1");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, serde_json::json!({"applied": ["rest-5xx@every=1"]}));
+    assert_eq!(request(&h, "GET", "/fapi/v1/ping", "").0, 503);
+    let (s, v) = request(&h, "GET", "/venue/faults", "");
+    assert_eq!(s, 200);
+    assert_eq!(v["schedule"][0]["fault"], "rest-5xx@every=1");
+    assert_eq!(v["fired"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["fired"][0]["fault"], "rest-5xx@every=1");
+    h.shutdown();
+}
