@@ -32,6 +32,8 @@ pub struct Args {
     /// balances; see configs/venue-accounts.toml): enables order entry and user data.
     #[arg(long)]
     accounts: Option<PathBuf>,
+    // The grammar's brackets are not intra-doc links (clap shows this text as `--help`).
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// Faults on demand, deterministic on the venue clock, each logged on stderr when it fires.
     /// SPEC := FAULT (';' FAULT)*; FAULT := NAME ['@' KEY=VALUE (',' KEY=VALUE)*]; durations
     /// `500ms`, `30s`, `2m` of venue-clock time since the replay start; COUNT: every N-th
