@@ -509,8 +509,62 @@ impl State {
                 reports.push((ev.instrument() as usize, r));
             }
         });
+        let filled = reports
+            .iter()
+            .any(|(_, r)| matches!(r.kind, ExecKind::Fill | ExecKind::PartialFill));
         for (inst, r) in reports {
             self.apply(a, inst, &r);
+        }
+        if filled {
+            self.trim_reduce_only(a, t_ns / 1_000_000);
+        }
+    }
+
+    /// What reduce-only orders on `side` may still add, lots: the position they reduce, less
+    /// the reduce-only orders already open on that side (0 when the side does not reduce).
+    fn reduce_only_room(&self, a: usize, inst: usize, side: Side) -> i64 {
+        let pos = self.accts[a].positions[inst].qty;
+        let reducible = match side {
+            Side::Bid => (-pos).max(0),
+            Side::Ask => pos.max(0),
+        };
+        let open: i64 = self.accts[a]
+            .orders
+            .values()
+            .filter(|o| o.inst == inst && o.side == side && o.reduce_only && o.status.open())
+            .map(|o| o.qty - o.cum)
+            .sum();
+        reducible - open
+    }
+
+    /// After a fill: reduce-only orders that the position no longer covers are cancelled, the
+    /// newest first, as Binance does, so that they can never grow (or flip) the position.
+    fn trim_reduce_only(&mut self, a: usize, now_ms: i64) {
+        for inst in 0..self.accts[a].positions.len() {
+            for side in [Side::Bid, Side::Ask] {
+                while self.reduce_only_room(a, inst, side) < 0 {
+                    let newest = self.accts[a]
+                        .orders
+                        .values()
+                        .filter(|o| {
+                            o.inst == inst && o.side == side && o.reduce_only && o.status.open()
+                        })
+                        .max_by_key(|o| o.order_id)
+                        .cloned();
+                    let Some(o) = newest else { break };
+                    if self.cancel_one(a, &o, now_ms).is_err() {
+                        break;
+                    }
+                    if self.accts[a]
+                        .orders
+                        .get(&o.order_id)
+                        .is_some_and(|x| x.status.open())
+                    {
+                        // The venue did not take it out (already done there): stop here.
+                        break;
+                    }
+                }
+            }
         }
     }
 
@@ -1120,11 +1174,10 @@ impl State {
             };
         let reduce_only = get(p, "reduceOnly") == Some("true");
         if reduce_only {
-            let pos = self.accts[a].positions[inst].qty;
-            let ok = match side {
-                Side::Bid => pos < 0 && qty <= -pos,
-                Side::Ask => pos > 0 && qty <= pos,
-            };
+            // With the reduce-only orders already open on this side: all of them filled must
+            // not take the position past zero.
+            let room = self.reduce_only_room(a, inst, side);
+            let ok = qty <= room;
             if !ok {
                 return Err(bad(-2022, "ReduceOnly Order is rejected."));
             }

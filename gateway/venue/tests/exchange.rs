@@ -325,6 +325,19 @@ fn exchange_over_the_recording() {
     assert_eq!(e["code"], -2022);
     let (_, e) = v.rest("POST", "/fapi/v1/order", &format!("symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTX&quantity=0.003&price={}&reduceOnly=true", px(ask + 1000)), KEY);
     assert_eq!(e["code"], -2022);
+    // Two reduce-only sells that each fit the 0.002 long but together would flip it: the second
+    // is refused while the first is open (each alone was accepted before).
+    let (_, first) = v.rest("POST", "/fapi/v1/order", &format!("symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}&reduceOnly=true", px(ask + 1000)), KEY);
+    assert_eq!(first["status"], "NEW", "{first}");
+    let (_, e) = v.rest("POST", "/fapi/v1/order", &format!("symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTX&quantity=0.001&price={}&reduceOnly=true", px(ask + 1200)), KEY);
+    assert_eq!(e["code"], -2022, "{e}");
+    let (_, gone) = v.rest(
+        "DELETE",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={}", first["orderId"]),
+        KEY,
+    );
+    assert_eq!(gone["status"], "CANCELED", "{gone}");
 
     // WebSocket API: place, status, cancel.
     let r = v.ws("order.place", json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTX", "quantity": "0.002", "price": px(bid - 500)}));
