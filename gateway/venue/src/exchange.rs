@@ -1306,6 +1306,9 @@ impl State {
                 reports.push((ev.instrument() as usize, r));
             }
         });
+        let filled = reports
+            .iter()
+            .any(|(_, r)| matches!(r.kind, ExecKind::Fill | ExecKind::PartialFill));
         let mut rejected = None;
         for (i, r) in reports {
             if r.kind == ExecKind::Rejected && r.client_order_id == id {
@@ -1313,6 +1316,10 @@ impl State {
             } else {
                 self.apply(a, i, &r);
             }
+        }
+        if filled {
+            // A taker fill at placement moves the position as a resting fill does.
+            self.trim_reduce_only(a, t_ns / 1_000_000);
         }
         rejected
     }

@@ -383,6 +383,27 @@ fn exchange_over_the_recording() {
     let r = v.ws("account.position", json!({"symbol": "BTCUSDT"}));
     assert_eq!(r["result"][0]["positionAmt"], "0.002");
 
+    // A reduce-only sell resting for the whole long; a regular market sell then closes the long:
+    // the reduce-only order, which would now open a short, is cancelled at once.
+    let (_, ro) = v.rest("POST", "/fapi/v1/order", &format!("symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}&reduceOnly=true", px(ask + 1000)), KEY);
+    assert_eq!(ro["status"], "NEW", "{ro}");
+    let (_, mkt) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.002",
+        KEY,
+    );
+    assert_eq!(mkt["status"], "FILLED", "{mkt}");
+    let (_, pr) = v.rest("GET", "/fapi/v2/positionRisk", "symbol=BTCUSDT", KEY);
+    assert_eq!(pr[0]["positionAmt"], "0.000", "{pr}");
+    let (_, q) = v.rest(
+        "GET",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={}", ro["orderId"]),
+        KEY,
+    );
+    assert_eq!(q["status"], "CANCELED", "{q}");
+
     // Authentication failures.
     let (r, e) = v.rest_at(
         "GET",
