@@ -522,3 +522,233 @@ fn the_control_endpoint_applies_a_fault_and_is_404_without_the_flag() {
     assert_eq!(v["fired"][0]["fault"], "rest-5xx@every=1");
     h.shutdown();
 }
+
+#[test]
+fn rest_timeout_every_2_holds_the_second_request_unanswered() {
+    let (h, _d) = start("faults-rest-timeout", 10.0, "rest-timeout@every=2");
+    let within = |t| request_within(&h, "GET", "/fapi/v1/time", "", "", t);
+    let first = within(Duration::from_secs(5)).expect("the first request is answered");
+    assert_eq!(first.0, 200, "{}", first.1);
+    let t0 = Instant::now();
+    assert!(
+        within(Duration::from_secs(2)).is_none(),
+        "the second request was answered"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1900),
+        "the held connection closed early ({:?})",
+        t0.elapsed()
+    );
+    let third = within(Duration::from_secs(5)).expect("the third request is answered");
+    assert_eq!(third.0, 200, "{}", third.1);
+    h.shutdown();
+}
+
+/// A price well under the best bid, on the tick (0.1), for a GTX buy that rests.
+fn resting_bid(h: &VenueHandle) -> String {
+    let (_, snap) = request(h, "GET", "/fapi/v1/depth?symbol=BTCUSDT&limit=5", "");
+    let bid: f64 = snap["bids"][0][0].as_str().unwrap().parse().unwrap();
+    format!("{:.1}", (bid * 0.99 * 10.0).floor() / 10.0)
+}
+
+/// The clientOrderIds of the test account's open BTCUSDT orders.
+fn open_order_ids(h: &VenueHandle) -> Vec<String> {
+    let (s, open) = signed(
+        h,
+        "GET",
+        "/fapi/v1/openOrders",
+        "symbol=BTCUSDT",
+        Duration::from_secs(5),
+    )
+    .expect("openOrders answers");
+    assert_eq!(s, 200, "{open}");
+    open.as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["clientOrderId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn ack_delay_holds_a_rest_placement_response_for_its_ms() {
+    let (h, _d) = start_full(
+        "faults-ackdelay",
+        10.0,
+        "ack-delay@ms=800",
+        false,
+        sim_exchange(),
+    );
+    let price = resting_bid(&h);
+    // A request that is not a placement is not delayed.
+    let t0 = Instant::now();
+    assert_eq!(request(&h, "GET", "/fapi/v1/time", "").0, 200);
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "a non-placement was delayed ({:?})",
+        t0.elapsed()
+    );
+    let t0 = Instant::now();
+    let (s, v) = signed(
+        &h,
+        "POST",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.010&price={price}&newClientOrderId=faults-delay-1"),
+        Duration::from_secs(5),
+    )
+    .expect("the placement is answered");
+    let took = t0.elapsed();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["clientOrderId"], "faults-delay-1", "{v}");
+    assert!(
+        took >= Duration::from_millis(780),
+        "answered after {took:?}, before the 800 ms delay"
+    );
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    assert!(open_order_ids(&h).contains(&"faults-delay-1".to_string()));
+    h.shutdown();
+}
+
+#[test]
+fn ack_drop_on_the_websocket_api_places_the_order_without_answering() {
+    let (h, _d) = start_full(
+        "faults-ackdrop-ws",
+        10.0,
+        "ack-drop@every=1",
+        false,
+        sim_exchange(),
+    );
+    let price = resting_bid(&h);
+    let mut api = ws(&h, "/ws-fapi/v1");
+    let mut params = serde_json::json!({
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTX",
+        "quantity": "0.010", "price": price, "newClientOrderId": "faults-wsdrop-1",
+        "apiKey": KEY, "recvWindow": 60000, "timestamp": wall_ms(),
+    });
+    let p = params.as_object_mut().unwrap();
+    let payload = venue::auth::ws_payload(p);
+    p.insert(
+        "signature".into(),
+        hmac_hex(SECRET.as_bytes(), payload.as_bytes()).into(),
+    );
+    let req = serde_json::json!({"id": "place-1", "method": "order.place", "params": params});
+    api.send(Message::Text(req.to_string())).unwrap();
+    assert_eq!(
+        next_json(&mut api, Duration::from_secs(2)),
+        None,
+        "the placement was answered"
+    );
+    assert!(
+        open_order_ids(&h).contains(&"faults-wsdrop-1".to_string()),
+        "the order was not placed"
+    );
+    // The connection stays up and answers what is not a placement.
+    let ping = serde_json::json!({"id": "ping-1", "method": "ping"});
+    api.send(Message::Text(ping.to_string())).unwrap();
+    let v = next_json(&mut api, Duration::from_secs(2)).expect("ping answered");
+    assert_eq!(v["id"], "ping-1", "{v}");
+    h.shutdown();
+}
+
+/// Writes one keep-alive GET on `s` and reads its response; `Err` if the connection failed.
+fn keep_alive_get(s: &mut Tls, path: &str) -> std::io::Result<(u16, String)> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    s.write_all(req.as_bytes())?;
+    s.flush()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                return Ok((status, body));
+            }
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn drop_connections_cuts_a_keep_alive_rest_connection() {
+    let (h, _d) = start("faults-drop-rest", 10.0, "drop-connections@at=20s");
+    let at = h.origin_ms() + 20_000;
+    let mut s = connect(&h);
+    s.sock
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    // Keep-alive works before the fault: two requests on one connection.
+    for _ in 0..2 {
+        let (status, body) = keep_alive_get(&mut s, "/fapi/v1/time").expect("answered");
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(h.now_ms() < at, "the fault's time passed during the setup");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while h.now_ms() < at + 2_000 {
+        assert!(Instant::now() < deadline, "the venue clock stalled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = keep_alive_get(&mut s, "/fapi/v1/time");
+    assert!(
+        after.is_err(),
+        "the keep-alive connection still answered: {after:?}"
+    );
+    // A new connection works.
+    let mut s2 = connect(&h);
+    let (status, body) = keep_alive_get(&mut s2, "/fapi/v1/time").expect("a new connection");
+    assert_eq!(status, 200, "{body}");
+    h.shutdown();
+}
+
+#[test]
+fn gap_breaks_the_pu_chain_of_a_merged_depth_stream_at_its_time() {
+    let (h, _d) = start("faults-gap-merged", 20.0, "gap@at=30s");
+    let at = h.origin_ms() + 30_000;
+    let mut ws = ws(&h, "/public/stream?streams=btcusdt@depth@100ms");
+    let (mut prev, mut prev_e) = (None::<u64>, 0i64);
+    let (mut gaps, mut before, mut after) = (0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline && after < 30 {
+        let Some(v) = next_json(&mut ws, Duration::from_millis(200)) else {
+            continue;
+        };
+        assert_eq!(v["stream"], "btcusdt@depth@100ms");
+        let d = &v["data"];
+        let (pu, u, e) = (
+            d["pu"].as_u64().unwrap(),
+            d["u"].as_u64().unwrap(),
+            d["E"].as_i64().unwrap(),
+        );
+        if let Some(p) = prev {
+            if pu != p {
+                gaps += 1;
+                assert!(
+                    prev_e < at && at <= e,
+                    "gap between E {prev_e} and {e}, fault at {at}"
+                );
+            } else if gaps == 0 {
+                before += 1;
+            } else {
+                after += 1;
+            }
+        }
+        prev = Some(u);
+        prev_e = e;
+    }
+    assert!(before > 5, "chained diffs before the gap: {before}");
+    assert_eq!(gaps, 1, "one gap");
+    assert!(after >= 30, "the chain held after the gap ({after} diffs)");
+    h.shutdown();
+}
