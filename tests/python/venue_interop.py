@@ -13,8 +13,11 @@ over the WebSocket API and REST; a user data stream with the matching ORDER_TRAD
 """
 
 import asyncio
+import base64
 import os
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -69,10 +72,42 @@ def start_venue(binary):
     return proc, info
 
 
+def abrupt_clients(info, n=8):
+    """Clients that subscribe to the 0 ms depth stream and vanish (a TCP reset, no close frame)
+    while the venue is writing to them: the venue must stay up (a write to such a socket is an
+    error on that connection, never a SIGPIPE that ends the process)."""
+    host, port = info["ws"].removeprefix("wss://").rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=info["cert"])
+    while n > 0:
+        try:
+            raw = socket.create_connection((host, int(port)), timeout=5)
+        except OSError:
+            break  # the venue is gone: the caller's check says so
+        tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        key = base64.b64encode(os.urandom(16)).decode()
+        tls.sendall((
+            "GET /public/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode())
+        tls.recv(4096)
+        time.sleep(0.2)
+        if n % 2:
+            # A reset: no close frame, no FIN.
+            tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Otherwise a plain close (FIN) while the venue keeps writing the stream: its next
+        # writes meet a closed socket (EPIPE).
+        tls.close()
+        n -= 1
+    time.sleep(1.0)
+
+
 async def main(binary):
     proc, info = start_venue(binary)
     try:
         await run(info)
+        abrupt_clients(info)
+        check(proc.poll() is None, f"the venue outlives clients that vanish mid-stream (exit {proc.returncode})")
     finally:
         proc.terminate()
         try:
@@ -155,6 +190,9 @@ async def run(info):
     user_events = []
     user = await streams.user_data(listen_key)
     user.on("message", lambda m: user_events.append(m))
+    # The SDK sends SUBSCRIBE without waiting for its answer: let it reach the venue before the
+    # first order, whose NEW event would otherwise go out before the key is subscribed.
+    await asyncio.sleep(1.0)
 
     # ---- WebSocket API: a post-only order, a crossing post-only order, query, cancel ----------------
     api = await client.websocket_api.create_connection()

@@ -79,9 +79,10 @@ fn main() -> ExitCode {
 
 /// Output into a closed pipe (`ringmaker journal dump ... | head`) ends the process quietly, as it
 /// does for every Unix tool: SIGPIPE goes back to its default action (Rust ignores it, which turns
-/// the write into a panic in `println!`). `run` is the exception: it writes no standard output until
-/// its journal is closed, and its status lines tolerate a closed stderr, so a closed pipe never
-/// cuts a live run short.
+/// the write into a panic in `println!`). `run` and `venue` are the exceptions: `run` writes no
+/// standard output until its journal is closed, and its status lines tolerate a closed stderr, so a
+/// closed pipe never cuts a live run short; `venue` writes to client sockets, where a peer that
+/// closed is an error on that connection, never the end of the process.
 fn quiet_on_closed_pipe() {
     // A write past the file-size limit (RLIMIT_FSIZE) fails with EFBIG, which the journal reports
     // as the same clean no-space error as a full disk, instead of SIGXFSZ killing the process
@@ -90,8 +91,12 @@ fn quiet_on_closed_pipe() {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let is_run = std::env::args_os().nth(1).is_some_and(|a| a == "run");
-    if !is_run {
+    // `venue` too: it writes to sockets, and a client that goes away must be an EPIPE error on
+    // that connection, not a signal that ends the exchange (CI once saw it exit by SIGPIPE).
+    let keeps_sigpipe_ignored = std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "run" || a == "venue");
+    if !keeps_sigpipe_ignored {
         // SAFETY: called first thing in `main`, before any thread exists; `signal` with
         // `SIG_DFL` installs no handler code.
         unsafe {
