@@ -4,22 +4,14 @@
 use engine::{Event, EventKind, ExecKind, Intent, IntentKind};
 use journal::{Durability, Reader, RecoveryMode, Writer, WriterOptions};
 use ringmaker_tests::{default_config, usdm, TempDir};
-use runtime::backtest::{self, Outcome, QueueKind, Settings};
+use runtime::backtest::{self, Outcome, Settings};
 use runtime::record::{self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT};
 use runtime::report::Report;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// The settings of the README's backtest (2 ms each way, risk-averse queue) on `data`.
 fn settings(data: Vec<PathBuf>) -> Settings {
-    Settings {
-        data: feeds::DataSpec::plain(data),
-        queue: QueueKind::RiskAverse,
-        entry_latency_ns: 2_000_000,
-        response_latency_ns: 2_000_000,
-        timer_interval_ns: 100_000_000,
-        latency_log: None,
-    }
+    ringmaker_tests::readme_settings(data)
 }
 
 /// One backtest shared by the tests in this file: (outcome, journal dir).

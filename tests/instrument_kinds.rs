@@ -8,20 +8,13 @@
 use engine::{Config, ModeReason};
 use journal::{Reader, RecoveryMode};
 use ringmaker_tests::{coinm, config_text, spot, TempDir};
-use runtime::backtest::{self, Outcome, QueueKind, Settings};
+use runtime::backtest::{self, Outcome, Settings};
 use runtime::record::{self, JournalRecorder, ReplayOutcome, KIND_MODE};
 use runtime::report::Report;
 use std::path::{Path, PathBuf};
 
 fn settings(data: Vec<PathBuf>) -> Settings {
-    Settings {
-        data: feeds::DataSpec::plain(data),
-        queue: QueueKind::RiskAverse,
-        entry_latency_ns: 2_000_000,
-        response_latency_ns: 2_000_000,
-        timer_interval_ns: 100_000_000,
-        latency_log: None,
-    }
+    ringmaker_tests::readme_settings(data)
 }
 
 /// A journaled backtest of `text` on `data`: (config, outcome, journal dir, temp dir).

@@ -97,3 +97,16 @@ impl Sink for Responder {
         }
     }
 }
+
+/// The settings of the README's backtest (2 ms each way, risk-averse queue, 100 ms timer) on
+/// `data`, each file bound by what it holds.
+pub fn readme_settings(data: Vec<std::path::PathBuf>) -> runtime::backtest::Settings {
+    runtime::backtest::Settings {
+        data: feeds::DataSpec::plain(data),
+        queue: runtime::backtest::QueueKind::RiskAverse,
+        entry_latency_ns: 2_000_000,
+        response_latency_ns: 2_000_000,
+        timer_interval_ns: 100_000_000,
+        latency_log: None,
+    }
+}
