@@ -13,10 +13,15 @@ use std::time::Duration;
 /// Arguments of `ringmaker venue`.
 #[derive(Parser, Debug)]
 pub struct Args {
-    /// Recordings to replay as the market data, read in order (the config's first instrument).
+    /// Recordings to replay as the market data: `PATH`, `SYMBOL=PATH` or `VENUE:SYMBOL=PATH`,
+    /// one or more files for every instrument of the config (all Binance USDⓈ-M). A plain PATH
+    /// is bound by the symbol its first lines show, or to the only instrument; the files of one
+    /// instrument are read in the order given; the instruments' recordings are replayed merged
+    /// in time order.
     #[arg(long, required = true, num_args = 1..)]
     data: Vec<PathBuf>,
-    /// Engine config: its instruments make exchangeInfo.
+    /// Engine config: its instruments (Binance USDⓈ-M) are the symbols served (exchangeInfo,
+    /// books, streams, order entry).
     #[arg(long, default_value = "configs/default.toml")]
     config: PathBuf,
     /// Address to listen on (port 0: a free port).
@@ -67,8 +72,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         },
         None => Vec::new(),
     };
-    for d in &args.data {
-        std::fs::metadata(d).with_context(|| format!("recording {}", d.display()))?;
+    venue::market::check_instruments(&engine)
+        .with_context(|| format!("config {}", args.config.display()))?;
+    let data = crate::cmd_common::data_specs(&args.data, &engine)?;
+    for d in &data {
+        std::fs::metadata(&d.path).with_context(|| format!("recording {}", d.path.display()))?;
     }
     // The exchange core: the accounts' orders matched on the simulated venue's models. Without
     // an accounts file the venue serves public market data only (private endpoints: 404).
@@ -83,7 +91,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         None => Arc::new(venue::NoExchange),
     };
-    let mut cfg = venue::ServerConfig::new(args.data.clone(), engine);
+    let mut cfg = venue::ServerConfig::new(Vec::new(), engine);
+    cfg.data = data;
     cfg.listen = args.listen;
     cfg.speed = args.speed;
     cfg.cert_dir = args.cert_out.clone();

@@ -51,6 +51,30 @@ const E8: i128 = 100_000_000;
 
 type Sim = SimVenue<RiskAverseQueue, ConstantLatency, BpsFees>;
 
+/// Low 48 bits: the order id part of a client order id.
+const ORDER_ID_MASK: u64 = (1 << 48) - 1;
+
+/// The simulated venue's client order id of the venue's order `order_id` on instrument `inst`.
+/// The engine's convention puts the instrument in a client order id's top 16 bits (an
+/// [`Event`] execution report keeps only the low 48 and takes the top from its instrument), so
+/// a bare order id would come back from any instrument but the first as another id.
+fn sim_cid(inst: usize, order_id: u64) -> u64 {
+    ((inst as u64) << 48) | (order_id & ORDER_ID_MASK)
+}
+
+/// The reports account `sim` gives back by `t_ns`, (instrument, report), with client order ids
+/// as the venue's order ids again (see [`sim_cid`]).
+fn sim_reports(sim: &mut Sim, t_ns: i64) -> Vec<(usize, ExecReport)> {
+    let mut reports = Vec::new();
+    sim.advance_to(t_ns, &mut |ev: &Event| {
+        if let Some(mut r) = ev.as_exec() {
+            r.client_order_id &= ORDER_ID_MASK;
+            reports.push((ev.instrument() as usize, r));
+        }
+    });
+    reports
+}
+
 /// A Binance error: HTTP status, code, message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -503,12 +527,7 @@ impl State {
 
     /// Feeds the simulated venues up to `t_ns` and applies their reports.
     fn pump(&mut self, a: usize, t_ns: i64) {
-        let mut reports = Vec::new();
-        self.accts[a].sim.advance_to(t_ns, &mut |ev: &Event| {
-            if let Some(r) = ev.as_exec() {
-                reports.push((ev.instrument() as usize, r));
-            }
-        });
+        let reports = sim_reports(&mut self.accts[a].sim, t_ns);
         let filled = reports
             .iter()
             .any(|(_, r)| matches!(r.kind, ExecKind::Fill | ExecKind::PartialFill));
@@ -1293,19 +1312,14 @@ impl State {
             inst as u16,
             side,
             tif,
-            id,
+            sim_cid(inst, id),
             price,
             qty,
             t_ns,
             self.intent_seq,
         );
         self.accts[a].sim.on_intent(&intent, t_ns);
-        let mut reports = Vec::new();
-        self.accts[a].sim.advance_to(t_ns, &mut |ev: &Event| {
-            if let Some(r) = ev.as_exec() {
-                reports.push((ev.instrument() as usize, r));
-            }
-        });
+        let reports = sim_reports(&mut self.accts[a].sim, t_ns);
         let filled = reports
             .iter()
             .any(|(_, r)| matches!(r.kind, ExecKind::Fill | ExecKind::PartialFill));
@@ -1332,19 +1346,13 @@ impl State {
         let intent = Intent::cancel(
             o.inst as u16,
             o.side,
-            o.order_id,
+            sim_cid(o.inst, o.order_id),
             true,
             t_ns,
             self.intent_seq,
         );
         self.accts[a].sim.on_intent(&intent, t_ns);
-        let mut reports = Vec::new();
-        self.accts[a].sim.advance_to(t_ns, &mut |ev: &Event| {
-            if let Some(r) = ev.as_exec() {
-                reports.push((ev.instrument() as usize, r));
-            }
-        });
-        reports
+        sim_reports(&mut self.accts[a].sim, t_ns)
     }
 
     fn cancel_one(&mut self, a: usize, o: &Order, now_ms: i64) -> Result<(), ApiError> {
@@ -1473,19 +1481,14 @@ impl State {
             o.inst as u16,
             o.side,
             TimeInForce::PostOnly,
-            o.order_id,
+            sim_cid(o.inst, o.order_id),
             price,
             rest,
             t_ns,
             self.intent_seq,
         );
         self.accts[a].sim.on_intent(&intent, t_ns);
-        let mut reports = Vec::new();
-        self.accts[a].sim.advance_to(t_ns, &mut |ev: &Event| {
-            if let Some(r) = ev.as_exec() {
-                reports.push((ev.instrument() as usize, r));
-            }
-        });
+        let reports = sim_reports(&mut self.accts[a].sim, t_ns);
         let mut rejected = false;
         for (i, mut r) in reports {
             match r.kind {

@@ -15,7 +15,9 @@
 use crate::api::Exchange;
 use crate::faults::Faults;
 use engine::{Event, EventKind, Instrument, OrderBook, Side};
-use feeds::{Decoder, DepthHeader, FeedHandler, RecordingReader, SyncSink};
+use feeds::{
+    DataSpec, Decoder, DepthHeader, FeedHandler, Input, MarketSource, MergedSource, SyncSink,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -293,15 +295,22 @@ pub struct BookView {
     pub transact_ms: i64,
 }
 
-/// Market state shared by the replay thread and the connections.
+/// One replayed instrument: its book and what the REST answers say of it.
 #[derive(Debug)]
-pub struct Market {
-    /// The replayed instrument.
+pub struct SymbolMarket {
+    /// The instrument.
     pub instrument: Instrument,
     /// Lower-case symbol (`btcusdt`), the stream-name prefix.
     pub stream_symbol: String,
     /// The book.
     pub view: Mutex<BookView>,
+}
+
+/// Market state shared by the replay thread and the connections.
+#[derive(Debug)]
+pub struct Market {
+    /// The replayed instruments, by instrument id (the config's order).
+    pub symbols: Vec<SymbolMarket>,
     /// The venue clock.
     pub clock: Clock,
     /// The stream fan-out.
@@ -311,6 +320,15 @@ pub struct Market {
 }
 
 impl Market {
+    /// The instrument of `symbol` (any case), if the venue lists it.
+    pub fn symbol(&self, symbol: &str) -> Option<&SymbolMarket> {
+        self.symbols
+            .iter()
+            .find(|m| m.instrument.symbol.eq_ignore_case(symbol.as_bytes()))
+    }
+}
+
+impl SymbolMarket {
     /// The mid price in ticks ×2 (`bid + ask`), if the book has both sides.
     pub fn mid_x2(&self) -> Option<i64> {
         let v = lock(&self.view);
@@ -484,8 +502,8 @@ fn int_field(json: &str, key: &str) -> Option<i64> {
     digits[..end].parse().ok()
 }
 
-/// Applies a handler's book events to the shared book, keeps every event for the exchange, and
-/// notes the last applied diff.
+/// Applies a handler's book events to one instrument's shared book, keeps every event for the
+/// exchange, and notes the last applied diff.
 struct Collect<'a> {
     view: &'a mut BookView,
     events: &'a mut Vec<Event>,
@@ -512,6 +530,8 @@ impl SyncSink for Collect<'_> {
 /// first, `u` and `E`/`T` of the last, `pu` of the first, each level's last quantity.
 #[derive(Debug)]
 struct Merged {
+    /// The instrument (index into [`Market::symbols`]).
+    inst: usize,
     stream: String,
     interval_ms: i64,
     window_end: i64,
@@ -531,14 +551,14 @@ struct Diff {
     first: u64,
     u: u64,
     pu: u64,
-    s: String,
     b: Vec<[String; 2]>,
     a: Vec<[String; 2]>,
 }
 
 impl Merged {
-    fn new(stream: String, interval_ms: i64) -> Merged {
+    fn new(inst: usize, stream: String, interval_ms: i64) -> Merged {
         Merged {
+            inst,
             stream,
             interval_ms,
             window_end: 0,
@@ -549,28 +569,30 @@ impl Merged {
         }
     }
 
-    fn flush(&mut self, symbol: &str, hub: &Hub) {
+    fn flush(&mut self, m: &Market) {
         let Some((first, pu)) = self.first.take() else {
             return;
         };
         let (u, e, t) = self.last;
+        let symbol = m.symbols[self.inst].instrument.symbol;
         let bids: Vec<_> = self.bids.values().rev().map(|(p, q)| [p, q]).collect();
         let asks: Vec<_> = self.asks.values().map(|(p, q)| [p, q]).collect();
-        let data = json!({"e":"depthUpdate","E":e,"T":t,"s":symbol,"U":first,"u":u,"pu":pu,"b":bids,"a":asks});
-        hub.publish(&self.stream, data.to_string());
+        let data = json!({"e":"depthUpdate","E":e,"T":t,"s":symbol.as_str(),"U":first,"u":u,"pu":pu,"b":bids,"a":asks});
+        m.hub.publish(&self.stream, data.to_string());
         self.bids.clear();
         self.asks.clear();
     }
 
-    fn on_diff(&mut self, d: &Diff, inst: &Instrument, hub: &Hub) {
+    fn on_diff(&mut self, d: &Diff, m: &Market) {
         if self.first.is_some() && d.e >= self.window_end {
-            self.flush(&d.s, hub);
+            self.flush(m);
         }
         if self.first.is_none() {
             self.first = Some((d.first, d.pu));
             self.window_end = (d.e.div_euclid(self.interval_ms) + 1) * self.interval_ms;
         }
         self.last = (d.u, d.e, d.t);
+        let inst = &m.symbols[self.inst].instrument;
         for (side, levels) in [(&mut self.bids, &d.b), (&mut self.asks, &d.a)] {
             for [p, q] in levels {
                 if let Ok(t) = inst.price_to_ticks(p.as_bytes()) {
@@ -580,104 +602,180 @@ impl Merged {
         }
     }
 
-    fn on_time(&mut self, now_ms: i64, symbol: &str, hub: &Hub) {
+    fn on_time(&mut self, now_ms: i64, m: &Market) {
         if self.first.is_some() && now_ms >= self.window_end {
-            self.flush(symbol, hub);
+            self.flush(m);
         }
     }
 }
 
-/// The replay: recordings → feed handler → book, exchange, streams.
+/// The replay: recordings → feed handler → books, exchange, streams.
 pub struct Replay {
     market: Arc<Market>,
-    reader: RecordingReader,
+    exchange: Arc<dyn Exchange>,
+    source: MergedSource,
     handler: FeedHandler,
     events: Vec<Event>,
     merged: Vec<Merged>,
     next_mark_s: i64,
     last_tick: Instant,
-    /// The warm-up's market events (the snapshot and the diffs up to the first one applied),
-    /// handed to the exchange when [`Replay::run`] starts: its matching books need them too.
-    warmup: Vec<Event>,
 }
 
 impl std::fmt::Debug for Replay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Replay")
-            .field("reader", &self.reader)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
 
-/// One line of the recording, read but not yet applied.
+/// One line of the recordings, read but not yet applied.
 struct Pending {
     json: Vec<u8>,
     local_ns: i64,
+    /// The instrument whose recording the line is from.
+    inst: usize,
     /// Stream name and payload, for a stream message.
     envelope: Option<(String, String)>,
     /// The payload's `E`, ms.
     e_ms: Option<i64>,
 }
 
+/// Why the venue cannot serve a config's instruments.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The config has no instrument.
+    #[error("the config has no instrument")]
+    NoInstrument,
+    /// An instrument of another venue than Binance USDⓈ-M.
+    #[error(
+        "instrument {symbol} is on {venue}: this venue is Binance USDⓈ-M (binance-usdm) only; \
+         give a config whose instruments are all binance-usdm"
+    )]
+    NotUsdm {
+        /// The symbol.
+        symbol: String,
+        /// Its venue's name.
+        venue: &'static str,
+    },
+    /// Two instruments with the same symbol.
+    #[error("instrument {0} is listed twice in the config")]
+    Duplicate(String),
+}
+
+/// Checks that the venue can serve `cfg`'s instruments: at least one, all Binance USDⓈ-M, no
+/// symbol twice.
+pub fn check_instruments(cfg: &engine::Config) -> Result<(), ServeError> {
+    if cfg.instruments.is_empty() {
+        return Err(ServeError::NoInstrument);
+    }
+    for (i, ic) in cfg.instruments.iter().enumerate() {
+        let symbol = ic.instrument.symbol;
+        if ic.venue != engine::VenueFlavour::BinanceUsdm {
+            return Err(ServeError::NotUsdm {
+                symbol: symbol.as_str().to_string(),
+                venue: ic.venue.name(),
+            });
+        }
+        if cfg.instruments[..i]
+            .iter()
+            .any(|o| o.instrument.symbol == symbol)
+        {
+            return Err(ServeError::Duplicate(symbol.as_str().to_string()));
+        }
+    }
+    Ok(())
+}
+
 impl Replay {
-    /// Opens the recordings for the config's first instrument and replays them until its book is
-    /// synced (the warm-up, see the module documentation).
+    /// Opens one recording per instrument of the config (`data`, bound as `--data` binds them:
+    /// [`feeds::bind_config`]) and replays them, merged in time order, until every book is
+    /// synced (the warm-up, see the module documentation). The warm-up's market events go to
+    /// `exchange` as they are applied, so its matching books start where the venue's do.
     pub fn open(
         cfg: &engine::Config,
-        data: &[std::path::PathBuf],
+        data: &[DataSpec],
         speed: f64,
+        exchange: Arc<dyn Exchange>,
     ) -> anyhow::Result<Replay> {
-        let ic = cfg
+        check_instruments(cfg)?;
+        let files = feeds::bind_config(cfg, data)?;
+        let source = MergedSource::open(&files)?;
+        let instruments: Vec<Instrument> = cfg.instruments.iter().map(|c| c.instrument).collect();
+        let rules: Vec<_> = cfg
             .instruments
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("the config has no instrument"))?;
-        let instrument = ic.instrument;
-        let reader = RecordingReader::open(data)?;
+            .iter()
+            .map(|c| Some(feeds::sync_rule(c.venue)))
+            .collect();
         let handler = FeedHandler::with_decoder_and_window(
-            Decoder::new(&[instrument]),
-            &[Some(feeds::sync_rule(ic.venue))],
+            Decoder::new(&instruments),
+            &rules,
             cfg.book_slots,
         );
-        let stream_symbol = instrument.symbol.as_str().to_ascii_lowercase();
-        let merged = [("depth", 250), ("depth@100ms", 100), ("depth@500ms", 500)]
-            .into_iter()
-            .map(|(k, ms)| Merged::new(format!("{stream_symbol}@{k}"), ms))
+        let symbols: Vec<SymbolMarket> = instruments
+            .iter()
+            .map(|&instrument| SymbolMarket {
+                instrument,
+                stream_symbol: instrument.symbol.as_str().to_ascii_lowercase(),
+                view: Mutex::new(BookView {
+                    book: OrderBook::new(cfg.book_slots),
+                    last_update_id: 0,
+                    event_ms: 0,
+                    transact_ms: 0,
+                }),
+            })
+            .collect();
+        let merged = symbols
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                [("depth", 250), ("depth@100ms", 100), ("depth@500ms", 500)]
+                    .into_iter()
+                    .map(move |(k, ms)| Merged::new(i, format!("{}@{k}", s.stream_symbol), ms))
+            })
             .collect();
         let market = Arc::new(Market {
-            instrument,
-            stream_symbol,
-            view: Mutex::new(BookView {
-                book: OrderBook::new(cfg.book_slots),
-                last_update_id: 0,
-                event_ms: 0,
-                transact_ms: 0,
-            }),
+            symbols,
             clock: Clock::new(speed),
             hub: Hub::default(),
             ended: AtomicBool::new(false),
         });
         let mut r = Replay {
             market,
-            reader,
+            exchange,
+            source,
             handler,
             events: Vec::new(),
             merged,
             next_mark_s: 0,
             last_tick: Instant::now(),
-            warmup: Vec::new(),
         };
-        // Warm-up: until the first applied diff.
-        while lock(&r.market.view).last_update_id == 0 {
+        // Warm-up: until every book has applied a diff.
+        while let Some(unsynced) = r
+            .market
+            .symbols
+            .iter()
+            .position(|s| lock(&s.view).last_update_id == 0)
+        {
             let Some(mut p) = r.fetch() else {
                 anyhow::bail!(
                     "the recordings never sync a {} book (no snapshot bridging the diffs?)",
-                    r.market.instrument.symbol.as_str()
+                    r.market.symbols[unsynced].instrument.symbol.as_str()
                 );
             };
             r.apply(&mut p);
-            r.warmup.extend_from_slice(&r.events);
+            if !r.events.is_empty() {
+                let t = p.e_ms.unwrap_or(0);
+                r.exchange.on_market(&r.events, t);
+            }
         }
-        let origin = lock(&r.market.view).event_ms;
+        let origin = r
+            .market
+            .symbols
+            .iter()
+            .map(|s| lock(&s.view).event_ms)
+            .max()
+            .unwrap_or(0);
         r.market.clock.start(origin);
         r.next_mark_s = origin / 1000 + 1;
         Ok(r)
@@ -691,33 +789,45 @@ impl Replay {
     /// Reads the next good line; `None` at the end of the data.
     fn fetch(&mut self) -> Option<Pending> {
         loop {
-            let Ok(line) = self.reader.next()? else {
+            let Ok(Input::Message {
+                json,
+                local_ns,
+                instrument,
+            }) = self.source.next_input()?
+            else {
                 continue;
             };
-            let envelope = split_envelope(line.json).map(|(s, d)| (s.to_string(), d.to_string()));
+            let envelope = split_envelope(json).map(|(s, d)| (s.to_string(), d.to_string()));
             let e_ms = match &envelope {
                 Some((_, d)) => event_time(d),
-                None => std::str::from_utf8(line.json).ok().and_then(event_time),
+                None => std::str::from_utf8(json).ok().and_then(event_time),
             };
             return Some(Pending {
-                json: line.json.to_vec(),
-                local_ns: line.local_ns,
+                json: json.to_vec(),
+                local_ns,
+                inst: instrument.map_or(0, usize::from),
                 envelope,
                 e_ms,
             });
         }
     }
 
-    /// Decodes a line into the book (and [`Replay::events`]).
+    /// Decodes a line into its instrument's book (and [`Replay::events`]).
     fn apply(&mut self, p: &mut Pending) {
         self.events.clear();
-        let mut view = lock(&self.market.view);
+        let Some(sm) = self.market.symbols.get(p.inst) else {
+            return;
+        };
+        let mut view = lock(&sm.view);
         let mut sink = Collect {
             view: &mut view,
             events: &mut self.events,
             applied: false,
         };
-        let _ = self.handler.on_message(&mut p.json, p.local_ns, &mut sink);
+        let id = engine::InstrumentId::try_from(p.inst).ok();
+        let _ = self
+            .handler
+            .on_message_for(&mut p.json, p.local_ns, id, &mut sink);
         let applied = sink.applied;
         if applied {
             if let Some(t) = p
@@ -731,18 +841,14 @@ impl Replay {
     }
 
     /// Replays the rest of the data, then keeps the clock ticking, until `stop`.
-    pub fn run(mut self, exchange: Arc<dyn Exchange>, stop: Arc<AtomicBool>) {
+    pub fn run(mut self, stop: Arc<AtomicBool>) {
         let m = Arc::clone(&self.market);
+        let exchange = Arc::clone(&self.exchange);
         let speed = m.clock.speed;
-        // The exchange's books start where the server's did: from the snapshot.
-        let warmup = std::mem::take(&mut self.warmup);
-        if !warmup.is_empty() {
-            exchange.on_market(&warmup, m.clock.now_ms());
-        }
         while !stop.load(Ordering::SeqCst) {
             if m.ended.load(Ordering::SeqCst) {
                 let now = m.clock.now_ms();
-                self.tick(&*exchange, now);
+                self.tick(now);
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
@@ -758,7 +864,7 @@ impl Replay {
                         return;
                     }
                     if self.last_tick.elapsed() >= Duration::from_millis(20) {
-                        self.tick(&*exchange, now);
+                        self.tick(now);
                     }
                     let wait_ms = ((e - now) as f64 / speed).clamp(0.0, 20.0);
                     std::thread::sleep(Duration::from_micros((wait_ms * 1000.0) as u64 + 50));
@@ -774,30 +880,33 @@ impl Replay {
                 exchange.on_market(&self.events, now);
             }
             if let Some((stream, data)) = p.envelope {
-                self.publish(&stream, data);
+                self.publish(p.inst, &stream, data);
             }
             if self.last_tick.elapsed() >= Duration::from_millis(20) {
-                self.tick(&*exchange, now);
+                self.tick(now);
             }
         }
     }
 
-    fn publish(&mut self, stream: &str, data: String) {
+    /// Publishes a recorded stream message of instrument `inst`, and what is derived from it
+    /// (merged depth windows, `aggTrade`).
+    fn publish(&mut self, inst: usize, stream: &str, data: String) {
         let m = Arc::clone(&self.market);
         let kind = stream.split_once('@').map(|x| x.1).unwrap_or("");
         match kind {
             "depth@0ms" | "depth" | "depth@100ms" | "depth@250ms" | "depth@500ms" => {
                 if let Ok(d) = serde_json::from_str::<Diff>(&data) {
                     for g in &mut self.merged {
-                        if g.stream != stream {
-                            g.on_diff(&d, &m.instrument, &m.hub);
+                        if g.inst == inst && g.stream != stream {
+                            g.on_diff(&d, &m);
                         }
                     }
                 }
             }
             "trade" => {
-                if let Some(agg) = agg_trade(&data) {
-                    m.hub.publish(&format!("{}@aggTrade", m.stream_symbol), agg);
+                if let (Some(agg), Some(sm)) = (agg_trade(&data), m.symbols.get(inst)) {
+                    m.hub
+                        .publish(&format!("{}@aggTrade", sm.stream_symbol), agg);
                 }
             }
             _ => {}
@@ -806,21 +915,23 @@ impl Replay {
     }
 
     /// Periodic work: the exchange's clock, merged depth windows, mark prices.
-    fn tick(&mut self, exchange: &dyn Exchange, now: i64) {
+    fn tick(&mut self, now: i64) {
         self.last_tick = Instant::now();
-        exchange.on_time(now);
+        self.exchange.on_time(now);
         let m = Arc::clone(&self.market);
-        let symbol = m.instrument.symbol.as_str().to_string();
         for g in &mut self.merged {
-            g.on_time(now, &symbol, &m.hub);
+            g.on_time(now, &m);
         }
         while now / 1000 >= self.next_mark_s {
             let t = self.next_mark_s * 1000;
-            if let Some(ev) = m.mark_price_event(t) {
-                m.hub
-                    .publish(&format!("{}@markPrice@1s", m.stream_symbol), ev.clone());
-                if self.next_mark_s % 3 == 0 {
-                    m.hub.publish(&format!("{}@markPrice", m.stream_symbol), ev);
+            for sm in &m.symbols {
+                if let Some(ev) = sm.mark_price_event(t) {
+                    m.hub
+                        .publish(&format!("{}@markPrice@1s", sm.stream_symbol), ev.clone());
+                    if self.next_mark_s % 3 == 0 {
+                        m.hub
+                            .publish(&format!("{}@markPrice", sm.stream_symbol), ev);
+                    }
                 }
             }
             self.next_mark_s += 1;

@@ -63,8 +63,9 @@ impl Default for Limits {
 /// What the venue serves and where.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The recordings, read in order (the config's first instrument).
-    pub data: Vec<PathBuf>,
+    /// The recordings: one or more files per instrument of the config, bound to instruments as
+    /// `--data` binds them (`[VENUE:]SYMBOL=PATH`, or by what a file holds).
+    pub data: Vec<feeds::DataSpec>,
     /// The engine config: its instruments make `exchangeInfo`.
     pub engine: engine::Config,
     /// The address to listen on (`127.0.0.1:0`: a free port).
@@ -85,10 +86,11 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Defaults for everything but the data and the engine config: `127.0.0.1:0`, speed 1,
-    /// `./venue-cert`.
+    /// `./venue-cert`. `data`: plain files, bound to instruments by what they hold (or to the
+    /// only instrument); set [`ServerConfig::data`] for explicit bindings.
     pub fn new(data: Vec<PathBuf>, engine: engine::Config) -> ServerConfig {
         ServerConfig {
-            data,
+            data: feeds::DataSpec::plain(data),
             engine,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             speed: 1.0,
@@ -172,7 +174,7 @@ impl Venue {
             anyhow::bail!("no recording given (--data)");
         }
         let tls = Tls::generate(&cfg.cert_dir)?;
-        let replay = Replay::open(&cfg.engine, &cfg.data, cfg.speed)?;
+        let replay = Replay::open(&cfg.engine, &cfg.data, cfg.speed, Arc::clone(&exchange))?;
         let market = Arc::clone(replay.market());
         let faults = Arc::new(Faults::new(cfg.faults, cfg.faults_control));
         faults.set_origin(market.clock.origin_ms());
@@ -197,10 +199,7 @@ impl Venue {
         let replay_stop = Arc::clone(&stop);
         let t1 = std::thread::Builder::new()
             .name("venue-replay".into())
-            .spawn({
-                let exchange = Arc::clone(&exchange);
-                move || replay.run(exchange, replay_stop)
-            })?;
+            .spawn(move || replay.run(replay_stop))?;
         let t3 = {
             let (stop, market, exchange) = (
                 Arc::clone(&stop),
@@ -471,7 +470,6 @@ fn rest(shared: &Shared, req: &Request) -> Response {
             .unwrap_or_else(|| not_found(req));
     }
     let params = query_params(&req.query);
-    let symbol_ok = |s: &str| s.eq_ignore_ascii_case(shared.market.instrument.symbol.as_str());
     let (w, resp) = match req.path.as_str() {
         "/fapi/v1/ping" => (1, Response::ok("{}")),
         "/fapi/v1/time" => (1, Response::ok(json!({ "serverTime": now }).to_string())),
@@ -486,27 +484,41 @@ fn rest(shared: &Shared, req: &Request) -> Response {
             };
             match (param(&params, "symbol"), limit) {
                 (None, _) | (Some(""), _) => (1, mandatory("symbol")),
-                (Some(s), _) if !symbol_ok(s) => (1, invalid_symbol()),
-                (Some(_), None) => (
-                    1,
-                    Response::error(400, -1130, "Data sent for parameter 'limit' is not valid."),
-                ),
-                (Some(_), Some(l)) => (
-                    market::depth_weight(l),
-                    Response::ok(shared.market.depth_json(l)),
-                ),
+                (Some(s), l) => match (shared.market.symbol(s), l) {
+                    (None, _) => (1, invalid_symbol()),
+                    (Some(_), None) => (
+                        1,
+                        Response::error(
+                            400,
+                            -1130,
+                            "Data sent for parameter 'limit' is not valid.",
+                        ),
+                    ),
+                    (Some(sm), Some(l)) => {
+                        (market::depth_weight(l), Response::ok(sm.depth_json(l)))
+                    }
+                },
             }
         }
         _ => match param(&params, "symbol") {
             None => (
                 10,
-                Response::ok(Value::Array(vec![shared.market.premium_index(now)]).to_string()),
+                Response::ok(
+                    Value::Array(
+                        shared
+                            .market
+                            .symbols
+                            .iter()
+                            .map(|sm| sm.premium_index(now))
+                            .collect(),
+                    )
+                    .to_string(),
+                ),
             ),
-            Some(s) if symbol_ok(s) => (
-                1,
-                Response::ok(shared.market.premium_index(now).to_string()),
-            ),
-            Some(_) => (1, invalid_symbol()),
+            Some(s) => match shared.market.symbol(s) {
+                Some(sm) => (1, Response::ok(sm.premium_index(now).to_string())),
+                None => (1, invalid_symbol()),
+            },
         },
     };
     let used = weight(w);
