@@ -30,6 +30,12 @@ pub struct Args {
     /// Replay speed: 1 is the recorded pace, 0 as fast as possible.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
+    /// A manual venue clock: it stands at the replay's start until `POST /venue/clock` (from
+    /// 127.0.0.1; `advance=MS` or `to=MS`) moves it, answering once everything up to then is
+    /// replayed. For deterministic sessions: the same data, requests and clock steps give the
+    /// same responses, order ids, fills and streams. `--speed` is not used.
+    #[arg(long)]
+    manual_clock: bool,
     /// Where to write the certificate (`cert.pem`) clients should trust.
     #[arg(long, default_value = "venue-cert")]
     cert_out: PathBuf,
@@ -95,6 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     cfg.data = data;
     cfg.listen = args.listen;
     cfg.speed = args.speed;
+    cfg.manual_clock = args.manual_clock;
     cfg.cert_dir = args.cert_out.clone();
     cfg.accounts = args.accounts.clone();
     cfg.faults = faults;

@@ -1,16 +1,30 @@
-//! Public market data: the replay of the recordings (the venue clock, the book, the streams) and
+//! Public market data: the replay of the recordings (the venue clock, the books, the streams) and
 //! the REST answers built from it (`exchangeInfo`, `depth`, `premiumIndex`).
+//!
+//! ## Instruments
+//!
+//! Every instrument of the engine config is served (all Binance USDⓈ-M, each symbol once:
+//! [`check_instruments`]), each from its own recording: the `--data` files are bound to
+//! instruments as the backtest binds them (`[VENUE:]SYMBOL=PATH`, or by the symbol a file's
+//! streams name) and replayed merged in receive-time order ([`feeds::MergedSource`]), through one
+//! feed handler, into one book per symbol ([`SymbolMarket`]).
 //!
 //! ## The venue clock
 //!
-//! The venue clock is the recording's exchange time, in ms since the epoch. Lines before the book
-//! is first synced (the diffs buffered ahead of the recording's snapshot) are consumed at start
-//! as a warm-up; the clock's origin `E0` is the event time `E` of the first message replayed
-//! after that. With `--speed X > 0`, the clock reads `E0 + X · (wall time since the replay
+//! The venue clock is the recordings' exchange time, in ms since the epoch. Lines before every
+//! book is first synced (the diffs buffered ahead of each recording's snapshot) are consumed at
+//! start as a warm-up, their book events handed to the exchange core as they are read; the
+//! clock's origin `E0` is the latest event time `E` of the books' first applied diffs. With `--speed X > 0`, the clock reads `E0 + X · (wall time since the replay
 //! started)`, and a message is published once the clock reaches its `E`: the recording's pace
 //! scaled by `X`, with the clock running on after the last message. With `--speed 0` messages are
 //! replayed as fast as possible and the clock is the largest `E` replayed so far; once the data
 //! ends it runs on at wall pace from there. The clock never goes back.
+//!
+//! A manual clock (`--manual-clock`, [`Clock::manual`]) stands at `E0` until a client moves it
+//! (`POST /venue/clock`, [`Clock::advance_to`]); the replay then publishes every message up to
+//! that time, matching at each message's own `E`, and ticks at each second and at the new time
+//! before the call answers ([`Clock::has_reached`]). Nothing then depends on the wall clock: the
+//! same data, requests and clock steps give the same responses, order ids, fills and streams.
 
 use crate::api::Exchange;
 use crate::faults::Faults;
@@ -41,8 +55,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct Clock {
     speed: f64,
+    /// Moved only by [`Clock::advance_to`] (`--manual-clock`).
+    manual: bool,
     origin_ms: AtomicI64,
     last_ms: AtomicI64,
+    /// Manual clock: the latest time the replay has fully caught up with.
+    reached_ms: AtomicI64,
     started: Mutex<Option<Instant>>,
     ended: Mutex<Option<Instant>>,
 }
@@ -52,11 +70,26 @@ impl Clock {
     pub fn new(speed: f64) -> Clock {
         Clock {
             speed,
+            manual: false,
             origin_ms: AtomicI64::new(0),
             last_ms: AtomicI64::new(0),
+            reached_ms: AtomicI64::new(i64::MIN),
             started: Mutex::new(None),
             ended: Mutex::new(None),
         }
+    }
+
+    /// A manual clock: it stands at the replay's origin until [`Clock::advance_to`] moves it.
+    pub fn manual() -> Clock {
+        Clock {
+            manual: true,
+            ..Clock::new(0.0)
+        }
+    }
+
+    /// Whether this is a manual clock.
+    pub fn is_manual(&self) -> bool {
+        self.manual
     }
 
     /// Starts the clock at `origin_ms` (the first replayed message's `E`).
@@ -73,7 +106,9 @@ impl Clock {
 
     /// A message of time `e_ms` was replayed (speed 0 moves the clock to it).
     pub fn replayed(&self, e_ms: i64) {
-        self.last_ms.fetch_max(e_ms, Ordering::SeqCst);
+        if !self.manual {
+            self.last_ms.fetch_max(e_ms, Ordering::SeqCst);
+        }
     }
 
     /// The data ended.
@@ -84,9 +119,28 @@ impl Clock {
         }
     }
 
+    /// Manual clock: moves the time to `to_ms` (never back); the time now. The replay catches
+    /// up behind it ([`Clock::caught_up`]).
+    pub fn advance_to(&self, to_ms: i64) -> i64 {
+        self.last_ms.fetch_max(to_ms, Ordering::SeqCst).max(to_ms)
+    }
+
+    /// Manual clock: the replay has published everything up to `t_ms` and ticked at it.
+    pub fn caught_up(&self, t_ms: i64) {
+        self.reached_ms.fetch_max(t_ms, Ordering::SeqCst);
+    }
+
+    /// Manual clock: whether the replay has caught up with `t_ms`.
+    pub fn has_reached(&self, t_ms: i64) -> bool {
+        self.reached_ms.load(Ordering::SeqCst) >= t_ms
+    }
+
     /// The venue time now, ms since the epoch.
     pub fn now_ms(&self) -> i64 {
         let last = self.last_ms.load(Ordering::SeqCst);
+        if self.manual {
+            return last;
+        }
         let t = if self.speed > 0.0 {
             match *lock(&self.started) {
                 Some(s) => {
@@ -695,7 +749,7 @@ impl Replay {
     pub fn open(
         cfg: &engine::Config,
         data: &[DataSpec],
-        speed: f64,
+        clock: Clock,
         exchange: Arc<dyn Exchange>,
     ) -> anyhow::Result<Replay> {
         check_instruments(cfg)?;
@@ -736,7 +790,7 @@ impl Replay {
             .collect();
         let market = Arc::new(Market {
             symbols,
-            clock: Clock::new(speed),
+            clock,
             hub: Hub::default(),
             ended: AtomicBool::new(false),
         });
@@ -845,11 +899,18 @@ impl Replay {
         let m = Arc::clone(&self.market);
         let exchange = Arc::clone(&self.exchange);
         let speed = m.clock.speed;
+        let manual = m.clock.is_manual();
+        // Manual clock: the time of the replay itself (the messages' E), which the exchange
+        // matches at; the clock (what requests see) is the time the client moved it to.
+        let mut replay_ms = m.clock.origin_ms();
         while !stop.load(Ordering::SeqCst) {
             if m.ended.load(Ordering::SeqCst) {
                 let now = m.clock.now_ms();
-                self.tick(now);
-                std::thread::sleep(Duration::from_millis(20));
+                if !manual || !m.clock.has_reached(now) {
+                    self.tick(now);
+                    m.clock.caught_up(now);
+                }
+                std::thread::sleep(Duration::from_millis(if manual { 1 } else { 20 }));
                 continue;
             }
             let Some(mut p) = self.fetch() else {
@@ -857,32 +918,47 @@ impl Replay {
                 m.clock.end();
                 continue;
             };
-            if let (true, Some(e)) = (speed > 0.0, p.e_ms) {
+            if let (true, Some(e)) = (speed > 0.0 || manual, p.e_ms) {
                 let mut now = m.clock.now_ms();
                 while e > now {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    if self.last_tick.elapsed() >= Duration::from_millis(20) {
-                        self.tick(now);
+                    if manual {
+                        if !m.clock.has_reached(now) {
+                            self.tick(now);
+                            replay_ms = replay_ms.max(now);
+                            m.clock.caught_up(now);
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    } else {
+                        if self.last_tick.elapsed() >= Duration::from_millis(20) {
+                            self.tick(now);
+                        }
+                        let wait_ms = ((e - now) as f64 / speed).clamp(0.0, 20.0);
+                        std::thread::sleep(Duration::from_micros((wait_ms * 1000.0) as u64 + 50));
                     }
-                    let wait_ms = ((e - now) as f64 / speed).clamp(0.0, 20.0);
-                    std::thread::sleep(Duration::from_micros((wait_ms * 1000.0) as u64 + 50));
                     now = m.clock.now_ms();
+                }
+                if manual && e / 1000 >= self.next_mark_s {
+                    // Each second's mark price and timers at that second, in replay order.
+                    replay_ms = replay_ms.max(e / 1000 * 1000);
+                    self.tick(replay_ms);
                 }
             }
             self.apply(&mut p);
             if let Some(e) = p.e_ms {
                 m.clock.replayed(e);
+                replay_ms = replay_ms.max(e);
             }
-            let now = m.clock.now_ms();
+            let now = if manual { replay_ms } else { m.clock.now_ms() };
             if !self.events.is_empty() {
                 exchange.on_market(&self.events, now);
             }
             if let Some((stream, data)) = p.envelope {
                 self.publish(p.inst, &stream, data);
             }
-            if self.last_tick.elapsed() >= Duration::from_millis(20) {
+            if !manual && self.last_tick.elapsed() >= Duration::from_millis(20) {
                 self.tick(now);
             }
         }

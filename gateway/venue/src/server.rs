@@ -8,7 +8,7 @@
 use crate::api::{Exchange, Request, Response, UserStream};
 use crate::faults::{AckFault, Fault, Faults, RestFault, HOLD};
 use crate::http::{self, param, query_params, ReadError};
-use crate::market::{self, Market, Published, Replay, Route, Weights};
+use crate::market::{self, Clock, Market, Published, Replay, Route, Weights};
 use crate::tls::Tls;
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -70,8 +70,11 @@ pub struct ServerConfig {
     pub engine: engine::Config,
     /// The address to listen on (`127.0.0.1:0`: a free port).
     pub listen: SocketAddr,
-    /// Replay speed (1: recorded pace; 0: as fast as possible).
+    /// Replay speed (1: recorded pace; 0: as fast as possible). Not used with `manual_clock`.
     pub speed: f64,
+    /// A manual venue clock (`--manual-clock`): it stands still until `POST /venue/clock`
+    /// (from 127.0.0.1) moves it, for deterministic sessions (see [`crate::market`]).
+    pub manual_clock: bool,
     /// Where `cert.pem` is written.
     pub cert_dir: PathBuf,
     /// The accounts file, for the exchange core.
@@ -94,6 +97,7 @@ impl ServerConfig {
             engine,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             speed: 1.0,
+            manual_clock: false,
             cert_dir: PathBuf::from("venue-cert"),
             accounts: None,
             limits: Limits::default(),
@@ -174,7 +178,12 @@ impl Venue {
             anyhow::bail!("no recording given (--data)");
         }
         let tls = Tls::generate(&cfg.cert_dir)?;
-        let replay = Replay::open(&cfg.engine, &cfg.data, cfg.speed, Arc::clone(&exchange))?;
+        let clock = if cfg.manual_clock {
+            Clock::manual()
+        } else {
+            Clock::new(cfg.speed)
+        };
+        let replay = Replay::open(&cfg.engine, &cfg.data, clock, Arc::clone(&exchange))?;
         let market = Arc::clone(replay.market());
         let faults = Arc::new(Faults::new(cfg.faults, cfg.faults_control));
         faults.set_origin(market.clock.origin_ms());
@@ -386,6 +395,9 @@ fn rest_with_faults(shared: &Shared, req: &Request) -> Option<Response> {
     if req.path == "/venue/faults" {
         return Some(fault_control(shared, req));
     }
+    if req.path == "/venue/clock" {
+        return Some(clock_control(shared, req));
+    }
     let now = shared.market.clock.now_ms();
     let target = format!("{} {}", req.method, req.path);
     match shared.faults.on_rest(now, &target) {
@@ -430,6 +442,67 @@ fn fault_control(shared: &Shared, req: &Request) -> Response {
                 }
                 Err(e) => Response::error(400, -1100, &e.to_string()),
             }
+        }
+        _ => not_found(req),
+    }
+}
+
+/// How long `POST /venue/clock` waits for the replay to catch up before it answers 503.
+const CLOCK_CATCH_UP: Duration = Duration::from_secs(60);
+
+/// `GET /venue/clock` (`{"venueTime","origin","ended"}`) and `POST /venue/clock` with
+/// `advance=MS` or `to=MS` (form or query): moves a manual clock and answers once the replay has
+/// caught up. Only with `--manual-clock`, only from 127.0.0.1; otherwise 404 as any unknown path.
+fn clock_control(shared: &Shared, req: &Request) -> Response {
+    let clock = &shared.market.clock;
+    if !clock.is_manual() || ip_of(&req.peer) != "127.0.0.1" {
+        return not_found(req);
+    }
+    let state = |t: i64| {
+        json!({
+            "venueTime": t,
+            "origin": clock.origin_ms(),
+            "ended": shared.market.ended.load(Ordering::SeqCst),
+        })
+        .to_string()
+    };
+    match req.method.as_str() {
+        "GET" => Response::ok(state(clock.now_ms())),
+        "POST" => {
+            let mut params = query_params(&req.query);
+            params.extend(query_params(&req.body));
+            let now = clock.now_ms();
+            let num = |k: &str| param(&params, k).map(|v| v.parse::<i64>().ok());
+            let to =
+                match (num("advance"), num("to")) {
+                    (Some(Some(ms)), None) if (0..=365 * 86_400_000).contains(&ms) => now + ms,
+                    (None, Some(Some(t))) if t >= now => t,
+                    (None, Some(Some(t))) => {
+                        return Response::error(
+                            400,
+                            -1100,
+                            &format!("the clock does not go back: to={t} is before now ({now})"),
+                        )
+                    }
+                    _ => return Response::error(
+                        400,
+                        -1100,
+                        "give one of advance=MS (0 to a year) or to=MS (venue ms since the epoch)",
+                    ),
+                };
+            let t = clock.advance_to(to);
+            let deadline = Instant::now() + CLOCK_CATCH_UP;
+            while !clock.has_reached(t) {
+                if Instant::now() > deadline || shared.stop.load(Ordering::SeqCst) {
+                    return Response::error(
+                        503,
+                        -1001,
+                        "the replay did not catch up with the clock in time",
+                    );
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Response::ok(state(t))
         }
         _ => not_found(req),
     }
