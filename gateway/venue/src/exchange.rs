@@ -6,10 +6,14 @@
 //! - `LIMIT` + `GTX`: post-only; one that would take is rejected with `-5022`.
 //! - `LIMIT` + `IOC`: takes the book up to its price (level by level, as taker); the rest
 //!   expires.
-//! - `LIMIT` + `GTC`: rests as a maker order when it does not cross; one that crosses on arrival
-//!   takes like an IOC and **its unfilled rest expires** (the simulated venue does not deplete the
-//!   recorded book, so a crossing rest could never be placed honestly). This differs from Binance,
-//!   where the rest would rest.
+//! - `LIMIT` + `GTC`: rests as a maker order when it does not cross. One that crosses on
+//!   arrival takes the book up to its price like an IOC, and its rest rests at its price, as on
+//!   Binance (`PARTIALLY_FILLED`, open, cancellable). The recording still shows the liquidity it
+//!   took (the simulated venue does not deplete the recorded book), so while the recorded book
+//!   crosses it the rest is *parked*: held out of matching, with no fills. Once the recorded
+//!   opposite touch has moved past its price it joins the simulated venue's book as a maker
+//!   order at that price (the back of that level's queue) and fills from then on. A GTC modified
+//!   to a crossing price is parked the same way; a GTX one is cancelled.
 //! - `MARKET`: an IOC with a limit 10 % through the venue's touch.
 //! - `reduceOnly`: rejected with `-2022` unless it shrinks the position without flipping it.
 //!   Only checked at placement.
@@ -179,12 +183,18 @@ struct Order {
     price: i64,
     qty: i64,
     cum: i64,
+    /// Lots filled before the simulated venue's current order for it (a modified or parked
+    /// order is re-placed there as a fresh order whose cumulative quantity restarts at 0).
+    cum_base: i64,
     /// Σ price × qty of fills, tick × lot units.
     cum_quote: i128,
     status: Status,
     reduce_only: bool,
     time: i64,
     update_time: i64,
+    /// The rest of a GTC order that crossed on arrival, held out of the simulated venue while
+    /// the recorded book still crosses it (see the module documentation).
+    parked: bool,
 }
 
 /// A position (one-way mode).
@@ -230,6 +240,8 @@ struct AccountState {
     /// countdownCancelAll deadlines by instrument.
     countdown: BTreeMap<usize, i64>,
     listen: Option<ListenKey>,
+    /// Parked orders (ids, oldest first).
+    parked: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -281,6 +293,7 @@ impl SimExchange {
                 counts: OrderCounts::default(),
                 countdown: BTreeMap::new(),
                 listen: None,
+                parked: Vec::new(),
             })
             .collect();
         SimExchange {
@@ -608,7 +621,7 @@ impl State {
                 self.emit_order(a, &o, "NEW", None);
             }
             ExecKind::PartialFill | ExecKind::Fill => {
-                o.cum = r.cum_qty;
+                o.cum = o.cum_base + r.cum_qty;
                 o.cum_quote += r.last_price as i128 * r.last_qty as i128;
                 o.status = if r.kind == ExecKind::Fill || o.cum >= o.qty {
                     Status::Filled
@@ -1263,23 +1276,33 @@ impl State {
                 price,
                 qty,
                 cum: 0,
+                cum_base: 0,
                 cum_quote: 0,
                 status: Status::New,
                 reduce_only,
                 time: now_ms,
                 update_time: now_ms,
+                parked: false,
             },
         );
         let sim_tif = match tif {
             "GTX" | "GTC" if kind == "LIMIT" => TimeInForce::PostOnly,
             _ => TimeInForce::Ioc,
         };
-        let rejected = self.submit(a, inst, side, sim_tif, order_id, price, qty, t_ns);
+        let rejected = self.submit(a, inst, side, sim_tif, order_id, price, qty, t_ns, false);
         let rejected = match rejected {
-            // A crossing GTC takes like an IOC.
-            Some(r) if r.post_only_reject && tif == "GTC" => {
-                self.submit(a, inst, side, TimeInForce::Ioc, order_id, price, qty, t_ns)
-            }
+            // A crossing GTC takes like an IOC; its rest is parked.
+            Some(r) if r.post_only_reject && tif == "GTC" => self.submit(
+                a,
+                inst,
+                side,
+                TimeInForce::Ioc,
+                order_id,
+                price,
+                qty,
+                t_ns,
+                true,
+            ),
             r => r,
         };
         if let Some(r) = rejected {
@@ -1306,6 +1329,7 @@ impl State {
         price: i64,
         qty: i64,
         t_ns: i64,
+        park_rest: bool,
     ) -> Option<ExecReport> {
         self.intent_seq += 1;
         let intent = Intent::place(
@@ -1327,6 +1351,8 @@ impl State {
         for (i, r) in reports {
             if r.kind == ExecKind::Rejected && r.client_order_id == id {
                 rejected = Some(r);
+            } else if park_rest && r.kind == ExecKind::Expired && r.client_order_id == id {
+                self.park(a, id);
             } else {
                 self.apply(a, i, &r);
             }
@@ -1356,6 +1382,18 @@ impl State {
     }
 
     fn cancel_one(&mut self, a: usize, o: &Order, now_ms: i64) -> Result<(), ApiError> {
+        if self.unpark_entry(a, o.order_id) {
+            // Not in the simulated venue: cancelled here.
+            let now = self.tick_clock(now_ms) / 1_000_000;
+            if let Some(m) = self.accts[a].orders.get_mut(&o.order_id) {
+                m.status = Status::Canceled;
+                m.update_time = now;
+                let m = m.clone();
+                self.emit_order(a, &m, "CANCELED", None);
+            }
+            self.prune(a);
+            return Ok(());
+        }
         let reports = self.sim_cancel(a, o, now_ms);
         let mut res = Ok(());
         for (i, r) in reports {
@@ -1391,7 +1429,7 @@ impl State {
 
     /// `order.modify` / `PUT /fapi/v1/order`: LIMIT only; cancels and re-places with the same
     /// ids (the queue place is lost). A GTX order that would now cross is cancelled (`EXPIRED`
-    /// is not used: Binance reports the cancel).
+    /// is not used: Binance reports the cancel); a GTC one is parked.
     fn modify(&mut self, a: usize, p: &Params, now_ms: i64) -> Result<Value, ApiError> {
         let o = self.find_order(a, p)?;
         if !o.status.open() {
@@ -1440,14 +1478,17 @@ impl State {
         if let Err(m) = self.accts[a].counts.take(now_ms) {
             return Err(err(429, -1015, m));
         }
-        // Take the order out of the venue without a CANCELED event, then re-place the rest.
-        let reports = self.sim_cancel(a, &o, now_ms);
-        let t_ns = self.sim_ns;
-        for (i, r) in reports {
-            if r.kind != ExecKind::Canceled {
-                self.apply(a, i, &r);
+        // Take the order out of the venue without a CANCELED event (a parked one is not in
+        // it), then re-place the rest.
+        if !self.unpark_entry(a, o.order_id) {
+            let reports = self.sim_cancel(a, &o, now_ms);
+            for (i, r) in reports {
+                if r.kind != ExecKind::Canceled {
+                    self.apply(a, i, &r);
+                }
             }
         }
+        let t_ns = self.tick_clock(now_ms);
         let cur = self.accts[a].orders[&o.order_id].clone();
         if !cur.status.open() {
             return Ok(self.order_json(&cur));
@@ -1458,10 +1499,13 @@ impl State {
             m.qty = qty;
             m.update_time = now_ms;
         }
-        // The venue sees a fresh order for the rest; its cumulative quantity restarts at 0, so
-        // offset the reports by what was filled before.
         let rejected = self.submit_modified(a, &cur, price, rest, t_ns);
-        if rejected {
+        if rejected && cur.tif == "GTC" {
+            // A GTC moved through the book rests (parked) as a crossing GTC does.
+            self.park(a, o.order_id);
+            let m = self.accts[a].orders[&o.order_id].clone();
+            self.emit_order(a, &m, "AMENDMENT", None);
+        } else if rejected {
             if let Some(m) = self.accts[a].orders.get_mut(&o.order_id) {
                 m.status = Status::Canceled;
             }
@@ -1476,6 +1520,10 @@ impl State {
     }
 
     fn submit_modified(&mut self, a: usize, o: &Order, price: i64, rest: i64, t_ns: i64) -> bool {
+        // The venue sees a fresh order for the rest: its reports count from what was filled.
+        if let Some(m) = self.accts[a].orders.get_mut(&o.order_id) {
+            m.cum_base = m.cum;
+        }
         self.intent_seq += 1;
         let intent = Intent::place(
             o.inst as u16,
@@ -1490,18 +1538,70 @@ impl State {
         self.accts[a].sim.on_intent(&intent, t_ns);
         let reports = sim_reports(&mut self.accts[a].sim, t_ns);
         let mut rejected = false;
-        for (i, mut r) in reports {
+        for (i, r) in reports {
             match r.kind {
                 ExecKind::Rejected => rejected = true,
                 // The re-placed order's ack is not a new order.
                 ExecKind::Ack => {}
-                _ => {
-                    r.cum_qty += o.cum;
-                    self.apply(a, i, &r);
-                }
+                _ => self.apply(a, i, &r),
             }
         }
         rejected
+    }
+
+    /// Parks order `id` of account `a` (if it is still open): its rest waits out of the
+    /// simulated venue until the recorded book no longer crosses it ([`State::unpark_due`]).
+    fn park(&mut self, a: usize, id: u64) {
+        let acct = &mut self.accts[a];
+        if let Some(o) = acct.orders.get_mut(&id) {
+            if o.status.open() && !o.parked {
+                o.parked = true;
+                acct.parked.push(id);
+            }
+        }
+    }
+
+    /// Takes order `id` off account `a`'s parked list; whether it was parked.
+    fn unpark_entry(&mut self, a: usize, id: u64) -> bool {
+        let acct = &mut self.accts[a];
+        let Some(k) = acct.parked.iter().position(|&p| p == id) else {
+            return false;
+        };
+        acct.parked.remove(k);
+        if let Some(o) = acct.orders.get_mut(&id) {
+            o.parked = false;
+        }
+        true
+    }
+
+    /// Places in the simulated venue, as post-only at their price, the parked orders of account
+    /// `a` that the book no longer crosses (oldest first); the others stay parked.
+    fn unpark_due(&mut self, a: usize) {
+        if self.accts[a].parked.is_empty() {
+            return;
+        }
+        let t_ns = self.sim_ns;
+        for id in self.accts[a].parked.clone() {
+            let Some(o) = self.accts[a].orders.get(&id).cloned() else {
+                self.unpark_entry(a, id);
+                continue;
+            };
+            let crossed = self.accts[a]
+                .sim
+                .book(o.inst as u16)
+                .is_some_and(|b| match o.side {
+                    Side::Bid => b.best_ask().is_some_and(|p| p <= o.price),
+                    Side::Ask => b.best_bid().is_some_and(|p| p >= o.price),
+                });
+            if crossed {
+                continue;
+            }
+            self.unpark_entry(a, id);
+            if self.submit_modified(a, &o, o.price, o.qty - o.cum, t_ns) {
+                // The best bid/offer still crosses it: parked again.
+                self.park(a, id);
+            }
+        }
     }
 
     /// Expires listen keys and fires countdowns due at `now_ms`.
@@ -1712,6 +1812,7 @@ impl Exchange for SimExchange {
             for a in 0..st.accts.len() {
                 st.accts[a].sim.on_market(&ev);
                 st.pump(a, t);
+                st.unpark_due(a);
             }
         }
     }
@@ -1722,6 +1823,7 @@ impl Exchange for SimExchange {
         let t = st.sim_ns;
         for a in 0..st.accts.len() {
             st.pump(a, t);
+            st.unpark_due(a);
         }
     }
     fn expire_listen_keys(&self, now_ms: i64) -> usize {

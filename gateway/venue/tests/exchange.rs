@@ -655,3 +655,223 @@ fn batch_modify_cancel_all_and_countdown() {
     let (_, open) = v.rest("GET", "/fapi/v1/openOrders", "", KEY);
     assert!(open.as_array().unwrap().is_empty());
 }
+
+#[test]
+fn a_crossing_gtc_takes_then_its_rest_rests_and_joins_the_book_once_uncrossed() {
+    let cfg =
+        Config::from_toml(&std::fs::read_to_string(root().join("configs/default.toml")).unwrap())
+            .unwrap();
+    let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+    let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
+    let ex = SimExchange::new(
+        cfg,
+        Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
+    );
+    let mut v = Venue { ex, now: 0 };
+    let mut batches = rec.batch_ends.iter().copied();
+    let mut prev = 0;
+    let mut ask = 0;
+    let mut feed = |v: &mut Venue, n: usize, mut on_bbo: Box<dyn FnMut(i64, i64) + '_>| {
+        for end in batches.by_ref().take(n) {
+            let batch = &rec.events[prev..end];
+            prev = end;
+            v.now = batch[0].local_time_ns / 1_000_000;
+            v.ex.on_market(batch, v.now);
+            for e in batch {
+                if let Some(b) = e.as_bbo() {
+                    on_bbo(b.bid_price, b.ask_price);
+                }
+            }
+        }
+    };
+    feed(&mut v, 3000, Box::new(|_, a| ask = a));
+    let (_, lk) = v.rest("POST", "/fapi/v1/listenKey", "", KEY);
+    let stream =
+        v.ex.user_stream(lk["listenKey"].as_str().unwrap(), None, v.now)
+            .unwrap();
+    let px = insts[0].tick.format(ask);
+    // 100 BTC at the touch: more than the touch holds, so it takes the touch and its rest rests.
+    let (r, o) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=100&price={px}"),
+        KEY,
+    );
+    assert_eq!(r.status, 200, "{o}");
+    assert_eq!(o["status"], "PARTIALLY_FILLED", "{o}");
+    let taken: f64 = o["executedQty"].as_str().unwrap().parse().unwrap();
+    assert!(taken > 0.0 && taken < 100.0, "{o}");
+    let id = o["orderId"].as_u64().unwrap();
+    let events = drain(&stream);
+    let execs: Vec<&str> = events
+        .iter()
+        .filter(|e| e["e"] == "ORDER_TRADE_UPDATE")
+        .map(|e| e["o"]["x"].as_str().unwrap())
+        .collect();
+    assert_eq!(execs.first(), Some(&"NEW"), "{events:?}");
+    assert!(
+        execs.contains(&"TRADE") && !execs.contains(&"EXPIRED"),
+        "{execs:?}"
+    );
+    assert!(events
+        .iter()
+        .filter(|e| e["e"] == "ORDER_TRADE_UPDATE" && e["o"]["x"] == "TRADE")
+        .all(|e| e["o"]["m"] == false));
+    let (_, open) = v.rest("GET", "/fapi/v1/openOrders", "symbol=BTCUSDT", KEY);
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+    // While the recording still shows asks at its price (the liquidity it took), it gets no
+    // more fills; once the ask is above it, it is a resting bid and fills as a maker.
+    let price = ask;
+    let mut uncrossed = false;
+    let mut maker = 0;
+    for _ in 0..200 {
+        let mut crossed_now = true;
+        feed(&mut v, 50, Box::new(|_, a| crossed_now = a <= price));
+        for e in drain(&stream) {
+            if e["e"] == "ORDER_TRADE_UPDATE" && e["o"]["i"] == id && e["o"]["x"] == "TRADE" {
+                assert!(uncrossed, "filled while the book crossed it: {e}");
+                assert_eq!(e["o"]["m"], true, "{e}");
+                maker += 1;
+            }
+        }
+        uncrossed |= !crossed_now;
+        if maker > 0 {
+            break;
+        }
+    }
+    assert!(uncrossed, "the recording never moved above the order");
+    assert!(maker > 0, "no maker fill once it rested");
+    // Its fills count from what it took at placement, at its price: quantity and average
+    // price whole across the two lives of the order (the simulated venue fills a resting order
+    // the recorded book crosses in full, so this 100 BTC bid may be done).
+    let (_, q) = v.rest(
+        "GET",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        KEY,
+    );
+    let qty = |k: &str| q[k].as_str().unwrap().parse::<f64>().unwrap();
+    assert!(
+        qty("executedQty") > taken && qty("executedQty") <= 100.0,
+        "{q}"
+    );
+    assert!(
+        qty("avgPrice") <= ask as f64 / 10.0 + 1e-9,
+        "a buy above its limit: {q}"
+    );
+    let (r, c) = v.rest(
+        "DELETE",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        KEY,
+    );
+    if q["status"] == "FILLED" {
+        assert_eq!(qty("executedQty"), 100.0, "{q}");
+        assert_eq!(c["code"], -2011, "{c}");
+    } else {
+        assert_eq!(q["status"], "PARTIALLY_FILLED", "{q}");
+        assert_eq!(
+            (r.status, c["status"].as_str()),
+            (200, Some("CANCELED")),
+            "{c}"
+        );
+    }
+}
+
+#[test]
+fn a_parked_gtc_cancels_and_modifies_without_the_simulated_venue() {
+    let cfg =
+        Config::from_toml(&std::fs::read_to_string(root().join("configs/default.toml")).unwrap())
+            .unwrap();
+    let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+    let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
+    let ex = SimExchange::new(
+        cfg,
+        Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
+    );
+    let mut v = Venue { ex, now: 0 };
+    let (mut prev, mut bid, mut ask) = (0, 0, 0);
+    for &end in rec.batch_ends.iter().take(3000) {
+        let batch = &rec.events[prev..end];
+        prev = end;
+        v.now = batch[0].local_time_ns / 1_000_000;
+        v.ex.on_market(batch, v.now);
+        for e in batch {
+            if let Some(b) = e.as_bbo() {
+                (bid, ask) = (b.bid_price, b.ask_price);
+            }
+        }
+    }
+    let px = |t: i64| insts[0].tick.format(t);
+    let place = |v: &Venue| {
+        let (_, o) = v.rest(
+            "POST",
+            "/fapi/v1/order",
+            &format!(
+                "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=100&price={}",
+                px(ask)
+            ),
+            KEY,
+        );
+        assert_eq!(o["status"], "PARTIALLY_FILLED", "{o}");
+        o["orderId"].as_u64().unwrap()
+    };
+    // Cancel while parked.
+    let id = place(&v);
+    let (r, c) = v.rest(
+        "DELETE",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        KEY,
+    );
+    assert_eq!(
+        (r.status, c["status"].as_str()),
+        (200, Some("CANCELED")),
+        "{c}"
+    );
+    let (_, c) = v.rest(
+        "DELETE",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        KEY,
+    );
+    assert_eq!(c["code"], -2011, "a second cancel: {c}");
+    // Modify while parked to a price below the bid: it joins the book at once (NEW rest).
+    let id = place(&v);
+    let (r, m) = v.rest(
+        "PUT",
+        "/fapi/v1/order",
+        &format!(
+            "symbol=BTCUSDT&side=BUY&orderId={id}&quantity=100&price={}",
+            px(bid - 100)
+        ),
+        KEY,
+    );
+    assert_eq!(r.status, 200, "{m}");
+    assert_eq!(
+        (m["status"].as_str(), m["price"].as_str()),
+        (Some("PARTIALLY_FILLED"), Some(px(bid - 100).as_str()))
+    );
+    // In the simulated venue now: a cancel goes through it and succeeds.
+    let (r, c) = v.rest(
+        "DELETE",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        KEY,
+    );
+    assert_eq!(
+        (r.status, c["status"].as_str()),
+        (200, Some("CANCELED")),
+        "{c}"
+    );
+    // countdownCancelAll reaches a parked order too.
+    let id = place(&v);
+    let (_, _) = v.rest("DELETE", "/fapi/v1/allOpenOrders", "symbol=BTCUSDT", KEY);
+    let (_, q) = v.rest(
+        "GET",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        KEY,
+    );
+    assert_eq!(q["status"], "CANCELED", "{q}");
+}
