@@ -5,7 +5,8 @@
 //!
 //! - `LIMIT` + `GTX`: post-only; one that would take is rejected with `-5022`.
 //! - `LIMIT` + `IOC`: takes the book up to its price (level by level, as taker); the rest
-//!   expires.
+//!   expires. `LIMIT` + `FOK`: the same when the book up to its price fills it whole; otherwise
+//!   nothing fills and it expires (`NEW`, then `EXPIRED`).
 //! - `LIMIT` + `GTC`: rests as a maker order when it does not cross. One that crosses on
 //!   arrival takes the book up to its price like an IOC, and its rest rests at its price, as on
 //!   Binance (`PARTIALLY_FILLED`, open, cancellable). The recording still shows the liquidity it
@@ -1102,7 +1103,13 @@ impl State {
         let side = match get(p, "side") {
             Some("BUY") => Side::Bid,
             Some("SELL") => Side::Ask,
-            _ => return Err(bad(-1116, "Invalid side.")),
+            Some(_) => return Err(bad(-1117, "Invalid side.")),
+            None => {
+                return Err(bad(
+                    -1102,
+                    "Mandatory parameter 'side' was not sent, was empty/null, or malformed.",
+                ))
+            }
         };
         let kind: &'static str = match get(p, "type") {
             Some("LIMIT") => "LIMIT",
@@ -1122,6 +1129,7 @@ impl State {
                 Some("GTC") => "GTC",
                 Some("GTX") => "GTX",
                 Some("IOC") => "IOC",
+                Some("FOK") => "FOK",
                 Some(_) => return Err(bad(-1115, "Invalid timeInForce.")),
                 None => return Err(bad(
                     -1102,
@@ -1289,6 +1297,17 @@ impl State {
             "GTX" | "GTC" if kind == "LIMIT" => TimeInForce::PostOnly,
             _ => TimeInForce::Ioc,
         };
+        if tif == "FOK" && self.fillable(a, inst, side, price) < qty {
+            // Fill or kill: the book up to its price cannot fill it whole, so nothing fills.
+            let mut o = self.accts[a].orders[&order_id].clone();
+            self.emit_order(a, &o, "NEW", None);
+            o.status = Status::Expired;
+            self.emit_order(a, &o, "EXPIRED", None);
+            self.accts[a].orders.insert(order_id, o);
+            self.prune(a);
+            let o = self.accts[a].orders[&order_id].clone();
+            return Ok(self.order_json(&o));
+        }
         let rejected = self.submit(a, inst, side, sim_tif, order_id, price, qty, t_ns, false);
         let rejected = match rejected {
             // A crossing GTC takes like an IOC; its rest is parked.
@@ -1315,6 +1334,22 @@ impl State {
         }
         let o = self.accts[a].orders[&order_id].clone();
         Ok(self.order_json(&o))
+    }
+
+    /// Lots the simulated venue's book holds against a `side` order up to `price` (what an IOC
+    /// there would take).
+    fn fillable(&self, a: usize, inst: usize, side: Side, price: i64) -> i64 {
+        let Some(book) = self.accts[a].sim.book(inst as u16) else {
+            return 0;
+        };
+        let (opposite, crosses): (Side, fn(i64, i64) -> bool) = match side {
+            Side::Bid => (Side::Ask, |p, limit| p <= limit),
+            Side::Ask => (Side::Bid, |p, limit| p >= limit),
+        };
+        book.levels(opposite)
+            .take_while(|&(p, _)| crosses(p, price))
+            .map(|(_, q)| q.max(0))
+            .fold(0i64, |a, q| a.saturating_add(q))
     }
 
     /// Sends a place to the venue and processes it now; the report if it was rejected.

@@ -875,3 +875,96 @@ fn a_parked_gtc_cancels_and_modifies_without_the_simulated_venue() {
     );
     assert_eq!(q["status"], "CANCELED", "{q}");
 }
+
+#[test]
+fn fok_fills_whole_or_nothing_and_bad_sides_are_binances_codes() {
+    let cfg =
+        Config::from_toml(&std::fs::read_to_string(root().join("configs/default.toml")).unwrap())
+            .unwrap();
+    let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+    let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
+    let ex = SimExchange::new(
+        cfg,
+        Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
+    );
+    let mut v = Venue { ex, now: 0 };
+    let (mut prev, mut ask) = (0, 0);
+    for &end in rec.batch_ends.iter().take(3000) {
+        let batch = &rec.events[prev..end];
+        prev = end;
+        v.now = batch[0].local_time_ns / 1_000_000;
+        v.ex.on_market(batch, v.now);
+        for e in batch {
+            if let Some(b) = e.as_bbo() {
+                ask = b.ask_price;
+            }
+        }
+    }
+    let (_, lk) = v.rest("POST", "/fapi/v1/listenKey", "", KEY);
+    let stream =
+        v.ex.user_stream(lk["listenKey"].as_str().unwrap(), None, v.now)
+            .unwrap();
+    let px = insts[0].tick.format(ask + 50);
+    let fok = |qty: &str| {
+        v.rest(
+            "POST",
+            "/fapi/v1/order",
+            &format!(
+                "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=FOK&quantity={qty}&price={px}"
+            ),
+            KEY,
+        )
+        .1
+    };
+    // More than the book holds up to its price: nothing fills.
+    let o = fok("500");
+    assert_eq!(
+        (o["status"].as_str(), o["executedQty"].as_str()),
+        (Some("EXPIRED"), Some("0.000")),
+        "{o}"
+    );
+    assert_eq!(o["timeInForce"], "FOK");
+    let xs: Vec<String> = drain(&stream)
+        .iter()
+        .filter(|e| e["e"] == "ORDER_TRADE_UPDATE")
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["o"]["x"].as_str().unwrap(),
+                e["o"]["X"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(xs, ["NEW/NEW", "EXPIRED/EXPIRED"]);
+    // A small one fills whole.
+    let o = fok("0.003");
+    assert_eq!(
+        (o["status"].as_str(), o["executedQty"].as_str()),
+        (Some("FILLED"), Some("0.003")),
+        "{o}"
+    );
+    let (_, risk) = v.rest("GET", "/fapi/v2/positionRisk", "symbol=BTCUSDT", KEY);
+    assert_eq!(risk[0]["positionAmt"], "0.003", "{risk}");
+    // Sides: missing is -1102, unknown -1117.
+    let (r, e) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        "symbol=BTCUSDT&type=MARKET&quantity=0.003",
+        KEY,
+    );
+    assert_eq!((r.status, e["code"].as_i64()), (400, Some(-1102)), "{e}");
+    let (_, e) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        "symbol=BTCUSDT&side=HOLD&type=MARKET&quantity=0.003",
+        KEY,
+    );
+    assert_eq!(e["code"], -1117, "{e}");
+    let (_, e) = v.rest(
+        "POST",
+        "/fapi/v1/order",
+        "symbol=BTCUSDT&side=BUY&type=STOP&quantity=0.003",
+        KEY,
+    );
+    assert_eq!(e["code"], -1116, "{e}");
+}
