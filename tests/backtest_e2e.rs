@@ -289,12 +289,17 @@ fn the_spot_sample_backtests_by_the_spot_rule() {
     }
 }
 
-/// The default (USD-M) config on the spot sample: the futures rule cannot sync spot diffs, and
-/// the report says so instead of passing silently.
+/// The default (USD-M) config on the spot sample, bound to it explicitly (given plainly, the
+/// files are refused: they are spot's): the futures rule cannot sync spot diffs, and the report
+/// says so instead of passing silently.
 #[test]
 fn a_run_whose_book_was_mostly_invalid_carries_a_warning() {
     let cfg = default_config();
-    let settings = settings(ringmaker_tests::spot().to_vec());
+    let mut settings = settings(Vec::new());
+    settings.data = ringmaker_tests::spot()
+        .into_iter()
+        .map(|p| feeds::DataSpec::bound(feeds::Target::parse("BTCUSDT").unwrap(), p))
+        .collect();
     let (outcome, _) =
         backtest::run(&cfg, &settings, runtime::host::NoRecorder, &mut |_| {}).unwrap();
     let report = Report::new(&cfg, &outcome);

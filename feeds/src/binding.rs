@@ -10,7 +10,7 @@
 //!   ([`DataSpec::parse_for`]: `X=` is a binding only when `X` names an instrument, so a path
 //!   holding `=` still works when given plainly);
 //! - with a single instrument, to that instrument, unless its streams name only other symbols
-//!   (an error naming the file and what it holds);
+//!   or its depth diffs are another venue's flavour (an error naming the file and what it holds);
 //! - otherwise by what its first lines say ([`sniff`]: at most [`SNIFF_MAX_LINES`] lines or
 //!   [`SNIFF_MAX_BYTES`] of payload): the symbol its streams name (`<symbol>@...`) and whether its
 //!   depth diffs carry `pu` (futures: `binance-usdm`, `binance-coinm`) or not (`binance-spot`).
@@ -423,15 +423,17 @@ pub fn bind(keys: &[Key], specs: &[DataSpec]) -> Result<Vec<Vec<PathBuf>>, BindE
         let id = match &spec.target {
             Some(t) => bind_target(keys, t, &spec.path)?,
             // One instrument: every file is its, unless its streams plainly name only other
-            // symbols (a clear error, instead of a run that decodes nothing). A file that cannot
-            // be read or names no stream is left to the run to report.
+            // symbols, or its depth diffs are plainly another venue's (spot for futures or the
+            // reverse): a clear error, instead of a run whose book never syncs. A file that
+            // cannot be read or names no stream is left to the run to report.
             None if keys.len() == 1 => match sniff(&spec.path) {
                 Ok(s)
-                    if !s.symbols.is_empty()
+                    if (!s.symbols.is_empty()
                         && !s
                             .symbols
                             .iter()
-                            .any(|x| keys[0].symbol.eq_ignore_case(x.as_bytes())) =>
+                            .any(|x| keys[0].symbol.eq_ignore_case(x.as_bytes())))
+                        || s.flavour().is_some_and(|f| !f.fits(keys[0].venue)) =>
                 {
                     return Err(BindError::NoInstrument {
                         path: spec.path.display().to_string(),
@@ -744,13 +746,17 @@ mod tests {
         let eth = d.file("eth.txt", &[&futures_diff("ethusdt", "ETHUSDT")]);
         let btc_futures = d.file("btc.txt", &[&futures_diff("btcusdt", "BTCUSDT")]);
         let one = [keys()[1]];
-        // Its symbol in another flavour (the run warns of a book that never syncs), a directory, a
-        // missing file: all bound to it, for the run to report.
-        let specs = DataSpec::plain([btc_futures.clone(), d.0.clone(), d.0.join("missing.gz")]);
+        // A directory, a missing file: bound to it, for the run to report.
+        let specs = DataSpec::plain([d.0.clone(), d.0.join("missing.gz")]);
         assert_eq!(
             bind(&one, &specs).unwrap(),
-            [vec![btc_futures, d.0.clone(), d.0.join("missing.gz")]]
+            [vec![d.0.clone(), d.0.join("missing.gz")]]
         );
+        // Its symbol in another venue's flavour (futures diffs for a spot instrument): an error
+        // naming the file and what it holds, not a run whose book never syncs.
+        let e = bind(&one, &DataSpec::plain([btc_futures.clone()])).unwrap_err();
+        assert!(matches!(e, BindError::NoInstrument { .. }), "{e:?}");
+        assert!(e.to_string().contains("with `pu`"), "{e}");
         // Streams of another symbol only: an error naming the file and what it holds.
         let e = bind(&one, &DataSpec::plain([eth.clone()])).unwrap_err();
         assert!(matches!(e, BindError::NoInstrument { .. }), "{e:?}");

@@ -316,9 +316,22 @@ fn a_mostly_invalid_book_warns_and_strict_fails() {
         root("tests/data/binance-spot/btcusdt_20240808.gz"),
         root("tests/data/binance-spot/btcusdt_20240809.gz"),
     );
-    // The USD-M config (futures rule, 0.001 lots) on the spot sample.
-    let args = [
+    // The spot sample given plainly to the USD-M config: refused before the run, naming what
+    // the file holds (futures instrument, spot diffs).
+    let r = ringmaker(&[
         "backtest", "--quiet", "--config", &cfg, "--out", o, "--data", &a, &b,
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fits no instrument") && stderr.contains("without `pu`"),
+        "{stderr}"
+    );
+    // Bound explicitly (the user's word), the USD-M config (futures rule, 0.001 lots) runs on
+    // the spot sample and its book is mostly invalid.
+    let (ba, bb) = (format!("BTCUSDT={a}"), format!("BTCUSDT={b}"));
+    let args = [
+        "backtest", "--quiet", "--config", &cfg, "--out", o, "--data", &ba, &bb,
     ];
     let r = ringmaker(&args);
     assert!(r.status.success(), "without --strict a warning only");
