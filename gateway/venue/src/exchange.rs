@@ -38,7 +38,9 @@ use serde_json::{json, Map, Value};
 
 use crate::api::{Exchange, Request, Response, UserStream};
 use crate::auth::{self, Accounts};
-use crate::limits::{IpWeights, OrderCounts, ORDERS_PER_10S, ORDERS_PER_MIN, WEIGHT_PER_MIN};
+use crate::limits::{
+    Charged, IpWeights, OrderCounts, ORDERS_PER_10S, ORDERS_PER_MIN, WEIGHT_PER_MIN,
+};
 
 /// Events a user stream buffers before its reader is cut off.
 pub const USER_STREAM_CAPACITY: usize = 4096;
@@ -213,7 +215,8 @@ struct State {
     cfg: Config,
     accounts: Accounts,
     accts: Vec<AccountState>,
-    /// Request weight per IP: signed REST and WebSocket API.
+    /// Request weight per IP: signed REST, WebSocket API and (through
+    /// [`Exchange::charge_ip`]) the server's public endpoints.
     ips: IpWeights,
     next_order_id: u64,
     next_trade_id: u64,
@@ -1713,6 +1716,11 @@ impl Exchange for SimExchange {
         for a in 0..st.accts.len() {
             st.pump(a, t);
         }
+    }
+
+    /// The public endpoints' weight, on the counter of the signed requests.
+    fn charge_ip(&self, peer: &str, weight: u32, now_ms: i64) -> Option<Charged> {
+        Some(self.lock().ips.charge(peer, weight, now_ms))
     }
 
     fn expire_listen_keys(&self, now_ms: i64) -> usize {

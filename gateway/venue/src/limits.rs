@@ -3,6 +3,10 @@
 //!
 //! Windows are fixed and aligned to the venue clock (a minute starts at a multiple of 60,000 ms,
 //! ten seconds at a multiple of 10,000 ms), as Binance's interval counters are.
+//!
+//! An IP has one weight budget ([`IpWeights`]): its public market-data requests (answered by the
+//! server), its signed REST requests and its WebSocket API requests all charge it, and
+//! `X-MBX-USED-WEIGHT-1M` reports the sum.
 
 use std::collections::BTreeMap;
 
