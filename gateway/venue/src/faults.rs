@@ -700,9 +700,15 @@ impl Faults {
             .rules
             .iter()
             .map(|r| {
+                // Stream faults keep their next firing per stream (the window start for a
+                // freeze): the earliest of the streams seen, the first firing before any.
+                let next = match r.per_stream.values().min() {
+                    Some(t) if r.fault.kind.on_stream() => Some(*t),
+                    _ => r.next_ms,
+                };
                 json!({
                     "fault": r.fault.to_string(),
-                    "next": r.next_ms.filter(|t| *t != i64::MAX),
+                    "next": next.filter(|t| *t != i64::MAX),
                     "fired": r.fired,
                 })
             })
@@ -876,5 +882,20 @@ mod tests {
         assert!(dropped.is_empty());
         assert_eq!(truncated, [2_000, 4_000, 6_000, 8_000]);
         assert_eq!(feed(&f, "btcusdt@depth@0ms", every_100ms(8_000)), UNTOUCHED);
+    }
+
+    #[test]
+    fn the_report_shows_a_repeating_stream_faults_next_firing() {
+        let f = faults("gap@every=2s");
+        assert_eq!(f.report()["schedule"][0]["next"], ORIGIN + 2_000);
+        feed(&f, "btcusdt@depth@0ms", [2_300]);
+        assert_eq!(f.report()["schedule"][0]["next"], ORIGIN + 4_000);
+        let f = faults("malformed@stream=btcusdt@bookTicker,at=1s");
+        feed(&f, "btcusdt@bookTicker", [1_000]);
+        assert_eq!(
+            f.report()["schedule"][0]["next"],
+            Value::Null,
+            "fired, done"
+        );
     }
 }
