@@ -97,6 +97,15 @@ pub trait Exchange: Send + Sync {
     /// keys expire).
     fn on_time(&self, now_ms: i64);
 
+    /// Charges `weight` of request weight to `peer`'s IP at `now_ms` on the exchange's own
+    /// per-IP counter, the one its signed REST and WebSocket API requests charge: the server
+    /// charges the public market-data endpoints through it, so that an IP has one budget and
+    /// `X-MBX-USED-WEIGHT-1M` reports the sum. `None` (the default): this exchange keeps no
+    /// per-IP counter, and the server charges its own with the same rules.
+    fn charge_ip(&self, _peer: &str, _weight: u32, _now_ms: i64) -> Option<crate::limits::Charged> {
+        None
+    }
+
     /// Expires every listen key now (the `listenkey-expire` fault): each sends
     /// `listenKeyExpired` on its streams, which then close. The number expired; the default
     /// (an exchange without listen keys) does nothing.

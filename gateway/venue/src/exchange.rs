@@ -43,7 +43,9 @@ use serde_json::{json, Map, Value};
 
 use crate::api::{Exchange, Request, Response, UserStream};
 use crate::auth::{self, Accounts};
-use crate::limits::{Charge, IpState, OrderCounts, ORDERS_PER_10S, ORDERS_PER_MIN, WEIGHT_PER_MIN};
+use crate::limits::{
+    Charged, IpWeights, OrderCounts, ORDERS_PER_10S, ORDERS_PER_MIN, WEIGHT_PER_MIN,
+};
 
 /// Events a user stream buffers before its reader is cut off.
 pub const USER_STREAM_CAPACITY: usize = 4096;
@@ -250,7 +252,9 @@ struct State {
     cfg: Config,
     accounts: Accounts,
     accts: Vec<AccountState>,
-    ips: BTreeMap<String, IpState>,
+    /// Request weight per IP: signed REST, WebSocket API and (through
+    /// [`Exchange::charge_ip`]) the server's public endpoints.
+    ips: IpWeights,
     next_order_id: u64,
     next_trade_id: u64,
     listen_seq: u64,
@@ -302,7 +306,7 @@ impl SimExchange {
                 cfg,
                 accounts,
                 accts,
-                ips: BTreeMap::new(),
+                ips: IpWeights::default(),
                 next_order_id: 1,
                 next_trade_id: 1,
                 listen_seq: 0,
@@ -423,23 +427,15 @@ fn is_order_op(op: &str) -> bool {
 impl State {
     /// Charges IP weight; `Err` is the 429/418 response pieces.
     fn charge(&mut self, peer: &str, weight: u32, now_ms: i64) -> Result<u32, (ApiError, i64)> {
-        let ip = peer.rsplit_once(':').map_or(peer, |(h, _)| h).to_string();
-        match self.ips.entry(ip).or_default().charge(weight, now_ms) {
-            Charge::Ok(u) => Ok(u),
-            Charge::Limited(s) => Err((
-                err(429, -1003, "Too many requests; current limit of IP is 2400 requests per minute. Please use WebSocket Streams for live updates to avoid polling the API."),
-                s,
-            )),
-            Charge::Banned(s) => Err((
-                err(418, -1003, format!("Way too many requests; IP banned until {}. Please use WebSocket Streams for live updates to avoid bans.", now_ms + s * 1000)),
-                s,
-            )),
+        let c = self.ips.charge(peer, weight, now_ms);
+        match c.refusal() {
+            None => Ok(c.used),
+            Some(r) => Err((err(r.status, r.code, r.msg), r.retry_after_s)),
         }
     }
 
     fn used_weight(&self, peer: &str, now_ms: i64) -> u32 {
-        let ip = peer.rsplit_once(':').map_or(peer, |(h, _)| h);
-        self.ips.get(ip).map_or(0, |s| s.used(now_ms))
+        self.ips.used(peer, now_ms)
     }
 
     /// Authenticates: the account index.
@@ -1861,6 +1857,12 @@ impl Exchange for SimExchange {
             st.unpark_due(a);
         }
     }
+
+    /// The public endpoints' weight, on the counter of the signed requests.
+    fn charge_ip(&self, peer: &str, weight: u32, now_ms: i64) -> Option<Charged> {
+        Some(self.lock().ips.charge(peer, weight, now_ms))
+    }
+
     fn expire_listen_keys(&self, now_ms: i64) -> usize {
         let mut st = self.lock();
         st.on_clock(now_ms);

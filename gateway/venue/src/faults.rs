@@ -700,9 +700,15 @@ impl Faults {
             .rules
             .iter()
             .map(|r| {
+                // Stream faults keep their next firing per stream (the window start for a
+                // freeze): the earliest of the streams seen, the first firing before any.
+                let next = match r.per_stream.values().min() {
+                    Some(t) if r.fault.kind.on_stream() => Some(*t),
+                    _ => r.next_ms,
+                };
                 json!({
                     "fault": r.fault.to_string(),
-                    "next": r.next_ms.filter(|t| *t != i64::MAX),
+                    "next": next.filter(|t| *t != i64::MAX),
                     "fired": r.fired,
                 })
             })
@@ -778,5 +784,118 @@ mod tests {
         let f = parse("drop-connections@every=10s", None).unwrap().remove(0);
         assert_eq!(advance(&f, 10_000, 10_000), Some(20_000));
         assert_eq!(advance(&f, 10_000, 35_000), Some(40_000));
+    }
+
+    /// A venue clock origin that is not a round number.
+    const ORIGIN: i64 = 1_723_161_234_567;
+
+    fn faults(spec: &str) -> Faults {
+        let f = Faults::new(parse(spec, None).unwrap(), false);
+        f.set_origin(ORIGIN);
+        f
+    }
+
+    /// Feeds `stream` one message at each time (ms since the origin, its `E`): the times
+    /// dropped and the times truncated (the truncated payload checked to be invalid JSON).
+    fn feed(f: &Faults, stream: &str, times: impl IntoIterator<Item = i64>) -> [Vec<i64>; 2] {
+        let (mut dropped, mut truncated) = (Vec::new(), Vec::new());
+        for t in times {
+            let e = ORIGIN + t;
+            let data = format!(r#"{{"e":"depthUpdate","E":{e},"T":{e},"s":"BTCUSDT","U":1}}"#);
+            match f.on_stream(stream, data.clone(), i64::MIN) {
+                None => dropped.push(t),
+                Some(d) if d == data => {}
+                Some(d) => {
+                    assert!(serde_json::from_str::<Value>(&d).is_err(), "{d}");
+                    truncated.push(t);
+                }
+            }
+        }
+        [dropped, truncated]
+    }
+
+    /// Nothing dropped, nothing truncated.
+    const UNTOUCHED: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+
+    fn every_100ms(to_ms: i64) -> impl Iterator<Item = i64> {
+        (0..=to_ms).step_by(100)
+    }
+
+    #[test]
+    fn gap_every_drops_one_message_per_period_of_each_depth_stream() {
+        let f = faults("gap@every=2s");
+        let [dropped, _] = feed(&f, "btcusdt@depth@0ms", every_100ms(8_000));
+        assert_eq!(dropped, [2_000, 4_000, 6_000, 8_000]);
+        // Another depth stream has its own schedule: the first message at or after each
+        // firing time, one per period however sparse the messages (12,500 stands for the
+        // firings of 10 s and 12 s, not two).
+        let times = [
+            50, 1_900, 2_300, 2_400, 5_100, 6_100, 12_500, 13_900, 14_000,
+        ];
+        let [dropped, _] = feed(&f, "btcusdt@depth@100ms", times);
+        assert_eq!(dropped, [2_300, 5_100, 6_100, 12_500, 14_000]);
+        // Not a depth stream: untouched.
+        assert_eq!(
+            feed(&f, "btcusdt@bookTicker", every_100ms(8_000)),
+            UNTOUCHED
+        );
+        assert_eq!(f.report()["schedule"][0]["fired"], 9);
+    }
+
+    #[test]
+    fn at_with_every_starts_the_repeats_at_at() {
+        let f = faults("gap@at=1s,every=3s");
+        let [dropped, _] = feed(&f, "btcusdt@depth@0ms", every_100ms(8_000));
+        assert_eq!(dropped, [1_000, 4_000, 7_000]);
+        // Without every=, once.
+        let f = faults("gap@at=1s");
+        let [dropped, _] = feed(&f, "btcusdt@depth@0ms", every_100ms(8_000));
+        assert_eq!(dropped, [1_000]);
+    }
+
+    #[test]
+    fn freeze_every_drops_each_window_and_nothing_between() {
+        let f = faults("freeze@stream=btcusdt@depth@0ms,at=1s,for=500ms,every=2s");
+        let [dropped, _] = feed(&f, "btcusdt@depth@0ms", every_100ms(8_000));
+        let want: Vec<i64> = every_100ms(8_000)
+            .filter(|t| (1_000..1_500).contains(&(t % 2_000)))
+            .collect();
+        assert_eq!(want.len(), 20);
+        assert_eq!(dropped, want);
+        assert_eq!(f.report()["schedule"][0]["fired"], 4, "one per window");
+        // Other streams run on.
+        assert_eq!(
+            feed(&f, "btcusdt@bookTicker", every_100ms(8_000)),
+            UNTOUCHED
+        );
+        // Sparse messages: only those inside a window, whichever window it is.
+        let f = faults("freeze@stream=btcusdt@depth@0ms,at=1s,for=500ms,every=2s");
+        let times = [900, 3_200, 3_600, 9_400, 9_499, 9_500, 11_000];
+        let [dropped, _] = feed(&f, "btcusdt@depth@0ms", times);
+        assert_eq!(dropped, [3_200, 9_400, 9_499, 11_000]);
+    }
+
+    #[test]
+    fn malformed_every_truncates_one_message_per_period() {
+        let f = faults("malformed@stream=btcusdt@bookTicker,every=2s");
+        let [dropped, truncated] = feed(&f, "btcusdt@bookTicker", every_100ms(8_000));
+        assert!(dropped.is_empty());
+        assert_eq!(truncated, [2_000, 4_000, 6_000, 8_000]);
+        assert_eq!(feed(&f, "btcusdt@depth@0ms", every_100ms(8_000)), UNTOUCHED);
+    }
+
+    #[test]
+    fn the_report_shows_a_repeating_stream_faults_next_firing() {
+        let f = faults("gap@every=2s");
+        assert_eq!(f.report()["schedule"][0]["next"], ORIGIN + 2_000);
+        feed(&f, "btcusdt@depth@0ms", [2_300]);
+        assert_eq!(f.report()["schedule"][0]["next"], ORIGIN + 4_000);
+        let f = faults("malformed@stream=btcusdt@bookTicker,at=1s");
+        feed(&f, "btcusdt@bookTicker", [1_000]);
+        assert_eq!(
+            f.report()["schedule"][0]["next"],
+            Value::Null,
+            "fired, done"
+        );
     }
 }

@@ -3,6 +3,12 @@
 //!
 //! Windows are fixed and aligned to the venue clock (a minute starts at a multiple of 60,000 ms,
 //! ten seconds at a multiple of 10,000 ms), as Binance's interval counters are.
+//!
+//! An IP has one weight budget ([`IpWeights`]): its public market-data requests (answered by the
+//! server), its signed REST requests and its WebSocket API requests all charge it, and
+//! `X-MBX-USED-WEIGHT-1M` reports the sum.
+
+use std::collections::BTreeMap;
 
 /// Request weight per IP per minute.
 pub const WEIGHT_PER_MIN: u32 = 2400;
@@ -110,6 +116,95 @@ fn ceil_s(ms: i64) -> i64 {
     (ms + 999) / 1000
 }
 
+/// The IP of a peer address (`127.0.0.1:54321` → `127.0.0.1`).
+pub fn ip_of(peer: &str) -> &str {
+    peer.rsplit_once(':').map_or(peer, |(ip, _)| ip)
+}
+
+/// The request weight of every IP: one [`IpState`] per IP, charged by each request in arrival
+/// order on the venue clock. A request charged with a venue time earlier than one charged
+/// before it (threads race between reading the clock and charging) counts at the later time, so
+/// a minute's count never restarts behind the clock.
+#[derive(Debug, Clone, Default)]
+pub struct IpWeights {
+    ips: BTreeMap<String, IpState>,
+    last_ms: i64,
+}
+
+/// What [`IpWeights::charge`] did with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charged {
+    /// Allowed, or refused (429 / 418).
+    pub charge: Charge,
+    /// The IP's weight in the minute after the request (`X-MBX-USED-WEIGHT-1M`; a refused
+    /// request adds nothing).
+    pub used: u32,
+    /// The venue time it was charged at, ms.
+    pub now_ms: i64,
+}
+
+/// A refused request, as Binance answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 429 (rate limited) or 418 (banned).
+    pub status: u16,
+    /// `-1003`.
+    pub code: i32,
+    /// Binance's message.
+    pub msg: String,
+    /// Seconds until the client may retry (`Retry-After`): the minute's end for a 429, the
+    /// ban's end for a 418.
+    pub retry_after_s: i64,
+}
+
+impl IpWeights {
+    /// Charges a request of `weight` from `peer` (an address; its IP is what counts) at
+    /// `now_ms`.
+    pub fn charge(&mut self, peer: &str, weight: u32, now_ms: i64) -> Charged {
+        let now_ms = now_ms.max(self.last_ms);
+        self.last_ms = now_ms;
+        let ip = self.ips.entry(ip_of(peer).to_string()).or_default();
+        let charge = ip.charge(weight, now_ms);
+        Charged {
+            charge,
+            used: ip.used(now_ms),
+            now_ms,
+        }
+    }
+
+    /// The weight `peer`'s IP used in the minute of `now_ms`.
+    pub fn used(&self, peer: &str, now_ms: i64) -> u32 {
+        self.ips
+            .get(ip_of(peer))
+            .map_or(0, |s| s.used(now_ms.max(self.last_ms)))
+    }
+}
+
+impl Charged {
+    /// The refusal, `None` if the request is allowed.
+    pub fn refusal(&self) -> Option<Refusal> {
+        let (status, msg, retry_after_s) = match self.charge {
+            Charge::Ok(_) => return None,
+            Charge::Limited(s) => (
+                429,
+                format!("Too many requests; current limit of IP is {WEIGHT_PER_MIN} requests per minute. Please use WebSocket Streams for live updates to avoid polling the API."),
+                s,
+            ),
+            Charge::Banned(s) => (
+                418,
+                format!("Way too many requests; IP banned until {}. Please use WebSocket Streams for live updates to avoid bans.", self.now_ms + s * 1000),
+                s,
+            ),
+        };
+        Some(Refusal {
+            status,
+            code: -1003,
+            msg,
+            retry_after_s,
+        })
+    }
+}
+
 /// One account's order counters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OrderCounts {
@@ -193,5 +288,42 @@ mod tests {
             ip.charge(1, 151_000);
         }
         assert_eq!(ip.banned_until, 151_000 + 240_000);
+    }
+
+    #[test]
+    fn one_budget_per_ip_whatever_the_port_and_never_behind_the_clock() {
+        let mut w = IpWeights::default();
+        assert_eq!(w.charge("127.0.0.1:1000", 20, 59_000).used, 20);
+        assert_eq!(w.charge("127.0.0.1:2000", 40, 59_500).used, 60);
+        assert_eq!(w.charge("127.0.0.2:1000", 1, 59_500).used, 1);
+        assert_eq!(w.used("127.0.0.1:3000", 59_900), 60);
+        // The next minute starts afresh...
+        assert_eq!(w.charge("127.0.0.1:1000", 1, 60_000).used, 1);
+        // ...and a request that read the clock before it counts in it, not back in the last.
+        let late = w.charge("127.0.0.1:1000", 1, 59_999);
+        assert_eq!((late.used, late.now_ms), (2, 60_000));
+        assert_eq!(w.used("127.0.0.1:1", 59_999), 2);
+    }
+
+    #[test]
+    fn refusals_are_binances_429_and_418() {
+        let mut w = IpWeights::default();
+        assert_eq!(w.charge("1.2.3.4:5", WEIGHT_PER_MIN, 0).refusal(), None);
+        let r = w.charge("1.2.3.4:5", 1, 45_500);
+        assert_eq!((r.charge, r.used), (Charge::Limited(15), WEIGHT_PER_MIN));
+        let r = r.refusal().unwrap();
+        assert_eq!((r.status, r.code, r.retry_after_s), (429, -1003, 15));
+        assert!(r
+            .msg
+            .starts_with("Too many requests; current limit of IP is 2400"));
+        for _ in 1..STRIKES_BEFORE_BAN {
+            assert_eq!(
+                w.charge("1.2.3.4:6", 1, 45_500).refusal().unwrap().status,
+                429
+            );
+        }
+        let r = w.charge("1.2.3.4:7", 1, 46_000).refusal().unwrap();
+        assert_eq!((r.status, r.code, r.retry_after_s), (418, -1003, 120));
+        assert!(r.msg.contains("IP banned until 166000."), "{}", r.msg);
     }
 }

@@ -33,7 +33,7 @@ use feeds::{
     DataSpec, Decoder, DepthHeader, FeedHandler, Input, MarketSource, MergedSource, SyncSink,
 };
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -1034,32 +1034,6 @@ pub fn agg_trade(trade: &str) -> Option<String> {
         })
         .to_string(),
     )
-}
-
-/// Per-IP request weight over the current wall-clock minute.
-#[derive(Debug, Default)]
-pub struct Weights {
-    used: Mutex<HashMap<String, (u64, u32)>>,
-}
-
-impl Weights {
-    /// Adds `w` to `ip`'s weight this minute; the total.
-    pub fn add(&self, ip: &str, w: u32) -> u32 {
-        let minute = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() / 60)
-            .unwrap_or(0);
-        let mut used = lock(&self.used);
-        if used.len() > 10_000 {
-            used.retain(|_, v| v.0 == minute);
-        }
-        let e = used.entry(ip.to_string()).or_insert((minute, 0));
-        if e.0 != minute {
-            *e = (minute, 0);
-        }
-        e.1 = e.1.saturating_add(w);
-        e.1
-    }
 }
 
 /// The weight of `GET /fapi/v1/depth` by `limit`.

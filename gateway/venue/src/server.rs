@@ -8,7 +8,8 @@
 use crate::api::{Exchange, Request, Response, UserStream};
 use crate::faults::{AckFault, Fault, Faults, RestFault, HOLD};
 use crate::http::{self, param, query_params, ReadError};
-use crate::market::{self, Clock, Market, Published, Replay, Route, Weights};
+use crate::limits::{Charged, IpWeights};
+use crate::market::{self, Clock, Market, Published, Replay, Route};
 use crate::tls::Tls;
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -144,7 +145,8 @@ struct Shared {
     stop: Arc<AtomicBool>,
     connections: AtomicUsize,
     next_conn: AtomicU64,
-    weights: Weights,
+    /// Request weight per IP when the exchange keeps none ([`Exchange::charge_ip`] is `None`).
+    weights: std::sync::Mutex<IpWeights>,
     faults: Arc<Faults>,
 }
 
@@ -202,7 +204,7 @@ impl Venue {
             stop: Arc::clone(&stop),
             connections: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
-            weights: Weights::default(),
+            weights: Default::default(),
             faults: Arc::clone(&faults),
         });
         let replay_stop = Arc::clone(&stop);
@@ -526,7 +528,6 @@ fn not_found(req: &Request) -> Response {
 
 fn rest(shared: &Shared, req: &Request) -> Response {
     let now = shared.market.clock.now_ms();
-    let weight = |w: u32| shared.weights.add(ip_of(&req.peer), w);
     let public = req.method == "GET"
         && matches!(
             req.path.as_str(),
@@ -594,21 +595,28 @@ fn rest(shared: &Shared, req: &Request) -> Response {
             },
         },
     };
-    let used = weight(w);
-    let mut resp = if used > 2400 {
-        let mut r = Response::error(
-            429,
-            -1003,
-            "Too many requests; current limit of IP is 2400 requests per minute.",
-        );
-        r.headers.push(("Retry-After".into(), "60".into()));
-        r
-    } else {
-        resp
+    let charged = charge_ip(shared, &req.peer, w, now);
+    let mut resp = match charged.refusal() {
+        Some(r) => {
+            let mut e = Response::error(r.status, r.code, &r.msg);
+            e.headers
+                .push(("Retry-After".into(), r.retry_after_s.to_string()));
+            e
+        }
+        None => resp,
     };
     resp.headers
-        .push(("X-MBX-USED-WEIGHT-1M".into(), used.to_string()));
+        .push(("X-MBX-USED-WEIGHT-1M".into(), charged.used.to_string()));
     resp
+}
+
+/// Charges a public request's weight to its IP: on the exchange's counter (which its signed
+/// requests charge too), or on the server's own when the exchange keeps none.
+fn charge_ip(shared: &Shared, peer: &str, weight: u32, now_ms: i64) -> Charged {
+    shared
+        .exchange
+        .charge_ip(peer, weight, now_ms)
+        .unwrap_or_else(|| market::lock(&shared.weights).charge(peer, weight, now_ms))
 }
 
 fn ip_of(peer: &str) -> &str {

@@ -752,3 +752,159 @@ fn gap_breaks_the_pu_chain_of_a_merged_depth_stream_at_its_time() {
     assert!(after >= 30, "the chain held after the gap ({after} diffs)");
     h.shutdown();
 }
+
+/// The firing times of a fault repeating every `period_ms` from `first_ms` (venue ms) that fall
+/// in `(after, up_to]`.
+fn firings(first_ms: i64, period_ms: i64, after: i64, up_to: i64) -> Vec<i64> {
+    (0..)
+        .map(|k| first_ms + k * period_ms)
+        .skip_while(|t| *t <= after)
+        .take_while(|t| *t <= up_to)
+        .collect()
+}
+
+/// The one firing in `(a, b]`, or a panic naming what was there.
+fn the_firing_between(fired: &[i64], a: i64, b: i64, what: &str) -> i64 {
+    let hits: Vec<i64> = fired
+        .iter()
+        .copied()
+        .filter(|t| a < *t && *t <= b)
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "{what} between E {a} and {b}: firings {hits:?}"
+    );
+    hits[0]
+}
+
+#[test]
+fn gap_every_2s_breaks_the_pu_chain_once_per_period() {
+    let (h, _d) = start("faults-gap-every", 2.0, "gap@every=2s");
+    let o = h.origin_ms();
+    let mut ws = ws(&h, "/public/stream?streams=btcusdt@depth@0ms");
+    let (mut prev, mut first_e, mut last_e) = (None::<(u64, i64)>, None::<i64>, 0i64);
+    let (mut breaks, mut chained) = (Vec::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // 11 s of venue time: firings at +2, +4, +6, +8 and +10 s.
+    while last_e < o + 11_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the stream stalled at E {last_e}"
+        );
+        let Some(v) = next_json(&mut ws, Duration::from_millis(200)) else {
+            continue;
+        };
+        let d = &v["data"];
+        let (pu, u, e) = (
+            d["pu"].as_u64().unwrap(),
+            d["u"].as_u64().unwrap(),
+            d["E"].as_i64().unwrap(),
+        );
+        match prev {
+            Some((p, prev_e)) if pu != p => breaks.push((prev_e, e)),
+            Some(_) => chained += 1,
+            None => first_e = Some(e),
+        }
+        prev = Some((u, e));
+        last_e = e;
+    }
+    // Every firing after the first message broke the chain once, between the last message
+    // before it and the first at or after it; nothing else broke it.
+    let fired = firings(o, 2_000, first_e.unwrap(), last_e);
+    assert!(fired.len() >= 4, "firings seen: {fired:?}");
+    let at: Vec<i64> = breaks
+        .iter()
+        .map(|&(a, b)| the_firing_between(&fired, a, b, "a pu break"))
+        .collect();
+    assert_eq!(at, fired, "one pu break per 2 s of venue time");
+    assert!(chained > 100, "chained diffs: {chained}");
+    h.shutdown();
+}
+
+#[test]
+fn freeze_every_2s_leaves_a_hole_at_each_repeat_and_nowhere_else() {
+    let (h, _d) = start(
+        "faults-freeze-every",
+        2.0,
+        "freeze@stream=btcusdt@depth@0ms,at=1s,for=500ms,every=2s",
+    );
+    let o = h.origin_ms();
+    // Windows [o+1 s, o+1.5 s), [o+3 s, o+3.5 s), ...
+    let window = |e: i64| (e - o - 1_000).rem_euclid(2_000) < 500;
+    let mut ws = ws(
+        &h,
+        "/public/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker",
+    );
+    let (mut depth, mut tickers_inside) = (Vec::<i64>::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while depth.last().is_none_or(|e| *e < o + 10_000) {
+        assert!(Instant::now() < deadline, "the stream stalled at {depth:?}");
+        let Some(v) = next_json(&mut ws, Duration::from_millis(200)) else {
+            continue;
+        };
+        let e = v["data"]["E"].as_i64().unwrap();
+        match v["stream"].as_str().unwrap() {
+            "btcusdt@depth@0ms" => depth.push(e),
+            _ if window(e) => tickers_inside += 1,
+            _ => {}
+        }
+    }
+    let inside: Vec<i64> = depth.iter().copied().filter(|e| window(*e)).collect();
+    assert!(inside.is_empty(), "depth diffs inside a freeze: {inside:?}");
+    // Each window after the first diff is a hole of ≥ 500 ms; every hole of 500 ms holds one.
+    let starts = firings(o + 1_000, 2_000, depth[0], depth[depth.len() - 1] - 500);
+    assert!(starts.len() >= 4, "windows seen: {starts:?}");
+    let holes: Vec<(i64, i64)> = depth
+        .windows(2)
+        .map(|w| (w[0], w[1]))
+        .filter(|(a, b)| b - a >= 500)
+        .collect();
+    let held: Vec<i64> = holes
+        .iter()
+        .map(|&(a, b)| the_firing_between(&starts, a, b - 500, "a hole of ≥ 500 ms"))
+        .collect();
+    assert_eq!(held, starts, "one hole per 2 s of venue time");
+    assert!(tickers_inside > 10, "bookTickers ran on: {tickers_inside}");
+    h.shutdown();
+}
+
+#[test]
+fn malformed_every_2s_sends_one_invalid_message_per_repeat() {
+    let (h, _d) = start(
+        "faults-malformed-every",
+        2.0,
+        "malformed@stream=btcusdt@bookTicker,every=2s",
+    );
+    let o = h.origin_ms();
+    let mut ws = ws(&h, "/public/ws/btcusdt@bookTicker");
+    // Good messages' E, and for each bad one how many good ones came before it.
+    let (mut good, mut bad_at) = (Vec::<i64>::new(), Vec::<usize>::new());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while good.last().is_none_or(|e| *e < o + 11_000) {
+        assert!(Instant::now() < deadline, "the stream stalled");
+        let t = match next_text(&mut ws, Duration::from_millis(200)) {
+            Next::Text(t) => t,
+            Next::Nothing => continue,
+            Next::Closed => panic!("the stream closed"),
+        };
+        match serde_json::from_str::<Value>(&t) {
+            Ok(v) => good.push(v["E"].as_i64().unwrap()),
+            Err(_) => {
+                assert!(t.starts_with("{\"e\":\"bookTicker\""), "{t}");
+                assert!(!good.is_empty(), "the first message was the bad one");
+                bad_at.push(good.len());
+            }
+        }
+    }
+    let fired = firings(o, 2_000, good[0], good[good.len() - 1]);
+    assert!(fired.len() >= 4, "firings seen: {fired:?}");
+    // Each bad message is the first at or after its firing: between the good ones around it
+    // (the loop ends on a good one).
+    let at: Vec<i64> = bad_at
+        .iter()
+        .map(|&i| the_firing_between(&fired, good[i - 1], good[i], "an invalid message"))
+        .collect();
+    assert_eq!(at, fired, "one invalid message per 2 s of venue time");
+    h.shutdown();
+}

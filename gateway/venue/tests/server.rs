@@ -11,19 +11,45 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use test_support::TempDir;
 use tungstenite::{Message, WebSocket};
+use venue::api::Exchange;
+use venue::auth::{hmac_hex, Accounts};
+use venue::exchange::SimExchange;
 use venue::server::{Limits, ServerConfig, Venue, VenueHandle};
 use venue::NoExchange;
 
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
-fn start_with(name: &str, speed: f64, limits: Limits) -> (VenueHandle, TempDir) {
+/// The HMAC account of `configs/venue-accounts.toml` (Binance's documented example keys).
+const KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
+const SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
+
+fn start_on(
+    name: &str,
+    speed: f64,
+    limits: Limits,
+    exchange: Arc<dyn Exchange>,
+) -> (VenueHandle, TempDir) {
     let dir = TempDir::new(name);
     let mut cfg = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
     cfg.speed = speed;
     cfg.cert_dir = dir.join("cert");
     cfg.limits = limits;
-    let h = Venue::start(cfg, Arc::new(NoExchange)).expect("venue starts");
+    let h = Venue::start(cfg, exchange).expect("venue starts");
     (h, dir)
+}
+
+fn start_with(name: &str, speed: f64, limits: Limits) -> (VenueHandle, TempDir) {
+    start_on(name, speed, limits, Arc::new(NoExchange))
+}
+
+/// The exchange core with the example accounts (signed requests on the wall clock accepted).
+fn sim_exchange() -> Arc<dyn Exchange> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/venue-accounts.toml");
+    let accounts = Accounts::load(&path).unwrap();
+    Arc::new(
+        SimExchange::new(test_support::default_config(), accounts).accept_wall_clock_timestamps(),
+    )
 }
 
 fn start(name: &str, speed: f64) -> (VenueHandle, TempDir) {
@@ -477,5 +503,244 @@ fn the_server_pings_and_closes_a_client_that_floods_it() {
         }
     }
     assert!(closed, "a flooding client is disconnected");
+    h.shutdown();
+}
+
+/// One request on a keep-alive connection: status, headers (names lower-cased), body as JSON.
+fn keep_alive(
+    s: &mut Tls,
+    method: &str,
+    path: &str,
+    headers: &str,
+) -> (u16, Vec<(String, String)>, Value) {
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.flush().unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let mut lines = head.lines();
+            let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let len: usize = header(&headers, "content-length").map_or(0, |v| v.parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let body = &buf[end + 4..end + 4 + len];
+                let body = serde_json::from_slice(body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into()));
+                return (status.unwrap(), headers, body);
+            }
+        }
+        let n = s.read(&mut chunk).expect("a response");
+        assert!(n > 0, "the connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `X-MBX-USED-WEIGHT-1M`.
+fn used(headers: &[(String, String)]) -> u32 {
+    header(headers, "x-mbx-used-weight-1m")
+        .expect("X-MBX-USED-WEIGHT-1M")
+        .parse()
+        .unwrap()
+}
+
+/// `Retry-After`, seconds.
+fn retry_after(headers: &[(String, String)]) -> i64 {
+    header(headers, "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap()
+}
+
+/// Seconds from `now_ms` to the end of its venue minute, rounded up (Binance's `Retry-After`).
+fn to_minute_end_s(now_ms: i64) -> i64 {
+    (60_000 - now_ms.rem_euclid(60_000) + 999) / 1000
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A signed GET path of the HMAC account (query string signed, wall-clock timestamp).
+fn signed_path(path: &str, params: &str) -> String {
+    let ts = wall_ms();
+    let q = if params.is_empty() {
+        format!("recvWindow=60000&timestamp={ts}")
+    } else {
+        format!("{params}&recvWindow=60000&timestamp={ts}")
+    };
+    let sig = hmac_hex(SECRET.as_bytes(), q.as_bytes());
+    format!("{path}?{q}&signature={sig}")
+}
+
+/// Waits until at least `room_ms` of the venue minute is left, so that a burst of requests
+/// stays in one minute's weight window; that minute (venue ms / 60,000).
+fn minute_with_room(h: &VenueHandle, room_ms: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = h.now_ms();
+        if 60_000 - now.rem_euclid(60_000) >= room_ms {
+            return now.div_euclid(60_000);
+        }
+        assert!(Instant::now() < deadline, "the venue clock stalled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const DEPTH_1000: &str = "/fapi/v1/depth?symbol=BTCUSDT&limit=1000";
+
+#[test]
+fn public_and_signed_requests_of_an_ip_share_one_weight_budget_on_the_venue_clock() {
+    let (h, _d) = start_on(
+        "venue-weight-shared",
+        1.0,
+        Limits::default(),
+        sim_exchange(),
+    );
+    let mut s = connect(&h);
+    let key = format!("X-MBX-APIKEY: {KEY}\r\n");
+    let minute = minute_with_room(&h, 10_000);
+    // Every request of the burst in the same venue minute (the weight window).
+    let mut req = |path: &str, headers: &str| {
+        let before = h.now_ms();
+        let r = keep_alive(&mut s, "GET", path, headers);
+        let after = h.now_ms();
+        assert_eq!(
+            after.div_euclid(60_000),
+            minute,
+            "the burst ran past its venue minute"
+        );
+        (r, before, after)
+    };
+    let open_orders = || signed_path("/fapi/v1/openOrders", ""); // 40 without a symbol
+                                                                 // One public (20), one signed (40), one public (1): the header reports the sum.
+    let ((st, hd, v), _, _) = req(DEPTH_1000, "");
+    assert_eq!((st, used(&hd)), (200, 20), "{v}");
+    let ((st, hd, v), _, _) = req(&open_orders(), &key);
+    assert_eq!((st, used(&hd)), (200, 60), "{v}");
+    let ((st, hd, v), _, _) = req("/fapi/v1/ping", "");
+    assert_eq!((st, used(&hd)), (200, 61), "{v}");
+    // The WebSocket API's requests (account.balance: 5) charge the same budget.
+    let mut api = ws(&h, "/ws-fapi/v1");
+    let mut params =
+        serde_json::json!({"apiKey": KEY, "recvWindow": 60000, "timestamp": wall_ms()});
+    let p = params.as_object_mut().unwrap();
+    let payload = venue::auth::ws_payload(p);
+    p.insert(
+        "signature".into(),
+        hmac_hex(SECRET.as_bytes(), payload.as_bytes()).into(),
+    );
+    let call = serde_json::json!({"id": 1, "method": "account.balance", "params": params});
+    api.send(Message::Text(call.to_string())).unwrap();
+    let v = next_json(&mut api, Duration::from_secs(5)).expect("account.balance answered");
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["rateLimits"][0]["rateLimitType"], "REQUEST_WEIGHT", "{v}");
+    assert_eq!(v["rateLimits"][0]["count"], 66, "{v}");
+    let ((st, hd, v), _, _) = req("/fapi/v1/ping", "");
+    assert_eq!((st, used(&hd)), (200, 67), "{v}");
+    let mut total = 67;
+    // Half the budget on signed requests...
+    for _ in 0..29 {
+        let ((st, hd, v), _, _) = req(&open_orders(), &key);
+        total += 40;
+        assert_eq!((st, used(&hd)), (200, total), "{v}");
+    }
+    // ...the rest on public ones, until the public endpoint answers 429.
+    let mut limited = None;
+    for _ in 0..100 {
+        let ((st, hd, v), before, after) = req(DEPTH_1000, "");
+        if st == 200 {
+            total += 20;
+            assert_eq!(used(&hd), total);
+            continue;
+        }
+        limited = Some((st, hd, v, before, after));
+        break;
+    }
+    let (st, hd, v, before, after) = limited.expect("a 429 within the budget");
+    assert_eq!(total, 2387, "the public requests were refused at {total}");
+    assert_eq!(st, 429, "{v}");
+    assert_eq!(v["code"], -1003, "{v}");
+    assert_eq!(used(&hd), 2387, "a refused request weighs nothing");
+    let retry = retry_after(&hd);
+    assert!(
+        (to_minute_end_s(after)..=to_minute_end_s(before)).contains(&retry),
+        "Retry-After {retry} is not the venue minute's end (venue time {before}..{after})"
+    );
+    // A signed request is refused too: the public requests used its budget.
+    let ((st, hd, v), _, _) = req(&open_orders(), &key);
+    assert_eq!((st, used(&hd)), (429, 2387), "{v}");
+    assert!(retry_after(&hd) >= 1);
+    // Eight more refusals make ten, the eleventh is a 418 ban, public or signed.
+    for i in 0..8 {
+        let ((st, _, v), _, _) = req(DEPTH_1000, "");
+        assert_eq!(st, 429, "refusal {}: {v}", i + 3);
+    }
+    let ((st, hd, v), _, _) = req(DEPTH_1000, "");
+    assert_eq!((st, retry_after(&hd)), (418, 120), "{v}");
+    assert_eq!(v["code"], -1003, "{v}");
+    let ((st, hd, v), _, _) = req("/fapi/v1/ping", "");
+    assert_eq!(st, 418, "{v}");
+    assert!((119..=120).contains(&retry_after(&hd)), "{hd:?}");
+    let ((st, _, v), _, _) = req(&signed_path("/fapi/v2/balance", ""), &key);
+    assert_eq!(st, 418, "{v}");
+    h.shutdown();
+}
+
+#[test]
+fn public_weight_without_an_exchange_is_limited_per_venue_minute() {
+    // Speed 10: a venue minute is 6 s of wall time.
+    let (h, _d) = start("venue-weight-public", 10.0);
+    let mut s = connect(&h);
+    let minute = minute_with_room(&h, 30_000);
+    let mut limited = None;
+    for i in 1..=130u32 {
+        let before = h.now_ms();
+        let (st, hd, v) = keep_alive(&mut s, "GET", DEPTH_1000, "");
+        let after = h.now_ms();
+        assert_eq!(
+            after.div_euclid(60_000),
+            minute,
+            "the burst ran past its venue minute"
+        );
+        if st == 200 {
+            assert_eq!(used(&hd), 20 * i);
+            continue;
+        }
+        limited = Some((i, st, hd, v, before, after));
+        break;
+    }
+    let (i, st, hd, v, before, after) = limited.expect("a 429 within 130 requests");
+    assert_eq!((i, st), (121, 429), "{v}");
+    assert_eq!(v["code"], -1003, "{v}");
+    assert_eq!(used(&hd), 2400, "a refused request weighs nothing");
+    let retry = retry_after(&hd);
+    assert!(
+        (to_minute_end_s(after)..=to_minute_end_s(before)).contains(&retry),
+        "Retry-After {retry} is not the venue minute's end (venue time {before}..{after})"
+    );
+    // The next venue minute (seconds of wall time later) has a fresh budget.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.now_ms().div_euclid(60_000) == minute {
+        assert!(Instant::now() < deadline, "the venue clock stalled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (st, hd, v) = keep_alive(&mut s, "GET", "/fapi/v1/ping", "");
+    assert_eq!((st, used(&hd)), (200, 1), "{v}");
     h.shutdown();
 }
