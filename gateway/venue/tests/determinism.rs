@@ -12,8 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use test_support::TempDir;
 use tungstenite::Message;
-use venue::auth::{hmac_hex, Accounts};
-use venue::exchange::SimExchange;
+use venue::auth::hmac_hex;
 use venue::server::{ServerConfig, Venue, VenueHandle};
 
 /// Collects every text frame of a WebSocket on its own thread (so that no queue fills while
@@ -69,9 +68,7 @@ fn session(name: &str) -> Vec<String> {
     let mut sc = ServerConfig::new(vec![test_support::usdm()], cfg.clone());
     sc.manual_clock = true;
     sc.cert_dir = dir.join("cert");
-    let accounts = Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap();
-    let exchange = Arc::new(SimExchange::new(cfg, accounts).accept_wall_clock_timestamps());
-    let h = Venue::start(sc, exchange).expect("venue starts");
+    let h = Venue::start(sc, sim_exchange(cfg)).expect("venue starts");
     let mut seen: Vec<String> = Vec::new();
     let mut log = |what: &str, v: &Value| seen.push(format!("{what} {v}"));
 

@@ -123,6 +123,64 @@ fn drain(s: &UserStream) -> Vec<Value> {
         .collect()
 }
 
+/// The default config's exchange fed from the shipped USD-M recording, batch by batch, with the
+/// newest best bid and offer.
+struct Replayed {
+    v: Venue,
+    rec: feeds::RecordedEvents,
+    inst: engine::Instrument,
+    /// Batches fed so far.
+    fed: usize,
+    bid: i64,
+    ask: i64,
+}
+
+impl Replayed {
+    fn new() -> Replayed {
+        let cfg = Config::from_toml(
+            &std::fs::read_to_string(root().join("configs/default.toml")).unwrap(),
+        )
+        .unwrap();
+        let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
+        let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
+        let ex = SimExchange::new(
+            cfg,
+            Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
+        );
+        Replayed {
+            v: Venue { ex, now: 0 },
+            rec,
+            inst: insts[0],
+            fed: 0,
+            bid: 0,
+            ask: 0,
+        }
+    }
+
+    /// Feeds the next `n` batches, at their receive times.
+    fn feed(&mut self, n: usize) {
+        let ends = &self.rec.batch_ends;
+        let until = (self.fed + n).min(ends.len());
+        for k in self.fed..until {
+            let start = if k == 0 { 0 } else { ends[k - 1] };
+            let batch = &self.rec.events[start..ends[k]];
+            self.v.now = batch[0].local_time_ns / 1_000_000;
+            self.v.ex.on_market(batch, self.v.now);
+            for e in batch {
+                if let Some(b) = e.as_bbo() {
+                    (self.bid, self.ask) = (b.bid_price, b.ask_price);
+                }
+            }
+        }
+        self.fed = until;
+    }
+
+    /// `ticks` as a price.
+    fn px(&self, ticks: i64) -> String {
+        self.inst.tick.format(ticks)
+    }
+}
+
 #[test]
 fn exchange_over_the_recording() {
     let cfg =
@@ -513,36 +571,22 @@ fn exchange_over_the_recording() {
 #[test]
 fn deterministic_responses() {
     let run = || {
-        let cfg = Config::from_toml(
-            &std::fs::read_to_string(root().join("configs/default.toml")).unwrap(),
-        )
-        .unwrap();
-        let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
-        let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
-        let ex = SimExchange::new(
-            cfg,
-            Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
-        );
-        let mut v = Venue { ex, now: 0 };
+        let mut r = Replayed::new();
         let mut out = Vec::new();
-        let mut prev = 0;
-        let mut bid = 0;
-        for (n, &end) in rec.batch_ends.iter().enumerate().take(40_000) {
-            let batch = &rec.events[prev..end];
-            prev = end;
-            v.now = batch[0].local_time_ns / 1_000_000;
-            v.ex.on_market(batch, v.now);
-            for e in batch {
-                if let Some(b) = e.as_bbo() {
-                    bid = b.bid_price;
-                }
-            }
-            if n % 2000 == 1999 && bid > 0 {
-                let (_, o) = v.rest("POST", "/fapi/v1/order", &format!("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}", insts[0].tick.format(bid)), KEY);
-                out.push(o.to_string());
-                let (_, p) = v.rest("GET", "/fapi/v2/positionRisk", "", KEY);
-                out.push(p.to_string());
-            }
+        for _ in 0..20 {
+            r.feed(2000);
+            let (_, o) = r.v.rest(
+                "POST",
+                "/fapi/v1/order",
+                &format!(
+                    "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.002&price={}",
+                    r.px(r.bid)
+                ),
+                KEY,
+            );
+            out.push(o.to_string());
+            let (_, p) = r.v.rest("GET", "/fapi/v2/positionRisk", "", KEY);
+            out.push(p.to_string());
         }
         out
     };
@@ -553,30 +597,11 @@ fn deterministic_responses() {
 
 #[test]
 fn batch_modify_cancel_all_and_countdown() {
-    let cfg =
-        Config::from_toml(&std::fs::read_to_string(root().join("configs/default.toml")).unwrap())
-            .unwrap();
-    let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
-    let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
-    let ex = SimExchange::new(
-        cfg,
-        Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
-    );
-    let mut v = Venue { ex, now: 0 };
-    let mut prev = 0;
-    let mut bid = 0;
-    for &end in rec.batch_ends.iter().take(3000) {
-        let batch = &rec.events[prev..end];
-        prev = end;
-        v.now = batch[0].local_time_ns / 1_000_000;
-        v.ex.on_market(batch, v.now);
-        for e in batch {
-            if let Some(b) = e.as_bbo() {
-                bid = b.bid_price;
-            }
-        }
-    }
-    let px = |t: i64| insts[0].tick.format(t);
+    let mut r = Replayed::new();
+    r.feed(3000);
+    let (bid, inst) = (r.bid, r.inst);
+    let px = |t: i64| inst.tick.format(t);
+    let v = &mut r.v;
     let batch = json!([
         {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTX", "quantity": "0.002", "price": px(bid - 300)},
         {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTX", "quantity": "0.001", "price": px(bid - 300)},
@@ -658,40 +683,17 @@ fn batch_modify_cancel_all_and_countdown() {
 
 #[test]
 fn a_crossing_gtc_takes_then_its_rest_rests_and_joins_the_book_once_uncrossed() {
-    let cfg =
-        Config::from_toml(&std::fs::read_to_string(root().join("configs/default.toml")).unwrap())
-            .unwrap();
-    let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
-    let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
-    let ex = SimExchange::new(
-        cfg,
-        Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
-    );
-    let mut v = Venue { ex, now: 0 };
-    let mut batches = rec.batch_ends.iter().copied();
-    let mut prev = 0;
-    let mut ask = 0;
-    let mut feed = |v: &mut Venue, n: usize, mut on_bbo: Box<dyn FnMut(i64, i64) + '_>| {
-        for end in batches.by_ref().take(n) {
-            let batch = &rec.events[prev..end];
-            prev = end;
-            v.now = batch[0].local_time_ns / 1_000_000;
-            v.ex.on_market(batch, v.now);
-            for e in batch {
-                if let Some(b) = e.as_bbo() {
-                    on_bbo(b.bid_price, b.ask_price);
-                }
-            }
-        }
-    };
-    feed(&mut v, 3000, Box::new(|_, a| ask = a));
-    let (_, lk) = v.rest("POST", "/fapi/v1/listenKey", "", KEY);
+    let mut rp = Replayed::new();
+    rp.feed(3000);
+    let ask = rp.ask;
+    let (_, lk) = rp.v.rest("POST", "/fapi/v1/listenKey", "", KEY);
     let stream =
-        v.ex.user_stream(lk["listenKey"].as_str().unwrap(), None, v.now)
+        rp.v.ex
+            .user_stream(lk["listenKey"].as_str().unwrap(), None, rp.v.now)
             .unwrap();
-    let px = insts[0].tick.format(ask);
+    let px = rp.px(ask);
     // 100 BTC at the touch: more than the touch holds, so it takes the touch and its rest rests.
-    let (r, o) = v.rest(
+    let (r, o) = rp.v.rest(
         "POST",
         "/fapi/v1/order",
         &format!("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=100&price={px}"),
@@ -717,7 +719,8 @@ fn a_crossing_gtc_takes_then_its_rest_rests_and_joins_the_book_once_uncrossed() 
         .iter()
         .filter(|e| e["e"] == "ORDER_TRADE_UPDATE" && e["o"]["x"] == "TRADE")
         .all(|e| e["o"]["m"] == false));
-    let (_, open) = v.rest("GET", "/fapi/v1/openOrders", "symbol=BTCUSDT", KEY);
+    let (_, open) =
+        rp.v.rest("GET", "/fapi/v1/openOrders", "symbol=BTCUSDT", KEY);
     assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
     // While the recording still shows asks at its price (the liquidity it took), it gets no
     // more fills; once the ask is above it, it is a resting bid and fills as a maker.
@@ -725,8 +728,8 @@ fn a_crossing_gtc_takes_then_its_rest_rests_and_joins_the_book_once_uncrossed() 
     let mut uncrossed = false;
     let mut maker = 0;
     for _ in 0..200 {
-        let mut crossed_now = true;
-        feed(&mut v, 50, Box::new(|_, a| crossed_now = a <= price));
+        rp.feed(50);
+        let crossed_now = rp.ask <= price;
         for e in drain(&stream) {
             if e["e"] == "ORDER_TRADE_UPDATE" && e["o"]["i"] == id && e["o"]["x"] == "TRADE" {
                 assert!(uncrossed, "filled while the book crossed it: {e}");
@@ -744,7 +747,7 @@ fn a_crossing_gtc_takes_then_its_rest_rests_and_joins_the_book_once_uncrossed() 
     // Its fills count from what it took at placement, at its price: quantity and average
     // price whole across the two lives of the order (the simulated venue fills a resting order
     // the recorded book crosses in full, so this 100 BTC bid may be done).
-    let (_, q) = v.rest(
+    let (_, q) = rp.v.rest(
         "GET",
         "/fapi/v1/order",
         &format!("symbol=BTCUSDT&orderId={id}"),
@@ -759,7 +762,7 @@ fn a_crossing_gtc_takes_then_its_rest_rests_and_joins_the_book_once_uncrossed() 
         qty("avgPrice") <= ask as f64 / 10.0 + 1e-9,
         "a buy above its limit: {q}"
     );
-    let (r, c) = v.rest(
+    let (r, c) = rp.v.rest(
         "DELETE",
         "/fapi/v1/order",
         &format!("symbol=BTCUSDT&orderId={id}"),
@@ -780,29 +783,11 @@ fn a_crossing_gtc_takes_then_its_rest_rests_and_joins_the_book_once_uncrossed() 
 
 #[test]
 fn a_parked_gtc_cancels_and_modifies_without_the_simulated_venue() {
-    let cfg =
-        Config::from_toml(&std::fs::read_to_string(root().join("configs/default.toml")).unwrap())
-            .unwrap();
-    let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
-    let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
-    let ex = SimExchange::new(
-        cfg,
-        Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
-    );
-    let mut v = Venue { ex, now: 0 };
-    let (mut prev, mut bid, mut ask) = (0, 0, 0);
-    for &end in rec.batch_ends.iter().take(3000) {
-        let batch = &rec.events[prev..end];
-        prev = end;
-        v.now = batch[0].local_time_ns / 1_000_000;
-        v.ex.on_market(batch, v.now);
-        for e in batch {
-            if let Some(b) = e.as_bbo() {
-                (bid, ask) = (b.bid_price, b.ask_price);
-            }
-        }
-    }
-    let px = |t: i64| insts[0].tick.format(t);
+    let mut r = Replayed::new();
+    r.feed(3000);
+    let (bid, ask, inst) = (r.bid, r.ask, r.inst);
+    let px = |t: i64| inst.tick.format(t);
+    let v = &r.v;
     let place = |v: &Venue| {
         let (_, o) = v.rest(
             "POST",
@@ -817,7 +802,7 @@ fn a_parked_gtc_cancels_and_modifies_without_the_simulated_venue() {
         o["orderId"].as_u64().unwrap()
     };
     // Cancel while parked.
-    let id = place(&v);
+    let id = place(v);
     let (r, c) = v.rest(
         "DELETE",
         "/fapi/v1/order",
@@ -837,7 +822,7 @@ fn a_parked_gtc_cancels_and_modifies_without_the_simulated_venue() {
     );
     assert_eq!(c["code"], -2011, "a second cancel: {c}");
     // Modify while parked to a price below the bid: it joins the book at once (NEW rest).
-    let id = place(&v);
+    let id = place(v);
     let (r, m) = v.rest(
         "PUT",
         "/fapi/v1/order",
@@ -865,7 +850,7 @@ fn a_parked_gtc_cancels_and_modifies_without_the_simulated_venue() {
         "{c}"
     );
     // countdownCancelAll reaches a parked order too.
-    let id = place(&v);
+    let id = place(v);
     let (_, _) = v.rest("DELETE", "/fapi/v1/allOpenOrders", "symbol=BTCUSDT", KEY);
     let (_, q) = v.rest(
         "GET",
@@ -878,33 +863,15 @@ fn a_parked_gtc_cancels_and_modifies_without_the_simulated_venue() {
 
 #[test]
 fn fok_fills_whole_or_nothing_and_bad_sides_are_binances_codes() {
-    let cfg =
-        Config::from_toml(&std::fs::read_to_string(root().join("configs/default.toml")).unwrap())
-            .unwrap();
-    let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
-    let rec = recorded_events(&[test_support::usdm()], &insts, SyncRule::Futures).unwrap();
-    let ex = SimExchange::new(
-        cfg,
-        Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap(),
-    );
-    let mut v = Venue { ex, now: 0 };
-    let (mut prev, mut ask) = (0, 0);
-    for &end in rec.batch_ends.iter().take(3000) {
-        let batch = &rec.events[prev..end];
-        prev = end;
-        v.now = batch[0].local_time_ns / 1_000_000;
-        v.ex.on_market(batch, v.now);
-        for e in batch {
-            if let Some(b) = e.as_bbo() {
-                ask = b.ask_price;
-            }
-        }
-    }
+    let mut r = Replayed::new();
+    r.feed(3000);
+    let ask = r.ask;
+    let v = &r.v;
     let (_, lk) = v.rest("POST", "/fapi/v1/listenKey", "", KEY);
     let stream =
         v.ex.user_stream(lk["listenKey"].as_str().unwrap(), None, v.now)
             .unwrap();
-    let px = insts[0].tick.format(ask + 50);
+    let px = r.px(ask + 50);
     let fok = |qty: &str| {
         v.rest(
             "POST",

@@ -1,31 +1,20 @@
 //! Faults on demand over real TLS on 127.0.0.1: each fault fires where the spec says, and a
 //! client sees it as it would on Binance.
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+mod common;
+
+use common::{connect, request_full, wall_ms, ws, Tls, KEY, SECRET};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use test_support::TempDir;
 use tungstenite::{Message, WebSocket};
 use venue::api::Exchange;
-use venue::auth::{hmac_hex, Accounts};
-use venue::exchange::SimExchange;
+use venue::auth::hmac_hex;
 use venue::faults::{parse, SpecError};
 use venue::server::{ServerConfig, Venue, VenueHandle};
 use venue::NoExchange;
-
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-const KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
-const SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn start_full(
     name: &str,
@@ -53,29 +42,7 @@ fn start(name: &str, speed: f64, spec: &str) -> (VenueHandle, TempDir) {
 }
 
 fn sim_exchange() -> Arc<dyn Exchange> {
-    let accounts = Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap();
-    Arc::new(
-        SimExchange::new(test_support::default_config(), accounts).accept_wall_clock_timestamps(),
-    )
-}
-
-fn connect(h: &VenueHandle) -> Tls {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(h.cert_path()).expect("cert.pem") {
-        roots.add(c.expect("a certificate")).unwrap();
-    }
-    let cfg = Arc::new(
-        rustls::ClientConfig::builder_with_provider(venue::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
-    let tcp = TcpStream::connect(h.addr()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let conn =
-        rustls::ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap()).unwrap();
-    rustls::StreamOwned::new(conn, tcp)
+    common::sim_exchange(test_support::default_config())
 }
 
 /// One request on its own connection; `None` if no response came within `timeout`.
@@ -87,34 +54,11 @@ fn request_within(
     body: &str,
     timeout: Duration,
 ) -> Option<(u16, Value)> {
-    let mut s = connect(h);
-    s.sock.set_read_timeout(Some(timeout)).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    s.flush().unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8(out).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Some((
-        status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
-    ))
+    request_full(h, method, path, headers, body, timeout).map(|(s, _, v)| (s, v))
 }
 
 fn request(h: &VenueHandle, method: &str, path: &str, body: &str) -> (u16, Value) {
     request_within(h, method, path, "", body, Duration::from_secs(10)).expect("a response")
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// A signed REST request of the HMAC test account (query string signed).
@@ -135,14 +79,6 @@ fn signed(
         "",
         timeout,
     )
-}
-
-fn ws(h: &VenueHandle, path: &str) -> WebSocket<Tls> {
-    let s = connect(h);
-    let url = format!("wss://localhost:{}{path}", h.addr().port());
-    let (ws, resp) = tungstenite::client::client(url, s).expect("WebSocket handshake");
-    assert_eq!(resp.status(), 101);
-    ws
 }
 
 enum Next {

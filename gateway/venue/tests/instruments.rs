@@ -12,8 +12,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use test_support::TempDir;
-use venue::auth::Accounts;
-use venue::exchange::SimExchange;
 use venue::server::{ServerConfig, Venue, VenueHandle};
 
 /// `configs/default.toml` plus an ETHUSDT perpetual on a 0.01 tick (the book window widened
@@ -52,9 +50,10 @@ fn start(name: &str) -> (VenueHandle, TempDir) {
     let mut sc = ServerConfig::new(vec![eth, test_support::usdm()], cfg.clone());
     sc.speed = 2.0;
     sc.cert_dir = dir.join("cert");
-    let accounts = Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap();
-    let exchange = Arc::new(SimExchange::new(cfg, accounts).accept_wall_clock_timestamps());
-    (Venue::start(sc, exchange).expect("venue starts"), dir)
+    (
+        Venue::start(sc, sim_exchange(cfg)).expect("venue starts"),
+        dir,
+    )
 }
 
 fn best(depth: &Value, side: &str) -> f64 {

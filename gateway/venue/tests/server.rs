@@ -1,8 +1,9 @@
 //! The venue over real TLS on 127.0.0.1: REST, the market streams, the book-sync procedure,
 //! live subscriptions, routing, and hostile input.
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+mod common;
+
+use common::{connect, next_json, sim_exchange as sim_exchange_for, ws, Tls, KEY, SECRET};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -10,18 +11,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use test_support::TempDir;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 use venue::api::Exchange;
-use venue::auth::{hmac_hex, Accounts};
-use venue::exchange::SimExchange;
+use venue::auth::hmac_hex;
 use venue::server::{Limits, ServerConfig, Venue, VenueHandle};
 use venue::NoExchange;
-
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-/// The HMAC account of `configs/venue-accounts.toml` (Binance's documented example keys).
-const KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
-const SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
 
 fn start_on(
     name: &str,
@@ -44,39 +38,11 @@ fn start_with(name: &str, speed: f64, limits: Limits) -> (VenueHandle, TempDir) 
 
 /// The exchange core with the example accounts (signed requests on the wall clock accepted).
 fn sim_exchange() -> Arc<dyn Exchange> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/venue-accounts.toml");
-    let accounts = Accounts::load(&path).unwrap();
-    Arc::new(
-        SimExchange::new(test_support::default_config(), accounts).accept_wall_clock_timestamps(),
-    )
+    sim_exchange_for(test_support::default_config())
 }
 
 fn start(name: &str, speed: f64) -> (VenueHandle, TempDir) {
     start_with(name, speed, Limits::default())
-}
-
-fn client_config(h: &VenueHandle) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(h.cert_path()).expect("cert.pem") {
-        roots.add(c.expect("a certificate")).unwrap();
-    }
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(venue::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
-fn connect(h: &VenueHandle) -> Tls {
-    let tcp = TcpStream::connect(h.addr()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let conn =
-        rustls::ClientConnection::new(client_config(h), ServerName::try_from("localhost").unwrap())
-            .unwrap();
-    rustls::StreamOwned::new(conn, tcp)
 }
 
 /// Sends raw bytes as a request and reads the response (the server closes after it).
@@ -108,34 +74,6 @@ fn get(h: &VenueHandle, path: &str) -> (u16, Vec<(String, String)>, Value) {
     let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let (s, hd, b) = raw_request(h, req.as_bytes());
     (s, hd, serde_json::from_str(&b).unwrap_or(Value::String(b)))
-}
-
-fn ws(h: &VenueHandle, path: &str) -> WebSocket<Tls> {
-    let s = connect(h);
-    let url = format!("wss://localhost:{}{path}", h.addr().port());
-    let (ws, resp) = tungstenite::client::client(url, s).expect("WebSocket handshake");
-    assert_eq!(resp.status(), 101);
-    ws
-}
-
-/// The next text frame as JSON, within `timeout`; `None` if nothing came.
-fn next_json(ws: &mut WebSocket<Tls>, timeout: Duration) -> Option<Value> {
-    ws.get_ref().sock.set_read_timeout(Some(timeout)).unwrap();
-    loop {
-        match ws.read() {
-            Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).unwrap()),
-            Ok(_) => continue,
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return None
-            }
-            Err(e) => panic!("stream failed: {e}"),
-        }
-    }
 }
 
 #[test]

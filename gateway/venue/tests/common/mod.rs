@@ -28,6 +28,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The exchange core for `cfg` with the example accounts of `configs/venue-accounts.toml`,
+/// accepting signed requests stamped with the wall clock (as `ringmaker venue` does).
+pub fn sim_exchange(cfg: engine::Config) -> Arc<dyn venue::api::Exchange> {
+    let accounts =
+        venue::auth::Accounts::load(&root().join("configs/venue-accounts.toml")).unwrap();
+    Arc::new(venue::exchange::SimExchange::new(cfg, accounts).accept_wall_clock_timestamps())
+}
+
 /// A TLS connection to the venue, trusting only its certificate.
 pub fn connect(h: &VenueHandle) -> Tls {
     let mut roots = rustls::RootCertStore::empty();
