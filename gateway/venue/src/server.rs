@@ -475,23 +475,27 @@ fn clock_control(shared: &Shared, req: &Request) -> Response {
             params.extend(query_params(&req.body));
             let now = clock.now_ms();
             let num = |k: &str| param(&params, k).map(|v| v.parse::<i64>().ok());
-            let to =
-                match (num("advance"), num("to")) {
-                    (Some(Some(ms)), None) if (0..=365 * 86_400_000).contains(&ms) => now + ms,
-                    (None, Some(Some(t))) if t >= now => t,
-                    (None, Some(Some(t))) => {
-                        return Response::error(
-                            400,
-                            -1100,
-                            &format!("the clock does not go back: to={t} is before now ({now})"),
-                        )
-                    }
-                    _ => return Response::error(
-                        400,
-                        -1100,
-                        "give one of advance=MS (0 to a year) or to=MS (venue ms since the epoch)",
-                    ),
-                };
+            // At most a day a step: the replay publishes every second's mark price on the way.
+            const MAX_STEP_MS: i64 = 86_400_000;
+            let bad = |msg: String| Response::error(400, -1100, &msg);
+            let to = match (num("advance"), num("to")) {
+                (Some(Some(ms)), None) if (0..=MAX_STEP_MS).contains(&ms) => now + ms,
+                (None, Some(Some(t))) if t < now => {
+                    return bad(format!(
+                        "the clock does not go back: to={t} is before now ({now})"
+                    ))
+                }
+                (None, Some(Some(t))) if t - now <= MAX_STEP_MS => t,
+                (None, Some(Some(t))) => return bad(format!(
+                    "to={t} is more than a day ({MAX_STEP_MS} ms) after now ({now}): step in days"
+                )),
+                _ => {
+                    return bad(format!(
+                        "give one of advance=MS (0 to {MAX_STEP_MS}) or to=MS (venue ms since the \
+                         epoch, at most a day ahead)"
+                    ))
+                }
+            };
             let t = clock.advance_to(to);
             let deadline = Instant::now() + CLOCK_CATCH_UP;
             while !clock.has_reached(t) {

@@ -215,7 +215,17 @@ fn the_clock_control_is_404_without_the_flag_and_rejects_bad_steps() {
     // It stands still by itself.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(get(&h, "/fapi/v1/time").1["serverTime"].as_i64(), Some(t0));
-    for body in ["", "advance=-5", "advance=x", "to=1", "advance=1&to=2"] {
+    let far = format!("to={}", t0 + 86_400_001);
+    for body in [
+        "",
+        "advance=-5",
+        "advance=x",
+        "advance=86400001",
+        "advance=99999999999999999999",
+        "to=1",
+        far.as_str(),
+        "advance=1&to=2",
+    ] {
         let (s, _, v) =
             request_full(&h, "POST", "/venue/clock", "", body, Duration::from_secs(5)).unwrap();
         assert_eq!((s, v["code"].as_i64()), (400, Some(-1100)), "{body}: {v}");
