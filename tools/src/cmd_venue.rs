@@ -27,7 +27,7 @@ pub struct Args {
     /// Address to listen on (port 0: a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Replay speed: 1 is the recorded pace, 0 as fast as possible.
+    /// Replay speed: 1 is the recorded pace, 0 as fast as possible, at most 10000.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// A manual venue clock: it stands at the replay's start until `POST /venue/clock` (from

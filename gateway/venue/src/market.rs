@@ -998,6 +998,9 @@ impl Replay {
         for g in &mut self.merged {
             g.on_time(now, &m);
         }
+        // Marks older than an hour behind the clock are skipped: nobody could read them, and a
+        // clock far ahead must not hold the replay in this loop.
+        self.next_mark_s = self.next_mark_s.max(now / 1000 - 3600);
         while now / 1000 >= self.next_mark_s {
             let t = self.next_mark_s * 1000;
             for sm in &m.symbols {

@@ -245,3 +245,15 @@ fn the_clock_control_is_404_without_the_flag_and_rejects_bad_steps() {
     );
     h.shutdown();
 }
+
+#[test]
+fn absurd_speeds_are_refused() {
+    let dir = TempDir::new("venue-speeds");
+    for speed in [-1.0, f64::NAN, f64::INFINITY, 1e12] {
+        let mut sc = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
+        sc.cert_dir = dir.join("cert");
+        sc.speed = speed;
+        let e = Venue::start(sc, Arc::new(venue::NoExchange)).unwrap_err();
+        assert!(e.to_string().contains("--speed must be"), "{speed}: {e}");
+    }
+}
