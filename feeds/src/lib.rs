@@ -14,6 +14,7 @@ pub mod binding;
 pub mod handler;
 pub mod local_book;
 pub mod merge;
+pub mod net;
 pub mod normalize;
 pub mod recording;
 pub mod source;
