@@ -3,3 +3,5 @@
 //! snapshots off the hot path, reconnects, the host clock's state, and recording what arrived.
 //!
 //! Work in progress (issue 14): the parts land one by one; see each module.
+
+pub mod routes;

@@ -171,23 +171,13 @@ pub enum StreamClass {
 }
 
 /// The class of a stream name (`btcusdt@depth@100ms`), `None` for a name this venue does not
-/// know.
+/// know: the project's one routing table, [`feeds::net::routes::stream_route`], which the live
+/// feed opens its URLs by.
 pub fn stream_class(name: &str) -> Option<StreamClass> {
-    let (symbol, kind) = name.split_once('@')?;
-    if symbol.is_empty()
-        || !symbol
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_')
-    {
-        return None;
-    }
-    match kind {
-        "depth" | "depth@0ms" | "depth@100ms" | "depth@250ms" | "depth@500ms" | "bookTicker" => {
-            Some(StreamClass::Public)
-        }
-        "trade" | "aggTrade" | "markPrice" | "markPrice@1s" => Some(StreamClass::Market),
-        _ => None,
-    }
+    feeds::net::routes::stream_route(name).map(|r| match r {
+        feeds::net::routes::StreamRoute::Public => StreamClass::Public,
+        feeds::net::routes::StreamRoute::Market => StreamClass::Market,
+    })
 }
 
 /// Which streams a WebSocket connection's path may receive.
