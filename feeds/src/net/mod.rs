@@ -5,3 +5,5 @@
 //! Work in progress (issue 14): the parts land one by one; see each module.
 
 pub mod routes;
+pub mod snapshot;
+pub mod tls;
