@@ -486,7 +486,9 @@ impl<S: MarketSource> MarketFeed<S> {
             Err(e) => return Some(Step::SourceError(e)),
         };
         let local_ns = match &input {
-            Input::Message { local_ns, .. } | Input::Events { local_ns, .. } => *local_ns,
+            Input::Message { local_ns, .. }
+            | Input::Events { local_ns, .. }
+            | Input::Disconnected { local_ns, .. } => *local_ns,
         };
         let previous_ns = self.time.last_ns;
         if previous_ns != i64::MIN && local_ns.saturating_sub(previous_ns) > MAX_TIME_JUMP_NS {
@@ -519,6 +521,10 @@ impl<S: MarketSource> MarketFeed<S> {
                 for ev in events {
                     stamped.event(ev);
                 }
+                Step::Input { local_ns: t }
+            }
+            Input::Disconnected { instrument, .. } => {
+                self.handler.disconnect(instrument, 0, t, &mut stamped);
                 Step::Input { local_ns: t }
             }
         };
@@ -687,6 +693,85 @@ mod tests {
             .iter()
             .filter(|e| e.kind() == EventKind::BookLevel)
             .all(|e| e.local_time_ns >= 110));
+    }
+
+    /// [`Counting`] with a lost connection after `after` inputs.
+    struct Dropping<'a> {
+        inner: Counting<'a>,
+        after: usize,
+        given: usize,
+    }
+
+    impl MarketSource for Dropping<'_> {
+        fn next_input(&mut self) -> Option<Result<Input<'_>, SourceError>> {
+            self.given += 1;
+            if self.given == self.after + 1 {
+                return Some(Ok(Input::Disconnected {
+                    instrument: 0,
+                    local_ns: 125,
+                }));
+            }
+            self.inner.next_input()
+        }
+        fn request_snapshot(&mut self, i: InstrumentId) -> SnapshotReply {
+            self.inner.request_snapshot(i)
+        }
+        fn counts(&self) -> SourceCounts {
+            self.inner.counts()
+        }
+    }
+
+    #[test]
+    fn a_lost_connection_invalidates_the_book_and_asks_for_a_snapshot() {
+        let lines = [
+            diff(100, 5, 9, 4),
+            snapshot(110, 7),
+            diff(120, 10, 12, 9),
+            // The connection is lost here; the next diff chains on, but the book must wait for
+            // a snapshot of the new connection all the same.
+            diff(130, 13, 14, 12),
+            snapshot(140, 13),
+            diff(150, 15, 16, 14),
+        ];
+        let mut feed = MarketFeed::new(
+            Dropping {
+                inner: Counting {
+                    inner: MemorySource::new(&lines),
+                    refuse: false,
+                    asked: Vec::new(),
+                },
+                after: 3,
+                given: 0,
+            },
+            FeedHandler::with_rule(&[inst()], SyncRule::Futures),
+        );
+        let mut out = Vec::new();
+        while feed.next(&mut out).is_some() {}
+        let invalid: Vec<&Event> = out
+            .iter()
+            .filter(|e| e.kind() == EventKind::BookInvalid)
+            .collect();
+        assert_eq!(invalid.len(), 1, "{out:?}");
+        assert_eq!(invalid[0].local_time_ns, 125);
+        assert_eq!(
+            invalid[0].status_reason(),
+            engine::BookStatusReason::Disconnected
+        );
+        assert_eq!(
+            feed.source.inner.asked,
+            vec![0, 0],
+            "at the start and after the loss"
+        );
+        let valid = out
+            .iter()
+            .filter(|e| e.kind() == EventKind::BookValid)
+            .count();
+        assert_eq!(valid, 2, "valid again after the new snapshot");
+        // No level between the loss and the new snapshot.
+        assert!(out
+            .iter()
+            .filter(|e| e.kind() == EventKind::BookLevel)
+            .all(|e| e.local_time_ns <= 120 || e.local_time_ns >= 140));
     }
 
     #[test]

@@ -212,7 +212,7 @@ mod tests {
                     let s = String::from_utf8(json.to_vec()).unwrap();
                     (s[6..s.len() - 2].to_string(), instrument)
                 }
-                Some(Ok(Input::Events { .. })) => unreachable!(),
+                Some(Ok(Input::Events { .. } | Input::Disconnected { .. })) => unreachable!(),
                 Some(Err(_)) => ("bad".to_string(), None),
             };
             out.push((item.0, item.1, src.origin().unwrap_or_default()));

@@ -25,6 +25,15 @@ pub enum Input<'a> {
         /// instrument by its symbol.
         instrument: Option<InstrumentId>,
     },
+    /// The connection that carried `instrument`'s market data was lost (a live source): its book
+    /// is invalid from now (`BookInvalid { Disconnected }`) until a new snapshot bridges the
+    /// diffs of the new connection.
+    Disconnected {
+        /// The instrument.
+        instrument: InstrumentId,
+        /// Local time the loss was seen, ns.
+        local_ns: i64,
+    },
     /// Events already decoded and book-synced (e.g. read back from a journal), one venue
     /// message's worth, passed through unchanged.
     Events {
