@@ -3,3 +3,7 @@
 //! snapshots off the hot path, reconnects, the host clock's state, and recording what arrived.
 //!
 //! Work in progress (issue 14): the parts land one by one; see each module.
+//!
+//! - [`frame`]: the WebSocket frame codec (client side), allocation-free after construction.
+
+pub mod frame;
