@@ -3,7 +3,13 @@
 //! snapshots off the hot path, reconnects, the host clock's state, and recording what arrived.
 //!
 //! Work in progress (issue 14): the parts land one by one; see each module.
+//!
+//! - [`frame`]: the WebSocket frame codec (client side), allocation-free after construction.
+//! - [`routes`]: which path serves which stream; the venue's endpoints.
+//! - [`tls`]: TLS client settings.
+//! - [`snapshot`]: REST depth snapshots on their own thread.
 
+pub mod frame;
 pub mod routes;
 pub mod snapshot;
 pub mod tls;
