@@ -8,8 +8,11 @@
 //! - [`routes`]: which path serves which stream; the venue's endpoints.
 //! - [`tls`]: TLS client settings.
 //! - [`snapshot`]: REST depth snapshots on their own thread.
+//! - [`stamp`]: kernel receive stamps on every socket read (Linux).
 
 pub mod frame;
 pub mod routes;
 pub mod snapshot;
 pub mod tls;
+#[cfg(target_os = "linux")]
+pub mod stamp;
