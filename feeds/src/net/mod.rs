@@ -9,10 +9,19 @@
 //! - [`tls`]: TLS client settings.
 //! - [`snapshot`]: REST depth snapshots on their own thread.
 //! - [`stamp`]: kernel receive stamps on every socket read (Linux).
+//! - [`conn`]: one WebSocket connection, driven without blocking.
+//! - [`source`]: [`NetSource`], the live streams as a market source.
 
+#[cfg(target_os = "linux")]
+pub mod conn;
 pub mod frame;
 pub mod routes;
 pub mod snapshot;
-pub mod tls;
+#[cfg(target_os = "linux")]
+pub mod source;
 #[cfg(target_os = "linux")]
 pub mod stamp;
+pub mod tls;
+
+#[cfg(target_os = "linux")]
+pub use source::{NetError, NetInstrument, NetOptions, NetSource, NetStats};

@@ -56,3 +56,98 @@ fn snapshots_are_fetched_from_the_venue_and_errors_come_back_typed() {
     );
     h.shutdown();
 }
+
+/// A live source on the venue's streams, for the default config's instrument.
+fn net_source(
+    h: &venue::server::VenueHandle,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> feeds::net::NetSource {
+    let cfg = test_support::default_config();
+    let tls = feeds::net::tls::client_config(Some(h.cert_path())).unwrap();
+    let mut opts = feeds::net::NetOptions::new(tls);
+    opts.endpoints =
+        vec![Endpoints::from_rest_url(&h.rest_url(), engine::VenueFlavour::BinanceUsdm).unwrap()];
+    opts.depth_stream = "depth@0ms".into();
+    let insts: Vec<feeds::net::NetInstrument> = cfg
+        .instruments
+        .iter()
+        .enumerate()
+        .map(|(i, c)| feeds::net::NetInstrument {
+            id: i as u16,
+            symbol: c.instrument.symbol,
+            venue: c.venue,
+        })
+        .collect();
+    feeds::net::NetSource::new(&insts, opts, Arc::clone(stop)).unwrap()
+}
+
+#[test]
+fn the_live_source_syncs_a_book_from_the_venue_over_tls_with_kernel_stamps() {
+    let dir = TempDir::new("feed-live");
+    let mut sc = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
+    sc.cert_dir = dir.join("cert");
+    sc.speed = 5.0;
+    let h = Venue::start(sc, Arc::new(venue::NoExchange)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let src = net_source(&h, &stop);
+    assert_eq!(
+        src.urls(),
+        [
+            format!(
+                "wss://127.0.0.1:{}/public/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker",
+                h.addr().port()
+            ),
+            format!(
+                "wss://127.0.0.1:{}/market/stream?streams=btcusdt@trade",
+                h.addr().port()
+            ),
+        ]
+    );
+    let mut feed = feeds::MarketFeed::new(
+        src,
+        feeds::FeedHandler::from_config(&test_support::default_config()),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (mut valid, mut levels, mut trades, mut tickers) = (0, 0, 0, 0);
+    let stopper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(8));
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut out = Vec::new();
+    while let Some(step) = feed.next(&mut out) {
+        assert!(std::time::Instant::now() < deadline);
+        assert!(!matches!(step, feeds::Step::SourceError(_)), "{step:?}");
+        for e in out.drain(..) {
+            match e.kind() {
+                engine::EventKind::BookValid => valid += 1,
+                engine::EventKind::BookLevel => levels += 1,
+                engine::EventKind::Trade => trades += 1,
+                engine::EventKind::Bbo => tickers += 1,
+                engine::EventKind::BookInvalid => panic!("the book went invalid: {e:?}"),
+                _ => {}
+            }
+        }
+    }
+    stopper.join().unwrap();
+    let stats = feed.source().stats();
+    eprintln!("{stats:?} valid={valid} levels={levels} trades={trades} tickers={tickers}");
+    assert_eq!(valid, 1, "synced once, never lost");
+    assert!(levels > 1000 && trades > 10 && tickers > 100);
+    assert_eq!(stats.connects, 2);
+    assert_eq!(stats.disconnects, 0);
+    assert_eq!(stats.snapshot_fetches, 1);
+    assert!(stats.messages > 500);
+    assert_eq!(
+        stats.stamped_software, stats.messages,
+        "every message has a kernel stamp on loopback"
+    );
+    let (valid_ns, span_ns) = feed.book_time();
+    assert!(
+        valid_ns as f64 >= 0.9 * span_ns as f64,
+        "{valid_ns} of {span_ns}"
+    );
+    h.shutdown();
+}

@@ -1,0 +1,455 @@
+//! [`NetSource`]: the venue's live market streams as a [`MarketSource`] for the feed handler.
+//!
+//! One [`Conn`] per combined-stream URL (on USDⓈ-M one for `/public` book data and one for
+//! `/market` trades, per venue, [`super::routes`]), all driven by the feed thread, busy-polled:
+//! [`MarketSource::next_input`] spins over them until a message arrives (or the stop flag is
+//! set), never blocking in the kernel.
+//!
+//! # Book sync
+//!
+//! The feed handler asks for a snapshot at the start and after every gap. The request is held
+//! until the connection that carries the instrument's depth stream is open and has delivered a
+//! message (so the diffs that must bridge the snapshot are being buffered, as Binance's
+//! procedure has it), then fetched on the [`SnapshotFetcher`] thread; the answer comes back as a
+//! message bound to the instrument. A failed fetch is asked again a second later.
+//!
+//! # Reconnects
+//!
+//! A connection that ends (error, close, silence, its planned age) reports
+//! [`Input::Disconnected`] for each instrument whose depth it carried (their books go invalid
+//! and wait for a new snapshot), and is opened again after a jittered exponential backoff
+//! ([`NetOptions::reconnect_min`] doubling to [`NetOptions::reconnect_max`], reset once a
+//! connection has delivered messages for [`NetOptions::reconnect_min`] × 100).
+
+use super::conn::{Conn, ConnError, ConnOptions, Poll};
+use super::routes::{Endpoints, UrlError};
+use super::snapshot::{FetchOptions, SnapshotFetcher};
+use super::stamp::StampSource;
+use crate::source::{Input, MarketSource, SnapshotReply, SourceCounts, SourceError};
+use engine::{InstrumentId, Symbol, VenueFlavour};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One instrument the source carries.
+#[derive(Debug, Clone)]
+pub struct NetInstrument {
+    /// Its id (its place in the config).
+    pub id: InstrumentId,
+    /// Venue symbol.
+    pub symbol: Symbol,
+    /// Its venue.
+    pub venue: VenueFlavour,
+}
+
+/// How the source connects and what it subscribes.
+#[derive(Debug, Clone)]
+pub struct NetOptions {
+    /// Per venue, the endpoints (Binance production unless given).
+    pub endpoints: Vec<Endpoints>,
+    /// TLS client settings (see [`super::tls::client_config`]).
+    pub tls: Arc<rustls::ClientConfig>,
+    /// The diff-depth stream kind (`depth@100ms`; also `depth`, `depth@0ms`, `depth@250ms`,
+    /// `depth@500ms`).
+    pub depth_stream: String,
+    /// Subscribe `@bookTicker` too.
+    pub book_ticker: bool,
+    /// Subscribe `@trade` too.
+    pub trades: bool,
+    /// `limit` of the REST snapshots.
+    pub snapshot_limit: u32,
+    /// First reconnect pause.
+    pub reconnect_min: Duration,
+    /// Longest reconnect pause.
+    pub reconnect_max: Duration,
+    /// Per connection.
+    pub conn: ConnOptions,
+    /// The snapshot thread's.
+    pub fetch: FetchOptions,
+}
+
+impl NetOptions {
+    /// Binance production, `depth@100ms`, bookTicker and trades, 1,000-level snapshots.
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> NetOptions {
+        NetOptions {
+            endpoints: VenueFlavour::ALL.map(Endpoints::binance).to_vec(),
+            tls,
+            depth_stream: "depth@100ms".into(),
+            book_ticker: true,
+            trades: true,
+            snapshot_limit: 1000,
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(30),
+            conn: ConnOptions::default(),
+            fetch: FetchOptions::default(),
+        }
+    }
+}
+
+/// Why the source could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// No endpoints for an instrument's venue.
+    #[error("no endpoints for {0}")]
+    NoEndpoints(&'static str),
+    /// A stream name no route knows.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The snapshot thread did not start.
+    #[error("starting the snapshot thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// What the source did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Connections opened (WebSocket upgraded).
+    pub connects: u64,
+    /// Connections that ended (each is reopened).
+    pub disconnects: u64,
+    /// Connections that could not be started (resolve, socket).
+    pub connect_failures: u64,
+    /// Messages received.
+    pub messages: u64,
+    /// Messages stamped by the kernel in software.
+    pub stamped_software: u64,
+    /// Messages stamped by the NIC.
+    pub stamped_hardware: u64,
+    /// Messages without a kernel stamp (a TSC reading instead).
+    pub stamped_tsc: u64,
+    /// Snapshot fetches started.
+    pub snapshot_fetches: u64,
+    /// Snapshot fetches that failed (asked again).
+    pub snapshot_failures: u64,
+    /// Pings answered.
+    pub pongs: u64,
+}
+
+struct Link {
+    conn: Conn,
+    /// Instruments whose depth stream rides this connection.
+    depth_of: Vec<InstrumentId>,
+    /// When to try opening it again.
+    retry_at: Instant,
+    /// The current reconnect pause.
+    backoff: Duration,
+    /// Open, and a message came since.
+    flowing: bool,
+    opened_at: Option<Instant>,
+}
+
+/// The live market streams (see the module documentation).
+pub struct NetSource {
+    links: Vec<Link>,
+    /// Per instrument: the depth link, the snapshot URL, wanted, in flight, retry time.
+    snap: Vec<SnapState>,
+    fetcher: SnapshotFetcher,
+    opts: NetOptions,
+    stop: Arc<AtomicBool>,
+    /// Disconnects still to report.
+    lost: Vec<(InstrumentId, i64)>,
+    /// The snapshot body handed out last.
+    body: Vec<u8>,
+    /// Round-robin start.
+    next_link: usize,
+    stats: NetStats,
+    counts: SourceCounts,
+    jitter: u64,
+}
+
+#[derive(Debug, Clone)]
+struct SnapState {
+    link: usize,
+    url: String,
+    wanted: bool,
+    in_flight: bool,
+    retry_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for NetSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetSource")
+            .field(
+                "links",
+                &self.links.iter().map(|l| l.conn.url()).collect::<Vec<_>>(),
+            )
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetSource {
+    /// The connections for `instruments` (each instrument's depth, and bookTicker and trades as
+    /// `opts` say), not yet open: they open on the first [`MarketSource::next_input`]. `stop`
+    /// ends `next_input` (it returns `None`).
+    pub fn new(
+        instruments: &[NetInstrument],
+        opts: NetOptions,
+        stop: Arc<AtomicBool>,
+    ) -> Result<NetSource, NetError> {
+        let mut links: Vec<Link> = Vec::new();
+        let mut snap = Vec::new();
+        let n = instruments
+            .iter()
+            .map(|i| i.id as usize + 1)
+            .max()
+            .unwrap_or(0);
+        snap.resize(
+            n,
+            SnapState {
+                link: usize::MAX,
+                url: String::new(),
+                wanted: false,
+                in_flight: false,
+                retry_at: None,
+            },
+        );
+        for venue in VenueFlavour::ALL {
+            let of_venue: Vec<&NetInstrument> =
+                instruments.iter().filter(|i| i.venue == venue).collect();
+            if of_venue.is_empty() {
+                continue;
+            }
+            let ends = opts
+                .endpoints
+                .iter()
+                .find(|e| e.venue == venue)
+                .ok_or(NetError::NoEndpoints(venue.name()))?;
+            let mut streams = Vec::new();
+            for i in &of_venue {
+                let s = i.symbol.as_str().to_ascii_lowercase();
+                streams.push(format!("{s}@{}", opts.depth_stream));
+                if opts.book_ticker {
+                    streams.push(format!("{s}@bookTicker"));
+                }
+                if opts.trades {
+                    streams.push(format!("{s}@trade"));
+                }
+            }
+            let (host, port) = ends.ws_host_port();
+            for path in ends.stream_paths(&streams)? {
+                let depth_of: Vec<InstrumentId> = of_venue
+                    .iter()
+                    .filter(|i| {
+                        let name = format!(
+                            "{}@{}",
+                            i.symbol.as_str().to_ascii_lowercase(),
+                            opts.depth_stream
+                        );
+                        path.split(['=', '/']).any(|p| p == name)
+                    })
+                    .map(|i| i.id)
+                    .collect();
+                for &id in &depth_of {
+                    let s = &mut snap[id as usize];
+                    s.link = links.len();
+                    s.url = ends.depth_url(
+                        instruments
+                            .iter()
+                            .find(|i| i.id == id)
+                            .map_or("", |i| i.symbol.as_str()),
+                        opts.snapshot_limit,
+                    );
+                }
+                links.push(Link {
+                    conn: Conn::new(host, port, &path, Arc::clone(&opts.tls), opts.conn.clone()),
+                    depth_of,
+                    retry_at: Instant::now(),
+                    backoff: opts.reconnect_min,
+                    flowing: false,
+                    opened_at: None,
+                });
+            }
+        }
+        let fetcher = SnapshotFetcher::spawn(Arc::clone(&opts.tls), opts.fetch.clone())?;
+        let max = opts.conn.max_message.max(4096);
+        Ok(NetSource {
+            links,
+            snap,
+            fetcher,
+            stop,
+            lost: Vec::with_capacity(n.max(1)),
+            body: Vec::with_capacity(max),
+            next_link: 0,
+            stats: NetStats::default(),
+            counts: SourceCounts::default(),
+            jitter: 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()),
+            opts,
+        })
+    }
+
+    /// What it did so far.
+    pub fn stats(&self) -> NetStats {
+        let mut s = self.stats;
+        s.pongs = self.links.iter().map(|l| l.conn.pongs).sum();
+        s
+    }
+
+    /// The stream URLs it opens.
+    pub fn urls(&self) -> Vec<String> {
+        self.links.iter().map(|l| l.conn.url()).collect()
+    }
+
+    /// Why each connection ended last (`None`: never ended).
+    pub fn last_errors(&self) -> Vec<Option<ConnError>> {
+        self.links
+            .iter()
+            .map(|l| l.conn.last_error().cloned())
+            .collect()
+    }
+
+    fn jittered(&mut self, d: Duration) -> Duration {
+        // xorshift64: half to all of the pause.
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let frac = 0.5 + (self.jitter % 1000) as f64 / 2000.0;
+        d.mul_f64(frac)
+    }
+
+    /// Opens what is due, starts the snapshot fetches that may start.
+    fn housekeep(&mut self, now: Instant) {
+        for k in 0..self.links.len() {
+            let l = &mut self.links[k];
+            if l.conn.is_closed() && now >= l.retry_at {
+                if let Err(e) = l.conn.open() {
+                    self.stats.connect_failures += 1;
+                    let b = l.backoff;
+                    l.backoff = (l.backoff * 2).min(self.opts.reconnect_max);
+                    let pause = self.jittered(b);
+                    let l = &mut self.links[k];
+                    l.retry_at = now + pause;
+                    l.conn.close(e);
+                }
+            }
+        }
+        for i in 0..self.snap.len() {
+            let s = &self.snap[i];
+            if !s.wanted || s.in_flight || s.link == usize::MAX {
+                continue;
+            }
+            if s.retry_at.is_some_and(|t| now < t) || !self.links[s.link].flowing {
+                continue;
+            }
+            if self.fetcher.request(i as InstrumentId, s.url.clone()) {
+                self.stats.snapshot_fetches += 1;
+                let s = &mut self.snap[i];
+                s.wanted = false;
+                s.in_flight = true;
+            }
+        }
+    }
+
+    fn ended(&mut self, k: usize, now: Instant) {
+        self.stats.disconnects += 1;
+        let wall = super::stamp::system_now_ns();
+        let l = &mut self.links[k];
+        let long_lived = l
+            .opened_at
+            .is_some_and(|t| now.duration_since(t) > self.opts.reconnect_min * 100);
+        if long_lived {
+            l.backoff = self.opts.reconnect_min;
+        }
+        let b = l.backoff;
+        l.backoff = (l.backoff * 2).min(self.opts.reconnect_max);
+        l.flowing = false;
+        l.opened_at = None;
+        for &id in &l.depth_of {
+            self.lost.push((id, wall));
+        }
+        let pause = self.jittered(b);
+        self.links[k].retry_at = now + pause;
+    }
+}
+
+impl MarketSource for NetSource {
+    fn next_input(&mut self) -> Option<Result<Input<'_>, SourceError>> {
+        let mut spins = 0u32;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            if let Some((instrument, local_ns)) = self.lost.pop() {
+                return Some(Ok(Input::Disconnected {
+                    instrument,
+                    local_ns,
+                }));
+            }
+            if let Some(s) = self.fetcher.poll() {
+                let st = &mut self.snap[s.instrument as usize];
+                st.in_flight = false;
+                match s.body {
+                    Ok(body) => {
+                        self.body = body;
+                        self.counts.read += 1;
+                        return Some(Ok(Input::Message {
+                            json: &mut self.body,
+                            local_ns: s.local_ns,
+                            instrument: Some(s.instrument),
+                        }));
+                    }
+                    Err(_) => {
+                        self.stats.snapshot_failures += 1;
+                        st.wanted = true;
+                        st.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    }
+                }
+            }
+            let now = Instant::now();
+            if spins % 64 == 0 {
+                self.housekeep(now);
+            }
+            spins = spins.wrapping_add(1);
+            let n = self.links.len();
+            for j in 0..n {
+                let k = (self.next_link + j) % n;
+                match self.links[k].conn.poll(now) {
+                    Poll::Pending => {}
+                    Poll::Opened => {
+                        self.stats.connects += 1;
+                        self.links[k].opened_at = Some(now);
+                    }
+                    Poll::Ended => self.ended(k, now),
+                    Poll::Message(stamp) => {
+                        self.next_link = (k + 1) % n;
+                        self.stats.messages += 1;
+                        match stamp.source {
+                            StampSource::Software => self.stats.stamped_software += 1,
+                            StampSource::Hardware => self.stats.stamped_hardware += 1,
+                            StampSource::Tsc => self.stats.stamped_tsc += 1,
+                        }
+                        self.counts.read += 1;
+                        let link = &mut self.links[k];
+                        link.flowing = true;
+                        return Some(Ok(Input::Message {
+                            json: link.conn.message(),
+                            local_ns: stamp.ns,
+                            instrument: None,
+                        }));
+                    }
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    fn request_snapshot(&mut self, instrument: InstrumentId) -> SnapshotReply {
+        self.counts.snapshot_requests += 1;
+        match self.snap.get_mut(instrument as usize) {
+            Some(s) if s.link != usize::MAX => {
+                s.wanted = true;
+                s.retry_at = None;
+                SnapshotReply::Pending
+            }
+            _ => SnapshotReply::Unavailable,
+        }
+    }
+
+    fn counts(&self) -> SourceCounts {
+        self.counts
+    }
+
+    fn origin(&self) -> Option<String> {
+        Some(format!("{} connections", self.links.len()))
+    }
+}
