@@ -8,9 +8,9 @@
 //! # Book sync
 //!
 //! The feed handler asks for a snapshot at the start and after every gap. The request is held
-//! until the connection that carries the instrument's depth stream is open and has delivered a
-//! message (so the diffs that must bridge the snapshot are being buffered, as Binance's
-//! procedure has it), then fetched on the [`SnapshotFetcher`] thread; the answer comes back as a
+//! until a depth diff of the instrument has arrived on the current connection (so the diffs that
+//! must bridge the snapshot are being buffered, as Binance's procedure has it: a snapshot taken
+//! before the first diff is buffered can miss the one diff that bridges it), then fetched on the [`SnapshotFetcher`] thread; the answer comes back as a
 //! message bound to the instrument. A failed fetch is asked again a second later.
 //!
 //! # Reconnects
@@ -19,7 +19,7 @@
 //! [`Input::Disconnected`] for each instrument whose depth it carried (their books go invalid
 //! and wait for a new snapshot), and is opened again after a jittered exponential backoff
 //! ([`NetOptions::reconnect_min`] doubling to [`NetOptions::reconnect_max`], reset once a
-//! connection has delivered messages for [`NetOptions::reconnect_min`] × 100).
+//! connection has stayed open for a second).
 
 use super::conn::{Conn, ConnError, ConnOptions, Poll};
 use super::routes::{Endpoints, UrlError};
@@ -161,6 +161,10 @@ pub struct NetSource {
 struct SnapState {
     link: usize,
     url: String,
+    /// `"<symbol>@<depth stream>"`, to see a depth diff of it go by.
+    needle: Vec<u8>,
+    /// A depth diff of it came on the current connection (the snapshot may be fetched).
+    diff_seen: bool,
     wanted: bool,
     in_flight: bool,
     retry_at: Option<Instant>,
@@ -199,6 +203,8 @@ impl NetSource {
             SnapState {
                 link: usize::MAX,
                 url: String::new(),
+                needle: Vec::new(),
+                diff_seen: false,
                 wanted: false,
                 in_flight: false,
                 retry_at: None,
@@ -243,6 +249,11 @@ impl NetSource {
                 for &id in &depth_of {
                     let s = &mut snap[id as usize];
                     s.link = links.len();
+                    let sym = instruments
+                        .iter()
+                        .find(|i| i.id == id)
+                        .map_or(String::new(), |i| i.symbol.as_str().to_ascii_lowercase());
+                    s.needle = format!("\"{sym}@{}\"", opts.depth_stream).into_bytes();
                     s.url = ends.depth_url(
                         instruments
                             .iter()
@@ -328,7 +339,8 @@ impl NetSource {
             if !s.wanted || s.in_flight || s.link == usize::MAX {
                 continue;
             }
-            if s.retry_at.is_some_and(|t| now < t) || !self.links[s.link].flowing {
+            // Binance's procedure: the diffs are being buffered before the snapshot is asked.
+            if s.retry_at.is_some_and(|t| now < t) || !s.diff_seen {
                 continue;
             }
             if self.fetcher.request(i as InstrumentId, s.url.clone()) {
@@ -346,7 +358,7 @@ impl NetSource {
         let l = &mut self.links[k];
         let long_lived = l
             .opened_at
-            .is_some_and(|t| now.duration_since(t) > self.opts.reconnect_min * 100);
+            .is_some_and(|t| now.duration_since(t) >= Duration::from_secs(1));
         if long_lived {
             l.backoff = self.opts.reconnect_min;
         }
@@ -356,6 +368,9 @@ impl NetSource {
         l.opened_at = None;
         for &id in &l.depth_of {
             self.lost.push((id, wall));
+            if let Some(s) = self.snap.get_mut(id as usize) {
+                s.diff_seen = false;
+            }
         }
         let pause = self.jittered(b);
         self.links[k].retry_at = now + pause;
@@ -421,6 +436,19 @@ impl MarketSource for NetSource {
                         self.counts.read += 1;
                         let link = &mut self.links[k];
                         link.flowing = true;
+                        if !link.depth_of.is_empty() {
+                            // The stream name leads a combined message.
+                            let msg = link.conn.message();
+                            let head = &msg[..msg.len().min(80)];
+                            for &id in &link.depth_of {
+                                if let Some(s) = self.snap.get_mut(id as usize) {
+                                    if !s.diff_seen && contains(head, &s.needle) {
+                                        s.diff_seen = true;
+                                    }
+                                }
+                            }
+                        }
+                        let link = &mut self.links[k];
                         return Some(Ok(Input::Message {
                             json: link.conn.message(),
                             local_ns: stamp.ns,
@@ -452,4 +480,8 @@ impl MarketSource for NetSource {
     fn origin(&self) -> Option<String> {
         Some(format!("{} connections", self.links.len()))
     }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }

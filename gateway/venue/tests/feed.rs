@@ -151,3 +151,77 @@ fn the_live_source_syncs_a_book_from_the_venue_over_tls_with_kernel_stamps() {
     );
     h.shutdown();
 }
+
+#[test]
+fn after_dropped_connections_and_a_gap_the_live_book_is_valid_again_within_a_second() {
+    let dir = TempDir::new("feed-faults");
+    let mut sc = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
+    sc.cert_dir = dir.join("cert");
+    sc.speed = 2.0;
+    // Venue time: connections cut every 4 s (2 s of wall time), one depth diff dropped at 5 s.
+    sc.faults = venue::faults::parse(
+        "drop-connections@every=4s;gap@at=5s,stream=btcusdt@depth@0ms",
+        None,
+    )
+    .unwrap();
+    let h = Venue::start(sc, Arc::new(venue::NoExchange)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut src = net_source(&h, &stop);
+    let _ = &mut src;
+    let mut feed = feeds::MarketFeed::new(
+        src,
+        feeds::FeedHandler::from_config(&test_support::default_config()),
+    );
+    let stopper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(9));
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    // (local ns, valid?) at each change, with the reason of each invalid.
+    let mut changes: Vec<(i64, bool, Option<engine::BookStatusReason>)> = Vec::new();
+    let mut out = Vec::new();
+    while feed.next(&mut out).is_some() {
+        for e in out.drain(..) {
+            match e.kind() {
+                engine::EventKind::BookValid => changes.push((e.local_time_ns, true, None)),
+                engine::EventKind::BookInvalid => {
+                    changes.push((e.local_time_ns, false, Some(e.status_reason())))
+                }
+                _ => {}
+            }
+        }
+    }
+    stopper.join().unwrap();
+    let stats = feed.source().stats();
+    eprintln!("{stats:?}\n{changes:?}");
+    let reasons: Vec<_> = changes.iter().filter_map(|c| c.2).collect();
+    assert!(
+        reasons
+            .iter()
+            .filter(|r| **r == engine::BookStatusReason::Disconnected)
+            .count()
+            >= 3,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&engine::BookStatusReason::SequenceGap),
+        "{reasons:?}"
+    );
+    assert!(stats.disconnects >= 6 && stats.connects >= 8, "{stats:?}");
+    // Every loss is followed by a valid book within a second of receive time, and the run
+    // ends valid.
+    for w in changes.windows(2) {
+        if !w[0].1 {
+            assert!(w[1].1, "two invalids in a row: {changes:?}");
+            let took = w[1].0 - w[0].0;
+            assert!(
+                took < 1_000_000_000,
+                "valid again only after {took} ns: {changes:?}"
+            );
+        }
+    }
+    assert!(changes.last().is_some_and(|c| c.1), "{changes:?}");
+    h.shutdown();
+}
