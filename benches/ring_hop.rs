@@ -215,6 +215,7 @@ fn pipeline(seconds: Option<f64>, (first, last): (Option<usize>, Option<usize>))
     let settings = Settings {
         data: vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT).into()],
         speed: 1.0,
+        live: false,
         max_span_ns: seconds.map(|s| (s * 1e9) as i64),
         queue: QueueKind::RiskAverse,
         entry_latency_ns: 2_000_000,

@@ -32,9 +32,31 @@ pub struct Args {
     /// Replay speed: 1 = recorded pace, 10 = ten times faster, 0 = flat out.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
-    /// Stop after this many seconds of recording time.
+    /// Stop after this many seconds of recording time (of receive time with `--market live`).
     #[arg(long)]
     duration: Option<f64>,
+    /// Where the market data comes from: `recording` (`--data`), or `live`: the venue's
+    /// streams over TLS WebSockets (Binance production, or `--venue-url`), shadow trading
+    /// against the simulated venue.
+    #[arg(long, value_enum, default_value_t = Market::Recording)]
+    market: Market,
+    /// With `--market live`: the venue's REST base (what `ringmaker venue` prints as `rest=`,
+    /// e.g. `https://127.0.0.1:PORT`); the stream URLs follow by Binance's paths. Default:
+    /// Binance production.
+    #[arg(long, value_name = "URL")]
+    venue_url: Option<String>,
+    /// With `--market live`: trust only the certificates of this PEM file (the `cert=` that
+    /// `ringmaker venue` prints). Default: the public web roots.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// With `--market live`: the diff-depth stream to follow (`depth`, `depth@100ms`,
+    /// `depth@250ms`, `depth@500ms`, or the undocumented `depth@0ms`).
+    #[arg(long, default_value = "depth@100ms")]
+    depth_stream: String,
+    /// With `--market live`: record what arrived, as received, under DIR/<venue>/ in the
+    /// recordings' format (`<symbol>_<YYYYMMDD>_<HH>.gz`, rotated hourly), for later backtests.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
     /// Output directory: journal/, latency.hlog.
     #[arg(long, default_value = "out/paper")]
     out: PathBuf,
@@ -49,6 +71,15 @@ pub struct Args {
     strict: bool,
 }
 
+/// Where `run` takes its market data from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Market {
+    /// The `--data` recordings.
+    Recording,
+    /// The venue's live streams.
+    Live,
+}
+
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     if let Some(d) = a.duration {
         anyhow::ensure!(
@@ -61,7 +92,16 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         "only paper mode exists yet: add --paper (live order entry is not built)"
     );
     let cfg = load_config(&a.config)?;
-    let data = data_specs(&a.data, &cfg.engine)?;
+    let live_market = a.market == Market::Live;
+    anyhow::ensure!(
+        live_market || (a.venue_url.is_none() && a.ca_cert.is_none() && a.record.is_none()),
+        "--venue-url, --ca-cert and --record go with --market live"
+    );
+    let data = if live_market {
+        Vec::new()
+    } else {
+        data_specs(&a.data, &cfg.engine)?
+    };
     // Built beside the previous run, swapped in only if the run succeeds (a failed session keeps
     // its journal apart, as OUT/failed-<pid>/).
     let staged = Staged::begin(&a.out, &["journal", "latency.hlog"])?;
@@ -71,6 +111,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         data,
         speed: a.speed,
+        live: live_market,
         max_span_ns: a.duration.map(|s| (s * 1e9) as i64),
         queue: a.venue.queue(),
         entry_latency_ns: a.venue.entry_ns(),
@@ -90,7 +131,24 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         a.venue.segment_mib << 20,
         created_ns,
     )?;
-    let (summary, recorder) = live::run(&cfg, &settings, recorder)?;
+    let (summary, recorder, net) = if live_market {
+        let (market, recording) = crate::cmd_live::open(
+            &cfg.engine,
+            &crate::cmd_live::LiveArgs {
+                venue_url: a.venue_url.clone(),
+                ca_cert: a.ca_cert.clone(),
+                depth_stream: a.depth_stream.clone(),
+                record: a.record.clone(),
+            },
+            Arc::clone(&settings.stop),
+        )?;
+        let (summary, recorder) = live::run_market(&cfg, &settings, recorder, market)?;
+        let report = recording.map(|r| r.finish());
+        (summary, recorder, Some(report))
+    } else {
+        let (summary, recorder) = live::run(&cfg, &settings, recorder)?;
+        (summary, recorder, None)
+    };
     let closed = recorder.close();
     let failure = if let Err(e) = closed {
         Some(e.context("flushing the journal"))
@@ -129,6 +187,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     // closed by now and the summary is only a report.
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", summary.render());
+    if let Some(Some(r)) = &net {
+        let _ = writeln!(out, "  recorded         {r}");
+    }
     let _ = writeln!(
         out,
         "  wrote            {0}/journal/, {0}/latency.hlog",

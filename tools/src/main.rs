@@ -23,6 +23,7 @@ mod cmd_backtest;
 mod cmd_common;
 mod cmd_instruments;
 mod cmd_journal;
+mod cmd_live;
 mod cmd_run;
 mod cmd_venue;
 mod out_dir;

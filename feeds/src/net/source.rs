@@ -127,6 +127,7 @@ pub struct NetStats {
 
 struct Link {
     conn: Conn,
+    venue: VenueFlavour,
     /// Instruments whose depth stream rides this connection.
     depth_of: Vec<InstrumentId>,
     /// When to try opening it again.
@@ -155,6 +156,8 @@ pub struct NetSource {
     stats: NetStats,
     counts: SourceCounts,
     jitter: u64,
+    /// Where what arrives is recorded, as received.
+    recorder: Option<crate::record::RecordSender>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +267,7 @@ impl NetSource {
                 }
                 links.push(Link {
                     conn: Conn::new(host, port, &path, Arc::clone(&opts.tls), opts.conn.clone()),
+                    venue,
                     depth_of,
                     retry_at: Instant::now(),
                     backoff: opts.reconnect_min,
@@ -285,8 +289,15 @@ impl NetSource {
             stats: NetStats::default(),
             counts: SourceCounts::default(),
             jitter: 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()),
+            recorder: None,
             opts,
         })
+    }
+
+    /// Records every message and snapshot as received (before it is parsed in place), through
+    /// a recorder thread's sender (which never blocks: it drops and counts when behind).
+    pub fn record_to(&mut self, sender: crate::record::RecordSender) {
+        self.recorder = Some(sender);
     }
 
     /// What it did so far.
@@ -397,6 +408,9 @@ impl MarketSource for NetSource {
                     Ok(body) => {
                         self.body = body;
                         self.counts.read += 1;
+                        if let Some(r) = &self.recorder {
+                            r.snapshot(s.instrument, s.local_ns, &self.body);
+                        }
                         return Some(Ok(Input::Message {
                             json: &mut self.body,
                             local_ns: s.local_ns,
@@ -449,6 +463,9 @@ impl MarketSource for NetSource {
                             }
                         }
                         let link = &mut self.links[k];
+                        if let Some(r) = &self.recorder {
+                            r.stream_any(link.venue, stamp.ns, link.conn.message());
+                        }
                         return Some(Ok(Input::Message {
                             json: link.conn.message(),
                             local_ns: stamp.ns,

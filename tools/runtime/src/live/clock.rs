@@ -9,6 +9,9 @@
 //!   the wall clock.
 //! - **flat out** (`--speed 0`): replay time is wherever the feed has got to (the time of the
 //!   last message it published). Timers and the venue advance with it.
+//! - **live** ([`ReplayClock::live`], a network feed): replay time is the wall clock (ns since
+//!   the UNIX epoch, the domain of the kernel's receive stamps), anchored once at start and run
+//!   on the TSC; nothing is paced (a message is due when it arrives).
 
 use quanta::Clock;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -26,6 +29,7 @@ struct Anchor {
 #[derive(Debug)]
 pub struct ReplayClock {
     speed: f64,
+    live: bool,
     clock: Clock,
     anchor: OnceLock<Anchor>,
     /// Time of the last message the feed published. Written by the feed only (`Release`), read
@@ -38,10 +42,35 @@ impl ReplayClock {
     pub fn new(speed: f64, clock: Clock) -> ReplayClock {
         ReplayClock {
             speed,
+            live: false,
             clock,
             anchor: OnceLock::new(),
             progress: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// The wall clock, for a live feed: started now at the wall time, never pacing.
+    pub fn live(clock: Clock) -> ReplayClock {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let c = ReplayClock {
+            speed: 1.0,
+            live: true,
+            anchor: OnceLock::new(),
+            progress: AtomicI64::new(i64::MIN),
+            clock,
+        };
+        let _ = c.anchor.set(Anchor {
+            rec_ns: wall,
+            raw: c.clock.raw(),
+        });
+        c
+    }
+
+    /// Whether this is the wall clock of a live feed.
+    pub fn is_live(&self) -> bool {
+        self.live
     }
 
     /// Flat out (no pacing)?
@@ -83,8 +112,11 @@ impl ReplayClock {
         Some(a.rec_ns + (wall as f64 * self.speed) as i64)
     }
 
-    /// How long until recording time `rec_ns` is due (zero when due or flat out).
+    /// How long until recording time `rec_ns` is due (zero when due, flat out or live).
     pub fn until(&self, rec_ns: i64) -> Duration {
+        if self.live {
+            return Duration::ZERO;
+        }
         match (self.flat_out(), self.now()) {
             (false, Some(now)) if rec_ns > now => {
                 Duration::from_nanos(((rec_ns - now) as f64 / self.speed) as u64)
@@ -109,6 +141,23 @@ mod tests {
         assert_eq!(c.now(), Some(1_000 + 10_000_000));
         assert_eq!(c.until(1_000 + 20_000_000), Duration::from_millis(1));
         assert_eq!(c.until(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn live_clock_is_the_wall_clock_and_never_paces() {
+        let (clock, mock) = Clock::mock();
+        let c = ReplayClock::live(clock);
+        let t0 = c.now().expect("started at once");
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        assert!((wall - t0).abs() < 5_000_000_000, "{wall} vs {t0}");
+        c.start(5); // the feed's first message does not move it
+        mock.increment(Duration::from_millis(2));
+        assert_eq!(c.now(), Some(t0 + 2_000_000));
+        assert_eq!(c.until(t0 + 60_000_000_000), Duration::ZERO);
+        assert!(!c.flat_out() && c.is_live());
     }
 
     #[test]

@@ -78,5 +78,5 @@ pub mod timer;
 
 pub use config::{CpuConfig, LiveConfig, RingsConfig};
 pub use latency::Hop;
-pub use pipeline::{run, run_with, Settings};
+pub use pipeline::{run, run_market, run_with, Settings};
 pub use summary::{StopCause, Summary};

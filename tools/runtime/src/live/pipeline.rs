@@ -35,8 +35,11 @@ pub struct Settings {
     /// Recording files, each bound to one instrument of the config (explicitly, or by what it
     /// holds: [`feeds::binding`]); the files of one instrument in arrival order.
     pub data: Vec<DataSpec>,
-    /// Replay speed: 1 = recorded pace, N = N times faster, 0 = flat out.
+    /// Replay speed: 1 = recorded pace, N = N times faster, 0 = flat out. Not used with `live`.
     pub speed: f64,
+    /// The market data is a live network feed ([`run_market`] with a `feeds::net::NetSource`):
+    /// the clock is the wall clock and nothing is paced.
+    pub live: bool,
     /// Stop after this much recording time (ns).
     pub max_span_ns: Option<i64>,
     /// The simulated venue's queue model.
@@ -72,6 +75,22 @@ pub fn run(
         crate::backtest::open_recordings(cfg, &settings.data)?,
         FeedHandler::from_config(cfg),
     );
+    run_market(run_cfg, settings, recorder, market)
+}
+
+/// [`run`] on any market feed (a live network source), against the simulated venue with
+/// `settings`' models.
+pub fn run_market<S>(
+    run_cfg: &RunConfig,
+    settings: &Settings,
+    recorder: JournalRecorder,
+    market: MarketFeed<S>,
+) -> anyhow::Result<(Summary, JournalRecorder)>
+where
+    S: MarketSource + Send + 'static,
+{
+    let cfg = &run_cfg.engine;
+    anyhow::ensure!(!cfg.instruments.is_empty(), "the config has no instrument");
     let latency = ConstantLatency::new(settings.entry_latency_ns, settings.response_latency_ns);
     let fees = BpsFees::from_configs(&cfg.instruments);
     let (n, slots) = (cfg.instruments.len(), cfg.book_slots);
@@ -123,10 +142,12 @@ where
 
     // Everything allocated before any thread starts: rings, stamp queues, engine, venue.
     let clock = Clock::new();
-    let shared = Arc::new(Shared::new(
-        Arc::clone(&settings.stop),
-        ReplayClock::new(settings.speed, clock.clone()),
-    ));
+    let replay = if settings.live {
+        ReplayClock::live(clock.clone())
+    } else {
+        ReplayClock::new(settings.speed, clock.clone())
+    };
+    let shared = Arc::new(Shared::new(Arc::clone(&settings.stop), replay));
     let r = rings::build(live.rings.input, live.rings.output);
     let mut stamps = StampRx::default();
     let feed_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));

@@ -1,0 +1,121 @@
+//! The live market data of `ringmaker run --market live` and `ringmaker record`: a
+//! [`feeds::net::NetSource`] for the config's instruments (Binance production, or the venue a
+//! `--venue-url` names), optionally recorded.
+
+use anyhow::Context as _;
+use feeds::net::{routes::Endpoints, NetInstrument, NetOptions, NetSource};
+use feeds::record::{RecordOptions, Recorder, RecorderThread, ThreadOptions, ThreadReport};
+use feeds::{FeedHandler, MarketFeed};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Where the live data comes from and what to do with it.
+#[derive(Debug, Clone)]
+pub struct LiveArgs {
+    /// The venue's REST base (`None`: Binance production).
+    pub venue_url: Option<String>,
+    /// Trust only this PEM file's certificates (`None`: the web roots).
+    pub ca_cert: Option<PathBuf>,
+    /// The diff-depth stream kind.
+    pub depth_stream: String,
+    /// Record under this directory.
+    pub record: Option<PathBuf>,
+}
+
+/// A running recorder.
+#[derive(Debug)]
+pub struct Recording {
+    thread: RecorderThread,
+    dir: PathBuf,
+}
+
+impl Recording {
+    /// Finishes the files; one line for the summary.
+    pub fn finish(self) -> String {
+        let ThreadReport {
+            result,
+            errors,
+            queue,
+        } = self.thread.finish();
+        let (files, failed) = match &result {
+            Ok(s) => (s.files.len(), 0),
+            Err(e) => (e.summary.files.len(), e.errors.len()),
+        };
+        let mut line = format!(
+            "{files} file(s) under {}, {} message(s) dropped behind",
+            self.dir.display(),
+            queue.dropped_full
+        );
+        if failed > 0 || !errors.is_empty() {
+            line.push_str(&format!(
+                "; {} error(s), first: {}",
+                failed + errors.len(),
+                errors
+                    .first()
+                    .map(|e| e.to_string())
+                    .or_else(|| result.err().map(|e| e.to_string()))
+                    .unwrap_or_default()
+            ));
+        }
+        line
+    }
+}
+
+/// The config's instruments as the source names them.
+pub fn instruments(cfg: &engine::Config) -> Vec<NetInstrument> {
+    cfg.instruments
+        .iter()
+        .enumerate()
+        .map(|(i, c)| NetInstrument {
+            id: i as u16,
+            symbol: c.instrument.symbol,
+            venue: c.venue,
+        })
+        .collect()
+}
+
+/// The live feed for `cfg` (not yet connected: it connects on its first read), and the recorder
+/// if `args.record` asks for one.
+pub fn open(
+    cfg: &engine::Config,
+    args: &LiveArgs,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(MarketFeed<NetSource>, Option<Recording>)> {
+    let tls = feeds::net::tls::client_config(args.ca_cert.as_deref())?;
+    let mut opts = NetOptions::new(tls);
+    if let Some(url) = &args.venue_url {
+        opts.endpoints = engine::VenueFlavour::ALL
+            .into_iter()
+            .map(|v| Endpoints::from_rest_url(url, v))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--venue-url {url}"))?;
+    }
+    anyhow::ensure!(
+        feeds::net::routes::stream_route(&format!("x@{}", args.depth_stream))
+            .is_some_and(|_| args.depth_stream.starts_with("depth")),
+        "--depth-stream {}: not a depth stream (depth, depth@100ms, depth@250ms, depth@500ms, depth@0ms)",
+        args.depth_stream
+    );
+    opts.depth_stream = args.depth_stream.clone();
+    let insts = instruments(cfg);
+    let mut source = NetSource::new(&insts, opts, stop)?;
+    let recording = match &args.record {
+        Some(dir) => {
+            let keys: Vec<_> = insts.iter().map(|i| (i.id, i.symbol, i.venue)).collect();
+            let rec = Recorder::create(dir, &keys, RecordOptions::default())
+                .with_context(|| format!("--record {}", dir.display()))?;
+            let thread = RecorderThread::spawn(rec, ThreadOptions::default())?;
+            source.record_to(thread.sender());
+            Some(Recording {
+                thread,
+                dir: dir.clone(),
+            })
+        }
+        None => None,
+    };
+    Ok((
+        MarketFeed::new(source, FeedHandler::from_config(cfg)),
+        recording,
+    ))
+}
