@@ -9,10 +9,14 @@
 //! - [`tls`]: TLS client settings.
 //! - [`snapshot`]: REST depth snapshots on their own thread.
 //! - [`stamp`]: kernel receive stamps on every socket read (Linux).
+//! - [`clockcheck`]: the host clock's state (`adjtimex`, PTP clocks) and the offset of our
+//!   receive stamps from the venue's event times, judged against limits (Linux).
 
+#[cfg(target_os = "linux")]
+pub mod clockcheck;
 pub mod frame;
 pub mod routes;
 pub mod snapshot;
-pub mod tls;
 #[cfg(target_os = "linux")]
 pub mod stamp;
+pub mod tls;
