@@ -1,5 +1,6 @@
 //! Kernel receive stamps end to end on loopback: no allocation per read in steady state (a
-//! counting global allocator, per thread), and the stamp under a rustls client connection.
+//! counting global allocator, per thread), and the stamp under a rustls client connection; and
+//! the clock check's per-message work allocating nothing either.
 
 #![cfg(target_os = "linux")]
 
@@ -10,6 +11,7 @@ use std::net::{TcpListener, TcpStream as StdTcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use feeds::net::clockcheck::{ClockCheck, ClockLimits, ClockVerdict};
 use feeds::net::stamp::{system_now_ns, RxTimestampingHold, StampSource, StampedTcpStream};
 use nix::sys::socket::{setsockopt, sockopt::Timestamping, TimestampingFlag};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -285,4 +287,36 @@ fn the_stamp_survives_under_rustls() {
         }
     }
     server.join().expect("server thread").expect("server");
+}
+
+#[test]
+fn the_offset_tracker_allocates_nothing_after_construction() {
+    let mut check = ClockCheck::new(256);
+    let limits = ClockLimits {
+        require_synchronised: false,
+        ..ClockLimits::default()
+    };
+    let before = allocations();
+    let mut verdicts = 0;
+    for i in 0..10_000i64 {
+        // Event times in ms, received 1..4 ms later.
+        check.record(
+            1_700_000_000_000 + i,
+            (1_700_000_000_000 + i) * 1_000_000 + 1_000_000 + (i % 4) * 1_000_000,
+        );
+        if i % 100 == 0 {
+            let s = check.offsets().summary();
+            assert!(s.is_some());
+            if check.check(&limits) == ClockVerdict::Ok {
+                verdicts += 1;
+            }
+        }
+    }
+    assert_eq!(
+        allocations(),
+        before,
+        "allocations recording 10,000 offsets"
+    );
+    assert_eq!(verdicts, 100);
+    assert_eq!(check.offsets().len(), 256);
 }

@@ -9,9 +9,13 @@
 //! - [`tls`]: TLS client settings.
 //! - [`snapshot`]: REST depth snapshots on their own thread.
 //! - [`stamp`]: kernel receive stamps on every socket read (Linux).
+//! - [`clockcheck`]: the host clock's state (`adjtimex`, PTP clocks) and the offset of our
+//!   receive stamps from the venue's event times, judged against limits (Linux).
 //! - [`conn`]: one WebSocket connection, driven without blocking.
 //! - [`source`]: [`NetSource`], the live streams as a market source.
 
+#[cfg(target_os = "linux")]
+pub mod clockcheck;
 #[cfg(target_os = "linux")]
 pub mod conn;
 pub mod frame;
