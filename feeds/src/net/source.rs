@@ -158,6 +158,9 @@ pub struct NetSource {
     jitter: u64,
     /// Where what arrives is recorded, as received.
     recorder: Option<crate::record::RecordSender>,
+    /// Keeps the kernel's software receive stamping on (see [`super::stamp::RxTimestampingHold`]);
+    /// `None` if the kernel refused (reads then fall back to TSC stamps, counted).
+    _stamping: Option<super::stamp::RxTimestampingHold>,
 }
 
 #[derive(Debug, Clone)]
@@ -290,6 +293,7 @@ impl NetSource {
             counts: SourceCounts::default(),
             jitter: 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()),
             recorder: None,
+            _stamping: super::stamp::RxTimestampingHold::new().ok(),
             opts,
         })
     }

@@ -1,0 +1,216 @@
+//! `ringmaker run --paper --market live` end to end against `ringmaker venue` over TLS on
+//! localhost: both real binaries, the shipped recording replayed by the venue at 10x.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use test_support::TempDir;
+
+fn root(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn ringmaker(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        .args(args)
+        .output()
+        .expect("run ringmaker")
+}
+
+/// `ringmaker venue` on the shipped recording at 10x, with `faults`: the process, its `rest=`
+/// and `cert=`. Killed on drop.
+struct VenueProc {
+    child: Child,
+    rest: String,
+    cert: String,
+}
+
+impl Drop for VenueProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn venue(dir: &Path, faults: Option<&str>) -> VenueProc {
+    let rec = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let cert_dir = dir.join("cert");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmaker"));
+    cmd.args(["venue", "--speed", "10", "--data"])
+        .arg(&rec)
+        .arg("--config")
+        .arg(root("configs/default.toml"))
+        .arg("--cert-out")
+        .arg(&cert_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(f) = faults {
+        cmd.args(["--faults", f]);
+    }
+    let mut child = cmd.spawn().expect("start the venue");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut rest, mut cert) = (String::new(), String::new());
+    while rest.is_empty() || cert.is_empty() {
+        let l = lines.next().expect("the venue prints its URLs").unwrap();
+        if let Some(v) = l.strip_prefix("rest=") {
+            rest = v.to_string();
+        } else if let Some(v) = l.strip_prefix("cert=") {
+            cert = v.to_string();
+        }
+    }
+    VenueProc { child, rest, cert }
+}
+
+/// A 12 s (wall, = receive time) paper run on the venue's live streams; its output.
+fn paper_live(v: &VenueProc, out: &Path, record: Option<&Path>) -> Output {
+    let cfg = root("configs/default.toml");
+    let mut args = vec![
+        "run",
+        "--paper",
+        "--market",
+        "live",
+        "--venue-url",
+        &v.rest,
+        "--ca-cert",
+        &v.cert,
+        "--depth-stream",
+        "depth@0ms",
+        "--duration",
+        "12",
+        "--status-secs",
+        "0",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    if let Some(r) = record {
+        args.extend(["--record", r.to_str().unwrap()]);
+    }
+    let o = ringmaker(&args);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// `ringmaker book` rows (update id → the rest of the row) of `files`.
+fn book_rows(files: &[PathBuf]) -> std::collections::BTreeMap<String, String> {
+    let mut args = vec!["book", "--tick", "0.10", "--lot", "0.001", "--data"];
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    args.extend(names.iter().map(String::as_str));
+    let o = ringmaker(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(id, rest)| (id.to_string(), rest.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_live_paper_run_keeps_a_valid_book_records_what_arrived_and_replays_identically() {
+    let dir = TempDir::new("live-paper");
+    let v = venue(dir.path(), None);
+    let out = dir.join("out");
+    let rec = dir.join("rec");
+    let o = paper_live(&v, &out, Some(&rec));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // The book was valid at least 99% of the run.
+    let valid: f64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("book             valid "))
+        .and_then(|r| r.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no book line:\n{stdout}"));
+    assert!(valid >= 99.0, "book valid {valid}%:\n{stdout}");
+    assert!(stdout.contains("recorded         1 file(s)"), "{stdout}");
+    // What was recorded reads back through `book` as the source does, row for row.
+    let files: Vec<PathBuf> = std::fs::read_dir(rec.join("binance-usdm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let got = book_rows(&files);
+    let want = book_rows(&[root("tests/data/binance-usdm/btcusdt_20240808.gz")]);
+    assert!(got.len() > 500, "{} rows recorded", got.len());
+    for (id, row) in &got {
+        assert_eq!(want.get(id), Some(row), "update id {id}");
+    }
+    // The journal replays identically.
+    let j = out.join("journal");
+    let r = ringmaker(&["replay", j.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success() && text.contains("identical"), "{text}");
+}
+
+#[test]
+fn after_dropped_connections_and_a_gap_the_book_is_valid_again_within_a_second_and_never_quoted_invalid(
+) {
+    let dir = TempDir::new("live-faults");
+    // Venue time at 10x: connections cut every 20 s (2 s of wall time), a diff dropped at 35 s.
+    let v = venue(
+        dir.path(),
+        Some("drop-connections@every=20s;gap@at=35s,stream=btcusdt@depth@0ms"),
+    );
+    let out = dir.join("out");
+    paper_live(&v, &out, None);
+    let j = out.join("journal");
+    let dump = ringmaker(&["journal", "dump", j.to_str().unwrap()]);
+    let text = String::from_utf8(dump.stdout).unwrap();
+    // (local ns, what) of book status changes and placements, in journal order.
+    let mut invalid_since: Option<i64> = None;
+    let (mut invalids, mut disconnects, mut gaps, mut recoveries) = (0, 0, 0, 0);
+    for l in text.lines() {
+        let f: Vec<&str> = l.splitn(4, '\t').collect();
+        if f.len() < 4 {
+            continue;
+        }
+        let t: i64 = f[1].parse().unwrap_or(0);
+        if f[2] == "event" && f[3].starts_with("BookInvalid") {
+            invalids += 1;
+            disconnects += usize::from(f[3].contains("Disconnected"));
+            gaps += usize::from(f[3].contains("SequenceGap"));
+            invalid_since.get_or_insert(t);
+        } else if f[2] == "event" && f[3].starts_with("BookValid") {
+            if let Some(t0) = invalid_since.take() {
+                assert!(
+                    t - t0 < 1_000_000_000,
+                    "valid again {} ms after",
+                    (t - t0) / 1_000_000
+                );
+                recoveries += 1;
+            }
+        } else if f[2] == "intent" && f[3].starts_with("Place") {
+            assert!(
+                invalid_since.is_none(),
+                "a quote while the book was invalid: {l}"
+            );
+        }
+    }
+    // A fault in the run's last second may leave it no time to recover.
+    if let Some(t0) = invalid_since {
+        let last: i64 = text
+            .lines()
+            .filter_map(|l| l.split('\t').nth(1)?.parse().ok())
+            .max()
+            .unwrap_or(0);
+        assert!(
+            last - t0 < 1_000_000_000,
+            "the run ended invalid for {} ms",
+            (last - t0) / 1_000_000
+        );
+    }
+    assert!(
+        disconnects >= 3 && gaps >= 1,
+        "{invalids} invalids: {disconnects} disconnects, {gaps} gaps"
+    );
+    assert!(recoveries >= 4, "{recoveries}");
+}
