@@ -62,6 +62,38 @@ impl Recording {
     }
 }
 
+/// The host clock, in one line: whether `adjtimex` says it is synchronised, its error bounds,
+/// the PTP hardware clocks.
+pub fn clock_line() -> String {
+    match feeds::net::clockcheck::host_clock() {
+        Ok(h) => {
+            let ptp = if h.ptp.is_empty() {
+                "none".to_string()
+            } else {
+                h.ptp
+                    .iter()
+                    .map(|p| match &p.clock_name {
+                        Some(c) => format!("{} ({c})", p.name),
+                        None => p.name.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "{} (adjtimex: maxerror {} us, esterror {} us); PTP clocks: {ptp}",
+                if h.state.synchronised {
+                    "synchronised"
+                } else {
+                    "NOT synchronised"
+                },
+                h.state.maxerror_us,
+                h.state.esterror_us
+            )
+        }
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
 /// The config's instruments as the source names them.
 pub fn instruments(cfg: &engine::Config) -> Vec<NetInstrument> {
     cfg.instruments
@@ -81,7 +113,11 @@ pub fn open(
     cfg: &engine::Config,
     args: &LiveArgs,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<(MarketFeed<NetSource>, Option<Recording>)> {
+) -> anyhow::Result<(
+    MarketFeed<NetSource>,
+    Option<Recording>,
+    Arc<feeds::net::NetCounters>,
+)> {
     let tls = feeds::net::tls::client_config(args.ca_cert.as_deref())?;
     let mut opts = NetOptions::new(tls);
     if let Some(url) = &args.venue_url {
@@ -114,8 +150,10 @@ pub fn open(
         }
         None => None,
     };
+    let counters = source.counters();
     Ok((
         MarketFeed::new(source, FeedHandler::from_config(cfg)),
         recording,
+        counters,
     ))
 }

@@ -53,7 +53,7 @@ pub struct Args {
     /// `depth@250ms`, `depth@500ms`, or the undocumented `depth@0ms`).
     #[arg(long, default_value = "depth@100ms")]
     depth_stream: String,
-    /// With `--market live`: record what arrived, as received, under DIR/<venue>/ in the
+    /// With `--market live`: record what arrived, as received, under `DIR/<venue>/` in the
     /// recordings' format (`<symbol>_<YYYYMMDD>_<HH>.gz`, rotated hourly), for later backtests.
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
@@ -132,7 +132,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         created_ns,
     )?;
     let (summary, recorder, net) = if live_market {
-        let (market, recording) = crate::cmd_live::open(
+        let (market, recording, counters) = crate::cmd_live::open(
             &cfg.engine,
             &crate::cmd_live::LiveArgs {
                 venue_url: a.venue_url.clone(),
@@ -142,9 +142,14 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             },
             Arc::clone(&settings.stop),
         )?;
+        let clock = crate::cmd_live::clock_line();
         let (summary, recorder) = live::run_market(&cfg, &settings, recorder, market)?;
         let report = recording.map(|r| r.finish());
-        (summary, recorder, Some(report))
+        (
+            summary,
+            recorder,
+            Some((report, counters.snapshot(), clock)),
+        )
     } else {
         let (summary, recorder) = live::run(&cfg, &settings, recorder)?;
         (summary, recorder, None)
@@ -187,8 +192,12 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     // closed by now and the summary is only a report.
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", summary.render());
-    if let Some(Some(r)) = &net {
-        let _ = writeln!(out, "  recorded         {r}");
+    if let Some((rec, stats, clock)) = &net {
+        let _ = writeln!(out, "  live feed        {stats}");
+        let _ = writeln!(out, "  host clock       {clock}");
+        if let Some(r) = rec {
+            let _ = writeln!(out, "  recorded         {r}");
+        }
     }
     let _ = writeln!(
         out,

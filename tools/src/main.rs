@@ -24,6 +24,7 @@ mod cmd_common;
 mod cmd_instruments;
 mod cmd_journal;
 mod cmd_live;
+mod cmd_record;
 mod cmd_run;
 mod cmd_venue;
 mod out_dir;
@@ -62,6 +63,8 @@ enum Command {
     /// Run the live-shaped pipeline (pinned threads, rings); `--paper` replays a recording
     /// against the simulated venue.
     Run(cmd_run::Args),
+    /// Record the venue's live market data (no trading), in the recordings' format.
+    Record(cmd_record::Args),
     /// Serve a Binance USDⓈ-M exchange on localhost over TLS (REST, WebSocket streams), its
     /// market data replayed from recordings.
     Venue(cmd_venue::Args),
@@ -116,6 +119,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Hist(args) => cmd_journal::hist(&args),
         Command::Instruments(args) => cmd_instruments::run(&args),
         Command::Run(args) => cmd_run::run(&args),
+        Command::Record(args) => cmd_record::run(&args),
         Command::Venue(args) => cmd_venue::run(&args),
     }
 }

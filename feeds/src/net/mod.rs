@@ -28,4 +28,4 @@ pub mod stamp;
 pub mod tls;
 
 #[cfg(target_os = "linux")]
-pub use source::{NetError, NetInstrument, NetOptions, NetSource, NetStats};
+pub use source::{NetCounters, NetError, NetInstrument, NetOptions, NetSource, NetStats};

@@ -27,7 +27,7 @@ use super::snapshot::{FetchOptions, SnapshotFetcher};
 use super::stamp::StampSource;
 use crate::source::{Input, MarketSource, SnapshotReply, SourceCounts, SourceError};
 use engine::{InstrumentId, Symbol, VenueFlavour};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,65 @@ pub struct NetStats {
     pub pongs: u64,
 }
 
+/// [`NetStats`] as shared counters: the feed thread adds, anyone may read
+/// ([`NetSource::counters`]).
+#[derive(Debug, Default)]
+pub struct NetCounters {
+    connects: AtomicU64,
+    disconnects: AtomicU64,
+    connect_failures: AtomicU64,
+    messages: AtomicU64,
+    stamped_software: AtomicU64,
+    stamped_hardware: AtomicU64,
+    stamped_tsc: AtomicU64,
+    snapshot_fetches: AtomicU64,
+    snapshot_failures: AtomicU64,
+    pongs: AtomicU64,
+}
+
+impl NetCounters {
+    /// The counts now.
+    pub fn snapshot(&self) -> NetStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        NetStats {
+            connects: g(&self.connects),
+            disconnects: g(&self.disconnects),
+            connect_failures: g(&self.connect_failures),
+            messages: g(&self.messages),
+            stamped_software: g(&self.stamped_software),
+            stamped_hardware: g(&self.stamped_hardware),
+            stamped_tsc: g(&self.stamped_tsc),
+            snapshot_fetches: g(&self.snapshot_fetches),
+            snapshot_failures: g(&self.snapshot_failures),
+            pongs: g(&self.pongs),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+impl std::fmt::Display for NetStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} messages ({} kernel software stamps, {} hardware, {} without: TSC), {} connects, \
+             {} disconnects, {} failed connects, {} snapshots ({} failed), {} pings answered",
+            self.messages,
+            self.stamped_software,
+            self.stamped_hardware,
+            self.stamped_tsc,
+            self.connects,
+            self.disconnects,
+            self.connect_failures,
+            self.snapshot_fetches,
+            self.snapshot_failures,
+            self.pongs
+        )
+    }
+}
+
 struct Link {
     conn: Conn,
     venue: VenueFlavour,
@@ -137,6 +196,8 @@ struct Link {
     /// Open, and a message came since.
     flowing: bool,
     opened_at: Option<Instant>,
+    /// The connection's pong count already added to the counters.
+    pongs_seen: u64,
 }
 
 /// The live market streams (see the module documentation).
@@ -153,7 +214,7 @@ pub struct NetSource {
     body: Vec<u8>,
     /// Round-robin start.
     next_link: usize,
-    stats: NetStats,
+    stats: Arc<NetCounters>,
     counts: SourceCounts,
     jitter: u64,
     /// Where what arrives is recorded, as received.
@@ -276,6 +337,7 @@ impl NetSource {
                     backoff: opts.reconnect_min,
                     flowing: false,
                     opened_at: None,
+                    pongs_seen: 0,
                 });
             }
         }
@@ -289,7 +351,7 @@ impl NetSource {
             lost: Vec::with_capacity(n.max(1)),
             body: Vec::with_capacity(max),
             next_link: 0,
-            stats: NetStats::default(),
+            stats: Arc::default(),
             counts: SourceCounts::default(),
             jitter: 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()),
             recorder: None,
@@ -306,9 +368,12 @@ impl NetSource {
 
     /// What it did so far.
     pub fn stats(&self) -> NetStats {
-        let mut s = self.stats;
-        s.pongs = self.links.iter().map(|l| l.conn.pongs).sum();
-        s
+        self.stats.snapshot()
+    }
+
+    /// The shared counters, to read from another thread while the source runs.
+    pub fn counters(&self) -> Arc<NetCounters> {
+        Arc::clone(&self.stats)
     }
 
     /// The stream URLs it opens.
@@ -339,7 +404,7 @@ impl NetSource {
             let l = &mut self.links[k];
             if l.conn.is_closed() && now >= l.retry_at {
                 if let Err(e) = l.conn.open() {
-                    self.stats.connect_failures += 1;
+                    bump(&self.stats.connect_failures);
                     let b = l.backoff;
                     l.backoff = (l.backoff * 2).min(self.opts.reconnect_max);
                     let pause = self.jittered(b);
@@ -359,7 +424,7 @@ impl NetSource {
                 continue;
             }
             if self.fetcher.request(i as InstrumentId, s.url.clone()) {
-                self.stats.snapshot_fetches += 1;
+                bump(&self.stats.snapshot_fetches);
                 let s = &mut self.snap[i];
                 s.wanted = false;
                 s.in_flight = true;
@@ -368,7 +433,7 @@ impl NetSource {
     }
 
     fn ended(&mut self, k: usize, now: Instant) {
-        self.stats.disconnects += 1;
+        bump(&self.stats.disconnects);
         let wall = super::stamp::system_now_ns();
         let l = &mut self.links[k];
         let long_lived = l
@@ -422,7 +487,7 @@ impl MarketSource for NetSource {
                         }));
                     }
                     Err(_) => {
-                        self.stats.snapshot_failures += 1;
+                        bump(&self.stats.snapshot_failures);
                         st.wanted = true;
                         st.retry_at = Some(Instant::now() + Duration::from_secs(1));
                     }
@@ -436,20 +501,28 @@ impl MarketSource for NetSource {
             let n = self.links.len();
             for j in 0..n {
                 let k = (self.next_link + j) % n;
-                match self.links[k].conn.poll(now) {
+                let polled = self.links[k].conn.poll(now);
+                let pongs = self.links[k].conn.pongs;
+                if pongs != self.links[k].pongs_seen {
+                    self.stats
+                        .pongs
+                        .fetch_add(pongs - self.links[k].pongs_seen, Ordering::Relaxed);
+                    self.links[k].pongs_seen = pongs;
+                }
+                match polled {
                     Poll::Pending => {}
                     Poll::Opened => {
-                        self.stats.connects += 1;
+                        bump(&self.stats.connects);
                         self.links[k].opened_at = Some(now);
                     }
                     Poll::Ended => self.ended(k, now),
                     Poll::Message(stamp) => {
                         self.next_link = (k + 1) % n;
-                        self.stats.messages += 1;
+                        bump(&self.stats.messages);
                         match stamp.source {
-                            StampSource::Software => self.stats.stamped_software += 1,
-                            StampSource::Hardware => self.stats.stamped_hardware += 1,
-                            StampSource::Tsc => self.stats.stamped_tsc += 1,
+                            StampSource::Software => bump(&self.stats.stamped_software),
+                            StampSource::Hardware => bump(&self.stats.stamped_hardware),
+                            StampSource::Tsc => bump(&self.stats.stamped_tsc),
                         }
                         self.counts.read += 1;
                         let link = &mut self.links[k];
