@@ -87,5 +87,35 @@ for scale, mant in grids:
     for v in values:
         put("decimal", bytes([scale]) + struct.pack("<Q", (mant - 1) << 1) + v)
 
+def ws_frame(fin, opcode, payload):
+    """A server's (unmasked) WebSocket frame, with the shortest length encoding."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n <= 125:
+        head += bytes([n])
+    elif n <= 0xFFFF:
+        head += bytes([126]) + struct.pack(">H", n)
+    else:
+        head += bytes([127]) + struct.pack(">Q", n)
+    return head + payload
+
+
+# ws_frame: byte 0 = limit (bits 0-2) and read size (bits 3-5), then real payloads as text frames,
+# some fragmented with a ping between the fragments, a pong now and then, a close at the end.
+ws_payloads = [p for b in per_kind.values() for p in b][:60]
+for k in range(0, len(ws_payloads), 6):
+    stream = b""
+    for i, p in enumerate(ws_payloads[k:k + 6]):
+        if i % 3 == 0:
+            a, b, c = p[: len(p) // 3], p[len(p) // 3: 2 * len(p) // 3], p[2 * len(p) // 3:]
+            stream += ws_frame(False, 1, a) + ws_frame(True, 9, b"ping") + ws_frame(False, 0, b) + ws_frame(True, 0, c)
+        else:
+            stream += ws_frame(True, 1, p)
+        if i % 4 == 0:
+            stream += ws_frame(True, 10, struct.pack(">I", i))
+    stream += ws_frame(True, 8, struct.pack(">H", 1000) + b"bye")
+    for cfg in (0x06, 0x07, 0x3F, 0x05 | (4 << 3)):
+        put("ws_frame", bytes([cfg]) + stream)
+
 for i in range(16):
     put("book_sync", bytes([i % 4]) + bytes(random.randrange(256) for _ in range(random.randrange(20, 400))))

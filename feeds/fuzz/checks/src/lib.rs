@@ -10,3 +10,4 @@ pub mod book_sync;
 pub mod decimal;
 pub mod decode_any;
 pub mod recording_line;
+pub mod ws_frame;

@@ -4,7 +4,7 @@
 //! input that made it.
 
 use proptest::prelude::*;
-use ringmaker_fuzz_checks::{book_sync, decimal, decode_any, recording_line};
+use ringmaker_fuzz_checks::{book_sync, decimal, decode_any, recording_line, ws_frame};
 use std::path::{Path, PathBuf};
 
 fn fuzz_dir() -> PathBuf {
@@ -55,6 +55,7 @@ fn committed_regressions_pass_their_checks() {
         ("decimal", decimal::fuzz),
         ("book_sync", book_sync::fuzz),
         ("recording_line", recording_line::fuzz),
+        ("ws_frame", ws_frame::fuzz),
     ] {
         for input in regressions(target) {
             check(&input);
@@ -113,6 +114,77 @@ fn decimal_seeds_pass() {
     }
 }
 
+/// A server's stream as `seed.py` frames it for `ws_frame`: real payloads as text frames (every
+/// third in three fragments with a ping between the first two, every fourth followed by a
+/// pong), then a close frame.
+fn ws_stream(payloads: &[Vec<u8>]) -> Vec<u8> {
+    fn frame(out: &mut Vec<u8>, fin: bool, opcode: u8, payload: &[u8]) {
+        out.push(if fin { 0x80 } else { 0 } | opcode);
+        match payload.len() {
+            n @ 0..=125 => out.push(n as u8),
+            n @ 126..=0xFFFF => {
+                out.push(126);
+                out.extend((n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(127);
+                out.extend((n as u64).to_be_bytes());
+            }
+        }
+        out.extend(payload);
+    }
+    let mut out = Vec::new();
+    for (i, p) in payloads.iter().enumerate() {
+        if i % 3 == 0 {
+            let (a, rest) = p.split_at(p.len() / 3);
+            let (b, c) = rest.split_at(rest.len() / 2);
+            frame(&mut out, false, 1, a);
+            frame(&mut out, true, 9, b"ping");
+            frame(&mut out, false, 0, b);
+            frame(&mut out, true, 0, c);
+        } else {
+            frame(&mut out, true, 1, p);
+        }
+        if i % 4 == 0 {
+            frame(&mut out, true, 10, &(i as u32).to_be_bytes());
+        }
+    }
+    frame(&mut out, true, 8, b"\x03\xe8bye");
+    out
+}
+
+/// Streams of real payloads in frames, under every limit and read size: the reader and
+/// tungstenite agree, message for message (and the limits that some payloads exceed stop both).
+#[test]
+fn ws_frame_seeds_pass() {
+    let (payloads, _) = recording_seeds();
+    let mut streams = 0;
+    for group in payloads.chunks(12).take(10) {
+        let stream = ws_stream(group);
+        for cfg in 0u8..64 {
+            let mut input = vec![cfg];
+            input.extend(&stream);
+            ws_frame::fuzz(&input);
+        }
+        streams += 1;
+    }
+    assert_eq!(streams, 10);
+    // The largest limit takes the whole stream: every message and the close come out.
+    let stream = ws_stream(&payloads[..12]);
+    let mut r = feeds::net::frame::FrameReader::with_capacity(1 << 20);
+    let (out, err) = ws_frame::read_all(&mut r, &stream, 7);
+    assert_eq!(err, None);
+    assert_eq!(
+        out.len(),
+        12 + 4 + 3 + 1,
+        "messages, pings, pongs and the close"
+    );
+    assert_eq!(
+        out.last(),
+        Some(&ws_frame::Owned::Close(Some((1000, "bye".into()))))
+    );
+}
+
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
@@ -128,6 +200,7 @@ proptest! {
     fn random_bytes_never_break_the_decoders(data in proptest::collection::vec(any::<u8>(), 0..600)) {
         decode_any::fuzz(&data);
         decimal::fuzz(&data);
+        ws_frame::fuzz(&data);
     }
 
     #[test]
@@ -167,5 +240,36 @@ proptest! {
     #[test]
     fn random_recordings_never_break_the_reader(data in proptest::collection::vec(any::<u8>(), 0..2_000)) {
         recording_line::fuzz(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn mutated_websocket_streams_never_break_the_frame_reader(
+        cfg in any::<u8>(),
+        start in 0usize..60,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..6),
+    ) {
+        thread_local! {
+            static PAYLOADS: Vec<Vec<u8>> = recording_seeds().0;
+        }
+        let stream = PAYLOADS.with(|p| ws_stream(&p[start..start + 5]));
+        let mut data = vec![cfg];
+        data.extend(stream);
+        for (at, byte, op) in edits {
+            let i = 1 + at.index(data.len() - 1);
+            match op {
+                0 => data[i] = byte,
+                1 => data.insert(i, byte),
+                _ => {
+                    if data.len() > 2 {
+                        data.remove(i);
+                    }
+                }
+            }
+        }
+        ws_frame::fuzz(&data);
     }
 }
