@@ -563,6 +563,11 @@ impl<S: MarketSource> MarketFeed<S> {
         &self.handler
     }
 
+    /// The source, to act on it directly (tests, counters).
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
     /// The handler, to reset an instrument's sync ([`FeedHandler::disconnect`]).
     pub fn handler_mut(&mut self) -> &mut FeedHandler {
         &mut self.handler
