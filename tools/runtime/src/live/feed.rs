@@ -147,6 +147,12 @@ impl<S: MarketSource> Feed<S> {
             match step {
                 Step::Input { local_ns } => {
                     let t_decode = self.clock.raw();
+                    if replay.is_live() && !self.out.is_empty() {
+                        // The receive stamp is the kernel's, on the wall clock.
+                        if let Some(now) = replay.now() {
+                            self.stamps.send_ns(Hop::WireDecode, now - local_ns);
+                        }
+                    }
                     self.publish_message(local_ns, t_decode);
                     replay.advance(local_ns);
                 }

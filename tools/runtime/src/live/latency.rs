@@ -47,17 +47,26 @@ pub enum Hop {
     /// snapshot's levels and the buffered diffs, thousands of events): when the first quotes go
     /// out after a (re)sync. Not a market tick, so kept apart from [`Hop::TickToIntent`].
     ResyncToIntent = 5,
+    /// A live feed ([`super::clock::ReplayClock::live`]): the kernel's receive stamp of the
+    /// socket read that completed the message → its decode done (the network part: kernel to
+    /// user read, TLS decrypt, WebSocket frame, then decode and book sync), one per message.
+    WireDecode = 6,
+    /// A live feed: the kernel's receive stamp of the batch's first market message → the
+    /// batch's first intent published (what [`Hop::TickToIntent`] is, from the wire).
+    WireToIntent = 7,
 }
 
 impl Hop {
     /// Every hop, in order.
-    pub const ALL: [Hop; 6] = [
+    pub const ALL: [Hop; 8] = [
         Hop::DecodePublish,
         Hop::PublishConsume,
         Hop::ConsumeIntent,
         Hop::IntentGateway,
         Hop::TickToIntent,
         Hop::ResyncToIntent,
+        Hop::WireDecode,
+        Hop::WireToIntent,
     ];
 
     /// The interval-log tag (no spaces, commas or colons).
@@ -69,6 +78,8 @@ impl Hop {
             Hop::IntentGateway => "intent_gateway",
             Hop::TickToIntent => "tick_to_intent",
             Hop::ResyncToIntent => "resync_to_intent",
+            Hop::WireDecode => "wire_decode",
+            Hop::WireToIntent => "wire_to_intent",
         }
     }
 
@@ -77,7 +88,10 @@ impl Hop {
     }
 }
 
-/// One measurement: raw TSC values at both ends.
+/// `from` of a stamp whose `to` is already nanoseconds (a hop measured on the wall clock).
+const NS_DIRECT: u64 = u64::MAX;
+
+/// One measurement: raw TSC values at both ends (or [`NS_DIRECT`] and nanoseconds).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stamp {
     hop: u8,
@@ -108,6 +122,13 @@ impl StampTx {
             Counters::add(&self.counters.counters.stamps_dropped, 1);
         }
     }
+
+    /// Queues one measurement already in nanoseconds (a wall-clock hop: a kernel receive stamp
+    /// to now); negative (clocks that disagree) counts as 0.
+    #[inline]
+    pub fn send_ns(&mut self, hop: Hop, ns: i64) {
+        self.send(hop, NS_DIRECT, ns.max(0) as u64);
+    }
 }
 
 /// The receiving ends of every thread's stamp queue.
@@ -136,7 +157,9 @@ impl StampRx {
                 for s in &mut g {
                     if let Some(hop) = Hop::from_u8(s.hop) {
                         // TSCs of two cores may disagree by a few ns: clamp at 1.
-                        let ns = if s.to > s.from {
+                        let ns = if s.from == NS_DIRECT {
+                            s.to
+                        } else if s.to > s.from {
                             clock.delta_as_nanos(s.from, s.to)
                         } else {
                             0

@@ -74,6 +74,10 @@ struct OutputSink<'a> {
     /// Decode and consume stamps of the current batch's first market event (0: none yet).
     t_decode: u64,
     t_consume: u64,
+    /// A live feed: the wall clock, and the kernel receive stamp of the batch's first market
+    /// event (0: none yet).
+    wall: Option<&'a super::clock::ReplayClock>,
+    t_wire: i64,
     /// The batch completes a book (re)sync: measured as [`Hop::ResyncToIntent`].
     resync: bool,
     /// The batch's first intent has been measured.
@@ -104,6 +108,8 @@ impl<'a> OutputSink<'a> {
             clock,
             t_decode: 0,
             t_consume: 0,
+            wall: None,
+            t_wire: 0,
             resync: false,
             measured: false,
             intents: 0,
@@ -179,6 +185,11 @@ impl Sink for OutputSink<'_> {
                 Hop::TickToIntent
             };
             self.stamps.send(hop, t_decode, t_intent);
+            if let (Some(wall), false, true) = (self.wall, self.resync, self.t_wire != 0) {
+                if let Some(now) = wall.now() {
+                    self.stamps.send_ns(Hop::WireToIntent, now - self.t_wire);
+                }
+            }
             self.measured = true;
         }
     }
@@ -230,6 +241,9 @@ pub fn run(
             shared.output_backlog.store(left as u64, Ordering::Release);
         }
         let mut sink = OutputSink::new(&mut output, &mut backlog, &mut stamps, &clock);
+        if shared.replay.is_live() {
+            sink.wall = Some(&shared.replay);
+        }
         match input.poll() {
             Ok(mut batch) => {
                 let (mut events, mut reports, mut controls) = (0u64, 0u64, 0u64);
@@ -247,6 +261,7 @@ pub fn run(
                         {
                             sink.t_decode = slot.t_decode;
                             sink.t_consume = t_consume;
+                            sink.t_wire = slot.event.local_time_ns;
                         }
                     }
                     match slot.event.source {
