@@ -69,6 +69,21 @@ pub struct FeedReport {
     pub sync: SyncStats,
     /// Receive time with every book valid, and the whole span (ns).
     pub book_time: (i64, i64),
+    /// A live feed: how far its receive stamps were behind the venue's event times over the
+    /// last messages (median and spread).
+    pub clock_offset: Option<ClockOffset>,
+}
+
+/// How far a live feed's receive stamps were behind the venue's event times (`local − E`: network
+/// latency, the venue's millisecond truncation, and the two clocks' disagreement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockOffset {
+    /// Messages in the window.
+    pub samples: usize,
+    /// Median, ns.
+    pub median_ns: i64,
+    /// p90 − p10, ns.
+    pub spread_ns: i64,
 }
 
 /// The feed thread's state.
@@ -84,6 +99,8 @@ pub struct Feed<S> {
     clock: Clock,
     shared: Arc<Shared>,
     max_span_ns: Option<i64>,
+    /// A live feed's venue-time offsets (the last 1,024 messages).
+    offsets: feeds::net::clockcheck::OffsetTracker,
 }
 
 impl<S: MarketSource> Feed<S> {
@@ -108,6 +125,7 @@ impl<S: MarketSource> Feed<S> {
             clock,
             shared,
             max_span_ns,
+            offsets: feeds::net::clockcheck::OffsetTracker::new(1024),
         }
     }
 
@@ -152,6 +170,10 @@ impl<S: MarketSource> Feed<S> {
                         if let Some(now) = replay.now() {
                             self.stamps.send_ns(Hop::WireDecode, now - local_ns);
                         }
+                        let venue_ms = self.out[0].venue_time_ns / 1_000_000;
+                        if venue_ms > 0 {
+                            self.offsets.record(venue_ms, local_ns);
+                        }
                     }
                     self.publish_message(local_ns, t_decode);
                     replay.advance(local_ns);
@@ -177,6 +199,11 @@ impl<S: MarketSource> Feed<S> {
             feed: h.stats(),
             sync: h.sync_totals(),
             book_time: self.feed.book_time(),
+            clock_offset: self.offsets.summary().map(|s| ClockOffset {
+                samples: s.samples,
+                median_ns: s.median_ns,
+                spread_ns: s.spread_ns,
+            }),
         }
     }
 

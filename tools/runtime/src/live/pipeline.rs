@@ -178,6 +178,7 @@ where
                 feed: Default::default(),
                 sync: Default::default(),
                 book_time: (0, 0),
+                clock_offset: None,
             }
         }
     })?;
@@ -306,6 +307,7 @@ where
         feed: feed_report.feed,
         sync: feed_report.sync,
         book_time: feed_report.book_time,
+        clock_offset: feed_report.clock_offset,
         output_halted: shared.output_halted.load(Ordering::Acquire),
         journal_records: host.recorder.appended(),
         journal_events: host.recorder.events(),

@@ -112,6 +112,8 @@ pub struct Summary {
     pub sync: SyncStats,
     /// Receive time with every book valid, and the whole span fed (ns).
     pub book_time: (i64, i64),
+    /// A live feed: receive stamps behind the venue's event times.
+    pub clock_offset: Option<super::feed::ClockOffset>,
     /// Quoting was halted because the output ring stayed full.
     pub output_halted: bool,
     /// Journal records appended.
@@ -227,6 +229,15 @@ impl Summary {
             self.sync.resyncs,
             self.feed.snapshot_requests
         );
+        if let Some(o) = self.clock_offset {
+            let _ = writeln!(
+                s,
+                "  venue offset     receive stamps {:.3} ms behind the venue's event times (median; p90-p10 {:.3} ms; last {} messages)",
+                o.median_ns as f64 / 1e6,
+                o.spread_ns as f64 / 1e6,
+                o.samples
+            );
+        }
         for i in &self.instruments {
             let _ = writeln!(
                 s,
