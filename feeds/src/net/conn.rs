@@ -7,11 +7,26 @@
 //! # Stamps
 //!
 //! Each socket read is a `recvmsg` carrying the kernel's receive stamp ([`StampedTcpStream`]).
-//! The connection reads the socket only when no complete message is left in its buffers, so a
-//! message taken out carries the stamp of the read that completed it.
+//! The connection reads the socket only when no complete message is left in its buffers (no
+//! complete frame in the frame reader, no decrypted bytes waiting for room in it, no complete
+//! TLS record left to decrypt), so a message taken out carries the stamp of the read that
+//! completed it.
+//!
+//! # Buffers
+//!
+//! TLS runs on rustls's unbuffered client API over buffers the [`Conn`] allocates once, at
+//! construction, and reuses for every connection: [`TLS_IN`] bytes of received TLS records,
+//! [`TLS_OUT`] bytes of TLS records to send, [`APP_OUT`] bytes of plaintext waiting to be
+//! encrypted (the upgrade request, pongs, the close frame), and one TLS record's plaintext
+//! ([`MAX_RECORD_PLAINTEXT`]) that the frame reader had no room for yet. They never grow: a
+//! connection that would overflow one ends with [`ConnError::Overflow`].
 
 use super::frame::{Frame, FrameReader, FrameWriter};
 use super::stamp::{Stamp, StampedTcpStream};
+use rustls::client::UnbufferedClientConnection;
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -50,7 +65,19 @@ pub enum ConnError {
     /// The connection reached its planned age and is renewed.
     #[error("renewed after {0:?}")]
     Aged(Duration),
+    /// One of the connection's fixed TLS buffers would have overflowed.
+    #[error("buffer overflow: {0}")]
+    Overflow(String),
 }
+
+/// Bytes of received TLS records the connection holds (a record is at most ~16.7 KiB).
+pub const TLS_IN: usize = 64 << 10;
+/// Bytes of TLS records waiting to be sent the connection holds.
+pub const TLS_OUT: usize = 32 << 10;
+/// Bytes of plaintext waiting to be encrypted (the upgrade request, pongs, the close frame).
+pub const APP_OUT: usize = 16 << 10;
+/// The largest plaintext of one TLS record (2^14 bytes).
+pub const MAX_RECORD_PLAINTEXT: usize = 16 << 10;
 
 /// What one step of a connection gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,13 +97,13 @@ enum State {
     /// TCP connecting or TLS handshaking, then the upgrade request sent and its answer read.
     Opening {
         sock: StampedTcpStream,
-        tls: Box<rustls::ClientConnection>,
+        tls: Box<UnbufferedClientConnection>,
         since: Instant,
         upgrade_sent: bool,
     },
     Open {
         sock: StampedTcpStream,
-        tls: Box<rustls::ClientConnection>,
+        tls: Box<UnbufferedClientConnection>,
         since: Instant,
         last_rx: Instant,
     },
@@ -107,6 +134,271 @@ impl Default for ConnOptions {
     }
 }
 
+/// The connection's TLS buffers: allocated once, kept across connections, never grown.
+struct TlsBufs {
+    /// Received TLS bytes: `inc[inc_start..inc_end]` are not yet processed by rustls.
+    inc: Box<[u8]>,
+    inc_start: usize,
+    inc_end: usize,
+    /// TLS records to send: `out[out_start..out_end]`.
+    out: Box<[u8]>,
+    out_start: usize,
+    out_end: usize,
+    /// Plaintext to encrypt once rustls lets the connection send: `app[..app_len]`.
+    app: Box<[u8]>,
+    app_len: usize,
+    /// A close_notify to send once rustls lets the connection send.
+    close_notify: bool,
+    /// A decrypted record's tail the frame reader had no room for: `spill[spill_start..spill_end]`.
+    spill: Box<[u8]>,
+    spill_start: usize,
+    spill_end: usize,
+}
+
+impl TlsBufs {
+    fn new() -> TlsBufs {
+        TlsBufs {
+            inc: vec![0u8; TLS_IN].into_boxed_slice(),
+            inc_start: 0,
+            inc_end: 0,
+            out: vec![0u8; TLS_OUT].into_boxed_slice(),
+            out_start: 0,
+            out_end: 0,
+            app: vec![0u8; APP_OUT].into_boxed_slice(),
+            app_len: 0,
+            close_notify: false,
+            spill: vec![0u8; MAX_RECORD_PLAINTEXT + 256].into_boxed_slice(),
+            spill_start: 0,
+            spill_end: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.inc_start = 0;
+        self.inc_end = 0;
+        self.out_start = 0;
+        self.out_end = 0;
+        self.app_len = 0;
+        self.close_notify = false;
+        self.spill_start = 0;
+        self.spill_end = 0;
+    }
+
+    /// Queues plaintext to be encrypted and sent.
+    fn queue_app(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        let end = self.app_len + bytes.len();
+        if end > self.app.len() {
+            return Err(ConnError::Overflow(format!(
+                "{end} bytes of plaintext to send, over the {} bytes buffer",
+                self.app.len()
+            )));
+        }
+        self.app[self.app_len..end].copy_from_slice(bytes);
+        self.app_len = end;
+        Ok(())
+    }
+
+    /// Moves the outgoing bytes not yet sent to the front (all the room at the tail).
+    fn compact_out(&mut self) {
+        if self.out_start > 0 {
+            self.out.copy_within(self.out_start..self.out_end, 0);
+            self.out_end -= self.out_start;
+            self.out_start = 0;
+        }
+    }
+
+    fn has_spill(&self) -> bool {
+        self.spill_start < self.spill_end
+    }
+}
+
+fn out_overflow(required: usize, room: usize) -> ConnError {
+    ConnError::Overflow(format!(
+        "a TLS record of {required} bytes to send, {room} bytes free of {TLS_OUT}"
+    ))
+}
+
+/// Where decrypted application data goes.
+enum Sink<'a> {
+    /// The WebSocket frame reader (its overflow to the spill buffer).
+    Frames(&'a mut FrameReader),
+    /// The upgrade answer.
+    Head(&'a mut Vec<u8>),
+    /// Nowhere (closing).
+    Drop,
+}
+
+/// Where [`drive`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drive {
+    /// One record's plaintext went to the sink.
+    Record,
+    /// The handshake waits for bytes from the server.
+    Blocked,
+    /// The handshake is done; nothing is left to decrypt or to encrypt.
+    Idle,
+}
+
+/// Runs rustls over the received bytes until a record's plaintext has gone to `sink`, or it
+/// needs bytes from the server. Handshake records and queued plaintext (encrypted) land in the
+/// outgoing buffer, sent by [`flush`].
+fn drive(
+    tls: &mut UnbufferedClientConnection,
+    b: &mut TlsBufs,
+    sink: &mut Sink<'_>,
+) -> Result<Drive, ConnError> {
+    loop {
+        let UnbufferedStatus { mut discard, state } =
+            tls.process_tls_records(&mut b.inc[b.inc_start..b.inc_end]);
+        let state = state.map_err(|e| ConnError::Tls(e.to_string()))?;
+        let stop = match state {
+            ConnectionState::ReadTraffic(mut traffic) => match traffic.next_record() {
+                Some(Ok(record)) => {
+                    discard += record.discard;
+                    let payload = record.payload;
+                    match sink {
+                        Sink::Frames(reader) => {
+                            let n = reader.push(payload);
+                            let rest = &payload[n..];
+                            if !rest.is_empty() {
+                                if rest.len() > b.spill.len() {
+                                    return Err(ConnError::Overflow(format!(
+                                        "a TLS record of {} bytes of plaintext",
+                                        payload.len()
+                                    )));
+                                }
+                                b.spill[..rest.len()].copy_from_slice(rest);
+                                b.spill_start = 0;
+                                b.spill_end = rest.len();
+                            }
+                        }
+                        Sink::Head(head) => {
+                            if head.len() + payload.len() > 16 << 10 {
+                                return Err(ConnError::Upgrade(
+                                    "an answer head over 16 KiB".into(),
+                                ));
+                            }
+                            head.extend_from_slice(payload);
+                        }
+                        Sink::Drop => {}
+                    }
+                    Some(Drive::Record)
+                }
+                Some(Err(e)) => return Err(ConnError::Tls(e.to_string())),
+                None => None,
+            },
+            ConnectionState::EncodeTlsData(mut encode) => {
+                b.compact_out();
+                let room = &mut b.out[b.out_end..];
+                let free = room.len();
+                match encode.encode(room) {
+                    Ok(n) => b.out_end += n,
+                    Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                        return Err(out_overflow(required_size, free));
+                    }
+                    Err(e) => return Err(ConnError::Tls(e.to_string())),
+                }
+                None
+            }
+            // The records are in the outgoing buffer, sent in order by `flush`.
+            ConnectionState::TransmitTlsData(transmit) => {
+                transmit.done();
+                None
+            }
+            ConnectionState::BlockedHandshake => Some(Drive::Blocked),
+            ConnectionState::WriteTraffic(mut write) => {
+                if b.app_len > 0 {
+                    b.compact_out();
+                    let room = &mut b.out[b.out_end..];
+                    let free = room.len();
+                    match write.encrypt(&b.app[..b.app_len], room) {
+                        Ok(n) => b.out_end += n,
+                        Err(EncryptError::InsufficientSize(InsufficientSizeError {
+                            required_size,
+                        })) => return Err(out_overflow(required_size, free)),
+                        Err(e) => return Err(ConnError::Tls(e.to_string())),
+                    }
+                    b.app_len = 0;
+                    None
+                } else if b.close_notify {
+                    b.close_notify = false;
+                    b.compact_out();
+                    let room = &mut b.out[b.out_end..];
+                    let free = room.len();
+                    match write.queue_close_notify(room) {
+                        Ok(n) => b.out_end += n,
+                        Err(EncryptError::InsufficientSize(InsufficientSizeError {
+                            required_size,
+                        })) => return Err(out_overflow(required_size, free)),
+                        Err(e) => return Err(ConnError::Tls(e.to_string())),
+                    }
+                    None
+                } else {
+                    Some(Drive::Idle)
+                }
+            }
+            ConnectionState::PeerClosed | ConnectionState::Closed => {
+                return Err(ConnError::Closed(None));
+            }
+            other => return Err(ConnError::Tls(format!("unexpected TLS state {other:?}"))),
+        };
+        b.inc_start += discard;
+        if let Some(stop) = stop {
+            return Ok(stop);
+        }
+    }
+}
+
+/// Reads what the socket has into the incoming buffer (one read: its stamp kept); true if
+/// bytes came.
+fn read_sock(
+    sock: &mut StampedTcpStream,
+    b: &mut TlsBufs,
+    stamp: &mut Option<Stamp>,
+) -> Result<bool, ConnError> {
+    if b.inc_start > 0 {
+        // Less than a record is left: move it to the front.
+        b.inc.copy_within(b.inc_start..b.inc_end, 0);
+        b.inc_end -= b.inc_start;
+        b.inc_start = 0;
+    }
+    if b.inc_end == b.inc.len() {
+        return Err(ConnError::Overflow(format!(
+            "{TLS_IN} bytes received without a complete TLS record"
+        )));
+    }
+    match sock.read(&mut b.inc[b.inc_end..]) {
+        Ok(0) => Err(ConnError::Closed(None)),
+        Ok(n) => {
+            b.inc_end += n;
+            if let Some(s) = sock.last_stamp() {
+                *stamp = Some(s);
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(ConnError::Io(e.to_string())),
+    }
+}
+
+/// Writes the outgoing TLS records, as far as the socket takes them.
+fn flush(sock: &mut StampedTcpStream, b: &mut TlsBufs) -> Result<(), ConnError> {
+    while b.out_start < b.out_end {
+        match sock.write(&b.out[b.out_start..b.out_end]) {
+            Ok(0) => return Err(ConnError::Io("the socket took no bytes".into())),
+            Ok(n) => b.out_start += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ConnError::Io(e.to_string())),
+        }
+    }
+    b.out_start = 0;
+    b.out_end = 0;
+    Ok(())
+}
+
 /// One WebSocket connection to `host:port` + `path` (see the module documentation).
 pub struct Conn {
     host: String,
@@ -115,6 +407,7 @@ pub struct Conn {
     tls_config: Arc<rustls::ClientConfig>,
     opts: ConnOptions,
     state: State,
+    bufs: TlsBufs,
     reader: FrameReader,
     writer: FrameWriter,
     /// The upgrade answer, until its end.
@@ -156,6 +449,7 @@ impl Conn {
             port,
             path: path.to_string(),
             tls_config,
+            bufs: TlsBufs::new(),
             reader: FrameReader::with_capacity(max),
             writer: FrameWriter::new(),
             http: Vec::with_capacity(4096),
@@ -205,8 +499,9 @@ impl Conn {
         let _ = tcp.set_nodelay(true);
         let name = rustls::pki_types::ServerName::try_from(self.host.clone())
             .map_err(|e| ConnError::Tls(e.to_string()))?;
-        let tls = rustls::ClientConnection::new(Arc::clone(&self.tls_config), name)
+        let tls = UnbufferedClientConnection::new(Arc::clone(&self.tls_config), name)
             .map_err(|e| ConnError::Tls(e.to_string()))?;
+        self.bufs.clear();
         self.reader.clear();
         self.http.clear();
         self.stamp = None;
@@ -227,15 +522,22 @@ impl Conn {
             .ok_or_else(|| ConnError::Resolve(self.host.clone(), "no address".into()))
     }
 
-    /// Ends the connection now (a close frame is attempted when open).
+    /// Ends the connection now (a close frame and a TLS close_notify are attempted when open).
     pub fn close(&mut self, why: ConnError) {
         if let State::Open { sock, tls, .. } = &mut self.state {
             let mut out = [0u8; 64];
             if let Ok(n) = self.writer.close(1000, "", &mut out) {
-                let _ = tls.writer().write_all(&out[..n]);
+                let _ = self.bufs.queue_app(&out[..n]);
             }
-            tls.send_close_notify();
-            let _ = tls.write_tls(sock);
+            self.bufs.close_notify = true;
+            // Records still buffered are dropped on the way to the point where rustls encrypts.
+            for _ in 0..64 {
+                match drive(tls, &mut self.bufs, &mut Sink::Drop) {
+                    Ok(Drive::Record) => continue,
+                    _ => break,
+                }
+            }
+            let _ = flush(sock, &mut self.bufs);
         }
         self.state = State::Closed;
         self.last_error = Some(why);
@@ -278,43 +580,35 @@ impl Conn {
             // Still connecting.
             return Ok(Poll::Pending);
         }
-        flush_tls(tls, sock)?;
-        read_tls(tls, sock, &mut self.stamp)?;
-        if tls.is_handshaking() {
-            flush_tls(tls, sock)?;
-            return Ok(Poll::Pending);
-        }
-        if !*upgrade_sent {
-            self.key = handshake_key();
-            let req = format!(
-                "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: ringmaker\r\n\r\n",
-                self.path,
-                host_header(&self.host, self.port),
-                self.key
-            );
-            tls.writer()
-                .write_all(req.as_bytes())
-                .map_err(|e| ConnError::Io(e.to_string()))?;
-            *upgrade_sent = true;
-            flush_tls(tls, sock)?;
-        }
-        // The answer's head, byte chunks at a time, until its end.
-        let mut chunk = [0u8; 1024];
-        loop {
-            match tls.reader().read(&mut chunk) {
-                Ok(0) => return Err(ConnError::Closed(None)),
-                Ok(n) => {
-                    if self.http.len() + n > 16 << 10 {
-                        return Err(ConnError::Upgrade("an answer head over 16 KiB".into()));
+        // The handshake, the upgrade request once it is done, then the answer's head (as
+        // decrypted records, into `http`) until its end.
+        let end = loop {
+            match drive(tls, &mut self.bufs, &mut Sink::Head(&mut self.http))? {
+                Drive::Record => {
+                    if let Some(end) = find(&self.http, b"\r\n\r\n") {
+                        break end;
                     }
-                    self.http.extend_from_slice(&chunk[..n]);
+                    continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(ConnError::Io(e.to_string())),
+                Drive::Idle if !*upgrade_sent => {
+                    self.key = handshake_key();
+                    let req = format!(
+                        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: ringmaker\r\n\r\n",
+                        self.path,
+                        host_header(&self.host, self.port),
+                        self.key
+                    );
+                    self.bufs.queue_app(req.as_bytes())?;
+                    *upgrade_sent = true;
+                    continue;
+                }
+                Drive::Idle | Drive::Blocked => {}
             }
-        }
-        let Some(end) = find(&self.http, b"\r\n\r\n") else {
+            flush(sock, &mut self.bufs)?;
+            if read_sock(sock, &mut self.bufs, &mut self.stamp)? {
+                continue;
+            }
             return Ok(Poll::Pending);
         };
         check_upgrade(&self.http[..end + 4], &self.key)?;
@@ -359,13 +653,8 @@ impl Conn {
                             .writer
                             .pong(p, &mut out)
                             .map_err(|e| ConnError::Frame(e.to_string()))?;
-                        let State::Open { sock, tls, .. } = &mut self.state else {
-                            return Ok(Poll::Pending);
-                        };
-                        tls.writer()
-                            .write_all(&out[..n])
-                            .map_err(|e| ConnError::Io(e.to_string()))?;
-                        flush_tls(tls, sock)?;
+                        // Encrypted by `drive` below, sent by `flush`.
+                        self.bufs.queue_app(&out[..n])?;
                         self.pongs += 1;
                         continue;
                     }
@@ -386,16 +675,26 @@ impl Conn {
             else {
                 return Ok(Poll::Pending);
             };
-            // 2. Plaintext rustls already holds.
-            match self.reader.fill(&mut tls.reader()) {
-                Ok(0) => return Err(ConnError::Closed(None)),
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(ConnError::Frame(e.to_string())),
+            // 2. Decrypted bytes the frame reader had no room for.
+            if self.bufs.has_spill() {
+                let b = &mut self.bufs;
+                let n = self.reader.push(&b.spill[b.spill_start..b.spill_end]);
+                if n == 0 {
+                    return Err(ConnError::Frame(format!(
+                        "a message over the {} bytes buffer",
+                        self.reader.max_message()
+                    )));
+                }
+                b.spill_start += n;
+                continue;
             }
-            // 3. The socket.
-            flush_tls(tls, sock)?;
-            if read_tls(tls, sock, &mut self.stamp)? {
+            // 3. A complete TLS record already received.
+            if drive(tls, &mut self.bufs, &mut Sink::Frames(&mut self.reader))? == Drive::Record {
+                continue;
+            }
+            // 4. The socket.
+            flush(sock, &mut self.bufs)?;
+            if read_sock(sock, &mut self.bufs, &mut self.stamp)? {
                 *last_rx = now;
                 continue;
             }
@@ -408,47 +707,6 @@ impl Conn {
             return Ok(Poll::Pending);
         }
     }
-}
-
-/// Reads what the socket has into rustls (one read: its stamp kept); true if bytes came.
-fn read_tls(
-    tls: &mut rustls::ClientConnection,
-    sock: &mut StampedTcpStream,
-    stamp: &mut Option<Stamp>,
-) -> Result<bool, ConnError> {
-    if !tls.wants_read() {
-        return Ok(false);
-    }
-    match tls.read_tls(sock) {
-        Ok(0) => Err(ConnError::Closed(None)),
-        Ok(_) => {
-            if let Some(s) = sock.last_stamp() {
-                *stamp = Some(s);
-            }
-            tls.process_new_packets()
-                .map_err(|e| ConnError::Tls(e.to_string()))?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(ConnError::Io(e.to_string())),
-    }
-}
-
-/// Writes what rustls has to send, as far as the socket takes it.
-fn flush_tls(
-    tls: &mut rustls::ClientConnection,
-    sock: &mut StampedTcpStream,
-) -> Result<(), ConnError> {
-    while tls.wants_write() {
-        match tls.write_tls(sock) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
-            Err(e) => return Err(ConnError::Io(e.to_string())),
-        }
-    }
-    Ok(())
 }
 
 fn host_header(host: &str, port: u16) -> String {
