@@ -91,7 +91,7 @@ impl Hop {
 /// `from` of a stamp whose `to` is already nanoseconds (a hop measured on the wall clock).
 const NS_DIRECT: u64 = u64::MAX;
 
-/// One measurement: raw TSC values at both ends (or [`NS_DIRECT`] and nanoseconds).
+/// One measurement: raw TSC values at both ends (or `NS_DIRECT` and nanoseconds).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stamp {
     hop: u8,
