@@ -272,6 +272,10 @@ impl Summary {
             "hop", "count", "p50", "p99", "p99.9", "max"
         );
         for (hop, h) in &self.latency {
+            if h.is_empty() && matches!(hop, Hop::WireDecode | Hop::WireToIntent) {
+                // Only a live feed measures from the wire.
+                continue;
+            }
             let _ = writeln!(
                 s,
                 "                   {:<16} {:>9} {:>8} {:>8} {:>8} {:>10}",
