@@ -250,6 +250,10 @@ async def run(info):
         except errors.RateLimitBanError:
             got_429 = True
             break
+        except errors.NetworkError:
+            # A pooled keep-alive connection the venue closed while idle (after 30 s, as a
+            # server may): the next request opens a new one.
+            continue
     check(got_429, "flooding the depth endpoint gets 429")
 
     await api.close_connection()

@@ -373,7 +373,12 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
                 close_tls(stream);
                 return;
             }
-            Err(ReadError::Closed) | Err(ReadError::Timeout) | Err(ReadError::Io(_)) => return,
+            // An idle keep-alive connection ends with a TLS close, not a bare FIN.
+            Err(ReadError::Timeout) => {
+                close_tls(stream);
+                return;
+            }
+            Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
         }
     }
 }
