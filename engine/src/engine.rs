@@ -56,6 +56,8 @@ pub(crate) struct Inst {
     pub(crate) reason: ModeReason,
     pub(crate) dirty: bool,
     pub(crate) operator_halt: bool,
+    /// The host clock failed its check (a feed's `ClockFault`, until its `ClockOk`).
+    pub(crate) clock_fault: bool,
     pub(crate) operator_reduce_only: bool,
     /// Reconciliation saw an open foreign order: reduce-only until the operator's `Normal`.
     pub(crate) foreign_order: bool,
@@ -120,6 +122,7 @@ impl Engine {
                 reason: ModeReason::BookInvalid,
                 dirty: false,
                 operator_halt: false,
+                clock_fault: false,
                 operator_reduce_only: false,
                 foreign_order: false,
                 cancel_all_requested: false,
@@ -282,6 +285,8 @@ impl Engine {
                         inst.foreign_order = false;
                     }
                     Some(Command::CancelAll) => inst.cancel_all_requested = true,
+                    Some(Command::ClockFault) => inst.clock_fault = true,
+                    Some(Command::ClockOk) => inst.clock_fault = false,
                     None => self.stats.malformed += 1,
                 }
                 inst.dirty = true;

@@ -323,6 +323,35 @@ fn kill_switch_halts_until_resume() {
 }
 
 #[test]
+fn a_clock_fault_halts_until_clock_ok_and_neither_touches_the_kill_switch() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    e.on_event(&Event::control(0, 2 * MS, Command::ClockFault), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::ClockFault);
+    assert_eq!(o.modes.last().unwrap().to, Mode::Halted);
+    assert_eq!(o.intents.len(), 6, "every quote cancelled");
+    ack_all(&mut e, &mut o, 3 * MS);
+    e.on_event(&Event::control(0, 4 * MS, Command::ClockOk), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
+    assert_eq!(o.intents.len(), 6, "quotes back");
+    ack_all(&mut e, &mut o, 5 * MS);
+    // An operator halt is not cleared by a good clock, nor a clock fault by a resume.
+    e.on_event(&Event::control(0, 6 * MS, Command::Halt), &mut o);
+    e.on_event(&Event::control(0, 6 * MS, Command::ClockFault), &mut o);
+    e.on_event(&Event::control(0, 6 * MS, Command::ClockOk), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::KillSwitch);
+    ack_all(&mut e, &mut o, 7 * MS);
+    e.on_event(&Event::control(0, 8 * MS, Command::ClockFault), &mut o);
+    e.on_event(&Event::control(0, 8 * MS, Command::Resume), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::ClockFault);
+    assert!(o.intents.iter().all(|i| i.kind != IntentKind::Place));
+}
+
+#[test]
 fn daily_loss_limit_halts() {
     let (mut e, mut o) = synced(0);
     let bid = o.intents[0].client_order_id;

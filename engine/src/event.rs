@@ -322,6 +322,12 @@ pub enum Command {
     Normal = 4,
     /// Cancel every working order once (quoting resumes at the next requote).
     CancelAll = 5,
+    /// The host clock failed its check (unsynchronised, or the receive stamps drifted past the
+    /// configured limit from the venue's event times): quote nothing until `ClockOk`. Apart from
+    /// the operator's halt: neither clears the other.
+    ClockFault = 6,
+    /// The host clock passes its check again.
+    ClockOk = 7,
 }
 
 impl Command {
@@ -332,6 +338,8 @@ impl Command {
             3 => Command::ReduceOnly,
             4 => Command::Normal,
             5 => Command::CancelAll,
+            6 => Command::ClockFault,
+            7 => Command::ClockOk,
             _ => return None,
         })
     }

@@ -185,6 +185,7 @@ impl ModeReason {
             7 => ModeReason::BookInvalid,
             8 => ModeReason::BookStale,
             9 => ModeReason::ForeignOrder,
+            10 => ModeReason::ClockFault,
             _ => return None,
         })
     }
@@ -255,6 +256,8 @@ pub enum ModeReason {
     /// Reconciliation found an open order on the instrument that is not this engine's: its
     /// exposure is unknown to risk. Until the operator's `Normal`.
     ForeignOrder = 9,
+    /// The host clock failed its check (`Command::ClockFault`), until `Command::ClockOk`.
+    ClockFault = 10,
 }
 
 /// A change of mode, journaled with its reason.

@@ -63,6 +63,9 @@ pub(crate) fn evaluate_mode(
     if stale {
         return (Mode::Halted, ModeReason::BookStale);
     }
+    if inst.clock_fault {
+        return (Mode::Halted, ModeReason::ClockFault);
+    }
     if inst.operator_reduce_only {
         return (Mode::ReduceOnly, ModeReason::Operator);
     }

@@ -63,7 +63,16 @@ fn venue(dir: &Path, faults: Option<&str>) -> VenueProc {
 
 /// A 12 s (wall, = receive time) paper run on the venue's live streams; its output.
 fn paper_live(v: &VenueProc, out: &Path, record: Option<&Path>) -> Output {
-    let cfg = root("configs/default.toml");
+    paper_live_with(v, out, record, &root("configs/default.toml"), "12")
+}
+
+fn paper_live_with(
+    v: &VenueProc,
+    out: &Path,
+    record: Option<&Path>,
+    cfg: &Path,
+    duration: &str,
+) -> Output {
     let mut args = vec![
         "run",
         "--paper",
@@ -76,7 +85,7 @@ fn paper_live(v: &VenueProc, out: &Path, record: Option<&Path>) -> Output {
         "--depth-stream",
         "depth@0ms",
         "--duration",
-        "12",
+        duration,
         "--status-secs",
         "0",
         "--config",
@@ -213,4 +222,43 @@ fn after_dropped_connections_and_a_gap_the_book_is_valid_again_within_a_second_a
         "{invalids} invalids: {disconnects} disconnects, {gaps} gaps"
     );
     assert!(recoveries >= 4, "{recoveries}");
+}
+
+#[test]
+fn a_failing_clock_check_pulls_quotes_and_replays() {
+    let dir = TempDir::new("live-clock");
+    let v = venue(dir.path(), None);
+    // The venue replays 2024: its event times are far behind our clock (a drift), and a host
+    // without NTP is unsynchronised too; either fails the check.
+    let cfg = dir.join("cfg.toml");
+    let text = std::fs::read_to_string(root("configs/default.toml")).unwrap();
+    std::fs::write(&cfg, format!("{text}\n[feed]\nclock_check = true\n")).unwrap();
+    let out = dir.join("out");
+    let o = paper_live_with(&v, &out, None, &cfg, "5");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("clock check      1 fault(s) pulled quotes"),
+        "{stdout}"
+    );
+    let j = out.join("journal");
+    let dump = ringmaker(&["journal", "dump", j.to_str().unwrap()]);
+    let text = String::from_utf8(dump.stdout).unwrap();
+    let fault = text
+        .lines()
+        .position(|l| l.contains("Control inst=0 ClockFault"))
+        .unwrap_or_else(|| panic!("no ClockFault in the journal"));
+    assert!(
+        text.lines().any(|l| l.contains("(ClockFault)")),
+        "the engine never halted for it"
+    );
+    for l in text.lines().skip(fault) {
+        let f: Vec<&str> = l.splitn(4, '\t').collect();
+        assert!(
+            !(f.len() == 4 && f[2] == "intent" && f[3].starts_with("Place")),
+            "a quote after the clock fault: {l}"
+        );
+    }
+    let r = ringmaker(&["replay", j.to_str().unwrap()]);
+    let t = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success() && t.contains("identical"), "{t}");
 }

@@ -20,7 +20,7 @@ use engine::{Config, ConfigError};
 use sha2::{Digest, Sha256};
 
 /// Top-level tables that belong to the runtime, not the engine.
-const RUNTIME_SECTIONS: [&str; 4] = ["cpu", "rings", "venue", "ops"];
+const RUNTIME_SECTIONS: [&str; 5] = ["cpu", "rings", "feed", "venue", "ops"];
 
 /// Key-name fragments that mark a credential (or where one is kept).
 const CREDENTIAL_MARKS: [&str; 6] = [
@@ -82,7 +82,7 @@ impl RunConfig {
         let engine = Config::from_toml(&engine_text)?;
         let live_text = toml::to_string(&{
             let mut t = toml::Table::new();
-            for name in ["cpu", "rings"] {
+            for name in ["cpu", "rings", "feed"] {
                 if let Some(v) = rest.get(name) {
                     t.insert(name.to_owned(), v.clone());
                 }

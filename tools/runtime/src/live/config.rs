@@ -87,7 +87,44 @@ impl Default for RingsConfig {
     }
 }
 
-/// Both sections.
+/// `[feed]`: the live feed's clock check (a run on recordings ignores it).
+///
+/// ```toml
+/// [feed]
+/// clock_check = true         # pull quotes while the clock fails the check below (default false)
+/// require_clock_sync = true  # adjtimex must say the clock is synchronised
+/// max_clock_offset_ms = 500  # the median of (receive stamp - venue event time) at most this...
+/// min_clock_offset_ms = -50  # ...and at least this
+/// clock_min_samples = 20     # messages before the median is judged
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedConfig {
+    /// Check the clock and pull quotes while it fails.
+    pub clock_check: bool,
+    /// `adjtimex` must say the clock is synchronised.
+    pub require_clock_sync: bool,
+    /// Highest acceptable median receive-stamp offset behind the venue's event times, ms.
+    pub max_clock_offset_ms: i64,
+    /// Lowest acceptable median offset, ms (negative: our clock ahead of the venue's).
+    pub min_clock_offset_ms: i64,
+    /// Messages before the median is judged.
+    pub clock_min_samples: usize,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            clock_check: false,
+            require_clock_sync: true,
+            max_clock_offset_ms: 500,
+            min_clock_offset_ms: -50,
+            clock_min_samples: 20,
+        }
+    }
+}
+
+/// The sections.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct LiveConfig {
     /// `[cpu]`.
@@ -96,6 +133,9 @@ pub struct LiveConfig {
     /// `[rings]`.
     #[serde(default)]
     pub rings: RingsConfig,
+    /// `[feed]`.
+    #[serde(default)]
+    pub feed: FeedConfig,
 }
 
 /// A `[cpu]` or `[rings]` value the tool cannot use.
@@ -134,6 +174,24 @@ impl LiveConfig {
                     rule: "a ring size is a power of two from 2 to 2^24",
                 });
             }
+        }
+        let f = &c.feed;
+        if f.min_clock_offset_ms > f.max_clock_offset_ms
+            || f.max_clock_offset_ms.checked_mul(1_000_000).is_none()
+            || f.min_clock_offset_ms.checked_mul(1_000_000).is_none()
+        {
+            return Err(LiveConfigError::Invalid {
+                field: "feed.min_clock_offset_ms",
+                value: format!("{} (max {})", f.min_clock_offset_ms, f.max_clock_offset_ms),
+                rule: "the offset window is min <= max, within +-9.2e12 ms",
+            });
+        }
+        if !(1..=1_000_000).contains(&f.clock_min_samples) {
+            return Err(LiveConfigError::Invalid {
+                field: "feed.clock_min_samples",
+                value: f.clock_min_samples.to_string(),
+                rule: "from 1 to 1,000,000 messages",
+            });
         }
         if !(1..=99).contains(&c.cpu.sched_priority) {
             return Err(LiveConfigError::Invalid {

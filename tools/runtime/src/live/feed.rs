@@ -40,7 +40,7 @@ use super::counters::Counters;
 use super::latency::{Hop, StampTx};
 use super::rings::{InputProducer, SRC_FEED};
 use super::shared::Shared;
-use engine::{BookStatusReason, Event, EventKind};
+use engine::{BookStatusReason, Command, Event, EventKind};
 use feeds::{FeedStats, MarketFeed, MarketSource, Step, SyncState, SyncStats};
 use quanta::Clock;
 use std::sync::atomic::Ordering;
@@ -72,6 +72,19 @@ pub struct FeedReport {
     /// A live feed: how far its receive stamps were behind the venue's event times over the
     /// last messages (median and spread).
     pub clock_offset: Option<ClockOffset>,
+    /// A live feed with `[feed] clock_check`: what the check did.
+    pub clock_check: Option<ClockCheckReport>,
+}
+
+/// What a live feed's clock check did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockCheckReport {
+    /// Times the clock started failing (quotes pulled).
+    pub faults: u64,
+    /// It was failing when the run ended.
+    pub failing_at_end: bool,
+    /// The verdict of the last fault.
+    pub last_fault: Option<feeds::net::clockcheck::ClockVerdict>,
 }
 
 /// How far a live feed's receive stamps were behind the venue's event times (`local − E`: network
@@ -99,8 +112,18 @@ pub struct Feed<S> {
     clock: Clock,
     shared: Arc<Shared>,
     max_span_ns: Option<i64>,
-    /// A live feed's venue-time offsets (the last 1,024 messages).
-    offsets: feeds::net::clockcheck::OffsetTracker,
+    /// A live feed's venue-time offsets (the last 1,024 messages) and the kernel clock's state.
+    clockcheck: feeds::net::clockcheck::ClockCheck,
+    /// The clock check's limits, when `[feed] clock_check` is on.
+    clock_limits: Option<feeds::net::clockcheck::ClockLimits>,
+    /// Wall time of the next clock check, ns.
+    next_clock_check: i64,
+    /// The clock is failing its check: quotes are pulled.
+    clock_failing: bool,
+    /// The command still to publish to every instrument (the ring was full).
+    clock_pending: Option<(Command, usize)>,
+    clock_faults: u64,
+    last_clock_fault: Option<feeds::net::clockcheck::ClockVerdict>,
 }
 
 impl<S: MarketSource> Feed<S> {
@@ -125,8 +148,73 @@ impl<S: MarketSource> Feed<S> {
             clock,
             shared,
             max_span_ns,
-            offsets: feeds::net::clockcheck::OffsetTracker::new(1024),
+            clockcheck: feeds::net::clockcheck::ClockCheck::new(1024),
+            clock_limits: None,
+            next_clock_check: 0,
+            clock_failing: false,
+            clock_pending: None,
+            clock_faults: 0,
+            last_clock_fault: None,
         }
+    }
+
+    /// Checks the clock every second of a live run against `limits` and pulls every
+    /// instrument's quotes (`Command::ClockFault`) while it fails, `Command::ClockOk` after.
+    pub fn with_clock_check(mut self, limits: feeds::net::clockcheck::ClockLimits) -> Self {
+        self.clock_limits = Some(limits);
+        self
+    }
+
+    /// Once a second of a live run: reads the kernel clock, judges it with the offsets, and
+    /// queues the command for every instrument when the verdict changes.
+    fn check_clock(&mut self, now: i64) {
+        let Some(limits) = self.clock_limits else {
+            return;
+        };
+        if now < self.next_clock_check {
+            return;
+        }
+        self.next_clock_check = now + 1_000_000_000;
+        let _ = self.clockcheck.refresh();
+        let verdict = self.clockcheck.check(&limits);
+        let failing = verdict != feeds::net::clockcheck::ClockVerdict::Ok;
+        if failing != self.clock_failing {
+            self.clock_failing = failing;
+            if failing {
+                self.clock_faults += 1;
+                self.last_clock_fault = Some(verdict);
+            }
+            let cmd = if failing {
+                Command::ClockFault
+            } else {
+                Command::ClockOk
+            };
+            self.clock_pending = Some((cmd, 0));
+        }
+    }
+
+    /// Publishes the queued clock command to the instruments not yet told.
+    fn flush_clock(&mut self, now: i64) {
+        let Some((cmd, mut next)) = self.clock_pending else {
+            return;
+        };
+        let n = self.pending_invalid.len();
+        while next < n {
+            let ev = Event::control(next as u16, now, cmd);
+            let t = self.clock.raw();
+            let ok = self.producer.try_publish(|s| {
+                s.event = ev;
+                s.event.source = SRC_FEED;
+                s.event.local_time_ns = now;
+                s.t_decode = t;
+                s.t_publish = t;
+            });
+            if !ok {
+                break;
+            }
+            next += 1;
+        }
+        self.clock_pending = (next < n).then_some((cmd, next));
     }
 
     /// Runs until the source ends or a stop is requested. Drops the producer on return.
@@ -140,6 +228,11 @@ impl<S: MarketSource> Feed<S> {
                 break FeedEnd::Stopped;
             }
             self.flush_invalids();
+            if self.clock_pending.is_some() {
+                if let Some(now) = replay.now() {
+                    self.flush_clock(now);
+                }
+            }
             self.out.clear();
             let max_span = self.max_span_ns;
             // Before decoding: start the replay clock, honour --duration, wait until due.
@@ -172,8 +265,9 @@ impl<S: MarketSource> Feed<S> {
                         }
                         let venue_ms = self.out[0].venue_time_ns / 1_000_000;
                         if venue_ms > 0 {
-                            self.offsets.record(venue_ms, local_ns);
+                            self.clockcheck.record(venue_ms, local_ns);
                         }
+                        self.check_clock(local_ns);
                     }
                     self.publish_message(local_ns, t_decode);
                     replay.advance(local_ns);
@@ -199,7 +293,12 @@ impl<S: MarketSource> Feed<S> {
             feed: h.stats(),
             sync: h.sync_totals(),
             book_time: self.feed.book_time(),
-            clock_offset: self.offsets.summary().map(|s| ClockOffset {
+            clock_check: self.clock_limits.map(|_| ClockCheckReport {
+                faults: self.clock_faults,
+                failing_at_end: self.clock_failing,
+                last_fault: self.last_clock_fault,
+            }),
+            clock_offset: self.clockcheck.offsets().summary().map(|s| ClockOffset {
                 samples: s.samples,
                 median_ns: s.median_ns,
                 spread_ns: s.spread_ns,

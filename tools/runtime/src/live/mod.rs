@@ -76,7 +76,7 @@ pub mod sys;
 pub mod threads;
 pub mod timer;
 
-pub use config::{CpuConfig, LiveConfig, RingsConfig};
+pub use config::{CpuConfig, FeedConfig, LiveConfig, RingsConfig};
 pub use latency::Hop;
 pub use pipeline::{run, run_market, run_with, Settings};
 pub use summary::{StopCause, Summary};

@@ -161,7 +161,7 @@ where
     let mut control: InputProducer = r.input.clone();
     let timer_producer = r.input.clone();
     let gateway_producer = r.input.clone();
-    let feed = Feed::new(
+    let mut feed = Feed::new(
         market,
         r.input,
         feed_stamps,
@@ -169,6 +169,16 @@ where
         Arc::clone(&shared),
         settings.max_span_ns,
     );
+    let fc = &live.feed;
+    if settings.live && fc.clock_check {
+        feed = feed.with_clock_check(feeds::net::clockcheck::ClockLimits {
+            require_synchronised: fc.require_clock_sync,
+            max_error_us: None,
+            max_offset_ns: fc.max_clock_offset_ms.saturating_mul(1_000_000),
+            min_offset_ns: fc.min_clock_offset_ms.saturating_mul(1_000_000),
+            min_samples: fc.clock_min_samples,
+        });
+    }
     let feed_h = threads::spawn("feed", Role::Feed, &startup, move |go| {
         if go {
             feed.run()
@@ -179,6 +189,7 @@ where
                 sync: Default::default(),
                 book_time: (0, 0),
                 clock_offset: None,
+                clock_check: None,
             }
         }
     })?;
@@ -308,6 +319,7 @@ where
         sync: feed_report.sync,
         book_time: feed_report.book_time,
         clock_offset: feed_report.clock_offset,
+        clock_check: feed_report.clock_check,
         output_halted: shared.output_halted.load(Ordering::Acquire),
         journal_records: host.recorder.appended(),
         journal_events: host.recorder.events(),

@@ -114,6 +114,8 @@ pub struct Summary {
     pub book_time: (i64, i64),
     /// A live feed: receive stamps behind the venue's event times.
     pub clock_offset: Option<super::feed::ClockOffset>,
+    /// A live feed with `[feed] clock_check`: what the check did.
+    pub clock_check: Option<super::feed::ClockCheckReport>,
     /// Quoting was halted because the output ring stayed full.
     pub output_halted: bool,
     /// Journal records appended.
@@ -236,6 +238,21 @@ impl Summary {
                 o.median_ns as f64 / 1e6,
                 o.spread_ns as f64 / 1e6,
                 o.samples
+            );
+        }
+        if let Some(c) = self.clock_check {
+            let _ = writeln!(
+                s,
+                "  clock check      {} fault(s) pulled quotes{}{}",
+                c.faults,
+                c.last_fault
+                    .map(|v| format!(", last {v:?}"))
+                    .unwrap_or_default(),
+                if c.failing_at_end {
+                    "; FAILING at the end"
+                } else {
+                    ""
+                }
             );
         }
         for i in &self.instruments {
