@@ -168,18 +168,22 @@ impl<S: MarketSource> Feed<S> {
     /// Once a second of a live run: reads the kernel clock, judges it with the offsets, and
     /// queues the command for every instrument when the verdict changes.
     fn check_clock(&mut self, now: i64) {
-        let Some(limits) = self.clock_limits else {
-            return;
-        };
         if now < self.next_clock_check {
             return;
         }
         self.next_clock_check = now + 1_000_000_000;
+        if let Some(m) = self.clockcheck.offsets().median() {
+            self.shared.clock_offset_ns.store(m, Ordering::Relaxed);
+        }
+        let Some(limits) = self.clock_limits else {
+            return;
+        };
         let _ = self.clockcheck.refresh();
         let verdict = self.clockcheck.check(&limits);
         let failing = verdict != feeds::net::clockcheck::ClockVerdict::Ok;
         if failing != self.clock_failing {
             self.clock_failing = failing;
+            self.shared.clock_failing.store(failing, Ordering::Relaxed);
             if failing {
                 self.clock_faults += 1;
                 self.last_clock_fault = Some(verdict);

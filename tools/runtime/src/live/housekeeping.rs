@@ -107,9 +107,25 @@ fn status_line(
     };
     let rate = (now.engine_events - before.engine_events) as f64 / period.as_secs_f64().max(1e-9);
     let tti = h.total(Hop::TickToIntent);
+    let offset = shared
+        .clock_offset_ns
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let venue_offset = if offset == i64::MIN {
+        String::new()
+    } else {
+        format!(" | venue offset {:.3} ms", offset as f64 / 1e6)
+    };
+    let clock = if shared
+        .clock_failing
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        " | clock FAULT: quotes pulled"
+    } else {
+        ""
+    };
     format!(
         "[{:>6.1}s] replay {replay} s | events {} ({:.0}/s) batches {} intents {} reports {} | \
-         overflows {} dropped {} | tick-to-intent p50 {} ns p99 {} ns",
+         overflows {} dropped {} | tick-to-intent p50 {} ns p99 {} ns{venue_offset}{clock}",
         wall.as_secs_f64(),
         now.engine_events,
         rate,

@@ -24,7 +24,7 @@
 use super::clock::ReplayClock;
 use super::counters::Counters;
 use crossbeam_utils::CachePadded;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Shared by all threads of one run.
@@ -51,6 +51,11 @@ pub struct Shared {
     pub housekeeping_stop: AtomicBool,
     /// The replay clock.
     pub replay: ReplayClock,
+    /// A live feed: the median offset of its receive stamps behind the venue's event times, ns
+    /// (`i64::MIN`: none yet), updated once a second.
+    pub clock_offset_ns: AtomicI64,
+    /// A live feed's clock check is failing (quotes pulled).
+    pub clock_failing: AtomicBool,
     /// Counters.
     pub counters: Counters,
 }
@@ -69,6 +74,8 @@ impl Shared {
             output_halted: AtomicBool::new(false),
             housekeeping_stop: AtomicBool::new(false),
             replay,
+            clock_offset_ns: AtomicI64::new(i64::MIN),
+            clock_failing: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
