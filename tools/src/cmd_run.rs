@@ -108,6 +108,22 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let dir = staged.path().to_path_buf();
     let stop = Arc::new(AtomicBool::new(false));
     signals::register(&stop)?;
+    if let (true, Some(d)) = (live_market, a.duration) {
+        // Live, `--duration` ends the run at the first message past it; a venue that has gone
+        // silent sends none, so the wall clock ends it too (a second later).
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("duration".into())
+            .spawn(move || {
+                let until = std::time::Instant::now() + Duration::from_secs_f64(d + 1.0);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && std::time::Instant::now() < until
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            })?;
+    }
     let settings = Settings {
         data,
         speed: a.speed,
@@ -160,6 +176,13 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     } else if summary.cause == live::StopCause::JournalFailed {
         Some(anyhow::anyhow!(
             "the journal stopped accepting records; every record before is intact"
+        ))
+    } else if let Some((_, stats, _)) = net.as_ref().filter(|n| n.1.messages == 0) {
+        Some(anyhow::anyhow!(
+            "nothing arrived from the venue ({} connection attempt(s) ended, {} failed to \
+             start): check --venue-url and --ca-cert",
+            stats.disconnects,
+            stats.connect_failures
         ))
     } else if summary.counters.intents_lost > 0 {
         Some(anyhow::anyhow!(

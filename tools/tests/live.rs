@@ -262,3 +262,43 @@ fn a_failing_clock_check_pulls_quotes_and_replays() {
     let t = String::from_utf8_lossy(&r.stdout);
     assert!(r.status.success() && t.contains("identical"), "{t}");
 }
+
+#[test]
+fn a_live_run_with_no_venue_ends_at_its_duration_and_fails() {
+    let dir = TempDir::new("live-novenue");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://127.0.0.1:{port}");
+    let out = dir.join("out");
+    let started = std::time::Instant::now();
+    let o = ringmaker(&[
+        "run",
+        "--paper",
+        "--market",
+        "live",
+        "--venue-url",
+        &url,
+        "--duration",
+        "2",
+        "--status-secs",
+        "0",
+        "--config",
+        root("configs/default.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "it did not end"
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("nothing arrived from the venue"),
+        "{stderr}"
+    );
+}
