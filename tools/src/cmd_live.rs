@@ -94,19 +94,6 @@ pub fn clock_line() -> String {
     }
 }
 
-/// The config's instruments as the source names them.
-pub fn instruments(cfg: &engine::Config) -> Vec<NetInstrument> {
-    cfg.instruments
-        .iter()
-        .enumerate()
-        .map(|(i, c)| NetInstrument {
-            id: i as u16,
-            symbol: c.instrument.symbol,
-            venue: c.venue,
-        })
-        .collect()
-}
-
 /// The live feed for `cfg` (not yet connected: it connects on its first read), and the recorder
 /// if `args.record` asks for one.
 pub fn open(
@@ -134,7 +121,7 @@ pub fn open(
         args.depth_stream
     );
     opts.depth_stream = args.depth_stream.clone();
-    let insts = instruments(cfg);
+    let insts = NetInstrument::of_config(cfg);
     let mut source = NetSource::new(&insts, opts, stop)?;
     let recording = match &args.record {
         Some(dir) => {

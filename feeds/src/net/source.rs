@@ -42,6 +42,21 @@ pub struct NetInstrument {
     pub venue: VenueFlavour,
 }
 
+impl NetInstrument {
+    /// The instruments of `cfg`, by id.
+    pub fn of_config(cfg: &engine::Config) -> Vec<NetInstrument> {
+        cfg.instruments
+            .iter()
+            .enumerate()
+            .map(|(i, c)| NetInstrument {
+                id: i as InstrumentId,
+                symbol: c.instrument.symbol,
+                venue: c.venue,
+            })
+            .collect()
+    }
+}
+
 /// How the source connects and what it subscribes.
 #[derive(Debug, Clone)]
 pub struct NetOptions {

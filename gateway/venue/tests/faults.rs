@@ -13,7 +13,7 @@ use tungstenite::{Message, WebSocket};
 use venue::api::Exchange;
 use venue::auth::hmac_hex;
 use venue::faults::{parse, SpecError};
-use venue::server::{ServerConfig, Venue, VenueHandle};
+use venue::server::VenueHandle;
 use venue::NoExchange;
 
 fn start_full(
@@ -23,18 +23,19 @@ fn start_full(
     control: bool,
     exchange: Arc<dyn Exchange>,
 ) -> (VenueHandle, TempDir) {
-    let dir = TempDir::new(name);
-    let mut cfg = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
-    cfg.speed = speed;
-    cfg.cert_dir = dir.join("cert");
-    cfg.faults = if spec.is_empty() {
-        Vec::new()
-    } else {
-        parse(spec, None).expect("a good spec")
-    };
-    cfg.faults_control = control;
-    let h = Venue::start(cfg, exchange).expect("venue starts");
-    (h, dir)
+    common::start_venue(
+        name,
+        |cfg| {
+            cfg.speed = speed;
+            cfg.faults = if spec.is_empty() {
+                Vec::new()
+            } else {
+                parse(spec, None).expect("a good spec")
+            };
+            cfg.faults_control = control;
+        },
+        exchange,
+    )
 }
 
 fn start(name: &str, speed: f64, spec: &str) -> (VenueHandle, TempDir) {

@@ -3,20 +3,16 @@
 
 mod common;
 
+use common::{net_source, start_venue};
 use feeds::net::routes::Endpoints;
 use feeds::net::snapshot::{FetchOptions, SnapshotError, SnapshotFetcher};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use test_support::TempDir;
-use venue::server::{ServerConfig, Venue};
 
 #[test]
 fn snapshots_are_fetched_from_the_venue_and_errors_come_back_typed() {
-    let dir = TempDir::new("feed-snapshots");
-    let mut sc = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
-    sc.cert_dir = dir.join("cert");
-    let h = Venue::start(sc, Arc::new(venue::NoExchange)).unwrap();
+    let (h, _dir) = start_venue("feed-snapshots", |_| {}, Arc::new(venue::NoExchange));
     let ends = Endpoints::from_rest_url(&h.rest_url(), engine::VenueFlavour::BinanceUsdm).unwrap();
     let tls = feeds::net::tls::client_config(Some(h.cert_path())).unwrap();
     let f = SnapshotFetcher::spawn(tls, FetchOptions::default()).unwrap();
@@ -57,37 +53,13 @@ fn snapshots_are_fetched_from_the_venue_and_errors_come_back_typed() {
     h.shutdown();
 }
 
-/// A live source on the venue's streams, for the default config's instrument.
-fn net_source(
-    h: &venue::server::VenueHandle,
-    stop: &Arc<std::sync::atomic::AtomicBool>,
-) -> feeds::net::NetSource {
-    let cfg = test_support::default_config();
-    let tls = feeds::net::tls::client_config(Some(h.cert_path())).unwrap();
-    let mut opts = feeds::net::NetOptions::new(tls);
-    opts.endpoints =
-        vec![Endpoints::from_rest_url(&h.rest_url(), engine::VenueFlavour::BinanceUsdm).unwrap()];
-    opts.depth_stream = "depth@0ms".into();
-    let insts: Vec<feeds::net::NetInstrument> = cfg
-        .instruments
-        .iter()
-        .enumerate()
-        .map(|(i, c)| feeds::net::NetInstrument {
-            id: i as u16,
-            symbol: c.instrument.symbol,
-            venue: c.venue,
-        })
-        .collect();
-    feeds::net::NetSource::new(&insts, opts, Arc::clone(stop)).unwrap()
-}
-
 #[test]
 fn the_live_source_syncs_a_book_from_the_venue_over_tls_with_kernel_stamps() {
-    let dir = TempDir::new("feed-live");
-    let mut sc = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
-    sc.cert_dir = dir.join("cert");
-    sc.speed = 5.0;
-    let h = Venue::start(sc, Arc::new(venue::NoExchange)).unwrap();
+    let (h, _dir) = start_venue(
+        "feed-live",
+        |sc| sc.speed = 5.0,
+        Arc::new(venue::NoExchange),
+    );
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let src = net_source(&h, &stop);
     assert_eq!(
@@ -154,20 +126,21 @@ fn the_live_source_syncs_a_book_from_the_venue_over_tls_with_kernel_stamps() {
 
 #[test]
 fn after_dropped_connections_and_a_gap_the_live_book_is_valid_again_within_a_second() {
-    let dir = TempDir::new("feed-faults");
-    let mut sc = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
-    sc.cert_dir = dir.join("cert");
-    sc.speed = 2.0;
     // Venue time: connections cut every 4 s (2 s of wall time), one depth diff dropped at 5 s.
-    sc.faults = venue::faults::parse(
-        "drop-connections@every=4s;gap@at=5s,stream=btcusdt@depth@0ms",
-        None,
-    )
-    .unwrap();
-    let h = Venue::start(sc, Arc::new(venue::NoExchange)).unwrap();
+    let (h, _dir) = start_venue(
+        "feed-faults",
+        |sc| {
+            sc.speed = 2.0;
+            sc.faults = venue::faults::parse(
+                "drop-connections@every=4s;gap@at=5s,stream=btcusdt@depth@0ms",
+                None,
+            )
+            .unwrap();
+        },
+        Arc::new(venue::NoExchange),
+    );
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut src = net_source(&h, &stop);
-    let _ = &mut src;
+    let src = net_source(&h, &stop);
     let mut feed = feeds::MarketFeed::new(
         src,
         feeds::FeedHandler::from_config(&test_support::default_config()),

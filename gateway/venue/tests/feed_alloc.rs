@@ -7,37 +7,20 @@
 
 mod common;
 
-use feeds::net::routes::Endpoints;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use test_support::alloc::{Counter, CountingAlloc};
-use test_support::TempDir;
-use venue::server::{ServerConfig, Venue};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// The feed thread, warmed up, reading 3,000 messages: the allocator calls it made.
 fn count_3000_messages(name: &str) -> test_support::alloc::Counts {
-    let dir = TempDir::new(name);
-    let mut sc = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
-    sc.cert_dir = dir.join("cert");
-    sc.speed = 5.0;
-    let h = Venue::start(sc, Arc::new(venue::NoExchange)).unwrap();
+    let (h, _dir) = common::start_venue(name, |sc| sc.speed = 5.0, Arc::new(venue::NoExchange));
     let cfg = test_support::default_config();
-    let tls = feeds::net::tls::client_config(Some(h.cert_path())).unwrap();
-    let mut opts = feeds::net::NetOptions::new(tls);
-    opts.endpoints =
-        vec![Endpoints::from_rest_url(&h.rest_url(), engine::VenueFlavour::BinanceUsdm).unwrap()];
-    opts.depth_stream = "depth@0ms".into();
-    let insts = vec![feeds::net::NetInstrument {
-        id: 0,
-        symbol: cfg.instruments[0].instrument.symbol,
-        venue: cfg.instruments[0].venue,
-    }];
     let stop = Arc::new(AtomicBool::new(false));
-    let src = feeds::net::NetSource::new(&insts, opts, stop).unwrap();
+    let src = common::net_source(&h, &stop);
     let mut feed = feeds::MarketFeed::new(src, feeds::FeedHandler::from_config(&cfg));
     let mut out = Vec::with_capacity(1 << 16);
     // Warm-up: synced, and a few thousand messages for every buffer to reach its size.

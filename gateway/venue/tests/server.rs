@@ -14,7 +14,7 @@ use test_support::TempDir;
 use tungstenite::Message;
 use venue::api::Exchange;
 use venue::auth::hmac_hex;
-use venue::server::{Limits, ServerConfig, Venue, VenueHandle};
+use venue::server::{Limits, VenueHandle};
 use venue::NoExchange;
 
 fn start_on(
@@ -23,13 +23,14 @@ fn start_on(
     limits: Limits,
     exchange: Arc<dyn Exchange>,
 ) -> (VenueHandle, TempDir) {
-    let dir = TempDir::new(name);
-    let mut cfg = ServerConfig::new(vec![test_support::usdm()], test_support::default_config());
-    cfg.speed = speed;
-    cfg.cert_dir = dir.join("cert");
-    cfg.limits = limits;
-    let h = Venue::start(cfg, exchange).expect("venue starts");
-    (h, dir)
+    common::start_venue(
+        name,
+        |cfg| {
+            cfg.speed = speed;
+            cfg.limits = limits;
+        },
+        exchange,
+    )
 }
 
 fn start_with(name: &str, speed: f64, limits: Limits) -> (VenueHandle, TempDir) {

@@ -28,6 +28,43 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A venue on the shipped USDⓈ-M recording with the default config, as `set` adjusts it (speed,
+/// faults, limits...), its certificate under a fresh directory (kept alive by the `TempDir`).
+pub fn start_venue(
+    name: &str,
+    set: impl FnOnce(&mut venue::server::ServerConfig),
+    exchange: Arc<dyn venue::api::Exchange>,
+) -> (VenueHandle, test_support::TempDir) {
+    let dir = test_support::TempDir::new(name);
+    let mut sc = venue::server::ServerConfig::new(
+        vec![test_support::usdm()],
+        test_support::default_config(),
+    );
+    sc.cert_dir = dir.join("cert");
+    set(&mut sc);
+    let h = venue::server::Venue::start(sc, exchange).expect("venue starts");
+    (h, dir)
+}
+
+/// A live source on `h`'s streams (trusting its certificate, `depth@0ms`), for the default
+/// config's instruments.
+pub fn net_source(
+    h: &VenueHandle,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> feeds::net::NetSource {
+    let cfg = test_support::default_config();
+    let tls = feeds::net::tls::client_config(Some(h.cert_path())).unwrap();
+    let mut opts = feeds::net::NetOptions::new(tls);
+    opts.endpoints = vec![feeds::net::routes::Endpoints::from_rest_url(
+        &h.rest_url(),
+        engine::VenueFlavour::BinanceUsdm,
+    )
+    .unwrap()];
+    opts.depth_stream = "depth@0ms".into();
+    let insts = feeds::net::NetInstrument::of_config(&cfg);
+    feeds::net::NetSource::new(&insts, opts, Arc::clone(stop)).unwrap()
+}
+
 /// The exchange core for `cfg` with the example accounts of `configs/venue-accounts.toml`,
 /// accepting signed requests stamped with the wall clock (as `ringmaker venue` does).
 pub fn sim_exchange(cfg: engine::Config) -> Arc<dyn venue::api::Exchange> {
