@@ -73,6 +73,12 @@ impl ReplayClock {
         self.live
     }
 
+    /// Does the feed wait for each message's time? Not flat out, and not live (a live message
+    /// is due when it arrives).
+    pub fn paces(&self) -> bool {
+        !self.flat_out() && !self.live
+    }
+
     /// Flat out (no pacing)?
     pub fn flat_out(&self) -> bool {
         self.speed <= 0.0
@@ -112,11 +118,10 @@ impl ReplayClock {
         Some(a.rec_ns + (wall as f64 * self.speed) as i64)
     }
 
-    /// How long until recording time `rec_ns` is due (zero when due, flat out or live).
+    /// How long until recording time `rec_ns` is due on the wall clock (zero when due or flat
+    /// out). A live clock is the wall clock: the feed does not pace it ([`ReplayClock::paces`]),
+    /// but the timer waits on it for its next tick.
     pub fn until(&self, rec_ns: i64) -> Duration {
-        if self.live {
-            return Duration::ZERO;
-        }
         match (self.flat_out(), self.now()) {
             (false, Some(now)) if rec_ns > now => {
                 Duration::from_nanos(((rec_ns - now) as f64 / self.speed) as u64)
@@ -156,8 +161,11 @@ mod tests {
         c.start(5); // the feed's first message does not move it
         mock.increment(Duration::from_millis(2));
         assert_eq!(c.now(), Some(t0 + 2_000_000));
-        assert_eq!(c.until(t0 + 60_000_000_000), Duration::ZERO);
-        assert!(!c.flat_out() && c.is_live());
+        // The timer waits on it for a later tick: a live clock that said "due now" for every
+        // time made the timer thread spin a core.
+        assert_eq!(c.until(t0 + 60_000_000_000), Duration::from_millis(59_998));
+        assert_eq!(c.until(t0), Duration::ZERO);
+        assert!(!c.flat_out() && c.is_live() && !c.paces());
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl<S: MarketSource> Feed<S> {
                     ended_by = FeedEnd::Duration;
                     return false;
                 }
-                if !replay.flat_out() && !pace(replay, &shared, t) {
+                if replay.paces() && !pace(replay, &shared, t) {
                     ended_by = FeedEnd::Stopped;
                     return false;
                 }
