@@ -39,5 +39,5 @@ pub use record::{
 pub use recording::{LineError, OpenError, ReaderStats, RecordLine, RecordingReader};
 pub use source::{
     Input, MarketSource, MemorySource, Peek, RecordingSource, SnapshotReply, SourceCounts,
-    SourceError,
+    SourceError, WireStages,
 };

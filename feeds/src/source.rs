@@ -77,6 +77,23 @@ pub struct SourceCounts {
     pub snapshot_requests: u64,
 }
 
+/// Where one network message was on its way through the feed thread: the wall time its completing
+/// socket read returned (the kernel's receive stamp is the message's `local_ns`, on the same
+/// clock), and TSC stamps (`quanta::Clock::raw`) of that read, of the decryption of the TLS
+/// record that completed it and of its WebSocket frame's completion. The latency split of a live
+/// feed: kernel → user read, TLS decrypt, WebSocket frame, then decode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireStages {
+    /// Wall time (ns since the UNIX epoch, `CLOCK_REALTIME`) when the read returned.
+    pub read_wall_ns: i64,
+    /// TSC when the read returned.
+    pub read: u64,
+    /// TSC when the TLS record holding the message's last bytes was decrypted.
+    pub tls: u64,
+    /// TSC when the message's frame was complete (payload copied out).
+    pub frame: u64,
+}
+
 /// A stream of market inputs.
 pub trait MarketSource {
     /// The next input; `None` at the end. An `Err` is one skipped input, not the end.
@@ -87,6 +104,11 @@ pub trait MarketSource {
     fn counts(&self) -> SourceCounts;
     /// Where the last input came from (e.g. `file.gz:123`), for messages about it.
     fn origin(&self) -> Option<String> {
+        None
+    }
+    /// The last input's way through a network connection ([`WireStages`]); `None` for a file,
+    /// a snapshot, or a source that does not measure it.
+    fn wire_stages(&self) -> Option<WireStages> {
         None
     }
 }

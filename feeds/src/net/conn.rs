@@ -417,6 +417,9 @@ pub struct Conn {
     message: Vec<u8>,
     /// The stamp of the last socket read that brought bytes.
     stamp: Option<Stamp>,
+    /// The latency split of the message taken out last (and of what is under way).
+    stages: crate::source::WireStages,
+    clock: quanta::Clock,
     /// Why it ended last.
     last_error: Option<ConnError>,
     /// Pings answered.
@@ -456,11 +459,20 @@ impl Conn {
             key: String::new(),
             message: Vec::with_capacity(max),
             stamp: None,
+            stages: Default::default(),
+            // quanta calibrates once per process; later clocks are cheap.
+            clock: quanta::Clock::new(),
             last_error: None,
             pongs: 0,
             opts,
             state: State::Closed,
         }
+    }
+
+    /// Where the message taken out last was on its way: the wall time and TSC of its
+    /// completing read, the TSC of its TLS record's decryption and of its frame's completion.
+    pub fn stages(&self) -> crate::source::WireStages {
+        self.stages
     }
 
     /// `wss://host:port/path`.
@@ -641,6 +653,7 @@ impl Conn {
                     Frame::Text(t) | Frame::Binary(t) => {
                         self.message.clear();
                         self.message.extend_from_slice(t);
+                        self.stages.frame = self.clock.raw();
                         let stamp = self.stamp.unwrap_or(Stamp {
                             ns: super::stamp::system_now_ns(),
                             source: super::stamp::StampSource::Tsc,
@@ -690,11 +703,15 @@ impl Conn {
             }
             // 3. A complete TLS record already received.
             if drive(tls, &mut self.bufs, &mut Sink::Frames(&mut self.reader))? == Drive::Record {
+                self.stages.tls = self.clock.raw();
                 continue;
             }
             // 4. The socket.
             flush(sock, &mut self.bufs)?;
             if read_sock(sock, &mut self.bufs, &mut self.stamp)? {
+                // The read's own times, for the latency split (kernel stamp → here).
+                self.stages.read_wall_ns = super::stamp::system_now_ns();
+                self.stages.read = self.clock.raw();
                 *last_rx = now;
                 continue;
             }

@@ -227,6 +227,8 @@ pub struct NetSource {
     lost: Vec<(InstrumentId, i64)>,
     /// The snapshot body handed out last.
     body: Vec<u8>,
+    /// The latency split of the stream message handed out last (`None` after a snapshot).
+    stages: Option<crate::source::WireStages>,
     /// Round-robin start.
     next_link: usize,
     stats: Arc<NetCounters>,
@@ -365,6 +367,7 @@ impl NetSource {
             stop,
             lost: Vec::with_capacity(n.max(1)),
             body: Vec::with_capacity(max),
+            stages: None,
             next_link: 0,
             stats: Arc::default(),
             counts: SourceCounts::default(),
@@ -491,6 +494,7 @@ impl MarketSource for NetSource {
                 match s.body {
                     Ok(body) => {
                         self.body = body;
+                        self.stages = None;
                         self.counts.read += 1;
                         if let Some(r) = &self.recorder {
                             r.snapshot(s.instrument, s.local_ns, &self.body);
@@ -555,6 +559,7 @@ impl MarketSource for NetSource {
                             }
                         }
                         let link = &mut self.links[k];
+                        self.stages = Some(link.conn.stages());
                         if let Some(r) = &self.recorder {
                             r.stream_any(link.venue, stamp.ns, link.conn.message());
                         }
@@ -568,6 +573,10 @@ impl MarketSource for NetSource {
             }
             std::hint::spin_loop();
         }
+    }
+
+    fn wire_stages(&self) -> Option<crate::source::WireStages> {
+        self.stages
     }
 
     fn request_snapshot(&mut self, instrument: InstrumentId) -> SnapshotReply {

@@ -267,6 +267,15 @@ impl<S: MarketSource> Feed<S> {
                         if let Some(now) = replay.now() {
                             self.stamps.send_ns(Hop::WireDecode, now - local_ns);
                         }
+                        if let Some(st) = self.feed.source().wire_stages() {
+                            self.stamps
+                                .send_ns(Hop::KernelRead, st.read_wall_ns - local_ns);
+                            self.stamps.send(Hop::ReadTls, st.read, st.tls.max(st.read));
+                            self.stamps
+                                .send(Hop::TlsFrame, st.tls, st.frame.max(st.tls));
+                            self.stamps
+                                .send(Hop::FrameDecode, st.frame, t_decode.max(st.frame));
+                        }
                         let venue_ms = self.out[0].venue_time_ns / 1_000_000;
                         if venue_ms > 0 {
                             self.clockcheck.record(venue_ms, local_ns);

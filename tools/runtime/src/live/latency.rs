@@ -54,11 +54,29 @@ pub enum Hop {
     /// A live feed: the kernel's receive stamp of the batch's first market message → the
     /// batch's first intent published (what [`Hop::TickToIntent`] is, from the wire).
     WireToIntent = 7,
+    /// A live feed, split of [`Hop::WireDecode`] (1 of 4): the kernel's receive stamp → the
+    /// socket read that completed the message returned (both on `CLOCK_REALTIME`): waking the
+    /// feed thread, the copy to user space.
+    KernelRead = 8,
+    /// Split 2 of 4: that read returned → the TLS record holding the message's last bytes is
+    /// decrypted (when several records came in one read, the later ones include the earlier
+    /// ones' decryption and framing).
+    ReadTls = 9,
+    /// Split 3 of 4: record decrypted → the message's WebSocket frame is complete and its
+    /// payload copied out.
+    TlsFrame = 10,
+    /// Split 4 of 4: frame complete → decode and book sync done (simd-json, the feed handler).
+    FrameDecode = 11,
+    /// A live feed: the kernel's receive stamp of the batch's first market message → the engine
+    /// has priced, risk-checked and diffed the batch (its intents published, if it had any).
+    /// Every market batch counts, so this has a sample per batch where [`Hop::WireToIntent`]
+    /// has one per batch that sent an order.
+    WireToEngineDone = 12,
 }
 
 impl Hop {
     /// Every hop, in order.
-    pub const ALL: [Hop; 8] = [
+    pub const ALL: [Hop; 13] = [
         Hop::DecodePublish,
         Hop::PublishConsume,
         Hop::ConsumeIntent,
@@ -67,6 +85,11 @@ impl Hop {
         Hop::ResyncToIntent,
         Hop::WireDecode,
         Hop::WireToIntent,
+        Hop::KernelRead,
+        Hop::ReadTls,
+        Hop::TlsFrame,
+        Hop::FrameDecode,
+        Hop::WireToEngineDone,
     ];
 
     /// The interval-log tag (no spaces, commas or colons).
@@ -80,7 +103,26 @@ impl Hop {
             Hop::ResyncToIntent => "resync_to_intent",
             Hop::WireDecode => "wire_decode",
             Hop::WireToIntent => "wire_to_intent",
+            Hop::KernelRead => "kernel_read",
+            Hop::ReadTls => "read_tls",
+            Hop::TlsFrame => "tls_frame",
+            Hop::FrameDecode => "frame_decode",
+            Hop::WireToEngineDone => "wire_engine_done",
         }
+    }
+
+    /// Measured only on a live network feed (from the kernel's receive stamps).
+    pub fn is_wire(self) -> bool {
+        matches!(
+            self,
+            Hop::WireDecode
+                | Hop::WireToIntent
+                | Hop::KernelRead
+                | Hop::ReadTls
+                | Hop::TlsFrame
+                | Hop::FrameDecode
+                | Hop::WireToEngineDone
+        )
     }
 
     fn from_u8(v: u8) -> Option<Hop> {

@@ -278,6 +278,12 @@ pub fn run(
                 // Release the slots before requoting: producers need not wait for it.
                 drop(batch);
                 host.batch_end(&mut sink);
+                if let (Some(wall), false, true) = (sink.wall, sink.resync, sink.t_wire != 0) {
+                    if let Some(now) = wall.now() {
+                        sink.stamps
+                            .send_ns(Hop::WireToEngineDone, now - sink.t_wire);
+                    }
+                }
                 if sink.stalled && !halted_for_output {
                     halted_for_output = true;
                     halt_quoting(&mut host, instruments, &mut sink);

@@ -289,7 +289,7 @@ impl Summary {
             "hop", "count", "p50", "p99", "p99.9", "max"
         );
         for (hop, h) in &self.latency {
-            if h.is_empty() && matches!(hop, Hop::WireDecode | Hop::WireToIntent) {
+            if h.is_empty() && hop.is_wire() {
                 // Only a live feed measures from the wire.
                 continue;
             }
