@@ -92,6 +92,10 @@ pub struct WireStages {
     pub tls: u64,
     /// TSC when the message's frame was complete (payload copied out).
     pub frame: u64,
+    /// For a message that was already complete in the connection's buffers behind earlier ones
+    /// (several in one TLS record or one read): TSC when the poll that took it out began (it
+    /// waited from `tls` to here while the ones ahead were decoded and published). 0 otherwise.
+    pub queued: u64,
 }
 
 /// A stream of market inputs.

@@ -646,6 +646,7 @@ impl Conn {
     }
 
     fn poll_open(&mut self, now: Instant) -> Result<Poll, ConnError> {
+        let entered = self.clock.raw();
         loop {
             // 1. A complete frame already buffered.
             match self.reader.next() {
@@ -654,6 +655,12 @@ impl Conn {
                         self.message.clear();
                         self.message.extend_from_slice(t);
                         self.stages.frame = self.clock.raw();
+                        // Decrypted before this poll began: it waited behind earlier messages.
+                        self.stages.queued = if self.stages.tls < entered {
+                            entered
+                        } else {
+                            0
+                        };
                         let stamp = self.stamp.unwrap_or(Stamp {
                             ns: super::stamp::system_now_ns(),
                             source: super::stamp::StampSource::Tsc,

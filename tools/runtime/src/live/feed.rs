@@ -271,8 +271,17 @@ impl<S: MarketSource> Feed<S> {
                             self.stamps
                                 .send_ns(Hop::KernelRead, st.read_wall_ns - local_ns);
                             self.stamps.send(Hop::ReadTls, st.read, st.tls.max(st.read));
-                            self.stamps
-                                .send(Hop::TlsFrame, st.tls, st.frame.max(st.tls));
+                            let framing_from = if st.queued != 0 {
+                                self.stamps.send(Hop::Queued, st.tls, st.queued.max(st.tls));
+                                st.queued
+                            } else {
+                                st.tls
+                            };
+                            self.stamps.send(
+                                Hop::TlsFrame,
+                                framing_from,
+                                st.frame.max(framing_from),
+                            );
                             self.stamps
                                 .send(Hop::FrameDecode, st.frame, t_decode.max(st.frame));
                         }

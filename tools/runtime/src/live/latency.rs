@@ -72,11 +72,16 @@ pub enum Hop {
     /// Every market batch counts, so this has a sample per batch where [`Hop::WireToIntent`]
     /// has one per batch that sent an order.
     WireToEngineDone = 12,
+    /// A live feed: a message that was complete in the connection's buffers behind earlier
+    /// ones (several in one TLS record or read): its record decrypted → the poll that took it
+    /// out began (it waited while the feed decoded and published the ones ahead). Only such
+    /// messages count; their [`Hop::TlsFrame`] starts at that poll.
+    Queued = 13,
 }
 
 impl Hop {
     /// Every hop, in order.
-    pub const ALL: [Hop; 13] = [
+    pub const ALL: [Hop; 14] = [
         Hop::DecodePublish,
         Hop::PublishConsume,
         Hop::ConsumeIntent,
@@ -90,6 +95,7 @@ impl Hop {
         Hop::TlsFrame,
         Hop::FrameDecode,
         Hop::WireToEngineDone,
+        Hop::Queued,
     ];
 
     /// The interval-log tag (no spaces, commas or colons).
@@ -108,6 +114,7 @@ impl Hop {
             Hop::TlsFrame => "tls_frame",
             Hop::FrameDecode => "frame_decode",
             Hop::WireToEngineDone => "wire_engine_done",
+            Hop::Queued => "queued",
         }
     }
 
@@ -122,6 +129,7 @@ impl Hop {
                 | Hop::TlsFrame
                 | Hop::FrameDecode
                 | Hop::WireToEngineDone
+                | Hop::Queued
         )
     }
 

@@ -1,0 +1,285 @@
+//! Kernel receive stamp → intent published, live over loopback TLS at recorded pace, with the
+//! split of every stage, in HdrHistograms (issue 14's latency budget: p50 ≤ 20 µs, p99 ≤ 100 µs).
+//!
+//! Three phases, one process, one run:
+//!
+//! 1. **Baseline: the machine's own stalls.** One thread spins on the feed's core and one on the
+//!    engine's, reading the TSC; every gap between two reads is a stall (an interrupt, another
+//!    thread on the core, the hypervisor). The histogram is what a message arriving at a random
+//!    instant would wait for the spinner to come back (jHiccup's measure: each gap recorded with
+//!    one sample per microsecond of it). Nothing the feed does can be faster than this.
+//! 2. **Live.** `ringmaker venue` (in this process, its threads unpinned) replays the shipped
+//!    USDⓈ-M recording at recorded pace over TLS on 127.0.0.1; the live paper pipeline
+//!    (`runtime::live::run_market` on a `feeds::net::NetSource`, `depth@0ms`) follows it, feed
+//!    thread pinned to the first core, engine to the last. Every hop the pipeline measures is
+//!    printed; the wire hops split `wire_decode` into `kernel_read` (kernel stamp → the read that
+//!    completed the message returned), `read_tls`, `tls_frame` (and `queued`: behind earlier
+//!    messages of one record) and `frame_decode`; `wire_to_intent` is the budget's hop (one
+//!    sample per batch that sent an order), `wire_engine_done` the same to the end of the
+//!    engine's work for every market batch.
+//! 3. **The same pipeline from the recording file** (no network), the same span at the same
+//!    pace: what the ring and the engine cost without the wire, for comparison.
+//!
+//! Run: `cargo bench -p ringmaker-benches --bench live_feed` (about 5 minutes:
+//! `-- --seconds N` for N seconds of each pipeline phase, default 120; `-- --test`: 3 s each,
+//! a smoke run). `-- --layout engine`: gateway, housekeeping and timer threads on the engine's
+//! core instead of the feed's.
+
+use hdrhistogram::Histogram;
+use quanta::Clock;
+use runtime::backtest::QueueKind;
+use runtime::live::{self, Hop, Settings};
+use runtime::record::JournalRecorder;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BUDGET_P50_NS: u64 = 20_000;
+const BUDGET_P99_NS: u64 = 100_000;
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+/// The first and last core this process may use (read before anything is pinned).
+fn cores() -> (Option<usize>, Option<usize>) {
+    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    match (ids.first(), ids.last()) {
+        (Some(a), Some(b)) if a.id != b.id => (Some(a.id), Some(b.id)),
+        (Some(a), _) => (Some(a.id), Some(a.id)),
+        _ => (None, None),
+    }
+}
+
+fn row(name: &str, h: &Histogram<u64>) {
+    println!(
+        "{name:<28} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    );
+}
+
+fn header(title: &str) {
+    println!("\n{title}");
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "(ns)", "count", "p50", "p90", "p99", "p99.9", "max"
+    );
+}
+
+/// Phase 1: spinners on `cores`, each gap between two TSC reads over 1 µs recorded as the
+/// waits of a message arriving during it (one sample per µs of the gap, from the gap down).
+fn stalls(secs: f64, cores: &[usize]) -> Vec<(usize, Histogram<u64>, u64)> {
+    let clock = Clock::new();
+    let handles: Vec<_> = cores
+        .iter()
+        .map(|&core| {
+            let clock = clock.clone();
+            std::thread::spawn(move || {
+                core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                let mut h = hist();
+                let end = Instant::now() + Duration::from_secs_f64(secs);
+                let (mut last, mut loops, mut over_1us) = (clock.raw(), 0u64, 0u64);
+                while loops & 0xfff != 0 || Instant::now() < end {
+                    let now = clock.raw();
+                    let gap = clock.delta_as_nanos(last, now);
+                    if gap > 1_000 {
+                        over_1us += 1;
+                        // A message landing in the gap waits from the gap's length down to 0.
+                        h.record_correct(gap, 1_000).expect("in range");
+                    }
+                    last = now;
+                    loops += 1;
+                }
+                // The time not stalled: waits under 1 µs, one sample per µs spun.
+                let spun_us = (secs * 1e6) as u64 - h.len().min((secs * 1e6) as u64);
+                h.record_n(1, spun_us).expect("in range");
+                (core, h, over_1us)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("stall thread"))
+        .collect()
+}
+
+fn run_config(first: usize, last: usize, layout_engine: bool) -> runtime::config::RunConfig {
+    let text = std::fs::read_to_string(ringmaker_benches::workspace("configs/default.toml"))
+        .expect("configs/default.toml");
+    let others = if layout_engine { last } else { first };
+    let cpu = format!(
+        "\n[cpu]\nengine = {last}\nfeeds = [{first}]\ngateway = {others}\nhousekeeping = {others}\n"
+    );
+    runtime::config::RunConfig::from_toml(&(text + &cpu)).expect("valid config")
+}
+
+fn settings(out: &std::path::Path, live: bool, seconds: f64) -> Settings {
+    Settings {
+        data: if live {
+            Vec::new()
+        } else {
+            vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT).into()]
+        },
+        speed: 1.0,
+        live,
+        max_span_ns: if live {
+            None
+        } else {
+            Some((seconds * 1e9) as i64)
+        },
+        queue: QueueKind::RiskAverse,
+        entry_latency_ns: 2_000_000,
+        response_latency_ns: 2_000_000,
+        timer_interval_ns: 100_000_000,
+        hlog: out.join("latency.hlog"),
+        hlog_interval: Duration::from_secs(1),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+/// Phase 2: the venue in this process, the live pipeline on its streams for `seconds`.
+fn live_run(
+    cfg: &runtime::config::RunConfig,
+    out: &std::path::Path,
+    seconds: f64,
+) -> (live::Summary, feeds::net::NetStats) {
+    let mut sc = venue::ServerConfig::new(
+        vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT)],
+        cfg.engine.clone(),
+    );
+    sc.cert_dir = out.join("cert");
+    sc.speed = 1.0;
+    let venue = venue::Venue::start(sc, Arc::new(venue::NoExchange)).expect("the venue starts");
+    let tls = feeds::net::tls::client_config(Some(venue.cert_path())).expect("its certificate");
+    let mut opts = feeds::net::NetOptions::new(tls);
+    opts.endpoints = vec![feeds::net::routes::Endpoints::from_rest_url(
+        &venue.rest_url(),
+        engine::VenueFlavour::BinanceUsdm,
+    )
+    .expect("the venue's URL")];
+    opts.depth_stream = "depth@0ms".into();
+    let s = settings(out, true, seconds);
+    let insts = feeds::net::NetInstrument::of_config(&cfg.engine);
+    let source = feeds::net::NetSource::new(&insts, opts, Arc::clone(&s.stop)).expect("source");
+    let counters = source.counters();
+    let market = feeds::MarketFeed::new(source, feeds::FeedHandler::from_config(&cfg.engine));
+    let recorder =
+        JournalRecorder::create_run(&out.join("journal-live"), cfg, 64 << 20, 0).expect("journal");
+    let stop = Arc::clone(&s.stop);
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        stop.store(true, Ordering::Release);
+    });
+    let (summary, recorder) = live::run_market(cfg, &s, recorder, market).expect("live run");
+    recorder.close().expect("journal close");
+    let _ = timer.join();
+    venue.shutdown();
+    (summary, counters.snapshot())
+}
+
+/// Phase 3: the same pipeline from the recording file, the same span and pace.
+fn file_run(
+    cfg: &runtime::config::RunConfig,
+    out: &std::path::Path,
+    seconds: f64,
+) -> live::Summary {
+    let s = settings(out, false, seconds);
+    let recorder =
+        JournalRecorder::create_run(&out.join("journal-file"), cfg, 64 << 20, 0).expect("journal");
+    let (summary, recorder) = live::run(cfg, &s, recorder).expect("paper run");
+    recorder.close().expect("journal close");
+    summary
+}
+
+fn verdict(name: &str, h: &Histogram<u64>) {
+    let (p50, p99) = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
+    println!(
+        "{name}: p50 {p50} ns (budget ≤ {BUDGET_P50_NS}: {}), p99 {p99} ns (budget ≤ {BUDGET_P99_NS}: {}), {} samples",
+        if p50 <= BUDGET_P50_NS { "met" } else { "MISSED" },
+        if p99 <= BUDGET_P99_NS { "met" } else { "MISSED" },
+        h.len()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--test");
+    let layout_engine = args
+        .windows(2)
+        .any(|w| w[0] == "--layout" && w[1] == "engine");
+    let seconds = args
+        .windows(2)
+        .find(|w| w[0] == "--seconds")
+        .map(|w| w[1].parse::<f64>().expect("--seconds takes a number"))
+        .unwrap_or(if smoke { 3.0 } else { 120.0 });
+    let stall_secs = if smoke { 1.0 } else { 20.0 };
+    let (first, last) = match cores() {
+        (Some(a), Some(b)) => (a, b),
+        _ => (0, 0),
+    };
+    println!(
+        "live_feed: feed core {first}, engine core {last}, gateway/housekeeping/timer on core {}; {seconds} s per pipeline phase",
+        if layout_engine { last } else { first }
+    );
+
+    header(&format!(
+        "1. baseline: stalls of a spinner on each core ({stall_secs} s; the wait of a message arriving at a random instant)"
+    ));
+    let mut spin_cores = vec![first];
+    if last != first {
+        spin_cores.push(last);
+    }
+    for (core, h, n) in stalls(stall_secs, &spin_cores) {
+        row(&format!("core {core} ({n} stalls > 1 µs)"), &h);
+    }
+
+    let out =
+        std::env::temp_dir().join(format!("ringmaker-bench-live-feed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("temp dir");
+    let cfg = run_config(first, last, layout_engine);
+
+    let (live_s, net) = live_run(&cfg, &out, seconds);
+    header(&format!(
+        "2. live over loopback TLS at recorded pace ({} messages, {} intents, book valid {:.1}%, threads {})",
+        net.messages,
+        live_s.counters.engine_intents,
+        live_s.valid_share() * 100.0,
+        live_s.pinning.describe()
+    ));
+    for (hop, h) in &live_s.latency {
+        row(hop.tag(), h);
+    }
+
+    let file_s = file_run(&cfg, &out, seconds);
+    header(&format!(
+        "3. the same pipeline from the recording file, same span and pace ({} events, {} intents)",
+        file_s.counters.engine_events, file_s.counters.engine_intents
+    ));
+    for (hop, h) in &file_s.latency {
+        if !hop.is_wire() {
+            row(hop.tag(), h);
+        }
+    }
+
+    println!();
+    for hop in [Hop::WireToIntent, Hop::WireToEngineDone] {
+        if let Some(h) = live_s.hop(hop) {
+            verdict(hop.tag(), h);
+        }
+    }
+    if let (Some(l), Some(f)) = (live_s.hop(Hop::TickToIntent), file_s.hop(Hop::TickToIntent)) {
+        println!(
+            "tick_to_intent (decode done → intent): live p50 {} ns, file p50 {} ns",
+            l.value_at_quantile(0.5),
+            f.value_at_quantile(0.5)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
