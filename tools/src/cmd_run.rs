@@ -104,7 +104,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     };
     // Built beside the previous run, swapped in only if the run succeeds (a failed session keeps
     // its journal apart, as OUT/failed-<pid>/).
-    let staged = Staged::begin(&a.out, &["journal", "latency.hlog"])?;
+    let staged = Staged::begin(&a.out, &["journal", "latency.hlog", "report.json"])?;
     let dir = staged.path().to_path_buf();
     let stop = Arc::new(AtomicBool::new(false));
     signals::register(&stop)?;
@@ -171,8 +171,15 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         (summary, recorder, None)
     };
     let closed = recorder.close();
+    // The backtest's report, from the journal just closed (see `runtime::paper_report`).
+    let report = closed
+        .is_ok()
+        .then(|| write_report(&dir, &summary))
+        .transpose();
     let failure = if let Err(e) = closed {
         Some(e.context("flushing the journal"))
+    } else if let Err(e) = report {
+        Some(e.context("writing report.json from the journal"))
     } else if summary.cause == live::StopCause::JournalFailed {
         Some(anyhow::anyhow!(
             "the journal stopped accepting records; every record before is intact"
@@ -224,11 +231,19 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     }
     let _ = writeln!(
         out,
-        "  wrote            {0}/journal/, {0}/latency.hlog",
+        "  wrote            {0}/report.json, {0}/journal/, {0}/latency.hlog",
         place.display()
     );
     if let Some(e) = failure {
         return Err(e.context(format!("what the run wrote is kept in {}", place.display())));
     }
     Ok(finish("run", &summary.warnings(), a.strict))
+}
+
+/// Writes `dir/report.json`: the backtest's report of this run, built from its journal.
+fn write_report(dir: &std::path::Path, summary: &live::Summary) -> anyhow::Result<()> {
+    let report = runtime::paper_report::report(&dir.join("journal"), summary)?;
+    let path = dir.join("report.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
 }

@@ -141,6 +141,15 @@ fn a_live_paper_run_keeps_a_valid_book_records_what_arrived_and_replays_identica
         .unwrap_or_else(|| panic!("no book line:\n{stdout}"));
     assert!(valid >= 99.0, "book valid {valid}%:\n{stdout}");
     assert!(stdout.contains("recorded         1 file(s)"), "{stdout}");
+    // The same report.json as a backtest, with how long the book was valid.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let share = report["book"]["valid_share"].as_f64().unwrap();
+    assert!(share >= 0.99, "report.json valid_share {share}");
+    assert!(
+        report["instruments"]["BTCUSDT"]["orders"]["placed"].as_u64() > Some(0),
+        "{report}"
+    );
     // What was recorded reads back through `book` as the source does, row for row.
     let files: Vec<PathBuf> = std::fs::read_dir(rec.join("binance-usdm"))
         .unwrap()

@@ -102,6 +102,32 @@ fn flat_out_run_replays_identical() {
     assert!(summary_value(&stdout, "intents") > 100, "{stdout}");
     assert_eq!(summary_value(&stdout, "open orders"), 0, "{stdout}");
     assert_journal_replays(&dir.join("journal"));
+    // report.json: the backtest's report of this run, built from its journal, agrees with the
+    // run's own summary (fills, position) and says how long the book was valid.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let btc = &report["instruments"]["BTCUSDT"];
+    let line = stdout
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("BTCUSDT (binance-usdm) position")
+        })
+        .unwrap_or_else(|| panic!("no instrument line:\n{stdout}"));
+    let maker = btc["fills"]["maker"].as_u64().unwrap();
+    assert!(maker > 0, "{report}");
+    assert!(
+        line.contains(&format!("fills {maker} maker / 0 taker")),
+        "{line} vs {btc}"
+    );
+    let pos = btc["position"]["final"].as_f64().unwrap();
+    assert!(
+        line.contains(&format!("position {pos:.3} BTC")),
+        "{line} vs {pos}"
+    );
+    let valid = report["book"]["valid_share"].as_f64().unwrap();
+    assert!(valid > 0.99 && valid <= 1.0, "{valid}");
+    assert_eq!(report["lines"]["read"], 93_954);
     // One tag per hop in the latency log.
     let hist = ringmaker(&["hist", dir.join("latency.hlog").to_str().unwrap()]);
     let table = check_success(&hist);

@@ -11,6 +11,7 @@
 //! | [`backtest`] | the backtest driver: a market source, the engine, a venue, on one thread |
 //! | [`live`] | the live-shaped pipeline: pinned threads, disruptor rings, feed, engine and gateway threads |
 //! | [`metrics`], [`report`], [`hlog`] | what a run measured, its report, HdrHistogram interval logs |
+//! | [`paper_report`] | a paper run's `report.json`, from its journal |
 #![deny(missing_docs)]
 
 pub mod backtest;
@@ -19,5 +20,6 @@ pub mod hlog;
 pub mod host;
 pub mod live;
 pub mod metrics;
+pub mod paper_report;
 pub mod record;
 pub mod report;

@@ -59,7 +59,7 @@ pub enum FeedEnd {
 }
 
 /// What the feed did, for the summary.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FeedReport {
     /// Why it stopped.
     pub end: FeedEnd,
@@ -67,6 +67,8 @@ pub struct FeedReport {
     pub feed: FeedStats,
     /// Book sync counters over every instrument.
     pub sync: SyncStats,
+    /// Book sync counters per instrument (by id).
+    pub sync_by_instrument: Vec<SyncStats>,
     /// Receive time with every book valid, and the whole span (ns).
     pub book_time: (i64, i64),
     /// A live feed: how far its receive stamps were behind the venue's event times over the
@@ -314,6 +316,9 @@ impl<S: MarketSource> Feed<S> {
             end,
             feed: h.stats(),
             sync: h.sync_totals(),
+            sync_by_instrument: (0..h.instruments())
+                .map(|i| h.sync_stats(i as u16))
+                .collect(),
             book_time: self.feed.book_time(),
             clock_check: self.clock_limits.map(|_| ClockCheckReport {
                 faults: self.clock_faults,

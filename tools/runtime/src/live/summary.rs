@@ -110,6 +110,8 @@ pub struct Summary {
     pub feed: FeedStats,
     /// Book sync counters over every instrument.
     pub sync: SyncStats,
+    /// Book sync counters per instrument (by id).
+    pub sync_by_instrument: Vec<SyncStats>,
     /// Receive time with every book valid, and the whole span fed (ns).
     pub book_time: (i64, i64),
     /// A live feed: receive stamps behind the venue's event times.
