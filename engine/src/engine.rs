@@ -268,6 +268,8 @@ impl Engine {
                 inst.forget_flatten_if_done(r.client_order_id);
                 inst.dirty = true;
             }
+            // A reading of the host clock, for the journal: nothing to do, nothing to requote.
+            EventKind::Control if ev.as_control() == Some(Command::ClockReading) => {}
             EventKind::Control => {
                 match ev.as_control() {
                     Some(Command::Halt) => inst.operator_halt = true,
@@ -287,7 +289,7 @@ impl Engine {
                     Some(Command::CancelAll) => inst.cancel_all_requested = true,
                     Some(Command::ClockFault) => inst.clock_fault = true,
                     Some(Command::ClockOk) => inst.clock_fault = false,
-                    None => self.stats.malformed += 1,
+                    Some(Command::ClockReading) | None => self.stats.malformed += 1,
                 }
                 inst.dirty = true;
             }

@@ -352,6 +352,47 @@ fn a_clock_fault_halts_until_clock_ok_and_neither_touches_the_kill_switch() {
 }
 
 #[test]
+fn a_clock_reading_round_trips_and_changes_nothing() {
+    let r = crate::ClockReading {
+        offset_ns: Some(-1_234_567),
+        spread_ns: Some(89),
+        synchronised: Some(false),
+        maxerror_us: 16_000_000,
+        esterror_us: 7,
+        failing: true,
+    };
+    let ev = Event::clock_reading(0, 2 * MS, &r);
+    assert_eq!(ev.as_clock_reading(), Some(r));
+    assert_eq!(ev.as_control(), Some(Command::ClockReading));
+    let none = crate::ClockReading {
+        offset_ns: None,
+        spread_ns: None,
+        synchronised: None,
+        maxerror_us: 0,
+        esterror_us: 0,
+        failing: false,
+    };
+    assert_eq!(
+        Event::clock_reading(0, 0, &none).as_clock_reading(),
+        Some(none)
+    );
+    assert_eq!(Event::control(0, 0, Command::Halt).as_clock_reading(), None);
+
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    let (before, modes) = (e.stats(), o.modes.len());
+    e.on_event(&ev, &mut o);
+    e.on_batch_end(&mut o);
+    assert!(
+        o.intents.is_empty(),
+        "a reading moves nothing: {:?}",
+        o.intents
+    );
+    assert_eq!(o.modes.len(), modes, "{:?}", o.modes);
+    assert_eq!(e.stats().malformed, before.malformed);
+}
+
+#[test]
 fn daily_loss_limit_halts() {
     let (mut e, mut o) = synced(0);
     let bid = o.intents[0].client_order_id;

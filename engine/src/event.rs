@@ -328,6 +328,28 @@ pub enum Command {
     ClockFault = 6,
     /// The host clock passes its check again.
     ClockOk = 7,
+    /// What a live feed read of the host clock ([`ClockReading`], [`Event::clock_reading`]):
+    /// journaled once a second so a session's journal says what its clock was. Changes nothing
+    /// in the engine (faults are [`Command::ClockFault`]).
+    ClockReading = 8,
+}
+
+/// The host clock as a live feed saw it ([`Command::ClockReading`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockReading {
+    /// Median of (receive stamp − venue event time) over the recent messages, ns (`None`: no
+    /// message with a venue time yet).
+    pub offset_ns: Option<i64>,
+    /// The spread (p90 − p10) of those offsets, ns.
+    pub spread_ns: Option<i64>,
+    /// `adjtimex` says the kernel clock is synchronised (`None`: it could not be read).
+    pub synchronised: Option<bool>,
+    /// `adjtimex`'s `maxerror`, µs.
+    pub maxerror_us: i64,
+    /// `adjtimex`'s `esterror`, µs.
+    pub esterror_us: i64,
+    /// The configured clock check was failing (quotes pulled).
+    pub failing: bool,
 }
 
 impl Command {
@@ -340,6 +362,7 @@ impl Command {
             5 => Command::CancelAll,
             6 => Command::ClockFault,
             7 => Command::ClockOk,
+            8 => Command::ClockReading,
             _ => return None,
         })
     }
@@ -675,6 +698,36 @@ impl Event {
         (self.kind == EventKind::ReconcilePosition).then(|| VenuePosition {
             qty: self.body[0],
             entry_price: self.body[1],
+        })
+    }
+
+    /// A [`Command::ClockReading`] for `instrument` at `local_ns`.
+    pub fn clock_reading(instrument: InstrumentId, local_ns: i64, r: &ClockReading) -> Event {
+        let mut e = Event::control(instrument, local_ns, Command::ClockReading);
+        e.body[0] = r.offset_ns.unwrap_or(i64::MIN);
+        e.body[1] = r.spread_ns.unwrap_or(i64::MIN);
+        e.body[2] = r.maxerror_us;
+        e.body[3] = r.esterror_us;
+        e.body[4] = i64::from(r.synchronised.is_some())
+            | i64::from(r.synchronised == Some(true)) << 1
+            | i64::from(r.failing) << 2;
+        e
+    }
+
+    /// The clock reading, if this is a [`Command::ClockReading`].
+    pub fn as_clock_reading(&self) -> Option<ClockReading> {
+        if self.as_control()? != Command::ClockReading {
+            return None;
+        }
+        let opt = |v: i64| (v != i64::MIN).then_some(v);
+        let flags = self.body[4];
+        Some(ClockReading {
+            offset_ns: opt(self.body[0]),
+            spread_ns: opt(self.body[1]),
+            synchronised: (flags & 1 != 0).then_some(flags & 2 != 0),
+            maxerror_us: self.body[2],
+            esterror_us: self.body[3],
+            failing: flags & 4 != 0,
         })
     }
 

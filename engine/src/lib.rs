@@ -41,8 +41,8 @@ pub use config::{
 };
 pub use engine::{Engine, InstrumentView};
 pub use event::{
-    reject_code, BookStatusReason, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId,
-    LevelUpdate, Side, TopOfBook, TradePrint, VenueOrder, VenuePosition, FLAG_ASK,
+    reject_code, BookStatusReason, ClockReading, Command, Event, EventKind, ExecKind, ExecReport,
+    InstrumentId, LevelUpdate, Side, TopOfBook, TradePrint, VenueOrder, VenuePosition, FLAG_ASK,
     FLAG_BUYER_MAKER, FLAG_LAST_IN_MSG, FLAG_POST_ONLY_REJECT, FLAG_SATURATED, FLAG_SNAPSHOT,
     FLAG_TAKER, FLAG_VENUE_OPEN, MAX_48, MIN_48,
 };

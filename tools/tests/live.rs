@@ -260,6 +260,31 @@ fn a_failing_clock_check_pulls_quotes_and_replays() {
         text.lines().any(|l| l.contains("(ClockFault)")),
         "the engine never halted for it"
     );
+    // The clock as the feed read it, journaled once a second: the venue offset (years, since
+    // the venue replays 2024) and the check failing from the fault on.
+    let readings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("ClockReading"))
+        .collect();
+    assert!(
+        (3..=8).contains(&readings.len()),
+        "{} readings in 5 s: {readings:?}",
+        readings.len()
+    );
+    let offset_ms = |l: &str| -> f64 {
+        l.split("offset_ms=")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let last = readings.last().unwrap();
+    assert!(offset_ms(last) > 365.0 * 86_400e3, "{last}");
+    assert!(
+        last.contains(" FAILING") && last.contains("adjtimex="),
+        "{last}"
+    );
     for l in text.lines().skip(fault) {
         let f: Vec<&str> = l.splitn(4, '\t').collect();
         assert!(

@@ -461,6 +461,22 @@ pub fn describe_event(e: &Event) -> String {
     if let Some(p) = e.as_reconcile_position() {
         return format!("{head} qty={} entry_px={}", p.qty, p.entry_price);
     }
+    if let Some(r) = e.as_clock_reading() {
+        let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{:.3}", v as f64 / 1e6));
+        return format!(
+            "{head} ClockReading offset_ms={} spread_ms={} adjtimex={} maxerror_us={} esterror_us={}{}",
+            ms(r.offset_ns),
+            ms(r.spread_ns),
+            match r.synchronised {
+                Some(true) => "synchronised",
+                Some(false) => "unsynchronised",
+                None => "unreadable",
+            },
+            r.maxerror_us,
+            r.esterror_us,
+            if r.failing { " FAILING" } else { "" }
+        );
+    }
     if let Some(c) = e.as_control() {
         return format!("{head} {c:?}");
     }

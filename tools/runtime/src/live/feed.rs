@@ -124,6 +124,8 @@ pub struct Feed<S> {
     clock_failing: bool,
     /// The command still to publish to every instrument (the ring was full).
     clock_pending: Option<(Command, usize)>,
+    /// The second's clock reading still to publish (journaled by the engine thread).
+    reading_pending: Option<engine::ClockReading>,
     clock_faults: u64,
     last_clock_fault: Option<feeds::net::clockcheck::ClockVerdict>,
 }
@@ -155,6 +157,7 @@ impl<S: MarketSource> Feed<S> {
             next_clock_check: 0,
             clock_failing: false,
             clock_pending: None,
+            reading_pending: None,
             clock_faults: 0,
             last_clock_fault: None,
         }
@@ -167,20 +170,43 @@ impl<S: MarketSource> Feed<S> {
         self
     }
 
-    /// Once a second of a live run: reads the kernel clock, judges it with the offsets, and
-    /// queues the command for every instrument when the verdict changes.
+    /// Once a second of a live run: takes housekeeping's reading of the kernel clock and the
+    /// offsets' median and spread, judges them (with `[feed] clock_check`; the command for
+    /// every instrument is queued when the verdict changes), and queues the reading itself for
+    /// the journal (`Command::ClockReading`).
     fn check_clock(&mut self, now: i64) {
         if now < self.next_clock_check {
             return;
         }
         self.next_clock_check = now + 1_000_000_000;
-        if let Some(m) = self.clockcheck.offsets().median() {
-            self.shared.clock_offset_ns.store(m, Ordering::Relaxed);
+        let offsets = self.clockcheck.offsets().summary();
+        if let Some(s) = offsets {
+            self.shared
+                .clock_offset_ns
+                .store(s.median_ns, Ordering::Relaxed);
         }
+        // Housekeeping reads the kernel clock (a syscall); a torn read keeps the last one.
+        if let Some(state) = self.shared.kernel_clock.load() {
+            self.clockcheck.set_state(state);
+        }
+        self.judge_clock();
+        let st = self.clockcheck.state();
+        self.reading_pending = Some(engine::ClockReading {
+            offset_ns: offsets.map(|s| s.median_ns),
+            spread_ns: offsets.map(|s| s.spread_ns),
+            synchronised: st.map(|s| s.synchronised),
+            maxerror_us: st.map_or(0, |s| s.maxerror_us),
+            esterror_us: st.map_or(0, |s| s.esterror_us),
+            failing: self.clock_failing,
+        });
+    }
+
+    /// With `[feed] clock_check`: the verdict, and the command for every instrument when it
+    /// changes.
+    fn judge_clock(&mut self) {
         let Some(limits) = self.clock_limits else {
             return;
         };
-        let _ = self.clockcheck.refresh();
         let verdict = self.clockcheck.check(&limits);
         let failing = verdict != feeds::net::clockcheck::ClockVerdict::Ok;
         if failing != self.clock_failing {
@@ -196,6 +222,25 @@ impl<S: MarketSource> Feed<S> {
                 Command::ClockOk
             };
             self.clock_pending = Some((cmd, 0));
+        }
+    }
+
+    /// Publishes the second's clock reading (for the journal); kept for the next turn when the
+    /// ring is full.
+    fn flush_reading(&mut self, now: i64) {
+        let Some(r) = self.reading_pending else {
+            return;
+        };
+        let ev = Event::clock_reading(0, now, &r);
+        let t = self.clock.raw();
+        let ok = self.producer.try_publish(|s| {
+            s.event = ev;
+            s.event.source = SRC_FEED;
+            s.t_decode = 0;
+            s.t_publish = t;
+        });
+        if ok {
+            self.reading_pending = None;
         }
     }
 
@@ -234,9 +279,10 @@ impl<S: MarketSource> Feed<S> {
                 break FeedEnd::Stopped;
             }
             self.flush_invalids();
-            if self.clock_pending.is_some() {
+            if self.clock_pending.is_some() || self.reading_pending.is_some() {
                 if let Some(now) = replay.now() {
                     self.flush_clock(now);
+                    self.flush_reading(now);
                 }
             }
             self.out.clear();

@@ -45,7 +45,13 @@ pub fn run(
     let mut last_counts = shared.counters.snapshot();
     let wall0 = Instant::now();
     let mut halt_said = false;
+    let mut clock_read = Instant::now();
     loop {
+        if shared.replay.is_live() && clock_read.elapsed() >= Duration::from_secs(1) {
+            // `adjtimex` here, not on the feed thread, which takes the reading from `Shared`.
+            shared.kernel_clock.refresh();
+            clock_read = Instant::now();
+        }
         let done = shared.housekeeping_stop.load(Ordering::Acquire);
         // Said as soon as it happens, not only in the summary.
         if !halt_said && shared.output_halted.load(Ordering::Acquire) {

@@ -148,6 +148,10 @@ where
         ReplayClock::new(settings.speed, clock.clone())
     };
     let shared = Arc::new(Shared::new(Arc::clone(&settings.stop), replay));
+    if settings.live {
+        // The feed's first clock check has a reading; housekeeping renews it every second.
+        shared.kernel_clock.refresh();
+    }
     let r = rings::build(live.rings.input, live.rings.output);
     let mut stamps = StampRx::default();
     let feed_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));

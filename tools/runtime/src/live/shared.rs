@@ -56,6 +56,10 @@ pub struct Shared {
     pub clock_offset_ns: AtomicI64,
     /// A live feed's clock check is failing (quotes pulled).
     pub clock_failing: AtomicBool,
+    /// The kernel clock's state, read by housekeeping once a second of a live run (`adjtimex`
+    /// is a syscall: off the feed thread), read by the feed for its check and its journaled
+    /// reading.
+    pub kernel_clock: KernelClock,
     /// Counters.
     pub counters: Counters,
 }
@@ -76,6 +80,7 @@ impl Shared {
             replay,
             clock_offset_ns: AtomicI64::new(i64::MIN),
             clock_failing: AtomicBool::new(false),
+            kernel_clock: KernelClock::default(),
             counters: Counters::default(),
         }
     }
@@ -90,5 +95,114 @@ impl Shared {
     pub fn engine_halted(&self) -> bool {
         let published = self.controls_published.load(Ordering::Acquire);
         published > 0 && self.controls_consumed.load(Ordering::Acquire) >= published
+    }
+}
+
+/// The last `adjtimex` reading, shared without a lock: a sequence lock over plain atomics
+/// (one writer, housekeeping; readers retry later on a torn read instead of waiting).
+#[derive(Debug, Default)]
+pub struct KernelClock {
+    /// Even: stable; odd: being written; 0: never written.
+    seq: AtomicU64,
+    /// 0: the read failed; 1: a reading is held.
+    held: AtomicU64,
+    rc: AtomicI64,
+    status: AtomicI64,
+    maxerror_us: AtomicI64,
+    esterror_us: AtomicI64,
+    offset: AtomicI64,
+}
+
+impl KernelClock {
+    /// Stores a reading (`None`: `adjtimex` failed). One writer at a time.
+    pub fn store(&self, raw: Option<(i32, i32, i64, i64, i64)>) {
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        let (rc, status, maxe, este, off) = raw.unwrap_or_default();
+        self.held.store(u64::from(raw.is_some()), Ordering::Relaxed);
+        self.rc.store(i64::from(rc), Ordering::Relaxed);
+        self.status.store(i64::from(status), Ordering::Relaxed);
+        self.maxerror_us.store(maxe, Ordering::Relaxed);
+        self.esterror_us.store(este, Ordering::Relaxed);
+        self.offset.store(off, Ordering::Relaxed);
+        self.seq.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Reads and stores the kernel clock now.
+    pub fn refresh(&self) {
+        self.store(feeds::net::clockcheck::clock_state().ok().map(|s| {
+            (
+                state_rc(s.state),
+                s.status,
+                s.maxerror_us,
+                s.esterror_us,
+                s.offset,
+            )
+        }));
+    }
+
+    /// The last reading: `None` if never written or torn (try again later), `Some(None)` if
+    /// `adjtimex` failed, else the state.
+    pub fn load(&self) -> Option<Option<feeds::net::clockcheck::ClockState>> {
+        let s1 = self.seq.load(Ordering::Acquire);
+        if s1 == 0 || s1 % 2 == 1 {
+            return None;
+        }
+        let held = self.held.load(Ordering::Relaxed) == 1;
+        let rc = self.rc.load(Ordering::Relaxed) as i32;
+        let status = self.status.load(Ordering::Relaxed) as i32;
+        let maxe = self.maxerror_us.load(Ordering::Relaxed);
+        let este = self.esterror_us.load(Ordering::Relaxed);
+        let off = self.offset.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        if self.seq.load(Ordering::Relaxed) != s1 {
+            return None;
+        }
+        Some(
+            held.then(|| {
+                feeds::net::clockcheck::ClockState::from_parts(rc, status, maxe, este, off)
+            }),
+        )
+    }
+}
+
+/// `adjtimex`'s return value for a state (the inverse of the parse).
+fn state_rc(s: feeds::net::clockcheck::TimeState) -> i32 {
+    use feeds::net::clockcheck::TimeState as T;
+    match s {
+        T::Ok => libc::TIME_OK,
+        T::Insert => libc::TIME_INS,
+        T::Delete => libc::TIME_DEL,
+        T::LeapInProgress => libc::TIME_OOP,
+        T::Wait => libc::TIME_WAIT,
+        T::Error => libc::TIME_ERROR,
+        T::Other(v) => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use feeds::net::clockcheck::{ClockState, TimeState};
+
+    #[test]
+    fn the_kernel_clock_cell_gives_back_what_was_stored() {
+        let c = KernelClock::default();
+        assert_eq!(c.load(), None, "never written");
+        c.store(Some((libc::TIME_OK, 0, 12, 3, 7)));
+        let s = c.load().expect("written").expect("held");
+        assert_eq!(s, ClockState::from_parts(libc::TIME_OK, 0, 12, 3, 7));
+        assert!(s.synchronised && s.state == TimeState::Ok);
+        c.store(Some((
+            libc::TIME_ERROR,
+            libc::STA_UNSYNC,
+            16_000_000,
+            16_000_000,
+            0,
+        )));
+        assert!(!c.load().unwrap().unwrap().synchronised);
+        c.store(None);
+        assert_eq!(c.load(), Some(None), "a failed read is held as such");
+        c.refresh();
+        assert!(c.load().is_some());
     }
 }
