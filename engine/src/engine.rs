@@ -382,6 +382,9 @@ impl Engine {
 
         // ---- risk: mode, then the clamp ------------------------------------------------
         let (mode, reason) = risk::evaluate_mode(inst, top.is_some(), fv, now);
+        if reason == ModeReason::BookStale && inst.reason != ModeReason::BookStale {
+            self.stats.stale_periods += 1;
+        }
         Self::set_mode(inst, mode, reason, now, sink);
         risk::clamp(inst, mode, fv);
         clock.mark(Stage::Risk);

@@ -248,11 +248,22 @@ fn stale_book_halts_until_an_update() {
             .count(),
         6
     );
+    assert_eq!(e.stats().stale_periods, 1);
+    // Still stale at the next tick: the same period.
     ack_all(&mut e, &mut o, 1_501 * MS);
+    e.on_event(&Event::timer(1_550 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(e.stats().stale_periods, 1);
     e.on_event(&level(Side::Bid, 1000, 51, 1_600 * MS, true), &mut o);
     e.on_batch_end(&mut o);
     assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
     assert_eq!(o.intents.len(), 6);
+    // Silent again: a second period.
+    ack_all(&mut e, &mut o, 1_601 * MS);
+    e.on_event(&Event::timer(3_000 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::BookStale);
+    assert_eq!(e.stats().stale_periods, 2);
 }
 
 #[test]

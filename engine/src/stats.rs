@@ -53,4 +53,7 @@ pub struct EngineStats {
     pub reconcile_foreign_orders: u64,
     /// Reconciliation: positions that differed from the venue's and were corrected to it.
     pub reconcile_position_corrections: u64,
+    /// Times an instrument's quotes were pulled because its book had no update for
+    /// `stale_after_ms` ([`crate::ModeReason::BookStale`] entered).
+    pub stale_periods: u64,
 }

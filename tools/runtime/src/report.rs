@@ -283,6 +283,8 @@ pub struct BookHealth {
     pub crossed: u64,
     /// Snapshots asked of the market source (at the start and after gaps).
     pub snapshot_requests: u64,
+    /// Times quotes were pulled because a book had no update for `stale_after_ms`.
+    pub stale_periods: u64,
 }
 
 /// One instrument's book health.
@@ -388,6 +390,7 @@ impl Report {
                 resyncs: o.sync.resyncs,
                 crossed: o.feed.crossed_books,
                 snapshot_requests: o.feed.snapshot_requests,
+                stale_periods: o.engine.stale_periods,
             },
             instruments,
             on_event_latency_ns: Latency {

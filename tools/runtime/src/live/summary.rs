@@ -226,12 +226,13 @@ impl Summary {
         );
         let _ = writeln!(
             s,
-            "  book             valid {:.1}% of the run, {} diffs applied, {} gaps, {} resyncs, {} snapshot requests",
+            "  book             valid {:.1}% of the run, {} diffs applied, {} gaps, {} resyncs, {} snapshot requests, {} stale periods",
             self.valid_share() * 100.0,
             self.sync.diffs_applied,
             self.sync.gaps,
             self.sync.resyncs,
-            self.feed.snapshot_requests
+            self.feed.snapshot_requests,
+            self.engine.stale_periods
         );
         if let Some(o) = self.clock_offset {
             let _ = writeln!(
