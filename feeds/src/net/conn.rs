@@ -219,8 +219,35 @@ impl TlsBufs {
         }
     }
 
-    fn has_spill(&self) -> bool {
+    pub(super) fn has_spill(&self) -> bool {
         self.spill_start < self.spill_end
+    }
+
+    /// Appends received bytes (as a socket read would).
+    #[cfg(test)]
+    pub(super) fn push_received(&mut self, bytes: &[u8]) {
+        if self.inc_start > 0 {
+            self.inc.copy_within(self.inc_start..self.inc_end, 0);
+            self.inc_end -= self.inc_start;
+            self.inc_start = 0;
+        }
+        self.inc[self.inc_end..self.inc_end + bytes.len()].copy_from_slice(bytes);
+        self.inc_end += bytes.len();
+    }
+
+    /// Takes the bytes to send (as [`flush`] would).
+    #[cfg(test)]
+    pub(super) fn take_sent(&mut self) -> Vec<u8> {
+        let sent = self.out[self.out_start..self.out_end].to_vec();
+        self.out_start = 0;
+        self.out_end = 0;
+        sent
+    }
+
+    /// Queues a close_notify.
+    #[cfg(test)]
+    pub(super) fn queue_close_notify(&mut self) {
+        self.close_notify = true;
     }
 }
 

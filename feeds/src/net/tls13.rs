@@ -327,3 +327,308 @@ fn alert(payload: &[u8]) -> ConnError {
         _ => ConnError::Tls(format!("a malformed alert of {} bytes", payload.len())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::conn::{
+        drive, drive_in_place, may_leave_rustls, write_in_place, Drive, Sink, TlsBufs,
+    };
+    use crate::net::frame::{Frame, FrameReader};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use rustls::{ClientConfig, ServerConfig, ServerConnection, SupportedProtocolVersion};
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    fn configs(
+        server_versions: &[&'static SupportedProtocolVersion],
+    ) -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert: CertificateDer<'static> = certified.cert.der().clone();
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(server_versions)
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let mut client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client.enable_secret_extraction = true;
+        (Arc::new(server), Arc::new(client))
+    }
+
+    fn to_server(server: &mut ServerConnection, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            server.read_tls(&mut bytes).unwrap();
+            server.process_new_packets().unwrap();
+        }
+    }
+
+    fn from_server(server: &mut ServerConnection) -> Vec<u8> {
+        let mut v = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut v).unwrap();
+        }
+        v
+    }
+
+    /// A handshake in memory, the client driven as `Conn` drives it, until the client is idle
+    /// (its Finished delivered; what the server sent after it, not).
+    fn handshake(
+        server_versions: &[&'static SupportedProtocolVersion],
+    ) -> (
+        ServerConnection,
+        UnbufferedClientConnection,
+        TlsBufs,
+        Arc<ClientConfig>,
+    ) {
+        let (server_cfg, client_cfg) = configs(server_versions);
+        let mut server = ServerConnection::new(server_cfg).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client = UnbufferedClientConnection::new(client_cfg.clone(), name).unwrap();
+        let mut b = TlsBufs::new();
+        for _ in 0..20 {
+            let step = drive(&mut client, &mut b, &mut Sink::Drop).unwrap();
+            to_server(&mut server, &b.take_sent());
+            if step == Drive::Idle {
+                return (server, client, b, client_cfg);
+            }
+            b.push_received(&from_server(&mut server));
+        }
+        panic!("no handshake");
+    }
+
+    /// A TLS 1.3 connection off rustls's record layer, the server's session tickets (sent after
+    /// the client's Finished) already through it.
+    fn in_place() -> (ServerConnection, Tls13, TlsBufs, FrameReader) {
+        let (mut server, client, mut b, cfg) = handshake(&[&rustls::version::TLS13]);
+        assert!(may_leave_rustls(&client, &cfg, &b));
+        let mut t = Tls13::new(client).unwrap();
+        let tickets = from_server(&mut server);
+        assert!(!tickets.is_empty(), "the server sends session tickets");
+        b.push_received(&tickets);
+        let mut reader = FrameReader::with_capacity(4096);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Idle));
+        assert!(t.seqs().0 > 0, "the tickets' records were decrypted");
+        assert_eq!(text(&mut reader), None);
+        (server, t, b, reader)
+    }
+
+    fn step(t: &mut Tls13, b: &mut TlsBufs, reader: &mut FrameReader) -> Result<Drive, ConnError> {
+        drive_in_place(t, b, &mut Sink::Frames(reader))
+    }
+
+    /// A server text frame (short).
+    fn frame(text: &str) -> Vec<u8> {
+        let mut f = vec![0x81, text.len() as u8];
+        f.extend_from_slice(text.as_bytes());
+        f
+    }
+
+    fn text(reader: &mut FrameReader) -> Option<String> {
+        match reader.next().unwrap() {
+            Some(Frame::Text(t)) => Some(String::from_utf8(t.to_vec()).unwrap()),
+            None => None,
+            Some(other) => panic!("not a text frame: {other:?}"),
+        }
+    }
+
+    /// The records the server sends for `frames`, one write (one record) each.
+    fn records(server: &mut ServerConnection, frames: &[&str]) -> Vec<u8> {
+        for f in frames {
+            server.writer().write_all(&frame(f)).unwrap();
+        }
+        from_server(server)
+    }
+
+    #[test]
+    fn records_split_across_reads_or_several_in_one_read_are_decrypted() {
+        let (mut server, mut t, mut b, mut reader) = in_place();
+        let (rx, _) = t.seqs();
+
+        // One record over three reads, cut inside the header and inside the body.
+        let rec = records(&mut server, &["split over reads"]);
+        b.push_received(&rec[..3]);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Idle));
+        b.push_received(&rec[3..12]);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Idle));
+        assert_eq!(text(&mut reader), None);
+        b.push_received(&rec[12..]);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Record));
+        assert_eq!(text(&mut reader).as_deref(), Some("split over reads"));
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Idle));
+        assert_eq!(t.seqs().0, rx + 1);
+
+        // Two records and a half in one read: one record per step, the half waits.
+        let two = records(&mut server, &["one", "two"]);
+        let third = records(&mut server, &["three"]);
+        let mut read = two.clone();
+        read.extend_from_slice(&third[..10]);
+        b.push_received(&read);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Record));
+        assert_eq!(text(&mut reader).as_deref(), Some("one"));
+        assert_eq!(text(&mut reader), None);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Record));
+        assert_eq!(text(&mut reader).as_deref(), Some("two"));
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Idle));
+        b.push_received(&third[10..]);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Record));
+        assert_eq!(text(&mut reader).as_deref(), Some("three"));
+        assert_eq!(t.seqs().0, rx + 4);
+    }
+
+    #[test]
+    fn what_the_frame_reader_has_no_room_for_spills() {
+        let (mut server, mut t, mut b, _) = in_place();
+        let mut reader = FrameReader::with_capacity(64);
+        // One record of 20 frames (1,040 bytes), more than the small reader takes at once.
+        let f = "y".repeat(50);
+        let mut frames = Vec::new();
+        for _ in 0..20 {
+            frames.extend_from_slice(&frame(&f));
+        }
+        server.writer().write_all(&frames).unwrap();
+        b.push_received(&from_server(&mut server));
+        assert!(!b.has_spill());
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Record));
+        assert!(b.has_spill(), "the record's tail waits in the spill buffer");
+        assert_eq!(text(&mut reader).as_deref(), Some(f.as_str()));
+    }
+
+    #[test]
+    fn a_corrupted_tag_is_a_tls_error() {
+        let (mut server, mut t, mut b, mut reader) = in_place();
+        let mut rec = records(&mut server, &["tampered"]);
+        *rec.last_mut().unwrap() ^= 1;
+        b.push_received(&rec);
+        let e = step(&mut t, &mut b, &mut reader).unwrap_err();
+        assert!(matches!(e, ConnError::Tls(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_wrong_outer_content_type_or_version_is_a_tls_error() {
+        let (mut server, mut t, mut b, mut reader) = in_place();
+        let mut rec = records(&mut server, &["handshake?"]);
+        rec[0] = 22;
+        b.push_received(&rec[..1]);
+        let e = step(&mut t, &mut b, &mut reader).unwrap_err();
+        assert!(
+            matches!(&e, ConnError::Tls(m) if m.contains("outer content type 22")),
+            "{e:?}"
+        );
+
+        let (mut server, mut t, mut b, mut reader) = in_place();
+        let mut rec = records(&mut server, &["version?"]);
+        rec[2] = 1;
+        b.push_received(&rec);
+        let e = step(&mut t, &mut b, &mut reader).unwrap_err();
+        assert!(matches!(e, ConnError::Tls(_)), "{e:?}");
+    }
+
+    #[test]
+    fn an_over_long_or_too_short_record_is_a_tls_error() {
+        let (_server, mut t, mut b, mut reader) = in_place();
+        // 2^14 + 257 bytes announced: refused on the header, before the body.
+        b.push_received(&[23, 3, 3, 0x41, 0x01]);
+        let e = step(&mut t, &mut b, &mut reader).unwrap_err();
+        assert!(
+            matches!(&e, ConnError::Tls(m) if m.contains("16641")),
+            "{e:?}"
+        );
+
+        // Shorter than a tag, empty: decryption fails, no panic.
+        for garbage in [&[23u8, 3, 3, 0, 1, 0][..], &[23, 3, 3, 0, 0]] {
+            let (_server, mut t, mut b, mut reader) = in_place();
+            b.push_received(garbage);
+            let e = step(&mut t, &mut b, &mut reader).unwrap_err();
+            assert!(matches!(e, ConnError::Tls(_)), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn close_notify_is_closed_and_other_alerts_are_errors() {
+        let (mut server, mut t, mut b, mut reader) = in_place();
+        let mut rec = records(&mut server, &["last"]);
+        server.send_close_notify();
+        rec.extend_from_slice(&from_server(&mut server));
+        b.push_received(&rec);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Record));
+        assert_eq!(text(&mut reader).as_deref(), Some("last"));
+        assert_eq!(
+            step(&mut t, &mut b, &mut reader),
+            Err(ConnError::Closed(None))
+        );
+
+        assert!(matches!(alert(&[2, 40]), ConnError::Tls(m) if m.contains("HandshakeFailure")));
+        assert!(matches!(alert(&[1]), ConnError::Tls(_)));
+        assert!(matches!(alert(&[1, 0, 0]), ConnError::Tls(_)));
+        assert_eq!(alert(&[1, 0]), ConnError::Closed(None));
+    }
+
+    #[test]
+    fn a_key_update_from_the_server_switches_both_directions() {
+        let (mut server, mut t, mut b, mut reader) = in_place();
+        for round in 0..2 {
+            // The server's KeyUpdate (update_requested), then a frame under its new key.
+            server.refresh_traffic_keys().unwrap();
+            let rec = records(&mut server, &["after the update"]);
+            b.push_received(&rec);
+            assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Record));
+            assert_eq!(text(&mut reader).as_deref(), Some("after the update"));
+            assert_eq!(t.seqs(), (1, 0), "round {round}: both keys new");
+            assert!(!t.key_update_due());
+            // Our KeyUpdate (under the old key) went out; the server takes it and reads what
+            // we send under the new key.
+            let sent = b.take_sent();
+            assert!(!sent.is_empty());
+            to_server(&mut server, &sent);
+            b.queue_app(b"pong").unwrap();
+            write_in_place(&mut t, &mut b).unwrap();
+            to_server(&mut server, &b.take_sent());
+            let mut got = [0u8; 16];
+            let n = server.reader().read(&mut got).unwrap();
+            assert_eq!(&got[..n], b"pong");
+            assert_eq!(t.seqs(), (1, 1));
+        }
+    }
+
+    #[test]
+    fn what_the_client_sends_reaches_the_server_then_close_notify() {
+        let (mut server, mut t, mut b, _) = in_place();
+        // More than a record of plaintext: cut in two records.
+        let big = vec![b'a'; (1 << 14) + 10];
+        let (_, tx) = t.seqs();
+        b.queue_app(&big[..APP_HALF]).unwrap();
+        write_in_place(&mut t, &mut b).unwrap();
+        b.queue_app(&big[APP_HALF..]).unwrap();
+        b.queue_close_notify();
+        write_in_place(&mut t, &mut b).unwrap();
+        assert_eq!(t.seqs().1, tx + 3);
+        to_server(&mut server, &b.take_sent());
+        let mut got = Vec::new();
+        // Ok(0): the close_notify came after the data.
+        server.reader().read_to_end(&mut got).unwrap();
+        assert_eq!(got, big);
+    }
+    const APP_HALF: usize = 10_000;
+
+    #[test]
+    fn tls12_and_records_rustls_started_stay_with_rustls() {
+        let (_, client, b, cfg) = handshake(&[&rustls::version::TLS12]);
+        assert_eq!(client.protocol_version(), Some(ProtocolVersion::TLSv1_2));
+        assert!(!may_leave_rustls(&client, &cfg, &b));
+
+        // TLS 1.3, but a whole record (the session tickets) left in the buffer: not yet.
+        let (mut server, client, mut b, cfg) = handshake(&[&rustls::version::TLS13]);
+        b.push_received(&from_server(&mut server));
+        assert!(!may_leave_rustls(&client, &cfg, &b));
+    }
+}
