@@ -14,12 +14,35 @@
 //!
 //! # Buffers
 //!
-//! TLS runs on rustls's unbuffered client API over buffers the [`Conn`] allocates once, at
-//! construction, and reuses for every connection: [`TLS_IN`] bytes of received TLS records,
-//! [`TLS_OUT`] bytes of TLS records to send, [`APP_OUT`] bytes of plaintext waiting to be
-//! encrypted (the upgrade request, pongs, the close frame), and one TLS record's plaintext
-//! ([`MAX_RECORD_PLAINTEXT`]) that the frame reader had no room for yet. They never grow: a
-//! connection that would overflow one ends with [`ConnError::Overflow`].
+//! TLS runs over buffers the [`Conn`] allocates once, at construction, and reuses for every
+//! connection: [`TLS_IN`] bytes of received TLS records, [`TLS_OUT`] bytes of TLS records to
+//! send, [`APP_OUT`] bytes of plaintext waiting to be encrypted (the upgrade request, pongs, the
+//! close frame), and one TLS record's plaintext ([`MAX_RECORD_PLAINTEXT`]) that the frame reader
+//! had no room for yet. They never grow: a connection that would overflow one ends with
+//! [`ConnError::Overflow`].
+//!
+//! The handshake and the upgrade run on rustls's unbuffered client API. rustls 0.23 copies every
+//! application-data record's plaintext into a fresh `Vec` before handing it out (one allocation
+//! per record), so a TLS 1.3 connection leaves rustls's record layer once open: at the first
+//! step where rustls holds nothing (no plaintext, no record to send, no whole record left in the
+//! incoming buffer — a record it has started, such as a session ticket split across records,
+//! stays with it until done), the connection is turned into a `rustls::kernel::KernelConnection`
+//! and its traffic secrets are taken out (this needs `enable_secret_extraction`, set by
+//! [`crate::net::tls::client_config`]; a configuration without it stays on rustls). From then
+//! on each record is checked (outer type application data, version 0x0303, at most 2^14 + 256
+//! bytes), decrypted in place in the incoming buffer with the negotiated suite's rustls AEAD,
+//! and its plaintext pushed to the frame reader straight from there; session tickets and key
+//! updates go to the `KernelConnection` (a key update the server asks for is answered), a
+//! close_notify ends the connection with [`ConnError::Closed`], anything else TLS does not allow
+//! there with [`ConnError::Tls`]. What the connection sends (pongs, the close frame, the
+//! close_notify) is encrypted with rustls's AEAD too, one allocation per record sent. The
+//! upgrade answer and the records decrypted before the switch went through rustls, their frames
+//! are in the frame reader already. A TLS 1.2 connection stays on rustls's record layer (and
+//! its per-record copy). [`Conn::tls_in_place`] tells which one an open connection uses.
+//!
+//! rustls no longer watches the AEAD's confidentiality limit after the switch: the server
+//! updates its keys (the connection follows), and this client sends too few records to come
+//! near it.
 
 use super::frame::{Frame, FrameReader, FrameWriter};
 use super::stamp::{Stamp, StampedTcpStream};
