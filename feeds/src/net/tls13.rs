@@ -30,6 +30,9 @@ pub(super) const HEADER: usize = 5;
 pub(super) const MAX_CIPHERTEXT: usize = (1 << 14) + 256;
 /// The largest plaintext of one record (2^14).
 const MAX_PLAINTEXT: usize = 1 << 14;
+/// The longest post-handshake message taken across records (a session ticket is at most
+/// ~2^17 bytes: a 2^16 ticket and 2^16 of extensions).
+const MAX_HANDSHAKE_MESSAGE: usize = 1 << 18;
 /// The outer content type of every protected TLS 1.3 record.
 const APPLICATION_DATA: u8 = 23;
 
@@ -57,6 +60,9 @@ pub(super) struct Tls13 {
     tx_seq: u64,
     /// The peer asked for our key update (sent by [`Tls13::send_key_update`]).
     key_update_due: bool,
+    /// The start of a post-handshake message continued in the next record (empty, and without
+    /// an allocation, unless the server splits one).
+    partial: Vec<u8>,
 }
 
 impl std::fmt::Debug for Tls13 {
@@ -151,6 +157,7 @@ impl Tls13 {
             rx_seq,
             tx_seq,
             key_update_due: false,
+            partial: Vec::new(),
         })
     }
 
@@ -187,6 +194,13 @@ impl Tls13 {
             .map_err(|e| ConnError::Tls(format!("record {seq}: {e}")))?;
         self.rx_seq += 1;
         // rustls's TLS 1.3 decrypter has stripped the padding and the inner content type.
+        if !self.partial.is_empty() && plain.typ != ContentType::Handshake {
+            // RFC 8446 §5.1: nothing between the records of one handshake message.
+            return Err(ConnError::Tls(format!(
+                "a {:?} record inside a split handshake message",
+                plain.typ
+            )));
+        }
         match plain.typ {
             ContentType::ApplicationData => Ok(Opened::Data {
                 used,
@@ -203,23 +217,46 @@ impl Tls13 {
         }
     }
 
-    /// The post-handshake messages of one record (each whole in it: a message split across
-    /// records ends the connection).
-    fn handshake(&mut self, mut msgs: &[u8]) -> Result<(), ConnError> {
-        if msgs.is_empty() {
+    /// The post-handshake messages of one record; the start of one it does not end waits for
+    /// the next record.
+    fn handshake(&mut self, record: &[u8]) -> Result<(), ConnError> {
+        if record.is_empty() {
             return Err(ConnError::Tls("an empty handshake record".into()));
         }
+        if self.partial.is_empty() {
+            let left = self.messages(record)?;
+            self.partial
+                .extend_from_slice(&record[record.len() - left..]);
+        } else {
+            if self.partial.len() + record.len() > MAX_HANDSHAKE_MESSAGE {
+                return Err(ConnError::Tls(format!(
+                    "a post-handshake message over {MAX_HANDSHAKE_MESSAGE} bytes"
+                )));
+            }
+            let mut joined = std::mem::take(&mut self.partial);
+            joined.extend_from_slice(record);
+            let left = self.messages(&joined)?;
+            joined.drain(..joined.len() - left);
+            self.partial = joined;
+        }
+        Ok(())
+    }
+
+    /// The whole post-handshake messages at the front of `msgs`; how many bytes are left (the
+    /// start of a message).
+    fn messages(&mut self, mut msgs: &[u8]) -> Result<usize, ConnError> {
         while !msgs.is_empty() {
             let &[typ, a, b, c, ref rest @ ..] = msgs else {
-                return Err(ConnError::Tls(
-                    "a handshake message split across records".into(),
-                ));
+                return Ok(msgs.len());
             };
             let len = u32::from_be_bytes([0, a, b, c]) as usize;
+            if len > MAX_HANDSHAKE_MESSAGE {
+                return Err(ConnError::Tls(format!(
+                    "a post-handshake message of {len} bytes (at most {MAX_HANDSHAKE_MESSAGE})"
+                )));
+            }
             if rest.len() < len {
-                return Err(ConnError::Tls(
-                    "a handshake message split across records".into(),
-                ));
+                return Ok(msgs.len());
             }
             let (body, tail) = rest.split_at(len);
             match HandshakeType::from(typ) {
@@ -252,7 +289,7 @@ impl Tls13 {
             }
             msgs = tail;
         }
-        Ok(())
+        Ok(0)
     }
 
     /// Whether the peer asked for a key update not sent yet ([`Tls13::send_key_update`]).
@@ -348,12 +385,14 @@ mod tests {
         let key =
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = ServerConfig::builder_with_provider(provider.clone())
+        let mut server = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(server_versions)
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(vec![cert.clone()], key)
             .unwrap();
+        // For [`Forger`].
+        server.enable_secret_extraction = true;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert).unwrap();
         let mut client = ClientConfig::builder_with_provider(provider)
@@ -630,5 +669,147 @@ mod tests {
         let (mut server, client, mut b, cfg) = handshake(&[&rustls::version::TLS13]);
         b.push_received(&from_server(&mut server));
         assert!(!may_leave_rustls(&client, &cfg, &b));
+    }
+
+    /// The server's sending side taken out of rustls, to send records rustls would not.
+    struct Forger {
+        enc: Box<dyn MessageEncrypter>,
+        seq: u64,
+    }
+
+    impl Forger {
+        fn new(server: ServerConnection) -> Forger {
+            let Some(SupportedCipherSuite::Tls13(suite)) = server.negotiated_cipher_suite() else {
+                panic!("not TLS 1.3");
+            };
+            let (seq, tx) = server.dangerous_extract_secrets().unwrap().tx;
+            let (key, iv) = key_iv(tx).unwrap();
+            Forger {
+                enc: suite.aead_alg.encrypter(key, iv),
+                seq,
+            }
+        }
+
+        fn record(&mut self, typ: ContentType, plain: &[u8]) -> Vec<u8> {
+            let msg = OutboundPlainMessage {
+                typ,
+                version: ProtocolVersion::TLSv1_2,
+                payload: OutboundChunks::from(plain),
+            };
+            let record = self.enc.encrypt(msg, self.seq).unwrap();
+            self.seq += 1;
+            record.encode()
+        }
+    }
+
+    /// A NewSessionTicket message (header included).
+    fn session_ticket() -> Vec<u8> {
+        let body = [
+            &3600u32.to_be_bytes()[..], // lifetime
+            &7u32.to_be_bytes(),        // age_add
+            &[1, 9],                    // nonce
+            &[0, 4, b't', b'i', b'c', b'k'],
+            &[0, 0], // extensions
+        ]
+        .concat();
+        let mut msg = vec![
+            u8::from(HandshakeType::NewSessionTicket),
+            0,
+            0,
+            body.len() as u8,
+        ];
+        msg.extend_from_slice(&body);
+        msg
+    }
+
+    #[test]
+    fn a_session_ticket_split_across_records_is_put_together() {
+        let (server, mut t, mut b, mut reader) = in_place();
+        let mut forger = Forger::new(server);
+        let nst = session_ticket();
+        // Cut inside the message header, then inside the body; the ticket ends in the record
+        // that starts a second ticket; then application data.
+        let mut wire = forger.record(ContentType::Handshake, &nst[..2]);
+        wire.extend(forger.record(ContentType::Handshake, &nst[2..9]));
+        let mut last = nst[9..].to_vec();
+        last.extend_from_slice(&nst);
+        wire.extend(forger.record(ContentType::Handshake, &last));
+        wire.extend(forger.record(ContentType::ApplicationData, &frame("after")));
+        // An empty application-data record is allowed.
+        wire.extend(forger.record(ContentType::ApplicationData, &[]));
+        b.push_received(&wire);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Record));
+        assert!(t.partial.is_empty());
+        assert_eq!(text(&mut reader).as_deref(), Some("after"));
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Record));
+        assert_eq!(text(&mut reader), None);
+        assert_eq!(step(&mut t, &mut b, &mut reader), Ok(Drive::Idle));
+    }
+
+    #[test]
+    fn what_tls_13_forbids_after_the_handshake_is_a_tls_error() {
+        let nst = session_ticket();
+        type Records = Vec<(ContentType, Vec<u8>)>;
+        let cases: Vec<(&str, Records)> = vec![
+            (
+                "application data inside a split message",
+                vec![
+                    (ContentType::Handshake, nst[..3].to_vec()),
+                    (ContentType::ApplicationData, frame("x")),
+                ],
+            ),
+            (
+                "a Certificate",
+                vec![(ContentType::Handshake, vec![11, 0, 0, 0])],
+            ),
+            (
+                "a malformed ticket",
+                vec![(ContentType::Handshake, vec![4, 0, 0, 1, 0])],
+            ),
+            (
+                "a malformed KeyUpdate",
+                vec![(ContentType::Handshake, vec![24, 0, 0, 1, 7])],
+            ),
+            (
+                "a KeyUpdate not ending its record",
+                vec![(
+                    ContentType::Handshake,
+                    [&[24, 0, 0, 1, 0][..], &nst].concat(),
+                )],
+            ),
+            (
+                "an empty handshake record",
+                vec![(ContentType::Handshake, vec![])],
+            ),
+            (
+                "a message over the limit",
+                vec![(ContentType::Handshake, vec![4, 0xff, 0xff, 0xff])],
+            ),
+            (
+                "an inner ChangeCipherSpec",
+                vec![(ContentType::ChangeCipherSpec, vec![1])],
+            ),
+            (
+                "an inner unknown type",
+                vec![(ContentType::Unknown(99), vec![1])],
+            ),
+            ("a fatal alert", vec![(ContentType::Alert, vec![2, 40])]),
+            ("a cut alert", vec![(ContentType::Alert, vec![1])]),
+        ];
+        for (what, records) in cases {
+            let (server, mut t, mut b, mut reader) = in_place();
+            let mut forger = Forger::new(server);
+            for (typ, plain) in &records {
+                b.push_received(&forger.record(*typ, plain));
+            }
+            let e = loop {
+                match step(&mut t, &mut b, &mut reader) {
+                    Ok(Drive::Record) => continue,
+                    Ok(other) => panic!("{what}: {other:?}"),
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(e, ConnError::Tls(_)), "{what}: {e:?}");
+        }
     }
 }
