@@ -43,7 +43,7 @@ fn a_message_split_over_two_records_carries_the_second_reads_stamp() {
     frame.extend_from_slice(payload);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let server = std::thread::spawn(move || -> io::Result<i64> {
+    let server = std::thread::spawn(move || -> io::Result<(i64, io::Result<Vec<u8>>)> {
         let (sock, _) = listener.accept()?;
         sock.set_read_timeout(Some(Duration::from_secs(10)))?;
         sock.set_nodelay(true)?;
@@ -79,9 +79,10 @@ fn a_message_split_over_two_records_carries_the_second_reads_stamp() {
         let second = system_now_ns();
         tls.write_all(&frame[12..])?;
         tls.flush()?;
-        // Until the client goes.
-        let _ = tls.read(&mut buf);
-        Ok(second)
+        // Until the client goes: its close frame, then its close_notify (a clean end).
+        let mut closing = Vec::new();
+        let end = tls.read_to_end(&mut closing).map(|_| closing);
+        Ok((second, end))
     });
 
     let mut conn = Conn::new(
@@ -109,8 +110,14 @@ fn a_message_split_over_two_records_carries_the_second_reads_stamp() {
     };
     assert!(opened);
     assert_eq!(conn.message(), payload);
+    // TLS 1.3: the records after the upgrade were decrypted in place, off rustls.
+    assert!(conn.tls_in_place());
     conn.close(feeds::net::conn::ConnError::Closed(None));
-    let second = server.join().expect("server thread").expect("server");
+    let (second, closing) = server.join().expect("server thread").expect("server");
+    // The close frame (masked, opcode 8) and the close_notify, encrypted in place, reached the
+    // server's rustls intact.
+    let closing = closing.expect("a clean close");
+    assert_eq!(closing.first(), Some(&0x88), "{closing:?}");
     assert!(
         stamp.ns >= second,
         "the stamp {stamp:?} is before the second write at {second} ns: the first read's"

@@ -14,19 +14,44 @@
 //!
 //! # Buffers
 //!
-//! TLS runs on rustls's unbuffered client API over buffers the [`Conn`] allocates once, at
-//! construction, and reuses for every connection: [`TLS_IN`] bytes of received TLS records,
-//! [`TLS_OUT`] bytes of TLS records to send, [`APP_OUT`] bytes of plaintext waiting to be
-//! encrypted (the upgrade request, pongs, the close frame), and one TLS record's plaintext
-//! ([`MAX_RECORD_PLAINTEXT`]) that the frame reader had no room for yet. They never grow: a
-//! connection that would overflow one ends with [`ConnError::Overflow`].
+//! TLS runs over buffers the [`Conn`] allocates once, at construction, and reuses for every
+//! connection: [`TLS_IN`] bytes of received TLS records, [`TLS_OUT`] bytes of TLS records to
+//! send, [`APP_OUT`] bytes of plaintext waiting to be encrypted (the upgrade request, pongs, the
+//! close frame), and one TLS record's plaintext ([`MAX_RECORD_PLAINTEXT`]) that the frame reader
+//! had no room for yet. They never grow: a connection that would overflow one ends with
+//! [`ConnError::Overflow`].
+//!
+//! The handshake and the upgrade run on rustls's unbuffered client API. rustls 0.23 copies every
+//! application-data record's plaintext into a fresh `Vec` before handing it out (one allocation
+//! per record), so a TLS 1.3 connection leaves rustls's record layer once open: at the first
+//! step where rustls holds nothing (no plaintext, no record to send, no whole record left in the
+//! incoming buffer — a record it has started, such as a session ticket split across records,
+//! stays with it until done), the connection is turned into a `rustls::kernel::KernelConnection`
+//! and its traffic secrets are taken out (this needs `enable_secret_extraction`, set by
+//! [`crate::net::tls::client_config`]; a configuration without it stays on rustls). From then
+//! on each record is checked (outer type application data, version 0x0303, at most 2^14 + 256
+//! bytes), decrypted in place in the incoming buffer with the negotiated suite's rustls AEAD,
+//! and its plaintext pushed to the frame reader straight from there; session tickets and key
+//! updates go to the `KernelConnection` (a key update the server asks for is answered), a
+//! close_notify ends the connection with [`ConnError::Closed`], anything else TLS does not allow
+//! there with [`ConnError::Tls`]. What the connection sends (pongs, the close frame, the
+//! close_notify) is encrypted with rustls's AEAD too, one allocation per record sent. The
+//! upgrade answer and the records decrypted before the switch went through rustls, their frames
+//! are in the frame reader already. A TLS 1.2 connection stays on rustls's record layer (and
+//! its per-record copy). [`Conn::tls_in_place`] tells which one an open connection uses.
+//!
+//! rustls no longer watches the AEAD's confidentiality limit after the switch: the server
+//! updates its keys (the connection follows), and this client sends too few records to come
+//! near it.
 
 use super::frame::{Frame, FrameReader, FrameWriter};
 use super::stamp::{Stamp, StampedTcpStream};
+use super::tls13::{Opened, Tls13};
 use rustls::client::UnbufferedClientConnection;
 use rustls::unbuffered::{
     ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
 };
+use rustls::ContentType;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -103,10 +128,20 @@ enum State {
     },
     Open {
         sock: StampedTcpStream,
-        tls: Box<UnbufferedClientConnection>,
+        tls: Tls,
         since: Instant,
         last_rx: Instant,
     },
+}
+
+/// An open connection's TLS.
+enum Tls {
+    /// rustls's unbuffered client (TLS 1.2, or TLS 1.3 until it has nothing buffered).
+    Rustls(Box<UnbufferedClientConnection>),
+    /// TLS 1.3 records decrypted in place ([`Tls13`]).
+    InPlace(Box<Tls13>),
+    /// Only while switching from one to the other.
+    Switching,
 }
 
 /// Connection settings.
@@ -135,7 +170,7 @@ impl Default for ConnOptions {
 }
 
 /// The connection's TLS buffers: allocated once, kept across connections, never grown.
-struct TlsBufs {
+pub(super) struct TlsBufs {
     /// Received TLS bytes: `inc[inc_start..inc_end]` are not yet processed by rustls.
     inc: Box<[u8]>,
     inc_start: usize,
@@ -156,7 +191,7 @@ struct TlsBufs {
 }
 
 impl TlsBufs {
-    fn new() -> TlsBufs {
+    pub(super) fn new() -> TlsBufs {
         TlsBufs {
             inc: vec![0u8; TLS_IN].into_boxed_slice(),
             inc_start: 0,
@@ -185,7 +220,7 @@ impl TlsBufs {
     }
 
     /// Queues plaintext to be encrypted and sent.
-    fn queue_app(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+    pub(super) fn queue_app(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
         let end = self.app_len + bytes.len();
         if end > self.app.len() {
             return Err(ConnError::Overflow(format!(
@@ -207,19 +242,46 @@ impl TlsBufs {
         }
     }
 
-    fn has_spill(&self) -> bool {
+    pub(super) fn has_spill(&self) -> bool {
         self.spill_start < self.spill_end
+    }
+
+    /// Appends received bytes (as a socket read would).
+    #[cfg(test)]
+    pub(super) fn push_received(&mut self, bytes: &[u8]) {
+        if self.inc_start > 0 {
+            self.inc.copy_within(self.inc_start..self.inc_end, 0);
+            self.inc_end -= self.inc_start;
+            self.inc_start = 0;
+        }
+        self.inc[self.inc_end..self.inc_end + bytes.len()].copy_from_slice(bytes);
+        self.inc_end += bytes.len();
+    }
+
+    /// Takes the bytes to send (as [`flush`] would).
+    #[cfg(test)]
+    pub(super) fn take_sent(&mut self) -> Vec<u8> {
+        let sent = self.out[self.out_start..self.out_end].to_vec();
+        self.out_start = 0;
+        self.out_end = 0;
+        sent
+    }
+
+    /// Queues a close_notify.
+    #[cfg(test)]
+    pub(super) fn queue_close_notify(&mut self) {
+        self.close_notify = true;
     }
 }
 
-fn out_overflow(required: usize, room: usize) -> ConnError {
+pub(super) fn out_overflow(required: usize, room: usize) -> ConnError {
     ConnError::Overflow(format!(
         "a TLS record of {required} bytes to send, {room} bytes free of {TLS_OUT}"
     ))
 }
 
 /// Where decrypted application data goes.
-enum Sink<'a> {
+pub(super) enum Sink<'a> {
     /// The WebSocket frame reader (its overflow to the spill buffer).
     Frames(&'a mut FrameReader),
     /// The upgrade answer.
@@ -230,7 +292,7 @@ enum Sink<'a> {
 
 /// Where [`drive`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Drive {
+pub(super) enum Drive {
     /// One record's plaintext went to the sink.
     Record,
     /// The handshake waits for bytes from the server.
@@ -239,10 +301,46 @@ enum Drive {
     Idle,
 }
 
+/// Hands one record's plaintext to `sink`; what the frame reader has no room for goes to the
+/// spill buffer (`spill[spill_start..spill_end]`, empty before).
+fn deliver(
+    sink: &mut Sink<'_>,
+    payload: &[u8],
+    spill: &mut [u8],
+    spill_start: &mut usize,
+    spill_end: &mut usize,
+) -> Result<(), ConnError> {
+    match sink {
+        Sink::Frames(reader) => {
+            let n = reader.push(payload);
+            let rest = &payload[n..];
+            if !rest.is_empty() {
+                if rest.len() > spill.len() {
+                    return Err(ConnError::Overflow(format!(
+                        "a TLS record of {} bytes of plaintext",
+                        payload.len()
+                    )));
+                }
+                spill[..rest.len()].copy_from_slice(rest);
+                *spill_start = 0;
+                *spill_end = rest.len();
+            }
+        }
+        Sink::Head(head) => {
+            if head.len() + payload.len() > 16 << 10 {
+                return Err(ConnError::Upgrade("an answer head over 16 KiB".into()));
+            }
+            head.extend_from_slice(payload);
+        }
+        Sink::Drop => {}
+    }
+    Ok(())
+}
+
 /// Runs rustls over the received bytes until a record's plaintext has gone to `sink`, or it
 /// needs bytes from the server. Handshake records and queued plaintext (encrypted) land in the
 /// outgoing buffer, sent by [`flush`].
-fn drive(
+pub(super) fn drive(
     tls: &mut UnbufferedClientConnection,
     b: &mut TlsBufs,
     sink: &mut Sink<'_>,
@@ -255,33 +353,13 @@ fn drive(
             ConnectionState::ReadTraffic(mut traffic) => match traffic.next_record() {
                 Some(Ok(record)) => {
                     discard += record.discard;
-                    let payload = record.payload;
-                    match sink {
-                        Sink::Frames(reader) => {
-                            let n = reader.push(payload);
-                            let rest = &payload[n..];
-                            if !rest.is_empty() {
-                                if rest.len() > b.spill.len() {
-                                    return Err(ConnError::Overflow(format!(
-                                        "a TLS record of {} bytes of plaintext",
-                                        payload.len()
-                                    )));
-                                }
-                                b.spill[..rest.len()].copy_from_slice(rest);
-                                b.spill_start = 0;
-                                b.spill_end = rest.len();
-                            }
-                        }
-                        Sink::Head(head) => {
-                            if head.len() + payload.len() > 16 << 10 {
-                                return Err(ConnError::Upgrade(
-                                    "an answer head over 16 KiB".into(),
-                                ));
-                            }
-                            head.extend_from_slice(payload);
-                        }
-                        Sink::Drop => {}
-                    }
+                    deliver(
+                        sink,
+                        record.payload,
+                        &mut b.spill,
+                        &mut b.spill_start,
+                        &mut b.spill_end,
+                    )?;
                     Some(Drive::Record)
                 }
                 Some(Err(e)) => return Err(ConnError::Tls(e.to_string())),
@@ -347,6 +425,80 @@ fn drive(
             return Ok(stop);
         }
     }
+}
+
+/// Encrypts what waits to be sent (queued plaintext, our key update if the server asked for one,
+/// a close_notify) into the outgoing buffer, sent by [`flush`].
+pub(super) fn write_in_place(t: &mut Tls13, b: &mut TlsBufs) -> Result<(), ConnError> {
+    if b.app_len > 0 {
+        b.compact_out();
+        let n = t.seal(
+            ContentType::ApplicationData,
+            &b.app[..b.app_len],
+            &mut b.out[b.out_end..],
+        )?;
+        b.out_end += n;
+        b.app_len = 0;
+    }
+    if t.key_update_due() {
+        b.compact_out();
+        b.out_end += t.send_key_update(&mut b.out[b.out_end..])?;
+    }
+    if b.close_notify {
+        b.close_notify = false;
+        b.compact_out();
+        b.out_end += t.close_notify(&mut b.out[b.out_end..])?;
+    }
+    Ok(())
+}
+
+/// [`drive`] for a connection off rustls's record layer: encrypts what waits to be sent, then
+/// decrypts the next whole record in place in the incoming buffer; its application data goes
+/// to `sink` ([`Drive::Record`]), post-handshake messages are dealt with. [`Drive::Idle`] when
+/// no whole record is left.
+pub(super) fn drive_in_place(
+    t: &mut Tls13,
+    b: &mut TlsBufs,
+    sink: &mut Sink<'_>,
+) -> Result<Drive, ConnError> {
+    write_in_place(t, b)?;
+    loop {
+        match t.open(&mut b.inc[b.inc_start..b.inc_end])? {
+            Opened::Partial => return Ok(Drive::Idle),
+            Opened::Data { used, data } => {
+                deliver(
+                    sink,
+                    data,
+                    &mut b.spill,
+                    &mut b.spill_start,
+                    &mut b.spill_end,
+                )?;
+                b.inc_start += used;
+                return Ok(Drive::Record);
+            }
+            Opened::Control { used } => {
+                b.inc_start += used;
+                // Our key update, if the server asked for one.
+                write_in_place(t, b)?;
+            }
+        }
+    }
+}
+
+/// Whether a connection on rustls that [`drive`] found idle can leave rustls's record layer: TLS
+/// 1.3 with secret extraction enabled, the handshake done, and no whole record left in the
+/// incoming buffer (rustls decrypts a record in place before discarding it, and holds a
+/// post-handshake message split across records that way: such a record must stay with it).
+/// Idle means rustls holds no plaintext and no record to send.
+pub(super) fn may_leave_rustls(
+    tls: &UnbufferedClientConnection,
+    cfg: &rustls::ClientConfig,
+    b: &TlsBufs,
+) -> bool {
+    cfg.enable_secret_extraction
+        && !tls.is_handshaking()
+        && super::tls13::tls13_suite(tls).is_some()
+        && !super::tls13::starts_with_record(&b.inc[b.inc_start..b.inc_end])
 }
 
 /// Reads what the socket has into the incoming buffer (one read: its stamp kept); true if
@@ -480,6 +632,19 @@ impl Conn {
         format!("wss://{}:{}{}", self.host, self.port, self.path)
     }
 
+    /// Whether the open connection decrypts its TLS 1.3 records in place, off rustls's record
+    /// layer (see the module documentation, "Buffers"); false while opening, on TLS 1.2, and
+    /// until rustls has handed over.
+    pub fn tls_in_place(&self) -> bool {
+        matches!(
+            self.state,
+            State::Open {
+                tls: Tls::InPlace(_),
+                ..
+            }
+        )
+    }
+
     /// Whether the WebSocket is open.
     pub fn is_open(&self) -> bool {
         matches!(self.state, State::Open { .. })
@@ -542,12 +707,21 @@ impl Conn {
                 let _ = self.bufs.queue_app(&out[..n]);
             }
             self.bufs.close_notify = true;
-            // Records still buffered are dropped on the way to the point where rustls encrypts.
-            for _ in 0..64 {
-                match drive(tls, &mut self.bufs, &mut Sink::Drop) {
-                    Ok(Drive::Record) => continue,
-                    _ => break,
+            match tls {
+                Tls::Rustls(tls) => {
+                    // Records still buffered are dropped on the way to the point where rustls
+                    // encrypts.
+                    for _ in 0..64 {
+                        match drive(tls, &mut self.bufs, &mut Sink::Drop) {
+                            Ok(Drive::Record) => continue,
+                            _ => break,
+                        }
+                    }
                 }
+                Tls::InPlace(t) => {
+                    let _ = write_in_place(t, &mut self.bufs);
+                }
+                Tls::Switching => {}
             }
             let _ = flush(sock, &mut self.bufs);
         }
@@ -638,7 +812,7 @@ impl Conn {
         };
         self.state = State::Open {
             sock,
-            tls,
+            tls: Tls::Rustls(tls),
             since: now,
             last_rx: now,
         };
@@ -709,7 +883,25 @@ impl Conn {
                 continue;
             }
             // 3. A complete TLS record already received.
-            if drive(tls, &mut self.bufs, &mut Sink::Frames(&mut self.reader))? == Drive::Record {
+            let sink = &mut Sink::Frames(&mut self.reader);
+            let step = match tls {
+                Tls::InPlace(t) => drive_in_place(t, &mut self.bufs, sink)?,
+                Tls::Rustls(c) => {
+                    let step = drive(c, &mut self.bufs, sink)?;
+                    if step == Drive::Idle && may_leave_rustls(c, &self.tls_config, &self.bufs) {
+                        // TLS 1.3 and rustls holds nothing: from here on records are
+                        // decrypted in place (what is left in `inc` is less than a record, not
+                        // touched by rustls).
+                        let Tls::Rustls(c) = std::mem::replace(tls, Tls::Switching) else {
+                            return Err(ConnError::Tls("lost while switching".into()));
+                        };
+                        *tls = Tls::InPlace(Box::new(Tls13::new(*c)?));
+                    }
+                    step
+                }
+                Tls::Switching => return Err(ConnError::Tls("lost while switching".into())),
+            };
+            if step == Drive::Record {
                 self.stages.tls = self.clock.raw();
                 continue;
             }

@@ -26,6 +26,8 @@ pub mod source;
 #[cfg(target_os = "linux")]
 pub mod stamp;
 pub mod tls;
+#[cfg(target_os = "linux")]
+mod tls13;
 
 #[cfg(target_os = "linux")]
 pub use source::{NetCounters, NetError, NetInstrument, NetOptions, NetSource, NetStats};

@@ -44,12 +44,16 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Tls
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)
     .with_no_client_auth();
+    // A TLS 1.3 market stream leaves rustls's record layer once open: its traffic secrets are
+    // taken out (`dangerous_into_kernel_connection`) to decrypt records in place (see
+    // `net::conn`, "Buffers").
+    cfg.enable_secret_extraction = true;
     Ok(Arc::new(cfg))
 }
 
@@ -68,6 +72,7 @@ mod tests {
         let e = client_config(Some(&empty)).unwrap_err();
         assert!(e.to_string().contains("no certificate"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(client_config(None).is_ok());
+        let cfg = client_config(None).unwrap();
+        assert!(cfg.enable_secret_extraction);
     }
 }
