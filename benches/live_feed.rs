@@ -23,7 +23,10 @@
 //! Run: `cargo bench -p ringmaker-benches --bench live_feed` (about 5 minutes:
 //! `-- --seconds N` for N seconds of each pipeline phase, default 120; `-- --test`: 3 s each,
 //! a smoke run). `-- --layout engine`: gateway, housekeeping and timer threads on the engine's
-//! core instead of the feed's.
+//! core instead of the feed's. `-- --venue-core engine|feed|any`: where the venue's threads
+//! run (default `engine`: the venue stands in for the exchange, which is not on the feed's core
+//! in production; over loopback the sender's core also does the receive path's softirq work,
+//! which a real NIC's interrupts do on a core chosen by IRQ affinity).
 
 use hdrhistogram::Histogram;
 use quanta::Clock;
@@ -148,6 +151,7 @@ fn live_run(
     cfg: &runtime::config::RunConfig,
     out: &std::path::Path,
     seconds: f64,
+    venue_core: Option<usize>,
 ) -> (live::Summary, feeds::net::NetStats) {
     let mut sc = venue::ServerConfig::new(
         vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT)],
@@ -155,7 +159,15 @@ fn live_run(
     );
     sc.cert_dir = out.join("cert");
     sc.speed = 1.0;
-    let venue = venue::Venue::start(sc, Arc::new(venue::NoExchange)).expect("the venue starts");
+    // Started from a thread pinned to `venue_core`: the venue's threads inherit its affinity.
+    let venue = std::thread::spawn(move || {
+        if let Some(id) = venue_core {
+            core_affinity::set_for_current(core_affinity::CoreId { id });
+        }
+        venue::Venue::start(sc, Arc::new(venue::NoExchange)).expect("the venue starts")
+    })
+    .join()
+    .expect("venue start thread");
     let tls = feeds::net::tls::client_config(Some(venue.cert_path())).expect("its certificate");
     let mut opts = feeds::net::NetOptions::new(tls);
     opts.endpoints = vec![feeds::net::routes::Endpoints::from_rest_url(
@@ -223,9 +235,20 @@ fn main() {
         (Some(a), Some(b)) => (a, b),
         _ => (0, 0),
     };
+    let venue_arg = args
+        .windows(2)
+        .find(|w| w[0] == "--venue-core")
+        .map_or("engine", |w| w[1].as_str());
+    let venue_core = match venue_arg {
+        "engine" => Some(last),
+        "feed" => Some(first),
+        "any" => None,
+        other => panic!("--venue-core takes engine, feed or any, not {other}"),
+    };
     println!(
-        "live_feed: feed core {first}, engine core {last}, gateway/housekeeping/timer on core {}; {seconds} s per pipeline phase",
-        if layout_engine { last } else { first }
+        "live_feed: feed core {first}, engine core {last}, gateway/housekeeping/timer on core {}, venue threads on {}; {seconds} s per pipeline phase",
+        if layout_engine { last } else { first },
+        venue_core.map_or("any core".to_string(), |c| format!("core {c}"))
     );
 
     header(&format!(
@@ -245,7 +268,7 @@ fn main() {
     std::fs::create_dir_all(&out).expect("temp dir");
     let cfg = run_config(first, last, layout_engine);
 
-    let (live_s, net) = live_run(&cfg, &out, seconds);
+    let (live_s, net) = live_run(&cfg, &out, seconds, venue_core);
     header(&format!(
         "2. live over loopback TLS at recorded pace ({} messages, {} intents, book valid {:.1}%, threads {})",
         net.messages,

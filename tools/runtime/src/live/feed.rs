@@ -434,6 +434,10 @@ impl<S: MarketSource> Feed<S> {
             }
             start = end;
         }
+        if published > 0 {
+            self.stamps
+                .send(Hop::RingWrite, t_decode, self.clock.raw().max(t_decode));
+        }
         Counters::add(&self.shared.counters.feed_events, published);
     }
 

@@ -77,11 +77,15 @@ pub enum Hop {
     /// out began (it waited while the feed decoded and published the ones ahead). Only such
     /// messages count; their [`Hop::TlsFrame`] starts at that poll.
     Queued = 13,
+    /// Feed: decode done → the message's last event is written into the input ring (the feed's
+    /// own cost of publishing, all its events; [`Hop::DecodePublish`] ends where the first
+    /// write begins). One per message.
+    RingWrite = 14,
 }
 
 impl Hop {
     /// Every hop, in order.
-    pub const ALL: [Hop; 14] = [
+    pub const ALL: [Hop; 15] = [
         Hop::DecodePublish,
         Hop::PublishConsume,
         Hop::ConsumeIntent,
@@ -96,6 +100,7 @@ impl Hop {
         Hop::FrameDecode,
         Hop::WireToEngineDone,
         Hop::Queued,
+        Hop::RingWrite,
     ];
 
     /// The interval-log tag (no spaces, commas or colons).
@@ -115,6 +120,7 @@ impl Hop {
             Hop::FrameDecode => "frame_decode",
             Hop::WireToEngineDone => "wire_engine_done",
             Hop::Queued => "queued",
+            Hop::RingWrite => "ring_write",
         }
     }
 
