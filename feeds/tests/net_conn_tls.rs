@@ -171,3 +171,43 @@ fn a_garbage_record_ends_the_connection_with_a_tls_error() {
     assert!(conn.is_closed());
     server.join().expect("server thread").expect("server");
 }
+
+#[test]
+fn poll_buffered_gives_what_the_buffers_hold_and_never_reads_the_socket() {
+    let (mut conn, server) = serve("buffered", |tls, head| {
+        tls.write_all(head.as_bytes())?;
+        tls.flush()?;
+        std::thread::sleep(Duration::from_millis(50));
+        // Three frames in one record: one read brings them all.
+        let mut burst = frame("a");
+        burst.extend_from_slice(&frame("b"));
+        burst.extend_from_slice(&frame("c"));
+        tls.write_all(&burst)?;
+        tls.flush()?;
+        std::thread::sleep(Duration::from_millis(200));
+        tls.write_all(&frame("later"))?;
+        tls.flush()?;
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(())
+    });
+    conn.open().expect("open");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Nothing buffered before the socket is read: no message, and no end.
+    assert_eq!(conn.poll_buffered(Instant::now()), Poll::Pending);
+    let (first, err) = messages(&mut conn, 1);
+    assert_eq!((first, err), (vec!["a".to_string()], None));
+    // The rest of the burst comes from the buffers alone.
+    for want in ["b", "c"] {
+        match conn.poll_buffered(Instant::now()) {
+            Poll::Message(_) => assert_eq!(conn.message(), want.as_bytes()),
+            other => panic!("{want}: {other:?}"),
+        }
+    }
+    // "later" is on the socket by now, but only a socket poll takes it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(conn.poll_buffered(Instant::now()), Poll::Pending);
+    assert!(Instant::now() < deadline);
+    let (later, err) = messages(&mut conn, 1);
+    assert_eq!((later, err), (vec!["later".to_string()], None));
+    server.join().expect("server thread").expect("server");
+}

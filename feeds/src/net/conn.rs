@@ -735,9 +735,26 @@ impl Conn {
         let res = match self.state {
             State::Closed => return Poll::Pending,
             State::Opening { .. } => self.poll_opening(now),
-            State::Open { .. } => self.poll_open(now),
+            State::Open { .. } => self.poll_open(now, true),
         };
         match res {
+            Ok(p) => p,
+            Err(e) => {
+                self.close(e);
+                Poll::Ended
+            }
+        }
+    }
+
+    /// The next message only if the connection's buffers already hold it (a complete frame,
+    /// decrypted bytes waiting for room, a whole TLS record): no socket call. What a burst
+    /// brought in one read goes out without a socket poll of every connection between its
+    /// messages ([`Conn::poll`] does the rest).
+    pub fn poll_buffered(&mut self, now: Instant) -> Poll {
+        if !matches!(self.state, State::Open { .. }) {
+            return Poll::Pending;
+        }
+        match self.poll_open(now, false) {
             Ok(p) => p,
             Err(e) => {
                 self.close(e);
@@ -819,7 +836,7 @@ impl Conn {
         Ok(Poll::Opened)
     }
 
-    fn poll_open(&mut self, now: Instant) -> Result<Poll, ConnError> {
+    fn poll_open(&mut self, now: Instant, read: bool) -> Result<Poll, ConnError> {
         let entered = self.clock.raw();
         loop {
             // 1. A complete frame already buffered.
@@ -906,6 +923,9 @@ impl Conn {
                 continue;
             }
             // 4. The socket.
+            if !read {
+                return Ok(Poll::Pending);
+            }
             flush(sock, &mut self.bufs)?;
             if read_sock(sock, &mut self.bufs, &mut self.stamp)? {
                 // The read's own times, for the latency split (kernel stamp → here).

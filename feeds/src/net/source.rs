@@ -518,9 +518,16 @@ impl MarketSource for NetSource {
             }
             spins = spins.wrapping_add(1);
             let n = self.links.len();
-            for j in 0..n {
+            // What the connections' buffers already hold first (no socket call: a burst read
+            // at once goes out without a poll of every socket between its messages), then the
+            // sockets.
+            for j in 0..2 * n {
                 let k = (self.next_link + j) % n;
-                let polled = self.links[k].conn.poll(now);
+                let polled = if j < n {
+                    self.links[k].conn.poll_buffered(now)
+                } else {
+                    self.links[k].conn.poll(now)
+                };
                 let pongs = self.links[k].conn.pongs;
                 if pongs != self.links[k].pongs_seen {
                     self.stats
