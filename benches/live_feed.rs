@@ -8,6 +8,8 @@
 //!    thread on the core, the hypervisor). The histogram is what a message arriving at a random
 //!    instant would wait for the spinner to come back (jHiccup's measure: each gap recorded with
 //!    one sample per microsecond of it). Nothing the feed does can be faster than this.
+//!    Then the floor of `kernel_read`: a plain loopback TCP sender and a reader spinning with the
+//!    feed's own stamped `recvmsg` (no TLS, no WebSocket): kernel stamp → read returned.
 //! 2. **Live.** `ringmaker venue` (in this process, its threads unpinned) replays the shipped
 //!    USDⓈ-M recording at recorded pace over TLS on 127.0.0.1; the live paper pipeline
 //!    (`runtime::live::run_market` on a `feeds::net::NetSource`, `depth@0ms`) follows it, feed
@@ -109,6 +111,53 @@ fn stalls(secs: f64, cores: &[usize]) -> Vec<(usize, Histogram<u64>, u64)> {
         .into_iter()
         .map(|h| h.join().expect("stall thread"))
         .collect()
+}
+
+/// Phase 1b: the floor of `kernel_read` on this host: a plain TCP sender on `sender_core`
+/// writes 400 bytes every 2 ms over loopback (no TLS, no WebSocket); a reader spinning on
+/// `reader_core` with the feed's own stamped `recvmsg` records kernel receive stamp → read
+/// returned, and how long the `recvmsg` that returned data took.
+fn raw_reads(n: usize, reader_core: usize, sender_core: usize) -> (Histogram<u64>, Histogram<u64>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let sender = std::thread::spawn(move || {
+        core_affinity::set_for_current(core_affinity::CoreId { id: sender_core });
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_nodelay(true).expect("nodelay");
+        let buf = [7u8; 400];
+        for _ in 0..n {
+            std::thread::sleep(Duration::from_millis(2));
+            s.write_all(&buf).expect("write");
+        }
+    });
+    let reader = std::thread::spawn(move || {
+        core_affinity::set_for_current(core_affinity::CoreId { id: reader_core });
+        let tcp = mio::net::TcpStream::connect(addr).expect("connect");
+        let mut s = feeds::net::stamp::StampedTcpStream::new(tcp);
+        let (mut stamp_to_read, mut call) = (hist(), hist());
+        let mut buf = vec![0u8; 64 << 10];
+        let (mut got, end) = (0usize, Instant::now() + Duration::from_secs(60));
+        while got < n * 400 && Instant::now() < end {
+            let t0 = Instant::now();
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => {
+                    let took = t0.elapsed().as_nanos() as u64;
+                    let now = feeds::net::stamp::system_now_ns();
+                    got += k;
+                    call.saturating_record(took.max(1));
+                    if let Some(st) = s.last_stamp() {
+                        stamp_to_read.saturating_record((now - st.ns).max(1) as u64);
+                    }
+                }
+                Err(_) => std::hint::spin_loop(),
+            }
+        }
+        (stamp_to_read, call)
+    });
+    sender.join().expect("sender");
+    reader.join().expect("reader")
 }
 
 fn run_config(first: usize, last: usize, layout_engine: bool) -> runtime::config::RunConfig {
@@ -261,6 +310,13 @@ fn main() {
     for (core, h, n) in stalls(stall_secs, &spin_cores) {
         row(&format!("core {core} ({n} stalls > 1 µs)"), &h);
     }
+
+    header(&format!(
+        "1b. baseline: a plain loopback TCP reader with the feed's stamped recvmsg (reader on core {first}, sender on core {last}; 400 bytes every 2 ms)"
+    ));
+    let (raw, call) = raw_reads(if smoke { 200 } else { 3_000 }, first, last);
+    row("kernel stamp → read returned", &raw);
+    row("recvmsg that returned data", &call);
 
     let out =
         std::env::temp_dir().join(format!("ringmaker-bench-live-feed-{}", std::process::id()));
