@@ -15,12 +15,11 @@ use crate::backtest::Outcome;
 use crate::config::RunConfig;
 use crate::live::Summary;
 use crate::metrics::{Metrics, Sample};
-use crate::record::{events_in, KIND_BATCH_END, KIND_CONFIG, KIND_EVENT, KIND_EVENTS};
+use crate::record::{events_in, KIND_BATCH_END, KIND_EVENT, KIND_EVENTS};
 use crate::report::Report;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use engine::{Engine, Intent, ModeChange, Sink};
 use hdrhistogram::Histogram;
-use journal::{Reader, RecoveryMode};
 use std::path::Path;
 
 #[derive(Default)]
@@ -38,18 +37,8 @@ impl Sink for Collect {
 /// The backtest's [`Outcome`] of the paper run that wrote the journal in `dir` and ended with
 /// `summary`. The journal's own config builds the engine (it is what the run used).
 pub fn outcome(dir: &Path, summary: &Summary) -> anyhow::Result<(RunConfig, Outcome)> {
-    let reader = Reader::open(dir, RecoveryMode::TolerateTornTail)
-        .with_context(|| format!("opening the journal in {}", dir.display()))?;
-    let mut records = reader.records();
-    let first = match records.next() {
-        Some(r) => r.context("reading the first record")?,
-        None => bail!("the journal is empty: no config record"),
-    };
-    if first.kind != KIND_CONFIG {
-        bail!("the journal's first record is not its config");
-    }
-    let text = std::str::from_utf8(first.payload).context("the config record is not UTF-8")?;
-    let run_cfg = RunConfig::from_toml(text).context("the journaled config is invalid")?;
+    let (reader, run_cfg, _) = crate::record::open_journal(dir)?;
+    let records = reader.records().skip(1);
     let cfg = &run_cfg.engine;
     let mut engine = Engine::new(cfg);
     let mut metrics: Vec<Metrics> = cfg

@@ -494,6 +494,32 @@ pub fn describe_event(e: &Event) -> String {
     }
 }
 
+/// Opens the journal in `dir` (a torn tail tolerated) and reads its first record, the config:
+/// the reader (its records after the config are `records().skip(1)`), the run config, and
+/// whether the config record matches the header's hash (it does not for another version's).
+pub fn open_journal(dir: &Path) -> anyhow::Result<(Reader, RunConfig, bool)> {
+    let reader = Reader::open(dir, RecoveryMode::TolerateTornTail)
+        .with_context(|| format!("opening the journal in {}", dir.display()))?;
+    let (run, matches_header) = {
+        let first = match reader.records().next() {
+            Some(r) => r.context("reading the first record")?,
+            None => bail!("the journal is empty: no config record"),
+        };
+        if first.kind != KIND_CONFIG {
+            bail!(
+                "the first record (seq {}) is a {}, not the config",
+                first.seq,
+                kind_name(first.kind)
+            );
+        }
+        let text = std::str::from_utf8(first.payload).context("the config record is not UTF-8")?;
+        // Journals before the run config held the whole file (with [cpu] / [rings]): read both.
+        let run = RunConfig::from_toml(text).context("the journaled config is invalid")?;
+        (run, header_hash(text) == reader.header().header_hash)
+    };
+    Ok((reader, run, matches_header))
+}
+
 /// Outcome of a replay.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReplayOutcome {
@@ -538,31 +564,15 @@ impl Sink for Produced {
 /// and compares every intent and mode change it produces with the journaled ones, in order.
 /// A torn tail (a crash mid-append) is tolerated: the replay covers every complete record.
 pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
-    let reader = Reader::open(dir, RecoveryMode::TolerateTornTail)
-        .with_context(|| format!("opening the journal in {}", dir.display()))?;
-    let mut records = reader.records();
-    let first = match records.next() {
-        Some(r) => r.context("reading the first record")?,
-        None => bail!("the journal is empty: no config record"),
-    };
-    if first.kind != KIND_CONFIG {
-        bail!(
-            "the first record (seq {}) is a {}, not the config",
-            first.seq,
-            kind_name(first.kind)
-        );
-    }
-    let text = std::str::from_utf8(first.payload).context("the config record is not UTF-8")?;
-    if header_hash(text) != reader.header().header_hash {
+    let (reader, run, matches_header) = open_journal(dir)?;
+    if !matches_header {
         eprintln!(
             "ringmaker replay: warning: the journal was written by a different ringmaker version \
              or its config record does not match its header; divergence may follow"
         );
     }
-    // Journals before the run config held the whole file (with [cpu] / [rings]): read both.
-    let cfg = RunConfig::from_toml(text)
-        .context("the journaled config is invalid")?
-        .engine;
+    let records = reader.records().skip(1);
+    let cfg = run.engine;
     let mut engine = Engine::new(&cfg);
     let mut produced = Produced::default();
     let (mut events, mut intents) = (0u64, 0u64);
