@@ -72,10 +72,6 @@ impl StageClock for Stages {
     }
 }
 
-fn hist() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
-}
-
 fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
     // Criterion-style harness flags (`--bench`) are accepted and ignored.
@@ -94,10 +90,14 @@ fn main() {
     let rounds = if smoke { 1 } else { 5 };
 
     let clock = Clock::new();
-    let mut total = hist();
-    let mut depth_total = hist();
-    let mut stage_h = [hist(), hist(), hist()];
-    let mut baseline = hist();
+    let mut total = ringmaker_benches::latency_histogram();
+    let mut depth_total = ringmaker_benches::latency_histogram();
+    let mut stage_h = [
+        ringmaker_benches::latency_histogram(),
+        ringmaker_benches::latency_histogram(),
+        ringmaker_benches::latency_histogram(),
+    ];
+    let mut baseline = ringmaker_benches::latency_histogram();
     let mut requotes_with_full_ladders = 0u64;
     let mut venue = Venue {
         pending: Vec::with_capacity(8192),

@@ -37,3 +37,9 @@ pub fn workspace(rel: &str) -> PathBuf {
         .join("..")
         .join(rel)
 }
+
+/// A latency histogram, ns: 1 ns to 60 s at 3 significant digits (fixed bounds: recording never
+/// allocates).
+pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+}

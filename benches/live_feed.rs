@@ -42,10 +42,6 @@ use std::time::{Duration, Instant};
 const BUDGET_P50_NS: u64 = 20_000;
 const BUDGET_P99_NS: u64 = 100_000;
 
-fn hist() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
-}
-
 /// The first and last core this process may use (read before anything is pinned).
 fn cores() -> (Option<usize>, Option<usize>) {
     let ids = core_affinity::get_core_ids().unwrap_or_default();
@@ -86,7 +82,7 @@ fn stalls(secs: f64, cores: &[usize]) -> Vec<(usize, Histogram<u64>, u64)> {
             let clock = clock.clone();
             std::thread::spawn(move || {
                 core_affinity::set_for_current(core_affinity::CoreId { id: core });
-                let mut h = hist();
+                let mut h = ringmaker_benches::latency_histogram();
                 let end = Instant::now() + Duration::from_secs_f64(secs);
                 let (mut last, mut loops, mut over_1us) = (clock.raw(), 0u64, 0u64);
                 while loops & 0xfff != 0 || Instant::now() < end {
@@ -135,7 +131,10 @@ fn raw_reads(n: usize, reader_core: usize, sender_core: usize) -> (Histogram<u64
         core_affinity::set_for_current(core_affinity::CoreId { id: reader_core });
         let tcp = mio::net::TcpStream::connect(addr).expect("connect");
         let mut s = feeds::net::stamp::StampedTcpStream::new(tcp);
-        let (mut stamp_to_read, mut call) = (hist(), hist());
+        let (mut stamp_to_read, mut call) = (
+            ringmaker_benches::latency_histogram(),
+            ringmaker_benches::latency_histogram(),
+        );
         let mut buf = vec![0u8; 64 << 10];
         let (mut got, end) = (0usize, Instant::now() + Duration::from_secs(60));
         while got < n * 400 && Instant::now() < end {

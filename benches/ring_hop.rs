@@ -39,10 +39,6 @@ struct Msg {
 
 const GAP_NS: u64 = 2_000;
 
-fn hist() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
-}
-
 /// The first and last core this process may use (read before anything is pinned).
 fn cores() -> (Option<usize>, Option<usize>) {
     let ids = core_affinity::get_core_ids().unwrap_or_default();
@@ -77,7 +73,7 @@ fn hop<R: FnMut() -> Option<u64> + Send + 'static>(
     let c = clock.clone();
     let consumer = std::thread::spawn(move || {
         pin(consumer_core);
-        let mut h = hist();
+        let mut h = ringmaker_benches::latency_histogram();
         let mut got = 0;
         while got < n {
             if let Some(stamp) = recv() {
