@@ -312,10 +312,19 @@ impl<S: MarketSource> Feed<S> {
                     let t_decode = self.clock.raw();
                     if replay.is_live() && !self.out.is_empty() {
                         // The receive stamp is the kernel's, on the wall clock.
-                        if let Some(now) = replay.now() {
-                            self.stamps.send_ns(Hop::WireDecode, now - local_ns);
+                        let stages = self.feed.source().wire_stages();
+                        let wire_decode = match stages {
+                            // The read's wall time plus the TSC since: no clock read here.
+                            Some(st) => Some(
+                                st.read_wall_ns - local_ns
+                                    + self.clock.delta_as_nanos(st.read, t_decode) as i64,
+                            ),
+                            None => replay.now().map(|now| now - local_ns),
+                        };
+                        if let Some(ns) = wire_decode {
+                            self.stamps.send_ns(Hop::WireDecode, ns);
                         }
-                        if let Some(st) = self.feed.source().wire_stages() {
+                        if let Some(st) = stages {
                             self.stamps
                                 .send_ns(Hop::KernelRead, st.read_wall_ns - local_ns);
                             self.stamps.send(Hop::ReadTls, st.read, st.tls.max(st.read));
