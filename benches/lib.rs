@@ -43,3 +43,25 @@ pub fn workspace(rel: &str) -> PathBuf {
 pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
+
+/// Prints a latency table's title and column heads (ns: count, p50, p90, p99, p99.9, max).
+pub fn print_header(title: &str) {
+    println!("\n{title}");
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "(ns)", "count", "p50", "p90", "p99", "p99.9", "max"
+    );
+}
+
+/// Prints one row of a latency table (see [`print_header`]).
+pub fn print_row(name: &str, h: &hdrhistogram::Histogram<u64>) {
+    println!(
+        "{name:<34} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    );
+}

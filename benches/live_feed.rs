@@ -52,26 +52,6 @@ fn cores() -> (Option<usize>, Option<usize>) {
     }
 }
 
-fn row(name: &str, h: &Histogram<u64>) {
-    println!(
-        "{name:<28} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
-        h.len(),
-        h.value_at_quantile(0.5),
-        h.value_at_quantile(0.9),
-        h.value_at_quantile(0.99),
-        h.value_at_quantile(0.999),
-        h.max()
-    );
-}
-
-fn header(title: &str) {
-    println!("\n{title}");
-    println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
-        "(ns)", "count", "p50", "p90", "p99", "p99.9", "max"
-    );
-}
-
 /// Phase 1: spinners on `cores`, each gap between two TSC reads over 1 µs recorded as the
 /// waits of a message arriving during it (one sample per µs of the gap, from the gap down).
 fn stalls(secs: f64, cores: &[usize]) -> Vec<(usize, Histogram<u64>, u64)> {
@@ -299,7 +279,7 @@ fn main() {
         venue_core.map_or("any core".to_string(), |c| format!("core {c}"))
     );
 
-    header(&format!(
+    ringmaker_benches::print_header(&format!(
         "1. baseline: stalls of a spinner on each core ({stall_secs} s; the wait of a message arriving at a random instant)"
     ));
     let mut spin_cores = vec![first];
@@ -307,15 +287,15 @@ fn main() {
         spin_cores.push(last);
     }
     for (core, h, n) in stalls(stall_secs, &spin_cores) {
-        row(&format!("core {core} ({n} stalls > 1 µs)"), &h);
+        ringmaker_benches::print_row(&format!("core {core} ({n} stalls > 1 µs)"), &h);
     }
 
-    header(&format!(
+    ringmaker_benches::print_header(&format!(
         "1b. baseline: a plain loopback TCP reader with the feed's stamped recvmsg (reader on core {first}, sender on core {last}; 400 bytes every 2 ms)"
     ));
     let (raw, call) = raw_reads(if smoke { 200 } else { 3_000 }, first, last);
-    row("kernel stamp → read returned", &raw);
-    row("recvmsg that returned data", &call);
+    ringmaker_benches::print_row("kernel stamp → read returned", &raw);
+    ringmaker_benches::print_row("recvmsg that returned data", &call);
 
     let out =
         std::env::temp_dir().join(format!("ringmaker-bench-live-feed-{}", std::process::id()));
@@ -324,7 +304,7 @@ fn main() {
     let cfg = run_config(first, last, layout_engine);
 
     let (live_s, net) = live_run(&cfg, &out, seconds, venue_core);
-    header(&format!(
+    ringmaker_benches::print_header(&format!(
         "2. live over loopback TLS at recorded pace ({} messages, {} intents, book valid {:.1}%, threads {})",
         net.messages,
         live_s.counters.engine_intents,
@@ -332,17 +312,17 @@ fn main() {
         live_s.pinning.describe()
     ));
     for (hop, h) in &live_s.latency {
-        row(hop.tag(), h);
+        ringmaker_benches::print_row(hop.tag(), h);
     }
 
     let file_s = file_run(&cfg, &out, seconds);
-    header(&format!(
+    ringmaker_benches::print_header(&format!(
         "3. the same pipeline from the recording file, same span and pace ({} events, {} intents)",
         file_s.counters.engine_events, file_s.counters.engine_intents
     ));
     for (hop, h) in &file_s.latency {
         if !hop.is_wire() {
-            row(hop.tag(), h);
+            ringmaker_benches::print_row(hop.tag(), h);
         }
     }
 

@@ -174,25 +174,6 @@ fn crossbeam(n: u64, clock: &Clock, cores: (Option<usize>, Option<usize>)) -> Hi
     )
 }
 
-fn row(name: &str, h: &Histogram<u64>) {
-    println!(
-        "{name:<34} {:>9} {:>8} {:>8} {:>8} {:>10}",
-        h.len(),
-        h.value_at_quantile(0.5),
-        h.value_at_quantile(0.99),
-        h.value_at_quantile(0.999),
-        h.max()
-    );
-}
-
-fn header(title: &str) {
-    println!("\n{title}");
-    println!(
-        "{:<34} {:>9} {:>8} {:>8} {:>8} {:>10}",
-        "(ns)", "count", "p50", "p99", "p99.9", "max"
-    );
-}
-
 fn pipeline(seconds: Option<f64>, (first, last): (Option<usize>, Option<usize>)) -> live::Summary {
     let text = std::fs::read_to_string(ringmaker_benches::workspace("configs/default.toml"))
         .expect("configs/default.toml");
@@ -246,13 +227,13 @@ fn main() {
     println!(
         "ring_hop: {n} messages per ring, one every {GAP_NS} ns; producer core {p:?}, consumer core {c:?}"
     );
-    header("one hop, producer → consumer (busy-poll)");
+    ringmaker_benches::print_header("one hop, producer → consumer (busy-poll)");
     let spsc = disruptor_spsc(n, &clock, cores);
-    row("disruptor single-producer", &spsc);
+    ringmaker_benches::print_row("disruptor single-producer", &spsc);
     let mpsc = disruptor_mpsc(n, &clock, cores);
-    row("disruptor multi-producer", &mpsc);
+    ringmaker_benches::print_row("disruptor multi-producer", &mpsc);
     let cb = crossbeam(n, &clock, cores);
-    row("crossbeam-channel bounded (baseline)", &cb);
+    ringmaker_benches::print_row("crossbeam-channel bounded (baseline)", &cb);
     let ratio = |q: f64| cb.value_at_quantile(q) as f64 / spsc.value_at_quantile(q).max(1) as f64;
     println!(
         "crossbeam / disruptor (single-producer): p50 {:.2}x, p99 {:.2}x",
@@ -265,14 +246,14 @@ fn main() {
         Some(s) => format!("first {s} s of the recording"),
         None => "the whole recording".to_string(),
     };
-    header(&format!(
+    ringmaker_benches::print_header(&format!(
         "paper pipeline: {span} at recorded pace ({} events, {} intents, threads {})",
         s.counters.engine_events,
         s.counters.engine_intents,
         s.pinning.describe()
     ));
     for (hop, h) in &s.latency {
-        row(hop.tag(), h);
+        ringmaker_benches::print_row(hop.tag(), h);
     }
     if let Some(h) = s.hop(Hop::TickToIntent) {
         let (p50, p99) = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
