@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod binance;
 pub mod sim;
 mod venue;
 
