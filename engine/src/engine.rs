@@ -58,6 +58,9 @@ pub(crate) struct Inst {
     pub(crate) operator_halt: bool,
     /// The host clock failed its check (a feed's `ClockFault`, until its `ClockOk`).
     pub(crate) clock_fault: bool,
+    /// The live order-entry link is down or unreconciled (`OrderEntryDown`, until
+    /// `OrderEntryUp`).
+    pub(crate) order_entry_down: bool,
     pub(crate) operator_reduce_only: bool,
     /// Reconciliation saw an open foreign order: reduce-only until the operator's `Normal`.
     pub(crate) foreign_order: bool,
@@ -123,6 +126,7 @@ impl Engine {
                 dirty: false,
                 operator_halt: false,
                 clock_fault: false,
+                order_entry_down: false,
                 operator_reduce_only: false,
                 foreign_order: false,
                 cancel_all_requested: false,
@@ -289,6 +293,8 @@ impl Engine {
                     Some(Command::CancelAll) => inst.cancel_all_requested = true,
                     Some(Command::ClockFault) => inst.clock_fault = true,
                     Some(Command::ClockOk) => inst.clock_fault = false,
+                    Some(Command::OrderEntryDown) => inst.order_entry_down = true,
+                    Some(Command::OrderEntryUp) => inst.order_entry_down = false,
                     Some(Command::ClockReading) | None => self.stats.malformed += 1,
                 }
                 inst.dirty = true;

@@ -334,6 +334,36 @@ fn kill_switch_halts_until_resume() {
 }
 
 #[test]
+fn order_entry_down_halts_until_up_and_is_apart_from_the_clock_and_the_operator() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    e.on_event(&Event::control(0, 2 * MS, Command::OrderEntryDown), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::OrderEntry);
+    assert_eq!(o.modes.last().unwrap().to, Mode::Halted);
+    assert_eq!(o.intents.len(), 6, "every quote cancelled");
+    assert!(o.intents.iter().all(|i| i.kind == IntentKind::Cancel));
+    ack_all(&mut e, &mut o, 3 * MS);
+    // A good clock or an operator resume does not bring quotes back while it is down.
+    e.on_event(&Event::control(0, 4 * MS, Command::ClockOk), &mut o);
+    e.on_event(&Event::control(0, 4 * MS, Command::Resume), &mut o);
+    e.on_batch_end(&mut o);
+    assert!(o.intents.iter().all(|i| i.kind == IntentKind::Cancel));
+    e.on_event(&Event::control(0, 5 * MS, Command::OrderEntryUp), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
+    assert_eq!(o.intents.len(), 6, "quotes back");
+    assert!(o.intents.iter().all(|i| i.kind == IntentKind::Place));
+    ack_all(&mut e, &mut o, 6 * MS);
+    // Up does not clear an operator halt.
+    e.on_event(&Event::control(0, 7 * MS, Command::Halt), &mut o);
+    e.on_event(&Event::control(0, 7 * MS, Command::OrderEntryDown), &mut o);
+    e.on_event(&Event::control(0, 7 * MS, Command::OrderEntryUp), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::KillSwitch);
+}
+
+#[test]
 fn a_clock_fault_halts_until_clock_ok_and_neither_touches_the_kill_switch() {
     let (mut e, mut o) = synced(0);
     ack_all(&mut e, &mut o, MS);

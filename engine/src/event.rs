@@ -332,6 +332,15 @@ pub enum Command {
     /// journaled once a second so a session's journal says what its clock was. Changes nothing
     /// in the engine (faults are [`Command::ClockFault`]).
     ClockReading = 8,
+    /// The live order-entry link is down, or up again but not yet reconciled with the venue
+    /// (the venue's open orders and position not yet applied): quote nothing until
+    /// `OrderEntryUp`. Published by a live venue session at start and whenever its WebSocket
+    /// API or user data stream is lost. Apart from the operator's halt: neither clears the
+    /// other.
+    OrderEntryDown = 9,
+    /// The order-entry session is connected and reconciled: the engine's view of its orders and
+    /// position matches the venue's (every reconciliation event was published before this).
+    OrderEntryUp = 10,
 }
 
 /// The host clock as a live feed saw it ([`Command::ClockReading`]).
@@ -363,6 +372,8 @@ impl Command {
             6 => Command::ClockFault,
             7 => Command::ClockOk,
             8 => Command::ClockReading,
+            9 => Command::OrderEntryDown,
+            10 => Command::OrderEntryUp,
             _ => return None,
         })
     }

@@ -186,6 +186,7 @@ impl ModeReason {
             8 => ModeReason::BookStale,
             9 => ModeReason::ForeignOrder,
             10 => ModeReason::ClockFault,
+            11 => ModeReason::OrderEntry,
             _ => return None,
         })
     }
@@ -258,6 +259,9 @@ pub enum ModeReason {
     ForeignOrder = 9,
     /// The host clock failed its check (`Command::ClockFault`), until `Command::ClockOk`.
     ClockFault = 10,
+    /// The order-entry link is down or not yet reconciled (`Command::OrderEntryDown`), until
+    /// `Command::OrderEntryUp`.
+    OrderEntry = 11,
 }
 
 /// A change of mode, journaled with its reason.

@@ -66,6 +66,9 @@ pub(crate) fn evaluate_mode(
     if inst.clock_fault {
         return (Mode::Halted, ModeReason::ClockFault);
     }
+    if inst.order_entry_down {
+        return (Mode::Halted, ModeReason::OrderEntry);
+    }
     if inst.operator_reduce_only {
         return (Mode::ReduceOnly, ModeReason::Operator);
     }
