@@ -133,3 +133,80 @@ fn poll_buffered_gives_what_the_buffers_hold_and_never_reads_the_socket() {
     assert_eq!((later, err), (vec!["later".to_string()], None));
     server.join().expect("server thread").expect("server");
 }
+
+/// Reads one masked client text frame (payload under 126 or 16-bit length) and unmasks it.
+fn read_client_text(tls: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut h = [0u8; 2];
+    tls.read_exact(&mut h)?;
+    assert_eq!(h[0], 0x81, "a final text frame");
+    assert_eq!(h[1] & 0x80, 0x80, "masked");
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            tls.read_exact(&mut l)?;
+            u16::from_be_bytes(l) as usize
+        }
+        n => n as usize,
+    };
+    let mut mask = [0u8; 4];
+    tls.read_exact(&mut mask)?;
+    let mut p = vec![0u8; len];
+    tls.read_exact(&mut p)?;
+    for (i, b) in p.iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+    Ok(p)
+}
+
+#[test]
+fn requests_sent_reach_the_server_whole_and_in_order_and_answers_come_back() {
+    let (mut conn, server) = serve("send", |tls, head| {
+        tls.write_all(head.as_bytes())?;
+        tls.flush()?;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let req = read_client_text(tls)?;
+            // Echo it back as the answer.
+            let mut f = vec![0x81, 126];
+            f.extend_from_slice(&(req.len() as u16).to_be_bytes());
+            f.extend_from_slice(&req);
+            tls.write_all(&f)?;
+            tls.flush()?;
+            got.push(String::from_utf8_lossy(&req).into_owned());
+        }
+        Ok(got)
+    });
+    // Not open yet: refused, nothing queued.
+    assert!(conn.send_text(b"early").is_err());
+    conn.open().expect("open");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !conn.is_open() {
+        assert!(Instant::now() < deadline, "no connection");
+        conn.poll(Instant::now());
+    }
+    assert!(
+        !conn.set_path("/elsewhere"),
+        "the path of an open connection stays"
+    );
+    let long = format!("{{\"id\":3,\"pad\":\"{}\"}}", "x".repeat(300));
+    let reqs = [
+        r#"{"id":1,"method":"order.place"}"#.to_string(),
+        r#"{"id":2,"method":"order.cancel"}"#.to_string(),
+        long,
+    ];
+    let mut answers = Vec::new();
+    for r in &reqs {
+        conn.send_text(r.as_bytes()).expect("send");
+        let (got, err) = messages(&mut conn, 1);
+        assert_eq!(err, None);
+        answers.extend(got);
+    }
+    assert_eq!(answers, reqs);
+    assert!(conn.tls_in_place(), "later requests went out in place");
+    assert_eq!(conn.unsent(), 0);
+    conn.close(ConnError::Closed(None));
+    assert!(conn.set_path("/private/ws?listenKey=k2"));
+    assert!(conn.url().ends_with("/private/ws?listenKey=k2"));
+    let seen = server.join().expect("server thread").expect("server");
+    assert_eq!(seen, reqs);
+}

@@ -665,6 +665,64 @@ impl Conn {
         &mut self.message
     }
 
+    /// Changes the request path of the next [`Conn::open`] (e.g. a user data stream's new
+    /// listenKey). Refused (false) unless the connection is closed.
+    pub fn set_path(&mut self, path: &str) -> bool {
+        if !self.is_closed() {
+            return false;
+        }
+        self.path.clear();
+        self.path.push_str(path);
+        true
+    }
+
+    /// Sends `payload` as one masked text frame (a WebSocket API request). On a connection off
+    /// rustls's record layer (TLS 1.3 once open, see "Buffers") the frame is encrypted and
+    /// written to the socket now, as far as the socket takes it; otherwise it is queued and the
+    /// next [`Conn::poll`] encrypts and writes it. What the socket does not take now goes out on
+    /// the next poll. Allocates nothing. On an error the connection is closed (the next poll
+    /// says [`Poll::Pending`]; [`Conn::last_error`] says why).
+    pub fn send_text(&mut self, payload: &[u8]) -> Result<(), ConnError> {
+        let res = self.send_text_inner(payload);
+        if let Err(e) = &res {
+            if self.is_open() {
+                self.close(e.clone());
+            }
+        }
+        res
+    }
+
+    fn send_text_inner(&mut self, payload: &[u8]) -> Result<(), ConnError> {
+        let State::Open { sock, tls, .. } = &mut self.state else {
+            return Err(ConnError::Io("not connected".into()));
+        };
+        let need = super::frame::client_frame_len(payload.len());
+        let b = &mut self.bufs;
+        if b.app_len + need > b.app.len() || need > MAX_RECORD_PLAINTEXT {
+            return Err(ConnError::Overflow(format!(
+                "a {} bytes request with {} bytes queued, over the {} bytes buffer",
+                payload.len(),
+                b.app_len,
+                b.app.len().min(MAX_RECORD_PLAINTEXT)
+            )));
+        }
+        let n = self
+            .writer
+            .text(payload, &mut b.app[b.app_len..])
+            .map_err(|e| ConnError::Frame(e.to_string()))?;
+        b.app_len += n;
+        if let Tls::InPlace(t) = tls {
+            write_in_place(t, b)?;
+            flush(sock, b)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes encrypted but not yet taken by the socket (0: everything sent went out).
+    pub fn unsent(&self) -> usize {
+        self.bufs.out_end - self.bufs.out_start + self.bufs.app_len
+    }
+
     /// Starts connecting (a closed connection; an open one is left alone).
     pub fn open(&mut self) -> Result<(), ConnError> {
         if !self.is_closed() {
