@@ -3,5 +3,9 @@
 //!
 //! - [`sign`]: API credentials from the environment and request signing (HMAC-SHA256 or
 //!   Ed25519); a secret never leaves this module.
+//! - [`rest`]: a blocking signed REST client for the housekeeping thread (listen key,
+//!   `countdownCancelAll`, open orders, position, cancel-all), which stops sending after a 429
+//!   until its `Retry-After` has passed.
 
+pub mod rest;
 pub mod sign;

@@ -19,7 +19,6 @@ use std::path::Path;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
-use hmac::Mac;
 use serde::Deserialize;
 
 /// Default leverage of an account.
@@ -224,11 +223,9 @@ pub fn parse_ed25519_pem(pem: &str) -> Option<VerifyingKey> {
 
 /// HMAC-SHA256 of `payload` under `secret`, lower-case hex.
 pub fn hmac_hex(secret: &[u8], payload: &[u8]) -> String {
-    // HMAC takes keys of any length.
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-    mac.update(payload);
-    hex::encode(mac.finalize().into_bytes())
+    let mut out = Vec::with_capacity(gateway::binance::sign::HMAC_HEX_LEN);
+    gateway::binance::sign::hmac_sha256_hex(secret, payload, &mut out);
+    String::from_utf8(out).unwrap_or_else(|_| unreachable!("hex is ASCII"))
 }
 
 /// Percent-decodes `s` (`+` is a space), as form and query values are; `None` if malformed.
