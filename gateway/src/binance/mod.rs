@@ -3,5 +3,8 @@
 //!
 //! - [`sign`]: API credentials from the environment and request signing (HMAC-SHA256 or
 //!   Ed25519); a secret never leaves this module.
+//! - [`cid`]: the engine's client order ids as `newClientOrderId` strings, tagged per session,
+//!   and back.
 
+pub mod cid;
 pub mod sign;
