@@ -5,6 +5,10 @@
 //!   Ed25519); a secret never leaves this module.
 //! - [`cid`]: the engine's client order ids as `newClientOrderId` strings, tagged per session,
 //!   and back.
+//! - [`wire`]: the WebSocket API requests (written and signed), their responses and the user
+//!   data stream events (decoded in place, no allocation once warm), and the engine's execution
+//!   reports from them.
 
 pub mod cid;
 pub mod sign;
+pub mod wire;
