@@ -6,6 +6,13 @@
 //! - [`rest`]: a blocking signed REST client for the housekeeping thread (listen key,
 //!   `countdownCancelAll`, open orders, position, cancel-all), which stops sending after a 429
 //!   until its `Retry-After` has passed.
+//! - [`cid`]: the engine's client order ids as `newClientOrderId` strings, tagged per session,
+//!   and back.
+//! - [`wire`]: the WebSocket API requests (written and signed), their responses and the user
+//!   data stream events (decoded in place, no allocation once warm), and the engine's execution
+//!   reports from them.
 
+pub mod cid;
 pub mod rest;
 pub mod sign;
+pub mod wire;
