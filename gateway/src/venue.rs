@@ -38,6 +38,19 @@ pub trait Venue {
     /// Orders open at the venue for `instrument`, as far as the venue session knows.
     fn open_orders(&self, instrument: InstrumentId) -> usize;
 
+    /// Whether the engine must start with its order-entry link down
+    /// ([`engine::Command::OrderEntryDown`] for every instrument before any market data): a live
+    /// session that has not reconciled yet. Default: false.
+    fn starts_down(&self) -> bool {
+        false
+    }
+
+    /// The run is over and the engine's last intents were sent (or the drain gave up): a live
+    /// session makes sure nothing is left working (a cancel-all backstop, the dead-man switch
+    /// disarmed) and closes its connections. Called once, before the last
+    /// [`Venue::open_orders`]. Default: nothing.
+    fn close(&mut self) {}
+
     /// Counters.
     fn stats(&self) -> Self::Stats;
 }

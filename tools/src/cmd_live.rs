@@ -17,6 +17,8 @@ pub struct LiveArgs {
     pub venue_url: Option<String>,
     /// Trust only this PEM file's certificates (`None`: the web roots).
     pub ca_cert: Option<PathBuf>,
+    /// Binance's USDⓈ-M testnet streams (when `venue_url` is `None`).
+    pub testnet: bool,
     /// The diff-depth stream kind.
     pub depth_stream: String,
     /// Record under this directory.
@@ -107,6 +109,13 @@ pub fn open(
 )> {
     let tls = feeds::net::tls::client_config(args.ca_cert.as_deref())?;
     let mut opts = NetOptions::new(tls);
+    if args.testnet && args.venue_url.is_none() {
+        opts.endpoints = vec![Endpoints {
+            rest: gateway::binance::session::OrderEntryEndpoints::testnet().rest,
+            ws: "wss://fstream.binancefuture.com".into(),
+            venue: engine::VenueFlavour::BinanceUsdm,
+        }];
+    }
     if let Some(url) = &args.venue_url {
         opts.endpoints = engine::VenueFlavour::ALL
             .into_iter()

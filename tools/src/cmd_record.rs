@@ -50,6 +50,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         &cfg.engine,
         &LiveArgs {
             venue_url: a.venue_url.clone(),
+            testnet: false,
             ca_cert: a.ca_cert.clone(),
             depth_stream: a.depth_stream.clone(),
             record: Some(a.out.clone()),

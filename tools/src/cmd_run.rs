@@ -1,5 +1,7 @@
 //! `ringmaker run --paper`: the live-shaped pipeline (pinned threads, disruptor rings) on a
-//! recording, against the simulated venue. See `runtime::live`.
+//! recording or live market data, against the simulated venue; `ringmaker run --live`: the same
+//! pipeline on live market data with live order entry at Binance USDⓈ-M
+//! (`gateway::binance::session`). See `runtime::live`.
 
 use crate::cmd_common::{data_specs, finish, load_config, VenueArgs};
 use crate::out_dir::Staged;
@@ -15,10 +17,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Arguments of `ringmaker run`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Paper trading: a recording stands in for the venue's feed and the simulated venue for
-    /// order entry. (Live order entry is not built yet; this flag is required.)
-    #[arg(long)]
+    /// Paper trading: a recording (or, with `--market live`, the venue's live streams) and the
+    /// simulated venue for order entry.
+    #[arg(long, conflicts_with = "live")]
     paper: bool,
+    /// Live trading: the venue's live streams and real orders over its WebSocket API, with the
+    /// API key from the environment (`RINGMAKER_API_KEY` and `RINGMAKER_API_SECRET`, or
+    /// `RINGMAKER_ED25519_KEY_FILE`). The end (`--duration`, SIGINT, SIGTERM) cancels
+    /// everything and waits for the answers. Binance production unless `--testnet`,
+    /// `--venue-url` or `[venue] rest_url` names another venue.
+    #[arg(long)]
+    live: bool,
+    /// With `--live`: Binance's USDⓈ-M testnet (market data and order entry).
+    #[arg(long, requires = "live")]
+    testnet: bool,
     /// Run config (TOML): the engine's sections, and optional `cpu` and `rings` tables.
     #[arg(long, default_value = "configs/default.toml")]
     config: PathBuf,
@@ -71,6 +83,13 @@ pub struct Args {
     strict: bool,
 }
 
+impl Args {
+    /// Whether `--market` was given on the command line (clap fills the default otherwise).
+    fn market_given(&self) -> bool {
+        std::env::args().any(|a| a == "--market" || a.starts_with("--market="))
+    }
+}
+
 /// Where `run` takes its market data from.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Market {
@@ -88,11 +107,28 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         );
     }
     anyhow::ensure!(
-        a.paper,
-        "only paper mode exists yet: add --paper (live order entry is not built)"
+        a.paper || a.live,
+        "say how orders are handled: --paper (the simulated venue) or --live (real orders)"
+    );
+    anyhow::ensure!(
+        !(a.live && a.market == Market::Recording && a.market_given()),
+        "--live trades on the venue's live streams: leave out --market recording"
     );
     let cfg = load_config(&a.config)?;
-    let live_market = a.market == Market::Live;
+    let live_market = a.market == Market::Live || a.live;
+    // With --live: the order-entry session, set up before anything is written (a missing key
+    // or a bad endpoint ends the command here).
+    let (venue_url, order_entry) = if a.live {
+        let (url, session) = crate::cmd_order_entry::session(
+            &cfg,
+            a.venue_url.as_deref(),
+            a.ca_cert.as_deref(),
+            a.testnet,
+        )?;
+        (url, Some(session))
+    } else {
+        (a.venue_url.clone(), None)
+    };
     anyhow::ensure!(
         live_market || (a.venue_url.is_none() && a.ca_cert.is_none() && a.record.is_none()),
         "--venue-url, --ca-cert and --record go with --market live"
@@ -151,7 +187,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         let (market, recording, counters) = crate::cmd_live::open(
             &cfg.engine,
             &crate::cmd_live::LiveArgs {
-                venue_url: a.venue_url.clone(),
+                venue_url: venue_url.clone(),
+                testnet: a.testnet && venue_url.is_none(),
                 ca_cert: a.ca_cert.clone(),
                 depth_stream: a.depth_stream.clone(),
                 record: a.record.clone(),
@@ -159,7 +196,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             Arc::clone(&settings.stop),
         )?;
         let clock = crate::cmd_live::clock_line();
-        let (summary, recorder) = live::run_market(&cfg, &settings, recorder, market)?;
+        let (summary, recorder) = match order_entry {
+            Some(session) => live::run_with(&cfg, &settings, recorder, market, session)?,
+            None => live::run_market(&cfg, &settings, recorder, market)?,
+        };
         let report = recording.map(|r| r.finish());
         (
             summary,

@@ -1,65 +1,12 @@
 //! `ringmaker run --paper --market live` end to end against `ringmaker venue` over TLS on
 //! localhost: both real binaries, the shipped recording replayed by the venue at 10x.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use test_support::TempDir;
 
-fn root(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
-
-fn ringmaker(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringmaker"))
-        .args(args)
-        .output()
-        .expect("run ringmaker")
-}
-
-/// `ringmaker venue` on the shipped recording at 10x, with `faults`: the process, its `rest=`
-/// and `cert=`. Killed on drop.
-struct VenueProc {
-    child: Child,
-    rest: String,
-    cert: String,
-}
-
-impl Drop for VenueProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn venue(dir: &Path, faults: Option<&str>) -> VenueProc {
-    let rec = root("tests/data/binance-usdm/btcusdt_20240808.gz");
-    let cert_dir = dir.join("cert");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmaker"));
-    cmd.args(["venue", "--speed", "10", "--data"])
-        .arg(&rec)
-        .arg("--config")
-        .arg(root("configs/default.toml"))
-        .arg("--cert-out")
-        .arg(&cert_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if let Some(f) = faults {
-        cmd.args(["--faults", f]);
-    }
-    let mut child = cmd.spawn().expect("start the venue");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut rest, mut cert) = (String::new(), String::new());
-    while rest.is_empty() || cert.is_empty() {
-        let l = lines.next().expect("the venue prints its URLs").unwrap();
-        if let Some(v) = l.strip_prefix("rest=") {
-            rest = v.to_string();
-        } else if let Some(v) = l.strip_prefix("cert=") {
-            cert = v.to_string();
-        }
-    }
-    VenueProc { child, rest, cert }
-}
+mod common;
+use common::{ringmaker, root, venue, VenueProc};
 
 /// A 12 s (wall, = receive time) paper run on the venue's live streams; its output.
 fn paper_live(v: &VenueProc, out: &Path, record: Option<&Path>) -> Output {

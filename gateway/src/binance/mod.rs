@@ -11,8 +11,13 @@
 //! - [`wire`]: the WebSocket API requests (written and signed), their responses and the user
 //!   data stream events (decoded in place, no allocation once warm), and the engine's execution
 //!   reports from them.
+//! - [`worker`]: the REST side on its own thread (listenKey, dead-man switch, reconciliation
+//!   snapshots, the cancel-all backstop).
+//! - [`session`]: the order-entry session, a [`crate::Venue`] over all of it.
 
 pub mod cid;
 pub mod rest;
+pub mod session;
 pub mod sign;
 pub mod wire;
+pub mod worker;

@@ -1618,6 +1618,12 @@ fn lots(inst: &Instrument, s: &str, field: &'static str) -> Result<i64, WireErro
         .map_err(|err| WireError::Decimal { field, err })
 }
 
+/// A non-negative decimal price (an average entry price, a liquidation fill) in ticks of
+/// `inst`: exact when on the grid, else the nearest tick (ties up).
+pub fn ticks_nearest(inst: &Instrument, s: &str) -> Result<i64, WireError> {
+    price_nearest(inst, s, "price").map(|(t, _)| t)
+}
+
 /// A non-negative price in ticks: exact when on the grid (0 allowed), else rounded to the
 /// nearest tick (ties up) with `true`.
 fn price_nearest(

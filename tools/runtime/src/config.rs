@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `[engine]`, `[[instrument]]` (with its `quote`, `risk`, `fees`) | the engine ([`engine::Config`]) | as text: replay rebuilds the engine from it |
 //! | `[cpu]`, `[rings]` | the runtime ([`crate::live::LiveConfig`]) | as part of the settings digest |
-//! | `[venue]` | the order-entry gateway (endpoints, account; credentials come from the environment, never the file) | digest only, credential fields left out |
+//! | `[venue]` | the order-entry gateway ([`crate::live::config::OrderEntryConfig`]; credentials come from the environment, never the file) | digest only |
 //! | `[ops]` | operations (metrics, control) | digest only, credential fields left out |
 //!
 //! The journal's config record holds the engine's part only, re-serialised from the parsed file
@@ -82,7 +82,7 @@ impl RunConfig {
         let engine = Config::from_toml(&engine_text)?;
         let live_text = toml::to_string(&{
             let mut t = toml::Table::new();
-            for name in ["cpu", "rings", "feed"] {
+            for name in ["cpu", "rings", "feed", "venue"] {
                 if let Some(v) = rest.get(name) {
                     t.insert(name.to_owned(), v.clone());
                 }
@@ -162,14 +162,19 @@ mod tests {
     fn the_engine_part_is_what_the_engine_reads_and_nothing_else() {
         let text = default_text()
             + "\n[cpu]\nengine = 1\nfeeds = [0]\n[rings]\ninput = 1024\n\
-               [venue]\nrest_url = \"https://127.0.0.1:9443\"\napi_key_env = \"RM_KEY\"\n\
-               private_key_file = \"/home/me/secret.pem\"\n[ops]\nmetrics = \"127.0.0.1:9100\"\n";
+               [venue]\nrest_url = \"https://127.0.0.1:9443\"\ncountdown_secs = 60\n\
+               [ops]\nmetrics = \"127.0.0.1:9100\"\ntoken_file = \"/home/me/RM_KEY.pem\"\n";
         let run = RunConfig::from_toml(&text).unwrap();
         assert_eq!(run.live.cpu.engine, Some(1));
         assert_eq!(run.live.rings.input, 1024);
         assert!(run.venue.as_ref().unwrap().contains_key("rest_url"));
         assert!(run.ops.is_some());
-        for absent in ["[cpu]", "[venue]", "RM_KEY", "secret.pem", "9443", "[ops]"] {
+        assert_eq!(run.live.order_entry.countdown_secs, 60);
+        assert_eq!(
+            run.live.order_entry.rest_url.as_deref(),
+            Some("https://127.0.0.1:9443")
+        );
+        for absent in ["[cpu]", "[venue]", "RM_KEY", "9443", "[ops]"] {
             assert!(
                 !run.engine.source.contains(absent),
                 "{absent} in {}",
@@ -190,10 +195,11 @@ mod tests {
                 .unwrap()
                 .settings_digest()
         };
-        let a = d("[venue]\nrest_url = \"https://a\"\napi_key_env = \"K1\"\n");
-        let b =
-            d("[venue]\nrest_url = \"https://a\"\napi_key_env = \"K2\"\nsecret_file = \"/x\"\n");
-        let c = d("[venue]\nrest_url = \"https://b\"\napi_key_env = \"K1\"\n");
+        let a = d("[venue]\nrest_url = \"https://a\"\n[ops]\ntoken_env = \"K1\"\n");
+        let b = d(
+            "[venue]\nrest_url = \"https://a\"\n[ops]\ntoken_env = \"K2\"\nsecret_file = \"/x\"\n",
+        );
+        let c = d("[venue]\nrest_url = \"https://b\"\n[ops]\ntoken_env = \"K1\"\n");
         assert_eq!(a, b, "credential fields are not digested");
         assert_ne!(a, c, "other settings are");
         assert_ne!(d("[rings]\ninput = 1024\n"), d("[rings]\ninput = 2048\n"));
@@ -208,6 +214,13 @@ mod tests {
         assert!(e.to_string().contains("rings.input"), "{e}");
         let e = RunConfig::from_toml("[[instrument]\n").unwrap_err();
         assert!(matches!(e, RunConfigError::Toml(_)), "{e}");
+        // Credentials never come from the file.
+        let e = RunConfig::from_toml(&format!("{base}\n[venue]\napi_key = \"abc\"\n")).unwrap_err();
+        assert!(e.to_string().contains("api_key"), "{e}");
+        assert!(
+            !e.to_string().contains("abc"),
+            "the value is not repeated: {e}"
+        );
         let e = RunConfig::from_toml(&format!("{base}\n[bogus]\nx = 1\n")).unwrap_err();
         assert!(matches!(e, RunConfigError::Engine(_)), "{e}");
     }

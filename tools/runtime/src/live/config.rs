@@ -124,6 +124,57 @@ impl Default for FeedConfig {
     }
 }
 
+/// `[venue]`: the live order-entry session (`ringmaker run --live`). Credentials never come from
+/// the file (a key here is refused as unknown): see `RINGMAKER_API_KEY` in the README.
+///
+/// ```toml
+/// [venue]
+/// rest_url = "https://fapi.binance.com"  # default; the WebSocket API and user stream follow
+/// countdown_secs = 120       # dead-man switch: the venue cancels everything 120 s after the last refresh (0: off)
+/// countdown_every_secs = 30  # refreshed this often while the gateway thread is alive
+/// ack_timeout_ms = 5000      # an order without an answer this long is queried (order.status)
+/// recv_window_ms = 5000      # recvWindow of every signed request
+/// keepalive_secs = 1800      # listenKey keepalive (valid 60 minutes)
+/// order_headroom = 0.9       # share of the venue's order limits used at most
+/// stop_wait_secs = 10        # at the end, how long to wait for the cancels' answers
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrderEntryConfig {
+    /// The venue's REST base (`https://host[:port]`; the WebSocket API and user stream on the
+    /// same host). Default: Binance production (or the testnet with `--testnet`);
+    /// `--venue-url` overrides it.
+    pub rest_url: Option<String>,
+    /// The dead-man switch's countdown, s (0: not armed).
+    pub countdown_secs: u64,
+    /// How often it is refreshed, s.
+    pub countdown_every_secs: u64,
+    /// An order without an answer this long is queried, ms.
+    pub ack_timeout_ms: u64,
+    /// `recvWindow`, ms.
+    pub recv_window_ms: u32,
+    /// listenKey keepalive period, s.
+    pub keepalive_secs: u64,
+    /// Share of a venue order limit used at most.
+    pub order_headroom: f64,
+}
+
+impl Default for OrderEntryConfig {
+    fn default() -> Self {
+        OrderEntryConfig {
+            rest_url: None,
+            countdown_secs: 120,
+            countdown_every_secs: 30,
+            ack_timeout_ms: 5_000,
+            recv_window_ms: 5_000,
+            keepalive_secs: 1_800,
+            order_headroom: 0.9,
+        }
+    }
+}
+
+impl Eq for OrderEntryConfig {}
+
 /// The sections.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct LiveConfig {
@@ -136,6 +187,9 @@ pub struct LiveConfig {
     /// `[feed]`.
     #[serde(default)]
     pub feed: FeedConfig,
+    /// `[venue]`.
+    #[serde(default, rename = "venue")]
+    pub order_entry: OrderEntryConfig,
 }
 
 /// A `[cpu]` or `[rings]` value the tool cannot use.
@@ -193,6 +247,52 @@ impl LiveConfig {
                 rule: "from 1 to 1,000,000 messages",
             });
         }
+        let o = &c.order_entry;
+        let checks: [(&'static str, bool, String, &'static str); 5] = [
+            (
+                "venue.countdown_secs",
+                o.countdown_secs == 0 || (10..=3_600).contains(&o.countdown_secs),
+                o.countdown_secs.to_string(),
+                "0 (off) or 10 to 3,600 s",
+            ),
+            (
+                "venue.countdown_every_secs",
+                o.countdown_secs == 0
+                    || (1..=o.countdown_secs / 2).contains(&o.countdown_every_secs),
+                o.countdown_every_secs.to_string(),
+                "from 1 s to half the countdown (a refresh must never be late)",
+            ),
+            (
+                "venue.ack_timeout_ms",
+                (100..=60_000).contains(&o.ack_timeout_ms),
+                o.ack_timeout_ms.to_string(),
+                "from 100 to 60,000 ms",
+            ),
+            (
+                "venue.recv_window_ms",
+                (1..=60_000).contains(&o.recv_window_ms),
+                o.recv_window_ms.to_string(),
+                "from 1 to 60,000 ms (Binance's maximum)",
+            ),
+            (
+                "venue.keepalive_secs",
+                (60..=3_000).contains(&o.keepalive_secs),
+                o.keepalive_secs.to_string(),
+                "from 60 to 3,000 s (a listenKey lives 60 minutes)",
+            ),
+        ];
+        for (field, ok, value, rule) in checks {
+            if !ok {
+                return Err(LiveConfigError::Invalid { field, value, rule });
+            }
+        }
+        if !(o.order_headroom > 0.0 && o.order_headroom <= 1.0) {
+            return Err(LiveConfigError::Invalid {
+                field: "venue.order_headroom",
+                value: o.order_headroom.to_string(),
+                rule: "a share above 0 and at most 1",
+            });
+        }
         if !(1..=99).contains(&c.cpu.sched_priority) {
             return Err(LiveConfigError::Invalid {
                 field: "cpu.sched_priority",
@@ -237,6 +337,12 @@ mod tests {
         assert!(e.to_string().contains("rings.input = 1000"), "{e}");
         let e = LiveConfig::from_toml("[cpu]\nengien = 1\n").unwrap_err();
         assert!(e.to_string().contains("engien"), "{e}");
+        let e = LiveConfig::from_toml("[venue]\ncountdown_every_secs = 100\n").unwrap_err();
+        assert!(e.to_string().contains("countdown_every_secs = 100"), "{e}");
+        let e = LiveConfig::from_toml("[venue]\norder_headroom = nan\n").unwrap_err();
+        assert!(e.to_string().contains("order_headroom"), "{e}");
+        let e = LiveConfig::from_toml("[venue]\nrecv_window_ms = 0\n").unwrap_err();
+        assert!(e.to_string().contains("recv_window_ms"), "{e}");
         let e = LiveConfig::from_toml("[cpu]\nsched_priority = 0\n").unwrap_err();
         assert!(e.to_string().contains("sched_priority"), "{e}");
     }

@@ -246,6 +246,7 @@ pub fn run<V: Venue>(
             idle_mode.wait(idle);
         }
     }
+    venue.close();
     let open_orders = (0..instruments).map(|i| venue.open_orders(i as u16)).sum();
     GatewayEnd {
         sim: venue.stats(),

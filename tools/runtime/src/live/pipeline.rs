@@ -16,6 +16,7 @@ use crate::backtest::QueueKind;
 use crate::config::RunConfig;
 use crate::host::Host;
 use crate::record::JournalRecorder;
+use ::gateway::binance::session::SessionStats;
 use ::gateway::sim::{BpsFees, ConstantLatency, ProbQueue, RiskAverseQueue, SimVenue};
 use ::gateway::{SimStats, Venue};
 use anyhow::{bail, Context};
@@ -123,7 +124,8 @@ pub fn run_with<S, V>(
 ) -> anyhow::Result<(Summary, JournalRecorder)>
 where
     S: MarketSource + Send + 'static,
-    V: Venue<Stats = SimStats> + Send + 'static,
+    V: Venue + Send + 'static,
+    V::Stats: VenueStats + Send,
 {
     anyhow::ensure!(
         settings.speed >= 0.0 && settings.speed.is_finite(),
@@ -163,6 +165,20 @@ where
     let started = Instant::now();
     let startup = Startup::new(plan.clone(), 5, Arc::clone(&shared));
     let mut control: InputProducer = r.input.clone();
+    // Controls published before the shutdown's (the engine counts every one it consumes).
+    let mut early_controls = 0u64;
+    if venue.starts_down() {
+        // Before any market data: the engine quotes nothing until the session has reconciled.
+        for i in 0..n_inst as u16 {
+            publish_control(
+                &mut control,
+                Event::control(i, 0, Command::OrderEntryDown),
+                &clock,
+            )?;
+        }
+        super::counters::Counters::add(&shared.counters.controls, n_inst as u64);
+        early_controls = n_inst as u64;
+    }
     let timer_producer = r.input.clone();
     let gateway_producer = r.input.clone();
     let mut feed = Feed::new(
@@ -285,7 +301,9 @@ where
             }
         }
         super::counters::Counters::add(&shared.counters.controls, n);
-        shared.controls_published.store(n, Ordering::Release);
+        shared
+            .controls_published
+            .store(early_controls + n, Ordering::Release);
     }
     drop(control);
     let gw_end = join(gateway_h, "gateway")?;
@@ -314,7 +332,8 @@ where
         replay_span_ns,
         counters: shared.counters.snapshot(),
         engine: host.engine.stats(),
-        sim: gw_end.sim,
+        sim: gw_end.sim.sim(),
+        session: gw_end.sim.session(),
         open_orders_at_venue: gw_end.open_orders,
         drain_timed_out: gw_end.drain_timed_out,
         pinning: plan,
@@ -360,6 +379,32 @@ where
             }
         }
     })
+}
+
+/// What the summary takes from a venue's counters.
+pub trait VenueStats: Copy {
+    /// The simulated venue's counters (zeros for a live venue).
+    fn sim(&self) -> SimStats;
+    /// The live session's counters (`None` for the simulated venue).
+    fn session(&self) -> Option<SessionStats>;
+}
+
+impl VenueStats for SimStats {
+    fn sim(&self) -> SimStats {
+        *self
+    }
+    fn session(&self) -> Option<SessionStats> {
+        None
+    }
+}
+
+impl VenueStats for SessionStats {
+    fn sim(&self) -> SimStats {
+        SimStats::default()
+    }
+    fn session(&self) -> Option<SessionStats> {
+        Some(*self)
+    }
 }
 
 /// Publishes a command; it must get in (the engine keeps draining the ring).

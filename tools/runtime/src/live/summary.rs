@@ -1,10 +1,11 @@
-//! What a paper run did, printed at its end.
+//! What a paper or live run did, printed at its end.
 
 use super::counters::CounterSnapshot;
 use super::latency::Hop;
 use super::pinning::PinPlan;
 use engine::{EngineStats, InstrumentView};
 use feeds::{FeedStats, SyncStats};
+use gateway::binance::session::SessionStats;
 use gateway::SimStats;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
@@ -94,8 +95,10 @@ pub struct Summary {
     pub counters: CounterSnapshot,
     /// Engine counters.
     pub engine: EngineStats,
-    /// Simulated venue counters.
+    /// Simulated venue counters (zeros with a live venue).
     pub sim: SimStats,
+    /// The live order-entry session's counters (`None`: the simulated venue).
+    pub session: Option<SessionStats>,
     /// Orders still resting at the simulated venue after the drain (0 after a clean stop).
     pub open_orders_at_venue: usize,
     /// The shutdown drain gave up.
@@ -180,7 +183,12 @@ impl Summary {
         } else {
             format!("{}x", self.speed)
         };
-        let _ = writeln!(s, "paper run: {}", self.cause.describe());
+        let kind = if self.session.is_some() {
+            "live"
+        } else {
+            "paper"
+        };
+        let _ = writeln!(s, "{kind} run: {}", self.cause.describe());
         let _ = writeln!(
             s,
             "  replayed         {:.1} s of recording in {:.2} s wall ({speed})",
@@ -194,16 +202,20 @@ impl Summary {
             "  events           {} consumed in {} batches (feed {}, reports {}, timer {}, control {})",
             c.engine_events, c.engine_batches, c.feed_events, c.reports, c.timer_ticks, c.controls
         );
-        let _ = writeln!(
-            s,
-            "  intents          {} (venue: {} accepted, {} post-only rejects, {} fills, {} partial, {} cancels)",
-            c.engine_intents,
-            self.sim.accepted,
-            self.sim.post_only_rejects,
-            self.sim.fills,
-            self.sim.partial_fills,
-            self.sim.cancels
-        );
+        if self.session.is_some() {
+            let _ = writeln!(s, "  intents          {}", c.engine_intents);
+        } else {
+            let _ = writeln!(
+                s,
+                "  intents          {} (venue: {} accepted, {} post-only rejects, {} fills, {} partial, {} cancels)",
+                c.engine_intents,
+                self.sim.accepted,
+                self.sim.post_only_rejects,
+                self.sim.fills,
+                self.sim.partial_fills,
+                self.sim.cancels
+            );
+        }
         let _ = writeln!(
             s,
             "  ring overflows   {} (events dropped {}, book invalidations published {}, resyncs requested {})",
@@ -214,11 +226,26 @@ impl Summary {
             "  full ring        feed waited {} (flat out), intents retried {}, reports retried {}, timer ticks skipped {}, stamps dropped {}",
             c.feed_waits, c.output_retries, c.report_retries, c.timer_skipped, c.stamps_dropped
         );
-        let _ = writeln!(
-            s,
-            "  late intents     {} (reached the simulated venue after its clock)",
-            self.sim.late_intents
-        );
+        if let Some(v) = &self.session {
+            let _ = writeln!(
+                s,
+                "  order entry      {} places ({} accepted, {} rejected of which {} post-only, {} refused down, {} refused for limits), {} cancels ({} refused), {} fills, {} status queries",
+                v.places, v.accepted, v.rejected, v.post_only_rejects, v.refused_down, v.refused_limits,
+                v.cancels, v.cancel_rejects, v.fills, v.status_queries
+            );
+            let _ = writeln!(
+                s,
+                "  venue links      {} API connects, {} user-stream connects, {} lost, {} listenKey expiries, {} reconciliations ({} open orders found), {} 429s, {} decode errors, {} unknown reports",
+                v.api_connects, v.user_connects, v.disconnects, v.key_expiries, v.reconciliations,
+                v.reconciled_orders, v.too_many_requests, v.decode_errors, v.unknown_reports
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "  late intents     {} (reached the simulated venue after its clock)",
+                self.sim.late_intents
+            );
+        }
         let _ = writeln!(
             s,
             "  output ring      {} intents backlogged, {} halts, {} lost",

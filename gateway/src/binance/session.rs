@@ -1,0 +1,1111 @@
+//! The live order-entry session at Binance USDⓈ-M: a [`Venue`] over the WebSocket API, the
+//! user data stream and the REST side ([`super::worker`]).
+//!
+//! # Links and phases
+//!
+//! Two WebSocket connections, both busy-polled from the gateway thread on the feed's
+//! connection code (`feeds::net::conn::Conn`: mio, rustls, in-place TLS 1.3): the **WebSocket
+//! API** (`/ws-fapi/v1`: `order.place`, `order.cancel`, `order.status`, each signed on its own)
+//! and the **user data stream** (`/private/ws?listenKey=…&events=ORDER_TRADE_UPDATE/
+//! ACCOUNT_UPDATE/listenKeyExpired`: the `events` allow-list includes the expiry, which would
+//! otherwise be silent).
+//!
+//! The session is *down* until both are open and it has **reconciled**: it asks the REST side
+//! for every instrument's open orders and position, queries the status of every order still in
+//! flight, and publishes what it learnt as reconciliation events (journaled like every input):
+//! one [`EventKind::ReconcileOrder`](engine::EventKind) per order open at the venue, one
+//! [`EventKind::ReconcilePosition`](engine::EventKind) per instrument. The engine applies them
+//! (missed fills, orders gone, orphans cancelled, a different position adopted with a
+//! correction). Once the orphan cancels are answered it publishes
+//! [`Command::OrderEntryUp`]; until then the engine quotes nothing
+//! ([`Command::OrderEntryDown`], published at start and whenever either link is lost).
+//!
+//! # Never lose track of an order
+//!
+//! - A place is written to the socket with a client order id derived from the engine's
+//!   deterministic id and this session's tag ([`ClientIds`]): never reused, never re-sent under
+//!   a new id. An order without an answer after `ack_timeout`, or answered `-1006` / `-1007`
+//!   (status unknown), is queried with `order.status`; the answer becomes a reconciliation
+//!   event.
+//! - While the WebSocket API is down, places are refused at once (a reject with `-1001`,
+//!   disconnected) and cancels wait (bounded) to go out first when it is back.
+//! - Reports come twice (the API's answer and the user stream's `ORDER_TRADE_UPDATE`) and in
+//!   any order; the engine's order state machine drops duplicates by state and cumulative
+//!   quantity.
+//!
+//! # Rate limits
+//!
+//! Every WebSocket API answer carries the venue's counts (`rateLimits`). The session keeps the
+//! latest (plus what it sent since) and refuses a place locally (`-1015`, too many orders) that
+//! would pass `order_headroom` of a limit; after a `429` it sends nothing but cancels until the
+//! venue's `retryAfter` (so a retry loop can never run into a `418`).
+//!
+//! # Secrets
+//!
+//! The credentials stay behind [`Signer`]; requests are signed into reusable buffers and never
+//! logged. The listenKey goes into the user stream's path only.
+
+use super::cid::{ClientIdOf, ClientIds};
+use super::sign::Signer;
+use super::wire::{
+    self, Decoder, OrderSpec, RateLimitKind, RequestWriter, Response, ResponseBody, UserEvent,
+};
+use super::worker::{wall_ms, Done, Job, Worker};
+use crate::Venue;
+use engine::{
+    Command, Event, ExecKind, ExecReport, Instrument, InstrumentId, Intent, IntentKind, VenueOrder,
+    VenuePosition,
+};
+use feeds::net::conn::{Conn, ConnOptions, Poll};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Binance's code for "disconnected": a place refused because the WebSocket API is down.
+pub const CODE_DISCONNECTED: i16 = -1001;
+/// Binance's code for "too many requests / orders": refused locally before the venue would.
+pub const CODE_TOO_MANY_ORDERS: i16 = -1015;
+/// The order does not exist at the venue.
+const CODE_NO_SUCH_ORDER: i32 = -2013;
+
+/// Where the session connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEntryEndpoints {
+    /// REST base, `https://host[:port]`.
+    pub rest: String,
+    /// WebSocket API host and port (path `/ws-fapi/v1`).
+    pub api: (String, u16),
+    /// User data stream host and port (path `/private/ws`).
+    pub user: (String, u16),
+}
+
+impl OrderEntryEndpoints {
+    /// Binance USDⓈ-M production.
+    pub fn binance() -> OrderEntryEndpoints {
+        OrderEntryEndpoints {
+            rest: "https://fapi.binance.com".into(),
+            api: ("ws-fapi.binance.com".into(), 443),
+            user: ("fstream.binance.com".into(), 443),
+        }
+    }
+
+    /// Binance USDⓈ-M testnet.
+    pub fn testnet() -> OrderEntryEndpoints {
+        OrderEntryEndpoints {
+            rest: "https://testnet.binancefuture.com".into(),
+            api: ("testnet.binancefuture.com".into(), 443),
+            user: ("fstream.binancefuture.com".into(), 443),
+        }
+    }
+
+    /// Everything on the host and port of one REST base (`https://127.0.0.1:PORT`, as
+    /// `ringmaker venue` prints it).
+    pub fn from_rest_url(url: &str) -> Result<OrderEntryEndpoints, String> {
+        let e =
+            feeds::net::routes::Endpoints::from_rest_url(url, engine::VenueFlavour::BinanceUsdm)
+                .map_err(|e| e.to_string())?;
+        let (h, p) = e.rest_host_port();
+        Ok(OrderEntryEndpoints {
+            rest: e.rest.clone(),
+            api: (h.to_string(), p),
+            user: (h.to_string(), p),
+        })
+    }
+}
+
+/// One instrument the session trades (index = the engine's instrument id).
+#[derive(Debug, Clone)]
+pub struct SessionInstrument {
+    /// The venue's symbol (`BTCUSDT`).
+    pub symbol: String,
+    /// Its grids.
+    pub instrument: Instrument,
+}
+
+/// Session settings.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// An order without an answer this long is queried (`order.status`).
+    pub ack_timeout: Duration,
+    /// `recvWindow` of every signed request, ms.
+    pub recv_window_ms: u32,
+    /// Reconnect back-off: first pause and cap (jittered, doubling).
+    pub reconnect_min: Duration,
+    /// Cap of the reconnect back-off.
+    pub reconnect_max: Duration,
+    /// Requests in flight at most; a place beyond is refused locally.
+    pub max_in_flight: usize,
+    /// Cancels held while the WebSocket API is down, at most.
+    pub max_held_cancels: usize,
+    /// Share of a venue order limit the session uses at most (0–1).
+    pub order_headroom: f64,
+    /// Distinguishes this run's client order ids from every other run's (e.g. its start time).
+    pub session_tag: u64,
+}
+
+impl Default for SessionOptions {
+    fn default() -> SessionOptions {
+        SessionOptions {
+            ack_timeout: Duration::from_secs(5),
+            recv_window_ms: 5_000,
+            reconnect_min: Duration::from_millis(250),
+            reconnect_max: Duration::from_secs(30),
+            max_in_flight: 1_024,
+            max_held_cancels: 4_096,
+            order_headroom: 0.9,
+            session_tag: wall_ms() as u64,
+        }
+    }
+}
+
+/// Counters for the run's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// `order.place` requests written.
+    pub places: u64,
+    /// `order.cancel` requests written.
+    pub cancels: u64,
+    /// `order.status` queries written.
+    pub status_queries: u64,
+    /// Places the venue accepted (API answers).
+    pub accepted: u64,
+    /// Places the venue refused (API answers), post-only would-take included.
+    pub rejected: u64,
+    /// ... of which post-only would-take (`-5022`).
+    pub post_only_rejects: u64,
+    /// Cancels the venue refused (`-2011` and others).
+    pub cancel_rejects: u64,
+    /// Fills (user stream `TRADE` reports).
+    pub fills: u64,
+    /// Places refused locally: the WebSocket API was down or unreconciled.
+    pub refused_down: u64,
+    /// Places refused locally: a rate limit's headroom, a 429 back-off or a full in-flight table.
+    pub refused_limits: u64,
+    /// Answers with a `429` (back-off started).
+    pub too_many_requests: u64,
+    /// Connections of the WebSocket API opened (the first included).
+    pub api_connects: u64,
+    /// Connections of the user data stream opened (the first included).
+    pub user_connects: u64,
+    /// Links lost (either).
+    pub disconnects: u64,
+    /// listenKey expiries the stream announced, or keepalives that failed.
+    pub key_expiries: u64,
+    /// Reconciliations completed.
+    pub reconciliations: u64,
+    /// Orders reconciled open at the venue.
+    pub reconciled_orders: u64,
+    /// Messages that did not decode (counted, skipped).
+    pub decode_errors: u64,
+    /// Answers or reports for ids this session does not know (other sessions' or foreign).
+    pub unknown_reports: u64,
+    /// Held cancels dropped because the hold was full (reconciliation settles those orders).
+    pub dropped_cancels: u64,
+    /// Open orders per instrument summed, as the venue said after the end (`u64::MAX`: unknown).
+    pub open_at_end: u64,
+}
+
+/// What a request in flight was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReqKind {
+    Place,
+    Cancel,
+    Status,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    req: u64,
+    kind: ReqKind,
+    instrument: InstrumentId,
+    cid: u64,
+    side: engine::Side,
+    /// When it was written, or last queried.
+    at: Instant,
+    /// Its answer is unknown (timed out, lost with the link, -1006/-1007): a status query is due.
+    unknown: bool,
+    /// An orphan's cancel sent during reconciliation (holds `OrderEntryUp` back).
+    orphan: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Links not both open.
+    Down,
+    /// Snapshots and status queries under way.
+    Reconciling { snapshots_left: usize },
+    /// Quoting may go on.
+    Up,
+}
+
+/// A venue order limit as last reported, plus what was sent since.
+#[derive(Debug, Clone, Copy, Default)]
+struct Limit {
+    window_ms: i64,
+    limit: u32,
+    count: u32,
+    /// When the count was reported (ms) and orders sent since.
+    at_ms: i64,
+    since: u32,
+}
+
+/// The Binance USDⓈ-M order-entry session (see the module documentation).
+pub struct Session<S: Signer> {
+    signer: Arc<S>,
+    ids: ClientIds,
+    instruments: Vec<SessionInstrument>,
+    opts: SessionOptions,
+    api: Conn,
+    user: Conn,
+    user_key: Option<String>,
+    key_asked: bool,
+    api_retry: (Instant, Duration),
+    user_retry: (Instant, Duration),
+    worker: Worker,
+    writer: RequestWriter,
+    decoder: Decoder,
+    /// `(id, instrument)` for the decoders.
+    table: Vec<(InstrumentId, Instrument)>,
+    cid_buf: Vec<u8>,
+    next_req: u64,
+    in_flight: Vec<InFlight>,
+    held_cancels: VecDeque<Intent>,
+    /// Ids of earlier sessions' orders seen in reconciliation: (engine id, the venue's string).
+    earlier: Vec<(u64, [u8; 36], usize)>,
+    phase: Phase,
+    /// Reconciliation events gathered until the snapshot is complete.
+    staged: Vec<Event>,
+    out_buf: Vec<Event>,
+    limits: [Limit; 4],
+    backoff_until: Option<Instant>,
+    stats: SessionStats,
+    jitter: u64,
+    closed: bool,
+    /// Open orders per instrument the venue reported after the end (`None`: unknown).
+    open_at_end: Vec<Option<usize>>,
+}
+
+impl<S: Signer> std::fmt::Debug for Session<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("phase", &self.phase)
+            .field("in_flight", &self.in_flight.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Signer> Session<S> {
+    /// A session for `instruments` (index = instrument id), connecting to `endpoints` with
+    /// `tls`; the REST side runs on `worker`. Nothing connects before the first poll.
+    pub fn new(
+        signer: Arc<S>,
+        endpoints: &OrderEntryEndpoints,
+        tls: Arc<rustls::ClientConfig>,
+        instruments: Vec<SessionInstrument>,
+        worker: Worker,
+        opts: SessionOptions,
+    ) -> Session<S> {
+        let conn_opts = ConnOptions {
+            // The WebSocket API and the user stream can be quiet for long: the venue pings.
+            silence: Duration::from_secs(15 * 60),
+            max_message: 1 << 20,
+            ..ConnOptions::default()
+        };
+        let api = Conn::new(
+            &endpoints.api.0,
+            endpoints.api.1,
+            "/ws-fapi/v1",
+            Arc::clone(&tls),
+            conn_opts.clone(),
+        );
+        let user = Conn::new(
+            &endpoints.user.0,
+            endpoints.user.1,
+            "/private/ws",
+            tls,
+            conn_opts,
+        );
+        let now = Instant::now();
+        let max = opts.max_in_flight.max(1);
+        let table = instruments
+            .iter()
+            .enumerate()
+            .map(|(k, i)| (k as InstrumentId, i.instrument))
+            .collect();
+        Session {
+            signer,
+            ids: ClientIds::new(opts.session_tag),
+            instruments,
+            api,
+            user,
+            user_key: None,
+            key_asked: false,
+            api_retry: (now, opts.reconnect_min),
+            user_retry: (now, opts.reconnect_min),
+            worker,
+            writer: RequestWriter::new(opts.recv_window_ms),
+            decoder: Decoder::new(),
+            table,
+            cid_buf: Vec::with_capacity(64),
+            next_req: 1,
+            in_flight: Vec::with_capacity(max),
+            held_cancels: VecDeque::with_capacity(opts.max_held_cancels),
+            earlier: Vec::with_capacity(256),
+            phase: Phase::Down,
+            staged: Vec::with_capacity(1024),
+            out_buf: Vec::with_capacity(256),
+            limits: [Limit::default(); 4],
+            backoff_until: None,
+            stats: SessionStats::default(),
+            jitter: opts.session_tag | 1,
+            closed: false,
+            open_at_end: Vec::new(),
+            opts,
+        }
+    }
+
+    /// Whether the session is connected and reconciled.
+    pub fn is_up(&self) -> bool {
+        self.phase == Phase::Up
+    }
+
+    fn jittered(&mut self, d: Duration) -> Duration {
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        d.mul_f64(0.5 + (self.jitter % 1000) as f64 / 2000.0)
+    }
+
+    /// The venue's string for engine id `cid`: an earlier session's (once, for its orphan
+    /// cancel) or this session's.
+    fn client_id(&mut self, cid: u64) -> bool {
+        self.cid_buf.clear();
+        if let Some(k) = self.earlier.iter().position(|e| e.0 == cid) {
+            let (_, s, n) = self.earlier.swap_remove(k);
+            self.cid_buf.extend_from_slice(&s[..n]);
+            true
+        } else {
+            self.ids.write(cid, &mut self.cid_buf);
+            false
+        }
+    }
+
+    /// Engine id for a venue client order id string, if it is ours (this or an earlier session).
+    fn engine_id(&mut self, s: &[u8], remember: bool) -> Option<u64> {
+        match self.ids.parse(s) {
+            ClientIdOf::This(c) => Some(c),
+            ClientIdOf::Earlier(c) => {
+                if remember
+                    && self.earlier.len() < self.earlier.capacity()
+                    && s.len() <= 36
+                    && !self.earlier.iter().any(|e| e.0 == c)
+                {
+                    let mut b = [0u8; 36];
+                    b[..s.len()].copy_from_slice(s);
+                    self.earlier.push((c, b, s.len()));
+                }
+                Some(c)
+            }
+            ClientIdOf::Foreign => None,
+        }
+    }
+
+    fn emit_all(&mut self, cmd: Command, now_ns: i64) {
+        for i in 0..self.instruments.len() {
+            self.out_buf
+                .push(Event::control(i as InstrumentId, now_ns, cmd));
+        }
+    }
+
+    fn link_lost(&mut self, now_ns: i64) {
+        self.stats.disconnects += 1;
+        if self.phase != Phase::Down {
+            self.emit_all(Command::OrderEntryDown, now_ns);
+        }
+        self.phase = Phase::Down;
+        self.staged.clear();
+        // Every answer still owed is lost with the link: ask after reconnecting.
+        for f in &mut self.in_flight {
+            f.unknown = true;
+        }
+    }
+
+    fn reject(&mut self, i: &Intent, code: i16, now_ns: i64) {
+        let kind = match i.kind {
+            IntentKind::Place => ExecKind::Rejected,
+            IntentKind::Cancel => ExecKind::CancelRejected,
+        };
+        let r = ExecReport {
+            reject_code: code,
+            ..ExecReport::new(kind, i.client_order_id, 0, 0, 0)
+        };
+        self.out_buf.push(Event::exec(i.instrument, 0, now_ns, r));
+    }
+
+    fn order_limit_full(&self) -> bool {
+        let now = wall_ms();
+        self.limits.iter().any(|l| {
+            l.limit > 0 && now - l.at_ms < l.window_ms && {
+                let used = l.count + l.since + 1;
+                used as f64 > l.limit as f64 * self.opts.order_headroom
+            }
+        })
+    }
+
+    /// Writes a cancel or a status query for `f` (the client id in `cid_buf`); false if the
+    /// link failed (it is closed; the request stays in flight, its status asked later).
+    fn write_request(&mut self, f: InFlight) -> bool {
+        let Some(si) = self.instruments.get(f.instrument as usize) else {
+            return true;
+        };
+        let ts = wall_ms();
+        let bytes = match f.kind {
+            ReqKind::Place => return true,
+            ReqKind::Cancel => {
+                self.writer
+                    .cancel(&*self.signer, f.req, ts, &si.instrument, &self.cid_buf)
+            }
+            ReqKind::Status => {
+                self.writer
+                    .status(&*self.signer, f.req, ts, &si.instrument, &self.cid_buf)
+            }
+        };
+        match bytes {
+            Ok(b) => self.api.send_text(b).is_ok(),
+            // Nothing the writer refuses comes from the engine's own ids and grids; counted.
+            Err(_) => {
+                self.stats.decode_errors += 1;
+                true
+            }
+        }
+    }
+
+    fn send_place(&mut self, i: &Intent, now_ns: i64) {
+        if self.phase != Phase::Up || !self.api.is_open() {
+            self.stats.refused_down += 1;
+            self.reject(i, CODE_DISCONNECTED, now_ns);
+            return;
+        }
+        let backing_off = self.backoff_until.is_some_and(|t| Instant::now() < t);
+        if backing_off
+            || self.in_flight.len() >= self.in_flight.capacity()
+            || self.order_limit_full()
+        {
+            self.stats.refused_limits += 1;
+            self.reject(i, CODE_TOO_MANY_ORDERS, now_ns);
+            return;
+        }
+        let Some(si) = self.instruments.get(i.instrument as usize) else {
+            self.reject(i, CODE_DISCONNECTED, now_ns);
+            return;
+        };
+        let instrument = si.instrument;
+        self.client_id(i.client_order_id);
+        let req = self.next_req;
+        self.next_req += 1;
+        let spec = OrderSpec {
+            instrument: &instrument,
+            client_id: &self.cid_buf,
+            side: i.side,
+            tif: i.tif,
+            price: i.price,
+            qty: i.qty,
+        };
+        let bytes = match self.writer.place(&*self.signer, req, wall_ms(), &spec) {
+            Ok(b) => b,
+            Err(_) => {
+                // A price or quantity the wire refuses (not positive): refused here.
+                self.stats.refused_limits += 1;
+                self.reject(i, CODE_TOO_MANY_ORDERS, now_ns);
+                return;
+            }
+        };
+        // In flight before it is written: whatever happens to the socket, it is accounted for.
+        self.in_flight.push(InFlight {
+            req,
+            kind: ReqKind::Place,
+            instrument: i.instrument,
+            cid: i.client_order_id,
+            side: i.side,
+            at: Instant::now(),
+            unknown: false,
+            orphan: false,
+        });
+        for l in &mut self.limits {
+            l.since += 1;
+        }
+        self.stats.places += 1;
+        if let Err(_e) = self.api.send_text(bytes) {
+            // Maybe written in part: its status is asked after the reconnect.
+            self.link_lost(now_ns);
+        }
+    }
+
+    fn send_cancel(&mut self, i: &Intent, now_ns: i64, orphan: bool) {
+        if !self.api.is_open() || self.phase == Phase::Down {
+            if self.held_cancels.len() < self.opts.max_held_cancels {
+                self.held_cancels.push_back(*i);
+            } else {
+                self.stats.dropped_cancels += 1;
+            }
+            return;
+        }
+        if self.in_flight.len() >= self.in_flight.capacity() {
+            // Cancels are never refused for budget: hold it for the next poll.
+            if self.held_cancels.len() < self.opts.max_held_cancels {
+                self.held_cancels.push_back(*i);
+            } else {
+                self.stats.dropped_cancels += 1;
+            }
+            return;
+        }
+        self.client_id(i.client_order_id);
+        let f = InFlight {
+            req: self.next_req,
+            kind: ReqKind::Cancel,
+            instrument: i.instrument,
+            cid: i.client_order_id,
+            side: i.side,
+            at: Instant::now(),
+            unknown: false,
+            orphan,
+        };
+        self.next_req += 1;
+        self.in_flight.push(f);
+        self.stats.cancels += 1;
+        if !self.write_request(f) {
+            self.link_lost(now_ns);
+        }
+    }
+
+    fn send_status(&mut self, k: usize, now_ns: i64) {
+        let f = self.in_flight[k];
+        self.client_id_for_status(f.cid);
+        let q = InFlight {
+            req: self.next_req,
+            kind: ReqKind::Status,
+            at: Instant::now(),
+            unknown: false,
+            ..f
+        };
+        self.next_req += 1;
+        // The query replaces the request it asks about.
+        self.in_flight[k] = q;
+        self.stats.status_queries += 1;
+        if !self.write_request(q) {
+            self.link_lost(now_ns);
+        }
+    }
+
+    fn client_id_for_status(&mut self, cid: u64) {
+        self.cid_buf.clear();
+        match self.earlier.iter().find(|e| e.0 == cid) {
+            Some((_, s, n)) => self.cid_buf.extend_from_slice(&s[..*n]),
+            None => self.ids.write(cid, &mut self.cid_buf),
+        }
+    }
+
+    fn take_in_flight(&mut self, req: u64) -> Option<InFlight> {
+        let k = self.in_flight.iter().position(|f| f.req == req)?;
+        Some(self.in_flight.swap_remove(k))
+    }
+
+    fn on_limits(&mut self, r: &Response) {
+        let now = wall_ms();
+        let mut k = 0;
+        for l in r.rate_limits.as_slice() {
+            if l.kind != RateLimitKind::Orders || k == self.limits.len() {
+                continue;
+            }
+            self.limits[k] = Limit {
+                window_ms: l.window_ms() as i64,
+                limit: l.limit,
+                count: l.count,
+                at_ms: now,
+                since: 0,
+            };
+            k += 1;
+        }
+    }
+
+    /// After a 429: nothing but cancels until the fullest reported window has passed (at least
+    /// 10 s when the answer names none).
+    fn back_off(&mut self, r: &Response) {
+        self.stats.too_many_requests += 1;
+        let window = r
+            .rate_limits
+            .as_slice()
+            .iter()
+            .filter(|l| l.limit > 0 && l.count >= l.limit)
+            .map(|l| l.window_ms())
+            .max()
+            .unwrap_or(10_000)
+            .max(1_000);
+        self.backoff_until = Some(Instant::now() + Duration::from_millis(window));
+    }
+
+    fn on_response(&mut self, now_ns: i64) {
+        let msg = self.api.message();
+        let r = match self.decoder.decode_response(msg, &self.table) {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.decode_errors += 1;
+                return;
+            }
+        };
+        self.on_limits(&r);
+        if r.status == 429 || r.status == 418 {
+            self.back_off(&r);
+        }
+        let Some(f) = r.id.and_then(|id| self.take_in_flight(id)) else {
+            self.stats.unknown_reports += 1;
+            return;
+        };
+        match r.body {
+            ResponseBody::Error(e) if wire::outcome_unknown(r.status, &e) => {
+                // The venue does not know either: ask (never re-send).
+                self.in_flight.push(InFlight { unknown: true, ..f });
+            }
+            ResponseBody::Error(e) => match f.kind {
+                ReqKind::Place => {
+                    self.stats.rejected += 1;
+                    if let Some(rep) = wire::place_rejected(r.status, &e, f.cid) {
+                        if rep.post_only_reject {
+                            self.stats.post_only_rejects += 1;
+                        }
+                        self.out_buf.push(Event::exec(f.instrument, 0, now_ns, rep));
+                    }
+                }
+                ReqKind::Cancel => {
+                    self.stats.cancel_rejects += 1;
+                    if let Some(rep) = wire::cancel_rejected(r.status, &e, f.cid) {
+                        self.out_buf.push(Event::exec(f.instrument, 0, now_ns, rep));
+                    }
+                }
+                ReqKind::Status if e.code == CODE_NO_SUCH_ORDER => {
+                    // It never reached the venue: gone.
+                    let v = VenueOrder {
+                        client_order_id: f.cid,
+                        venue_order_id: 0,
+                        side: f.side,
+                        price: 0,
+                        qty: 0,
+                        cum_qty: 0,
+                        open: false,
+                    };
+                    self.push_reconcile(Event::reconcile_order(f.instrument, 0, now_ns, v));
+                }
+                // Ask again after the timeout.
+                ReqKind::Status => self.in_flight.push(InFlight {
+                    at: Instant::now(),
+                    ..f
+                }),
+            },
+            ResponseBody::Order(o) => {
+                let venue_ns = o.update_time_ms.saturating_mul(1_000_000);
+                match f.kind {
+                    ReqKind::Place => {
+                        self.stats.accepted += 1;
+                        let rep = ExecReport {
+                            venue_order_id: o.order_id,
+                            ..ExecReport::new(ExecKind::Ack, f.cid, 0, 0, 0)
+                        };
+                        self.out_buf
+                            .push(Event::exec(f.instrument, venue_ns, now_ns, rep));
+                    }
+                    ReqKind::Cancel => {
+                        let rep = ExecReport {
+                            venue_order_id: o.order_id,
+                            ..ExecReport::new(ExecKind::Canceled, f.cid, 0, 0, o.executed_qty)
+                        };
+                        self.out_buf
+                            .push(Event::exec(f.instrument, venue_ns, now_ns, rep));
+                    }
+                    ReqKind::Status => {
+                        let v = VenueOrder {
+                            client_order_id: f.cid,
+                            venue_order_id: o.order_id,
+                            side: o.side,
+                            price: o.price,
+                            qty: o.orig_qty,
+                            cum_qty: o.executed_qty,
+                            open: o.status.is_open(),
+                        };
+                        self.push_reconcile(Event::reconcile_order(
+                            f.instrument,
+                            venue_ns,
+                            now_ns,
+                            v,
+                        ));
+                    }
+                }
+            }
+            // An answer that says nothing about the order: its status is asked.
+            ResponseBody::ListenKey(_) | ResponseBody::Other | ResponseBody::Invalid(_) => {
+                self.stats.decode_errors += 1;
+                self.in_flight.push(InFlight { unknown: true, ..f });
+            }
+        }
+    }
+
+    fn push_reconcile(&mut self, ev: Event) {
+        match self.phase {
+            // Gathered with the snapshot, published together.
+            Phase::Reconciling { .. } => self.staged.push(ev),
+            _ => self.out_buf.push(ev),
+        }
+    }
+
+    fn on_user(&mut self, now_ns: i64) {
+        let msg = self.user.message();
+        let ev = match self.decoder.decode_user(msg, &self.table) {
+            Ok(e) => e,
+            Err(_) => {
+                self.stats.decode_errors += 1;
+                return;
+            }
+        };
+        match ev {
+            UserEvent::Order(u) => {
+                let Some(cid) = self.engine_id(u.client_id.as_bytes(), false) else {
+                    self.stats.unknown_reports += 1;
+                    return;
+                };
+                if let Some(rep) = wire::exec_report(&u, cid) {
+                    if matches!(rep.kind, ExecKind::PartialFill | ExecKind::Fill) {
+                        self.stats.fills += 1;
+                    }
+                    let venue_ns = u.transaction_time_ms.saturating_mul(1_000_000);
+                    self.out_buf
+                        .push(Event::exec(u.instrument, venue_ns, now_ns, rep));
+                }
+            }
+            UserEvent::ListenKeyExpired { .. } => {
+                self.stats.key_expiries += 1;
+                self.user_key = None;
+                self.user.close(feeds::net::conn::ConnError::Closed(None));
+                self.link_lost(now_ns);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_snapshot(
+        &mut self,
+        i: InstrumentId,
+        orders: Vec<super::rest::OpenOrder>,
+        pos: Option<super::rest::PositionRisk>,
+        now_ns: i64,
+    ) {
+        let Some(si) = self.instruments.get(i as usize).cloned() else {
+            return;
+        };
+        let inst = &si.instrument;
+        for o in &orders {
+            let cid = self
+                .engine_id(o.client_order_id.as_bytes(), true)
+                // Foreign: an id the engine never has for this instrument.
+                .unwrap_or(u64::MAX);
+            let (Ok(price), Ok(qty), Ok(cum)) = (
+                inst.price_to_ticks(o.price.as_bytes()),
+                inst.qty_to_lots(o.orig_qty.as_bytes()),
+                inst.qty_to_lots(o.executed_qty.as_bytes()),
+            ) else {
+                self.stats.decode_errors += 1;
+                continue;
+            };
+            let v = VenueOrder {
+                client_order_id: cid,
+                venue_order_id: o.order_id,
+                side: o.side,
+                price,
+                qty,
+                cum_qty: cum,
+                open: true,
+            };
+            self.stats.reconciled_orders += 1;
+            self.staged.push(Event::reconcile_order(
+                i,
+                o.update_time_ms * 1_000_000,
+                now_ns,
+                v,
+            ));
+        }
+        let p = match pos {
+            None => Some(VenuePosition {
+                qty: 0,
+                entry_price: 0,
+            }),
+            Some(p) => match signed_lots(inst, &p.position_amt) {
+                Some(0) => Some(VenuePosition {
+                    qty: 0,
+                    entry_price: 0,
+                }),
+                // The entry price is an average: off the grid, to the nearest tick.
+                Some(q) => wire::ticks_nearest(inst, &p.entry_price)
+                    .ok()
+                    .map(|px| VenuePosition {
+                        qty: q,
+                        entry_price: px,
+                    }),
+                None => None,
+            },
+        };
+        match p {
+            Some(p) => self.staged.push(Event::reconcile_position(i, 0, now_ns, p)),
+            None => self.stats.decode_errors += 1,
+        }
+    }
+
+    fn pump_worker(&mut self, now_ns: i64) {
+        while let Some(d) = self.worker.poll() {
+            match d {
+                Done::ListenKey(Ok(k)) => {
+                    self.key_asked = false;
+                    self.user_key = Some(k);
+                }
+                Done::ListenKey(Err(_)) => {
+                    self.key_asked = false;
+                    let b = self.user_retry.1;
+                    let pause = self.jittered(b);
+                    self.user_retry =
+                        (Instant::now() + pause, (b * 2).min(self.opts.reconnect_max));
+                }
+                Done::KeyLost(_) => {
+                    self.stats.key_expiries += 1;
+                    self.user_key = None;
+                    if self.user.is_open() {
+                        self.user.close(feeds::net::conn::ConnError::Closed(None));
+                        self.link_lost(now_ns);
+                    }
+                }
+                Done::Snapshot(i, Ok((orders, pos))) => {
+                    if let Phase::Reconciling { snapshots_left } = self.phase {
+                        self.on_snapshot(i, orders, pos, now_ns);
+                        self.phase = Phase::Reconciling {
+                            snapshots_left: snapshots_left.saturating_sub(1),
+                        };
+                    }
+                }
+                Done::Snapshot(i, Err(_)) => {
+                    // Ask again (the worker's client backs off on a 429 by itself).
+                    if matches!(self.phase, Phase::Reconciling { .. })
+                        && !self.worker.ask(Job::Snapshot(i))
+                    {
+                        self.link_lost(now_ns);
+                    }
+                }
+                Done::Shutdown(_) => {}
+            }
+        }
+    }
+
+    fn manage_links(&mut self, now_ns: i64) {
+        let now = Instant::now();
+        // The WebSocket API.
+        if self.api.is_closed() && now >= self.api_retry.0 && self.api.open().is_err() {
+            let b = self.api_retry.1;
+            let pause = self.jittered(b);
+            self.api_retry = (now + pause, (b * 2).min(self.opts.reconnect_max));
+        }
+        // The user stream: a key first.
+        if self.user.is_closed() && now >= self.user_retry.0 {
+            match &self.user_key {
+                None if !self.key_asked => {
+                    self.key_asked = self.worker.ask(Job::ListenKey);
+                }
+                None => {}
+                Some(k) => {
+                    let path = format!(
+                        "/private/ws?listenKey={k}&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE/listenKeyExpired"
+                    );
+                    self.user.set_path(&path);
+                    if self.user.open().is_err() {
+                        let b = self.user_retry.1;
+                        let pause = self.jittered(b);
+                        self.user_retry = (now + pause, (b * 2).min(self.opts.reconnect_max));
+                    }
+                }
+            }
+        }
+        // Both open: reconcile.
+        if self.phase == Phase::Down && self.api.is_open() && self.user.is_open() {
+            self.staged.clear();
+            let n = self.instruments.len();
+            let mut asked = 0;
+            for i in 0..n {
+                if self.worker.ask(Job::Snapshot(i as InstrumentId)) {
+                    asked += 1;
+                }
+            }
+            if asked == n {
+                self.phase = Phase::Reconciling { snapshots_left: n };
+                // Held cancels first, then the status of everything whose answer was lost.
+                while let Some(c) = self.held_cancels.pop_front() {
+                    if self.in_flight.len() >= self.in_flight.capacity() {
+                        self.held_cancels.push_front(c);
+                        break;
+                    }
+                    self.send_cancel(&c, now_ns, false);
+                }
+            }
+        }
+        let _ = now_ns;
+    }
+
+    fn check_timeouts(&mut self, now_ns: i64) {
+        if !self.api.is_open() || self.phase == Phase::Down {
+            return;
+        }
+        let now = Instant::now();
+        let mut k = 0;
+        while k < self.in_flight.len() {
+            let f = self.in_flight[k];
+            if f.unknown || now.duration_since(f.at) >= self.opts.ack_timeout {
+                self.send_status(k, now_ns);
+                if !self.api.is_open() {
+                    return;
+                }
+            }
+            k += 1;
+        }
+    }
+
+    fn maybe_up(&mut self, now_ns: i64) {
+        let Phase::Reconciling { snapshots_left: 0 } = self.phase else {
+            return;
+        };
+        // Status answers and orphan cancels still owed hold quoting back.
+        if self
+            .in_flight
+            .iter()
+            .any(|f| f.kind == ReqKind::Status || f.orphan || f.unknown)
+        {
+            return;
+        }
+        let staged = std::mem::take(&mut self.staged);
+        self.out_buf.extend_from_slice(&staged);
+        self.staged = staged;
+        self.staged.clear();
+        self.emit_all(Command::OrderEntryUp, now_ns);
+        self.phase = Phase::Up;
+        self.stats.reconciliations += 1;
+    }
+
+    fn poll_links(&mut self, now_ns: i64) {
+        let now = Instant::now();
+        for _ in 0..64 {
+            match self.api.poll(now) {
+                Poll::Pending => break,
+                Poll::Opened => {
+                    self.stats.api_connects += 1;
+                    self.api_retry.1 = self.opts.reconnect_min;
+                }
+                Poll::Message(_) => self.on_response(now_ns),
+                Poll::Ended => {
+                    let b = self.api_retry.1;
+                    let pause = self.jittered(b);
+                    self.api_retry = (now + pause, (b * 2).min(self.opts.reconnect_max));
+                    self.link_lost(now_ns);
+                    break;
+                }
+            }
+        }
+        for _ in 0..64 {
+            match self.user.poll(now) {
+                Poll::Pending => break,
+                Poll::Opened => {
+                    self.stats.user_connects += 1;
+                    self.user_retry.1 = self.opts.reconnect_min;
+                }
+                Poll::Message(_) => self.on_user(now_ns),
+                Poll::Ended => {
+                    let b = self.user_retry.1;
+                    let pause = self.jittered(b);
+                    self.user_retry = (now + pause, (b * 2).min(self.opts.reconnect_max));
+                    self.link_lost(now_ns);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A signed decimal quantity in lots (`-0.012` → -12 on a 0.001 grid).
+fn signed_lots(inst: &Instrument, s: &str) -> Option<i64> {
+    match s.strip_prefix('-') {
+        Some(abs) => inst.qty_to_lots(abs.as_bytes()).ok().map(|q| -q),
+        None => inst.qty_to_lots(s.as_bytes()).ok(),
+    }
+}
+
+impl<S: Signer> Venue for Session<S> {
+    type Stats = SessionStats;
+
+    fn send(&mut self, intent: &Intent, now_ns: i64) {
+        match intent.kind {
+            IntentKind::Place => self.send_place(intent, now_ns),
+            IntentKind::Cancel => {
+                // An orphan's cancel during reconciliation holds quoting back until answered.
+                let orphan = matches!(self.phase, Phase::Reconciling { .. })
+                    || self.earlier.iter().any(|e| e.0 == intent.client_order_id);
+                self.send_cancel(intent, now_ns, orphan)
+            }
+        }
+    }
+
+    fn poll(&mut self, now_ns: i64, out: &mut impl FnMut(&Event)) {
+        self.worker.heartbeat_ms.store(wall_ms(), Ordering::Relaxed);
+        if self.closed {
+            return;
+        }
+        self.pump_worker(now_ns);
+        self.poll_links(now_ns);
+        self.manage_links(now_ns);
+        self.check_timeouts(now_ns);
+        self.maybe_up(now_ns);
+        for ev in &self.out_buf {
+            out(ev);
+        }
+        self.out_buf.clear();
+    }
+
+    fn starts_down(&self) -> bool {
+        true
+    }
+
+    fn next_due(&self) -> Option<i64> {
+        // Live: something is owed while requests are in flight or cancels are held.
+        (!self.in_flight.is_empty() || !self.held_cancels.is_empty()).then_some(0)
+    }
+
+    fn open_orders(&self, instrument: InstrumentId) -> usize {
+        // What the venue said after the end (`close`); unknown counts as one.
+        self.open_at_end
+            .get(instrument as usize)
+            .map_or(0, |n| n.unwrap_or(1))
+    }
+
+    fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let _ = self.worker.ask(Job::Shutdown { cancel_all: true });
+        let left = self.worker.finish(Duration::from_secs(15));
+        self.open_at_end = left.unwrap_or_else(|| vec![None; self.instruments.len()]);
+        self.stats.open_at_end = if self.open_at_end.iter().all(|x| x.is_some()) {
+            self.open_at_end.iter().map(|x| x.unwrap_or(0) as u64).sum()
+        } else {
+            u64::MAX
+        };
+        self.api.close(feeds::net::conn::ConnError::Closed(None));
+        self.user.close(feeds::net::conn::ConnError::Closed(None));
+    }
+
+    fn stats(&self) -> SessionStats {
+        self.stats
+    }
+}

@@ -1,0 +1,296 @@
+//! The session's REST side, on a thread of its own (blocking HTTPS never runs on the gateway
+//! thread): the listenKey (created on request, kept alive on a timer), the dead-man switch
+//! (`countdownCancelAll`, armed for every symbol and refreshed while the gateway thread is
+//! alive), the reconciliation queries (open orders and position per symbol) and the cancel-all
+//! backstop at the end.
+//!
+//! The gateway thread talks to it through two bounded channels: [`Job`]s in, [`Done`]s out,
+//! polled without blocking.
+
+use super::rest::{OpenOrder, PositionRisk, RestClient, RestError};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use engine::InstrumentId;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What the session asks of the REST side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Create (or fetch the active) listenKey.
+    ListenKey,
+    /// The venue's open orders and position of one instrument.
+    Snapshot(InstrumentId),
+    /// Cancel every open order of every symbol, disarm the dead-man switch, close the listenKey,
+    /// and end the thread.
+    Shutdown {
+        /// Cancel everything (the backstop after the session's own cancels).
+        cancel_all: bool,
+    },
+}
+
+/// What the REST side answers.
+#[derive(Debug)]
+pub enum Done {
+    /// A listenKey (or why there is none).
+    ListenKey(Result<String, RestError>),
+    /// The listenKey's keepalive failed: the key is gone (a new one is needed, the user stream
+    /// reconnected and reconciled).
+    KeyLost(RestError),
+    /// One instrument's open orders and position.
+    Snapshot(
+        InstrumentId,
+        Result<(Vec<OpenOrder>, Option<PositionRisk>), RestError>,
+    ),
+    /// The end: open orders left per instrument after the backstop (`None`: unknown).
+    Shutdown(Vec<Option<usize>>),
+}
+
+/// Counters the REST side keeps (shared, read for the summary).
+#[derive(Debug, Default)]
+pub struct RestCounters {
+    /// `countdownCancelAll` refreshes that succeeded.
+    pub countdown_refreshes: AtomicU64,
+    /// ... and that failed.
+    pub countdown_failures: AtomicU64,
+    /// listenKey keepalives that succeeded.
+    pub keepalives: AtomicU64,
+    /// REST calls that failed (any).
+    pub failures: AtomicU64,
+    /// Calls refused locally during a 429 back-off.
+    pub rate_limited: AtomicU64,
+}
+
+/// The REST side's timing.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOptions {
+    /// The dead-man switch's countdown (`None`: not armed).
+    pub countdown: Option<Duration>,
+    /// How often it is refreshed.
+    pub countdown_every: Duration,
+    /// How often the listenKey is kept alive (Binance: valid 60 minutes).
+    pub keepalive_every: Duration,
+    /// The gateway thread counts as alive while it polled within this: past it the switch is no
+    /// longer refreshed, and the venue cancels everything when the countdown runs out.
+    pub alive_within: Duration,
+}
+
+/// The handle the session holds.
+#[derive(Debug)]
+pub struct Worker {
+    jobs: Sender<Job>,
+    done: Receiver<Done>,
+    /// Wall time (ms) of the gateway thread's last poll: the heartbeat the switch follows.
+    pub heartbeat_ms: Arc<AtomicI64>,
+    /// Counters.
+    pub counters: Arc<RestCounters>,
+    thread: Option<JoinHandle<()>>,
+    stopped: Arc<AtomicBool>,
+}
+
+/// Wall time in ms.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Worker {
+    /// Starts the thread for `symbols` (index = instrument id).
+    pub fn spawn(
+        rest: RestClient,
+        symbols: Vec<String>,
+        opts: WorkerOptions,
+    ) -> std::io::Result<Worker> {
+        let (jobs_tx, jobs_rx) = bounded::<Job>(64);
+        let (done_tx, done_rx) = bounded::<Done>(64);
+        let heartbeat_ms = Arc::new(AtomicI64::new(wall_ms()));
+        let counters = Arc::new(RestCounters::default());
+        let stopped = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (hb, c, st) = (
+                Arc::clone(&heartbeat_ms),
+                Arc::clone(&counters),
+                Arc::clone(&stopped),
+            );
+            std::thread::Builder::new()
+                .name("rm-rest".into())
+                .spawn(move || run(rest, symbols, opts, jobs_rx, done_tx, hb, c, st))?
+        };
+        Ok(Worker {
+            jobs: jobs_tx,
+            done: done_rx,
+            heartbeat_ms,
+            counters,
+            thread: Some(thread),
+            stopped,
+        })
+    }
+
+    /// Asks for `job`; false if the queue is full or the thread is gone (ask again later).
+    pub fn ask(&self, job: Job) -> bool {
+        self.jobs.try_send(job).is_ok()
+    }
+
+    /// The next answer, if one is ready.
+    pub fn poll(&self) -> Option<Done> {
+        match self.done.try_recv() {
+            Ok(d) => Some(d),
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// Waits up to `limit` for the answer to a [`Job::Shutdown`] (what it returns), skipping
+    /// any other answer still queued.
+    pub fn finish(&mut self, limit: Duration) -> Option<Vec<Option<usize>>> {
+        let deadline = Instant::now() + limit;
+        let mut out = None;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.done.recv_timeout(left) {
+                Ok(Done::Shutdown(v)) => {
+                    out = Some(v);
+                    break;
+                }
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        if let Some(t) = self.thread.take() {
+            if out.is_some() || self.stopped.load(Ordering::Acquire) {
+                let _ = t.join();
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // The thread ends when its job channel closes (dropped with `self`).
+        self.stopped.store(true, Ordering::Release);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    rest: RestClient,
+    symbols: Vec<String>,
+    opts: WorkerOptions,
+    jobs: Receiver<Job>,
+    done: Sender<Done>,
+    heartbeat_ms: Arc<AtomicI64>,
+    c: Arc<RestCounters>,
+    stopped: Arc<AtomicBool>,
+) {
+    let fail = |e: &RestError| {
+        c.failures.fetch_add(1, Ordering::Relaxed);
+        if matches!(e, RestError::RateLimited { .. }) {
+            c.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let mut have_key = false;
+    let mut next_keepalive = Instant::now() + opts.keepalive_every;
+    // Armed at once, then refreshed.
+    let mut next_countdown = Instant::now();
+    loop {
+        let now = Instant::now();
+        if let Some(cd) = opts.countdown {
+            let alive = wall_ms() - heartbeat_ms.load(Ordering::Relaxed)
+                <= opts.alive_within.as_millis() as i64;
+            if now >= next_countdown && alive {
+                for s in &symbols {
+                    match rest.countdown_cancel_all(s, cd.as_millis() as u64) {
+                        Ok(()) => c.countdown_refreshes.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            fail(&e);
+                            c.countdown_failures.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+                next_countdown = now + opts.countdown_every;
+            }
+        }
+        if have_key && now >= next_keepalive {
+            next_keepalive = now + opts.keepalive_every;
+            match rest.listen_key_keepalive() {
+                Ok(()) => {
+                    c.keepalives.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    fail(&e);
+                    have_key = false;
+                    if done.send(Done::KeyLost(e)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let wait = next_keepalive
+            .min(if opts.countdown.is_some() {
+                next_countdown
+            } else {
+                next_keepalive
+            })
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), Duration::from_millis(200));
+        let job = match jobs.recv_timeout(wait) {
+            Ok(j) => j,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        let answer = match job {
+            Job::ListenKey => {
+                let r = rest.listen_key_start();
+                match &r {
+                    Ok(_) => {
+                        have_key = true;
+                        next_keepalive = Instant::now() + opts.keepalive_every;
+                    }
+                    Err(e) => fail(e),
+                }
+                Done::ListenKey(r)
+            }
+            Job::Snapshot(i) => {
+                let r = match symbols.get(i as usize) {
+                    Some(s) => rest
+                        .open_orders(s)
+                        .and_then(|o| rest.position(s).map(|p| (o, p))),
+                    None => Err(RestError::Transport(format!("no instrument {i}"))),
+                };
+                if let Err(e) = &r {
+                    fail(e);
+                }
+                Done::Snapshot(i, r)
+            }
+            Job::Shutdown { cancel_all } => {
+                let mut left = Vec::with_capacity(symbols.len());
+                for s in &symbols {
+                    if cancel_all {
+                        if let Err(e) = rest.cancel_all(s) {
+                            fail(&e);
+                        }
+                    }
+                    if opts.countdown.is_some() {
+                        if let Err(e) = rest.countdown_cancel_all(s, 0) {
+                            fail(&e);
+                        }
+                    }
+                    left.push(rest.open_orders(s).ok().map(|o| o.len()));
+                }
+                if have_key {
+                    if let Err(e) = rest.listen_key_close() {
+                        fail(&e);
+                    }
+                }
+                let _ = done.send(Done::Shutdown(left));
+                break;
+            }
+        };
+        if done.send(answer).is_err() {
+            break;
+        }
+    }
+    stopped.store(true, Ordering::Release);
+}

@@ -1,0 +1,90 @@
+//! The live order-entry session of `ringmaker run --live`: credentials from the environment, the
+//! venue's endpoints, the REST side and the WebSocket session, from the run config's `[venue]`.
+
+use anyhow::Context as _;
+use gateway::binance::rest::{RestClient, RestOptions};
+use gateway::binance::session::{OrderEntryEndpoints, Session, SessionInstrument, SessionOptions};
+use gateway::binance::sign::{Credentials, Signer};
+use gateway::binance::worker::{Worker, WorkerOptions};
+use runtime::config::RunConfig;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The session for `cfg`'s instruments, and the REST base the market data should follow
+/// (`None`: Binance production or testnet, by `testnet`).
+pub fn session(
+    cfg: &RunConfig,
+    venue_url: Option<&str>,
+    ca_cert: Option<&Path>,
+    testnet: bool,
+) -> anyhow::Result<(Option<String>, Session<Credentials>)> {
+    for i in &cfg.engine.instruments {
+        anyhow::ensure!(
+            i.venue == engine::VenueFlavour::BinanceUsdm,
+            "{}: live order entry is built for Binance USDⓈ-M only (this instrument is {})",
+            i.instrument.symbol.as_str(),
+            i.venue.name()
+        );
+    }
+    let oe = &cfg.live.order_entry;
+    let url = venue_url
+        .map(str::to_string)
+        .or_else(|| oe.rest_url.clone());
+    let endpoints = match (&url, testnet) {
+        (Some(u), _) => OrderEntryEndpoints::from_rest_url(u)
+            .map_err(|e| anyhow::anyhow!("the venue's REST base {u}: {e}"))?,
+        (None, true) => OrderEntryEndpoints::testnet(),
+        (None, false) => OrderEntryEndpoints::binance(),
+    };
+    let creds = Arc::new(
+        Credentials::from_env().context("--live needs the account's API key in the environment")?,
+    );
+    let tls = feeds::net::tls::client_config(ca_cert)?;
+    let signer: Arc<dyn Signer + Send + Sync> = Arc::clone(&creds) as _;
+    let rest = RestClient::new(
+        &endpoints.rest,
+        ca_cert,
+        signer,
+        RestOptions {
+            recv_window_ms: oe.recv_window_ms,
+            ..RestOptions::default()
+        },
+    )
+    .with_context(|| format!("the venue's REST base {}", endpoints.rest))?;
+    let symbols: Vec<String> = cfg
+        .engine
+        .instruments
+        .iter()
+        .map(|i| i.instrument.symbol.as_str().to_string())
+        .collect();
+    let worker = Worker::spawn(
+        rest,
+        symbols.clone(),
+        WorkerOptions {
+            countdown: (oe.countdown_secs > 0).then(|| Duration::from_secs(oe.countdown_secs)),
+            countdown_every: Duration::from_secs(oe.countdown_every_secs.max(1)),
+            keepalive_every: Duration::from_secs(oe.keepalive_secs),
+            // The gateway polls many times a second; a few seconds without one is a dead thread.
+            alive_within: Duration::from_secs(5),
+        },
+    )?;
+    let instruments = cfg
+        .engine
+        .instruments
+        .iter()
+        .zip(symbols)
+        .map(|(i, symbol)| SessionInstrument {
+            symbol,
+            instrument: i.instrument,
+        })
+        .collect();
+    let opts = SessionOptions {
+        ack_timeout: Duration::from_millis(oe.ack_timeout_ms),
+        recv_window_ms: oe.recv_window_ms,
+        order_headroom: oe.order_headroom,
+        ..SessionOptions::default()
+    };
+    let session = Session::new(creds, &endpoints, tls, instruments, worker, opts);
+    Ok((url, session))
+}

@@ -1,0 +1,74 @@
+//! What the end-to-end tests against `ringmaker venue` share: the venue as a child process on
+//! the shipped recording, and the `ringmaker` binary.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// A path under the workspace root.
+pub fn root(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// Runs `ringmaker args` to the end.
+pub fn ringmaker(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        .args(args)
+        .output()
+        .expect("run ringmaker")
+}
+
+/// `ringmaker venue` on the shipped recording at 10x: the process, its `rest=` and `cert=`.
+/// Killed on drop.
+pub struct VenueProc {
+    pub child: Child,
+    pub rest: String,
+    pub cert: String,
+}
+
+impl Drop for VenueProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The venue with `faults`, public market data only.
+pub fn venue(dir: &Path, faults: Option<&str>) -> VenueProc {
+    venue_with(dir, faults, &[])
+}
+
+/// The venue with `faults` and `extra` arguments (e.g. `--accounts FILE`); its stderr goes to
+/// `dir/venue.err`.
+pub fn venue_with(dir: &Path, faults: Option<&str>, extra: &[&str]) -> VenueProc {
+    let rec = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let cert_dir = dir.join("cert");
+    let err = std::fs::File::create(dir.join("venue.err")).expect("venue stderr file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmaker"));
+    cmd.args(["venue", "--speed", "10", "--data"])
+        .arg(&rec)
+        .arg("--config")
+        .arg(root("configs/default.toml"))
+        .arg("--cert-out")
+        .arg(&cert_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(err);
+    if let Some(f) = faults {
+        cmd.args(["--faults", f]);
+    }
+    let mut child = cmd.spawn().expect("start the venue");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut rest, mut cert) = (String::new(), String::new());
+    while rest.is_empty() || cert.is_empty() {
+        let l = lines.next().expect("the venue prints its URLs").unwrap();
+        if let Some(v) = l.strip_prefix("rest=") {
+            rest = v.to_string();
+        } else if let Some(v) = l.strip_prefix("cert=") {
+            cert = v.to_string();
+        }
+    }
+    VenueProc { child, rest, cert }
+}
