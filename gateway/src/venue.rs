@@ -38,6 +38,12 @@ pub trait Venue {
     /// Orders open at the venue for `instrument`, as far as the venue session knows.
     fn open_orders(&self, instrument: InstrumentId) -> usize;
 
+    /// How many of this venue's events the engine has consumed and answered (its intents for
+    /// them are in the output ring by then). The gateway says it once a loop, before it reads
+    /// the intents: a live session waits on it before it lets the engine quote after a
+    /// reconciliation. Default: ignored.
+    fn on_consumed(&mut self, _reports: u64) {}
+
     /// Whether the engine must start with its order-entry link down
     /// ([`engine::Command::OrderEntryDown`] for every instrument before any market data): a live
     /// session that has not reconciled yet. Default: false.

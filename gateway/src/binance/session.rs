@@ -235,6 +235,10 @@ enum Phase {
     Down,
     /// Snapshots and status queries under way.
     Reconciling { snapshots_left: usize },
+    /// The reconciliation events are published; waiting for the engine to have consumed them
+    /// (`mark`: the session's event count after the last of them) and for the orphan cancels it
+    /// answers them with (`seen`: consumed, its intents readable).
+    Settling { mark: u64, seen: bool },
     /// Quoting may go on.
     Up,
 }
@@ -284,6 +288,8 @@ pub struct Session<S: Signer> {
     closed: bool,
     /// Open orders per instrument the venue reported after the end (`None`: unknown).
     open_at_end: Vec<Option<usize>>,
+    /// Events handed to the gateway so far (the gateway publishes them in order).
+    emitted: u64,
 }
 
 impl<S: Signer> std::fmt::Debug for Session<S> {
@@ -362,6 +368,7 @@ impl<S: Signer> Session<S> {
             jitter: opts.session_tag | 1,
             closed: false,
             open_at_end: Vec::new(),
+            emitted: 0,
             opts,
         }
     }
@@ -754,6 +761,7 @@ impl<S: Signer> Session<S> {
         match self.phase {
             // Gathered with the snapshot, published together.
             Phase::Reconciling { .. } => self.staged.push(ev),
+            // Settling: a late status answer goes straight to the engine.
             _ => self.out_buf.push(ev),
         }
     }
@@ -974,24 +982,28 @@ impl<S: Signer> Session<S> {
     }
 
     fn maybe_up(&mut self, now_ns: i64) {
-        let Phase::Reconciling { snapshots_left: 0 } = self.phase else {
-            return;
+        // Status answers still owed hold the snapshot back; orphan cancels hold quoting back.
+        let owed = |orphans: bool| {
+            self.in_flight
+                .iter()
+                .any(|f| f.kind == ReqKind::Status || f.unknown || (orphans && f.orphan))
         };
-        // Status answers and orphan cancels still owed hold quoting back.
-        if self
-            .in_flight
-            .iter()
-            .any(|f| f.kind == ReqKind::Status || f.orphan || f.unknown)
-        {
-            return;
+        match self.phase {
+            Phase::Reconciling { snapshots_left: 0 } if !owed(false) => {
+                self.out_buf.extend_from_slice(&self.staged);
+                self.staged.clear();
+                self.phase = Phase::Settling {
+                    mark: self.emitted + self.out_buf.len() as u64,
+                    seen: false,
+                };
+            }
+            Phase::Settling { seen: true, .. } if !owed(true) => {
+                self.emit_all(Command::OrderEntryUp, now_ns);
+                self.phase = Phase::Up;
+                self.stats.reconciliations += 1;
+            }
+            _ => {}
         }
-        let staged = std::mem::take(&mut self.staged);
-        self.out_buf.extend_from_slice(&staged);
-        self.staged = staged;
-        self.staged.clear();
-        self.emit_all(Command::OrderEntryUp, now_ns);
-        self.phase = Phase::Up;
-        self.stats.reconciliations += 1;
     }
 
     fn poll_links(&mut self, now_ns: i64) {
@@ -1049,8 +1061,10 @@ impl<S: Signer> Venue for Session<S> {
             IntentKind::Place => self.send_place(intent, now_ns),
             IntentKind::Cancel => {
                 // An orphan's cancel during reconciliation holds quoting back until answered.
-                let orphan = matches!(self.phase, Phase::Reconciling { .. })
-                    || self.earlier.iter().any(|e| e.0 == intent.client_order_id);
+                let orphan = matches!(
+                    self.phase,
+                    Phase::Reconciling { .. } | Phase::Settling { .. }
+                ) || self.earlier.iter().any(|e| e.0 == intent.client_order_id);
                 self.send_cancel(intent, now_ns, orphan)
             }
         }
@@ -1069,7 +1083,16 @@ impl<S: Signer> Venue for Session<S> {
         for ev in &self.out_buf {
             out(ev);
         }
+        self.emitted += self.out_buf.len() as u64;
         self.out_buf.clear();
+    }
+
+    fn on_consumed(&mut self, reports: u64) {
+        if let Phase::Settling { mark, seen: false } = self.phase {
+            if reports >= mark {
+                self.phase = Phase::Settling { mark, seen: true };
+            }
+        }
     }
 
     fn starts_down(&self) -> bool {

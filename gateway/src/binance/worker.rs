@@ -265,24 +265,24 @@ fn run(
                 Done::Snapshot(i, r)
             }
             Job::Shutdown { cancel_all } => {
+                // The last word: each call tried a few times (a 5xx or a timeout is worth a
+                // retry here; a 429 back-off is not waited out).
+                let again = |e: &RestError| {
+                    fail(e);
+                    matches!(e, RestError::Server { .. } | RestError::Transport(_))
+                };
                 let mut left = Vec::with_capacity(symbols.len());
                 for s in &symbols {
                     if cancel_all {
-                        if let Err(e) = rest.cancel_all(s) {
-                            fail(&e);
-                        }
+                        let _ = retry(|| rest.cancel_all(s), &again);
                     }
                     if opts.countdown.is_some() {
-                        if let Err(e) = rest.countdown_cancel_all(s, 0) {
-                            fail(&e);
-                        }
+                        let _ = retry(|| rest.countdown_cancel_all(s, 0), &again);
                     }
-                    left.push(rest.open_orders(s).ok().map(|o| o.len()));
+                    left.push(retry(|| rest.open_orders(s), &again).ok().map(|o| o.len()));
                 }
                 if have_key {
-                    if let Err(e) = rest.listen_key_close() {
-                        fail(&e);
-                    }
+                    let _ = retry(|| rest.listen_key_close(), &again);
                 }
                 let _ = done.send(Done::Shutdown(left));
                 break;
@@ -293,4 +293,22 @@ fn run(
         }
     }
     stopped.store(true, Ordering::Release);
+}
+
+/// `call` up to three times while `again` says its error is worth a retry (200 ms apart).
+fn retry<T>(
+    mut call: impl FnMut() -> Result<T, RestError>,
+    again: &impl Fn(&RestError) -> bool,
+) -> Result<T, RestError> {
+    let mut tries = 0;
+    loop {
+        match call() {
+            Ok(v) => return Ok(v),
+            Err(e) if tries < 2 && again(&e) => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

@@ -149,6 +149,9 @@ pub fn run<V: Venue>(
     let mut drain_timed_out = false;
     loop {
         let mut busy = false;
+        // 0. What the engine has answered of the venue's reports: before the intents are read,
+        //    so every intent of an answered batch is read in this loop (see `Shared`).
+        venue.on_consumed(shared.reports_consumed.load(Ordering::Acquire));
         // 1. Intents first: they were made before the events still queued behind the engine.
         let paced_now = if shared.replay.flat_out() {
             None
