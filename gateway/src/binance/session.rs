@@ -46,6 +46,7 @@
 //! logged. The listenKey goes into the user stream's path only.
 
 use super::cid::{ClientIdOf, ClientIds};
+use super::rest::RestError;
 use super::sign::Signer;
 use super::wire::{
     self, Decoder, OrderSpec, RateLimitKind, RequestWriter, Response, ResponseBody, UserEvent,
@@ -68,6 +69,12 @@ pub const CODE_DISCONNECTED: i16 = -1001;
 pub const CODE_TOO_MANY_ORDERS: i16 = -1015;
 /// The order does not exist at the venue.
 const CODE_NO_SUCH_ORDER: i32 = -2013;
+/// A cancel for an order the venue does not know (any more).
+const CODE_UNKNOWN_ORDER: i32 = -2011;
+/// After a cancel was refused, the next cancel of the same order waits this long (a halted
+/// engine re-cancels a working order at every batch: without a pause, a refusal that repeats
+/// would become a request storm, then a 429, then a ban).
+const RECANCEL_PAUSE: Duration = Duration::from_secs(1);
 
 /// Where the session connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,8 +189,21 @@ pub struct SessionStats {
     pub refused_down: u64,
     /// Places refused locally: a rate limit's headroom, a 429 back-off or a full in-flight table.
     pub refused_limits: u64,
-    /// Answers with a `429` (back-off started).
+    /// WebSocket API answers with a `429` (back-off started).
     pub too_many_requests: u64,
+    /// WebSocket API answers with a `418` (banned; never expected: the back-off after a 429
+    /// stops everything but cancels).
+    pub banned: u64,
+    /// REST calls that failed (any reason, the REST side's own retries included).
+    pub rest_failures: u64,
+    /// REST calls answered 429 or refused during the back-off.
+    pub rest_rate_limited: u64,
+    /// REST calls answered 418 or refused during the ban.
+    pub rest_banned: u64,
+    /// Dead-man switch refreshes that succeeded.
+    pub countdown_refreshes: u64,
+    /// ... and that failed.
+    pub countdown_failures: u64,
     /// Connections of the WebSocket API opened (the first included).
     pub api_connects: u64,
     /// Connections of the user data stream opened (the first included).
@@ -227,6 +247,9 @@ struct InFlight {
     unknown: bool,
     /// An orphan's cancel sent during reconciliation (holds `OrderEntryUp` back).
     orphan: bool,
+    /// A status query after a cancel the venue did not know the order for (`-2011`): if the
+    /// order is open after all, the cancel is reported rejected (and tried again, paced).
+    after_cancel_reject: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,6 +313,14 @@ pub struct Session<S: Signer> {
     open_at_end: Vec<Option<usize>>,
     /// Events handed to the gateway so far (the gateway publishes them in order).
     emitted: u64,
+    /// Orders whose cancel was refused, and until when the next cancel waits.
+    recancel_after: Vec<(u64, Instant)>,
+    /// Cancels waiting for their order's pause to end.
+    paced: Vec<(Intent, Instant)>,
+    /// Snapshots to ask for again, and when.
+    snapshot_retry: Vec<(InstrumentId, Instant)>,
+    /// The pause before asking again for a snapshot that failed (doubles, reset when reconciled).
+    snapshot_pause: Duration,
 }
 
 impl<S: Signer> std::fmt::Debug for Session<S> {
@@ -369,6 +400,10 @@ impl<S: Signer> Session<S> {
             closed: false,
             open_at_end: Vec::new(),
             emitted: 0,
+            snapshot_retry: Vec::with_capacity(16),
+            recancel_after: Vec::with_capacity(256),
+            paced: Vec::with_capacity(256),
+            snapshot_pause: Duration::from_millis(500),
             opts,
         }
     }
@@ -539,6 +574,7 @@ impl<S: Signer> Session<S> {
             at: Instant::now(),
             unknown: false,
             orphan: false,
+            after_cancel_reject: false,
         });
         for l in &mut self.limits {
             l.since += 1;
@@ -550,7 +586,57 @@ impl<S: Signer> Session<S> {
         }
     }
 
+    /// The next cancel of `cid` waits [`RECANCEL_PAUSE`].
+    fn pace_cancels_of(&mut self, cid: u64) {
+        let until = Instant::now() + RECANCEL_PAUSE;
+        let v = &mut self.recancel_after;
+        if let Some(k) = v.iter().position(|(c, _)| *c == cid) {
+            v[k].1 = until;
+        } else if v.len() < v.capacity() {
+            v.push((cid, until));
+        } else if let Some(e) = v.iter_mut().min_by_key(|e| e.1) {
+            // Full: the pause that ends soonest makes room.
+            *e = (cid, until);
+        }
+    }
+
+    /// Cancels whose pause is over go out.
+    fn send_paced_cancels(&mut self, now_ns: i64) {
+        let now = Instant::now();
+        self.recancel_after.retain(|e| e.1 > now);
+        let mut k = 0;
+        while k < self.paced.len() {
+            let (i, due) = self.paced[k];
+            if due <= now && self.phase != Phase::Down && self.api.is_open() {
+                self.paced.swap_remove(k);
+                self.send_cancel(&i, now_ns, false);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
     fn send_cancel(&mut self, i: &Intent, now_ns: i64, orphan: bool) {
+        if let Some(&(_, until)) = self
+            .recancel_after
+            .iter()
+            .find(|(c, _)| *c == i.client_order_id)
+        {
+            if until > Instant::now() {
+                if self
+                    .paced
+                    .iter()
+                    .all(|(p, _)| p.client_order_id != i.client_order_id)
+                {
+                    if self.paced.len() < self.paced.capacity() {
+                        self.paced.push((*i, until));
+                    } else {
+                        self.stats.dropped_cancels += 1;
+                    }
+                }
+                return;
+            }
+        }
         if !self.api.is_open() || self.phase == Phase::Down {
             if self.held_cancels.len() < self.opts.max_held_cancels {
                 self.held_cancels.push_back(*i);
@@ -578,6 +664,7 @@ impl<S: Signer> Session<S> {
             at: Instant::now(),
             unknown: false,
             orphan,
+            after_cancel_reject: false,
         };
         self.next_req += 1;
         self.in_flight.push(f);
@@ -640,7 +727,9 @@ impl<S: Signer> Session<S> {
     /// After a 429: nothing but cancels until the fullest reported window has passed (at least
     /// 10 s when the answer names none).
     fn back_off(&mut self, r: &Response) {
-        self.stats.too_many_requests += 1;
+        if r.status == 429 {
+            self.stats.too_many_requests += 1;
+        }
         let window = r
             .rate_limits
             .as_slice()
@@ -663,6 +752,9 @@ impl<S: Signer> Session<S> {
             }
         };
         self.on_limits(&r);
+        if r.status == 418 {
+            self.stats.banned += 1;
+        }
         if r.status == 429 || r.status == 418 {
             self.back_off(&r);
         }
@@ -687,7 +779,17 @@ impl<S: Signer> Session<S> {
                 }
                 ReqKind::Cancel => {
                     self.stats.cancel_rejects += 1;
-                    if let Some(rep) = wire::cancel_rejected(r.status, &e, f.cid) {
+                    if e.code == CODE_UNKNOWN_ORDER {
+                        // The venue does not know it (filled, cancelled, expired, or never
+                        // there): its status says which; the engine is told that instead of a
+                        // reject it would answer with the same cancel.
+                        self.in_flight.push(InFlight {
+                            unknown: true,
+                            after_cancel_reject: true,
+                            ..f
+                        });
+                    } else if let Some(rep) = wire::cancel_rejected(r.status, &e, f.cid) {
+                        self.pace_cancels_of(f.cid);
                         self.out_buf.push(Event::exec(f.instrument, 0, now_ns, rep));
                     }
                 }
@@ -731,6 +833,7 @@ impl<S: Signer> Session<S> {
                             .push(Event::exec(f.instrument, venue_ns, now_ns, rep));
                     }
                     ReqKind::Status => {
+                        let open = o.status.is_open();
                         let v = VenueOrder {
                             client_order_id: f.cid,
                             venue_order_id: o.order_id,
@@ -738,7 +841,7 @@ impl<S: Signer> Session<S> {
                             price: o.price,
                             qty: o.orig_qty,
                             cum_qty: o.executed_qty,
-                            open: o.status.is_open(),
+                            open,
                         };
                         self.push_reconcile(Event::reconcile_order(
                             f.instrument,
@@ -746,6 +849,17 @@ impl<S: Signer> Session<S> {
                             now_ns,
                             v,
                         ));
+                        if open && f.after_cancel_reject {
+                            // Working after all: the cancel was refused; it may be tried again.
+                            self.pace_cancels_of(f.cid);
+                            let rep = ExecReport {
+                                reject_code: CODE_UNKNOWN_ORDER as i16,
+                                venue_order_id: o.order_id,
+                                ..ExecReport::new(ExecKind::CancelRejected, f.cid, 0, 0, 0)
+                            };
+                            self.out_buf
+                                .push(Event::exec(f.instrument, venue_ns, now_ns, rep));
+                        }
                     }
                 }
             }
@@ -897,12 +1011,18 @@ impl<S: Signer> Session<S> {
                         };
                     }
                 }
-                Done::Snapshot(i, Err(_)) => {
-                    // Ask again (the worker's client backs off on a 429 by itself).
-                    if matches!(self.phase, Phase::Reconciling { .. })
-                        && !self.worker.ask(Job::Snapshot(i))
-                    {
-                        self.link_lost(now_ns);
+                Done::Snapshot(i, Err(e)) => {
+                    // Asked again later: after a 429 or a ban when it ends, else after a pause
+                    // that doubles (never in a loop: every failed call is a request spent).
+                    if matches!(self.phase, Phase::Reconciling { .. }) {
+                        let wait = match e {
+                            RestError::RateLimited { retry_after }
+                            | RestError::Banned { retry_after } => retry_after,
+                            _ => self.snapshot_pause,
+                        };
+                        self.snapshot_pause =
+                            (self.snapshot_pause * 2).min(self.opts.reconnect_max);
+                        self.snapshot_retry.push((i, Instant::now() + wait));
                     }
                 }
                 Done::Shutdown(_) => {}
@@ -937,6 +1057,20 @@ impl<S: Signer> Session<S> {
                     }
                 }
             }
+        }
+        // Snapshots that failed, once their pause is over.
+        if matches!(self.phase, Phase::Reconciling { .. }) {
+            let mut k = 0;
+            while k < self.snapshot_retry.len() {
+                let (i, at) = self.snapshot_retry[k];
+                if now >= at && self.worker.ask(Job::Snapshot(i)) {
+                    self.snapshot_retry.swap_remove(k);
+                } else {
+                    k += 1;
+                }
+            }
+        } else {
+            self.snapshot_retry.clear();
         }
         // Both open: reconcile.
         if self.phase == Phase::Down && self.api.is_open() && self.user.is_open() {
@@ -998,6 +1132,7 @@ impl<S: Signer> Session<S> {
                 };
             }
             Phase::Settling { seen: true, .. } if !owed(true) => {
+                self.snapshot_pause = Duration::from_millis(500);
                 self.emit_all(Command::OrderEntryUp, now_ns);
                 self.phase = Phase::Up;
                 self.stats.reconciliations += 1;
@@ -1079,6 +1214,7 @@ impl<S: Signer> Venue for Session<S> {
         self.poll_links(now_ns);
         self.manage_links(now_ns);
         self.check_timeouts(now_ns);
+        self.send_paced_cancels(now_ns);
         self.maybe_up(now_ns);
         for ev in &self.out_buf {
             out(ev);
@@ -1129,6 +1265,14 @@ impl<S: Signer> Venue for Session<S> {
     }
 
     fn stats(&self) -> SessionStats {
-        self.stats
+        let c = &self.worker.counters;
+        SessionStats {
+            rest_failures: c.failures.load(Ordering::Relaxed),
+            rest_rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            rest_banned: c.banned.load(Ordering::Relaxed),
+            countdown_refreshes: c.countdown_refreshes.load(Ordering::Relaxed),
+            countdown_failures: c.countdown_failures.load(Ordering::Relaxed),
+            ..self.stats
+        }
     }
 }

@@ -58,8 +58,10 @@ pub struct RestCounters {
     pub keepalives: AtomicU64,
     /// REST calls that failed (any).
     pub failures: AtomicU64,
-    /// Calls refused locally during a 429 back-off.
+    /// Calls answered 429, or refused locally during the back-off that follows one.
     pub rate_limited: AtomicU64,
+    /// Calls answered 418 (banned), or refused locally during the ban.
+    pub banned: AtomicU64,
 }
 
 /// The REST side's timing.
@@ -186,9 +188,11 @@ fn run(
 ) {
     let fail = |e: &RestError| {
         c.failures.fetch_add(1, Ordering::Relaxed);
-        if matches!(e, RestError::RateLimited { .. }) {
-            c.rate_limited.fetch_add(1, Ordering::Relaxed);
-        }
+        match e {
+            RestError::RateLimited { .. } => c.rate_limited.fetch_add(1, Ordering::Relaxed),
+            RestError::Banned { .. } => c.banned.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
     };
     let mut have_key = false;
     let mut next_keepalive = Instant::now() + opts.keepalive_every;

@@ -235,9 +235,15 @@ impl Summary {
             );
             let _ = writeln!(
                 s,
-                "  venue links      {} API connects, {} user-stream connects, {} lost, {} listenKey expiries, {} reconciliations ({} open orders found), {} 429s, {} decode errors, {} unknown reports",
+                "  venue links      {} API connects, {} user-stream connects, {} lost, {} listenKey expiries, {} reconciliations ({} open orders found), {} 429s, {} 418s, {} decode errors, {} unknown reports",
                 v.api_connects, v.user_connects, v.disconnects, v.key_expiries, v.reconciliations,
-                v.reconciled_orders, v.too_many_requests, v.decode_errors, v.unknown_reports
+                v.reconciled_orders, v.too_many_requests + v.rest_rate_limited, v.banned + v.rest_banned,
+                v.decode_errors, v.unknown_reports
+            );
+            let _ = writeln!(
+                s,
+                "  venue REST       {} dead-man switch refreshes ({} failed), {} calls failed",
+                v.countdown_refreshes, v.countdown_failures, v.rest_failures
             );
         } else {
             let _ = writeln!(

@@ -1,0 +1,454 @@
+//! `ringmaker run --live` end to end against `ringmaker venue` over TLS on localhost: both real
+//! binaries, the shipped recording replayed by the venue at 10x, real signed orders on the
+//! venue's WebSocket API, its user data stream and REST. What the venue holds at the end is
+//! read back independently over REST and compared with what the engine says.
+
+use gateway::binance::rest::{RestClient, RestOptions};
+use gateway::binance::sign::{Credentials, Secret, Signer};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use test_support::TempDir;
+
+mod common;
+use common::{ringmaker, root, venue_with, VenueProc};
+
+/// The venue's first test account (`configs/venue-accounts.toml`: Binance's documented example
+/// key pair, public, not a secret of anyone's).
+const API_KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
+const API_SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
+
+fn accounts_venue(dir: &Path, faults: Option<&str>) -> VenueProc {
+    let accounts = root("configs/venue-accounts.toml");
+    venue_with(dir, faults, &["--accounts", accounts.to_str().unwrap()])
+}
+
+/// The default config plus `extra` (a `[venue]` table).
+fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(root("configs/default.toml")).unwrap();
+    let p = dir.join("cfg.toml");
+    std::fs::write(&p, format!("{text}\n{extra}\n")).unwrap();
+    p
+}
+
+fn live_cmd(v: &VenueProc, out: &Path, cfg: &Path, duration: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ringmaker"));
+    c.args([
+        "run",
+        "--live",
+        "--venue-url",
+        &v.rest,
+        "--ca-cert",
+        &v.cert,
+        "--depth-stream",
+        "depth@0ms",
+        "--duration",
+        duration,
+        "--status-secs",
+        "1",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .env("RINGMAKER_API_KEY", API_KEY)
+    .env("RINGMAKER_API_SECRET", API_SECRET)
+    .env_remove("RINGMAKER_ED25519_KEY_FILE");
+    c
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn live(v: &VenueProc, out: &Path, cfg: &Path, duration: &str) -> Output {
+    let o = live_cmd(v, out, cfg, duration).output().expect("run");
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// What the venue holds for the HMAC account: (open orders, position in lots of 0.001).
+fn venue_state(v: &VenueProc) -> (usize, i64) {
+    venue_state_of(
+        v,
+        Credentials::hmac(API_KEY, &Secret::new(API_SECRET)).unwrap(),
+    )
+}
+
+/// What the venue holds for the account of `creds`.
+fn venue_state_of(v: &VenueProc, creds: Credentials) -> (usize, i64) {
+    let signer: Arc<dyn Signer + Send + Sync> = Arc::new(creds);
+    let rest = RestClient::new(
+        &v.rest,
+        Some(Path::new(&v.cert)),
+        signer,
+        RestOptions::default(),
+    )
+    .unwrap();
+    // A venue with a `rest-5xx` fault answers some calls 503: asked again.
+    let retry = |what: &str| -> Box<dyn Fn(gateway::binance::rest::RestError) -> bool> {
+        let what = what.to_string();
+        Box::new(move |e| {
+            assert!(
+                matches!(e, gateway::binance::rest::RestError::Server { .. }),
+                "{what}: {e}"
+            );
+            true
+        })
+    };
+    let open = (0..5)
+        .find_map(|_| {
+            rest.open_orders("BTCUSDT")
+                .map_err(retry("open orders"))
+                .ok()
+        })
+        .expect("open orders")
+        .len();
+    let pos = (0..5)
+        .find_map(|_| rest.position("BTCUSDT").map_err(retry("position")).ok())
+        .expect("position")
+        .map_or(0.0, |p| p.position_amt.parse::<f64>().unwrap());
+    (open, (pos * 1000.0).round() as i64)
+}
+
+/// The engine's final position (lots of 0.001) from the run's report.json.
+fn engine_position(out: &Path) -> i64 {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let btc = report["instruments"]["BTCUSDT"]["position"]["final"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no final position in {report}"));
+    (btc * 1000.0).round() as i64
+}
+
+/// The number just before ` word` in `line` (`233 places` → 233).
+fn count_before(line: &str, word: &str) -> u64 {
+    let i = line
+        .find(&format!(" {word}"))
+        .unwrap_or_else(|| panic!("no {word:?} in {line}"));
+    let head = &line[..i];
+    let start = head
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map_or(0, |k| k + 1);
+    head[start..]
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before {word:?} in {line}"))
+}
+
+/// The summary line that starts with `label`.
+fn summary_line<'a>(stdout: &'a str, label: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} line:\n{stdout}"))
+}
+
+fn dump(journal: &Path) -> String {
+    let o = ringmaker(&["journal", "dump", journal.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn replays_identically(journal: &Path) {
+    let r = ringmaker(&["replay", journal.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success() && text.contains("identical"), "{text}");
+}
+
+#[test]
+fn a_live_run_places_fills_and_cancels_and_ends_with_the_venues_view_equal_to_the_engines() {
+    let dir = TempDir::new("live-orders");
+    let v = accounts_venue(dir.path(), None);
+    let cfg = config(
+        dir.path(),
+        "[venue]\ncountdown_secs = 120\ncountdown_every_secs = 2\n",
+    );
+    let out = dir.join("out");
+    // Twelve seconds of wall time at 10x: two minutes of the recording.
+    let o = live(&v, &out, &cfg, "12");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("live run: duration reached"), "{stdout}");
+    let line = summary_line(&stdout, "order entry");
+    assert!(count_before(line, "places") > 20, "{line}");
+    assert!(count_before(line, "cancels") > 5, "{line}");
+    assert!(count_before(line, "fills") > 0, "{line}");
+    // What the venue holds, asked independently: nothing open, the engine's position.
+    let (open, venue_pos) = venue_state(&v);
+    assert_eq!(open, 0, "orders left open at the venue");
+    assert_eq!(
+        venue_pos,
+        engine_position(&out),
+        "position: venue vs engine"
+    );
+    assert!(
+        stdout.contains("open orders      0 at the venue after the drain"),
+        "{stdout}"
+    );
+    // Reconciled once, before any order: the first Place follows OrderEntryUp.
+    let text = dump(&out.join("journal"));
+    let up = text.find("OrderEntryUp").expect("OrderEntryUp journaled");
+    let down = text
+        .find("OrderEntryDown")
+        .expect("OrderEntryDown journaled");
+    let first_place = text.find("intent\tPlace").expect("a Place");
+    assert!(
+        down < up && up < first_place,
+        "down {down}, up {up}, place {first_place}"
+    );
+    assert!(
+        text.contains("ReconcilePosition inst=0 qty=0"),
+        "a flat start"
+    );
+    replays_identically(&out.join("journal"));
+}
+
+#[test]
+fn the_api_key_and_secret_appear_nowhere_in_the_output_directory_or_the_logs() {
+    let dir = TempDir::new("live-secrets");
+    let v = accounts_venue(dir.path(), None);
+    let cfg = config(dir.path(), "");
+    let out = dir.join("out");
+    let o = live(&v, &out, &cfg, "4");
+    let files = files_under(&out);
+    assert!(files.len() >= 3, "{files:?}");
+    for needle in [API_SECRET, API_KEY] {
+        assert!(!contains(&o.stdout, needle.as_bytes()), "in stdout");
+        assert!(!contains(&o.stderr, needle.as_bytes()), "in stderr");
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            assert!(!contains(&bytes, needle.as_bytes()), "in {}", f.display());
+        }
+    }
+    // A key the venue refuses: the run ends with a clear error that does not repeat the secret.
+    let o = live_cmd(&v, &dir.join("out2"), &cfg, "3")
+        .env("RINGMAKER_API_SECRET", "0".repeat(64))
+        .output()
+        .unwrap();
+    for stream in [&o.stdout, &o.stderr] {
+        assert!(!contains(stream, "0".repeat(64).as_bytes()));
+        assert!(!contains(stream, API_KEY.as_bytes()));
+    }
+    // No key at all: refused before anything starts.
+    let o = live_cmd(&v, &dir.join("out3"), &cfg, "3")
+        .env_remove("RINGMAKER_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("RINGMAKER_API_KEY"), "{err}");
+    assert!(!contains(&o.stderr, API_SECRET.as_bytes()));
+}
+
+/// Polls `f` every 100 ms for up to `limit`; whether it came true.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn after_kill_9_the_venue_cancels_everything_when_the_dead_man_switch_runs_out() {
+    let dir = TempDir::new("live-kill-countdown");
+    let v = accounts_venue(dir.path(), None);
+    // 20 s of venue time (2 s of wall time at 10x), refreshed every second of wall time.
+    let cfg = config(
+        dir.path(),
+        "[venue]\ncountdown_secs = 20\ncountdown_every_secs = 1\n",
+    );
+    let mut child = live_cmd(&v, &dir.join("out"), &cfg, "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || venue_state(&v).0 > 5),
+        "the run never had orders working"
+    );
+    // Refreshed while alive: orders stay for longer than one countdown.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(venue_state(&v).0 > 0, "orders gone while the run was alive");
+    child.kill().unwrap(); // SIGKILL: no cancel, no disarm
+    child.wait().unwrap();
+    let left = venue_state(&v).0;
+    assert!(left > 0, "nothing was left working to test the switch");
+    assert!(
+        eventually(Duration::from_secs(8), || venue_state(&v).0 == 0),
+        "{left} orders still open 8 s after the kill"
+    );
+}
+
+#[test]
+fn a_restart_after_kill_9_adopts_the_position_and_cancels_the_leftovers_before_it_quotes() {
+    let dir = TempDir::new("live-kill-restart");
+    let v = accounts_venue(dir.path(), None);
+    // A long countdown: the leftovers are still there at the restart.
+    let cfg = config(
+        dir.path(),
+        "[venue]\ncountdown_secs = 600\ncountdown_every_secs = 5\n",
+    );
+    let mut child = live_cmd(&v, &dir.join("out1"), &cfg, "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = eventually(Duration::from_secs(30), || {
+        let (open, pos) = venue_state(&v);
+        open > 5 && pos != 0
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        ready,
+        "the first run never held a position and working orders"
+    );
+    let (left, pos_at_kill) = venue_state(&v);
+    let out = dir.join("out2");
+    let o = live(&v, &out, &cfg, "6");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let text = dump(&out.join("journal"));
+    let up = text.find("OrderEntryUp").expect("reconciled");
+    let first_place = text.find("intent\tPlace").expect("quoting resumed");
+    assert!(up < first_place, "a Place before the reconciliation ended");
+    // Before quoting: every leftover reported, cancelled, and the cancel answered.
+    let before = &text[..up];
+    let reconciled = before.matches("event\tReconcileOrder").count();
+    assert!(
+        reconciled >= left.min(1),
+        "{reconciled} orders reconciled, {left} left"
+    );
+    let cancels: Vec<&str> = before
+        .lines()
+        .filter(|l| l.contains("intent\tCancel"))
+        .filter_map(|l| l.split("cid=").nth(1)?.split(' ').next())
+        .collect();
+    assert!(!cancels.is_empty(), "no leftover cancelled");
+    for cid in &cancels {
+        assert!(
+            before
+                .lines()
+                .any(|l| l.contains("ExecReport") && l.contains(&format!("cid={cid} "))),
+            "the cancel of {cid} was not answered before quoting resumed"
+        );
+    }
+    // The position adopted: the venue's, not zero.
+    let adopted = before
+        .lines()
+        .find_map(|l| l.split("ReconcilePosition inst=0 qty=").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|q| q.parse::<i64>().ok())
+        .expect("a ReconcilePosition");
+    assert_ne!(
+        adopted, 0,
+        "the position at the restart (venue had {pos_at_kill} at the kill)"
+    );
+    // And at the end the venue and the engine agree.
+    let (open, venue_pos) = venue_state(&v);
+    assert_eq!(open, 0, "{stdout}");
+    assert_eq!(venue_pos, engine_position(&out), "{stdout}");
+    replays_identically(&out.join("journal"));
+}
+
+#[test]
+fn under_venue_faults_every_order_is_accounted_for_and_no_id_is_sent_twice() {
+    let dir = TempDir::new("live-faults-orders");
+    // Venue time at 10x: every 7th placement's answer lost, every connection cut every 30 s,
+    // the listenKey expired early at 40 s, every 5th REST call a 503.
+    let v = accounts_venue(
+        dir.path(),
+        Some(
+            "ack-drop@every=7;drop-connections@every=30s;listenkey-expire@at=40s;rest-5xx@every=5",
+        ),
+    );
+    let cfg = config(
+        dir.path(),
+        "[venue]\nack_timeout_ms = 500\ncountdown_secs = 120\ncountdown_every_secs = 2\n",
+    );
+    // The Ed25519 account this time (its key file must be private to its owner).
+    let key = dir.join("ed25519.pem");
+    std::fs::copy(
+        root("tests/data/signatures/python-binance_ed25519_test_key.pem"),
+        &key,
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = dir.join("out");
+    let o = live_cmd(&v, &out, &cfg, "12")
+        .env("RINGMAKER_API_KEY", "ed25519-test-key-python-binance")
+        .env_remove("RINGMAKER_API_SECRET")
+        .env("RINGMAKER_ED25519_KEY_FILE", &key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let entry = summary_line(&stdout, "order entry");
+    let links = summary_line(&stdout, "venue links");
+    assert!(count_before(entry, "status queries") > 0, "{entry}");
+    assert!(count_before(links, "lost") >= 2, "{links}");
+    assert!(count_before(links, "listenKey expiries") >= 1, "{links}");
+    assert!(count_before(links, "reconciliations") >= 3, "{links}");
+    assert_eq!(count_before(links, "429s"), 0, "{stdout}");
+    let rest = summary_line(&stdout, "venue REST");
+    assert!(
+        count_before(rest, "dead-man switch refreshes") > 0,
+        "{rest}"
+    );
+    // Every place intent was written once at most (a lost answer is asked about, never re-sent
+    // under a new id): the journal's Place intents are the places written plus those refused.
+    let text = dump(&out.join("journal"));
+    let place_intents = text.matches("intent\tPlace").count() as u64;
+    let written = count_before(entry, "places");
+    let refused = count_before(entry, "refused down") + count_before(entry, "refused for limits");
+    assert_eq!(place_intents, written + refused, "{entry}");
+    let mut cids: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("intent\tPlace"))
+        .filter_map(|l| l.split("cid=").nth(1)?.split(' ').next())
+        .collect();
+    let n = cids.len();
+    cids.sort_unstable();
+    cids.dedup();
+    assert_eq!(cids.len(), n, "an engine id placed twice");
+    // Nothing the venue saw is unaccounted for: nothing left open, the same position.
+    let creds = Credentials::ed25519_key_file("ed25519-test-key-python-binance", &key).unwrap();
+    let (open, venue_pos) = venue_state_of(&v, creds);
+    assert_eq!(open, 0);
+    assert_eq!(venue_pos, engine_position(&out), "{stdout}");
+    assert_eq!(count_before(links, "418s"), 0, "{links}");
+    replays_identically(&out.join("journal"));
+}
