@@ -28,6 +28,17 @@ pub fn session(
         );
     }
     let oe = &cfg.live.order_entry;
+    // The engine's order budgets stay under the account's limits at the venue: the engine
+    // throttles itself, and the session's own check of the venue's counts never has to.
+    let (per_10s, per_min) = cfg.engine.venue_limits[engine::VenueFlavour::BinanceUsdm.index()];
+    anyhow::ensure!(
+        per_10s <= oe.account_orders_per_10s && per_min <= oe.account_orders_per_min,
+        "the engine's order budgets ({per_10s} per 10 s, {per_min} per minute) exceed the \
+         account's limits at the venue ([venue] account_orders_per_10s = {}, \
+         account_orders_per_min = {}): lower [engine] orders_per_10s / orders_per_min",
+        oe.account_orders_per_10s,
+        oe.account_orders_per_min
+    );
     let url = venue_url
         .map(str::to_string)
         .or_else(|| oe.rest_url.clone());

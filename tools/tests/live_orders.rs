@@ -452,3 +452,57 @@ fn under_venue_faults_every_order_is_accounted_for_and_no_id_is_sent_twice() {
     assert_eq!(count_before(links, "418s"), 0, "{links}");
     replays_identically(&out.join("journal"));
 }
+
+#[test]
+fn sigterm_cancels_everything_and_waits_for_the_answers_before_it_exits() {
+    let dir = TempDir::new("live-sigterm");
+    let v = accounts_venue(dir.path(), None);
+    let cfg = config(
+        dir.path(),
+        "[venue]\ncountdown_secs = 600\ncountdown_every_secs = 5\n",
+    );
+    let out = dir.join("out");
+    let child = live_cmd(&v, &out, &cfg, "60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || venue_state(&v).0 > 5),
+        "the run never had orders working"
+    );
+    // SAFETY: kill(2) on our own child's pid, a plain syscall.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("live run:"), "{stdout}");
+    // Nothing left working, with the long dead-man countdown still far away: the run's own
+    // cancels did it.
+    let (open, venue_pos) = venue_state(&v);
+    assert_eq!(open, 0, "{stdout}");
+    assert_eq!(venue_pos, engine_position(&out), "{stdout}");
+    replays_identically(&out.join("journal"));
+}
+
+#[test]
+fn engine_budgets_above_the_accounts_limits_are_refused_before_anything_starts() {
+    let dir = TempDir::new("live-budgets");
+    let v = accounts_venue(dir.path(), None);
+    let text = std::fs::read_to_string(root("configs/default.toml"))
+        .unwrap()
+        .replace("orders_per_10s = 300", "orders_per_10s = 400");
+    let cfg = dir.join("cfg.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let o = live_cmd(&v, &dir.join("out"), &cfg, "3").output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("account_orders_per_10s = 300"), "{err}");
+    assert!(!dir.join("out").exists(), "nothing written");
+    assert_eq!(venue_state(&v).0, 0);
+}

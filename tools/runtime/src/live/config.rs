@@ -136,6 +136,8 @@ impl Default for FeedConfig {
 /// recv_window_ms = 5000      # recvWindow of every signed request
 /// keepalive_secs = 1800      # listenKey keepalive (valid 60 minutes)
 /// order_headroom = 0.9       # share of the venue's order limits used at most
+/// account_orders_per_10s = 300   # the account's limits at the venue: the engine's budgets
+/// account_orders_per_min = 1200  # ([engine] orders_per_10s / orders_per_min) must fit under them
 /// stop_wait_secs = 10        # at the end, how long to wait for the cancels' answers
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -157,6 +159,11 @@ pub struct OrderEntryConfig {
     pub keepalive_secs: u64,
     /// Share of a venue order limit used at most.
     pub order_headroom: f64,
+    /// The account's order limit per 10 s at the venue (Binance USDⓈ-M default 300): the
+    /// engine's `orders_per_10s` must stay at or under it.
+    pub account_orders_per_10s: u32,
+    /// The account's order limit per minute (default 1,200).
+    pub account_orders_per_min: u32,
 }
 
 impl Default for OrderEntryConfig {
@@ -169,6 +176,8 @@ impl Default for OrderEntryConfig {
             recv_window_ms: 5_000,
             keepalive_secs: 1_800,
             order_headroom: 0.9,
+            account_orders_per_10s: 300,
+            account_orders_per_min: 1_200,
         }
     }
 }
