@@ -2,7 +2,12 @@
 //! loading it into memory once (outside any timed loop).
 
 use engine::Instrument;
-use std::path::PathBuf;
+use runtime::backtest::QueueKind;
+use runtime::live::Settings;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The Binance USDⓈ-M BTCUSDT recording (93,954 messages, one REST snapshot).
 pub const USDM_BTCUSDT: &str = "binance-usdm/btcusdt_20240808.gz";
@@ -64,4 +69,116 @@ pub fn print_row(name: &str, h: &hdrhistogram::Histogram<u64>) {
         h.value_at_quantile(0.999),
         h.max()
     );
+}
+
+/// The shipped config with the pipeline's threads pinned: the feed on `first`, the engine on
+/// `last`, the gateway and housekeeping on `first` (on `last` with `layout_engine`).
+pub fn pinned_run_config(
+    first: usize,
+    last: usize,
+    layout_engine: bool,
+    extra: &str,
+) -> runtime::config::RunConfig {
+    let text =
+        std::fs::read_to_string(workspace("configs/default.toml")).expect("configs/default.toml");
+    let others = if layout_engine { last } else { first };
+    let cpu = format!(
+        "\n[cpu]\nengine = {last}\nfeeds = [{first}]\ngateway = {others}\nhousekeeping = {others}\n{extra}\n"
+    );
+    runtime::config::RunConfig::from_toml(&(text + &cpu)).expect("valid config")
+}
+
+/// The pipeline's settings at recorded pace: live market data (stopped by its `stop` flag),
+/// or `seconds` of the shipped recording.
+pub fn pipeline_settings(out: &Path, live: bool, seconds: f64) -> Settings {
+    Settings {
+        data: if live {
+            Vec::new()
+        } else {
+            vec![data(USDM_BTCUSDT).into()]
+        },
+        speed: 1.0,
+        live,
+        max_span_ns: if live {
+            None
+        } else {
+            Some((seconds * 1e9) as i64)
+        },
+        queue: QueueKind::RiskAverse,
+        entry_latency_ns: 2_000_000,
+        response_latency_ns: 2_000_000,
+        timer_interval_ns: 100_000_000,
+        hlog: out.join("latency.hlog"),
+        hlog_interval: Duration::from_secs(1),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+/// `ringmaker venue` in this process replaying the shipped recording at recorded pace over TLS,
+/// with the test accounts of `configs/venue-accounts.toml` when `accounts` (else market data
+/// only), started from a thread pinned to `core` (the venue's threads inherit its affinity).
+pub fn start_venue(
+    cfg: &runtime::config::RunConfig,
+    out: &Path,
+    accounts: bool,
+    core: Option<usize>,
+) -> venue::VenueHandle {
+    let mut sc = venue::ServerConfig::new(vec![data(USDM_BTCUSDT)], cfg.engine.clone());
+    sc.cert_dir = out.join("cert");
+    sc.speed = 1.0;
+    let exchange: Arc<dyn venue::api::Exchange> = if accounts {
+        let path = workspace("configs/venue-accounts.toml");
+        let accts = venue::auth::Accounts::load(&path).expect("the test accounts");
+        sc.accounts = Some(path);
+        Arc::new(
+            venue::exchange::SimExchange::new(cfg.engine.clone(), accts)
+                .accept_wall_clock_timestamps(),
+        )
+    } else {
+        Arc::new(venue::NoExchange)
+    };
+    std::thread::spawn(move || {
+        if let Some(id) = core {
+            core_affinity::set_for_current(core_affinity::CoreId { id });
+        }
+        venue::Venue::start(sc, exchange).expect("the venue starts")
+    })
+    .join()
+    .expect("venue start thread")
+}
+
+/// The live market data of `venue` for `cfg`'s instruments (`depth@0ms`), and its counters.
+pub fn live_market(
+    cfg: &runtime::config::RunConfig,
+    venue: &venue::VenueHandle,
+    stop: Arc<AtomicBool>,
+) -> (
+    feeds::MarketFeed<feeds::net::NetSource>,
+    Arc<feeds::net::NetCounters>,
+) {
+    let tls = feeds::net::tls::client_config(Some(venue.cert_path())).expect("its certificate");
+    let mut opts = feeds::net::NetOptions::new(tls);
+    opts.endpoints = vec![feeds::net::routes::Endpoints::from_rest_url(
+        &venue.rest_url(),
+        engine::VenueFlavour::BinanceUsdm,
+    )
+    .expect("the venue's URL")];
+    opts.depth_stream = "depth@0ms".into();
+    let insts = feeds::net::NetInstrument::of_config(&cfg.engine);
+    let source = feeds::net::NetSource::new(&insts, opts, stop).expect("source");
+    let counters = source.counters();
+    (
+        feeds::MarketFeed::new(source, feeds::FeedHandler::from_config(&cfg.engine)),
+        counters,
+    )
+}
+
+/// The first and last core this process may use (read before anything is pinned).
+pub fn first_and_last_core() -> (usize, usize) {
+    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    match (ids.first(), ids.last()) {
+        (Some(a), Some(b)) => (a.id, b.id),
+        _ => (0, 0),
+    }
 }

@@ -32,10 +32,9 @@
 
 use hdrhistogram::Histogram;
 use quanta::Clock;
-use runtime::backtest::QueueKind;
-use runtime::live::{self, Hop, Settings};
+use runtime::live::{self, Hop};
 use runtime::record::JournalRecorder;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -139,41 +138,6 @@ fn raw_reads(n: usize, reader_core: usize, sender_core: usize) -> (Histogram<u64
     reader.join().expect("reader")
 }
 
-fn run_config(first: usize, last: usize, layout_engine: bool) -> runtime::config::RunConfig {
-    let text = std::fs::read_to_string(ringmaker_benches::workspace("configs/default.toml"))
-        .expect("configs/default.toml");
-    let others = if layout_engine { last } else { first };
-    let cpu = format!(
-        "\n[cpu]\nengine = {last}\nfeeds = [{first}]\ngateway = {others}\nhousekeeping = {others}\n"
-    );
-    runtime::config::RunConfig::from_toml(&(text + &cpu)).expect("valid config")
-}
-
-fn settings(out: &std::path::Path, live: bool, seconds: f64) -> Settings {
-    Settings {
-        data: if live {
-            Vec::new()
-        } else {
-            vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT).into()]
-        },
-        speed: 1.0,
-        live,
-        max_span_ns: if live {
-            None
-        } else {
-            Some((seconds * 1e9) as i64)
-        },
-        queue: QueueKind::RiskAverse,
-        entry_latency_ns: 2_000_000,
-        response_latency_ns: 2_000_000,
-        timer_interval_ns: 100_000_000,
-        hlog: out.join("latency.hlog"),
-        hlog_interval: Duration::from_secs(1),
-        status_every: None,
-        stop: Arc::new(AtomicBool::new(false)),
-    }
-}
-
 /// Phase 2: the venue in this process, the live pipeline on its streams for `seconds`.
 fn live_run(
     cfg: &runtime::config::RunConfig,
@@ -181,34 +145,9 @@ fn live_run(
     seconds: f64,
     venue_core: Option<usize>,
 ) -> (live::Summary, feeds::net::NetStats) {
-    let mut sc = venue::ServerConfig::new(
-        vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT)],
-        cfg.engine.clone(),
-    );
-    sc.cert_dir = out.join("cert");
-    sc.speed = 1.0;
-    // Started from a thread pinned to `venue_core`: the venue's threads inherit its affinity.
-    let venue = std::thread::spawn(move || {
-        if let Some(id) = venue_core {
-            core_affinity::set_for_current(core_affinity::CoreId { id });
-        }
-        venue::Venue::start(sc, Arc::new(venue::NoExchange)).expect("the venue starts")
-    })
-    .join()
-    .expect("venue start thread");
-    let tls = feeds::net::tls::client_config(Some(venue.cert_path())).expect("its certificate");
-    let mut opts = feeds::net::NetOptions::new(tls);
-    opts.endpoints = vec![feeds::net::routes::Endpoints::from_rest_url(
-        &venue.rest_url(),
-        engine::VenueFlavour::BinanceUsdm,
-    )
-    .expect("the venue's URL")];
-    opts.depth_stream = "depth@0ms".into();
-    let s = settings(out, true, seconds);
-    let insts = feeds::net::NetInstrument::of_config(&cfg.engine);
-    let source = feeds::net::NetSource::new(&insts, opts, Arc::clone(&s.stop)).expect("source");
-    let counters = source.counters();
-    let market = feeds::MarketFeed::new(source, feeds::FeedHandler::from_config(&cfg.engine));
+    let venue = ringmaker_benches::start_venue(cfg, out, false, venue_core);
+    let s = ringmaker_benches::pipeline_settings(out, true, seconds);
+    let (market, counters) = ringmaker_benches::live_market(cfg, &venue, Arc::clone(&s.stop));
     let recorder =
         JournalRecorder::create_run(&out.join("journal-live"), cfg, 64 << 20, 0).expect("journal");
     let stop = Arc::clone(&s.stop);
@@ -229,7 +168,7 @@ fn file_run(
     out: &std::path::Path,
     seconds: f64,
 ) -> live::Summary {
-    let s = settings(out, false, seconds);
+    let s = ringmaker_benches::pipeline_settings(out, false, seconds);
     let recorder =
         JournalRecorder::create_run(&out.join("journal-file"), cfg, 64 << 20, 0).expect("journal");
     let (summary, recorder) = live::run(cfg, &s, recorder).expect("paper run");
@@ -301,7 +240,7 @@ fn main() {
         std::env::temp_dir().join(format!("ringmaker-bench-live-feed-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("temp dir");
-    let cfg = run_config(first, last, layout_engine);
+    let cfg = ringmaker_benches::pinned_run_config(first, last, layout_engine, "");
 
     let (live_s, net) = live_run(&cfg, &out, seconds, venue_core);
     ringmaker_benches::print_header(&format!(

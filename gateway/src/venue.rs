@@ -44,6 +44,13 @@ pub trait Venue {
     /// reconciliation. Default: ignored.
     fn on_consumed(&mut self, _reports: u64) {}
 
+    /// Whether the venue is driven by the market data (a simulated venue: polled at each market
+    /// event's time, shown each event). A live session is not: it is polled once per gateway
+    /// loop on the wall clock, and the gateway skips the per-event calls. Default: true.
+    fn follows_market(&self) -> bool {
+        true
+    }
+
     /// Whether the engine must start with its order-entry link down
     /// ([`engine::Command::OrderEntryDown`] for every instrument before any market data): a live
     /// session that has not reconciled yet. Default: false.

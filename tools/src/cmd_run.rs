@@ -5,6 +5,7 @@
 
 use crate::cmd_common::{data_specs, finish, load_config, VenueArgs};
 use crate::out_dir::Staged;
+use anyhow::Context as _;
 use runtime::live::{self, signals, Settings};
 use runtime::record::JournalRecorder;
 use std::io::Write as _;
@@ -119,11 +120,14 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     // With --live: the order-entry session, set up before anything is written (a missing key
     // or a bad endpoint ends the command here).
     let (venue_url, order_entry) = if a.live {
-        let (url, session) = crate::cmd_order_entry::session(
+        let creds = gateway::binance::sign::Credentials::from_env()
+            .context("--live needs the account's API key in the environment")?;
+        let (url, session) = live::order_entry::session(
             &cfg,
             a.venue_url.as_deref(),
             a.ca_cert.as_deref(),
             a.testnet,
+            creds,
         )?;
         (url, Some(session))
     } else {

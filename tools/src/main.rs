@@ -24,7 +24,6 @@ mod cmd_common;
 mod cmd_instruments;
 mod cmd_journal;
 mod cmd_live;
-mod cmd_order_entry;
 mod cmd_record;
 mod cmd_run;
 mod cmd_venue;

@@ -1231,6 +1231,10 @@ impl<S: Signer> Venue for Session<S> {
         }
     }
 
+    fn follows_market(&self) -> bool {
+        false
+    }
+
     fn starts_down(&self) -> bool {
         true
     }

@@ -89,13 +89,14 @@ impl Idle {
     }
 
     #[inline]
-    fn wait(self, idle_loops: u32) {
+    fn wait(self, idle_loops: u32, shared: &Shared, more: impl FnOnce() -> bool) {
         match self {
             Idle::Spin => std::hint::spin_loop(),
             // Sharing a core with a spinning thread, spinning or yielding takes that thread's
-            // core for a scheduler slice: a few spins, then sleep.
+            // core for a scheduler slice: a few spins, then sleep (the engine wakes it for
+            // intents).
             Idle::Backoff(_) if idle_loops < 16 => std::hint::spin_loop(),
-            Idle::Backoff(d) => std::thread::sleep(d),
+            Idle::Backoff(d) => shared.gateway_wake.park(d, more),
         }
     }
 }
@@ -146,6 +147,9 @@ pub fn run<V: Venue>(
     let mut published = 0u64;
     let mut idle = 0u32;
     let mut drain_started: Option<Instant> = None;
+    shared.gateway_wake.register();
+    // A live session reads its sockets once a loop (step 3), not at every market event.
+    let follows_market = venue.follows_market();
     let mut drain_timed_out = false;
     loop {
         let mut busy = false;
@@ -168,6 +172,9 @@ pub fn run<V: Venue>(
                     None => s.intent.time_ns,
                 };
                 venue.send(&s.intent, sent);
+                let done = clock.raw();
+                stamps.send(Hop::IntentSent, s.t_intent, done);
+                stamps.send(Hop::GatewaySend, t, done);
                 n += 1;
             }
             Counters::add(&c.gateway_intents, n);
@@ -179,6 +186,9 @@ pub fn run<V: Venue>(
                 for s in &mut g {
                     read += 1;
                     let ev = s.event;
+                    if !follows_market {
+                        continue;
+                    }
                     match ev.source {
                         SRC_FEED => {
                             venue.poll(ev.local_time_ns, &mut |r| pending.push_back(*r));
@@ -246,7 +256,7 @@ pub fn run<V: Venue>(
             idle = 0;
         } else {
             idle = idle.saturating_add(1);
-            idle_mode.wait(idle);
+            idle_mode.wait(idle, &shared, || intents.has_available());
         }
     }
     venue.close();

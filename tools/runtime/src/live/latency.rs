@@ -81,11 +81,18 @@ pub enum Hop {
     /// own cost of publishing, all its events; [`Hop::DecodePublish`] ends where the first
     /// write begins). One per message.
     RingWrite = 14,
+    /// Intent published by the engine → the venue's `send` returned: for the live order-entry
+    /// session, the signed request written to the socket (or refused locally); for the
+    /// simulated venue, queued in it. [`Hop::IntentGateway`] plus [`Hop::GatewaySend`].
+    IntentSent = 15,
+    /// The gateway read the intent → the venue's `send` returned (live: sign, frame, encrypt,
+    /// write).
+    GatewaySend = 16,
 }
 
 impl Hop {
     /// Every hop, in order.
-    pub const ALL: [Hop; 15] = [
+    pub const ALL: [Hop; 17] = [
         Hop::DecodePublish,
         Hop::PublishConsume,
         Hop::ConsumeIntent,
@@ -101,6 +108,8 @@ impl Hop {
         Hop::WireToEngineDone,
         Hop::Queued,
         Hop::RingWrite,
+        Hop::IntentSent,
+        Hop::GatewaySend,
     ];
 
     /// The interval-log tag (no spaces, commas or colons).
@@ -121,6 +130,8 @@ impl Hop {
             Hop::WireToEngineDone => "wire_engine_done",
             Hop::Queued => "queued",
             Hop::RingWrite => "ring_write",
+            Hop::IntentSent => "intent_sent",
+            Hop::GatewaySend => "gateway_send",
         }
     }
 

@@ -65,6 +65,7 @@ pub mod feed;
 pub mod gateway;
 pub mod housekeeping;
 pub mod latency;
+pub mod order_entry;
 pub mod pinning;
 pub mod pipeline;
 pub mod processor;

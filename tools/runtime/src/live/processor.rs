@@ -238,6 +238,9 @@ pub fn run(
             let before = backlog.len();
             let left = drain_backlog(&mut output, &mut backlog);
             Counters::add(&c.engine_intents, (before - left) as u64);
+            if left < before {
+                shared.gateway_wake.wake();
+            }
             shared.output_backlog.store(left as u64, Ordering::Release);
         }
         let mut sink = OutputSink::new(&mut output, &mut backlog, &mut stamps, &clock);
@@ -305,6 +308,9 @@ pub fn run(
                 Counters::add(&c.engine_events, events);
                 Counters::add(&c.engine_batches, 1);
                 Counters::add(&c.engine_intents, sink.intents);
+                if sink.intents > 0 {
+                    shared.gateway_wake.wake();
+                }
                 Counters::add(&c.output_retries, sink.retries);
                 Counters::add(&c.mode_changes, sink.modes);
                 // After the batch's intents are published (see `Shared`'s handshake).

@@ -60,8 +60,51 @@ pub struct Shared {
     /// is a syscall: off the feed thread), read by the feed for its check and its journaled
     /// reading.
     pub kernel_clock: KernelClock,
+    /// The gateway thread, parked while idle on a shared core ([`GatewayWake`]).
+    pub gateway_wake: GatewayWake,
     /// Counters.
     pub counters: Counters,
+}
+
+/// How the engine wakes a gateway that sleeps while idle (it shares a core with the feed, so it
+/// cannot spin): the gateway says it is about to park, checks the output ring once more, parks
+/// with a timeout; the engine, after a batch that published intents, unparks it if it said so.
+/// One atomic load per such batch on the engine thread, and a futex wake only when the gateway
+/// really sleeps: intents reach the gateway in a wake-up, not at the end of its sleep.
+#[derive(Debug, Default)]
+pub struct GatewayWake {
+    parked: AtomicBool,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl GatewayWake {
+    /// The gateway thread registers itself (once, at its start).
+    pub fn register(&self) {
+        let _ = self.thread.set(std::thread::current());
+    }
+
+    /// The gateway: park for at most `d` unless `more()` (checked after saying so) finds work.
+    pub fn park(&self, d: std::time::Duration, more: impl FnOnce() -> bool) {
+        self.parked.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `wake`: either the engine sees `parked`, or this check sees
+        // its intents.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if !more() {
+            std::thread::park_timeout(d);
+        }
+        self.parked.store(false, Ordering::Relaxed);
+    }
+
+    /// The engine, after publishing intents: wake the gateway if it sleeps.
+    #[inline]
+    pub fn wake(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -81,6 +124,7 @@ impl Shared {
             clock_offset_ns: AtomicI64::new(i64::MIN),
             clock_failing: AtomicBool::new(false),
             kernel_clock: KernelClock::default(),
+            gateway_wake: GatewayWake::default(),
             counters: Counters::default(),
         }
     }

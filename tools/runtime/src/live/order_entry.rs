@@ -1,23 +1,24 @@
-//! The live order-entry session of `ringmaker run --live`: credentials from the environment, the
-//! venue's endpoints, the REST side and the WebSocket session, from the run config's `[venue]`.
+//! The live order-entry session of `ringmaker run --live` from the run config's `[venue]`: the
+//! venue's endpoints, the REST side on its thread and the WebSocket session.
 
+use crate::config::RunConfig;
 use anyhow::Context as _;
 use gateway::binance::rest::{RestClient, RestOptions};
 use gateway::binance::session::{OrderEntryEndpoints, Session, SessionInstrument, SessionOptions};
 use gateway::binance::sign::{Credentials, Signer};
 use gateway::binance::worker::{Worker, WorkerOptions};
-use runtime::config::RunConfig;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The session for `cfg`'s instruments, and the REST base the market data should follow
-/// (`None`: Binance production or testnet, by `testnet`).
+/// The session for `cfg`'s instruments signing with `creds`, and the REST base the market data
+/// should follow (`None`: Binance production or testnet, by `testnet`).
 pub fn session(
     cfg: &RunConfig,
     venue_url: Option<&str>,
     ca_cert: Option<&Path>,
     testnet: bool,
+    creds: Credentials,
 ) -> anyhow::Result<(Option<String>, Session<Credentials>)> {
     for i in &cfg.engine.instruments {
         anyhow::ensure!(
@@ -48,9 +49,7 @@ pub fn session(
         (None, true) => OrderEntryEndpoints::testnet(),
         (None, false) => OrderEntryEndpoints::binance(),
     };
-    let creds = Arc::new(
-        Credentials::from_env().context("--live needs the account's API key in the environment")?,
-    );
+    let creds = Arc::new(creds);
     let tls = feeds::net::tls::client_config(ca_cert)?;
     let signer: Arc<dyn Signer + Send + Sync> = Arc::clone(&creds) as _;
     let rest = RestClient::new(
