@@ -383,17 +383,17 @@ fn a_mostly_invalid_book_warns_and_strict_fails() {
 }
 
 /// The journal holds the engine's part of the config and a digest of the rest: nothing of
-/// `[venue]` (where credentials are named) reaches it, and replay still works.
+/// `[venue]` or `[ops]` (where credentials could be named) reaches it, a credential in `[venue]`
+/// is refused, and replay still works.
 #[test]
 fn the_journal_never_holds_the_venue_section_or_credentials() {
     let out = test_support::TempDir::new("cli-secrets");
     let cfg_path = out.join("with-venue.toml");
     let mut text = std::fs::read_to_string(root("configs/default.toml")).unwrap();
     text.push_str(
-        "\n[venue]\nrest_url = \"https://venue.example:9443\"\n\
-         api_key_env = \"RINGMAKER_TEST_API_KEY\"\n\
-         private_key_file = \"/home/trader/.keys/ringmaker-ed25519.pem\"\n\
-         [ops]\nmetrics = \"127.0.0.1:9100\"\n",
+        "\n[venue]\nrest_url = \"https://venue.example:9443\"\ncountdown_secs = 60\n\
+         [ops]\nmetrics = \"127.0.0.1:9100\"\ntoken_env = \"RINGMAKER_TEST_API_KEY\"\n\
+         private_key_file = \"/home/trader/.keys/ringmaker-ed25519.pem\"\n",
     );
     std::fs::write(&cfg_path, &text).unwrap();
     let o = out.join("run");
@@ -409,6 +409,32 @@ fn the_journal_never_holds_the_venue_section_or_credentials() {
         o.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // A credential in [venue] is refused outright (keys come from the environment only).
+    let bad = out.join("key-in-venue.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n[venue]\napi_key = \"abcdef0123456789\"\n",
+            std::fs::read_to_string(root("configs/default.toml")).unwrap()
+        ),
+    )
+    .unwrap();
+    let r = ringmaker(&[
+        "backtest",
+        "--quiet",
+        "--config",
+        bad.to_str().unwrap(),
+        "--data",
+        &data,
+        "--out",
+        out.join("bad").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("api_key"), "{err}");
+    assert!(
+        !err.contains("abcdef0123456789"),
+        "the value is not repeated: {err}"
+    );
     let mut journal = Vec::new();
     for e in std::fs::read_dir(o.join("journal")).unwrap() {
         journal.extend(std::fs::read(e.unwrap().path()).unwrap());

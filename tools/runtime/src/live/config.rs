@@ -201,12 +201,12 @@ pub struct LiveConfig {
     pub order_entry: OrderEntryConfig,
 }
 
-/// A `[cpu]` or `[rings]` value the tool cannot use.
+/// A `[cpu]`, `[rings]`, `[feed]` or `[venue]` value the tool cannot use.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LiveConfigError {
     /// The sections do not parse (unknown key, wrong type).
-    #[error("[cpu] / [rings]: {0}")]
+    #[error("[cpu] / [rings] / [feed] / [venue]: {0}")]
     Toml(String),
     /// A value breaks a rule.
     #[error("invalid {field} = {value}: {rule}")]
