@@ -220,6 +220,10 @@ pub struct SessionStats {
     pub decode_errors: u64,
     /// Answers or reports for ids this session does not know (other sessions' or foreign).
     pub unknown_reports: u64,
+    /// `order.status` queries the venue answered with an error (other than "no such order").
+    pub status_errors: u64,
+    /// The last error code the venue answered any request with (0: none).
+    pub last_error_code: i32,
     /// Held cancels dropped because the hold was full (reconciliation settles those orders).
     pub dropped_cancels: u64,
     /// Open orders per instrument summed, as the venue said after the end (`u64::MAX`: unknown).
@@ -250,6 +254,9 @@ struct InFlight {
     /// A status query after a cancel the venue did not know the order for (`-2011`): if the
     /// order is open after all, the cancel is reported rejected (and tried again, paced).
     after_cancel_reject: bool,
+    /// Status queries sent for it so far: each waits twice as long as the one before
+    /// (`ack_timeout` × 2^tries, at most 30 s), so a slow venue is not asked in a storm.
+    tries: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +324,8 @@ pub struct Session<S: Signer> {
     recancel_after: Vec<(u64, Instant)>,
     /// Cancels waiting for their order's pause to end.
     paced: Vec<(Intent, Instant)>,
+    /// The reconciliation round (answers of an earlier one are stale).
+    round: u32,
     /// Snapshots to ask for again, and when.
     snapshot_retry: Vec<(InstrumentId, Instant)>,
     /// The pause before asking again for a snapshot that failed (doubles, reset when reconciled).
@@ -400,6 +409,7 @@ impl<S: Signer> Session<S> {
             closed: false,
             open_at_end: Vec::new(),
             emitted: 0,
+            round: 0,
             snapshot_retry: Vec::with_capacity(16),
             recancel_after: Vec::with_capacity(256),
             paced: Vec::with_capacity(256),
@@ -575,6 +585,7 @@ impl<S: Signer> Session<S> {
             unknown: false,
             orphan: false,
             after_cancel_reject: false,
+            tries: 0,
         });
         for l in &mut self.limits {
             l.since += 1;
@@ -665,6 +676,7 @@ impl<S: Signer> Session<S> {
             unknown: false,
             orphan,
             after_cancel_reject: false,
+            tries: 0,
         };
         self.next_req += 1;
         self.in_flight.push(f);
@@ -682,6 +694,7 @@ impl<S: Signer> Session<S> {
             kind: ReqKind::Status,
             at: Instant::now(),
             unknown: false,
+            tries: f.tries.saturating_add(u8::from(f.kind == ReqKind::Status)),
             ..f
         };
         self.next_req += 1;
@@ -758,9 +771,31 @@ impl<S: Signer> Session<S> {
         if r.status == 429 || r.status == 418 {
             self.back_off(&r);
         }
-        let Some(f) = r.id.and_then(|id| self.take_in_flight(id)) else {
-            self.stats.unknown_reports += 1;
-            return;
+        if let ResponseBody::Error(e) = &r.body {
+            self.stats.last_error_code = e.code;
+        }
+        let f = match r.id.and_then(|id| self.take_in_flight(id)) {
+            Some(f) => f,
+            None => {
+                // A late answer to a query asked again since: still the order's state, taken
+                // for the query that replaced it.
+                let late = match &r.body {
+                    ResponseBody::Order(o) => self.engine_id(o.client_id.as_bytes(), false),
+                    _ => None,
+                };
+                let k = late.and_then(|cid| {
+                    self.in_flight
+                        .iter()
+                        .position(|f| f.kind == ReqKind::Status && f.cid == cid)
+                });
+                match k {
+                    Some(k) => self.in_flight.swap_remove(k),
+                    None => {
+                        self.stats.unknown_reports += 1;
+                        return;
+                    }
+                }
+            }
         };
         match r.body {
             ResponseBody::Error(e) if wire::outcome_unknown(r.status, &e) => {
@@ -807,10 +842,13 @@ impl<S: Signer> Session<S> {
                     self.push_reconcile(Event::reconcile_order(f.instrument, 0, now_ns, v));
                 }
                 // Ask again after the timeout.
-                ReqKind::Status => self.in_flight.push(InFlight {
-                    at: Instant::now(),
-                    ..f
-                }),
+                ReqKind::Status => {
+                    self.stats.status_errors += 1;
+                    self.in_flight.push(InFlight {
+                        at: Instant::now(),
+                        ..f
+                    });
+                }
             },
             ResponseBody::Order(o) => {
                 let venue_ns = o.update_time_ms.saturating_mul(1_000_000);
@@ -1003,7 +1041,9 @@ impl<S: Signer> Session<S> {
                         self.link_lost(now_ns);
                     }
                 }
-                Done::Snapshot(i, Ok((orders, pos))) => {
+                // An answer for an earlier round (before the link was lost again) is stale.
+                Done::Snapshot(_, round, _) if round != self.round => {}
+                Done::Snapshot(i, _, Ok((orders, pos))) => {
                     if let Phase::Reconciling { snapshots_left } = self.phase {
                         self.on_snapshot(i, orders, pos, now_ns);
                         self.phase = Phase::Reconciling {
@@ -1011,7 +1051,7 @@ impl<S: Signer> Session<S> {
                         };
                     }
                 }
-                Done::Snapshot(i, Err(e)) => {
+                Done::Snapshot(i, _, Err(e)) => {
                     // Asked again later: after a 429 or a ban when it ends, else after a pause
                     // that doubles (never in a loop: every failed call is a request spent).
                     if matches!(self.phase, Phase::Reconciling { .. }) {
@@ -1063,7 +1103,7 @@ impl<S: Signer> Session<S> {
             let mut k = 0;
             while k < self.snapshot_retry.len() {
                 let (i, at) = self.snapshot_retry[k];
-                if now >= at && self.worker.ask(Job::Snapshot(i)) {
+                if now >= at && self.worker.ask(Job::Snapshot(i, self.round)) {
                     self.snapshot_retry.swap_remove(k);
                 } else {
                     k += 1;
@@ -1075,10 +1115,14 @@ impl<S: Signer> Session<S> {
         // Both open: reconcile.
         if self.phase == Phase::Down && self.api.is_open() && self.user.is_open() {
             self.staged.clear();
+            self.round = self.round.wrapping_add(1);
             let n = self.instruments.len();
             let mut asked = 0;
             for i in 0..n {
-                if self.worker.ask(Job::Snapshot(i as InstrumentId)) {
+                if self
+                    .worker
+                    .ask(Job::Snapshot(i as InstrumentId, self.round))
+                {
                     asked += 1;
                 }
             }
@@ -1105,7 +1149,12 @@ impl<S: Signer> Session<S> {
         let mut k = 0;
         while k < self.in_flight.len() {
             let f = self.in_flight[k];
-            if f.unknown || now.duration_since(f.at) >= self.opts.ack_timeout {
+            let wait = if f.kind == ReqKind::Status {
+                (self.opts.ack_timeout * (1u32 << f.tries.min(6))).min(Duration::from_secs(30))
+            } else {
+                self.opts.ack_timeout
+            };
+            if f.unknown || now.duration_since(f.at) >= wait {
                 self.send_status(k, now_ns);
                 if !self.api.is_open() {
                     return;
@@ -1278,5 +1327,52 @@ impl<S: Signer> Venue for Session<S> {
             countdown_failures: c.countdown_failures.load(Ordering::Relaxed),
             ..self.stats
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn btc() -> Instrument {
+        Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").unwrap()
+    }
+
+    #[test]
+    fn endpoints_follow_one_rest_base_or_binances_hosts() {
+        let e = OrderEntryEndpoints::from_rest_url("https://127.0.0.1:8443").unwrap();
+        assert_eq!(e.rest, "https://127.0.0.1:8443");
+        assert_eq!(e.api, ("127.0.0.1".to_string(), 8443));
+        assert_eq!(e.user, e.api);
+        assert!(OrderEntryEndpoints::from_rest_url("http://127.0.0.1:8443").is_err());
+        assert!(OrderEntryEndpoints::from_rest_url("https://h/path").is_err());
+        let p = OrderEntryEndpoints::binance();
+        assert_eq!(p.api.0, "ws-fapi.binance.com");
+        assert_eq!(p.user.0, "fstream.binance.com");
+        let t = OrderEntryEndpoints::testnet();
+        assert!(t.rest.contains("testnet") && t.api.0.contains("testnet"));
+    }
+
+    #[test]
+    fn venue_position_amounts_become_signed_lots_or_nothing() {
+        let i = btc();
+        assert_eq!(signed_lots(&i, "0.032"), Some(32));
+        assert_eq!(signed_lots(&i, "-0.012"), Some(-12));
+        assert_eq!(signed_lots(&i, "0.000"), Some(0));
+        assert_eq!(signed_lots(&i, "0"), Some(0));
+        // Off the lot grid, not a number, empty: refused, never guessed.
+        assert_eq!(signed_lots(&i, "0.0005"), None);
+        assert_eq!(signed_lots(&i, "abc"), None);
+        assert_eq!(signed_lots(&i, ""), None);
+        assert_eq!(signed_lots(&i, "--1"), None);
+    }
+
+    #[test]
+    fn default_options_are_sane() {
+        let o = SessionOptions::default();
+        assert!(o.ack_timeout >= Duration::from_millis(100));
+        assert!(o.order_headroom > 0.0 && o.order_headroom <= 1.0);
+        assert!(o.reconnect_min < o.reconnect_max);
+        assert!(o.session_tag > 0, "a tag from the clock");
     }
 }

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 pub enum Job {
     /// Create (or fetch the active) listenKey.
     ListenKey,
-    /// The venue's open orders and position of one instrument.
-    Snapshot(InstrumentId),
-    /// Cancel every open order of every symbol, disarm the dead-man switch, close the listenKey,
-    /// and end the thread.
+    /// The venue's open orders and position of one instrument, for reconciliation round `.1`.
+    Snapshot(InstrumentId, u32),
+    /// Cancel every open order of every symbol, disarm the dead-man switch where nothing is
+    /// left, close the listenKey, and end the thread.
     Shutdown {
         /// Cancel everything (the backstop after the session's own cancels).
         cancel_all: bool,
@@ -38,9 +38,10 @@ pub enum Done {
     /// The listenKey's keepalive failed: the key is gone (a new one is needed, the user stream
     /// reconnected and reconciled).
     KeyLost(RestError),
-    /// One instrument's open orders and position.
+    /// One instrument's open orders and position, for reconciliation round `.1`.
     Snapshot(
         InstrumentId,
+        u32,
         Result<(Vec<OpenOrder>, Option<PositionRisk>), RestError>,
     ),
     /// The end: open orders left per instrument after the backstop (`None`: unknown).
@@ -256,7 +257,7 @@ fn run(
                 }
                 Done::ListenKey(r)
             }
-            Job::Snapshot(i) => {
+            Job::Snapshot(i, round) => {
                 let r = match symbols.get(i as usize) {
                     Some(s) => rest
                         .open_orders(s)
@@ -266,7 +267,7 @@ fn run(
                 if let Err(e) = &r {
                     fail(e);
                 }
-                Done::Snapshot(i, r)
+                Done::Snapshot(i, round, r)
             }
             Job::Shutdown { cancel_all } => {
                 // The last word: each call tried a few times (a 5xx or a timeout is worth a
@@ -280,10 +281,13 @@ fn run(
                     if cancel_all {
                         let _ = retry(|| rest.cancel_all(s), &again);
                     }
-                    if opts.countdown.is_some() {
+                    let open = retry(|| rest.open_orders(s), &again).ok().map(|o| o.len());
+                    // Disarmed only over nothing: with orders left (or unknown) the switch
+                    // stays armed and the venue cancels them when it runs out.
+                    if opts.countdown.is_some() && open == Some(0) {
                         let _ = retry(|| rest.countdown_cancel_all(s, 0), &again);
                     }
-                    left.push(retry(|| rest.open_orders(s), &again).ok().map(|o| o.len()));
+                    left.push(open);
                 }
                 if have_key {
                     let _ = retry(|| rest.listen_key_close(), &again);

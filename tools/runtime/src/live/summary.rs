@@ -166,6 +166,43 @@ impl Summary {
                 self.counters.intents_lost
             ));
         }
+        let e = &self.engine;
+        if e.reconcile_position_corrections > 0 {
+            w.push(format!(
+                "the venue's position differed from the engine's {} time(s) and was adopted \
+                 (ReconcilePosition in the journal; PnL attribution keeps the correction apart)",
+                e.reconcile_position_corrections
+            ));
+        }
+        if e.reconcile_foreign_orders > 0 {
+            w.push(format!(
+                "{} order(s) on the account are not this engine's: the instrument went \
+                 reduce-only until an operator's Normal",
+                e.reconcile_foreign_orders
+            ));
+        }
+        if e.reconcile_orphans_cancelled > 0 {
+            w.push(format!(
+                "{} order(s) of an earlier run (or lost track of) were found working and cancelled",
+                e.reconcile_orphans_cancelled
+            ));
+        }
+        if let Some(v) = &self.session {
+            if v.open_at_end == u64::MAX {
+                w.push(
+                    "the venue's open orders after the end are unknown (the REST backstop \
+                     failed): check the account; the dead-man switch stays armed and cancels \
+                     within its countdown"
+                        .to_string(),
+                );
+            } else if v.open_at_end > 0 {
+                w.push(format!(
+                    "{} order(s) still open at the venue after the end: check the account (the \
+                     dead-man switch stays armed and cancels them within its countdown)",
+                    v.open_at_end
+                ));
+            }
+        }
         w
     }
 
@@ -242,8 +279,8 @@ impl Summary {
             );
             let _ = writeln!(
                 s,
-                "  venue REST       {} dead-man switch refreshes ({} failed), {} calls failed",
-                v.countdown_refreshes, v.countdown_failures, v.rest_failures
+                "  venue REST       {} dead-man switch refreshes ({} failed), {} calls failed; {} status queries refused, last venue error code {}",
+                v.countdown_refreshes, v.countdown_failures, v.rest_failures, v.status_errors, v.last_error_code
             );
         } else {
             let _ = writeln!(
