@@ -154,6 +154,10 @@ pub struct EngineSection {
     pub orders_per_min: u32,
     /// Book window per instrument, ticks.
     pub book_slots: usize,
+    /// Reconciliation: an order of ours open at the venue that the engine does not hold (an
+    /// earlier run's, by its client order id) is taken over as a working order (`true`) instead
+    /// of cancelled (`false`, the default).
+    pub adopt_unknown_orders: bool,
     /// Order limits of one venue, where they differ from `orders_per_10s` / `orders_per_min`
     /// (`[engine.venues.binance-spot]`): each venue's account limits are its own, shared by the
     /// instruments on it.
@@ -176,6 +180,7 @@ impl Default for EngineSection {
             orders_per_10s: 300,
             orders_per_min: 1200,
             book_slots: 1 << 20,
+            adopt_unknown_orders: false,
             venues: Default::default(),
         }
     }
@@ -343,6 +348,8 @@ pub struct Config {
     pub venue_limits: [(u32, u32); 3],
     /// Book window per instrument, ticks.
     pub book_slots: usize,
+    /// Take over unknown orders of ours at reconciliation instead of cancelling them.
+    pub adopt_unknown_orders: bool,
     /// Instruments by id.
     pub instruments: Vec<InstrumentConfig>,
     /// The TOML it came from (journaled as the config record).
@@ -508,6 +515,7 @@ impl Config {
             orders_per_min: e.orders_per_min,
             venue_limits,
             book_slots: e.book_slots,
+            adopt_unknown_orders: e.adopt_unknown_orders,
             instruments,
             source,
         })

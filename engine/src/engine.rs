@@ -106,6 +106,8 @@ pub struct Engine {
     /// One order budget per venue (its account's limits), by [`crate::VenueFlavour::index`].
     budgets: [OrderBudget; 3],
     stats: EngineStats,
+    /// `[engine] adopt_unknown_orders`.
+    adopt_unknown: bool,
 }
 
 impl Engine {
@@ -153,6 +155,7 @@ impl Engine {
                 .venue_limits
                 .map(|(per_10s, per_min)| OrderBudget::new(per_10s, per_min)),
             stats: EngineStats::default(),
+            adopt_unknown: cfg.adopt_unknown_orders,
         }
     }
 
@@ -294,14 +297,26 @@ impl Engine {
                     Some(Command::ClockFault) => inst.clock_fault = true,
                     Some(Command::ClockOk) => inst.clock_fault = false,
                     Some(Command::OrderEntryDown) => inst.order_entry_down = true,
-                    Some(Command::OrderEntryUp) => inst.order_entry_down = false,
+                    Some(Command::OrderEntryUp) => {
+                        inst.order_entry_down = false;
+                        inst.orders.adopted_seen();
+                    }
                     Some(Command::ClockReading) | None => self.stats.malformed += 1,
                 }
                 inst.dirty = true;
             }
             EventKind::ReconcileOrder => match ev.as_reconcile_order() {
                 Some(v) => {
-                    reconcile::venue_order(inst, &v, now, &mut self.emitter, &mut self.stats, sink)
+                    let adopt = self.adopt_unknown;
+                    reconcile::venue_order(
+                        inst,
+                        &v,
+                        adopt,
+                        now,
+                        &mut self.emitter,
+                        &mut self.stats,
+                        sink,
+                    )
                 }
                 None => self.stats.malformed += 1,
             },

@@ -1035,3 +1035,124 @@ fn each_venue_spends_its_own_order_budget() {
     };
     assert_eq!((placed(0), placed(1)), (6, 2));
 }
+
+#[test]
+fn with_adopt_unknown_orders_an_earlier_runs_order_is_taken_over_and_its_id_never_reissued() {
+    let text = CFG.replace(
+        "book_slots = 4096",
+        "book_slots = 4096\nadopt_unknown_orders = true",
+    );
+    let mut e = Engine::new(&Config::from_toml(&text).unwrap());
+    let mut o = Out::default();
+    // Before any quote: an earlier run's ask, slot 9, generation 5, one lot of two filled.
+    let old = (9u64 << 40) | 5;
+    e.on_event(
+        &Event::reconcile_order(0, 0, MS, venue(old, Side::Ask, 1_010, 1, true)),
+        &mut o,
+    );
+    assert!(o.intents.is_empty(), "adopted, not cancelled");
+    assert_eq!(e.stats().reconcile_adopted, 1);
+    assert_eq!(e.stats().reconcile_orphans_cancelled, 0);
+    let v = e.instrument(0).unwrap();
+    let ord = v.orders.get(old).expect("held");
+    assert_eq!(
+        (ord.state, ord.side, ord.price, ord.qty, ord.filled),
+        (OrderState::Live, Side::Ask, 1_010, 2, 1)
+    );
+    assert_eq!(
+        v.orders.open_qty(Side::Ask),
+        1,
+        "its remaining lot counts as exposure"
+    );
+    // Its own reports now apply to it.
+    report(&mut e, &mut o, ExecKind::Fill, old, 1_010, 1, 2, 2 * MS);
+    assert_eq!(e.instrument(0).unwrap().position.qty, -1);
+    // Quoting: no new id ever equals it (generations start past its own).
+    e.on_event(&Event::book_reset(0, 0, 3 * MS, 1), &mut o);
+    e.on_event(&level(Side::Bid, 1000, 50, 3 * MS, false), &mut o);
+    e.on_event(&level(Side::Ask, 1001, 50, 3 * MS, true), &mut o);
+    e.on_event(&Event::book_valid(0, 0, 3 * MS, 1), &mut o);
+    e.on_batch_end(&mut o);
+    assert!(!o.intents.is_empty());
+    assert!(o
+        .intents
+        .iter()
+        .all(|i| (i.client_order_id & ((1 << 40) - 1)) > 5));
+    // A second report of an order in an occupied slot is not adopted: cancelled instead.
+    let clash = o.intents[0].client_order_id ^ 1;
+    let n = o.intents.len();
+    e.on_event(
+        &Event::reconcile_order(0, 0, 4 * MS, venue(clash, Side::Bid, 990, 0, true)),
+        &mut o,
+    );
+    assert_eq!(o.intents.len(), n + 1);
+    assert_eq!(o.intents[n].kind, IntentKind::Cancel);
+    assert_eq!(o.intents[n].client_order_id, clash);
+}
+
+#[test]
+fn without_adoption_an_orphans_id_is_still_never_reissued() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    // An orphan far ahead in generations.
+    let orphan = (3u64 << 40) | 1_000_000;
+    e.on_event(
+        &Event::reconcile_order(0, 0, 2 * MS, venue(orphan, Side::Ask, 1_010, 0, true)),
+        &mut o,
+    );
+    o.intents.clear();
+    e.on_event(&Event::control(0, 3 * MS, Command::CancelAll), &mut o);
+    e.on_batch_end(&mut o);
+    ack_all(&mut e, &mut o, 4 * MS);
+    e.on_batch_end(&mut o);
+    let places: Vec<_> = o
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Place)
+        .collect();
+    assert!(!places.is_empty());
+    assert!(places
+        .iter()
+        .all(|i| (i.client_order_id & ((1 << 40) - 1)) > 1_000_000));
+}
+
+#[test]
+fn an_adopted_order_waits_out_the_order_entry_halt_but_not_another() {
+    let text = CFG.replace(
+        "book_slots = 4096",
+        "book_slots = 4096\nadopt_unknown_orders = true",
+    );
+    let (mut e, mut o) = {
+        let mut e = Engine::new(&Config::from_toml(&text).unwrap());
+        let mut o = Out::default();
+        e.on_event(&Event::control(0, 0, Command::OrderEntryDown), &mut o);
+        e.on_event(&Event::book_reset(0, 0, 0, 1), &mut o);
+        e.on_event(&level(Side::Bid, 1000, 50, 0, false), &mut o);
+        e.on_event(&level(Side::Ask, 1001, 50, 0, true), &mut o);
+        e.on_event(&Event::book_valid(0, 0, 0, 1), &mut o);
+        e.on_batch_end(&mut o);
+        (e, o)
+    };
+    assert!(
+        o.intents.is_empty(),
+        "nothing quoted while order entry is down"
+    );
+    let old = (9u64 << 40) | 5;
+    e.on_event(
+        &Event::reconcile_order(0, 0, MS, venue(old, Side::Ask, 1_010, 0, true)),
+        &mut o,
+    );
+    e.on_batch_end(&mut o);
+    assert!(
+        o.intents.is_empty(),
+        "the order entry halt leaves it working"
+    );
+    // A kill switch is another halt: it is cancelled.
+    e.on_event(&Event::control(0, 2 * MS, Command::Halt), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.intents.len(), 1);
+    assert_eq!(
+        (o.intents[0].kind, o.intents[0].client_order_id),
+        (IntentKind::Cancel, old)
+    );
+}

@@ -47,6 +47,10 @@ pub struct Order {
     pub tif: TimeInForce,
     /// The venue's order id, once a report or a reconciliation carried one (0 until then).
     pub venue_order_id: u64,
+    /// Taken over at reconciliation and not yet seen by a quoting engine: the halt that holds
+    /// quoting until order entry is up leaves it working (the first requote after keeps or
+    /// cancels it like any other).
+    pub adopted: bool,
 }
 
 impl Order {
@@ -75,6 +79,7 @@ const EMPTY: Order = Order {
     state: OrderState::Free,
     tif: TimeInForce::PostOnly,
     venue_order_id: 0,
+    adopted: false,
 };
 
 /// What an execution report did.
@@ -136,6 +141,8 @@ pub struct OrderStats {
     pub inconsistent_fills: u64,
     /// Placements refused because every slot was open.
     pub table_full: u64,
+    /// Orders open at the venue taken over at reconciliation (`adopt_unknown_orders`).
+    pub adopted: u64,
 }
 
 /// The order table of one instrument.
@@ -277,6 +284,7 @@ impl OrderTable {
                     state: OrderState::PendingNew,
                     tif,
                     venue_order_id: 0,
+                    adopted: false,
                 };
                 self.opened(s);
                 self.stats.placed += 1;
@@ -305,9 +313,17 @@ impl OrderTable {
     }
 
     /// Marks every pending-new or live order as cancelling, calling `f` for each.
-    pub fn cancel_all_open(&mut self, mut f: impl FnMut(&Order)) {
+    pub fn cancel_all_open(&mut self, f: impl FnMut(&Order)) {
+        self.cancel_open(false, f);
+    }
+
+    /// [`OrderTable::cancel_all_open`], leaving adopted orders working when `keep_adopted`.
+    pub(crate) fn cancel_open(&mut self, keep_adopted: bool, mut f: impl FnMut(&Order)) {
         for k in 0..self.open_len {
             let o = &mut self.slots[self.open_list[k] as usize];
+            if keep_adopted && o.adopted {
+                continue;
+            }
             if matches!(o.state, OrderState::PendingNew | OrderState::Live) {
                 o.state = OrderState::PendingCancel;
                 self.stats.cancels_sent += 1;
@@ -315,6 +331,56 @@ impl OrderTable {
             }
         }
         // Still open: a cancel in flight counts until confirmed.
+    }
+
+    /// Never issues `cid` (an id of this instrument the venue reported, e.g. an earlier run's):
+    /// new ids' generations start past it.
+    pub(crate) fn reserve(&mut self, cid: u64) {
+        if (cid >> 48) as InstrumentId == self.instrument {
+            self.next_gen = self.next_gen.max((cid & GEN_MASK) + 1);
+        }
+    }
+
+    /// Takes an order open at the venue that the table does not hold (an earlier run's, with an
+    /// id of this instrument) as one of its own, working, with what the venue says of it.
+    /// False (nothing changed) when its slot holds an open order, the id is another
+    /// instrument's, or the venue's figures are not those of a working order.
+    pub(crate) fn adopt(&mut self, v: &VenueOrder) -> bool {
+        let cid = v.client_order_id;
+        if (cid >> 48) as InstrumentId != self.instrument
+            || !v.open
+            || v.qty <= 0
+            || v.price <= 0
+            || !(0..v.qty).contains(&v.cum_qty)
+        {
+            return false;
+        }
+        let s = ((cid >> GEN_BITS) & 0xff) as usize;
+        if self.slots[s].is_open() {
+            return false;
+        }
+        self.reserve(cid);
+        self.slots[s] = Order {
+            client_order_id: cid,
+            side: v.side,
+            price: v.price,
+            qty: v.qty,
+            filled: v.cum_qty,
+            state: OrderState::Live,
+            tif: TimeInForce::PostOnly,
+            venue_order_id: v.venue_order_id,
+            adopted: true,
+        };
+        self.opened(s);
+        self.stats.adopted += 1;
+        true
+    }
+
+    /// Quoting resumed: adopted orders are ordinary ones from here on.
+    pub(crate) fn adopted_seen(&mut self) {
+        for k in 0..self.open_len {
+            self.slots[self.open_list[k] as usize].adopted = false;
+        }
     }
 
     /// Applies the venue's view of one order: records its venue id, applies fill quantity we

@@ -13,7 +13,10 @@
 //!   venue says is not open: marked done, counted in `reconcile_closed`.
 //! - **Orphan** — an order open at the venue that we do not hold open, whose client order id is
 //!   one of this instrument's (`instrument << 48 | ...`, e.g. from before a restart or a slot
-//!   reused): a forced cancel is sent for it, counted in `reconcile_orphans_cancelled`.
+//!   reused): a forced cancel is sent for it, counted in `reconcile_orphans_cancelled`; with
+//!   `[engine] adopt_unknown_orders = true` one we do not hold at all (its slot free) is taken
+//!   over instead as a working order (`reconcile_adopted`: its exposure counts, and the next
+//!   requote keeps or cancels it like any other). Either way its id is never issued again.
 //! - **Foreign order** — an open venue order whose id is not this engine's (placed by a person
 //!   or another system on the same account): nothing is sent for it (it is not ours to cancel),
 //!   it is counted in `reconcile_foreign_orders`, and the instrument goes **reduce-only**
@@ -37,9 +40,11 @@ use crate::orders::Reconciled;
 use crate::stats::EngineStats;
 
 /// Applies the venue's view of one order.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn venue_order(
     inst: &mut Inst,
     v: &VenueOrder,
+    adopt: bool,
     now: i64,
     emitter: &mut Emitter,
     stats: &mut EngineStats,
@@ -70,7 +75,13 @@ pub(crate) fn venue_order(
         }
         Reconciled::Unknown if v.open => {
             if v.client_order_id >> 48 == u64::from(inst.id) {
-                cancel_orphan(inst, v, now, emitter, stats, sink);
+                // Its id is never issued again, whatever happens to it.
+                inst.orders.reserve(v.client_order_id);
+                if adopt && inst.orders.adopt(v) {
+                    stats.reconcile_adopted += 1;
+                } else {
+                    cancel_orphan(inst, v, now, emitter, stats, sink);
+                }
             } else {
                 stats.reconcile_foreign_orders += 1;
                 inst.foreign_order = true;

@@ -217,7 +217,10 @@ pub(crate) fn cancel_all(
     sink: &mut impl Sink,
 ) {
     let id = inst.id;
-    inst.orders.cancel_all_open(|o| {
+    // Orders taken over at reconciliation wait for order entry to come up (the requote then
+    // decides); every other halt cancels them too.
+    let keep_adopted = inst.reason == crate::ModeReason::OrderEntry;
+    inst.orders.cancel_open(keep_adopted, |o| {
         emitter.cancel(id, o.side, o.client_order_id, true, now, stats, sink);
     });
 }

@@ -53,6 +53,9 @@ pub struct EngineStats {
     pub reconcile_foreign_orders: u64,
     /// Reconciliation: positions that differed from the venue's and were corrected to it.
     pub reconcile_position_corrections: u64,
+    /// Reconciliation: orders of ours open at the venue taken over as working orders
+    /// (`[engine] adopt_unknown_orders`).
+    pub reconcile_adopted: u64,
     /// Times an instrument's quotes were pulled because its book had no update for
     /// `stale_after_ms` ([`crate::ModeReason::BookStale`] entered).
     pub stale_periods: u64,

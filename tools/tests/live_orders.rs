@@ -506,3 +506,48 @@ fn engine_budgets_above_the_accounts_limits_are_refused_before_anything_starts()
     assert!(!dir.join("out").exists(), "nothing written");
     assert_eq!(venue_state(&v).0, 0);
 }
+
+#[test]
+fn with_adopt_unknown_orders_a_restart_takes_the_leftovers_over_instead_of_cancelling_them() {
+    let dir = TempDir::new("live-kill-adopt");
+    let v = accounts_venue(dir.path(), None);
+    let text = std::fs::read_to_string(root("configs/default.toml"))
+        .unwrap()
+        .replacen("[engine]\n", "[engine]\nadopt_unknown_orders = true\n", 1);
+    assert!(text.contains("adopt_unknown_orders = true"));
+    let cfg = dir.join("cfg.toml");
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[venue]\ncountdown_secs = 600\ncountdown_every_secs = 5\n"),
+    )
+    .unwrap();
+    let mut child = live_cmd(&v, &dir.join("out1"), &cfg, "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = eventually(Duration::from_secs(30), || venue_state(&v).0 > 5);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ready, "the first run never had working orders");
+    let out = dir.join("out2");
+    let o = live(&v, &out, &cfg, "6");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("taken over"), "{stderr}");
+    let text = dump(&out.join("journal"));
+    let up = text.find("OrderEntryUp").expect("reconciled");
+    let before = &text[..up];
+    assert!(
+        before.contains("event\tReconcileOrder"),
+        "leftovers reported"
+    );
+    assert!(
+        !before.contains("intent\tCancel"),
+        "a leftover cancelled instead of taken over"
+    );
+    // Whatever the engine did with them afterwards, the venue and the engine agree at the end.
+    let (open, venue_pos) = venue_state(&v);
+    assert_eq!(open, 0);
+    assert_eq!(venue_pos, engine_position(&out));
+    replays_identically(&out.join("journal"));
+}

@@ -305,7 +305,8 @@ pub struct Session<S: Signer> {
     next_req: u64,
     in_flight: Vec<InFlight>,
     held_cancels: VecDeque<Intent>,
-    /// Ids of earlier sessions' orders seen in reconciliation: (engine id, the venue's string).
+    /// Ids of earlier sessions' orders seen in reconciliation: (engine id, the venue's string),
+    /// kept for the session (cancels and status queries of them use the venue's string).
     earlier: Vec<(u64, [u8; 36], usize)>,
     phase: Phase,
     /// Reconciliation events gathered until the snapshot is complete.
@@ -398,7 +399,7 @@ impl<S: Signer> Session<S> {
             next_req: 1,
             in_flight: Vec::with_capacity(max),
             held_cancels: VecDeque::with_capacity(opts.max_held_cancels),
-            earlier: Vec::with_capacity(256),
+            earlier: Vec::with_capacity(4096),
             phase: Phase::Down,
             staged: Vec::with_capacity(1024),
             out_buf: Vec::with_capacity(256),
@@ -430,17 +431,15 @@ impl<S: Signer> Session<S> {
         d.mul_f64(0.5 + (self.jitter % 1000) as f64 / 2000.0)
     }
 
-    /// The venue's string for engine id `cid`: an earlier session's (once, for its orphan
-    /// cancel) or this session's.
-    fn client_id(&mut self, cid: u64) -> bool {
+    /// The venue's string for engine id `cid` (into `cid_buf`): an earlier session's for an
+    /// order of that session, else this session's.
+    fn client_id(&mut self, cid: u64) {
         self.cid_buf.clear();
-        if let Some(k) = self.earlier.iter().position(|e| e.0 == cid) {
-            let (_, s, n) = self.earlier.swap_remove(k);
-            self.cid_buf.extend_from_slice(&s[..n]);
-            true
-        } else {
-            self.ids.write(cid, &mut self.cid_buf);
-            false
+        // An earlier run's order keeps its string for good: the engine never issues its id
+        // again (it reserves every id of its own the venue reports), so there is no clash.
+        match self.earlier.iter().find(|e| e.0 == cid) {
+            Some((_, s, n)) => self.cid_buf.extend_from_slice(&s[..*n]),
+            None => self.ids.write(cid, &mut self.cid_buf),
         }
     }
 
@@ -688,7 +687,7 @@ impl<S: Signer> Session<S> {
 
     fn send_status(&mut self, k: usize, now_ns: i64) {
         let f = self.in_flight[k];
-        self.client_id_for_status(f.cid);
+        self.client_id(f.cid);
         let q = InFlight {
             req: self.next_req,
             kind: ReqKind::Status,
@@ -703,14 +702,6 @@ impl<S: Signer> Session<S> {
         self.stats.status_queries += 1;
         if !self.write_request(q) {
             self.link_lost(now_ns);
-        }
-    }
-
-    fn client_id_for_status(&mut self, cid: u64) {
-        self.cid_buf.clear();
-        match self.earlier.iter().find(|e| e.0 == cid) {
-            Some((_, s, n)) => self.cid_buf.extend_from_slice(&s[..*n]),
-            None => self.ids.write(cid, &mut self.cid_buf),
         }
     }
 

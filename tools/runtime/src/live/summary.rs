@@ -181,6 +181,13 @@ impl Summary {
                 e.reconcile_foreign_orders
             ));
         }
+        if e.reconcile_adopted > 0 {
+            w.push(format!(
+                "{} order(s) of an earlier run were found working and taken over \
+                 ([engine] adopt_unknown_orders)",
+                e.reconcile_adopted
+            ));
+        }
         if e.reconcile_orphans_cancelled > 0 {
             w.push(format!(
                 "{} order(s) of an earlier run (or lost track of) were found working and cancelled",
