@@ -14,10 +14,7 @@
 
 use super::conn::ConnError;
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
-use rustls::crypto::cipher::{
-    AeadKey, InboundOpaqueMessage, Iv, MessageDecrypter, MessageEncrypter, OutboundChunks,
-    OutboundPlainMessage,
-};
+use rustls::crypto::cipher::{AeadKey, InboundOpaqueMessage, Iv, MessageDecrypter};
 use rustls::kernel::KernelConnection;
 use rustls::{
     AlertDescription, ConnectionTrafficSecrets, ContentType, HandshakeType, ProtocolVersion,
@@ -53,7 +50,9 @@ pub(super) struct Tls13 {
     kernel: KernelConnection<ClientConnectionData>,
     suite: &'static Tls13CipherSuite,
     dec: Box<dyn MessageDecrypter>,
-    enc: Box<dyn MessageEncrypter>,
+    /// Our sending key: records sealed in place in the outgoing buffer (rustls's encrypter
+    /// returns each record in a fresh `Vec`: an allocation per request sent).
+    enc: Sealer,
     /// The sequence number of the next record received.
     rx_seq: u64,
     /// The sequence number of the next record sent.
@@ -85,6 +84,65 @@ fn key_iv(secrets: ConnectionTrafficSecrets) -> Result<(AeadKey, Iv), ConnError>
         | ConnectionTrafficSecrets::Aes256Gcm { key, iv }
         | ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => Ok((key, iv)),
         _ => Err(ConnError::Tls("traffic secrets of an unknown AEAD".into())),
+    }
+}
+
+/// The AEAD tag of every TLS 1.3 suite (AES-GCM, ChaCha20-Poly1305).
+const TAG_LEN: usize = 16;
+
+/// A sending key that seals records in place (ring's AEAD, the same algorithms rustls's `ring`
+/// provider uses for these suites): TLS 1.3's per-record nonce is the IV with the record's
+/// sequence number XORed into its last eight bytes.
+struct Sealer {
+    key: ring::aead::LessSafeKey,
+    iv: [u8; ring::aead::NONCE_LEN],
+}
+
+impl Sealer {
+    fn new(secrets: ConnectionTrafficSecrets) -> Result<Sealer, ConnError> {
+        let (alg, key, iv) = match secrets {
+            ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (&ring::aead::AES_128_GCM, key, iv),
+            ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (&ring::aead::AES_256_GCM, key, iv),
+            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
+                (&ring::aead::CHACHA20_POLY1305, key, iv)
+            }
+            _ => return Err(ConnError::Tls("traffic secrets of an unknown AEAD".into())),
+        };
+        let key = ring::aead::UnboundKey::new(alg, key.as_ref())
+            .map_err(|_| ConnError::Tls("a sending key of the wrong length".into()))?;
+        let iv: [u8; ring::aead::NONCE_LEN] = iv
+            .as_ref()
+            .try_into()
+            .map_err(|_| ConnError::Tls("a sending IV of the wrong length".into()))?;
+        Ok(Sealer {
+            key: ring::aead::LessSafeKey::new(key),
+            iv,
+        })
+    }
+
+    /// Seals `inner` in place under record number `seq` with `header` as the associated data;
+    /// the tag goes to `tag` (16 bytes).
+    fn seal(
+        &self,
+        seq: u64,
+        header: &[u8; HEADER],
+        inner: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), ConnError> {
+        let mut nonce = self.iv;
+        for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+            *n ^= s;
+        }
+        let t = self
+            .key
+            .seal_in_place_separate_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(header),
+                inner,
+            )
+            .map_err(|_| ConnError::Tls("sealing a record failed".into()))?;
+        tag.copy_from_slice(t.as_ref());
+        Ok(())
     }
 }
 
@@ -147,8 +205,7 @@ impl Tls13 {
         let (rx_seq, rx) = secrets.rx;
         let (key, iv) = key_iv(rx)?;
         let dec = suite.aead_alg.decrypter(key, iv);
-        let (key, iv) = key_iv(tx)?;
-        let enc = suite.aead_alg.encrypter(key, iv);
+        let enc = Sealer::new(tx)?;
         Ok(Tls13 {
             kernel,
             suite,
@@ -307,28 +364,23 @@ impl Tls13 {
     ) -> Result<usize, ConnError> {
         let mut n = 0;
         for chunk in plain.chunks(MAX_PLAINTEXT) {
-            let need = HEADER + self.enc.encrypted_payload_len(chunk.len());
+            // RFC 8446 §5.2: header (application data, 0x0303, length), then the sealed inner
+            // plaintext (content, its real type; no padding) and the tag.
+            let body = chunk.len() + 1 + TAG_LEN;
+            let need = HEADER + body;
             if out.len() - n < need {
                 return Err(super::conn::out_overflow(need, out.len() - n));
             }
-            let record = self
-                .enc
-                .encrypt(
-                    OutboundPlainMessage {
-                        typ,
-                        version: ProtocolVersion::TLSv1_2,
-                        payload: OutboundChunks::from(chunk),
-                    },
-                    self.tx_seq,
-                )
-                .map_err(tls)?;
+            let rec = &mut out[n..n + need];
+            let len = (body as u16).to_be_bytes();
+            let header = [u8::from(ContentType::ApplicationData), 3, 3, len[0], len[1]];
+            rec[..HEADER].copy_from_slice(&header);
+            rec[HEADER..HEADER + chunk.len()].copy_from_slice(chunk);
+            rec[HEADER + chunk.len()] = u8::from(typ);
+            let (inner, tag) = rec[HEADER..].split_at_mut(chunk.len() + 1);
+            self.enc.seal(self.tx_seq, &header, inner, tag)?;
             self.tx_seq += 1;
-            let bytes = record.encode();
-            if bytes.len() > out.len() - n {
-                return Err(super::conn::out_overflow(bytes.len(), out.len() - n));
-            }
-            out[n..n + bytes.len()].copy_from_slice(&bytes);
-            n += bytes.len();
+            n += need;
         }
         Ok(n)
     }
@@ -339,8 +391,7 @@ impl Tls13 {
         let key_update = [u8::from(HandshakeType::KeyUpdate), 0, 0, 1, 0];
         let n = self.seal(ContentType::Handshake, &key_update, out)?;
         let (seq, secrets) = self.kernel.update_tx_secret().map_err(tls)?;
-        let (key, iv) = key_iv(secrets)?;
-        self.enc = self.suite.aead_alg.encrypter(key, iv);
+        self.enc = Sealer::new(secrets)?;
         self.tx_seq = seq;
         self.key_update_due = false;
         Ok(n)
@@ -372,6 +423,7 @@ mod tests {
         drive, drive_in_place, may_leave_rustls, write_in_place, Drive, Sink, TlsBufs,
     };
     use crate::net::frame::{Frame, FrameReader};
+    use rustls::crypto::cipher::{MessageEncrypter, OutboundChunks, OutboundPlainMessage};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
     use rustls::{ClientConfig, ServerConfig, ServerConnection, SupportedProtocolVersion};
     use std::io::{Read, Write};
