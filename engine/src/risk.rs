@@ -218,8 +218,15 @@ pub(crate) fn cancel_all(
 ) {
     let id = inst.id;
     // Orders taken over at reconciliation wait for order entry to come up (the requote then
-    // decides); every other halt cancels them too.
-    let keep_adopted = inst.reason == crate::ModeReason::OrderEntry;
+    // decides), through the halts of a session not yet ready (order entry down, the book not yet
+    // synced or stale, the clock); a kill switch, a loss limit or a circuit breaker cancels them
+    // too.
+    use crate::ModeReason as R;
+    let keep_adopted = inst.order_entry_down
+        && matches!(
+            inst.reason,
+            R::OrderEntry | R::BookInvalid | R::BookStale | R::ClockFault
+        );
     inst.orders.cancel_open(keep_adopted, |o| {
         emitter.cancel(id, o.side, o.client_order_id, true, now, stats, sink);
     });

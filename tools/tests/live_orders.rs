@@ -428,6 +428,11 @@ fn under_venue_faults_every_order_is_accounted_for_and_no_id_is_sent_twice() {
         count_before(rest, "dead-man switch refreshes") > 0,
         "{rest}"
     );
+    // Each lost WebSocket API pulled the quotes over REST at once.
+    assert!(
+        count_before(rest, "cancel-alls on a lost WebSocket API") >= 1,
+        "{rest}"
+    );
     // Every place intent was written once at most (a lost answer is asked about, never re-sent
     // under a new id): the journal's Place intents are the places written plus those refused.
     let text = dump(&out.join("journal"));
@@ -541,9 +546,14 @@ fn with_adopt_unknown_orders_a_restart_takes_the_leftovers_over_instead_of_cance
         before.contains("event\tReconcileOrder"),
         "leftovers reported"
     );
+    let why: Vec<&str> = before
+        .lines()
+        .filter(|l| l.contains("intent\t") || l.contains("Reconcile") || l.contains("Control"))
+        .collect();
     assert!(
         !before.contains("intent\tCancel"),
-        "a leftover cancelled instead of taken over"
+        "a leftover cancelled instead of taken over:\n{}",
+        why.join("\n")
     );
     // Whatever the engine did with them afterwards, the venue and the engine agree at the end.
     let (open, venue_pos) = venue_state(&v);

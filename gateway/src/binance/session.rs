@@ -226,6 +226,10 @@ pub struct SessionStats {
     pub last_error_code: i32,
     /// Held cancels dropped because the hold was full (reconciliation settles those orders).
     pub dropped_cancels: u64,
+    /// REST cancel-alls sent because the WebSocket API was lost.
+    pub rest_cancel_alls: u64,
+    /// ... that failed for some symbol (the dead-man switch still runs).
+    pub rest_cancel_all_failures: u64,
     /// Open orders per instrument summed, as the venue said after the end (`u64::MAX`: unknown).
     pub open_at_end: u64,
 }
@@ -321,6 +325,8 @@ pub struct Session<S: Signer> {
     open_at_end: Vec<Option<usize>>,
     /// Events handed to the gateway so far (the gateway publishes them in order).
     emitted: u64,
+    /// A REST cancel-all was asked for since the WebSocket API was last lost.
+    rest_cancel_asked: bool,
     /// Orders whose cancel was refused, and until when the next cancel waits.
     recancel_after: Vec<(u64, Instant)>,
     /// Cancels waiting for their order's pause to end.
@@ -410,6 +416,7 @@ impl<S: Signer> Session<S> {
             closed: false,
             open_at_end: Vec::new(),
             emitted: 0,
+            rest_cancel_asked: false,
             round: 0,
             snapshot_retry: Vec::with_capacity(16),
             recancel_after: Vec::with_capacity(256),
@@ -472,6 +479,14 @@ impl<S: Signer> Session<S> {
 
     fn link_lost(&mut self, now_ns: i64) {
         self.stats.disconnects += 1;
+        if !self.api.is_open() && !self.rest_cancel_asked {
+            // The WebSocket API is gone: pull the quotes over REST at once rather than wait for
+            // the reconnect (the engine's own cancels wait for it and then find them gone).
+            self.rest_cancel_asked = self.worker.ask(Job::CancelAll);
+            if self.rest_cancel_asked {
+                self.stats.rest_cancel_alls += 1;
+            }
+        }
         if self.phase != Phase::Down {
             self.emit_all(Command::OrderEntryDown, now_ns);
         }
@@ -647,7 +662,9 @@ impl<S: Signer> Session<S> {
                 return;
             }
         }
-        if !self.api.is_open() || self.phase == Phase::Down {
+        // Held only while the WebSocket API itself is down (a lost user stream does not stop a
+        // cancel from going out).
+        if !self.api.is_open() {
             if self.held_cancels.len() < self.opts.max_held_cancels {
                 self.held_cancels.push_back(*i);
             } else {
@@ -1056,6 +1073,11 @@ impl<S: Signer> Session<S> {
                         self.snapshot_retry.push((i, Instant::now() + wait));
                     }
                 }
+                Done::CancelledAll(ok) => {
+                    if !ok {
+                        self.stats.rest_cancel_all_failures += 1;
+                    }
+                }
                 Done::Shutdown(_) => {}
             }
         }
@@ -1188,6 +1210,7 @@ impl<S: Signer> Session<S> {
                 Poll::Pending => break,
                 Poll::Opened => {
                     self.stats.api_connects += 1;
+                    self.rest_cancel_asked = false;
                     self.api_retry.1 = self.opts.reconnect_min;
                 }
                 Poll::Message(_) => self.on_response(now_ns),

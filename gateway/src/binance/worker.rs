@@ -22,6 +22,9 @@ pub enum Job {
     ListenKey,
     /// The venue's open orders and position of one instrument, for reconciliation round `.1`.
     Snapshot(InstrumentId, u32),
+    /// Cancel every open order of every symbol now (the WebSocket API is lost: quotes are
+    /// pulled over REST, the other channel).
+    CancelAll,
     /// Cancel every open order of every symbol, disarm the dead-man switch where nothing is
     /// left, close the listenKey, and end the thread.
     Shutdown {
@@ -44,6 +47,8 @@ pub enum Done {
         u32,
         Result<(Vec<OpenOrder>, Option<PositionRisk>), RestError>,
     ),
+    /// The cancel-all after a lost WebSocket API: whether it went through for every symbol.
+    CancelledAll(bool),
     /// The end: open orders left per instrument after the backstop (`None`: unknown).
     Shutdown(Vec<Option<usize>>),
 }
@@ -268,6 +273,17 @@ fn run(
                     fail(e);
                 }
                 Done::Snapshot(i, round, r)
+            }
+            Job::CancelAll => {
+                let again = |e: &RestError| {
+                    fail(e);
+                    matches!(e, RestError::Server { .. } | RestError::Transport(_))
+                };
+                let ok = symbols
+                    .iter()
+                    .map(|s| retry(|| rest.cancel_all(s), &again).is_ok())
+                    .fold(true, |a, b| a && b);
+                Done::CancelledAll(ok)
             }
             Job::Shutdown { cancel_all } => {
                 // The last word: each call tried a few times (a 5xx or a timeout is worth a

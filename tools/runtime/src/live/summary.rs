@@ -286,8 +286,9 @@ impl Summary {
             );
             let _ = writeln!(
                 s,
-                "  venue REST       {} dead-man switch refreshes ({} failed), {} calls failed; {} status queries refused, last venue error code {}",
-                v.countdown_refreshes, v.countdown_failures, v.rest_failures, v.status_errors, v.last_error_code
+                "  venue REST       {} dead-man switch refreshes ({} failed), {} cancel-alls on a lost WebSocket API ({} failed), {} calls failed; {} status queries refused, last venue error code {}",
+                v.countdown_refreshes, v.countdown_failures, v.rest_cancel_alls, v.rest_cancel_all_failures,
+                v.rest_failures, v.status_errors, v.last_error_code
             );
         } else {
             let _ = writeln!(
