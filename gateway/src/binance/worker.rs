@@ -279,10 +279,11 @@ fn run(
                     fail(e);
                     matches!(e, RestError::Server { .. } | RestError::Transport(_))
                 };
-                let ok = symbols
-                    .iter()
-                    .map(|s| retry(|| rest.cancel_all(s), &again).is_ok())
-                    .fold(true, |a, b| a && b);
+                // Every symbol tried, whatever the others did.
+                let mut ok = true;
+                for s in &symbols {
+                    ok &= retry(|| rest.cancel_all(s), &again).is_ok();
+                }
                 Done::CancelledAll(ok)
             }
             Job::Shutdown { cancel_all } => {
