@@ -89,8 +89,8 @@ pub fn pinned_run_config(
 }
 
 /// The pipeline's settings at recorded pace: live market data (stopped by its `stop` flag),
-/// or `seconds` of the shipped recording.
-pub fn pipeline_settings(out: &Path, live: bool, seconds: f64) -> Settings {
+/// or the shipped recording (`seconds` of it, or all of it).
+pub fn pipeline_settings(out: &Path, live: bool, seconds: Option<f64>) -> Settings {
     Settings {
         data: if live {
             Vec::new()
@@ -102,7 +102,7 @@ pub fn pipeline_settings(out: &Path, live: bool, seconds: f64) -> Settings {
         max_span_ns: if live {
             None
         } else {
-            Some((seconds * 1e9) as i64)
+            seconds.map(|s| (s * 1e9) as i64)
         },
         queue: QueueKind::RiskAverse,
         entry_latency_ns: 2_000_000,
@@ -181,4 +181,23 @@ pub fn first_and_last_core() -> (usize, usize) {
         (Some(a), Some(b)) => (a.id, b.id),
         _ => (0, 0),
     }
+}
+
+/// Prints `name`'s p50 and p99 against their budgets (ns), and the sample count; a histogram
+/// without samples is said to be not judged rather than meeting anything.
+pub fn verdict(name: &str, h: &hdrhistogram::Histogram<u64>, p50_budget: u64, p99_budget: u64) {
+    if h.is_empty() {
+        println!(
+            "{name}: no samples (not judged against p50 ≤ {p50_budget} ns, p99 ≤ {p99_budget} ns)"
+        );
+        return;
+    }
+    let (p50, p99) = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
+    let met = |v: u64, b: u64| if v <= b { "met" } else { "MISSED" };
+    println!(
+        "{name}: p50 {p50} ns (budget ≤ {p50_budget}: {}), p99 {p99} ns (budget ≤ {p99_budget}: {}), {} samples",
+        met(p50, p50_budget),
+        met(p99, p99_budget),
+        h.len()
+    );
 }

@@ -146,7 +146,7 @@ fn live_run(
     venue_core: Option<usize>,
 ) -> (live::Summary, feeds::net::NetStats) {
     let venue = ringmaker_benches::start_venue(cfg, out, false, venue_core);
-    let s = ringmaker_benches::pipeline_settings(out, true, seconds);
+    let s = ringmaker_benches::pipeline_settings(out, true, None);
     let (market, counters) = ringmaker_benches::live_market(cfg, &venue, Arc::clone(&s.stop));
     let recorder =
         JournalRecorder::create_run(&out.join("journal-live"), cfg, 64 << 20, 0).expect("journal");
@@ -168,22 +168,12 @@ fn file_run(
     out: &std::path::Path,
     seconds: f64,
 ) -> live::Summary {
-    let s = ringmaker_benches::pipeline_settings(out, false, seconds);
+    let s = ringmaker_benches::pipeline_settings(out, false, Some(seconds));
     let recorder =
         JournalRecorder::create_run(&out.join("journal-file"), cfg, 64 << 20, 0).expect("journal");
     let (summary, recorder) = live::run(cfg, &s, recorder).expect("paper run");
     recorder.close().expect("journal close");
     summary
-}
-
-fn verdict(name: &str, h: &Histogram<u64>) {
-    let (p50, p99) = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
-    println!(
-        "{name}: p50 {p50} ns (budget ≤ {BUDGET_P50_NS}: {}), p99 {p99} ns (budget ≤ {BUDGET_P99_NS}: {}), {} samples",
-        if p50 <= BUDGET_P50_NS { "met" } else { "MISSED" },
-        if p99 <= BUDGET_P99_NS { "met" } else { "MISSED" },
-        h.len()
-    );
 }
 
 fn main() {
@@ -268,7 +258,7 @@ fn main() {
     println!();
     for hop in [Hop::WireToIntent, Hop::WireToEngineDone] {
         if let Some(h) = live_s.hop(hop) {
-            verdict(hop.tag(), h);
+            ringmaker_benches::verdict(hop.tag(), h, BUDGET_P50_NS, BUDGET_P99_NS);
         }
     }
     if let (Some(l), Some(f)) = (live_s.hop(Hop::TickToIntent), file_s.hop(Hop::TickToIntent)) {

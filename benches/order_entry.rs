@@ -39,7 +39,7 @@ fn run(
     live_orders: bool,
 ) -> live::Summary {
     let venue = ringmaker_benches::start_venue(cfg, out, live_orders, Some(venue_core));
-    let s = ringmaker_benches::pipeline_settings(out, true, seconds);
+    let s = ringmaker_benches::pipeline_settings(out, true, None);
     let (market, _) = ringmaker_benches::live_market(cfg, &venue, Arc::clone(&s.stop));
     let name = if live_orders { "live" } else { "sim" };
     let recorder =

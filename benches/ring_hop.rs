@@ -22,12 +22,8 @@ use crossbeam_channel::TryRecvError;
 use disruptor::{build_multi_producer, build_single_producer, BusySpin, Polling, Producer};
 use hdrhistogram::Histogram;
 use quanta::Clock;
-use runtime::backtest::QueueKind;
-use runtime::live::{self, Hop, Settings};
+use runtime::live::{self, Hop};
 use runtime::record::JournalRecorder;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// One message: a TSC stamp, padded to a cache line like an engine event.
 #[derive(Debug, Clone, Copy, Default)]
@@ -189,20 +185,7 @@ fn pipeline(seconds: Option<f64>, (first, last): (Option<usize>, Option<usize>))
     std::fs::create_dir_all(&out).expect("temp dir");
     let recorder =
         JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0).expect("journal");
-    let settings = Settings {
-        data: vec![ringmaker_benches::data(ringmaker_benches::USDM_BTCUSDT).into()],
-        speed: 1.0,
-        live: false,
-        max_span_ns: seconds.map(|s| (s * 1e9) as i64),
-        queue: QueueKind::RiskAverse,
-        entry_latency_ns: 2_000_000,
-        response_latency_ns: 2_000_000,
-        timer_interval_ns: 100_000_000,
-        hlog: out.join("latency.hlog"),
-        hlog_interval: Duration::from_secs(1),
-        status_every: None,
-        stop: Arc::new(AtomicBool::new(false)),
-    };
+    let settings = ringmaker_benches::pipeline_settings(&out, false, seconds);
     let (summary, recorder) = live::run(&cfg, &settings, recorder).expect("paper run");
     recorder.close().expect("journal close");
     let _ = std::fs::remove_dir_all(&out);
@@ -256,11 +239,6 @@ fn main() {
         ringmaker_benches::print_row(hop.tag(), h);
     }
     if let Some(h) = s.hop(Hop::TickToIntent) {
-        let (p50, p99) = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
-        println!(
-            "tick-to-intent p50 {p50} ns (target ≤ 5000: {}), p99 {p99} ns (target ≤ 25000: {})",
-            if p50 <= 5_000 { "met" } else { "MISSED" },
-            if p99 <= 25_000 { "met" } else { "MISSED" }
-        );
+        ringmaker_benches::verdict("tick-to-intent", h, 5_000, 25_000);
     }
 }

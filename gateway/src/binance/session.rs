@@ -431,6 +431,13 @@ impl<S: Signer> Session<S> {
         self.phase == Phase::Up
     }
 
+    /// When to try a lost link again after a failure with back-off `b`, and the next back-off
+    /// (jittered half-to-all of `b`, doubling up to `reconnect_max`).
+    fn next_retry(&mut self, b: Duration) -> (Instant, Duration) {
+        let pause = self.jittered(b);
+        (Instant::now() + pause, (b * 2).min(self.opts.reconnect_max))
+    }
+
     fn jittered(&mut self, d: Duration) -> Duration {
         self.jitter ^= self.jitter << 13;
         self.jitter ^= self.jitter >> 7;
@@ -1036,10 +1043,7 @@ impl<S: Signer> Session<S> {
                 }
                 Done::ListenKey(Err(_)) => {
                     self.key_asked = false;
-                    let b = self.user_retry.1;
-                    let pause = self.jittered(b);
-                    self.user_retry =
-                        (Instant::now() + pause, (b * 2).min(self.opts.reconnect_max));
+                    self.user_retry = self.next_retry(self.user_retry.1);
                 }
                 Done::KeyLost(_) => {
                     self.stats.key_expiries += 1;
@@ -1087,9 +1091,7 @@ impl<S: Signer> Session<S> {
         let now = Instant::now();
         // The WebSocket API.
         if self.api.is_closed() && now >= self.api_retry.0 && self.api.open().is_err() {
-            let b = self.api_retry.1;
-            let pause = self.jittered(b);
-            self.api_retry = (now + pause, (b * 2).min(self.opts.reconnect_max));
+            self.api_retry = self.next_retry(self.api_retry.1);
         }
         // The user stream: a key first.
         if self.user.is_closed() && now >= self.user_retry.0 {
@@ -1104,9 +1106,7 @@ impl<S: Signer> Session<S> {
                     );
                     self.user.set_path(&path);
                     if self.user.open().is_err() {
-                        let b = self.user_retry.1;
-                        let pause = self.jittered(b);
-                        self.user_retry = (now + pause, (b * 2).min(self.opts.reconnect_max));
+                        self.user_retry = self.next_retry(self.user_retry.1);
                     }
                 }
             }
@@ -1215,9 +1215,7 @@ impl<S: Signer> Session<S> {
                 }
                 Poll::Message(_) => self.on_response(now_ns),
                 Poll::Ended => {
-                    let b = self.api_retry.1;
-                    let pause = self.jittered(b);
-                    self.api_retry = (now + pause, (b * 2).min(self.opts.reconnect_max));
+                    self.api_retry = self.next_retry(self.api_retry.1);
                     self.link_lost(now_ns);
                     break;
                 }
@@ -1232,9 +1230,7 @@ impl<S: Signer> Session<S> {
                 }
                 Poll::Message(_) => self.on_user(now_ns),
                 Poll::Ended => {
-                    let b = self.user_retry.1;
-                    let pause = self.jittered(b);
-                    self.user_retry = (now + pause, (b * 2).min(self.opts.reconnect_max));
+                    self.user_retry = self.next_retry(self.user_retry.1);
                     self.link_lost(now_ns);
                     break;
                 }
