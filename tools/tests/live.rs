@@ -20,26 +20,8 @@ fn paper_live_with(
     cfg: &Path,
     duration: &str,
 ) -> Output {
-    let mut args = vec![
-        "run",
-        "--paper",
-        "--market",
-        "live",
-        "--venue-url",
-        &v.rest,
-        "--ca-cert",
-        &v.cert,
-        "--depth-stream",
-        "depth@0ms",
-        "--duration",
-        duration,
-        "--status-secs",
-        "0",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let owned = v.run_args("--paper", out, cfg, duration);
+    let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
     if let Some(r) = record {
         args.extend(["--record", r.to_str().unwrap()]);
     }

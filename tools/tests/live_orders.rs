@@ -34,27 +34,10 @@ fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
 
 fn live_cmd(v: &VenueProc, out: &Path, cfg: &Path, duration: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ringmaker"));
-    c.args([
-        "run",
-        "--live",
-        "--venue-url",
-        &v.rest,
-        "--ca-cert",
-        &v.cert,
-        "--depth-stream",
-        "depth@0ms",
-        "--duration",
-        duration,
-        "--status-secs",
-        "1",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .env("RINGMAKER_API_KEY", API_KEY)
-    .env("RINGMAKER_API_SECRET", API_SECRET)
-    .env_remove("RINGMAKER_ED25519_KEY_FILE");
+    c.args(v.run_args("--live", out, cfg, duration))
+        .env("RINGMAKER_API_KEY", API_KEY)
+        .env("RINGMAKER_API_SECRET", API_SECRET)
+        .env_remove("RINGMAKER_ED25519_KEY_FILE");
     c
 }
 

@@ -35,6 +35,29 @@ impl Drop for VenueProc {
     }
 }
 
+impl VenueProc {
+    /// `run` against this venue's live streams: `mode` (`--paper` or `--live`) and the
+    /// arguments every such run shares (`depth@0ms`, `duration` seconds, `cfg`, `out`).
+    pub fn run_args(&self, mode: &str, out: &Path, cfg: &Path, duration: &str) -> Vec<String> {
+        let mut a: Vec<String> = vec!["run".into(), mode.into()];
+        if mode == "--paper" {
+            a.extend(["--market".into(), "live".into()]);
+        }
+        for (k, v) in [
+            ("--venue-url", self.rest.as_str()),
+            ("--ca-cert", self.cert.as_str()),
+            ("--depth-stream", "depth@0ms"),
+            ("--duration", duration),
+            ("--status-secs", "0"),
+            ("--config", cfg.to_str().unwrap()),
+            ("--out", out.to_str().unwrap()),
+        ] {
+            a.extend([k.to_string(), v.to_string()]);
+        }
+        a
+    }
+}
+
 /// The venue with `faults`, public market data only.
 pub fn venue(dir: &Path, faults: Option<&str>) -> VenueProc {
     venue_with(dir, faults, &[])
