@@ -1151,7 +1151,6 @@ impl<S: Signer> Session<S> {
                 }
             }
         }
-        let _ = now_ns;
     }
 
     fn check_timeouts(&mut self, now_ns: i64) {
