@@ -333,11 +333,20 @@ fn a_restart_after_kill_9_adopts_the_position_and_cancels_the_leftovers_before_i
         .filter_map(|l| l.split("cid=").nth(1)?.split(' ').next())
         .collect();
     assert!(!cancels.is_empty(), "no leftover cancelled");
+    // Answered: an execution report for it, or (the venue no longer knew it: filled or gone
+    // meanwhile) its status as a reconciliation event, after the cancel.
     for cid in &cancels {
+        let tag = format!("cid={cid} ");
+        let lines: Vec<&str> = before.lines().collect();
+        let sent = lines
+            .iter()
+            .position(|l| l.contains("intent\tCancel") && l.contains(&tag))
+            .unwrap();
         assert!(
-            before
-                .lines()
-                .any(|l| l.contains("ExecReport") && l.contains(&format!("cid={cid} "))),
+            lines[sent + 1..]
+                .iter()
+                .any(|l| l.contains(&tag)
+                    && (l.contains("ExecReport") || l.contains("ReconcileOrder"))),
             "the cancel of {cid} was not answered before quoting resumed"
         );
     }

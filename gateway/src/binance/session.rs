@@ -315,6 +315,10 @@ pub struct Session<S: Signer> {
     phase: Phase,
     /// Reconciliation events gathered until the snapshot is complete.
     staged: Vec<Event>,
+    /// User-stream reports that came while the snapshot was under way: published after its
+    /// events (a fill of an order the snapshot reports, e.g. one to be adopted, must reach the
+    /// engine after the order does, or it is dropped as unknown).
+    held_reports: Vec<Event>,
     out_buf: Vec<Event>,
     limits: [Limit; 4],
     backoff_until: Option<Instant>,
@@ -408,6 +412,7 @@ impl<S: Signer> Session<S> {
             earlier: Vec::with_capacity(4096),
             phase: Phase::Down,
             staged: Vec::with_capacity(1024),
+            held_reports: Vec::with_capacity(1024),
             out_buf: Vec::with_capacity(256),
             limits: [Limit::default(); 4],
             backoff_until: None,
@@ -499,6 +504,9 @@ impl<S: Signer> Session<S> {
         }
         self.phase = Phase::Down;
         self.staged.clear();
+        // The reports are the venue's word whatever happened to the snapshot: published now.
+        self.out_buf.extend_from_slice(&self.held_reports);
+        self.held_reports.clear();
         // Every answer still owed is lost with the link: ask after reconnecting.
         for f in &mut self.in_flight {
             f.unknown = true;
@@ -953,8 +961,14 @@ impl<S: Signer> Session<S> {
                         self.stats.fills += 1;
                     }
                     let venue_ns = u.transaction_time_ms.saturating_mul(1_000_000);
-                    self.out_buf
-                        .push(Event::exec(u.instrument, venue_ns, now_ns, rep));
+                    // While the snapshot is under way, after it: a fill of an order the
+                    // snapshot reports (an earlier run's, to be adopted) must reach the engine
+                    // after the order does, or it is dropped as unknown.
+                    let ev = Event::exec(u.instrument, venue_ns, now_ns, rep);
+                    match self.phase {
+                        Phase::Reconciling { .. } => self.held_reports.push(ev),
+                        _ => self.out_buf.push(ev),
+                    }
                 }
             }
             UserEvent::ListenKeyExpired { .. } => {
@@ -1187,6 +1201,8 @@ impl<S: Signer> Session<S> {
             Phase::Reconciling { snapshots_left: 0 } if !owed(false) => {
                 self.out_buf.extend_from_slice(&self.staged);
                 self.staged.clear();
+                self.out_buf.extend_from_slice(&self.held_reports);
+                self.held_reports.clear();
                 self.phase = Phase::Settling {
                     mark: self.emitted + self.out_buf.len() as u64,
                     seen: false,
