@@ -309,7 +309,8 @@ pub struct Session<S: Signer> {
     next_req: u64,
     in_flight: Vec<InFlight>,
     held_cancels: VecDeque<Intent>,
-    /// Ids of earlier sessions' orders seen in reconciliation: (engine id, the venue's string),
+    /// Ids of earlier sessions' orders seen in reconciliation, sorted by engine id: (engine id,
+    /// the venue's string),
     /// kept for the session (cancels and status queries of them use the venue's string).
     earlier: Vec<(u64, [u8; 36], usize)>,
     phase: Phase,
@@ -456,10 +457,22 @@ impl<S: Signer> Session<S> {
         self.cid_buf.clear();
         // An earlier run's order keeps its string for good: the engine never issues its id
         // again (it reserves every id of its own the venue reports), so there is no clash.
-        match self.earlier.iter().find(|e| e.0 == cid) {
-            Some((_, s, n)) => self.cid_buf.extend_from_slice(&s[..*n]),
-            None => self.ids.write(cid, &mut self.cid_buf),
+        match self.earlier.binary_search_by_key(&cid, |e| e.0) {
+            Ok(k) => {
+                let (_, s, n) = &self.earlier[k];
+                self.cid_buf.extend_from_slice(&s[..*n]);
+            }
+            Err(_) => self.ids.write(cid, &mut self.cid_buf),
         }
+    }
+
+    /// An earlier session's order by engine id (`earlier` is sorted: a binary search, not a
+    /// scan of up to 4,096 entries on every place and cancel after a restart).
+    fn earlier_of(&self, cid: u64) -> Option<&(u64, [u8; 36], usize)> {
+        self.earlier
+            .binary_search_by_key(&cid, |e| e.0)
+            .ok()
+            .map(|k| &self.earlier[k])
     }
 
     /// Engine id for a venue client order id string, if it is ours (this or an earlier session).
@@ -470,11 +483,12 @@ impl<S: Signer> Session<S> {
                 if remember
                     && self.earlier.len() < self.earlier.capacity()
                     && s.len() <= 36
-                    && !self.earlier.iter().any(|e| e.0 == c)
+                    && self.earlier_of(c).is_none()
                 {
                     let mut b = [0u8; 36];
                     b[..s.len()].copy_from_slice(s);
-                    self.earlier.push((c, b, s.len()));
+                    let at = self.earlier.partition_point(|e| e.0 < c);
+                    self.earlier.insert(at, (c, b, s.len()));
                 }
                 Some(c)
             }
@@ -641,8 +655,7 @@ impl<S: Signer> Session<S> {
     }
 
     /// Cancels whose pause is over go out.
-    fn send_paced_cancels(&mut self, now_ns: i64) {
-        let now = Instant::now();
+    fn send_paced_cancels(&mut self, now: Instant, now_ns: i64) {
         self.recancel_after.retain(|e| e.1 > now);
         let mut k = 0;
         while k < self.paced.len() {
@@ -1101,8 +1114,7 @@ impl<S: Signer> Session<S> {
         }
     }
 
-    fn manage_links(&mut self, now_ns: i64) {
-        let now = Instant::now();
+    fn manage_links(&mut self, now: Instant, now_ns: i64) {
         // The WebSocket API.
         if self.api.is_closed() && now >= self.api_retry.0 && self.api.open().is_err() {
             self.api_retry = self.next_retry(self.api_retry.1);
@@ -1167,11 +1179,10 @@ impl<S: Signer> Session<S> {
         }
     }
 
-    fn check_timeouts(&mut self, now_ns: i64) {
+    fn check_timeouts(&mut self, now: Instant, now_ns: i64) {
         if !self.api.is_open() || self.phase == Phase::Down {
             return;
         }
-        let now = Instant::now();
         let mut k = 0;
         while k < self.in_flight.len() {
             let f = self.in_flight[k];
@@ -1218,8 +1229,7 @@ impl<S: Signer> Session<S> {
         }
     }
 
-    fn poll_links(&mut self, now_ns: i64) {
-        let now = Instant::now();
+    fn poll_links(&mut self, now: Instant, now_ns: i64) {
         for _ in 0..64 {
             match self.api.poll(now) {
                 Poll::Pending => break,
@@ -1273,7 +1283,7 @@ impl<S: Signer> Venue for Session<S> {
                 let orphan = matches!(
                     self.phase,
                     Phase::Reconciling { .. } | Phase::Settling { .. }
-                ) || self.earlier.iter().any(|e| e.0 == intent.client_order_id);
+                ) || self.earlier_of(intent.client_order_id).is_some();
                 self.send_cancel(intent, now_ns, orphan)
             }
         }
@@ -1284,11 +1294,13 @@ impl<S: Signer> Venue for Session<S> {
         if self.closed {
             return;
         }
+        // One clock read for the loop's timeouts and back-offs (millisecond matters).
+        let now = Instant::now();
         self.pump_worker(now_ns);
-        self.poll_links(now_ns);
-        self.manage_links(now_ns);
-        self.check_timeouts(now_ns);
-        self.send_paced_cancels(now_ns);
+        self.poll_links(now, now_ns);
+        self.manage_links(now, now_ns);
+        self.check_timeouts(now, now_ns);
+        self.send_paced_cancels(now, now_ns);
         self.maybe_up(now_ns);
         for ev in &self.out_buf {
             out(ev);

@@ -200,6 +200,11 @@ fn run(
             _ => 0,
         };
     };
+    // A failure worth another try in the same job (a 5xx, a timeout; never a 429 back-off).
+    let again = |e: &RestError| {
+        fail(e);
+        matches!(e, RestError::Server { .. } | RestError::Transport(_))
+    };
     let mut have_key = false;
     let mut next_keepalive = Instant::now() + opts.keepalive_every;
     // Armed at once, then refreshed.
@@ -275,10 +280,6 @@ fn run(
                 Done::Snapshot(i, round, r)
             }
             Job::CancelAll => {
-                let again = |e: &RestError| {
-                    fail(e);
-                    matches!(e, RestError::Server { .. } | RestError::Transport(_))
-                };
                 // Every symbol tried, whatever the others did.
                 let mut ok = true;
                 for s in &symbols {
@@ -289,10 +290,6 @@ fn run(
             Job::Shutdown { cancel_all } => {
                 // The last word: each call tried a few times (a 5xx or a timeout is worth a
                 // retry here; a 429 back-off is not waited out).
-                let again = |e: &RestError| {
-                    fail(e);
-                    matches!(e, RestError::Server { .. } | RestError::Transport(_))
-                };
                 let mut left = Vec::with_capacity(symbols.len());
                 for s in &symbols {
                     if cancel_all {
