@@ -356,6 +356,91 @@ pub struct Config {
     pub source: String,
 }
 
+/// Why a config cannot replace the running one live (a hot reload): what it changes that the
+/// engine cannot change under working orders and a position. Quote parameters, risk limits,
+/// budgets, fees and the venue's order limits can change live; these cannot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadRefused {
+    /// Instruments added or removed (ids are positions in the list, and every order, position
+    /// and journal record is keyed by them).
+    #[error(
+        "the instrument set changed ({old} instruments → {new}): restart the run to change it"
+    )]
+    InstrumentCount {
+        /// Instruments running.
+        old: usize,
+        /// Instruments in the new config.
+        new: usize,
+    },
+    /// An instrument's identity or grid changed (symbol, venue, kind, tick, lot, contract size,
+    /// minimums): working orders and the position are in the old units.
+    #[error(
+        "instrument {index} ({symbol}): its {what} changed; orders and the position are kept in \
+         the old one: restart the run to change it"
+    )]
+    Instrument {
+        /// Instrument id.
+        index: usize,
+        /// Its symbol in the running config.
+        symbol: String,
+        /// What changed.
+        what: &'static str,
+    },
+    /// `[engine] book_slots`: the books are allocated at start.
+    #[error("[engine] book_slots changed ({old} → {new}): the books are allocated at start; restart the run to change it")]
+    BookSlots {
+        /// Running.
+        old: usize,
+        /// New.
+        new: usize,
+    },
+}
+
+impl Config {
+    /// Whether `new` may replace `self` live ([`ReloadRefused`] says why not).
+    pub fn reload_refusal(&self, new: &Config) -> Option<ReloadRefused> {
+        reload_refusal(self.instruments.iter(), self.book_slots, new)
+    }
+}
+
+/// [`Config::reload_refusal`] of running instruments `old` (in id order) and book slots.
+pub(crate) fn reload_refusal<'a>(
+    old: impl ExactSizeIterator<Item = &'a InstrumentConfig>,
+    book_slots: usize,
+    new: &Config,
+) -> Option<ReloadRefused> {
+    if old.len() != new.instruments.len() {
+        return Some(ReloadRefused::InstrumentCount {
+            old: old.len(),
+            new: new.instruments.len(),
+        });
+    }
+    if book_slots != new.book_slots {
+        return Some(ReloadRefused::BookSlots {
+            old: book_slots,
+            new: new.book_slots,
+        });
+    }
+    for (index, (a, b)) in old.zip(&new.instruments).enumerate() {
+        let what = if a.venue != b.venue {
+            "venue"
+        } else if a.instrument != b.instrument {
+            "instrument definition (symbol, kind, tick, lot, contract size or minimums)"
+        } else if a.balances != b.balances {
+            "starting balances"
+        } else {
+            continue;
+        };
+        return Some(ReloadRefused::Instrument {
+            index,
+            symbol: a.instrument.symbol.as_str().to_owned(),
+            what,
+        });
+    }
+    None
+}
+
 /// One instrument's validated parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstrumentConfig {

@@ -15,7 +15,7 @@
 //! working orders), `reconcile` (the venue's view), and `emit`, through which every intent leaves.
 
 use crate::book::{BboOffer, BboOverlay, OrderBook};
-use crate::config::{Config, Fx, InstrumentConfig, TopOfBookSource};
+use crate::config::{Config, Fx, InstrumentConfig, ReloadRefused, TopOfBookSource};
 use crate::emit::Emitter;
 use crate::event::{reject_code, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId};
 use crate::intent::{Mode, ModeChange, ModeReason, Sink};
@@ -65,6 +65,8 @@ pub(crate) struct Inst {
     /// Reconciliation saw an open foreign order: reduce-only until the operator's `Normal`.
     pub(crate) foreign_order: bool,
     pub(crate) cancel_all_requested: bool,
+    /// The operator's flatten (`Command::Flatten`), until `Resume`.
+    pub(crate) flatten_requested: bool,
     pub(crate) loss_limit_hit: bool,
     pub(crate) stop_loss_latched: bool,
     pub(crate) flatten_cid: Option<u64>,
@@ -105,6 +107,10 @@ pub struct Engine {
     emitter: Emitter,
     /// One order budget per venue (its account's limits), by [`crate::VenueFlavour::index`].
     budgets: [OrderBudget; 3],
+    /// The limits the budgets were built from (a reload rebuilds only what changed).
+    venue_limits: [(u32, u32); 3],
+    /// Each book's window (fixed at start).
+    book_slots: usize,
     stats: EngineStats,
     /// `[engine] adopt_unknown_orders`.
     adopt_unknown: bool,
@@ -132,6 +138,7 @@ impl Engine {
                 operator_reduce_only: false,
                 foreign_order: false,
                 cancel_all_requested: false,
+                flatten_requested: false,
                 loss_limit_hit: false,
                 stop_loss_latched: false,
                 flatten_cid: None,
@@ -154,9 +161,44 @@ impl Engine {
             budgets: cfg
                 .venue_limits
                 .map(|(per_10s, per_min)| OrderBudget::new(per_10s, per_min)),
+            venue_limits: cfg.venue_limits,
+            book_slots: cfg.book_slots,
             stats: EngineStats::default(),
             adopt_unknown: cfg.adopt_unknown_orders,
         }
+    }
+
+    /// Applies a reloaded config (the operator's hot reload), or refuses it and changes nothing
+    /// ([`Config::reload_refusal`]). Every instrument takes the new parameters and requotes at the
+    /// next batch end; orders, positions, PnL and books are kept. A changed circuit-breaker window
+    /// or threshold starts a fresh breaker, a changed cancel budget a full bucket, changed venue
+    /// order limits fresh budgets; unchanged ones keep their state. Off the hot path: it copies the
+    /// config (the host journals the new config with it, so a replay applies it at the same point).
+    pub fn reconfigure(&mut self, cfg: &Config) -> Result<(), ReloadRefused> {
+        let running = self.insts.iter().map(|i| &i.cfg);
+        if let Some(r) = crate::config::reload_refusal(running, self.book_slots, cfg) {
+            return Err(r);
+        }
+        for (inst, new) in self.insts.iter_mut().zip(&cfg.instruments) {
+            if inst.cfg.circuit_window_ns != new.circuit_window_ns
+                || inst.cfg.max_price_change != new.max_price_change
+            {
+                inst.breaker = CircuitBreaker::new(new.circuit_window_ns, new.max_price_change);
+            }
+            if inst.cfg.cancel_budget_per_min != new.cancel_budget_per_min {
+                inst.cancel_budget = TokenBucket::new(new.cancel_budget_per_min, MINUTE_NS);
+            }
+            inst.cfg = new.clone();
+            inst.dirty = true;
+        }
+        for (k, limits) in cfg.venue_limits.iter().enumerate() {
+            if self.venue_limits[k] != *limits {
+                self.budgets[k] = OrderBudget::new(limits.0, limits.1);
+            }
+        }
+        self.venue_limits = cfg.venue_limits;
+        self.adopt_unknown = cfg.adopt_unknown_orders;
+        Ok(())
     }
 
     /// Counters.
@@ -282,6 +324,7 @@ impl Engine {
                     Some(Command::Halt) => inst.operator_halt = true,
                     Some(Command::Resume) => {
                         inst.operator_halt = false;
+                        inst.flatten_requested = false;
                         inst.loss_limit_hit = false;
                         // A new baseline: the loss that tripped the limit is not counted twice.
                         inst.day_start_pnl = inst.fair_value.map_or(inst.day_start_pnl, |fv| {
@@ -294,6 +337,9 @@ impl Engine {
                         inst.foreign_order = false;
                     }
                     Some(Command::CancelAll) => inst.cancel_all_requested = true,
+                    Some(Command::Flatten) => inst.flatten_requested = true,
+                    // Applied with the reload record before it (`Engine::reconfigure`).
+                    Some(Command::Reload) => {}
                     Some(Command::ClockFault) => inst.clock_fault = true,
                     Some(Command::ClockOk) => inst.clock_fault = false,
                     Some(Command::OrderEntryDown) => inst.order_entry_down = true,
@@ -415,6 +461,17 @@ impl Engine {
             inst.cancel_all_requested = false;
             risk::cancel_all(inst, now, &mut self.emitter, &mut self.stats, sink);
             if mode == Mode::Halted {
+                if inst.flatten_requested {
+                    risk::flatten(
+                        inst,
+                        top,
+                        now,
+                        &mut self.budgets[inst.cfg.venue.index()],
+                        &mut self.emitter,
+                        &mut self.stats,
+                        sink,
+                    );
+                }
                 clock.mark(Stage::Diff);
                 return;
             }

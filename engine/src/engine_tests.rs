@@ -1156,3 +1156,154 @@ fn an_adopted_order_waits_out_the_order_entry_halt_but_not_another() {
         (IntentKind::Cancel, old)
     );
 }
+
+#[test]
+fn flatten_halts_cancels_and_crosses_for_the_position_until_flat_then_waits_for_resume() {
+    let (mut e, mut o) = synced(0);
+    let bid = o
+        .intents
+        .iter()
+        .find(|i| i.side == Side::Bid)
+        .unwrap()
+        .client_order_id;
+    ack_all(&mut e, &mut o, MS);
+    report(&mut e, &mut o, ExecKind::Fill, bid, 999, 2, 2, 2 * MS);
+    e.on_batch_end(&mut o);
+    ack_all(&mut e, &mut o, 3 * MS);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 2);
+
+    e.on_event(&Event::control(0, 4 * MS, Command::Flatten), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(
+        e.instrument(0).unwrap().mode,
+        (Mode::Halted, ModeReason::Flatten)
+    );
+    let ioc: Vec<&Intent> = o
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Place)
+        .collect();
+    assert_eq!(ioc.len(), 1, "{:?}", o.intents);
+    let (cid, side, px, qty, tif) = (
+        ioc[0].client_order_id,
+        ioc[0].side,
+        ioc[0].price,
+        ioc[0].qty,
+        ioc[0].tif,
+    );
+    assert_eq!((side, px, qty, tif), (Side::Ask, 1000, 2, TimeInForce::Ioc));
+    assert!(o
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Cancel)
+        .all(|i| i.forced && i.client_order_id != cid));
+    let cancels = o
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Cancel)
+        .count();
+    assert_eq!(cancels, 5, "every quote but the flatten order");
+    o.intents.clear();
+    // Another requote while the IOC is in flight: neither a second flatten nor its cancel.
+    e.on_event(&Event::timer(5 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert!(
+        o.intents
+            .iter()
+            .all(|i| i.client_order_id != cid && i.kind != IntentKind::Place),
+        "{:?}",
+        o.intents
+    );
+    o.intents.clear();
+    report(&mut e, &mut o, ExecKind::Ack, cid, 1000, 0, 0, 6 * MS);
+    report(&mut e, &mut o, ExecKind::Fill, cid, 1000, 2, 2, 6 * MS);
+    e.on_batch_end(&mut o);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 0);
+    assert!(o.intents.iter().all(|i| i.kind != IntentKind::Place));
+    assert_eq!(e.instrument(0).unwrap().mode.1, ModeReason::Flatten);
+    o.intents.clear();
+    e.on_event(&Event::control(0, 7 * MS, Command::Resume), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(e.instrument(0).unwrap().mode.0, Mode::Normal);
+    assert!(o.intents.iter().any(|i| i.kind == IntentKind::Place));
+}
+
+#[test]
+fn a_reload_applies_quote_parameters_and_keeps_orders_position_and_book() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    let best_bid = |e: &Engine| {
+        e.instrument(0)
+            .unwrap()
+            .orders
+            .open()
+            .filter(|o| o.side == Side::Bid)
+            .map(|o| o.price)
+            .max()
+    };
+    assert_eq!(best_bid(&e), Some(998));
+    let wider =
+        Config::from_toml(&CFG.replace("start_offset = 2.0", "start_offset = 40.0")).unwrap();
+    e.reconfigure(&wider).unwrap();
+    assert_eq!(
+        e.instrument(0).unwrap().config.layer_distance,
+        wider.instruments[0].layer_distance
+    );
+    e.on_event(&Event::control(0, 2 * MS, Command::Reload), &mut o);
+    e.on_batch_end(&mut o);
+    let cancelled = o
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Cancel)
+        .count();
+    assert!(
+        cancelled > 0,
+        "the old grid is off the new one: {:?}",
+        o.intents
+    );
+    // Layer 0 is now 40 ticks out, not 2: nothing is placed inside the new offset.
+    let bids: Vec<i64> = o
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Place && i.side == Side::Bid)
+        .map(|i| i.price)
+        .collect();
+    assert!(
+        !bids.is_empty() && bids.iter().all(|p| *p <= 961),
+        "requoted under the new offset: {:?}",
+        o.intents
+    );
+    ack_all(&mut e, &mut o, 3 * MS);
+    assert!(e.instrument(0).unwrap().book.is_valid());
+
+    // Refused, and nothing changes: another tick, another instrument count, other book slots.
+    for (text, what) in [
+        (
+            CFG.replace("tick = \"0.10\"", "tick = \"0.01\""),
+            "instrument definition",
+        ),
+        (
+            CFG.replace("book_slots = 4096", "book_slots = 8192"),
+            "book_slots",
+        ),
+        (
+            format!(
+                "{CFG}\n{}",
+                &CFG[CFG.find("[[instrument]]").unwrap()..].replace("BTCUSDT", "ETHUSDT")
+            ),
+            "instrument set",
+        ),
+    ] {
+        let cfg = Config::from_toml(&text).unwrap();
+        let err = e.reconfigure(&cfg).unwrap_err();
+        assert!(err.to_string().contains(what), "{err}");
+        assert_eq!(
+            Config::from_toml(CFG).unwrap().reload_refusal(&cfg),
+            Some(err)
+        );
+    }
+    assert_eq!(
+        e.instrument(0).unwrap().config.layer_distance,
+        wider.instruments[0].layer_distance
+    );
+}

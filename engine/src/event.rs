@@ -341,6 +341,13 @@ pub enum Command {
     /// The order-entry session is connected and reconciled: the engine's view of its orders and
     /// position matches the venue's (every reconciliation event was published before this).
     OrderEntryUp = 10,
+    /// The operator's flatten: halt (cancel every working order, quote nothing) and close the
+    /// position with IOC orders across the touch until it is flat; until `Resume`.
+    Flatten = 11,
+    /// The operator reloaded the config: the journal holds the new engine config (a reload
+    /// record) right before this event, and the engine has applied it. The event itself marks
+    /// every instrument for a requote under the new parameters.
+    Reload = 12,
 }
 
 /// The host clock as a live feed saw it ([`Command::ClockReading`]).
@@ -374,6 +381,8 @@ impl Command {
             8 => Command::ClockReading,
             9 => Command::OrderEntryDown,
             10 => Command::OrderEntryUp,
+            11 => Command::Flatten,
+            12 => Command::Reload,
             _ => return None,
         })
     }

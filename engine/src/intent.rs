@@ -162,6 +162,18 @@ impl Intent {
 }
 
 impl Mode {
+    /// Every mode, in code order.
+    pub const ALL: [Mode; 3] = [Mode::Normal, Mode::ReduceOnly, Mode::Halted];
+
+    /// Its name in metrics and operator answers (`normal`, `reduce_only`, `halted`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::ReduceOnly => "reduce_only",
+            Mode::Halted => "halted",
+        }
+    }
+
     fn from_u8(v: u8) -> Option<Mode> {
         Some(match v {
             0 => Mode::Normal,
@@ -173,6 +185,42 @@ impl Mode {
 }
 
 impl ModeReason {
+    /// Every reason, in code order.
+    pub const ALL: [ModeReason; 13] = [
+        ModeReason::None,
+        ModeReason::Inventory,
+        ModeReason::StopLoss,
+        ModeReason::Operator,
+        ModeReason::KillSwitch,
+        ModeReason::DailyLossLimit,
+        ModeReason::CircuitBreaker,
+        ModeReason::BookInvalid,
+        ModeReason::BookStale,
+        ModeReason::ForeignOrder,
+        ModeReason::ClockFault,
+        ModeReason::OrderEntry,
+        ModeReason::Flatten,
+    ];
+
+    /// Its name in metrics and operator answers (snake case: `kill_switch`, `book_stale`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModeReason::None => "none",
+            ModeReason::Inventory => "inventory",
+            ModeReason::StopLoss => "stop_loss",
+            ModeReason::Operator => "operator",
+            ModeReason::KillSwitch => "kill_switch",
+            ModeReason::DailyLossLimit => "daily_loss_limit",
+            ModeReason::CircuitBreaker => "circuit_breaker",
+            ModeReason::BookInvalid => "book_invalid",
+            ModeReason::BookStale => "book_stale",
+            ModeReason::ForeignOrder => "foreign_order",
+            ModeReason::ClockFault => "clock_fault",
+            ModeReason::OrderEntry => "order_entry",
+            ModeReason::Flatten => "flatten",
+        }
+    }
+
     fn from_u8(v: u8) -> Option<ModeReason> {
         Some(match v {
             0 => ModeReason::None,
@@ -187,6 +235,7 @@ impl ModeReason {
             9 => ModeReason::ForeignOrder,
             10 => ModeReason::ClockFault,
             11 => ModeReason::OrderEntry,
+            12 => ModeReason::Flatten,
             _ => return None,
         })
     }
@@ -262,6 +311,9 @@ pub enum ModeReason {
     /// The order-entry link is down or not yet reconciled (`Command::OrderEntryDown`), until
     /// `Command::OrderEntryUp`.
     OrderEntry = 11,
+    /// The operator's flatten (`Command::Flatten`): halted, closing the position, until
+    /// `Command::Resume`.
+    Flatten = 12,
 }
 
 /// A change of mode, journaled with its reason.

@@ -37,7 +37,7 @@ pub use book::{BboOffer, BboOverlay, BookError, Levels, OrderBook, NO_ASK, NO_BI
 pub use config::{
     Balances, BalancesSection, Config, ConfigError, ConfigFile, EngineSection, FairValue,
     FeeSection, Fx, InstrumentConfig, InstrumentSection, OffsetUnit, OnStopLoss, QuoteSection,
-    RiskSection, TopOfBookSource, VenueFlavour, MAX_LAYERS,
+    ReloadRefused, RiskSection, TopOfBookSource, VenueFlavour, MAX_LAYERS,
 };
 pub use engine::{Engine, InstrumentView};
 pub use event::{

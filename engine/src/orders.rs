@@ -314,14 +314,20 @@ impl OrderTable {
 
     /// Marks every pending-new or live order as cancelling, calling `f` for each.
     pub fn cancel_all_open(&mut self, f: impl FnMut(&Order)) {
-        self.cancel_open(false, f);
+        self.cancel_open(false, None, f);
     }
 
-    /// [`OrderTable::cancel_all_open`], leaving adopted orders working when `keep_adopted`.
-    pub(crate) fn cancel_open(&mut self, keep_adopted: bool, mut f: impl FnMut(&Order)) {
+    /// [`OrderTable::cancel_all_open`], leaving adopted orders working when `keep_adopted`, and
+    /// the order `keep` (a flatten order in flight) alone.
+    pub(crate) fn cancel_open(
+        &mut self,
+        keep_adopted: bool,
+        keep: Option<u64>,
+        mut f: impl FnMut(&Order),
+    ) {
         for k in 0..self.open_len {
             let o = &mut self.slots[self.open_list[k] as usize];
-            if keep_adopted && o.adopted {
+            if (keep_adopted && o.adopted) || keep == Some(o.client_order_id) {
                 continue;
             }
             if matches!(o.state, OrderState::PendingNew | OrderState::Live) {

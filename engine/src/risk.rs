@@ -48,6 +48,9 @@ pub(crate) fn evaluate_mode(
         }
     }
     let stale = now.saturating_sub(inst.last_book_ns) > cfg.stale_after_ns;
+    if inst.flatten_requested {
+        return (Mode::Halted, ModeReason::Flatten);
+    }
     if inst.operator_halt {
         return (Mode::Halted, ModeReason::KillSwitch);
     }
@@ -227,7 +230,9 @@ pub(crate) fn cancel_all(
             inst.reason,
             R::OrderEntry | R::BookInvalid | R::BookStale | R::ClockFault
         );
-    inst.orders.cancel_open(keep_adopted, |o| {
+    // The operator's flatten order crosses the spread as IOC: the venue ends it at once.
+    let keep = inst.flatten_cid.filter(|_| inst.flatten_requested);
+    inst.orders.cancel_open(keep_adopted, keep, |o| {
         emitter.cancel(id, o.side, o.client_order_id, true, now, stats, sink);
     });
 }
@@ -245,12 +250,28 @@ pub(crate) fn flatten_on_stop_loss(
     stats: &mut EngineStats,
     sink: &mut impl Sink,
 ) {
+    if inst.cfg.on_stop_loss != OnStopLoss::Flatten || reason != ModeReason::StopLoss {
+        return;
+    }
+    flatten(inst, top, now, budget, emitter, stats, sink);
+}
+
+/// Sends one IOC order across the touch for the whole position (a spot instrument: what its
+/// balances allow), unless one is already in flight, the position is flat, there is no top of
+/// book or no venue order budget. Used by the stop loss's flatten and the operator's
+/// `Command::Flatten` (retried at each requote until flat).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn flatten(
+    inst: &mut Inst,
+    top: Option<TopOfBook>,
+    now: i64,
+    budget: &mut OrderBudget,
+    emitter: &mut Emitter,
+    stats: &mut EngineStats,
+    sink: &mut impl Sink,
+) {
     let pos = inst.pos.qty;
-    if inst.cfg.on_stop_loss != OnStopLoss::Flatten
-        || reason != ModeReason::StopLoss
-        || inst.flatten_cid.is_some()
-        || pos == 0
-    {
+    if inst.flatten_cid.is_some() || pos == 0 {
         return;
     }
     let Some(t) = top else {
