@@ -112,6 +112,7 @@ pub fn pipeline_settings(out: &Path, live: bool, seconds: Option<f64>) -> Settin
         hlog_interval: Duration::from_secs(1),
         status_every: None,
         stop: Arc::new(AtomicBool::new(false)),
+        ops: Default::default(),
     }
 }
 

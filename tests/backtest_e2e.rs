@@ -166,10 +166,12 @@ fn the_backtest_journal_replays_identically() {
         ReplayOutcome::Identical {
             events,
             intents,
+            reloads,
             ending,
             torn_tail,
         } => {
             assert_eq!(events, outcome.events);
+            assert_eq!(reloads, 0);
             assert!(intents > 100);
             assert_eq!(ending, record::Ending::Clean);
             assert!(torn_tail.is_none());

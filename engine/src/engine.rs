@@ -201,6 +201,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Each venue's order budget at the engine's time ([`crate::VenueFlavour::index`] order):
+    /// places in the last 10 s and the last minute, each with its limit. Counts a window of up to
+    /// the limit's size: for metrics, not for the hot path.
+    pub fn order_budget_usage(&self) -> [[(u32, u32); 2]; 3] {
+        let now = self.now_ns;
+        [
+            self.budgets[0].used(now),
+            self.budgets[1].used(now),
+            self.budgets[2].used(now),
+        ]
+    }
+
+    /// Discretionary cancels of instrument `id` in the last minute, and its budget.
+    pub fn cancel_budget_usage(&self, id: InstrumentId) -> Option<(u32, u32)> {
+        self.insts
+            .get(id as usize)
+            .map(|i| i.cancel_budget.used(self.now_ns))
+    }
+
     /// Counters.
     pub fn stats(&self) -> EngineStats {
         self.stats

@@ -44,6 +44,16 @@ impl TokenBucket {
         true
     }
 
+    /// Actions taken in the window ending at `now_ns`, and the capacity.
+    pub(crate) fn used(&self, now_ns: i64) -> (u32, u32) {
+        let used = self
+            .times
+            .iter()
+            .filter(|&&t| now_ns.saturating_sub(t) < self.window_ns)
+            .count();
+        (used as u32, self.times.len() as u32)
+    }
+
     /// Actions still allowed at `now_ns`.
     #[cfg(test)]
     pub(crate) fn tokens(&self, now_ns: i64) -> i64 {
@@ -74,6 +84,11 @@ impl OrderBudget {
     #[inline]
     pub(crate) fn available(&self, now_ns: i64) -> bool {
         self.per_10s.available(now_ns) && self.per_min.available(now_ns)
+    }
+
+    /// Places in the last 10 s and the last minute at `now_ns`, each with its limit.
+    pub(crate) fn used(&self, now_ns: i64) -> [(u32, u32); 2] {
+        [self.per_10s.used(now_ns), self.per_min.used(now_ns)]
     }
 
     /// Spends one place under both limits (call after [`OrderBudget::available`]).

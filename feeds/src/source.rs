@@ -106,6 +106,10 @@ pub trait MarketSource {
     fn request_snapshot(&mut self, instrument: InstrumentId) -> SnapshotReply;
     /// Counters so far.
     fn counts(&self) -> SourceCounts;
+    /// Connections re-established after a loss (a network source; 0 for a file).
+    fn reconnects(&self) -> u64 {
+        0
+    }
     /// Where the last input came from (e.g. `file.gz:123`), for messages about it.
     fn origin(&self) -> Option<String> {
         None

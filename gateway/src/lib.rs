@@ -13,7 +13,7 @@ pub mod binance;
 pub mod sim;
 mod venue;
 
-pub use venue::Venue;
+pub use venue::{LinkCounts, Venue};
 
 pub use sim::{
     BpsFees, ConstantLatency, FeeModel, LatencyModel, ProbQueue, QueueModel, RiskAverseQueue,

@@ -18,6 +18,17 @@
 
 use engine::{Event, InstrumentId, Intent};
 
+/// A live venue session's links, counted since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounts {
+    /// WebSocket API (order entry) connects.
+    pub order_entry_connects: u64,
+    /// User data stream connects.
+    pub user_stream_connects: u64,
+    /// Requests answered with 429 (too many requests) or 418 (banned), REST included.
+    pub rate_limited: u64,
+}
+
 /// A trading venue as the engine's host sees it.
 pub trait Venue {
     /// Counters the venue keeps (for the run's summary).
@@ -49,6 +60,12 @@ pub trait Venue {
     /// loop on the wall clock, and the gateway skips the per-event calls. Default: true.
     fn follows_market(&self) -> bool {
         true
+    }
+
+    /// A live session's link and rate-limit counts, for the metrics endpoint (`None`: not a
+    /// live session). Read once a second by the gateway thread. Default: `None`.
+    fn link_counts(&self) -> Option<LinkCounts> {
+        None
     }
 
     /// Whether the engine must start with its order-entry link down

@@ -102,6 +102,8 @@ pub struct Writer {
     ts_at_last_sync: i64,
     /// The record being filled by [`Writer::extend`], if any (sealed before anything else).
     open: Option<OpenRecord>,
+    /// Bytes used (headers and records) in the segments this writer finished.
+    finished_bytes: u64,
 }
 
 /// A record whose payload is being written in place at `pos`; its header is written when it is
@@ -221,6 +223,7 @@ impl Writer {
             next_seq,
             newest_ts,
             records_since_sync: 0,
+            finished_bytes: 0,
             ts_at_last_sync: newest_ts,
             open: None,
         }
@@ -427,6 +430,18 @@ impl Writer {
         self.next_seq
     }
 
+    /// The segment being written (its index).
+    pub fn segment(&self) -> u64 {
+        self.cur.index
+    }
+
+    /// Bytes this writer has used: segment headers and records (padding included) of the
+    /// segments it finished, and of the current one up to the write position (an open record
+    /// counts once sealed). Preallocated space not yet written is not counted.
+    pub fn used_bytes(&self) -> u64 {
+        self.finished_bytes + self.pos as u64
+    }
+
     /// The journal directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -533,6 +548,7 @@ impl Writer {
             synced_to: self.synced_to,
             written: self.pos,
         };
+        self.finished_bytes += self.pos as u64;
         // If housekeeping has not collected the previous one, its munmap happens here.
         drop(self.retired.replace(retired));
         self.pos = SEGMENT_HEADER_LEN;

@@ -65,9 +65,15 @@ impl VenueArgs {
 
 /// Reads and validates a run config (the engine's sections and the runtime's).
 pub fn load_config(path: &Path) -> anyhow::Result<RunConfig> {
+    load_config_text(path).map(|(c, _)| c)
+}
+
+/// [`load_config`], with the text it was read from.
+pub fn load_config_text(path: &Path) -> anyhow::Result<(RunConfig, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))?;
-    RunConfig::from_toml(&text).with_context(|| format!("config {}", path.display()))
+    let cfg = RunConfig::from_toml(&text).with_context(|| format!("config {}", path.display()))?;
+    Ok((cfg, text))
 }
 
 /// The `--data` arguments for the instruments of `cfg` (`PATH`, `SYMBOL=PATH` or

@@ -56,10 +56,14 @@ pub fn replay(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
         ReplayOutcome::Identical {
             events,
             intents,
+            reloads,
             ending,
             torn_tail,
         } => {
             outln!("identical: {events} events, {intents} intents")?;
+            if reloads > 0 {
+                outln!("hot reloads applied at their journaled points: {reloads}")?;
+            }
             // Identical as far as it goes: say so when the journal's end is not a clean close.
             if let Some(t) = torn_tail {
                 outln!(

@@ -3,7 +3,7 @@
 //! pipeline on live market data with live order entry at Binance USDⓈ-M
 //! (`gateway::binance::session`). See `runtime::live`.
 
-use crate::cmd_common::{data_specs, finish, load_config, VenueArgs};
+use crate::cmd_common::{data_specs, finish, load_config_text, VenueArgs};
 use crate::out_dir::Staged;
 use anyhow::Context as _;
 use runtime::live::{self, signals, Settings};
@@ -115,7 +115,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         !(a.live && a.market == Market::Recording && a.market_given()),
         "--live trades on the venue's live streams: leave out --market recording"
     );
-    let cfg = load_config(&a.config)?;
+    let (cfg, config_text) = load_config_text(&a.config)?;
     let live_market = a.market == Market::Live || a.live;
     // With --live: the order-entry session, set up before anything is written (a missing key
     // or a bad endpoint ends the command here).
@@ -148,6 +148,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let dir = staged.path().to_path_buf();
     let stop = Arc::new(AtomicBool::new(false));
     signals::register(&stop)?;
+    let reload = Arc::new(AtomicBool::new(false));
+    signals::register_reload(&reload)?;
     if let (true, Some(d)) = (live_market, a.duration) {
         // Live, `--duration` ends the run at the first message past it; a venue that has gone
         // silent sends none, so the wall clock ends it too (a second later).
@@ -177,6 +179,12 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         hlog_interval: Duration::from_secs(1),
         status_every: (a.status_secs > 0).then(|| Duration::from_secs(a.status_secs)),
         stop,
+        ops: live::OpsSettings {
+            control_dir: Some(a.out.clone()),
+            config_path: Some(std::path::absolute(&a.config).unwrap_or_else(|_| a.config.clone())),
+            config_text,
+            reload: Some(reload),
+        },
     };
     let created_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)

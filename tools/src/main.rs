@@ -21,6 +21,7 @@ macro_rules! errln {
 mod book;
 mod cmd_backtest;
 mod cmd_common;
+mod cmd_ctl;
 mod cmd_instruments;
 mod cmd_journal;
 mod cmd_live;
@@ -65,6 +66,9 @@ enum Command {
     Run(cmd_run::Args),
     /// Record the venue's live market data (no trading), in the recordings' format.
     Record(cmd_record::Args),
+    /// Operator commands to a running `ringmaker run` (halt, resume, reduce-only, cancel-all,
+    /// flatten, status, reload), over its control socket in its --out directory.
+    Ctl(cmd_ctl::Args),
     /// Serve a Binance USDⓈ-M exchange on localhost over TLS (REST, WebSocket streams), its
     /// market data replayed from recordings.
     Venue(cmd_venue::Args),
@@ -121,6 +125,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Run(args) => cmd_run::run(&args),
         Command::Record(args) => cmd_record::run(&args),
         Command::Venue(args) => cmd_venue::run(&args),
+        Command::Ctl(args) => cmd_ctl::run(&args),
     }
 }
 

@@ -602,6 +602,14 @@ impl MarketSource for NetSource {
         self.counts
     }
 
+    fn reconnects(&self) -> u64 {
+        // Every connect after each link's first.
+        self.stats
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(self.links.len() as u64)
+    }
+
     fn origin(&self) -> Option<String> {
         Some(format!("{} connections", self.links.len()))
     }

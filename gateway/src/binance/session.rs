@@ -1354,6 +1354,18 @@ impl<S: Signer> Venue for Session<S> {
         self.user.close(feeds::net::conn::ConnError::Closed(None));
     }
 
+    fn link_counts(&self) -> Option<crate::venue::LinkCounts> {
+        let c = &self.worker.counters;
+        Some(crate::venue::LinkCounts {
+            order_entry_connects: self.stats.api_connects,
+            user_stream_connects: self.stats.user_connects,
+            rate_limited: self.stats.too_many_requests
+                + self.stats.banned
+                + c.rate_limited.load(Ordering::Relaxed)
+                + c.banned.load(Ordering::Relaxed),
+        })
+    }
+
     fn stats(&self) -> SessionStats {
         let c = &self.worker.counters;
         SessionStats {

@@ -82,7 +82,7 @@ impl RunConfig {
         let engine = Config::from_toml(&engine_text)?;
         let live_text = toml::to_string(&{
             let mut t = toml::Table::new();
-            for name in ["cpu", "rings", "feed", "venue"] {
+            for name in ["cpu", "rings", "feed", "venue", "ops"] {
                 if let Some(v) = rest.get(name) {
                     t.insert(name.to_owned(), v.clone());
                 }
@@ -163,7 +163,7 @@ mod tests {
         let text = default_text()
             + "\n[cpu]\nengine = 1\nfeeds = [0]\n[rings]\ninput = 1024\n\
                [venue]\nrest_url = \"https://127.0.0.1:9443\"\ncountdown_secs = 60\n\
-               [ops]\nmetrics = \"127.0.0.1:9100\"\ntoken_file = \"/home/me/RM_KEY.pem\"\n";
+               [ops]\nmetrics_listen = \"127.0.0.1:9100\"\n";
         let run = RunConfig::from_toml(&text).unwrap();
         assert_eq!(run.live.cpu.engine, Some(1));
         assert_eq!(run.live.rings.input, 1024);
@@ -174,7 +174,11 @@ mod tests {
             run.live.order_entry.rest_url.as_deref(),
             Some("https://127.0.0.1:9443")
         );
-        for absent in ["[cpu]", "[venue]", "RM_KEY", "9443", "[ops]"] {
+        assert_eq!(
+            run.live.ops.metrics_addr(),
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        for absent in ["[cpu]", "[venue]", "9100", "9443", "[ops]"] {
             assert!(
                 !run.engine.source.contains(absent),
                 "{absent} in {}",
@@ -195,13 +199,22 @@ mod tests {
                 .unwrap()
                 .settings_digest()
         };
-        let a = d("[venue]\nrest_url = \"https://a\"\n[ops]\ntoken_env = \"K1\"\n");
-        let b = d(
-            "[venue]\nrest_url = \"https://a\"\n[ops]\ntoken_env = \"K2\"\nsecret_file = \"/x\"\n",
+        let a = d("[venue]\nrest_url = \"https://a\"\n[ops]\nmetrics_listen = \"127.0.0.1:1\"\n");
+        let c = d("[venue]\nrest_url = \"https://b\"\n[ops]\nmetrics_listen = \"127.0.0.1:1\"\n");
+        let e = d("[venue]\nrest_url = \"https://a\"\n[ops]\nmetrics_listen = \"127.0.0.1:2\"\n");
+        assert_ne!(a, c, "settings are digested");
+        assert_ne!(a, e);
+        // No section accepts a credential today ([venue] refuses them); should one ever be
+        // written, it is left out of the digest.
+        let mut t: toml::Table = toml::from_str(
+            "[x]\nurl = \"u\"\napi_key = \"K\"\n[x.y]\nSecret_File = \"/s\"\nn = 1\n",
+        )
+        .unwrap();
+        strip_credentials(&mut t);
+        assert_eq!(
+            toml::to_string(&t).unwrap(),
+            "[x]\nurl = \"u\"\n\n[x.y]\nn = 1\n"
         );
-        let c = d("[venue]\nrest_url = \"https://b\"\n[ops]\ntoken_env = \"K1\"\n");
-        assert_eq!(a, b, "credential fields are not digested");
-        assert_ne!(a, c, "other settings are");
         assert_ne!(d("[rings]\ninput = 1024\n"), d("[rings]\ninput = 2048\n"));
     }
 

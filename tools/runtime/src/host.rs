@@ -14,6 +14,11 @@ pub trait Recorder {
     fn intent(&mut self, intent: &Intent);
     /// A mode change the engine produced.
     fn mode_change(&mut self, change: &ModeChange);
+    /// A hot reload applied to the engine at engine time `now_ns`: the new engine config's text
+    /// (journaled so replay applies it at the same point). Rare; may allocate.
+    fn reload(&mut self, now_ns: i64, engine_toml: &str) {
+        let _ = (now_ns, engine_toml);
+    }
     /// Called between batches, off the hot path (e.g. journal segment preallocation, msync).
     fn idle(&mut self) {}
     /// Whether recording has failed; the run must stop (nothing already recorded is lost).
@@ -77,6 +82,14 @@ impl<R: Recorder> Host<R> {
             sink,
         };
         self.engine.on_event(ev, &mut tee);
+    }
+
+    /// A hot reload: applies `cfg` to the engine ([`Engine::reconfigure`]) and, if it was
+    /// applied, records it. A refused config changes nothing and records nothing.
+    pub fn reload(&mut self, cfg: &engine::Config) -> Result<(), engine::ReloadRefused> {
+        self.engine.reconfigure(cfg)?;
+        self.recorder.reload(self.engine.now_ns(), &cfg.source);
+        Ok(())
     }
 
     /// The end of a batch.
@@ -196,6 +209,11 @@ impl<R: Recorder> Recorder for Deferred<R> {
     #[inline]
     fn mode_change(&mut self, change: &ModeChange) {
         self.hold(Held::Mode(*change));
+    }
+    fn reload(&mut self, now_ns: i64, engine_toml: &str) {
+        // Rare: everything held goes first, so the order is kept.
+        self.flush();
+        self.inner.reload(now_ns, engine_toml);
     }
     fn idle(&mut self) {
         self.flush();

@@ -12,6 +12,7 @@
 //! | 6 | events | consecutive engine inputs, 64 bytes each, in order (1 to [`EVENTS_PER_RECORD`]) | the newest one's local time |
 //! | 8 | close | a clean close: records before it (`u64`) and events journaled (`u64`), 16 bytes; the last record | 0 |
 //! | 7 | settings | SHA-256 of the run config's other sections, credentials left out ([`crate::config::RunConfig::settings_digest`]), 32 bytes | 0 |
+//! | 9 | reload | the engine config's TOML text that a hot reload applied at this point (right before the `Reload` control event it goes with) | engine time |
 //!
 //! The config record (the engine's part of the run config only: what replay needs) comes
 //! first, then the settings record; then every event in the order the engine consumed it, each
@@ -52,6 +53,9 @@ pub const KIND_SETTINGS: u16 = 7;
 /// without one ended without closing (a crash, a kill) or lost its end (a segment cut short at a
 /// record boundary, trailing segments removed): records may be missing.
 pub const KIND_CLOSE: u16 = 8;
+/// Reload record: the engine config a hot reload applied here (`ringmaker ctl reload`, SIGHUP).
+/// Replay applies it at the same point.
+pub const KIND_RELOAD: u16 = 9;
 /// Most events in one events record (16 KiB of payload).
 pub const EVENTS_PER_RECORD: usize = 256;
 
@@ -107,6 +111,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         KIND_EVENTS => "events",
         KIND_SETTINGS => "settings",
         KIND_CLOSE => "close",
+        KIND_RELOAD => "reload",
         _ => "unknown",
     }
 }
@@ -247,6 +252,11 @@ impl JournalRecorder {
         self.writer.next_seq() - 1
     }
 
+    /// The segment being written and the bytes used so far ([`journal::Writer::used_bytes`]).
+    pub fn position(&self) -> (u64, u64) {
+        (self.writer.segment(), self.writer.used_bytes())
+    }
+
     /// Events recorded (written into events records).
     pub fn events(&self) -> u64 {
         self.events
@@ -284,6 +294,9 @@ impl Recorder for JournalRecorder {
     #[inline]
     fn mode_change(&mut self, change: &ModeChange) {
         self.append(KIND_MODE, change.time_ns, &change.to_bytes());
+    }
+    fn reload(&mut self, now_ns: i64, engine_toml: &str) {
+        self.append(KIND_RELOAD, now_ns, engine_toml.as_bytes());
     }
     fn idle(&mut self) {
         self.housekeeping();
@@ -347,6 +360,7 @@ impl Ending {
 pub fn describe(kind: u16, payload: &[u8]) -> String {
     match kind {
         KIND_CONFIG => format!("{} bytes of TOML", payload.len()),
+        KIND_RELOAD => format!("a hot reload: {} bytes of engine TOML", payload.len()),
         KIND_CLOSE => match close_totals(payload) {
             Some((records, events)) => {
                 format!("clean close after {records} records ({events} events)")
@@ -529,6 +543,8 @@ pub enum ReplayOutcome {
         events: u64,
         /// Intents compared.
         intents: u64,
+        /// Hot reloads applied (reload records).
+        reloads: u64,
         /// How the journal ends: only a clean close says nothing is missing after the last
         /// record replayed.
         ending: Ending,
@@ -575,7 +591,7 @@ pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
     let cfg = run.engine;
     let mut engine = Engine::new(&cfg);
     let mut produced = Produced::default();
-    let (mut events, mut intents) = (0u64, 0u64);
+    let (mut events, mut intents, mut reloads) = (0u64, 0u64, 0u64);
     let mut closed_at: Option<(u64, u64)> = None;
     let mut after_close = false;
     for rec in records {
@@ -631,6 +647,19 @@ pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
                     }
                 }
             }
+            KIND_RELOAD => {
+                if let Some(d) = pending_divergence(&mut produced, rec.seq) {
+                    return Ok(d);
+                }
+                let text = std::str::from_utf8(rec.payload)
+                    .with_context(|| format!("seq {}: the reload record is not UTF-8", rec.seq))?;
+                let cfg = Config::from_toml(text)
+                    .with_context(|| format!("seq {}: the reloaded config is invalid", rec.seq))?;
+                engine
+                    .reconfigure(&cfg)
+                    .with_context(|| format!("seq {}: the reload cannot be applied", rec.seq))?;
+                reloads += 1;
+            }
             KIND_CONFIG => bail!("seq {}: a second config record", rec.seq),
             // The runtime's settings do not change what the engine does.
             KIND_SETTINGS => {}
@@ -652,6 +681,7 @@ pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
     Ok(ReplayOutcome::Identical {
         events,
         intents,
+        reloads,
         ending,
         torn_tail: reader.torn_tail().context("checking the journal's tail")?,
     })

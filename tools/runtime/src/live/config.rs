@@ -184,6 +184,38 @@ impl Default for OrderEntryConfig {
 
 impl Eq for OrderEntryConfig {}
 
+/// `[ops]`: operations — the Prometheus endpoint and the control socket.
+///
+/// ```toml
+/// [ops]
+/// metrics_listen = "127.0.0.1:9187"  # serve /metrics here (default: off; port 0 picks one)
+/// control = true                     # the run's control socket, <out>/ctl.sock (default true)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// Where `/metrics` is served (`None`: nowhere).
+    pub metrics_listen: Option<String>,
+    /// Open the control socket (`ringmaker ctl`) in the run's output folder.
+    pub control: bool,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            metrics_listen: None,
+            control: true,
+        }
+    }
+}
+
+impl OpsConfig {
+    /// `metrics_listen` as a socket address (checked by [`LiveConfig::from_toml`]).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listen.as_deref().and_then(|a| a.parse().ok())
+    }
+}
+
 /// The sections.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct LiveConfig {
@@ -199,6 +231,9 @@ pub struct LiveConfig {
     /// `[venue]`.
     #[serde(default, rename = "venue")]
     pub order_entry: OrderEntryConfig,
+    /// `[ops]`.
+    #[serde(default)]
+    pub ops: OpsConfig,
 }
 
 /// A `[cpu]`, `[rings]`, `[feed]` or `[venue]` value the tool cannot use.
@@ -206,7 +241,7 @@ pub struct LiveConfig {
 #[non_exhaustive]
 pub enum LiveConfigError {
     /// The sections do not parse (unknown key, wrong type).
-    #[error("[cpu] / [rings] / [feed] / [venue]: {0}")]
+    #[error("[cpu] / [rings] / [feed] / [venue] / [ops]: {0}")]
     Toml(String),
     /// A value breaks a rule.
     #[error("invalid {field} = {value}: {rule}")]
@@ -255,6 +290,15 @@ impl LiveConfig {
                 value: f.clock_min_samples.to_string(),
                 rule: "from 1 to 1,000,000 messages",
             });
+        }
+        if let Some(a) = &c.ops.metrics_listen {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                return Err(LiveConfigError::Invalid {
+                    field: "ops.metrics_listen",
+                    value: a.clone(),
+                    rule: "an IP address and port, e.g. \"127.0.0.1:9187\" (port 0: any free port)",
+                });
+            }
         }
         let o = &c.order_entry;
         let checks: [(&'static str, bool, String, &'static str); 5] = [

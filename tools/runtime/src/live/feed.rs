@@ -128,6 +128,8 @@ pub struct Feed<S> {
     reading_pending: Option<engine::ClockReading>,
     clock_faults: u64,
     last_clock_fault: Option<feeds::net::clockcheck::ClockVerdict>,
+    /// TSC of the last publish of the book counters for the metrics endpoint.
+    last_ops: u64,
 }
 
 impl<S: MarketSource> Feed<S> {
@@ -160,6 +162,7 @@ impl<S: MarketSource> Feed<S> {
             reading_pending: None,
             clock_faults: 0,
             last_clock_fault: None,
+            last_ops: 0,
         }
     }
 
@@ -350,6 +353,10 @@ impl<S: MarketSource> Feed<S> {
                     }
                     self.publish_message(local_ns, t_decode);
                     replay.advance(local_ns);
+                    if self.clock.delta_as_nanos(self.last_ops, t_decode) >= 1_000_000_000 {
+                        self.last_ops = t_decode;
+                        self.publish_ops();
+                    }
                 }
                 Step::SourceError(_) | Step::DecodeError { .. } | Step::TimeJump { .. } => {
                     Counters::add(&self.shared.counters.bad_lines, 1);
@@ -365,6 +372,7 @@ impl<S: MarketSource> Feed<S> {
             self.flush_invalids();
             std::thread::yield_now();
         }
+        self.publish_ops();
         self.shared.feed_done.store(true, Ordering::Release);
         let h = self.feed.handler();
         FeedReport {
@@ -386,6 +394,22 @@ impl<S: MarketSource> Feed<S> {
                 spread_ns: s.spread_ns,
             }),
         }
+    }
+
+    /// The book sync counters and the source's reconnects, for the metrics endpoint (once a
+    /// second: a few relaxed stores per instrument).
+    fn publish_ops(&self) {
+        let h = self.feed.handler();
+        let ops = &self.shared.ops;
+        for i in 0..h.instruments() {
+            if let Some(g) = ops.instrument(i as u16) {
+                let st = h.sync_stats(i as u16);
+                g.gaps.store(st.gaps, Ordering::Relaxed);
+                g.resyncs.store(st.resyncs, Ordering::Relaxed);
+            }
+        }
+        ops.market_reconnects
+            .store(self.feed.source().reconnects(), Ordering::Relaxed);
     }
 
     /// Publishes the events of one message (all stamped `t`), each instrument's run of events

@@ -151,8 +151,22 @@ pub fn run<V: Venue>(
     // A live session reads its sockets once a loop (step 3), not at every market event.
     let follows_market = venue.follows_market();
     let mut drain_timed_out = false;
+    let mut last_ops = Instant::now();
     loop {
         let mut busy = false;
+        // Once a second: a live session's link counts for the metrics endpoint.
+        if last_ops.elapsed() >= Duration::from_secs(1) {
+            last_ops = Instant::now();
+            if let Some(l) = venue.link_counts() {
+                let v = &shared.ops.venue;
+                v.live.store(1, Ordering::Relaxed);
+                v.api_reconnects
+                    .store(l.order_entry_connects.saturating_sub(1), Ordering::Relaxed);
+                v.user_reconnects
+                    .store(l.user_stream_connects.saturating_sub(1), Ordering::Relaxed);
+                v.rate_limited.store(l.rate_limited, Ordering::Relaxed);
+            }
+        }
         // 0. What the engine has answered of the venue's reports: before the intents are read,
         //    so every intent of an answered batch is read in this loop (see `Shared`).
         venue.on_consumed(shared.reports_consumed.load(Ordering::Acquire));

@@ -68,6 +68,7 @@ pub fn run(
         let interval_due =
             now.duration_since(interval_start).unwrap_or_default() >= settings.interval;
         if interval_due || done {
+            publish_latency(&shared, &h);
             log.write_interval(&h, interval_start, now)?;
             h.reset_interval();
             interval_start = now;
@@ -96,6 +97,28 @@ pub fn run(
         }
         // A stamp queue holds 65,536 by default: 5 ms of even a flat-out run.
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Each hop's p50 / p99 / p99.9 of the interval that ends, for the metrics endpoint.
+fn publish_latency(shared: &Shared, h: &HopHistograms) {
+    let q: Vec<(&'static str, [u64; 3])> = Hop::ALL
+        .iter()
+        .filter(|hop| !h.interval(**hop).is_empty())
+        .map(|hop| {
+            let x = h.interval(*hop);
+            (
+                hop.tag(),
+                [
+                    x.value_at_quantile(0.5),
+                    x.value_at_quantile(0.99),
+                    x.value_at_quantile(0.999),
+                ],
+            )
+        })
+        .collect();
+    if let Ok(mut l) = shared.ops.latency.lock() {
+        *l = q;
     }
 }
 

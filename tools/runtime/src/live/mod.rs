@@ -13,6 +13,7 @@
 //!        ▲                                                                              │
 //!        └────────────────────── execution reports ◄────────────────────────────────────┘
 //!  housekeeping thread: latency stamps → histograms → latency.hlog; status line
+//!  ops thread: /metrics, the control socket (commands into the INPUT ring), hot reload
 //! ```
 //!
 //! | file | what |
@@ -24,7 +25,8 @@
 //! | [`feed`], [`processor`], [`gateway`], [`timer`], [`housekeeping`] | one thread each |
 //! | [`latency`] | per-hop stamps, histograms, the interval log |
 //! | [`shared`], [`counters`] | stop flags, the shutdown handshake, counters |
-//! | [`signals`] | SIGINT / SIGTERM |
+//! | [`signals`] | SIGINT / SIGTERM, SIGHUP (reload) |
+//! | [`ops`] | the metrics endpoint, the control socket, hot reload |
 //! | [`pipeline`], [`summary`] | one run, its summary |
 //!
 //! # What is journaled, and why replay is exact
@@ -65,6 +67,7 @@ pub mod feed;
 pub mod gateway;
 pub mod housekeeping;
 pub mod latency;
+pub mod ops;
 pub mod order_entry;
 pub mod pinning;
 pub mod pipeline;
@@ -79,5 +82,5 @@ pub mod timer;
 
 pub use config::{CpuConfig, FeedConfig, LiveConfig, RingsConfig};
 pub use latency::Hop;
-pub use pipeline::{run, run_market, run_with, Settings};
+pub use pipeline::{run, run_market, run_with, OpsSettings, Settings};
 pub use summary::{StopCause, Summary};

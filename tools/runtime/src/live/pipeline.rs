@@ -59,6 +59,22 @@ pub struct Settings {
     pub status_every: Option<Duration>,
     /// Set from outside (signals) to stop the run cleanly.
     pub stop: Arc<AtomicBool>,
+    /// Operations: where the control socket goes, the config file a reload re-reads.
+    pub ops: OpsSettings,
+}
+
+/// Operations settings of a run beyond `[ops]`.
+#[derive(Debug, Clone, Default)]
+pub struct OpsSettings {
+    /// The folder of the control socket (`ctl.sock`; the run's `--out`). `None`: no control
+    /// socket, whatever `[ops] control` says.
+    pub control_dir: Option<PathBuf>,
+    /// The config file (re-read by a reload; `None`: the run has none to re-read).
+    pub config_path: Option<PathBuf>,
+    /// Its text as loaded (a reload prints the difference from it).
+    pub config_text: String,
+    /// Set by SIGHUP: reload.
+    pub reload: Option<Arc<AtomicBool>>,
 }
 
 /// Runs the paper pipeline (`settings.data` through the feed handler, the simulated venue with
@@ -149,7 +165,25 @@ where
     } else {
         ReplayClock::new(settings.speed, clock.clone())
     };
-    let shared = Arc::new(Shared::new(Arc::clone(&settings.stop), replay));
+    let mut shared =
+        Shared::new(Arc::clone(&settings.stop), replay).with_instruments(cfg.instruments.len());
+    if let Some(r) = &settings.ops.reload {
+        shared.reload_requested = Arc::clone(r);
+    }
+    let shared = Arc::new(shared);
+    // The metrics endpoint is bound before anything starts: a taken port ends the run here.
+    let metrics = match live.ops.metrics_addr() {
+        Some(addr) => {
+            let m = super::ops::MetricsListener::bind(addr)?;
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringmaker run: metrics at http://{}/metrics",
+                m.addr()
+            );
+            Some(m)
+        }
+        None => None,
+    };
     if settings.live {
         // The feed's first clock check has a reading; housekeeping renews it every second.
         shared.kernel_clock.refresh();
@@ -163,7 +197,8 @@ where
 
     let n_inst = cfg.instruments.len();
     let started = Instant::now();
-    let startup = Startup::new(plan.clone(), 5, Arc::clone(&shared));
+    let has_ops = metrics.is_some() || (settings.ops.control_dir.is_some() && live.ops.control);
+    let startup = Startup::new(plan.clone(), 5 + usize::from(has_ops), Arc::clone(&shared));
     let mut control: InputProducer = r.input.clone();
     // Controls published before the shutdown's (the engine counts every one it consumes).
     let mut early_controls = 0u64;
@@ -179,6 +214,43 @@ where
         super::counters::Counters::add(&shared.counters.controls, n_inst as u64);
         early_controls = n_inst as u64;
     }
+    let control_server = match (&settings.ops.control_dir, live.ops.control) {
+        (Some(dir), true) => Some(super::ops::control::ControlServer::bind(
+            dir,
+            r.input.clone(),
+            clock.clone(),
+            early_controls,
+            settings.ops.config_path.clone(),
+            run_cfg.clone(),
+            settings.ops.config_text.clone(),
+        )?),
+        _ => None,
+    };
+    let ops_h = if has_ops {
+        let t = super::ops::OpsThread {
+            metrics,
+            control: control_server,
+            config: run_cfg.clone(),
+            start_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        };
+        let shared = Arc::clone(&shared);
+        Some(threads::spawn(
+            "ops",
+            Role::Housekeeping,
+            &startup,
+            move |go| {
+                if go {
+                    super::ops::run(t, shared)
+                } else {
+                    super::ops::OpsEnd::default()
+                }
+            },
+        )?)
+    } else {
+        None
+    };
     let timer_producer = r.input.clone();
     let gateway_producer = r.input.clone();
     let mut feed = Feed::new(
@@ -288,6 +360,12 @@ where
     let feed_report = join(feed_h, "feed")?;
     let feed_end = feed_report.end;
     join(timer_h, "timer")?;
+    // No operator command after this point: the shutdown's count includes theirs.
+    shared.ops_stop.store(true, Ordering::Release);
+    let ops_end = match ops_h {
+        Some(h) => join(h, "ops")?,
+        None => Default::default(),
+    };
 
     // Halt (cancels every working order and quotes nothing more) and cancel-all, per
     // instrument. `CancelAll` alone would requote at the same batch end.
@@ -301,9 +379,10 @@ where
             }
         }
         super::counters::Counters::add(&shared.counters.controls, n);
-        shared
-            .controls_published
-            .store(early_controls + n, Ordering::Release);
+        shared.controls_published.store(
+            early_controls + ops_end.controls_published + n,
+            Ordering::Release,
+        );
     }
     drop(control);
     let gw_end = join(gateway_h, "gateway")?;

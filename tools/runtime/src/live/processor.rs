@@ -48,12 +48,13 @@
 
 use super::counters::Counters;
 use super::latency::{Hop, StampTx};
+use super::ops::state::{self as ops_state, IntentCounts};
 use super::rings::{EngineInput, OutSlot, OutputProducer, SRC_CONTROL, SRC_FEED, SRC_GATEWAY};
 use super::shared::Shared;
 use crate::host::{Deferred, Host, Recorder};
 use crate::record::JournalRecorder;
 use disruptor::{Polling, Producer};
-use engine::{Command, Event, EventKind, InstrumentId, Intent, ModeChange, Sink};
+use engine::{Command, Event, EventKind, InstrumentId, Intent, IntentKind, ModeChange, Sink};
 use quanta::Clock;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -91,6 +92,8 @@ struct OutputSink<'a> {
     backlogged: u64,
     /// Intents that found the backlog full.
     lost: u64,
+    /// Per instrument: places and cancels by reason, for the metrics endpoint.
+    counts: &'a mut [IntentCounts],
 }
 
 impl<'a> OutputSink<'a> {
@@ -100,6 +103,7 @@ impl<'a> OutputSink<'a> {
         backlog: &'a mut VecDeque<OutSlot>,
         stamps: &'a mut StampTx,
         clock: &'a Clock,
+        counts: &'a mut [IntentCounts],
     ) -> OutputSink<'a> {
         OutputSink {
             output,
@@ -118,6 +122,7 @@ impl<'a> OutputSink<'a> {
             stalled: false,
             backlogged: 0,
             lost: 0,
+            counts,
         }
     }
 
@@ -156,6 +161,13 @@ fn drain_backlog(output: &mut OutputProducer, backlog: &mut VecDeque<OutSlot>) -
 impl Sink for OutputSink<'_> {
     #[inline]
     fn intent(&mut self, intent: &Intent) {
+        if let Some(c) = self.counts.get_mut(intent.instrument as usize) {
+            match (intent.kind, intent.forced) {
+                (IntentKind::Place, _) => c.placed += 1,
+                (IntentKind::Cancel, false) => c.cancels_requote += 1,
+                (IntentKind::Cancel, true) => c.cancels_risk += 1,
+            }
+        }
         let (t_decode, t_consume) = (self.t_decode, self.t_consume);
         let t_intent = self.clock.raw();
         let slot = OutSlot {
@@ -233,6 +245,8 @@ pub fn run(
     let mut controls_consumed = 0u64;
     let mut backlog: VecDeque<OutSlot> = VecDeque::with_capacity(HELD_INTENTS);
     let mut halted_for_output = false;
+    let mut counts = vec![IntentCounts::default(); instruments];
+    let mut last_publish_ops = 0u64;
     loop {
         if !backlog.is_empty() {
             let before = backlog.len();
@@ -243,7 +257,7 @@ pub fn run(
             }
             shared.output_backlog.store(left as u64, Ordering::Release);
         }
-        let mut sink = OutputSink::new(&mut output, &mut backlog, &mut stamps, &clock);
+        let mut sink = OutputSink::new(&mut output, &mut backlog, &mut stamps, &clock, &mut counts);
         if shared.replay.is_live() {
             sink.wall = Some(&shared.replay);
         }
@@ -268,8 +282,16 @@ pub fn run(
                         }
                     }
                     match slot.event.source {
-                        SRC_GATEWAY => reports += 1,
-                        SRC_CONTROL => controls += 1,
+                        SRC_GATEWAY => {
+                            reports += 1;
+                            count_reject(&shared, &slot.event);
+                        }
+                        SRC_CONTROL => {
+                            controls += 1;
+                            if slot.event.as_control() == Some(Command::Reload) {
+                                apply_reload(&mut host, &shared);
+                            }
+                        }
                         _ => {}
                     }
                     if slot.event.kind() == EventKind::BookValid {
@@ -321,6 +343,9 @@ pub fn run(
                         .store(reports_consumed, Ordering::Release);
                 }
                 if controls > 0 {
+                    // What the commands produced, before saying they were consumed (a
+                    // `ringmaker ctl` answer reads it). Rare: operator commands.
+                    publish_ops(&host, &shared, &counts);
                     controls_consumed += controls;
                     shared
                         .controls_consumed
@@ -331,6 +356,10 @@ pub fn run(
                     last_housekeeping = now;
                     journal_upkeep(&mut host, &shared, &mut end);
                 }
+                if clock.delta_as_nanos(last_publish_ops, now) >= ops_state::PUBLISH_EVERY_NS {
+                    last_publish_ops = now;
+                    publish_ops(&host, &shared, &counts);
+                }
             }
             Err(Polling::NoEvents) => {
                 let now = clock.raw();
@@ -338,14 +367,65 @@ pub fn run(
                     last_housekeeping = now;
                     journal_upkeep(&mut host, &shared, &mut end);
                 }
+                if clock.delta_as_nanos(last_publish_ops, now) >= ops_state::PUBLISH_EVERY_NS {
+                    last_publish_ops = now;
+                    publish_ops(&host, &shared, &counts);
+                }
                 std::hint::spin_loop();
             }
             Err(Polling::Shutdown) => break,
         }
     }
     journal_upkeep(&mut host, &shared, &mut end);
+    publish_ops(&host, &shared, &counts);
     let Host { engine, recorder } = host;
     (Host::new(engine, recorder.into_inner()), end)
+}
+
+/// The engine's state for the metrics endpoint (between batches, every
+/// [`ops_state::PUBLISH_EVERY_NS`]).
+fn publish_ops(host: &Host<Deferred<JournalRecorder>>, shared: &Shared, counts: &[IntentCounts]) {
+    let j = host.recorder.inner();
+    let (segment, bytes) = j.position();
+    ops_state::publish(
+        &shared.ops,
+        &host.engine,
+        counts,
+        (segment, bytes, j.appended()),
+    );
+}
+
+/// Counts a venue reject by its code (metrics).
+#[inline]
+fn count_reject(shared: &Shared, ev: &Event) {
+    if ev.kind() != EventKind::ExecReport {
+        return;
+    }
+    if let Some(code) = ev.as_exec().as_ref().and_then(ops_state::reject_code) {
+        if let Some(g) = shared.ops.instrument(ev.instrument()) {
+            g.count_reject(code);
+        }
+    }
+}
+
+/// A `Reload` command: the config the ops thread handed over is applied (and journaled as a
+/// reload record) before the command itself is consumed, so a replay applies it at the same
+/// point. The answer goes back through [`ops_state::OpsState::reload_answer`].
+#[cold]
+fn apply_reload<R: Recorder>(host: &mut Host<R>, shared: &Shared) {
+    let cfg = shared
+        .ops
+        .pending_reload
+        .lock()
+        .ok()
+        .and_then(|mut p| p.take());
+    let answer = match cfg {
+        Some(cfg) => host.reload(&cfg).err().map(|e| e.to_string()),
+        None => Some("no config was handed over with the command".to_owned()),
+    };
+    if let Ok(mut a) = shared.ops.reload_answer.lock() {
+        *a = answer;
+    }
 }
 
 /// The output ring stayed full: every instrument is halted (the engine cancels its orders). The
@@ -413,7 +493,14 @@ mod tests {
         let mut rx = StampRx::default();
         let mut stamps = rx.channel(64, Arc::clone(&shared));
         let mut backlog = VecDeque::with_capacity(HELD_INTENTS);
-        let mut sink = OutputSink::new(&mut r.output, &mut backlog, &mut stamps, &clock);
+        let mut counts = [IntentCounts::default()];
+        let mut sink = OutputSink::new(
+            &mut r.output,
+            &mut backlog,
+            &mut stamps,
+            &clock,
+            &mut counts,
+        );
         for k in 0..10 {
             sink.intent(&place(k));
         }
@@ -441,7 +528,14 @@ mod tests {
         let mut rx = StampRx::default();
         let mut stamps = rx.channel(64, Arc::clone(&shared));
         let mut backlog = VecDeque::with_capacity(HELD_INTENTS);
-        let mut sink = OutputSink::new(&mut r.output, &mut backlog, &mut stamps, &clock);
+        let mut counts = [IntentCounts::default()];
+        let mut sink = OutputSink::new(
+            &mut r.output,
+            &mut backlog,
+            &mut stamps,
+            &clock,
+            &mut counts,
+        );
         for k in 0..(2 + HELD_INTENTS as u64 + 3) {
             sink.intent(&place(k));
         }

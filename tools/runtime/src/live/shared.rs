@@ -64,6 +64,12 @@ pub struct Shared {
     pub gateway_wake: GatewayWake,
     /// Counters.
     pub counters: Counters,
+    /// What the hot threads publish for the metrics endpoint and the control socket.
+    pub ops: super::ops::OpsState,
+    /// The ops thread: leave.
+    pub ops_stop: AtomicBool,
+    /// SIGHUP: reload the config (the ops thread clears it).
+    pub reload_requested: Arc<AtomicBool>,
 }
 
 /// How the engine wakes a gateway that sleeps while idle (it shares a core with the feed, so it
@@ -126,7 +132,16 @@ impl Shared {
             kernel_clock: KernelClock::default(),
             gateway_wake: GatewayWake::default(),
             counters: Counters::default(),
+            ops: super::ops::OpsState::new(0),
+            ops_stop: AtomicBool::new(false),
+            reload_requested: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// With operations state for `n` instruments.
+    pub fn with_instruments(mut self, n: usize) -> Shared {
+        self.ops = super::ops::OpsState::new(n);
+        self
     }
 
     /// Whether the feed and the timer should stop.

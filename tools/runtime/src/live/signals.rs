@@ -18,3 +18,11 @@ pub fn register(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// SIGHUP sets `reload` (the run re-reads its config: `ringmaker ctl reload` does the same).
+/// Without it SIGHUP would end the process.
+pub fn register_reload(reload: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(reload))
+        .context("installing the SIGHUP handler")?;
+    Ok(())
+}

@@ -1,0 +1,546 @@
+//! The Prometheus exposition: what [`super::state::OpsState`], the run counters and the latency
+//! histograms hold, as OpenMetrics text built with `prometheus-client` at each scrape (on the ops
+//! thread: nothing here runs on a hot thread).
+//!
+//! Names follow Prometheus conventions: the `ringmaker_` prefix, counters end in `_total`, units
+//! in the name (`_seconds`, `_bytes`, `_ratio`), prices and quantities in the instrument's own
+//! decimal units, PnL in its PnL currency (label `currency`). The full list, with the alert
+//! rules that use them, is in `docs/OPERATIONS.md`.
+
+use super::state::{InstGauges, OpsState, NO_PRICE};
+use crate::config::RunConfig;
+use crate::live::shared::Shared;
+use engine::{InstrumentConfig, Mode, ModeReason};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The content type of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Registers families as they are filled.
+struct Out {
+    reg: Registry,
+}
+
+impl Out {
+    fn gauge(&mut self, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, f64)>) {
+        let f = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let mut any = false;
+        for (labels, v) in samples {
+            f.get_or_create(&labels).set(v);
+            any = true;
+        }
+        if any {
+            self.reg.register(name, help, f);
+        }
+    }
+
+    /// `name` without `_total` (the encoder appends it).
+    fn counter(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels, u64)>,
+    ) {
+        let f = Family::<Labels, Counter<u64>>::default();
+        let mut any = false;
+        for (labels, v) in samples {
+            f.get_or_create(&labels).inc_by(v);
+            any = true;
+        }
+        if any {
+            self.reg.register(name, help, f);
+        }
+    }
+}
+
+/// What a scrape reads besides the shared state.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// The run's config (instrument grids, limits, ring sizes).
+    pub config: &'a RunConfig,
+    /// The run's shared state (counters, clock, ops state).
+    pub shared: &'a Shared,
+    /// Unix time the run started, s.
+    pub start_time: f64,
+}
+
+/// `lots` of `cfg` in its decimal quantity unit (base asset, or contracts).
+pub(crate) fn qty(cfg: &InstrumentConfig, lots: i64) -> f64 {
+    steps(&cfg.instrument.lot, lots as f64)
+}
+
+/// `n` steps of grid `g` as a decimal number (one rounding, at the division, so a price on the
+/// grid prints as written: 61814.1, not 61814.100000000006).
+fn steps(g: &engine::Grid, n: f64) -> f64 {
+    n * g.mantissa() as f64 / 10f64.powi(i32::from(g.scale()))
+}
+
+fn price(cfg: &InstrumentConfig, ticks: i64) -> Option<f64> {
+    (ticks != NO_PRICE).then(|| steps(&cfg.instrument.tick, ticks as f64))
+}
+
+/// The instrument's key in labels and answers: `venue:SYMBOL`.
+pub(crate) fn key(cfg: &InstrumentConfig) -> String {
+    format!("{}:{}", cfg.venue.name(), cfg.instrument.symbol.as_str())
+}
+
+/// The exposition text.
+pub fn render(cx: &Context<'_>) -> String {
+    let ops: &OpsState = &cx.shared.ops;
+    let insts: Vec<(&InstrumentConfig, &InstGauges, String)> = cx
+        .config
+        .engine
+        .instruments
+        .iter()
+        .zip(ops.instruments.iter())
+        .map(|(c, g)| (c, g, key(c)))
+        .collect();
+    let mut o = Out {
+        reg: Registry::default(),
+    };
+    let inst = |k: &String| -> Labels { vec![("instrument", k.clone())] };
+    let with = |k: &String, name: &'static str, v: &str| -> Labels {
+        vec![("instrument", k.clone()), (name, v.to_owned())]
+    };
+    const SIDES: [&str; 2] = ["bid", "ask"];
+
+    o.gauge(
+        "ringmaker_build_info",
+        "ringmaker's version (the value is 1)",
+        [(vec![("version", env!("CARGO_PKG_VERSION").to_owned())], 1.0)],
+    );
+    o.gauge(
+        "ringmaker_start_time_seconds",
+        "Unix time the run started",
+        [(Vec::new(), cx.start_time)],
+    );
+
+    // ---- per instrument: position, orders, prices, PnL, mode ------------------------------
+    o.gauge(
+        "ringmaker_position",
+        "Signed position, in the instrument's quantity unit (base asset; contracts for COIN-M)",
+        insts
+            .iter()
+            .map(|(c, g, k)| (inst(k), qty(c, g.position_lots.load(Relaxed)))),
+    );
+    o.gauge(
+        "ringmaker_position_limit",
+        "The configured net position limit (net_max), same unit as ringmaker_position",
+        insts.iter().map(|(c, _, k)| (inst(k), qty(c, c.net_max))),
+    );
+    o.gauge(
+        "ringmaker_open_orders",
+        "Open orders (pending, working or being cancelled)",
+        insts.iter().flat_map(|(_, g, k)| {
+            (0..2).map(move |s| {
+                (
+                    with(k, "side", SIDES[s]),
+                    g.open_orders[s].load(Relaxed) as f64,
+                )
+            })
+        }),
+    );
+    o.gauge(
+        "ringmaker_open_quantity",
+        "Remaining quantity of the open orders, in the instrument's quantity unit",
+        insts.iter().flat_map(|(c, g, k)| {
+            (0..2).map(move |s| {
+                (
+                    with(k, "side", SIDES[s]),
+                    qty(c, g.open_lots[s].load(Relaxed)),
+                )
+            })
+        }),
+    );
+    o.gauge(
+        "ringmaker_fair_value",
+        "The engine's fair value, in the quote currency",
+        insts.iter().filter_map(|(c, g, k)| {
+            let t = f64::from_bits(g.fair_value_ticks.load(Relaxed));
+            t.is_finite()
+                .then(|| (inst(k), steps(&c.instrument.tick, t)))
+        }),
+    );
+    o.gauge(
+        "ringmaker_market_best_price",
+        "The book's best bid and ask (absent while the book is invalid)",
+        insts.iter().flat_map(|(c, g, k)| {
+            (0..2).filter_map(move |s| {
+                price(c, g.market_best[s].load(Relaxed)).map(|p| (with(k, "side", SIDES[s]), p))
+            })
+        }),
+    );
+    o.gauge(
+        "ringmaker_quote_best_price",
+        "Our working order nearest the touch, per side (absent when none)",
+        insts.iter().flat_map(|(c, g, k)| {
+            (0..2).filter_map(move |s| {
+                price(c, g.quote_best[s].load(Relaxed)).map(|p| (with(k, "side", SIDES[s]), p))
+            })
+        }),
+    );
+    o.gauge(
+        "ringmaker_pnl",
+        "PnL in the instrument's PnL currency, by component (fees as a positive cost; total = \
+         realized + unrealized - fees)",
+        insts.iter().flat_map(|(c, g, k)| {
+            let unit = c.instrument.money_unit();
+            let cur = c.instrument.pnl_asset().as_str().to_owned();
+            [
+                ("realized", &g.realized),
+                ("unrealized", &g.unrealized),
+                ("fees", &g.fees),
+                ("total", &g.total),
+            ]
+            .into_iter()
+            .map(move |(component, v)| {
+                (
+                    vec![
+                        ("instrument", k.clone()),
+                        ("currency", cur.clone()),
+                        ("component", component.to_owned()),
+                    ],
+                    unit.to_f64(i128::from(v.load(Relaxed))),
+                )
+            })
+        }),
+    );
+    o.gauge(
+        "ringmaker_daily_loss_limit",
+        "The configured daily loss limit, in the PnL currency",
+        insts.iter().map(|(c, _, k)| {
+            (
+                vec![
+                    ("instrument", k.clone()),
+                    ("currency", c.instrument.pnl_asset().as_str().to_owned()),
+                ],
+                c.instrument
+                    .money_unit()
+                    .to_f64(i128::from(c.daily_loss_limit)),
+            )
+        }),
+    );
+    o.gauge(
+        "ringmaker_mode",
+        "1 for the instrument's current mode, 0 for the others",
+        insts.iter().flat_map(|(_, g, k)| {
+            let now = g.mode().0;
+            Mode::ALL
+                .into_iter()
+                .map(move |m| (with(k, "mode", m.name()), f64::from(u8::from(m == now))))
+        }),
+    );
+    o.gauge(
+        "ringmaker_mode_reason",
+        "1 for the reason of the instrument's current mode, 0 for the others",
+        insts.iter().flat_map(|(_, g, k)| {
+            let now = g.mode().1;
+            ModeReason::ALL
+                .into_iter()
+                .map(move |r| (with(k, "reason", r.name()), f64::from(u8::from(r == now))))
+        }),
+    );
+    o.gauge(
+        "ringmaker_book_valid",
+        "1 while the local book is in sync with the venue",
+        insts
+            .iter()
+            .map(|(_, g, k)| (inst(k), g.book_valid.load(Relaxed) as f64)),
+    );
+    o.gauge(
+        "ringmaker_book_stale",
+        "1 while quotes are pulled because the book had no update for stale_after_ms",
+        insts.iter().map(|(_, g, k)| {
+            (
+                inst(k),
+                f64::from(u8::from(g.mode().1 == ModeReason::BookStale)),
+            )
+        }),
+    );
+
+    // ---- per instrument: counters ---------------------------------------------------------
+    o.counter(
+        "ringmaker_orders_placed",
+        "Orders the engine placed",
+        insts
+            .iter()
+            .map(|(_, g, k)| (inst(k), g.placed.load(Relaxed))),
+    );
+    o.counter(
+        "ringmaker_orders_cancelled",
+        "Cancels the engine sent, by reason: requote (discretionary, spends the cancel budget) \
+         or risk (forced by mode or risk, exempt)",
+        insts.iter().flat_map(|(_, g, k)| {
+            [
+                (
+                    with(k, "reason", "requote"),
+                    g.cancels_requote.load(Relaxed),
+                ),
+                (with(k, "reason", "risk"), g.cancels_risk.load(Relaxed)),
+            ]
+        }),
+    );
+    o.gauge(
+        "ringmaker_cancel_budget_per_minute",
+        "The configured discretionary cancel budget per minute",
+        insts
+            .iter()
+            .map(|(c, _, k)| (inst(k), f64::from(c.cancel_budget_per_min))),
+    );
+    o.gauge(
+        "ringmaker_cancel_budget_used",
+        "Discretionary cancels in the last minute of engine time",
+        insts
+            .iter()
+            .map(|(_, g, k)| (inst(k), g.cancel_budget_used.load(Relaxed) as f64)),
+    );
+    o.counter(
+        "ringmaker_fills",
+        "Fills, by liquidity (maker or taker)",
+        insts.iter().flat_map(|(_, g, k)| {
+            [
+                (with(k, "liquidity", "maker"), g.fills[0].load(Relaxed)),
+                (with(k, "liquidity", "taker"), g.fills[1].load(Relaxed)),
+            ]
+        }),
+    );
+    let traded = Family::<Labels, Counter<f64, AtomicU64>>::default();
+    for (c, g, k) in &insts {
+        traded
+            .get_or_create(&inst(k))
+            .inc_by(qty(c, g.traded_lots.load(Relaxed) as i64));
+    }
+    o.reg.register(
+        "ringmaker_filled_quantity",
+        "Quantity filled, in the instrument's quantity unit",
+        traded,
+    );
+    o.counter(
+        "ringmaker_rejects",
+        "Rejects and cancel rejects by the venue's error code",
+        insts.iter().flat_map(|(_, g, k)| {
+            let told = g.rejects.iter().filter_map(move |(c, n)| {
+                let code = c.load(Relaxed);
+                (code != 0).then(|| (with(k, "code", &code.to_string()), n.load(Relaxed)))
+            });
+            let other = g.rejects_other.load(Relaxed);
+            told.chain((other > 0).then(|| (with(k, "code", "other"), other)))
+        }),
+    );
+    o.counter(
+        "ringmaker_book_gaps",
+        "Sequence gaps in the depth stream (each invalidates the book until a resync)",
+        insts
+            .iter()
+            .map(|(_, g, k)| (inst(k), g.gaps.load(Relaxed))),
+    );
+    o.counter(
+        "ringmaker_book_resyncs",
+        "Book resyncs from a fresh snapshot",
+        insts
+            .iter()
+            .map(|(_, g, k)| (inst(k), g.resyncs.load(Relaxed))),
+    );
+
+    // ---- engine-wide ----------------------------------------------------------------------
+    let e = &ops.engine;
+    o.counter(
+        "ringmaker_risk_refusals",
+        "Actions risk refused or deferred, by check",
+        [
+            ("exposure", e.risk_refused.load(Relaxed)),
+            ("order_rate", e.rate_limited.load(Relaxed)),
+            ("cancel_budget", e.cancels_deferred.load(Relaxed)),
+        ]
+        .map(|(c, v)| (vec![("check", c.to_owned())], v)),
+    );
+    let venues: Vec<engine::VenueFlavour> = {
+        let mut v: Vec<_> = insts.iter().map(|(c, _, _)| c.venue).collect();
+        v.sort_by_key(|f| f.index());
+        v.dedup();
+        v
+    };
+    o.gauge(
+        "ringmaker_rate_limit_usage_ratio",
+        "Share of the venue's order-rate limit used (places in the window / the limit)",
+        venues.iter().flat_map(|v| {
+            let b = &e.order_budget[v.index()];
+            let r = |u: &AtomicU64, c: &AtomicU64| {
+                u.load(Relaxed) as f64 / (c.load(Relaxed).max(1)) as f64
+            };
+            [
+                ("orders_10s", r(&b[0], &b[1])),
+                ("orders_1m", r(&b[2], &b[3])),
+            ]
+            .map(|(limit, x)| {
+                (
+                    vec![("venue", v.name().to_owned()), ("limit", limit.to_owned())],
+                    x,
+                )
+            })
+        }),
+    );
+    let live_venue = ops.venue.live.load(Relaxed) == 1;
+    let mut links = vec![("market", ops.market_reconnects.load(Relaxed))];
+    if live_venue {
+        links.push(("order_entry", ops.venue.api_reconnects.load(Relaxed)));
+        links.push(("user_stream", ops.venue.user_reconnects.load(Relaxed)));
+    }
+    o.counter(
+        "ringmaker_reconnects",
+        "Connections re-established after a loss, by link",
+        links
+            .into_iter()
+            .map(|(l, v)| (vec![("link", l.to_owned())], v)),
+    );
+    if live_venue {
+        o.counter(
+            "ringmaker_venue_rate_limited",
+            "Requests the venue answered with 429 (too many requests) or 418 (banned)",
+            [(Vec::new(), ops.venue.rate_limited.load(Relaxed))],
+        );
+    }
+    let sh = cx.shared;
+    let offset = sh.clock_offset_ns.load(Relaxed);
+    if offset != i64::MIN {
+        o.gauge(
+            "ringmaker_clock_offset_seconds",
+            "Median of (kernel receive stamp - venue event time) over recent messages",
+            [(Vec::new(), offset as f64 / 1e9)],
+        );
+    }
+    if let Some(Some(st)) = sh.kernel_clock.load() {
+        o.gauge(
+            "ringmaker_clock_synchronised",
+            "1 when adjtimex says the kernel clock is synchronised",
+            [(Vec::new(), f64::from(u8::from(st.synchronised)))],
+        );
+        o.gauge(
+            "ringmaker_clock_maxerror_seconds",
+            "adjtimex's maximum error of the kernel clock",
+            [(Vec::new(), st.maxerror_us as f64 / 1e6)],
+        );
+    }
+    o.gauge(
+        "ringmaker_clock_fault",
+        "1 while the clock check fails and quotes are pulled",
+        [(
+            Vec::new(),
+            f64::from(u8::from(sh.clock_failing.load(Relaxed))),
+        )],
+    );
+    let lat = ops.latency.lock().map(|l| l.clone()).unwrap_or_default();
+    o.gauge(
+        "ringmaker_hop_latency_seconds",
+        "Latency of each hop over the last interval (1 s), by quantile",
+        lat.iter().flat_map(|(hop, q)| {
+            [("0.5", q[0]), ("0.99", q[1]), ("0.999", q[2])].map(|(quantile, ns)| {
+                (
+                    vec![
+                        ("hop", (*hop).to_owned()),
+                        ("quantile", quantile.to_owned()),
+                    ],
+                    ns as f64 / 1e9,
+                )
+            })
+        }),
+    );
+    let c = sh.counters.snapshot();
+    let rings = &cx.config.live.rings;
+    let published_in = c.feed_events + c.timer_ticks + c.reports + c.controls;
+    o.gauge(
+        "ringmaker_ring_occupancy",
+        "Slots in use (published, not yet consumed by the engine or the gateway)",
+        [
+            (
+                "input",
+                published_in
+                    .saturating_sub(c.engine_events)
+                    .min(rings.input as u64),
+            ),
+            (
+                "output",
+                c.engine_intents
+                    .saturating_sub(c.gateway_intents)
+                    .min(rings.output as u64),
+            ),
+        ]
+        .map(|(r, v)| (vec![("ring", r.to_owned())], v as f64)),
+    );
+    o.gauge(
+        "ringmaker_ring_capacity",
+        "Ring size, slots",
+        [("input", rings.input), ("output", rings.output)]
+            .map(|(r, v)| (vec![("ring", r.to_owned())], v as f64)),
+    );
+    o.gauge(
+        "ringmaker_journal_bytes",
+        "Journal bytes written by this run (records and segment headers)",
+        [(Vec::new(), e.journal_bytes.load(Relaxed) as f64)],
+    );
+    o.gauge(
+        "ringmaker_journal_segments",
+        "Journal segments (files) in use",
+        [(Vec::new(), (e.journal_segment.load(Relaxed) + 1) as f64)],
+    );
+    o.counter(
+        "ringmaker_journal_records",
+        "Journal records written",
+        [(Vec::new(), e.journal_records.load(Relaxed))],
+    );
+    o.counter(
+        "ringmaker_engine_events",
+        "Events the engine consumed",
+        [(Vec::new(), c.engine_events)],
+    );
+    o.counter(
+        "ringmaker_intents",
+        "Intents the engine published to the gateway",
+        [(Vec::new(), c.engine_intents)],
+    );
+    o.counter(
+        "ringmaker_mode_changes",
+        "Mode changes",
+        [(Vec::new(), c.mode_changes)],
+    );
+    o.counter(
+        "ringmaker_feed_ring_overflows",
+        "Times the input ring was full for a market event (the book is resynced)",
+        [(Vec::new(), c.ring_overflows)],
+    );
+    o.counter(
+        "ringmaker_feed_dropped_events",
+        "Market events dropped for a full input ring",
+        [(Vec::new(), c.dropped_events)],
+    );
+    o.counter(
+        "ringmaker_control_commands",
+        "Operator commands answered (ringmaker ctl, SIGHUP), by command",
+        super::control::Verb::ALL.iter().enumerate().map(|(k, v)| {
+            (
+                vec![("command", v.name().to_owned())],
+                ops.control.commands[k].load(Relaxed),
+            )
+        }),
+    );
+    o.counter(
+        "ringmaker_config_reloads",
+        "Hot reloads, by result",
+        [
+            ("applied", ops.control.reloads_applied.load(Relaxed)),
+            ("refused", ops.control.reloads_refused.load(Relaxed)),
+        ]
+        .map(|(r, v)| (vec![("result", r.to_owned())], v)),
+    );
+    let mut text = String::with_capacity(16 * 1024);
+    // Writing into a String cannot fail.
+    let _ = encode(&mut text, &o.reg);
+    text
+}
