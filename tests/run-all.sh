@@ -1,11 +1,32 @@
 #!/usr/bin/env bash
-# The README's test command: every Rust test, then the interop test of `ringmaker venue` against
-# Binance's own Python SDK. Sets up what it needs idempotently: a Python venv under
-# target/pyvenv (or $RINGMAKER_VENV) with the pinned SDK from PyPI.
+# The README's test command: every Rust test, the monitoring configs (configs/prometheus/check.sh:
+# alert rules and their promtool tests, the Grafana dashboard), then the interop test of
+# `ringmaker venue` against Binance's own Python SDK. Sets up what it needs idempotently:
+# promtool (Debian's `prometheus` package, installed when missing and running as root) and a
+# Python venv under target/pyvenv (or $RINGMAKER_VENV) with the pinned SDK from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# promtool, for configs/prometheus/check.sh and the Rust tests that read $RINGMAKER_PROMTOOL.
+if [ -z "${RINGMAKER_PROMTOOL:-}" ]; then
+  if ! command -v promtool >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+      apt-get update
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+    else
+      echo "run-all.sh: promtool is missing; install it as root with" >&2
+      echo "  apt-get update && apt-get install -y --no-install-recommends prometheus" >&2
+      echo "or point RINGMAKER_PROMTOOL at a promtool binary" >&2
+      exit 1
+    fi
+  fi
+  RINGMAKER_PROMTOOL="$(command -v promtool)"
+fi
+export RINGMAKER_PROMTOOL
+
 cargo test --workspace
+
+bash configs/prometheus/check.sh
 
 venv="${RINGMAKER_VENV:-target/pyvenv}"
 if [ ! -x "$venv/bin/python" ]; then
