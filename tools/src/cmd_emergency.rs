@@ -157,10 +157,17 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let failed_already = !refused.is_empty() || unread > 0;
     let work: Vec<&Plan> = plans.iter().filter(|p| p.has_work(a.action)).collect();
     if work.is_empty() {
-        say!("nothing to do: no open orders{}", match a.action {
-            Action::CancelAll => "",
-            Action::Flatten => ", no position",
-        });
+        if failed_already {
+            say!("NOT DONE: see the lines above; nothing was sent");
+        } else {
+            say!(
+                "nothing to do: no open orders{}",
+                match a.action {
+                    Action::CancelAll => "",
+                    Action::Flatten => ", no position",
+                }
+            );
+        }
         return Ok(exit(!failed_already));
     }
     if !a.yes {
@@ -200,10 +207,7 @@ fn exit(done: bool) -> ExitCode {
 
 /// The config's instruments to act on (`symbols`: only those, each of which must be one of
 /// them), and a line for each one of a venue `emergency` does not handle.
-fn select(
-    cfg: &engine::Config,
-    symbols: &[String],
-) -> anyhow::Result<(Vec<Target>, Vec<String>)> {
+fn select(cfg: &engine::Config, symbols: &[String]) -> anyhow::Result<(Vec<Target>, Vec<String>)> {
     for s in symbols {
         anyhow::ensure!(
             cfg.instruments
@@ -373,7 +377,8 @@ fn retrying<T>(mut f: impl FnMut() -> Result<T, RestError>) -> Result<T, RestErr
 }
 
 fn survey(rest: &RestClient, t: &Target, action: Action) -> Result<Plan, String> {
-    let orders = retrying(|| rest.open_orders(&t.symbol)).map_err(|e| format!("open orders: {e}"))?;
+    let orders =
+        retrying(|| rest.open_orders(&t.symbol)).map_err(|e| format!("open orders: {e}"))?;
     let position = match retrying(|| rest.position(&t.symbol)) {
         Ok(p) => {
             let text = p.map_or_else(|| "0".to_string(), |p| p.position_amt);
@@ -483,10 +488,7 @@ fn question(action: Action, work: &[&Plan]) -> String {
                 if !s.is_empty() {
                     s.push_str(" and ");
                 }
-                s.push_str(&format!(
-                    "close the {} position of {text}",
-                    p.target.symbol
-                ));
+                s.push_str(&format!("close the {} position of {text}", p.target.symbol));
             }
         }
         parts.push(s);
@@ -583,9 +585,7 @@ fn flatten(rest: &RestClient, t: &Target, tag: u64) -> bool {
             return false;
         };
         if sent >= FLATTEN_ORDERS {
-            say!(
-                "  {sym:<14} flatten: NOT FLAT: position {text} after {sent} market order(s)"
-            );
+            say!("  {sym:<14} flatten: NOT FLAT: position {text} after {sent} market order(s)");
             return false;
         }
         let qty = inst.lot.format(lots);
@@ -608,8 +608,8 @@ fn flatten(rest: &RestClient, t: &Target, tag: u64) -> bool {
                 // The order may exist after a 5xx or a lost answer, and a reduce-only refusal
                 // (-2022) means the position moved: the position read next decides. Any
                 // other refusal will not change by asking again.
-                let again = transient(&e).is_some()
-                    || matches!(e, RestError::Venue { code: -2022, .. });
+                let again =
+                    transient(&e).is_some() || matches!(e, RestError::Venue { code: -2022, .. });
                 if !again {
                     return false;
                 }
@@ -645,17 +645,77 @@ mod tests {
     fn positions_in_lots() {
         let i = btc();
         let p = |s: &str| position_lots(&i, s).unwrap();
-        assert_eq!(p("0"), Position { lots: 0, part: false });
-        assert_eq!(p("0.000"), Position { lots: 0, part: false });
-        assert_eq!(p("-0.0"), Position { lots: 0, part: false });
-        assert_eq!(p("0.013"), Position { lots: 13, part: false });
-        assert_eq!(p("0.01300000"), Position { lots: 13, part: false });
-        assert_eq!(p("-0.013"), Position { lots: -13, part: false });
-        assert_eq!(p("12"), Position { lots: 12_000, part: false });
-        assert_eq!(p("+1.5"), Position { lots: 1_500, part: false });
+        assert_eq!(
+            p("0"),
+            Position {
+                lots: 0,
+                part: false
+            }
+        );
+        assert_eq!(
+            p("0.000"),
+            Position {
+                lots: 0,
+                part: false
+            }
+        );
+        assert_eq!(
+            p("-0.0"),
+            Position {
+                lots: 0,
+                part: false
+            }
+        );
+        assert_eq!(
+            p("0.013"),
+            Position {
+                lots: 13,
+                part: false
+            }
+        );
+        assert_eq!(
+            p("0.01300000"),
+            Position {
+                lots: 13,
+                part: false
+            }
+        );
+        assert_eq!(
+            p("-0.013"),
+            Position {
+                lots: -13,
+                part: false
+            }
+        );
+        assert_eq!(
+            p("12"),
+            Position {
+                lots: 12_000,
+                part: false
+            }
+        );
+        assert_eq!(
+            p("+1.5"),
+            Position {
+                lots: 1_500,
+                part: false
+            }
+        );
         // Off the grid: whole lots toward zero, and the part said.
-        assert_eq!(p("0.0135"), Position { lots: 13, part: true });
-        assert_eq!(p("-0.0005"), Position { lots: 0, part: true });
+        assert_eq!(
+            p("0.0135"),
+            Position {
+                lots: 13,
+                part: true
+            }
+        );
+        assert_eq!(
+            p("-0.0005"),
+            Position {
+                lots: 0,
+                part: true
+            }
+        );
         for bad in ["", "-", "x", "1e3", "0x1", "1.2.3", ".5", "1,5", "--1"] {
             assert!(position_lots(&i, bad).is_err(), "{bad:?}");
         }
@@ -678,7 +738,10 @@ mod tests {
         assert_eq!(close(-1, false), None);
         assert_eq!(close(2, false), Some((Side::Ask, 2)));
         let (side, lots) = close(-13, false).unwrap();
-        assert_eq!((side_name(side), i.lot.format(lots).as_str()), ("BUY", "0.013"));
+        assert_eq!(
+            (side_name(side), i.lot.format(lots).as_str()),
+            ("BUY", "0.013")
+        );
         let (_, lots) = close(12_000, false).unwrap();
         assert_eq!(i.lot.format(lots), "12.000");
     }
@@ -711,7 +774,10 @@ mod tests {
     fn the_plan_and_the_question_say_what_will_be_done() {
         let p = plan(3, "-0.013");
         let lines = p.describe(Action::Flatten).join("\n");
-        assert!(lines.contains("3 open order(s), position -0.013"), "{lines}");
+        assert!(
+            lines.contains("3 open order(s), position -0.013"),
+            "{lines}"
+        );
         assert!(lines.contains("BUY 0.010 @ 61800.0 GTX"), "{lines}");
         assert!(
             lines.contains("will: cancel 3 order(s); then BUY 0.013 at market, reduce-only"),
@@ -733,8 +799,13 @@ mod tests {
         let pos_only = plan(0, "0.5");
         assert!(!pos_only.has_work(Action::CancelAll) && pos_only.has_work(Action::Flatten));
         let dust = plan(0, "0.001").describe(Action::Flatten).join("\n");
-        assert!(dust.contains("under the lot 0.001 / minimum quantity 0.002"), "{dust}");
-        let many = plan(LISTED_ORDERS + 5, "0").describe(Action::CancelAll).join("\n");
+        assert!(
+            dust.contains("under the lot 0.001 / minimum quantity 0.002"),
+            "{dust}"
+        );
+        let many = plan(LISTED_ORDERS + 5, "0")
+            .describe(Action::CancelAll)
+            .join("\n");
         assert!(many.contains("... and 5 more"), "{many}");
     }
 

@@ -651,10 +651,16 @@ fn market_reduce_only_params<'a>(
 }
 
 /// Refuses what Binance would refuse anyway, before anything is signed or sent.
-fn check_market_order(symbol: &str, quantity: &str, client_order_id: &str) -> Result<(), RestError> {
+fn check_market_order(
+    symbol: &str,
+    quantity: &str,
+    client_order_id: &str,
+) -> Result<(), RestError> {
     if symbol.is_empty()
         || symbol.len() > 32
-        || !symbol.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || !symbol
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
         return Err(RestError::Param(format!("symbol {symbol:?}")));
     }
@@ -788,7 +794,9 @@ mod tests {
             check_market_order("BTC/USDT", "2", "a"),
             Err(RestError::Param("symbol \"BTC/USDT\"".into()))
         );
-        for q in ["", "0", "0.000", "-1", "1e3", ".5", "5.", "1.2.3", "0x10", " 1", "1&a=b"] {
+        for q in [
+            "", "0", "0.000", "-1", "1e3", ".5", "5.", "1.2.3", "0x10", " 1", "1&a=b",
+        ] {
             let e = check_market_order("BTCUSDT", q, "c").unwrap_err();
             assert!(matches!(e, RestError::Param(_)), "{q:?}: {e:?}");
         }
