@@ -349,7 +349,10 @@ fn transient(e: &RestError) -> Option<Duration> {
     match e {
         RestError::Server { .. } | RestError::Transport(_) => Some(Duration::ZERO),
         // Binance: -1001 internal disconnect, -1007 backend timeout (the outcome unknown).
-        RestError::Venue { code, .. } if matches!(code, -1001 | -1007) => Some(Duration::ZERO),
+        RestError::Venue {
+            code: -1001 | -1007,
+            ..
+        } => Some(Duration::ZERO),
         RestError::RateLimited { retry_after } if *retry_after <= MAX_RATE_LIMIT_WAIT => {
             Some(*retry_after)
         }
