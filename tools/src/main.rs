@@ -22,6 +22,7 @@ mod book;
 mod cmd_backtest;
 mod cmd_common;
 mod cmd_ctl;
+mod cmd_emergency;
 mod cmd_instruments;
 mod cmd_journal;
 mod cmd_live;
@@ -72,6 +73,9 @@ enum Command {
     /// Serve a Binance USDⓈ-M exchange on localhost over TLS (REST, WebSocket streams), its
     /// market data replayed from recordings.
     Venue(cmd_venue::Args),
+    /// Cancel every open order (`cancel-all`) or also close the positions (`flatten`) over the
+    /// venue's REST API, with no engine: for when a live run is dead. Asks unless `--yes`.
+    Emergency(cmd_emergency::Args),
 }
 
 fn main() -> ExitCode {
@@ -90,7 +94,8 @@ fn main() -> ExitCode {
 /// the write into a panic in `println!`). `run` and `venue` are the exceptions: `run` writes no
 /// standard output until its journal is closed, and its status lines tolerate a closed stderr, so a
 /// closed pipe never cuts a live run short; `venue` writes to client sockets, where a peer that
-/// closed is an error on that connection, never the end of the process.
+/// closed is an error on that connection, never the end of the process; `emergency` must finish
+/// cancelling whatever happens to its output.
 fn quiet_on_closed_pipe() {
     // A write past the file-size limit (RLIMIT_FSIZE) fails with EFBIG, which the journal reports
     // as the same clean no-space error as a full disk, instead of SIGXFSZ killing the process
@@ -103,7 +108,7 @@ fn quiet_on_closed_pipe() {
     // that connection, not a signal that ends the exchange (CI once saw it exit by SIGPIPE).
     let keeps_sigpipe_ignored = std::env::args_os()
         .nth(1)
-        .is_some_and(|a| a == "run" || a == "venue");
+        .is_some_and(|a| a == "run" || a == "venue" || a == "emergency");
     if !keeps_sigpipe_ignored {
         // SAFETY: called first thing in `main`, before any thread exists; `signal` with
         // `SIG_DFL` installs no handler code.
@@ -126,6 +131,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Record(args) => cmd_record::run(&args),
         Command::Venue(args) => cmd_venue::run(&args),
         Command::Ctl(args) => cmd_ctl::run(&args),
+        Command::Emergency(args) => cmd_emergency::run(&args),
     }
 }
 

@@ -18,6 +18,10 @@
 //! its own 13 digits, so ids of distinct sessions never collide, and [`ClientIds::parse`] tells
 //! this session's ids from an earlier session's and from foreign ones (placed by hand, by
 //! another program, or Binance's own `autoclose-…` / `adl_autoclose` ids).
+//!
+//! `ringmaker emergency flatten` writes its orders' ids apart ([`flatten_client_id`]:
+//! `rm-flat-<13 base-36 digits>-<n>`): the `-` right after `rm` is never in an engine id, so
+//! [`ClientIds::parse`] reads them as foreign, whatever the session.
 
 /// The prefix of every id written here.
 const PREFIX: &[u8; 2] = b"rm";
@@ -118,6 +122,28 @@ impl ClientIds {
     }
 }
 
+/// What every id of [`flatten_client_id`] starts with.
+pub const FLATTEN_PREFIX: &str = "rm-flat-";
+
+/// The `newClientOrderId` of the `seq`-th order of the `ringmaker emergency flatten` run tagged
+/// `tag` (e.g. its start time in ms): `rm-flat-` + the tag's 13 base-36 digits + `-` + `seq`,
+/// at most 27 bytes of `[0-9a-z-]`, never the shape of an engine's id (see the [module
+/// docs](self)).
+pub fn flatten_client_id(tag: u64, seq: u16) -> String {
+    let mut digits = [0u8; TAG_DIGITS];
+    let mut t = tag;
+    for d in digits.iter_mut().rev() {
+        *d = BASE36[(t % 36) as usize];
+        t /= 36;
+    }
+    let mut s = String::with_capacity(FLATTEN_PREFIX.len() + TAG_DIGITS + 6);
+    s.push_str(FLATTEN_PREFIX);
+    s.extend(digits.iter().map(|&b| char::from(b)));
+    s.push('-');
+    s.push_str(&seq.to_string());
+    s
+}
+
 /// The tag written as 13 lowercase base-36 digits; `None` if not such digits or over `u64`.
 fn read_tag(digits: &[u8]) -> Option<u64> {
     let mut t = 0u64;
@@ -188,7 +214,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn flatten_ids() {
+        assert_eq!(
+            flatten_client_id(1_767_225_600_000, 0),
+            "rm-flat-00000mjuohs00-0"
+        );
+        assert_eq!(
+            flatten_client_id(u64::MAX, u16::MAX),
+            "rm-flat-3w5e11264sgsf-65535"
+        );
+    }
+
     proptest! {
+        #[test]
+        fn flatten_ids_are_valid_and_never_an_engines(tag: u64, seq: u16, other: u64) {
+            let s = flatten_client_id(tag, seq);
+            prop_assert!(binance_valid(s.as_bytes()));
+            prop_assert!(s.len() <= 27);
+            prop_assert_eq!(ClientIds::new(other).parse(s.as_bytes()), ClientIdOf::Foreign);
+            prop_assert_eq!(ClientIds::new(tag).parse(s.as_bytes()), ClientIdOf::Foreign);
+        }
+
         #[test]
         fn round_trip(tag: u64, cid: u64) {
             let ids = ClientIds::new(tag);

@@ -1,6 +1,7 @@
 //! A blocking, signed REST client for Binance USDⓈ-M: the calls around order entry (the listen
 //! key of the user data stream, the dead-man switch, reconciliation queries, cancel-all), made
-//! from a housekeeping thread, never on the hot path.
+//! from a housekeeping thread, never on the hot path; and the one order `ringmaker emergency
+//! flatten` sends ([`RestClient::place_market_reduce_only`]).
 //!
 //! - Signed requests carry their parameters in the query string, then `timestamp` and
 //!   `recvWindow`; the signature of that query string, exactly as sent, is appended as
@@ -84,6 +85,9 @@ pub enum RestError {
     /// The client could not be made (base URL, TLS settings).
     #[error("REST client settings: {0}")]
     Config(String),
+    /// A parameter the client refuses to send (nothing was sent).
+    #[error("not sent: {0}")]
+    Param(String),
 }
 
 /// The request counters the venue reported last (`None`: no response carried that header yet;
@@ -137,6 +141,26 @@ pub struct PositionRisk {
     pub entry_price: String,
     /// Last update, venue ms since the epoch.
     pub update_time_ms: i64,
+}
+
+/// An order as the venue answered its placement (`POST /fapi/v1/order` with
+/// `newOrderRespType=RESULT`: a `MARKET` order's fills are in the answer). Decimals stay strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedOrder {
+    /// The symbol.
+    pub symbol: String,
+    /// The venue's order id.
+    pub order_id: u64,
+    /// The client order id.
+    pub client_order_id: String,
+    /// `NEW`, `PARTIALLY_FILLED`, `FILLED`, `EXPIRED`, ...
+    pub status: String,
+    /// Quantity ordered.
+    pub orig_qty: String,
+    /// Quantity filled.
+    pub executed_qty: String,
+    /// Average fill price (`"0"` or absent before a fill).
+    pub avg_price: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,6 +398,52 @@ impl RestClient {
         .map(drop)
     }
 
+    /// `POST /fapi/v1/order`: a `MARKET` order with `reduceOnly=true` for `quantity` (a plain
+    /// positive decimal on the symbol's step, e.g. `"0.013"`) under `client_order_id`
+    /// (`[.A-Z:/a-z0-9_-]{1,36}`, Binance's rule), answered with its fills
+    /// (`newOrderRespType=RESULT`). The venue refuses it (`-2022`) if it would not shrink the
+    /// position. A parameter outside those rules is [`RestError::Param`], and nothing is sent.
+    ///
+    /// Not retried here: after a [`RestError::Transport`] or [`RestError::Server`] the order may
+    /// or may not exist; read the position before sending another.
+    pub fn place_market_reduce_only(
+        &self,
+        symbol: &str,
+        side: Side,
+        quantity: &str,
+        client_order_id: &str,
+    ) -> Result<PlacedOrder, RestError> {
+        check_market_order(symbol, quantity, client_order_id)?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            symbol: String,
+            order_id: u64,
+            client_order_id: String,
+            status: String,
+            orig_qty: String,
+            executed_qty: String,
+            #[serde(default)]
+            avg_price: Option<String>,
+        }
+        let body = self.call(
+            "POST",
+            "/fapi/v1/order",
+            &market_reduce_only_params(symbol, side, quantity, client_order_id),
+            Auth::Signed,
+        )?;
+        let r = decode::<Raw>(&body)?;
+        Ok(PlacedOrder {
+            symbol: r.symbol,
+            order_id: r.order_id,
+            client_order_id: r.client_order_id,
+            status: r.status,
+            orig_qty: r.orig_qty,
+            executed_qty: r.executed_qty,
+            avg_price: r.avg_price.unwrap_or_else(|| "0".into()),
+        })
+    }
+
     /// `GET /fapi/v1/time`: the venue's clock, ms since the epoch.
     pub fn server_time(&self) -> Result<i64, RestError> {
         #[derive(Deserialize)]
@@ -556,6 +626,71 @@ impl RestClient {
     }
 }
 
+/// The parameters of a reduce-only market order, in the order sent.
+fn market_reduce_only_params<'a>(
+    symbol: &'a str,
+    side: Side,
+    quantity: &'a str,
+    client_order_id: &'a str,
+) -> [(&'static str, &'a str); 7] {
+    [
+        ("symbol", symbol),
+        (
+            "side",
+            match side {
+                Side::Bid => "BUY",
+                Side::Ask => "SELL",
+            },
+        ),
+        ("type", "MARKET"),
+        ("quantity", quantity),
+        ("reduceOnly", "true"),
+        ("newClientOrderId", client_order_id),
+        ("newOrderRespType", "RESULT"),
+    ]
+}
+
+/// Refuses what Binance would refuse anyway, before anything is signed or sent.
+fn check_market_order(
+    symbol: &str,
+    quantity: &str,
+    client_order_id: &str,
+) -> Result<(), RestError> {
+    if symbol.is_empty()
+        || symbol.len() > 32
+        || !symbol
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(RestError::Param(format!("symbol {symbol:?}")));
+    }
+    let plain = match quantity.split_once('.') {
+        None => !quantity.is_empty() && quantity.bytes().all(|b| b.is_ascii_digit()),
+        Some((i, f)) => {
+            !i.is_empty()
+                && !f.is_empty()
+                && i.bytes().all(|b| b.is_ascii_digit())
+                && f.bytes().all(|b| b.is_ascii_digit())
+        }
+    };
+    if !plain || quantity.len() > 40 || quantity.bytes().all(|b| b == b'0' || b == b'.') {
+        return Err(RestError::Param(format!(
+            "quantity {quantity:?}: a positive plain decimal"
+        )));
+    }
+    if client_order_id.is_empty()
+        || client_order_id.len() > 36
+        || !client_order_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:/_-".contains(&b))
+    {
+        return Err(RestError::Param(format!(
+            "newClientOrderId {client_order_id:?}: 1 to 36 of [.A-Z:/a-z0-9_-]"
+        )));
+    }
+    Ok(())
+}
+
 fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, RestError> {
     serde_json::from_slice(body).map_err(|e| RestError::Decode(e.to_string()))
 }
@@ -626,6 +761,52 @@ mod tests {
             &["https://h/p?x=1&signature=abc", "abc", ""],
         );
         assert_eq!(s, "<redacted>: refused at <redacted>");
+    }
+
+    #[test]
+    fn a_reduce_only_market_order_is_written_as_binance_documents_it() {
+        let p = market_reduce_only_params("BTCUSDT", Side::Ask, "0.013", "rm-flat-x-1");
+        let mut q = String::new();
+        for (k, v) in p {
+            if !q.is_empty() {
+                q.push('&');
+            }
+            q.push_str(k);
+            q.push('=');
+            url_encode_into(v.as_bytes(), &mut q);
+        }
+        assert_eq!(
+            q,
+            "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.013&reduceOnly=true&\
+             newClientOrderId=rm-flat-x-1&newOrderRespType=RESULT"
+        );
+        assert_eq!(
+            market_reduce_only_params("BTCUSDT", Side::Bid, "1", "c")[1],
+            ("side", "BUY")
+        );
+    }
+
+    #[test]
+    fn bad_order_parameters_are_refused_before_sending() {
+        assert_eq!(check_market_order("BTCUSDT", "0.013", "rm-flat-1"), Ok(()));
+        assert_eq!(check_market_order("BTCUSDT_240927", "2", "a"), Ok(()));
+        assert_eq!(
+            check_market_order("BTC/USDT", "2", "a"),
+            Err(RestError::Param("symbol \"BTC/USDT\"".into()))
+        );
+        for q in [
+            "", "0", "0.000", "-1", "1e3", ".5", "5.", "1.2.3", "0x10", " 1", "1&a=b",
+        ] {
+            let e = check_market_order("BTCUSDT", q, "c").unwrap_err();
+            assert!(matches!(e, RestError::Param(_)), "{q:?}: {e:?}");
+        }
+        for c in ["", "a b", "x".repeat(37).as_str(), "a&b", "é"] {
+            let e = check_market_order("BTCUSDT", "1", c).unwrap_err();
+            assert!(matches!(e, RestError::Param(_)), "{c:?}: {e:?}");
+        }
+        for s in ["", "BTC&USDT", "btc usdt"] {
+            assert!(check_market_order(s, "1", "c").is_err(), "{s:?}");
+        }
     }
 
     #[test]
