@@ -21,6 +21,7 @@ macro_rules! errln {
 mod book;
 mod cmd_backtest;
 mod cmd_common;
+mod cmd_doctor;
 mod cmd_instruments;
 mod cmd_journal;
 mod cmd_live;
@@ -68,6 +69,10 @@ enum Command {
     /// Serve a Binance USDⓈ-M exchange on localhost over TLS (REST, WebSocket streams), its
     /// market data replayed from recordings.
     Venue(cmd_venue::Args),
+    /// Check this host against the tuning runbook, and the config's [cpu] against this host:
+    /// pass / info / warn / fail, each with its fix.
+    #[allow(rustdoc::broken_intra_doc_links)] // [cpu] is the TOML table, shown as-is by --help
+    Doctor(cmd_doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -121,6 +126,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Run(args) => cmd_run::run(&args),
         Command::Record(args) => cmd_record::run(&args),
         Command::Venue(args) => cmd_venue::run(&args),
+        Command::Doctor(args) => cmd_doctor::run(&args),
     }
 }
 
