@@ -68,7 +68,7 @@ fn print_table(report: &Report, config_desc: &str) -> anyhow::Result<()> {
             outln!("  {}  {:<22} {}", c.status.label(), c.name, c.found)?;
             if c.status >= Status::Warn {
                 if let Some(fix) = &c.fix {
-                    outln!("        {:<22} fix: {fix}", "")?;
+                    outln!("        fix: {fix}")?;
                 }
             }
         }
