@@ -22,6 +22,7 @@ mod book;
 mod cmd_backtest;
 mod cmd_common;
 mod cmd_ctl;
+mod cmd_doctor;
 mod cmd_emergency;
 mod cmd_instruments;
 mod cmd_journal;
@@ -76,6 +77,10 @@ enum Command {
     /// Cancel every open order (`cancel-all`) or also close the positions (`flatten`) over the
     /// venue's REST API, with no engine: for when a live run is dead. Asks unless `--yes`.
     Emergency(cmd_emergency::Args),
+    /// Check this host against the tuning runbook, and the config's [cpu] against this host:
+    /// pass / info / warn / fail, each with its fix.
+    #[allow(rustdoc::broken_intra_doc_links)] // [cpu] is the TOML table, shown as-is by --help
+    Doctor(cmd_doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +137,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Venue(args) => cmd_venue::run(&args),
         Command::Ctl(args) => cmd_ctl::run(&args),
         Command::Emergency(args) => cmd_emergency::run(&args),
+        Command::Doctor(args) => cmd_doctor::run(&args),
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub mod backtest;
 pub mod config;
+pub mod doctor;
 pub mod hlog;
 pub mod host;
 pub mod live;
