@@ -44,12 +44,14 @@ ringmaker_cancel_budget_per_minute ringmaker_fills_total ringmaker_filled_quanti
 ringmaker_rejects_total ringmaker_book_gaps_total ringmaker_book_resyncs_total
 ringmaker_risk_refusals_total ringmaker_rate_limit_usage_ratio ringmaker_reconnects_total
 ringmaker_clock_offset_seconds ringmaker_clock_synchronised ringmaker_clock_fault
-ringmaker_hop_latency_seconds ringmaker_ring_occupancy ringmaker_ring_capacity
+ringmaker_hop_latency_seconds_bucket ringmaker_hop_latency_seconds_sum
+ringmaker_hop_latency_seconds_count ringmaker_ring_occupancy ringmaker_ring_capacity
 ringmaker_journal_bytes ringmaker_journal_segments ringmaker_journal_records_total
 ringmaker_engine_events_total ringmaker_intents_total ringmaker_mode_changes_total
 ringmaker_feed_ring_overflows_total ringmaker_feed_dropped_events_total
 ringmaker_control_commands_total ringmaker_config_reloads_total ringmaker_build_info
-ringmaker_start_time_seconds
+ringmaker_start_time_seconds ringmaker_cancel_budget_used ringmaker_clock_maxerror_seconds
+ringmaker_venue_rate_limited_total
 """.split())
 NAME = re.compile(r"\bringmaker_[a-z_]+")
 # Bare words in a query that are not ringmaker metrics: PromQL's functions, aggregations,
@@ -58,7 +60,7 @@ WORDS = set("""
 up time abs max min sum avg count rate increase irate delta changes resets max_over_time
 min_over_time avg_over_time by without on ignoring group_left group_right and or unless bool
 offset label_values job instance instrument side component currency mode reason limit link hop
-quantile ring check code liquidity command result version
+quantile ring check code liquidity command result version histogram_quantile le venue
 """.split())
 
 def unknown(text, where):

@@ -5,6 +5,7 @@
 
 use super::counters::CounterSnapshot;
 use super::latency::{Hop, HopHistograms, IntervalLog, StampRx};
+use super::ops::state::LatencyBuckets;
 use super::shared::Shared;
 use anyhow::Context;
 use hdrhistogram::serialization::V2DeflateSerializer;
@@ -100,22 +101,12 @@ pub fn run(
     }
 }
 
-/// Each hop's p50 / p99 / p99.9 of the interval that ends, for the metrics endpoint.
+/// Each hop's whole-run histogram in the metrics endpoint's buckets (at every interval).
 fn publish_latency(shared: &Shared, h: &HopHistograms) {
-    let q: Vec<(&'static str, [u64; 3])> = Hop::ALL
+    let q: Vec<(&'static str, LatencyBuckets)> = Hop::ALL
         .iter()
-        .filter(|hop| !h.interval(**hop).is_empty())
-        .map(|hop| {
-            let x = h.interval(*hop);
-            (
-                hop.tag(),
-                [
-                    x.value_at_quantile(0.5),
-                    x.value_at_quantile(0.99),
-                    x.value_at_quantile(0.999),
-                ],
-            )
-        })
+        .filter(|hop| !h.total(**hop).is_empty())
+        .map(|hop| (hop.tag(), LatencyBuckets::of(h.total(*hop))))
         .collect();
     if let Ok(mut l) = shared.ops.latency.lock() {
         *l = q;

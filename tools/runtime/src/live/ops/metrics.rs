@@ -7,19 +7,61 @@
 //! decimal units, PnL in its PnL currency (label `currency`). The full list, with the alert
 //! rules that use them, is in `docs/OPERATIONS.md`.
 
-use super::state::{InstGauges, OpsState, NO_PRICE};
+use super::state::{InstGauges, LatencyBuckets, OpsState, LATENCY_BOUNDS_NS, NO_PRICE};
 use crate::config::RunConfig;
 use crate::live::shared::Shared;
 use engine::{InstrumentConfig, Mode, ModeReason};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The content type of [`render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of [`to_classic`]'s text.
+pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text as Prometheus's classic text format (0.0.4), for a scraper that does not ask
+/// for OpenMetrics (`curl`, `promtool check metrics`, older Prometheus): a counter family's
+/// `HELP` / `TYPE` lines take the `_total` name its samples carry, and the `UNIT` and `EOF`
+/// lines go. Samples are unchanged.
+pub fn to_classic(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let name = rest.split(' ').next().unwrap_or("");
+                if counters.contains(name) {
+                    out.push_str(p);
+                    out.push_str(name);
+                    out.push_str("_total");
+                    out.push_str(&rest[name.len()..]);
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -57,6 +99,33 @@ impl Out {
         if any {
             self.reg.register(name, help, f);
         }
+    }
+}
+
+/// One hop's histogram, set once per scrape.
+#[derive(Debug, Clone, Default)]
+struct Hist(std::sync::Arc<std::sync::OnceLock<LatencyBuckets>>);
+
+impl TypedMetric for Hist {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Hist {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(b) = self.0.get() else {
+            return Ok(());
+        };
+        let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_NS
+            .iter()
+            .map(|ns| *ns as f64 / 1e9)
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(b.counts.iter().copied())
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(b.sum_seconds, b.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -437,21 +506,18 @@ pub fn render(cx: &Context<'_>) -> String {
         )],
     );
     let lat = ops.latency.lock().map(|l| l.clone()).unwrap_or_default();
-    o.gauge(
-        "ringmaker_hop_latency_seconds",
-        "Latency of each hop over the last interval (1 s), by quantile",
-        lat.iter().flat_map(|(hop, q)| {
-            [("0.5", q[0]), ("0.99", q[1]), ("0.999", q[2])].map(|(quantile, ns)| {
-                (
-                    vec![
-                        ("hop", (*hop).to_owned()),
-                        ("quantile", quantile.to_owned()),
-                    ],
-                    ns as f64 / 1e9,
-                )
-            })
-        }),
-    );
+    if !lat.is_empty() {
+        let f = Family::<Labels, Hist>::default();
+        for (hop, b) in lat {
+            let _ = f.get_or_create(&vec![("hop", hop.to_owned())]).0.set(b);
+        }
+        o.reg.register(
+            "ringmaker_hop_latency_seconds",
+            "Latency of each hop through the pipeline since the run started (the latency.hlog \
+             histograms, in 1-2-5 buckets from 1 us to 1 s)",
+            f,
+        );
+    }
     let c = sh.counters.snapshot();
     let rings = &cx.config.live.rings;
     let published_in = c.feed_events + c.timer_ticks + c.reports + c.controls;
@@ -543,4 +609,20 @@ pub fn render(cx: &Context<'_>) -> String {
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &o.reg);
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classic_format_names_counter_families_by_their_samples() {
+        let om = "# HELP a_things Things.\n# TYPE a_things counter\na_things_total{x=\"1\"} 2\n\
+                  # HELP b Bees.\n# TYPE b gauge\n# UNIT b seconds\nb 1.5\n# EOF\n";
+        assert_eq!(
+            to_classic(om),
+            "# HELP a_things_total Things.\n# TYPE a_things_total counter\n\
+             a_things_total{x=\"1\"} 2\n# HELP b Bees.\n# TYPE b gauge\nb 1.5\n"
+        );
+    }
 }

@@ -109,8 +109,9 @@ pub fn run(mut t: OpsThread, shared: Arc<Shared>) -> OpsEnd {
     end
 }
 
-/// One HTTP/1.1 exchange: `GET /metrics` gets the exposition, anything else a 404 or 405; the
-/// connection is closed after it. Timeouts bound what a slow client costs.
+/// One HTTP/1.1 exchange: `GET /metrics` gets the exposition (OpenMetrics when the `Accept`
+/// header asks for it, as Prometheus does; the classic text format otherwise), anything else a
+/// 404 or 405; the connection is closed after it. Timeouts bound what a slow client costs.
 fn serve_http(stream: TcpStream, cx: &metrics::Context<'_>) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(1)))?;
@@ -129,10 +130,20 @@ fn serve_http(stream: TcpStream, cx: &metrics::Context<'_>) -> std::io::Result<(
             Ok(httparse::Status::Complete(_)) => {
                 let path = req.path.unwrap_or("");
                 let path = path.split('?').next().unwrap_or("");
+                // Prometheus asks for OpenMetrics; anything else gets the classic format.
+                let openmetrics = req.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("accept")
+                        && String::from_utf8_lossy(h.value).contains("application/openmetrics-text")
+                });
                 break match (req.method, path) {
-                    (Some("GET"), "/metrics") => {
+                    (Some("GET"), "/metrics") if openmetrics => {
                         ("200 OK", metrics::CONTENT_TYPE, metrics::render(cx))
                     }
+                    (Some("GET"), "/metrics") => (
+                        "200 OK",
+                        metrics::CLASSIC_CONTENT_TYPE,
+                        metrics::to_classic(&metrics::render(cx)),
+                    ),
                     (Some("GET"), _) => (
                         "404 Not Found",
                         "text/plain; charset=utf-8",

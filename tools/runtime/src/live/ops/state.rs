@@ -199,9 +199,9 @@ pub struct OpsState {
     pub pending_reload: Mutex<Option<Box<engine::Config>>>,
     /// What the engine said of the last reload it was handed (`None`: applied).
     pub reload_answer: Mutex<Option<String>>,
-    /// Housekeeping: each hop's p50, p99 and p99.9 over the last latency interval, ns (hops
-    /// without samples left out).
-    pub latency: Mutex<Vec<(&'static str, [u64; 3])>>,
+    /// Housekeeping: each hop's whole-run latency in the endpoint's buckets, renewed at every
+    /// latency interval (hops without samples left out).
+    pub latency: Mutex<Vec<(&'static str, LatencyBuckets)>>,
 }
 
 impl OpsState {
@@ -335,6 +335,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn latency_buckets_hold_every_value_once() {
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        for v in [500, 1_000, 1_500, 40_000, 3_000_000_000] {
+            h.record(v).unwrap();
+        }
+        let b = LatencyBuckets::of(&h);
+        assert_eq!(b.count, 5);
+        assert_eq!(b.counts.len(), LATENCY_BOUNDS_NS.len() + 1);
+        assert_eq!(b.counts.iter().sum::<u64>(), 5);
+        assert_eq!(b.counts[0], 2, "≤ 1 µs: 500 ns and 1 µs");
+        assert_eq!(b.counts[1], 1, "≤ 2 µs");
+        assert_eq!(b.counts[5], 1, "≤ 50 µs");
+        assert_eq!(*b.counts.last().unwrap(), 1, "past 1 s");
+        assert!((b.sum_seconds - 3.000043).abs() < 0.01, "{}", b.sum_seconds);
+    }
+
+    #[test]
     fn rejects_are_counted_by_code_in_a_fixed_table_then_as_other() {
         let g = InstGauges::default();
         for code in [-5022, -2011, -5022] {
@@ -349,5 +366,60 @@ mod tests {
         let told: u64 = g.rejects.iter().map(|(_, n)| n.load(Relaxed)).sum();
         assert_eq!(told + g.rejects_other.load(Relaxed), 23);
         assert!(g.rejects_other.load(Relaxed) > 0);
+    }
+}
+
+/// Upper bounds of the latency buckets the endpoint exposes, ns (and `+Inf` after them): 1 µs to
+/// 1 s in 1-2-5 steps.
+pub const LATENCY_BOUNDS_NS: [u64; 19] = [
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+    1_000_000_000,
+];
+
+/// One hop's latency as a Prometheus histogram: values per bucket (not cumulative), the last one
+/// past [`LATENCY_BOUNDS_NS`]; their sum and count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyBuckets {
+    /// Values in each bucket: `LATENCY_BOUNDS_NS.len() + 1` of them.
+    pub counts: Vec<u64>,
+    /// Sum of the values, s.
+    pub sum_seconds: f64,
+    /// Values.
+    pub count: u64,
+}
+
+impl LatencyBuckets {
+    /// From a histogram of ns.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> LatencyBuckets {
+        let mut counts = Vec::with_capacity(LATENCY_BOUNDS_NS.len() + 1);
+        let mut below = 0u64;
+        for b in LATENCY_BOUNDS_NS {
+            let upto = h.count_between(0, b).min(h.len());
+            counts.push(upto.saturating_sub(below));
+            below = below.max(upto);
+        }
+        counts.push(h.len().saturating_sub(below));
+        LatencyBuckets {
+            counts,
+            sum_seconds: h.mean() * h.len() as f64 / 1e9,
+            count: h.len(),
+        }
     }
 }
