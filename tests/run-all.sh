@@ -23,6 +23,8 @@ if [ -z "${RINGMAKER_PROMTOOL:-}" ]; then
   RINGMAKER_PROMTOOL="$(command -v promtool)"
 fi
 export RINGMAKER_PROMTOOL
+# tools/tests/ops.rs: promtool and Prometheus itself (same package) must be there, not skipped.
+export RINGMAKER_REQUIRE_PROMTOOL=1
 
 cargo test --workspace
 
