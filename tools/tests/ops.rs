@@ -64,6 +64,14 @@ fn start(cfg: &Path, out: &Path) -> Run {
     Run { child, metrics }
 }
 
+/// Sends `sig` to the run (it handles SIGHUP and SIGINT).
+fn signal(run: &Run, sig: i32) {
+    // SAFETY: `kill` reads no memory of ours; the pid is our own child's, not yet reaped (`Run`
+    // waits for it only on drop).
+    let r = unsafe { libc::kill(run.child.id() as i32, sig) };
+    assert_eq!(r, 0, "kill({sig})");
+}
+
 /// `GET /metrics` (the classic format: no Accept header asking for OpenMetrics).
 fn scrape_text(addr: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
@@ -454,11 +462,7 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
         base.replace("start_offset = 0.5 ", "start_offset = 1.5 "),
     )
     .unwrap();
-    // SAFETY: a signal to our own child, which has a SIGHUP handler.
-    assert_eq!(
-        unsafe { libc::kill(run.child.id() as i32, libc::SIGHUP) },
-        0
-    );
+    signal(&run, libc::SIGHUP);
     let m = scrape_until(&addr, "the SIGHUP reload", |m| {
         m.get("ringmaker_config_reloads_total{result=\"applied\"}") == Some(&2.0)
     });
@@ -483,11 +487,8 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
     let (code, said) = ctl(&out, &["flatten"]);
     assert_eq!(code, 0, "{said}");
     assert!(said.contains("halted (flatten)"), "{said}");
-    // SAFETY: as above; SIGINT asks the run to stop cleanly.
-    assert_eq!(
-        unsafe { libc::kill(run.child.id() as i32, libc::SIGINT) },
-        0
-    );
+    // SIGINT asks the run to stop cleanly.
+    signal(&run, libc::SIGINT);
     let mut run = run;
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
