@@ -212,9 +212,67 @@ fn a_live_run_places_fills_and_cancels_and_ends_with_the_venues_view_equal_to_th
 fn the_api_key_and_secret_appear_nowhere_in_the_output_directory_or_the_logs() {
     let dir = TempDir::new("live-secrets");
     let v = accounts_venue(dir.path(), None);
-    let cfg = config(dir.path(), "");
+    // With the metrics endpoint on: the scrapes and a control answer are checked too.
+    let cfg = config(dir.path(), "[ops]\nmetrics_listen = \"127.0.0.1:0\"");
     let out = dir.join("out");
-    let o = live(&v, &out, &cfg, "4");
+    let mut child = live_cmd(&v, &out, &cfg, "6")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut r = std::io::BufReader::new(err);
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut r, &mut line).unwrap_or(0) > 0 {
+            if let Some(a) = line
+                .trim()
+                .strip_prefix("ringmaker run: metrics at http://")
+            {
+                let _ = tx.send(a.trim_end_matches("/metrics").to_owned());
+            }
+            all.extend_from_slice(line.as_bytes());
+            line.clear();
+        }
+        all
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("metrics address");
+    let mut scrapes = Vec::new();
+    let live_session = eventually(Duration::from_secs(20), || {
+        let text = scrape(&addr);
+        let seen = text.contains("ringmaker_reconnects_total{link=\"order_entry\"}")
+            && text.contains("ringmaker_orders_placed_total");
+        scrapes.push(text);
+        seen
+    });
+    assert!(
+        live_session,
+        "{}",
+        scrapes.last().cloned().unwrap_or_default()
+    );
+    let status = common::ringmaker(&["ctl", "--out", out.to_str().unwrap(), "status"]);
+    assert!(status.status.success(), "{status:?}");
+    let o = child.wait_with_output().unwrap();
+    let stderr_bytes = stderr.join().unwrap();
+    assert!(
+        o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stderr_bytes)
+    );
+    for needle in [API_SECRET, API_KEY] {
+        for text in &scrapes {
+            assert!(!text.contains(needle), "in a scrape");
+        }
+        assert!(
+            !contains(&status.stdout, needle.as_bytes()),
+            "in ctl status"
+        );
+        assert!(!contains(&stderr_bytes, needle.as_bytes()), "in stderr");
+    }
     let files = files_under(&out);
     assert!(files.len() >= 3, "{files:?}");
     for needle in [API_SECRET, API_KEY] {
@@ -243,6 +301,19 @@ fn the_api_key_and_secret_appear_nowhere_in_the_output_directory_or_the_logs() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("RINGMAKER_API_KEY"), "{err}");
     assert!(!contains(&o.stderr, API_SECRET.as_bytes()));
+}
+
+/// `GET /metrics` on `addr` (empty when it fails).
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text
 }
 
 /// Polls `f` every 100 ms for up to `limit`; whether it came true.
