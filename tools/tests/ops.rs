@@ -427,14 +427,22 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
     // ---- reload: valid, invalid, not live-changeable, SIGHUP ---------------------------
     std::fs::write(
         &cfg,
-        base.replace("start_offset = 0.5 ", "start_offset = 1.0 "),
+        base.replace("start_offset = 0.5 ", "start_offset = 1.0 ")
+            .replace("cancel_budget_per_min = 50", "cancel_budget_per_min = 60"),
     )
     .unwrap();
     let (code, said) = ctl(&out, &["reload"]);
     assert_eq!(code, 0, "{said}");
     assert!(
-        said.contains("instrument[0].quote.start_offset: 0.5 → 1.0"),
+        said.contains("instrument[0].quote.start_offset: 0.5 → 1.0")
+            && said.contains("instrument[0].risk.cancel_budget_per_min: 50 → 60"),
         "{said}"
+    );
+    // The endpoint serves the limits in force.
+    let m = parse(&scrape_text(&addr));
+    assert_eq!(
+        sample(&m, &format!("ringmaker_cancel_budget_per_minute{{{INST}}}")),
+        60.0
     );
     std::fs::write(
         &cfg,

@@ -354,7 +354,16 @@ where
     let setup = startup.release();
 
     // Wait for the feed to finish (end of data, duration, signal or abort).
+    let has_control = settings.ops.control_dir.is_some() && live.ops.control;
     while setup.is_ok() && !feed_h.is_finished() {
+        if !has_control && shared.reload_requested.swap(false, Ordering::AcqRel) {
+            // Never silently: the change in the file is not applied.
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringmaker run: SIGHUP: no reload: hot reload needs the control socket ([ops] \
+                 control = true); the running config is kept"
+            );
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     let feed_report = join(feed_h, "feed")?;

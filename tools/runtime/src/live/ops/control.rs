@@ -181,6 +181,11 @@ impl ControlServer {
         &self.path
     }
 
+    /// The config in force (the run's, or the last one a reload applied).
+    pub fn config(&self) -> &RunConfig {
+        &self.current
+    }
+
     /// Commands published so far (the shutdown adds them to its count).
     pub fn published(&self) -> u64 {
         self.published

@@ -62,7 +62,7 @@ pub struct OpsThread {
     pub metrics: Option<MetricsListener>,
     /// The control socket.
     pub control: Option<control::ControlServer>,
-    /// The run's config (grids for the exposition).
+    /// The run's config (grids and limits for the exposition; a reload's replaces it).
     pub config: RunConfig,
     /// Unix time the run started, s.
     pub start_time: f64,
@@ -86,8 +86,10 @@ pub fn run(mut t: OpsThread, shared: Arc<Shared>) -> OpsEnd {
         }
         if let Some(m) = &t.metrics {
             while let Ok((stream, _)) = m.listener.accept() {
+                // After a reload, the limits it set.
+                let config = t.control.as_ref().map_or(&t.config, |c| c.config());
                 let cx = metrics::Context {
-                    config: &t.config,
+                    config,
                     shared: &shared,
                     start_time: t.start_time,
                 };
