@@ -30,7 +30,7 @@ use crate::live::shared::Shared;
 use anyhow::{bail, Context};
 use engine::{Command, Event, InstrumentId};
 use quanta::Clock;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -207,11 +207,9 @@ impl ControlServer {
 
     fn serve(&mut self, stream: UnixStream, shared: &Shared) -> std::io::Result<()> {
         stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-        let mut line = String::new();
-        BufReader::new((&stream).take(1024)).read_line(&mut line)?;
-        let answer = self.answer(line.trim(), shared);
+        let request = read_request(&stream, Instant::now() + Duration::from_secs(2))?;
+        let answer = self.answer(request.trim(), shared);
         (&stream).write_all(answer.as_bytes())?;
         Ok(())
     }
@@ -349,6 +347,26 @@ impl ControlServer {
         }
         Ok(())
     }
+}
+
+/// One request line (1 KiB at most), read within `deadline` however slowly the client sends it.
+fn read_request(stream: &UnixStream, deadline: Instant) -> std::io::Result<String> {
+    let mut buf = [0u8; 1024];
+    let mut n = 0;
+    while n < buf.len() && !buf[..n].contains(&b'\n') {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        let k = (&*stream).read(&mut buf[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    let line = buf[..n].split(|b| *b == b'\n').next().unwrap_or_default();
+    String::from_utf8(line.to_vec()).map_err(|_| std::io::ErrorKind::InvalidData.into())
 }
 
 impl std::fmt::Debug for ControlServer {

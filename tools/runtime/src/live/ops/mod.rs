@@ -116,11 +116,17 @@ pub fn run(mut t: OpsThread, shared: Arc<Shared>) -> OpsEnd {
 /// 404 or 405; the connection is closed after it. Timeouts bound what a slow client costs.
 fn serve_http(stream: TcpStream, cx: &metrics::Context<'_>) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
     let mut buf = [0u8; 8192];
     let mut n = 0;
+    // However slowly a client sends its request, it gets 2 s in all.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
     let (status, ctype, body) = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        stream.set_read_timeout(Some(left))?;
         let k = (&stream).read(&mut buf[n..])?;
         if k == 0 {
             return Ok(());
@@ -175,4 +181,108 @@ fn serve_http(stream: TcpStream, cx: &metrics::Context<'_>) -> std::io::Result<(
     (&stream).write_all(head.as_bytes())?;
     (&stream).write_all(body.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::clock::ReplayClock;
+    use crate::live::rings;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::AtomicBool;
+
+    fn config() -> RunConfig {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/default.toml"
+        ))
+        .unwrap();
+        RunConfig::from_toml(&text).unwrap()
+    }
+
+    /// Sends `bytes` (then half-closes) and reads the answer to the end.
+    fn exchange(mut s: impl Read + Write, bytes: &[u8]) -> String {
+        let _ = s.write_all(bytes);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    #[test]
+    fn hostile_clients_get_an_answer_or_a_closed_connection_and_the_thread_serves_on() {
+        let dir = test_support::TempDir::new("ops-hostile");
+        let cfg = config();
+        let shared = Arc::new(
+            Shared::new(
+                Arc::new(AtomicBool::new(false)),
+                ReplayClock::new(0.0, quanta::Clock::new()),
+            )
+            .with_instruments(cfg.engine.instruments.len()),
+        );
+        let r = rings::build(64, 64);
+        let control = control::ControlServer::bind(
+            dir.path(),
+            r.input.clone(),
+            quanta::Clock::new(),
+            0,
+            None,
+            cfg.clone(),
+            String::new(),
+        )
+        .unwrap();
+        let metrics = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = metrics.addr();
+        let t = OpsThread {
+            metrics: Some(metrics),
+            control: Some(control),
+            config: cfg,
+            start_time: 0.0,
+        };
+        let h = {
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || run(t, shared))
+        };
+        let sock = dir.path().join(control::SOCKET_NAME);
+        let http = |req: &[u8]| exchange(std::net::TcpStream::connect(addr).unwrap(), req);
+        let ctl = |req: &[u8]| exchange(UnixStream::connect(&sock).unwrap(), req);
+
+        assert!(http(b"GET /metrics HTTP/1.1\r\n\r\n").contains("ringmaker_position_limit"));
+        assert!(http(b"GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(http(b"POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        assert!(http(b"\x00\xff garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+        assert!(http(&[b'A'; 9000]).starts_with("HTTP/1.1 400"));
+        // Nothing sent at all, the connection held open: the thread gives up after its 2 s.
+        let idle = std::net::TcpStream::connect(addr).unwrap();
+        let t0 = std::time::Instant::now();
+        assert!(http(b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        drop(idle);
+
+        assert!(ctl(b"bogus\n").starts_with("error: unknown command"));
+        assert!(ctl(b"halt a b\n").starts_with("error: one instrument at most"));
+        assert!(ctl(b"halt ETHUSDT\n").contains("no instrument \"ETHUSDT\""));
+        assert!(
+            ctl(b"\xff\xfe\n").is_empty(),
+            "not UTF-8: closed without an answer"
+        );
+        assert!(ctl(b"\n").starts_with("error: unknown command"));
+        let status = ctl(b"status\n");
+        assert!(status.starts_with("ok\nbinance-usdm:BTCUSDT"), "{status}");
+        let reload = ctl(b"reload\n");
+        assert!(
+            reload.starts_with("refused: this run has no config file"),
+            "{reload}"
+        );
+        // Stopping: commands that would change something are refused.
+        shared.stop.store(true, Ordering::Relaxed);
+        assert!(ctl(b"halt\n").starts_with("error: the run is stopping"));
+        assert!(ctl(b"status\n").starts_with("ok\n"));
+
+        shared.ops_stop.store(true, Ordering::Release);
+        let end = h.join().unwrap();
+        assert!(end.scrapes >= 2, "{end:?}");
+        assert_eq!(end.controls_published, 0);
+        assert!(!sock.exists(), "the socket goes with the server");
+    }
 }
