@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use test_support::TempDir;
 
 mod common;
-use common::{root, venue_with, VenueProc};
+use common::{eventually, root, venue_with, VenueProc};
 
 /// The venue's first test account (`configs/venue-accounts.toml`: Binance's documented example
 /// key pair, public, not a secret of anyone's).
@@ -126,18 +126,6 @@ fn venue_state(v: &VenueProc) -> (usize, i64) {
         .expect("position")
         .map_or(0.0, |p| p.position_amt.parse::<f64>().unwrap());
     (open, (pos * 1000.0).round() as i64)
-}
-
-/// Polls `f` every 100 ms for up to `limit`; whether it came true.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// A `ringmaker run --live` against `v` until `ready` says so about the venue's state, then

@@ -8,11 +8,11 @@ use gateway::binance::sign::{Credentials, Secret, Signer};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use test_support::TempDir;
 
 mod common;
-use common::{ringmaker, root, venue_with, VenueProc};
+use common::{eventually, ringmaker, root, venue_with, VenueProc};
 
 /// The venue's first test account (`configs/venue-accounts.toml`: Binance's documented example
 /// key pair, public, not a secret of anyone's).
@@ -314,18 +314,6 @@ fn scrape(addr: &str) -> String {
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     text
-}
-
-/// Polls `f` every 100 ms for up to `limit`; whether it came true.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 #[test]

@@ -151,11 +151,7 @@ mod tests {
     use super::*;
 
     fn default_text() -> String {
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../configs/default.toml"
-        ))
-        .unwrap()
+        test_support::config_text("default.toml")
     }
 
     #[test]

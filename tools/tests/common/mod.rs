@@ -95,3 +95,15 @@ pub fn venue_with(dir: &Path, faults: Option<&str>, extra: &[&str]) -> VenueProc
     }
     VenueProc { child, rest, cert }
 }
+
+/// Polls `f` every 100 ms for up to `limit`; whether it came true.
+pub fn eventually(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}

@@ -193,12 +193,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     fn config() -> RunConfig {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../configs/default.toml"
-        ))
-        .unwrap();
-        RunConfig::from_toml(&text).unwrap()
+        RunConfig::from_toml(&test_support::config_text("default.toml")).unwrap()
     }
 
     /// Sends `bytes` (then half-closes) and reads the answer to the end.
