@@ -51,7 +51,7 @@ ringmaker_engine_events_total ringmaker_intents_total ringmaker_mode_changes_tot
 ringmaker_feed_ring_overflows_total ringmaker_feed_dropped_events_total
 ringmaker_control_commands_total ringmaker_config_reloads_total ringmaker_build_info
 ringmaker_start_time_seconds ringmaker_cancel_budget_used ringmaker_clock_maxerror_seconds
-ringmaker_venue_rate_limited_total
+ringmaker_venue_rate_limited_total ringmaker_daily_pnl
 """.split())
 NAME = re.compile(r"\bringmaker_[a-z_]+")
 # Bare words in a query that are not ringmaker metrics: PromQL's functions, aggregations,

@@ -42,6 +42,9 @@ pub struct InstrumentView<'a> {
     pub mode: (Mode, ModeReason),
     /// Last fair value (ticks), if priced.
     pub fair_value: Option<Fx>,
+    /// Total PnL at the start of the engine's current day (UTC, engine time), money units: the
+    /// daily loss limit is checked against the total's fall from it.
+    pub day_start_pnl: i128,
 }
 
 /// The engine's state for one instrument, shared by the stages (`pricer`, `risk`, `diff`).
@@ -244,6 +247,7 @@ impl Engine {
             position: &i.pos,
             mode: (i.mode, i.reason),
             fair_value: i.fair_value,
+            day_start_pnl: i.day_start_pnl,
         })
     }
 

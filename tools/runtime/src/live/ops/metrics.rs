@@ -73,14 +73,11 @@ struct Out {
 impl Out {
     fn gauge(&mut self, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, f64)>) {
         let f = Family::<Labels, Gauge<f64, AtomicU64>>::default();
-        let mut any = false;
         for (labels, v) in samples {
             f.get_or_create(&labels).set(v);
-            any = true;
         }
-        if any {
-            self.reg.register(name, help, f);
-        }
+        // Registered even without samples (no reject yet): its HELP and TYPE say it exists.
+        self.reg.register(name, help, f);
     }
 
     /// `name` without `_total` (the encoder appends it).
@@ -91,14 +88,10 @@ impl Out {
         samples: impl IntoIterator<Item = (Labels, u64)>,
     ) {
         let f = Family::<Labels, Counter<u64>>::default();
-        let mut any = false;
         for (labels, v) in samples {
             f.get_or_create(&labels).inc_by(v);
-            any = true;
         }
-        if any {
-            self.reg.register(name, help, f);
-        }
+        self.reg.register(name, help, f);
     }
 }
 
@@ -279,6 +272,22 @@ pub fn render(cx: &Context<'_>) -> String {
                     unit.to_f64(i128::from(v.load(Relaxed))),
                 )
             })
+        }),
+    );
+    o.gauge(
+        "ringmaker_daily_pnl",
+        "PnL since the start of the engine's day (UTC), in the PnL currency: the daily loss \
+         limit halts the instrument when it falls below minus ringmaker_daily_loss_limit",
+        insts.iter().map(|(c, g, k)| {
+            (
+                vec![
+                    ("instrument", k.clone()),
+                    ("currency", c.instrument.pnl_asset().as_str().to_owned()),
+                ],
+                c.instrument
+                    .money_unit()
+                    .to_f64(i128::from(g.daily.load(Relaxed))),
+            )
         }),
     );
     o.gauge(

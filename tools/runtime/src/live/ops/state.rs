@@ -44,6 +44,9 @@ pub struct InstGauges {
     pub fees: AtomicI64,
     /// Total PnL at the fair value, money units.
     pub total: AtomicI64,
+    /// PnL since the start of the engine's day (what the daily loss limit is checked against),
+    /// money units.
+    pub daily: AtomicI64,
     /// [`Mode`] as its code.
     pub mode: AtomicU64,
     /// [`ModeReason`] as its code.
@@ -85,6 +88,7 @@ impl Default for InstGauges {
             unrealized: AtomicI64::new(0),
             fees: AtomicI64::new(0),
             total: AtomicI64::new(0),
+            daily: AtomicI64::new(0),
             mode: AtomicU64::new(Mode::Halted as u64),
             reason: AtomicU64::new(ModeReason::BookInvalid as u64),
             book_valid: AtomicU64::new(0),
@@ -289,7 +293,9 @@ pub fn publish(
             g.unrealized.store(clamp(pos.unrealized(inst, fv)), Relaxed);
             g.fees
                 .store(clamp(pos.fees + pos.base_fees_value(fv)), Relaxed);
-            g.total.store(clamp(pos.total_pnl(inst, fv)), Relaxed);
+            let total = pos.total_pnl(inst, fv);
+            g.total.store(clamp(total), Relaxed);
+            g.daily.store(clamp(total - v.day_start_pnl), Relaxed);
         } else {
             g.fees.store(clamp(pos.fees), Relaxed);
         }
