@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# promtool, for configs/prometheus/check.sh and the Rust tests that read $RINGMAKER_PROMTOOL.
+# promtool and Prometheus, for configs/prometheus/check.sh and tools/tests/ops.rs (which reads
+# $RINGMAKER_PROMTOOL, and finds prometheus on PATH or in $RINGMAKER_PROMETHEUS).
 if [ -z "${RINGMAKER_PROMTOOL:-}" ]; then
-  if ! command -v promtool >/dev/null 2>&1; then
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ]; then
       apt-get update
       DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
