@@ -356,10 +356,13 @@ pub fn run(
                     last_housekeeping = now;
                     journal_upkeep(&mut host, &shared, &mut end);
                 }
-                if clock.delta_as_nanos(last_publish_ops, now) >= ops_state::PUBLISH_EVERY_NS {
-                    last_publish_ops = now;
-                    publish_ops(&host, &shared, &counts);
-                }
+                publish_ops_when_due(
+                    &host,
+                    &shared,
+                    &counts,
+                    (&clock, now),
+                    &mut last_publish_ops,
+                );
             }
             Err(Polling::NoEvents) => {
                 let now = clock.raw();
@@ -367,10 +370,13 @@ pub fn run(
                     last_housekeeping = now;
                     journal_upkeep(&mut host, &shared, &mut end);
                 }
-                if clock.delta_as_nanos(last_publish_ops, now) >= ops_state::PUBLISH_EVERY_NS {
-                    last_publish_ops = now;
-                    publish_ops(&host, &shared, &counts);
-                }
+                publish_ops_when_due(
+                    &host,
+                    &shared,
+                    &counts,
+                    (&clock, now),
+                    &mut last_publish_ops,
+                );
                 std::hint::spin_loop();
             }
             Err(Polling::Shutdown) => break,
@@ -393,6 +399,21 @@ fn publish_ops(host: &Host<Deferred<JournalRecorder>>, shared: &Shared, counts: 
         counts,
         (segment, bytes, j.appended()),
     );
+}
+
+/// [`publish_ops`] if [`ops_state::PUBLISH_EVERY_NS`] has passed from `last` to `now` (TSC).
+#[inline]
+fn publish_ops_when_due(
+    host: &Host<Deferred<JournalRecorder>>,
+    shared: &Shared,
+    counts: &[IntentCounts],
+    (clock, now): (&Clock, u64),
+    last: &mut u64,
+) {
+    if clock.delta_as_nanos(*last, now) >= ops_state::PUBLISH_EVERY_NS {
+        *last = now;
+        publish_ops(host, shared, counts);
+    }
 }
 
 /// Counts a venue reject by its code (metrics).
