@@ -29,6 +29,7 @@ mod cmd_journal;
 mod cmd_live;
 mod cmd_record;
 mod cmd_run;
+mod cmd_sweep;
 mod cmd_venue;
 mod out_dir;
 mod plots;
@@ -51,6 +52,9 @@ struct Cli {
 enum Command {
     /// Backtest the market maker on a recording against the simulated venue (the main job).
     Backtest(cmd_backtest::Args),
+    /// Backtest every combination of some config values (`--set quote.start_offset=0.5,1,2`)
+    /// over the same data decoded once, in parallel: a CSV, a ranked summary, a heatmap.
+    Sweep(cmd_sweep::Args),
     /// Replay depth data through the local order book and print the top of book after every diff.
     Book(book::BookArgs),
     /// Rebuild the engine from a journal, feed it the journaled inputs, compare every intent.
@@ -128,6 +132,7 @@ fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Backtest(args) => cmd_backtest::run(&args),
         Command::Book(args) => book::run(&args),
+        Command::Sweep(args) => cmd_sweep::run(&args),
         Command::Replay(args) => cmd_journal::replay(&args),
         Command::Journal(cmd) => cmd_journal::journal(&cmd),
         Command::Hist(args) => cmd_journal::hist(&args),

@@ -250,3 +250,85 @@ fn pnl(m: &Metrics, path: &Path) -> anyhow::Result<()> {
         &[],
     )
 }
+
+/// A sweep's heatmap: `z[j][i]` (the objective at the `i`-th value of the x parameter and the
+/// `j`-th of the y one; `None`: no value) as coloured cells, red (lowest) to green (highest),
+/// each with its value written in it.
+pub fn heatmap(
+    path: &Path,
+    title: &str,
+    (x_name, xs): (&str, &[String]),
+    (y_name, ys): (&str, &[String]),
+    z: &[Vec<Option<f64>>],
+) -> anyhow::Result<()> {
+    register_font();
+    let (nx, ny) = (xs.len().max(1), ys.len().max(1));
+    let root = BitMapBackend::new(path, (W.min(260 + 160 * nx as u32), 160 + 80 * ny as u32))
+        .into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let values: Vec<f64> = z.iter().flatten().flatten().copied().collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(110)
+        .build_cartesian_2d((0..nx - 1).into_segmented(), (0..ny - 1).into_segmented())
+        .map_err(err)?;
+    let label = |names: &[String], v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(x_name)
+        .y_desc(y_name)
+        .x_labels(nx)
+        .y_labels(ny)
+        .x_label_formatter(&|v| label(xs, v))
+        .y_label_formatter(&|v| label(ys, v))
+        .draw()
+        .map_err(err)?;
+    let cells = (0..ny).flat_map(|j| (0..nx).map(move |i| (i, j)));
+    chart
+        .draw_series(cells.clone().map(|(i, j)| {
+            let v = z.get(j).and_then(|r| r.get(i)).copied().flatten();
+            let colour: RGBColor = match v {
+                Some(v) if hi > lo => {
+                    let t = (v - lo) / (hi - lo);
+                    let c = HSLColor(t * 0.33, 0.65, 0.55).to_rgba();
+                    RGBColor(c.0, c.1, c.2)
+                }
+                Some(_) => RGBColor(120, 200, 120),
+                None => RGBColor(220, 220, 220),
+            };
+            Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), SegmentValue::Exact(j)),
+                    (SegmentValue::Exact(i + 1), SegmentValue::Exact(j + 1)),
+                ],
+                colour.filled(),
+            )
+        }))
+        .map_err(err)?;
+    let style = TextStyle::from(("sans-serif", 16).into_font())
+        .color(&BLACK)
+        .pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+    chart
+        .draw_series(cells.map(|(i, j)| {
+            let v = z.get(j).and_then(|r| r.get(i)).copied().flatten();
+            Text::new(
+                v.map_or("-".to_owned(), |v| format!("{v:.4}")),
+                (SegmentValue::CenterOf(i), SegmentValue::CenterOf(j)),
+                style.clone(),
+            )
+        }))
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

@@ -403,6 +403,134 @@ pub const SKIPPED_SHOWN: usize = 10;
 
 /// Remembers why a line was skipped, for the first [`SKIPPED_SHOWN`].
 #[cold]
+/// The receive time of a step that brought market events into `batch`; `None` for any other
+/// step, noting a skipped input's place and reason in `skipped`.
+fn market_batch<S: MarketSource>(
+    step: Step,
+    batch: &[Event],
+    source: &MarketFeed<S>,
+    skipped: &mut Vec<String>,
+) -> Option<i64> {
+    match step {
+        Step::Input { local_ns } if !batch.is_empty() => Some(local_ns),
+        Step::Input { .. } | Step::Stopped { .. } => None,
+        Step::SourceError(e) => {
+            // Says where itself (file and line).
+            note_skipped(skipped, None, &e);
+            None
+        }
+        Step::DecodeError { error, .. } => {
+            note_skipped(skipped, source.source().origin(), &error);
+            None
+        }
+        Step::TimeJump {
+            local_ns,
+            previous_ns,
+        } => {
+            let gap = format!(
+                "receive time {:.1} h after the previous line's (more than 1 h: skipped)",
+                (local_ns - previous_ns) as f64 / 3.6e12
+            );
+            note_skipped(skipped, source.source().origin(), &gap);
+            None
+        }
+    }
+}
+
+/// Market data decoded once, for many backtests of configs that share its instruments
+/// (`ringmaker sweep`): every batch of events the feed handler made of the recordings, with its
+/// receive time, and what a backtest reports of the decoding (lines, skips, sync counters). A
+/// backtest over it ([`Decoded::run`]) consumes exactly the inputs a backtest over the recordings
+/// does, in the same batches, so its outcome is the same.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    source: JournalSource,
+    lines: (u64, u64),
+    skipped: Vec<String>,
+    feed: FeedStats,
+    sync: SyncStats,
+    sync_by_instrument: Vec<SyncStats>,
+}
+
+impl Decoded {
+    /// Decodes `data` (bound to `cfg`'s instruments) through the feed handler once.
+    pub fn decode(cfg: &Config, data: &[DataSpec]) -> anyhow::Result<Decoded> {
+        let mut source = feed(cfg, open_recordings(cfg, data)?);
+        let (mut events, mut times, mut batch_ends) = (Vec::new(), Vec::new(), Vec::new());
+        let mut skipped = Vec::new();
+        let mut batch: Vec<Event> = Vec::with_capacity(8192);
+        loop {
+            batch.clear();
+            let Some(step) = source.next(&mut batch) else {
+                break;
+            };
+            if let Some(t) = market_batch(step, &batch, &source, &mut skipped) {
+                events.extend_from_slice(&batch);
+                times.resize(events.len(), t);
+                batch_ends.push(events.len());
+            }
+        }
+        if batch_ends.is_empty() {
+            let (lines, bad) = source.counts();
+            anyhow::bail!(
+                "the market data gave nothing usable: {lines} lines read, {bad} skipped{}",
+                skipped
+                    .first()
+                    .map(|f| format!("; the first: {f}"))
+                    .unwrap_or_default()
+            );
+        }
+        let h = source.handler();
+        Ok(Decoded {
+            source: JournalSource {
+                data: Arc::new(JournalEvents {
+                    events,
+                    times,
+                    batch_ends,
+                }),
+                next: 0,
+            },
+            lines: source.counts(),
+            skipped,
+            feed: h.stats(),
+            sync: h.sync_totals(),
+            sync_by_instrument: (0..cfg.instruments.len())
+                .map(|i| h.sync_stats(i as engine::InstrumentId))
+                .collect(),
+        })
+    }
+
+    /// Market events held.
+    pub fn events(&self) -> usize {
+        self.source.len()
+    }
+
+    /// A backtest of `cfg` (whose instruments must be the ones decoded for) over these events;
+    /// `settings.data` is not read.
+    pub fn run<R: Recorder>(
+        &self,
+        cfg: &Config,
+        settings: &Settings,
+        recorder: R,
+    ) -> anyhow::Result<(Outcome, R)> {
+        anyhow::ensure!(
+            cfg.instruments.len() == self.sync_by_instrument.len(),
+            "the config has {} instruments, the decoded data {}",
+            cfg.instruments.len(),
+            self.sync_by_instrument.len()
+        );
+        let mut src = journal_feed(self.source.clone());
+        let (mut o, r) = run_source(cfg, settings, recorder, &mut src, &mut |_| {})?;
+        // What the decoding counted, as a backtest of the recordings reports it.
+        o.lines = self.lines;
+        o.skipped = self.skipped.clone();
+        o.feed = self.feed;
+        o.sync = self.sync;
+        o.sync_by_instrument = self.sync_by_instrument.clone();
+        Ok((o, r))
+    }
+}
+
 fn note_skipped(skipped: &mut Vec<String>, at: Option<String>, why: &dyn std::fmt::Display) {
     if skipped.len() < SKIPPED_SHOWN {
         match at {
@@ -463,29 +591,8 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         let Some(step) = source.next(&mut batch) else {
             break;
         };
-        let local_ns = match step {
-            Step::Input { local_ns } if !batch.is_empty() => local_ns,
-            Step::Input { .. } | Step::Stopped { .. } => continue,
-            Step::SourceError(e) => {
-                // Says where itself (file and line).
-                note_skipped(&mut skipped, None, &e);
-                continue;
-            }
-            Step::DecodeError { error, .. } => {
-                note_skipped(&mut skipped, source.source().origin(), &error);
-                continue;
-            }
-            Step::TimeJump {
-                local_ns,
-                previous_ns,
-            } => {
-                let gap = format!(
-                    "receive time {:.1} h after the previous line's (more than 1 h: skipped)",
-                    (local_ns - previous_ns) as f64 / 3.6e12
-                );
-                note_skipped(&mut skipped, source.source().origin(), &gap);
-                continue;
-            }
+        let Some(local_ns) = market_batch(step, &batch, source, &mut skipped) else {
+            continue;
         };
         batches += 1;
         if batches % 4096 == 0 {

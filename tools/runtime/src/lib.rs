@@ -24,3 +24,4 @@ pub mod metrics;
 pub mod paper_report;
 pub mod record;
 pub mod report;
+pub mod sweep;
