@@ -143,9 +143,19 @@ fn summary(
         "cancelled",
         "max_drawdown",
     ];
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| sweep::label(axes, &r.combination))
+        .collect();
+    let w = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let _ = writeln!(
         s,
-        "  {:>4}  {:<48} {}",
+        "  {:>4}  {:<w$} {}",
         "rank",
         "values",
         std::iter::once(objective)
@@ -162,12 +172,7 @@ fn summary(
                 None => format!("{:>14}", "-"),
             })
             .collect();
-        let _ = writeln!(
-            s,
-            "  {:>4}  {:<48} {cells}",
-            rank + 1,
-            sweep::label(axes, &r.combination)
-        );
+        let _ = writeln!(s, "  {:>4}  {:<w$} {cells}", rank + 1, labels[k]);
     }
     s
 }

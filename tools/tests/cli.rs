@@ -1242,3 +1242,87 @@ fn data_bindings_on_the_command_line() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(tmp.join("plain/report.json").is_file());
 }
+
+/// `ringmaker sweep` on the shipped recording: a 3 × 2 grid, its CSV (one row per combination,
+/// the default combination's figures those of `ringmaker backtest`), summary and heatmap; bad
+/// arguments refused before anything is written.
+#[test]
+fn sweep_writes_a_row_per_combination_a_ranked_summary_and_a_heatmap() {
+    let out = test_support::TempDir::new("cli-sweep");
+    let o = out.join("sweep");
+    let data = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let config = root("configs/default.toml");
+    let r = ringmaker(&[
+        "sweep",
+        "--config",
+        &config,
+        "--data",
+        &data,
+        "--set",
+        "quote.start_offset=0.5,1,2",
+        "--set",
+        "risk.cancel_budget_per_min=50,100",
+        "--jobs",
+        "2",
+        "--out",
+        o.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let csv = std::fs::read_to_string(o.join("results.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 7, "{csv}");
+    assert!(lines[0].starts_with("quote.start_offset,risk.cancel_budget_per_min,total_pnl,"));
+    assert!(std::fs::metadata(o.join("heatmap.png")).unwrap().len() > 1000);
+    let summary = std::fs::read_to_string(o.join("summary.txt")).unwrap();
+    assert!(summary.starts_with("sweep: 6 backtests"), "{summary}");
+    // The default combination (0.5, 50) against `ringmaker backtest` with the default config.
+    let b = out.join("bt");
+    let r = ringmaker(&[
+        "backtest",
+        "--quiet",
+        "--config",
+        &config,
+        "--data",
+        &data,
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    assert!(r.status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("report.json")).unwrap()).unwrap();
+    let row: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(&row[..2], &["0.5", "50"]);
+    assert_eq!(
+        row[2].parse::<f64>().unwrap(),
+        report["portfolio"]["total"].as_f64().unwrap()
+    );
+    assert_eq!(
+        row[5].parse::<f64>().unwrap(),
+        report["portfolio"]["fees"].as_f64().unwrap()
+    );
+    // Refused up front: a key that is no engine parameter, an objective that is no column, a
+    // change of the instruments, a value the config rejects.
+    for (args, says) in [
+        (vec!["--set", "quote.no_such=1,2"], "invalid"),
+        (
+            vec!["--set", "quote.start_offset=1", "--objective", "luck"],
+            "--objective luck",
+        ),
+        (
+            vec!["--set", "instrument[0].tick=\"0.01\""],
+            "keeps the instruments",
+        ),
+        (vec!["--set", "quote.start_offset=-1,1"], "invalid"),
+        (vec!["--set", "nosection=1"], "say which section"),
+    ] {
+        let mut a = vec!["sweep", "--config", &config, "--data", &data, "--out"];
+        let bad = out.join("bad");
+        a.push(bad.to_str().unwrap());
+        a.extend(args);
+        let r = ringmaker(&a);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{says}: {err}");
+        assert!(!bad.join("results.csv").exists());
+    }
+}
