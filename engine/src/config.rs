@@ -269,6 +269,15 @@ pub struct QuoteSection {
     pub skew_hysteresis: f64,
     /// Keep a working order within this distance of a desired layer (default 0.9 · start_offset).
     pub tolerance: Option<f64>,
+    /// The keep-or-replace tolerance grows with a layer's distance from fair value: a layer `d`
+    /// away keeps an order within `tolerance + tolerance_growth · d` (default 0: the same
+    /// tolerance at every layer). Far layers matter less than their cancels cost.
+    #[serde(default = "default_tolerance_growth")]
+    pub tolerance_growth: f64,
+}
+
+fn default_tolerance_growth() -> f64 {
+    0.0
 }
 
 fn default_hysteresis() -> f64 {
@@ -468,6 +477,8 @@ pub struct InstrumentConfig {
     pub skew_hysteresis: Fx,
     /// Tolerance in `offset_unit`.
     pub tolerance: Fx,
+    /// Growth of the tolerance per unit of a layer's distance from fair value.
+    pub tolerance_growth: Fx,
     /// Position cap, lots.
     pub net_max: i64,
     /// Batch cap, lots.
@@ -735,6 +746,14 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
             "must be >= 0",
         ));
     }
+    let tolerance_growth = fx(&f("quote.tolerance_growth"), q.tolerance_growth)?;
+    if !(0..=1).contains(&tolerance_growth) {
+        return Err(invalid(
+            f("quote.tolerance_growth"),
+            q.tolerance_growth,
+            "must be in [0, 1]",
+        ));
+    }
 
     let net_max = lots("risk.net_max", &r.net_max)?;
     // Fills are reported in 48-bit lots (the execution report's layout); a position cap past
@@ -930,6 +949,7 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         skew_coeff,
         skew_hysteresis,
         tolerance,
+        tolerance_growth,
         net_max,
         batch_cap,
         reduce_only_thresh,

@@ -53,6 +53,47 @@ fn gather(inst: &Inst, side: Side, out: &mut Working) {
     }
 }
 
+/// A working order to cancel, with its priority.
+#[derive(Debug, Clone, Copy)]
+struct Cancel {
+    /// 0: forced (reduce-only on the growing side); 1: at risk; 2: the rest.
+    class: u8,
+    /// The order within its class: ticks from fair value (negated for the orders at risk, so
+    /// the deepest through the market goes first).
+    distance: i64,
+    side: Side,
+    cid: u64,
+    forced: bool,
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Cancel {
+            class: 0,
+            distance: 0,
+            side: Side::Bid,
+            cid: 0,
+            forced: false,
+        }
+    }
+}
+
+/// The cancels of one requote (both sides: at most every slot).
+struct Cancels {
+    items: [Cancel; 2 * ORDER_SLOTS],
+    len: usize,
+}
+
+impl Cancels {
+    #[inline]
+    fn push(&mut self, c: Cancel) {
+        if self.len < self.items.len() {
+            self.items[self.len] = c;
+            self.len += 1;
+        }
+    }
+}
+
 /// One merge pass per side, then cancels (nearest the touch first), then places
 /// (alternating sides, nearest the touch first), each within its budget and the exposure
 /// limit.
@@ -75,10 +116,27 @@ pub(crate) fn diff(
     }
     .floor()
     .to_num::<i64>();
+    // A layer `d` ticks from fair value keeps an order within `tol + growth · d` of it.
+    let fv = inst.fair_value.map(|f| f.saturating_to_num::<i64>());
+    let growth = inst.cfg.tolerance_growth;
+    let tol_at = |price: i64| -> i64 {
+        let d = fv.map_or(0, |fv| price.saturating_sub(fv).saturating_abs());
+        tol.saturating_add(
+            growth
+                .saturating_mul(Fx::saturating_from_num(d))
+                .floor()
+                .saturating_to_num::<i64>(),
+        )
+    };
     // Per side: which desired layers are already covered by a kept order.
     let mut covered = [[false; MAX_LAYERS]; 2];
     let mut working = Working {
         items: [(0, 0, 0); ORDER_SLOTS],
+        len: 0,
+    };
+    // Orders not wanted any more, both sides, spent on in priority order below.
+    let mut cancels = Cancels {
+        items: [Cancel::default(); 2 * ORDER_SLOTS],
         len: 0,
     };
     for side in [Side::Bid, Side::Ask] {
@@ -91,12 +149,20 @@ pub(crate) fn diff(
             Side::Bid => a > b,
             Side::Ask => a < b,
         };
+        // In reduce-only, orders on the side that grows the position must go whatever the
+        // budget says.
+        let forced = mode == Mode::ReduceOnly
+            && match side {
+                Side::Bid => inst.pos.qty >= 0,
+                Side::Ask => inst.pos.qty <= 0,
+            };
+        let best_wanted = desired.first().map(|d| d.price);
         let (mut i, mut j) = (0, 0);
         while i < working.len {
             let (wp, cid, wq) = working.items[i];
             if j < desired.len() {
                 let d = desired[j];
-                if (wp - d.price).abs() <= tol && wq == d.qty {
+                if (wp - d.price).abs() <= tol_at(d.price) && wq == d.qty {
                     covered[side as usize][j] = true;
                     i += 1;
                     j += 1;
@@ -107,21 +173,42 @@ pub(crate) fn diff(
                     continue;
                 }
             }
-            // No desired layer for this order: cancel it. In reduce-only, orders on the side
-            // that grows the position must go whatever the budget says.
-            let forced = mode == Mode::ReduceOnly
-                && match side {
-                    Side::Bid => inst.pos.qty >= 0,
-                    Side::Ask => inst.pos.qty <= 0,
-                };
-            if forced || inst.cancel_budget.try_take(now) {
-                if inst.orders.cancel_sent(cid) {
-                    emitter.cancel(inst.id, side, cid, forced, now, stats, sink);
-                }
+            // No desired layer for this order: a cancel. At risk: nearer the market than the
+            // strategy's best price on this side (the market moved through it), or on a side it
+            // no longer quotes.
+            let at_risk = best_wanted.is_none_or(|b| closer(wp, b));
+            let class = if forced {
+                0
+            } else if at_risk {
+                1
             } else {
-                stats.cancels_deferred += 1;
-            }
+                2
+            };
+            // At risk: the one deepest through the market first; the rest nearest first.
+            let from_fv = fv.map_or(0, |fv| wp.saturating_sub(fv).saturating_abs());
+            let distance = if class == 1 { -from_fv } else { from_fv };
+            cancels.push(Cancel {
+                class,
+                distance,
+                side,
+                cid,
+                forced,
+            });
             i += 1;
+        }
+    }
+    // Forced first, then the orders at risk (deepest through the market first), then the rest
+    // nearest fair value first (far layers matter least): the cancel budget goes where a stale
+    // quote costs the most.
+    let pending = &mut cancels.items[..cancels.len];
+    pending.sort_unstable_by_key(|c| (c.class, c.distance, c.side, c.cid));
+    for c in pending.iter() {
+        if c.forced || inst.cancel_budget.try_take(now) {
+            if inst.orders.cancel_sent(c.cid) {
+                emitter.cancel(inst.id, c.side, c.cid, c.forced, now, stats, sink);
+            }
+        } else {
+            stats.cancels_deferred += 1;
         }
     }
     // Places, alternating sides from the touch outwards.

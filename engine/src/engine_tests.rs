@@ -1242,8 +1242,10 @@ fn a_reload_applies_quote_parameters_and_keeps_orders_position_and_book() {
             .max()
     };
     assert_eq!(best_bid(&e), Some(998));
-    let wider =
-        Config::from_toml(&CFG.replace("start_offset = 2.0", "start_offset = 40.0")).unwrap();
+    let wider = Config::from_toml(
+        &CFG.replace("start_offset = 2.0", "start_offset = 40.0\ntolerance = 1.0"),
+    )
+    .unwrap();
     e.reconfigure(&wider).unwrap();
     assert_eq!(
         e.instrument(0).unwrap().config.layer_distance,
@@ -1306,4 +1308,76 @@ fn a_reload_applies_quote_parameters_and_keeps_orders_position_and_book() {
         e.instrument(0).unwrap().config.layer_distance,
         wider.instruments[0].layer_distance
     );
+}
+
+#[test]
+fn a_short_cancel_budget_goes_to_the_orders_at_risk_then_to_the_nearest() {
+    let (mut e, mut o) = synced(0);
+    let placed: Vec<(Side, i64, u64)> = o
+        .intents
+        .iter()
+        .map(|i| (i.side, i.price, i.client_order_id))
+        .collect();
+    ack_all(&mut e, &mut o, MS);
+    // The market drops 10 ticks: every bid is now above where the strategy wants its best bid
+    // (at risk of a fill the market has run through); every ask is farther than wanted
+    // (passive, harmless). Six orders are off the grid; the budget is 4 a minute.
+    o.intents.clear();
+    depth_to(&mut e, &mut o, 1000, 990, 2, 2 * MS);
+    e.on_batch_end(&mut o);
+    let cancelled: Vec<u64> = o
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Cancel)
+        .map(|i| i.client_order_id)
+        .collect();
+    assert_eq!(cancelled.len(), 4, "{:?}", o.intents);
+    let bids: Vec<u64> = placed
+        .iter()
+        .filter(|p| p.0 == Side::Bid)
+        .map(|p| p.2)
+        .collect();
+    // Every bid first (at risk, nearest fair value first), then the nearest ask.
+    let mut by_price: Vec<&(Side, i64, u64)> = placed.iter().filter(|p| p.0 == Side::Bid).collect();
+    by_price.sort_by_key(|p| std::cmp::Reverse(p.1));
+    assert_eq!(
+        &cancelled[..3],
+        &by_price.iter().map(|p| p.2).collect::<Vec<_>>()[..]
+    );
+    assert!(bids.iter().all(|b| cancelled.contains(b)));
+    let nearest_ask = placed
+        .iter()
+        .filter(|p| p.0 == Side::Ask)
+        .min_by_key(|p| p.1)
+        .unwrap();
+    assert_eq!(cancelled[3], nearest_ask.2);
+    assert_eq!(e.stats().cancels_deferred, 2);
+}
+
+#[test]
+fn the_tolerance_grows_with_a_layers_distance_from_fair_value() {
+    // Layers at 2, 4 and 7 ticks (start 2, spacing 2 × 1.5); tolerance 0.5 tick, growth 0.5.
+    let cfg = CFG.replace(
+        "skew_coeff = 0.001",
+        "skew_coeff = 0.001\ntolerance = 0.5\ntolerance_growth = 0.5",
+    );
+    let mut e = Engine::new(&Config::from_toml(&cfg).unwrap());
+    let mut o = Out::default();
+    e.on_event(&Event::book_reset(0, 0, 0, 1), &mut o);
+    e.on_event(&level(Side::Bid, 1000, 50, 0, false), &mut o);
+    e.on_event(&level(Side::Ask, 1001, 50, 0, true), &mut o);
+    e.on_event(&Event::book_valid(0, 0, 0, 1), &mut o);
+    e.on_batch_end(&mut o);
+    ack_all(&mut e, &mut o, MS);
+    // Up 2 ticks: layer 0 (2 ticks out: tolerance 0.5 + 1 = 1.5) must move; the far layers
+    // (tolerance 2.5 and 4) keep their orders.
+    o.intents.clear();
+    depth_to(&mut e, &mut o, 1000, 1002, 2, 2 * MS);
+    e.on_batch_end(&mut o);
+    let cancels = o
+        .intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Cancel)
+        .count();
+    assert_eq!(cancels, 2, "one per side, layer 0 only: {:?}", o.intents);
 }
