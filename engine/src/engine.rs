@@ -45,6 +45,9 @@ pub struct InstrumentView<'a> {
     /// Total PnL at the start of the engine's current day (UTC, engine time), money units: the
     /// daily loss limit is checked against the total's fall from it.
     pub day_start_pnl: i128,
+    /// Where the last requote wanted layer 0 (ticks), bid then ask; `None` for a side it did not
+    /// quote (empty desired ladder).
+    pub desired_best: [Option<i64>; 2],
 }
 
 /// The engine's state for one instrument, shared by the stages (`pricer`, `risk`, `diff`).
@@ -248,6 +251,10 @@ impl Engine {
             mode: (i.mode, i.reason),
             fair_value: i.fair_value,
             day_start_pnl: i.day_start_pnl,
+            desired_best: [
+                i.bids.as_slice().first().map(|l| l.price),
+                i.asks.as_slice().first().map(|l| l.price),
+            ],
         })
     }
 

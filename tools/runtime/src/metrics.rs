@@ -2,9 +2,33 @@
 //! Time-weighted figures use simulated time between consecutive samples (one per batch).
 
 use engine::OrderState;
-use engine::{Engine, Fx, InstrumentConfig, Intent, IntentKind, Mode, Side};
+use engine::Side;
+use engine::{Engine, Fx, InstrumentConfig, InstrumentKind, Intent, IntentKind, Mode, OffsetUnit};
+use std::collections::HashMap;
 
 const MINUTE_NS: i64 = 60_000_000_000;
+
+/// The distances from mid (bps) at which [`Metrics::both_within_ns`] measures both sides.
+pub const WITHIN_BPS: [f64; 3] = [2.0, 5.0, 10.0];
+
+/// The lower edges (bps from mid) of the fill buckets of [`Metrics::markouts_by_distance`]; the
+/// last bucket has no upper edge.
+pub const DISTANCE_EDGES_BPS: [f64; 5] = [0.0, 2.0, 5.0, 10.0, 25.0];
+
+/// A discretionary cancel counts as near the touch within this many bps of it.
+pub const NEAR_TOUCH_BPS: f64 = 10.0;
+
+/// Markouts of a set of fills: how many, and the mean at 1 s and 5 s (see
+/// [`Metrics::markout_bps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BucketMarkouts {
+    /// Fills in the bucket.
+    pub fills: usize,
+    /// Mean markout at 1 s, bps.
+    pub s1_bps: Option<f64>,
+    /// Mean markout at 5 s, bps.
+    pub s5_bps: Option<f64>,
+}
 
 /// The most plot points a run keeps (about 1 MB); see [`Metrics::sample`].
 pub const MAX_POINTS: usize = 1 << 14;
@@ -50,6 +74,12 @@ pub struct Sample {
     ask: Option<i64>,
     pos: i64,
     pnl: i128,
+    /// The book's best bid and ask, ticks.
+    touch: [Option<i64>; 2],
+    /// Where the engine wants layer 0, bid then ask, ticks.
+    desired: [Option<i64>; 2],
+    /// The requote tolerance, whole ticks (as the engine's diff rounds it).
+    tol: i64,
 }
 
 impl Sample {
@@ -65,6 +95,9 @@ impl Sample {
                 ask: None,
                 pos: 0,
                 pnl: 0,
+                touch: [None; 2],
+                desired: [None; 2],
+                tol: 0,
             };
         };
         let mid = match (v.book.best_bid(), v.book.best_ask()) {
@@ -82,6 +115,15 @@ impl Sample {
             }
         }
         let fv = v.fair_value;
+        // The tolerance as the engine's diff takes it: ticks, or bps of the fair value, floored.
+        let tol = match v.config.offset_unit {
+            OffsetUnit::Ticks => v.config.tolerance,
+            OffsetUnit::Bps => fv.map_or(Fx::ZERO, |fv| {
+                fv.saturating_mul(v.config.tolerance) / 10_000
+            }),
+        }
+        .floor()
+        .to_num::<i64>();
         Sample {
             mode: v.mode.0,
             valid: v.book.is_valid() && mid.is_some(),
@@ -93,6 +135,9 @@ impl Sample {
             pnl: fv.map_or(v.position.realized - v.position.fees, |fv| {
                 v.position.total_pnl(&v.config.instrument, fv)
             }),
+            touch: [v.book.best_bid(), v.book.best_ask()],
+            desired: v.desired_best,
+            tol,
         }
     }
 
@@ -134,6 +179,26 @@ pub struct Metrics {
     pub cancels_per_min: Vec<u64>,
     /// Times of discretionary cancels (budgeted).
     pub discretionary_cancels: Vec<i64>,
+    /// Per discretionary cancel (in the order of [`Metrics::discretionary_cancels`]): how far
+    /// the cancelled order was from the same side's touch when the cancel was sent, bps of the
+    /// touch; `None` when its price or that touch is unknown.
+    pub discretionary_distance_bps: Vec<Option<f64>>,
+    /// Cancels forced by risk or mode (exempt from the budget).
+    pub forced_cancels: u64,
+    /// Place intents per side (bid, ask).
+    pub placed_by_side: [u64; 2],
+    /// Simulated time with a valid book and both our best bid and ask within each of
+    /// [`WITHIN_BPS`] of mid, ns.
+    pub both_within_ns: [i64; 3],
+    /// Simulated time with a valid book and a side's quote stale (bid, ask), ns: the engine
+    /// wants a layer 0 on that side and our best live order there is missing or farther than
+    /// the tolerance from it.
+    pub stale_ns: [i64; 2],
+    /// Side and price of the orders placed, by client order id (forgotten when cancelled).
+    order_prices: HashMap<u64, (Side, i64)>,
+    /// Discretionary cancels of this batch, waiting for the batch's sample (the touch they
+    /// were sent against): the order's side and price.
+    pending_cancels: Vec<(Side, Option<i64>)>,
     /// The cancel budget per minute.
     pub cancel_budget: u32,
     /// Net max, lots.
@@ -192,6 +257,13 @@ impl Metrics {
             places_per_min: Vec::new(),
             cancels_per_min: Vec::new(),
             discretionary_cancels: Vec::new(),
+            discretionary_distance_bps: Vec::new(),
+            forced_cancels: 0,
+            placed_by_side: [0; 2],
+            both_within_ns: [0; 3],
+            stale_ns: [0; 2],
+            order_prices: HashMap::new(),
+            pending_cancels: Vec::new(),
             cancel_budget: cfg.cancel_budget_per_min,
             net_max: cfg.net_max,
             start: None,
@@ -240,8 +312,34 @@ impl Metrics {
             v.resize(m + 1, 0);
         }
         v[m] += 1;
-        if i.kind == IntentKind::Cancel && !i.forced {
-            self.discretionary_cancels.push(i.time_ns);
+        match i.kind {
+            IntentKind::Place => {
+                self.placed_by_side[i.side as usize] += 1;
+                self.order_prices
+                    .insert(i.client_order_id, (i.side, i.price));
+            }
+            IntentKind::Cancel => {
+                let placed = self.order_prices.remove(&i.client_order_id);
+                if i.forced {
+                    self.forced_cancels += 1;
+                } else {
+                    self.discretionary_cancels.push(i.time_ns);
+                    // The side the cancel names; the price if we saw the order placed.
+                    let price = placed.filter(|p| p.0 == i.side).map(|p| p.1);
+                    self.pending_cancels.push((i.side, price));
+                }
+            }
+        }
+    }
+
+    /// Gives this batch's discretionary cancels their distance from `touch` (bid, ask).
+    fn resolve_cancels(&mut self, touch: [Option<i64>; 2]) {
+        for (side, price) in self.pending_cancels.drain(..) {
+            let d = match (price, touch[side as usize]) {
+                (Some(p), Some(t)) if t > 0 => Some((p - t).abs() as f64 / t as f64 * 1e4),
+                _ => None,
+            };
+            self.discretionary_distance_bps.push(d);
         }
     }
 
@@ -265,6 +363,22 @@ impl Metrics {
                 if let (Some(b), Some(a)) = (prev.bid, prev.ask) {
                     self.quoted_ns += dt;
                     self.spread_ticks_ns += (a - b) as f64 * dt as f64;
+                    if let Some(mid) = prev.mid {
+                        for (k, n) in WITHIN_BPS.iter().enumerate() {
+                            if b as f64 >= mid * (1.0 - n / 1e4)
+                                && a as f64 <= mid * (1.0 + n / 1e4)
+                            {
+                                self.both_within_ns[k] += dt;
+                            }
+                        }
+                    }
+                }
+                for (k, best) in [prev.bid, prev.ask].into_iter().enumerate() {
+                    if let Some(want) = prev.desired[k] {
+                        if best.is_none_or(|p| (p - want).abs() > prev.tol) {
+                            self.stale_ns[k] += dt;
+                        }
+                    }
                 }
             }
             self.abs_pos_ns += prev.pos.unsigned_abs() as f64 * dt as f64;
@@ -273,6 +387,7 @@ impl Metrics {
             self.span.0 = t;
         }
         self.span.1 = t;
+        self.resolve_cancels(s.touch);
         if let Some(mid) = s.mid {
             if self.mids.last().is_none_or(|&(_, m)| m != mid) {
                 self.mids.push((t, mid));
@@ -316,6 +431,7 @@ impl Metrics {
 
     /// Records the engine's final state.
     pub fn finish(&mut self, engine: &Engine) {
+        self.resolve_cancels(Sample::of(engine, self.id).touch);
         if let Some(v) = engine.instrument(self.id) {
             self.final_position = Some(*v.position);
             self.final_fv = v.fair_value;
@@ -332,9 +448,14 @@ impl Metrics {
     /// Mean markout of our fills at horizon `h` ns, in bps of the fill price: positive means
     /// the market moved our way after the fill. Fills closer than `h` to the end are left out.
     pub fn markout_bps(&self, h: i64) -> Option<(f64, usize)> {
+        self.markout_bps_of(h, |_| true)
+    }
+
+    /// [`Metrics::markout_bps`] over the fills `keep` keeps.
+    fn markout_bps_of(&self, h: i64, keep: impl Fn(&Fill) -> bool) -> Option<(f64, usize)> {
         let end = self.span.1;
         let (mut sum, mut n) = (0.0, 0usize);
-        for f in &self.fills {
+        for f in self.fills.iter().filter(|f| keep(f)) {
             if f.t + h > end {
                 continue;
             }
@@ -361,3 +482,79 @@ impl Metrics {
         best
     }
 }
+
+impl Metrics {
+    /// A fill's distance from the mid at its time, bps of that mid (`None`: no mid yet).
+    pub fn fill_distance_bps(&self, f: &Fill) -> Option<f64> {
+        let mid = self.mid_at(f.t).filter(|m| *m > 0.0)?;
+        Some((f.price as f64 - mid).abs() / mid * 1e4)
+    }
+
+    /// Our fills bucketed by [`Metrics::fill_distance_bps`] at the edges of
+    /// [`DISTANCE_EDGES_BPS`] (each bucket holds its lower edge), with their markouts at 1 s
+    /// and 5 s. Fills before the first mid are in no bucket.
+    pub fn markouts_by_distance(&self) -> [BucketMarkouts; 5] {
+        let bucket = |f: &Fill| {
+            self.fill_distance_bps(f).map(|d| {
+                DISTANCE_EDGES_BPS
+                    .iter()
+                    .rposition(|e| d >= *e)
+                    .unwrap_or(0)
+            })
+        };
+        std::array::from_fn(|k| {
+            let keep = |f: &Fill| bucket(f) == Some(k);
+            BucketMarkouts {
+                fills: self.fills.iter().filter(|f| keep(f)).count(),
+                s1_bps: self.markout_bps_of(1_000_000_000, keep).map(|x| x.0),
+                s5_bps: self.markout_bps_of(5_000_000_000, keep).map(|x| x.0),
+            }
+        })
+    }
+
+    /// Our fills per side (bid: buys, ask: sells).
+    pub fn fills_by_side(&self) -> [u64; 2] {
+        let buys = self.fills.iter().filter(|f| f.qty > 0).count() as u64;
+        [buys, self.fills.len() as u64 - buys]
+    }
+
+    /// Spread capture, money units: Σ over fills of the fill's value marked at the mid at its
+    /// time against its price — `(mid − price) × qty` for a buy, `(price − mid) × qty` for a
+    /// sell on linear and spot instruments; on inverse ones the same in coin,
+    /// `qty × contract size × (1/price − 1/mid)` for a buy (through the engine's
+    /// [`engine::Instrument::value`], as the position values fills). Fills before the first mid
+    /// add nothing (their whole result is left to the inventory term).
+    pub fn spread_capture(&self) -> f64 {
+        let inst = &self.instrument;
+        self.fills
+            .iter()
+            .filter_map(|f| {
+                let mid = self.mid_at(f.t)?;
+                Some(match inst.kind {
+                    InstrumentKind::Inverse => {
+                        let at_mid = inst.value_at(Fx::from_num(mid), f.qty);
+                        let at_price = inst.value(f.price, f.qty);
+                        (inst.direction() * (at_mid - at_price)) as f64
+                    }
+                    _ => (mid - f.price as f64) * f.qty as f64,
+                })
+            })
+            .sum()
+    }
+
+    /// The discretionary cancels' distances from the touch that are known, ascending.
+    pub fn known_cancel_distances(&self) -> Vec<f64> {
+        let mut d: Vec<f64> = self
+            .discretionary_distance_bps
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        d.sort_by(f64::total_cmp);
+        d
+    }
+}
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

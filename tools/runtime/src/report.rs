@@ -14,6 +14,18 @@
 //!   `traded.notional_currency`.
 //! - `quoting.uptime`: the share of valid-book time during which we had a live order on both
 //!   sides; `quoting.mean_spread_bps`: our best ask − best bid over that time, in bps of mid.
+//! - `quoting.both_within_bps`: the share of valid-book time with our best bid and best ask both
+//!   within 2, 5 and 10 bps of mid; `quoting.stale_share`: per side, the share of valid-book time
+//!   the engine wanted a layer 0 there and our best live order was missing or farther than the
+//!   instrument's tolerance from it.
+//! - `cancels`: cancel intents, discretionary (budgeted) and forced; how far the discretionary
+//!   ones' orders were from the same side's touch when the cancel was sent.
+//! - `fill_rate`: per side, fill reports and place intents.
+//! - `markouts_by_distance`: `markouts` at 1 s and 5 s over the fills in each band of distance
+//!   from mid at the fill.
+//! - `pnl_decomposition`: `spread_capture` (each fill marked at the mid at its time against its
+//!   price), `inventory` (realized + unrealized − spread capture: what the position's moves
+//!   made after the fills) and `fees`; `spread_capture + inventory − fees = pnl.total`.
 //! - `markouts`: mean of `side · (mid(t + h) − fill price) / fill price` over fills, in bps:
 //!   positive means the market moved our way (no adverse selection).
 //! - `portfolio`: every instrument's PnL, fees and traded notional converted into the reporting
@@ -88,6 +100,14 @@ pub struct InstrumentReport {
     pub quoting: Quoting,
     /// Fill markouts (adverse selection), bps.
     pub markouts: Markouts,
+    /// Cancels: discretionary, forced, and where the discretionary ones' orders were.
+    pub cancels: Cancels,
+    /// Fills per order placed, per side.
+    pub fill_rate: PerSide<SideFillRate>,
+    /// Markouts of the fills by their distance from mid at the fill.
+    pub markouts_by_distance: MarkoutsByDistance,
+    /// PnL split into spread capture, inventory and fees, in `pnl.currency`.
+    pub pnl_decomposition: PnlDecomposition,
     /// Share of time in each mode.
     pub modes: Modes,
     /// Book health: valid share, diffs, gaps.
@@ -266,6 +286,131 @@ pub struct Quoting {
     pub uptime: f64,
     /// Mean quoted spread at our touch, bps of mid.
     pub mean_spread_bps: f64,
+    /// Share of valid-book time with both our best bid and ask within N bps of mid.
+    pub both_within_bps: WithinBps,
+    /// Share of valid-book time each side's quote was stale: the engine wanted a layer 0 there
+    /// and our best live order was missing or farther than the tolerance from it.
+    pub stale_share: PerSide<f64>,
+}
+
+/// A figure per side.
+#[derive(Debug, Serialize)]
+pub struct PerSide<T> {
+    /// Bid (buys).
+    pub bid: T,
+    /// Ask (sells).
+    pub ask: T,
+}
+
+/// Shares of valid-book time by distance from mid (keys: bps).
+#[derive(Debug, Serialize)]
+pub struct WithinBps {
+    /// Within 2 bps.
+    #[serde(rename = "2")]
+    pub bps2: f64,
+    /// Within 5 bps.
+    #[serde(rename = "5")]
+    pub bps5: f64,
+    /// Within 10 bps.
+    #[serde(rename = "10")]
+    pub bps10: f64,
+}
+
+/// Cancel intents.
+#[derive(Debug, Serialize)]
+pub struct Cancels {
+    /// Discretionary (budgeted) cancels.
+    pub discretionary: u64,
+    /// Forced by risk or mode (exempt from the budget).
+    pub forced: u64,
+    /// Share of discretionary cancels whose order was within 10 bps of the same side's touch
+    /// when the cancel was sent (`null` with no discretionary cancel; a cancel whose order or
+    /// touch is unknown counts as not within).
+    pub discretionary_within_10bps_share: Option<f64>,
+    /// Percentiles of that distance, bps of the touch (over the cancels where it is known).
+    pub discretionary_distance_bps: Percentiles,
+}
+
+/// Two percentiles (nearest rank); `null` with no value.
+#[derive(Debug, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th.
+    pub p90: Option<f64>,
+}
+
+/// One side's fills per order placed.
+#[derive(Debug, Serialize)]
+pub struct SideFillRate {
+    /// Fill reports that changed the position on this side.
+    pub fills: u64,
+    /// Place intents on this side.
+    pub placed: u64,
+    /// fills / placed (`null` with nothing placed).
+    pub fills_per_placed: Option<f64>,
+}
+
+/// Markouts by the fill's distance from mid (keys: the band in bps, lower edge included).
+#[derive(Debug, Serialize)]
+pub struct MarkoutsByDistance {
+    /// 0 to 2 bps.
+    #[serde(rename = "0-2")]
+    pub b0: DistanceMarkouts,
+    /// 2 to 5 bps.
+    #[serde(rename = "2-5")]
+    pub b2: DistanceMarkouts,
+    /// 5 to 10 bps.
+    #[serde(rename = "5-10")]
+    pub b5: DistanceMarkouts,
+    /// 10 to 25 bps.
+    #[serde(rename = "10-25")]
+    pub b10: DistanceMarkouts,
+    /// 25 bps and beyond.
+    #[serde(rename = "25+")]
+    pub b25: DistanceMarkouts,
+}
+
+/// The markouts of one band of fills.
+#[derive(Debug, Serialize)]
+pub struct DistanceMarkouts {
+    /// Fills in the band.
+    pub fills: usize,
+    /// Mean markout at 1 s, bps (as `markouts.s1_bps`).
+    pub s1_bps: Option<f64>,
+    /// Mean markout at 5 s, bps.
+    pub s5_bps: Option<f64>,
+}
+
+/// Where the PnL came from, in `pnl.currency`.
+#[derive(Debug, Serialize)]
+pub struct PnlDecomposition {
+    /// Σ over fills of the fill marked at the mid at its time against its price: what the
+    /// quotes' distance from mid earned (negative: paid) before the market moved.
+    pub spread_capture: f64,
+    /// realized + unrealized − spread capture: what holding the position made as the market
+    /// moved after the fills.
+    pub inventory: f64,
+    /// Fees paid (as `pnl.fees`).
+    pub fees: f64,
+}
+
+impl PnlDecomposition {
+    /// The split of `m`'s final PnL (as [`Pnl`] figures it: the final position marked at the
+    /// final fair value, base-asset fees valued there too).
+    pub fn of(m: &Metrics) -> PnlDecomposition {
+        let inst = &m.instrument;
+        let money = inst.money_unit();
+        let pos = m.final_position.unwrap_or_default();
+        let unreal = m.final_fv.map_or(0, |fv| pos.unrealized(inst, fv));
+        let base_fees = m.final_fv.map_or(0, |fv| pos.base_fees_value(fv));
+        let spread_capture = m.spread_capture() * money.to_f64(1);
+        PnlDecomposition {
+            spread_capture,
+            inventory: money.to_f64(pos.realized + unreal) - spread_capture,
+            fees: money.to_f64(pos.fees + base_fees),
+        }
+    }
 }
 
 /// How much of the run the book could be trusted.
@@ -563,6 +708,37 @@ impl InstrumentReport {
             .copied()
             .unwrap_or_default();
         let price = |fv: Option<Fx>| fv.map_or(f64::NAN, |fv| fv.to_num::<f64>() * tick(m));
+        let share = |ns: i64| {
+            if m.valid_ns > 0 {
+                (ns as f64 / m.valid_ns as f64).clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
+        let by_side = m.fills_by_side();
+        let rate = |k: usize| SideFillRate {
+            fills: by_side[k],
+            placed: m.placed_by_side[k],
+            fills_per_placed: (m.placed_by_side[k] > 0)
+                .then(|| by_side[k] as f64 / m.placed_by_side[k] as f64),
+        };
+        let distances = m.known_cancel_distances();
+        let rank = |q: f64| {
+            (!distances.is_empty()).then(|| {
+                let k = ((q * distances.len() as f64).ceil() as usize).clamp(1, distances.len());
+                distances[k - 1]
+            })
+        };
+        let discretionary = m.discretionary_cancels.len() as u64;
+        let near = distances
+            .iter()
+            .filter(|d| **d <= crate::metrics::NEAR_TOUCH_BPS)
+            .count();
+        let [b0, b2, b5, b10, b25] = m.markouts_by_distance().map(|b| DistanceMarkouts {
+            fills: b.fills,
+            s1_bps: b.s1_bps,
+            s5_bps: b.s5_bps,
+        });
         let balances = m.balances.map(|b| {
             let base_unit = lot;
             let start_base = b.base_lots as f64 * base_unit;
@@ -655,7 +831,38 @@ impl InstrumentReport {
                 } else {
                     f64::NAN
                 },
+                both_within_bps: WithinBps {
+                    bps2: share(m.both_within_ns[0]),
+                    bps5: share(m.both_within_ns[1]),
+                    bps10: share(m.both_within_ns[2]),
+                },
+                stale_share: PerSide {
+                    bid: share(m.stale_ns[0]),
+                    ask: share(m.stale_ns[1]),
+                },
             },
+            cancels: Cancels {
+                discretionary,
+                forced: m.forced_cancels,
+                discretionary_within_10bps_share: (discretionary > 0)
+                    .then(|| near as f64 / discretionary as f64),
+                discretionary_distance_bps: Percentiles {
+                    p50: rank(0.5),
+                    p90: rank(0.9),
+                },
+            },
+            fill_rate: PerSide {
+                bid: rate(0),
+                ask: rate(1),
+            },
+            markouts_by_distance: MarkoutsByDistance {
+                b0,
+                b2,
+                b5,
+                b10,
+                b25,
+            },
+            pnl_decomposition: PnlDecomposition::of(m),
             markouts: Markouts {
                 s1_bps: m.markout_bps(1_000_000_000).map(|x| x.0),
                 s5_bps: m.markout_bps(5_000_000_000).map(|x| x.0),
@@ -710,6 +917,8 @@ impl InstrumentReport {
              \x20 drawdown   {dd:.dp$} {cur}\n\
              \x20 quoting    uptime {up:.1}% of {vb:.1} s valid book, mean spread {sp:.2} bps\n\
              \x20 markouts   1 s {m1} bps, 5 s {m5} bps, 30 s {m30} bps\n\
+             \x20 near mid   both sides within 5 bps {w5:.1}% of valid book; stale bid {sb:.1}%, ask {sa:.1}%; discretionary cancels within 10 bps of the touch {dn}\n\
+             \x20 PnL split  spread capture {sc:+.dp$}, inventory {iv:+.dp$}, fees {fe:+.dp$} {cur}\n\
              \x20 book       valid {bv:.1}% of the run, {bd} diffs applied, {bg} gaps, {br} resyncs\n",
             bv = self.book.valid_share * 100.0,
             bd = self.book.diffs_applied,
@@ -746,6 +955,15 @@ impl InstrumentReport {
             m1 = f(self.markouts.s1_bps),
             m5 = f(self.markouts.s5_bps),
             m30 = f(self.markouts.s30_bps),
+            w5 = self.quoting.both_within_bps.bps5 * 100.0,
+            sb = self.quoting.stale_share.bid * 100.0,
+            sa = self.quoting.stale_share.ask * 100.0,
+            dn = self
+                .cancels
+                .discretionary_within_10bps_share
+                .map_or("n/a".to_owned(), |x| format!("{:.1}%", x * 100.0)),
+            sc = self.pnl_decomposition.spread_capture,
+            iv = self.pnl_decomposition.inventory,
         )
     }
 }
@@ -878,3 +1096,7 @@ pub fn time_jump_warning(n: u64) -> String {
          (a garbled timestamp, or two recordings in one: run them apart)"
     )
 }
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;
