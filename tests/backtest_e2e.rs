@@ -159,6 +159,102 @@ fn report_figures_hold_together() {
         .is_empty());
 }
 
+/// The figures that explain the PnL (issue 17): present, shares in [0, 1], counts consistent
+/// with the rest of the report, and the PnL split adding up to the total.
+fn check_explained(r: &runtime::report::InstrumentReport, inst: &serde_json::Value) {
+    for key in [
+        "cancels",
+        "fill_rate",
+        "markouts_by_distance",
+        "pnl_decomposition",
+    ] {
+        assert!(
+            inst.get(key).is_some(),
+            "report.json's instrument lacks {key}"
+        );
+    }
+    for n in ["2", "5", "10"] {
+        assert!(inst["quoting"]["both_within_bps"][n].is_f64(), "within {n}");
+    }
+    for b in ["0-2", "2-5", "5-10", "10-25", "25+"] {
+        assert!(
+            inst["markouts_by_distance"][b]["fills"].is_u64(),
+            "bucket {b}"
+        );
+    }
+    let q = &r.quoting;
+    let w = &q.both_within_bps;
+    let shares = [
+        w.bps2,
+        w.bps5,
+        w.bps10,
+        q.stale_share.bid,
+        q.stale_share.ask,
+    ];
+    assert!(shares.iter().all(|s| (0.0..=1.0).contains(s)), "{shares:?}");
+    assert!(w.bps2 <= w.bps5 && w.bps5 <= w.bps10 && w.bps10 <= q.uptime + 1e-12);
+    let c = &r.cancels;
+    if let Some(s) = c.discretionary_within_10bps_share {
+        assert!((0.0..=1.0).contains(&s), "{s}");
+    }
+    if let (Some(p50), Some(p90)) = (
+        c.discretionary_distance_bps.p50,
+        c.discretionary_distance_bps.p90,
+    ) {
+        assert!(0.0 <= p50 && p50 <= p90);
+    }
+    assert_eq!(
+        inst["cancels"]["max_discretionary_per_60s"],
+        serde_json::Value::Null,
+        "the 60 s maximum stays in orders, not repeated"
+    );
+    let f = &r.fill_rate;
+    assert_eq!(f.bid.fills + f.ask.fills, r.fills.count);
+    assert_eq!(f.bid.placed + f.ask.placed, r.orders.placed);
+    let b = &r.markouts_by_distance;
+    let bucketed = [&b.b0, &b.b2, &b.b5, &b.b10, &b.b25]
+        .iter()
+        .map(|x| x.fills as u64)
+        .sum::<u64>();
+    // Every fill came after the first mid (nothing is quoted before the book): all bucketed.
+    assert_eq!(bucketed, r.fills.count);
+    let d = &r.pnl_decomposition;
+    assert_eq!(d.fees, r.pnl.fees);
+    let sum = d.spread_capture + d.inventory - d.fees;
+    assert!(
+        (sum - r.pnl.total).abs() < 1e-9,
+        "{d:?} adds up to {sum}, the total is {}",
+        r.pnl.total
+    );
+    let text = r.summary();
+    assert!(
+        text.contains("  near mid   both sides within 5 bps "),
+        "{text}"
+    );
+    assert!(text.contains("  PnL split  spread capture "), "{text}");
+}
+
+#[test]
+fn the_report_explains_the_pnl_and_says_the_same_twice() {
+    let (outcome, _) = run();
+    let cfg = default_config();
+    let report = Report::new(&cfg, outcome);
+    let json = serde_json::to_value(&report).unwrap();
+    check_explained(&report.instruments[0], &json["instruments"]["BTCUSDT"]);
+    // The default config quotes both sides and fills on both.
+    let r = &report.instruments[0];
+    assert!(r.fill_rate.bid.fills > 0 && r.fill_rate.ask.fills > 0);
+    assert!(r.cancels.discretionary > 0);
+    assert!(r.quoting.both_within_bps.bps10 > 0.0);
+    // A second run of the same inputs: the same figures (event time only).
+    let tmp = TempDir::new("backtest-e2e-again");
+    let rec = JournalRecorder::create(&tmp.join("journal"), &cfg, 16 << 20, 0).unwrap();
+    let (again, rec) = backtest::run(&cfg, &settings(vec![usdm()]), rec, &mut |_| {}).unwrap();
+    rec.close().unwrap();
+    let json2 = serde_json::to_value(Report::new(&cfg, &again)).unwrap();
+    assert_eq!(json["instruments"], json2["instruments"]);
+}
+
 #[test]
 fn the_backtest_journal_replays_identically() {
     let (outcome, dir) = run();
@@ -271,6 +367,8 @@ fn the_spot_sample_backtests_by_the_spot_rule() {
     );
     assert_eq!((report.book.gaps, report.book.diffs_applied), (0, 6493));
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let json = serde_json::to_value(&report).unwrap();
+    check_explained(&report.instruments[0], &json["instruments"]["BTCUSDT"]);
     let buys = outcome.metrics[0]
         .fills
         .iter()

@@ -97,7 +97,13 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         a.out.display(),
         plot_dirs
             .iter()
-            .map(|d| format!("{}/{d}/{{mid,position,pnl}}.png", a.out.display()))
+            .map(|d| {
+                let names: Vec<&str> = plots::FILES
+                    .iter()
+                    .map(|f| f.trim_end_matches(".png"))
+                    .collect();
+                format!("{}/{d}/{{{}}}.png", a.out.display(), names.join(","))
+            })
             .collect::<Vec<_>>()
             .join(", ")
     )?;

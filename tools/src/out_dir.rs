@@ -26,7 +26,7 @@ const NEW: &str = ".ringmaker-new-";
 const OLD: &str = ".ringmaker-old-";
 
 /// The PNGs `plots::write_all` writes.
-const PLOT_FILES: [&str; 3] = ["mid.png", "position.png", "pnl.png"];
+const PLOT_FILES: [&str; 4] = crate::plots::FILES;
 
 /// A run being built in a staging directory of `OUT`.
 #[derive(Debug)]

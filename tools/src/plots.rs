@@ -1,5 +1,5 @@
 //! The backtest's pictures (plotters, PNG): mid with our best bid / ask and the fills; position;
-//! PnL. The font is bundled (`tools/assets/DejaVuSans.ttf`, Bitstream Vera licence), so plots
+//! PnL; our best bid and ask's distance from mid. The font is bundled (`tools/assets/DejaVuSans.ttf`, Bitstream Vera licence), so plots
 //! render the same on any machine, with no system fonts needed.
 
 use anyhow::{anyhow, Context};
@@ -27,13 +27,18 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 const W: u32 = 1400;
 const H: u32 = 520;
 
-/// Writes `mid.png`, `position.png` and `pnl.png` into `dir`.
+/// The files [`write_all`] writes, in order.
+pub const FILES: [&str; 4] = ["mid.png", "position.png", "pnl.png", "distance.png"];
+
+/// Writes [`FILES`] into `dir`.
 pub fn write_all(m: &Metrics, dir: &Path) -> anyhow::Result<()> {
     register_font();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    mid(m, &dir.join("mid.png"))?;
-    position(m, &dir.join("position.png"))?;
-    pnl(m, &dir.join("pnl.png"))?;
+    type Plot = fn(&Metrics, &Path) -> anyhow::Result<()>;
+    let plots: [Plot; 4] = [mid, position, pnl, distance];
+    for (file, plot) in FILES.iter().zip(plots) {
+        plot(m, &dir.join(file))?;
+    }
     Ok(())
 }
 
@@ -249,6 +254,81 @@ fn pnl(m: &Metrics, path: &Path) -> anyhow::Result<()> {
         ys,
         &[],
     )
+}
+
+/// The band [`distance`] draws around the mid, bps.
+const NEAR_BPS: f64 = 5.0;
+
+/// Our best bid (below zero) and best ask (above) as distances from mid in bps over time, with
+/// ±[`NEAR_BPS`] in red.
+fn distance(m: &Metrics, path: &Path) -> anyhow::Result<()> {
+    let bps = |p: &runtime::metrics::Point, price: Option<i64>| {
+        price
+            .map(|x| (x as f64 - p.mid) / p.mid * 1e4)
+            .filter(|v| v.is_finite() && p.mid > 0.0)
+            .map(|v| (secs(m, p.t), v))
+    };
+    let bids: Vec<(f64, f64)> = m.points.iter().filter_map(|p| bps(p, p.bid)).collect();
+    let asks: Vec<(f64, f64)> = m.points.iter().filter_map(|p| bps(p, p.ask)).collect();
+    let (lo, hi) = bids
+        .iter()
+        .chain(&asks)
+        .fold((-NEAR_BPS, NEAR_BPS), |(lo, hi), &(_, y)| {
+            (lo.min(y), hi.max(y))
+        });
+    let pad = (hi - lo) * 0.08;
+    let root = BitMapBackend::new(path, (W, H)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{}: our best bid / ask from mid (red lines: ±{NEAR_BPS} bps)",
+                m.instrument.symbol
+            ),
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x_range(m), (lo - pad)..(hi + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("bps from mid")
+        .draw()
+        .map_err(err)?;
+    let x1 = x_range(m).end;
+    for b in [NEAR_BPS, -NEAR_BPS] {
+        chart
+            .draw_series(LineSeries::new(vec![(0.0, b), (x1, b)], RED.mix(0.6)))
+            .map_err(err)?;
+    }
+    chart
+        .draw_series(LineSeries::new(vec![(0.0, 0.0), (x1, 0.0)], BLACK.mix(0.4)))
+        .map_err(err)?;
+    for (label, color, ys) in [
+        ("our best bid", RGBColor(0, 140, 60), bids),
+        ("our best ask", RGBColor(200, 30, 30), asks),
+    ] {
+        chart
+            .draw_series(
+                ys.into_iter()
+                    .map(|(x, y)| Circle::new((x, y), 1, color.filled())),
+            )
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| Circle::new((x + 9, y), 3, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
 }
 
 /// A sweep's heatmap: `z[j][i]` (the objective at the `i`-th value of the x parameter and the

@@ -202,6 +202,7 @@ fn backtest_writes_report_plots_hlog_and_a_journal_that_replays() {
         "plots/mid.png",
         "plots/position.png",
         "plots/pnl.png",
+        "plots/distance.png",
         "latency.hlog",
     ] {
         let p = out.join(f);
