@@ -8,13 +8,12 @@ fn instrument_config(file: &str) -> engine::InstrumentConfig {
     cfg.engine.instruments[0].clone()
 }
 
+/// A fill: time, signed lots, price ticks, fee (money units; spot buys: 10^-6 lot).
+type TestFill = (i64, i64, i64, i64);
+
 /// `m` with `fills` (time, signed lots, price ticks, fee) applied to a position, mids from
 /// `mids`, marked at `fv` at the end.
-fn run(
-    cfg: &engine::InstrumentConfig,
-    fills: &[(i64, i64, i64, i64)],
-    mids: &[(i64, f64)],
-) -> Metrics {
+fn run(cfg: &engine::InstrumentConfig, fills: &[TestFill], mids: &[(i64, f64)]) -> Metrics {
     let mut m = Metrics::new(0, cfg);
     let mut pos = engine::Position::default();
     for &(t, qty, price, fee) in fills {
@@ -54,7 +53,7 @@ fn assert_adds_up(m: &Metrics) -> PnlDecomposition {
 
 /// Around 60 000 USD a BTC at 0.10 a tick: 600 000 ticks (linear, spot); COIN-M's tick differs,
 /// so its prices are scaled from the mid.
-fn path(mid0: f64) -> (Vec<(i64, i64, i64, i64)>, Vec<(i64, f64)>) {
+fn path(mid0: f64) -> (Vec<TestFill>, Vec<(i64, f64)>) {
     let p = |x: f64| (mid0 * x).round() as i64;
     let fills = vec![
         (10, 3, p(0.9999), 5),
