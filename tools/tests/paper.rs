@@ -128,6 +128,20 @@ fn flat_out_run_replays_identical() {
     let valid = report["book"]["valid_share"].as_f64().unwrap();
     assert!(valid > 0.99 && valid <= 1.0, "{valid}");
     assert_eq!(report["lines"]["read"], 93_954);
+    // The figures that explain the PnL, from the journal as in a backtest.
+    let split = &btc["pnl_decomposition"];
+    let sum = split["spread_capture"].as_f64().unwrap() + split["inventory"].as_f64().unwrap()
+        - split["fees"].as_f64().unwrap();
+    let total = btc["pnl"]["total"].as_f64().unwrap();
+    assert!((sum - total).abs() < 1e-9, "{split} vs {total}");
+    let within5 = btc["quoting"]["both_within_bps"]["5"].as_f64().unwrap();
+    assert!(within5 > 0.0 && within5 <= 1.0, "{within5}");
+    assert!(btc["cancels"]["discretionary"].as_u64().is_some(), "{btc}");
+    assert_eq!(
+        btc["fill_rate"]["bid"]["fills"].as_u64().unwrap()
+            + btc["fill_rate"]["ask"]["fills"].as_u64().unwrap(),
+        btc["fills"]["count"].as_u64().unwrap()
+    );
     // One tag per hop in the latency log.
     let hist = ringmaker(&["hist", dir.join("latency.hlog").to_str().unwrap()]);
     let table = check_success(&hist);
