@@ -246,6 +246,8 @@ fn the_report_explains_the_pnl_and_says_the_same_twice() {
     assert!(r.fill_rate.bid.fills > 0 && r.fill_rate.ask.fills > 0);
     assert!(r.cancels.discretionary > 0);
     assert!(r.quoting.both_within_bps.bps10 > 0.0);
+    // Prices are kept only for orders that can still be cancelled.
+    assert!(outcome.metrics[0].tracked_orders() <= engine::ORDER_SLOTS);
     // A second run of the same inputs: the same figures (event time only).
     let tmp = TempDir::new("backtest-e2e-again");
     let rec = JournalRecorder::create(&tmp.join("journal"), &cfg, 16 << 20, 0).unwrap();

@@ -387,8 +387,11 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
                 let before = Sample::position(&self.host.engine, r.instrument());
                 self.feed(&r);
                 let after = Sample::position(&self.host.engine, r.instrument());
-                if let (Some(x), true) = (r.as_exec(), after != before) {
-                    if let Some(m) = self.metrics.get_mut(r.instrument() as usize) {
+                if let (Some(x), Some(m)) =
+                    (r.as_exec(), self.metrics.get_mut(r.instrument() as usize))
+                {
+                    m.on_report(&x);
+                    if after != before {
                         m.on_fill(r.local_time_ns, after - before, x.last_price, x.taker);
                     }
                 }

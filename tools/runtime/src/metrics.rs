@@ -2,8 +2,8 @@
 //! Time-weighted figures use simulated time between consecutive samples (one per batch).
 
 use engine::OrderState;
-use engine::Side;
 use engine::{Engine, Fx, InstrumentConfig, InstrumentKind, Intent, IntentKind, Mode, OffsetUnit};
+use engine::{ExecKind, ExecReport, Side};
 use std::collections::HashMap;
 
 const MINUTE_NS: i64 = 60_000_000_000;
@@ -341,6 +341,23 @@ impl Metrics {
             };
             self.discretionary_distance_bps.push(d);
         }
+    }
+
+    /// An execution report reached the engine: an order that is done (filled, rejected,
+    /// expired, cancelled) is forgotten, so the prices kept for cancels stay as few as the
+    /// orders that can still be cancelled.
+    pub fn on_report(&mut self, x: &ExecReport) {
+        if matches!(
+            x.kind,
+            ExecKind::Fill | ExecKind::Canceled | ExecKind::Rejected | ExecKind::Expired
+        ) {
+            self.order_prices.remove(&x.client_order_id);
+        }
+    }
+
+    /// The orders whose price is kept for their cancel (placed, not yet done or cancelled).
+    pub fn tracked_orders(&self) -> usize {
+        self.order_prices.len()
     }
 
     /// A fill of ours reached the engine.

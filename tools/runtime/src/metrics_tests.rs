@@ -1,5 +1,5 @@
 use super::*;
-use engine::{Side, TimeInForce};
+use engine::{ExecKind, ExecReport, Side, TimeInForce};
 
 fn metrics() -> Metrics {
     let cfg = test_support::default_config();
@@ -163,4 +163,31 @@ fn markouts_by_distance_and_spread_capture() {
     // (10 000 − 9 999) × 2 + (10 003 − 10 000) × 1 + (10 000 − 9 950) × 1.
     assert_eq!(m.spread_capture(), 55.0);
     assert_eq!(m.fills_by_side(), [3, 1]);
+}
+
+#[test]
+fn done_orders_are_forgotten_and_a_later_cancel_of_one_is_unknown() {
+    let mut m = metrics();
+    let tif = TimeInForce::PostOnly;
+    for cid in 1..=4 {
+        m.on_intent(&Intent::place(0, Side::Bid, tif, cid, 9_990, 2, 0, cid));
+    }
+    assert_eq!(m.tracked_orders(), 4);
+    m.on_report(&ExecReport::new(ExecKind::Ack, 1, 0, 0, 0));
+    m.on_report(&ExecReport::new(ExecKind::PartialFill, 1, 9_990, 1, 1));
+    assert_eq!(
+        m.tracked_orders(),
+        4,
+        "acked and partly filled: still cancellable"
+    );
+    m.on_report(&ExecReport::new(ExecKind::Fill, 1, 9_990, 1, 2));
+    m.on_report(&ExecReport::new(ExecKind::Rejected, 2, 0, 0, 0));
+    m.on_report(&ExecReport::new(ExecKind::Expired, 3, 0, 0, 0));
+    assert_eq!(m.tracked_orders(), 1);
+    m.on_intent(&Intent::cancel(0, Side::Bid, 4, false, 1, 5));
+    m.on_intent(&Intent::cancel(0, Side::Bid, 1, false, 1, 6));
+    assert_eq!(m.tracked_orders(), 0);
+    m.sample(1, &at(None, None, [None; 2], 0));
+    let d = &m.discretionary_distance_bps;
+    assert!(d[0].is_some() && d[1].is_none(), "{d:?}");
 }

@@ -63,12 +63,11 @@ pub fn outcome(dir: &Path, summary: &Summary) -> anyhow::Result<(RunConfig, Outc
                     let t0 = clock.raw();
                     engine.on_event(&ev, &mut out);
                     hist.saturating_record(clock.delta_as_nanos(t0, clock.raw()).max(1));
-                    if let Some(x) = ev.as_exec() {
+                    if let (Some(x), Some(m)) = (ev.as_exec(), metrics.get_mut(id as usize)) {
+                        m.on_report(&x);
                         let after = Sample::position(&engine, id);
                         if after != before {
-                            if let Some(m) = metrics.get_mut(id as usize) {
-                                m.on_fill(ev.local_time_ns, after - before, x.last_price, x.taker);
-                            }
+                            m.on_fill(ev.local_time_ns, after - before, x.last_price, x.taker);
                         }
                     }
                     batch_t = batch_t.max(ev.local_time_ns);
