@@ -169,14 +169,18 @@ fn check_ours(path: &Path, name: &str) -> anyhow::Result<()> {
                 let entry = entry?;
                 let file = entry.file_name();
                 let file = file.to_string_lossy();
-                let ours = entry.file_type()?.is_file()
-                    && if name == "journal" {
-                        (file.starts_with("seg-")
+                let kind = entry.file_type()?;
+                let ours = if name == "journal" {
+                    kind.is_file()
+                        && ((file.starts_with("seg-")
                             && (file.ends_with(".rmj") || file.ends_with(".rmj.tmp")))
-                            || file == ".lock"
-                    } else {
-                        PLOT_FILES.contains(&file.as_ref())
-                    };
+                            || file == ".lock")
+                } else if kind.is_dir() {
+                    // A run of several instruments: one folder of PNGs per instrument.
+                    only_plot_files(&entry.path())?
+                } else {
+                    kind.is_file() && PLOT_FILES.contains(&file.as_ref())
+                };
                 if !ours {
                     return Err(refuse(&format!("holds {file}")));
                 }
@@ -189,6 +193,19 @@ fn check_ours(path: &Path, name: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `dir` holds nothing but the PNGs ringmaker's plots are (a per-instrument folder).
+fn only_plot_files(dir: &Path) -> anyhow::Result<bool> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file()
+            || !PLOT_FILES.contains(&entry.file_name().to_string_lossy().as_ref())
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -261,10 +278,19 @@ mod tests {
             "keep"
         );
         fs::remove_dir_all(out.join("journal")).unwrap();
-        fs::create_dir_all(out.join("plots")).unwrap();
+        fs::create_dir_all(out.join("plots/binance-spot_BTCUSDT")).unwrap();
+        fs::write(out.join("plots/binance-spot_BTCUSDT/mid.png"), "ours").unwrap();
         fs::write(out.join("plots/holiday.jpg"), "keep").unwrap();
         assert!(Staged::begin(&out, ARTIFACTS).is_err());
         assert!(out.join("plots/holiday.jpg").exists());
+        // A run of several instruments wrote one folder of PNGs each: that is ours...
+        fs::remove_file(out.join("plots/holiday.jpg")).unwrap();
+        drop(Staged::begin(&out, ARTIFACTS).unwrap());
+        // ...unless something else is in it.
+        fs::write(out.join("plots/binance-spot_BTCUSDT/notes.txt"), "keep").unwrap();
+        let e = Staged::begin(&out, ARTIFACTS).unwrap_err().to_string();
+        assert!(e.contains("binance-spot_BTCUSDT"), "{e}");
+        assert!(out.join("plots/binance-spot_BTCUSDT/notes.txt").exists());
         fs::remove_dir_all(&out).unwrap();
     }
 

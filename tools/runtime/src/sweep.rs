@@ -206,7 +206,7 @@ pub struct Row {
 }
 
 /// The figures a sweep tabulates, by column name, from a report.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 16] = [
     "total_pnl",
     "realized",
     "unrealized",
@@ -218,17 +218,29 @@ pub const COLUMNS: [&str; 12] = [
     "cancelled",
     "max_cancels_per_60s",
     "max_drawdown",
+    "both_within_5bps",
+    "stale_bid",
+    "stale_ask",
+    "cancels_within_10bps",
     "events",
 ];
 
 /// Column `name` of `r` (portfolio figures in its reporting currency; counts summed over the
-/// instruments; `max_drawdown` and `max_cancels_per_60s` the largest instrument's).
+/// instruments; `max_drawdown`, `max_cancels_per_60s` and the stale shares the worst
+/// instrument's; `both_within_5bps` and `cancels_within_10bps` the worst instrument's too).
 pub fn column(r: &Report, name: &str) -> Option<f64> {
     let sum = |f: &dyn Fn(&crate::report::InstrumentReport) -> f64| -> f64 {
         r.instruments.iter().map(f).sum()
     };
     let max = |f: &dyn Fn(&crate::report::InstrumentReport) -> f64| -> f64 {
         r.instruments.iter().map(f).fold(0.0, f64::max)
+    };
+    // The lowest over the instruments that have the figure.
+    let min = |f: &dyn Fn(&crate::report::InstrumentReport) -> Option<f64>| -> Option<f64> {
+        r.instruments
+            .iter()
+            .filter_map(f)
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))))
     };
     Some(match name {
         "total_pnl" => r.portfolio.total,
@@ -248,6 +260,10 @@ pub fn column(r: &Report, name: &str) -> Option<f64> {
         "cancelled" => sum(&|i| i.orders.cancelled as f64),
         "max_cancels_per_60s" => max(&|i| i.orders.discretionary_cancels_max_per_60s as f64),
         "max_drawdown" => max(&|i| i.max_drawdown),
+        "both_within_5bps" => min(&|i| Some(i.quoting.both_within_bps.bps5))?,
+        "stale_bid" => max(&|i| i.quoting.stale_share.bid),
+        "stale_ask" => max(&|i| i.quoting.stale_share.ask),
+        "cancels_within_10bps" => min(&|i| i.cancels.discretionary_within_10bps_share)?,
         "events" => r.events as f64,
         _ => return None,
     })
