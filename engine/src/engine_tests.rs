@@ -75,7 +75,12 @@ fn level(side: Side, price: i64, qty: i64, t: i64, last: bool) -> Event {
 
 /// An engine with a valid book 1000 / 1001 at time `t`.
 fn synced(t: i64) -> (Engine, Out) {
-    let mut e = Engine::new(&Config::from_toml(CFG).unwrap());
+    synced_with(CFG, t)
+}
+
+/// [`synced`] with the config `cfg`.
+fn synced_with(cfg: &str, t: i64) -> (Engine, Out) {
+    let mut e = Engine::new(&Config::from_toml(cfg).unwrap());
     let mut o = Out::default();
     e.on_event(&Event::book_reset(0, 0, t, 1), &mut o);
     e.on_event(&level(Side::Bid, 1000, 50, t, false), &mut o);
@@ -1361,13 +1366,7 @@ fn the_tolerance_grows_with_a_layers_distance_from_fair_value() {
         "skew_coeff = 0.001",
         "skew_coeff = 0.001\ntolerance = 0.5\ntolerance_growth = 0.5",
     );
-    let mut e = Engine::new(&Config::from_toml(&cfg).unwrap());
-    let mut o = Out::default();
-    e.on_event(&Event::book_reset(0, 0, 0, 1), &mut o);
-    e.on_event(&level(Side::Bid, 1000, 50, 0, false), &mut o);
-    e.on_event(&level(Side::Ask, 1001, 50, 0, true), &mut o);
-    e.on_event(&Event::book_valid(0, 0, 0, 1), &mut o);
-    e.on_batch_end(&mut o);
+    let (mut e, mut o) = synced_with(&cfg, 0);
     ack_all(&mut e, &mut o, MS);
     // Up 2 ticks: layer 0 (2 ticks out: tolerance 0.5 + 1 = 1.5) must move; the far layers
     // (tolerance 2.5 and 4) keep their orders.
