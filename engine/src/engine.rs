@@ -490,23 +490,9 @@ impl Engine {
         if mode == Mode::Halted || inst.cancel_all_requested {
             inst.cancel_all_requested = false;
             risk::cancel_all(inst, now, &mut self.emitter, &mut self.stats, sink);
-            if mode == Mode::Halted {
-                if inst.flatten_requested {
-                    risk::flatten(
-                        inst,
-                        top,
-                        now,
-                        &mut self.budgets[inst.cfg.venue.index()],
-                        &mut self.emitter,
-                        &mut self.stats,
-                        sink,
-                    );
-                }
-                clock.mark(Stage::Diff);
-                return;
-            }
         }
-        risk::flatten_on_stop_loss(
+        // The operator's flatten (halted) or the stop loss's (reduce-only).
+        risk::flatten_when_due(
             inst,
             reason,
             top,
@@ -516,6 +502,10 @@ impl Engine {
             &mut self.stats,
             sink,
         );
+        if mode == Mode::Halted {
+            clock.mark(Stage::Diff);
+            return;
+        }
         diff::diff(
             inst,
             mode,

@@ -237,10 +237,10 @@ pub(crate) fn cancel_all(
     });
 }
 
-/// On a stop loss with `on_stop_loss = "flatten"`: one IOC order across the spread for the whole
-/// position, unless one is already working or the venue order budget is spent.
+/// [`flatten`] when something asks for it: the operator's `Command::Flatten` (until `Resume`), or
+/// a stop loss with `on_stop_loss = "flatten"`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn flatten_on_stop_loss(
+pub(crate) fn flatten_when_due(
     inst: &mut Inst,
     reason: ModeReason,
     top: Option<TopOfBook>,
@@ -250,10 +250,10 @@ pub(crate) fn flatten_on_stop_loss(
     stats: &mut EngineStats,
     sink: &mut impl Sink,
 ) {
-    if inst.cfg.on_stop_loss != OnStopLoss::Flatten || reason != ModeReason::StopLoss {
-        return;
+    let stop_loss = inst.cfg.on_stop_loss == OnStopLoss::Flatten && reason == ModeReason::StopLoss;
+    if inst.flatten_requested || stop_loss {
+        flatten(inst, top, now, budget, emitter, stats, sink);
     }
-    flatten(inst, top, now, budget, emitter, stats, sink);
 }
 
 /// Sends one IOC order across the touch for the whole position (a spot instrument: what its
@@ -261,7 +261,7 @@ pub(crate) fn flatten_on_stop_loss(
 /// book or no venue order budget. Used by the stop loss's flatten and the operator's
 /// `Command::Flatten` (retried at each requote until flat).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn flatten(
+fn flatten(
     inst: &mut Inst,
     top: Option<TopOfBook>,
     now: i64,

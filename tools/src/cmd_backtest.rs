@@ -1,6 +1,6 @@
 //! `ringmaker backtest`.
 
-use crate::cmd_common::{data_specs, finish, load_config, VenueArgs};
+use crate::cmd_common::{data_specs, finish, load_config, InputArgs, VenueArgs};
 use crate::out_dir::Staged;
 use crate::plots;
 use anyhow::Context;
@@ -15,16 +15,8 @@ use std::time::Duration;
 /// Arguments of `ringmaker backtest`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Engine config (TOML).
-    #[arg(long, default_value = "configs/default.toml")]
-    config: PathBuf,
-    /// Recording files: `PATH`, `SYMBOL=PATH` or `VENUE:SYMBOL=PATH` (e.g.
-    /// `binance-spot:BTCUSDT=f.gz`). Each file is one instrument's: a plain PATH is bound by the
-    /// symbol and flavour (futures / spot) its first lines show, or to the only instrument. The
-    /// files of one instrument are read in the order given; the instruments' recordings are
-    /// merged in time order.
-    #[arg(long, num_args = 1.., default_value = "tests/data/binance-usdm/btcusdt_20240808.gz")]
-    data: Vec<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
     /// Output directory: report.json, plots/, latency.hlog, journal/.
     #[arg(long, default_value = "out/backtest")]
     out: PathBuf,
@@ -39,9 +31,9 @@ pub struct Args {
 }
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
-    let run_cfg = load_config(&a.config)?;
+    let run_cfg = load_config(&a.input.config)?;
     let cfg = &run_cfg.engine;
-    let data = data_specs(&a.data, cfg)?;
+    let data = data_specs(&a.input.data, cfg)?;
     // Built beside the previous run, swapped in at the end only if everything succeeded.
     let staged = Staged::begin(&a.out, &["journal", "report.json", "plots", "latency.hlog"])?;
     let dir = staged.path().to_path_buf();

@@ -9,6 +9,21 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// The config and the recordings a backtest (or a sweep of backtests) reads.
+#[derive(clap::Args, Debug)]
+pub struct InputArgs {
+    /// Engine config (TOML).
+    #[arg(long, default_value = "configs/default.toml")]
+    pub config: std::path::PathBuf,
+    /// Recording files: `PATH`, `SYMBOL=PATH` or `VENUE:SYMBOL=PATH` (e.g.
+    /// `binance-spot:BTCUSDT=f.gz`). Each file is one instrument's: a plain PATH is bound by the
+    /// symbol and flavour (futures / spot) its first lines show, or to the only instrument. The
+    /// files of one instrument are read in the order given; the instruments' recordings are
+    /// merged in time order.
+    #[arg(long, num_args = 1.., default_value = "tests/data/binance-usdm/btcusdt_20240808.gz")]
+    pub data: Vec<std::path::PathBuf>,
+}
+
 /// Simulated venue and journal options.
 #[derive(clap::Args, Debug)]
 pub struct VenueArgs {

@@ -1,7 +1,7 @@
 //! `ringmaker sweep`: backtests of every combination of some config values, over the same
 //! market data decoded once, in parallel. See `runtime::sweep`.
 
-use crate::cmd_common::{data_specs, load_config_text, VenueArgs};
+use crate::cmd_common::{data_specs, load_config_text, InputArgs, VenueArgs};
 use crate::out_dir::Staged;
 use crate::plots;
 use anyhow::Context;
@@ -14,12 +14,9 @@ use std::process::ExitCode;
 /// Arguments of `ringmaker sweep`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The base config (TOML).
-    #[arg(long, default_value = "configs/default.toml")]
-    config: PathBuf,
-    /// Recording files, as for `backtest`.
-    #[arg(long, num_args = 1.., default_value = "tests/data/binance-usdm/btcusdt_20240808.gz")]
-    data: Vec<PathBuf>,
+    /// The base config and the recordings, as for `backtest`.
+    #[command(flatten)]
+    input: InputArgs,
     /// A key and its values: `quote.start_offset=0.5,1,2` (every instrument),
     /// `instrument[0].risk.net_max="0.05","0.1"`, `engine.orders_per_10s=100,300`. Repeat for
     /// more keys; every combination runs.
@@ -60,9 +57,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             x.key
         );
     }
-    let (run_cfg, text) = load_config_text(&a.config)?;
+    let (run_cfg, text) = load_config_text(&a.input.config)?;
     let configs = sweep::configs(&text, &axes)?;
-    let data = data_specs(&a.data, &run_cfg.engine)?;
+    let data = data_specs(&a.input.data, &run_cfg.engine)?;
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
