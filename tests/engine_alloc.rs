@@ -139,7 +139,7 @@ fn every_instrument_kind_fills_without_allocating() {
         assert_eq!(counts, Counts::ZERO, "{name}: allocations on the hot path");
         let v = host.engine.instrument(0).unwrap();
         assert!(
-            v.position.maker_fills > 10,
+            v.position.maker_fills >= 5,
             "{name}: the fills reached the position ({})",
             v.position.maker_fills
         );

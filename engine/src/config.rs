@@ -274,6 +274,11 @@ pub struct QuoteSection {
     /// tolerance at every layer). Far layers matter less than their cancels cost.
     #[serde(default = "default_tolerance_growth")]
     pub tolerance_growth: f64,
+    /// Working orders farther out than the deepest layer kept per side as a reserve instead of
+    /// being cancelled (default 0), while the exposure they hold leaves room for every layer the
+    /// strategy wants. Trailing layers after a move cost no cancel.
+    #[serde(default)]
+    pub keep_beyond: usize,
 }
 
 fn default_tolerance_growth() -> f64 {
@@ -479,6 +484,8 @@ pub struct InstrumentConfig {
     pub tolerance: Fx,
     /// Growth of the tolerance per unit of a layer's distance from fair value.
     pub tolerance_growth: Fx,
+    /// Orders kept beyond the deepest layer per side.
+    pub keep_beyond: usize,
     /// Position cap, lots.
     pub net_max: i64,
     /// Batch cap, lots.
@@ -755,6 +762,14 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         ));
     }
 
+    if q.keep_beyond > MAX_LAYERS {
+        return Err(invalid(
+            f("quote.keep_beyond"),
+            q.keep_beyond as f64,
+            "must be at most 64 (the most layers a side)",
+        ));
+    }
+
     let net_max = lots("risk.net_max", &r.net_max)?;
     // Fills are reported in 48-bit lots (the execution report's layout); a position cap past
     // that could not be reported, let alone priced without overflow.
@@ -950,6 +965,7 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         skew_hysteresis,
         tolerance,
         tolerance_growth,
+        keep_beyond: q.keep_beyond,
         net_max,
         batch_cap,
         reduce_only_thresh,

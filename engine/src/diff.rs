@@ -116,14 +116,15 @@ pub(crate) fn diff(
     }
     .floor()
     .to_num::<i64>();
-    // A layer `d` ticks from fair value keeps an order within `tol + growth · d` of it.
+    // A layer `d` ticks farther from fair value than its side's layer 0 keeps an order within
+    // `tol + growth · d` of it: layer 0 keeps the plain tolerance, the far layers a wider one.
     let fv = inst.fair_value.map(|f| f.saturating_to_num::<i64>());
     let growth = inst.cfg.tolerance_growth;
-    let tol_at = |price: i64| -> i64 {
+    let tol_at = |price: i64, d0: i64| -> i64 {
         let d = fv.map_or(0, |fv| price.saturating_sub(fv).saturating_abs());
         tol.saturating_add(
             growth
-                .saturating_mul(Fx::saturating_from_num(d))
+                .saturating_mul(Fx::saturating_from_num(d.saturating_sub(d0).max(0)))
                 .floor()
                 .saturating_to_num::<i64>(),
         )
@@ -138,6 +139,11 @@ pub(crate) fn diff(
     let mut cancels = Cancels {
         items: [Cancel::default(); 2 * ORDER_SLOTS],
         len: 0,
+    };
+    // What a spot account can still trade (unbounded for derivatives).
+    let room = match inst.fair_value {
+        Some(fv) => crate::risk::balance_room(inst, fv),
+        None => (i64::MAX, i64::MAX),
     };
     for side in [Side::Bid, Side::Ask] {
         gather(inst, side, &mut working);
@@ -157,12 +163,25 @@ pub(crate) fn diff(
                 Side::Ask => inst.pos.qty <= 0,
             };
         let best_wanted = desired.first().map(|d| d.price);
+        let d0 = match (best_wanted, fv) {
+            (Some(b), Some(fv)) => b.saturating_sub(fv).saturating_abs(),
+            _ => 0,
+        };
+        // Orders farther out than the deepest layer may be kept as a reserve (see below).
+        let keep_beyond = if mode == Mode::Normal && !desired.is_empty() {
+            inst.cfg.keep_beyond
+        } else {
+            0
+        };
+        let mut beyond = 0usize;
+        let mut reserve_start = 0usize;
+        let mut going = 0i64;
         let (mut i, mut j) = (0, 0);
         while i < working.len {
             let (wp, cid, wq) = working.items[i];
             if j < desired.len() {
                 let d = desired[j];
-                if (wp - d.price).abs() <= tol_at(d.price) && wq == d.qty {
+                if (wp - d.price).abs() <= tol_at(d.price, d0) && wq == d.qty {
                     covered[side as usize][j] = true;
                     i += 1;
                     j += 1;
@@ -172,6 +191,14 @@ pub(crate) fn diff(
                     j += 1;
                     continue;
                 }
+            } else if beyond < keep_beyond {
+                // Past the deepest layer: kept (for now) as a reserve.
+                if beyond == 0 {
+                    reserve_start = i;
+                }
+                beyond += 1;
+                i += 1;
+                continue;
             }
             // No desired layer for this order: a cancel. At risk: nearer the market than the
             // strategy's best price on this side (the market moved through it), or on a side it
@@ -194,7 +221,47 @@ pub(crate) fn diff(
                 cid,
                 forced,
             });
+            going = going.saturating_add(wq);
             i += 1;
+        }
+        if beyond > 0 {
+            // The reserve must not stand in the way of the quotes that matter: if the uncovered
+            // layers of the nearer half of the ladder would not fit in the exposure left
+            // (`batch_cap`, and on spot the balances) once the other cancels are done, the
+            // farthest reserve orders go. A deeper layer waits: swapping one far order for
+            // another would spend a cancel for nothing.
+            let (cap_room, funded_room) = match side {
+                Side::Bid => (inst.cfg.batch_cap.saturating_sub(inst.pos.qty), room.0),
+                Side::Ask => (inst.cfg.batch_cap.saturating_add(inst.pos.qty), room.1),
+            };
+            let near = desired.len().div_ceil(2);
+            let needed: i64 = desired[..near]
+                .iter()
+                .zip(covered[side as usize].iter())
+                .filter(|(_, &c)| !c)
+                .map(|(l, _)| l.qty)
+                .sum();
+            // What stays open once the cancels already in flight and these are done.
+            let staying: i64 = working.items[..working.len]
+                .iter()
+                .fold(0i64, |a, w| a.saturating_add(w.2))
+                .saturating_sub(going);
+            let mut excess = staying
+                .saturating_add(needed)
+                .saturating_sub(cap_room.min(funded_room));
+            let mut k = reserve_start + beyond;
+            while excess > 0 && k > reserve_start {
+                k -= 1;
+                let (wp, cid, wq) = working.items[k];
+                cancels.push(Cancel {
+                    class: 2,
+                    distance: fv.map_or(0, |fv| wp.saturating_sub(fv).saturating_abs()),
+                    side,
+                    cid,
+                    forced: false,
+                });
+                excess = excess.saturating_sub(wq);
+            }
         }
     }
     // Forced first, then the orders at risk (deepest through the market first), then the rest
@@ -215,10 +282,7 @@ pub(crate) fn diff(
     let (nb, na) = (inst.bids.as_slice().len(), inst.asks.as_slice().len());
     let cap = inst.cfg.batch_cap;
     let pos = inst.pos.qty;
-    let (can_buy, can_sell) = match inst.fair_value {
-        Some(fv) => crate::risk::balance_room(inst, fv),
-        None => (i64::MAX, i64::MAX),
-    };
+    let (can_buy, can_sell) = room;
     let mut open_buy = inst.orders.open_qty(Side::Bid);
     let mut open_sell = inst.orders.open_qty(Side::Ask);
     for j in 0..nb.max(na) {

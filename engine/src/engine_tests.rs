@@ -1368,8 +1368,8 @@ fn the_tolerance_grows_with_a_layers_distance_from_fair_value() {
     );
     let (mut e, mut o) = synced_with(&cfg, 0);
     ack_all(&mut e, &mut o, MS);
-    // Up 2 ticks: layer 0 (2 ticks out: tolerance 0.5 + 1 = 1.5) must move; the far layers
-    // (tolerance 2.5 and 4) keep their orders.
+    // Up 2 ticks: layer 0 (the plain tolerance, 0.5) must move; the far layers (2 and 5 ticks
+    // beyond layer 0: tolerance 1.5 and 3) keep their orders.
     o.intents.clear();
     depth_to(&mut e, &mut o, 1000, 1002, 2, 2 * MS);
     e.on_batch_end(&mut o);
@@ -1379,4 +1379,79 @@ fn the_tolerance_grows_with_a_layers_distance_from_fair_value() {
         .filter(|i| i.kind == IntentKind::Cancel)
         .count();
     assert_eq!(cancels, 2, "one per side, layer 0 only: {:?}", o.intents);
+}
+
+/// Cancels of `side` in `o`, by price of the cancelled order.
+fn cancelled_prices(o: &Out, placed: &[(Side, i64, u64)], side: Side) -> Vec<i64> {
+    o.intents
+        .iter()
+        .filter(|i| i.kind == IntentKind::Cancel && i.side == side)
+        .filter_map(|i| {
+            placed
+                .iter()
+                .find(|p| p.2 == i.client_order_id)
+                .map(|p| p.1)
+        })
+        .collect()
+}
+
+/// Every place in `o` as (side, price, id), appended to `all`.
+fn remember_places(o: &Out, all: &mut Vec<(Side, i64, u64)>) {
+    all.extend(
+        o.intents
+            .iter()
+            .filter(|i| i.kind == IntentKind::Place)
+            .map(|i| (i.side, i.price, i.client_order_id)),
+    );
+}
+
+#[test]
+fn an_order_past_the_deepest_layer_is_kept_as_a_reserve() {
+    // Layers at 2, 4 and 7 ticks; tolerance 1 tick. Up 3 ticks: the bids re-index (998 → the
+    // layer at 999, 996 stays), 993 falls past the deepest layer.
+    for (keep, bid_cancels) in [(0, vec![993]), (2, vec![])] {
+        let cfg = CFG.replace(
+            "skew_coeff = 0.001",
+            &format!("skew_coeff = 0.001\nkeep_beyond = {keep}"),
+        );
+        let (mut e, mut o) = synced_with(&cfg, 0);
+        let mut placed = Vec::new();
+        remember_places(&o, &mut placed);
+        assert_eq!(best_place(&o, Side::Bid), Some(998));
+        ack_all(&mut e, &mut o, MS);
+        depth_to(&mut e, &mut o, 1000, 1003, 2, 2 * MS);
+        e.on_batch_end(&mut o);
+        remember_places(&o, &mut placed);
+        assert_eq!(
+            cancelled_prices(&o, &placed, Side::Bid),
+            bid_cancels,
+            "keep_beyond = {keep}: {:?}",
+            o.intents
+        );
+        // The ask the market moved onto goes either way; the new layer 0s are placed.
+        assert_eq!(cancelled_prices(&o, &placed, Side::Ask), vec![1003]);
+        assert_eq!(best_place(&o, Side::Bid), Some(1001));
+    }
+}
+
+#[test]
+fn the_reserve_gives_way_when_a_near_layer_needs_its_exposure() {
+    // batch_cap = net_max = 10 lots, layers of 2 lots: three layers and two reserve orders fill
+    // it. Three moves up of 3 ticks each leave 993, 996 and 999 past the deepest layer; at the
+    // third, the new layer 0 needs 2 lots: the farthest reserve order (993) goes, no other.
+    let cfg = CFG.replace("skew_coeff = 0.001", "skew_coeff = 0.001\nkeep_beyond = 5");
+    let (mut e, mut o) = synced_with(&cfg, 0);
+    let mut placed = Vec::new();
+    remember_places(&o, &mut placed);
+    let mut bid = 1000;
+    let mut bid_cancels = Vec::new();
+    for k in 0..3u64 {
+        ack_all(&mut e, &mut o, (2 * k as i64 + 1) * MS);
+        depth_to(&mut e, &mut o, bid, bid + 3, k + 2, (2 * k as i64 + 2) * MS);
+        bid += 3;
+        e.on_batch_end(&mut o);
+        remember_places(&o, &mut placed);
+        bid_cancels.push(cancelled_prices(&o, &placed, Side::Bid));
+    }
+    assert_eq!(bid_cancels, vec![vec![], vec![], vec![993]], "{placed:?}");
 }

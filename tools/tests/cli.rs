@@ -1260,7 +1260,7 @@ fn sweep_writes_a_row_per_combination_a_ranked_summary_and_a_heatmap() {
         "--data",
         &data,
         "--set",
-        "quote.start_offset=0.5,1,2",
+        "quote.start_offset=2,1,0.5",
         "--set",
         "risk.cancel_budget_per_min=50,100",
         "--jobs",
@@ -1276,7 +1276,7 @@ fn sweep_writes_a_row_per_combination_a_ranked_summary_and_a_heatmap() {
     assert!(std::fs::metadata(o.join("heatmap.png")).unwrap().len() > 1000);
     let summary = std::fs::read_to_string(o.join("summary.txt")).unwrap();
     assert!(summary.starts_with("sweep: 6 backtests"), "{summary}");
-    // The default combination (0.5, 50) against `ringmaker backtest` with the default config.
+    // The default combination (2, 50) against `ringmaker backtest` with the default config.
     let b = out.join("bt");
     let r = ringmaker(&[
         "backtest",
@@ -1292,7 +1292,7 @@ fn sweep_writes_a_row_per_combination_a_ranked_summary_and_a_heatmap() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(b.join("report.json")).unwrap()).unwrap();
     let row: Vec<&str> = lines[1].split(',').collect();
-    assert_eq!(&row[..2], &["0.5", "50"]);
+    assert_eq!(&row[..2], &["2", "50"]);
     assert_eq!(
         row[2].parse::<f64>().unwrap(),
         report["portfolio"]["total"].as_f64().unwrap()

@@ -301,7 +301,7 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
     let dir = test_support::TempDir::new("ops-e2e");
     let base = std::fs::read_to_string(root("configs/default.toml")).unwrap();
     let base = format!("{base}\n[ops]\nmetrics_listen = \"127.0.0.1:0\"\n");
-    assert!(base.contains("start_offset = 0.5 "));
+    assert!(base.contains("start_offset = 2.0 "));
     let cfg = dir.path().join("run.toml");
     std::fs::write(&cfg, &base).unwrap();
     let out = dir.path().join("out");
@@ -437,14 +437,14 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
     // ---- reload: valid, invalid, not live-changeable, SIGHUP ---------------------------
     std::fs::write(
         &cfg,
-        base.replace("start_offset = 0.5 ", "start_offset = 1.0 ")
+        base.replace("start_offset = 2.0 ", "start_offset = 1.0 ")
             .replace("cancel_budget_per_min = 50", "cancel_budget_per_min = 60"),
     )
     .unwrap();
     let (code, said) = ctl(&out, &["reload"]);
     assert_eq!(code, 0, "{said}");
     assert!(
-        said.contains("instrument[0].quote.start_offset: 0.5 → 1.0")
+        said.contains("instrument[0].quote.start_offset: 2.0 → 1.0")
             && said.contains("instrument[0].risk.cancel_budget_per_min: 50 → 60"),
         "{said}"
     );
@@ -456,7 +456,7 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
     );
     std::fs::write(
         &cfg,
-        base.replace("start_offset = 0.5 ", "start_offset = -1.0 "),
+        base.replace("start_offset = 2.0 ", "start_offset = -1.0 "),
     )
     .unwrap();
     let (code, said) = ctl(&out, &["reload"]);
@@ -468,7 +468,7 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
     assert!(said.contains("the running config is kept"), "{said}");
     std::fs::write(
         &cfg,
-        base.replace("start_offset = 0.5 ", "start_offset = 1.0 ")
+        base.replace("start_offset = 2.0 ", "start_offset = 1.0 ")
             .replace("tick = \"0.10\"", "tick = \"0.20\""),
     )
     .unwrap();
@@ -477,7 +477,7 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
     assert!(said.contains("instrument definition"), "{said}");
     std::fs::write(
         &cfg,
-        base.replace("start_offset = 0.5 ", "start_offset = 1.5 "),
+        base.replace("start_offset = 2.0 ", "start_offset = 1.5 "),
     )
     .unwrap();
     signal(&run, libc::SIGHUP);
