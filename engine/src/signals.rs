@@ -262,6 +262,300 @@ pub(crate) fn bps_to_ticks(x_bps: Fx, mid_ticks: Fx) -> Fx {
     x_bps.saturating_mul(mid_ticks) / BPS
 }
 
+/// The weight, in seconds, of an exponentially decayed sum observed for `elapsed_ns`:
+/// `∫₀^elapsed 2^(−u/h) du = (h/ln2)·(1 − 2^(−elapsed/h))` (with `full_s = h/ln2` in seconds).
+///
+/// *Why:* dividing a decayed sum of per-event quantities by it gives a rate per second that is
+/// unbiased from the first event on (it is the same decayed sum over a constant rate of 1/s), so
+/// an estimator is usable before it has seen many half-lives.
+#[inline]
+fn decayed_window_s(full_s: Fx, elapsed_ns: i64, h: i64) -> Fx {
+    full_s.saturating_mul(ONE - decay(elapsed_ns, h))
+}
+
+/// `h / ln2` in seconds for a half-life `h` in ns: the weight of a decayed sum over an infinite
+/// past.
+#[inline]
+fn full_window_s(h: i64) -> Fx {
+    fx_div(Fx::from_num(h.max(1)) / NS_PER_S, LN_2)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Realized volatility
+// ---------------------------------------------------------------------------------------------
+
+/// Realized volatility of the mid in event time: a time-decayed variance rate in bps² per
+/// second, and its square root in bps per √s.
+///
+/// *Formula:* on each mid change at time tᵢ, rᵢ = (midᵢ − midᵢ₋₁)/midᵢ₋₁ · 10⁴ (bps). The decayed
+/// sum S(t) = Σ rᵢ²·2^(−(t − tᵢ)/h) is kept incrementally (`S ← S·2^(−Δt/h) + r²`), and
+/// v̂ = S / W with W = (h/ln2)·(1 − 2^(−T/h)) seconds, T the time since the first mid. For a
+/// diffusion with variance rate v, E[S] = v·W, so v̂ estimates v in bps²/s whatever the spacing
+/// of the events (event time: a quiet market adds no terms, a busy one many small ones).
+/// σ̂ = √v̂.
+///
+/// *Why:* the spread must widen with the price risk per unit of time a quote is exposed to;
+/// bps keep σ comparable across instruments and price levels ([`bps_to_ticks`] converts), and a
+/// half-life in time (not in events) keeps the memory the same in quiet and busy markets.
+///
+/// Non-positive mids are ignored; time going backwards counts as no time passing.
+#[derive(Debug, Clone)]
+pub(crate) struct VolEstimator {
+    /// Half-life, ns (≥ 1).
+    half_life_ns: i64,
+    /// h/ln2, seconds.
+    full_s: Fx,
+    /// The last valid mid, ticks (0 until the first).
+    last_mid: Fx,
+    /// Time of the first valid mid, ns.
+    first_ns: i64,
+    /// The latest time seen, ns (never moves back).
+    last_ns: i64,
+    /// The decayed Σ r², bps², as of `last_ns`.
+    sum_r2: Fx,
+}
+
+impl VolEstimator {
+    /// An estimator with a half-life of `half_life_ns` nanoseconds (clamped to ≥ 1).
+    pub(crate) fn new(half_life_ns: i64) -> Self {
+        let h = half_life_ns.max(1);
+        VolEstimator {
+            half_life_ns: h,
+            full_s: full_window_s(h),
+            last_mid: Fx::ZERO,
+            first_ns: 0,
+            last_ns: 0,
+            sum_r2: Fx::ZERO,
+        }
+    }
+
+    /// A new mid (ticks) at `now_ns`. Decays the sum by 2^(−Δt/h), then adds r² (bps²) if the
+    /// mid changed. Mids ≤ 0 are ignored.
+    pub(crate) fn on_mid(&mut self, now_ns: i64, mid: Fx) {
+        if mid <= Fx::ZERO {
+            return;
+        }
+        if self.last_mid == Fx::ZERO {
+            self.last_mid = mid;
+            self.first_ns = now_ns;
+            self.last_ns = now_ns;
+            return;
+        }
+        let dt = now_ns.saturating_sub(self.last_ns);
+        if dt > 0 {
+            self.sum_r2 = self.sum_r2.saturating_mul(decay(dt, self.half_life_ns));
+            self.last_ns = now_ns;
+        }
+        if mid != self.last_mid {
+            let r =
+                fx_div(mid.saturating_sub(self.last_mid), self.last_mid).saturating_mul_int(BPS);
+            self.sum_r2 = self.sum_r2.saturating_add(r.saturating_mul(r));
+            self.last_mid = mid;
+        }
+    }
+
+    /// The variance rate v̂ = S / W, bps² per second, as of the last mid (0 before two mids at
+    /// different times).
+    pub(crate) fn variance_bps2_per_s(&self) -> Fx {
+        let w = decayed_window_s(
+            self.full_s,
+            self.last_ns.saturating_sub(self.first_ns),
+            self.half_life_ns,
+        );
+        if w <= Fx::ZERO {
+            return Fx::ZERO;
+        }
+        fx_div(self.sum_r2, w)
+    }
+
+    /// σ̂ = √v̂, bps per √s: a one-second move of one standard deviation, in bps of the mid.
+    pub(crate) fn sigma_bps_per_sqrt_s(&self) -> Fx {
+        fx_sqrt(self.variance_bps2_per_s())
+    }
+
+    /// At least one half-life of mids seen (from the first valid mid to the latest time): before
+    /// that, σ̂ rests on too few moves to size a spread.
+    pub(crate) fn warmed_up(&self) -> bool {
+        self.last_mid > Fx::ZERO && self.last_ns.saturating_sub(self.first_ns) >= self.half_life_ns
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Order-flow toxicity
+// ---------------------------------------------------------------------------------------------
+
+/// Most volume buckets [`Toxicity`] keeps.
+pub(crate) const MAX_BUCKETS: usize = 64;
+/// Largest bucket, lots (2⁵⁶): keeps n · bucket ≤ 2⁶² inside `Fx` and `i64`.
+pub(crate) const MAX_BUCKET_LOTS: i64 = 1 << 56;
+
+/// Order-flow toxicity from public trades: VPIN over volume buckets, and a time-decayed trade
+/// imbalance.
+///
+/// *Formulas:* the tape is cut into buckets of exactly `bucket_lots` lots (a trade that spans a
+/// boundary is split across the buckets); with Bᵢ, Sᵢ the aggressive buy and sell lots of bucket
+/// i, VPIN = Σ|Bᵢ − Sᵢ| / (n · bucket) over the last n full buckets (Easley, López de Prado,
+/// O'Hara, "Flow Toxicity and Liquidity in a High-Frequency World", Rev. Financ. Stud. 25(5),
+/// 2012), in [0, 1]. The imbalance keeps decayed sums B(t) = Σ buy qtyᵢ·2^(−(t−tᵢ)/h) and S(t)
+/// likewise and reports (B − S)/(B + S) at the last trade, itself faded by 2^(−age/h) with the
+/// age of that trade, in [−1, 1].
+///
+/// *Why:* one-sided aggressive flow means informed traders are taking the maker's quotes
+/// (adverse selection): VPIN measures it in volume time (the clock of information arrival), the
+/// imbalance gives its direction in calendar time, and fading it when the tape goes quiet stops
+/// an old burst from skewing quotes for good.
+///
+/// Trades with `qty_lots ≤ 0` are ignored; time going backwards counts as no time passing.
+#[derive(Debug, Clone)]
+pub(crate) struct Toxicity {
+    /// Lots a bucket (1..=`MAX_BUCKET_LOTS`).
+    bucket_lots: i64,
+    /// Buckets in the VPIN window (1..=`MAX_BUCKETS`).
+    n: usize,
+    /// |B − S| of the last full buckets, a ring; lots.
+    ring: [i64; MAX_BUCKETS],
+    /// Next slot of `ring` to write.
+    head: usize,
+    /// Full buckets in `ring` (≤ n).
+    full: usize,
+    /// Σ ring over the full buckets, lots (≤ n · bucket ≤ 2⁶²).
+    sum_abs: i64,
+    /// Buy lots in the bucket being filled.
+    cur_buy: i64,
+    /// Sell lots in the bucket being filled.
+    cur_sell: i64,
+    /// Imbalance half-life, ns (≥ 1).
+    half_life_ns: i64,
+    /// Decayed aggressive buy lots, as of `last_ns`.
+    buy: Fx,
+    /// Decayed aggressive sell lots, as of `last_ns`.
+    sell: Fx,
+    /// The latest trade time, ns (never moves back).
+    last_ns: i64,
+    /// Whether a trade was seen.
+    started: bool,
+}
+
+impl Toxicity {
+    /// Buckets of `bucket_lots` lots (clamped to 1..=2⁵⁶), a VPIN window of `buckets` buckets
+    /// (clamped to 1..=64), an imbalance half-life of `imbalance_half_life_ns` ns (≥ 1).
+    pub(crate) fn new(bucket_lots: i64, buckets: usize, imbalance_half_life_ns: i64) -> Self {
+        Toxicity {
+            bucket_lots: bucket_lots.clamp(1, MAX_BUCKET_LOTS),
+            n: buckets.clamp(1, MAX_BUCKETS),
+            ring: [0; MAX_BUCKETS],
+            head: 0,
+            full: 0,
+            sum_abs: 0,
+            cur_buy: 0,
+            cur_sell: 0,
+            half_life_ns: imbalance_half_life_ns.max(1),
+            buy: Fx::ZERO,
+            sell: Fx::ZERO,
+            last_ns: 0,
+            started: false,
+        }
+    }
+
+    /// Closes a bucket with imbalance `abs` lots.
+    #[inline]
+    fn push_bucket(&mut self, abs: i64) {
+        if self.full == self.n {
+            self.sum_abs -= self.ring[self.head];
+        } else {
+            self.full += 1;
+        }
+        self.ring[self.head] = abs;
+        self.sum_abs += abs;
+        self.head = if self.head + 1 == self.n {
+            0
+        } else {
+            self.head + 1
+        };
+    }
+
+    /// Adds `lots` (< room in the current bucket, or exactly filling it) to one side.
+    #[inline]
+    fn add_to_bucket(&mut self, lots: i64, buy: bool) {
+        if buy {
+            self.cur_buy += lots;
+        } else {
+            self.cur_sell += lots;
+        }
+        if self.cur_buy + self.cur_sell == self.bucket_lots {
+            self.push_bucket((self.cur_buy - self.cur_sell).abs());
+            self.cur_buy = 0;
+            self.cur_sell = 0;
+        }
+    }
+
+    /// A public trade of `qty_lots` at `now_ns`; `aggressor_is_buy` when the taker bought
+    /// (Binance `m == false`). O(min(qty / bucket, n)): a trade of many buckets closes at most
+    /// n of them, the older ones would leave the window anyway.
+    pub(crate) fn on_trade(&mut self, now_ns: i64, qty_lots: i64, aggressor_is_buy: bool) {
+        if qty_lots <= 0 {
+            return;
+        }
+        // The imbalance sums.
+        if self.started {
+            let dt = now_ns.saturating_sub(self.last_ns);
+            if dt > 0 {
+                let d = decay(dt, self.half_life_ns);
+                self.buy = self.buy.saturating_mul(d);
+                self.sell = self.sell.saturating_mul(d);
+                self.last_ns = now_ns;
+            }
+        } else {
+            self.started = true;
+            self.last_ns = now_ns;
+        }
+        let q = Fx::from_num(qty_lots);
+        if aggressor_is_buy {
+            self.buy = self.buy.saturating_add(q);
+        } else {
+            self.sell = self.sell.saturating_add(q);
+        }
+        // The buckets: top up the open one, then whole buckets, then the remainder.
+        let room = self.bucket_lots - (self.cur_buy + self.cur_sell);
+        let first = qty_lots.min(room);
+        self.add_to_bucket(first, aggressor_is_buy);
+        let rest = qty_lots - first;
+        if rest > 0 {
+            let whole = rest / self.bucket_lots;
+            for _ in 0..whole.min(self.n as i64) {
+                self.push_bucket(self.bucket_lots);
+            }
+            let rem = rest % self.bucket_lots;
+            if rem > 0 {
+                self.add_to_bucket(rem, aggressor_is_buy);
+            }
+        }
+    }
+
+    /// VPIN = Σ|Bᵢ − Sᵢ| / (n · bucket) over the last n full buckets, in [0, 1]: 0 for balanced
+    /// flow, 1 for one-sided flow. `None` until n buckets have filled.
+    pub(crate) fn vpin(&self) -> Option<Fx> {
+        if self.full < self.n {
+            return None;
+        }
+        let den = self.n as i64 * self.bucket_lots;
+        Some(fx_div(Fx::from_num(self.sum_abs), Fx::from_num(den)).clamp(Fx::ZERO, ONE))
+    }
+
+    /// The trade imbalance (B − S)/(B + S) of the decayed buy and sell lots, faded by
+    /// 2^(−(now − last trade)/h): in [−1, 1], positive when buyers are aggressive, 0 with no
+    /// trades. A `now_ns` before the last trade counts as no age.
+    pub(crate) fn imbalance(&self, now_ns: i64) -> Fx {
+        let total = self.buy.saturating_add(self.sell);
+        if !self.started || total <= Fx::ZERO {
+            return Fx::ZERO;
+        }
+        let ratio = fx_div(self.buy - self.sell, total).clamp(-ONE, ONE);
+        let fade = decay(now_ns.saturating_sub(self.last_ns), self.half_life_ns);
+        ratio.saturating_mul(fade).clamp(-ONE, ONE)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +761,244 @@ mod tests {
         assert_eq!(ns_ratio(i64::MAX, 1), Fx::from_num(i64::MAX));
         assert_eq!(decay(i64::MAX, 1), Fx::ZERO);
         assert_eq!(decay(10, 10), Fx::lit("0.5"));
+    }
+
+    // ---- VolEstimator -------------------------------------------------------------------
+
+    /// The same estimator in f64: decayed Σ r² over the closed-form window.
+    struct VolRef {
+        h: f64,
+        last_mid: f64,
+        first: f64,
+        last: f64,
+        s: f64,
+    }
+
+    impl VolRef {
+        fn new(h_ns: i64) -> Self {
+            VolRef {
+                h: h_ns as f64,
+                last_mid: 0.0,
+                first: 0.0,
+                last: 0.0,
+                s: 0.0,
+            }
+        }
+        fn on_mid(&mut self, now: i64, mid: f64) {
+            let now = now as f64;
+            if self.last_mid == 0.0 {
+                (self.last_mid, self.first, self.last) = (mid, now, now);
+                return;
+            }
+            if now > self.last {
+                self.s *= 2f64.powf(-(now - self.last) / self.h);
+                self.last = now;
+            }
+            let r = (mid - self.last_mid) / self.last_mid * 1e4;
+            self.s += r * r;
+            self.last_mid = mid;
+        }
+        fn sigma(&self) -> f64 {
+            let w = self.h / 1e9 / std::f64::consts::LN_2
+                * (1.0 - 2f64.powf(-(self.last - self.first) / self.h));
+            (self.s / w).sqrt()
+        }
+    }
+
+    /// A geometric random walk of the mid with σ bps per √s, at random (exponential) intervals
+    /// of mean `mean_dt_ns`; the estimator after `steps` moves, and the f64 reference.
+    fn vol_walk(seed: u64, sigma: f64, mean_dt_ns: f64, h_ns: i64, steps: usize) -> (Fx, f64) {
+        let mut rng = Lcg::new(seed);
+        let mut est = VolEstimator::new(h_ns);
+        let mut reference = VolRef::new(h_ns);
+        let mut mid = 600_000.0f64;
+        let mut t: i64 = 1_000;
+        for _ in 0..steps {
+            let dt = (-rng.unit().ln() * mean_dt_ns).max(1.0) as i64;
+            t += dt;
+            mid *= 1.0 + sigma * (dt as f64 / 1e9).sqrt() * rng.normal() / 1e4;
+            let m = fx(mid);
+            est.on_mid(t, m);
+            reference.on_mid(t, f(m));
+        }
+        (est.sigma_bps_per_sqrt_s(), reference.sigma())
+    }
+
+    #[test]
+    fn vol_recovers_sigma_of_a_random_walk_within_10_percent() {
+        // Several σ, event spacings and seeds; half-life 60 s, 10 minutes of data.
+        for (seed, sigma, mean_dt) in [
+            (11, 2.0, 100e6),
+            (12, 0.5, 50e6),
+            (13, 8.0, 200e6),
+            (14, 2.0, 20e6),
+        ] {
+            let steps = (600e9 / mean_dt) as usize;
+            let (got, reference) = vol_walk(seed, sigma, mean_dt, 60_000_000_000, steps);
+            let got = f(got);
+            assert!(
+                (got - sigma).abs() <= 0.10 * sigma,
+                "σ {sigma}: estimated {got}"
+            );
+            assert!(
+                (got - reference).abs() <= 1e-9 * reference,
+                "fixed {got} vs f64 {reference}"
+            );
+        }
+    }
+
+    #[test]
+    fn vol_basics() {
+        let mut v = VolEstimator::new(1_000);
+        assert_eq!(v.sigma_bps_per_sqrt_s(), Fx::ZERO);
+        assert!(!v.warmed_up());
+        v.on_mid(0, Fx::from_num(100));
+        // +1% in 1 µs: r = 100 bps, S = 10⁴, W = (1 µs/ln2)(1 − 2^−1) = 0.5 µs/ln2.
+        v.on_mid(1_000, Fx::from_num(101));
+        assert!(v.warmed_up());
+        let want = 1e4 / (1e-6 / std::f64::consts::LN_2 * 0.5);
+        assert!((f(v.variance_bps2_per_s()) - want).abs() < 1e-9 * want);
+        // Ignored: non-positive mids; an unchanged mid adds nothing; backwards time decays nothing.
+        let before = v.clone();
+        v.on_mid(2_000, Fx::ZERO);
+        v.on_mid(2_000, -ONE);
+        v.on_mid(-5, Fx::from_num(101));
+        assert_eq!(v.sum_r2, before.sum_r2);
+        assert_eq!(v.last_ns, 1_000);
+    }
+
+    #[test]
+    fn vol_is_deterministic() {
+        let a = vol_walk(21, 3.0, 10e6, 5_000_000_000, 5_000);
+        let b = vol_walk(21, 3.0, 10e6, 5_000_000_000, 5_000);
+        assert_eq!(a.0.to_bits(), b.0.to_bits());
+    }
+
+    // ---- Toxicity -----------------------------------------------------------------------
+
+    /// VPIN the slow way: each trade split lot-chunk by lot-chunk into a list of buckets.
+    fn vpin_ref(trades: &[(i64, bool)], bucket: i64, n: usize) -> Option<f64> {
+        let mut done: Vec<(i64, i64)> = Vec::new();
+        let (mut b, mut s) = (0i64, 0i64);
+        for &(q, buy) in trades {
+            let mut q = q;
+            while q > 0 {
+                let take = q.min(bucket - b - s);
+                if buy {
+                    b += take;
+                } else {
+                    s += take;
+                }
+                q -= take;
+                if b + s == bucket {
+                    done.push((b, s));
+                    (b, s) = (0, 0);
+                }
+            }
+        }
+        if done.len() < n {
+            return None;
+        }
+        let sum: i64 = done[done.len() - n..]
+            .iter()
+            .map(|(b, s)| (b - s).abs())
+            .sum();
+        Some(sum as f64 / (n as f64 * bucket as f64))
+    }
+
+    #[test]
+    fn vpin_is_one_for_one_sided_flow_and_zero_for_alternating() {
+        let mut t = Toxicity::new(100, 10, 1_000_000_000);
+        for i in 0..30 {
+            t.on_trade(i, 37, true);
+            if i < 26 {
+                assert_eq!(t.vpin(), None, "{i}: fewer than 10 buckets");
+            }
+        }
+        assert_eq!(t.vpin(), Some(ONE));
+        assert_eq!(t.imbalance(29), ONE);
+        assert!(t.imbalance(1_000_000_029) < ONE / 2 + Fx::DELTA * 4);
+        let mut t = Toxicity::new(100, 10, 1_000_000_000);
+        for i in 0..1_000 {
+            t.on_trade(i, 10, i % 2 == 0);
+        }
+        assert_eq!(t.vpin(), Some(Fx::ZERO));
+        assert!(f(t.imbalance(1_000)).abs() < 0.01);
+        // Alternating sizes that do not divide the bucket: close to zero.
+        let mut t = Toxicity::new(100, 20, 1_000_000_000);
+        for i in 0..5_000 {
+            t.on_trade(i, 7, i % 2 == 0);
+        }
+        assert!(f(t.vpin().unwrap()) <= 0.07);
+    }
+
+    #[test]
+    fn a_trade_spanning_buckets_is_split() {
+        let mut t = Toxicity::new(10, 3, 1);
+        t.on_trade(0, 4, false); // bucket 1: 4 sells
+        t.on_trade(0, 21, true); // 6 buys close bucket 1 (|6−4| = 2), 10, then 5 open
+        assert_eq!(t.vpin(), None);
+        assert_eq!((t.full, t.sum_abs, t.cur_buy, t.cur_sell), (2, 12, 5, 0));
+        t.on_trade(0, 5, false); // closes bucket 3 at |5 − 5| = 0
+        assert_eq!(t.vpin(), Some(Fx::from_num(12) / 30));
+        // A huge one-sided trade fills the whole window.
+        t.on_trade(0, i64::MAX, false);
+        assert_eq!(t.vpin(), Some(ONE));
+    }
+
+    #[test]
+    fn vpin_and_imbalance_match_f64_references_on_random_flow() {
+        let h = 2_000_000_000i64;
+        for seed in 0..8u64 {
+            let mut rng = Lcg::new(100 + seed);
+            let bucket = 50 + (rng.next_u64() % 500) as i64;
+            let n = 1 + (rng.next_u64() % 64) as usize;
+            let mut t = Toxicity::new(bucket, n, h);
+            let mut trades = Vec::new();
+            let (mut b, mut s, mut last) = (0.0f64, 0.0f64, 0i64);
+            let mut now = 0i64;
+            let p_buy = rng.unit();
+            for _ in 0..3_000 {
+                now += (rng.unit() * 1e8) as i64;
+                let q = 1 + (rng.next_u64() % (3 * bucket as u64)) as i64;
+                let buy = rng.unit() < p_buy;
+                t.on_trade(now, q, buy);
+                trades.push((q, buy));
+                let d = 2f64.powf(-((now - last) as f64) / h as f64);
+                (b, s, last) = (b * d, s * d, now);
+                if buy {
+                    b += q as f64;
+                } else {
+                    s += q as f64;
+                }
+                let want = vpin_ref(&trades, bucket, n);
+                match (t.vpin(), want) {
+                    (None, None) => {}
+                    (Some(got), Some(want)) => assert!((f(got) - want).abs() < 1e-15),
+                    (got, want) => panic!("vpin {got:?} vs {want:?}"),
+                }
+            }
+            for age in [0i64, 1_000_000_000, 10_000_000_000] {
+                let want = (b - s) / (b + s) * 2f64.powf(-(age as f64) / h as f64);
+                let got = f(t.imbalance(now + age));
+                assert!((got - want).abs() < 1e-12, "imbalance {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn toxicity_is_deterministic() {
+        let run = || {
+            let mut rng = Lcg::new(7);
+            let mut t = Toxicity::new(333, 50, 500_000_000);
+            let mut now = 0;
+            for _ in 0..10_000 {
+                now += (rng.next_u64() % 10_000_000) as i64;
+                t.on_trade(now, 1 + (rng.next_u64() % 1_000) as i64, rng.unit() < 0.6);
+            }
+            (t.vpin().map(Fx::to_bits), t.imbalance(now + 123).to_bits())
+        };
+        assert_eq!(run(), run());
     }
 
     proptest! {
