@@ -556,6 +556,295 @@ impl Toxicity {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Order-arrival intensity
+// ---------------------------------------------------------------------------------------------
+
+/// Most distance bins [`IntensityFit`] keeps.
+pub(crate) const MAX_BINS: usize = 32;
+/// Widest bin, ticks (2²⁰): keeps the regression's sums of squared distances inside `Fx`.
+pub(crate) const MAX_BIN_WIDTH_TICKS: i64 = 1 << 20;
+/// Least decayed count (trades) a bin needs to enter the fit.
+const MIN_BIN_COUNT: Fx = Fx::ONE;
+/// Half-lives after which the stored counts are rebased (the weight of a new trade stays
+/// below 2¹⁶).
+const REBASE_HALF_LIVES: i64 = 16;
+
+/// The order-arrival intensity λ(δ) = A·e^(−κδ) — the rate (per second) at which trades reach δ
+/// ticks from the mid — fitted online from the public tape.
+///
+/// *Counting:* each trade's distance from the mid at that time, |δ| in ticks, falls in bin
+/// i = ⌊|δ| / w⌋ of `bins` bins of `w` ticks (trades beyond the last bin are not counted); each
+/// bin keeps a time-decayed count cᵢ(t) = Σ 2^(−(t − tₖ)/h) over its trades. The decay is lazy:
+/// counts are stored relative to a reference time t₀ (a trade adds 2^((t − t₀)/h)), and rebased
+/// once t − t₀ reaches 16 half-lives, so a trade costs one [`fx_pow2`] and one add whatever the
+/// number of bins.
+///
+/// *Fit:* the rate of bin i is ρᵢ = cᵢ / W (per second, W the decayed window of
+/// [`VolEstimator`]); over the bins with cᵢ ≥ 1, least squares of yᵢ = ln ρᵢ on the bin centre
+/// xᵢ = (i + ½)·w gives the slope −κ and the intercept ln a. If λ(δ) = A·e^(−κδ) is the rate of
+/// trades reaching δ, the rate landing in [iw, (i+1)w) is λ(iw) − λ((i+1)w)
+/// = A·e^(−κxᵢ)·2·sinh(κw/2), so A = a / (2·sinh(κw/2)). This holds for integer distances too
+/// (a bin then holds the distances iw..(i+1)w−1).
+///
+/// *Why:* GLFT and Avellaneda–Stoikov price the fill probability of a quote δ ticks away as
+/// A·e^(−κδ); fitting it online on the traded distances keeps the half-spread in step with how
+/// deep the flow actually reaches. The A returned is that tail intensity (what the closed forms
+/// take); [`IntensityFit::bin_fit`] gives the raw per-bin regression.
+///
+/// Time going backwards counts as no time passing.
+#[derive(Debug, Clone)]
+pub(crate) struct IntensityFit {
+    /// Bins (1..=`MAX_BINS`).
+    bins: usize,
+    /// Bin width, ticks (1..=`MAX_BIN_WIDTH_TICKS`).
+    width: i64,
+    /// Half-life, ns (≥ 1).
+    half_life_ns: i64,
+    /// h/ln2, seconds.
+    full_s: Fx,
+    /// Decayed counts relative to `ref_ns`: the count at t is `counts[i] · 2^(−(t − ref)/h)`.
+    counts: [Fx; MAX_BINS],
+    /// The reference time of `counts`, ns.
+    ref_ns: i64,
+    /// The first trade's time, ns.
+    first_ns: i64,
+    /// The latest trade's time, ns (never moves back).
+    last_ns: i64,
+    /// Whether a trade was seen.
+    started: bool,
+}
+
+impl IntensityFit {
+    /// `bins` bins (clamped to 1..=32; the fit needs 2) of `bin_width_ticks` ticks (clamped to
+    /// 1..=2²⁰), counts with a half-life of `half_life_ns` ns (≥ 1).
+    pub(crate) fn new(bins: usize, bin_width_ticks: i64, half_life_ns: i64) -> Self {
+        let h = half_life_ns.max(1);
+        IntensityFit {
+            bins: bins.clamp(1, MAX_BINS),
+            width: bin_width_ticks.clamp(1, MAX_BIN_WIDTH_TICKS),
+            half_life_ns: h,
+            full_s: full_window_s(h),
+            counts: [Fx::ZERO; MAX_BINS],
+            ref_ns: 0,
+            first_ns: 0,
+            last_ns: 0,
+            started: false,
+        }
+    }
+
+    /// A public trade at `now_ns`, `distance_ticks` from the mid at that time (either sign:
+    /// buys above, sells below).
+    pub(crate) fn on_trade(&mut self, now_ns: i64, distance_ticks: i64) {
+        if !self.started {
+            self.started = true;
+            self.first_ns = now_ns;
+            self.last_ns = now_ns;
+            self.ref_ns = now_ns;
+        } else if now_ns > self.last_ns {
+            self.last_ns = now_ns;
+        }
+        let mut age = ns_ratio(self.last_ns.saturating_sub(self.ref_ns), self.half_life_ns);
+        if age >= Fx::const_from_int(REBASE_HALF_LIVES as i128) {
+            let d = fx_pow2_neg(age);
+            for c in &mut self.counts[..self.bins] {
+                *c = c.saturating_mul(d);
+            }
+            self.ref_ns = self.last_ns;
+            age = Fx::ZERO;
+        }
+        let bin = distance_ticks.unsigned_abs() / self.width.unsigned_abs();
+        if bin < self.bins as u64 {
+            let c = &mut self.counts[bin as usize];
+            *c = c.saturating_add(fx_pow2(age));
+        }
+    }
+
+    /// The decayed count of trades in bin `i` as of the last trade.
+    pub(crate) fn count(&self, i: usize) -> Fx {
+        if i >= self.bins {
+            return Fx::ZERO;
+        }
+        let d = decay(self.last_ns.saturating_sub(self.ref_ns), self.half_life_ns);
+        self.counts[i].saturating_mul(d)
+    }
+
+    /// The regression on the bins themselves: `(a, κ)` with ρ(x) = a·e^(−κx) the rate per second
+    /// of trades landing in the bin centred at x (a per second per bin, κ per tick). `None`
+    /// with fewer than two bins holding a decayed count ≥ 1, with no elapsed time, or if κ ≤ 0
+    /// (rates not falling with distance).
+    pub(crate) fn bin_fit(&self) -> Option<(Fx, Fx)> {
+        if !self.started {
+            return None;
+        }
+        let w = decayed_window_s(
+            self.full_s,
+            self.last_ns.saturating_sub(self.first_ns),
+            self.half_life_ns,
+        );
+        if w <= Fx::ZERO {
+            return None;
+        }
+        let mut xs = [Fx::ZERO; MAX_BINS];
+        let mut ys = [Fx::ZERO; MAX_BINS];
+        let mut k = 0usize;
+        let half_w = Fx::from_num(self.width) / 2;
+        for i in 0..self.bins {
+            let c = self.count(i);
+            if c >= MIN_BIN_COUNT {
+                xs[k] = Fx::from_num(i as i64 * self.width) + half_w;
+                ys[k] = fx_ln(fx_div(c, w));
+                k += 1;
+            }
+        }
+        if k < 2 {
+            return None;
+        }
+        let (xs, ys) = (&xs[..k], &ys[..k]);
+        let kn = k as i128;
+        let x_mean = xs.iter().fold(Fx::ZERO, |a, &x| a.saturating_add(x)) / kn;
+        let y_mean = ys.iter().fold(Fx::ZERO, |a, &y| a.saturating_add(y)) / kn;
+        let (mut sxx, mut sxy) = (Fx::ZERO, Fx::ZERO);
+        for (&x, &y) in xs.iter().zip(ys) {
+            let dx = x - x_mean;
+            sxx = sxx.saturating_add(dx.saturating_mul(dx));
+            sxy = sxy.saturating_add(dx.saturating_mul(y.saturating_sub(y_mean)));
+        }
+        let kappa = -fx_div(sxy, sxx);
+        if kappa <= Fx::ZERO {
+            return None;
+        }
+        let a = fx_exp(y_mean.saturating_add(kappa.saturating_mul(x_mean)));
+        Some((a, kappa))
+    }
+
+    /// The fitted intensity: `(A, κ)` with λ(δ) = A·e^(−κδ) the rate per second of trades that
+    /// reach δ ticks from the mid (A per second, κ per tick), A = a / (2·sinh(κw/2)) from
+    /// [`IntensityFit::bin_fit`]. `None` as there, or if κw is so small that the conversion is
+    /// lost in the resolution.
+    pub(crate) fn fit(&self) -> Option<(Fx, Fx)> {
+        let (a, kappa) = self.bin_fit()?;
+        let h = kappa.saturating_mul_int(i128::from(self.width)) / 2;
+        let two_sinh = fx_exp(h).saturating_sub(fx_exp(-h));
+        if two_sinh <= Fx::ZERO {
+            return None;
+        }
+        Some((fx_div(a, two_sinh), kappa))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Closed-form quotes
+// ---------------------------------------------------------------------------------------------
+
+/// Below this ξΔ/κ, GLFT's c₁ and its power term take their ξ → 0 limits (1/κ and e): the
+/// exact form divides a vanishing logarithm by a vanishing ξΔ.
+const XI_DELTA_OVER_KAPPA_EPS: Fx = Fx::lit("0.000000001");
+
+/// Parameters of the GLFT closed form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GlftParams {
+    /// γ, risk aversion, per tick per unit of inventory (the units of `delta`).
+    pub(crate) gamma: Fx,
+    /// Δ, the order size, in the units inventory q is counted in (1 when q is in multiples of
+    /// the quote size).
+    pub(crate) delta: Fx,
+    /// ξ, the utility's risk parameter: ξ = γ for the CARA model of the paper, ξ = 0 for the
+    /// risk-adjusted-expectation model (c₁ = 1/κ); units of γ.
+    pub(crate) xi: Fx,
+}
+
+/// The Guéant–Lehalle–Fernandez-Tapia closed-form approximation of the optimal quotes for an
+/// infinite horizon: `(half_spread, skew)` in ticks, where
+/// bid depth = half_spread + skew·q and ask depth = half_spread − skew·q
+/// (depths below/above the fair price, q the signed inventory in the units of Δ).
+///
+/// *Formula* (Guéant, "Optimal market making", Applied Mathematical Finance 24(2), 2017,
+/// eqs. 4.6–4.7, after Guéant, Lehalle and Fernandez-Tapia, "Dealing with the inventory risk: a
+/// solution to the market making problem", Mathematics and Financial Economics 7(4), 2013; the
+/// same split into c₁, c₂ as `hftbacktest`'s GLFT grid-trading tutorial):
+/// c₁ = (1/(ξΔ))·ln(1 + ξΔ/κ), c₂ = √( γ/(2AΔκ) · (1 + ξΔ/κ)^(κ/(ξΔ)+1) ),
+/// half_spread = c₁ + (Δ/2)·σ·c₂, skew = σ·c₂. With ξΔ/κ → 0: c₁ = 1/κ, the power is e.
+///
+/// *Units:* σ in ticks per √s ([`bps_to_ticks`] of [`VolEstimator::sigma_bps_per_sqrt_s`]),
+/// A per second and κ per tick ([`IntensityFit::fit`]), γ and ξ per tick per unit of Δ. Time
+/// enters only as σ²/A, so any time unit works if σ² and A share it.
+///
+/// *Why:* a spread and an inventory skew derived from measured volatility and fill intensity
+/// instead of fixed offsets: wider when the price is riskier or the flow thinner, skewed in
+/// proportion to the risk the inventory carries.
+///
+/// `q_lots` does not enter the closed form (the depths are affine in q; the caller applies the
+/// skew) and is accepted only for the caller's convenience. Invalid models (A ≤ 0, κ ≤ 0 or
+/// Δ ≤ 0) give `(Fx::MAX, 0)`: no finite spread is justified; negative γ, ξ and σ count as 0.
+pub(crate) fn glft(params: &GlftParams, q_lots: i64, sigma: Fx, a: Fx, kappa: Fx) -> (Fx, Fx) {
+    let _ = q_lots;
+    let delta = params.delta;
+    if a <= Fx::ZERO || kappa <= Fx::ZERO || delta <= Fx::ZERO {
+        return (Fx::MAX, Fx::ZERO);
+    }
+    let gamma = params.gamma.max(Fx::ZERO);
+    let xi = params.xi.max(Fx::ZERO);
+    let sigma = sigma.max(Fx::ZERO);
+    let xd = xi.saturating_mul(delta);
+    let u = fx_div(xd, kappa); // ξΔ/κ
+    let (c1, power) = if u < XI_DELTA_OVER_KAPPA_EPS {
+        (fx_div(ONE, kappa), Fx::E)
+    } else {
+        let l = fx_ln(ONE.saturating_add(u));
+        let expo = fx_div(kappa, xd).saturating_add(ONE);
+        (fx_div(l, xd), fx_exp(expo.saturating_mul(l)))
+    };
+    let den = a
+        .saturating_mul(delta)
+        .saturating_mul(kappa)
+        .saturating_mul_int(2);
+    if den <= Fx::ZERO {
+        return (Fx::MAX, Fx::ZERO);
+    }
+    let c2 = fx_sqrt(fx_div(gamma, den).saturating_mul(power));
+    let skew = sigma.saturating_mul(c2);
+    let half = c1.saturating_add((delta / 2).saturating_mul(skew));
+    (half, skew)
+}
+
+/// The Avellaneda–Stoikov quotes for a horizon T: `(reservation offset, half spread)` in ticks;
+/// the reservation price is fair value + offset, quotes at reservation ± half spread.
+///
+/// *Formula* (Avellaneda and Stoikov, "High-frequency trading in a limit order book",
+/// Quantitative Finance 8(3), 2008): r − s = −q·γ·σ²·T, spread = γσ²T + (2/γ)·ln(1 + γ/κ),
+/// half spread = spread / 2; with γ/κ → 0 the second term is 2/κ.
+///
+/// *Units:* γ per tick per unit of q, σ ticks per √s, κ per tick, T seconds, q signed inventory
+/// (lots, or whatever unit γ is per).
+///
+/// *Why:* the finite-horizon baseline GLFT refines; useful to compare against and as a
+/// fallback. κ ≤ 0 gives a half spread of `Fx::MAX`; negative γ and T count as 0.
+pub(crate) fn avellaneda_stoikov(
+    gamma: Fx,
+    sigma: Fx,
+    kappa: Fx,
+    horizon_s: Fx,
+    q: Fx,
+) -> (Fx, Fx) {
+    let gamma = gamma.max(Fx::ZERO);
+    let t = horizon_s.max(Fx::ZERO);
+    let risk = gamma
+        .saturating_mul(sigma.saturating_mul(sigma))
+        .saturating_mul(t);
+    let offset = q.saturating_mul(risk).saturating_neg();
+    if kappa <= Fx::ZERO {
+        return (offset, Fx::MAX);
+    }
+    let u = fx_div(gamma, kappa);
+    let liquidity = if u < XI_DELTA_OVER_KAPPA_EPS {
+        fx_div(Fx::const_from_int(2), kappa)
+    } else {
+        fx_div(fx_ln(ONE.saturating_add(u)).saturating_mul_int(2), gamma)
+    };
+    (offset, risk.saturating_add(liquidity) / 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -999,6 +1288,370 @@ mod tests {
             (t.vpin().map(Fx::to_bits), t.imbalance(now + 123).to_bits())
         };
         assert_eq!(run(), run());
+    }
+
+    // ---- IntensityFit -------------------------------------------------------------------
+
+    /// Trades whose distances have the tail P(δ ≥ x) = e^(−κx) arriving at A per second, for
+    /// `secs` seconds: stratified quantiles with a random offset per second (unbiased, low
+    /// variance). Feeds the estimator and returns the f64 reference fit of the same trades.
+    fn feed_exponential(
+        fit: &mut IntensityFit,
+        seed: u64,
+        a: f64,
+        kappa: f64,
+        secs: i64,
+    ) -> Option<(f64, f64)> {
+        let (bins, width, h) = (fit.bins, fit.width as f64, fit.half_life_ns as f64);
+        let mut rng = Lcg::new(seed);
+        let mut counts = vec![0.0f64; bins];
+        let (mut first, mut last) = (None, 0i64);
+        let per_s = a as i64;
+        for s in 0..secs {
+            let offset = rng.unit();
+            for j in 0..per_s {
+                let now = s * 1_000_000_000 + j * (1_000_000_000 / per_s);
+                let u = (j as f64 + offset) / per_s as f64;
+                let d = (-u.ln() / kappa).floor() as i64;
+                let d = if rng.unit() < 0.5 { d } else { -d };
+                fit.on_trade(now, d);
+                first.get_or_insert(now);
+                let decay = 2f64.powf(-((now - last) as f64) / h);
+                counts.iter_mut().for_each(|c| *c *= decay);
+                last = now;
+                let bin = (d.unsigned_abs() as f64 / width).floor() as usize;
+                if bin < bins {
+                    counts[bin] += 1.0;
+                }
+            }
+        }
+        // The reference regression.
+        let w = h / 1e9 / std::f64::consts::LN_2 * (1.0 - 2f64.powf(-((last - first?) as f64) / h));
+        let pts: Vec<(f64, f64)> = (0..bins)
+            .filter(|&i| counts[i] >= 1.0)
+            .map(|i| ((i as f64 + 0.5) * width, (counts[i] / w).ln()))
+            .collect();
+        let n = pts.len() as f64;
+        let xm = pts.iter().map(|p| p.0).sum::<f64>() / n;
+        let ym = pts.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = pts.iter().map(|p| (p.0 - xm).powi(2)).sum();
+        let sxy: f64 = pts.iter().map(|p| (p.0 - xm) * (p.1 - ym)).sum();
+        let k = -sxy / sxx;
+        let a_bin = (ym + k * xm).exp();
+        Some((a_bin / (2.0 * (k * width / 2.0).sinh()), k))
+    }
+
+    #[test]
+    fn intensity_recovers_a_and_kappa_within_5_percent() {
+        for (seed, a, kappa, bins, width) in [
+            (31, 200.0, 0.4, 12, 1),
+            (32, 50.0, 0.15, 20, 2),
+            (33, 1_000.0, 1.2, 6, 1),
+            (34, 100.0, 0.05, 16, 5),
+        ] {
+            let mut fit = IntensityFit::new(bins, width, 30_000_000_000);
+            let reference = feed_exponential(&mut fit, seed, a, kappa, 300).unwrap();
+            let (got_a, got_k) = fit.fit().expect("a fit");
+            let (got_a, got_k) = (f(got_a), f(got_k));
+            assert!(
+                (got_k - kappa).abs() <= 0.05 * kappa,
+                "κ {kappa}: fitted {got_k}"
+            );
+            assert!((got_a - a).abs() <= 0.05 * a, "A {a}: fitted {got_a}");
+            assert!((got_k - reference.1).abs() <= 1e-9 * reference.1);
+            assert!((got_a - reference.0).abs() <= 1e-9 * reference.0);
+        }
+    }
+
+    #[test]
+    fn intensity_needs_two_bins_and_a_falling_rate() {
+        let mut fit = IntensityFit::new(8, 1, 1_000_000_000);
+        assert_eq!(fit.fit(), None);
+        for i in 0..100 {
+            fit.on_trade(i * 1_000_000, 0);
+        }
+        assert_eq!(fit.fit(), None, "one bin");
+        for i in 0..100 {
+            fit.on_trade(100_000_000 + i * 1_000_000, 3);
+        }
+        assert_eq!(fit.fit(), None, "flat rate: κ = 0");
+        for i in 0..100 {
+            fit.on_trade(200_000_000 + i * 1_000_000, -3);
+        }
+        assert_eq!(fit.fit(), None, "rising rate: κ < 0");
+        // Far beyond the bins: not counted.
+        let before = fit.counts;
+        fit.on_trade(300_000_000, 8);
+        fit.on_trade(300_000_000, i64::MIN);
+        assert_eq!(fit.count(7), Fx::ZERO);
+        assert_eq!(fit.counts, before);
+        // All trades at one instant: no elapsed time, no rate.
+        let mut fit = IntensityFit::new(8, 1, 1_000_000_000);
+        for d in [0, 0, 0, 1, 1, 2] {
+            fit.on_trade(5, d);
+        }
+        assert_eq!(fit.fit(), None);
+    }
+
+    #[test]
+    fn intensity_rebases_without_changing_the_counts() {
+        // Two trades per half-life over 100 half-lives: several rebases.
+        let h = 1_000_000;
+        let mut fit = IntensityFit::new(4, 1, h);
+        let mut reference = [0.0f64; 4];
+        let mut last = 0;
+        for k in 0..200i64 {
+            let now = k * h / 2;
+            let d = k % 3;
+            fit.on_trade(now, d);
+            let decay = 2f64.powf(-((now - last) as f64) / h as f64);
+            reference.iter_mut().for_each(|c| *c *= decay);
+            reference[d as usize] += 1.0;
+            last = now;
+        }
+        assert!(fit.ref_ns > 0, "rebased");
+        for (i, want) in reference.iter().enumerate() {
+            assert!((f(fit.count(i)) - want).abs() < 1e-12, "bin {i}");
+        }
+    }
+
+    #[test]
+    fn intensity_is_deterministic() {
+        let run = || {
+            let mut fit = IntensityFit::new(10, 1, 10_000_000_000);
+            feed_exponential(&mut fit, 9, 300.0, 0.3, 60);
+            fit.fit().map(|(a, k)| (a.to_bits(), k.to_bits()))
+        };
+        assert!(run().is_some());
+        assert_eq!(run(), run());
+    }
+
+    // ---- GLFT, Avellaneda–Stoikov -------------------------------------------------------
+
+    fn glft_ref(gamma: f64, delta: f64, xi: f64, sigma: f64, a: f64, k: f64) -> (f64, f64) {
+        let xd = xi * delta;
+        let c1 = (1.0 + xd / k).ln() / xd;
+        let c2 = (gamma / (2.0 * a * delta * k) * (1.0 + xd / k).powf(k / xd + 1.0)).sqrt();
+        (c1 + delta / 2.0 * sigma * c2, sigma * c2)
+    }
+
+    #[test]
+    fn glft_matches_f64() {
+        let mut rng = Lcg::new(41);
+        for _ in 0..2_000 {
+            let gamma = 10f64.powf(-4.0 + 4.0 * rng.unit());
+            let xi = if rng.unit() < 0.5 {
+                gamma
+            } else {
+                10f64.powf(-4.0 + 4.0 * rng.unit())
+            };
+            let delta = [1.0, 0.5, 3.0][(rng.next_u64() % 3) as usize];
+            let sigma = 10f64.powf(-1.0 + 3.0 * rng.unit());
+            let a = 10f64.powf(-1.0 + 4.0 * rng.unit());
+            let k = 10f64.powf(-2.0 + 2.5 * rng.unit());
+            let p = GlftParams {
+                gamma: fx(gamma),
+                delta: fx(delta),
+                xi: fx(xi),
+            };
+            let (half, skew) = glft(&p, 0, fx(sigma), fx(a), fx(k));
+            let (wh, ws) = glft_ref(
+                f(p.gamma),
+                f(p.delta),
+                f(p.xi),
+                f(fx(sigma)),
+                f(fx(a)),
+                f(fx(k)),
+            );
+            assert!((f(half) - wh).abs() <= 1e-9 * wh, "half {half} vs {wh}");
+            assert!((f(skew) - ws).abs() <= 1e-9 * ws, "skew {skew} vs {ws}");
+        }
+    }
+
+    #[test]
+    fn glft_limits_and_invalid_models() {
+        // ξ → 0: c1 → 1/κ, power → e; continuous across the cut-over.
+        let (sigma, a, k) = (fx(3.0), fx(20.0), fx(0.5));
+        let at = |xi: f64| {
+            glft(
+                &GlftParams {
+                    gamma: fx(0.01),
+                    delta: ONE,
+                    xi: fx(xi),
+                },
+                0,
+                sigma,
+                a,
+                k,
+            )
+        };
+        let (h0, s0) = at(0.0);
+        let c2 = (0.01 / (2.0 * 20.0 * 0.5) * std::f64::consts::E).sqrt();
+        assert!((f(h0) - (2.0 + 0.5 * 3.0 * c2)).abs() < 1e-15);
+        assert!((f(s0) - 3.0 * c2).abs() < 1e-15);
+        let (h1, s1) = at(1e-8);
+        assert!((f(h1) - f(h0)).abs() < 1e-7 && (f(s1) - f(s0)).abs() < 1e-7);
+        // The skew is what the depths need: bid = half + skew·q, ask = half − skew·q.
+        let (h, s) = at(0.01);
+        assert!(h > Fx::ZERO && s > Fx::ZERO);
+        // Invalid models.
+        let p = GlftParams {
+            gamma: fx(0.1),
+            delta: ONE,
+            xi: fx(0.1),
+        };
+        assert_eq!(glft(&p, 0, sigma, Fx::ZERO, k), (Fx::MAX, Fx::ZERO));
+        assert_eq!(glft(&p, 0, sigma, a, -k), (Fx::MAX, Fx::ZERO));
+        let p0 = GlftParams {
+            delta: Fx::ZERO,
+            ..p
+        };
+        assert_eq!(glft(&p0, 0, sigma, a, k), (Fx::MAX, Fx::ZERO));
+        // σ = 0: no skew, half spread c1.
+        let (h, s) = glft(&p, 0, Fx::ZERO, a, k);
+        assert_eq!(s, Fx::ZERO);
+        assert!((f(h) - (1.0f64 + 0.2).ln() / 0.1).abs() < 1e-15);
+    }
+
+    #[test]
+    fn avellaneda_stoikov_matches_f64() {
+        let mut rng = Lcg::new(42);
+        for _ in 0..2_000 {
+            let gamma = 10f64.powf(-4.0 + 4.0 * rng.unit());
+            let sigma = 10f64.powf(-1.0 + 2.0 * rng.unit());
+            let k = 10f64.powf(-2.0 + 2.5 * rng.unit());
+            let t = 10f64.powf(-1.0 + 3.0 * rng.unit());
+            let q = (rng.unit() - 0.5) * 40.0;
+            let (gx, sx, kx, tx, qx) = (fx(gamma), fx(sigma), fx(k), fx(t), fx(q));
+            let (off, half) = avellaneda_stoikov(gx, sx, kx, tx, qx);
+            let (g, s, k, t, q) = (f(gx), f(sx), f(kx), f(tx), f(qx));
+            let want_off = -q * g * s * s * t;
+            let want_half = (g * s * s * t + 2.0 / g * (1.0 + g / k).ln()) / 2.0;
+            assert!((f(off) - want_off).abs() <= 1e-10 * want_off.abs() + 1e-15);
+            assert!((f(half) - want_half).abs() <= 1e-9 * want_half);
+        }
+        // γ → 0: the liquidity term is 2/κ.
+        let (off, half) = avellaneda_stoikov(Fx::ZERO, ONE, fx(0.5), ONE, fx(3.0));
+        assert_eq!(off, Fx::ZERO);
+        assert_eq!(half, Fx::from_num(2));
+        assert_eq!(avellaneda_stoikov(ONE, ONE, Fx::ZERO, ONE, ONE).1, Fx::MAX);
+    }
+
+    // ---- No input panics, outputs stay in range -----------------------------------------
+
+    fn any_i64() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            any::<i64>(),
+            -1_000i64..1_000,
+            Just(0i64),
+            Just(i64::MIN),
+            Just(i64::MAX),
+        ]
+    }
+
+    fn any_fx() -> impl Strategy<Value = Fx> {
+        prop_oneof![
+            any::<i128>().prop_map(Fx::from_bits),
+            (-1_000_000i64..1_000_000).prop_map(Fx::from_num),
+            Just(Fx::ZERO),
+            Just(Fx::MIN),
+            Just(Fx::MAX),
+            Just(Fx::DELTA),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn vol_never_panics_and_sigma_is_non_negative(
+            h in any_i64(),
+            mids in proptest::collection::vec((any_i64(), any_fx()), 0..48),
+        ) {
+            let mut v = VolEstimator::new(h);
+            for (t, m) in mids {
+                v.on_mid(t, m);
+                prop_assert!(v.variance_bps2_per_s() >= Fx::ZERO);
+                prop_assert!(v.sigma_bps_per_sqrt_s() >= Fx::ZERO);
+                let _ = v.warmed_up();
+            }
+        }
+
+        #[test]
+        fn toxicity_never_panics_and_stays_in_range(
+            bucket in any_i64(),
+            n in any::<usize>(),
+            h in any_i64(),
+            trades in proptest::collection::vec((any_i64(), any_i64(), any::<bool>()), 0..48),
+            probe in any_i64(),
+        ) {
+            let mut t = Toxicity::new(bucket, n, h);
+            for (now, q, buy) in trades {
+                t.on_trade(now, q, buy);
+                if let Some(v) = t.vpin() {
+                    prop_assert!(v >= Fx::ZERO && v <= ONE);
+                }
+                for p in [now, probe] {
+                    let i = t.imbalance(p);
+                    prop_assert!(i >= -ONE && i <= ONE);
+                }
+            }
+        }
+
+        #[test]
+        fn intensity_never_panics_and_fits_are_positive(
+            bins in any::<usize>(),
+            width in any_i64(),
+            h in any_i64(),
+            trades in proptest::collection::vec((any_i64(), any_i64()), 0..48),
+        ) {
+            let mut fit = IntensityFit::new(bins, width, h);
+            for (now, d) in trades {
+                fit.on_trade(now, d);
+                for i in 0..MAX_BINS + 1 {
+                    prop_assert!(fit.count(i) >= Fx::ZERO);
+                }
+                if let Some((a, k)) = fit.fit() {
+                    prop_assert!(a >= Fx::ZERO && k > Fx::ZERO);
+                }
+                if let Some((a, k)) = fit.bin_fit() {
+                    prop_assert!(a >= Fx::ZERO && k > Fx::ZERO);
+                }
+            }
+        }
+
+        #[test]
+        fn closed_forms_never_panic_and_spreads_are_non_negative(
+            gamma in any_fx(), delta in any_fx(), xi in any_fx(),
+            q in any_i64(), sigma in any_fx(), a in any_fx(), kappa in any_fx(),
+            t in any_fx(), qf in any_fx(),
+        ) {
+            let (half, skew) = glft(&GlftParams { gamma, delta, xi }, q, sigma, a, kappa);
+            prop_assert!(half >= Fx::ZERO && skew >= Fx::ZERO);
+            let (_, half) = avellaneda_stoikov(gamma, sigma, kappa, t, qf);
+            prop_assert!(half >= Fx::ZERO);
+        }
+
+        #[test]
+        fn estimators_are_deterministic(
+            events in proptest::collection::vec((any_i64(), any_i64(), any::<bool>()), 0..32),
+        ) {
+            let run = || {
+                let mut v = VolEstimator::new(1_000_000);
+                let mut t = Toxicity::new(7, 3, 1_000_000);
+                let mut fit = IntensityFit::new(5, 1, 1_000_000);
+                for &(now, x, buy) in &events {
+                    v.on_mid(now, Fx::from_num(x.unsigned_abs() % 1_000_000));
+                    t.on_trade(now, x % 100, buy);
+                    fit.on_trade(now, x % 7);
+                }
+                (
+                    v.sigma_bps_per_sqrt_s().to_bits(),
+                    t.vpin().map(Fx::to_bits),
+                    t.imbalance(0).to_bits(),
+                    fit.fit().map(|(a, k)| (a.to_bits(), k.to_bits())),
+                )
+            };
+            prop_assert_eq!(run(), run());
+        }
     }
 
     proptest! {
