@@ -120,9 +120,9 @@ pub(crate) fn fx_div(a: Fx, b: Fx) -> Fx {
 /// 128-by-64-bit integer division instead of the 256-by-128 long division of the exact
 /// quotient. Relative error ≤ 2⁻⁶² beyond the final truncation, and the same bits as
 /// [`fx_div`] when |b| < 1 (its bits fit 64 bits); deterministic like every other integer
-/// operation. Falls
-/// back to the exact [`fx_div`] where the shifted dividend would not fit (quotients of 2⁶⁴ and
-/// more relative to the divisor's scale) and for b = 0; saturates like it.
+/// operation. Falls back to the exact [`fx_div`] where the shifted dividend would not fit
+/// (quotients of 2⁶⁴ and more relative to the divisor's scale) and for b = 0; saturates like
+/// it.
 ///
 /// *Why:* the per-event paths (a return per mid change, the logarithm of the intensity fit)
 /// divide, and the exact quotient costs several times the rest of the update; 19 significant
@@ -598,7 +598,9 @@ impl Toxicity {
 pub(crate) const MAX_BINS: usize = 32;
 /// Widest bin, ticks (2²⁰): keeps the regression's sums of squared distances inside `Fx`.
 pub(crate) const MAX_BIN_WIDTH_TICKS: i64 = 1 << 20;
-/// Least decayed count (trades) a bin needs to enter the fit.
+/// Least decayed count (trades) a bin needs to enter the fit: a bin whose trades have decayed
+/// away keeps a vanishing count whose logarithm, far below the others, would dominate the least
+/// squares.
 const MIN_BIN_COUNT: Fx = Fx::ONE;
 /// Half-lives after which the stored counts are rebased (the weight of a new trade stays
 /// below 2¹⁶).
