@@ -28,7 +28,7 @@
 
 use crate::api::Exchange;
 use crate::faults::Faults;
-use engine::{Event, EventKind, Instrument, OrderBook, Side};
+use engine::{Event, Instrument, OrderBook, Side};
 use feeds::{
     DataSpec, Decoder, DepthHeader, FeedHandler, Input, MarketSource, MergedSource, SyncSink,
 };
@@ -557,7 +557,7 @@ struct Collect<'a> {
 impl SyncSink for Collect<'_> {
     fn event(&mut self, ev: &Event) {
         self.events.push(*ev);
-        if !matches!(ev.kind(), EventKind::Bbo | EventKind::Trade) {
+        if ev.kind().is_book() {
             let _ = self.view.book.apply(ev);
         }
     }
