@@ -994,22 +994,58 @@ mod tests {
                 matches!(e, DecodeError::BadField("r"))
             }),
             (with("11794.15", "-11794.15"), |e| {
-                matches!(e, DecodeError::Decimal { field: "p", err: DecimalError::Negative })
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "p",
+                        err: DecimalError::Negative
+                    }
+                )
             }),
             (with("11794.15", "0.04"), |e| {
-                matches!(e, DecodeError::Decimal { field: "p", err: DecimalError::OffGrid })
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "p",
+                        err: DecimalError::OffGrid
+                    }
+                )
             }),
             (with("11794.15", "1e4"), |e| {
-                matches!(e, DecodeError::Decimal { field: "p", err: DecimalError::NotNumeric })
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "p",
+                        err: DecimalError::NotNumeric
+                    }
+                )
             }),
             (with("11784.6", "99999999999999999999999999999"), |e| {
-                matches!(e, DecodeError::Decimal { field: "i", err: DecimalError::Overflow })
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "i",
+                        err: DecimalError::Overflow
+                    }
+                )
             }),
             (with("0.00038167", "0.000381675"), |e| {
-                matches!(e, DecodeError::Decimal { field: "r", err: DecimalError::OffGrid })
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "r",
+                        err: DecimalError::OffGrid
+                    }
+                )
             }),
             (with("0.00038167", "--0.1"), |e| {
-                matches!(e, DecodeError::Decimal { field: "r", err: DecimalError::NotNumeric })
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "r",
+                        err: DecimalError::NotNumeric
+                    }
+                )
             }),
             (with("0.00038167", "1.00000001"), |e| {
                 matches!(e, DecodeError::BadField("r"))
