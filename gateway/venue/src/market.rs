@@ -969,6 +969,10 @@ impl Replay {
                     }
                 }
             }
+            // The venue publishes its own mark prices, every second from its book (as it answers
+            // `premiumIndex`); a recording's (a live session's, which subscribes them) would
+            // come twice, with other values.
+            "markPrice" | "markPrice@1s" => return,
             "trade" => {
                 if let (Some(agg), Some(sm)) = (agg_trade(&data), m.symbols.get(inst)) {
                     m.hub
