@@ -17,12 +17,12 @@ use engine::{
     signed_decimal_to_units, DecimalError, Event, Instrument, InstrumentId, LevelUpdate,
     MarkPriceUpdate, Side, Symbol, TopOfBook, TradePrint, FUNDING_RATE_DECIMALS,
 };
+use simd_json::{Node, StaticNode, Tape};
 
 /// The largest funding rate magnitude a `markPriceUpdate` may announce, in 10^-8: 100% of the
 /// position's value per funding interval. Binance caps real rates at a few percent; a value
 /// beyond this is not a rate but a broken message, refused as `BadField("r")`.
 pub const MAX_FUNDING_RATE_E8: i64 = 100_000_000;
-use simd_json::{Node, StaticNode, Tape};
 
 /// Header of a depth diff; its levels are in [`Decoder::levels`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
