@@ -1,6 +1,7 @@
 //! The feed hot path allocates nothing once warm: a counting global allocator watches the USDⓈ-M
 //! recording go through `LocalBook::on_message` (decode → sync → book) and through
-//! `Decoder::decode` alone, after a warm-up on the first 10,000 messages.
+//! `Decoder::decode` alone (with mark prices mixed in too), after a warm-up on the first 10,000
+//! messages.
 //!
 //! Counting is per thread (the test harness and other tests allocate on their own threads), and
 //! only between `Counter::start` and `Counter::stop`. Each message is first copied into a scratch
@@ -28,6 +29,8 @@ fn kind_of(json: &[u8]) -> &'static str {
         "depthUpdate diff"
     } else if has(b"\"bookTicker\"") || has(b"@bookTicker") {
         "bookTicker"
+    } else if has(b"\"markPriceUpdate\"") {
+        "markPriceUpdate"
     } else if has(b"\"aggTrade\"") {
         "aggTrade"
     } else if has(b"\"trade\"") {
@@ -174,6 +177,57 @@ fn decoder_allocates_nothing_once_warm() {
         errors,
     );
     assert_eq!(d.stats().errors, 0);
+}
+
+/// Mark prices (`markPriceUpdate`, which the recording lacks) decode without allocating: one
+/// after every 50th recorded message, enveloped or bare, funding of either sign, with the rest
+/// of the feed around them.
+#[test]
+fn mark_prices_decode_without_allocating_once_warm() {
+    let mut messages = Vec::new();
+    let mut marks = 0u64;
+    for (k, (ns, msg)) in usdm_messages().into_iter().enumerate() {
+        messages.push((ns, msg));
+        if k % 50 == 0 {
+            let r = if k % 100 == 0 {
+                "0.00038167"
+            } else {
+                "-0.00012500"
+            };
+            let data = format!(
+                r#"{{"e":"markPriceUpdate","E":{},"s":"BTCUSDT","p":"61794.15000000","i":"61784.62659091","P":"61784.25641265","r":"{r}","T":1723190400000}}"#,
+                1_723_161_256_000 + k as u64
+            );
+            let json = if k % 150 == 0 {
+                data
+            } else {
+                format!(r#"{{"stream":"btcusdt@markPrice@1s","data":{data}}}"#)
+            };
+            messages.push((ns, json.into_bytes()));
+            marks += 1;
+        }
+    }
+    let mut d = Decoder::new(&[futures()]);
+    let mut decoded_marks = 0u64;
+    let (totals, offenders, errors) = measure(&messages, |json, ns| {
+        let r = d.decode(json, ns);
+        if let Ok(Message::Event(e)) = &r {
+            decoded_marks += u64::from(e.as_mark_price().is_some());
+        }
+        r
+    });
+    report(
+        "Decoder::decode with mark prices",
+        messages.len() - WARM_UP,
+        totals,
+        &offenders,
+        errors,
+    );
+    assert_eq!(d.stats().errors, 0);
+    assert!(
+        decoded_marks > marks / 2 && decoded_marks > 1_000,
+        "{decoded_marks} of {marks} mark prices measured"
+    );
 }
 
 #[test]

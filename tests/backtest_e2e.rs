@@ -257,6 +257,110 @@ fn the_report_explains_the_pnl_and_says_the_same_twice() {
     assert_eq!(json["instruments"], json2["instruments"]);
 }
 
+/// The shipped recording with a `markPriceUpdate` line (combined-stream envelope, as recorded
+/// live) after the first line of each second of receive time: mark just under half a tick above
+/// the last trade price (rounds down to it), index exactly half a tick above (rounds up), funding
+/// alternating in sign, the next 8-hour boundary.
+/// Each is stamped with the receive time of the line before it. Returns the file and how many.
+fn with_mark_prices(dir: &Path) -> (PathBuf, u64) {
+    use std::io::Write;
+    let text = test_support::recording_text(&usdm());
+    let path = dir.join("btcusdt_marks.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let inst = default_config().instruments[0].instrument;
+    let (mut next_s, mut n, mut price, mut event_ms) = (0i64, 0u64, None::<i64>, 0i64);
+    let field = |l: &str, key: &str| -> Option<String> {
+        let at = l.find(key)? + key.len();
+        let rest = &l[at..];
+        Some(rest[..rest.find([',', '}'])?].trim_matches('"').to_string())
+    };
+    for line in text.lines() {
+        writeln!(gz, "{line}").unwrap();
+        let ns: i64 = line.split_once(' ').unwrap().0.parse().unwrap();
+        if line.contains(r#""e":"trade""#) {
+            price = field(line, r#""p":"#).map(|p| inst.price_to_ticks(p.as_bytes()).unwrap());
+            event_ms = field(line, r#""E":"#).unwrap().parse().unwrap();
+        }
+        let Some(t) = price.filter(|_| ns / 1_000_000_000 >= next_s) else {
+            continue;
+        };
+        next_s = ns / 1_000_000_000 + 1;
+        let eight_h = 8 * 3_600_000;
+        let r = if n % 2 == 0 {
+            "0.00010000"
+        } else {
+            "-0.00002500"
+        };
+        let p = format!("{}.{}", t / 10, t % 10);
+        writeln!(
+            gz,
+            r#"{ns} {{"stream":"btcusdt@markPrice@1s","data":{{"e":"markPriceUpdate","E":{event_ms},"s":"BTCUSDT","p":"{p}4999999","P":"{p}","i":"{p}5","r":"{r}","T":{}}}}}"#,
+            (event_ms / eight_h + 1) * eight_h
+        )
+        .unwrap();
+        n += 1;
+    }
+    gz.finish().unwrap();
+    (path, n)
+}
+
+/// A recording with mark prices backtests to exactly the same quotes, fills and report as the
+/// same recording without them: the engine stores each one (journaled in time order, replayed)
+/// and requotes for none.
+#[test]
+fn mark_prices_in_a_recording_reach_the_engine_and_change_no_figure() {
+    let (outcome, dir) = run();
+    let tmp = TempDir::new("backtest-e2e-marks");
+    let (data, n) = with_mark_prices(tmp.path());
+    assert!(n > 300, "{n} mark prices for 345 s");
+    let cfg = default_config();
+    let jdir = tmp.join("journal");
+    let rec = JournalRecorder::create(&jdir, &cfg, 16 << 20, 0).unwrap();
+    let (marked, rec) = backtest::run(&cfg, &settings(vec![data]), rec, &mut |_| {}).unwrap();
+    rec.close().unwrap();
+    assert_eq!(marked.feed.mark_prices, n);
+    assert_eq!(marked.engine.mark_prices, n);
+    assert_eq!(marked.events, outcome.events + n);
+    assert_eq!(marked.lines, (outcome.lines.0 + n, outcome.lines.1));
+    let (base, with) = (outcome.engine, marked.engine);
+    assert_eq!(
+        (with.requotes, with.intents, with.malformed),
+        (base.requotes, base.intents, base.malformed),
+        "a mark price is no reason to requote"
+    );
+    let json = |o: &Outcome| serde_json::to_value(Report::new(&cfg, o)).unwrap();
+    let (a, b) = (json(outcome), json(&marked));
+    for key in ["instruments", "portfolio", "book"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    // Journaled in time order among the other inputs, each as decoded.
+    let (events, intents) = journal_events(&jdir);
+    assert_eq!(intents, journal_events(dir).1);
+    let marks: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::MarkPrice)
+        .collect();
+    assert_eq!(marks.len() as u64, n);
+    assert!(events
+        .windows(2)
+        .all(|w| w[0].local_time_ns <= w[1].local_time_ns));
+    for (k, e) in marks.iter().enumerate() {
+        let m = e.as_mark_price().unwrap();
+        assert_eq!(m.funding_rate_e8, if k % 2 == 0 { 10_000 } else { -2_500 });
+        // Just under half a tick rounds down to the trade's tick, half a tick up by one.
+        assert_eq!(m.index_price, m.mark_price + 1, "{m:?}");
+        assert_eq!(m.next_funding_ms % (8 * 3_600_000), 0);
+        assert!(m.next_funding_ms * 1_000_000 > e.venue_time_ns);
+    }
+    assert!(matches!(
+        record::replay(&jdir).unwrap(),
+        ReplayOutcome::Identical { events, .. } if events == marked.events
+    ));
+}
+
 #[test]
 fn the_backtest_journal_replays_identically() {
     let (outcome, dir) = run();

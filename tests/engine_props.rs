@@ -411,6 +411,45 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    /// Mark prices change nothing the engine does: the same random sequence with a mark price
+    /// (any values) after every step gives the same intents and mode changes, and the engine
+    /// holds the last one.
+    #[test]
+    fn mark_prices_change_no_intent_and_no_mode(
+        mid in 10_000i64..1_000_000,
+        ops in proptest::collection::vec(op(), 1..120),
+        marks in proptest::collection::vec(
+            (any::<i64>(), any::<i64>(), -100_000_000i64..=100_000_000, 0i64..4_000_000_000_000),
+            1..120,
+        ),
+    ) {
+        let mut plain = World::new(mid, 1);
+        let mut marked = World::new(mid, 1);
+        let mut last = None;
+        for (k, op) in ops.iter().enumerate() {
+            plain.apply(op);
+            marked.apply(op);
+            let (mark_price, index_price, funding_rate_e8, next_funding_ms) = marks[k % marks.len()];
+            let m = engine::MarkPriceUpdate { mark_price, index_price, funding_rate_e8, next_funding_ms };
+            marked.e.on_event(&Event::mark_price(0, 0, marked.now, m), &mut marked.out);
+            last = Some(m);
+        }
+        // One more batch end each: what a mark price left dirty would requote here.
+        plain.batch_end();
+        marked.batch_end();
+        prop_assert_eq!(&plain.out.all, &marked.out.all);
+        prop_assert_eq!(&plain.out.modes, &marked.out.modes);
+        prop_assert_eq!(plain.e.stats().requotes, marked.e.stats().requotes);
+        let v = marked.e.instrument(0).unwrap();
+        prop_assert_eq!(v.funding_rate_e8, last.map(|m| m.funding_rate_e8));
+        prop_assert_eq!(v.mark.map(|m| (m.mark_price, m.next_funding_ms)), last.map(|m| (m.mark_price, m.next_funding_ms)));
+        prop_assert_eq!(plain.e.instrument(0).unwrap().mark, None);
+    }
+}
+
 #[test]
 fn requote_of_an_unchanged_book_right_after_syncing_is_silent() {
     let mut w = World::new(600_000, 1);

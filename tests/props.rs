@@ -3,6 +3,8 @@
 //! - (a) decimal ↔ grid steps: exact round trips, redundant zeros, off-grid digits;
 //! - (b) the order book against a `BTreeMap` reference model, after every update;
 //! - (c) the decoder on arbitrary bytes and on mutated real messages: no panic, no stale levels;
+//!   mark prices decoded against a reference (rounding, exact funding) and round-tripped through
+//!   the event's bytes;
 //! - (d) the book-sync machine on random `U` / `u` / `pu` chains with gaps: nothing is ever applied
 //!   across a gap, every applied diff bridges the snapshot or chains on the previous one.
 //!
@@ -337,10 +339,20 @@ fn check_decoded(d: &Decoder, r: &Result<Message, DecodeError>) -> Result<(), Te
         }
         Ok(Message::Event(ev)) => {
             prop_assert!(
-                matches!(ev.kind(), EventKind::Bbo | EventKind::Trade),
+                matches!(
+                    ev.kind(),
+                    EventKind::Bbo | EventKind::Trade | EventKind::MarkPrice
+                ),
                 "{:?}",
                 ev
             );
+            if let Some(m) = ev.as_mark_price() {
+                prop_assert!(m.mark_price > 0 && m.index_price > 0, "{:?}", m);
+                prop_assert!(m.funding_rate_e8.abs() <= feeds::decode::MAX_FUNDING_RATE_E8);
+                prop_assert!(m.next_funding_ms >= 0);
+            }
+            // Whatever decodes survives the journal's bytes.
+            prop_assert_eq!(Event::from_bytes(&ev.to_bytes()), Some(*ev));
             prop_assert!(d.levels().is_empty());
         }
         Ok(Message::Ignored(_)) => prop_assert!(d.levels().is_empty()),
@@ -418,6 +430,145 @@ proptest! {
         muts in prop::collection::vec(mutation(), 1..8),
     ) {
         let data = mutate(real_lines()[line].clone(), &muts);
+        decode_everywhere(&data)?;
+    }
+}
+
+/// A decimal string for the mark price properties: mostly `[-]int.frac` with 1 to 8 decimals,
+/// sometimes junk, sometimes more decimals than the funding rate has.
+fn decimal_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (0u64..200_000, 0u64..100_000_000, 1usize..=8, prop::bool::weighted(0.1)).prop_map(
+            |(int, frac, width, neg)| {
+                let f = format!("{frac:08}");
+                format!("{}{int}.{}", if neg { "-" } else { "" }, &f[..width])
+            }
+        ),
+        1 => "[0-9.\\-+e]{0,14}",
+        1 => (0u64..1000, 0u64..1000).prop_map(|(a, b)| format!("{a}.{b:03}00000000001")),
+    ]
+}
+
+/// A funding rate's text: within and a little beyond the decoder's bound, either sign, 8
+/// decimals or fewer (truncated).
+fn rate_text() -> impl Strategy<Value = String> {
+    (-150_000_000i64..150_000_000, 0usize..8).prop_map(|(v, cut)| {
+        let s = format!(
+            "{}{}.{:08}",
+            if v < 0 { "-" } else { "" },
+            v.unsigned_abs() / 100_000_000,
+            v.unsigned_abs() % 100_000_000
+        );
+        s[..s.len() - cut].to_string()
+    })
+}
+
+/// Reference for a plain decimal `[-]int[.frac]`: (negative, int, frac digits), or `None`.
+fn split_decimal(s: &str) -> Option<(bool, u128, String)> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let ok = !int.is_empty()
+        && int.bytes().all(|c| c.is_ascii_digit())
+        && (frac.is_empty() != body.contains('.'))
+        && frac.bytes().all(|c| c.is_ascii_digit())
+        && int.len() <= 20;
+    ok.then(|| (neg, int.parse().unwrap(), frac.to_string()))
+}
+
+/// Reference rounding of a computed price onto a 0.10 tick: ticks = round_half_up(value × 10).
+fn ref_ticks(s: &str) -> Option<i64> {
+    let (neg, int, frac) = split_decimal(s)?;
+    if neg || frac.len() > 30 {
+        return None;
+    }
+    let digits = format!("{frac:0<31}");
+    let tenths = int * 10 + u128::from(digits.as_bytes()[0] - b'0');
+    let rest: u128 = digits[1..].parse().unwrap();
+    let half = 5 * 10u128.pow(29);
+    let t = tenths + u128::from(rest >= half);
+    i64::try_from(t).ok().filter(|&t| t > 0)
+}
+
+/// Reference for the funding rate: exact 10^-8 units within the decoder's bound (`None`: more
+/// decimals than that, not a decimal, beyond the bound); `""` is 0.
+fn ref_rate(s: &str) -> Option<i64> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    let (neg, int, frac) = split_decimal(s)?;
+    let (kept, rest) = frac.split_at(frac.len().min(8));
+    if rest.bytes().any(|c| c != b'0') {
+        return None;
+    }
+    let v = int * 100_000_000 + format!("{kept:0<8}").parse::<u128>().unwrap();
+    let v = i64::try_from(v).ok()?;
+    let v = if neg { -v } else { v };
+    (v.abs() <= feeds::decode::MAX_FUNDING_RATE_E8).then_some(v)
+}
+
+proptest! {
+    #![proptest_config(config(1_000))]
+
+    /// `markPriceUpdate`s with arbitrary decimals: decoded exactly as the reference says when it
+    /// accepts every field, a typed error otherwise (never a panic), and the event's bytes
+    /// round-trip.
+    #[test]
+    fn mark_prices_decode_as_the_reference_says_and_round_trip(
+        p in decimal_text(),
+        i in decimal_text(),
+        r in prop_oneof![6 => rate_text(), 2 => decimal_text(), 1 => Just(String::new())],
+        e_ms in 0u64..4_000_000_000_000,
+        t_ms in prop_oneof![0u64..4_000_000_000_000, Just(0), Just(u64::MAX)],
+        enveloped in any::<bool>(),
+    ) {
+        let payload = format!(
+            r#"{{"e":"markPriceUpdate","E":{e_ms},"s":"BTCUSDT","p":"{p}","P":"1.0","i":"{i}","r":"{r}","T":{t_ms}}}"#
+        );
+        let json = if enveloped {
+            format!(r#"{{"stream":"btcusdt@markPrice@1s","data":{payload}}}"#)
+        } else {
+            payload
+        };
+        let mut d = Decoder::new(&[futures()]);
+        let mut buf = json.clone().into_bytes();
+        let got = d.decode(&mut buf, 42);
+        check_decoded(&d, &got)?;
+        let t_ok = i64::try_from(t_ms).ok().and_then(|t| t.checked_mul(1_000_000)).is_some();
+        let want = match (ref_ticks(&p), ref_ticks(&i), ref_rate(&r), t_ok) {
+            (Some(mark), Some(index), Some(rate), true) => Some(engine::MarkPriceUpdate {
+                mark_price: mark,
+                index_price: index,
+                funding_rate_e8: rate,
+                next_funding_ms: t_ms as i64,
+            }),
+            _ => None,
+        };
+        match (&got, want) {
+            (Ok(Message::Event(ev)), Some(m)) => {
+                prop_assert_eq!(ev.as_mark_price(), Some(m), "{}", json);
+                prop_assert_eq!(ev.venue_time_ns, e_ms as i64 * 1_000_000);
+                prop_assert_eq!(ev.local_time_ns, 42);
+                let back = Event::from_bytes(&ev.to_bytes());
+                prop_assert_eq!(back.and_then(|e| e.as_mark_price()), Some(m));
+            }
+            (Err(_), None) => {}
+            _ => prop_assert!(false, "{}: decoded {:?}, reference {:?}", json, got, want),
+        }
+    }
+
+    #[test]
+    fn mutated_mark_prices_never_panic_the_decoder(
+        neg in any::<bool>(),
+        muts in prop::collection::vec(mutation(), 1..8),
+    ) {
+        let r = if neg { "-0.00012500" } else { "0.00038167" };
+        let msg = format!(
+            r#"{{"stream":"btcusdt@markPrice@1s","data":{{"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000","i":"11784.62659091","P":"11784.25641265","r":"{r}","T":1562306400000}}}}"#
+        );
+        let data = mutate(msg.into_bytes(), &muts);
         decode_everywhere(&data)?;
     }
 }

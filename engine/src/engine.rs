@@ -48,6 +48,27 @@ pub struct InstrumentView<'a> {
     /// Where the last requote wanted layer 0 (ticks), bid then ask; `None` for a side it did not
     /// quote (empty desired ladder).
     pub desired_best: [Option<i64>; 2],
+    /// The latest funding rate the venue announced, in units of 10^-8 (`None`: no mark price
+    /// yet, as on spot). From [`InstrumentView::mark`].
+    pub funding_rate_e8: Option<i64>,
+    /// The latest mark price, index price and funding the venue announced.
+    pub mark: Option<MarkState>,
+}
+
+/// The latest [`EventKind::MarkPrice`] of an instrument, as the engine holds it. Pricing does
+/// not use it (yet): it is kept, journaled with its event, and shown in [`InstrumentView`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkState {
+    /// Mark price, ticks (rounded to the nearest tick by the decoder).
+    pub mark_price: i64,
+    /// Index price, ticks (likewise).
+    pub index_price: i64,
+    /// Funding rate of the next funding, units of 10^-8 (negative: shorts pay longs).
+    pub funding_rate_e8: i64,
+    /// Next funding time, ms since the Unix epoch (0: none).
+    pub next_funding_ms: i64,
+    /// The engine's time when it arrived (its local receive time, forced monotonic), ns.
+    pub time_ns: i64,
 }
 
 /// The engine's state for one instrument, shared by the stages (`pricer`, `risk`, `diff`).
@@ -89,6 +110,8 @@ pub(crate) struct Inst {
     pub(crate) bids: Ladder,
     /// Desired asks of the current requote, nearest the touch first.
     pub(crate) asks: Ladder,
+    /// The latest mark price and funding (`EventKind::MarkPrice`); `None` until one arrives.
+    pub(crate) mark: Option<MarkState>,
 }
 
 impl Inst {
@@ -158,6 +181,7 @@ impl Engine {
                 cancel_budget: TokenBucket::new(c.cancel_budget_per_min, MINUTE_NS),
                 bids: Ladder::default(),
                 asks: Ladder::default(),
+                mark: None,
             })
             .collect();
         Engine {
@@ -255,6 +279,8 @@ impl Engine {
                 i.bids.as_slice().first().map(|l| l.price),
                 i.asks.as_slice().first().map(|l| l.price),
             ],
+            funding_rate_e8: i.mark.map(|m| m.funding_rate_e8),
+            mark: i.mark,
         })
     }
 
@@ -323,6 +349,20 @@ impl Engine {
                 }
             }
             EventKind::Trade => {}
+            // Kept for whoever prices with it; not a reason to requote (nothing is dirtied).
+            EventKind::MarkPrice => match ev.as_mark_price() {
+                Some(m) => {
+                    self.stats.mark_prices += 1;
+                    inst.mark = Some(MarkState {
+                        mark_price: m.mark_price,
+                        index_price: m.index_price,
+                        funding_rate_e8: m.funding_rate_e8,
+                        next_funding_ms: m.next_funding_ms,
+                        time_ns: now,
+                    });
+                }
+                None => self.stats.malformed += 1,
+            },
             EventKind::ExecReport => {
                 let Some(r) = ev.as_exec() else {
                     self.stats.malformed += 1;

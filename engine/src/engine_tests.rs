@@ -439,6 +439,58 @@ fn a_clock_reading_round_trips_and_changes_nothing() {
 }
 
 #[test]
+fn a_mark_price_is_stored_and_shown_and_never_requotes() {
+    let (mut e, mut o) = synced(0);
+    ack_all(&mut e, &mut o, MS);
+    e.on_batch_end(&mut o);
+    let view = e.instrument(0).unwrap();
+    assert_eq!((view.funding_rate_e8, view.mark), (None, None));
+    let (before, intents, modes) = (e.stats(), o.intents.len(), o.modes.len());
+    let m = crate::MarkPriceUpdate {
+        mark_price: 1003,
+        index_price: 999,
+        funding_rate_e8: -38_167,
+        next_funding_ms: 1_562_306_400_000,
+    };
+    e.on_event(&Event::mark_price(0, 5, 2 * MS, m), &mut o);
+    e.on_batch_end(&mut o);
+    let after = e.stats();
+    assert_eq!(
+        after.requotes, before.requotes,
+        "a mark price is no reason to requote"
+    );
+    assert_eq!(after.mark_prices, before.mark_prices + 1);
+    assert_eq!(after.malformed, before.malformed);
+    assert_eq!((o.intents.len(), o.modes.len()), (intents, modes));
+    let view = e.instrument(0).unwrap();
+    assert_eq!(view.funding_rate_e8, Some(-38_167));
+    assert_eq!(
+        view.mark,
+        Some(MarkState {
+            mark_price: 1003,
+            index_price: 999,
+            funding_rate_e8: -38_167,
+            next_funding_ms: 1_562_306_400_000,
+            time_ns: 2 * MS,
+        })
+    );
+    // The latest one wins; the fair value is still the book's.
+    let m2 = crate::MarkPriceUpdate {
+        funding_rate_e8: 10_000,
+        ..m
+    };
+    e.on_event(&Event::mark_price(0, 6, 3 * MS, m2), &mut o);
+    e.on_batch_end(&mut o);
+    let view = e.instrument(0).unwrap();
+    assert_eq!(view.funding_rate_e8, Some(10_000));
+    assert_eq!(view.mark.map(|m| m.time_ns), Some(3 * MS));
+    assert_eq!(e.stats().requotes, before.requotes);
+    // For an instrument the engine lacks: counted, nothing stored.
+    e.on_event(&Event::mark_price(7, 6, 3 * MS, m2), &mut o);
+    assert_eq!(e.stats().unknown_instrument, before.unknown_instrument + 1);
+}
+
+#[test]
 fn daily_loss_limit_halts() {
     let (mut e, mut o) = synced(0);
     let bid = o.intents[0].client_order_id;

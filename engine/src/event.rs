@@ -36,6 +36,9 @@
 //! a 100-BTC fill about 10^9. A value outside the range is never wrapped: [`Event::exec`]
 //! saturates it and sets [`FLAG_SATURATED`]; a client order id whose high 16 bits are not the
 //! event's instrument is stored as id 0 of the instrument (never a live id) with the same flag.
+//!
+//! A mark price ([`EventKind::MarkPrice`]) uses four of the five words, in order: mark price
+//! (ticks), index price (ticks), funding rate (10^-8), next funding time (ms); the fifth is 0.
 
 /// Index of an instrument inside one engine (dense, from 0).
 pub type InstrumentId = u16;
@@ -77,6 +80,9 @@ pub enum EventKind {
     ReconcileOrder = 10,
     /// Reconciliation: the venue's view of the position on this instrument.
     ReconcilePosition = 11,
+    /// The venue's mark price, index price and funding rate (Binance `markPriceUpdate`, USDⓈ-M
+    /// and COIN-M). Stored per instrument; never a reason to requote.
+    MarkPrice = 12,
 }
 
 impl EventKind {
@@ -94,8 +100,33 @@ impl EventKind {
             9 => EventKind::Control,
             10 => EventKind::ReconcileOrder,
             11 => EventKind::ReconcilePosition,
+            12 => EventKind::MarkPrice,
             _ => return None,
         })
+    }
+
+    /// A book event: level, reset, valid or invalid (what the order book applies).
+    #[inline]
+    pub fn is_book(self) -> bool {
+        matches!(
+            self,
+            EventKind::BookLevel
+                | EventKind::BookReset
+                | EventKind::BookValid
+                | EventKind::BookInvalid
+        )
+    }
+
+    /// Market data: what a feed publishes about the market (book events, best bid/offer,
+    /// trades, mark prices), as against execution reports, the timer, the operator and
+    /// reconciliation, which belong to one run.
+    #[inline]
+    pub fn is_market_data(self) -> bool {
+        self.is_book()
+            || matches!(
+                self,
+                EventKind::Bbo | EventKind::Trade | EventKind::MarkPrice
+            )
     }
 }
 
@@ -215,6 +246,29 @@ pub struct TradePrint {
     pub count: u32,
     /// The aggressor's side: `Ask` when the buyer was the maker.
     pub aggressor: Side,
+}
+
+/// Decimals of [`MarkPriceUpdate::funding_rate_e8`]: the rate is a count of 10^-8.
+pub const FUNDING_RATE_DECIMALS: u8 = 8;
+
+/// The venue's mark price, index price and funding ([`EventKind::MarkPrice`]), from Binance's
+/// `markPriceUpdate` stream (`<symbol>@markPrice`, `@markPrice@1s`; USDⓈ-M and COIN-M).
+///
+/// Mark and index prices are averages the venue computes and carries to 8 decimals, not prices
+/// anyone quotes: they are put on the tick grid by rounding to the nearest tick (half a tick up),
+/// unlike book and trade prices, which must be on the grid exactly. The funding rate is exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkPriceUpdate {
+    /// Mark price (`p`), ticks, rounded to the nearest tick.
+    pub mark_price: i64,
+    /// Index price (`i`), ticks, rounded to the nearest tick.
+    pub index_price: i64,
+    /// Funding rate of the next funding (`r`), in units of 10^-8, exact: `"0.00038167"` is
+    /// 38,167, `"-0.00012500"` is -12,500 (negative: shorts pay longs). 0 for a contract without
+    /// funding (COIN-M delivery contracts send `"r":""`).
+    pub funding_rate_e8: i64,
+    /// Next funding time (`T`), ms since the Unix epoch; 0 when none (delivery contracts).
+    pub next_funding_ms: i64,
 }
 
 /// What an execution report says happened.
@@ -653,6 +707,25 @@ impl Event {
         e
     }
 
+    /// The venue's mark price and funding: body `[mark, index, funding rate, next funding ms,
+    /// 0]`.
+    pub fn mark_price(
+        instrument: InstrumentId,
+        venue_ns: i64,
+        local_ns: i64,
+        m: MarkPriceUpdate,
+    ) -> Event {
+        let mut e = Event::new(EventKind::MarkPrice, instrument, venue_ns, local_ns);
+        e.body = [
+            m.mark_price,
+            m.index_price,
+            m.funding_rate_e8,
+            m.next_funding_ms,
+            0,
+        ];
+        e
+    }
+
     /// A timer tick at local time `local_ns` (the engine's notion of now).
     pub fn timer(local_ns: i64) -> Event {
         Event::new(EventKind::Timer, 0, 0, local_ns)
@@ -721,6 +794,17 @@ impl Event {
         })
     }
 
+    /// The mark price and funding, if this is a [`EventKind::MarkPrice`].
+    #[inline]
+    pub fn as_mark_price(&self) -> Option<MarkPriceUpdate> {
+        (self.kind == EventKind::MarkPrice).then(|| MarkPriceUpdate {
+            mark_price: self.body[0],
+            index_price: self.body[1],
+            funding_rate_e8: self.body[2],
+            next_funding_ms: self.body[3],
+        })
+    }
+
     /// A [`Command::ClockReading`] for `instrument` at `local_ns`.
     pub fn clock_reading(instrument: InstrumentId, local_ns: i64, r: &ClockReading) -> Event {
         let mut e = Event::control(instrument, local_ns, Command::ClockReading);
@@ -774,7 +858,9 @@ impl Event {
 
     /// Version of the byte layout of [`Event::to_bytes`]: 2 since execution reports carry the
     /// venue order id and reject code (48-bit packed fields). Journal writers pin it in their
-    /// header hash, so a journal of another layout is not misread.
+    /// header hash, so a journal of another layout is not misread. A new kind (such as
+    /// [`EventKind::MarkPrice`]) changes no existing layout and leaves it as it is: older
+    /// journals read the same, and an older reader calls the new kind undecodable.
     pub const LAYOUT_VERSION: u32 = 2;
 
     /// The event as 64 little-endian bytes (the journal's payload for it).
@@ -1104,10 +1190,60 @@ mod tests {
         }
         assert_eq!(EventKind::from_u8(10), Some(EventKind::ReconcileOrder));
         assert_eq!(EventKind::from_u8(11), Some(EventKind::ReconcilePosition));
-        assert_eq!(EventKind::from_u8(12), None);
+        assert_eq!(EventKind::from_u8(12), Some(EventKind::MarkPrice));
+        assert_eq!(EventKind::from_u8(13), None);
+    }
+
+    #[test]
+    fn mark_prices_round_trip_with_negative_funding_and_the_byte_layout() {
+        let m = MarkPriceUpdate {
+            mark_price: 117_942,
+            index_price: 117_846,
+            funding_rate_e8: -38_167,
+            next_funding_ms: 1_562_306_400_000,
+        };
+        let e = Event::mark_price(4, 1_562_305_380_000_000_000, 9, m);
+        assert_eq!(e.kind(), EventKind::MarkPrice);
+        assert_eq!(e.instrument(), 4);
+        assert_eq!(e.as_mark_price(), Some(m));
+        assert_eq!(
+            (e.as_trade(), e.as_bbo(), e.as_level(), e.as_exec()),
+            (None, None, None, None)
+        );
+        assert_eq!(Event::timer(1).as_mark_price(), None);
+        let b = e.to_bytes();
+        assert_eq!(b[0], 12);
+        assert_eq!(&b[24..32], &117_942i64.to_le_bytes());
+        assert_eq!(&b[32..40], &117_846i64.to_le_bytes());
+        assert_eq!(&b[40..48], &(-38_167i64).to_le_bytes());
+        assert_eq!(&b[48..56], &1_562_306_400_000i64.to_le_bytes());
+        assert_eq!(&b[56..64], &[0u8; 8]);
+        assert_eq!(Event::from_bytes(&b), Some(e));
+        assert!(EventKind::MarkPrice.is_market_data() && !EventKind::MarkPrice.is_book());
+        assert!(EventKind::BookInvalid.is_book() && EventKind::Trade.is_market_data());
+        assert!(!EventKind::ExecReport.is_market_data() && !EventKind::Timer.is_market_data());
     }
 
     proptest::proptest! {
+        #[test]
+        fn mark_price_round_trips_through_bytes(
+            inst in proptest::prelude::any::<u16>(),
+            times in proptest::array::uniform2(proptest::prelude::any::<i64>()),
+            vals in proptest::array::uniform4(proptest::prelude::any::<i64>()),
+        ) {
+            let m = MarkPriceUpdate {
+                mark_price: vals[0],
+                index_price: vals[1],
+                funding_rate_e8: vals[2],
+                next_funding_ms: vals[3],
+            };
+            let e = Event::mark_price(inst, times[0], times[1], m);
+            proptest::prop_assert_eq!(e.as_mark_price(), Some(m));
+            let back = Event::from_bytes(&e.to_bytes());
+            proptest::prop_assert_eq!(back, Some(e));
+            proptest::prop_assert_eq!(back.and_then(|e| e.as_mark_price()), Some(m));
+        }
+
         #[test]
         fn exec_round_trips_in_range_and_saturates_out_of_it(
             inst in proptest::prelude::any::<u16>(),
@@ -1156,6 +1292,7 @@ mod tests {
             if let Some(e) = Event::from_bytes(&b) {
                 let _ = (e.as_exec(), e.as_reconcile_order(), e.as_reconcile_position());
                 let _ = (e.as_level(), e.as_bbo(), e.as_trade(), e.as_control());
+                let _ = (e.as_mark_price(), e.as_clock_reading());
                 proptest::prop_assert_eq!(Event::from_bytes(&e.to_bytes()), Some(e));
             }
         }

@@ -118,6 +118,38 @@ impl Grid {
         i64::try_from(steps).map_err(|_| DecimalError::Overflow)
     }
 
+    /// Converts a decimal string to the nearest whole number of steps, half a step rounding up.
+    ///
+    /// For values the venue computes rather than quotes (mark and index prices, carried to 8
+    /// decimals whatever the tick): they need not be on the grid, so this rounds where
+    /// [`Grid::to_steps`] refuses. The same strings are accepted (plain non-negative decimals;
+    /// [`DecimalError::Empty`], [`DecimalError::Negative`], [`DecimalError::NotNumeric`]
+    /// otherwise), with up to 38 significant digits (trailing zeros after the point not
+    /// counted) and at most 38 decimals; more, or a result beyond `i64`, is
+    /// [`DecimalError::Overflow`]. Integer arithmetic only; never panics, never allocates.
+    pub fn to_steps_nearest(&self, s: &[u8]) -> Result<i64, DecimalError> {
+        let (units, frac) = parse_wide(s)?;
+        // value = units × 10^-frac, step = mantissa × 10^-scale:
+        // steps = units × 10^scale / (mantissa × 10^frac).
+        let scale = u32::from(self.scale);
+        let (num, den) = if frac >= scale {
+            let den = 10u128
+                .checked_pow(frac - scale)
+                .and_then(|p| p.checked_mul(u128::from(self.mantissa)))
+                .ok_or(DecimalError::Overflow)?;
+            (units, den)
+        } else {
+            let num = 10u128
+                .checked_pow(scale - frac)
+                .and_then(|p| p.checked_mul(units))
+                .ok_or(DecimalError::Overflow)?;
+            (num, u128::from(self.mantissa))
+        };
+        let (q, r) = (num / den, num % den);
+        let q = if r >= den - r { q + 1 } else { q };
+        i64::try_from(q).map_err(|_| DecimalError::Overflow)
+    }
+
     /// Writes `steps` as a decimal string with the grid's scale (`61800.20` on a `0.10` grid).
     pub fn write(&self, steps: i64, out: &mut impl fmt::Write) -> fmt::Result {
         let units = steps as i128
@@ -154,6 +186,63 @@ impl fmt::Display for Grid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write(1, f)
     }
+}
+
+/// Parses a plain non-negative decimal into `(integer of all its digits, number of fractional
+/// digits)` in a `u128`, trailing zeros after the point dropped first; for
+/// [`Grid::to_steps_nearest`].
+fn parse_wide(s: &[u8]) -> Result<(u128, u32), DecimalError> {
+    let Some(&first) = s.first() else {
+        return Err(DecimalError::Empty);
+    };
+    if first == b'-' {
+        return Err(DecimalError::Negative);
+    }
+    let (int, frac) = match s.iter().position(|&c| c == b'.') {
+        Some(dot) => (&s[..dot], &s[dot + 1..]),
+        None => (s, &s[s.len()..]),
+    };
+    let dotted = int.len() < s.len();
+    if int.is_empty()
+        || (dotted && frac.is_empty())
+        || !int.iter().chain(frac).all(u8::is_ascii_digit)
+    {
+        return Err(DecimalError::NotNumeric);
+    }
+    let kept = frac.len() - frac.iter().rev().take_while(|&&c| c == b'0').count();
+    let frac = &frac[..kept];
+    if frac.len() > 38 {
+        return Err(DecimalError::Overflow);
+    }
+    let mut v: u128 = 0;
+    for &c in int.iter().chain(frac) {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u128::from(c - b'0')))
+            .ok_or(DecimalError::Overflow)?;
+    }
+    Ok((v, frac.len() as u32))
+}
+
+/// Parses a signed plain decimal (`"0.00038167"`, `"-0.0001"`) into an exact count of
+/// `10^-scale` units: `"0.00038167"` at scale 8 is 38,167. A leading `-` is the only sign
+/// accepted; digits past `scale` must be zeros ([`DecimalError::OffGrid`] otherwise), the count
+/// must fit an `i64` ([`DecimalError::Overflow`]) and `scale` be at most [`MAX_SCALE`]. Exact
+/// integer arithmetic, as for [`Grid::to_steps`]: never a float, never a rounding.
+pub fn signed_decimal_to_units(s: &[u8], scale: u8) -> Result<i64, DecimalError> {
+    if scale > MAX_SCALE {
+        return Err(DecimalError::Overflow);
+    }
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if neg && digits.first().is_none_or(|&c| !c.is_ascii_digit()) {
+        return Err(DecimalError::NotNumeric);
+    }
+    let units = parse_scaled(digits, scale)?;
+    let v = i64::try_from(units).map_err(|_| DecimalError::Overflow)?;
+    Ok(if neg { -v } else { v })
 }
 
 /// Parses a plain decimal into `(integer of all its digits, number of fractional digits)`.
@@ -657,6 +746,17 @@ impl Instrument {
         }
     }
 
+    /// A price the venue computes (mark, index) → ticks, rounded to the nearest tick, half a
+    /// tick up ([`Grid::to_steps_nearest`]). Zero (after rounding) is rejected as
+    /// [`DecimalError::OffGrid`], as for [`Instrument::price_to_ticks`].
+    #[inline]
+    pub fn price_to_ticks_nearest(&self, s: &[u8]) -> Result<i64, DecimalError> {
+        match self.tick.to_steps_nearest(s)? {
+            0 => Err(DecimalError::OffGrid),
+            t => Ok(t),
+        }
+    }
+
     /// Market-data quantity string → book units, exactly. Zero is valid (it removes a level).
     #[inline]
     pub fn book_qty(&self, s: &[u8]) -> Result<i64, DecimalError> {
@@ -894,6 +994,101 @@ mod tests {
         let e = Instrument::new("BTCUSDT", "0.10", "0.001", "0.0005", "5").unwrap_err();
         assert!(e.to_string().contains("min_qty"), "{e}");
         assert!(Instrument::new("", "0.1", "0.1", "0.1", "1").is_err());
+    }
+
+    #[test]
+    fn computed_prices_round_to_the_nearest_tick_half_up() {
+        let t = g("0.10");
+        assert_eq!(t.to_steps_nearest(b"11794.15000000"), Ok(117_942));
+        assert_eq!(t.to_steps_nearest(b"11784.62659091"), Ok(117_846));
+        assert_eq!(t.to_steps_nearest(b"11784.64999999"), Ok(117_846));
+        assert_eq!(t.to_steps_nearest(b"11784.65"), Ok(117_847));
+        assert_eq!(t.to_steps_nearest(b"11784.6"), Ok(117_846));
+        assert_eq!(t.to_steps_nearest(b"11784"), Ok(117_840));
+        assert_eq!(t.to_steps_nearest(b"0.04999999"), Ok(0));
+        // Many trailing zeros are not digits that count.
+        assert_eq!(
+            t.to_steps_nearest(b"61800.2000000000000000000000000000000000000000"),
+            Ok(618_002)
+        );
+        // A grid of 0.25 (mantissa 25, scale 2) and one coarser than the decimals (5).
+        assert_eq!(g("0.25").to_steps_nearest(b"1.12"), Ok(4));
+        assert_eq!(g("0.25").to_steps_nearest(b"1.13"), Ok(5));
+        assert_eq!(g("5").to_steps_nearest(b"12.5"), Ok(3));
+        assert_eq!(g("5").to_steps_nearest(b"12.49999999"), Ok(2));
+        // On the grid, it agrees with the exact conversion.
+        for s in [&b"61800.20"[..], b"0.1", b"123456789.9"] {
+            assert_eq!(t.to_steps_nearest(s), t.to_steps(s));
+        }
+        for (s, e) in [
+            (&b""[..], DecimalError::Empty),
+            (b"-1.0", DecimalError::Negative),
+            (b"1e5", DecimalError::NotNumeric),
+            (b".5", DecimalError::NotNumeric),
+            (b"5.", DecimalError::NotNumeric),
+            (b"1.2.3", DecimalError::NotNumeric),
+            (b"+1", DecimalError::NotNumeric),
+            (
+                b"999999999999999999999999999999999999999",
+                DecimalError::Overflow,
+            ),
+            (b"922337203685477580.8", DecimalError::Overflow),
+            (
+                b"0.000000000000000000000000000000000000001",
+                DecimalError::Overflow,
+            ),
+        ] {
+            assert_eq!(
+                t.to_steps_nearest(s),
+                Err(e),
+                "{}",
+                String::from_utf8_lossy(s)
+            );
+        }
+        assert_eq!(t.to_steps_nearest(b"922337203685477580.7"), Ok(i64::MAX));
+        let i = Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").unwrap();
+        assert_eq!(i.price_to_ticks_nearest(b"11794.15"), Ok(117_942));
+        assert_eq!(
+            i.price_to_ticks_nearest(b"0.01"),
+            Err(DecimalError::OffGrid)
+        );
+    }
+
+    #[test]
+    fn signed_decimals_are_exact_counts() {
+        assert_eq!(signed_decimal_to_units(b"0.00038167", 8), Ok(38_167));
+        assert_eq!(signed_decimal_to_units(b"-0.00038167", 8), Ok(-38_167));
+        assert_eq!(signed_decimal_to_units(b"-0.0001", 8), Ok(-10_000));
+        assert_eq!(signed_decimal_to_units(b"0.0001000000", 8), Ok(10_000));
+        assert_eq!(signed_decimal_to_units(b"-0", 8), Ok(0));
+        assert_eq!(signed_decimal_to_units(b"3", 8), Ok(300_000_000));
+        for (s, e) in [
+            (&b""[..], DecimalError::Empty),
+            (b"-", DecimalError::NotNumeric),
+            (b"--1", DecimalError::NotNumeric),
+            (b"-.1", DecimalError::NotNumeric),
+            (b"+0.1", DecimalError::NotNumeric),
+            (b"0.1e-3", DecimalError::NotNumeric),
+            (b"0.000381675", DecimalError::OffGrid),
+            (b"-0.000381675", DecimalError::OffGrid),
+            (b"99999999999", DecimalError::Overflow),
+            (b"184467440737.09551615", DecimalError::Overflow),
+        ] {
+            assert_eq!(
+                signed_decimal_to_units(s, 8),
+                Err(e),
+                "{}",
+                String::from_utf8_lossy(s)
+            );
+        }
+        assert_eq!(
+            signed_decimal_to_units(b"-92233720368.54775807", 8),
+            Ok(-i64::MAX)
+        );
+        assert_eq!(
+            signed_decimal_to_units(b"1", 19),
+            Err(DecimalError::Overflow)
+        );
     }
 
     #[test]

@@ -42,16 +42,18 @@ pub use config::{
     FeeSection, Fx, InstrumentConfig, InstrumentSection, OffsetUnit, OnStopLoss, QuoteSection,
     ReloadRefused, RiskSection, TopOfBookSource, VenueFlavour, MAX_LAYERS,
 };
-pub use engine::{Engine, InstrumentView};
+pub use engine::{Engine, InstrumentView, MarkState};
 pub use event::{
     reject_code, BookStatusReason, ClockReading, Command, Event, EventKind, ExecKind, ExecReport,
-    InstrumentId, LevelUpdate, Side, TopOfBook, TradePrint, VenueOrder, VenuePosition, FLAG_ASK,
-    FLAG_BUYER_MAKER, FLAG_LAST_IN_MSG, FLAG_POST_ONLY_REJECT, FLAG_SATURATED, FLAG_SNAPSHOT,
-    FLAG_TAKER, FLAG_VENUE_OPEN, MAX_48, MIN_48,
+    InstrumentId, LevelUpdate, MarkPriceUpdate, Side, TopOfBook, TradePrint, VenueOrder,
+    VenuePosition, FLAG_ASK, FLAG_BUYER_MAKER, FLAG_LAST_IN_MSG, FLAG_POST_ONLY_REJECT,
+    FLAG_SATURATED, FLAG_SNAPSHOT, FLAG_TAKER, FLAG_VENUE_OPEN, FUNDING_RATE_DECIMALS, MAX_48,
+    MIN_48,
 };
 pub use instrument::{
-    assets_from_symbol, DecimalError, Grid, Instrument, InstrumentError, InstrumentKind,
-    InstrumentSpec, MoneyUnit, Symbol, INVERSE_MONEY_SCALE, MAX_SCALE, SPOT_BASE_FEE_UNITS_PER_LOT,
+    assets_from_symbol, signed_decimal_to_units, DecimalError, Grid, Instrument, InstrumentError,
+    InstrumentKind, InstrumentSpec, MoneyUnit, Symbol, INVERSE_MONEY_SCALE, MAX_SCALE,
+    SPOT_BASE_FEE_UNITS_PER_LOT,
 };
 pub use intent::{Intent, IntentKind, Mode, ModeChange, ModeReason, Sink, TimeInForce};
 pub use orders::{Order, OrderState, OrderStats, OrderTable, ORDER_SLOTS};

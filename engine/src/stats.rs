@@ -59,4 +59,6 @@ pub struct EngineStats {
     /// Times an instrument's quotes were pulled because its book had no update for
     /// `stale_after_ms` ([`crate::ModeReason::BookStale`] entered).
     pub stale_periods: u64,
+    /// Mark price events stored ([`crate::EventKind::MarkPrice`]).
+    pub mark_prices: u64,
 }

@@ -76,6 +76,15 @@ for p in depth:
     for extra in [b',"E":1', b',"U":1', b',"pu":7', b',"T":1.5', b',"x":"\\u0041"']:
         put("decode_any", raw[:-1] + extra + b"}")
 
+# Mark prices (the recordings have none): the docs' example, compact, bare and enveloped, with
+# negative funding and COIN-M's delivery shape (no funding: "r":"", T 0).
+with open(os.path.join(DATA, "binance-fixtures/futures/market_data_json/mark_price_stream.json"), "rb") as f:
+    mark = json.loads(f.read())
+for variant in [mark, dict(mark, r="-0.00012500"), dict(mark, r="", T=0)]:
+    raw = json.dumps(variant, separators=(",", ":")).encode()
+    put("decode_any", raw)
+    put("decode_any", b'{"stream":"btcusdt@markPrice@1s","data":' + raw + b"}")
+
 for blob in rec_lines:
     put("recording_line", blob)
     put("recording_line", gzip.compress(blob))

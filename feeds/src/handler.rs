@@ -58,6 +58,8 @@ pub struct FeedStats {
     pub bbo: u64,
     /// Trade events passed on.
     pub trades: u64,
+    /// Mark price events passed on (`markPriceUpdate`).
+    pub mark_prices: u64,
     /// Messages decoded but of no interest (other streams, unknown symbols).
     pub ignored: u64,
     /// Snapshots asked of the source (at the start and after gaps).
@@ -246,6 +248,7 @@ impl FeedHandler {
                 match e.kind() {
                     EventKind::Bbo => self.stats.bbo += 1,
                     EventKind::Trade => self.stats.trades += 1,
+                    EventKind::MarkPrice => self.stats.mark_prices += 1,
                     _ => {}
                 }
                 sink.event(&e);

@@ -14,7 +14,8 @@ use engine::{Event, EventKind, Instrument, OrderBook};
 pub trait BookObserver {
     /// A diff was applied; `book` is the state after it.
     fn diff_applied(&mut self, _hdr: &DepthHeader, _book: &OrderBook) {}
-    /// A best-bid/offer or trade event arrived; `book` is the local book at that moment.
+    /// A market event that is not a book event (best bid/offer, trade, mark price) arrived;
+    /// `book` is the local book at that moment.
     fn market_event(&mut self, _ev: &Event, _book: &OrderBook) {}
     /// A book status event (reset, valid, invalid) was applied.
     fn status(&mut self, _ev: &Event, _book: &OrderBook) {}
@@ -91,12 +92,9 @@ struct Applier<'a, O> {
 impl<O: BookObserver> SyncSink for Applier<'_, O> {
     #[inline]
     fn event(&mut self, ev: &Event) {
-        match ev.kind() {
-            EventKind::Bbo | EventKind::Trade => {
-                self.obs.market_event(ev, self.book);
-                return;
-            }
-            _ => {}
+        if !ev.kind().is_book() {
+            self.obs.market_event(ev, self.book);
+            return;
         }
         if self.book.apply(ev).is_err() {
             self.stats.rejected_levels += 1;

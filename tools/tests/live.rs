@@ -96,6 +96,32 @@ fn a_live_paper_run_keeps_a_valid_book_records_what_arrived_and_replays_identica
     let r = ringmaker(&["replay", j.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&r.stdout);
     assert!(r.status.success() && text.contains("identical"), "{text}");
+    // The engine received the venue's mark prices (`btcusdt@markPrice@1s`, on the `/market`
+    // route): one a second of venue time, 12 s at 10x, journaled as inputs with the venue's
+    // funding rate (0.0001) and the next 8-hour boundary.
+    let dump = ringmaker(&["journal", "dump", j.to_str().unwrap(), "--kind", "event"]);
+    assert!(dump.status.success());
+    let text = String::from_utf8_lossy(&dump.stdout);
+    let marks: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\tMarkPrice inst=0 "))
+        .collect();
+    assert!(marks.len() >= 30, "{} mark prices journaled", marks.len());
+    for l in &marks {
+        assert!(l.contains(" funding_e8=10000 "), "{l}");
+        let next: i64 = l
+            .rsplit_once("next_funding_ms=")
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{l}"));
+        assert_eq!(next % (8 * 3600 * 1000), 0, "{l}");
+    }
+    assert!(stdout.contains("mark prices"), "{stdout}");
+    // And the recording holds them, as they arrived.
+    let recorded = test_support::recording_text(&files[0]);
+    assert!(
+        recorded.matches("\"e\":\"markPriceUpdate\"").count() >= marks.len(),
+        "the recording has fewer mark prices than the journal"
+    );
 }
 
 #[test]

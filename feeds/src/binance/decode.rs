@@ -7,15 +7,22 @@
 //!
 //! Understood: the combined-stream envelope `{"stream":..,"data":{..}}` and bare payloads;
 //! USDⓈ-M / USDC-M `depthUpdate` (with `pu`), spot `depthUpdate` (without), `bookTicker` (futures
-//! with `e`/`E`, spot without), `trade`, `aggTrade`, and the REST depth snapshot
-//! (`{"lastUpdateId",..,"bids","asks"}`). Other stream payloads (klines, mark price...) decode to
-//! [`Message::Ignored`]; anything malformed is a [`DecodeError`].
+//! with `e`/`E`, spot without), `trade`, `aggTrade`, `markPriceUpdate` (USDⓈ-M and COIN-M;
+//! see [`MAX_FUNDING_RATE_E8`]), and the REST depth snapshot (`{"lastUpdateId",..,"bids","asks"}`).
+//! Other stream payloads (klines, tickers...) decode to [`Message::Ignored`]; anything malformed
+//! is a [`DecodeError`].
 
 use crate::binance::depth_fast::{self, Fast};
 use engine::{
-    DecimalError, Event, Instrument, InstrumentId, LevelUpdate, Side, Symbol, TopOfBook, TradePrint,
+    signed_decimal_to_units, DecimalError, Event, Instrument, InstrumentId, LevelUpdate,
+    MarkPriceUpdate, Side, Symbol, TopOfBook, TradePrint, FUNDING_RATE_DECIMALS,
 };
 use simd_json::{Node, StaticNode, Tape};
+
+/// The largest funding rate magnitude a `markPriceUpdate` may announce, in 10^-8: 100% of the
+/// position's value per funding interval. Binance caps real rates at a few percent; a value
+/// beyond this is not a rate but a broken message, refused as `BadField("r")`.
+pub const MAX_FUNDING_RATE_E8: i64 = 100_000_000;
 
 /// Header of a depth diff; its levels are in [`Decoder::levels`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +61,7 @@ pub enum Message {
     Depth(DepthHeader),
     /// A full depth snapshot; levels in [`Decoder::levels`], flagged `snapshot`.
     Snapshot(SnapshotHeader),
-    /// A self-contained event: best bid/offer or trade.
+    /// A self-contained event: best bid/offer, trade or mark price.
     Event(Event),
     /// Valid, but nothing the engine consumes (another stream type, or another symbol).
     Ignored(IgnoreReason),
@@ -63,7 +70,7 @@ pub enum Message {
 /// Why a valid message was ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IgnoreReason {
-    /// A stream type the engine does not consume (kline, markPrice, ...).
+    /// A stream type the engine does not consume (kline, ticker, ...).
     OtherStream,
     /// A symbol this decoder was not configured for.
     OtherSymbol,
@@ -335,7 +342,10 @@ impl Decoder {
             None if f.last_update_id.is_some() => return Err(DecodeError::SnapshotWithoutSymbol),
             None => return Err(DecodeError::UnknownShape),
         };
-        if !matches!(kind, "depthUpdate" | "bookTicker" | "trade" | "aggTrade") {
+        if !matches!(
+            kind,
+            "depthUpdate" | "bookTicker" | "trade" | "aggTrade" | "markPriceUpdate"
+        ) {
             return Ok(Message::Ignored(IgnoreReason::OtherStream));
         }
         let sym = f.s.ok_or(DecodeError::MissingField("s"))?;
@@ -343,7 +353,13 @@ impl Decoder {
             return Ok(Message::Ignored(IgnoreReason::OtherSymbol));
         };
         let inst = self.instruments[id as usize];
-        let venue_ns = match f.big_e.or(f.big_t) {
+        // A mark price's `T` is the next funding time, not the event's.
+        let venue_ms = if kind == "markPriceUpdate" {
+            f.big_e
+        } else {
+            f.big_e.or(f.big_t)
+        };
+        let venue_ns = match venue_ms {
             Some(ms) => ms_to_ns(ms, "E")?,
             None => 0,
         };
@@ -400,6 +416,22 @@ impl Decoder {
                     update_id,
                 };
                 Ok(Message::Event(Event::bbo(id, venue_ns, local_ns, top)))
+            }
+            "markPriceUpdate" => {
+                let next_funding = f.big_t.ok_or(DecodeError::MissingField("T"))?;
+                // A time the engine can hold in ns too (`T` 0: no funding, delivery contracts).
+                ms_to_ns(next_funding, "T")?;
+                let m = MarkPriceUpdate {
+                    mark_price: computed_price(
+                        &inst,
+                        f.p.ok_or(DecodeError::MissingField("p"))?,
+                        "p",
+                    )?,
+                    index_price: computed_price(&inst, str_at(n, f.i, "i")?, "i")?,
+                    funding_rate_e8: funding_rate(str_at(n, f.r, "r")?)?,
+                    next_funding_ms: next_funding as i64,
+                };
+                Ok(Message::Event(Event::mark_price(id, venue_ns, local_ns, m)))
             }
             _ => {
                 let agg = kind == "aggTrade";
@@ -597,6 +629,27 @@ fn qty(inst: &Instrument, s: &str, field: &'static str) -> Result<i64, DecodeErr
         .map_err(|err| DecodeError::Decimal { field, err })
 }
 
+/// A price the venue computes (mark, index): to the nearest tick.
+#[inline]
+fn computed_price(inst: &Instrument, s: &str, field: &'static str) -> Result<i64, DecodeError> {
+    inst.price_to_ticks_nearest(s.as_bytes())
+        .map_err(|err| DecodeError::Decimal { field, err })
+}
+
+/// A `markPriceUpdate`'s `r`: exact, in 10^-8; `""` (a contract without funding) is 0.
+#[inline]
+fn funding_rate(s: &str) -> Result<i64, DecodeError> {
+    if s.is_empty() {
+        return Ok(0);
+    }
+    let r = signed_decimal_to_units(s.as_bytes(), FUNDING_RATE_DECIMALS)
+        .map_err(|err| DecodeError::Decimal { field: "r", err })?;
+    if r.abs() > MAX_FUNDING_RATE_E8 {
+        return Err(DecodeError::BadField("r"));
+    }
+    Ok(r)
+}
+
 fn ms_to_ns(ms: u64, field: &'static str) -> Result<i64, DecodeError> {
     i64::try_from(ms)
         .ok()
@@ -634,7 +687,9 @@ fn str_at<'a>(
 }
 
 /// The fields of one object we may need, read in one pass. Node indexes for values whose type
-/// depends on the message (`b`/`a` are arrays in depth, strings in bookTicker, a number in aggTrade).
+/// depends on the message (`b`/`a` are arrays in depth, strings in bookTicker, a number in aggTrade)
+/// and for those only one message kind reads (`i`, `r`: a mark price's index price and funding
+/// rate), so another kind's odd value there is not an error.
 #[derive(Default)]
 struct Fields<'a> {
     stream: Option<&'a str>,
@@ -656,6 +711,8 @@ struct Fields<'a> {
     m: Option<bool>,
     f: Option<u64>,
     l: Option<u64>,
+    i: Option<usize>,
+    r: Option<usize>,
     last_update_id: Option<u64>,
     bids: Option<usize>,
     asks: Option<usize>,
@@ -707,6 +764,8 @@ impl<'a> Fields<'a> {
                 }
                 b"f" => f.f = u("f")?,
                 b"l" => f.l = u("l")?,
+                b"i" => f.i = Some(v),
+                b"r" => f.r = Some(v),
                 b"lastUpdateId" => f.last_update_id = u("lastUpdateId")?,
                 b"bids" => f.bids = Some(v),
                 b"asks" => f.asks = Some(v),
@@ -793,6 +852,237 @@ mod tests {
             (1, 100_000, 5933014, 6, Side::Ask)
         );
         assert_eq!(e.venue_time_ns, 123_456_789_000_000);
+    }
+
+    /// The USDⓈ-M example of Binance's docs (`tests/data/binance-fixtures`), pretty-printed
+    /// as it is, bare and in a combined-stream envelope.
+    #[test]
+    fn mark_price_fixture() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/binance-fixtures/futures/market_data_json/mark_price_stream.json");
+        let fixture = std::fs::read_to_string(path).unwrap();
+        let enveloped = format!(
+            r#"{{"stream":"btcusdt@markPrice@1s","data":{}}}"#,
+            fixture.trim()
+        );
+        let mut d = Decoder::new(&[btc()]);
+        for json in [fixture.as_str(), &enveloped] {
+            let Ok(Message::Event(e)) = dec(&mut d, json) else {
+                panic!("{json}")
+            };
+            assert_eq!(e.kind(), engine::EventKind::MarkPrice);
+            assert_eq!(e.instrument(), 0);
+            assert_eq!(e.venue_time_ns, 1_562_305_380_000_000_000, "`E`, not `T`");
+            assert_eq!(e.local_time_ns, 7);
+            assert_eq!(
+                e.as_mark_price(),
+                Some(MarkPriceUpdate {
+                    // 11794.15: half a tick, up; 11784.62659091: to 11784.6.
+                    mark_price: 117_942,
+                    index_price: 117_846,
+                    funding_rate_e8: 38_167,
+                    next_funding_ms: 1_562_306_400_000,
+                })
+            );
+        }
+        assert_eq!(d.stats().decoded, 2);
+        // Another symbol's is ignored, as trades are.
+        let eth = fixture.replace("BTCUSDT", "ETHUSDT");
+        assert_eq!(
+            dec(&mut d, &eth),
+            Ok(Message::Ignored(IgnoreReason::OtherSymbol))
+        );
+    }
+
+    #[test]
+    fn mark_price_negative_funding_and_coinm_shapes() {
+        let mut d = Decoder::new(&[btc()]);
+        let neg = r#"{"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate","E":1723161256000,"s":"BTCUSDT","p":"61800.24","i":"61790.05000000","P":"61801.00","r":"-0.00012500","T":1723190400000}}"#;
+        let Ok(Message::Event(e)) = dec(&mut d, neg) else {
+            panic!()
+        };
+        let m = e.as_mark_price().unwrap();
+        assert_eq!(
+            (
+                m.mark_price,
+                m.index_price,
+                m.funding_rate_e8,
+                m.next_funding_ms
+            ),
+            (618_002, 617_901, -12_500, 1_723_190_400_000)
+        );
+        // COIN-M perpetual (with `ps`) on its 0.1 tick, and a delivery contract: no funding
+        // (`"r":""`, `T` 0).
+        let perp = Instrument::from_spec(&engine::InstrumentSpec {
+            symbol: "BTCUSD_PERP",
+            kind: engine::InstrumentKind::Inverse,
+            tick: "0.1",
+            lot: "1",
+            min_qty: "1",
+            min_notional: "0",
+            contract_size: Some("100"),
+            ..engine::InstrumentSpec::default()
+        })
+        .unwrap();
+        let delivery = Instrument {
+            symbol: Symbol::new(b"BTCUSD_201225").unwrap(),
+            ..perp
+        };
+        let mut d = Decoder::new(&[perp, delivery]);
+        let coinm = r#"{"stream":"btcusd_perp@markPrice@1s","data":{"e":"markPriceUpdate","E":1596095725000,"s":"BTCUSD_PERP","ps":"BTCUSD","p":"10934.62615417","P":"10962.17178236","i":"10933.62615417","r":"0.00010000","T":1596096000000}}"#;
+        let Ok(Message::Event(e)) = dec(&mut d, coinm) else {
+            panic!()
+        };
+        assert_eq!(e.instrument(), 0);
+        let m = e.as_mark_price().unwrap();
+        assert_eq!(
+            (
+                m.mark_price,
+                m.index_price,
+                m.funding_rate_e8,
+                m.next_funding_ms
+            ),
+            (109_346, 109_336, 10_000, 1_596_096_000_000)
+        );
+        let quarterly = r#"{"e":"markPriceUpdate","E":1596095725000,"s":"BTCUSD_201225","p":"10934.62615417","P":"10962.17178236","i":"10933.62615417","r":"","T":0}"#;
+        let Ok(Message::Event(e)) = dec(&mut d, quarterly) else {
+            panic!()
+        };
+        assert_eq!(e.instrument(), 1);
+        let m = e.as_mark_price().unwrap();
+        assert_eq!((m.funding_rate_e8, m.next_funding_ms), (0, 0));
+        // Bound to an instrument, as a recording is.
+        let mut b = coinm.as_bytes().to_vec();
+        assert!(matches!(d.decode_for(&mut b, 7, 0), Ok(Message::Event(e)) if e.instrument() == 0));
+        let mut b = coinm.as_bytes().to_vec();
+        assert_eq!(
+            d.decode_for(&mut b, 7, 1),
+            Ok(Message::Ignored(IgnoreReason::OtherSymbol))
+        );
+    }
+
+    #[test]
+    fn malformed_mark_prices_are_typed_errors() {
+        let mut d = Decoder::new(&[btc()]);
+        let good = r#"{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"11794.15","i":"11784.6","r":"0.00038167","T":2}"#;
+        assert!(matches!(dec(&mut d, good), Ok(Message::Event(_))));
+        type Check = fn(&DecodeError) -> bool;
+        let with = |from: &str, to: &str| good.replacen(from, to, 1);
+        let cases: Vec<(String, Check)> = vec![
+            (with(r#""p":"11794.15","#, ""), |e| {
+                matches!(e, DecodeError::MissingField("p"))
+            }),
+            (with(r#""i":"11784.6","#, ""), |e| {
+                matches!(e, DecodeError::MissingField("i"))
+            }),
+            (with(r#","r":"0.00038167""#, ""), |e| {
+                matches!(e, DecodeError::MissingField("r"))
+            }),
+            (with(r#","T":2"#, ""), |e| {
+                matches!(e, DecodeError::MissingField("T"))
+            }),
+            (with(r#""s":"BTCUSDT","#, ""), |e| {
+                matches!(e, DecodeError::MissingField("s"))
+            }),
+            (with(r#""11794.15""#, "11794.15"), |e| {
+                matches!(e, DecodeError::BadField("p"))
+            }),
+            (with(r#""11784.6""#, "null"), |e| {
+                matches!(e, DecodeError::BadField("i"))
+            }),
+            (with(r#""0.00038167""#, "0.00038167"), |e| {
+                matches!(e, DecodeError::BadField("r"))
+            }),
+            (with("11794.15", "-11794.15"), |e| {
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "p",
+                        err: DecimalError::Negative
+                    }
+                )
+            }),
+            (with("11794.15", "0.04"), |e| {
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "p",
+                        err: DecimalError::OffGrid
+                    }
+                )
+            }),
+            (with("11794.15", "1e4"), |e| {
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "p",
+                        err: DecimalError::NotNumeric
+                    }
+                )
+            }),
+            (with("11784.6", "99999999999999999999999999999"), |e| {
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "i",
+                        err: DecimalError::Overflow
+                    }
+                )
+            }),
+            (with("0.00038167", "0.000381675"), |e| {
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "r",
+                        err: DecimalError::OffGrid
+                    }
+                )
+            }),
+            (with("0.00038167", "--0.1"), |e| {
+                matches!(
+                    e,
+                    DecodeError::Decimal {
+                        field: "r",
+                        err: DecimalError::NotNumeric
+                    }
+                )
+            }),
+            (with("0.00038167", "1.00000001"), |e| {
+                matches!(e, DecodeError::BadField("r"))
+            }),
+            (with("0.00038167", "-1.5"), |e| {
+                matches!(e, DecodeError::BadField("r"))
+            }),
+            (with(r#""T":2"#, r#""T":-2"#), |e| {
+                matches!(e, DecodeError::BadField("T"))
+            }),
+            (with(r#""T":2"#, r#""T":9223372036855"#), |e| {
+                matches!(e, DecodeError::BadField("T"))
+            }),
+            (with(r#""E":1"#, r#""E":99999999999999999"#), |e| {
+                matches!(e, DecodeError::BadField("E"))
+            }),
+        ];
+        for (s, ok) in &cases {
+            let e = dec(&mut d, s).unwrap_err();
+            assert!(ok(&e), "{s}: {e:?}");
+            assert!(d.levels().is_empty());
+        }
+        assert_eq!(d.stats().errors, cases.len() as u64);
+        // The largest rate there is, both signs, and a `T` that is 0.
+        for r in ["1.00000000", "-1"] {
+            assert!(matches!(
+                dec(&mut d, &with("0.00038167", r)),
+                Ok(Message::Event(_))
+            ));
+        }
+        let Ok(Message::Event(e)) = dec(&mut d, &with(r#""T":2"#, r#""T":0"#)) else {
+            panic!()
+        };
+        assert_eq!(e.as_mark_price().map(|m| m.next_funding_ms), Some(0));
+        // Another kind's `i` or `r` of any type is nothing to it.
+        let trade = r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1.0","q":"1","m":true,"i":[1],"r":null}"#;
+        assert!(matches!(dec(&mut d, trade), Ok(Message::Event(e)) if e.as_trade().is_some()));
     }
 
     #[test]

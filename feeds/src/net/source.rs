@@ -1,7 +1,7 @@
 //! [`NetSource`]: the venue's live market streams as a [`MarketSource`] for the feed handler.
 //!
 //! One [`Conn`] per combined-stream URL (on USDⓈ-M one for `/public` book data and one for
-//! `/market` trades, per venue, [`super::routes`]), all driven by the feed thread, busy-polled:
+//! `/market` trades and mark prices, per venue, [`super::routes`]), all driven by the feed thread, busy-polled:
 //! [`MarketSource::next_input`] spins over them until a message arrives (or the stop flag is
 //! set), never blocking in the kernel.
 //!
@@ -71,6 +71,9 @@ pub struct NetOptions {
     pub book_ticker: bool,
     /// Subscribe `@trade` too.
     pub trades: bool,
+    /// Subscribe `@markPrice@1s` too, for USDⓈ-M and COIN-M instruments (spot has no mark
+    /// price); on USDⓈ-M it rides the `/market` route.
+    pub mark_price: bool,
     /// `limit` of the REST snapshots.
     pub snapshot_limit: u32,
     /// First reconnect pause.
@@ -84,7 +87,8 @@ pub struct NetOptions {
 }
 
 impl NetOptions {
-    /// Binance production, `depth@100ms`, bookTicker and trades, 1,000-level snapshots.
+    /// Binance production, `depth@100ms`, bookTicker, trades and (futures) mark prices,
+    /// 1,000-level snapshots.
     pub fn new(tls: Arc<rustls::ClientConfig>) -> NetOptions {
         NetOptions {
             endpoints: VenueFlavour::ALL.map(Endpoints::binance).to_vec(),
@@ -92,6 +96,7 @@ impl NetOptions {
             depth_stream: "depth@100ms".into(),
             book_ticker: true,
             trades: true,
+            mark_price: true,
             snapshot_limit: 1000,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(30),
@@ -267,8 +272,8 @@ impl std::fmt::Debug for NetSource {
 }
 
 impl NetSource {
-    /// The connections for `instruments` (each instrument's depth, and bookTicker and trades as
-    /// `opts` say), not yet open: they open on the first [`MarketSource::next_input`]. `stop`
+    /// The connections for `instruments` (each instrument's depth, and bookTicker, trades and
+    /// mark prices as `opts` say), not yet open: they open on the first [`MarketSource::next_input`]. `stop`
     /// ends `next_input` (it returns `None`).
     pub fn new(
         instruments: &[NetInstrument],
@@ -314,6 +319,9 @@ impl NetSource {
                 }
                 if opts.trades {
                     streams.push(format!("{s}@trade"));
+                }
+                if opts.mark_price && venue != VenueFlavour::BinanceSpot {
+                    streams.push(format!("{s}@markPrice@1s"));
                 }
             }
             let (host, port) = ends.ws_host_port();
@@ -617,4 +625,49 @@ impl MarketSource for NetSource {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Futures instruments also get `@markPrice@1s` — on USDⓈ-M on the `/market` route, where
+    /// Binance serves it (an un-routed or `/public` subscription would never deliver) —, spot
+    /// none; `mark_price = false` leaves it out.
+    #[test]
+    fn futures_subscribe_mark_prices_on_the_market_route_and_spot_does_not() {
+        let inst = |id, s: &str, venue| NetInstrument {
+            id,
+            symbol: Symbol::new(s.as_bytes()).unwrap(),
+            venue,
+        };
+        let insts = [
+            inst(0, "BTCUSDT", VenueFlavour::BinanceUsdm),
+            inst(1, "BTCUSDT", VenueFlavour::BinanceSpot),
+            inst(2, "BTCUSD_PERP", VenueFlavour::BinanceCoinm),
+        ];
+        let tls = super::super::tls::client_config(None).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let src =
+            NetSource::new(&insts, NetOptions::new(Arc::clone(&tls)), Arc::clone(&stop)).unwrap();
+        assert_eq!(
+            src.urls(),
+            [
+                "wss://fstream.binance.com:443/public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker",
+                "wss://fstream.binance.com:443/market/stream?streams=btcusdt@trade/btcusdt@markPrice@1s",
+                "wss://dstream.binance.com:443/stream?streams=btcusd_perp@depth@100ms/btcusd_perp@bookTicker/btcusd_perp@trade/btcusd_perp@markPrice@1s",
+                "wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker/btcusdt@trade",
+            ]
+        );
+        let mut opts = NetOptions::new(tls);
+        opts.mark_price = false;
+        let src = NetSource::new(&insts[..1], opts, stop).unwrap();
+        assert_eq!(
+            src.urls(),
+            [
+                "wss://fstream.binance.com:443/public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker",
+                "wss://fstream.binance.com:443/market/stream?streams=btcusdt@trade",
+            ]
+        );
+    }
 }

@@ -28,7 +28,7 @@
 
 use crate::api::Exchange;
 use crate::faults::Faults;
-use engine::{Event, EventKind, Instrument, OrderBook, Side};
+use engine::{Event, Instrument, OrderBook, Side};
 use feeds::{
     DataSpec, Decoder, DepthHeader, FeedHandler, Input, MarketSource, MergedSource, SyncSink,
 };
@@ -557,7 +557,7 @@ struct Collect<'a> {
 impl SyncSink for Collect<'_> {
     fn event(&mut self, ev: &Event) {
         self.events.push(*ev);
-        if !matches!(ev.kind(), EventKind::Bbo | EventKind::Trade) {
+        if ev.kind().is_book() {
             let _ = self.view.book.apply(ev);
         }
     }
@@ -969,6 +969,10 @@ impl Replay {
                     }
                 }
             }
+            // The venue publishes its own mark prices, every second from its book (as it answers
+            // `premiumIndex`); a recording's (a live session's, which subscribes them) would
+            // come twice, with other values.
+            "markPrice" | "markPrice@1s" => return,
             "trade" => {
                 if let (Some(agg), Some(sm)) = (agg_trade(&data), m.symbols.get(inst)) {
                     m.hub

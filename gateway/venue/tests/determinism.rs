@@ -197,6 +197,63 @@ fn the_same_requests_and_clock_steps_give_the_same_session_byte_for_byte() {
     }
 }
 
+/// A recording that holds mark prices (a live session's, which subscribes them) is replayed
+/// without them: the venue's own, one a second from its book, are the only ones on the stream.
+#[test]
+fn recorded_mark_prices_are_not_published_twice() {
+    let dir = TempDir::new("venue-recorded-marks");
+    let text = test_support::recording_text(&test_support::usdm());
+    let mut rec = String::new();
+    let mut injected = 0;
+    for (k, line) in text.lines().take(20_000).enumerate() {
+        rec.push_str(line);
+        rec.push('\n');
+        let e_ms = line
+            .split_once(r#""E":"#)
+            .and_then(|(_, r)| r.split([',', '}']).next())
+            .and_then(|v| v.parse::<i64>().ok());
+        if let (0, Some(e)) = (k % 100, e_ms) {
+            let (ns, _) = line.split_once(' ').unwrap();
+            rec.push_str(&format!(
+                r#"{ns} {{"stream":"btcusdt@markPrice@1s","data":{{"e":"markPriceUpdate","E":{e},"s":"BTCUSDT","p":"1.00000000","i":"1.00000000","P":"1.00000000","r":"-0.00099999","T":{}}}}}"#,
+                (e / 28_800_000 + 1) * 28_800_000
+            ));
+            rec.push('\n');
+            injected += 1;
+        }
+    }
+    assert!(injected > 50);
+    let path = dir.join("marks.txt");
+    std::fs::write(&path, rec).unwrap();
+    let cfg = test_support::default_config();
+    let mut sc = ServerConfig::new(vec![path], cfg);
+    sc.manual_clock = true;
+    sc.cert_dir = dir.join("cert");
+    let h = Venue::start(sc, Arc::new(venue::NoExchange)).expect("venue starts");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (t, out) = collect(&h, "/market/stream?streams=btcusdt@markPrice@1s", &stop);
+    advance(&h, 1_000);
+    advance(&h, 6_000);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    t.join().unwrap();
+    let got = out.lock().unwrap().clone();
+    assert!(got.len() >= 5, "{got:?}");
+    let mut seconds = Vec::new();
+    for m in &got {
+        assert!(
+            !m.contains("-0.00099999"),
+            "a recorded mark price went out: {m}"
+        );
+        let v: Value = serde_json::from_str(m).unwrap();
+        seconds.push(v["data"]["E"].as_i64().unwrap() / 1000);
+    }
+    let n = seconds.len();
+    seconds.dedup();
+    assert_eq!(seconds.len(), n, "one mark price a second: {got:?}");
+    h.shutdown();
+}
+
 #[test]
 fn the_clock_control_is_404_without_the_flag_and_rejects_bad_steps() {
     let dir = TempDir::new("venue-clock-control");

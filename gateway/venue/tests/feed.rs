@@ -70,7 +70,7 @@ fn the_live_source_syncs_a_book_from_the_venue_over_tls_with_kernel_stamps() {
                 h.addr().port()
             ),
             format!(
-                "wss://127.0.0.1:{}/market/stream?streams=btcusdt@trade",
+                "wss://127.0.0.1:{}/market/stream?streams=btcusdt@trade/btcusdt@markPrice@1s",
                 h.addr().port()
             ),
         ]
@@ -81,6 +81,7 @@ fn the_live_source_syncs_a_book_from_the_venue_over_tls_with_kernel_stamps() {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let (mut valid, mut levels, mut trades, mut tickers) = (0, 0, 0, 0);
+    let mut marks = Vec::new();
     let stopper = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
@@ -98,6 +99,7 @@ fn the_live_source_syncs_a_book_from_the_venue_over_tls_with_kernel_stamps() {
                 engine::EventKind::BookLevel => levels += 1,
                 engine::EventKind::Trade => trades += 1,
                 engine::EventKind::Bbo => tickers += 1,
+                engine::EventKind::MarkPrice => marks.push(e),
                 engine::EventKind::BookInvalid => panic!("the book went invalid: {e:?}"),
                 _ => {}
             }
@@ -108,6 +110,26 @@ fn the_live_source_syncs_a_book_from_the_venue_over_tls_with_kernel_stamps() {
     eprintln!("{stats:?} valid={valid} levels={levels} trades={trades} tickers={tickers}");
     assert_eq!(valid, 1, "synced once, never lost");
     assert!(levels > 1000 && trades > 10 && tickers > 100);
+    // A mark price a second of venue time (5x: about 40 in 8 s), each the venue's mid to the
+    // nearest tick, its funding rate (0.0001) and the next 8-hour boundary, in time order.
+    assert!(marks.len() >= 10, "{} mark prices", marks.len());
+    let eight_h = venue::market::FUNDING_INTERVAL_MS;
+    for w in marks.windows(2) {
+        assert!(w[0].venue_time_ns < w[1].venue_time_ns, "{w:?}");
+        assert!(w[0].local_time_ns <= w[1].local_time_ns, "{w:?}");
+    }
+    for e in &marks {
+        let m = e.as_mark_price().unwrap();
+        assert_eq!(e.instrument(), 0);
+        assert_eq!(m.funding_rate_e8, 10_000, "{m:?}");
+        assert_eq!(m.mark_price, m.index_price, "{m:?}");
+        // BTCUSDT was about 61,800 (0.10 ticks) in the recording.
+        assert!((590_000..650_000).contains(&m.mark_price), "{m:?}");
+        assert_eq!(m.next_funding_ms % eight_h, 0, "{m:?}");
+        let venue_ms = e.venue_time_ns / 1_000_000;
+        assert!(m.next_funding_ms > venue_ms && m.next_funding_ms - venue_ms <= eight_h);
+    }
+    assert_eq!(feed.handler().stats().mark_prices, marks.len() as u64);
     assert_eq!(stats.connects, 2);
     assert_eq!(stats.disconnects, 0);
     assert_eq!(stats.snapshot_fetches, 1);

@@ -17,7 +17,7 @@ use crate::hlog::IntervalStream;
 use crate::host::{Host, Recorder};
 use crate::metrics::{Metrics, Sample};
 use anyhow::Context;
-use engine::{Config, Engine, Event, EventKind, Intent, ModeChange, Sink};
+use engine::{Config, Engine, Event, Intent, ModeChange, Sink};
 use feeds::{
     DataSpec, FeedHandler, FeedStats, Input, MarketFeed, MarketSource, MergedSource, SnapshotReply,
     SourceCounts, SourceError, Step, SyncStats,
@@ -155,15 +155,7 @@ impl JournalSource {
                         let ev = ev.with_context(|| format!("seq {}", rec.seq))?;
                         // Market data only: what the venue, the timer, the operator and
                         // reconciliation said belongs to that run, not to this one.
-                        if matches!(
-                            ev.kind(),
-                            EventKind::BookLevel
-                                | EventKind::BookReset
-                                | EventKind::BookValid
-                                | EventKind::BookInvalid
-                                | EventKind::Bbo
-                                | EventKind::Trade
-                        ) {
+                        if ev.kind().is_market_data() {
                             times.push(ev.local_time_ns);
                             events.push(ev);
                         }

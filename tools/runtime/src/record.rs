@@ -437,6 +437,12 @@ pub fn describe_event(e: &Event) -> String {
             t.price, t.qty, t.trade_id, t.aggressor
         );
     }
+    if let Some(m) = e.as_mark_price() {
+        return format!(
+            "{head} mark={} index={} funding_e8={} next_funding_ms={}",
+            m.mark_price, m.index_price, m.funding_rate_e8, m.next_funding_ms
+        );
+    }
     if let Some(x) = e.as_exec() {
         return format!(
             "{head} {:?} cid={:#x} venue_id={} px={} last={} cum={} fee={}{}{}{}",

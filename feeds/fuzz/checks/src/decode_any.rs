@@ -30,12 +30,23 @@ fn check(d: &Decoder, r: &Result<Message, feeds::DecodeError>, n_instruments: us
         }
         Ok(Message::Event(ev)) => {
             assert!(
-                matches!(ev.kind(), EventKind::Bbo | EventKind::Trade),
+                matches!(
+                    ev.kind(),
+                    EventKind::Bbo | EventKind::Trade | EventKind::MarkPrice
+                ),
                 "{ev:?}"
             );
             assert!((ev.instrument() as usize) < n_instruments);
             if let Some(t) = ev.as_trade() {
                 assert!(t.price > 0 && t.qty >= 0 && t.count >= 1, "{t:?}");
+            }
+            if let Some(m) = ev.as_mark_price() {
+                assert!(m.mark_price > 0 && m.index_price > 0, "{m:?}");
+                assert!(
+                    m.funding_rate_e8.abs() <= feeds::decode::MAX_FUNDING_RATE_E8,
+                    "{m:?}"
+                );
+                assert!(m.next_funding_ms >= 0 && ev.venue_time_ns >= 0, "{m:?}");
             }
             if let Some(b) = ev.as_bbo() {
                 assert!(b.bid_price > 0 && b.ask_price > 0, "{b:?}");

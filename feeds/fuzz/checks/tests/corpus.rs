@@ -47,6 +47,50 @@ fn recording_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     (payloads, chunks)
 }
 
+/// `markPriceUpdate` payloads (the shipped recordings have none): the docs' example from
+/// `tests/data/binance-fixtures`, compact, bare and enveloped, with negative funding, COIN-M's
+/// perpetual (`ps`) and delivery (`"r":""`, `T` 0) shapes, as `seed.py` writes them.
+fn mark_price_seeds() -> Vec<Vec<u8>> {
+    let fixture =
+        std::fs::read_to_string(fuzz_dir().join(
+            "../../tests/data/binance-fixtures/futures/market_data_json/mark_price_stream.json",
+        ))
+        .unwrap();
+    let compact: String = fixture.split_whitespace().collect();
+    let mut out = vec![
+        fixture.clone().into_bytes(),
+        compact.clone().into_bytes(),
+        format!(r#"{{"stream":"btcusdt@markPrice@1s","data":{compact}}}"#).into_bytes(),
+        compact.replace("0.00038167", "-0.00012500").into_bytes(),
+        compact.replace("\"0.00038167\"", "\"\"").into_bytes(),
+    ];
+    out.push(
+        br#"{"stream":"btcusd_perp@markPrice","data":{"e":"markPriceUpdate","E":1596095725000,"s":"BTCUSD_PERP","ps":"BTCUSD","p":"10934.62615417","P":"10962.17178236","i":"10933.62615417","r":"0.00010000","T":1596096000000}}"#.to_vec(),
+    );
+    out.push(
+        br#"{"e":"markPriceUpdate","E":1596095725000,"s":"ETHUSDT","p":"1093.62615417","P":"1096.17178236","i":"1093.62615417","r":"","T":0}"#.to_vec(),
+    );
+    out
+}
+
+#[test]
+fn mark_price_seeds_pass_decode_checks() {
+    let seeds = mark_price_seeds();
+    for s in &seeds {
+        decode_any::fuzz(s);
+    }
+    // They do decode, into mark prices, on the checks' futures instrument.
+    let inst = engine::Instrument::new("BTCUSDT", "0.10", "0.001", "0.001", "100").unwrap();
+    let mut d = feeds::Decoder::new(&[inst]);
+    for s in &seeds[..5] {
+        let mut b = s.clone();
+        match d.decode(&mut b, 1) {
+            Ok(feeds::Message::Event(e)) => assert!(e.as_mark_price().is_some()),
+            other => panic!("{}: {other:?}", String::from_utf8_lossy(s)),
+        }
+    }
+}
+
 #[test]
 fn committed_regressions_pass_their_checks() {
     let mut n = 0;
@@ -210,6 +254,35 @@ proptest! {
     ) {
         thread_local! {
             static SEEDS: Vec<Vec<u8>> = recording_seeds().0;
+        }
+        let mut data = SEEDS.with(|s| pick.get(s).clone());
+        for (at, byte, op) in edits {
+            if data.is_empty() {
+                break;
+            }
+            let i = at.index(data.len());
+            match op {
+                0 => data[i] = byte,
+                1 => data.insert(i, byte),
+                _ => {
+                    data.remove(i);
+                }
+            }
+        }
+        decode_any::fuzz(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn mutated_mark_prices_never_break_the_decoders(
+        pick in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6),
+    ) {
+        thread_local! {
+            static SEEDS: Vec<Vec<u8>> = mark_price_seeds();
         }
         let mut data = SEEDS.with(|s| pick.get(s).clone());
         for (at, byte, op) in edits {

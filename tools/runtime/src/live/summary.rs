@@ -312,6 +312,13 @@ impl Summary {
             self.feed.snapshot_requests,
             self.engine.stale_periods
         );
+        if self.feed.mark_prices > 0 {
+            let _ = writeln!(
+                s,
+                "  mark prices      {} received, {} stored by the engine (mark, index, funding; not priced from)",
+                self.feed.mark_prices, self.engine.mark_prices
+            );
+        }
         if let Some(o) = self.clock_offset {
             let _ = writeln!(
                 s,
