@@ -279,6 +279,10 @@ pub struct QuoteSection {
     /// strategy wants. Trailing layers after a move cost no cancel.
     #[serde(default)]
     pub keep_beyond: usize,
+    /// Spreads that adapt: volatility, toxicity, funding, a model for layer 0 (absent: the
+    /// fixed grid). See `docs/STRATEGY.md`.
+    #[serde(default)]
+    pub adapt: Option<crate::adapt::AdaptSection>,
 }
 
 fn default_tolerance_growth() -> f64 {
@@ -486,6 +490,8 @@ pub struct InstrumentConfig {
     pub tolerance_growth: Fx,
     /// Orders kept beyond the deepest layer per side.
     pub keep_beyond: usize,
+    /// `[instrument.quote.adapt]`, validated.
+    pub adapt: Option<crate::adapt::AdaptConfig>,
     /// Position cap, lots.
     pub net_max: i64,
     /// Batch cap, lots.
@@ -518,7 +524,11 @@ pub struct InstrumentConfig {
     pub taker_fee_bps: Fx,
 }
 
-fn invalid(field: impl Into<String>, value: impl ToString, rule: &'static str) -> ConfigError {
+pub(crate) fn invalid(
+    field: impl Into<String>,
+    value: impl ToString,
+    rule: &'static str,
+) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
         value: value.to_string(),
@@ -526,7 +536,7 @@ fn invalid(field: impl Into<String>, value: impl ToString, rule: &'static str) -
     }
 }
 
-fn fx(field: &str, v: f64) -> Result<Fx, ConfigError> {
+pub(crate) fn fx(field: &str, v: f64) -> Result<Fx, ConfigError> {
     if !v.is_finite() {
         return Err(invalid(field, v, "must be a finite number"));
     }
@@ -770,6 +780,13 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         ));
     }
 
+    let adapt = match &q.adapt {
+        Some(a) => Some(crate::adapt::validate(a, &f, &|s: &str| {
+            inst.book_qty(s.as_bytes()).ok()
+        })?),
+        None => None,
+    };
+
     let net_max = lots("risk.net_max", &r.net_max)?;
     // Fills are reported in 48-bit lots (the execution report's layout); a position cap past
     // that could not be reported, let alone priced without overflow.
@@ -966,6 +983,7 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         tolerance,
         tolerance_growth,
         keep_beyond: q.keep_beyond,
+        adapt,
         net_max,
         batch_cap,
         reduce_only_thresh,

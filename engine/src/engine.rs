@@ -14,6 +14,7 @@
 //! `pricer` (fair value → ladders), `risk` (mode, clamp, forced cancels), `diff` (ladders against
 //! working orders), `reconcile` (the venue's view), and `emit`, through which every intent leaves.
 
+use crate::adapt::{self, AdaptState, Shape};
 use crate::book::{BboOffer, BboOverlay, OrderBook};
 use crate::config::{Config, Fx, InstrumentConfig, ReloadRefused, TopOfBookSource};
 use crate::emit::Emitter;
@@ -112,6 +113,8 @@ pub(crate) struct Inst {
     pub(crate) asks: Ladder,
     /// The latest mark price and funding (`EventKind::MarkPrice`); `None` until one arrives.
     pub(crate) mark: Option<MarkState>,
+    /// The adaptive-spread estimators (`[instrument.quote.adapt]`).
+    pub(crate) adapt: Option<AdaptState>,
 }
 
 impl Inst {
@@ -182,6 +185,7 @@ impl Engine {
                 bids: Ladder::default(),
                 asks: Ladder::default(),
                 mark: None,
+                adapt: c.adapt.as_ref().map(AdaptState::new),
             })
             .collect();
         Engine {
@@ -217,6 +221,10 @@ impl Engine {
             }
             if inst.cfg.cancel_budget_per_min != new.cancel_budget_per_min {
                 inst.cancel_budget = TokenBucket::new(new.cancel_budget_per_min, MINUTE_NS);
+            }
+            if inst.cfg.adapt != new.adapt {
+                // New parameters, new estimators (they warm up again).
+                inst.adapt = new.adapt.as_ref().map(AdaptState::new);
             }
             inst.cfg = new.clone();
             inst.dirty = true;
@@ -348,7 +356,14 @@ impl Engine {
                     BboOffer::Refused => self.stats.bbo_refused += 1,
                 }
             }
-            EventKind::Trade => {}
+            EventKind::Trade => {
+                if let Some(a) = &mut inst.adapt {
+                    match ev.as_trade() {
+                        Some(t) => a.on_trade(now, t.price, t.qty, t.aggressor),
+                        None => self.stats.malformed += 1,
+                    }
+                }
+            }
             // Kept for whoever prices with it; not a reason to requote (nothing is dirtied).
             EventKind::MarkPrice => match ev.as_mark_price() {
                 Some(m) => {
@@ -511,9 +526,37 @@ impl Engine {
         inst.bids.clear();
         inst.asks.clear();
         if let (Some(t), Some(fv)) = (top, fv) {
-            let r = pricer::reservation(fv, ratio, inst.cfg.skew_coeff);
+            let shape = match (&mut inst.adapt, &inst.cfg.adapt) {
+                (Some(a), Some(c)) => {
+                    a.on_fair_value(c, now, fv);
+                    let funding = inst
+                        .mark
+                        .filter(|m| now.saturating_sub(m.time_ns) <= c.funding_stale_ns)
+                        .map(|m| m.funding_rate_e8);
+                    let q = adapt::inventory_in_layers(pos, inst.cfg.layer_size);
+                    let max_depth = fv.saturating_mul(inst.cfg.max_deviation) / 2;
+                    a.shape(c, now, fv, q, funding, max_depth)
+                }
+                _ => Shape::NONE,
+            };
+            // A model's depths carry the inventory skew; the grid's reservation price does.
+            let r = match shape.depth0 {
+                Some(_) => fv,
+                None => pricer::reservation(fv, ratio, inst.cfg.skew_coeff),
+            }
+            .saturating_add(shape.shift);
             let (nb, na) = pricer::layer_counts(inst.cfg.layers, pos, inst.cfg.net_max);
-            pricer::build_ladders(&inst.cfg, &t, fv, r, nb, na, &mut inst.bids, &mut inst.asks);
+            pricer::build_ladders(
+                &inst.cfg,
+                &t,
+                fv,
+                r,
+                nb,
+                na,
+                &shape,
+                &mut inst.bids,
+                &mut inst.asks,
+            );
         }
         clock.mark(Stage::Pricing);
 

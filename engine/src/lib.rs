@@ -9,12 +9,13 @@
 //! level in O(1).
 //!
 //! One module per stage: `book` (depth book, best bid/offer overlay), `pricer` (fair value,
-//! reservation price, grid), `risk` (mode, clamp, forced cancels), `diff` (working orders against
+//! reservation price, grid; `adapt` and `signals` make its spreads adapt), `risk` (mode, clamp, forced cancels), `diff` (working orders against
 //! the desired ladders), `reconcile` (the venue's view against ours), `emit` (the one place an
 //! intent is numbered and sent); `orders` and `position` hold the per-instrument state they act on,
 //! and `engine` wires them.
 #![deny(missing_docs)]
 
+mod adapt;
 mod book;
 mod config;
 mod diff;
@@ -30,12 +31,11 @@ mod position;
 mod pricer;
 mod reconcile;
 mod risk;
-// Integrated into the pricer separately; until then nothing outside its tests calls it.
-#[allow(dead_code)]
 mod signals;
 mod stage;
 mod stats;
 
+pub use adapt::{AdaptConfig, AdaptSection, QuoteModel};
 pub use book::{BboOffer, BboOverlay, BookError, Levels, OrderBook, NO_ASK, NO_BID};
 pub use config::{
     Balances, BalancesSection, Config, ConfigError, ConfigFile, EngineSection, FairValue,

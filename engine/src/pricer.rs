@@ -1,6 +1,7 @@
 //! Pricing: fair value → reservation price (inventory skew, hysteresis) → the geometric grid.
 //! Pure functions over fixed-point values; the risk clamp on the ladders is in `risk`.
 
+use crate::adapt::Shape;
 use crate::config::{FairValue, Fx, InstrumentConfig, OffsetUnit, MAX_LAYERS};
 use crate::event::TopOfBook;
 
@@ -123,6 +124,8 @@ pub(crate) fn layer_counts(layers: usize, pos: i64, net_max: i64) -> (usize, usi
 
 /// Builds the desired ladders (before risk): the geometric grid around `r`, tick-rounded
 /// outwards, with the minimum spread, the post-only guard, and colliding layers dropped.
+/// `shape` adapts it: each side's distances scaled, its nearest layers pulled, and with a model
+/// layer 0 at the model's depth from `fv` on each side (the grid's spacing after it).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn build_ladders(
     cfg: &InstrumentConfig,
@@ -131,6 +134,7 @@ pub(crate) fn build_ladders(
     r: Fx,
     bid_layers: usize,
     ask_layers: usize,
+    shape: &Shape,
     bids: &mut Ladder,
     asks: &mut Ladder,
 ) {
@@ -144,17 +148,32 @@ pub(crate) fn build_ladders(
     let to_ticks = |d: Fx| per_unit.saturating_mul(d);
     let min_spread = (fv / TEN_THOUSAND).saturating_mul(cfg.min_spread_bps);
     let d0 = to_ticks(cfg.layer_distance[0]);
+    // Layer 0's distance per side: the model's depth, or the (scaled) start offset.
+    let first = match shape.depth0 {
+        Some(d) => d,
+        None => [
+            d0.saturating_mul(shape.scale[0]),
+            d0.saturating_mul(shape.scale[1]),
+        ],
+    };
     // Widen symmetrically around r so that layer 0s are at least min_spread apart.
-    let extra = if d0 * 2 < min_spread {
-        min_spread / 2 - d0
+    let both = first[0].saturating_add(first[1]);
+    let extra = if both < min_spread {
+        (min_spread - both) / 2
     } else {
         Fx::ZERO
     };
     let n = cfg.layers.min(MAX_LAYERS);
     for (k, &dist) in cfg.layer_distance.iter().enumerate().take(n) {
-        let d = to_ticks(dist) + extra;
-        if k < bid_layers {
-            let mut p = (r - d).floor().to_num::<i64>();
+        // Beyond layer 0, the grid's spacing (scaled).
+        let beyond = to_ticks(dist).saturating_sub(d0);
+        let at = |s: usize| {
+            first[s]
+                .saturating_add(beyond.saturating_mul(shape.scale[s]))
+                .saturating_add(extra)
+        };
+        if k < bid_layers && k >= shape.pull[0] {
+            let mut p = r.saturating_sub(at(0)).floor().saturating_to_num::<i64>();
             // Post-only guard: never at or through the best ask.
             if p >= top.ask_price {
                 p = top.ask_price - 1;
@@ -167,8 +186,8 @@ pub(crate) fn build_ladders(
                 });
             }
         }
-        if k < ask_layers {
-            let mut p = (r + d).ceil().to_num::<i64>();
+        if k < ask_layers && k >= shape.pull[1] {
+            let mut p = r.saturating_add(at(1)).ceil().saturating_to_num::<i64>();
             if p <= top.bid_price {
                 p = top.bid_price + 1;
             }
@@ -247,7 +266,7 @@ cancel_budget_per_min = 50
         let fv = fair_value(c.fair_value, &t);
         assert_eq!(fv, Fx::from_num(1000.5));
         let (mut b, mut a) = (Ladder::default(), Ladder::default());
-        build_ladders(&c, &t, fv, fv, 5, 5, &mut b, &mut a);
+        build_ladders(&c, &t, fv, fv, 5, 5, &Shape::NONE, &mut b, &mut a);
         let bp: Vec<i64> = b.as_slice().iter().map(|l| l.price).collect();
         let ap: Vec<i64> = a.as_slice().iter().map(|l| l.price).collect();
         // floor(1000.5 - d), ceil(1000.5 + d)
@@ -310,6 +329,7 @@ cancel_budget_per_min = 50
             Fx::from_num(1010),
             5,
             5,
+            &Shape::NONE,
             &mut b,
             &mut a,
         );
@@ -327,6 +347,7 @@ cancel_budget_per_min = 50
             Fx::from_num(1000.5),
             5,
             5,
+            &Shape::NONE,
             &mut b,
             &mut a,
         );

@@ -323,7 +323,17 @@ mod tests {
         let t = touch(1000, 1001);
         let fv = Fx::from_num(1000.5);
         let (mut b, mut a) = (Ladder::default(), Ladder::default());
-        build_ladders(&c, &t, fv, fv, 5, 5, &mut b, &mut a);
+        build_ladders(
+            &c,
+            &t,
+            fv,
+            fv,
+            5,
+            5,
+            &crate::adapt::Shape::NONE,
+            &mut b,
+            &mut a,
+        );
         clamp_side(&c, Side::Bid, fv, 5, false, &mut b);
         assert_eq!(b.total_qty(), 4, "two layers of 2 fit in 5");
         clamp_side(&c, Side::Ask, fv, 5, true, &mut a);
