@@ -602,3 +602,7 @@ pub(crate) fn inventory_in_layers(pos: i64, layer_size: i64) -> Fx {
         Fx::saturating_from_num(layer_size.max(1)),
     )
 }
+
+#[cfg(test)]
+#[path = "adapt_tests.rs"]
+mod tests;

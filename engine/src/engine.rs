@@ -56,8 +56,10 @@ pub struct InstrumentView<'a> {
     pub mark: Option<MarkState>,
 }
 
-/// The latest [`EventKind::MarkPrice`] of an instrument, as the engine holds it. Pricing does
-/// not use it (yet): it is kept, journaled with its event, and shown in [`InstrumentView`].
+/// The latest [`EventKind::MarkPrice`] of an instrument, as the engine holds it: journaled with
+/// its event, shown in [`InstrumentView`], and the funding rate leans the reservation price
+/// when `quote.adapt.funding_skew` is set (a mark price older than `funding_stale_ms` is not
+/// used).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MarkState {
     /// Mark price, ticks (rounded to the nearest tick by the decoder).

@@ -1507,3 +1507,76 @@ fn the_reserve_gives_way_when_a_near_layer_needs_its_exposure() {
     }
     assert_eq!(bid_cancels, vec![vec![], vec![], vec![993]], "{placed:?}");
 }
+
+/// The engine's desired layer 0 per side after the last requote.
+fn desired_best(e: &Engine) -> [Option<i64>; 2] {
+    e.instrument(0).unwrap().desired_best
+}
+
+#[test]
+fn funding_leans_the_quotes_toward_the_side_that_earns_it_while_the_mark_price_is_fresh() {
+    // 50 bps of funding (longs pay), one bp of shift per bp: the reservation price goes 5 ticks
+    // down at a fair value of 1000.5.
+    let cfg = CFG.replace(
+        "skew_coeff = 0.001",
+        "skew_coeff = 0.001\n[instrument.quote.adapt]\nfunding_skew = 1.0\nfunding_max_bps = 100.0\nfunding_stale_ms = 5000",
+    );
+    let (mut e, mut o) = synced_with(&cfg, 0);
+    assert_eq!(desired_best(&e), [Some(998), Some(1003)]);
+    let mark = crate::event::MarkPriceUpdate {
+        mark_price: 1000,
+        index_price: 1000,
+        funding_rate_e8: 500_000,
+        next_funding_ms: 0,
+    };
+    e.on_event(&Event::mark_price(0, 0, MS, mark), &mut o);
+    e.on_event(&Event::timer(MS), &mut o);
+    e.on_batch_end(&mut o);
+    // floor(995.5 − 2) = 993 (the asks are held above the best bid by the post-only guard).
+    assert_eq!(desired_best(&e)[0], Some(993));
+    // Six seconds later (the book kept fresh), the mark price is stale: no lean.
+    for k in 1..=6u64 {
+        depth_to(&mut e, &mut o, 1000, 1000, k + 1, k as i64 * 1_000 * MS);
+        e.on_batch_end(&mut o);
+    }
+    assert_eq!(desired_best(&e), [Some(998), Some(1003)]);
+}
+
+#[test]
+fn buyers_lifting_the_offer_pull_the_nearest_ask() {
+    let cfg = CFG.replace(
+        "skew_coeff = 0.001",
+        "skew_coeff = 0.001\n[instrument.quote.adapt]\nimbalance_pull = 0.8\npull_layers = 1",
+    );
+    let (mut e, mut o) = synced_with(&cfg, 0);
+    assert_eq!(desired_best(&e), [Some(998), Some(1003)]);
+    for k in 0..20u64 {
+        let t = crate::event::TradePrint {
+            price: 1001,
+            qty: 1,
+            trade_id: k,
+            count: 1,
+            aggressor: Side::Bid,
+        };
+        e.on_event(&Event::trade(0, 0, MS, t), &mut o);
+    }
+    e.on_event(&Event::timer(MS), &mut o);
+    e.on_batch_end(&mut o);
+    // Layer 0 of the asks (1003) is pulled: the asks start at layer 1 (1000.5 + 4 → 1005).
+    assert_eq!(desired_best(&e), [Some(998), Some(1005)]);
+    // The flow turns: sellers hit the bid (200 against 20: imbalance −0.82), and the bids lose
+    // their nearest layer instead.
+    for k in 0..200u64 {
+        let t = crate::event::TradePrint {
+            price: 1000,
+            qty: 1,
+            trade_id: 100 + k,
+            count: 1,
+            aggressor: Side::Ask,
+        };
+        e.on_event(&Event::trade(0, 0, 2 * MS, t), &mut o);
+    }
+    e.on_event(&Event::timer(2 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(desired_best(&e), [Some(996), Some(1003)]);
+}
