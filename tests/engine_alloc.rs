@@ -145,3 +145,32 @@ fn every_instrument_kind_fills_without_allocating() {
         );
     }
 }
+
+/// Issue 17: every adaptive-spread estimator fed (volatility, VPIN and imbalance from the
+/// trades, the intensity fit and GLFT for layer 0) allocates nothing either.
+#[test]
+fn spreads_that_adapt_allocate_nothing() {
+    for model in ["grid", "glft", "avellaneda_stoikov"] {
+        // The shipped adapt section, with every other signal switched on after its last line.
+        let extra = format!(
+            "vpin_bucket = \"5\"\nvpin_widen = 1.0\nimbalance_widen = 1.0\nimbalance_pull = 0.8\n\
+             funding_skew = 1.0\nmodel = \"{model}\""
+        );
+        let text: String = config_text("default.toml")
+            .lines()
+            .flat_map(|l| {
+                let more = l.starts_with("vol_max_scale").then(|| extra.clone());
+                std::iter::once(l.to_owned()).chain(more)
+            })
+            .map(|l| l + "\n")
+            .collect();
+        assert!(
+            text.contains("vpin_bucket"),
+            "the shipped config changed shape"
+        );
+        let cfg = engine::Config::from_toml(&text).unwrap();
+        let mut host = Host::new(Engine::new(&cfg), NoRecorder);
+        let counts = count_on(&cfg, &[usdm()], SyncRule::Futures, 7, &mut host, |_| {});
+        assert_eq!(counts, Counts::ZERO, "{model}: allocations on the hot path");
+    }
+}
