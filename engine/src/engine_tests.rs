@@ -1580,3 +1580,35 @@ fn buyers_lifting_the_offer_pull_the_nearest_ask() {
     e.on_batch_end(&mut o);
     assert_eq!(desired_best(&e), [Some(996), Some(1003)]);
 }
+
+#[test]
+fn a_reload_changes_the_adaptive_spreads_live() {
+    let with = |skew: &str| {
+        CFG.replace(
+            "skew_coeff = 0.001",
+            &format!("skew_coeff = 0.001\n[instrument.quote.adapt]\nfunding_skew = {skew}\nfunding_max_bps = 100.0"),
+        )
+    };
+    let (mut e, mut o) = synced_with(&with("1.0"), 0);
+    let mark = crate::event::MarkPriceUpdate {
+        mark_price: 1000,
+        index_price: 1000,
+        funding_rate_e8: 500_000,
+        next_funding_ms: 0,
+    };
+    e.on_event(&Event::mark_price(0, 0, MS, mark), &mut o);
+    e.on_event(&Event::timer(MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(desired_best(&e)[0], Some(993));
+    // Funding off by reload (a quote parameter: accepted), the same mark price: no lean.
+    e.reconfigure(&Config::from_toml(&with("0.0")).unwrap())
+        .unwrap();
+    e.on_event(&Event::timer(2 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(desired_best(&e)[0], Some(998));
+    // And without the section at all.
+    e.reconfigure(&Config::from_toml(CFG).unwrap()).unwrap();
+    e.on_event(&Event::timer(3 * MS), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(desired_best(&e), [Some(998), Some(1003)]);
+}
