@@ -9,6 +9,14 @@
 //! Baseline in the same run: the cost of the two clock reads around an empty body (harness
 //! overhead), so the engine's numbers can be read net of it on any machine.
 //!
+//! Then the cost of the adaptive spreads on the engine thread, in the same run: the same loop
+//! over the same recording (its trades interleaved with the depth updates, as recorded, so the
+//! estimators have input) with `configs/default.toml`'s `[instrument.quote.adapt]` replaced by
+//! every estimator at once (volatility, VPIN over 5 BTC buckets, imbalance widening, GLFT for
+//! layer 0), against the same config without the section (the plain grid) as the baseline.
+//! Rounds alternate plain / adapt so drift on a shared machine hits both alike; medians and the
+//! adapt / plain ratio are printed.
+//!
 //! Run: `cargo bench -p ringmaker-benches --bench engine_loop` (`-- --test` for a smoke run).
 
 use engine::{
@@ -70,6 +78,109 @@ impl StageClock for Stages {
         self.raw[k] = now - self.last;
         self.last = now;
     }
+}
+
+/// The adapt section the comparison enables: every estimator, GLFT for layer 0.
+const FULL_ADAPT: &str = r#"[instrument.quote.adapt]
+vol_ref_bps = 0.75
+vol_max_scale = 2.0
+vpin_bucket = "5"
+vpin_widen = 1.0
+imbalance_widen = 1.0
+model = "glft"
+
+"#;
+
+/// `text` (a config with one `[instrument.quote.adapt]` before `[instrument.risk]`) with that
+/// section replaced by `section` ("" to drop it).
+fn with_adapt(text: &str, section: &str) -> String {
+    let (head, rest) = text
+        .split_once("[instrument.quote.adapt]")
+        .expect("configs/default.toml has an adapt section");
+    let tail = &rest[rest
+        .find("[instrument.risk]")
+        .expect("a risk section after it")..];
+    format!("{head}{section}{tail}")
+}
+
+/// One config's histograms over the timed rounds of the comparison.
+struct Side {
+    name: &'static str,
+    cfg: Config,
+    depth: Histogram<u64>,
+    trades: Histogram<u64>,
+    all: Histogram<u64>,
+    pricing: Histogram<u64>,
+    adapt: Option<engine::AdaptView>,
+}
+
+impl Side {
+    fn new(name: &'static str, cfg: Config) -> Side {
+        Side {
+            name,
+            cfg,
+            depth: ringmaker_benches::latency_histogram(),
+            trades: ringmaker_benches::latency_histogram(),
+            all: ringmaker_benches::latency_histogram(),
+            pricing: ringmaker_benches::latency_histogram(),
+            adapt: None,
+        }
+    }
+}
+
+/// One pass of the recording through a fresh engine of `side.cfg`, timing every message (into
+/// `side`'s histograms when `timed`); the venue answers between messages, untimed.
+fn comparison_round(
+    side: &mut Side,
+    batches: &[&[Event]],
+    clock: &Clock,
+    timed: bool,
+    venue: &mut Venue,
+    reports: &mut Vec<Event>,
+) {
+    let mut e = Engine::new(&side.cfg);
+    let mut stages = Stages {
+        clock: clock.clone(),
+        start: 0,
+        last: 0,
+        raw: [0; 3],
+    };
+    for batch in batches {
+        let kind = batch[0].kind();
+        stages.raw = [0; 3];
+        let t0 = clock.raw();
+        for ev in batch.iter() {
+            e.on_event(ev, venue);
+        }
+        e.on_batch_end_timed(venue, &mut stages);
+        let t1 = clock.raw();
+        if timed {
+            let ns = clock.delta_as_nanos(t0, t1).max(1);
+            side.all.saturating_record(ns);
+            match kind {
+                engine::EventKind::BookLevel => {
+                    side.depth.saturating_record(ns);
+                    if e.instrument(0)
+                        .is_some_and(|v| v.mode.0 == engine::Mode::Normal)
+                    {
+                        side.pricing
+                            .saturating_record(clock.delta_as_nanos(0, stages.raw[0]).max(1));
+                    }
+                }
+                engine::EventKind::Trade => side.trades.saturating_record(ns),
+                _ => {}
+            }
+        }
+        venue.now = batch[batch.len() - 1].local_time_ns;
+        reports.clear();
+        reports.append(&mut venue.pending);
+        for r in reports.iter() {
+            e.on_event(r, venue);
+        }
+        e.on_batch_end(venue);
+    }
+    side.adapt = e.instrument(0).and_then(|v| v.adapt);
+    black_box(&e);
 }
 
 fn main() {
@@ -187,5 +298,73 @@ fn main() {
         "targets: depth-update median {p50} ns (<= 2000: {}), p99 {p99} ns (<= 10000: {})",
         if p50 <= 2_000 { "met" } else { "MISSED" },
         if p99 <= 10_000 { "met" } else { "MISSED" }
+    );
+
+    // ---- the adaptive spreads' cost: plain grid against every estimator -----------------
+    let plain = Config::from_toml(&with_adapt(&text, "")).expect("the plain grid config");
+    let full = Config::from_toml(&with_adapt(&text, FULL_ADAPT)).expect("the full adapt config");
+    assert!(plain.instruments[0].adapt.is_none() && full.instruments[0].adapt.is_some());
+    let mut sides = [
+        Side::new("plain grid", plain),
+        Side::new("adapt (all)", full),
+    ];
+    let cmp_rounds = if smoke { 1 } else { 5 };
+    for round in 0..cmp_rounds {
+        // The first round of each warms up (untimed), except in a smoke run.
+        let timed = round > 0 || smoke;
+        for side in sides.iter_mut() {
+            comparison_round(
+                side,
+                &batches[..limit],
+                &clock,
+                timed,
+                &mut venue,
+                &mut reports,
+            );
+        }
+    }
+    println!(
+        "\nadapt cost: {} messages x {} timed rounds each, alternating plain / adapt",
+        limit,
+        if smoke { 1 } else { cmp_rounds - 1 }
+    );
+    println!(
+        "{:<34} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "ns per message", "p50", "p90", "p99", "p99.9", "count"
+    );
+    for s in &sides {
+        row(&format!("{}: depth update", s.name), &s.depth);
+        row(&format!("{}: trade", s.name), &s.trades);
+        row(&format!("{}: all messages", s.name), &s.all);
+        row(&format!("{}: pricing stage", s.name), &s.pricing);
+    }
+    if let Some(a) = sides[1].adapt {
+        println!(
+            "adapt, last round: {} requotes priced, widened by volatility {}, by toxicity {}, \
+             pulled {}, layer 0 from the model {}; sigma {} bps/sqrt(s), scale {:.3} / {:.3}",
+            a.requotes,
+            a.widened_vol,
+            a.widened_toxic,
+            a.pulled,
+            a.modelled,
+            a.sigma_bps
+                .map_or("n/a".to_owned(), |x| format!("{:.3}", x.to_num::<f64>())),
+            a.scale[0].to_num::<f64>(),
+            a.scale[1].to_num::<f64>(),
+        );
+    }
+    let ratio = |f: &dyn Fn(&Side) -> &Histogram<u64>, p: f64| {
+        q(f(&sides[1]), p) as f64 / q(f(&sides[0]), p).max(1) as f64
+    };
+    println!(
+        "adapt / plain: depth update p50 {:.2}x, p99 {:.2}x; trade p50 {:.2}x, p99 {:.2}x; \
+         all messages p50 {:.2}x, p99 {:.2}x; pricing p50 {:.2}x",
+        ratio(&|s| &s.depth, 0.5),
+        ratio(&|s| &s.depth, 0.99),
+        ratio(&|s| &s.trades, 0.5),
+        ratio(&|s| &s.trades, 0.99),
+        ratio(&|s| &s.all, 0.5),
+        ratio(&|s| &s.all, 0.99),
+        ratio(&|s| &s.pricing, 0.5),
     );
 }

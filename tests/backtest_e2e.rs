@@ -234,6 +234,53 @@ fn check_explained(r: &runtime::report::InstrumentReport, inst: &serde_json::Val
     assert!(text.contains("  PnL split  spread capture "), "{text}");
 }
 
+/// The `adapt` section of an instrument with `[instrument.quote.adapt]`: shares in [0, 1] that
+/// agree with the counts, σ percentiles in order, scales at least 1 (the section only widens),
+/// and the summary's line.
+fn check_adapt(r: &runtime::report::InstrumentReport, inst: &serde_json::Value) {
+    let a = r
+        .adapt
+        .as_ref()
+        .expect("the config has [instrument.quote.adapt]");
+    let j = &inst["adapt"];
+    assert!(j.is_object(), "{inst}");
+    for key in [
+        "model",
+        "requotes",
+        "widened_by_volatility",
+        "widened_by_toxicity",
+        "sides_pulled",
+        "model_quotes",
+        "share_of_requotes",
+        "sigma_bps_per_sqrt_s",
+        "mean_scale",
+    ] {
+        assert!(j.get(key).is_some(), "adapt lacks {key}: {j}");
+    }
+    assert!(a.requotes > 0);
+    let s = &a.share_of_requotes;
+    for (n, share) in [
+        (a.widened_by_volatility, s.widened_by_volatility),
+        (a.widened_by_toxicity, s.widened_by_toxicity),
+        (a.sides_pulled, s.sides_pulled),
+        (a.model_quotes, s.model_quotes),
+    ] {
+        assert!(n <= a.requotes, "{n} of {} requotes", a.requotes);
+        let share = share.unwrap();
+        assert!((0.0..=1.0).contains(&share), "{share}");
+        assert!((share - n as f64 / a.requotes as f64).abs() < 1e-12);
+    }
+    let sig = &a.sigma_bps_per_sqrt_s;
+    let (p50, p90, max) = (sig.p50.unwrap(), sig.p90.unwrap(), sig.max.unwrap());
+    assert!(0.0 < p50 && p50 <= p90 && p90 <= max, "{sig:?}");
+    assert!(sig.final_.is_some_and(|f| f >= 0.0), "{sig:?}");
+    assert!(j["sigma_bps_per_sqrt_s"].get("final").is_some());
+    let sc = &a.mean_scale;
+    assert!(sc.bid >= 1.0 && sc.ask >= 1.0, "{sc:?}");
+    let text = r.summary();
+    assert!(text.contains("\n  adapt      "), "{text}");
+}
+
 #[test]
 fn the_report_explains_the_pnl_and_says_the_same_twice() {
     let (outcome, _) = run();
@@ -241,8 +288,22 @@ fn the_report_explains_the_pnl_and_says_the_same_twice() {
     let report = Report::new(&cfg, outcome);
     let json = serde_json::to_value(&report).unwrap();
     check_explained(&report.instruments[0], &json["instruments"]["BTCUSDT"]);
+    check_adapt(&report.instruments[0], &json["instruments"]["BTCUSDT"]);
     // The default config quotes both sides and fills on both.
     let r = &report.instruments[0];
+    // The shipped recording is volatile enough for the shipped vol_ref to widen the grid, on
+    // both sides alike (volatility alone is on), at most 2x (vol_max_scale).
+    let a = r.adapt.as_ref().unwrap();
+    assert_eq!(a.model, "grid");
+    assert!(a.widened_by_volatility > 0, "{a:?}");
+    assert_eq!(
+        (a.widened_by_toxicity, a.sides_pulled, a.model_quotes),
+        (0, 0, 0)
+    );
+    assert_eq!(a.mean_scale.bid, a.mean_scale.ask);
+    assert!(a.mean_scale.bid > 1.0 && a.mean_scale.bid <= 2.0, "{a:?}");
+    // Every priced requote went through the section: no more than the engine's requotes.
+    assert!(a.requotes <= outcome.engine.requotes);
     assert!(r.fill_rate.bid.fills > 0 && r.fill_rate.ask.fills > 0);
     assert!(r.cancels.discretionary > 0);
     assert!(r.quoting.both_within_bps.bps10 > 0.0);

@@ -195,6 +195,21 @@ fn three_kinds_in_one_run_report_one_portfolio() {
         );
     }
     assert_eq!(report.instruments[2].pnl.currency, "BTC");
+    // The two BTCUSDT instruments have `[instrument.quote.adapt]`, the COIN-M one does not: its
+    // report has no `adapt` (absent, not null) and its summary no such line.
+    let json = serde_json::to_value(&report).unwrap();
+    for (k, r) in report.instruments.iter().enumerate() {
+        let has = k < 2;
+        assert_eq!(r.adapt.is_some(), has, "{}", r.key);
+        assert_eq!(
+            json["instruments"][&r.key].get("adapt").is_some(),
+            has,
+            "{}",
+            r.key
+        );
+        assert_eq!(r.summary().contains("  adapt      "), has, "{}", r.key);
+        assert_eq!(outcome.metrics[k].adapt.is_some(), has, "{}", r.key);
+    }
     let p = &report.portfolio;
     assert_eq!(p.currency, "USDT");
     assert!(p.unconverted.is_empty(), "{:?}", p.unconverted);

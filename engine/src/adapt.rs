@@ -418,11 +418,18 @@ pub(crate) struct AdaptState {
     /// The fair value a trade's depth is measured from, and when it was set.
     window_fv: Option<Fx>,
     window_ns: i64,
-    /// Statistics for the report: requotes widened by each signal, and sides pulled.
+    /// Statistics for the report: requotes priced with the section ([`AdaptState::shape`]
+    /// calls), requotes widened by each signal, sides pulled, and requotes whose layer 0 a
+    /// model set.
+    pub(crate) requotes: u64,
     pub(crate) widened_vol: u64,
     pub(crate) widened_toxic: u64,
     pub(crate) pulled: u64,
     pub(crate) modelled: u64,
+    /// The last shape's scale and pulled layers, by side (the configured grid until the first
+    /// requote).
+    pub(crate) scale: [Fx; 2],
+    pub(crate) pull: [usize; 2],
 }
 
 /// The intensity fit is refreshed at most this often (it costs about a microsecond).
@@ -452,10 +459,13 @@ impl AdaptState {
             fit_ns: i64::MIN,
             window_fv: None,
             window_ns: i64::MIN,
+            requotes: 0,
             widened_vol: 0,
             widened_toxic: 0,
             pulled: 0,
             modelled: 0,
+            scale: Shape::NONE.scale,
+            pull: Shape::NONE.pull,
         }
     }
 
@@ -506,6 +516,7 @@ impl AdaptState {
         max_depth: Fx,
     ) -> Shape {
         let mut s = Shape::NONE;
+        self.requotes += 1;
         let sigma = self.sigma_bps();
         // Volatility (the grid only: a model takes σ itself).
         if c.model == QuoteModel::Grid && c.vol_max_scale > Fx::ONE {
@@ -591,6 +602,8 @@ impl AdaptState {
                 }
             }
         }
+        self.scale = s.scale;
+        self.pull = s.pull;
         s
     }
 }

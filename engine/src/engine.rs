@@ -54,6 +54,33 @@ pub struct InstrumentView<'a> {
     pub funding_rate_e8: Option<i64>,
     /// The latest mark price, index price and funding the venue announced.
     pub mark: Option<MarkState>,
+    /// The adaptive spreads' state (`[instrument.quote.adapt]`; `None` without the section).
+    pub adapt: Option<AdaptView>,
+}
+
+/// What `[instrument.quote.adapt]` did to an instrument's quotes: its estimate, the last
+/// requote's shape, and counters since the estimators were built (at start, and again when a
+/// reload changes the section). Read for reports; the engine does not use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptView {
+    /// Realized volatility, bps of fair value per √s (`None` until the estimator has warmed
+    /// up).
+    pub sigma_bps: Option<Fx>,
+    /// The scale the last requote applied to the grid's distances, bid then ask (1: as
+    /// configured; before the first requote, 1).
+    pub scale: [Fx; 2],
+    /// The nearest layers the last requote left out, bid then ask.
+    pub pull: [usize; 2],
+    /// Requotes priced with the section (with a book to price from).
+    pub requotes: u64,
+    /// Of those, requotes whose offsets volatility widened.
+    pub widened_vol: u64,
+    /// Requotes that toxicity (VPIN or the trade imbalance) widened.
+    pub widened_toxic: u64,
+    /// Requotes that pulled the nearest layers of a side.
+    pub pulled: u64,
+    /// Requotes whose layer 0 a model (`model = "glft"` or `"avellaneda_stoikov"`) set.
+    pub modelled: u64,
 }
 
 /// The latest [`EventKind::MarkPrice`] of an instrument, as the engine holds it: journaled with
@@ -291,6 +318,16 @@ impl Engine {
             ],
             funding_rate_e8: i.mark.map(|m| m.funding_rate_e8),
             mark: i.mark,
+            adapt: i.adapt.as_ref().map(|a| AdaptView {
+                sigma_bps: a.sigma_bps(),
+                scale: a.scale,
+                pull: a.pull,
+                requotes: a.requotes,
+                widened_vol: a.widened_vol,
+                widened_toxic: a.widened_toxic,
+                pulled: a.pulled,
+                modelled: a.modelled,
+            }),
         })
     }
 

@@ -42,7 +42,7 @@ pub use config::{
     FeeSection, Fx, InstrumentConfig, InstrumentSection, OffsetUnit, OnStopLoss, QuoteSection,
     ReloadRefused, RiskSection, TopOfBookSource, VenueFlavour, MAX_LAYERS,
 };
-pub use engine::{Engine, InstrumentView, MarkState};
+pub use engine::{AdaptView, Engine, InstrumentView, MarkState};
 pub use event::{
     reject_code, BookStatusReason, ClockReading, Command, Event, EventKind, ExecKind, ExecReport,
     InstrumentId, LevelUpdate, MarkPriceUpdate, Side, TopOfBook, TradePrint, VenueOrder,

@@ -89,11 +89,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         a.out.display(),
         plot_dirs
             .iter()
-            .map(|d| {
-                let names: Vec<&str> = plots::FILES
-                    .iter()
-                    .map(|f| f.trim_end_matches(".png"))
-                    .collect();
+            .map(|(d, files)| {
+                let names: Vec<&str> = files.iter().map(|f| f.trim_end_matches(".png")).collect();
                 format!("{}/{d}/{{{}}}.png", a.out.display(), names.join(","))
             })
             .collect::<Vec<_>>()

@@ -26,7 +26,7 @@ const NEW: &str = ".ringmaker-new-";
 const OLD: &str = ".ringmaker-old-";
 
 /// The PNGs `plots::write_all` writes.
-const PLOT_FILES: [&str; 4] = crate::plots::FILES;
+const PLOT_FILES: [&str; 5] = crate::plots::ALL_FILES;
 
 /// A run being built in a staging directory of `OUT`.
 #[derive(Debug)]

@@ -1,5 +1,6 @@
 //! The backtest's pictures (plotters, PNG): mid with our best bid / ask and the fills; position;
-//! PnL; our best bid and ask's distance from mid. The font is bundled (`tools/assets/DejaVuSans.ttf`, Bitstream Vera licence), so plots
+//! PnL; our best bid and ask's distance from mid; with `[instrument.quote.adapt]`, the
+//! volatility estimate and the grid's scale per side. The font is bundled (`tools/assets/DejaVuSans.ttf`, Bitstream Vera licence), so plots
 //! render the same on any machine, with no system fonts needed.
 
 use anyhow::{anyhow, Context};
@@ -27,10 +28,26 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 const W: u32 = 1400;
 const H: u32 = 520;
 
-/// The files [`write_all`] writes, in order.
+/// The files [`write_all`] writes for every instrument, in order.
 pub const FILES: [&str; 4] = ["mid.png", "position.png", "pnl.png", "distance.png"];
 
-/// Writes [`FILES`] into `dir`.
+/// The file [`write_all`] adds for an instrument with `[instrument.quote.adapt]`.
+pub const ADAPT_FILE: &str = "adapt.png";
+
+/// Every file [`write_all`] may write (what a previous run's `plots/` may hold).
+pub const ALL_FILES: [&str; 5] = [FILES[0], FILES[1], FILES[2], FILES[3], ADAPT_FILE];
+
+/// The files [`write_all`] writes for `m`, in order: [`FILES`], then [`ADAPT_FILE`] when the
+/// instrument has the adapt section.
+pub fn files(m: &Metrics) -> Vec<&'static str> {
+    let mut v = FILES.to_vec();
+    if m.adapt.is_some() {
+        v.push(ADAPT_FILE);
+    }
+    v
+}
+
+/// Writes [`files`] into `dir`.
 pub fn write_all(m: &Metrics, dir: &Path) -> anyhow::Result<()> {
     register_font();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -39,22 +56,29 @@ pub fn write_all(m: &Metrics, dir: &Path) -> anyhow::Result<()> {
     for (file, plot) in FILES.iter().zip(plots) {
         plot(m, &dir.join(file))?;
     }
+    if m.adapt.is_some() {
+        adapt(m, &dir.join(ADAPT_FILE))?;
+    }
     Ok(())
 }
 
 /// The plots of every instrument: in `dir` itself for a single instrument, else in one folder
 /// per instrument, named by its report key (`plots/BTCUSDT/`, `plots/binance-spot_BTCUSDT/`;
-/// a `:` becomes `_`). Returns the folders written.
-pub fn write_each(metrics: &[Metrics], keys: &[String], dir: &Path) -> anyhow::Result<Vec<String>> {
+/// a `:` becomes `_`). Returns the folders written, each with its files ([`files`]).
+pub fn write_each(
+    metrics: &[Metrics],
+    keys: &[String],
+    dir: &Path,
+) -> anyhow::Result<Vec<(String, Vec<&'static str>)>> {
     if metrics.len() == 1 {
         write_all(&metrics[0], dir)?;
-        return Ok(vec!["plots".to_owned()]);
+        return Ok(vec![("plots".to_owned(), files(&metrics[0]))]);
     }
     let mut written = Vec::new();
     for (m, key) in metrics.iter().zip(keys) {
         let name = key.replace(':', "_");
         write_all(m, &dir.join(&name))?;
-        written.push(format!("plots/{name}"));
+        written.push((format!("plots/{name}"), files(m)));
     }
     Ok(written)
 }
@@ -319,6 +343,90 @@ fn distance(m: &Metrics, path: &Path) -> anyhow::Result<()> {
             .map_err(err)?
             .label(label)
             .legend(move |(x, y)| Circle::new((x + 9, y), 3, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The volatility estimate (bps per √s, blue, left axis) and the scale on the grid's
+/// distances per side (right axis: bid green, ask red; 1 = as configured) over time.
+fn adapt(m: &Metrics, path: &Path) -> anyhow::Result<()> {
+    let points: &[runtime::metrics::AdaptPoint] =
+        m.adapt.as_ref().map_or(&[], |a| a.points.as_slice());
+    let sigma: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.sigma_bps.is_finite())
+        .map(|p| (secs(m, p.t), p.sigma_bps))
+        .collect();
+    let scale = |k: usize| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .filter(|p| p.scale[k].is_finite())
+            .map(|p| (secs(m, p.t), p.scale[k]))
+            .collect()
+    };
+    let (bids, asks) = (scale(0), scale(1));
+    let sigma_hi = sigma.iter().fold(0.0f64, |hi, &(_, y)| hi.max(y)).max(1e-3) * 1.1;
+    let scale_hi = bids
+        .iter()
+        .chain(&asks)
+        .fold(1.0f64, |hi, &(_, y)| hi.max(y))
+        * 1.1;
+    let root = BitMapBackend::new(path, (W, H)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{}: volatility estimate and the grid's scale per side",
+                m.instrument.symbol
+            ),
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .right_y_label_area_size(80)
+        .build_cartesian_2d(x_range(m), 0.0..sigma_hi)
+        .map_err(err)?
+        .set_secondary_coord(x_range(m), 0.0..scale_hi);
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("σ, bps per √s")
+        .draw()
+        .map_err(err)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("scale (1 = as configured)")
+        .draw()
+        .map_err(err)?;
+    let blue = RGBColor(20, 60, 220);
+    chart
+        .draw_series(LineSeries::new(sigma, blue.stroke_width(2)))
+        .map_err(err)?
+        .label("σ (left)")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], blue));
+    let x1 = x_range(m).end;
+    chart
+        .draw_secondary_series(LineSeries::new(vec![(0.0, 1.0), (x1, 1.0)], BLACK.mix(0.4)))
+        .map_err(err)?;
+    // The bid wider, under the ask: when volatility alone scales both alike, both still show.
+    for (label, color, width, ys) in [
+        ("bid scale (right)", RGBColor(0, 140, 60), 4, bids),
+        ("ask scale (right)", RGBColor(200, 30, 30), 1, asks),
+    ] {
+        chart
+            .draw_secondary_series(LineSeries::new(ys, color.stroke_width(width)))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
     }
     chart
         .configure_series_labels()

@@ -203,6 +203,7 @@ fn backtest_writes_report_plots_hlog_and_a_journal_that_replays() {
         "plots/position.png",
         "plots/pnl.png",
         "plots/distance.png",
+        "plots/adapt.png",
         "latency.hlog",
     ] {
         let p = out.join(f);
@@ -216,12 +217,47 @@ fn backtest_writes_report_plots_hlog_and_a_journal_that_replays() {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let report: String = std::fs::read_to_string(out.join("report.json")).unwrap();
     assert!(report.contains("\"maker_ratio\""), "{report}");
+    // The shipped config adapts its spreads: the report, the summary and the plots say how.
+    assert!(report.contains("\"adapt\": {"), "{report}");
+    assert!(stdout.contains("\n  adapt      grid: σ p50 "), "{stdout}");
+    assert!(
+        stdout.contains("/plots/{mid,position,pnl,distance,adapt}.png"),
+        "{stdout}"
+    );
 
-    // Rerunning into the same directory replaces the previous run.
+    // Rerunning into the same directory replaces the previous run (adapt.png included).
     let r = ringmaker(&[
         "backtest", "--quiet", "--config", &cfg, "--data", &data, "--out", o,
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+
+    // Without [instrument.quote.adapt]: no section, no line, no plot.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let (head, rest) = text.split_once("[instrument.quote.adapt]").unwrap();
+    let plain = format!("{head}{}", &rest[rest.find("[instrument.risk]").unwrap()..]);
+    let plain_cfg = out.join("plain.toml");
+    std::fs::write(&plain_cfg, plain).unwrap();
+    let plain_out = out.join("plain");
+    let r = ringmaker(&[
+        "backtest",
+        "--quiet",
+        "--config",
+        plain_cfg.to_str().unwrap(),
+        "--data",
+        &data,
+        "--out",
+        plain_out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let plain_stdout = String::from_utf8(r.stdout).unwrap();
+    assert!(!plain_stdout.contains("  adapt  "), "{plain_stdout}");
+    assert!(
+        plain_stdout.contains("/plots/{mid,position,pnl,distance}.png"),
+        "{plain_stdout}"
+    );
+    assert!(!plain_out.join("plots/adapt.png").exists());
+    let plain_report = std::fs::read_to_string(plain_out.join("report.json")).unwrap();
+    assert!(!plain_report.contains("\"adapt\""), "{plain_report}");
 
     let j = out.join("journal");
     let js = j.to_str().unwrap();

@@ -30,7 +30,8 @@ pub struct BucketMarkouts {
     pub s5_bps: Option<f64>,
 }
 
-/// The most plot points a run keeps (about 1 MB); see [`Metrics::sample`].
+/// The most plot points a run keeps (about 1 MB; with `[instrument.quote.adapt]`, as many
+/// [`AdaptPoint`]s besides, about 0.5 MB); see [`Metrics::sample`].
 pub const MAX_POINTS: usize = 1 << 14;
 
 /// One fill of ours.
@@ -63,6 +64,164 @@ pub struct Point {
     pub pnl: f64,
 }
 
+/// A point of the adaptive spreads' plotted series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdaptPoint {
+    /// Simulated time, ns.
+    pub t: i64,
+    /// Volatility estimate, bps per √s (NaN before it warmed up).
+    pub sigma_bps: f64,
+    /// Scale on the grid's distances, bid then ask (1: as configured).
+    pub scale: [f64; 2],
+}
+
+/// The adaptive spreads' state at one instant (from [`engine::AdaptView`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdaptSample {
+    /// Volatility estimate, bps per √s (`None`: not warmed up).
+    pub sigma_bps: Option<f64>,
+    /// Scale the last requote applied to the grid's distances, bid then ask.
+    pub scale: [f64; 2],
+    /// The engine's counters, in [`AdaptCounts`] order: requotes, widened by volatility,
+    /// widened by toxicity, sides pulled, model quotes.
+    pub counts: [u64; 5],
+}
+
+impl AdaptSample {
+    /// Reads an engine's view.
+    pub fn of(v: &engine::AdaptView) -> AdaptSample {
+        AdaptSample {
+            sigma_bps: v.sigma_bps.map(|x| x.to_num::<f64>()),
+            scale: v.scale.map(|x| x.to_num::<f64>()),
+            counts: [
+                v.requotes,
+                v.widened_vol,
+                v.widened_toxic,
+                v.pulled,
+                v.modelled,
+            ],
+        }
+    }
+}
+
+/// The adaptive spreads' counters over a run (summed across a reload that rebuilt the
+/// estimators).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdaptCounts {
+    /// Requotes priced with `[instrument.quote.adapt]`.
+    pub requotes: u64,
+    /// Requotes whose offsets volatility widened.
+    pub widened_vol: u64,
+    /// Requotes that toxicity (VPIN, trade imbalance) widened.
+    pub widened_toxic: u64,
+    /// Requotes that pulled a side's nearest layers.
+    pub pulled: u64,
+    /// Requotes whose layer 0 a model set.
+    pub modelled: u64,
+}
+
+/// What `[instrument.quote.adapt]` did over a run, accumulated from the samples.
+#[derive(Debug)]
+pub struct AdaptMetrics {
+    /// The engine's counters.
+    pub counts: AdaptCounts,
+    /// The counters at the previous sample (what the next one adds to).
+    last_counts: [u64; 5],
+    /// σ (in units of 10^-4 bps per √s) weighted by the valid-book time it held, ns: only the
+    /// time with an estimate (after warm-up).
+    pub sigma_e4_ns: hdrhistogram::Histogram<u64>,
+    /// The largest σ held over valid-book time, bps per √s.
+    pub sigma_max: Option<f64>,
+    /// Σ scale × time over valid-book time, bid then ask (scale · ns).
+    pub scale_ns: [f64; 2],
+    /// Valid-book time the state was known, ns (what [`AdaptMetrics::scale_ns`] divides by).
+    pub valid_ns: i64,
+    /// σ at the end of the run, bps per √s.
+    pub final_sigma_bps: Option<f64>,
+    /// Downsampled σ and scale for the plot (every `plot_every` ns).
+    pub points: Vec<AdaptPoint>,
+    plot_every: i64,
+}
+
+impl Default for AdaptMetrics {
+    fn default() -> AdaptMetrics {
+        AdaptMetrics {
+            counts: AdaptCounts::default(),
+            last_counts: [0; 5],
+            // Auto-resizing from 3 significant digits: grows to the largest σ seen, no further.
+            sigma_e4_ns: hdrhistogram::Histogram::new(3).expect("3 significant digits are valid"),
+            sigma_max: None,
+            scale_ns: [0.0; 2],
+            valid_ns: 0,
+            final_sigma_bps: None,
+            points: Vec::new(),
+            plot_every: PLOT_EVERY_NS,
+        }
+    }
+}
+
+impl AdaptMetrics {
+    /// Adds what the counters did since the previous sample (a counter that went back was
+    /// rebuilt by a reload: all of it is new).
+    fn absorb(&mut self, now: &[u64; 5]) {
+        let mut d = [0u64; 5];
+        for (k, x) in d.iter_mut().enumerate() {
+            *x = if now[k] >= self.last_counts[k] {
+                now[k] - self.last_counts[k]
+            } else {
+                now[k]
+            };
+        }
+        self.last_counts = *now;
+        let c = &mut self.counts;
+        c.requotes += d[0];
+        c.widened_vol += d[1];
+        c.widened_toxic += d[2];
+        c.pulled += d[3];
+        c.modelled += d[4];
+    }
+
+    /// `prev` held for `dt` ns of valid-book time.
+    fn held(&mut self, prev: &AdaptSample, dt: i64) {
+        self.valid_ns += dt;
+        for k in 0..2 {
+            self.scale_ns[k] += prev.scale[k] * dt as f64;
+        }
+        if let Some(sig) = prev.sigma_bps.filter(|s| s.is_finite() && *s >= 0.0) {
+            if dt > 0 {
+                // Grows to hold the value; the only failure left is an index past usize.
+                let _ = self
+                    .sigma_e4_ns
+                    .record_n((sig * 1e4).round() as u64, dt as u64);
+            }
+            self.sigma_max = Some(self.sigma_max.map_or(sig, |m| m.max(sig)));
+        }
+    }
+
+    /// The time-weighted quantile `q` of σ over valid-book time, bps per √s (`None`: no
+    /// estimate was ever held).
+    pub fn sigma_quantile(&self, q: f64) -> Option<f64> {
+        let h = &self.sigma_e4_ns;
+        if h.is_empty() {
+            return None;
+        }
+        let v = h.median_equivalent(h.value_at_quantile(q)) as f64 / 1e4;
+        Some(self.sigma_max.map_or(v, |m| v.min(m)))
+    }
+
+    /// The time-weighted mean scale per side over valid-book time (1 with none).
+    pub fn mean_scale(&self) -> [f64; 2] {
+        if self.valid_ns > 0 {
+            self.scale_ns.map(|x| x / self.valid_ns as f64)
+        } else {
+            [1.0; 2]
+        }
+    }
+}
+
+/// How often a run's plot points are taken at first, ns of simulated time.
+const PLOT_EVERY_NS: i64 = 250_000_000;
+
 /// The engine's state at one instant, as the metrics need it.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
@@ -80,6 +239,8 @@ pub struct Sample {
     desired: [Option<i64>; 2],
     /// The requote tolerance, whole ticks (as the engine's diff rounds it).
     tol: i64,
+    /// The adaptive spreads' state (`None` without `[instrument.quote.adapt]`).
+    adapt: Option<AdaptSample>,
 }
 
 impl Sample {
@@ -98,6 +259,7 @@ impl Sample {
                 touch: [None; 2],
                 desired: [None; 2],
                 tol: 0,
+                adapt: None,
             };
         };
         let mid = match (v.book.best_bid(), v.book.best_ask()) {
@@ -138,6 +300,7 @@ impl Sample {
             touch: [v.book.best_bid(), v.book.best_ask()],
             desired: v.desired_best,
             tol,
+            adapt: v.adapt.as_ref().map(AdaptSample::of),
         }
     }
 
@@ -233,6 +396,9 @@ pub struct Metrics {
     pub first_fv: Option<Fx>,
     /// Engine order counters at the end.
     pub order_stats: Option<engine::OrderStats>,
+    /// What `[instrument.quote.adapt]` did (`None`: the instrument has no such section, and
+    /// no reload gave it one).
+    pub adapt: Option<AdaptMetrics>,
 }
 
 impl Metrics {
@@ -253,7 +419,7 @@ impl Metrics {
             fills: Vec::new(),
             mids: Vec::new(),
             points: Vec::new(),
-            plot_every: 250_000_000,
+            plot_every: PLOT_EVERY_NS,
             places_per_min: Vec::new(),
             cancels_per_min: Vec::new(),
             discretionary_cancels: Vec::new(),
@@ -282,6 +448,7 @@ impl Metrics {
             final_fv: None,
             first_fv: None,
             order_stats: None,
+            adapt: cfg.adapt.is_some().then(AdaptMetrics::default),
         }
     }
 
@@ -398,6 +565,9 @@ impl Metrics {
                     }
                 }
             }
+            if let (true, Some(pa), Some(a)) = (prev.valid, &prev.adapt, &mut self.adapt) {
+                a.held(pa, dt);
+            }
             self.abs_pos_ns += prev.pos.unsigned_abs() as f64 * dt as f64;
             self.mode_ns[prev.mode as usize] += dt;
         } else {
@@ -443,6 +613,26 @@ impl Metrics {
                 pnl: s.pnl as f64,
             });
         }
+        if let Some(sa) = &s.adapt {
+            let a = self.adapt.get_or_insert_with(AdaptMetrics::default);
+            a.absorb(&sa.counts);
+            if a.points.last().is_none_or(|p| t - p.t >= a.plot_every) {
+                if a.points.len() >= MAX_POINTS {
+                    // As the main series: every other point, half as often from here on.
+                    let mut k = 0;
+                    a.points.retain(|_| {
+                        k += 1;
+                        k % 2 == 1
+                    });
+                    a.plot_every = a.plot_every.saturating_mul(2);
+                }
+                a.points.push(AdaptPoint {
+                    t,
+                    sigma_bps: sa.sigma_bps.unwrap_or(f64::NAN),
+                    scale: sa.scale,
+                });
+            }
+        }
         self.last = Some((t, *s));
     }
 
@@ -453,6 +643,11 @@ impl Metrics {
             self.final_position = Some(*v.position);
             self.final_fv = v.fair_value;
             self.order_stats = Some(v.orders.stats());
+            if let (Some(va), Some(a)) = (&v.adapt, &mut self.adapt) {
+                let sa = AdaptSample::of(va);
+                a.absorb(&sa.counts);
+                a.final_sigma_bps = sa.sigma_bps;
+            }
         }
     }
 

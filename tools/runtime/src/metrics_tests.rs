@@ -21,6 +21,7 @@ fn at(bid: Option<i64>, ask: Option<i64>, want: [Option<i64>; 2], tol: i64) -> S
         touch: [Some(9_999), Some(10_001)],
         desired: want,
         tol,
+        adapt: None,
     }
 }
 
@@ -190,4 +191,75 @@ fn done_orders_are_forgotten_and_a_later_cancel_of_one_is_unknown() {
     m.sample(1, &at(None, None, [None; 2], 0));
     let d = &m.discretionary_distance_bps;
     assert!(d[0].is_some() && d[1].is_none(), "{d:?}");
+}
+
+/// `s` with the adaptive spreads' state: σ, scale per side, counters.
+fn adapted(s: Sample, sigma: Option<f64>, scale: [f64; 2], counts: [u64; 5]) -> Sample {
+    Sample {
+        adapt: Some(AdaptSample {
+            sigma_bps: sigma,
+            scale,
+            counts,
+        }),
+        ..s
+    }
+}
+
+#[test]
+fn adapt_figures_are_weighted_by_valid_book_time() {
+    let mut m = metrics();
+    assert!(m.adapt.is_some(), "the default config has the section");
+    let q = at(None, None, [None; 2], 0);
+    // [0, 10): not warmed up, scale 1; [10, 40): σ 1.0, bid 1.5 / ask 2.0; [40, 50): no valid
+    // book (σ 9 counts nowhere); [50, 60): σ 0.5, scale 1.
+    m.sample(0, &adapted(q, None, [1.0; 2], [1, 0, 0, 0, 0]));
+    m.sample(10, &adapted(q, Some(1.0), [1.5, 2.0], [2, 1, 0, 0, 0]));
+    let gone = Sample {
+        valid: false,
+        mid: None,
+        ..q
+    };
+    m.sample(40, &adapted(gone, Some(9.0), [3.0; 2], [2, 1, 0, 0, 0]));
+    m.sample(50, &adapted(q, Some(0.5), [1.0; 2], [3, 1, 1, 0, 0]));
+    // A reload rebuilt the estimators: the counters start again, and add up.
+    m.sample(60, &adapted(q, Some(0.5), [1.0; 2], [1, 0, 0, 1, 0]));
+    let a = m.adapt.as_ref().unwrap();
+    assert_eq!(a.valid_ns, 50);
+    assert_eq!(m.valid_ns, 50);
+    let [bid, ask] = a.mean_scale();
+    assert!((bid - (10.0 + 45.0 + 10.0) / 50.0).abs() < 1e-12, "{bid}");
+    assert!((ask - (10.0 + 60.0 + 10.0) / 50.0).abs() < 1e-12, "{ask}");
+    // σ held 30 ns at 1.0 and 10 at 0.5 (the warm-up and the invalid book do not count).
+    // To the histogram's 3 significant digits.
+    let near = |q: f64, want: f64| {
+        let got = a.sigma_quantile(q).unwrap();
+        assert!((got - want).abs() <= want * 1e-3, "q {q}: {got} vs {want}");
+    };
+    near(0.5, 1.0);
+    near(0.2, 0.5);
+    assert_eq!(a.sigma_max, Some(1.0));
+    assert_eq!(
+        a.counts,
+        AdaptCounts {
+            requotes: 4,
+            widened_vol: 1,
+            widened_toxic: 1,
+            pulled: 1,
+            modelled: 0,
+        }
+    );
+    assert_eq!(a.points.len(), 1, "one plot point per 250 ms");
+}
+
+#[test]
+fn no_adapt_section_no_adapt_metrics() {
+    let mut cfg = test_support::default_config();
+    cfg.instruments[0].adapt = None;
+    let mut m = Metrics::new(0, &cfg.instruments[0]);
+    m.sample(0, &at(None, None, [None; 2], 0));
+    m.sample(10, &at(None, None, [None; 2], 0));
+    assert!(m.adapt.is_none());
+    let engine = Engine::new(&cfg);
+    m.finish(&engine);
+    assert!(m.adapt.is_none());
 }

@@ -28,6 +28,16 @@
 //!   made after the fills) and `fees`; `spread_capture + inventory − fees = pnl.total`.
 //! - `markouts`: mean of `side · (mid(t + h) − fill price) / fill price` over fills, in bps:
 //!   positive means the market moved our way (no adverse selection).
+//! - `adapt` (only for an instrument with `[instrument.quote.adapt]`; absent otherwise):
+//!   `model` (`grid`, `glft`, `avellaneda_stoikov`); `requotes`, the requotes priced with the
+//!   section; of those `widened_by_volatility`, `widened_by_toxicity` (VPIN or the trade
+//!   imbalance), `sides_pulled` (a side's nearest layers left out) and `model_quotes` (layer 0
+//!   set by the model), each also in `share_of_requotes` (`null` with no requote);
+//!   `sigma_bps_per_sqrt_s`: the volatility estimate (bps of fair value per √s) weighted by the
+//!   valid-book time it held, as the `quoting` shares are taken (only the time after its
+//!   warm-up): `p50`, `p90`, `max`, and `final` (at the end of the run; `null` before warm-up);
+//!   `mean_scale`: per side, the time-weighted mean of the scale applied to the grid's
+//!   distances over valid-book time (1: as configured, 2: twice as far).
 //! - `portfolio`: every instrument's PnL, fees and traded notional converted into the reporting
 //!   currency (the first instrument's quote asset) at the run's own final fair values, through
 //!   the shortest chain of the run's instruments (BTC → USDT through BTCUSDT; USD → BTC → USDT
@@ -115,6 +125,115 @@ pub struct InstrumentReport {
     /// Spot: balances at the start and the end, valued in the quote asset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balances: Option<SpotBalances>,
+    /// What `[instrument.quote.adapt]` did to the quotes (absent without the section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapt: Option<AdaptReport>,
+}
+
+/// The adaptive spreads over the run.
+#[derive(Debug, Serialize)]
+pub struct AdaptReport {
+    /// Where layer 0 sat: `grid`, `glft` or `avellaneda_stoikov`.
+    pub model: String,
+    /// Requotes priced with the section (with a book to price from).
+    pub requotes: u64,
+    /// Requotes whose offsets volatility widened (the grid only: a model takes σ itself).
+    pub widened_by_volatility: u64,
+    /// Requotes that toxicity (VPIN, or the trade imbalance on one side) widened.
+    pub widened_by_toxicity: u64,
+    /// Requotes that pulled the nearest layers of the side the trade flow ran at.
+    pub sides_pulled: u64,
+    /// Requotes whose layer 0 the model set.
+    pub model_quotes: u64,
+    /// Each count as a share of `requotes` (`null` with no requote).
+    pub share_of_requotes: AdaptShares,
+    /// The volatility estimate over valid-book time, bps of fair value per √s.
+    pub sigma_bps_per_sqrt_s: SigmaStats,
+    /// Time-weighted mean scale on the grid's distances over valid-book time (1: as
+    /// configured).
+    pub mean_scale: PerSide<f64>,
+}
+
+/// [`AdaptReport`]'s counts as shares of its requotes.
+#[derive(Debug, Serialize)]
+pub struct AdaptShares {
+    /// widened_by_volatility / requotes.
+    pub widened_by_volatility: Option<f64>,
+    /// widened_by_toxicity / requotes.
+    pub widened_by_toxicity: Option<f64>,
+    /// sides_pulled / requotes.
+    pub sides_pulled: Option<f64>,
+    /// model_quotes / requotes.
+    pub model_quotes: Option<f64>,
+}
+
+/// The volatility estimate, time-weighted over valid-book time after its warm-up (`null`
+/// when it never warmed up).
+#[derive(Debug, Serialize)]
+pub struct SigmaStats {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+    /// At the end of the run.
+    #[serde(rename = "final")]
+    pub final_: Option<f64>,
+}
+
+impl AdaptReport {
+    /// `m`'s adaptive spreads (`None` without the section); `model` the instrument's.
+    pub fn of(m: &Metrics, model: Option<engine::QuoteModel>) -> Option<AdaptReport> {
+        let a = m.adapt.as_ref()?;
+        let c = a.counts;
+        let share = |n: u64| (c.requotes > 0).then(|| n as f64 / c.requotes as f64);
+        let [bid, ask] = a.mean_scale();
+        Some(AdaptReport {
+            model: model.unwrap_or_default().name().to_owned(),
+            requotes: c.requotes,
+            widened_by_volatility: c.widened_vol,
+            widened_by_toxicity: c.widened_toxic,
+            sides_pulled: c.pulled,
+            model_quotes: c.modelled,
+            share_of_requotes: AdaptShares {
+                widened_by_volatility: share(c.widened_vol),
+                widened_by_toxicity: share(c.widened_toxic),
+                sides_pulled: share(c.pulled),
+                model_quotes: share(c.modelled),
+            },
+            sigma_bps_per_sqrt_s: SigmaStats {
+                p50: a.sigma_quantile(0.5),
+                p90: a.sigma_quantile(0.9),
+                max: a.sigma_max,
+                final_: a.final_sigma_bps,
+            },
+            mean_scale: PerSide { bid, ask },
+        })
+    }
+
+    /// The summary's line.
+    pub fn summary(&self) -> String {
+        let num = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
+        let pct = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{:.1}%", v * 100.0));
+        let s = &self.sigma_bps_per_sqrt_s;
+        let r = &self.share_of_requotes;
+        format!(
+            "  adapt      {model}: σ p50 {p50}, p90 {p90}, max {max}, final {fin} bps/√s; mean scale bid {sb:.3}, ask {sa:.3}; of {n} requotes widened by volatility {wv}, by toxicity {wt}, pulled {pl}, model {mq}\n",
+            model = self.model,
+            p50 = num(s.p50),
+            p90 = num(s.p90),
+            max = num(s.max),
+            fin = num(s.final_),
+            sb = self.mean_scale.bid,
+            sa = self.mean_scale.ask,
+            n = self.requotes,
+            wv = pct(r.widened_by_volatility),
+            wt = pct(r.widened_by_toxicity),
+            pl = pct(r.sides_pulled),
+            mq = pct(r.model_quotes),
+        )
+    }
 }
 
 /// A spot account's balances.
@@ -500,7 +619,14 @@ impl Report {
             .metrics
             .iter()
             .zip(keys)
-            .map(|(m, key)| InstrumentReport::new(key, m, o))
+            .map(|(m, key)| {
+                let model = cfg
+                    .instruments
+                    .get(m.id as usize)
+                    .and_then(|c| c.adapt.as_ref())
+                    .map(|a| a.model);
+                InstrumentReport::new(key, m, o, model)
+            })
             .collect();
         let duration_ns = o
             .metrics
@@ -678,7 +804,12 @@ pub fn keys(cfg: &Config) -> Vec<String> {
 }
 
 impl InstrumentReport {
-    fn new(key: String, m: &Metrics, o: &Outcome) -> InstrumentReport {
+    fn new(
+        key: String,
+        m: &Metrics,
+        o: &Outcome,
+        model: Option<engine::QuoteModel>,
+    ) -> InstrumentReport {
         let inst = &m.instrument;
         let money = inst.money_unit();
         let notional = inst.notional_unit();
@@ -882,6 +1013,7 @@ impl InstrumentReport {
                 snapshots: sync.snapshots,
             },
             balances,
+            adapt: AdaptReport::of(m, model),
         }
     }
 
@@ -918,6 +1050,7 @@ impl InstrumentReport {
              \x20 quoting    uptime {up:.1}% of {vb:.1} s valid book, mean spread {sp:.2} bps\n\
              \x20 markouts   1 s {m1} bps, 5 s {m5} bps, 30 s {m30} bps\n\
              \x20 near mid   both sides within 5 bps {w5:.1}% of valid book; stale bid {sb:.1}%, ask {sa:.1}%; discretionary cancels within 10 bps of the touch {dn}\n\
+             {adapt}\
              \x20 PnL split  spread capture {sc:+.dp$}, inventory {iv:+.dp$}, fees {fe:+.dp$} {cur}\n\
              \x20 book       valid {bv:.1}% of the run, {bd} diffs applied, {bg} gaps, {br} resyncs\n",
             bv = self.book.valid_share * 100.0,
@@ -964,6 +1097,10 @@ impl InstrumentReport {
                 .map_or("n/a".to_owned(), |x| format!("{:.1}%", x * 100.0)),
             sc = self.pnl_decomposition.spread_capture,
             iv = self.pnl_decomposition.inventory,
+            adapt = self
+                .adapt
+                .as_ref()
+                .map_or(String::new(), AdaptReport::summary),
         )
     }
 }
