@@ -415,6 +415,9 @@ pub(crate) struct AdaptState {
     /// The last intensity fit (A per s, κ per tick) and when it was taken.
     fit: Option<(Fx, Fx)>,
     fit_ns: i64,
+    /// σ (bps per √s, once warmed up) as last read from the estimator, and when.
+    sigma: Option<Fx>,
+    sigma_ns: i64,
     /// The fair value a trade's depth is measured from, and when it was set.
     window_fv: Option<Fx>,
     window_ns: i64,
@@ -434,6 +437,8 @@ pub(crate) struct AdaptState {
 
 /// The intensity fit is refreshed at most this often (it costs about a microsecond).
 const REFIT_NS: i64 = 1_000_000_000;
+/// σ is re-read from the estimator at most this often (event time).
+const SIGMA_REFRESH_NS: i64 = 100_000_000;
 const TEN_THOUSAND: Fx = Fx::const_from_int(10_000);
 
 impl AdaptState {
@@ -457,6 +462,8 @@ impl AdaptState {
             ),
             fit: None,
             fit_ns: i64::MIN,
+            sigma: None,
+            sigma_ns: i64::MIN,
             window_fv: None,
             window_ns: i64::MIN,
             requotes: 0,
@@ -486,6 +493,15 @@ impl AdaptState {
     /// The requote's fair value: volatility, the intensity window, the periodic refit.
     pub(crate) fn on_fair_value(&mut self, c: &AdaptConfig, now: i64, fv: Fx) {
         self.vol.on_mid(now, fv);
+        // σ moves on a half-life of seconds; its square root costs more than the rest of the
+        // requote's pricing, so it is read at most every SIGMA_REFRESH_NS of event time.
+        if now.saturating_sub(self.sigma_ns) >= SIGMA_REFRESH_NS {
+            self.sigma = self
+                .vol
+                .warmed_up()
+                .then(|| self.vol.sigma_bps_per_sqrt_s());
+            self.sigma_ns = now;
+        }
         if self.window_fv.is_none() || now.saturating_sub(self.window_ns) >= c.intensity_window_ns {
             self.window_fv = Some(fv);
             self.window_ns = now;
@@ -498,9 +514,7 @@ impl AdaptState {
 
     /// σ, bps per √s, once warmed up.
     pub(crate) fn sigma_bps(&self) -> Option<Fx> {
-        self.vol
-            .warmed_up()
-            .then(|| self.vol.sigma_bps_per_sqrt_s())
+        self.sigma
     }
 
     /// This requote's shape. `fv` ticks; `q` the inventory in layers (position / layer size);
