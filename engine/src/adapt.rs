@@ -14,6 +14,7 @@
 
 use crate::config::{fx, invalid, ConfigError, Fx};
 use crate::event::Side;
+use crate::pricer::TEN_THOUSAND;
 use crate::signals::{
     avellaneda_stoikov, bps_to_ticks, glft, GlftParams, IntensityFit, Toxicity, VolEstimator,
 };
@@ -439,7 +440,6 @@ pub(crate) struct AdaptState {
 const REFIT_NS: i64 = 1_000_000_000;
 /// σ is re-read from the estimator at most this often (event time).
 const SIGMA_REFRESH_NS: i64 = 100_000_000;
-const TEN_THOUSAND: Fx = Fx::const_from_int(10_000);
 
 impl AdaptState {
     /// Builds the estimators (every buffer inline).

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Config;
-use crate::pricer::tests::cfg;
+use crate::pricer::tests::{cfg, cfg_text};
 
 /// An instrument config with `[instrument.quote.adapt]` set to `body`.
 fn adapt_cfg(body: &str) -> (crate::config::InstrumentConfig, AdaptConfig) {
@@ -14,41 +14,7 @@ fn adapt_cfg(body: &str) -> (crate::config::InstrumentConfig, AdaptConfig) {
 
 /// The config error for an adapt section `body`.
 fn adapt_err(body: &str) -> String {
-    let text = format!(
-        r#"
-[[instrument]]
-symbol = "BTCUSDT"
-tick = "0.10"
-lot = "0.001"
-min_qty = "0.001"
-min_notional = "0.1"
-[instrument.quote]
-fair_value = "mid"
-offset_unit = "ticks"
-start_offset = 2.0
-first_spacing = 4.0
-multiplier = 1.5
-max_spacing = 8.0
-layers = 5
-layer_size = "0.002"
-min_spread_bps = 0.0
-skew_coeff = 0.001
-[instrument.quote.adapt]
-{body}
-[instrument.risk]
-net_max = "0.010"
-reduce_only_thresh = 0.7
-stop_loss = 0.05
-on_stop_loss = "reduce_only"
-daily_loss_limit = "500"
-max_deviation = 0.15
-max_price_change = 0.10
-circuit_window_ms = 60000
-stale_after_ms = 1000
-cancel_budget_per_min = 50
-"#
-    );
-    match Config::from_toml(&text) {
+    match Config::from_toml(&cfg_text(&format!("[instrument.quote.adapt]\n{body}"))) {
         Ok(_) => panic!("accepted: {body}"),
         Err(e) => e.to_string(),
     }

@@ -1508,6 +1508,29 @@ fn the_reserve_gives_way_when_a_near_layer_needs_its_exposure() {
     assert_eq!(bid_cancels, vec![vec![], vec![], vec![993]], "{placed:?}");
 }
 
+/// A mark price with funding `rate_e8` at `t`, then a requote.
+fn funding_then_requote(e: &mut Engine, o: &mut Out, rate_e8: i64, t: i64) {
+    let mark = crate::event::MarkPriceUpdate {
+        mark_price: 1000,
+        index_price: 1000,
+        funding_rate_e8: rate_e8,
+        next_funding_ms: 0,
+    };
+    e.on_event(&Event::mark_price(0, 0, t, mark), o);
+    e.on_event(&Event::timer(t), o);
+    e.on_batch_end(o);
+}
+
+/// `CFG` with an adapt section leaning `skew` bps per bp of funding (at most 100 bps).
+fn with_funding(skew: &str) -> String {
+    CFG.replace(
+        "skew_coeff = 0.001",
+        &format!(
+            "skew_coeff = 0.001\n[instrument.quote.adapt]\nfunding_skew = {skew}\nfunding_max_bps = 100.0\nfunding_stale_ms = 5000"
+        ),
+    )
+}
+
 /// The engine's desired layer 0 per side after the last requote.
 fn desired_best(e: &Engine) -> [Option<i64>; 2] {
     e.instrument(0).unwrap().desired_best
@@ -1517,21 +1540,9 @@ fn desired_best(e: &Engine) -> [Option<i64>; 2] {
 fn funding_leans_the_quotes_toward_the_side_that_earns_it_while_the_mark_price_is_fresh() {
     // 50 bps of funding (longs pay), one bp of shift per bp: the reservation price goes 5 ticks
     // down at a fair value of 1000.5.
-    let cfg = CFG.replace(
-        "skew_coeff = 0.001",
-        "skew_coeff = 0.001\n[instrument.quote.adapt]\nfunding_skew = 1.0\nfunding_max_bps = 100.0\nfunding_stale_ms = 5000",
-    );
-    let (mut e, mut o) = synced_with(&cfg, 0);
+    let (mut e, mut o) = synced_with(&with_funding("1.0"), 0);
     assert_eq!(desired_best(&e), [Some(998), Some(1003)]);
-    let mark = crate::event::MarkPriceUpdate {
-        mark_price: 1000,
-        index_price: 1000,
-        funding_rate_e8: 500_000,
-        next_funding_ms: 0,
-    };
-    e.on_event(&Event::mark_price(0, 0, MS, mark), &mut o);
-    e.on_event(&Event::timer(MS), &mut o);
-    e.on_batch_end(&mut o);
+    funding_then_requote(&mut e, &mut o, 500_000, MS);
     // floor(995.5 − 2) = 993 (the asks are held above the best bid by the post-only guard).
     assert_eq!(desired_best(&e)[0], Some(993));
     // Six seconds later (the book kept fresh), the mark price is stale: no lean.
@@ -1583,25 +1594,11 @@ fn buyers_lifting_the_offer_pull_the_nearest_ask() {
 
 #[test]
 fn a_reload_changes_the_adaptive_spreads_live() {
-    let with = |skew: &str| {
-        CFG.replace(
-            "skew_coeff = 0.001",
-            &format!("skew_coeff = 0.001\n[instrument.quote.adapt]\nfunding_skew = {skew}\nfunding_max_bps = 100.0"),
-        )
-    };
-    let (mut e, mut o) = synced_with(&with("1.0"), 0);
-    let mark = crate::event::MarkPriceUpdate {
-        mark_price: 1000,
-        index_price: 1000,
-        funding_rate_e8: 500_000,
-        next_funding_ms: 0,
-    };
-    e.on_event(&Event::mark_price(0, 0, MS, mark), &mut o);
-    e.on_event(&Event::timer(MS), &mut o);
-    e.on_batch_end(&mut o);
+    let (mut e, mut o) = synced_with(&with_funding("1.0"), 0);
+    funding_then_requote(&mut e, &mut o, 500_000, MS);
     assert_eq!(desired_best(&e)[0], Some(993));
     // Funding off by reload (a quote parameter: accepted), the same mark price: no lean.
-    e.reconfigure(&Config::from_toml(&with("0.0")).unwrap())
+    e.reconfigure(&Config::from_toml(&with_funding("0.0")).unwrap())
         .unwrap();
     e.on_event(&Event::timer(2 * MS), &mut o);
     e.on_batch_end(&mut o);

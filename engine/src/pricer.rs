@@ -70,7 +70,7 @@ impl Ladder {
     }
 }
 
-const TEN_THOUSAND: Fx = Fx::const_from_int(10_000);
+pub(crate) const TEN_THOUSAND: Fx = Fx::const_from_int(10_000);
 
 /// Fair value in ticks.
 #[inline]
@@ -207,8 +207,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
 
-    pub(crate) fn cfg(extra: &str) -> InstrumentConfig {
-        let text = format!(
+    /// One instrument's config text, `extra` at the end of its `[instrument.quote]`.
+    pub(crate) fn cfg_text(extra: &str) -> String {
+        format!(
             r#"
 [[instrument]]
 symbol = "BTCUSDT"
@@ -240,8 +241,14 @@ circuit_window_ms = 60000
 stale_after_ms = 1000
 cancel_budget_per_min = 50
 "#
-        );
-        Config::from_toml(&text).unwrap().instruments.remove(0)
+        )
+    }
+
+    pub(crate) fn cfg(extra: &str) -> InstrumentConfig {
+        Config::from_toml(&cfg_text(extra))
+            .unwrap()
+            .instruments
+            .remove(0)
     }
 
     pub(crate) fn touch(bid: i64, ask: i64) -> TopOfBook {
