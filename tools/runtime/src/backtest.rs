@@ -64,7 +64,8 @@ pub struct Settings {
     /// Timer tick period, ns of simulated time.
     pub timer_interval_ns: i64,
     /// Where to write the per-second `on_event` latency intervals (an HdrHistogram interval
-    /// log), as they complete; `None`: only the whole-run histogram is kept.
+    /// log, of the calls timed: [`TIMED_EVERY`]), as they complete; `None`: only the whole-run
+    /// histogram is kept.
     pub latency_log: Option<PathBuf>,
 }
 
@@ -79,7 +80,8 @@ pub struct Outcome {
     pub sim: SimStats,
     /// Engine counters.
     pub engine: engine::EngineStats,
-    /// Latency of `on_event` (engine + journal append), ns.
+    /// Latency of `on_event` (engine + journal append), ns, of the calls timed: one in
+    /// [`TIMED_EVERY`] and the first of each second of the latency log.
     pub on_event_ns: Histogram<u64>,
     /// Per-second intervals written to [`Settings::latency_log`].
     pub intervals: u64,
@@ -310,15 +312,20 @@ struct Driver<V, R> {
 }
 
 impl<V: Venue, R: Recorder> Driver<V, R> {
-    /// One input into the engine, timed.
+    /// One input into the engine; every [`TIMED_EVERY`]th, and the first of each interval of
+    /// the latency log, timed.
     #[inline]
     fn feed(&mut self, ev: &Event) {
-        let t0 = self.clock.raw();
-        self.host.event(ev, &mut self.out);
-        let t1 = self.clock.raw();
-        let ns = self.clock.delta_as_nanos(t0, t1).max(1);
-        self.hist.saturating_record(ns);
-        self.interval.saturating_record(ns);
+        if self.events % TIMED_EVERY == 0 || self.interval.is_empty() {
+            let t0 = self.clock.raw();
+            self.host.event(ev, &mut self.out);
+            let t1 = self.clock.raw();
+            let ns = self.clock.delta_as_nanos(t0, t1).max(1);
+            self.hist.saturating_record(ns);
+            self.interval.saturating_record(ns);
+        } else {
+            self.host.event(ev, &mut self.out);
+        }
         self.events += 1;
     }
 
@@ -392,6 +399,11 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
         }
     }
 }
+
+/// One `on_event` call in this many is timed (and the first of each simulated second, so every
+/// interval of the latency log has one): a sample of the calls, spread evenly over the run, so
+/// the timing costs the run little. [`Outcome::on_event_ns`] holds the sampled calls.
+pub const TIMED_EVERY: u64 = 16;
 
 /// How many skipped lines a backtest names (the rest are counted).
 pub const SKIPPED_SHOWN: usize = 10;
