@@ -1553,6 +1553,20 @@ fn funding_leans_the_quotes_toward_the_side_that_earns_it_while_the_mark_price_i
     assert_eq!(desired_best(&e), [Some(998), Some(1003)]);
 }
 
+/// `n` public trades of one lot at `price` by `aggressor`, at `t`.
+fn trades(e: &mut Engine, o: &mut Out, n: u64, price: i64, aggressor: Side, t: i64) {
+    for k in 0..n {
+        let print = crate::event::TradePrint {
+            price,
+            qty: 1,
+            trade_id: k,
+            count: 1,
+            aggressor,
+        };
+        e.on_event(&Event::trade(0, 0, t, print), o);
+    }
+}
+
 #[test]
 fn buyers_lifting_the_offer_pull_the_nearest_ask() {
     let cfg = CFG.replace(
@@ -1561,32 +1575,14 @@ fn buyers_lifting_the_offer_pull_the_nearest_ask() {
     );
     let (mut e, mut o) = synced_with(&cfg, 0);
     assert_eq!(desired_best(&e), [Some(998), Some(1003)]);
-    for k in 0..20u64 {
-        let t = crate::event::TradePrint {
-            price: 1001,
-            qty: 1,
-            trade_id: k,
-            count: 1,
-            aggressor: Side::Bid,
-        };
-        e.on_event(&Event::trade(0, 0, MS, t), &mut o);
-    }
+    trades(&mut e, &mut o, 20, 1001, Side::Bid, MS);
     e.on_event(&Event::timer(MS), &mut o);
     e.on_batch_end(&mut o);
     // Layer 0 of the asks (1003) is pulled: the asks start at layer 1 (1000.5 + 4 → 1005).
     assert_eq!(desired_best(&e), [Some(998), Some(1005)]);
     // The flow turns: sellers hit the bid (200 against 20: imbalance −0.82), and the bids lose
     // their nearest layer instead.
-    for k in 0..200u64 {
-        let t = crate::event::TradePrint {
-            price: 1000,
-            qty: 1,
-            trade_id: 100 + k,
-            count: 1,
-            aggressor: Side::Ask,
-        };
-        e.on_event(&Event::trade(0, 0, 2 * MS, t), &mut o);
-    }
+    trades(&mut e, &mut o, 200, 1000, Side::Ask, 2 * MS);
     e.on_event(&Event::timer(2 * MS), &mut o);
     e.on_batch_end(&mut o);
     assert_eq!(desired_best(&e), [Some(996), Some(1003)]);

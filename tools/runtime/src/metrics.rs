@@ -594,16 +594,7 @@ impl Metrics {
             .last()
             .is_none_or(|p| t - p.t >= self.plot_every)
         {
-            if self.points.len() >= MAX_POINTS {
-                // Bounded by design: a long run keeps every other point and samples half as
-                // often from here on, so the plots cover the whole run in at most MAX_POINTS.
-                let mut k = 0;
-                self.points.retain(|_| {
-                    k += 1;
-                    k % 2 == 1
-                });
-                self.plot_every = self.plot_every.saturating_mul(2);
-            }
+            thin_when_full(&mut self.points, &mut self.plot_every);
             self.points.push(Point {
                 t,
                 mid: s.mid.unwrap_or(f64::NAN),
@@ -617,15 +608,7 @@ impl Metrics {
             let a = self.adapt.get_or_insert_with(AdaptMetrics::default);
             a.absorb(&sa.counts);
             if a.points.last().is_none_or(|p| t - p.t >= a.plot_every) {
-                if a.points.len() >= MAX_POINTS {
-                    // As the main series: every other point, half as often from here on.
-                    let mut k = 0;
-                    a.points.retain(|_| {
-                        k += 1;
-                        k % 2 == 1
-                    });
-                    a.plot_every = a.plot_every.saturating_mul(2);
-                }
+                thin_when_full(&mut a.points, &mut a.plot_every);
                 a.points.push(AdaptPoint {
                     t,
                     sigma_bps: sa.sigma_bps.unwrap_or(f64::NAN),
@@ -764,6 +747,19 @@ impl Metrics {
             .collect();
         d.sort_by(f64::total_cmp);
         d
+    }
+}
+
+/// Bounded by design: a full series keeps every other point and is sampled half as often from
+/// here on, so a plot covers the whole run in at most [`MAX_POINTS`] points.
+fn thin_when_full<T>(points: &mut Vec<T>, every: &mut i64) {
+    if points.len() >= MAX_POINTS {
+        let mut k = 0;
+        points.retain(|_| {
+            k += 1;
+            k % 2 == 1
+        });
+        *every = every.saturating_mul(2);
     }
 }
 
