@@ -19,7 +19,7 @@ use engine::Event;
 use feeds::{DataSpec, Key};
 use runtime::backtest::{self, Decoded, QueueKind, Settings};
 use runtime::config::RunConfig;
-use runtime::record::JournalRecorder;
+use runtime::record::{JournalRecorder, Keep};
 use runtime::report::Report;
 use runtime::sweep::{self, Axis};
 use std::cell::RefCell;
@@ -59,8 +59,14 @@ fn whole(run_cfg: &RunConfig, data: &[DataSpec], dir: &Path) -> u64 {
     std::fs::create_dir_all(dir).expect("out dir");
     let cfg = &run_cfg.engine;
     let s = settings(data.to_vec(), Some(dir.join("latency.hlog")));
-    let rec =
-        JournalRecorder::create_run(&dir.join("journal"), run_cfg, 64 << 20, 0).expect("journal");
+    let rec = JournalRecorder::create_run(
+        &dir.join("journal"),
+        run_cfg,
+        64 << 20,
+        0,
+        Keep::Reproducible,
+    )
+    .expect("journal");
     let (outcome, rec) = backtest::run(cfg, &s, rec, &mut |_| {}).expect("backtest");
     rec.close().expect("close journal");
     let report = Report::new(cfg, &outcome);

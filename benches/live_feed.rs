@@ -33,7 +33,7 @@
 use hdrhistogram::Histogram;
 use quanta::Clock;
 use runtime::live::{self, Hop};
-use runtime::record::JournalRecorder;
+use runtime::record::{JournalRecorder, Keep};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,7 +149,8 @@ fn live_run(
     let s = ringmaker_benches::pipeline_settings(out, true, None);
     let (market, counters) = ringmaker_benches::live_market(cfg, &venue, Arc::clone(&s.stop));
     let recorder =
-        JournalRecorder::create_run(&out.join("journal-live"), cfg, 64 << 20, 0).expect("journal");
+        JournalRecorder::create_run(&out.join("journal-live"), cfg, 64 << 20, 0, Keep::Durable)
+            .expect("journal");
     let stop = Arc::clone(&s.stop);
     let timer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs_f64(seconds));
@@ -170,7 +171,8 @@ fn file_run(
 ) -> live::Summary {
     let s = ringmaker_benches::pipeline_settings(out, false, Some(seconds));
     let recorder =
-        JournalRecorder::create_run(&out.join("journal-file"), cfg, 64 << 20, 0).expect("journal");
+        JournalRecorder::create_run(&out.join("journal-file"), cfg, 64 << 20, 0, Keep::Durable)
+            .expect("journal");
     let (summary, recorder) = live::run(cfg, &s, recorder).expect("paper run");
     recorder.close().expect("journal close");
     summary

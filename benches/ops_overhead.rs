@@ -12,7 +12,7 @@
 
 use hdrhistogram::Histogram;
 use runtime::live::{self, Hop};
-use runtime::record::JournalRecorder;
+use runtime::record::{JournalRecorder, Keep};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,7 +38,8 @@ fn run(seconds: f64, ops: bool) -> (live::Summary, Option<Histogram<u64>>) {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("temp dir");
     let recorder =
-        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0).expect("journal");
+        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0, Keep::Durable)
+            .expect("journal");
     let mut settings = ringmaker_benches::pipeline_settings(&out, false, Some(seconds));
     settings.speed = 2.0;
     settings.ops.control_dir = Some(out.clone());

@@ -20,7 +20,7 @@
 //! 60; `-- --test`: 3 s each).
 
 use runtime::live::{self, Hop};
-use runtime::record::JournalRecorder;
+use runtime::record::{JournalRecorder, Keep};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,9 +42,14 @@ fn run(
     let s = ringmaker_benches::pipeline_settings(out, true, None);
     let (market, _) = ringmaker_benches::live_market(cfg, &venue, Arc::clone(&s.stop));
     let name = if live_orders { "live" } else { "sim" };
-    let recorder =
-        JournalRecorder::create_run(&out.join(format!("journal-{name}")), cfg, 64 << 20, 0)
-            .expect("journal");
+    let recorder = JournalRecorder::create_run(
+        &out.join(format!("journal-{name}")),
+        cfg,
+        64 << 20,
+        0,
+        Keep::Durable,
+    )
+    .expect("journal");
     let stop = Arc::clone(&s.stop);
     let timer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs_f64(seconds));

@@ -23,7 +23,7 @@ use disruptor::{build_multi_producer, build_single_producer, BusySpin, Polling, 
 use hdrhistogram::Histogram;
 use quanta::Clock;
 use runtime::live::{self, Hop};
-use runtime::record::JournalRecorder;
+use runtime::record::{JournalRecorder, Keep};
 
 /// One message: a TSC stamp, padded to a cache line like an engine event.
 #[derive(Debug, Clone, Copy, Default)]
@@ -184,7 +184,8 @@ fn pipeline(seconds: Option<f64>, (first, last): (Option<usize>, Option<usize>))
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("temp dir");
     let recorder =
-        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0).expect("journal");
+        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0, Keep::Durable)
+            .expect("journal");
     let settings = ringmaker_benches::pipeline_settings(&out, false, seconds);
     let (summary, recorder) = live::run(&cfg, &settings, recorder).expect("paper run");
     recorder.close().expect("journal close");

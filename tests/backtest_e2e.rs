@@ -5,7 +5,9 @@ use engine::{Event, EventKind, ExecKind, Intent, IntentKind};
 use journal::{Durability, Reader, RecoveryMode, Writer, WriterOptions};
 use ringmaker_tests::{default_config, usdm, TempDir};
 use runtime::backtest::{self, Outcome, Settings};
-use runtime::record::{self, JournalRecorder, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT};
+use runtime::record::{
+    self, JournalRecorder, Keep, ReplayOutcome, KIND_EVENT, KIND_EVENTS, KIND_INTENT,
+};
 use runtime::report::Report;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -529,7 +531,7 @@ fn the_spot_sample_backtests_by_the_spot_rule() {
     assert_eq!(cfg.instruments[0].venue, engine::VenueFlavour::BinanceSpot);
     let tmp = TempDir::new("backtest-spot");
     let dir = tmp.join("journal");
-    let rec = JournalRecorder::create_run(&dir, &run, 16 << 20, 0).unwrap();
+    let rec = JournalRecorder::create_run(&dir, &run, 16 << 20, 0, Keep::Reproducible).unwrap();
     let settings = settings(ringmaker_tests::spot().to_vec());
     let (outcome, rec) = backtest::run(cfg, &settings, rec, &mut |_| {}).unwrap();
     rec.close().unwrap();
@@ -630,7 +632,7 @@ fn two_instruments_on_one_symbol_both_sync_trade_and_replay() {
     let [spot1, spot2] = ringmaker_tests::spot();
     let tmp = TempDir::new("backtest-two");
     let backtest_into = |dir: &Path, data: Vec<feeds::DataSpec>| {
-        let rec = JournalRecorder::create_run(dir, &run, 16 << 20, 0).unwrap();
+        let rec = JournalRecorder::create_run(dir, &run, 16 << 20, 0, Keep::Reproducible).unwrap();
         let mut s = settings(Vec::new());
         s.data = data;
         let (outcome, rec) = backtest::run(cfg, &s, rec, &mut |_| {}).unwrap();

@@ -9,7 +9,7 @@ use engine::{Config, ModeReason};
 use journal::{Reader, RecoveryMode};
 use ringmaker_tests::{coinm, config_text, spot, TempDir};
 use runtime::backtest::{self, Outcome, Settings};
-use runtime::record::{self, JournalRecorder, ReplayOutcome, KIND_MODE};
+use runtime::record::{self, JournalRecorder, Keep, ReplayOutcome, KIND_MODE};
 use runtime::report::Report;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,7 @@ fn run(text: &str, data: Vec<PathBuf>, name: &str) -> (Config, Outcome, PathBuf,
     let run = runtime::config::RunConfig::from_toml(text).unwrap();
     let tmp = TempDir::new(name);
     let dir = tmp.join("journal");
-    let rec = JournalRecorder::create_run(&dir, &run, 16 << 20, 0).unwrap();
+    let rec = JournalRecorder::create_run(&dir, &run, 16 << 20, 0, Keep::Durable).unwrap();
     let (outcome, rec) = backtest::run(&run.engine, &settings(data), rec, &mut |_| {}).unwrap();
     rec.close().unwrap();
     (run.engine, outcome, dir, tmp)

@@ -6,7 +6,7 @@ use crate::plots;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::backtest::{self, Settings};
-use runtime::record::JournalRecorder;
+use runtime::record::{JournalRecorder, Keep};
 use runtime::report::Report;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,8 +46,13 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         latency_log: Some(dir.join("latency.hlog")),
     };
     let journal_dir = dir.join("journal");
-    let recorder =
-        JournalRecorder::create_run(&journal_dir, &run_cfg, a.venue.segment_mib << 20, 0)?;
+    let recorder = JournalRecorder::create_run(
+        &journal_dir,
+        &run_cfg,
+        a.venue.segment_mib << 20,
+        0,
+        Keep::Reproducible,
+    )?;
 
     let bar = if a.quiet {
         ProgressBar::hidden()

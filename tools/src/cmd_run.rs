@@ -7,7 +7,7 @@ use crate::cmd_common::{data_specs, finish, load_config_text, VenueArgs};
 use crate::out_dir::Staged;
 use anyhow::Context as _;
 use runtime::live::{self, signals, Settings};
-use runtime::record::JournalRecorder;
+use runtime::record::{JournalRecorder, Keep};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -194,6 +194,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         &cfg,
         a.venue.segment_mib << 20,
         created_ns,
+        Keep::Durable,
     )?;
     let (summary, recorder, net) = if live_market {
         let (market, recording, counters) = crate::cmd_live::open(
