@@ -30,6 +30,7 @@ fn settings() -> Settings {
         response_latency_ns: 2_000_000,
         timer_interval_ns: 100_000_000,
         latency_log: None,
+        event_cache: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn settings(data: Vec<DataSpec>, latency_log: Option<std::path::PathBuf>) -> Set
         response_latency_ns: 2_000_000,
         timer_interval_ns: 100_000_000,
         latency_log,
+        event_cache: None,
     }
 }
 

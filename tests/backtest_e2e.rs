@@ -758,3 +758,90 @@ fn two_instruments_on_one_symbol_both_sync_trade_and_replay() {
     assert_eq!(explicit.sync_by_instrument, outcome.sync_by_instrument);
     assert_eq!(journal_events(&tmp.join("explicit")), (events, intents));
 }
+
+/// The report's figures and the journal's inputs and intents of a run, to compare runs (the
+/// `on_event` timings left out).
+fn figures(
+    cfg: &engine::Config,
+    o: &Outcome,
+    journal: &Path,
+) -> (serde_json::Value, Vec<Event>, Vec<Intent>) {
+    let mut json = serde_json::to_value(Report::new(cfg, o)).unwrap();
+    json.as_object_mut().unwrap().remove("on_event_latency_ns");
+    let (events, intents) = journal_events(journal);
+    (json, events, intents)
+}
+
+/// The decode thread, the event cache written, read back, and damaged: the same backtest each
+/// time, and the same as decoding on the engine thread itself.
+#[test]
+fn the_decode_thread_and_the_event_cache_change_nothing() {
+    let cfg = default_config();
+    let (reference, ref_dir) = run();
+    let want = figures(&cfg, reference, ref_dir);
+    let tmp = TempDir::new("backtest-cache");
+    let cache = tmp.join("cache");
+    let mut s = settings(vec![usdm()]);
+    s.event_cache = Some(backtest::EventCache {
+        dir: cache.clone(),
+        max_bytes: 1 << 30,
+    });
+    let run_into = |name: &str, s: &Settings| {
+        let dir = tmp.join(name);
+        let rec = JournalRecorder::create(&dir, &cfg, 16 << 20, 0).unwrap();
+        let (o, rec) = backtest::run(&cfg, s, rec, &mut |_| {}).unwrap();
+        rec.close().unwrap();
+        let got = figures(&cfg, &o, &dir);
+        (o, got)
+    };
+    // Decoded on the engine thread (no decode thread): the reference's figures.
+    {
+        let dir = tmp.join("direct");
+        let rec = JournalRecorder::create(&dir, &cfg, 16 << 20, 0).unwrap();
+        let mut src = backtest::feed(&cfg, backtest::open_recordings(&cfg, &s.data).unwrap());
+        let (o, rec) = backtest::run_source(&cfg, &s, rec, &mut src, &mut |_| {}).unwrap();
+        rec.close().unwrap();
+        assert_eq!(figures(&cfg, &o, &dir), want, "decoded in place");
+    }
+    // A miss writes the entry; a hit reads it.
+    let (o, got) = run_into("miss", &s);
+    let entry = match &o.data_source {
+        backtest::DataSource::Cached { path, evicted: 0 } => path.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(o.cache_problems.is_empty(), "{:?}", o.cache_problems);
+    assert_eq!(got, want, "miss");
+    let (o, got) = run_into("hit", &s);
+    assert_eq!(o.data_source, backtest::DataSource::Cache(entry.clone()));
+    assert_eq!(got, want, "hit");
+    // A damaged entry: said, decoded instead, written again.
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&entry, &bytes).unwrap();
+    let (o, got) = run_into("damaged", &s);
+    assert!(matches!(&o.data_source, backtest::DataSource::Cached { path, .. } if *path == entry));
+    assert_eq!(o.cache_problems.len(), 1, "{:?}", o.cache_problems);
+    assert!(
+        o.cache_problems[0].contains("CRC"),
+        "{:?}",
+        o.cache_problems
+    );
+    assert_eq!(got, want, "damaged");
+    let (o, _) = run_into("healed", &s);
+    assert_eq!(o.data_source, backtest::DataSource::Cache(entry));
+    // A cache directory that cannot be made: said, and the run goes on.
+    std::fs::write(tmp.join("file"), b"x").unwrap();
+    s.event_cache = Some(backtest::EventCache {
+        dir: tmp.join("file").join("cache"),
+        max_bytes: 1 << 30,
+    });
+    let (o, got) = run_into("unwritable", &s);
+    assert_eq!(o.data_source, backtest::DataSource::Decoded);
+    assert!(
+        o.cache_problems.iter().any(|p| p.contains("not written")),
+        "{:?}",
+        o.cache_problems
+    );
+    assert_eq!(got, want, "unwritable");
+}

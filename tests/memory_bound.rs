@@ -56,6 +56,7 @@ fn fifty_nine_quiet_hours_need_no_more_memory_than_thirteen_seconds() {
             response_latency_ns: 2_000_000,
             timer_interval_ns: 100_000_000,
             latency_log: Some(dir.join(log)),
+            event_cache: None,
         };
         backtest::run(&cfg, &s, NoRecorder, &mut |_| {}).unwrap().0
     };

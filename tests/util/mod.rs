@@ -108,5 +108,6 @@ pub fn readme_settings(data: Vec<std::path::PathBuf>) -> runtime::backtest::Sett
         response_latency_ns: 2_000_000,
         timer_interval_ns: 100_000_000,
         latency_log: None,
+        event_cache: None,
     }
 }

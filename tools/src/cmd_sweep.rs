@@ -77,6 +77,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         response_latency_ns: a.venue.response_ns(),
         timer_interval_ns: 100_000_000,
         latency_log: None,
+        event_cache: None,
     };
     let n = configs.len();
     errln!(

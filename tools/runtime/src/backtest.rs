@@ -13,6 +13,7 @@
 //! at a time: timer ticks (every `timer_interval`), and the venue's deliveries (orders reaching
 //! it, reports reaching the engine). Intents the engine makes in reaction are sent at that time.
 
+use crate::event_cache;
 use crate::hlog::IntervalStream;
 use crate::host::{Host, Recorder};
 use crate::metrics::{Metrics, Sample};
@@ -67,6 +68,36 @@ pub struct Settings {
     /// log, of the calls timed: [`TIMED_EVERY`]), as they complete; `None`: only the whole-run
     /// histogram is kept.
     pub latency_log: Option<PathBuf>,
+    /// The event cache to read the decoded recordings from, and to write them into on a miss
+    /// ([`crate::event_cache`]); `None`: decode every time.
+    pub event_cache: Option<EventCache>,
+}
+
+/// Where a backtest keeps decoded recordings ([`crate::event_cache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventCache {
+    /// The directory of its entries.
+    pub dir: PathBuf,
+    /// After writing an entry, the oldest are removed until the entries fit in this many bytes.
+    pub max_bytes: u64,
+}
+
+/// Where a backtest's market events came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DataSource {
+    /// Decoded from the recordings (no event cache, or one that could not be used).
+    #[default]
+    Decoded,
+    /// Read from this event cache entry.
+    Cache(PathBuf),
+    /// Decoded from the recordings and written to this event cache entry; `evicted` older
+    /// entries were removed to stay within the cache's size.
+    Cached {
+        /// The new entry.
+        path: PathBuf,
+        /// Entries removed.
+        evicted: usize,
+    },
 }
 
 /// What a backtest produced.
@@ -95,6 +126,11 @@ pub struct Outcome {
     pub feed: FeedStats,
     /// Book sync counters over every instrument (diffs applied, gaps, resyncs).
     pub sync: SyncStats,
+    /// Where the market events came from.
+    pub data_source: DataSource,
+    /// Why the event cache could not be read or written (the run decoded instead), each a
+    /// sentence naming the entry.
+    pub cache_problems: Vec<String>,
 }
 
 /// Collects the engine's intents for the venue.
@@ -236,14 +272,286 @@ pub fn journal_feed(source: JournalSource) -> MarketFeed<JournalSource> {
 }
 
 /// Runs a backtest on `settings.data`. `progress` is called now and then with lines read.
+///
+/// The recordings are read, inflated, decoded and synced on a second thread (`decode`), which
+/// hands the engine thread chunks of ready events through a bounded channel (at most
+/// [`CHUNKS_IN_FLIGHT`] waiting, their buffers recycled); with `settings.event_cache`, it reads
+/// them from the cache entry of these recordings instead, or writes that entry as it decodes.
+/// Either way the engine consumes the same events in the same batches as [`run_source`] on
+/// [`feed`] would, so the outcome is the same.
 pub fn run<R: Recorder>(
     cfg: &Config,
     settings: &Settings,
     recorder: R,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(Outcome, R)> {
-    let mut source = feed(cfg, open_recordings(cfg, &settings.data)?);
-    run_source(cfg, settings, recorder, &mut source, progress)
+    anyhow::ensure!(!cfg.instruments.is_empty(), "the config has no instrument");
+    let files = feeds::bind_config(cfg, &settings.data)?;
+    let market = feed(cfg, MergedSource::open(&files)?);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT + 2);
+    let job = Produce {
+        cfg: cfg.clone(),
+        files,
+        market,
+        cache: settings.event_cache.clone(),
+        tx,
+        back: back_rx,
+    };
+    let producer = std::thread::Builder::new()
+        .name("decode".into())
+        .spawn(move || job.run())
+        .context("starting the decode thread")?;
+    let mut source = MarketFeed::new(ChunkSource::new(rx, back_tx), FeedHandler::passthrough());
+    let ran = run_source(cfg, settings, recorder, &mut source, progress);
+    // A producer still sending (the run stopped early) sees the channel closed and stops.
+    drop(source);
+    let end = match producer.join() {
+        Ok(end) => end?,
+        Err(_) => anyhow::bail!("the decode thread panicked"),
+    };
+    if end.meta.batches == 0 {
+        return Err(nothing_usable(end.meta.lines, &end.meta.skipped));
+    }
+    let (mut o, r) = ran?;
+    let m = end.meta;
+    o.lines = m.lines;
+    o.skipped = m.skipped;
+    o.feed = m.feed;
+    o.sync = m.sync;
+    o.sync_by_instrument = m.sync_by_instrument;
+    o.data_source = end.source;
+    o.cache_problems = end.problems;
+    Ok((o, r))
+}
+
+/// Chunks of decoded events that may wait for the engine thread (each at most
+/// [`CHUNK_EVENTS`] events, unless one venue message alone holds more).
+pub const CHUNKS_IN_FLIGHT: usize = 4;
+/// Events in a chunk (1 MiB of events).
+pub const CHUNK_EVENTS: usize = 16_384;
+
+/// Decoded events on their way from the decode thread to the engine thread: whole batches
+/// (one venue message's events each), with their receive times.
+#[derive(Debug)]
+struct Chunk {
+    events: Vec<Event>,
+    batches: Vec<event_cache::BatchEnd>,
+    /// Lines read when the chunk was sent (progress).
+    lines: u64,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk {
+            events: Vec::with_capacity(CHUNK_EVENTS),
+            batches: Vec::with_capacity(CHUNK_EVENTS / 4),
+            lines: 0,
+        }
+    }
+}
+
+/// The engine thread's end of the decode thread's channel, as a [`MarketSource`] of ready
+/// events (read through [`FeedHandler::passthrough`]).
+struct ChunkSource {
+    rx: std::sync::mpsc::Receiver<Chunk>,
+    back: std::sync::mpsc::SyncSender<Chunk>,
+    cur: Option<Chunk>,
+    next: usize,
+    batches: u64,
+}
+
+impl ChunkSource {
+    fn new(rx: std::sync::mpsc::Receiver<Chunk>, back: std::sync::mpsc::SyncSender<Chunk>) -> Self {
+        ChunkSource {
+            rx,
+            back,
+            cur: None,
+            next: 0,
+            batches: 0,
+        }
+    }
+}
+
+impl MarketSource for ChunkSource {
+    fn next_input(&mut self) -> Option<Result<Input<'_>, SourceError>> {
+        while self
+            .cur
+            .as_ref()
+            .is_none_or(|c| self.next >= c.batches.len())
+        {
+            if let Some(done) = self.cur.take() {
+                // Back to the decode thread for reuse; dropped if it has enough.
+                let _ = self.back.try_send(done);
+            }
+            self.cur = Some(self.rx.recv().ok()?);
+            self.next = 0;
+        }
+        let c = self.cur.as_ref()?;
+        let start = match self.next {
+            0 => 0,
+            k => c.batches[k - 1].0 as usize,
+        };
+        let (end, local_ns) = c.batches[self.next];
+        self.next += 1;
+        self.batches += 1;
+        Some(Ok(Input::Events {
+            events: &c.events[start..end as usize],
+            local_ns,
+        }))
+    }
+
+    /// The decode thread synced the books already: there is no snapshot to fetch.
+    fn request_snapshot(&mut self, _instrument: engine::InstrumentId) -> SnapshotReply {
+        SnapshotReply::Unavailable
+    }
+
+    fn counts(&self) -> SourceCounts {
+        SourceCounts {
+            read: self.cur.as_ref().map_or(0, |c| c.lines),
+            ..SourceCounts::default()
+        }
+    }
+}
+
+/// The decode thread's job: the recordings (or their cache entry) into chunks.
+struct Produce {
+    cfg: Config,
+    files: Vec<Vec<PathBuf>>,
+    market: MarketFeed<MergedSource>,
+    cache: Option<EventCache>,
+    tx: std::sync::mpsc::SyncSender<Chunk>,
+    back: std::sync::mpsc::Receiver<Chunk>,
+}
+
+/// What the decode thread did.
+struct Produced {
+    meta: event_cache::Meta,
+    source: DataSource,
+    problems: Vec<String>,
+}
+
+impl Produce {
+    fn run(mut self) -> anyhow::Result<Produced> {
+        let mut problems = Vec::new();
+        let mut writer = None;
+        if let Some(cache) = self.cache.clone() {
+            match event_cache::Key::of(&self.cfg, &self.files) {
+                Err(e) => problems.push(format!("the event cache is not used: {e:#}")),
+                Ok(key) => {
+                    match event_cache::CacheReader::open(&cache.dir, &key) {
+                        Ok(Some((reader, meta))) => {
+                            return self.replay_cache(reader, meta, problems)
+                        }
+                        Ok(None) => {}
+                        Err(e) => problems.push(format!("{e}: decoded the recordings instead")),
+                    }
+                    match event_cache::CacheWriter::create(&cache.dir, &key) {
+                        Ok(w) => writer = Some((w, cache)),
+                        Err(e) => problems.push(format!("the event cache is not written: {e:#}")),
+                    }
+                }
+            }
+        }
+        let mut chunk = Chunk::new();
+        let mut batch: Vec<Event> = Vec::with_capacity(8192);
+        let mut skipped = Vec::new();
+        let mut batches = 0u64;
+        let mut open = true;
+        while open {
+            batch.clear();
+            let Some(step) = self.market.next(&mut batch) else {
+                break;
+            };
+            let Some(t) = market_batch(step, &batch, &self.market, &mut skipped) else {
+                continue;
+            };
+            if chunk.events.len() + batch.len() > CHUNK_EVENTS && !chunk.events.is_empty() {
+                chunk.lines = self.market.counts().0;
+                open = self.send(&mut chunk, &mut writer, &mut problems);
+            }
+            chunk.events.extend_from_slice(&batch);
+            chunk.batches.push((chunk.events.len() as u32, t));
+            batches += 1;
+        }
+        if open && !chunk.events.is_empty() {
+            chunk.lines = self.market.counts().0;
+            open = self.send(&mut chunk, &mut writer, &mut problems);
+        }
+        let h = self.market.handler();
+        let meta = event_cache::Meta {
+            lines: self.market.counts(),
+            skipped,
+            feed: h.stats(),
+            sync: h.sync_totals(),
+            sync_by_instrument: (0..self.cfg.instruments.len())
+                .map(|i| h.sync_stats(i as engine::InstrumentId))
+                .collect(),
+            batches,
+            events: 0,
+        };
+        let mut source = DataSource::Decoded;
+        // An entry only of a whole decoding (the engine thread may have stopped early).
+        if let (Some((w, cache)), true, true) = (writer, open, batches > 0) {
+            match w.finish(&meta) {
+                Ok(path) => {
+                    let evicted = event_cache::evict(&cache.dir, cache.max_bytes, &path).len();
+                    source = DataSource::Cached { path, evicted };
+                }
+                Err(e) => problems.push(format!("the event cache is not written: {e:#}")),
+            }
+        }
+        Ok(Produced {
+            meta,
+            source,
+            problems,
+        })
+    }
+
+    /// Sends `chunk` (and writes it to the cache entry being made), leaving a cleared one in
+    /// its place; `false` once the engine thread is gone.
+    fn send(
+        &mut self,
+        chunk: &mut Chunk,
+        writer: &mut Option<(event_cache::CacheWriter, EventCache)>,
+        problems: &mut Vec<String>,
+    ) -> bool {
+        if let Some((w, _)) = writer {
+            if let Err(e) = w.chunk(&chunk.events, &chunk.batches, chunk.lines) {
+                problems.push(format!("the event cache is not written: {e:#}"));
+                *writer = None;
+            }
+        }
+        let mut next = self.back.try_recv().unwrap_or_else(|_| Chunk::new());
+        next.events.clear();
+        next.batches.clear();
+        let full = std::mem::replace(chunk, next);
+        self.tx.send(full).is_ok()
+    }
+
+    fn replay_cache(
+        self,
+        mut reader: event_cache::CacheReader,
+        meta: event_cache::Meta,
+        problems: Vec<String>,
+    ) -> anyhow::Result<Produced> {
+        let path = reader.path().to_path_buf();
+        loop {
+            let mut chunk = self.back.try_recv().unwrap_or_else(|_| Chunk::new());
+            match reader.next_chunk(&mut chunk.events, &mut chunk.batches)? {
+                Some(lines) => chunk.lines = lines,
+                None => break,
+            }
+            if self.tx.send(chunk).is_err() {
+                break;
+            }
+        }
+        Ok(Produced {
+            meta,
+            source: DataSource::Cache(path),
+            problems,
+        })
+    }
 }
 
 /// Runs a backtest on any market feed (`settings.data` is not used).
@@ -478,14 +786,7 @@ impl Decoded {
             }
         }
         if batch_ends.is_empty() {
-            let (lines, bad) = source.counts();
-            anyhow::bail!(
-                "the market data gave nothing usable: {lines} lines read, {bad} skipped{}",
-                skipped
-                    .first()
-                    .map(|f| format!("; the first: {f}"))
-                    .unwrap_or_default()
-            );
+            return Err(nothing_usable(source.counts(), &skipped));
         }
         let h = source.handler();
         Ok(Decoded {
@@ -536,6 +837,15 @@ impl Decoded {
         o.sync_by_instrument = self.sync_by_instrument.clone();
         Ok((o, r))
     }
+}
+
+/// The error of market data that gave no batch of events.
+fn nothing_usable((lines, bad): (u64, u64), skipped: &[String]) -> anyhow::Error {
+    let why = match skipped.first() {
+        Some(first) => format!("; the first: {first}"),
+        None => String::new(),
+    };
+    anyhow::anyhow!("the market data gave nothing usable: {lines} lines read, {bad} skipped{why}")
 }
 
 fn note_skipped(skipped: &mut Vec<String>, at: Option<String>, why: &dyn std::fmt::Display) {
@@ -635,13 +945,7 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
     }
     let (lines, bad) = source.counts();
     if batches == 0 {
-        let why = match skipped.first() {
-            Some(first) => format!("; the first: {first}"),
-            None => String::new(),
-        };
-        anyhow::bail!(
-            "the market data gave nothing usable: {lines} lines read, {bad} skipped{why}"
-        );
+        return Err(nothing_usable((lines, bad), &skipped));
     }
     let (feed_stats, sync_stats) = (source.handler().stats(), source.handler().sync_totals());
     let sync_by_instrument = (0..cfg.instruments.len())
@@ -687,6 +991,8 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
             events,
             feed: feed_stats,
             sync: sync_stats,
+            data_source: DataSource::Decoded,
+            cache_problems: Vec::new(),
         },
         host.recorder,
     ))

@@ -17,6 +17,7 @@
 pub mod backtest;
 pub mod config;
 pub mod doctor;
+pub mod event_cache;
 pub mod hlog;
 pub mod host;
 pub mod live;

@@ -107,6 +107,8 @@ pub fn outcome(dir: &Path, summary: &Summary) -> anyhow::Result<(RunConfig, Outc
         events,
         feed: summary.feed,
         sync: summary.sync,
+        data_source: crate::backtest::DataSource::Decoded,
+        cache_problems: Vec::new(),
     };
     Ok((run_cfg, outcome))
 }
