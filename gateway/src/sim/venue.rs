@@ -33,6 +33,10 @@ struct Market<P> {
     top: BboOverlay,
     /// Our resting orders in arrival (time priority) order.
     resting: Vec<Resting<P>>,
+    /// The lowest and highest price of `resting`'s bids and of its asks (`(i64::MAX, i64::MIN)`
+    /// for a side with none), or `None` once `resting` changed since they were taken: a depth
+    /// level outside them can neither move our queues nor fill us, so it skips the scan.
+    bounds: Option<[(i64, i64); 2]>,
     /// Market-data quantity units in one order lot (1 unless the book's grid is finer, as on
     /// spot): recorded quantities are turned into lots as they arrive, book levels and best
     /// bid/offer quantities rounded up (a part of a lot still takes its place in the queue and
@@ -41,6 +45,25 @@ struct Market<P> {
 }
 
 impl<P> Market<P> {
+    /// [`Market::bounds`], taken again if `resting` changed.
+    #[inline]
+    fn resting_bounds(&mut self) -> [(i64, i64); 2] {
+        let taken = || {
+            let mut b = [(i64::MAX, i64::MIN); 2];
+            for o in &self.resting {
+                let s = &mut b[usize::from(o.side == Side::Ask)];
+                *s = (s.0.min(o.price), s.1.max(o.price));
+            }
+            b
+        };
+        if let Some(b) = self.bounds {
+            debug_assert_eq!(b, taken(), "resting changed without clearing its bounds");
+            return b;
+        }
+        let b = taken();
+        self.bounds = Some(b);
+        b
+    }
     /// The stored best bid/offer while it is newer than the depth book (by venue update id).
     #[inline]
     fn fresh_bbo(&self) -> Option<TopOfBook> {
@@ -105,6 +128,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                     synced: false,
                     top: BboOverlay::default(),
                     resting: Vec::with_capacity(MAX_OPEN_ORDERS),
+                    bounds: None,
                     book_units_per_lot: 1,
                 })
                 .collect(),
@@ -310,6 +334,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                         // The queue it joins is the newest known: a fresher best bid/offer's
                         // quantity at its touch. Later depth diffs move it as usual.
                         let level = m.level_qty(intent.side, intent.price);
+                        m.bounds = None;
                         m.resting.push(Resting {
                             client_order_id: cid,
                             venue_order_id,
@@ -338,6 +363,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         if let Some(i) = m.resting.iter().position(|o| o.client_order_id == cid) {
             // `Vec::remove` keeps the others in time priority; never reallocates.
             let o = m.resting.remove(i);
+            m.bounds = None;
             out.stats.cancels += 1;
             out.remember_done(cid, o.filled, o.venue_order_id);
             out.status(
@@ -468,6 +494,24 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         // crossing the order really met before that top was reported by a best bid/offer of
         // its own (every change of the touch is).
         let behind_bbo = m.top.stored().is_some_and(|b| b.update_id > l.update_id);
+        // Most levels are far from every order of ours: then the scan below would do nothing.
+        let [bids, asks] = m.resting_bounds();
+        let ours = match l.side {
+            Side::Bid => bids,
+            Side::Ask => asks,
+        };
+        let moves_a_queue = new != prev && ours.0 <= l.price && l.price <= ours.1;
+        let may_fill = new > 0
+            && !behind_bbo
+            && match l.side {
+                // An ask of ours crosses a bid level at or above it; a bid of ours, an ask
+                // level at or below it ([`crosses`]).
+                Side::Bid => asks.0 <= l.price,
+                Side::Ask => l.price <= bids.1,
+            };
+        if !moves_a_queue && !may_fill {
+            return;
+        }
         let mut any_done = false;
         for o in m.resting.iter_mut() {
             if o.side == l.side {
@@ -486,6 +530,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         }
         if any_done {
             m.resting.retain(|o| o.remaining() > 0);
+            m.bounds = None;
         }
     }
 
@@ -531,6 +576,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         }
         if any_done {
             m.resting.retain(|o| o.remaining() > 0);
+            m.bounds = None;
         }
     }
 
@@ -615,6 +661,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         }
         if any_done {
             m.resting.retain(|o| o.remaining() > 0);
+            m.bounds = None;
         }
     }
 }
