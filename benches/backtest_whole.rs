@@ -4,9 +4,15 @@
 //!   and synced into book events by the backtest's own feed (`runtime::backtest::feed` over
 //!   `open_recordings`), drained with no engine.
 //! * `whole_backtest`: what `ringmaker backtest --quiet` does, through the same library entry
-//!   points (`backtest::run` with a `JournalRecorder`, the per-second `latency.hlog`, then
+//!   points (`backtest::run`: the recording decoded on a second thread, a `JournalRecorder` on a
+//!   thread of its own, the per-second `latency.hlog`; then
 //!   `Report::new` and `report.json`), into a temporary directory. The plots (drawn by the binary
 //!   crate, not the library) are not part of it.
+//! * `whole_from_cache`: the same, the recording read from the event cache (written by a first
+//!   run before timing) instead of decoded.
+//! * `engine_venue`: the engine and the simulated venue alone, over the recording decoded
+//!   beforehand into memory (`Decoded::run` with no recorder, no latency log, no report): the
+//!   events per second the throughput target counts.
 //! * `sweep_8_jobs2` against `sequential_8`: `runtime::sweep::run` of 8 configs over one decoded
 //!   data set (the decoding included, as `ringmaker sweep` does it) on 2 threads, against the
 //!   same 8 run one after another (`jobs = 1`).
@@ -17,8 +23,9 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use engine::Event;
 use feeds::{DataSpec, Key};
-use runtime::backtest::{self, Decoded, QueueKind, Settings};
+use runtime::backtest::{self, DataSource, Decoded, EventCache, QueueKind, Settings};
 use runtime::config::RunConfig;
+use runtime::host::{NoRecorder, Threaded};
 use runtime::record::{JournalRecorder, Keep};
 use runtime::report::Report;
 use runtime::sweep::{self, Axis};
@@ -39,6 +46,15 @@ fn settings(data: Vec<DataSpec>, latency_log: Option<std::path::PathBuf>) -> Set
     }
 }
 
+/// The engine and the simulated venue alone over events decoded beforehand (in memory): no
+/// journal, no latency log, no report. Engine inputs consumed.
+fn engine_venue(cfg: &engine::Config, decoded: &Decoded) -> u64 {
+    let (outcome, _) = decoded
+        .run(cfg, &settings(Vec::new(), None), NoRecorder)
+        .expect("backtest");
+    outcome.events
+}
+
 /// Read + inflate + decode + sync, no engine: market events produced.
 fn decode_only(cfg: &engine::Config, data: &[DataSpec]) -> usize {
     let mut src = backtest::feed(
@@ -54,22 +70,46 @@ fn decode_only(cfg: &engine::Config, data: &[DataSpec]) -> usize {
     n
 }
 
-/// `ringmaker backtest` (less the plots) into `dir`: journal, latency.hlog, report.json.
-fn whole(run_cfg: &RunConfig, data: &[DataSpec], dir: &Path) -> u64 {
+/// `ringmaker backtest` (less the plots) into `dir`: journal (on its own thread),
+/// latency.hlog, report.json; the recording decoded on a second thread, or read from the event
+/// cache `cache`.
+fn whole(run_cfg: &RunConfig, data: &[DataSpec], dir: &Path, cache: Option<&Path>) -> u64 {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).expect("out dir");
     let cfg = &run_cfg.engine;
-    let s = settings(data.to_vec(), Some(dir.join("latency.hlog")));
-    let rec = JournalRecorder::create_run(
-        &dir.join("journal"),
-        run_cfg,
-        64 << 20,
-        0,
-        Keep::Reproducible,
+    let mut s = settings(data.to_vec(), Some(dir.join("latency.hlog")));
+    s.event_cache = cache.map(|c| EventCache {
+        dir: c.to_path_buf(),
+        max_bytes: 1 << 30,
+    });
+    let rec = Threaded::spawn(
+        JournalRecorder::create_run(
+            &dir.join("journal"),
+            run_cfg,
+            64 << 20,
+            0,
+            Keep::Reproducible,
+        )
+        .expect("journal"),
+        "journal",
     )
-    .expect("journal");
+    .expect("journal thread");
     let (outcome, rec) = backtest::run(cfg, &s, rec, &mut |_| {}).expect("backtest");
-    rec.close().expect("close journal");
+    if cache.is_some() {
+        assert!(
+            matches!(
+                outcome.data_source,
+                DataSource::Cache(_) | DataSource::Cached { .. }
+            ),
+            "{:?} {:?}",
+            outcome.data_source,
+            outcome.cache_problems
+        );
+    }
+    rec.into_inner()
+        .expect("journal thread")
+        .close()
+        .expect("close journal");
     let report = Report::new(cfg, &outcome);
     let json = serde_json::to_string_pretty(&report).expect("report json");
     std::fs::write(dir.join("report.json"), json + "\n").expect("write report.json");
@@ -123,8 +163,13 @@ fn bench(c: &mut Criterion) {
     assert_eq!(configs.len(), 8);
     let dir = std::env::temp_dir().join(format!("ringmaker-bench-whole-{}", std::process::id()));
 
+    let cache = dir.with_extension("cache");
+    let _ = std::fs::remove_dir_all(&cache);
     let events = decode_only(cfg, &data);
-    let inputs = whole(&run_cfg, &data, &dir);
+    let inputs = whole(&run_cfg, &data, &dir, None);
+    // Writes the cache entry the `whole_from_cache` calls read.
+    assert_eq!(whole(&run_cfg, &data, &dir, Some(&cache)), inputs);
+    let decoded = Decoded::decode(cfg, &data).expect("decode");
     println!(
         "backtest_whole: {} ({} market events decoded, {} engine inputs in the backtest)",
         path.display(),
@@ -132,7 +177,9 @@ fn bench(c: &mut Criterion) {
         inputs
     );
 
-    let (t_decode, t_whole, t_sweep, t_seq) = (
+    let (t_decode, t_whole, t_cached, t_core, t_sweep, t_seq) = (
+        RefCell::new(Vec::new()),
+        RefCell::new(Vec::new()),
         RefCell::new(Vec::new()),
         RefCell::new(Vec::new()),
         RefCell::new(Vec::new()),
@@ -146,7 +193,15 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(timed(&t_decode, || decode_only(cfg, &data)))
     });
     g.bench_function("whole_backtest", |b| {
-        b.iter_custom(timed(&t_whole, || whole(&run_cfg, &data, &dir)))
+        b.iter_custom(timed(&t_whole, || whole(&run_cfg, &data, &dir, None)))
+    });
+    g.bench_function("whole_from_cache", |b| {
+        b.iter_custom(timed(&t_cached, || {
+            whole(&run_cfg, &data, &dir, Some(&cache))
+        }))
+    });
+    g.bench_function("engine_venue", |b| {
+        b.iter_custom(timed(&t_core, || engine_venue(cfg, &decoded)))
     });
     let sweep_of = |jobs: usize| {
         let decoded = Decoded::decode(cfg, &data).expect("decode");
@@ -168,10 +223,13 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&cache);
 
-    let (d, w, s, q) = (
+    let (d, w, c, e, s, q) = (
         median(&t_decode),
         median(&t_whole),
+        median(&t_cached),
+        median(&t_core),
         median(&t_sweep),
         median(&t_seq),
     );
@@ -179,12 +237,20 @@ fn bench(c: &mut Criterion) {
     for (name, t, v) in [
         ("decode_only", d, &t_decode),
         ("whole_backtest", w, &t_whole),
+        ("whole_from_cache", c, &t_cached),
+        ("engine_venue", e, &t_core),
         ("sweep_8_jobs2", s, &t_sweep),
         ("sequential_8", q, &t_seq),
     ] {
         println!("  {name:<16} {t:>8.4}  ({} calls)", v.borrow().len());
     }
     println!("  whole_backtest / decode_only  {:>6.2}", w / d);
+    println!("  whole_from_cache / decode_only {:>5.2}", c / d);
+    println!(
+        "  engine_venue: {:.2} M events/s ({inputs} inputs); whole_from_cache: {:.2} M events/s",
+        inputs as f64 / e / 1e6,
+        inputs as f64 / c / 1e6
+    );
     println!("  sequential_8 / sweep_8_jobs2  {:>6.2}", q / s);
     println!("  sweep_8_jobs2 / whole_backtest {:>5.2}", s / w);
 }

@@ -814,6 +814,33 @@ fn the_decode_thread_and_the_event_cache_change_nothing() {
     let (o, got) = run_into("hit", &s);
     assert_eq!(o.data_source, backtest::DataSource::Cache(entry.clone()));
     assert_eq!(got, want, "hit");
+    // The journal written on a thread of its own (as `ringmaker backtest` does): the same
+    // files, byte for byte.
+    {
+        let dir = tmp.join("threaded");
+        let rec = runtime::host::Threaded::spawn(
+            JournalRecorder::create(&dir, &cfg, 16 << 20, 0).unwrap(),
+            "journal",
+        )
+        .unwrap();
+        let (o, rec) = backtest::run(&cfg, &s, rec, &mut |_| {}).unwrap();
+        rec.into_inner().unwrap().close().unwrap();
+        assert_eq!(figures(&cfg, &o, &dir), want, "threaded journal");
+        let files = |d: &Path| {
+            let mut v: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+                .collect();
+            v.sort();
+            v
+        };
+        let (a, b) = (files(&tmp.join("hit")), files(&dir));
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert!(x == y, "{:?} differs", x.0);
+        }
+    }
     // A damaged entry: said, decoded instead, written again.
     let mut bytes = std::fs::read(&entry).unwrap();
     let mid = bytes.len() / 2;

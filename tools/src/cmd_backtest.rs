@@ -6,6 +6,7 @@ use crate::plots;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::backtest::{self, DataSource, EventCache, Settings};
+use runtime::host::Threaded;
 use runtime::record::{JournalRecorder, Keep};
 use runtime::report::Report;
 use std::path::PathBuf;
@@ -70,13 +71,18 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         },
     };
     let journal_dir = dir.join("journal");
-    let recorder = JournalRecorder::create_run(
-        &journal_dir,
-        &run_cfg,
-        a.venue.segment_mib << 20,
-        0,
-        Keep::Reproducible,
-    )?;
+    // The journal is written on a thread of its own ([`Threaded`]): the same records.
+    let recorder = Threaded::spawn(
+        JournalRecorder::create_run(
+            &journal_dir,
+            &run_cfg,
+            a.venue.segment_mib << 20,
+            0,
+            Keep::Reproducible,
+        )?,
+        "journal",
+    )
+    .context("starting the journal writer")?;
 
     let bar = if a.quiet {
         ProgressBar::hidden()
@@ -93,6 +99,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let (outcome, recorder) = backtest::run(cfg, &settings, recorder, &mut progress)?;
     bar.finish_and_clear();
+    let recorder = recorder.into_inner()?;
     let (appended, journaled_events) = (recorder.appended(), recorder.events());
     recorder.close()?;
     let wall = started.elapsed();
