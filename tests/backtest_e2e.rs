@@ -856,7 +856,23 @@ fn the_decode_thread_and_the_event_cache_change_nothing() {
     );
     assert_eq!(got, want, "damaged");
     let (o, _) = run_into("healed", &s);
-    assert_eq!(o.data_source, backtest::DataSource::Cache(entry));
+    assert_eq!(o.data_source, backtest::DataSource::Cache(entry.clone()));
+    // Damaged at its very end (every batch already handed over), and cut short: the same.
+    let whole = std::fs::read(&entry).unwrap();
+    let mut last = whole.clone();
+    *last.last_mut().unwrap() ^= 1;
+    for (name, bytes) in [("end", &last[..]), ("cut", &whole[..whole.len() * 2 / 3])] {
+        std::fs::write(&entry, bytes).unwrap();
+        let (o, got) = run_into(name, &s);
+        assert!(
+            matches!(&o.data_source, backtest::DataSource::Cached { .. }),
+            "{name}: {:?}",
+            o.data_source
+        );
+        assert_eq!(o.cache_problems.len(), 1, "{name}: {:?}", o.cache_problems);
+        assert_eq!(got, want, "{name}");
+        assert_eq!(std::fs::read(&entry).unwrap(), whole, "{name}: written again");
+    }
     // A cache directory that cannot be made: said, and the run goes on.
     std::fs::write(tmp.join("file"), b"x").unwrap();
     s.event_cache = Some(backtest::EventCache {

@@ -310,7 +310,7 @@ pub fn run<R: Recorder>(
         Ok(end) => end?,
         Err(_) => anyhow::bail!("the decode thread panicked"),
     };
-    if end.meta.batches == 0 {
+    if end.complete && end.meta.batches == 0 {
         return Err(nothing_usable(end.meta.lines, &end.meta.skipped));
     }
     let (mut o, r) = ran?;
@@ -429,20 +429,32 @@ struct Produced {
     meta: event_cache::Meta,
     source: DataSource,
     problems: Vec<String>,
+    /// Every batch was handed over (`false`: the engine thread stopped taking them).
+    complete: bool,
 }
 
 impl Produce {
-    fn run(mut self) -> anyhow::Result<Produced> {
+    fn run(self) -> anyhow::Result<Produced> {
         let mut problems = Vec::new();
         let mut writer = None;
+        let mut skip = 0;
         if let Some(cache) = self.cache.clone() {
             match event_cache::Key::of(&self.cfg, &self.files) {
                 Err(e) => problems.push(format!("the event cache is not used: {e:#}")),
                 Ok(key) => {
                     match event_cache::CacheReader::open(&cache.dir, &key) {
-                        Ok(Some((reader, meta))) => {
-                            return self.replay_cache(reader, meta, problems)
-                        }
+                        Ok(Some(reader)) => match self.replay_cache(reader) {
+                            Ok(mut done) => {
+                                done.problems = problems;
+                                return Ok(done);
+                            }
+                            Err((e, sent)) => {
+                                problems.push(format!(
+                                    "{e}: decoded the recordings instead (from batch {sent})"
+                                ));
+                                skip = sent;
+                            }
+                        },
                         Ok(None) => {}
                         Err(e) => problems.push(format!("{e}: decoded the recordings instead")),
                     }
@@ -453,10 +465,23 @@ impl Produce {
                 }
             }
         }
+        self.decode(writer, skip, problems)
+    }
+
+    /// Decodes the recordings into chunks for the engine thread (and the cache entry being
+    /// written), handing over all but the first `skip` batches (those the engine thread already
+    /// has from a cache entry that turned out damaged).
+    fn decode(
+        mut self,
+        mut writer: Option<(event_cache::CacheWriter, EventCache)>,
+        skip: u64,
+        mut problems: Vec<String>,
+    ) -> anyhow::Result<Produced> {
         let mut chunk = Chunk::new();
         let mut batch: Vec<Event> = Vec::with_capacity(8192);
         let mut skipped = Vec::new();
-        let mut batches = 0u64;
+        // Batches made, and made before the current chunk.
+        let (mut batches, mut before) = (0u64, 0u64);
         let mut open = true;
         while open {
             batch.clear();
@@ -468,7 +493,13 @@ impl Produce {
             };
             if chunk.events.len() + batch.len() > CHUNK_EVENTS && !chunk.events.is_empty() {
                 chunk.lines = self.market.counts().0;
-                open = self.send(&mut chunk, &mut writer, &mut problems);
+                open = self.send(
+                    &mut chunk,
+                    &mut writer,
+                    &mut problems,
+                    skip.saturating_sub(before),
+                );
+                before = batches;
             }
             chunk.events.extend_from_slice(&batch);
             chunk.batches.push((chunk.events.len() as u32, t));
@@ -476,7 +507,12 @@ impl Produce {
         }
         if open && !chunk.events.is_empty() {
             chunk.lines = self.market.counts().0;
-            open = self.send(&mut chunk, &mut writer, &mut problems);
+            open = self.send(
+                &mut chunk,
+                &mut writer,
+                &mut problems,
+                skip.saturating_sub(before),
+            );
         }
         let h = self.market.handler();
         let meta = event_cache::Meta {
@@ -505,21 +541,38 @@ impl Produce {
             meta,
             source,
             problems,
+            complete: open,
         })
     }
 
-    /// Sends `chunk` (and writes it to the cache entry being made), leaving a cleared one in
-    /// its place; `false` once the engine thread is gone.
+    /// Writes `chunk` to the cache entry being made and sends it, less its first `skip` batches
+    /// (none left: not sent), leaving a cleared chunk in its place; `false` once the engine
+    /// thread is gone.
     fn send(
         &mut self,
         chunk: &mut Chunk,
         writer: &mut Option<(event_cache::CacheWriter, EventCache)>,
         problems: &mut Vec<String>,
+        skip: u64,
     ) -> bool {
         if let Some((w, _)) = writer {
             if let Err(e) = w.chunk(&chunk.events, &chunk.batches, chunk.lines) {
                 problems.push(format!("the event cache is not written: {e:#}"));
                 *writer = None;
+            }
+        }
+        if skip >= chunk.batches.len() as u64 {
+            chunk.events.clear();
+            chunk.batches.clear();
+            return true;
+        }
+        if skip > 0 {
+            // Rare (a damaged cache entry): the chunk's tail, its batch ends moved down.
+            let cut = chunk.batches[skip as usize - 1].0;
+            chunk.events.drain(..cut as usize);
+            chunk.batches.drain(..skip as usize);
+            for b in chunk.batches.iter_mut() {
+                b.0 -= cut;
             }
         }
         let mut next = self.back.try_recv().unwrap_or_else(|_| Chunk::new());
@@ -529,27 +582,41 @@ impl Produce {
         self.tx.send(full).is_ok()
     }
 
+    /// Hands the engine thread the chunks of a cache entry. An error when the entry turns out
+    /// damaged, with the batches handed over before it (whole and right).
     fn replay_cache(
-        self,
+        &self,
         mut reader: event_cache::CacheReader,
-        meta: event_cache::Meta,
-        problems: Vec<String>,
-    ) -> anyhow::Result<Produced> {
+    ) -> Result<Produced, (event_cache::CacheError, u64)> {
         let path = reader.path().to_path_buf();
+        let mut sent = 0u64;
+        let mut complete = true;
         loop {
             let mut chunk = self.back.try_recv().unwrap_or_else(|_| Chunk::new());
-            match reader.next_chunk(&mut chunk.events, &mut chunk.batches)? {
-                Some(lines) => chunk.lines = lines,
-                None => break,
+            match reader.next_chunk(&mut chunk.events, &mut chunk.batches) {
+                Ok(Some(lines)) => chunk.lines = lines,
+                Ok(None) => break,
+                Err(e) => return Err((e, sent)),
             }
+            sent += chunk.batches.len() as u64;
             if self.tx.send(chunk).is_err() {
+                complete = false;
                 break;
             }
         }
+        let meta = match reader.meta() {
+            Some(m) => m.clone(),
+            // The engine thread stopped first: what was handed over.
+            None => event_cache::Meta {
+                batches: sent,
+                ..event_cache::Meta::default()
+            },
+        };
         Ok(Produced {
             meta,
             source: DataSource::Cache(path),
-            problems,
+            problems: Vec::new(),
+            complete,
         })
     }
 }

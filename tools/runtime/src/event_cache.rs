@@ -24,10 +24,11 @@
 //! end     2u8 | length u32 | what decoding counted (Meta) | CRC-32C u32
 //! ```
 //!
-//! Each CRC covers its record from the tag on. A file is used only if every record checks and
-//! the end record is last ([`CacheReader::open`] reads it through once before any event is
-//! given out); anything else is reported as corrupt, and the backtest decodes the recordings
-//! instead and writes the entry again.
+//! Each CRC covers its record from the tag on. Records are checked as they are read: a damaged
+//! one (a bad CRC, a cut, counts that disagree, bytes after the end record) is reported, and the
+//! backtest decodes the recordings instead, from where the entry stopped being usable (decoding
+//! gives the same batches in the same order, so those already consumed are skipped), and writes
+//! the entry again.
 //!
 //! # Writing and eviction
 //!
@@ -443,12 +444,17 @@ pub enum CacheError {
     },
 }
 
-/// Reads a cache entry's chunks, after [`CacheReader::open`] checked all of it.
+/// Reads a cache entry's chunks, checking each as it goes.
 #[derive(Debug)]
 pub struct CacheReader {
     r: BufReader<File>,
     path: PathBuf,
     buf: Vec<u8>,
+    /// Events and batches read so far.
+    events: u64,
+    batches: u64,
+    /// The end record, once read and checked.
+    meta: Option<Meta>,
 }
 
 enum Record {
@@ -458,70 +464,74 @@ enum Record {
 
 impl CacheReader {
     /// The entry of `key` in `dir`: `Ok(None)` when there is none; an error when it exists but
-    /// cannot be used (unreadable, another key, a bad CRC, cut short, trailing bytes). Reads the
-    /// whole entry once to check it; a hit refreshes its modification time (for eviction).
-    pub fn open(dir: &Path, key: &Key) -> Result<Option<(CacheReader, Meta)>, CacheError> {
+    /// cannot be read or holds another key. The rest is checked as it is read
+    /// ([`CacheReader::next_chunk`]). Opening refreshes the entry's modification time (for
+    /// eviction).
+    pub fn open(dir: &Path, key: &Key) -> Result<Option<CacheReader>, CacheError> {
         let path = key.path_in(dir);
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CacheError::Io { path, source }),
         };
+        let _ = file.set_modified(std::time::SystemTime::now());
         let mut rd = CacheReader {
             r: BufReader::with_capacity(1 << 20, file),
             path,
             buf: Vec::new(),
+            events: 0,
+            batches: 0,
+            meta: None,
         };
         rd.header(key)?;
-        let (mut events, mut batches) = (Vec::new(), Vec::new());
-        let (mut n_events, mut n_batches) = (0u64, 0u64);
-        let meta = loop {
-            match rd.record(&mut events, &mut batches)? {
-                Some(Record::Chunk) => {
-                    n_events += events.len() as u64;
-                    n_batches += batches.len() as u64;
-                }
-                Some(Record::End(meta)) => break *meta,
-                None => return Err(rd.corrupt("it ends before its end record")),
-            }
-        };
-        let mut extra = [0u8; 1];
-        match rd.r.read(&mut extra) {
-            Ok(0) => {}
-            Ok(_) => return Err(rd.corrupt("bytes follow its end record")),
-            Err(source) => return Err(rd.io(source)),
-        }
-        if (meta.events, meta.batches) != (n_events, n_batches) || n_batches == 0 {
-            return Err(rd.corrupt(&format!(
-                "its end record counts {} events in {} batches, its chunks {n_events} in {n_batches}",
-                meta.events, meta.batches
-            )));
-        }
-        // Second pass: from the first chunk again.
-        let file = File::open(&rd.path).map_err(|s| rd.io(s))?;
-        let _ = file.set_modified(std::time::SystemTime::now());
-        rd.r = BufReader::with_capacity(1 << 20, file);
-        rd.header(key)?;
-        Ok(Some((rd, meta)))
+        Ok(Some(rd))
     }
 
-    /// The next chunk into `events` and `batches` (cleared first); the lines read by then.
-    /// `Ok(None)` at the end record.
+    /// The next chunk into `events` and `batches` (cleared first), checked; the lines read by
+    /// then. `Ok(None)` after the end record, once it is checked too (its counts are the
+    /// chunks', nothing follows it): [`CacheReader::meta`] then holds it. An error when the
+    /// entry is damaged: the chunks given before it were whole and right, the rest is unusable.
     pub fn next_chunk(
         &mut self,
         events: &mut Vec<Event>,
         batches: &mut Vec<BatchEnd>,
     ) -> Result<Option<u64>, CacheError> {
+        if self.meta.is_some() {
+            return Ok(None);
+        }
         match self.record(events, batches)? {
             Some(Record::Chunk) => {
+                self.events += events.len() as u64;
+                self.batches += batches.len() as u64;
                 let b = &self.buf;
                 let at = b.len() - 12;
                 Ok(Some(u64::from_le_bytes(
                     b[at..at + 8].try_into().unwrap_or_default(),
                 )))
             }
-            Some(Record::End(_)) | None => Ok(None),
+            Some(Record::End(meta)) => {
+                let mut extra = [0u8; 1];
+                match self.r.read(&mut extra) {
+                    Ok(0) => {}
+                    Ok(_) => return Err(self.corrupt("bytes follow its end record")),
+                    Err(source) => return Err(self.io(source)),
+                }
+                if (meta.events, meta.batches) != (self.events, self.batches) || self.batches == 0 {
+                    return Err(self.corrupt(&format!(
+                        "its end record counts {} events in {} batches, its chunks {} in {}",
+                        meta.events, meta.batches, self.events, self.batches
+                    )));
+                }
+                self.meta = Some(*meta);
+                Ok(None)
+            }
+            None => Err(self.corrupt("it ends before its end record")),
         }
+    }
+
+    /// What decoding counted, once [`CacheReader::next_chunk`] has read the end record.
+    pub fn meta(&self) -> Option<&Meta> {
+        self.meta.as_ref()
     }
 
     /// The entry's path.
@@ -740,15 +750,7 @@ mod tests {
         let d = TempDir::new("evcache-rt");
         let path = write(d.path(), &key(1));
         assert_eq!(path, key(1).path_in(d.path()));
-        let (mut r, m) = CacheReader::open(d.path(), &key(1)).unwrap().unwrap();
-        assert_eq!(
-            m,
-            Meta {
-                batches: 3,
-                events: 4,
-                ..meta()
-            }
-        );
+        let mut r = CacheReader::open(d.path(), &key(1)).unwrap().unwrap();
         let (mut ev, mut b) = (Vec::new(), Vec::new());
         assert_eq!(r.next_chunk(&mut ev, &mut b).unwrap(), Some(10));
         assert_eq!(
@@ -772,9 +774,18 @@ mod tests {
         let d = TempDir::new("evcache-bad");
         let path = write(d.path(), &key(1));
         let good = std::fs::read(&path).unwrap();
+        // Damage shows at the latest when the entry is read to its end.
         let refuse = |bytes: &[u8], what: &str| {
             std::fs::write(&path, bytes).unwrap();
-            match CacheReader::open(d.path(), &key(1)) {
+            let read_through = || -> Result<(), CacheError> {
+                let Some(mut r) = CacheReader::open(d.path(), &key(1))? else {
+                    panic!("{what}: absent");
+                };
+                let (mut ev, mut b) = (Vec::new(), Vec::new());
+                while r.next_chunk(&mut ev, &mut b)?.is_some() {}
+                Ok(())
+            };
+            match read_through() {
                 Err(CacheError::Corrupt { why, .. }) => why,
                 other => panic!("{what}: {other:?}"),
             }
