@@ -84,6 +84,38 @@ struct Cancels {
     len: usize,
 }
 
+/// The diff's working space (about 22 KB), allocated once with the engine and reused by every
+/// requote: only the lengths are reset, so a requote neither zeroes nor copies the arrays.
+pub(crate) struct Scratch {
+    working: Working,
+    cancels: Cancels,
+}
+
+impl Scratch {
+    /// Empty buffers, on the heap.
+    pub(crate) fn boxed() -> Box<Scratch> {
+        Box::new(Scratch {
+            working: Working {
+                items: [(0, 0, 0); ORDER_SLOTS],
+                len: 0,
+            },
+            cancels: Cancels {
+                items: [Cancel::default(); 2 * ORDER_SLOTS],
+                len: 0,
+            },
+        })
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("working", &self.working.len)
+            .field("cancels", &self.cancels.len)
+            .finish()
+    }
+}
+
 impl Cancels {
     #[inline]
     fn push(&mut self, c: Cancel) {
@@ -107,6 +139,7 @@ pub(crate) fn diff(
     emitter: &mut Emitter,
     stats: &mut EngineStats,
     sink: &mut impl Sink,
+    scratch: &mut Scratch,
 ) {
     let tol = match inst.cfg.offset_unit {
         OffsetUnit::Ticks => inst.cfg.tolerance,
@@ -131,22 +164,16 @@ pub(crate) fn diff(
     };
     // Per side: which desired layers are already covered by a kept order.
     let mut covered = [[false; MAX_LAYERS]; 2];
-    let mut working = Working {
-        items: [(0, 0, 0); ORDER_SLOTS],
-        len: 0,
-    };
+    let Scratch { working, cancels } = scratch;
     // Orders not wanted any more, both sides, spent on in priority order below.
-    let mut cancels = Cancels {
-        items: [Cancel::default(); 2 * ORDER_SLOTS],
-        len: 0,
-    };
+    cancels.len = 0;
     // What a spot account can still trade (unbounded for derivatives).
     let room = match inst.fair_value {
         Some(fv) => crate::risk::balance_room(inst, fv),
         None => (i64::MAX, i64::MAX),
     };
     for side in [Side::Bid, Side::Ask] {
-        gather(inst, side, &mut working);
+        gather(inst, side, working);
         let desired = match side {
             Side::Bid => inst.bids.as_slice(),
             Side::Ask => inst.asks.as_slice(),
