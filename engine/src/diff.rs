@@ -144,7 +144,8 @@ pub(crate) fn diff(
     let tol = match inst.cfg.offset_unit {
         OffsetUnit::Ticks => inst.cfg.tolerance,
         OffsetUnit::Bps => inst.fair_value.map_or(Fx::ZERO, |fv| {
-            fv.saturating_mul(inst.cfg.tolerance) / 10_000
+            // `/ 10_000` on the bits, without a 128-bit division.
+            crate::pricer::bps_of(fv.saturating_mul(inst.cfg.tolerance))
         }),
     }
     .floor()
