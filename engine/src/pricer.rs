@@ -205,16 +205,13 @@ pub(crate) fn build_ladders(
         OffsetUnit::Bps => bp,
         OffsetUnit::Ticks => Fx::ONE,
     };
-    let to_ticks = |d: Fx| per_unit.saturating_mul(d);
+    let to_ticks = |d: Fx| times(d, per_unit);
     let min_spread = bp.saturating_mul(cfg.min_spread_bps);
     let d0 = to_ticks(cfg.layer_distance[0]);
     // Layer 0's distance per side: the model's depth, or the (scaled) start offset.
     let first = match shape.depth0 {
         Some(d) => d,
-        None => [
-            d0.saturating_mul(shape.scale[0]),
-            d0.saturating_mul(shape.scale[1]),
-        ],
+        None => [times(d0, shape.scale[0]), times(d0, shape.scale[1])],
     };
     // Widen symmetrically around r so that layer 0s are at least min_spread apart.
     let both = first[0].saturating_add(first[1]);
@@ -224,16 +221,26 @@ pub(crate) fn build_ladders(
         Fx::ZERO
     };
     let n = cfg.layers.min(MAX_LAYERS);
+    // Both sides at the same distance from r (the same scale, no model): one distance a layer.
+    let symmetric = shape.scale[0] == shape.scale[1] && first[0] == first[1];
     for (k, &dist) in cfg.layer_distance.iter().enumerate().take(n) {
         // Beyond layer 0, the grid's spacing (scaled).
         let beyond = to_ticks(dist).saturating_sub(d0);
         let at = |s: usize| {
             first[s]
-                .saturating_add(beyond.saturating_mul(shape.scale[s]))
+                .saturating_add(times(beyond, shape.scale[s]))
                 .saturating_add(extra)
         };
-        if k < bid_layers && k >= shape.pull[0] {
-            let mut p = r.saturating_sub(at(0)).floor().saturating_to_num::<i64>();
+        let bid_on = k < bid_layers && k >= shape.pull[0];
+        let ask_on = k < ask_layers && k >= shape.pull[1];
+        let bid_at = if bid_on { at(0) } else { Fx::ZERO };
+        let ask_at = match (ask_on, bid_on && symmetric) {
+            (true, true) => bid_at,
+            (true, false) => at(1),
+            (false, _) => Fx::ZERO,
+        };
+        if bid_on {
+            let mut p = r.saturating_sub(bid_at).floor().saturating_to_num::<i64>();
             // Post-only guard: never at or through the best ask.
             if p >= top.ask_price {
                 p = top.ask_price - 1;
@@ -246,8 +253,8 @@ pub(crate) fn build_ladders(
                 });
             }
         }
-        if k < ask_layers && k >= shape.pull[1] {
-            let mut p = r.saturating_add(at(1)).ceil().saturating_to_num::<i64>();
+        if ask_on {
+            let mut p = r.saturating_add(ask_at).ceil().saturating_to_num::<i64>();
             if p <= top.bid_price {
                 p = top.bid_price + 1;
             }
@@ -259,6 +266,16 @@ pub(crate) fn build_ladders(
                 });
             }
         }
+    }
+}
+
+/// `x.saturating_mul(k)`, skipping the 256-bit product for `k = 1` (the same bits: `x`).
+#[inline]
+fn times(x: Fx, k: Fx) -> Fx {
+    if k == Fx::ONE {
+        x
+    } else {
+        x.saturating_mul(k)
     }
 }
 
@@ -446,6 +463,101 @@ cancel_budget_per_min = 50
             let w = Fx::from_num(bq) / Fx::from_num(total);
             let old = Fx::from_num(t.bid_price) + Fx::from_num(t.ask_price - t.bid_price) * w;
             assert_eq!(fair_value(FairValue::Microprice, &t), old);
+        }
+    }
+
+    /// The ladders as built before one distance served both sides (every product taken).
+    fn reference_ladders(
+        cfg: &InstrumentConfig,
+        top: &TopOfBook,
+        fv: Fx,
+        r: Fx,
+        nb: usize,
+        na: usize,
+        shape: &Shape,
+    ) -> (Vec<i64>, Vec<i64>) {
+        let per_unit = match cfg.offset_unit {
+            OffsetUnit::Bps => fv / TEN_THOUSAND,
+            OffsetUnit::Ticks => Fx::ONE,
+        };
+        let to_ticks = |d: Fx| per_unit.saturating_mul(d);
+        let min_spread = (fv / TEN_THOUSAND).saturating_mul(cfg.min_spread_bps);
+        let d0 = to_ticks(cfg.layer_distance[0]);
+        let first = shape.depth0.unwrap_or([
+            d0.saturating_mul(shape.scale[0]),
+            d0.saturating_mul(shape.scale[1]),
+        ]);
+        let both = first[0].saturating_add(first[1]);
+        let extra = if both < min_spread {
+            (min_spread - both) / 2
+        } else {
+            Fx::ZERO
+        };
+        let (mut b, mut a) = (Vec::<i64>::new(), Vec::<i64>::new());
+        for (k, &dist) in cfg.layer_distance.iter().enumerate().take(cfg.layers) {
+            let beyond = to_ticks(dist).saturating_sub(d0);
+            let at = |s: usize| {
+                first[s]
+                    .saturating_add(beyond.saturating_mul(shape.scale[s]))
+                    .saturating_add(extra)
+            };
+            if k < nb && k >= shape.pull[0] {
+                let p = r.saturating_sub(at(0)).floor().saturating_to_num::<i64>();
+                let p = p.min(top.ask_price - 1);
+                if p > 0 && b.last().is_none_or(|&l| p < l) {
+                    b.push(p);
+                }
+            }
+            if k < na && k >= shape.pull[1] {
+                let p = r.saturating_add(at(1)).ceil().saturating_to_num::<i64>();
+                let p = p.max(top.bid_price + 1);
+                if a.last().is_none_or(|&l| p > l) {
+                    a.push(p);
+                }
+            }
+        }
+        (b, a)
+    }
+
+    #[test]
+    fn ladders_match_the_reference_for_any_shape() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for unit in [OffsetUnit::Ticks, OffsetUnit::Bps] {
+            let mut c = cfg("");
+            c.offset_unit = unit;
+            c.min_spread_bps = Fx::from_num(3);
+            for _ in 0..2_000 {
+                let bid = 500_000 + (next() % 1_000) as i64;
+                let t = touch(bid, bid + 1 + (next() % 3) as i64);
+                let fv = Fx::from_bits((i128::from(bid) << 64) + i128::from(next()));
+                let r = fv + Fx::from_bits(i128::from(next() as i32) << 40);
+                let k = |v: u64| match v % 4 {
+                    0 => Fx::ONE,
+                    1 => Fx::from_num(1.5),
+                    _ => Fx::ONE + Fx::from_bits(i128::from(v >> 2)),
+                };
+                let k0 = k(next());
+                let shape = Shape {
+                    scale: [k0, if next() % 2 == 0 { k0 } else { k(next()) }],
+                    pull: [(next() % 3) as usize, (next() % 3) as usize],
+                    shift: Fx::ZERO,
+                    depth0: (next() % 4 == 0).then(|| [Fx::from_num(3), Fx::from_num(5)]),
+                };
+                let (nb, na) = (1 + (next() % 5) as usize, 1 + (next() % 5) as usize);
+                let (mut b, mut a) = (Ladder::default(), Ladder::default());
+                build_ladders(&c, &t, fv, r, nb, na, &shape, &mut b, &mut a);
+                let got: (Vec<i64>, Vec<i64>) = (
+                    b.as_slice().iter().map(|l| l.price).collect(),
+                    a.as_slice().iter().map(|l| l.price).collect(),
+                );
+                assert_eq!(got, reference_ladders(&c, &t, fv, r, nb, na, &shape));
+            }
         }
     }
 
