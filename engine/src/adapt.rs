@@ -419,6 +419,9 @@ pub(crate) struct AdaptState {
     /// σ (bps per √s, once warmed up) as last read from the estimator, and when.
     sigma: Option<Fx>,
     sigma_ns: i64,
+    /// σ / `vol_ref_bps` as last computed, with the σ and `vol_ref_bps` it was computed from: σ
+    /// changes at most every [`SIGMA_REFRESH_NS`], so most requotes reuse the quotient.
+    vol_quot: Option<(Fx, Fx, Fx)>,
     /// The fair value a trade's depth is measured from, and when it was set.
     window_fv: Option<Fx>,
     window_ns: i64,
@@ -464,6 +467,7 @@ impl AdaptState {
             fit_ns: i64::MIN,
             sigma: None,
             sigma_ns: i64::MIN,
+            vol_quot: None,
             window_fv: None,
             window_ns: i64::MIN,
             requotes: 0,
@@ -535,7 +539,15 @@ impl AdaptState {
         // Volatility (the grid only: a model takes σ itself).
         if c.model == QuoteModel::Grid && c.vol_max_scale > Fx::ONE {
             if let Some(sig) = sigma {
-                let k = crate::signals::fx_div(sig, c.vol_ref_bps).clamp(Fx::ONE, c.vol_max_scale);
+                let quot = match self.vol_quot {
+                    Some((s, r, q)) if s == sig && r == c.vol_ref_bps => q,
+                    _ => {
+                        let q = crate::signals::fx_div(sig, c.vol_ref_bps);
+                        self.vol_quot = Some((sig, c.vol_ref_bps, q));
+                        q
+                    }
+                };
+                let k = quot.clamp(Fx::ONE, c.vol_max_scale);
                 if k > Fx::ONE {
                     self.widened_vol += 1;
                 }
@@ -624,10 +636,10 @@ impl AdaptState {
 
 /// The inventory in layers: `pos / layer_size`.
 pub(crate) fn inventory_in_layers(pos: i64, layer_size: i64) -> Fx {
-    crate::signals::fx_div(
-        Fx::saturating_from_num(pos),
-        Fx::saturating_from_num(layer_size.max(1)),
-    )
+    // The bits of `fx_div(Fx::from_num(pos), Fx::from_num(layer_size.max(1)))`: pos · 2⁶⁴ over
+    // the size, rounded towards zero, in one 128-bit division rather than a 256-bit one; never
+    // saturates (|pos / size| ≤ 2⁶³, and −2⁶³ fits).
+    Fx::from_bits((i128::from(pos) << 64) / i128::from(layer_size.max(1)))
 }
 
 #[cfg(test)]

@@ -252,3 +252,29 @@ fn the_same_inputs_give_the_same_shapes() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn inventory_in_layers_is_the_fixed_point_quotient() {
+    let sizes = [-5, 0, 1, 2, 3, 7, 1_000, i64::MAX];
+    let positions = [
+        0,
+        1,
+        -1,
+        2,
+        -3,
+        999,
+        -1_001,
+        i64::MAX,
+        i64::MIN,
+        i64::MIN + 1,
+    ];
+    for s in sizes {
+        for p in positions {
+            let old = crate::signals::fx_div(
+                Fx::saturating_from_num(p),
+                Fx::saturating_from_num(s.max(1)),
+            );
+            assert_eq!(inventory_in_layers(p, s), old, "{p} / {s}");
+        }
+    }
+}

@@ -53,6 +53,20 @@ fn gather(inst: &Inst, side: Side, out: &mut Working) {
     }
 }
 
+/// The saturating sum of the working orders' sizes. Sizes are never negative in practice, and
+/// then the saturating sum is the exact sum capped at `i64::MAX`: summed in `i128` without
+/// the serial chain of saturating adds (a negative size takes the saturating fold, in order).
+fn open_total(items: &[(i64, u64, i64)]) -> i64 {
+    let (sum, negative) = items.iter().fold((0i128, false), |(s, n), w| {
+        (s + i128::from(w.2), n | (w.2 < 0))
+    });
+    if negative {
+        items.iter().fold(0i64, |a, w| a.saturating_add(w.2))
+    } else {
+        sum.min(i128::from(i64::MAX)) as i64
+    }
+}
+
 /// A working order to cancel, with its priority.
 #[derive(Debug, Clone, Copy)]
 struct Cancel {
@@ -84,6 +98,38 @@ struct Cancels {
     len: usize,
 }
 
+/// The diff's working space (about 22 KB), allocated once with the engine and reused by every
+/// requote: only the lengths are reset, so a requote neither zeroes nor copies the arrays.
+pub(crate) struct Scratch {
+    working: Working,
+    cancels: Cancels,
+}
+
+impl Scratch {
+    /// Empty buffers, on the heap.
+    pub(crate) fn boxed() -> Box<Scratch> {
+        Box::new(Scratch {
+            working: Working {
+                items: [(0, 0, 0); ORDER_SLOTS],
+                len: 0,
+            },
+            cancels: Cancels {
+                items: [Cancel::default(); 2 * ORDER_SLOTS],
+                len: 0,
+            },
+        })
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("working", &self.working.len)
+            .field("cancels", &self.cancels.len)
+            .finish()
+    }
+}
+
 impl Cancels {
     #[inline]
     fn push(&mut self, c: Cancel) {
@@ -107,11 +153,13 @@ pub(crate) fn diff(
     emitter: &mut Emitter,
     stats: &mut EngineStats,
     sink: &mut impl Sink,
+    scratch: &mut Scratch,
 ) {
     let tol = match inst.cfg.offset_unit {
         OffsetUnit::Ticks => inst.cfg.tolerance,
         OffsetUnit::Bps => inst.fair_value.map_or(Fx::ZERO, |fv| {
-            fv.saturating_mul(inst.cfg.tolerance) / 10_000
+            // `/ 10_000` on the bits, without a 128-bit division.
+            crate::pricer::bps_of(fv.saturating_mul(inst.cfg.tolerance))
         }),
     }
     .floor()
@@ -122,31 +170,27 @@ pub(crate) fn diff(
     let growth = inst.cfg.tolerance_growth;
     let tol_at = |price: i64, d0: i64| -> i64 {
         let d = fv.map_or(0, |fv| price.saturating_sub(fv).saturating_abs());
+        // growth × a whole number of ticks: the bits times that number (the same bits as the
+        // fixed-point product, without its 256-bit intermediate).
         tol.saturating_add(
             growth
-                .saturating_mul(Fx::saturating_from_num(d.saturating_sub(d0).max(0)))
+                .saturating_mul_int(i128::from(d.saturating_sub(d0).max(0)))
                 .floor()
                 .saturating_to_num::<i64>(),
         )
     };
     // Per side: which desired layers are already covered by a kept order.
     let mut covered = [[false; MAX_LAYERS]; 2];
-    let mut working = Working {
-        items: [(0, 0, 0); ORDER_SLOTS],
-        len: 0,
-    };
+    let Scratch { working, cancels } = scratch;
     // Orders not wanted any more, both sides, spent on in priority order below.
-    let mut cancels = Cancels {
-        items: [Cancel::default(); 2 * ORDER_SLOTS],
-        len: 0,
-    };
+    cancels.len = 0;
     // What a spot account can still trade (unbounded for derivatives).
     let room = match inst.fair_value {
         Some(fv) => crate::risk::balance_room(inst, fv),
         None => (i64::MAX, i64::MAX),
     };
     for side in [Side::Bid, Side::Ask] {
-        gather(inst, side, &mut working);
+        gather(inst, side, working);
         let desired = match side {
             Side::Bid => inst.bids.as_slice(),
             Side::Ask => inst.asks.as_slice(),
@@ -242,10 +286,7 @@ pub(crate) fn diff(
                 .map(|(l, _)| l.qty)
                 .sum();
             // What stays open once the cancels already in flight and these are done.
-            let staying: i64 = working.items[..working.len]
-                .iter()
-                .fold(0i64, |a, w| a.saturating_add(w.2))
-                .saturating_sub(going);
+            let staying: i64 = open_total(&working.items[..working.len]).saturating_sub(going);
             let mut excess = staying
                 .saturating_add(needed)
                 .saturating_sub(cap_room.min(funded_room));
@@ -338,6 +379,42 @@ pub(crate) fn diff(
                 stats,
                 sink,
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_total_is_the_saturating_fold() {
+        let fold = |v: &[(i64, u64, i64)]| v.iter().fold(0i64, |a, w| a.saturating_add(w.2));
+        let cases: [&[i64]; 6] = [
+            &[],
+            &[2, 2, 2],
+            &[i64::MAX, 1, 5],
+            &[i64::MAX / 2, i64::MAX / 2, 3],
+            &[i64::MAX, -1, 1],
+            &[-5, i64::MIN, 7, i64::MAX],
+        ];
+        for c in cases {
+            let v: Vec<(i64, u64, i64)> = c.iter().map(|&q| (0, 0, q)).collect();
+            assert_eq!(open_total(&v), fold(&v), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn growth_times_whole_ticks_is_the_fixed_point_product() {
+        let growths = [0.0, 1.0, 0.5, 1.3, -2.0, 1e9, 9e18].map(Fx::from_num);
+        for g in growths.into_iter().chain([Fx::MAX, Fx::MIN, Fx::DELTA]) {
+            for n in [0i64, 1, 7, 1_000_000, i64::MAX] {
+                assert_eq!(
+                    g.saturating_mul_int(i128::from(n)),
+                    g.saturating_mul(Fx::saturating_from_num(n)),
+                    "{g} x {n}"
+                );
+            }
         }
     }
 }

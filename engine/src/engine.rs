@@ -175,6 +175,8 @@ pub struct Engine {
     stats: EngineStats,
     /// `[engine] adopt_unknown_orders`.
     adopt_unknown: bool,
+    /// The diff's buffers, reused by every requote.
+    scratch: Box<diff::Scratch>,
 }
 
 impl Engine {
@@ -228,6 +230,7 @@ impl Engine {
             book_slots: cfg.book_slots,
             stats: EngineStats::default(),
             adopt_unknown: cfg.adopt_unknown_orders,
+            scratch: diff::Scratch::boxed(),
         }
     }
 
@@ -636,6 +639,7 @@ impl Engine {
             &mut self.emitter,
             &mut self.stats,
             sink,
+            &mut self.scratch,
         );
         clock.mark(Stage::Diff);
     }

@@ -72,6 +72,44 @@ impl Ladder {
 
 pub(crate) const TEN_THOUSAND: Fx = Fx::const_from_int(10_000);
 
+/// `x / TEN_THOUSAND` (one basis point of `x`), the same bits: the quotient of `x`'s bits by
+/// 10 000, rounded towards zero. Without the 256-by-128-bit long division of a fixed-point
+/// quotient: three 64-bit divisions by a constant, which compile to multiplies.
+#[inline]
+pub(crate) fn bps_of(x: Fx) -> Fx {
+    Fx::from_bits(div_bits_small(x.to_bits(), 10_000))
+}
+
+/// `n / d` rounded towards zero (as `i128` division) for a divisor below 2³², by long division
+/// in 32-bit digits so that every step's dividend fits 64 bits: with a constant `d`, no
+/// division instruction is left.
+#[inline(always)]
+pub(crate) fn div_bits_small(n: i128, d: u32) -> i128 {
+    let d = u64::from(d);
+    let a = n.unsigned_abs();
+    let (hi, lo) = ((a >> 64) as u64, a as u64);
+    let (q2, r2) = (hi / d, hi % d);
+    let x1 = (r2 << 32) | (lo >> 32);
+    let (q1, r1) = (x1 / d, x1 % d);
+    let x0 = (r1 << 32) | (lo & 0xffff_ffff);
+    let q = (u128::from(q2) << 64) | (u128::from(q1) << 32) | u128::from(x0 / d);
+    // As `i128` division: only i128::MIN / 1 does not fit, and it wraps back to itself.
+    if n < 0 {
+        (q as i128).wrapping_neg()
+    } else {
+        q as i128
+    }
+}
+
+/// `num / den` for `num < den`: the same bits as `Fx::from_num(num) / Fx::from_num(den)` (the
+/// quotient of `num · 2⁶⁴` by `den`, rounded down), in one division whose quotient fits 64 bits
+/// rather than the fixed-point quotient's 256-by-128-bit long division.
+#[inline]
+pub(crate) fn fraction(num: u64, den: u64) -> Fx {
+    debug_assert!(num < den);
+    Fx::from_bits(((u128::from(num) << 64) / u128::from(den)) as i128)
+}
+
 /// Fair value in ticks.
 #[inline]
 pub(crate) fn fair_value(kind: FairValue, t: &TopOfBook) -> Fx {
@@ -83,7 +121,13 @@ pub(crate) fn fair_value(kind: FairValue, t: &TopOfBook) -> Fx {
                 return Fx::from_num(t.bid_price + t.ask_price) / 2;
             }
             // bid + (ask - bid) · bid_qty / total: the price leans towards the thinner side.
-            let w = Fx::from_num(t.bid_qty) / Fx::from_num(total);
+            let w = if total <= i64::MAX as i128 {
+                // The bits of `Fx::from_num(bid_qty) / Fx::from_num(total)`: bid_qty · 2⁶⁴ / total
+                // rounded towards zero, in one 128-bit division instead of a 256-bit one.
+                Fx::from_bits((i128::from(t.bid_qty) << 64) / total)
+            } else {
+                Fx::from_num(t.bid_qty) / Fx::from_num(total)
+            };
             Fx::from_num(t.bid_price) + Fx::from_num(t.ask_price - t.bid_price) * w
         }
     }
@@ -92,12 +136,27 @@ pub(crate) fn fair_value(kind: FairValue, t: &TopOfBook) -> Fx {
 /// Inventory ratio `pos / net_max`, clamped to [-1, 1], with hysteresis against `last`.
 #[inline]
 pub(crate) fn inventory_ratio(pos: i64, net_max: i64, hysteresis: Fx, last: Fx) -> Fx {
-    let raw = (Fx::from_num(pos) / Fx::from_num(net_max.max(1))).clamp(-Fx::ONE, Fx::ONE);
+    // (pos / net_max) clamped to [-1, 1]: ±1 from |pos| ≥ net_max on, else a fraction.
+    let den = net_max.max(1).unsigned_abs();
+    let raw = match fraction_or_one(pos.unsigned_abs(), den) {
+        r if pos < 0 => -r,
+        r => r,
+    };
     // Flat is flat: never carry a stale skew into a flat book.
     if pos != 0 && (raw - last).abs() < hysteresis {
         last
     } else {
         raw
+    }
+}
+
+/// `(num / den).min(1)` for `den ≥ 1`, the same bits as with fixed-point division.
+#[inline]
+fn fraction_or_one(num: u64, den: u64) -> Fx {
+    if num >= den {
+        Fx::ONE
+    } else {
+        fraction(num, den)
     }
 }
 
@@ -110,7 +169,7 @@ pub(crate) fn reservation(fv: Fx, ratio: Fx, skew_coeff: Fx) -> Fx {
 /// How many layers each side gets: the side that grows the position thins as it grows.
 #[inline]
 pub(crate) fn layer_counts(layers: usize, pos: i64, net_max: i64) -> (usize, usize) {
-    let ratio = (Fx::from_num(pos.unsigned_abs()) / Fx::from_num(net_max.max(1))).min(Fx::ONE);
+    let ratio = fraction_or_one(pos.unsigned_abs(), net_max.max(1).unsigned_abs());
     let thin = (Fx::from_num(layers) * (Fx::ONE - Fx::from_num(0.6) * ratio))
         .floor()
         .to_num::<usize>()
@@ -140,21 +199,19 @@ pub(crate) fn build_ladders(
 ) {
     bids.clear();
     asks.clear();
-    // One divide per requote; every distance after it is a multiply.
+    // One basis point of fair value per requote; every distance after it is a multiply.
+    let bp = bps_of(fv);
     let per_unit = match cfg.offset_unit {
-        OffsetUnit::Bps => fv / TEN_THOUSAND,
+        OffsetUnit::Bps => bp,
         OffsetUnit::Ticks => Fx::ONE,
     };
-    let to_ticks = |d: Fx| per_unit.saturating_mul(d);
-    let min_spread = (fv / TEN_THOUSAND).saturating_mul(cfg.min_spread_bps);
+    let to_ticks = |d: Fx| times(d, per_unit);
+    let min_spread = bp.saturating_mul(cfg.min_spread_bps);
     let d0 = to_ticks(cfg.layer_distance[0]);
     // Layer 0's distance per side: the model's depth, or the (scaled) start offset.
     let first = match shape.depth0 {
         Some(d) => d,
-        None => [
-            d0.saturating_mul(shape.scale[0]),
-            d0.saturating_mul(shape.scale[1]),
-        ],
+        None => [times(d0, shape.scale[0]), times(d0, shape.scale[1])],
     };
     // Widen symmetrically around r so that layer 0s are at least min_spread apart.
     let both = first[0].saturating_add(first[1]);
@@ -164,16 +221,26 @@ pub(crate) fn build_ladders(
         Fx::ZERO
     };
     let n = cfg.layers.min(MAX_LAYERS);
+    // Both sides at the same distance from r (the same scale, no model): one distance a layer.
+    let symmetric = shape.scale[0] == shape.scale[1] && first[0] == first[1];
     for (k, &dist) in cfg.layer_distance.iter().enumerate().take(n) {
         // Beyond layer 0, the grid's spacing (scaled).
         let beyond = to_ticks(dist).saturating_sub(d0);
         let at = |s: usize| {
             first[s]
-                .saturating_add(beyond.saturating_mul(shape.scale[s]))
+                .saturating_add(times(beyond, shape.scale[s]))
                 .saturating_add(extra)
         };
-        if k < bid_layers && k >= shape.pull[0] {
-            let mut p = r.saturating_sub(at(0)).floor().saturating_to_num::<i64>();
+        let bid_on = k < bid_layers && k >= shape.pull[0];
+        let ask_on = k < ask_layers && k >= shape.pull[1];
+        let bid_at = if bid_on { at(0) } else { Fx::ZERO };
+        let ask_at = match (ask_on, bid_on && symmetric) {
+            (true, true) => bid_at,
+            (true, false) => at(1),
+            (false, _) => Fx::ZERO,
+        };
+        if bid_on {
+            let mut p = r.saturating_sub(bid_at).floor().saturating_to_num::<i64>();
             // Post-only guard: never at or through the best ask.
             if p >= top.ask_price {
                 p = top.ask_price - 1;
@@ -186,8 +253,8 @@ pub(crate) fn build_ladders(
                 });
             }
         }
-        if k < ask_layers && k >= shape.pull[1] {
-            let mut p = r.saturating_add(at(1)).ceil().saturating_to_num::<i64>();
+        if ask_on {
+            let mut p = r.saturating_add(ask_at).ceil().saturating_to_num::<i64>();
             if p <= top.bid_price {
                 p = top.bid_price + 1;
             }
@@ -199,6 +266,16 @@ pub(crate) fn build_ladders(
                 });
             }
         }
+    }
+}
+
+/// `x.saturating_mul(k)`, skipping the 256-bit product for `k = 1` (the same bits: `x`).
+#[inline]
+fn times(x: Fx, k: Fx) -> Fx {
+    if k == Fx::ONE {
+        x
+    } else {
+        x.saturating_mul(k)
     }
 }
 
@@ -310,6 +387,178 @@ cancel_budget_per_min = 50
             update_id: 0,
         };
         assert_eq!(fair_value(FairValue::Microprice, &t), Fx::from_num(100.75));
+    }
+
+    /// A few thousand values from a fixed-seed generator, with the edges.
+    fn samples() -> Vec<i128> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut v = vec![
+            0,
+            1,
+            -1,
+            9_999,
+            10_000,
+            -10_001,
+            i128::MAX,
+            i128::MIN + 1,
+            i128::MIN,
+        ];
+        for k in 0..4_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let hi = (x >> (k % 64)) as i128;
+            v.push((hi << 64 | (x.rotate_left(29) as i128)) >> (k % 120));
+            v.push(-v[v.len() - 1]);
+        }
+        v
+    }
+
+    #[test]
+    fn division_shortcuts_give_the_fixed_point_bits() {
+        for n in samples() {
+            let x = Fx::from_bits(n);
+            if n != i128::MIN {
+                assert_eq!(bps_of(x), x / TEN_THOUSAND, "{n}");
+                assert_eq!(div_bits_small(n, 7), n / 7, "{n}");
+            }
+            assert_eq!(div_bits_small(n, 1), n.wrapping_div(1));
+            let (a, b) = (
+                (n as i64).unsigned_abs() >> 1,
+                ((n >> 64) as i64).unsigned_abs() >> 1,
+            );
+            let (num, den) = (a.min(b), a.max(b).max(1));
+            if num < den {
+                assert_eq!(fraction(num, den), Fx::from_num(num) / Fx::from_num(den));
+            }
+            let (p, m) = (
+                (n as i64) >> (n & 63),
+                ((n >> 64) as i64).max(1) >> (n & 31),
+            );
+            let old = (Fx::from_num(p) / Fx::from_num(m.max(1))).clamp(-Fx::ONE, Fx::ONE);
+            assert_eq!(inventory_ratio(p, m, Fx::ZERO, Fx::ZERO), old, "{p} {m}");
+            let q = (p >> 1).max(1);
+            let old = (Fx::from_num(q.unsigned_abs()) / Fx::from_num(m.max(1))).min(Fx::ONE);
+            let cut = (Fx::from_num(18) * (Fx::ONE - Fx::from_num(0.6) * old))
+                .floor()
+                .to_num::<usize>()
+                .max(1);
+            let got = layer_counts(18, q, m);
+            assert_eq!(got.0, cut, "{p} {m}");
+        }
+        let t = touch(1000, 1001);
+        for (bq, aq) in [
+            (3, 1),
+            (1, 3),
+            (7, 0),
+            (i64::MAX / 2, i64::MAX / 2),
+            (123_456, 7),
+        ] {
+            let t = TopOfBook {
+                bid_qty: bq,
+                ask_qty: aq,
+                ..t
+            };
+            let total = bq as i128 + aq as i128;
+            let w = Fx::from_num(bq) / Fx::from_num(total);
+            let old = Fx::from_num(t.bid_price) + Fx::from_num(t.ask_price - t.bid_price) * w;
+            assert_eq!(fair_value(FairValue::Microprice, &t), old);
+        }
+    }
+
+    /// The ladders as built before one distance served both sides (every product taken).
+    fn reference_ladders(
+        cfg: &InstrumentConfig,
+        top: &TopOfBook,
+        fv: Fx,
+        r: Fx,
+        nb: usize,
+        na: usize,
+        shape: &Shape,
+    ) -> (Vec<i64>, Vec<i64>) {
+        let per_unit = match cfg.offset_unit {
+            OffsetUnit::Bps => fv / TEN_THOUSAND,
+            OffsetUnit::Ticks => Fx::ONE,
+        };
+        let to_ticks = |d: Fx| per_unit.saturating_mul(d);
+        let min_spread = (fv / TEN_THOUSAND).saturating_mul(cfg.min_spread_bps);
+        let d0 = to_ticks(cfg.layer_distance[0]);
+        let first = shape.depth0.unwrap_or([
+            d0.saturating_mul(shape.scale[0]),
+            d0.saturating_mul(shape.scale[1]),
+        ]);
+        let both = first[0].saturating_add(first[1]);
+        let extra = if both < min_spread {
+            (min_spread - both) / 2
+        } else {
+            Fx::ZERO
+        };
+        let (mut b, mut a) = (Vec::<i64>::new(), Vec::<i64>::new());
+        for (k, &dist) in cfg.layer_distance.iter().enumerate().take(cfg.layers) {
+            let beyond = to_ticks(dist).saturating_sub(d0);
+            let at = |s: usize| {
+                first[s]
+                    .saturating_add(beyond.saturating_mul(shape.scale[s]))
+                    .saturating_add(extra)
+            };
+            if k < nb && k >= shape.pull[0] {
+                let p = r.saturating_sub(at(0)).floor().saturating_to_num::<i64>();
+                let p = p.min(top.ask_price - 1);
+                if p > 0 && b.last().is_none_or(|&l| p < l) {
+                    b.push(p);
+                }
+            }
+            if k < na && k >= shape.pull[1] {
+                let p = r.saturating_add(at(1)).ceil().saturating_to_num::<i64>();
+                let p = p.max(top.bid_price + 1);
+                if a.last().is_none_or(|&l| p > l) {
+                    a.push(p);
+                }
+            }
+        }
+        (b, a)
+    }
+
+    #[test]
+    fn ladders_match_the_reference_for_any_shape() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for unit in [OffsetUnit::Ticks, OffsetUnit::Bps] {
+            let mut c = cfg("");
+            c.offset_unit = unit;
+            c.min_spread_bps = Fx::from_num(3);
+            for _ in 0..2_000 {
+                let bid = 500_000 + (next() % 1_000) as i64;
+                let t = touch(bid, bid + 1 + (next() % 3) as i64);
+                let fv = Fx::from_bits((i128::from(bid) << 64) + i128::from(next()));
+                let r = fv + Fx::from_bits(i128::from(next() as i32) << 40);
+                let k = |v: u64| match v % 4 {
+                    0 => Fx::ONE,
+                    1 => Fx::from_num(1.5),
+                    _ => Fx::ONE + Fx::from_bits(i128::from(v >> 2)),
+                };
+                let k0 = k(next());
+                let shape = Shape {
+                    scale: [k0, if next() % 2 == 0 { k0 } else { k(next()) }],
+                    pull: [(next() % 3) as usize, (next() % 3) as usize],
+                    shift: Fx::ZERO,
+                    depth0: (next() % 4 == 0).then(|| [Fx::from_num(3), Fx::from_num(5)]),
+                };
+                let (nb, na) = (1 + (next() % 5) as usize, 1 + (next() % 5) as usize);
+                let (mut b, mut a) = (Ladder::default(), Ladder::default());
+                build_ladders(&c, &t, fv, r, nb, na, &shape, &mut b, &mut a);
+                let got: (Vec<i64>, Vec<i64>) = (
+                    b.as_slice().iter().map(|l| l.price).collect(),
+                    a.as_slice().iter().map(|l| l.price).collect(),
+                );
+                assert_eq!(got, reference_ladders(&c, &t, fv, r, nb, na, &shape));
+            }
+        }
     }
 
     #[test]

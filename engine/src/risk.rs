@@ -82,11 +82,30 @@ pub(crate) fn evaluate_mode(
         return (Mode::ReduceOnly, ModeReason::StopLoss);
     }
     let net_max = fv.map_or(cfg.net_max, |fv| position_cap(cfg, fv));
-    let ratio = Fx::from_num(inst.pos.qty.unsigned_abs()) / Fx::from_num(net_max.max(1));
-    if ratio >= cfg.reduce_only_thresh {
+    if ratio_at_least(
+        inst.pos.qty.unsigned_abs(),
+        net_max.max(1).unsigned_abs(),
+        cfg.reduce_only_thresh,
+    ) {
         return (Mode::ReduceOnly, ModeReason::Inventory);
     }
     (Mode::Normal, ModeReason::None)
+}
+
+/// Whether `Fx::from_num(num) / Fx::from_num(den) >= thresh` (`den ≥ 1`), without dividing: the
+/// quotient's bits are ⌊num · 2⁶⁴ / den⌋, at least `thresh`'s bits `t > 0` exactly when
+/// num · 2⁶⁴ ≥ t · den.
+#[inline]
+fn ratio_at_least(num: u64, den: u64, thresh: Fx) -> bool {
+    let t = thresh.to_bits();
+    if t <= 0 {
+        return true;
+    }
+    match (t as u128).checked_mul(u128::from(den)) {
+        Some(need) => u128::from(num) << 64 >= need,
+        // t · den ≥ 2¹²⁸ > num · 2⁶⁴.
+        None => false,
+    }
 }
 
 /// The position cap in lots at fair value `fv`: `net_max`, or less where `max_notional` binds
@@ -316,6 +335,26 @@ mod tests {
     use super::*;
     use crate::pricer::build_ladders;
     use crate::pricer::tests::{cfg, touch};
+
+    #[test]
+    fn ratio_at_least_is_the_quotient_compared() {
+        let threshs = [-1.0, 0.0, 1e-19, 0.5, 0.7, 0.999_999, 1.0, 1.5, 1e6, 4e18];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for k in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let num = (x >> (k % 64)) >> 1;
+            let den = ((x.rotate_left(23) >> (k % 61)) >> 1).max(1);
+            let q = Fx::from_num(num) / Fx::from_num(den);
+            for t in threshs.map(Fx::from_num) {
+                assert_eq!(ratio_at_least(num, den, t), q >= t, "{num} {den} {t}");
+                let t1 = Fx::from_bits(q.to_bits() + 1);
+                assert_eq!(ratio_at_least(num, den, t1), q >= t1, "{num} {den} {t1}");
+                assert!(ratio_at_least(num, den, q));
+            }
+        }
+    }
 
     #[test]
     fn clamp_keeps_the_largest_prefix_that_fits() {
