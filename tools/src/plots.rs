@@ -52,14 +52,26 @@ pub fn write_all(m: &Metrics, dir: &Path) -> anyhow::Result<()> {
     register_font();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     type Plot = fn(&Metrics, &Path) -> anyhow::Result<()>;
-    let plots: [Plot; 4] = [mid, position, pnl, distance];
-    for (file, plot) in FILES.iter().zip(plots) {
-        plot(m, &dir.join(file))?;
-    }
+    let mut plots: Vec<(Plot, &str)> = vec![
+        (mid, FILES[0]),
+        (position, FILES[1]),
+        (pnl, FILES[2]),
+        (distance, FILES[3]),
+    ];
     if m.adapt.is_some() {
-        adapt(m, &dir.join(ADAPT_FILE))?;
+        plots.push((adapt, ADAPT_FILE));
     }
-    Ok(())
+    // Each plot drawn and encoded on a thread of its own (they share nothing but the metrics).
+    std::thread::scope(|s| {
+        let drawn: Vec<_> = plots
+            .into_iter()
+            .map(|(plot, file)| s.spawn(move || plot(m, &dir.join(file))))
+            .collect();
+        drawn.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("drawing a plot panicked"))?
+        })
+    })
 }
 
 /// The plots of every instrument: in `dir` itself for a single instrument, else in one folder
