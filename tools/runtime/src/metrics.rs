@@ -266,16 +266,16 @@ impl Sample {
             (Some(b), Some(a)) => Some((b + a) as f64 / 2.0),
             _ => None,
         };
-        let (mut bid, mut ask) = (None::<i64>, None::<i64>);
-        for o in v.orders.open() {
-            if o.state != OrderState::Live {
-                continue;
-            }
-            match o.side {
-                Side::Bid => bid = Some(bid.map_or(o.price, |b| b.max(o.price))),
-                Side::Ask => ask = Some(ask.map_or(o.price, |a| a.min(o.price))),
-            }
-        }
+        // Our best live quote per side: the open orders by price, from the touch inwards, to
+        // the first one live (usually the first).
+        let live = |&(price, cid): &(i64, u64)| {
+            v.orders
+                .get(cid)
+                .filter(|o| o.state == OrderState::Live)
+                .map(|_| price)
+        };
+        let bid = v.orders.open_by_price(Side::Bid).iter().rev().find_map(live);
+        let ask = v.orders.open_by_price(Side::Ask).iter().find_map(live);
         let fv = v.fair_value;
         // The tolerance as the engine's diff takes it: ticks, or bps of the fair value, floored.
         let tol = match v.config.offset_unit {
