@@ -14,8 +14,8 @@
 //!   beforehand into memory (`Decoded::run` with no recorder, no latency log, no report): the
 //!   events per second the throughput target counts.
 //! * `sweep_8_jobs2` against `sequential_8`: `runtime::sweep::run` of 8 configs over one decoded
-//!   data set (the decoding included, as `ringmaker sweep` does it) on 2 threads, against the
-//!   same 8 run one after another (`jobs = 1`).
+//!   data set (read from the event cache, as `ringmaker sweep` does once the recording is in
+//!   it) on 2 threads, against the same 8 run one after another (`jobs = 1`).
 //!
 //! Each timed call is recorded on its own; the medians (warm-up calls included) and their ratios
 //! are printed at the end.
@@ -204,7 +204,17 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(timed(&t_core, || engine_venue(cfg, &decoded)))
     });
     let sweep_of = |jobs: usize| {
-        let decoded = Decoded::decode(cfg, &data).expect("decode");
+        // As `ringmaker sweep` does once the recording is in the event cache.
+        let decoded = Decoded::decode_with(
+            cfg,
+            &data,
+            Some(EventCache {
+                dir: cache.clone(),
+                max_bytes: 1 << 30,
+            }),
+        )
+        .expect("decode");
+        assert!(matches!(decoded.data_source(), DataSource::Cache(_)));
         let rows = sweep::run(
             configs.clone(),
             &decoded,

@@ -814,6 +814,23 @@ fn the_decode_thread_and_the_event_cache_change_nothing() {
     let (o, got) = run_into("hit", &s);
     assert_eq!(o.data_source, backtest::DataSource::Cache(entry.clone()));
     assert_eq!(got, want, "hit");
+    // A sweep's decoding reads the same entry, and runs the same backtest from it.
+    {
+        let d = backtest::Decoded::decode_with(&cfg, &s.data, s.event_cache.clone()).unwrap();
+        assert_eq!(d.data_source(), &backtest::DataSource::Cache(entry.clone()));
+        let plain = backtest::Decoded::decode(&cfg, &s.data).unwrap();
+        assert_eq!(plain.data_source(), &backtest::DataSource::Decoded);
+        assert_eq!(d.events(), plain.events());
+        let dir = tmp.join("decoded");
+        let rec = JournalRecorder::create(&dir, &cfg, 16 << 20, 0).unwrap();
+        let (o, rec) = d.run(&cfg, &settings(Vec::new()), rec).unwrap();
+        rec.close().unwrap();
+        assert_eq!(
+            figures(&cfg, &o, &dir),
+            want,
+            "sweep decoding from the cache"
+        );
+    }
     // The journal written on a thread of its own (as `ringmaker backtest` does): the same
     // files, byte for byte.
     {
@@ -871,7 +888,11 @@ fn the_decode_thread_and_the_event_cache_change_nothing() {
         );
         assert_eq!(o.cache_problems.len(), 1, "{name}: {:?}", o.cache_problems);
         assert_eq!(got, want, "{name}");
-        assert_eq!(std::fs::read(&entry).unwrap(), whole, "{name}: written again");
+        assert_eq!(
+            std::fs::read(&entry).unwrap(),
+            whole,
+            "{name}: written again"
+        );
     }
     // A cache directory that cannot be made: said, and the run goes on.
     std::fs::write(tmp.join("file"), b"x").unwrap();

@@ -1,11 +1,13 @@
 //! `ringmaker backtest`.
 
-use crate::cmd_common::{data_specs, finish, load_config, InputArgs, VenueArgs};
+use crate::cmd_common::{
+    data_source_line, data_specs, finish, load_config, CacheArgs, InputArgs, VenueArgs,
+};
 use crate::out_dir::Staged;
 use crate::plots;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime::backtest::{self, DataSource, EventCache, Settings};
+use runtime::backtest::{self, Settings};
 use runtime::host::Threaded;
 use runtime::record::{JournalRecorder, Keep};
 use runtime::report::Report;
@@ -23,19 +25,8 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     venue: VenueArgs,
-    /// Directory of the event cache: the recordings decoded once, read back by the next
-    /// backtest of the same recordings (default: `$XDG_CACHE_HOME/ringmaker/events`, else
-    /// `~/.cache/ringmaker/events`).
-    #[arg(long, value_name = "DIR")]
-    event_cache: Option<PathBuf>,
-    /// Decode the recordings every time: no event cache read or written.
-    #[arg(long, conflicts_with = "event_cache")]
-    no_event_cache: bool,
-    /// Size limit of the event cache, MiB: after writing an entry, the least recently used are
-    /// removed until the rest fit (only the cache's own `*.rmev` entries).
-    #[arg(long, value_name = "MIB", default_value_t = runtime::event_cache::DEFAULT_MAX_MIB,
-          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
-    event_cache_mib: u64,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -58,17 +49,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         response_latency_ns: a.venue.response_ns(),
         timer_interval_ns: 100_000_000,
         latency_log: Some(dir.join("latency.hlog")),
-        event_cache: if a.no_event_cache {
-            None
-        } else {
-            a.event_cache
-                .clone()
-                .or_else(runtime::event_cache::default_dir)
-                .map(|dir| EventCache {
-                    dir,
-                    max_bytes: a.event_cache_mib << 20,
-                })
-        },
+        event_cache: a.cache.cache(),
     };
     let journal_dir = dir.join("journal");
     // The journal is written on a thread of its own ([`Threaded`]): the same records.
@@ -120,17 +101,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         appended,
         journaled_events
     )?;
-    match &outcome.data_source {
-        DataSource::Decoded => {}
-        DataSource::Cache(p) => outln!("  events     from the event cache {}", p.display())?,
-        DataSource::Cached { path, evicted } => outln!(
-            "  events     decoded, and kept in the event cache {}{}",
-            path.display(),
-            match evicted {
-                0 => String::new(),
-                n => format!(" ({n} older entries removed to stay within its size)"),
-            }
-        )?,
+    if let Some(line) = data_source_line(&outcome.data_source) {
+        outln!("  events     {line}")?;
     }
     for p in &outcome.cache_problems {
         eprintln!("warning: {p}");

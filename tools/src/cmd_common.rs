@@ -24,6 +24,58 @@ pub struct InputArgs {
     pub data: Vec<std::path::PathBuf>,
 }
 
+/// Where decoded recordings are kept between runs ([`runtime::event_cache`]).
+#[derive(clap::Args, Debug)]
+pub struct CacheArgs {
+    /// Directory of the event cache: the recordings decoded once, read back by the next
+    /// backtest of the same recordings (default: `$XDG_CACHE_HOME/ringmaker/events`, else
+    /// `~/.cache/ringmaker/events`).
+    #[arg(long, value_name = "DIR")]
+    event_cache: Option<std::path::PathBuf>,
+    /// Decode the recordings every time: no event cache read or written.
+    #[arg(long, conflicts_with = "event_cache")]
+    no_event_cache: bool,
+    /// Size limit of the event cache, MiB: after writing an entry, the least recently used are
+    /// removed until the rest fit (only the cache's own `*.rmev` entries).
+    #[arg(long, value_name = "MIB", default_value_t = runtime::event_cache::DEFAULT_MAX_MIB,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    event_cache_mib: u64,
+}
+
+impl CacheArgs {
+    /// The cache these options name (`None`: off, or no home directory to put it in).
+    pub fn cache(&self) -> Option<runtime::backtest::EventCache> {
+        if self.no_event_cache {
+            return None;
+        }
+        self.event_cache
+            .clone()
+            .or_else(runtime::event_cache::default_dir)
+            .map(|dir| runtime::backtest::EventCache {
+                dir,
+                max_bytes: self.event_cache_mib << 20,
+            })
+    }
+}
+
+/// What to say of where a run's market events came from: a line for stdout (`None`: decoded
+/// with no cache), and the cache's problems, each a warning for stderr.
+pub fn data_source_line(source: &runtime::backtest::DataSource) -> Option<String> {
+    use runtime::backtest::DataSource;
+    match source {
+        DataSource::Decoded => None,
+        DataSource::Cache(p) => Some(format!("from the event cache {}", p.display())),
+        DataSource::Cached { path, evicted } => Some(format!(
+            "decoded, and kept in the event cache {}{}",
+            path.display(),
+            match evicted {
+                0 => String::new(),
+                n => format!(" ({n} older entries removed to stay within its size)"),
+            }
+        )),
+    }
+}
+
 /// Simulated venue and journal options.
 #[derive(clap::Args, Debug)]
 pub struct VenueArgs {

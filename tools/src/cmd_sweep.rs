@@ -1,7 +1,9 @@
 //! `ringmaker sweep`: backtests of every combination of some config values, over the same
 //! market data decoded once, in parallel. See `runtime::sweep`.
 
-use crate::cmd_common::{data_specs, load_config_text, InputArgs, VenueArgs};
+use crate::cmd_common::{
+    data_source_line, data_specs, load_config_text, CacheArgs, InputArgs, VenueArgs,
+};
 use crate::out_dir::Staged;
 use crate::plots;
 use anyhow::Context;
@@ -36,6 +38,8 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     venue: VenueArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
@@ -68,8 +72,14 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let dir = staged.path().to_path_buf();
 
     let started = std::time::Instant::now();
-    let decoded = Decoded::decode(&run_cfg.engine, &data)?;
+    let decoded = Decoded::decode_with(&run_cfg.engine, &data, a.cache.cache())?;
     let decode_s = started.elapsed().as_secs_f64();
+    for p in decoded.cache_problems() {
+        errln!("warning: {p}");
+    }
+    if let Some(line) = data_source_line(decoded.data_source()) {
+        errln!("ringmaker sweep: events {line}");
+    }
     let settings = Settings {
         data: Vec::new(),
         queue: a.venue.queue(),
@@ -81,10 +91,17 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     };
     let n = configs.len();
     errln!(
-        "ringmaker sweep: {n} combinations of {}, {} market events decoded once in {decode_s:.2} s, \
+        "ringmaker sweep: {n} combinations of {}, {} market events {} in {decode_s:.2} s, \
          {} at a time",
-        axes.iter().map(|x| x.key.as_str()).collect::<Vec<_>>().join(" × "),
+        axes.iter()
+            .map(|x| x.key.as_str())
+            .collect::<Vec<_>>()
+            .join(" × "),
         decoded.events(),
+        match decoded.data_source() {
+            runtime::backtest::DataSource::Cache(_) => "read from the event cache",
+            _ => "decoded once",
+        },
         jobs.min(n)
     );
     let rows = sweep::run(configs, &decoded, &settings, jobs, &|k| {

@@ -285,23 +285,7 @@ pub fn run<R: Recorder>(
     recorder: R,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(Outcome, R)> {
-    anyhow::ensure!(!cfg.instruments.is_empty(), "the config has no instrument");
-    let files = feeds::bind_config(cfg, &settings.data)?;
-    let market = feed(cfg, MergedSource::open(&files)?);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
-    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT + 2);
-    let job = Produce {
-        cfg: cfg.clone(),
-        files,
-        market,
-        cache: settings.event_cache.clone(),
-        tx,
-        back: back_rx,
-    };
-    let producer = std::thread::Builder::new()
-        .name("decode".into())
-        .spawn(move || job.run())
-        .context("starting the decode thread")?;
+    let (producer, rx, back_tx) = spawn_decode(cfg, &settings.data, settings.event_cache.clone())?;
     let mut source = MarketFeed::new(ChunkSource::new(rx, back_tx), FeedHandler::passthrough());
     let ran = run_source(cfg, settings, recorder, &mut source, progress);
     // A producer still sending (the run stopped early) sees the channel closed and stops.
@@ -323,6 +307,38 @@ pub fn run<R: Recorder>(
     o.data_source = end.source;
     o.cache_problems = end.problems;
     Ok((o, r))
+}
+
+/// Starts the decode thread on `data` (or its cache entry): the chunks come out of the receiver,
+/// and go back (for reuse) through the sender.
+#[allow(clippy::type_complexity)]
+fn spawn_decode(
+    cfg: &Config,
+    data: &[DataSpec],
+    cache: Option<EventCache>,
+) -> anyhow::Result<(
+    std::thread::JoinHandle<anyhow::Result<Produced>>,
+    std::sync::mpsc::Receiver<Chunk>,
+    std::sync::mpsc::SyncSender<Chunk>,
+)> {
+    anyhow::ensure!(!cfg.instruments.is_empty(), "the config has no instrument");
+    let files = feeds::bind_config(cfg, data)?;
+    let market = feed(cfg, MergedSource::open(&files)?);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT + 2);
+    let job = Produce {
+        cfg: cfg.clone(),
+        files,
+        market,
+        cache,
+        tx,
+        back: back_rx,
+    };
+    let producer = std::thread::Builder::new()
+        .name("decode".into())
+        .spawn(move || job.run())
+        .context("starting the decode thread")?;
+    Ok((producer, rx, back_tx))
 }
 
 /// Chunks of decoded events that may wait for the engine thread (each at most
@@ -832,30 +848,43 @@ pub struct Decoded {
     feed: FeedStats,
     sync: SyncStats,
     sync_by_instrument: Vec<SyncStats>,
+    data_source: DataSource,
+    cache_problems: Vec<String>,
 }
 
 impl Decoded {
     /// Decodes `data` (bound to `cfg`'s instruments) through the feed handler once.
     pub fn decode(cfg: &Config, data: &[DataSpec]) -> anyhow::Result<Decoded> {
-        let mut source = feed(cfg, open_recordings(cfg, data)?);
+        Self::decode_with(cfg, data, None)
+    }
+
+    /// [`Decoded::decode`], reading the events from `cache` (or decoding and writing them
+    /// there), as a backtest does ([`Settings::event_cache`]).
+    pub fn decode_with(
+        cfg: &Config,
+        data: &[DataSpec],
+        cache: Option<EventCache>,
+    ) -> anyhow::Result<Decoded> {
+        let (producer, rx, back) = spawn_decode(cfg, data, cache)?;
         let (mut events, mut times, mut batch_ends) = (Vec::new(), Vec::new(), Vec::new());
-        let mut skipped = Vec::new();
-        let mut batch: Vec<Event> = Vec::with_capacity(8192);
-        loop {
-            batch.clear();
-            let Some(step) = source.next(&mut batch) else {
-                break;
-            };
-            if let Some(t) = market_batch(step, &batch, &source, &mut skipped) {
-                events.extend_from_slice(&batch);
+        for chunk in rx.iter() {
+            let mut start = 0;
+            for &(end, t) in &chunk.batches {
+                events.extend_from_slice(&chunk.events[start..end as usize]);
                 times.resize(events.len(), t);
                 batch_ends.push(events.len());
+                start = end as usize;
             }
+            let _ = back.try_send(chunk);
         }
+        let end = match producer.join() {
+            Ok(end) => end?,
+            Err(_) => anyhow::bail!("the decode thread panicked"),
+        };
+        let m = end.meta;
         if batch_ends.is_empty() {
-            return Err(nothing_usable(source.counts(), &skipped));
+            return Err(nothing_usable(m.lines, &m.skipped));
         }
-        let h = source.handler();
         Ok(Decoded {
             source: JournalSource {
                 data: Arc::new(JournalEvents {
@@ -865,14 +894,24 @@ impl Decoded {
                 }),
                 next: 0,
             },
-            lines: source.counts(),
-            skipped,
-            feed: h.stats(),
-            sync: h.sync_totals(),
-            sync_by_instrument: (0..cfg.instruments.len())
-                .map(|i| h.sync_stats(i as engine::InstrumentId))
-                .collect(),
+            lines: m.lines,
+            skipped: m.skipped,
+            feed: m.feed,
+            sync: m.sync,
+            sync_by_instrument: m.sync_by_instrument,
+            data_source: end.source,
+            cache_problems: end.problems,
         })
+    }
+
+    /// Where the events came from.
+    pub fn data_source(&self) -> &DataSource {
+        &self.data_source
+    }
+
+    /// Why the event cache could not be read or written (the events were decoded instead).
+    pub fn cache_problems(&self) -> &[String] {
+        &self.cache_problems
     }
 
     /// Market events held.
@@ -902,6 +941,7 @@ impl Decoded {
         o.feed = self.feed;
         o.sync = self.sync;
         o.sync_by_instrument = self.sync_by_instrument.clone();
+        o.data_source = self.data_source.clone();
         Ok((o, r))
     }
 }

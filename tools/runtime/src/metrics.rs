@@ -274,7 +274,12 @@ impl Sample {
                 .filter(|o| o.state == OrderState::Live)
                 .map(|_| price)
         };
-        let bid = v.orders.open_by_price(Side::Bid).iter().rev().find_map(live);
+        let bid = v
+            .orders
+            .open_by_price(Side::Bid)
+            .iter()
+            .rev()
+            .find_map(live);
         let ask = v.orders.open_by_price(Side::Ask).iter().find_map(live);
         let fv = v.fair_value;
         // The tolerance as the engine's diff takes it: ticks, or bps of the fair value, floored.
