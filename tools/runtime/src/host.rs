@@ -104,14 +104,6 @@ impl<R: Recorder> Host<R> {
     }
 }
 
-/// A record other than an input, held by [`Deferred`].
-#[derive(Debug, Clone, Copy)]
-enum Held {
-    BatchEnd(i64),
-    Intent(Intent),
-    Mode(ModeChange),
-}
-
 /// A [`Recorder`] that holds what it is given, in order, and hands it to the inner recorder on
 /// [`Deferred::flush`] (and on `idle`, and when its buffers are full).
 ///
@@ -127,9 +119,7 @@ enum Held {
 #[derive(Debug)]
 pub struct Deferred<R> {
     inner: R,
-    events: Vec<Event>,
-    /// Each non-input record with the number of inputs held before it.
-    others: Vec<(usize, Held)>,
+    held: Load,
 }
 
 impl<R: Recorder> Deferred<R> {
@@ -138,36 +128,19 @@ impl<R: Recorder> Deferred<R> {
     pub fn new(inner: R, capacity: usize) -> Deferred<R> {
         Deferred {
             inner,
-            events: Vec::with_capacity(capacity.max(1)),
-            others: Vec::with_capacity(capacity.max(1)),
+            held: Load::with_capacity(capacity.max(1)),
         }
     }
 
     /// Hands everything held to the inner recorder, in order.
     #[inline]
     pub fn flush(&mut self) {
-        let mut next = 0;
-        for (before, h) in &self.others {
-            for e in &self.events[next..*before] {
-                self.inner.event(e);
-            }
-            next = *before;
-            match h {
-                Held::BatchEnd(t) => self.inner.batch_end(*t),
-                Held::Intent(i) => self.inner.intent(i),
-                Held::Mode(m) => self.inner.mode_change(m),
-            }
-        }
-        for e in &self.events[next..] {
-            self.inner.event(e);
-        }
-        self.events.clear();
-        self.others.clear();
+        self.held.replay(&mut self.inner);
     }
 
     /// Records held, not yet flushed.
     pub fn held(&self) -> usize {
-        self.events.len() + self.others.len()
+        self.held.events.len() + self.held.others.len()
     }
 
     /// The inner recorder.
@@ -182,33 +155,33 @@ impl<R: Recorder> Deferred<R> {
     }
 
     #[inline]
-    fn hold(&mut self, h: Held) {
-        if self.others.len() == self.others.capacity() {
+    fn hold(&mut self, s: Sent) {
+        if self.held.others.len() == self.held.others.capacity() {
             self.flush();
         }
-        self.others.push((self.events.len(), h));
+        self.held.others.push((self.held.events.len(), s));
     }
 }
 
 impl<R: Recorder> Recorder for Deferred<R> {
     #[inline]
     fn event(&mut self, ev: &Event) {
-        if self.events.len() == self.events.capacity() {
+        if self.held.events.len() == self.held.events.capacity() {
             self.flush();
         }
-        self.events.push(*ev);
+        self.held.events.push(*ev);
     }
     #[inline]
     fn batch_end(&mut self, now_ns: i64) {
-        self.hold(Held::BatchEnd(now_ns));
+        self.hold(Sent::BatchEnd(now_ns));
     }
     #[inline]
     fn intent(&mut self, intent: &Intent) {
-        self.hold(Held::Intent(*intent));
+        self.hold(Sent::Intent(*intent));
     }
     #[inline]
     fn mode_change(&mut self, change: &ModeChange) {
-        self.hold(Held::Mode(*change));
+        self.hold(Sent::Mode(*change));
     }
     fn reload(&mut self, now_ns: i64, engine_toml: &str) {
         // Rare: everything held goes first, so the order is kept.
@@ -224,7 +197,7 @@ impl<R: Recorder> Recorder for Deferred<R> {
     }
 }
 
-/// A record other than an input, handed to [`Threaded`]'s writer thread.
+/// A record other than an input, held by [`Deferred`] or handed to [`Threaded`]'s writer thread.
 #[derive(Debug)]
 enum Sent {
     BatchEnd(i64),
@@ -234,8 +207,8 @@ enum Sent {
     Idle,
 }
 
-/// What [`Threaded`] hands its writer thread at a time: inputs, and the other records each with
-/// the number of inputs before it.
+/// Records held in order ([`Deferred`]), or handed to [`Threaded`]'s writer thread at a time:
+/// inputs, and the other records each with the number of inputs before it.
 #[derive(Debug)]
 struct Load {
     events: Vec<Event>,
