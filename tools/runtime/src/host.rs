@@ -338,6 +338,21 @@ impl<R: Recorder + Send + 'static> Threaded<R> {
     }
 }
 
+impl<R: Recorder + Send + 'static> Drop for Threaded<R> {
+    /// Dropped without [`Threaded::into_inner`] (a run that failed): what is buffered still
+    /// reaches the inner recorder, and the writer is waited for, so it is not cut off by the
+    /// process ending.
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            self.hand_over();
+            self.tx = None;
+            if let Some(w) = self.writer.take() {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
 impl<R: Recorder + Send + 'static> Recorder for Threaded<R> {
     #[inline]
     fn event(&mut self, ev: &Event) {
@@ -489,5 +504,30 @@ mod tests {
         }
         assert_eq!(t.failed().as_deref(), Some("disk full"));
         assert!(t.into_inner().unwrap().seen > 10);
+    }
+
+    #[test]
+    fn a_threaded_recorder_dropped_unfinished_still_records_everything() {
+        #[derive(Default)]
+        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+        impl Recorder for Shared {
+            fn event(&mut self, ev: &Event) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("event {}", ev.local_time_ns));
+            }
+            fn batch_end(&mut self, _: i64) {}
+            fn intent(&mut self, _: &Intent) {}
+            fn mode_change(&mut self, _: &ModeChange) {}
+        }
+        let seen = Shared::default();
+        let log = std::sync::Arc::clone(&seen.0);
+        let mut t = Threaded::spawn(seen, "test-drop").unwrap();
+        for k in 0..(THREADED_LOAD as i64 + 10) {
+            t.event(&Event::timer(k));
+        }
+        drop(t);
+        assert_eq!(log.lock().unwrap().len(), THREADED_LOAD + 10);
     }
 }
