@@ -109,6 +109,9 @@ pub(crate) struct Inst {
     pub(crate) book: OrderBook,
     pub(crate) orders: OrderTable,
     pub(crate) pos: Position,
+    /// The venue time (ns) of the newest venue position taken ([`EventKind::ReconcilePosition`]):
+    /// a fill reported later but done at or before it is already in the position (0: none).
+    pub(crate) pos_as_of_venue_ns: i64,
     pub(crate) mode: Mode,
     pub(crate) reason: ModeReason,
     pub(crate) dirty: bool,
@@ -204,6 +207,7 @@ impl Engine {
                 flatten_requested: false,
                 loss_limit_hit: false,
                 stop_loss_latched: false,
+                pos_as_of_venue_ns: 0,
                 flatten_cid: None,
                 top: BboOverlay::default(),
                 last_book_ns: 0,
@@ -431,6 +435,14 @@ impl Engine {
                 }
                 Self::count_reject(&r, &mut self.stats);
                 match inst.orders.on_report(&r) {
+                    // A fill done at or before the venue position last taken is in it already:
+                    // its report (late, or held while that position was asked for) completes
+                    // the order, not the position again.
+                    ReportOutcome::Applied(Some(_)) | ReportOutcome::LateFill(..)
+                        if ev.venue_time_ns > 0 && ev.venue_time_ns <= inst.pos_as_of_venue_ns =>
+                    {
+                        self.stats.fills_in_venue_position += 1;
+                    }
                     ReportOutcome::Applied(Some((side, px, qty)))
                     | ReportOutcome::LateFill(side, px, qty) => {
                         inst.pos
@@ -494,7 +506,10 @@ impl Engine {
                 None => self.stats.malformed += 1,
             },
             EventKind::ReconcilePosition => match ev.as_reconcile_position() {
-                Some(v) => reconcile::venue_position(inst, &v, &mut self.stats),
+                Some(v) => {
+                    reconcile::venue_position(inst, &v, &mut self.stats);
+                    inst.pos_as_of_venue_ns = inst.pos_as_of_venue_ns.max(ev.venue_time_ns);
+                }
                 None => self.stats.malformed += 1,
             },
             EventKind::Timer => {}

@@ -869,6 +869,34 @@ fn reconcile_adopts_the_venue_position_and_records_the_correction() {
     assert!(!o.intents.is_empty());
 }
 
+/// The venue's position taken at venue time P holds every fill done by P: a report of such a
+/// fill that reaches the engine after the position (held while the position was asked for, or
+/// late) completes its order but does not move the position again; a fill after P does.
+#[test]
+fn a_fill_reported_after_the_venue_position_that_holds_it_is_not_counted_twice() {
+    let (mut e, mut o, cid, px) = working();
+    let p_ns = 50 * MS;
+    // The venue filled 1 of our bid at P and says so in its position first.
+    let pos = VenuePosition {
+        qty: 1,
+        entry_price: px,
+    };
+    e.on_event(&Event::reconcile_position(0, p_ns, 2 * MS, pos), &mut o);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 1);
+    // Then the fill's own report, done at P: the order completes its fill, the position stays.
+    let fill = ExecReport::new(ExecKind::PartialFill, cid, px, 1, 1);
+    e.on_event(&Event::exec(0, p_ns, 3 * MS, fill), &mut o);
+    let v = e.instrument(0).unwrap();
+    assert_eq!(v.position.qty, 1);
+    assert_eq!(v.orders.get(cid).unwrap().filled, 1);
+    assert_eq!(e.stats().fills_in_venue_position, 1);
+    // A fill done after P moves it.
+    let later = ExecReport::new(ExecKind::PartialFill, cid, px, 1, 2);
+    e.on_event(&Event::exec(0, p_ns + 1, 4 * MS, later), &mut o);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 2);
+    assert_eq!(e.stats().fills_in_venue_position, 1);
+}
+
 #[test]
 fn reports_record_the_venue_order_id_and_rejects_are_counted_by_code() {
     let (mut e, mut o) = synced(0);

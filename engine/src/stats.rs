@@ -53,6 +53,9 @@ pub struct EngineStats {
     pub reconcile_foreign_orders: u64,
     /// Reconciliation: positions that differed from the venue's and were corrected to it.
     pub reconcile_position_corrections: u64,
+    /// Fill reports for fills the venue's position already held when it was taken (done at or
+    /// before its time): the order completed, the position left as the venue gave it.
+    pub fills_in_venue_position: u64,
     /// Reconciliation: orders of ours open at the venue taken over as working orders
     /// (`[engine] adopt_unknown_orders`).
     pub reconcile_adopted: u64,

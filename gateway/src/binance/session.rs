@@ -1035,6 +1035,10 @@ impl<S: Signer> Session<S> {
                 v,
             ));
         }
+        // The venue time of the position (its last change): fills done by then are in it.
+        let as_of_ns = pos
+            .as_ref()
+            .map_or(0, |p| p.update_time_ms.max(0).saturating_mul(1_000_000));
         let p = match pos {
             None => Some(VenuePosition {
                 qty: 0,
@@ -1056,7 +1060,9 @@ impl<S: Signer> Session<S> {
             },
         };
         match p {
-            Some(p) => self.staged.push(Event::reconcile_position(i, 0, now_ns, p)),
+            Some(p) => self
+                .staged
+                .push(Event::reconcile_position(i, as_of_ns, now_ns, p)),
             None => self.stats.decode_errors += 1,
         }
     }
