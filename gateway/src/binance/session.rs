@@ -32,6 +32,9 @@
 //! - Reports come twice (the API's answer and the user stream's `ORDER_TRADE_UPDATE`) and in
 //!   any order; the engine's order state machine drops duplicates by state and cumulative
 //!   quantity.
+//! - The position a reconciliation takes carries its venue time (`positionRisk`'s
+//!   `updateTime`): a fill done by then is in it, so its report, held during the reconciliation
+//!   or simply late, completes the engine's order without moving the engine's position again.
 //!
 //! # Rate limits
 //!
