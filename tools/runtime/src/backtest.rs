@@ -508,7 +508,6 @@ impl Produce {
                 continue;
             };
             if chunk.events.len() + batch.len() > CHUNK_EVENTS && !chunk.events.is_empty() {
-                chunk.lines = self.market.counts().0;
                 open = self.send(
                     &mut chunk,
                     &mut writer,
@@ -522,7 +521,6 @@ impl Produce {
             batches += 1;
         }
         if open && !chunk.events.is_empty() {
-            chunk.lines = self.market.counts().0;
             open = self.send(
                 &mut chunk,
                 &mut writer,
@@ -561,9 +559,9 @@ impl Produce {
         })
     }
 
-    /// Writes `chunk` to the cache entry being made and sends it, less its first `skip` batches
-    /// (none left: not sent), leaving a cleared chunk in its place; `false` once the engine
-    /// thread is gone.
+    /// Stamps `chunk` with the lines read so far, writes it to the cache entry being made and
+    /// sends it, less its first `skip` batches (none left: not sent), leaving a cleared chunk in
+    /// its place; `false` once the engine thread is gone.
     fn send(
         &mut self,
         chunk: &mut Chunk,
@@ -571,6 +569,7 @@ impl Produce {
         problems: &mut Vec<String>,
         skip: u64,
     ) -> bool {
+        chunk.lines = self.market.counts().0;
         if let Some((w, _)) = writer {
             if let Err(e) = w.chunk(&chunk.events, &chunk.batches, chunk.lines) {
                 problems.push(format!("the event cache is not written: {e:#}"));
