@@ -83,10 +83,9 @@ pub struct EventCache {
 }
 
 /// Where a backtest's market events came from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataSource {
     /// Decoded from the recordings (no event cache, or one that could not be used).
-    #[default]
     Decoded,
     /// Read from this event cache entry.
     Cache(PathBuf),
