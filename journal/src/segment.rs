@@ -133,6 +133,37 @@ pub(crate) fn create(
     })
 }
 
+/// Preallocates the segment file at `path` up to `size` bytes if it is shorter (a trimmed last
+/// segment reopened for appending); a longer one is left alone. `last_seq` only feeds the
+/// `NoSpace` error message.
+pub(crate) fn grow(path: &Path, size: u64, last_seq: u64) -> Result<(), JournalError> {
+    let file = File::options()
+        .write(true)
+        .open(path)
+        .map_err(|e| JournalError::io("open", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| JournalError::io("stat", path, e))?
+        .len();
+    if len >= size {
+        return Ok(());
+    }
+    sys::preallocate(&file, size).map_err(|source| {
+        if is_no_space(&source) {
+            JournalError::NoSpace {
+                path: path.into(),
+                bytes: size,
+                last_seq,
+                source,
+            }
+        } else {
+            JournalError::io("posix_fallocate", path, source)
+        }
+    })?;
+    file.sync_all()
+        .map_err(|e| JournalError::io("fsync", path, e))
+}
+
 /// Opens an existing segment for writing.
 pub(crate) fn open_writable(path: &Path, index: u64) -> Result<WritableSegment, JournalError> {
     let file = File::options()

@@ -154,7 +154,9 @@ impl Writer {
     /// reader's [`RecoveryMode::TolerateTornTail`]: a torn tail is zeroed first; mid-file
     /// corruption is an error (the journal needs an operator, not more data). The journal's
     /// engine/config hash must equal `opts.header_hash` ([`JournalError::HeaderMismatch`]).
-    /// Existing segments keep their size; new ones get `opts.segment_size`.
+    /// Existing segments keep their size (the last one is grown back to `opts.segment_size` if
+    /// it is shorter, e.g. trimmed by [`Writer::close_unsynced`]); new ones get
+    /// `opts.segment_size`.
     pub fn open_append(dir: impl AsRef<Path>, opts: WriterOptions) -> Result<Writer, JournalError> {
         let dir = dir.as_ref();
         check_options(&opts)?;
@@ -172,7 +174,10 @@ impl Writer {
         drop(reader);
         segment::remove_stale_tmp(dir)?;
         let index = end.segment as u64;
-        let cur = segment::open_writable(&dir.join(segment_file_name(index)), index)?;
+        let path = dir.join(segment_file_name(index));
+        // A segment trimmed by `close_unsynced` gets its room back, so appends go on in it.
+        segment::grow(&path, opts.segment_size, end.last_seq)?;
+        let cur = segment::open_writable(&path, index)?;
         // A spare segment prepared by the previous writer is reused if it has the size this
         // writer promises for new segments (so the largest record fits); otherwise preparing
         // the next segment renames a new one over it.
@@ -534,8 +539,32 @@ impl Writer {
     /// Seals the open record and closes without syncing: every record is in the page cache
     /// (a crash of this process loses none), and the kernel writes them back in its own time;
     /// power loss before then can lose them. For journals that can be made again (a backtest's).
+    ///
+    /// It also gives back the space preallocated past the data: the last segment is truncated to
+    /// the end of its records and a spare segment to its header (`FORMAT.md`, "Trimmed
+    /// segments"), so a finished journal takes the disk space of its records, not a whole
+    /// segment's. A reader that has this journal mapped while it closes could fault on the cut
+    /// pages, so this is only for journals that nobody follows as they are written.
     pub fn close_unsynced(mut self) -> Result<(), JournalError> {
-        self.seal().map(|_| ())
+        self.seal()?;
+        let Writer {
+            dir,
+            _lock: lock,
+            cur,
+            pos,
+            next,
+            retired,
+            ..
+        } = self;
+        // Unmapped first: dirty pages of a shared mapping stay in the page cache, and no mapping
+        // outlives the cut.
+        drop(retired);
+        trim_segment(&dir, cur, pos)?;
+        if let Some(spare) = next {
+            trim_segment(&dir, spare, SEGMENT_HEADER_LEN)?;
+        }
+        drop(lock);
+        Ok(())
     }
 
     /// Moves to the next segment (the slow path of an append).
@@ -631,6 +660,16 @@ fn check_options(opts: &WriterOptions) -> Result<(), JournalError> {
         ));
     }
     Ok(())
+}
+
+/// Unmaps `seg` and truncates its file to `len` bytes (the end of its data).
+fn trim_segment(dir: &Path, seg: WritableSegment, len: usize) -> Result<(), JournalError> {
+    let WritableSegment {
+        index, file, map, ..
+    } = seg;
+    drop(map);
+    file.set_len(len as u64)
+        .map_err(|e| JournalError::io("truncate", dir.join(segment_file_name(index)), e))
 }
 
 #[cfg(test)]
@@ -922,6 +961,54 @@ mod tests {
         assert_eq!(recs.len(), 301);
         assert_eq!(recs[299].3, 299u64.to_le_bytes());
         assert_eq!((recs[300].0, recs[300].3.as_slice()), (6, &[7u8; 16][..]));
+    }
+
+    fn file_lens(dir: &Path) -> Vec<u64> {
+        segment::list(dir)
+            .unwrap()
+            .iter()
+            .map(|(_, p)| std::fs::metadata(p).unwrap().len())
+            .collect()
+    }
+
+    #[test]
+    fn close_unsynced_gives_back_the_preallocated_space_and_a_reopen_appends_on() {
+        let d = TempDir::new("trim");
+        let mut w = Writer::create(d.path(), opts(8192)).unwrap();
+        // Past half of segment 1, so that housekeeping prepares a spare segment 2.
+        let mut n = 0u64;
+        while !(w.cur.index == 1 && w.next_segment_ready()) {
+            w.append(1, n as i64, &[n as u8; 40]).unwrap();
+            w.housekeeping().unwrap();
+            n += 1;
+        }
+        let end = w.pos as u64;
+        w.close_unsynced().unwrap();
+        // Segment 0 was full-size (a retired one keeps its size), 1 ends at its data, the spare
+        // is its header.
+        assert_eq!(
+            file_lens(d.path()),
+            vec![8192, end, SEGMENT_HEADER_LEN as u64]
+        );
+        let recs = read_all(d.path());
+        assert_eq!(recs.len() as u64, n);
+        assert!(recs
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.3 == [i as u8; 40] && r.1 == FIRST_SEQ + i as u64));
+        // A writer reopening it grows segment 1 back and appends on in it.
+        let mut w = Writer::open_append(d.path(), opts(8192)).unwrap();
+        assert_eq!((w.cur.index, w.pos as u64), (1, end));
+        w.append(2, n as i64, b"after").unwrap();
+        w.close().unwrap();
+        assert_eq!(file_lens(d.path())[1], 8192);
+        let recs = read_all(d.path());
+        assert_eq!(recs.len() as u64, n + 1);
+        assert_eq!(recs.last().unwrap().3, b"after");
+        // Strict reading also accepts a trimmed journal that ends at the end of a file exactly.
+        let w = Writer::open_append(d.path(), opts(8192)).unwrap();
+        w.close_unsynced().unwrap();
+        assert_eq!(read_all(d.path()).len() as u64, n + 1);
     }
 
     #[test]
