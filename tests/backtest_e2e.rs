@@ -21,8 +21,10 @@ fn run() -> &'static (Outcome, PathBuf) {
     static RUN: OnceLock<(Outcome, PathBuf)> = OnceLock::new();
     RUN.get_or_init(|| {
         let cfg = default_config();
-        // Shared by every test in the file until the process ends: kept.
-        let dir = TempDir::new("backtest-e2e").keep().join("journal");
+        // Shared by every test in the file until the process ends.
+        let dir = TempDir::new("backtest-e2e")
+            .keep_until_exit()
+            .join("journal");
         let rec = JournalRecorder::create(&dir, &cfg, 16 << 20, 0).unwrap();
         let settings = settings(vec![usdm()]);
         let (outcome, rec) = backtest::run(&cfg, &settings, rec, &mut |_| {}).unwrap();

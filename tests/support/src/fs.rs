@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
 
 /// A fresh, empty directory under the system temp dir, unique per process and per call, removed
 /// (with its contents) on drop unless [`TempDir::keep`] is called.
@@ -38,6 +39,34 @@ impl TempDir {
     /// Keeps the directory (it is no longer removed) and returns its path.
     pub fn keep(mut self) -> PathBuf {
         std::mem::take(&mut self.path)
+    }
+
+    /// Keeps the directory until the process exits, then removes it: for a directory shared
+    /// through a `static` by every test of a file (a static is never dropped). Removed by an
+    /// `atexit` handler, which runs when the test harness returns or calls `exit` (pass or fail);
+    /// a process killed by a signal leaves it, and a later run with the same pid removes it.
+    pub fn keep_until_exit(self) -> PathBuf {
+        static AT_EXIT: Once = Once::new();
+        let path = self.keep();
+        lock_exit_list().push(path.clone());
+        AT_EXIT.call_once(|| {
+            // SAFETY: registers a plain `extern "C"` function with no arguments; it does not
+            // unwind (every error is ignored).
+            unsafe { libc::atexit(remove_at_exit) };
+        });
+        path
+    }
+}
+
+static AT_EXIT_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn lock_exit_list() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    AT_EXIT_DIRS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+extern "C" fn remove_at_exit() {
+    for p in lock_exit_list().drain(..) {
+        let _ = std::fs::remove_dir_all(p);
     }
 }
 
