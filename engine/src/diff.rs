@@ -53,6 +53,23 @@ fn gather(inst: &Inst, side: Side, out: &mut Working) {
     }
 }
 
+/// `growth × n` ticks, floored to whole ticks and saturated to `i64`: the fixed-point product
+/// `growth.saturating_mul_int(n).floor()`. When the magnitudes' leading zeros show that the
+/// bits' product fits in 127 bits (always, for the sizes a config has), a plain multiply and
+/// shift give the same bits without the checked 128-bit multiply's library call.
+#[inline]
+fn growth_ticks(growth: Fx, n: i64) -> i64 {
+    let bits = growth.to_bits();
+    if bits.unsigned_abs().leading_zeros() + (n.unsigned_abs() as u128).leading_zeros() >= 129 {
+        ((bits * i128::from(n)) >> Fx::FRAC_NBITS) as i64
+    } else {
+        growth
+            .saturating_mul_int(i128::from(n))
+            .floor()
+            .saturating_to_num::<i64>()
+    }
+}
+
 /// The saturating sum of the working orders' sizes. Sizes are never negative in practice, and
 /// then the saturating sum is the exact sum capped at `i64::MAX`: summed in `i128` without
 /// the serial chain of saturating adds (a negative size takes the saturating fold, in order).
@@ -170,14 +187,7 @@ pub(crate) fn diff(
     let growth = inst.cfg.tolerance_growth;
     let tol_at = |price: i64, d0: i64| -> i64 {
         let d = fv.map_or(0, |fv| price.saturating_sub(fv).saturating_abs());
-        // growth × a whole number of ticks: the bits times that number (the same bits as the
-        // fixed-point product, without its 256-bit intermediate).
-        tol.saturating_add(
-            growth
-                .saturating_mul_int(i128::from(d.saturating_sub(d0).max(0)))
-                .floor()
-                .saturating_to_num::<i64>(),
-        )
+        tol.saturating_add(growth_ticks(growth, d.saturating_sub(d0).max(0)))
     };
     // Per side: which desired layers are already covered by a kept order.
     let mut covered = [[false; MAX_LAYERS]; 2];
@@ -415,6 +425,22 @@ mod tests {
                     "{g} x {n}"
                 );
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn growth_ticks_is_the_floored_saturated_product(
+            bits in proptest::prop_oneof![
+                proptest::num::i128::ANY,
+                -(1i128 << 80)..(1i128 << 80),
+                -(1i128 << 66)..(1i128 << 66),
+            ],
+            n in proptest::prop_oneof![proptest::num::i64::ANY, -(1i64 << 40)..(1i64 << 40), 0i64..1000],
+        ) {
+            let g = Fx::from_bits(bits);
+            let want = g.saturating_mul_int(i128::from(n)).floor().saturating_to_num::<i64>();
+            proptest::prop_assert_eq!(growth_ticks(g, n), want);
         }
     }
 }

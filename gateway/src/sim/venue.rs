@@ -37,6 +37,10 @@ struct Market<P> {
     /// for a side with none), or `None` once `resting` changed since they were taken: a depth
     /// level outside them can neither move our queues nor fill us, so it skips the scan.
     bounds: Option<[(i64, i64); 2]>,
+    /// The distinct prices of `resting`'s bids and of its asks, ascending; taken with `bounds`
+    /// (valid while it is `Some`). A depth level at none of them moves no queue of ours, so
+    /// most levels between our lowest and highest price skip the scan too. Capacity kept.
+    prices: [Vec<i64>; 2],
     /// Market-data quantity units in one order lot (1 unless the book's grid is finer, as on
     /// spot): recorded quantities are turned into lots as they arrive, book levels and best
     /// bid/offer quantities rounded up (a part of a lot still takes its place in the queue and
@@ -45,25 +49,40 @@ struct Market<P> {
 }
 
 impl<P> Market<P> {
-    /// [`Market::bounds`], taken again if `resting` changed.
+    /// [`Market::bounds`], taken again (with [`Market::prices`]) if `resting` changed.
     #[inline]
     fn resting_bounds(&mut self) -> [(i64, i64); 2] {
-        let taken = || {
+        let taken = |resting: &[Resting<P>]| {
             let mut b = [(i64::MAX, i64::MIN); 2];
-            for o in &self.resting {
+            for o in resting {
                 let s = &mut b[usize::from(o.side == Side::Ask)];
                 *s = (s.0.min(o.price), s.1.max(o.price));
             }
             b
         };
         if let Some(b) = self.bounds {
-            debug_assert_eq!(b, taken(), "resting changed without clearing its bounds");
+            debug_assert_eq!(b, taken(&self.resting), "resting changed without clearing its bounds");
             return b;
         }
-        let b = taken();
+        let b = taken(&self.resting);
+        for (k, prices) in self.prices.iter_mut().enumerate() {
+            prices.clear();
+            let side = if k == 0 { Side::Bid } else { Side::Ask };
+            prices.extend(self.resting.iter().filter(|o| o.side == side).map(|o| o.price));
+            prices.sort_unstable();
+            prices.dedup();
+        }
         self.bounds = Some(b);
         b
     }
+
+    /// Whether an order of ours rests at `price` on `side`; valid after
+    /// [`Market::resting_bounds`].
+    #[inline]
+    fn rests_at(&self, side: Side, price: i64) -> bool {
+        self.prices[side as usize].binary_search(&price).is_ok()
+    }
+
     /// The stored best bid/offer while it is newer than the depth book (by venue update id).
     #[inline]
     fn fresh_bbo(&self) -> Option<TopOfBook> {
@@ -129,6 +148,7 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                     top: BboOverlay::default(),
                     resting: Vec::with_capacity(MAX_OPEN_ORDERS),
                     bounds: None,
+                    prices: [Vec::new(), Vec::new()],
                     book_units_per_lot: 1,
                 })
                 .collect(),
@@ -500,7 +520,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
             Side::Bid => bids,
             Side::Ask => asks,
         };
-        let moves_a_queue = new != prev && ours.0 <= l.price && l.price <= ours.1;
+        let moves_a_queue =
+            new != prev && ours.0 <= l.price && l.price <= ours.1 && m.rests_at(l.side, l.price);
         let may_fill = new > 0
             && !behind_bbo
             && match l.side {
