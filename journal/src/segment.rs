@@ -82,6 +82,29 @@ fn is_no_space(e: &io::Error) -> bool {
     )
 }
 
+/// `posix_fallocate`s `file` (at `at`: the segment's temporary name while it is prepared) to
+/// `size` bytes; a full disk or quota is [`JournalError::NoSpace`] for the segment at `path`.
+fn preallocate(
+    file: &File,
+    size: u64,
+    path: &Path,
+    at: &Path,
+    last_seq: u64,
+) -> Result<(), JournalError> {
+    sys::preallocate(file, size).map_err(|source| {
+        if is_no_space(&source) {
+            JournalError::NoSpace {
+                path: path.into(),
+                bytes: size,
+                last_seq,
+                source,
+            }
+        } else {
+            JournalError::io("posix_fallocate", at, source)
+        }
+    })
+}
+
 /// Creates segment `header.segment` of `size` bytes in `dir` and maps it for writing.
 /// `last_seq` only feeds the `NoSpace` error message. On error nothing is left behind.
 pub(crate) fn create(
@@ -101,18 +124,7 @@ pub(crate) fn create(
             .truncate(true)
             .open(&tmp)
             .map_err(|e| JournalError::io("create", &tmp, e))?;
-        sys::preallocate(&file, size).map_err(|source| {
-            if is_no_space(&source) {
-                JournalError::NoSpace {
-                    path: path.clone(),
-                    bytes: size,
-                    last_seq,
-                    source,
-                }
-            } else {
-                JournalError::io("posix_fallocate", &tmp, source)
-            }
-        })?;
+        preallocate(&file, size, &path, &tmp, last_seq)?;
         file.write_all_at(&header.encode(), 0)
             .map_err(|e| JournalError::io("write header", &tmp, e))?;
         file.sync_all()
@@ -148,18 +160,7 @@ pub(crate) fn grow(path: &Path, size: u64, last_seq: u64) -> Result<(), JournalE
     if len >= size {
         return Ok(());
     }
-    sys::preallocate(&file, size).map_err(|source| {
-        if is_no_space(&source) {
-            JournalError::NoSpace {
-                path: path.into(),
-                bytes: size,
-                last_seq,
-                source,
-            }
-        } else {
-            JournalError::io("posix_fallocate", path, source)
-        }
-    })?;
+    preallocate(&file, size, path, path, last_seq)?;
     file.sync_all()
         .map_err(|e| JournalError::io("fsync", path, e))
 }

@@ -61,14 +61,23 @@ impl<P> Market<P> {
             b
         };
         if let Some(b) = self.bounds {
-            debug_assert_eq!(b, taken(&self.resting), "resting changed without clearing its bounds");
+            debug_assert_eq!(
+                b,
+                taken(&self.resting),
+                "resting changed without clearing its bounds"
+            );
             return b;
         }
         let b = taken(&self.resting);
         for (k, prices) in self.prices.iter_mut().enumerate() {
             prices.clear();
             let side = if k == 0 { Side::Bid } else { Side::Ask };
-            prices.extend(self.resting.iter().filter(|o| o.side == side).map(|o| o.price));
+            prices.extend(
+                self.resting
+                    .iter()
+                    .filter(|o| o.side == side)
+                    .map(|o| o.price),
+            );
             prices.sort_unstable();
             prices.dedup();
         }
