@@ -49,29 +49,27 @@ struct Market<P> {
 }
 
 impl<P> Market<P> {
-    /// [`Market::bounds`], taken again (with [`Market::prices`]) if `resting` changed.
+    /// [`Market::bounds`], taken again (with [`Market::prices`], whose ends they are) if
+    /// `resting` changed.
     #[inline]
     fn resting_bounds(&mut self) -> [(i64, i64); 2] {
-        let taken = |resting: &[Resting<P>]| {
-            let mut b = [(i64::MAX, i64::MIN); 2];
-            for o in resting {
-                let s = &mut b[usize::from(o.side == Side::Ask)];
-                *s = (s.0.min(o.price), s.1.max(o.price));
-            }
-            b
-        };
         if let Some(b) = self.bounds {
-            debug_assert_eq!(
-                b,
-                taken(&self.resting),
+            debug_assert!(
+                self.prices
+                    .iter()
+                    .zip([Side::Bid, Side::Ask])
+                    .all(|(p, side)| self
+                        .resting
+                        .iter()
+                        .all(|o| o.side != side || p.binary_search(&o.price).is_ok())),
                 "resting changed without clearing its bounds"
             );
             return b;
         }
-        let b = taken(&self.resting);
-        for (k, prices) in self.prices.iter_mut().enumerate() {
+        let mut b = [(i64::MAX, i64::MIN); 2];
+        for (k, side) in [Side::Bid, Side::Ask].into_iter().enumerate() {
+            let prices = &mut self.prices[k];
             prices.clear();
-            let side = if k == 0 { Side::Bid } else { Side::Ask };
             prices.extend(
                 self.resting
                     .iter()
@@ -80,6 +78,9 @@ impl<P> Market<P> {
             );
             prices.sort_unstable();
             prices.dedup();
+            if let (Some(&lo), Some(&hi)) = (prices.first(), prices.last()) {
+                b[k] = (lo, hi);
+            }
         }
         self.bounds = Some(b);
         b
@@ -157,7 +158,10 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                     top: BboOverlay::default(),
                     resting: Vec::with_capacity(MAX_OPEN_ORDERS),
                     bounds: None,
-                    prices: [Vec::new(), Vec::new()],
+                    prices: [
+                        Vec::with_capacity(MAX_OPEN_ORDERS),
+                        Vec::with_capacity(MAX_OPEN_ORDERS),
+                    ],
                     book_units_per_lot: 1,
                 })
                 .collect(),
