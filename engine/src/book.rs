@@ -80,25 +80,20 @@ impl BookSide {
         self.levels = 0;
     }
 
+    /// Branch-free: whether a level appears, changes or goes is data (a recorded message mixes
+    /// all three unpredictably), so the bitmaps are rewritten with masks instead of branches.
     #[inline]
     fn set(&mut self, i: usize, q: i64) {
         let was = self.qty[i] > 0;
+        let now = q > 0;
         self.qty[i] = q;
-        let w = i / 64;
-        let bit = 1u64 << (i % 64);
-        if q > 0 {
-            if !was {
-                self.levels += 1;
-                self.bits[w] |= bit;
-                self.summary[w / 64] |= 1u64 << (w % 64);
-            }
-        } else if was {
-            self.levels -= 1;
-            self.bits[w] &= !bit;
-            if self.bits[w] == 0 {
-                self.summary[w / 64] &= !(1u64 << (w % 64));
-            }
-        }
+        let (w, b) = (i / 64, i % 64);
+        let word = (self.bits[w] & !(1u64 << b)) | (u64::from(now) << b);
+        self.bits[w] = word;
+        let (s, sb) = (w / 64, w % 64);
+        self.summary[s] = (self.summary[s] & !(1u64 << sb)) | (u64::from(word != 0) << sb);
+        // `was` means the level was counted, so this never goes below zero.
+        self.levels = self.levels + usize::from(now) - usize::from(was);
     }
 
     /// Highest occupied index `<= i`.
@@ -277,13 +272,12 @@ impl OrderBook {
         }
         let i = off as usize;
         match side {
+            // A level that stays or appears can only improve the best (a select, no branch);
+            // only the best level going (rare) searches the bitmap.
             Side::Bid => {
                 self.bids.set(i, qty);
-                if qty > 0 {
-                    if price > self.best_bid {
-                        self.best_bid = price;
-                    }
-                } else if price == self.best_bid {
+                self.best_bid = self.best_bid.max(if qty > 0 { price } else { NO_BID });
+                if qty == 0 && price == self.best_bid {
                     self.best_bid = match self.bids.highest_at_or_below(i) {
                         Some(j) => self.base + j as i64,
                         None => NO_BID,
@@ -292,11 +286,8 @@ impl OrderBook {
             }
             Side::Ask => {
                 self.asks.set(i, qty);
-                if qty > 0 {
-                    if price < self.best_ask {
-                        self.best_ask = price;
-                    }
-                } else if price == self.best_ask {
+                self.best_ask = self.best_ask.min(if qty > 0 { price } else { NO_ASK });
+                if qty == 0 && price == self.best_ask {
                     self.best_ask = match self.asks.lowest_at_or_above(i) {
                         Some(j) => self.base + j as i64,
                         None => NO_ASK,
