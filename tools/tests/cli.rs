@@ -10,11 +10,15 @@ fn data(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// The binary, its event cache in this test process's own cache home (not the user's).
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ringmaker"));
+    c.env("XDG_CACHE_HOME", test_support::isolated_cache_home());
+    c
+}
+
 fn ringmaker(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringmaker"))
-        .args(args)
-        .output()
-        .expect("run ringmaker")
+    bin().args(args).output().expect("run ringmaker")
 }
 
 fn summary_value(stderr: &str, key: &str) -> u64 {
@@ -538,7 +542,7 @@ fn a_closed_stdout_ends_every_command_quietly() {
         ],
     ];
     for args in commands {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        let mut child = bin()
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -924,7 +928,7 @@ fn out_is_replaced_only_by_a_successful_run_and_never_loses_a_users_files() {
     // Two runs into one --out at once: one of them is refused (the lock), the survivor's journal
     // replays.
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        bin()
             .args([
                 "run",
                 "--paper",
@@ -1086,7 +1090,7 @@ fn an_unwritable_stdout_is_a_clear_error() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let r = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        let r = bin()
             .args(&args)
             .stdout(Stdio::from(full))
             .output()
@@ -1262,7 +1266,7 @@ fn data_bindings_on_the_command_line() {
 
     // A file named `BTCUSDT=copy.gz` (BTCUSDT is the default config's symbol) given plainly.
     std::fs::copy(&usdm, tmp.join("BTCUSDT=copy.gz")).unwrap();
-    let r = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+    let r = bin()
         .current_dir(tmp.path())
         .args([
             "backtest",

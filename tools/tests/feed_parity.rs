@@ -18,6 +18,7 @@ fn s(p: &Path) -> String {
 
 fn ringmaker(args: &[String]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        .env("XDG_CACHE_HOME", test_support::isolated_cache_home())
         .args(args)
         .output()
         .expect("run ringmaker");

@@ -58,6 +58,14 @@ impl TempDir {
     }
 }
 
+/// A cache home (`XDG_CACHE_HOME`) of this test process's own, empty at first and removed at
+/// exit: a `ringmaker` the tests start writes its event cache there, not into the user's
+/// `~/.cache`.
+pub fn isolated_cache_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| TempDir::new("cache-home").keep_until_exit())
+}
+
 static AT_EXIT_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn lock_exit_list() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {

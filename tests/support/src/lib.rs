@@ -10,7 +10,7 @@
 pub mod alloc;
 mod fs;
 
-pub use fs::TempDir;
+pub use fs::{isolated_cache_home, TempDir};
 
 use std::path::PathBuf;
 
