@@ -269,11 +269,25 @@ pub(crate) fn build_ladders(
     }
 }
 
-/// `x.saturating_mul(k)`, skipping the 256-bit product for `k = 1` (the same bits: `x`).
+/// `x.saturating_mul(k)`, skipping the 256-bit product for `k = 1` (the same bits: `x`), and
+/// taking it from four 64-bit products when both are non-negative with integer parts below
+/// 2³² and 2³¹ (every distance and scale a config gives): the product's bits are then at most
+/// 2¹²⁷ − 2³², so no sign, carry-out or saturation needs handling, and the floor of the exact
+/// product is what the fixed-point multiply gives.
 #[inline]
 fn times(x: Fx, k: Fx) -> Fx {
     if k == Fx::ONE {
-        x
+        return x;
+    }
+    let (a, b) = (x.to_bits(), k.to_bits());
+    if a >= 0 && b >= 0 && (a >> 64) < (1 << 32) && (b >> 64) < (1 << 31) {
+        let (ah, al) = ((a >> 64) as u64, a as u64);
+        let (bh, bl) = ((b >> 64) as u64, b as u64);
+        let bits = (u128::from(ah * bh) << 64)
+            + u128::from(ah) * u128::from(bl)
+            + u128::from(al) * u128::from(bh)
+            + ((u128::from(al) * u128::from(bl)) >> 64);
+        Fx::from_bits(bits as i128)
     } else {
         x.saturating_mul(k)
     }
@@ -610,5 +624,28 @@ cancel_budget_per_min = 50
         let (b0, a0) = (b.as_slice()[0].price, a.as_slice()[0].price);
         assert_eq!((b0, a0), (995, 1006));
         assert!(a0 - b0 >= 11);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn times_is_the_saturating_fixed_point_product(
+            a in proptest::prop_oneof![
+                proptest::num::i128::ANY,
+                0i128..(1i128 << 96),
+                0i128..(1i128 << 72),
+                proptest::strategy::Just(1i128 << 64),
+                ((1i128 << 96) - 1000)..((1i128 << 96) + 1000),
+            ],
+            b in proptest::prop_oneof![
+                proptest::num::i128::ANY,
+                0i128..(1i128 << 95),
+                0i128..(1i128 << 70),
+                proptest::strategy::Just(1i128 << 64),
+                ((1i128 << 95) - 1000)..((1i128 << 95) + 1000),
+            ],
+        ) {
+            let (x, k) = (Fx::from_bits(a), Fx::from_bits(b));
+            proptest::prop_assert_eq!(times(x, k), x.saturating_mul(k));
+        }
     }
 }
