@@ -156,17 +156,17 @@ impl<R: Recorder> Deferred<R> {
 
     #[inline]
     fn hold(&mut self, s: Sent) {
-        if self.held.others.len() == self.held.others.capacity() {
+        if self.held.others_full() {
             self.flush();
         }
-        self.held.others.push((self.held.events.len(), s));
+        self.held.push_other(s);
     }
 }
 
 impl<R: Recorder> Recorder for Deferred<R> {
     #[inline]
     fn event(&mut self, ev: &Event) {
-        if self.held.events.len() == self.held.events.capacity() {
+        if self.held.events_full() {
             self.flush();
         }
         self.held.events.push(*ev);
@@ -221,6 +221,24 @@ impl Load {
             events: Vec::with_capacity(n),
             others: Vec::with_capacity(n),
         }
+    }
+
+    /// Whether another event would make `events` grow (the owner hands the load on first).
+    #[inline]
+    fn events_full(&self) -> bool {
+        self.events.len() == self.events.capacity()
+    }
+
+    /// Whether another record would make `others` grow.
+    #[inline]
+    fn others_full(&self) -> bool {
+        self.others.len() == self.others.capacity()
+    }
+
+    /// A record other than an event, placed after the events given so far.
+    #[inline]
+    fn push_other(&mut self, s: Sent) {
+        self.others.push((self.events.len(), s));
     }
 
     /// Hands everything to `r`, in the order it was given; leaves the load empty.
@@ -320,10 +338,10 @@ impl<R: Recorder + Send + 'static> Threaded<R> {
 
     #[inline]
     fn send(&mut self, s: Sent) {
-        if self.load.others.len() == self.load.others.capacity() {
+        if self.load.others_full() {
             self.hand_over();
         }
-        self.load.others.push((self.load.events.len(), s));
+        self.load.push_other(s);
     }
 
     /// Hands over what is buffered, waits for the writer to record it all, and returns the
@@ -356,7 +374,7 @@ impl<R: Recorder + Send + 'static> Drop for Threaded<R> {
 impl<R: Recorder + Send + 'static> Recorder for Threaded<R> {
     #[inline]
     fn event(&mut self, ev: &Event) {
-        if self.load.events.len() == self.load.events.capacity() {
+        if self.load.events_full() {
             self.hand_over();
         }
         self.load.events.push(*ev);
