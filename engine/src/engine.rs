@@ -506,6 +506,18 @@ impl Engine {
                 None => self.stats.malformed += 1,
             },
             EventKind::ReconcilePosition => match ev.as_reconcile_position() {
+                // The position right after a fill, in stream order: it holds every fill
+                // reported before it and none after, so from here on every fill reported
+                // moves the position, even one in the snapshot's venue millisecond. One older
+                // than the last snapshot would undo fills the snapshot holds.
+                Some(v) if v.streamed => {
+                    if ev.venue_time_ns >= inst.pos_as_of_venue_ns {
+                        reconcile::venue_position(inst, &v, &mut self.stats);
+                        inst.pos_as_of_venue_ns = 0;
+                    } else {
+                        self.stats.stale_streamed_positions += 1;
+                    }
+                }
                 Some(v) => {
                     reconcile::venue_position(inst, &v, &mut self.stats);
                     inst.pos_as_of_venue_ns = inst.pos_as_of_venue_ns.max(ev.venue_time_ns);

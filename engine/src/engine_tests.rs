@@ -847,6 +847,7 @@ fn reconcile_adopts_the_venue_position_and_records_the_correction() {
     let p = VenuePosition {
         qty: 3,
         entry_price: 999,
+        streamed: false,
     };
     e.on_event(&Event::reconcile_position(0, 0, 2 * MS, p), &mut o);
     let pos = *e.instrument(0).unwrap().position;
@@ -860,6 +861,7 @@ fn reconcile_adopts_the_venue_position_and_records_the_correction() {
     let same = VenuePosition {
         qty: 3,
         entry_price: 1_000,
+        streamed: false,
     };
     e.on_event(&Event::reconcile_position(0, 0, 3 * MS, same), &mut o);
     assert_eq!(e.instrument(0).unwrap().position.cost, 2_997);
@@ -880,6 +882,7 @@ fn a_fill_reported_after_the_venue_position_that_holds_it_is_not_counted_twice()
     let pos = VenuePosition {
         qty: 1,
         entry_price: px,
+        streamed: false,
     };
     e.on_event(&Event::reconcile_position(0, p_ns, 2 * MS, pos), &mut o);
     assert_eq!(e.instrument(0).unwrap().position.qty, 1);
@@ -895,6 +898,62 @@ fn a_fill_reported_after_the_venue_position_that_holds_it_is_not_counted_twice()
     e.on_event(&Event::exec(0, p_ns + 1, 4 * MS, later), &mut o);
     assert_eq!(e.instrument(0).unwrap().position.qty, 2);
     assert_eq!(e.stats().fills_in_venue_position, 1);
+}
+
+/// A snapshot's venue time is a millisecond: a fill done in the same millisecond after it is
+/// taken for one it holds. The account update that follows that fill on the user stream (the
+/// position right after it) puts it right, and from then on every fill reported moves the
+/// position; a streamed position older than the snapshot is not applied.
+#[test]
+fn the_streamed_position_after_a_fill_settles_a_fill_in_the_snapshots_millisecond() {
+    let (mut e, mut o, cid, px) = working();
+    let p_ns = 50 * MS;
+    let at = |qty, streamed| VenuePosition {
+        qty,
+        entry_price: px,
+        streamed,
+    };
+    e.on_event(
+        &Event::reconcile_position(0, p_ns, 2 * MS, at(1, false)),
+        &mut o,
+    );
+    // An update from before the snapshot (held while it was asked for): not applied.
+    e.on_event(
+        &Event::reconcile_position(0, p_ns - MS, 3 * MS, at(0, true)),
+        &mut o,
+    );
+    assert_eq!(e.instrument(0).unwrap().position.qty, 1);
+    assert_eq!(e.stats().stale_streamed_positions, 1);
+    // Fill 1 at P is in the snapshot; fill 2 happened at P too, after it was taken.
+    let one = ExecReport::new(ExecKind::PartialFill, cid, px, 1, 1);
+    e.on_event(&Event::exec(0, p_ns, 4 * MS, one), &mut o);
+    let two = ExecReport::new(ExecKind::PartialFill, cid, px, 1, 2);
+    e.on_event(&Event::exec(0, p_ns, 5 * MS, two), &mut o);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 1);
+    assert_eq!(e.stats().fills_in_venue_position, 2);
+    // The account update after fill 2: two lots.
+    e.on_event(
+        &Event::reconcile_position(0, p_ns, 6 * MS, at(2, true)),
+        &mut o,
+    );
+    assert_eq!(e.instrument(0).unwrap().position.qty, 2);
+    assert_eq!(e.stats().reconcile_position_corrections, 2);
+    // Fill 3 in the same millisecond moves it, and its update agrees: no correction.
+    let orders = &e.instrument(0).unwrap().orders;
+    let next = orders
+        .open()
+        .find(|x| x.side == Side::Bid && x.client_order_id != cid);
+    let (cid3, px3) = next.map(|x| (x.client_order_id, x.price)).unwrap();
+    let three = ExecReport::new(ExecKind::PartialFill, cid3, px3, 1, 1);
+    e.on_event(&Event::exec(0, p_ns, 7 * MS, three), &mut o);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 3);
+    e.on_event(
+        &Event::reconcile_position(0, p_ns, 8 * MS, at(3, true)),
+        &mut o,
+    );
+    assert_eq!(e.stats().reconcile_position_corrections, 2);
+    assert_eq!(e.stats().fills_in_venue_position, 2);
+    assert_eq!(e.stats().stale_streamed_positions, 1);
 }
 
 #[test]

@@ -542,6 +542,10 @@ pub struct VenuePosition {
     pub qty: i64,
     /// Average entry price, ticks (rounded to the tick at the edge; 0 when flat).
     pub entry_price: i64,
+    /// `false`: a snapshot (taken by asking the venue), holding every fill done by its venue
+    /// time. `true`: from the user stream (an account update, which follows the report of the
+    /// fill that caused it), the position right after that fill.
+    pub streamed: bool,
 }
 
 impl Event {
@@ -703,7 +707,7 @@ impl Event {
         p: VenuePosition,
     ) -> Event {
         let mut e = Event::new(EventKind::ReconcilePosition, instrument, venue_ns, local_ns);
-        e.body = [p.qty, p.entry_price, 0, 0, 0];
+        e.body = [p.qty, p.entry_price, i64::from(p.streamed), 0, 0];
         e
     }
 
@@ -791,6 +795,7 @@ impl Event {
         (self.kind == EventKind::ReconcilePosition).then(|| VenuePosition {
             qty: self.body[0],
             entry_price: self.body[1],
+            streamed: self.body[2] != 0,
         })
     }
 
@@ -1181,11 +1186,18 @@ mod tests {
         let p = VenuePosition {
             qty: -7,
             entry_price: 618_000,
+            streamed: false,
         };
         let e = Event::reconcile_position(1, 2, 3, p);
         assert_eq!(e.as_reconcile_position(), Some(p));
         assert_eq!(e.as_reconcile_order(), None);
-        for ev in [e, Event::reconcile_order(1, 2, 3, o)] {
+        let streamed = VenuePosition {
+            streamed: true,
+            ..p
+        };
+        let s = Event::reconcile_position(1, 2, 3, streamed);
+        assert_eq!(s.as_reconcile_position(), Some(streamed));
+        for ev in [e, s, Event::reconcile_order(1, 2, 3, o)] {
             assert_eq!(Event::from_bytes(&ev.to_bytes()), Some(ev));
         }
         assert_eq!(EventKind::from_u8(10), Some(EventKind::ReconcileOrder));

@@ -56,6 +56,9 @@ pub struct EngineStats {
     /// Fill reports for fills the venue's position already held when it was taken (done at or
     /// before its time): the order completed, the position left as the venue gave it.
     pub fills_in_venue_position: u64,
+    /// Streamed positions (the user stream's account updates) older than the last snapshot
+    /// taken: not applied, the snapshot holds their fills and any after them.
+    pub stale_streamed_positions: u64,
     /// Reconciliation: orders of ours open at the venue taken over as working orders
     /// (`[engine] adopt_unknown_orders`).
     pub reconcile_adopted: u64,

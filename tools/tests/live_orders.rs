@@ -470,6 +470,10 @@ fn under_venue_faults_every_order_is_accounted_for_and_no_id_is_sent_twice() {
     let entry = summary_line(&stdout, "order entry");
     let links = summary_line(&stdout, "venue links");
     assert!(count_before(entry, "status queries") > 0, "{entry}");
+    // Every fill is followed by the position after it, which the engine checks its own against.
+    if count_before(entry, "fills") > 0 {
+        assert!(count_before(entry, "positions streamed") > 0, "{entry}");
+    }
     assert!(count_before(links, "lost") >= 2, "{links}");
     assert!(count_before(links, "listenKey expiries") >= 1, "{links}");
     assert!(count_before(links, "reconciliations") >= 3, "{links}");

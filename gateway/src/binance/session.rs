@@ -35,6 +35,10 @@
 //! - The position a reconciliation takes carries its venue time (`positionRisk`'s
 //!   `updateTime`): a fill done by then is in it, so its report, held during the reconciliation
 //!   or simply late, completes the engine's order without moving the engine's position again.
+//!   That time is a millisecond, so a fill done in it just after the snapshot looks held too:
+//!   each `ACCOUNT_UPDATE` on the user stream (the position right after a fill, sent after that
+//!   fill's report) goes to the engine as a *streamed* position, which settles it; one older
+//!   than the snapshot is not applied.
 //!
 //! # Rate limits
 //!
@@ -188,6 +192,8 @@ pub struct SessionStats {
     pub cancel_rejects: u64,
     /// Fills (user stream `TRADE` reports).
     pub fills: u64,
+    /// Positions from the user stream's `ACCOUNT_UPDATE`s passed to the engine.
+    pub streamed_positions: u64,
     /// Places refused locally: the WebSocket API was down or unreconciled.
     pub refused_down: u64,
     /// Places refused locally: a rate limit's headroom, a 429 back-off or a full in-flight table.
@@ -987,6 +993,29 @@ impl<S: Signer> Session<S> {
                     }
                 }
             }
+            // The position right after a fill, in the stream's order (after that fill's
+            // report): it settles a fill the last snapshot's millisecond made ambiguous.
+            UserEvent::Account(a) => {
+                let venue_ns = a.transaction_time_ms.max(0).saturating_mul(1_000_000);
+                for p in a.positions() {
+                    if p.side != wire::PositionSide::Both {
+                        // Hedge mode: not a position this engine keeps.
+                        self.stats.decode_errors += 1;
+                        continue;
+                    }
+                    let v = VenuePosition {
+                        qty: p.qty,
+                        entry_price: p.entry_price,
+                        streamed: true,
+                    };
+                    let ev = Event::reconcile_position(p.instrument, venue_ns, now_ns, v);
+                    self.stats.streamed_positions += 1;
+                    match self.phase {
+                        Phase::Reconciling { .. } => self.held_reports.push(ev),
+                        _ => self.out_buf.push(ev),
+                    }
+                }
+            }
             UserEvent::ListenKeyExpired { .. } => {
                 self.stats.key_expiries += 1;
                 self.user_key = None;
@@ -1046,11 +1075,13 @@ impl<S: Signer> Session<S> {
             None => Some(VenuePosition {
                 qty: 0,
                 entry_price: 0,
+                streamed: false,
             }),
             Some(p) => match signed_lots(inst, &p.position_amt) {
                 Some(0) => Some(VenuePosition {
                     qty: 0,
                     entry_price: 0,
+                    streamed: false,
                 }),
                 // The entry price is an average: off the grid, to the nearest tick.
                 Some(q) => wire::ticks_nearest(inst, &p.entry_price)
@@ -1058,6 +1089,7 @@ impl<S: Signer> Session<S> {
                     .map(|px| VenuePosition {
                         qty: q,
                         entry_price: px,
+                        streamed: false,
                     }),
                 None => None,
             },

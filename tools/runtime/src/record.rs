@@ -506,7 +506,8 @@ pub fn describe_event(e: &Event) -> String {
         );
     }
     if let Some(p) = e.as_reconcile_position() {
-        return format!("{head} qty={} entry_px={}", p.qty, p.entry_price);
+        let from = if p.streamed { " streamed" } else { "" };
+        return format!("{head} qty={} entry_px={}{from}", p.qty, p.entry_price);
     }
     if let Some(r) = e.as_clock_reading() {
         let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{:.3}", v as f64 / 1e6));
@@ -767,9 +768,16 @@ mod tests {
         let p = engine::VenuePosition {
             qty: -3,
             entry_price: 99,
+            streamed: false,
         };
         let d = describe_event(&Event::reconcile_position(0, 0, 0, p));
         assert_eq!(d, "ReconcilePosition inst=0 qty=-3 entry_px=99");
+        let s = engine::VenuePosition {
+            streamed: true,
+            ..p
+        };
+        let d = describe_event(&Event::reconcile_position(0, 0, 0, s));
+        assert_eq!(d, "ReconcilePosition inst=0 qty=-3 entry_px=99 streamed");
     }
 
     #[test]

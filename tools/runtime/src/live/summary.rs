@@ -273,9 +273,9 @@ impl Summary {
         if let Some(v) = &self.session {
             let _ = writeln!(
                 s,
-                "  order entry      {} places ({} accepted, {} rejected of which {} post-only, {} refused down, {} refused for limits), {} cancels ({} refused), {} fills, {} status queries",
+                "  order entry      {} places ({} accepted, {} rejected of which {} post-only, {} refused down, {} refused for limits), {} cancels ({} refused), {} fills, {} positions streamed, {} status queries",
                 v.places, v.accepted, v.rejected, v.post_only_rejects, v.refused_down, v.refused_limits,
-                v.cancels, v.cancel_rejects, v.fills, v.status_queries
+                v.cancels, v.cancel_rejects, v.fills, v.streamed_positions, v.status_queries
             );
             let _ = writeln!(
                 s,
