@@ -12,6 +12,7 @@ use crate::event::Side;
 use crate::intent::{Mode, Sink, TimeInForce};
 use crate::limits::OrderBudget;
 use crate::orders::{OrderState, ORDER_SLOTS};
+use crate::pricer::Ladder;
 use crate::stats::EngineStats;
 
 /// Working orders of one side gathered for the diff: (price, cid, qty), sorted nearest first.
@@ -81,6 +82,72 @@ fn open_total(items: &[(i64, u64, i64)]) -> i64 {
         items.iter().fold(0i64, |a, w| a.saturating_add(w.2))
     } else {
         sum.min(i128::from(i64::MAX)) as i64
+    }
+}
+
+/// What the diff depends on besides the ladders, when it finds nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct QuietKey {
+    /// Fair value's whole ticks (distances and the tolerance's growth are taken from it).
+    fv: Option<i64>,
+    /// The tolerance, ticks.
+    tol: i64,
+    mode: Mode,
+    pos: i64,
+    /// What a spot account can still trade.
+    room: (i64, i64),
+    /// [`crate::orders::OrderTable::version`]: the working orders, their states and sizes.
+    orders: u64,
+}
+
+/// The last diff of an instrument that had nothing to do: every desired layer covered by a
+/// kept order, nothing to cancel. Such a diff changes nothing (no intent, no counter, no
+/// budget, no order), and the diff is a function of the ladders and the key, so a diff with
+/// the same ladders and key would again do nothing: it is skipped. Most requotes are that
+/// case (fair value moves on nearly every depth message; its whole-tick ladders mostly do not).
+#[derive(Debug, Clone)]
+pub(crate) struct QuietDiff {
+    valid: bool,
+    key: QuietKey,
+    bids: Ladder,
+    asks: Ladder,
+}
+
+impl QuietDiff {
+    /// Nothing remembered.
+    pub(crate) fn new() -> QuietDiff {
+        QuietDiff {
+            valid: false,
+            key: QuietKey {
+                fv: None,
+                tol: 0,
+                mode: Mode::Halted,
+                pos: 0,
+                room: (0, 0),
+                orders: 0,
+            },
+            bids: Ladder::default(),
+            asks: Ladder::default(),
+        }
+    }
+
+    /// Forgets it (the instrument's config changed).
+    pub(crate) fn forget(&mut self) {
+        self.valid = false;
+    }
+
+    /// Whether a quiet diff is remembered.
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> bool {
+        self.valid
+    }
+
+    #[inline]
+    fn holds(&self, key: &QuietKey, bids: &Ladder, asks: &Ladder) -> bool {
+        self.valid
+            && self.key == *key
+            && self.bids.as_slice() == bids.as_slice()
+            && self.asks.as_slice() == asks.as_slice()
     }
 }
 
@@ -189,16 +256,27 @@ pub(crate) fn diff(
         let d = fv.map_or(0, |fv| price.saturating_sub(fv).saturating_abs());
         tol.saturating_add(growth_ticks(growth, d.saturating_sub(d0).max(0)))
     };
-    // Per side: which desired layers are already covered by a kept order.
-    let mut covered = [[false; MAX_LAYERS]; 2];
-    let Scratch { working, cancels } = scratch;
-    // Orders not wanted any more, both sides, spent on in priority order below.
-    cancels.len = 0;
     // What a spot account can still trade (unbounded for derivatives).
     let room = match inst.fair_value {
         Some(fv) => crate::risk::balance_room(inst, fv),
         None => (i64::MAX, i64::MAX),
     };
+    let key = QuietKey {
+        fv,
+        tol,
+        mode,
+        pos: inst.pos.qty,
+        room,
+        orders: inst.orders.version(),
+    };
+    if inst.quiet.holds(&key, &inst.bids, &inst.asks) {
+        return;
+    }
+    // Per side: which desired layers are already covered by a kept order.
+    let mut covered = [[false; MAX_LAYERS]; 2];
+    let Scratch { working, cancels } = scratch;
+    // Orders not wanted any more, both sides, spent on in priority order below.
+    cancels.len = 0;
     for side in [Side::Bid, Side::Ask] {
         gather(inst, side, working);
         let desired = match side {
@@ -331,6 +409,14 @@ pub(crate) fn diff(
     }
     // Places, alternating sides from the touch outwards.
     let (nb, na) = (inst.bids.as_slice().len(), inst.asks.as_slice().len());
+    let quiet = cancels.len == 0 && covered[0][..nb].iter().chain(&covered[1][..na]).all(|&c| c);
+    inst.quiet.valid = quiet;
+    if quiet {
+        inst.quiet.key = key;
+        inst.quiet.bids.copy_from(&inst.bids);
+        inst.quiet.asks.copy_from(&inst.asks);
+        return;
+    }
     let cap = inst.cfg.batch_cap;
     let pos = inst.pos.qty;
     let (can_buy, can_sell) = room;

@@ -143,6 +143,8 @@ pub(crate) struct Inst {
     pub(crate) bids: Ladder,
     /// Desired asks of the current requote, nearest the touch first.
     pub(crate) asks: Ladder,
+    /// The last diff that had nothing to do, to skip the same one again.
+    pub(crate) quiet: diff::QuietDiff,
     /// The latest mark price and funding (`EventKind::MarkPrice`); `None` until one arrives.
     pub(crate) mark: Option<MarkState>,
     /// The adaptive-spread estimators (`[instrument.quote.adapt]`).
@@ -219,6 +221,7 @@ impl Engine {
                 cancel_budget: TokenBucket::new(c.cancel_budget_per_min, MINUTE_NS),
                 bids: Ladder::default(),
                 asks: Ladder::default(),
+                quiet: diff::QuietDiff::new(),
                 mark: None,
                 adapt: c.adapt.as_ref().map(AdaptState::new),
             })
@@ -263,6 +266,7 @@ impl Engine {
                 inst.adapt = new.adapt.as_ref().map(AdaptState::new);
             }
             inst.cfg = new.clone();
+            inst.quiet.forget();
             inst.dirty = true;
         }
         for (k, limits) in cfg.venue_limits.iter().enumerate() {

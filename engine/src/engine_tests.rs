@@ -1692,3 +1692,111 @@ fn a_reload_changes_the_adaptive_spreads_live() {
     e.on_batch_end(&mut o);
     assert_eq!(desired_best(&e), [Some(998), Some(1003)]);
 }
+
+/// The diff skipped after one that had nothing to do ([`diff::QuietDiff`]) is exact: an engine
+/// that remembers quiet diffs and one that forgets them before every requote see the same
+/// events (book moves, acks, partial and whole fills, cancels confirmed, time) and give the same
+/// intents, mode changes, counters and positions, step by step.
+mod quiet_diff {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn step(e: &mut Engine, o: &mut Out, ev: &Event, forget: bool) {
+        e.on_event(ev, o);
+        if forget {
+            e.insts[0].quiet.forget();
+        }
+        e.on_batch_end(o);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn skipping_a_quiet_diff_changes_nothing(
+            actions in proptest::collection::vec((0u8..6, any::<u8>(), any::<u8>()), 1..300),
+        ) {
+            let (mut a, mut oa) = synced(0);
+            let (mut b, mut ob) = synced(0);
+            prop_assert_eq!(&oa.intents, &ob.intents);
+            let mut t = 0i64;
+            for (kind, x, y) in actions {
+                t += i64::from(y % 50) * MS / 10;
+                let ev = match kind {
+                    // A level near the touch appears, changes or goes.
+                    0 | 1 => {
+                        let side = if x % 2 == 0 { Side::Bid } else { Side::Ask };
+                        let base = if side == Side::Bid { 1000 } else { 1001 };
+                        let px = base + i64::from(x % 9) - 4;
+                        level(side, px, i64::from(y % 4) * 10, t, true)
+                    }
+                    // The oldest intent not answered yet is answered: an ack, or a cancel done.
+                    2 | 3 => match oa.intents.first().copied() {
+                        Some(i) => {
+                            oa.intents.remove(0);
+                            let k = if i.kind == IntentKind::Place {
+                                ExecKind::Ack
+                            } else {
+                                ExecKind::Canceled
+                            };
+                            Event::exec(0, 0, t, ExecReport::new(k, i.client_order_id, 0, 0, 0))
+                        }
+                        None => Event::timer(t),
+                    },
+                    // A fill of an open order: one lot, or the rest of it.
+                    4 => {
+                        let open: Vec<crate::orders::Order> =
+                            a.insts[0].orders.open().copied().collect();
+                        match open.get(usize::from(x) % open.len().max(1)) {
+                            Some(o) => {
+                                let whole = y % 2 == 0 || o.remaining() <= 1;
+                                let (k, last) = if whole {
+                                    (ExecKind::Fill, o.remaining())
+                                } else {
+                                    (ExecKind::PartialFill, 1)
+                                };
+                                let r = ExecReport::new(
+                                    k, o.client_order_id, o.price, last, o.filled + last,
+                                );
+                                Event::exec(0, 0, t, r)
+                            }
+                            None => Event::timer(t),
+                        }
+                    }
+                    _ => Event::timer(t),
+                };
+                let (from_a, from) = (oa.intents.len(), ob.intents.len());
+                step(&mut a, &mut oa, &ev, false);
+                step(&mut b, &mut ob, &ev, true);
+                // `oa` has the answered intents taken out; compare what this step added.
+                prop_assert_eq!(&oa.intents[from_a..], &ob.intents[from..]);
+                prop_assert_eq!(&oa.modes, &ob.modes);
+                prop_assert_eq!(a.stats(), b.stats());
+                prop_assert_eq!(a.insts[0].pos, b.insts[0].pos);
+                prop_assert_eq!(a.insts[0].orders.stats(), b.insts[0].orders.stats());
+            }
+        }
+    }
+
+    /// After a requote that had nothing to do, one with the same ladders is skipped; the first
+    /// change to the orders makes the diff run again.
+    #[test]
+    fn a_quiet_diff_is_remembered_until_the_orders_change() {
+        let (mut e, mut o) = synced(0);
+        ack_all(&mut e, &mut o, MS);
+        assert!(o.intents.is_empty());
+        assert!(e.insts[0].quiet.remembered());
+        // A level deep in the book: the ladders stay, the diff is skipped, nothing is sent.
+        e.on_event(&level(Side::Bid, 990, 7, 2 * MS, true), &mut o);
+        e.on_batch_end(&mut o);
+        assert!(o.intents.is_empty());
+        assert!(e.insts[0].quiet.remembered());
+        // A fill: the orders changed, the diff runs and replaces the filled layer.
+        let cid = e.insts[0].orders.open().next().unwrap().client_order_id;
+        let o1 = *e.insts[0].orders.get(cid).unwrap();
+        let r = ExecReport::new(ExecKind::Fill, cid, o1.price, o1.qty, o1.qty);
+        e.on_event(&Event::exec(0, 0, 3 * MS, r), &mut o);
+        e.on_batch_end(&mut o);
+        assert!(!o.intents.is_empty());
+        assert!(!e.insts[0].quiet.remembered());
+    }
+}

@@ -167,6 +167,8 @@ pub struct OrderTable {
     next_gen: u64,
     cursor: usize,
     stats: OrderStats,
+    /// Bumped by every call that may change the table ([`OrderTable::version`]).
+    version: u64,
 }
 
 impl OrderTable {
@@ -184,12 +186,20 @@ impl OrderTable {
             next_gen: 1,
             cursor: 0,
             stats: OrderStats::default(),
+            version: 0,
         }
     }
 
     /// Counters.
     pub fn stats(&self) -> OrderStats {
         self.stats
+    }
+
+    /// A number that changes whenever the table may have: every call that takes it mutably
+    /// moves it on, whether or not it changed anything. Equal versions mean an equal table.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// All slots (open and finished).
@@ -267,6 +277,7 @@ impl OrderTable {
 
     /// Records a new order and returns its client order id, or `None` if every slot is open.
     pub fn place(&mut self, side: Side, price: i64, qty: i64, tif: TimeInForce) -> Option<u64> {
+        self.version = self.version.wrapping_add(1);
         for k in 0..ORDER_SLOTS {
             let s = (self.cursor + k) % ORDER_SLOTS;
             if !self.slots[s].is_open() {
@@ -297,6 +308,7 @@ impl OrderTable {
 
     /// Marks a cancel as sent. Returns false if the order is not cancellable.
     pub fn cancel_sent(&mut self, cid: u64) -> bool {
+        self.version = self.version.wrapping_add(1);
         match self.slot_of(cid) {
             Some(s)
                 if matches!(
@@ -314,6 +326,7 @@ impl OrderTable {
 
     /// Marks every pending-new or live order as cancelling, calling `f` for each.
     pub fn cancel_all_open(&mut self, f: impl FnMut(&Order)) {
+        self.version = self.version.wrapping_add(1);
         self.cancel_open(false, None, f);
     }
 
@@ -325,6 +338,7 @@ impl OrderTable {
         keep: Option<u64>,
         mut f: impl FnMut(&Order),
     ) {
+        self.version = self.version.wrapping_add(1);
         for k in 0..self.open_len {
             let o = &mut self.slots[self.open_list[k] as usize];
             if (keep_adopted && o.adopted) || keep == Some(o.client_order_id) {
@@ -342,6 +356,7 @@ impl OrderTable {
     /// Never issues `cid` (an id of this instrument the venue reported, e.g. an earlier run's):
     /// new ids' generations start past it.
     pub(crate) fn reserve(&mut self, cid: u64) {
+        self.version = self.version.wrapping_add(1);
         if (cid >> 48) as InstrumentId == self.instrument {
             self.next_gen = self.next_gen.max((cid & GEN_MASK) + 1);
         }
@@ -352,6 +367,7 @@ impl OrderTable {
     /// False (nothing changed) when its slot holds an open order, the id is another
     /// instrument's, or the venue's figures are not those of a working order.
     pub(crate) fn adopt(&mut self, v: &VenueOrder) -> bool {
+        self.version = self.version.wrapping_add(1);
         let cid = v.client_order_id;
         if (cid >> 48) as InstrumentId != self.instrument
             || !v.open
@@ -384,6 +400,7 @@ impl OrderTable {
 
     /// Quoting resumed: adopted orders are ordinary ones from here on.
     pub(crate) fn adopted_seen(&mut self) {
+        self.version = self.version.wrapping_add(1);
         for k in 0..self.open_len {
             self.slots[self.open_list[k] as usize].adopted = false;
         }
@@ -393,6 +410,7 @@ impl OrderTable {
     /// missed (at the order's price), closes it if the venue no longer has it open, and treats an
     /// open order still pending-new as acknowledged.
     pub(crate) fn reconcile(&mut self, v: &VenueOrder) -> Reconciled {
+        self.version = self.version.wrapping_add(1);
         let Some(s) = self.slot_of(v.client_order_id) else {
             return Reconciled::Unknown;
         };
@@ -429,6 +447,7 @@ impl OrderTable {
 
     /// Applies an execution report.
     pub fn on_report(&mut self, r: &ExecReport) -> ReportOutcome {
+        self.version = self.version.wrapping_add(1);
         let Some(s) = self.slot_of(r.client_order_id) else {
             self.stats.unknown_reports += 1;
             return ReportOutcome::Unknown;

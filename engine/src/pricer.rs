@@ -37,6 +37,14 @@ impl Ladder {
         &self.layers[..self.len]
     }
 
+    /// Makes this ladder a copy of `other` (its layers only, not the unused room).
+    #[inline]
+    pub(crate) fn copy_from(&mut self, other: &Ladder) {
+        let n = other.len;
+        self.layers[..n].copy_from_slice(&other.layers[..n]);
+        self.len = n;
+    }
+
     /// Removes every layer.
     #[inline]
     pub(crate) fn clear(&mut self) {
