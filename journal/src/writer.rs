@@ -1029,3 +1029,37 @@ mod tests {
         assert!(w.next_segment_ready());
     }
 }
+
+#[cfg(test)]
+mod touch_tests {
+    use super::*;
+    use crate::test_util::{opts, TempDir};
+
+    /// Dirtying pages ahead (zeros written with `pwrite`, then a byte a page through the
+    /// mapping) starts exactly at the write position, mid-page included: the bytes written
+    /// before it stay, the bytes after it are zero, and the records read back.
+    #[test]
+    fn touching_ahead_keeps_what_is_written_and_zeroes_only_what_is_not() {
+        let d = TempDir::new("touch");
+        let mut w = Writer::create(d.path(), opts(1 << 16)).unwrap();
+        // Several records, ending mid-page.
+        for i in 0..40u8 {
+            w.append(1, i64::from(i), &[i | 0x80; 77]).unwrap();
+        }
+        let pos = w.pos;
+        assert_ne!(pos % 4096, 0);
+        w.cur.touched = 0; // as if nothing had been touched: the whole rest is zero-filled
+        w.housekeeping().unwrap();
+        let path = d.path().join(segment_file_name(0));
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes[pos..].iter().all(|&b| b == 0));
+        assert_eq!(&bytes[..pos], &w.cur.map[..pos]);
+        for i in 40..60u8 {
+            w.append(1, i64::from(i), &[i | 0x80; 77]).unwrap();
+        }
+        w.close_unsynced().unwrap();
+        let r = crate::reader::Reader::open(d.path(), crate::reader::RecoveryMode::Strict).unwrap();
+        let got: Vec<u8> = r.records().map(|r| r.unwrap().payload[0]).collect();
+        assert_eq!(got, (0..60u8).map(|i| i | 0x80).collect::<Vec<_>>());
+    }
+}
