@@ -2,9 +2,11 @@
 //! shipped USD-M recording, in HdrHistograms, with a per-stage split (pricing, risk, diff).
 //!
 //! Every depth update triggers a full requote of 18 layers a side (`configs/default.toml`): fair
-//! value, reservation price, both ladders, the risk clamp and the diff against working orders. A
-//! stand-in venue acknowledges places and confirms cancels before the next message, so the order
-//! table stays realistic.
+//! value, reservation price, both ladders, the risk clamp and the diff against working orders
+//! (skipped when the last diff found nothing to do and nothing it depends on changed since: the
+//! engine's quiet-diff rule, most requotes; the diff stage's p50 shows it). A stand-in venue
+//! acknowledges places and confirms cancels before the next message, so the order table stays
+//! realistic.
 //!
 //! Baseline in the same run: the cost of the two clock reads around an empty body (harness
 //! overhead), so the engine's numbers can be read net of it on any machine.
