@@ -125,8 +125,16 @@ fn flat_out_run_replays_identical() {
         line.contains(&format!("position {pos:.3} BTC")),
         "{line} vs {pos}"
     );
-    let valid = report["book"]["valid_share"].as_f64().unwrap();
-    assert!(valid > 0.99 && valid <= 1.0, "{valid}");
+    // Valid from the first sync to the end: never invalidated after it. The share is of wall
+    // time here (a paper run's clock), and the wait for the first snapshot is in it: flat out the
+    // run lasts about half a second, so a loaded machine that holds up the feed thread for
+    // 15 ms before the first sync takes 3 % off (seen in CI with the test binaries in parallel).
+    let book = &report["book"];
+    for k in ["gaps", "resyncs", "crossed", "stale_periods"] {
+        assert_eq!(book[k], 0, "{k}: {book}");
+    }
+    let valid = book["valid_share"].as_f64().unwrap();
+    assert!(valid > 0.9 && valid <= 1.0, "{valid}");
     assert_eq!(report["lines"]["read"], 93_954);
     // The figures that explain the PnL, from the journal as in a backtest.
     let split = &btc["pnl_decomposition"];
