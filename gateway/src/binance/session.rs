@@ -963,6 +963,17 @@ impl<S: Signer> Session<S> {
         }
     }
 
+    /// A report from the user stream, to the engine. While the snapshot is under way, held
+    /// until after it: a fill of an order the snapshot reports (an earlier run's, to be
+    /// adopted) must reach the engine after the order does, or it is dropped as unknown; and a
+    /// streamed position must come after the snapshot it is checked against.
+    fn push_report(&mut self, ev: Event) {
+        match self.phase {
+            Phase::Reconciling { .. } => self.held_reports.push(ev),
+            _ => self.out_buf.push(ev),
+        }
+    }
+
     fn on_user(&mut self, now_ns: i64) {
         let msg = self.user.message();
         let ev = match self.decoder.decode_user(msg, &self.table) {
@@ -983,14 +994,7 @@ impl<S: Signer> Session<S> {
                         self.stats.fills += 1;
                     }
                     let venue_ns = u.transaction_time_ms.saturating_mul(1_000_000);
-                    // While the snapshot is under way, after it: a fill of an order the
-                    // snapshot reports (an earlier run's, to be adopted) must reach the engine
-                    // after the order does, or it is dropped as unknown.
-                    let ev = Event::exec(u.instrument, venue_ns, now_ns, rep);
-                    match self.phase {
-                        Phase::Reconciling { .. } => self.held_reports.push(ev),
-                        _ => self.out_buf.push(ev),
-                    }
+                    self.push_report(Event::exec(u.instrument, venue_ns, now_ns, rep));
                 }
             }
             // The position right after a fill, in the stream's order (after that fill's
@@ -999,8 +1003,8 @@ impl<S: Signer> Session<S> {
                 let venue_ns = a.transaction_time_ms.max(0).saturating_mul(1_000_000);
                 for p in a.positions() {
                     if p.side != wire::PositionSide::Both {
-                        // Hedge mode: not a position this engine keeps.
-                        self.stats.decode_errors += 1;
+                        // Hedge mode's long or short leg: not a position this engine keeps.
+                        self.stats.unknown_reports += 1;
                         continue;
                     }
                     let v = VenuePosition {
@@ -1008,12 +1012,8 @@ impl<S: Signer> Session<S> {
                         entry_price: p.entry_price,
                         streamed: true,
                     };
-                    let ev = Event::reconcile_position(p.instrument, venue_ns, now_ns, v);
                     self.stats.streamed_positions += 1;
-                    match self.phase {
-                        Phase::Reconciling { .. } => self.held_reports.push(ev),
-                        _ => self.out_buf.push(ev),
-                    }
+                    self.push_report(Event::reconcile_position(p.instrument, venue_ns, now_ns, v));
                 }
             }
             UserEvent::ListenKeyExpired { .. } => {
