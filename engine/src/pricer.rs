@@ -228,12 +228,17 @@ pub(crate) fn build_ladders(
     } else {
         Fx::ZERO
     };
-    let n = cfg.layers.min(MAX_LAYERS);
+    let n = cfg.layers.min(MAX_LAYERS).min(cfg.layer_distance.len());
+    // Beyond layer 0, the grid's spacing, for every layer first: independent products, which
+    // the core overlaps when nothing else sits between them.
+    let mut beyond_of = [Fx::ZERO; MAX_LAYERS];
+    for (b, &dist) in beyond_of.iter_mut().zip(&cfg.layer_distance[..n]) {
+        *b = to_ticks(dist).saturating_sub(d0);
+    }
     // Both sides at the same distance from r (the same scale, no model): one distance a layer.
     let symmetric = shape.scale[0] == shape.scale[1] && first[0] == first[1];
-    for (k, &dist) in cfg.layer_distance.iter().enumerate().take(n) {
-        // Beyond layer 0, the grid's spacing (scaled).
-        let beyond = to_ticks(dist).saturating_sub(d0);
+    for (k, &beyond) in beyond_of[..n].iter().enumerate() {
+        // Its distance from r on side s: the spacing scaled, after layer 0's.
         let at = |s: usize| {
             first[s]
                 .saturating_add(times(beyond, shape.scale[s]))
