@@ -167,7 +167,8 @@ pub struct OrderTable {
     next_gen: u64,
     cursor: usize,
     stats: OrderStats,
-    /// Bumped by every call that may change the table ([`OrderTable::version`]).
+    /// Bumped by every call that may change the table ([`OrderTable::version`]): each
+    /// mutating method bumps it once, at its start (`cancel_all_open` through `cancel_open`).
     version: u64,
 }
 
@@ -326,7 +327,6 @@ impl OrderTable {
 
     /// Marks every pending-new or live order as cancelling, calling `f` for each.
     pub fn cancel_all_open(&mut self, f: impl FnMut(&Order)) {
-        self.version = self.version.wrapping_add(1);
         self.cancel_open(false, None, f);
     }
 

@@ -206,6 +206,9 @@ pub(crate) fn map_read(path: &Path) -> Result<Mmap, JournalError> {
 /// Size of the pages dirtied ahead of the writer (the smallest page size of the targets).
 const PAGE: usize = 4096;
 
+/// Cache line size of the targets.
+const LINE: usize = 64;
+
 /// Writes zeros over the bytes `[from, to)` of `file` (nothing if the range is empty), from a
 /// static run of zeros: no allocation. Stops at the first error.
 fn zero_fill(file: &File, mut from: usize, to: usize) {
@@ -218,8 +221,6 @@ fn zero_fill(file: &File, mut from: usize, to: usize) {
         from += n;
     }
 }
-/// Cache line size of the targets.
-const LINE: usize = 64;
 
 impl WritableSegment {
     /// Brings the cache lines of `[from, to)` into this core's cache by reading one byte of
