@@ -16,6 +16,9 @@ pub const MAX_OPEN_ORDERS: usize = 200;
 const REJECT_NEW_ORDER: i16 = -2010;
 /// Reject code for an order on a symbol the venue does not list (`-1121` invalid symbol).
 const REJECT_BAD_SYMBOL: i16 = -1121;
+/// Ticks above a side's lowest resting price that [`Market::marks`] covers: a side whose
+/// orders span more is looked up in [`Market::prices`] instead.
+const MARK_SPAN: i64 = 16_384;
 /// Intents in flight before the entry link grows.
 const ENTRY_CAPACITY: usize = 4096;
 
@@ -41,6 +44,14 @@ struct Market<P> {
     /// (valid while it is `Some`). A depth level at none of them moves no queue of ours, so
     /// most levels between our lowest and highest price skip the scan too. Capacity kept.
     prices: [Vec<i64>; 2],
+    /// The same prices as bits, a side's bit `p - lowest` set for each (taken with `bounds`)
+    /// when the side's orders span fewer than [`MARK_SPAN`] ticks: most depth levels inside
+    /// our bounds are at none of our prices, and one bit answers that without the search's
+    /// chain of dependent loads. Only the words of the prices set are cleared again.
+    marks: [Box<[u64]>; 2],
+    /// Which sides [`Market::marks`] holds, set with the last [`Market::prices`] (`None`: no
+    /// bits set).
+    bounds_marked: Option<[bool; 2]>,
     /// Market-data quantity units in one order lot (1 unless the book's grid is finer, as on
     /// spot): recorded quantities are turned into lots as they arrive, book levels and best
     /// bid/offer quantities rounded up (a part of a lot still takes its place in the queue and
@@ -66,7 +77,20 @@ impl<P> Market<P> {
             );
             return b;
         }
+        // The bits of the previous prices go first (their words only), while `bounds`
+        // still holds the lowest price they were set from.
+        if let Some(old) = self.bounds_marked {
+            for k in 0..2 {
+                if old[k] {
+                    let lo = self.prices[k].first().copied().unwrap_or(0);
+                    for &p in &self.prices[k] {
+                        self.marks[k][((p - lo) / 64) as usize] = 0;
+                    }
+                }
+            }
+        }
         let mut b = [(i64::MAX, i64::MIN); 2];
+        let mut marked = [false; 2];
         for (k, side) in [Side::Bid, Side::Ask].into_iter().enumerate() {
             let prices = &mut self.prices[k];
             prices.clear();
@@ -80,17 +104,33 @@ impl<P> Market<P> {
             prices.dedup();
             if let (Some(&lo), Some(&hi)) = (prices.first(), prices.last()) {
                 b[k] = (lo, hi);
+                if hi - lo < MARK_SPAN {
+                    marked[k] = true;
+                    for &p in prices.iter() {
+                        let i = (p - lo) as usize;
+                        self.marks[k][i / 64] |= 1 << (i % 64);
+                    }
+                }
             }
         }
         self.bounds = Some(b);
+        self.bounds_marked = Some(marked);
         b
     }
 
     /// Whether an order of ours rests at `price` on `side`; valid after
-    /// [`Market::resting_bounds`].
+    /// [`Market::resting_bounds`], for a `price` within that side's bounds.
     #[inline]
     fn rests_at(&self, side: Side, price: i64) -> bool {
-        self.prices[side as usize].binary_search(&price).is_ok()
+        let k = side as usize;
+        match (self.bounds, self.bounds_marked) {
+            (Some(b), Some(marked)) if marked[k] => {
+                let i = price.wrapping_sub(b[k].0);
+                // Outside the bounds (a caller's mistake) is simply not ours.
+                (0..MARK_SPAN).contains(&i) && self.marks[k][i as usize / 64] >> (i % 64) & 1 != 0
+            }
+            _ => self.prices[k].binary_search(&price).is_ok(),
+        }
     }
 
     /// The stored best bid/offer while it is newer than the depth book (by venue update id).
@@ -162,6 +202,8 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                         Vec::with_capacity(MAX_OPEN_ORDERS),
                         Vec::with_capacity(MAX_OPEN_ORDERS),
                     ],
+                    marks: [0, 1].map(|_| vec![0; MARK_SPAN as usize / 64].into_boxed_slice()),
+                    bounds_marked: None,
                     book_units_per_lot: 1,
                 })
                 .collect(),
@@ -598,6 +640,15 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
         (best_bid, best_ask): (Option<i64>, Option<i64>),
         t: i64,
     ) {
+        // Nothing of ours crosses unless the best ask is at or below our highest bid or the
+        // best bid at or above our lowest ask (most tops, on every best bid/offer): then the
+        // scan below would fill nothing.
+        let [bids, asks] = m.resting_bounds();
+        let may_cross =
+            best_ask.is_some_and(|a| a <= bids.1) || best_bid.is_some_and(|b| b >= asks.0);
+        if !may_cross {
+            return;
+        }
         let mut any_done = false;
         for o in m.resting.iter_mut() {
             let opposite = match o.side {
@@ -749,5 +800,78 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> crate::Venue for SimVenue<Q, L
 
     fn stats(&self) -> SimStats {
         SimVenue::stats(self)
+    }
+}
+
+#[cfg(test)]
+mod marks_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn market() -> Market<()> {
+        Market {
+            book: OrderBook::new(4096),
+            synced: true,
+            top: BboOverlay::default(),
+            resting: Vec::new(),
+            bounds: None,
+            prices: [Vec::new(), Vec::new()],
+            marks: [0, 1].map(|_| vec![0; MARK_SPAN as usize / 64].into_boxed_slice()),
+            bounds_marked: None,
+            book_units_per_lot: 1,
+        }
+    }
+
+    fn resting(side: Side, price: i64) -> Resting<()> {
+        Resting {
+            client_order_id: 0,
+            venue_order_id: 0,
+            side,
+            price,
+            qty: 1,
+            filled: 0,
+            queue: (),
+            traded_since_level: 0,
+        }
+    }
+
+    proptest! {
+        /// Through any sequence of order sets (narrow, and wider than the bits cover), a
+        /// price is ours exactly when an order of that side rests there: bits left from an
+        /// earlier set never answer for a later one.
+        #[test]
+        fn rests_at_is_membership(
+            sets in prop::collection::vec(
+                (prop::collection::vec((any::<bool>(), 0i64..40_000), 0..40), 0i64..3),
+                1..8,
+            ),
+            probes in prop::collection::vec(0i64..40_000, 64),
+        ) {
+            let mut m = market();
+            for (orders, spread) in sets {
+                m.resting.clear();
+                for (bid, off) in &orders {
+                    // A narrow set most of the time, one past the bits' span otherwise.
+                    let p = 1_000_000 + off / (1 + 8 * (2 - spread).max(0));
+                    m.resting.push(resting(if *bid { Side::Bid } else { Side::Ask }, p));
+                }
+                m.bounds = None;
+                let b = m.resting_bounds();
+                for side in [Side::Bid, Side::Ask] {
+                    let (lo, hi) = b[side as usize];
+                    for &q in &probes {
+                        let p = 1_000_000 + q / (1 + 8 * (2 - spread).max(0));
+                        if p < lo || p > hi {
+                            continue;
+                        }
+                        let want = m.resting.iter().any(|o| o.side == side && o.price == p);
+                        prop_assert_eq!(m.rests_at(side, p), want, "side {:?} price {}", side, p);
+                    }
+                    for o in m.resting.iter().filter(|o| o.side == side) {
+                        prop_assert!(m.rests_at(side, o.price));
+                    }
+                }
+            }
+        }
     }
 }
