@@ -80,11 +80,11 @@ impl<P> Market<P> {
         // The bits of the previous prices go first (their words only), while `bounds`
         // still holds the lowest price they were set from.
         if let Some(old) = self.bounds_marked {
-            for k in 0..2 {
-                if old[k] {
-                    let lo = self.prices[k].first().copied().unwrap_or(0);
-                    for &p in &self.prices[k] {
-                        self.marks[k][((p - lo) / 64) as usize] = 0;
+            for ((was, prices), marks) in old.iter().zip(&self.prices).zip(&mut self.marks) {
+                if *was {
+                    let lo = prices.first().copied().unwrap_or(0);
+                    for &p in prices {
+                        marks[((p - lo) / 64) as usize] = 0;
                     }
                 }
             }
