@@ -22,6 +22,16 @@ const MARK_SPAN: i64 = 16_384;
 /// Intents in flight before the entry link grows.
 const ENTRY_CAPACITY: usize = 4096;
 
+/// The lowest of a side's distinct resting prices (ascending) when [`Market::marks`] holds
+/// them as bits: they span fewer than [`MARK_SPAN`] ticks.
+#[inline]
+fn marked(prices: &[i64]) -> Option<i64> {
+    match (prices.first(), prices.last()) {
+        (Some(&lo), Some(&hi)) if hi - lo < MARK_SPAN => Some(lo),
+        _ => None,
+    }
+}
+
 /// The venue's view of one instrument.
 #[derive(Debug)]
 struct Market<P> {
@@ -44,14 +54,11 @@ struct Market<P> {
     /// (valid while it is `Some`). A depth level at none of them moves no queue of ours, so
     /// most levels between our lowest and highest price skip the scan too. Capacity kept.
     prices: [Vec<i64>; 2],
-    /// The same prices as bits, a side's bit `p - lowest` set for each (taken with `bounds`)
-    /// when the side's orders span fewer than [`MARK_SPAN`] ticks: most depth levels inside
+    /// The same prices as bits, a side's bit `p - lowest` set for each (taken with `prices`)
+    /// when they span fewer than [`MARK_SPAN`] ticks ([`marked`]): most depth levels inside
     /// our bounds are at none of our prices, and one bit answers that without the search's
     /// chain of dependent loads. Only the words of the prices set are cleared again.
     marks: [Box<[u64]>; 2],
-    /// Which sides [`Market::marks`] holds, set with the last [`Market::prices`] (`None`: no
-    /// bits set).
-    bounds_marked: Option<[bool; 2]>,
     /// Market-data quantity units in one order lot (1 unless the book's grid is finer, as on
     /// spot): recorded quantities are turned into lots as they arrive, book levels and best
     /// bid/offer quantities rounded up (a part of a lot still takes its place in the queue and
@@ -77,20 +84,16 @@ impl<P> Market<P> {
             );
             return b;
         }
-        // The bits of the previous prices go first (their words only), while `bounds`
-        // still holds the lowest price they were set from.
-        if let Some(old) = self.bounds_marked {
-            for ((was, prices), marks) in old.iter().zip(&self.prices).zip(&mut self.marks) {
-                if *was {
-                    let lo = prices.first().copied().unwrap_or(0);
-                    for &p in prices {
-                        marks[((p - lo) / 64) as usize] = 0;
-                    }
+        // The bits of the previous prices go first (their words only), while `prices` still
+        // holds what they were set from.
+        for (prices, marks) in self.prices.iter().zip(&mut self.marks) {
+            if let Some(lo) = marked(prices) {
+                for &p in prices {
+                    marks[((p - lo) / 64) as usize] = 0;
                 }
             }
         }
         let mut b = [(i64::MAX, i64::MIN); 2];
-        let mut marked = [false; 2];
         for (k, side) in [Side::Bid, Side::Ask].into_iter().enumerate() {
             let prices = &mut self.prices[k];
             prices.clear();
@@ -104,8 +107,7 @@ impl<P> Market<P> {
             prices.dedup();
             if let (Some(&lo), Some(&hi)) = (prices.first(), prices.last()) {
                 b[k] = (lo, hi);
-                if hi - lo < MARK_SPAN {
-                    marked[k] = true;
+                if marked(prices).is_some() {
                     for &p in prices.iter() {
                         let i = (p - lo) as usize;
                         self.marks[k][i / 64] |= 1 << (i % 64);
@@ -114,7 +116,6 @@ impl<P> Market<P> {
             }
         }
         self.bounds = Some(b);
-        self.bounds_marked = Some(marked);
         b
     }
 
@@ -122,14 +123,14 @@ impl<P> Market<P> {
     /// [`Market::resting_bounds`], for a `price` within that side's bounds.
     #[inline]
     fn rests_at(&self, side: Side, price: i64) -> bool {
-        let k = side as usize;
-        match (self.bounds, self.bounds_marked) {
-            (Some(b), Some(marked)) if marked[k] => {
-                let i = price.wrapping_sub(b[k].0);
+        let (prices, marks) = (&self.prices[side as usize], &self.marks[side as usize]);
+        match marked(prices) {
+            Some(lo) => {
+                let i = price.wrapping_sub(lo);
                 // Outside the bounds (a caller's mistake) is simply not ours.
-                (0..MARK_SPAN).contains(&i) && self.marks[k][i as usize / 64] >> (i % 64) & 1 != 0
+                (0..MARK_SPAN).contains(&i) && marks[i as usize / 64] >> (i % 64) & 1 != 0
             }
-            _ => self.prices[k].binary_search(&price).is_ok(),
+            None => prices.binary_search(&price).is_ok(),
         }
     }
 
@@ -203,7 +204,6 @@ impl<Q: QueueModel, L: LatencyModel, F: FeeModel> SimVenue<Q, L, F> {
                         Vec::with_capacity(MAX_OPEN_ORDERS),
                     ],
                     marks: [0, 1].map(|_| vec![0; MARK_SPAN as usize / 64].into_boxed_slice()),
-                    bounds_marked: None,
                     book_units_per_lot: 1,
                 })
                 .collect(),
@@ -817,7 +817,6 @@ mod marks_tests {
             bounds: None,
             prices: [Vec::new(), Vec::new()],
             marks: [0, 1].map(|_| vec![0; MARK_SPAN as usize / 64].into_boxed_slice()),
-            bounds_marked: None,
             book_units_per_lot: 1,
         }
     }
