@@ -82,6 +82,13 @@ pub struct Args {
     /// halted by a full output ring).
     #[arg(long)]
     strict: bool,
+    /// The firm's NATS server (`nats://HOST:PORT`): heartbeats and firm-wide control on the
+    /// bus; overrides `[bus] url`.
+    #[arg(long, value_name = "URL")]
+    bus: Option<String>,
+    /// This engine's name on the bus; overrides `[bus] engine`.
+    #[arg(long, value_name = "NAME")]
+    engine: Option<String>,
 }
 
 impl Args {
@@ -115,7 +122,18 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         !(a.live && a.market == Market::Recording && a.market_given()),
         "--live trades on the venue's live streams: leave out --market recording"
     );
-    let (cfg, config_text) = load_config_text(&a.config)?;
+    let (mut cfg, config_text) = load_config_text(&a.config)?;
+    if a.bus.is_some() {
+        cfg.live.bus.url = a.bus.clone();
+    }
+    if a.engine.is_some() {
+        cfg.live.bus.engine = a.engine.clone();
+    }
+    cfg.live
+        .bus
+        .check()
+        .context("the bus (--bus / --engine, or [bus] in the config)")?;
+    let cfg = cfg;
     let live_market = a.market == Market::Live || a.live;
     // With --live: the order-entry session, set up before anything is written (a missing key
     // or a bad endpoint ends the command here).

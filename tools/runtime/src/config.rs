@@ -7,6 +7,7 @@
 //! | `[cpu]`, `[rings]` | the runtime ([`crate::live::LiveConfig`]) | as part of the settings digest |
 //! | `[venue]` | the order-entry gateway ([`crate::live::config::OrderEntryConfig`]; credentials come from the environment, never the file) | digest only |
 //! | `[ops]` | operations (metrics, control) | digest only, credential fields left out |
+//! | `[bus]` | the bus link ([`crate::live::config::BusConfig`]) | digest only, credential fields left out |
 //!
 //! The journal's config record holds the engine's part only, re-serialised from the parsed file
 //! (comments are not kept). The other sections go into the journal as a SHA-256 digest
@@ -20,7 +21,7 @@ use engine::{Config, ConfigError};
 use sha2::{Digest, Sha256};
 
 /// Top-level tables that belong to the runtime, not the engine.
-const RUNTIME_SECTIONS: [&str; 5] = ["cpu", "rings", "feed", "venue", "ops"];
+const RUNTIME_SECTIONS: [&str; 6] = ["cpu", "rings", "feed", "venue", "ops", "bus"];
 
 /// Key-name fragments that mark a credential (or where one is kept).
 const CREDENTIAL_MARKS: [&str; 6] = [
@@ -82,7 +83,7 @@ impl RunConfig {
         let engine = Config::from_toml(&engine_text)?;
         let live_text = toml::to_string(&{
             let mut t = toml::Table::new();
-            for name in ["cpu", "rings", "feed", "venue", "ops"] {
+            for name in RUNTIME_SECTIONS {
                 if let Some(v) = rest.get(name) {
                     t.insert(name.to_owned(), v.clone());
                 }

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod backtest;
+pub mod bus;
 pub mod config;
 pub mod doctor;
 pub mod event_cache;

@@ -216,6 +216,93 @@ impl OpsConfig {
     }
 }
 
+/// `[bus]`: the link to the firm's NATS server (issue 19), on a thread of its own. Off unless
+/// `url` is set; `ringmaker run --bus URL --engine NAME` set or override both.
+///
+/// ```toml
+/// [bus]
+/// url = "nats://10.0.0.5:4222"   # the NATS server (nats:// or tls://, host:port)
+/// engine = "ny4-btc-1"           # this engine's name on the bus: letters, digits, - and _
+/// prefix = "ringmaker"           # the firm-wide subjects' first tokens (default "ringmaker")
+/// heartbeat_ms = 500             # how often this engine's state is published (default 500)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// The NATS server (`None`: no bus).
+    pub url: Option<String>,
+    /// This engine's name on the bus (required with `url`).
+    pub engine: Option<String>,
+    /// The first token(s) of every firm-wide subject.
+    pub prefix: String,
+    /// The heartbeat's period, ms.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            url: None,
+            engine: None,
+            prefix: "ringmaker".into(),
+            heartbeat_ms: 500,
+        }
+    }
+}
+
+impl BusConfig {
+    /// Checks the section as a whole (after command-line overrides too).
+    pub fn check(&self) -> Result<(), LiveConfigError> {
+        let invalid = |field, value: &str, rule| {
+            Err(LiveConfigError::Invalid {
+                field,
+                value: value.to_owned(),
+                rule,
+            })
+        };
+        if let Some(u) = &self.url {
+            if crate::bus::server_of(u).is_none() {
+                return invalid(
+                    "bus.url",
+                    &crate::bus::redact_url(u),
+                    "a NATS server as nats://HOST:PORT or tls://HOST:PORT (or HOST:PORT)",
+                );
+            }
+            if self.engine.is_none() {
+                return invalid(
+                    "bus.engine",
+                    "(none)",
+                    "an engine on the bus needs a name: [bus] engine = \"NAME\" or --engine NAME",
+                );
+            }
+        }
+        if let Some(e) = &self.engine {
+            if !crate::bus::is_token(e) {
+                return invalid(
+                    "bus.engine",
+                    e,
+                    "1 to 64 letters, digits, '-' or '_' (one NATS subject token)",
+                );
+            }
+        }
+        if self.prefix.len() > 128 || !self.prefix.split('.').all(crate::bus::is_token) {
+            return invalid(
+                "bus.prefix",
+                &self.prefix,
+                "tokens of letters, digits, '-' or '_' joined by '.' (128 bytes at most)",
+            );
+        }
+        if !(50..=60_000).contains(&self.heartbeat_ms) {
+            return invalid(
+                "bus.heartbeat_ms",
+                &self.heartbeat_ms.to_string(),
+                "from 50 to 60,000 ms",
+            );
+        }
+        Ok(())
+    }
+}
+
 /// The sections.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct LiveConfig {
@@ -234,6 +321,9 @@ pub struct LiveConfig {
     /// `[ops]`.
     #[serde(default)]
     pub ops: OpsConfig,
+    /// `[bus]`.
+    #[serde(default)]
+    pub bus: BusConfig,
 }
 
 /// A `[cpu]`, `[rings]`, `[feed]` or `[venue]` value the tool cannot use.
@@ -241,7 +331,7 @@ pub struct LiveConfig {
 #[non_exhaustive]
 pub enum LiveConfigError {
     /// The sections do not parse (unknown key, wrong type).
-    #[error("[cpu] / [rings] / [feed] / [venue] / [ops]: {0}")]
+    #[error("[cpu] / [rings] / [feed] / [venue] / [ops] / [bus]: {0}")]
     Toml(String),
     /// A value breaks a rule.
     #[error("invalid {field} = {value}: {rule}")]
@@ -291,6 +381,7 @@ impl LiveConfig {
                 rule: "from 1 to 1,000,000 messages",
             });
         }
+        c.bus.check()?;
         if let Some(a) = &c.ops.metrics_listen {
             if a.parse::<std::net::SocketAddr>().is_err() {
                 return Err(LiveConfigError::Invalid {
@@ -360,6 +451,45 @@ impl LiveConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bus_section() {
+        let c = LiveConfig::from_toml(
+            "[bus]\nurl = \"nats://10.0.0.5:4222\"\nengine = \"ny4-btc_1\"\nprefix = \"firm.mm\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.bus.url.as_deref(), Some("nats://10.0.0.5:4222"));
+        assert_eq!(
+            (c.bus.prefix.as_str(), c.bus.heartbeat_ms),
+            ("firm.mm", 500)
+        );
+        assert_eq!(LiveConfig::from_toml("").unwrap().bus.url, None);
+        for (text, field) in [
+            ("url = \"nats://h:4222\"", "bus.engine"),
+            ("url = \"http://h\"\nengine = \"e\"", "bus.url"),
+            ("url = \"nats://h:0\"\nengine = \"e\"", "bus.url"),
+            ("engine = \"a.b\"", "bus.engine"),
+            ("engine = \"*\"", "bus.engine"),
+            ("prefix = \"a..b\"", "bus.prefix"),
+            ("prefix = \"a.>\"", "bus.prefix"),
+            ("heartbeat_ms = 10", "bus.heartbeat_ms"),
+            ("heartbeat_ms = 600000", "bus.heartbeat_ms"),
+        ] {
+            match LiveConfig::from_toml(&format!("[bus]\n{text}\n")) {
+                Err(LiveConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            LiveConfig::from_toml("[bus]\nserver = \"x\"\n"),
+            Err(LiveConfigError::Toml(_))
+        ));
+        // A password in the URL is never in the message.
+        let e = LiveConfig::from_toml("[bus]\nurl = \"nats://u:s3cret@h\"\nengine = \"e\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nats://***@h") && !e.contains("s3cret"), "{e}");
+    }
 
     #[test]
     fn defaults_without_sections() {

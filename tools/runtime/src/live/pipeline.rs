@@ -197,8 +197,16 @@ where
 
     let n_inst = cfg.instruments.len();
     let started = Instant::now();
-    let has_ops = metrics.is_some() || (settings.ops.control_dir.is_some() && live.ops.control);
-    let startup = Startup::new(plan.clone(), 5 + usize::from(has_ops), Arc::clone(&shared));
+    // The bus link's control requests are answered by the ops thread, through the control
+    // server (as the socket's are).
+    let bus_on = live.bus.url.is_some();
+    let has_ops =
+        metrics.is_some() || bus_on || (settings.ops.control_dir.is_some() && live.ops.control);
+    let startup = Startup::new(
+        plan.clone(),
+        5 + usize::from(has_ops) + usize::from(bus_on),
+        Arc::clone(&shared),
+    );
     let mut control: InputProducer = r.input.clone();
     // Controls published before the shutdown's (the engine counts every one it consumes).
     let mut early_controls = 0u64;
@@ -214,7 +222,7 @@ where
         super::counters::Counters::add(&shared.counters.controls, n_inst as u64);
         early_controls = n_inst as u64;
     }
-    let control_server = match (&settings.ops.control_dir, live.ops.control) {
+    let control_server = match (&settings.ops.control_dir, live.ops.control || bus_on) {
         (Some(dir), true) => Some(super::ops::control::ControlServer::bind(
             dir,
             r.input.clone(),
@@ -226,10 +234,13 @@ where
         )?),
         _ => None,
     };
+    let (bus_tx, bus_rx) = crossbeam_channel::bounded::<crate::bus::Request>(16);
+    let bus_counters = Arc::new(crate::bus::BusCounters::default());
     let ops_h = if has_ops {
         let t = super::ops::OpsThread {
             metrics,
             control: control_server,
+            bus: bus_on.then_some(bus_rx),
             config: run_cfg.clone(),
             start_time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -249,6 +260,36 @@ where
             },
         )?)
     } else {
+        None
+    };
+    let bus_h = if bus_on {
+        let link = crate::bus::BusLink {
+            bus: live.bus.clone(),
+            config: run_cfg.clone(),
+            requests: bus_tx,
+            counters: Arc::clone(&bus_counters),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "ringmaker run: bus {} as engine {:?}",
+            crate::bus::redact_url(live.bus.url.as_deref().unwrap_or("")),
+            live.bus.engine.as_deref().unwrap_or("")
+        );
+        let shared = Arc::clone(&shared);
+        Some(threads::spawn(
+            "bus",
+            Role::Housekeeping,
+            &startup,
+            move |go| {
+                if go {
+                    crate::bus::run(link, shared)
+                } else {
+                    Ok(Default::default())
+                }
+            },
+        )?)
+    } else {
+        drop(bus_tx);
         None
     };
     let timer_producer = r.input.clone();
@@ -398,6 +439,27 @@ where
     let (host, proc_end) = join(engine_h, "engine")?;
     shared.housekeeping_stop.store(true, Ordering::Release);
     let latency = join(hk_h, "housekeeping")?.context("writing the latency log")?;
+    if let Some(h) = bus_h {
+        // After the engine: the last heartbeat shows the shutdown's halt.
+        match join(h, "bus")? {
+            Ok(b) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "ringmaker run: bus: {} heartbeats ({} dropped), {} requests ({} refused), \
+                     {} connects, {} disconnects",
+                    b.heartbeats,
+                    b.heartbeats_dropped,
+                    b.requests,
+                    b.requests_refused,
+                    b.connects,
+                    b.disconnects
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "ringmaker run: warning: bus: {e:#}");
+            }
+        }
+    }
     setup.map_err(|e| anyhow::anyhow!("thread setup failed: {e}"))?;
 
     let cause = match (proc_end.journal_failed, feed_end) {

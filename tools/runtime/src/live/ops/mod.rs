@@ -62,6 +62,8 @@ pub struct OpsThread {
     pub metrics: Option<MetricsListener>,
     /// The control socket.
     pub control: Option<control::ControlServer>,
+    /// Control requests from the bus link ([`crate::bus`]), answered as the socket's are.
+    pub bus: Option<crossbeam_channel::Receiver<crate::bus::Request>>,
     /// The run's config (grids and limits for the exposition; a reload's replaces it).
     pub config: RunConfig,
     /// Unix time the run started, s.
@@ -96,6 +98,15 @@ pub fn run(mut t: OpsThread, shared: Arc<Shared>) -> OpsEnd {
                 if serve_http(stream, &cx).is_ok() {
                     end.scrapes += 1;
                 }
+            }
+        }
+        if let Some(rx) = &t.bus {
+            while let Ok(req) = rx.try_recv() {
+                let answer = match &mut t.control {
+                    Some(c) => c.answer(&req.line, &shared),
+                    None => "error: this run has no control (no output folder)\n".to_owned(),
+                };
+                let _ = req.answer.send(answer);
             }
         }
         if let Some(c) = &mut t.control {
@@ -231,6 +242,7 @@ mod tests {
         let t = OpsThread {
             metrics: Some(metrics),
             control: Some(control),
+            bus: None,
             config: cfg,
             start_time: 0.0,
         };

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Sections the runtime owns: fixed for the run.
-const FIXED_SECTIONS: [&str; 5] = ["cpu", "rings", "feed", "venue", "ops"];
+const FIXED_SECTIONS: [&str; 6] = ["cpu", "rings", "feed", "venue", "ops", "bus"];
 
 /// One changed key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub fn plan(current: &RunConfig, current_text: &str, path: &Path) -> Result<Relo
     if !fixed.is_empty() {
         let list: Vec<Change> = fixed.into_iter().cloned().collect();
         return Err(format!(
-            "[cpu], [rings], [feed], [venue] and [ops] are fixed for the run (threads are \
+            "[cpu], [rings], [feed], [venue], [ops] and [bus] are fixed for the run (threads are \
              pinned, rings allocated, links open): restart to change\n{}",
             diff_lines(&list).trim_end()
         ));

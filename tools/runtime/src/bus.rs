@@ -1,0 +1,662 @@
+//! The bus link: an engine's place on the firm's NATS server (`[bus]`, issue 19).
+//!
+//! It runs on a thread of its own (the housekeeping core), with the official `async-nats` client
+//! on a single-threaded Tokio runtime that lives on that thread only: nothing asynchronous touches
+//! the engine, feed or gateway threads, and the engine thread never waits on the network.
+//!
+//! | subject | who publishes | what |
+//! |---|---|---|
+//! | `{prefix}.heartbeat.{engine}` | each engine, every `heartbeat_ms` | [`Heartbeat`] (JSON): modes, positions, open exposure, PnL, journal progress |
+//! | `{prefix}.ctl.all` | `ringmaker ctl --bus URL VERB` | a control request line (`VERB [INSTRUMENT]`), for every engine |
+//! | `{prefix}.ctl.engine.{engine}` | `ringmaker ctl --bus URL --engine NAME VERB` | the same, for one engine |
+//! | `{prefix}.ack.{engine}` | the engine that took a request | [`Ack`] (JSON): its answer and resulting modes; also sent to the request's reply subject |
+//!
+//! A control request from the bus is answered by the run's ops thread exactly as one from the
+//! control socket ([`crate::live::ops::control`]): its engine commands go into the input ring, so
+//! the engine journals them as inputs and a replay reproduces them at the same point; the answer
+//! waits until the engine has consumed them, so the ack carries the mode they produced.
+//!
+//! The link connects in the background and reconnects on its own; while the server is away,
+//! heartbeats are dropped (counted), never queued without bound, and the run goes on. Nothing a
+//! server sends can stop the thread: a request that is not text, too long, or unknown gets an
+//! error ack.
+
+use crate::config::RunConfig;
+use crate::live::ops::OpsState;
+use crate::live::shared::Shared;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use crate::live::config::BusConfig;
+
+/// The longest control request taken from the bus, bytes.
+pub const MAX_REQUEST: usize = 1024;
+
+/// How long the bus thread waits for the ops thread's answer to a request (the ops thread itself
+/// waits up to [`crate::live::ops::control::ANSWER_WAIT`] for the engine).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Whether `s` is one NATS subject token as the bus's names use them: 1 to 64 ASCII letters,
+/// digits, `-` or `_`.
+pub fn is_token(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The server address a `[bus] url` names (`nats://`, `tls://` or none; an optional
+/// `user:password@`), or `None` if it names none.
+pub fn server_of(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("nats://")
+        .or_else(|| url.strip_prefix("tls://"))
+        .unwrap_or(url);
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let (host, port) = host_port.rsplit_once(':')?;
+    (!host.is_empty()
+        && !host.contains('/')
+        && !host.contains(char::is_whitespace)
+        && port.parse::<u16>().is_ok_and(|p| p > 0))
+    .then(|| host_port.to_owned())
+}
+
+/// `url` with any `user:password@` replaced by `***@`: what logs, errors and acks may show.
+pub fn redact_url(url: &str) -> String {
+    match url.rsplit_once('@') {
+        Some((scheme_user, host)) => {
+            let scheme = scheme_user
+                .split_once("://")
+                .map_or(String::new(), |(s, _)| format!("{s}://"));
+            format!("{scheme}***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The firm-wide subjects under one prefix.
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    /// Subjects under `prefix` (checked by [`BusConfig::check`]).
+    pub fn new(prefix: &str) -> Subjects {
+        Subjects {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Where `engine` publishes its heartbeat.
+    pub fn heartbeat(&self, engine: &str) -> String {
+        format!("{}.heartbeat.{engine}", self.prefix)
+    }
+
+    /// Every engine's heartbeats.
+    pub fn heartbeats(&self) -> String {
+        format!("{}.heartbeat.*", self.prefix)
+    }
+
+    /// Control requests for every engine.
+    pub fn ctl_all(&self) -> String {
+        format!("{}.ctl.all", self.prefix)
+    }
+
+    /// Control requests for `engine` alone.
+    pub fn ctl_engine(&self, engine: &str) -> String {
+        format!("{}.ctl.engine.{engine}", self.prefix)
+    }
+
+    /// Where `engine` publishes its acks.
+    pub fn ack(&self, engine: &str) -> String {
+        format!("{}.ack.{engine}", self.prefix)
+    }
+}
+
+/// One instrument in a heartbeat or an ack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstrumentState {
+    /// `venue:SYMBOL`.
+    pub key: String,
+    /// `normal`, `reduce_only` or `halted`.
+    pub mode: String,
+    /// Why.
+    pub reason: String,
+    /// Signed position, lots.
+    pub position_lots: i64,
+    /// Open orders' remaining quantity, bid then ask, lots.
+    pub open_lots: [i64; 2],
+    /// The open orders' notional if all filled at the fair value, bid then ask, in the
+    /// instrument's quote units (for inverse contracts, contracts × contract size).
+    pub open_notional: [f64; 2],
+    /// The position's notional at the fair value (signed), the same units.
+    pub position_notional: f64,
+    /// Total PnL at the fair value, in `pnl_asset`.
+    pub pnl: f64,
+    /// PnL since the start of the engine's day, in `pnl_asset`.
+    pub daily_pnl: f64,
+    /// The PnL's asset (`USDT`, `BTC`, ...).
+    pub pnl_asset: String,
+}
+
+/// What an engine publishes on `{prefix}.heartbeat.{engine}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The engine's name.
+    pub engine: String,
+    /// 1, 2, 3, ... for this run (a gap: heartbeats lost; back to 1: the engine restarted).
+    pub seq: u64,
+    /// Wall clock when it was built, ms since the Unix epoch.
+    pub unix_ms: u64,
+    /// The period, ms (a peer is missing after a few of them).
+    pub heartbeat_ms: u64,
+    /// The last heartbeat of a run that is stopping.
+    pub stopping: bool,
+    /// Per instrument, in the config's order.
+    pub instruments: Vec<InstrumentState>,
+    /// The journal: segment being written, records written, bytes used.
+    pub journal: JournalProgress,
+}
+
+/// How far the engine's journal has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalProgress {
+    /// The segment being written.
+    pub segment: u64,
+    /// Records written.
+    pub records: u64,
+    /// Bytes used.
+    pub bytes: u64,
+}
+
+/// What an engine publishes for a control request, on `{prefix}.ack.{engine}` and to the
+/// request's reply subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The engine's name.
+    pub engine: String,
+    /// The request as received (`VERB [INSTRUMENT]`, at most [`MAX_REQUEST`] bytes shown).
+    pub request: String,
+    /// The answer's first line: `ok`, `refused: ...` or `error: ...`.
+    pub result: String,
+    /// The whole answer, as `ringmaker ctl --out` prints it.
+    pub answer: String,
+    /// The modes after the request.
+    pub instruments: Vec<InstrumentState>,
+}
+
+/// Every instrument's state as the engine thread last published it.
+pub fn instrument_states(cfg: &RunConfig, ops: &OpsState) -> Vec<InstrumentState> {
+    cfg.engine
+        .instruments
+        .iter()
+        .zip(ops.instruments.iter())
+        .map(|(c, g)| {
+            let (mode, reason) = g.mode();
+            let inst = &c.instrument;
+            let money = |v: i64| inst.money_unit().to_f64(i128::from(v));
+            let fv = f64::from_bits(g.fair_value_ticks.load(Ordering::Relaxed));
+            // Notional of `lots` at the fair value (to the nearest tick): price × quantity, or
+            // contracts × contract size for an inverse instrument ([`engine::Instrument::notional`]).
+            let notional = |lots: i64| {
+                if fv.is_finite() && fv > 0.0 {
+                    inst.notional_unit()
+                        .to_f64(inst.notional(fv.round() as i64, lots))
+                } else {
+                    0.0
+                }
+            };
+            let open_lots = [
+                g.open_lots[0].load(Ordering::Relaxed),
+                g.open_lots[1].load(Ordering::Relaxed),
+            ];
+            let position_lots = g.position_lots.load(Ordering::Relaxed);
+            InstrumentState {
+                key: crate::live::ops::metrics::key(c),
+                mode: mode.name().into(),
+                reason: reason.name().into(),
+                position_lots,
+                open_lots,
+                open_notional: open_lots.map(notional),
+                position_notional: notional(position_lots),
+                pnl: money(g.total.load(Ordering::Relaxed)),
+                daily_pnl: money(g.daily.load(Ordering::Relaxed)),
+                pnl_asset: inst.pnl_asset().as_str().to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// A heartbeat of the run's state now.
+pub fn heartbeat(
+    cfg: &RunConfig,
+    bus: &BusConfig,
+    ops: &OpsState,
+    seq: u64,
+    stopping: bool,
+) -> Heartbeat {
+    let e = &ops.engine;
+    Heartbeat {
+        engine: bus.engine.clone().unwrap_or_default(),
+        seq,
+        unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        heartbeat_ms: bus.heartbeat_ms,
+        stopping,
+        instruments: instrument_states(cfg, ops),
+        journal: JournalProgress {
+            segment: e.journal_segment.load(Ordering::Relaxed),
+            records: e.journal_records.load(Ordering::Relaxed),
+            bytes: e.journal_bytes.load(Ordering::Relaxed),
+        },
+    }
+}
+
+/// A control request from the bus, handed to the ops thread, which answers it as it answers the
+/// control socket.
+#[derive(Debug)]
+pub struct Request {
+    /// `VERB [INSTRUMENT]`.
+    pub line: String,
+    /// Where the answer goes.
+    pub answer: crossbeam_channel::Sender<String>,
+}
+
+/// The bus thread's counters (also what it leaves behind).
+#[derive(Debug, Default)]
+pub struct BusCounters {
+    /// Heartbeats handed to the client.
+    pub heartbeats: AtomicU64,
+    /// Heartbeats dropped (the server away: not connected when one was due).
+    pub heartbeats_dropped: AtomicU64,
+    /// Control requests taken from the bus.
+    pub requests: AtomicU64,
+    /// Requests refused before the ops thread saw them (not text, too long, no answer).
+    pub requests_refused: AtomicU64,
+    /// Connections made (the first included).
+    pub connects: AtomicU64,
+    /// Connections lost.
+    pub disconnects: AtomicU64,
+}
+
+/// What the bus thread runs with.
+#[derive(Debug)]
+pub struct BusLink {
+    /// `[bus]`, checked, with `url` and `engine` set.
+    pub bus: BusConfig,
+    /// The run's config (instrument keys and units for the heartbeat).
+    pub config: RunConfig,
+    /// To the ops thread.
+    pub requests: crossbeam_channel::Sender<Request>,
+    /// Counters, read by the run's summary.
+    pub counters: Arc<BusCounters>,
+}
+
+/// What the bus thread leaves behind: its counters' final values.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BusEnd {
+    /// Heartbeats handed to the client.
+    pub heartbeats: u64,
+    /// Heartbeats dropped.
+    pub heartbeats_dropped: u64,
+    /// Control requests taken from the bus.
+    pub requests: u64,
+    /// Requests refused before the ops thread saw them.
+    pub requests_refused: u64,
+    /// Connections made.
+    pub connects: u64,
+    /// Connections lost.
+    pub disconnects: u64,
+}
+
+impl BusCounters {
+    fn end(&self) -> BusEnd {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        BusEnd {
+            heartbeats: l(&self.heartbeats),
+            heartbeats_dropped: l(&self.heartbeats_dropped),
+            requests: l(&self.requests),
+            requests_refused: l(&self.requests_refused),
+            connects: l(&self.connects),
+            disconnects: l(&self.disconnects),
+        }
+    }
+}
+
+/// The bus thread: heartbeats and control until the run's engine has stopped
+/// ([`Shared::housekeeping_stop`]) or the run is aborted, then a last heartbeat (`stopping`)
+/// and a flush. Errors (a runtime that cannot start) are returned, never panicked.
+pub fn run(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("the bus thread's runtime: {e}"))?;
+    rt.block_on(serve(link, shared))
+}
+
+async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
+    let url = link.bus.url.clone().unwrap_or_default();
+    let engine = link.bus.engine.clone().unwrap_or_default();
+    let subjects = Subjects::new(&link.bus.prefix);
+    let counters = Arc::clone(&link.counters);
+    let events = Arc::clone(&counters);
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("ringmaker {engine}"))
+        .retry_on_initial_connect()
+        .event_callback(move |e| {
+            let c = Arc::clone(&events);
+            async move {
+                match e {
+                    async_nats::Event::Connected => {
+                        c.connects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    async_nats::Event::Disconnected => {
+                        c.disconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .connect(url.as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!("the bus at {}: {e}", redact_url(&url)))?;
+
+    // Control: every engine's subject and this one's, answered one at a time.
+    let mut subs = Vec::new();
+    for subject in [subjects.ctl_all(), subjects.ctl_engine(&engine)] {
+        subs.push(
+            client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("subscribing to {subject}: {e}"))?,
+        );
+    }
+    let control = {
+        let client = client.clone();
+        let link_cfg = link.config.clone();
+        let requests = link.requests.clone();
+        let counters = Arc::clone(&counters);
+        let shared = Arc::clone(&shared);
+        let engine = engine.clone();
+        let ack_subject = subjects.ack(&engine);
+        tokio::spawn(async move {
+            let mut merged = futures_util::stream::select_all(subs);
+            while let Some(msg) = merged.next().await {
+                counters.requests.fetch_add(1, Ordering::Relaxed);
+                let (request, answer) = match std::str::from_utf8(&msg.payload) {
+                    Ok(s) if s.len() <= MAX_REQUEST && !s.contains('\n') => {
+                        let line = s.trim().to_owned();
+                        (line.clone(), ask_ops(&requests, line).await)
+                    }
+                    _ => {
+                        counters.requests_refused.fetch_add(1, Ordering::Relaxed);
+                        (
+                            String::from_utf8_lossy(&msg.payload[..msg.payload.len().min(64)])
+                                .into_owned(),
+                            Err(format!(
+                                "error: a request is one line of UTF-8 text, {MAX_REQUEST} bytes \
+                                 at most\n"
+                            )),
+                        )
+                    }
+                };
+                let answer = answer.unwrap_or_else(|e| {
+                    counters.requests_refused.fetch_add(1, Ordering::Relaxed);
+                    e
+                });
+                let ack = Ack {
+                    engine: engine.clone(),
+                    request,
+                    result: answer.lines().next().unwrap_or("").to_owned(),
+                    answer,
+                    instruments: instrument_states(&link_cfg, &shared.ops),
+                };
+                let body = serde_json::to_vec(&ack).unwrap_or_default();
+                if let Some(reply) = msg.reply {
+                    let _ = client.publish(reply, body.clone().into()).await;
+                }
+                let _ = client.publish(ack_subject.clone(), body.into()).await;
+                let _ = client.flush().await;
+            }
+        })
+    };
+
+    let period = Duration::from_millis(link.bus.heartbeat_ms);
+    let hb_subject = subjects.heartbeat(&engine);
+    let mut seq = 0u64;
+    let mut next = Instant::now();
+    loop {
+        // Stopped after the engine (the last heartbeat shows the shutdown's halt), or at once
+        // when the run is aborted.
+        let stopping = shared.housekeeping_stop.load(Ordering::Acquire)
+            || shared.abort.load(Ordering::Acquire);
+        if stopping || Instant::now() >= next {
+            seq += 1;
+            // While the server is away a heartbeat is dropped (counted), not queued in the
+            // client: a stale one is worth nothing, and a full client buffer would stall this
+            // thread. Peers see the gap in `seq`.
+            let connected = client.connection_state() == async_nats::connection::State::Connected;
+            let sent = connected && {
+                let hb = heartbeat(&link.config, &link.bus, &shared.ops, seq, stopping);
+                let body = serde_json::to_vec(&hb).unwrap_or_default();
+                client
+                    .publish(hb_subject.clone(), body.into())
+                    .await
+                    .is_ok()
+            };
+            let counter = if sent {
+                &counters.heartbeats
+            } else {
+                &counters.heartbeats_dropped
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            next += period;
+            if next < Instant::now() {
+                next = Instant::now() + period;
+            }
+        }
+        if stopping {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20).min(period)).await;
+    }
+    control.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+    Ok(counters.end())
+}
+
+/// Hands `line` to the ops thread and waits (off the runtime's thread) for its answer.
+async fn ask_ops(
+    requests: &crossbeam_channel::Sender<Request>,
+    line: String,
+) -> Result<String, String> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    requests
+        .try_send(Request { line, answer: tx })
+        .map_err(|_| "error: the run's ops thread is busy or gone\n".to_owned())?;
+    tokio::task::spawn_blocking(move || rx.recv_timeout(ANSWER_TIMEOUT))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| "error: the run's ops thread did not answer in time\n".to_owned())
+}
+
+/// `ringmaker ctl --bus`: sends `line` (`VERB [INSTRUMENT]`) to every engine under `prefix`, or
+/// to `engine` alone, and gathers the acks until `expect` have come or `wait` has passed. The
+/// acks in arrival order; an error when the server cannot be reached.
+pub fn request(
+    url: &str,
+    prefix: &str,
+    engine: Option<&str>,
+    line: &str,
+    expect: Option<usize>,
+    wait: Duration,
+) -> anyhow::Result<Vec<Ack>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("a runtime for the bus client: {e}"))?;
+    rt.block_on(async {
+        let shown = redact_url(url);
+        let client = tokio::time::timeout(
+            Duration::from_secs(5),
+            async_nats::ConnectOptions::new()
+                .name("ringmaker ctl")
+                .connect(url),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from the bus at {shown} within 5 s"))?
+        .map_err(|e| anyhow::anyhow!("the bus at {shown}: {e}"))?;
+        let subjects = Subjects::new(prefix);
+        let subject = match engine {
+            Some(e) => subjects.ctl_engine(e),
+            None => subjects.ctl_all(),
+        };
+        let inbox = client.new_inbox();
+        let mut replies = client.subscribe(inbox.clone()).await?;
+        client
+            .publish_with_reply(subject, inbox, line.to_owned().into())
+            .await?;
+        client.flush().await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut acks = Vec::new();
+        while expect.is_none_or(|n| acks.len() < n) {
+            match tokio::time::timeout_at(deadline, replies.next()).await {
+                Ok(Some(m)) => {
+                    if let Ok(a) = serde_json::from_slice::<Ack>(&m.payload) {
+                        acks.push(a);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok(acks)
+    })
+}
+
+/// Listens to every engine's heartbeats under `prefix` until `until` says it has seen enough or
+/// `wait` has passed; the heartbeats in arrival order (what is not a [`Heartbeat`] is skipped).
+pub fn watch_heartbeats(
+    url: &str,
+    prefix: &str,
+    wait: Duration,
+    mut until: impl FnMut(&[Heartbeat]) -> bool,
+) -> anyhow::Result<Vec<Heartbeat>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("a runtime for the bus client: {e}"))?;
+    rt.block_on(async {
+        let shown = redact_url(url);
+        let client = tokio::time::timeout(Duration::from_secs(5), async_nats::connect(url))
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer from the bus at {shown} within 5 s"))?
+            .map_err(|e| anyhow::anyhow!("the bus at {shown}: {e}"))?;
+        let mut sub = client.subscribe(Subjects::new(prefix).heartbeats()).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut seen = Vec::new();
+        while !until(&seen) {
+            match tokio::time::timeout_at(deadline, sub.next()).await {
+                Ok(Some(m)) => {
+                    if let Ok(h) = serde_json::from_slice::<Heartbeat>(&m.payload) {
+                        seen.push(h);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok(seen)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_urls() {
+        assert!(is_token("ny4-btc_1"));
+        for bad in ["", "a.b", "a b", "*", ">", "é", &"x".repeat(65)] {
+            assert!(!is_token(bad), "{bad:?}");
+        }
+        assert_eq!(
+            server_of("nats://127.0.0.1:4222").as_deref(),
+            Some("127.0.0.1:4222")
+        );
+        assert_eq!(
+            server_of("tls://u:p@h.example:4443").as_deref(),
+            Some("h.example:4443")
+        );
+        assert_eq!(server_of("h:1").as_deref(), Some("h:1"));
+        for bad in [
+            "",
+            "nats://",
+            "nats://h",
+            "nats://h:0",
+            "nats://h:x",
+            "nats://:4222",
+            "h:99999",
+        ] {
+            assert_eq!(server_of(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            redact_url("nats://alice:s3cret@h:4222"),
+            "nats://***@h:4222"
+        );
+        assert_eq!(redact_url("h:4222"), "h:4222");
+    }
+
+    #[test]
+    fn subjects() {
+        let s = Subjects::new("firm.mm");
+        assert_eq!(s.heartbeat("e1"), "firm.mm.heartbeat.e1");
+        assert_eq!(s.ctl_all(), "firm.mm.ctl.all");
+        // An engine named "all" cannot take the every-engine subject.
+        assert_eq!(s.ctl_engine("all"), "firm.mm.ctl.engine.all");
+        assert_eq!(s.ack("e1"), "firm.mm.ack.e1");
+    }
+
+    #[test]
+    fn a_heartbeat_holds_the_published_state() {
+        let cfg = RunConfig::from_toml(&test_support::config_text("default.toml")).unwrap();
+        let ops = OpsState::new(cfg.engine.instruments.len());
+        let g = &ops.instruments[0];
+        g.position_lots.store(-3, Ordering::Relaxed);
+        g.open_lots[0].store(10, Ordering::Relaxed);
+        g.fair_value_ticks
+            .store(600_000.0f64.to_bits(), Ordering::Relaxed);
+        g.mode.store(engine::Mode::Halted as u64, Ordering::Relaxed);
+        ops.engine.journal_records.store(42, Ordering::Relaxed);
+        let bus = BusConfig {
+            url: Some("nats://127.0.0.1:4222".into()),
+            engine: Some("e1".into()),
+            ..BusConfig::default()
+        };
+        let hb = heartbeat(&cfg, &bus, &ops, 7, false);
+        let back: Heartbeat = serde_json::from_slice(&serde_json::to_vec(&hb).unwrap()).unwrap();
+        assert_eq!(back, hb);
+        assert_eq!(
+            (hb.engine.as_str(), hb.seq, hb.journal.records),
+            ("e1", 7, 42)
+        );
+        let i = &hb.instruments[0];
+        assert_eq!(i.key, "binance-usdm:BTCUSDT");
+        assert_eq!(i.mode, "halted");
+        assert_eq!(i.position_lots, -3);
+        // 10 lots of 0.001 BTC at 60,000.0 USDT (600,000 ticks of 0.10): 600 USDT.
+        assert!(
+            (i.open_notional[0] - 600.0).abs() < 1e-9,
+            "{}",
+            i.open_notional[0]
+        );
+        assert!(
+            (i.position_notional + 180.0).abs() < 1e-9,
+            "{}",
+            i.position_notional
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! The bus link end to end (issue 19) against a real `nats-server` with JetStream on loopback
+//! (Debian's `nats-server` package: `tests/run-all.sh` installs it and sets
+//! `RINGMAKER_REQUIRE_NATS=1`, so CI cannot skip this): two paper engines publish heartbeats;
+//! one `ringmaker ctl --bus ... halt` stops both within a second and each acknowledges with its
+//! mode; a command for one engine reaches that one only; a bad request gets an error ack; the
+//! commands are in both journals, which replay identical; the bus URL's password appears in
+//! no output, journal or report.
+
+mod common;
+
+use common::{ringmaker, root};
+use runtime::bus::{self, Heartbeat};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `nats-server`: `$RINGMAKER_NATS_SERVER`, on `PATH`, or where Debian puts it. With
+/// `RINGMAKER_REQUIRE_NATS=1` (tests/run-all.sh, CI) its absence fails the test.
+fn nats_server() -> Option<PathBuf> {
+    let found = std::env::var_os("RINGMAKER_NATS_SERVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("nats-server"))
+                    .find(|p| p.is_file())
+            })
+        })
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()));
+    if found.is_none() && std::env::var("RINGMAKER_REQUIRE_NATS").as_deref() == Ok("1") {
+        panic!("nats-server is required (RINGMAKER_REQUIRE_NATS=1) and was not found");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A JetStream-enabled server on a free loopback port, its store in `dir`; its URL.
+fn start_nats(bin: &Path, dir: &Path) -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server");
+    let proc = Proc(child);
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "nats-server listening on {port}"
+    );
+    (proc, format!("nats://127.0.0.1:{port}"))
+}
+
+fn start_engine(url: &str, name: &str, out: &Path) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
+        .args(["run", "--paper", "--speed", "1", "--duration", "120"])
+        .args(["--status-secs", "0", "--config"])
+        .arg(root("configs/default.toml"))
+        .arg("--data")
+        .arg(root("tests/data/binance-usdm/btcusdt_20240808.gz"))
+        .arg("--out")
+        .arg(out)
+        .args(["--bus", url, "--engine", name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ringmaker run");
+    Proc(child)
+}
+
+/// The latest heartbeat of each of `names` once every one of them satisfies `ok`.
+fn heartbeats_until(
+    url: &str,
+    names: &[&str],
+    limit: Duration,
+    ok: impl Fn(&Heartbeat) -> bool,
+) -> Vec<Heartbeat> {
+    let seen = bus::watch_heartbeats(url, "ringmaker", limit, |hs| {
+        names
+            .iter()
+            .all(|n| hs.iter().rev().find(|h| h.engine == *n).is_some_and(&ok))
+    })
+    .expect("watch heartbeats");
+    names
+        .iter()
+        .map(|n| {
+            seen.iter()
+                .rev()
+                .find(|h| h.engine == *n)
+                .unwrap_or_else(|| panic!("no heartbeat from {n} in {limit:?}: {seen:?}"))
+                .clone()
+        })
+        .collect()
+}
+
+fn mode(h: &Heartbeat) -> &str {
+    h.instruments[0].mode.as_str()
+}
+
+/// `ringmaker ctl --bus url args`: exit code, stdout, stderr, and how long it took.
+fn ctl(url: &str, args: &[&str]) -> (i32, String, String, Duration) {
+    let t0 = Instant::now();
+    let mut all = vec!["ctl", "--bus", url];
+    all.extend_from_slice(args);
+    let out = ringmaker(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t0.elapsed(),
+    )
+}
+
+#[test]
+fn two_engines_share_the_bus_and_stop_together_on_one_command() {
+    let Some(bin) = nats_server() else {
+        eprintln!(
+            "skipped: no nats-server (Debian's nats-server package; tests/run-all.sh installs it)"
+        );
+        return;
+    };
+    let dir = test_support::TempDir::new("bus-e2e");
+    let (_nats, url) = start_nats(&bin, &dir.path().join("js"));
+    // The second engine's URL carries credentials (a server without auth ignores them): the
+    // password must show nowhere.
+    let secret_url = url.replace("nats://", "nats://trader:Pa55-w0rd-bus@");
+    let (out_a, out_b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut a = start_engine(&url, "eng-a", &out_a);
+    let mut b = start_engine(&secret_url, "eng-b", &out_b);
+
+    // Both publish, with their state: quoting once their books are synced.
+    let hs = heartbeats_until(&url, &["eng-a", "eng-b"], Duration::from_secs(60), |h| {
+        mode(h) == "normal" && h.instruments[0].open_lots.iter().all(|&l| l > 0)
+    });
+    for h in &hs {
+        assert_eq!(h.instruments[0].key, "binance-usdm:BTCUSDT");
+        assert_eq!(h.heartbeat_ms, 500);
+        assert!(h.seq >= 1 && h.journal.records > 0, "{h:?}");
+        assert!(h.instruments[0].open_notional[0] > 0.0, "{h:?}");
+        assert!(!h.stopping);
+    }
+
+    // One command, every engine: each acknowledges with its resulting mode, within a second.
+    let (code, stdout, stderr, took) = ctl(&url, &["--expect", "2", "halt"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(took < Duration::from_secs(1), "halt took {took:?}");
+    for name in ["eng-a", "eng-b"] {
+        assert!(stdout.contains(&format!("{name}: ok")), "{stdout}");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}: binance-usdm:BTCUSDT"))
+                    && l.contains("halted (kill_switch)")),
+            "{stdout}"
+        );
+    }
+    let hs = heartbeats_until(&url, &["eng-a", "eng-b"], Duration::from_secs(10), |h| {
+        mode(h) == "halted"
+    });
+    assert_eq!(hs.len(), 2);
+
+    // One engine by name: the other stays halted.
+    let (code, stdout, _, _) = ctl(&url, &["--engine", "eng-b", "resume"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.starts_with("eng-b: ok") && !stdout.contains("eng-a"),
+        "{stdout}"
+    );
+    let hs = heartbeats_until(&url, &["eng-a", "eng-b"], Duration::from_secs(10), |h| {
+        (h.engine == "eng-a") == (mode(h) == "halted")
+    });
+    assert_eq!((mode(&hs[0]), mode(&hs[1])), ("halted", "normal"));
+
+    // A request no engine can take: every engine answers with an error, the exit code says so.
+    let (code, stdout, _, _) = ctl(&url, &["--expect", "2", "halt", "ETHUSDT"]);
+    assert_eq!(code, 2, "{stdout}");
+    assert_eq!(
+        stdout.matches("no instrument \"ETHUSDT\"").count(),
+        2,
+        "{stdout}"
+    );
+    // An engine nobody runs: no ack, exit 2 with the reason.
+    let (code, _, stderr, _) = ctl(&url, &["--engine", "eng-z", "--wait-ms", "300", "halt"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("0 engine(s) acknowledged"), "{stderr}");
+
+    // Both stop cleanly, the last heartbeat says so.
+    for p in [&a, &b] {
+        // SAFETY: `kill` reads no memory of ours; the pid is our own child's, not yet reaped.
+        unsafe { libc::kill(p.0.id() as i32, libc::SIGINT) };
+    }
+    let mut outputs = Vec::new();
+    for p in [&mut a, &mut b] {
+        let mut text = String::new();
+        if let Some(mut o) = p.0.stdout.take() {
+            std::io::Read::read_to_string(&mut o, &mut text).unwrap();
+        }
+        if let Some(mut e) = p.0.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        }
+        let status = p.0.wait().unwrap();
+        assert!(status.success(), "{status:?}\n{text}");
+        outputs.push(text);
+    }
+    for (text, name) in outputs.iter().zip(["eng-a", "eng-b"]) {
+        assert!(text.contains(&format!("as engine \"{name}\"")), "{text}");
+        assert!(text.contains("ringmaker run: bus: "), "{text}");
+        assert!(
+            !text.contains("Pa55-w0rd-bus"),
+            "the bus password in the output:\n{text}"
+        );
+    }
+    assert!(
+        outputs[1].contains("nats://***@127.0.0.1:"),
+        "{}",
+        outputs[1]
+    );
+
+    // The bus's commands are journaled inputs: in each journal, and replayed identical.
+    for (out, halts, resumes) in [(&out_a, 1, 0), (&out_b, 1, 1)] {
+        let journal = out.join("journal");
+        let dump = ringmaker(&["journal", "dump", journal.to_str().unwrap()]);
+        let dump = String::from_utf8_lossy(&dump.stdout);
+        // The shutdown's own halt comes on top of the bus's.
+        assert_eq!(
+            dump.matches("event\tControl inst=0 Halt").count(),
+            halts + 1,
+            "{out:?}"
+        );
+        assert_eq!(
+            dump.matches("event\tControl inst=0 Resume").count(),
+            resumes,
+            "{out:?}"
+        );
+        let replay = ringmaker(&["replay", journal.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&replay.stdout);
+        assert!(text.lines().any(|l| l.starts_with("identical: ")), "{text}");
+        for f in ["report.json", "journal"] {
+            let p = out.join(f);
+            let bytes = if p.is_dir() {
+                std::fs::read_dir(&p)
+                    .unwrap()
+                    .flat_map(|e| std::fs::read(e.unwrap().path()).unwrap_or_default())
+                    .collect()
+            } else {
+                std::fs::read(&p).unwrap()
+            };
+            assert!(
+                !bytes.windows(13).any(|w| w == b"Pa55-w0rd-bus"),
+                "the bus password in {p:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ctl_over_a_bus_nobody_serves_fails_with_the_reason() {
+    let port = free_port();
+    let url = format!("nats://alice:hunter2@127.0.0.1:{port}");
+    let (code, stdout, stderr, took) = ctl(&url, &["halt"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("the bus at nats://***@127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
