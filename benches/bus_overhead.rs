@@ -1,0 +1,175 @@
+//! What the bus link (issue 19) costs the hot path, and how long a firm-wide halt takes: the
+//! paper pipeline on the shipped recording twice against a real `nats-server` on loopback (with
+//! JetStream, as the tests run it), the baseline without `[bus]` and then with it on, its
+//! heartbeat every 50 ms (ten times the default 500 ms); during the second run a client sends
+//! `halt` and `resume` over the bus, alternately, every 250 ms, and times each from publishing
+//! the request to holding the engine's ack (which waits until the engine has consumed the
+//! command: the ack carries the resulting mode). Compared: tick-to-intent and the engine's
+//! consume-to-intent (HdrHistograms of the same run shape), and the round trip.
+//!
+//! Threads pinned as in `ops_overhead` (engine on the last core, everything else, the bus thread,
+//! the server and the client included, on the first).
+//!
+//! `nats-server` is found as the tests find it (`$RINGMAKER_NATS_SERVER`, `PATH`,
+//! `/usr/sbin/nats-server`); without one the bench says so and measures nothing.
+//!
+//! Run: `cargo bench -p ringmaker-benches --bench bus_overhead` (the first 120 s of the recording
+//! at 2x pace, twice: about 2 minutes); `-- --test`: 3 s each.
+
+use hdrhistogram::Histogram;
+use runtime::live::{self, Hop};
+use runtime::record::{JournalRecorder, Keep};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn nats_server() -> Option<PathBuf> {
+    std::env::var_os("RINGMAKER_NATS_SERVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("nats-server"))
+                    .find(|p| p.is_file())
+            })
+        })
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn run(seconds: f64, bus: Option<&str>) -> (live::Summary, Option<Histogram<u64>>) {
+    let (first, last) = ringmaker_benches::first_and_last_core();
+    let extra = match bus {
+        Some(url) => {
+            format!("[bus]\nurl = \"{url}\"\nengine = \"bench\"\nheartbeat_ms = 50\n")
+        }
+        None => String::new(),
+    };
+    let cfg = ringmaker_benches::pinned_run_config(first, last, false, &extra);
+    let out = std::env::temp_dir().join(format!(
+        "ringmaker-bench-bus-{}-{}",
+        std::process::id(),
+        bus.is_some()
+    ));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("temp dir");
+    let recorder =
+        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0, Keep::Durable)
+            .expect("journal");
+    let mut settings = ringmaker_benches::pipeline_settings(&out, false, Some(seconds));
+    settings.speed = 2.0;
+    settings.ops.control_dir = Some(out.clone());
+    let done = Arc::new(AtomicBool::new(false));
+    let client = bus.map(|url| {
+        let (done, url) = (Arc::clone(&done), url.to_owned());
+        std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: first });
+            let mut h = ringmaker_benches::latency_histogram();
+            // Until the run is up and on the bus.
+            std::thread::sleep(Duration::from_secs(1));
+            let mut halt = true;
+            while !done.load(Ordering::Relaxed) {
+                let verb = if halt { "halt" } else { "resume" };
+                let t = Instant::now();
+                let acks = runtime::bus::request(
+                    &url,
+                    "ringmaker",
+                    Some("bench"),
+                    verb,
+                    Some(1),
+                    Duration::from_secs(2),
+                );
+                if acks.is_ok_and(|a| a.first().is_some_and(|k| k.result == "ok")) {
+                    h.saturating_record(t.elapsed().as_nanos() as u64);
+                    halt = !halt;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            h
+        })
+    });
+    let (summary, recorder) = live::run(&cfg, &settings, recorder).expect("paper run");
+    done.store(true, Ordering::Relaxed);
+    let round_trips = client.map(|c| c.join().expect("bus client"));
+    recorder.close().expect("journal close");
+    let _ = std::fs::remove_dir_all(&out);
+    (summary, round_trips)
+}
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--test");
+    let seconds = if smoke { 3.0 } else { 120.0 };
+    let Some(bin) = nats_server() else {
+        println!("bus_overhead: no nats-server (Debian's nats-server package): nothing measured");
+        return;
+    };
+    let port = free_port();
+    let store = std::env::temp_dir().join(format!("ringmaker-bench-bus-js-{}", std::process::id()));
+    let mut server = Command::new(bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server");
+    let url = format!("nats://127.0.0.1:{port}");
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "nats-server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (off, _) = run(seconds, None);
+    let (on, round_trips) = run(seconds, Some(&url));
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&store);
+    for (name, s) in [
+        ("bus off (baseline)", &off),
+        (
+            "bus on, heartbeat every 50 ms, halt/resume every 250 ms",
+            &on,
+        ),
+    ] {
+        ringmaker_benches::print_header(&format!(
+            "{name}: first {seconds} s at 2x ({} events, {} intents, threads {})",
+            s.counters.engine_events,
+            s.counters.engine_intents,
+            s.pinning.describe()
+        ));
+        for hop in [Hop::TickToIntent, Hop::ConsumeIntent, Hop::PublishConsume] {
+            if let Some(h) = s.hop(hop) {
+                ringmaker_benches::print_row(hop.tag(), h);
+            }
+        }
+    }
+    if let Some(h) = &round_trips {
+        ringmaker_benches::print_header(
+            "firm-wide halt / resume over the bus: request published -> the engine's ack held",
+        );
+        ringmaker_benches::print_row("ctl --bus round trip", h);
+    }
+    for hop in [Hop::TickToIntent, Hop::ConsumeIntent] {
+        if let (Some(a), Some(b)) = (off.hop(hop), on.hop(hop)) {
+            let r = |q: f64| b.value_at_quantile(q) as f64 / a.value_at_quantile(q).max(1) as f64;
+            println!(
+                "{}: on / off p50 {:.2}x, p99 {:.2}x ({} and {} samples)",
+                hop.tag(),
+                r(0.5),
+                r(0.99),
+                a.len(),
+                b.len()
+            );
+        }
+    }
+}
