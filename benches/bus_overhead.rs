@@ -10,8 +10,8 @@
 //! Threads pinned as in `ops_overhead` (engine on the last core, everything else, the bus thread,
 //! the server and the client included, on the first).
 //!
-//! `nats-server` is found as the tests find it (`$RINGMAKER_NATS_SERVER`, `PATH`,
-//! `/usr/sbin/nats-server`); without one the bench says so and measures nothing.
+//! `nats-server` is found as the tests find it (`test_support::nats`); without one the bench
+//! says so and measures nothing (with `RINGMAKER_REQUIRE_NATS=1`, as in CI, it fails).
 //!
 //! Run: `cargo bench -p ringmaker-benches --bench bus_overhead` (the first 120 s of the recording
 //! at 2x pace, twice: about 2 minutes); `-- --test`: 3 s each.
@@ -19,31 +19,9 @@
 use hdrhistogram::Histogram;
 use runtime::live::{self, Hop};
 use runtime::record::{JournalRecorder, Keep};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn nats_server() -> Option<PathBuf> {
-    std::env::var_os("RINGMAKER_NATS_SERVER")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|d| d.join("nats-server"))
-                    .find(|p| p.is_file())
-            })
-        })
-        .or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 fn run(seconds: f64, bus: Option<&str>) -> (live::Summary, Option<Histogram<u64>>) {
     let (first, last) = ringmaker_benches::first_and_last_core();
@@ -107,33 +85,15 @@ fn run(seconds: f64, bus: Option<&str>) -> (live::Summary, Option<Histogram<u64>
 fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
     let seconds = if smoke { 3.0 } else { 120.0 };
-    let Some(bin) = nats_server() else {
+    let Some(bin) = test_support::nats::nats_server() else {
         println!("bus_overhead: no nats-server (Debian's nats-server package): nothing measured");
         return;
     };
-    let port = free_port();
-    let store = std::env::temp_dir().join(format!("ringmaker-bench-bus-js-{}", std::process::id()));
-    let mut server = Command::new(bin)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(&store)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nats-server");
-    let url = format!("nats://127.0.0.1:{port}");
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "nats-server did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let server = test_support::nats::NatsServer::start(&bin);
+    let url = server.url.clone();
     let (off, _) = run(seconds, None);
     let (on, round_trips) = run(seconds, Some(&url));
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&store);
+    drop(server);
     for (name, s) in [
         ("bus off (baseline)", &off),
         (

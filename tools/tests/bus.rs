@@ -10,8 +10,7 @@ mod common;
 
 use common::{ringmaker, root};
 use runtime::bus::{self, Heartbeat};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,52 +22,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// `nats-server`: `$RINGMAKER_NATS_SERVER`, on `PATH`, or where Debian puts it. With
-/// `RINGMAKER_REQUIRE_NATS=1` (tests/run-all.sh, CI) its absence fails the test.
-fn nats_server() -> Option<PathBuf> {
-    let found = std::env::var_os("RINGMAKER_NATS_SERVER")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|d| d.join("nats-server"))
-                    .find(|p| p.is_file())
-            })
-        })
-        .or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()));
-    if found.is_none() && std::env::var("RINGMAKER_REQUIRE_NATS").as_deref() == Ok("1") {
-        panic!("nats-server is required (RINGMAKER_REQUIRE_NATS=1) and was not found");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A JetStream-enabled server on a free loopback port, its store in `dir`; its URL.
-fn start_nats(bin: &Path, dir: &Path) -> (Proc, String) {
-    let port = free_port();
-    let child = Command::new(bin)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nats-server");
-    let proc = Proc(child);
-    assert!(
-        common::eventually(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }),
-        "nats-server listening on {port}"
-    );
-    (proc, format!("nats://127.0.0.1:{port}"))
 }
 
 fn start_engine(url: &str, name: &str, out: &Path) -> Proc {
@@ -133,14 +86,15 @@ fn ctl(url: &str, args: &[&str]) -> (i32, String, String, Duration) {
 
 #[test]
 fn two_engines_share_the_bus_and_stop_together_on_one_command() {
-    let Some(bin) = nats_server() else {
+    let Some(bin) = test_support::nats::nats_server() else {
         eprintln!(
             "skipped: no nats-server (Debian's nats-server package; tests/run-all.sh installs it)"
         );
         return;
     };
     let dir = test_support::TempDir::new("bus-e2e");
-    let (_nats, url) = start_nats(&bin, &dir.path().join("js"));
+    let nats = test_support::nats::NatsServer::start(&bin);
+    let url = nats.url.clone();
     // The second engine's URL carries credentials (a server without auth ignores them): the
     // password must show nowhere.
     let secret_url = url.replace("nats://", "nats://trader:Pa55-w0rd-bus@");
@@ -275,7 +229,7 @@ fn two_engines_share_the_bus_and_stop_together_on_one_command() {
 
 #[test]
 fn ctl_over_a_bus_nobody_serves_fails_with_the_reason() {
-    let port = free_port();
+    let port = test_support::nats::free_port();
     let url = format!("nats://alice:hunter2@127.0.0.1:{port}");
     let (code, stdout, stderr, took) = ctl(&url, &["halt"]);
     assert_eq!(code, 2, "{stdout}{stderr}");

@@ -1,6 +1,7 @@
 //! Helpers shared by the workspace's tests: a counting global allocator to prove that hot
 //! paths allocate nothing ([`alloc`]), self-removing temp dirs ([`TempDir`]), the default engine
-//! config ([`default_config`]) and the shipped recordings ([`data`], [`usdm`], [`spot`]).
+//! config ([`default_config`]), the shipped recordings ([`data`], [`usdm`], [`spot`]) and a real
+//! NATS server ([`nats`]).
 //!
 //! A global allocator is per binary, so each allocation test declares its own
 //! `#[global_allocator] static A: CountingAlloc = CountingAlloc;` (see [`alloc`]).
@@ -9,6 +10,7 @@
 
 pub mod alloc;
 mod fs;
+pub mod nats;
 
 pub use fs::{isolated_cache_home, TempDir};
 

@@ -363,7 +363,13 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
         })
         .connect(url.as_str())
         .await
-        .map_err(|e| anyhow::anyhow!("the bus at {}: {e}", redact_url(&url)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the bus at {}: {}",
+                redact_url(&url),
+                redact_error(&e.to_string(), &url)
+            )
+        })?;
 
     // Control: every engine's subject and this one's, answered one at a time.
     let mut subs = Vec::new();
@@ -485,6 +491,44 @@ async fn ask_ops(
         .ok_or_else(|| "error: the run's ops thread did not answer in time\n".to_owned())
 }
 
+/// Runs `body` with a client connected to `url` (5 s at most to connect) on a single-threaded
+/// runtime of the calling thread's own: the clients of `ringmaker ctl --bus`, the tests and the
+/// bench. The URL's credentials never reach an error.
+fn as_client<T, F: std::future::Future<Output = anyhow::Result<T>>>(
+    url: &str,
+    name: &str,
+    body: impl FnOnce(async_nats::Client) -> F,
+) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("a runtime for the bus client: {e}"))?;
+    rt.block_on(async {
+        let shown = redact_url(url);
+        let client = tokio::time::timeout(
+            Duration::from_secs(5),
+            async_nats::ConnectOptions::new().name(name).connect(url),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from the bus at {shown} within 5 s"))?
+        .map_err(|e| {
+            anyhow::anyhow!("the bus at {shown}: {}", redact_error(&e.to_string(), url))
+        })?;
+        body(client).await
+    })
+}
+
+/// `text` with `url`'s credentials, wherever they appear in it, replaced.
+fn redact_error(text: &str, url: &str) -> String {
+    match url
+        .rsplit_once('@')
+        .and_then(|(a, _)| a.split_once("://").map(|(_, u)| u).or(Some(a)))
+    {
+        Some(userinfo) if !userinfo.is_empty() => text.replace(userinfo, "***"),
+        _ => text.to_owned(),
+    }
+}
+
 /// `ringmaker ctl --bus`: sends `line` (`VERB [INSTRUMENT]`) to every engine under `prefix`, or
 /// to `engine` alone, and gathers the acks until `expect` have come or `wait` has passed. The
 /// acks in arrival order; an error when the server cannot be reached.
@@ -496,21 +540,7 @@ pub fn request(
     expect: Option<usize>,
     wait: Duration,
 ) -> anyhow::Result<Vec<Ack>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow::anyhow!("a runtime for the bus client: {e}"))?;
-    rt.block_on(async {
-        let shown = redact_url(url);
-        let client = tokio::time::timeout(
-            Duration::from_secs(5),
-            async_nats::ConnectOptions::new()
-                .name("ringmaker ctl")
-                .connect(url),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer from the bus at {shown} within 5 s"))?
-        .map_err(|e| anyhow::anyhow!("the bus at {shown}: {e}"))?;
+    as_client(url, "ringmaker ctl", |client| async move {
         let subjects = Subjects::new(prefix);
         let subject = match engine {
             Some(e) => subjects.ctl_engine(e),
@@ -546,16 +576,7 @@ pub fn watch_heartbeats(
     wait: Duration,
     mut until: impl FnMut(&[Heartbeat]) -> bool,
 ) -> anyhow::Result<Vec<Heartbeat>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow::anyhow!("a runtime for the bus client: {e}"))?;
-    rt.block_on(async {
-        let shown = redact_url(url);
-        let client = tokio::time::timeout(Duration::from_secs(5), async_nats::connect(url))
-            .await
-            .map_err(|_| anyhow::anyhow!("no answer from the bus at {shown} within 5 s"))?
-            .map_err(|e| anyhow::anyhow!("the bus at {shown}: {e}"))?;
+    as_client(url, "ringmaker watch", |client| async move {
         let mut sub = client.subscribe(Subjects::new(prefix).heartbeats()).await?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut seen = Vec::new();
@@ -608,6 +629,20 @@ mod tests {
             "nats://***@h:4222"
         );
         assert_eq!(redact_url("h:4222"), "h:4222");
+        assert_eq!(
+            redact_error("bad creds alice:s3cret at h", "nats://alice:s3cret@h:1"),
+            "bad creds *** at h"
+        );
+        assert_eq!(redact_error("x", "nats://h:1"), "x");
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid_and_its_engine_the_defaults() {
+        let c = RunConfig::from_toml(&test_support::config_text("bus-example.toml")).unwrap();
+        let d = RunConfig::from_toml(&test_support::config_text("default.toml")).unwrap();
+        assert_eq!(c.live.bus.url.as_deref(), Some("nats://10.0.0.5:4222"));
+        assert_eq!(c.live.bus.engine.as_deref(), Some("ny4-btc-usdm"));
+        assert_eq!(c.engine.instruments, d.engine.instruments);
     }
 
     #[test]
