@@ -1,11 +1,13 @@
 //! What the bus link (issue 19) costs the hot path, and how long a firm-wide halt takes: the
-//! paper pipeline on the shipped recording twice against a real `nats-server` on loopback (with
-//! JetStream, as the tests run it), the baseline without `[bus]` and then with it on, its
-//! heartbeat every 50 ms (ten times the default 500 ms); during the second run a client sends
-//! `halt` and `resume` over the bus, alternately, every 250 ms, and times each from publishing
-//! the request to holding the engine's ack (which waits until the engine has consumed the
-//! command: the ack carries the resulting mode). Compared: tick-to-intent and the engine's
-//! consume-to-intent (HdrHistograms of the same run shape), and the round trip.
+//! paper pipeline on the shipped recording against a real `nats-server` on loopback (with
+//! JetStream, as the tests run it): the baseline without `[bus]`, then with it on, its heartbeat
+//! every 50 ms (ten times the default 500 ms) and a client asking `status` over the bus every
+//! 250 ms (the engine does the same work as in the baseline); compared: tick-to-intent, the
+//! engine's consume-to-intent and the input ring's publish-to-consume (HdrHistograms of the same
+//! run shape). Then a third run in which the client sends `halt` and `resume` alternately every
+//! 250 ms, each timed as `ringmaker ctl --bus` does it: connect, publish the request, hold the
+//! engine's ack (which waits until the engine has consumed the command: the ack carries the
+//! resulting mode).
 //!
 //! Threads pinned as in `ops_overhead` (engine on the last core, everything else, the bus thread,
 //! the server and the client included, on the first).
@@ -14,7 +16,7 @@
 //! says so and measures nothing (with `RINGMAKER_REQUIRE_NATS=1`, as in CI, it fails).
 //!
 //! Run: `cargo bench -p ringmaker-benches --bench bus_overhead` (the first 120 s of the recording
-//! at 2x pace, twice: about 2 minutes); `-- --test`: 3 s each.
+//! at 2x pace, twice, then 30 s: about 4.5 minutes); `-- --test`: 3 s, 3 s and 0.75 s.
 
 use hdrhistogram::Histogram;
 use runtime::live::{self, Hop};
@@ -23,10 +25,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn run(seconds: f64, bus: Option<&str>) -> (live::Summary, Option<Histogram<u64>>) {
+/// What the client does during a run with the bus on.
+#[derive(Clone, Copy, PartialEq)]
+enum Client {
+    /// `status` over the bus every 250 ms: the engine does as without the bus.
+    Status,
+    /// `halt` and `resume` alternately, every 250 ms: the firm-wide halt, timed.
+    HaltResume,
+}
+
+fn run(seconds: f64, bus: Option<(&str, Client)>) -> (live::Summary, Option<Histogram<u64>>) {
     let (first, last) = ringmaker_benches::first_and_last_core();
     let extra = match bus {
-        Some(url) => {
+        Some((url, _)) => {
             format!("[bus]\nurl = \"{url}\"\nengine = \"bench\"\nheartbeat_ms = 50\n")
         }
         None => String::new(),
@@ -46,7 +57,7 @@ fn run(seconds: f64, bus: Option<&str>) -> (live::Summary, Option<Histogram<u64>
     settings.speed = 2.0;
     settings.ops.control_dir = Some(out.clone());
     let done = Arc::new(AtomicBool::new(false));
-    let client = bus.map(|url| {
+    let client = bus.map(|(url, what)| {
         let (done, url) = (Arc::clone(&done), url.to_owned());
         std::thread::spawn(move || {
             core_affinity::set_for_current(core_affinity::CoreId { id: first });
@@ -55,7 +66,11 @@ fn run(seconds: f64, bus: Option<&str>) -> (live::Summary, Option<Histogram<u64>
             std::thread::sleep(Duration::from_secs(1));
             let mut halt = true;
             while !done.load(Ordering::Relaxed) {
-                let verb = if halt { "halt" } else { "resume" };
+                let verb = match (what, halt) {
+                    (Client::Status, _) => "status",
+                    (Client::HaltResume, true) => "halt",
+                    (Client::HaltResume, false) => "resume",
+                };
                 let t = Instant::now();
                 let acks = runtime::bus::request(
                     &url,
@@ -92,7 +107,8 @@ fn main() {
     let server = test_support::nats::NatsServer::start(&bin);
     let url = server.url.clone();
     let (off, _) = run(seconds, None);
-    let (on, round_trips) = run(seconds, Some(&url));
+    let (on, _) = run(seconds, Some((&url, Client::Status)));
+    let (_, round_trips) = run(seconds / 4.0, Some((&url, Client::HaltResume)));
     drop(server);
     for (name, s) in [
         ("bus off (baseline)", &off),
@@ -115,7 +131,8 @@ fn main() {
     }
     if let Some(h) = &round_trips {
         ringmaker_benches::print_header(
-            "firm-wide halt / resume over the bus: request published -> the engine's ack held",
+            "firm-wide halt / resume over the bus (a third run, a quarter as long): connect, \
+             publish the request, the engine's ack held",
         );
         ringmaker_benches::print_row("ctl --bus round trip", h);
     }
