@@ -113,7 +113,7 @@ fn main() {
     for (name, s) in [
         ("bus off (baseline)", &off),
         (
-            "bus on, heartbeat every 50 ms, halt/resume every 250 ms",
+            "bus on, heartbeat every 50 ms, status over the bus every 250 ms",
             &on,
         ),
     ] {
