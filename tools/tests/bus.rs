@@ -153,6 +153,24 @@ fn two_engines_share_the_bus_and_stop_together_on_one_command() {
         2,
         "{stdout}"
     );
+    // What no operator would send: every engine answers with an error ack, and goes on.
+    for bad in ["x".repeat(2000), "halt\nresume".to_owned()] {
+        let acks = bus::request(
+            &url,
+            "ringmaker",
+            None,
+            &bad,
+            Some(2),
+            Duration::from_secs(5),
+        )
+        .expect("the bus");
+        assert_eq!(acks.len(), 2, "{acks:?}");
+        assert!(
+            acks.iter()
+                .all(|a| a.result.starts_with("error: a request is one line")),
+            "{acks:?}"
+        );
+    }
     // An engine nobody runs: no ack, exit 2 with the reason.
     let (code, _, stderr, _) = ctl(&url, &["--engine", "eng-z", "--wait-ms", "300", "halt"]);
     assert_eq!(code, 2);
@@ -239,4 +257,69 @@ fn ctl_over_a_bus_nobody_serves_fails_with_the_reason() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
+    let Some(bin) = test_support::nats::nats_server() else {
+        eprintln!(
+            "skipped: no nats-server (Debian's nats-server package; tests/run-all.sh installs it)"
+        );
+        return;
+    };
+    let dir = test_support::TempDir::new("bus-away");
+    // A port nobody serves yet: the run starts anyway.
+    let port = test_support::nats::free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let out = dir.path().join("run");
+    let mut run = start_engine(&url, "late", &out);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        run.0.try_wait().unwrap().is_none(),
+        "the run ended while its bus was away"
+    );
+    // The server comes up on that port: the link connects on its own and heartbeats flow.
+    let store = test_support::TempDir::new("bus-away-js");
+    let server = Proc(
+        Command::new(&bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server"),
+    );
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "nats-server listening on {port}"
+    );
+    let hs = heartbeats_until(&url, &["late"], Duration::from_secs(30), |h| {
+        mode(h) == "normal"
+    });
+    assert_eq!(hs[0].engine, "late");
+    let (code, stdout, _, _) = ctl(&url, &["--engine", "late", "status"]);
+    assert_eq!(code, 0, "{stdout}");
+    // SAFETY: `kill` reads no memory of ours; the pid is our own child's, not yet reaped.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let mut text = String::new();
+    if let Some(mut e) = run.0.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+    }
+    assert!(run.0.wait().unwrap().success(), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ringmaker run: bus: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let dropped: u64 = line
+        .split(" heartbeats (")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    // Those due while it was away were dropped (counted), not queued.
+    assert!(dropped >= 1, "{line}");
+    assert!(line.contains("1 connects"), "{line}");
+    drop(server);
 }
