@@ -19,8 +19,7 @@
 //! at 2x pace, twice, then 30 s: about 4.5 minutes); `-- --test`: 3 s, 3 s and 0.75 s.
 
 use hdrhistogram::Histogram;
-use runtime::live::{self, Hop};
-use runtime::record::{JournalRecorder, Keep};
+use runtime::live;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,32 +34,15 @@ enum Client {
 }
 
 fn run(seconds: f64, bus: Option<(&str, Client)>) -> (live::Summary, Option<Histogram<u64>>) {
-    let (first, last) = ringmaker_benches::first_and_last_core();
     let extra = match bus {
         Some((url, _)) => {
             format!("[bus]\nurl = \"{url}\"\nengine = \"bench\"\nheartbeat_ms = 50\n")
         }
         None => String::new(),
     };
-    let cfg = ringmaker_benches::pinned_run_config(first, last, false, &extra);
-    let out = std::env::temp_dir().join(format!(
-        "ringmaker-bench-bus-{}-{}",
-        std::process::id(),
-        bus.is_some()
-    ));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("temp dir");
-    let recorder =
-        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0, Keep::Durable)
-            .expect("journal");
-    let mut settings = ringmaker_benches::pipeline_settings(&out, false, Some(seconds));
-    settings.speed = 2.0;
-    settings.ops.control_dir = Some(out.clone());
-    let done = Arc::new(AtomicBool::new(false));
-    let client = bus.map(|(url, what)| {
-        let (done, url) = (Arc::clone(&done), url.to_owned());
-        std::thread::spawn(move || {
-            core_affinity::set_for_current(core_affinity::CoreId { id: first });
+    let client = bus.map(|(url, what)| -> ringmaker_benches::BenchClient {
+        let url = url.to_owned();
+        Box::new(move |done: Arc<AtomicBool>, _out| {
             let mut h = ringmaker_benches::latency_histogram();
             // Until the run is up and on the bus.
             std::thread::sleep(Duration::from_secs(1));
@@ -89,12 +71,12 @@ fn run(seconds: f64, bus: Option<(&str, Client)>) -> (live::Summary, Option<Hist
             h
         })
     });
-    let (summary, recorder) = live::run(&cfg, &settings, recorder).expect("paper run");
-    done.store(true, Ordering::Relaxed);
-    let round_trips = client.map(|c| c.join().expect("bus client"));
-    recorder.close().expect("journal close");
-    let _ = std::fs::remove_dir_all(&out);
-    (summary, round_trips)
+    let tag = match bus {
+        None => "bus-off",
+        Some((_, Client::Status)) => "bus-status",
+        Some((_, Client::HaltResume)) => "bus-halt",
+    };
+    ringmaker_benches::paper_run_beside(tag, seconds, &extra, client)
 }
 
 fn main() {
@@ -110,25 +92,12 @@ fn main() {
     let (on, _) = run(seconds, Some((&url, Client::Status)));
     let (_, round_trips) = run(seconds / 4.0, Some((&url, Client::HaltResume)));
     drop(server);
-    for (name, s) in [
-        ("bus off (baseline)", &off),
-        (
-            "bus on, heartbeat every 50 ms, status over the bus every 250 ms",
-            &on,
-        ),
-    ] {
-        ringmaker_benches::print_header(&format!(
-            "{name}: first {seconds} s at 2x ({} events, {} intents, threads {})",
-            s.counters.engine_events,
-            s.counters.engine_intents,
-            s.pinning.describe()
-        ));
-        for hop in [Hop::TickToIntent, Hop::ConsumeIntent, Hop::PublishConsume] {
-            if let Some(h) = s.hop(hop) {
-                ringmaker_benches::print_row(hop.tag(), h);
-            }
-        }
-    }
+    ringmaker_benches::print_paper_hops("bus off (baseline)", seconds, &off);
+    ringmaker_benches::print_paper_hops(
+        "bus on, heartbeat every 50 ms, status over the bus every 250 ms",
+        seconds,
+        &on,
+    );
     if let Some(h) = &round_trips {
         ringmaker_benches::print_header(
             "firm-wide halt / resume over the bus (a third run, a quarter as long): connect, \
@@ -136,17 +105,5 @@ fn main() {
         );
         ringmaker_benches::print_row("ctl --bus round trip", h);
     }
-    for hop in [Hop::TickToIntent, Hop::ConsumeIntent] {
-        if let (Some(a), Some(b)) = (off.hop(hop), on.hop(hop)) {
-            let r = |q: f64| b.value_at_quantile(q) as f64 / a.value_at_quantile(q).max(1) as f64;
-            println!(
-                "{}: on / off p50 {:.2}x, p99 {:.2}x ({} and {} samples)",
-                hop.tag(),
-                r(0.5),
-                r(0.99),
-                a.len(),
-                b.len()
-            );
-        }
-    }
+    ringmaker_benches::print_on_off(&off, &on);
 }

@@ -202,3 +202,81 @@ pub fn verdict(name: &str, h: &hdrhistogram::Histogram<u64>, p50_budget: u64, p9
         h.len()
     );
 }
+
+/// A client thread's body for [`paper_run_beside`]: runs until its flag is set, then gives back
+/// what it measured; given the run's output folder (its control socket).
+pub type BenchClient =
+    Box<dyn FnOnce(Arc<AtomicBool>, PathBuf) -> hdrhistogram::Histogram<u64> + Send>;
+
+/// The paper pipeline pinned as [`pinned_run_config`] (`first`, `last` cores), `extra` appended
+/// to the shipped config, on the first `seconds` of the shipped recording at 2x pace, with the
+/// control socket in a temp folder named after `tag`; `client` (if any) runs on its own thread,
+/// pinned to `first`, until the run ends (its flag is set then), and gives back a histogram.
+pub fn paper_run_beside(
+    tag: &str,
+    seconds: f64,
+    extra: &str,
+    client: Option<BenchClient>,
+) -> (runtime::live::Summary, Option<hdrhistogram::Histogram<u64>>) {
+    use runtime::record::{JournalRecorder, Keep};
+    use std::sync::atomic::Ordering;
+    let (first, last) = first_and_last_core();
+    let cfg = pinned_run_config(first, last, false, extra);
+    let out = std::env::temp_dir().join(format!("ringmaker-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("temp dir");
+    let recorder =
+        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0, Keep::Durable)
+            .expect("journal");
+    let mut settings = pipeline_settings(&out, false, Some(seconds));
+    settings.speed = 2.0;
+    settings.ops.control_dir = Some(out.clone());
+    let done = Arc::new(AtomicBool::new(false));
+    let client = client.map(|c| {
+        let (done, out) = (Arc::clone(&done), out.clone());
+        std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: first });
+            c(done, out)
+        })
+    });
+    let (summary, recorder) = runtime::live::run(&cfg, &settings, recorder).expect("paper run");
+    done.store(true, Ordering::Relaxed);
+    let h = client.map(|c| c.join().expect("bench client"));
+    recorder.close().expect("journal close");
+    let _ = std::fs::remove_dir_all(&out);
+    (summary, h)
+}
+
+/// Prints a paper run's hops (tick → intent, consume → intent, publish → consume) under `name`.
+pub fn print_paper_hops(name: &str, seconds: f64, s: &runtime::live::Summary) {
+    use runtime::live::Hop;
+    print_header(&format!(
+        "{name}: first {seconds} s at 2x ({} events, {} intents, threads {})",
+        s.counters.engine_events,
+        s.counters.engine_intents,
+        s.pinning.describe()
+    ));
+    for hop in [Hop::TickToIntent, Hop::ConsumeIntent, Hop::PublishConsume] {
+        if let Some(h) = s.hop(hop) {
+            print_row(hop.tag(), h);
+        }
+    }
+}
+
+/// Prints `on`'s p50 and p99 over `off`'s for the hops that end in an intent.
+pub fn print_on_off(off: &runtime::live::Summary, on: &runtime::live::Summary) {
+    use runtime::live::Hop;
+    for hop in [Hop::TickToIntent, Hop::ConsumeIntent] {
+        if let (Some(a), Some(b)) = (off.hop(hop), on.hop(hop)) {
+            let r = |q: f64| b.value_at_quantile(q) as f64 / a.value_at_quantile(q).max(1) as f64;
+            println!(
+                "{}: on / off p50 {:.2}x, p99 {:.2}x ({} and {} samples)",
+                hop.tag(),
+                r(0.5),
+                r(0.99),
+                a.len(),
+                b.len()
+            );
+        }
+    }
+}
