@@ -197,6 +197,8 @@ fn two_engines_share_the_bus_and_stop_together_on_one_command() {
     for (text, name) in outputs.iter().zip(["eng-a", "eng-b"]) {
         assert!(text.contains(&format!("as engine \"{name}\"")), "{text}");
         assert!(text.contains("ringmaker run: bus: "), "{text}");
+        // The two requests no operator would send, each refused once.
+        assert!(text.contains(" requests (2 refused)"), "{text}");
         assert!(
             !text.contains("Pa55-w0rd-bus"),
             "the bus password in the output:\n{text}"

@@ -398,18 +398,17 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
                         let line = s.trim().to_owned();
                         (line.clone(), ask_ops(&requests, line).await)
                     }
-                    _ => {
-                        counters.requests_refused.fetch_add(1, Ordering::Relaxed);
-                        (
-                            String::from_utf8_lossy(&msg.payload[..msg.payload.len().min(64)])
-                                .into_owned(),
-                            Err(format!(
-                                "error: a request is one line of UTF-8 text, {MAX_REQUEST} bytes \
-                                 at most\n"
-                            )),
-                        )
-                    }
+                    _ => (
+                        String::from_utf8_lossy(&msg.payload[..msg.payload.len().min(64)])
+                            .into_owned(),
+                        Err(format!(
+                            "error: a request is one line of UTF-8 text, {MAX_REQUEST} bytes \
+                             at most\n"
+                        )),
+                    ),
                 };
+                // Refused here (not text, too long) or by the ops thread's absence: counted
+                // once either way.
                 let answer = answer.unwrap_or_else(|e| {
                     counters.requests_refused.fetch_add(1, Ordering::Relaxed);
                     e
