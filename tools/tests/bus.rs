@@ -25,10 +25,14 @@ impl Drop for Proc {
 }
 
 fn start_engine(url: &str, name: &str, out: &Path) -> Proc {
+    start_engine_with(url, name, out, &root("configs/default.toml"))
+}
+
+fn start_engine_with(url: &str, name: &str, out: &Path, config: &Path) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_ringmaker"))
         .args(["run", "--paper", "--speed", "1", "--duration", "120"])
         .args(["--status-secs", "0", "--config"])
-        .arg(root("configs/default.toml"))
+        .arg(config)
         .arg("--data")
         .arg(root("tests/data/binance-usdm/btcusdt_20240808.gz"))
         .arg("--out")
@@ -261,6 +265,18 @@ fn ctl_over_a_bus_nobody_serves_fails_with_the_reason() {
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
+/// One sample of the run's `/metrics` on `port` (`None`: not there, or no answer).
+fn metric(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 #[test]
 fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
     let Some(bin) = test_support::nats::nats_server() else {
@@ -274,8 +290,23 @@ fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
     let port = test_support::nats::free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let out = dir.path().join("run");
-    let mut run = start_engine(&url, "late", &out);
-    std::thread::sleep(Duration::from_secs(3));
+    // With its metrics endpoint, to watch the link from Prometheus' side.
+    let mport = test_support::nats::free_port();
+    let cfg = dir.path().join("cfg.toml");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(root("configs/default.toml")).unwrap()
+            + &format!("\n[ops]\nmetrics_listen = \"127.0.0.1:{mport}\"\n"),
+    )
+    .unwrap();
+    let mut run = start_engine_with(&url, "late", &out, &cfg);
+    assert!(
+        common::eventually(Duration::from_secs(30), || {
+            metric(mport, "ringmaker_bus_heartbeats_total{result=\"dropped\"}") >= Some(2.0)
+        }),
+        "heartbeats dropped while the bus is away"
+    );
+    assert_eq!(metric(mport, "ringmaker_bus_connected"), Some(0.0));
     assert!(
         run.0.try_wait().unwrap().is_none(),
         "the run ended while its bus was away"
@@ -301,6 +332,12 @@ fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
         mode(h) == "normal"
     });
     assert_eq!(hs[0].engine, "late");
+    assert_eq!(metric(mport, "ringmaker_bus_connected"), Some(1.0));
+    assert!(metric(mport, "ringmaker_bus_heartbeats_total{result=\"sent\"}") >= Some(1.0));
+    assert_eq!(
+        metric(mport, "ringmaker_reconnects_total{link=\"bus\"}"),
+        Some(0.0)
+    );
     let (code, stdout, _, _) = ctl(&url, &["--engine", "late", "status"]);
     assert_eq!(code, 0, "{stdout}");
     // SAFETY: `kill` reads no memory of ours; the pid is our own child's, not yet reaped.

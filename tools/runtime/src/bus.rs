@@ -266,9 +266,13 @@ pub struct Request {
     pub answer: crossbeam_channel::Sender<String>,
 }
 
-/// The bus thread's counters (also what it leaves behind).
+/// The bus thread's counters, in [`OpsState::bus`] (the metrics endpoint shows them).
 #[derive(Debug, Default)]
 pub struct BusCounters {
+    /// The run has a bus link (1) or not (0).
+    pub enabled: AtomicU64,
+    /// Connected to the server now (1) or not (0).
+    pub connected: AtomicU64,
     /// Heartbeats handed to the client.
     pub heartbeats: AtomicU64,
     /// Heartbeats dropped (the server away: not connected when one was due).
@@ -292,8 +296,6 @@ pub struct BusLink {
     pub config: RunConfig,
     /// To the ops thread.
     pub requests: crossbeam_channel::Sender<Request>,
-    /// Counters, read by the run's summary.
-    pub counters: Arc<BusCounters>,
 }
 
 /// What the bus thread leaves behind: its counters' final values.
@@ -342,20 +344,24 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
     let url = link.bus.url.clone().unwrap_or_default();
     let engine = link.bus.engine.clone().unwrap_or_default();
     let subjects = Subjects::new(&link.bus.prefix);
-    let counters = Arc::clone(&link.counters);
-    let events = Arc::clone(&counters);
+    let counters = &shared.ops.bus;
+    counters.enabled.store(1, Ordering::Relaxed);
+    let events = Arc::clone(&shared);
     let client = async_nats::ConnectOptions::new()
         .name(format!("ringmaker {engine}"))
         .retry_on_initial_connect()
         .event_callback(move |e| {
-            let c = Arc::clone(&events);
+            let shared = Arc::clone(&events);
             async move {
+                let c = &shared.ops.bus;
                 match e {
                     async_nats::Event::Connected => {
                         c.connects.fetch_add(1, Ordering::Relaxed);
+                        c.connected.store(1, Ordering::Relaxed);
                     }
                     async_nats::Event::Disconnected => {
                         c.disconnects.fetch_add(1, Ordering::Relaxed);
+                        c.connected.store(0, Ordering::Relaxed);
                     }
                     _ => {}
                 }
@@ -385,13 +391,13 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
         let client = client.clone();
         let link_cfg = link.config.clone();
         let requests = link.requests.clone();
-        let counters = Arc::clone(&counters);
         let shared = Arc::clone(&shared);
         let engine = engine.clone();
         let ack_subject = subjects.ack(&engine);
         tokio::spawn(async move {
             let mut merged = futures_util::stream::select_all(subs);
             while let Some(msg) = merged.next().await {
+                let counters = &shared.ops.bus;
                 counters.requests.fetch_add(1, Ordering::Relaxed);
                 let (request, answer) = match std::str::from_utf8(&msg.payload) {
                     Ok(s) if s.len() <= MAX_REQUEST && !s.contains('\n') => {

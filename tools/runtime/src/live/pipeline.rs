@@ -235,7 +235,6 @@ where
         _ => None,
     };
     let (bus_tx, bus_rx) = crossbeam_channel::bounded::<crate::bus::Request>(16);
-    let bus_counters = Arc::new(crate::bus::BusCounters::default());
     let ops_h = if has_ops {
         let t = super::ops::OpsThread {
             metrics,
@@ -267,7 +266,6 @@ where
             bus: live.bus.clone(),
             config: run_cfg.clone(),
             requests: bus_tx,
-            counters: Arc::clone(&bus_counters),
         };
         let _ = writeln!(
             std::io::stderr(),

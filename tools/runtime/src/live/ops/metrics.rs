@@ -471,6 +471,11 @@ pub fn render(cx: &Context<'_>) -> String {
         links.push(("order_entry", ops.venue.api_reconnects.load(Relaxed)));
         links.push(("user_stream", ops.venue.user_reconnects.load(Relaxed)));
     }
+    let bus = &ops.bus;
+    let bus_on = bus.enabled.load(Relaxed) == 1;
+    if bus_on {
+        links.push(("bus", bus.connects.load(Relaxed).saturating_sub(1)));
+    }
     o.counter(
         "ringmaker_reconnects",
         "Connections re-established after a loss, by link",
@@ -478,6 +483,36 @@ pub fn render(cx: &Context<'_>) -> String {
             .into_iter()
             .map(|(l, v)| (vec![("link", l.to_owned())], v)),
     );
+    if bus_on {
+        o.gauge(
+            "ringmaker_bus_connected",
+            "1 while the bus link is connected to the NATS server",
+            [(Vec::new(), bus.connected.load(Relaxed) as f64)],
+        );
+        o.counter(
+            "ringmaker_bus_heartbeats",
+            "Heartbeats due on the bus, by result (sent, or dropped while the server was away)",
+            [
+                ("sent", bus.heartbeats.load(Relaxed)),
+                ("dropped", bus.heartbeats_dropped.load(Relaxed)),
+            ]
+            .map(|(r, v)| (vec![("result", r.to_owned())], v)),
+        );
+        let (requests, refused) = (
+            bus.requests.load(Relaxed),
+            bus.requests_refused.load(Relaxed),
+        );
+        o.counter(
+            "ringmaker_bus_requests",
+            "Control requests taken from the bus, by result (answered by the run, or refused \
+             before it: not one line of text, or no answer)",
+            [
+                ("answered", requests.saturating_sub(refused)),
+                ("refused", refused),
+            ]
+            .map(|(r, v)| (vec![("result", r.to_owned())], v)),
+        );
+    }
     if live_venue {
         o.counter(
             "ringmaker_venue_rate_limited",

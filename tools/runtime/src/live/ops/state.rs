@@ -197,6 +197,8 @@ pub struct OpsState {
     pub market_reconnects: AtomicU64,
     /// Operator commands.
     pub control: ControlGauges,
+    /// The bus link (`[bus]`), written by its thread.
+    pub bus: crate::bus::BusCounters,
     /// A hot reload handed from the ops thread to the engine thread: taken when the engine
     /// consumes the `Reload` command published right after it was put here. Touched twice per
     /// reload, never on the way from tick to intent.
