@@ -180,6 +180,18 @@ fn two_engines_share_the_bus_and_stop_together_on_one_command() {
     assert_eq!(code, 2);
     assert!(stderr.contains("0 engine(s) acknowledged"), "{stderr}");
 
+    // A peer whose heartbeats stop (the process frozen) goes stale for the other, and live
+    // again when they come back.
+    // SAFETY: `kill` reads no memory of ours; the pid is our own child's, not yet reaped.
+    unsafe { libc::kill(b.0.id() as i32, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(2_500));
+    // SAFETY: as above.
+    unsafe { libc::kill(b.0.id() as i32, libc::SIGCONT) };
+    heartbeats_until(&url, &["eng-b"], Duration::from_secs(10), |h| {
+        mode(h) == "normal"
+    });
+    std::thread::sleep(Duration::from_millis(200));
+
     // Both stop cleanly, the last heartbeat says so.
     for p in [&a, &b] {
         // SAFETY: `kill` reads no memory of ours; the pid is our own child's, not yet reaped.
@@ -212,6 +224,24 @@ fn two_engines_share_the_bus_and_stop_together_on_one_command() {
         outputs[1].contains("nats://***@127.0.0.1:"),
         "{}",
         outputs[1]
+    );
+    // What eng-a saw of eng-b: live, stale while frozen (no heartbeat for 3 periods), live.
+    let seen: Vec<&str> = outputs[0]
+        .lines()
+        .filter_map(|l| l.strip_prefix("ringmaker run: bus: peer eng-b is "))
+        .collect();
+    assert!(seen.len() >= 3, "{}", outputs[0]);
+    assert_eq!(seen[0], "live", "{}", outputs[0]);
+    assert!(
+        seen[1].starts_with("stale (no heartbeat for "),
+        "{}",
+        outputs[0]
+    );
+    assert_eq!(seen[2], "live", "{}", outputs[0]);
+    assert!(
+        !outputs[0].contains("another run publishes heartbeats"),
+        "{}",
+        outputs[0]
     );
 
     // The bus's commands are journaled inputs: in each journal, and replayed identical.

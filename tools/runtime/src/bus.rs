@@ -26,6 +26,7 @@ use crate::live::ops::OpsState;
 use crate::live::shared::Shared;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -147,6 +148,9 @@ pub struct InstrumentState {
 pub struct Heartbeat {
     /// The engine's name.
     pub engine: String,
+    /// This run of it (random at start): two runs under one name are a mistake the peers see.
+    #[serde(default)]
+    pub run_id: u64,
     /// 1, 2, 3, ... for this run (a gap: heartbeats lost; back to 1: the engine restarted).
     pub seq: u64,
     /// Wall clock when it was built, ms since the Unix epoch.
@@ -235,12 +239,14 @@ pub fn heartbeat(
     cfg: &RunConfig,
     bus: &BusConfig,
     ops: &OpsState,
+    run_id: u64,
     seq: u64,
     stopping: bool,
 ) -> Heartbeat {
     let e = &ops.engine;
     Heartbeat {
         engine: bus.engine.clone().unwrap_or_default(),
+        run_id,
         seq,
         unix_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -253,6 +259,142 @@ pub fn heartbeat(
             records: e.journal_records.load(Ordering::Relaxed),
             bytes: e.journal_bytes.load(Ordering::Relaxed),
         },
+    }
+}
+
+/// The most peers one engine keeps track of; heartbeats from further names are ignored (and
+/// counted): memory is bounded whatever the bus carries.
+pub const MAX_PEERS: usize = 256;
+
+/// What a peer is, as far as its heartbeats tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Heard within three of its periods (and at least 1 s).
+    Live,
+    /// Not heard for longer: for firm-wide limits, counted as using its whole allocation.
+    Stale,
+    /// Its last heartbeat said it was stopping.
+    Stopped,
+}
+
+impl PeerState {
+    /// As logged and labelled.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerState::Live => "live",
+            PeerState::Stale => "stale",
+            PeerState::Stopped => "stopped",
+        }
+    }
+}
+
+/// One other engine on the bus.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Its last heartbeat.
+    pub last: Heartbeat,
+    /// When that arrived.
+    pub seen: Instant,
+    /// What it is now.
+    pub state: PeerState,
+}
+
+/// The other engines on the bus, by name, from their heartbeats.
+#[derive(Debug)]
+pub struct Peers {
+    me: String,
+    my_run: u64,
+    map: std::collections::BTreeMap<String, Peer>,
+    /// Heartbeats from names past [`MAX_PEERS`].
+    pub ignored: u64,
+    /// Heartbeats under this engine's own name from another run of it.
+    pub name_conflicts: u64,
+}
+
+/// A peer's change of state, to be said.
+pub type Transition = (String, PeerState, Option<Duration>);
+
+impl Peers {
+    /// The peers of engine `me`, run `my_run`.
+    pub fn new(me: &str, my_run: u64) -> Peers {
+        Peers {
+            me: me.to_owned(),
+            my_run,
+            map: Default::default(),
+            ignored: 0,
+            name_conflicts: 0,
+        }
+    }
+
+    /// A heartbeat arrived at `now`: the peer's change of state, if any. One under this
+    /// engine's own name is ours (nothing) or another run's (counted, and the caller warns).
+    pub fn on_heartbeat(&mut self, hb: Heartbeat, now: Instant) -> Option<Transition> {
+        if hb.engine == self.me {
+            if hb.run_id != self.my_run {
+                self.name_conflicts += 1;
+            }
+            return None;
+        }
+        let state = if hb.stopping {
+            PeerState::Stopped
+        } else {
+            PeerState::Live
+        };
+        let full = self.map.len() >= MAX_PEERS;
+        match self.map.get_mut(&hb.engine) {
+            Some(p) => {
+                let was = p.state;
+                p.last = hb;
+                p.seen = now;
+                p.state = state;
+                (was != state).then(|| (p.last.engine.clone(), state, None))
+            }
+            None if full => {
+                self.ignored += 1;
+                None
+            }
+            None => {
+                let name = hb.engine.clone();
+                self.map.insert(
+                    name.clone(),
+                    Peer {
+                        last: hb,
+                        seen: now,
+                        state,
+                    },
+                );
+                Some((name, state, None))
+            }
+        }
+    }
+
+    /// Live peers not heard for three of their periods (at least 1 s) by `now` become stale:
+    /// their changes of state, with how long each has been silent.
+    pub fn expire(&mut self, now: Instant) -> Vec<Transition> {
+        let mut out = Vec::new();
+        for (name, p) in self.map.iter_mut() {
+            let limit = Duration::from_millis(p.last.heartbeat_ms.saturating_mul(3).max(1_000));
+            let silent = now.saturating_duration_since(p.seen);
+            if p.state == PeerState::Live && silent > limit {
+                p.state = PeerState::Stale;
+                out.push((name.clone(), PeerState::Stale, Some(silent)));
+            }
+        }
+        out
+    }
+
+    /// Peers live, stale and stopped.
+    pub fn counts(&self) -> [u64; 3] {
+        let mut c = [0; 3];
+        for p in self.map.values() {
+            c[p.state as usize] += 1;
+        }
+        c
+    }
+
+    /// A peer by name.
+    pub fn get(&self, name: &str) -> Option<&Peer> {
+        self.map.get(name)
     }
 }
 
@@ -285,6 +427,10 @@ pub struct BusCounters {
     pub connects: AtomicU64,
     /// Connections lost.
     pub disconnects: AtomicU64,
+    /// Other engines on the bus, live, stale and stopped (gauges).
+    pub peers: [AtomicU64; 3],
+    /// Heartbeats under this engine's own name from another run.
+    pub name_conflicts: AtomicU64,
 }
 
 /// What the bus thread runs with.
@@ -436,11 +582,56 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
         })
     };
 
+    // The other engines, from their heartbeats (this run's own included, to catch a second run
+    // under the same name).
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    let peers = Arc::new(std::sync::Mutex::new(Peers::new(&engine, run_id)));
+    let mut heard = client
+        .subscribe(subjects.heartbeats())
+        .await
+        .map_err(|e| anyhow::anyhow!("subscribing to {}: {e}", subjects.heartbeats()))?;
+    let listen = {
+        let (peers, shared) = (Arc::clone(&peers), Arc::clone(&shared));
+        tokio::spawn(async move {
+            while let Some(m) = heard.next().await {
+                let Ok(hb) = serde_json::from_slice::<Heartbeat>(&m.payload) else {
+                    continue;
+                };
+                let Ok(mut p) = peers.lock() else { return };
+                let conflicts = p.name_conflicts;
+                let change = p.on_heartbeat(hb, Instant::now());
+                if p.name_conflicts > conflicts {
+                    let n = shared
+                        .ops
+                        .bus
+                        .name_conflicts
+                        .fetch_add(1, Ordering::Relaxed);
+                    if n == 0 {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "ringmaker run: warning: bus: another run publishes heartbeats as \
+                             engine {:?}: each engine needs a name of its own",
+                            p.me
+                        );
+                    }
+                }
+                publish_peers(&p, change.into_iter().collect(), &shared.ops.bus);
+            }
+        })
+    };
+
     let period = Duration::from_millis(link.bus.heartbeat_ms);
     let hb_subject = subjects.heartbeat(&engine);
     let mut seq = 0u64;
     let mut next = Instant::now();
     loop {
+        if let Ok(mut p) = peers.lock() {
+            let changes = p.expire(Instant::now());
+            publish_peers(&p, changes, counters);
+        }
         // Stopped after the engine (the last heartbeat shows the shutdown's halt), or at once
         // when the run is aborted.
         let stopping = shared.housekeeping_stop.load(Ordering::Acquire)
@@ -452,7 +643,7 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
             // thread. Peers see the gap in `seq`.
             let connected = client.connection_state() == async_nats::connection::State::Connected;
             let sent = connected && {
-                let hb = heartbeat(&link.config, &link.bus, &shared.ops, seq, stopping);
+                let hb = heartbeat(&link.config, &link.bus, &shared.ops, run_id, seq, stopping);
                 let body = serde_json::to_vec(&hb).unwrap_or_default();
                 client
                     .publish(hb_subject.clone(), body.into())
@@ -476,8 +667,31 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
         tokio::time::sleep(Duration::from_millis(20).min(period)).await;
     }
     control.abort();
+    listen.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     Ok(counters.end())
+}
+
+/// Says each peer's change of state (stderr) and stores the counts for `/metrics`.
+fn publish_peers(p: &Peers, changes: Vec<Transition>, counters: &BusCounters) {
+    for (name, state, silent) in changes {
+        let _ = match silent {
+            Some(d) => writeln!(
+                std::io::stderr(),
+                "ringmaker run: bus: peer {name} is {} (no heartbeat for {} ms)",
+                state.name(),
+                d.as_millis()
+            ),
+            None => writeln!(
+                std::io::stderr(),
+                "ringmaker run: bus: peer {name} is {}",
+                state.name()
+            ),
+        };
+    }
+    for (g, n) in counters.peers.iter().zip(p.counts()) {
+        g.store(n, Ordering::Relaxed);
+    }
 }
 
 /// Hands `line` to the ops thread and waits (off the runtime's thread) for its answer.
@@ -650,6 +864,70 @@ mod tests {
         assert_eq!(c.engine.instruments, d.engine.instruments);
     }
 
+    fn hb(engine: &str, run_id: u64, stopping: bool) -> Heartbeat {
+        Heartbeat {
+            engine: engine.into(),
+            run_id,
+            seq: 1,
+            unix_ms: 0,
+            heartbeat_ms: 500,
+            stopping,
+            instruments: Vec::new(),
+            journal: JournalProgress {
+                segment: 0,
+                records: 0,
+                bytes: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn peers_go_live_stale_live_and_stopped() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = Peers::new("me", 7);
+        assert_eq!(p.on_heartbeat(hb("me", 7, false), at(0)), None);
+        let first = p.on_heartbeat(hb("b", 1, false), at(0));
+        assert_eq!(first, Some(("b".into(), PeerState::Live, None)));
+        assert_eq!(p.on_heartbeat(hb("b", 1, false), at(500)), None);
+        // Three periods of 500 ms, but at least 1 s: still live at 1.5 s after the last.
+        assert!(p.expire(at(2_000)).is_empty());
+        let stale = p.expire(at(2_001));
+        assert_eq!(stale.len(), 1);
+        assert_eq!((stale[0].0.as_str(), stale[0].1), ("b", PeerState::Stale));
+        assert!(p.expire(at(5_000)).is_empty(), "said once");
+        assert_eq!(p.counts(), [0, 1, 0]);
+        assert_eq!(
+            p.on_heartbeat(hb("b", 1, false), at(5_000)),
+            Some(("b".into(), PeerState::Live, None))
+        );
+        assert_eq!(
+            p.on_heartbeat(hb("b", 1, true), at(5_100)),
+            Some(("b".into(), PeerState::Stopped, None))
+        );
+        // A stopped peer never goes stale.
+        assert!(p.expire(at(60_000)).is_empty());
+        assert_eq!(p.counts(), [0, 0, 1]);
+        assert_eq!(p.name_conflicts, 0);
+        // Another run under this engine's name.
+        assert_eq!(p.on_heartbeat(hb("me", 8, false), at(0)), None);
+        assert_eq!(p.name_conflicts, 1);
+        assert!(p.get("me").is_none());
+    }
+
+    #[test]
+    fn peers_are_bounded() {
+        let now = Instant::now();
+        let mut p = Peers::new("me", 0);
+        for k in 0..MAX_PEERS + 10 {
+            p.on_heartbeat(hb(&format!("e{k}"), 0, false), now);
+        }
+        assert_eq!(p.counts().iter().sum::<u64>(), MAX_PEERS as u64);
+        assert_eq!(p.ignored, 10);
+        // One already known is still heard.
+        assert!(p.on_heartbeat(hb("e0", 0, true), now).is_some());
+    }
+
     #[test]
     fn subjects() {
         let s = Subjects::new("firm.mm");
@@ -676,7 +954,7 @@ mod tests {
             engine: Some("e1".into()),
             ..BusConfig::default()
         };
-        let hb = heartbeat(&cfg, &bus, &ops, 7, false);
+        let hb = heartbeat(&cfg, &bus, &ops, 99, 7, false);
         let back: Heartbeat = serde_json::from_slice(&serde_json::to_vec(&hb).unwrap()).unwrap();
         assert_eq!(back, hb);
         assert_eq!(

@@ -498,6 +498,20 @@ pub fn render(cx: &Context<'_>) -> String {
             ]
             .map(|(r, v)| (vec![("result", r.to_owned())], v)),
         );
+        o.gauge(
+            "ringmaker_bus_peers",
+            "Other engines on the bus by state (live; stale: no heartbeat for three periods; \
+             stopped)",
+            ["live", "stale", "stopped"]
+                .into_iter()
+                .zip(&bus.peers)
+                .map(|(st, g)| (vec![("state", st.to_owned())], g.load(Relaxed) as f64)),
+        );
+        o.counter(
+            "ringmaker_bus_name_conflicts",
+            "Heartbeats under this engine's own name from another run of it",
+            [(Vec::new(), bus.name_conflicts.load(Relaxed))],
+        );
         let (requests, refused) = (
             bus.requests.load(Relaxed),
             bus.requests_refused.load(Relaxed),
