@@ -82,8 +82,7 @@ fn run(seconds: f64, bus: Option<(&str, Client)>) -> (live::Summary, Option<Hist
 fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
     let seconds = if smoke { 3.0 } else { 120.0 };
-    let Some(bin) = test_support::nats::nats_server() else {
-        println!("bus_overhead: no nats-server (Debian's nats-server package): nothing measured");
+    let Some(bin) = test_support::nats::nats_server_or_skip("bus_overhead") else {
         return;
     };
     let server = test_support::nats::NatsServer::start(&bin);

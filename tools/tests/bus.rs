@@ -90,10 +90,7 @@ fn ctl(url: &str, args: &[&str]) -> (i32, String, String, Duration) {
 
 #[test]
 fn two_engines_share_the_bus_and_stop_together_on_one_command() {
-    let Some(bin) = test_support::nats::nats_server() else {
-        eprintln!(
-            "skipped: no nats-server (Debian's nats-server package; tests/run-all.sh installs it)"
-        );
+    let Some(bin) = test_support::nats::nats_server_or_skip("bus") else {
         return;
     };
     let dir = test_support::TempDir::new("bus-e2e");
@@ -309,10 +306,7 @@ fn metric(port: u16, name: &str) -> Option<f64> {
 
 #[test]
 fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
-    let Some(bin) = test_support::nats::nats_server() else {
-        eprintln!(
-            "skipped: no nats-server (Debian's nats-server package; tests/run-all.sh installs it)"
-        );
+    let Some(bin) = test_support::nats::nats_server_or_skip("bus") else {
         return;
     };
     let dir = test_support::TempDir::new("bus-away");
@@ -342,22 +336,7 @@ fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
         "the run ended while its bus was away"
     );
     // The server comes up on that port: the link connects on its own and heartbeats flow.
-    let store = test_support::TempDir::new("bus-away-js");
-    let server = Proc(
-        Command::new(&bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server"),
-    );
-    assert!(
-        common::eventually(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }),
-        "nats-server listening on {port}"
-    );
+    let server = test_support::nats::NatsServer::start_on(&bin, port);
     let hs = heartbeats_until(&url, &["late"], Duration::from_secs(30), |h| {
         mode(h) == "normal"
     });

@@ -6,6 +6,18 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// [`nats_server`], or `None` after saying on stderr that `test` is skipped for want of one.
+pub fn nats_server_or_skip(test: &str) -> Option<PathBuf> {
+    let found = nats_server();
+    if found.is_none() {
+        eprintln!(
+            "{test}: skipped: no nats-server (Debian's nats-server package; tests/run-all.sh \
+             installs it)"
+        );
+    }
+    found
+}
+
 /// `nats-server`: `$RINGMAKER_NATS_SERVER`, on `PATH`, or in `/usr/sbin` (where Debian's package
 /// puts it). With `RINGMAKER_REQUIRE_NATS=1` (tests/run-all.sh, CI) its absence panics, so a
 /// test cannot skip silently.
@@ -46,8 +58,12 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts `bin` with JetStream on a free loopback port and waits until it listens.
     pub fn start(bin: &std::path::Path) -> NatsServer {
+        NatsServer::start_on(bin, free_port())
+    }
+
+    /// [`NatsServer::start`] on `port` (a test that needs the port before the server).
+    pub fn start_on(bin: &std::path::Path, port: u16) -> NatsServer {
         let store = TempDir::new("nats-js");
-        let port = free_port();
         let child = Command::new(bin)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())

@@ -737,6 +737,28 @@ fn as_client<T, F: std::future::Future<Output = anyhow::Result<T>>>(
     })
 }
 
+/// The messages of `sub` that are JSON `T`s (others skipped), in arrival order, until `enough`
+/// says so or `wait` has passed.
+async fn gather<T: serde::de::DeserializeOwned>(
+    sub: &mut async_nats::Subscriber,
+    wait: Duration,
+    mut enough: impl FnMut(&[T]) -> bool,
+) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut got = Vec::new();
+    while !enough(&got) {
+        match tokio::time::timeout_at(deadline, sub.next()).await {
+            Ok(Some(m)) => {
+                if let Ok(x) = serde_json::from_slice::<T>(&m.payload) {
+                    got.push(x);
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    got
+}
+
 /// `text` with `url`'s credentials, wherever they appear in it, replaced.
 fn redact_error(text: &str, url: &str) -> String {
     match url
@@ -771,19 +793,10 @@ pub fn request(
             .publish_with_reply(subject, inbox, line.to_owned().into())
             .await?;
         client.flush().await?;
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut acks = Vec::new();
-        while expect.is_none_or(|n| acks.len() < n) {
-            match tokio::time::timeout_at(deadline, replies.next()).await {
-                Ok(Some(m)) => {
-                    if let Ok(a) = serde_json::from_slice::<Ack>(&m.payload) {
-                        acks.push(a);
-                    }
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        Ok(acks)
+        Ok(gather(&mut replies, wait, |acks: &[Ack]| {
+            expect.is_some_and(|n| acks.len() >= n)
+        })
+        .await)
     })
 }
 
@@ -793,23 +806,11 @@ pub fn watch_heartbeats(
     url: &str,
     prefix: &str,
     wait: Duration,
-    mut until: impl FnMut(&[Heartbeat]) -> bool,
+    until: impl FnMut(&[Heartbeat]) -> bool,
 ) -> anyhow::Result<Vec<Heartbeat>> {
     as_client(url, "ringmaker watch", |client| async move {
         let mut sub = client.subscribe(Subjects::new(prefix).heartbeats()).await?;
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut seen = Vec::new();
-        while !until(&seen) {
-            match tokio::time::timeout_at(deadline, sub.next()).await {
-                Ok(Some(m)) => {
-                    if let Ok(h) = serde_json::from_slice::<Heartbeat>(&m.payload) {
-                        seen.push(h);
-                    }
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        Ok(seen)
+        Ok(gather(&mut sub, wait, until).await)
     })
 }
 
