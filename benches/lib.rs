@@ -203,6 +203,22 @@ pub fn verdict(name: &str, h: &hdrhistogram::Histogram<u64>, p50_budget: u64, p9
     );
 }
 
+/// A fresh temp folder for a paper run of `cfg` named after `tag`, and the run's durable
+/// journal in it (the caller closes the journal and removes the folder).
+pub fn paper_out(
+    tag: &str,
+    cfg: &runtime::config::RunConfig,
+) -> (PathBuf, runtime::record::JournalRecorder) {
+    use runtime::record::{JournalRecorder, Keep};
+    let out = std::env::temp_dir().join(format!("ringmaker-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("temp dir");
+    let recorder =
+        JournalRecorder::create_run(&out.join("journal"), cfg, 64 << 20, 0, Keep::Durable)
+            .expect("journal");
+    (out, recorder)
+}
+
 /// A client thread's body for [`paper_run_beside`]: runs until its flag is set, then gives back
 /// what it measured; given the run's output folder (its control socket).
 pub type BenchClient =
@@ -218,16 +234,10 @@ pub fn paper_run_beside(
     extra: &str,
     client: Option<BenchClient>,
 ) -> (runtime::live::Summary, Option<hdrhistogram::Histogram<u64>>) {
-    use runtime::record::{JournalRecorder, Keep};
     use std::sync::atomic::Ordering;
     let (first, last) = first_and_last_core();
     let cfg = pinned_run_config(first, last, false, extra);
-    let out = std::env::temp_dir().join(format!("ringmaker-bench-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("temp dir");
-    let recorder =
-        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0, Keep::Durable)
-            .expect("journal");
+    let (out, recorder) = paper_out(tag, &cfg);
     let mut settings = pipeline_settings(&out, false, Some(seconds));
     settings.speed = 2.0;
     settings.ops.control_dir = Some(out.clone());

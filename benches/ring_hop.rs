@@ -23,7 +23,6 @@ use disruptor::{build_multi_producer, build_single_producer, BusySpin, Polling, 
 use hdrhistogram::Histogram;
 use quanta::Clock;
 use runtime::live::{self, Hop};
-use runtime::record::{JournalRecorder, Keep};
 
 /// One message: a TSC stamp, padded to a cache line like an engine event.
 #[derive(Debug, Clone, Copy, Default)]
@@ -180,12 +179,7 @@ fn pipeline(seconds: Option<f64>, (first, last): (Option<usize>, Option<usize>))
         _ => "\n[cpu]\nengine = 0\nfeeds = [0]\ngateway = 0\nhousekeeping = 0\n".to_string(),
     };
     let cfg = runtime::config::RunConfig::from_toml(&(text + &cpu)).expect("valid config");
-    let out = std::env::temp_dir().join(format!("ringmaker-bench-ring-hop-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("temp dir");
-    let recorder =
-        JournalRecorder::create_run(&out.join("journal"), &cfg, 64 << 20, 0, Keep::Durable)
-            .expect("journal");
+    let (out, recorder) = ringmaker_benches::paper_out("ring-hop", &cfg);
     let settings = ringmaker_benches::pipeline_settings(&out, false, seconds);
     let (summary, recorder) = live::run(&cfg, &settings, recorder).expect("paper run");
     recorder.close().expect("journal close");
