@@ -18,7 +18,9 @@ use crate::adapt::{self, AdaptState, Shape};
 use crate::book::{BboOffer, BboOverlay, OrderBook};
 use crate::config::{Config, Fx, InstrumentConfig, ReloadRefused, TopOfBookSource};
 use crate::emit::Emitter;
-use crate::event::{reject_code, Command, Event, EventKind, ExecKind, ExecReport, InstrumentId};
+use crate::event::{
+    reject_code, Command, Event, EventKind, ExecKind, ExecReport, FirmLimit, InstrumentId,
+};
 use crate::intent::{Mode, ModeChange, ModeReason, Sink};
 use crate::limits::{CircuitBreaker, OrderBudget, TokenBucket, MINUTE_NS};
 use crate::orders::{OrderState, OrderTable, ReportOutcome};
@@ -127,6 +129,8 @@ pub(crate) struct Inst {
     pub(crate) cancel_all_requested: bool,
     /// The operator's flatten (`Command::Flatten`), until `Resume`.
     pub(crate) flatten_requested: bool,
+    /// The firm-wide limits from the bus (`Command::FirmLimit`); `None` until one arrives.
+    pub(crate) firm: Option<FirmLimit>,
     pub(crate) loss_limit_hit: bool,
     pub(crate) stop_loss_latched: bool,
     pub(crate) flatten_cid: Option<u64>,
@@ -207,6 +211,7 @@ impl Engine {
                 foreign_order: false,
                 cancel_all_requested: false,
                 flatten_requested: false,
+                firm: None,
                 loss_limit_hit: false,
                 stop_loss_latched: false,
                 pos_as_of_venue_ns: 0,
@@ -490,6 +495,10 @@ impl Engine {
                         inst.order_entry_down = false;
                         inst.orders.adopted_seen();
                     }
+                    Some(Command::FirmLimit) => match ev.as_firm_limit() {
+                        Some(l) => inst.firm = Some(l),
+                        None => self.stats.malformed += 1,
+                    },
                     Some(Command::ClockReading) | None => self.stats.malformed += 1,
                 }
                 inst.dirty = true;

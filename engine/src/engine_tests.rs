@@ -1800,3 +1800,78 @@ mod quiet_diff {
         assert!(!e.insts[0].quiet.remembered());
     }
 }
+
+fn open(e: &Engine, side: Side) -> i64 {
+    e.instrument(0).unwrap().orders.open_qty(side)
+}
+
+#[test]
+fn a_firm_limit_bounds_each_side_never_blocks_closing_and_its_halt_lifts_with_it() {
+    // A cancel budget that never binds: the cancels here are the limit's alone.
+    let cfg = CFG.replace("cancel_budget_per_min = 4", "cancel_budget_per_min = 1000");
+    let (mut e, mut o) = synced_with(&cfg, 0);
+    ack_all(&mut e, &mut o, MS);
+    assert_eq!((open(&e, Side::Bid), open(&e, Side::Ask)), (6, 6));
+    // Fair value 1000.5: a lot is 1,001 tick·lots. Long room 3 lots: one layer of 2 fits;
+    // short room below zero: no ask.
+    let l = crate::FirmLimit {
+        long_units: 3 * 1001,
+        short_units: -1001,
+        halt: false,
+    };
+    let ev = Event::firm_limit(0, 2 * MS, &l);
+    assert_eq!(ev.as_firm_limit(), Some(l));
+    assert_eq!(Event::from_bytes(&ev.to_bytes()), Some(ev));
+    e.on_event(&ev, &mut o);
+    e.on_batch_end(&mut o);
+    ack_all(&mut e, &mut o, 3 * MS);
+    assert_eq!((open(&e, Side::Bid), open(&e, Side::Ask)), (2, 0));
+    assert_eq!(e.instrument(0).unwrap().mode, (Mode::Normal, ModeReason::None));
+
+    // The bid fills: long 2, room 1 left (no layer fits), and selling the 2 back is allowed
+    // whatever the short room says.
+    let bid = e
+        .instrument(0)
+        .unwrap()
+        .orders
+        .open()
+        .find(|o| o.side == Side::Bid)
+        .unwrap()
+        .client_order_id;
+    report(&mut e, &mut o, ExecKind::Fill, bid, 998, 2, 2, 4 * MS);
+    e.on_batch_end(&mut o);
+    ack_all(&mut e, &mut o, 5 * MS);
+    assert_eq!(e.instrument(0).unwrap().position.qty, 2);
+    assert_eq!((open(&e, Side::Bid), open(&e, Side::Ask)), (0, 2));
+
+    // The firm's loss: halted (everything cancelled) while it lasts, quoting again after.
+    let halt = crate::FirmLimit { halt: true, ..l };
+    e.on_event(&Event::firm_limit(0, 6 * MS, &halt), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().reason, ModeReason::FirmLoss);
+    ack_all(&mut e, &mut o, 7 * MS);
+    assert_eq!((open(&e, Side::Bid), open(&e, Side::Ask)), (0, 0));
+    let wide = crate::FirmLimit {
+        long_units: i64::MAX,
+        short_units: i64::MAX,
+        halt: false,
+    };
+    e.on_event(&Event::firm_limit(0, 8 * MS, &wide), &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(o.modes.last().unwrap().to, Mode::Normal);
+    ack_all(&mut e, &mut o, 9 * MS);
+    // Long 2: the bids' room is what the batch cap leaves.
+    assert_eq!((open(&e, Side::Bid), open(&e, Side::Ask)), (4, 6));
+
+    // A limit whose halt word is neither 0 nor 1 is malformed: counted, not applied.
+    let mut bytes = Event::firm_limit(0, 10 * MS, &l).to_bytes();
+    bytes[40] = 7;
+    let bad = Event::from_bytes(&bytes).unwrap();
+    assert_eq!(bad.as_firm_limit(), None);
+    let before = e.stats().malformed;
+    e.on_event(&bad, &mut o);
+    e.on_batch_end(&mut o);
+    assert_eq!(e.stats().malformed, before + 1);
+    ack_all(&mut e, &mut o, 11 * MS);
+    assert_eq!((open(&e, Side::Bid), open(&e, Side::Ask)), (4, 6));
+}

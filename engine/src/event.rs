@@ -402,6 +402,25 @@ pub enum Command {
     /// record) right before this event, and the engine has applied it. The event itself marks
     /// every instrument for a requote under the new parameters.
     Reload = 12,
+    /// The firm-wide limits, from the bus ([`FirmLimit`], [`Event::firm_limit`]): how far this
+    /// instrument's position plus its open orders may reach on each side, given what the other
+    /// engines sharing the firm's budget report, and whether the firm's daily loss limit is hit.
+    /// In force until the next one; a run without `[firm]` never sends one.
+    FirmLimit = 13,
+}
+
+/// The firm-wide limits on one instrument ([`Command::FirmLimit`]), in the instrument's
+/// notional units (those of `risk.max_notional`: tick·lot for linear and spot, ticks of quote
+/// per contract for inverse), applied at the engine's own fair value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirmLimit {
+    /// The most the position plus the open bids may reach (long), notional units; may be 0 or
+    /// negative (no buying, except to close a short).
+    pub long_units: i64,
+    /// The most the short position plus the open asks may reach, notional units.
+    pub short_units: i64,
+    /// The firm's daily loss is past its limit: quote nothing while it is.
+    pub halt: bool,
 }
 
 /// The host clock as a live feed saw it ([`Command::ClockReading`]).
@@ -437,6 +456,7 @@ impl Command {
             10 => Command::OrderEntryUp,
             11 => Command::Flatten,
             12 => Command::Reload,
+            13 => Command::FirmLimit,
             _ => return None,
         })
     }
@@ -821,6 +841,27 @@ impl Event {
             | i64::from(r.synchronised == Some(true)) << 1
             | i64::from(r.failing) << 2;
         e
+    }
+
+    /// A firm-wide limit for `instrument` ([`Command::FirmLimit`]).
+    pub fn firm_limit(instrument: InstrumentId, local_ns: i64, l: &FirmLimit) -> Event {
+        let mut e = Event::control(instrument, local_ns, Command::FirmLimit);
+        e.body[0] = l.long_units;
+        e.body[1] = l.short_units;
+        e.body[2] = i64::from(l.halt);
+        e
+    }
+
+    /// The firm-wide limit, if this is a well-formed [`Command::FirmLimit`].
+    pub fn as_firm_limit(&self) -> Option<FirmLimit> {
+        if self.as_control()? != Command::FirmLimit || !matches!(self.body[2], 0 | 1) {
+            return None;
+        }
+        Some(FirmLimit {
+            long_units: self.body[0],
+            short_units: self.body[1],
+            halt: self.body[2] == 1,
+        })
     }
 
     /// The clock reading, if this is a [`Command::ClockReading`].

@@ -186,7 +186,7 @@ impl Mode {
 
 impl ModeReason {
     /// Every reason, in code order.
-    pub const ALL: [ModeReason; 13] = [
+    pub const ALL: [ModeReason; 14] = [
         ModeReason::None,
         ModeReason::Inventory,
         ModeReason::StopLoss,
@@ -200,6 +200,7 @@ impl ModeReason {
         ModeReason::ClockFault,
         ModeReason::OrderEntry,
         ModeReason::Flatten,
+        ModeReason::FirmLoss,
     ];
 
     /// Its name in metrics and operator answers (snake case: `kill_switch`, `book_stale`, ...).
@@ -218,6 +219,7 @@ impl ModeReason {
             ModeReason::ClockFault => "clock_fault",
             ModeReason::OrderEntry => "order_entry",
             ModeReason::Flatten => "flatten",
+            ModeReason::FirmLoss => "firm_loss",
         }
     }
 
@@ -236,6 +238,7 @@ impl ModeReason {
             10 => ModeReason::ClockFault,
             11 => ModeReason::OrderEntry,
             12 => ModeReason::Flatten,
+            13 => ModeReason::FirmLoss,
             _ => return None,
         })
     }
@@ -314,6 +317,9 @@ pub enum ModeReason {
     /// The operator's flatten (`Command::Flatten`): halted, closing the position, until
     /// `Command::Resume`.
     Flatten = 12,
+    /// The firm's daily loss, summed over the engines sharing its budget (a silent one at its
+    /// whole share), is past `[firm]`'s limit ([`crate::Command::FirmLimit`]); while it is.
+    FirmLoss = 13,
 }
 
 /// A change of mode, journaled with its reason.

@@ -57,6 +57,9 @@ pub(crate) fn evaluate_mode(
     if inst.loss_limit_hit {
         return (Mode::Halted, ModeReason::DailyLossLimit);
     }
+    if inst.firm.is_some_and(|f| f.halt) {
+        return (Mode::Halted, ModeReason::FirmLoss);
+    }
     if breaker {
         return (Mode::Halted, ModeReason::CircuitBreaker);
     }
@@ -124,6 +127,27 @@ pub(crate) fn position_cap(cfg: &InstrumentConfig, fv: Fx) -> i64 {
     (max / per_lot).min(cfg.net_max as i128) as i64
 }
 
+/// The firm-wide room, lots: `(buy, sell)` the open orders may add to the position `pos` under
+/// the bus's last [`crate::FirmLimit`], at fair value `fv` (per lot: as in [`position_cap`]).
+/// Closing a position is never blocked: a short may always be bought back to flat and a long
+/// sold. Unbounded (`i64::MAX`) before any limit arrives.
+pub(crate) fn firm_room(inst: &Inst, fv: Fx, pos: i64) -> (i64, i64) {
+    let Some(f) = inst.firm else {
+        return (i64::MAX, i64::MAX);
+    };
+    let per_lot = match inst.cfg.instrument.kind {
+        InstrumentKind::Inverse => inst.cfg.instrument.contract_ticks,
+        _ => fv.ceil().to_num::<i64>(),
+    }
+    .max(1);
+    let long = f.long_units.div_euclid(per_lot);
+    let short = f.short_units.div_euclid(per_lot);
+    (
+        long.saturating_sub(pos).max(pos.saturating_neg()).max(0),
+        short.saturating_add(pos).max(pos).max(0),
+    )
+}
+
 /// What a spot account can still trade, lots: `(buy, sell)`. Sells are bounded by the base held
 /// (unless margin is allowed), buys by the quote held at fair value `fv`. Unbounded (`i64::MAX`)
 /// for derivatives.
@@ -146,8 +170,8 @@ pub(crate) fn balance_room(inst: &Inst, fv: Fx) -> (i64, i64) {
 
 /// Clamps both desired ladders to what `mode` allows: nothing when halted, only the reducing
 /// side (trimmed to the position) in reduce-only, `batch_cap` of exposure per side otherwise;
-/// every side within the position cap (`net_max`, `max_notional`) and, on spot, within the
-/// balances.
+/// every side within the position cap (`net_max`, `max_notional`), the firm-wide room
+/// ([`firm_room`]) and, on spot, within the balances.
 pub(crate) fn clamp(inst: &mut Inst, mode: Mode, fv: Option<Fx>) {
     let pos = inst.pos.qty;
     let cap = inst.cfg.batch_cap;
@@ -162,11 +186,14 @@ pub(crate) fn clamp(inst: &mut Inst, mode: Mode, fv: Option<Fx>) {
             if pos > 0 { pos } else { 0 },
             true,
         ),
-        Mode::Normal => (
-            (cap - pos).min(limit - pos).max(0),
-            (cap + pos).min(limit + pos).max(0),
-            false,
-        ),
+        Mode::Normal => {
+            let (firm_buy, firm_sell) = firm_room(inst, fv, pos);
+            (
+                (cap - pos).min(limit - pos).min(firm_buy).max(0),
+                (cap + pos).min(limit + pos).min(firm_sell).max(0),
+                false,
+            )
+        }
     };
     let (can_buy, can_sell) = balance_room(inst, fv);
     let (bid_room, ask_room) = (bid_room.min(can_buy), ask_room.min(can_sell));
