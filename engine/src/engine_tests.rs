@@ -1826,7 +1826,10 @@ fn a_firm_limit_bounds_each_side_never_blocks_closing_and_its_halt_lifts_with_it
     e.on_batch_end(&mut o);
     ack_all(&mut e, &mut o, 3 * MS);
     assert_eq!((open(&e, Side::Bid), open(&e, Side::Ask)), (2, 0));
-    assert_eq!(e.instrument(0).unwrap().mode, (Mode::Normal, ModeReason::None));
+    assert_eq!(
+        e.instrument(0).unwrap().mode,
+        (Mode::Normal, ModeReason::None)
+    );
 
     // The bid fills: long 2, room 1 left (no layer fits), and selling the 2 back is allowed
     // whatever the short room says.

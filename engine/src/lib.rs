@@ -45,8 +45,7 @@ pub use config::{
 pub use engine::{AdaptView, Engine, InstrumentView, MarkState};
 pub use event::{
     reject_code, BookStatusReason, ClockReading, Command, Event, EventKind, ExecKind, ExecReport,
-    FirmLimit,
-    InstrumentId, LevelUpdate, MarkPriceUpdate, Side, TopOfBook, TradePrint, VenueOrder,
+    FirmLimit, InstrumentId, LevelUpdate, MarkPriceUpdate, Side, TopOfBook, TradePrint, VenueOrder,
     VenuePosition, FLAG_ASK, FLAG_BUYER_MAKER, FLAG_LAST_IN_MSG, FLAG_POST_ONLY_REJECT,
     FLAG_SATURATED, FLAG_SNAPSHOT, FLAG_TAKER, FLAG_VENUE_OPEN, FUNDING_RATE_DECIMALS, MAX_48,
     MIN_48,

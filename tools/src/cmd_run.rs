@@ -133,6 +133,15 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         .bus
         .check()
         .context("the bus (--bus / --engine, or [bus] in the config)")?;
+    if let Err((field, value, rule)) = cfg.live.firm.check_engine(
+        cfg.live
+            .bus
+            .url
+            .as_ref()
+            .and(cfg.live.bus.engine.as_deref()),
+    ) {
+        anyhow::bail!("invalid {field} = {value}: {rule}");
+    }
     let cfg = cfg;
     let live_market = a.market == Market::Live || a.live;
     // With --live: the order-entry session, set up before anything is written (a missing key

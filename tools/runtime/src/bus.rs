@@ -141,6 +141,16 @@ pub struct InstrumentState {
     pub daily_pnl: f64,
     /// The PnL's asset (`USDT`, `BTC`, ...).
     pub pnl_asset: String,
+    /// The base asset (`BTC`): which `[[firm.asset]]` limits the instrument is under.
+    #[serde(default)]
+    pub asset: String,
+    /// The quote asset (`USDT`; `USD` for inverse): the notionals' unit.
+    #[serde(default)]
+    pub quote: String,
+    /// `daily_pnl` in USD with the stablecoins at par (an inverse instrument's at the fair
+    /// value); `None` when it cannot be said in USD.
+    #[serde(default)]
+    pub daily_pnl_usd: Option<f64>,
 }
 
 /// What an engine publishes on `{prefix}.heartbeat.{engine}`.
@@ -163,6 +173,13 @@ pub struct Heartbeat {
     pub instruments: Vec<InstrumentState>,
     /// The journal: segment being written, records written, bytes used.
     pub journal: JournalProgress,
+    /// This engine's claims on the firm's limits (`[firm]`; empty without it).
+    #[serde(default)]
+    pub claims: Vec<crate::firm::Claim>,
+    /// The last heartbeat heard from each live peer: `[run_id, seq]` by name (a peer raises a
+    /// claim only once every other has heard it).
+    #[serde(default)]
+    pub heard: std::collections::BTreeMap<String, [u64; 2]>,
 }
 
 /// How far the engine's journal has got.
@@ -218,6 +235,21 @@ pub fn instrument_states(cfg: &RunConfig, ops: &OpsState) -> Vec<InstrumentState
                 g.open_lots[1].load(Ordering::Relaxed),
             ];
             let position_lots = g.position_lots.load(Ordering::Relaxed);
+            let daily_pnl = money(g.daily.load(Ordering::Relaxed));
+            let pnl_asset = inst.pnl_asset();
+            let daily_pnl_usd = if crate::firm::usd_at_par(pnl_asset.as_str()) {
+                Some(daily_pnl)
+            } else if inst.kind == engine::InstrumentKind::Inverse
+                && crate::firm::usd_at_par(inst.quote_asset.as_str())
+                && fv.is_finite()
+                && fv > 0.0
+            {
+                let price = fv.round() * inst.tick.mantissa() as f64
+                    / 10f64.powi(i32::from(inst.tick.scale()));
+                Some(daily_pnl * price)
+            } else {
+                None
+            };
             InstrumentState {
                 key: crate::live::ops::metrics::key(c),
                 mode: mode.name().into(),
@@ -227,8 +259,11 @@ pub fn instrument_states(cfg: &RunConfig, ops: &OpsState) -> Vec<InstrumentState
                 open_notional: open_lots.map(notional),
                 position_notional: notional(position_lots),
                 pnl: money(g.total.load(Ordering::Relaxed)),
-                daily_pnl: money(g.daily.load(Ordering::Relaxed)),
-                pnl_asset: inst.pnl_asset().as_str().to_owned(),
+                daily_pnl,
+                pnl_asset: pnl_asset.as_str().to_owned(),
+                asset: inst.base_asset.as_str().to_owned(),
+                quote: inst.quote_asset.as_str().to_owned(),
+                daily_pnl_usd,
             }
         })
         .collect()
@@ -259,6 +294,8 @@ pub fn heartbeat(
             records: e.journal_records.load(Ordering::Relaxed),
             bytes: e.journal_bytes.load(Ordering::Relaxed),
         },
+        claims: Vec::new(),
+        heard: Default::default(),
     }
 }
 
@@ -396,6 +433,26 @@ impl Peers {
     pub fn get(&self, name: &str) -> Option<&Peer> {
         self.map.get(name)
     }
+
+    /// Every peer as the firm's limits count it, by name.
+    pub fn views(&self) -> Vec<crate::firm::PeerView<'_>> {
+        self.map
+            .values()
+            .map(|p| crate::firm::PeerView {
+                state: p.state,
+                last: &p.last,
+            })
+            .collect()
+    }
+
+    /// The last heartbeat heard from each live peer, `[run_id, seq]` by name.
+    pub fn heard(&self) -> std::collections::BTreeMap<String, [u64; 2]> {
+        self.map
+            .iter()
+            .filter(|(_, p)| p.state == PeerState::Live)
+            .map(|(n, p)| (n.clone(), [p.last.run_id, p.last.seq]))
+            .collect()
+    }
 }
 
 /// A control request from the bus, handed to the ops thread, which answers it as it answers the
@@ -434,7 +491,6 @@ pub struct BusCounters {
 }
 
 /// What the bus thread runs with.
-#[derive(Debug)]
 pub struct BusLink {
     /// `[bus]`, checked, with `url` and `engine` set.
     pub bus: BusConfig,
@@ -442,6 +498,9 @@ pub struct BusLink {
     pub config: RunConfig,
     /// To the ops thread.
     pub requests: crossbeam_channel::Sender<Request>,
+    /// Into the engine's input ring: the firm's limits (`[firm]` on), with the clock that stamps
+    /// their publication.
+    pub input: Option<(crate::live::rings::InputProducer, quanta::Clock)>,
 }
 
 /// What the bus thread leaves behind: its counters' final values.
@@ -459,6 +518,15 @@ pub struct BusEnd {
     pub connects: u64,
     /// Connections lost.
     pub disconnects: u64,
+}
+
+impl std::fmt::Debug for BusLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusLink")
+            .field("bus", &self.bus)
+            .field("firm", &self.input.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl BusCounters {
@@ -625,6 +693,15 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
 
     let period = Duration::from_millis(link.bus.heartbeat_ms);
     let hb_subject = subjects.heartbeat(&engine);
+    let mut firm = match (&link.input, link.config.live.firm.is_on()) {
+        (Some((input, clock)), true) => Some(FirmLink::new(
+            crate::firm::Firm::new(link.config.live.firm.clone(), &engine, run_id),
+            input.clone(),
+            clock.clone(),
+            link.config.engine.instruments.len(),
+        )),
+        _ => None,
+    };
     let mut seq = 0u64;
     let mut next = Instant::now();
     loop {
@@ -642,8 +719,17 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
             // client: a stale one is worth nothing, and a full client buffer would stall this
             // thread. Peers see the gap in `seq`.
             let connected = client.connection_state() == async_nats::connection::State::Connected;
+            let mut hb = heartbeat(&link.config, &link.bus, &shared.ops, run_id, seq, stopping);
+            let plan = match (&firm, peers.lock()) {
+                (Some(f), Ok(p)) => {
+                    hb.heard = p.heard();
+                    let plan = f.firm.plan(&hb.instruments, &p.views(), connected);
+                    hb.claims = plan.claims.clone();
+                    Some(plan)
+                }
+                _ => None,
+            };
             let sent = connected && {
-                let hb = heartbeat(&link.config, &link.bus, &shared.ops, run_id, seq, stopping);
                 let body = serde_json::to_vec(&hb).unwrap_or_default();
                 client
                     .publish(hb_subject.clone(), body.into())
@@ -656,6 +742,19 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
                 &counters.heartbeats_dropped
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            if let (Some(f), Some(mut plan)) = (&mut firm, plan) {
+                if sent {
+                    f.firm.published(&plan, seq);
+                } else if plan.raised {
+                    // Nobody heard the risen claims: the engine gets none of the rise.
+                    if let Ok(p) = peers.lock() {
+                        plan = f.firm.plan(&hb.instruments, &p.views(), false);
+                    }
+                }
+                if !stopping {
+                    f.apply(&plan, &link.config, &shared);
+                }
+            }
             next += period;
             if next < Instant::now() {
                 next = Instant::now() + period;
@@ -664,12 +763,98 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
         if stopping {
             break;
         }
+        if let Some(f) = &mut firm {
+            // A limit the full input ring refused, again.
+            f.flush(&shared);
+        }
         tokio::time::sleep(Duration::from_millis(20).min(period)).await;
     }
     control.abort();
     listen.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     Ok(counters.end())
+}
+
+/// The firm's limits on the bus thread: the plan's rooms turned into [`engine::FirmLimit`]
+/// events on the input ring, one per instrument whenever it changes.
+struct FirmLink {
+    firm: crate::firm::Firm,
+    input: crate::live::rings::InputProducer,
+    clock: quanta::Clock,
+    /// The last limit the engine was given, and one still to give (the ring was full).
+    sent: Vec<Option<engine::FirmLimit>>,
+    due: Vec<Option<engine::FirmLimit>>,
+    halted: bool,
+}
+
+impl FirmLink {
+    fn new(
+        firm: crate::firm::Firm,
+        input: crate::live::rings::InputProducer,
+        clock: quanta::Clock,
+        n: usize,
+    ) -> Self {
+        FirmLink {
+            firm,
+            input,
+            clock,
+            sent: vec![None; n],
+            due: vec![None; n],
+            halted: false,
+        }
+    }
+
+    /// The plan's limits, for each instrument whose limit changed.
+    fn apply(&mut self, plan: &crate::firm::Plan, cfg: &RunConfig, shared: &Shared) {
+        if plan.halt != self.halted {
+            self.halted = plan.halt;
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringmaker run: firm: {} (the firm's PnL today, as counted: {:.2} USD; daily \
+                 loss limit {} USD)",
+                if plan.halt {
+                    "the firm's daily loss limit is hit: every instrument halts"
+                } else {
+                    "the firm's daily loss is back within its limit: quoting again"
+                },
+                plan.firm_pnl,
+                self.firm.config().daily_loss.unwrap_or(0.0)
+            );
+        }
+        for (k, (c, &(long, short))) in cfg.engine.instruments.iter().zip(&plan.room).enumerate() {
+            let unit = c.instrument.notional_unit().to_f64(1);
+            let l = engine::FirmLimit {
+                long_units: crate::firm::to_units(long, unit),
+                short_units: crate::firm::to_units(short, unit),
+                halt: plan.halt,
+            };
+            if self.sent[k] != Some(l) {
+                self.due[k] = Some(l);
+            }
+        }
+        self.flush(shared);
+    }
+
+    /// Publishes the limits due; one the full ring refuses stays due.
+    fn flush(&mut self, shared: &Shared) {
+        for k in 0..self.due.len() {
+            let Some(l) = self.due[k] else { continue };
+            let mut ev = engine::Event::firm_limit(k as u16, shared.replay.now().unwrap_or(0), &l);
+            ev.source = crate::live::rings::SRC_BUS;
+            let t = self.clock.raw();
+            let ok = self.input.try_publish(|s| {
+                s.event = ev;
+                s.t_decode = 0;
+                s.t_publish = t;
+            });
+            if !ok {
+                return;
+            }
+            crate::live::counters::Counters::add(&shared.counters.firm_limits, 1);
+            self.sent[k] = Some(l);
+            self.due[k] = None;
+        }
+    }
 }
 
 /// Says each peer's change of state (stderr) and stores the counts for `/metrics`.
@@ -879,6 +1064,8 @@ mod tests {
                 records: 0,
                 bytes: 0,
             },
+            claims: Vec::new(),
+            heard: Default::default(),
         }
     }
 

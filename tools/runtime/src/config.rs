@@ -21,7 +21,7 @@ use engine::{Config, ConfigError};
 use sha2::{Digest, Sha256};
 
 /// Top-level tables that belong to the runtime, not the engine.
-const RUNTIME_SECTIONS: [&str; 6] = ["cpu", "rings", "feed", "venue", "ops", "bus"];
+const RUNTIME_SECTIONS: [&str; 7] = ["cpu", "rings", "feed", "venue", "ops", "bus", "firm"];
 
 /// Key-name fragments that mark a credential (or where one is kept).
 const CREDENTIAL_MARKS: [&str; 6] = [

@@ -19,6 +19,7 @@ pub mod bus;
 pub mod config;
 pub mod doctor;
 pub mod event_cache;
+pub mod firm;
 pub mod hlog;
 pub mod host;
 pub mod live;

@@ -324,6 +324,9 @@ pub struct LiveConfig {
     /// `[bus]`.
     #[serde(default)]
     pub bus: BusConfig,
+    /// `[firm]`.
+    #[serde(default)]
+    pub firm: crate::firm::FirmConfig,
 }
 
 /// A `[cpu]`, `[rings]`, `[feed]` or `[venue]` value the tool cannot use.
@@ -331,7 +334,7 @@ pub struct LiveConfig {
 #[non_exhaustive]
 pub enum LiveConfigError {
     /// The sections do not parse (unknown key, wrong type).
-    #[error("[cpu] / [rings] / [feed] / [venue] / [ops] / [bus]: {0}")]
+    #[error("[cpu] / [rings] / [feed] / [venue] / [ops] / [bus] / [firm]: {0}")]
     Toml(String),
     /// A value breaks a rule.
     #[error("invalid {field} = {value}: {rule}")]
@@ -382,6 +385,9 @@ impl LiveConfig {
             });
         }
         c.bus.check()?;
+        c.firm
+            .check()
+            .map_err(|(field, value, rule)| LiveConfigError::Invalid { field, value, rule })?;
         if let Some(a) = &c.ops.metrics_listen {
             if a.parse::<std::net::SocketAddr>().is_err() {
                 return Err(LiveConfigError::Invalid {

@@ -84,6 +84,8 @@ counters! {
     stamps_dropped,
     /// Control: shutdown commands published.
     controls,
+    /// Bus: the firm's limits published into the input ring.
+    firm_limits,
 }
 
 impl Counters {

@@ -266,6 +266,7 @@ where
             bus: live.bus.clone(),
             config: run_cfg.clone(),
             requests: bus_tx,
+            input: live.firm.is_on().then(|| (r.input.clone(), clock.clone())),
         };
         let _ = writeln!(
             std::io::stderr(),

@@ -40,6 +40,8 @@ pub const SRC_GATEWAY: u16 = 2;
 pub const SRC_TIMER: u16 = 3;
 /// `Event::source` of operator commands (the shutdown's halt and cancel-all).
 pub const SRC_CONTROL: u16 = 4;
+/// `Event::source` of the firm's limits from the bus thread (`Command::FirmLimit`).
+pub const SRC_BUS: u16 = 5;
 
 /// One input-ring slot.
 #[derive(Debug, Clone, Copy)]

@@ -578,7 +578,7 @@ pub fn render(cx: &Context<'_>) -> String {
     }
     let c = sh.counters.snapshot();
     let rings = &cx.config.live.rings;
-    let published_in = c.feed_events + c.timer_ticks + c.reports + c.controls;
+    let published_in = c.feed_events + c.timer_ticks + c.reports + c.controls + c.firm_limits;
     o.gauge(
         "ringmaker_ring_occupancy",
         "Slots in use (published, not yet consumed by the engine or the gateway)",

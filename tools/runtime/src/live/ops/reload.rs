@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Sections the runtime owns: fixed for the run.
-const FIXED_SECTIONS: [&str; 6] = ["cpu", "rings", "feed", "venue", "ops", "bus"];
+const FIXED_SECTIONS: [&str; 7] = ["cpu", "rings", "feed", "venue", "ops", "bus", "firm"];
 
 /// One changed key.
 #[derive(Debug, Clone, PartialEq, Eq)]
