@@ -256,9 +256,15 @@ pub(crate) fn diff(
         let d = fv.map_or(0, |fv| price.saturating_sub(fv).saturating_abs());
         tol.saturating_add(growth_ticks(growth, d.saturating_sub(d0).max(0)))
     };
-    // What a spot account can still trade (unbounded for derivatives).
+    // What the open orders may add up to on each side: on spot, what the account can still
+    // trade; under `[firm]`, the firm's room (both unbounded otherwise). A hard bound on every
+    // place, as the batch cap is: orders kept from before never make room for more.
     let room = match inst.fair_value {
-        Some(fv) => crate::risk::balance_room(inst, fv),
+        Some(fv) => {
+            let (buy, sell) = crate::risk::balance_room(inst, fv);
+            let (firm_buy, firm_sell) = crate::risk::firm_room(inst, fv, inst.pos.qty);
+            (buy.min(firm_buy), sell.min(firm_sell))
+        }
         None => (i64::MAX, i64::MAX),
     };
     let key = QuietKey {
@@ -441,6 +447,7 @@ pub(crate) fn diff(
             };
             // Spot: every open order locks its balance, as on the venue: the sells open, this
             // one included, within the base held; the buys within what the quote pays for.
+            // Under `[firm]`: every open order on the side within the firm's room.
             let funded = match side {
                 Side::Bid => open_buy + l.qty <= can_buy,
                 Side::Ask => open_sell + l.qty <= can_sell,

@@ -554,7 +554,7 @@ pub fn run(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
     rt.block_on(serve(link, shared))
 }
 
-async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
+async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
     let url = link.bus.url.clone().unwrap_or_default();
     let engine = link.bus.engine.clone().unwrap_or_default();
     let subjects = Subjects::new(&link.bus.prefix);
@@ -693,11 +693,13 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
 
     let period = Duration::from_millis(link.bus.heartbeat_ms);
     let hb_subject = subjects.heartbeat(&engine);
-    let mut firm = match (&link.input, link.config.live.firm.is_on()) {
+    // The only producer the bus thread holds: released at the shutdown (the engine stops once
+    // every producer is gone).
+    let mut firm = match (link.input.take(), link.config.live.firm.is_on()) {
         (Some((input, clock)), true) => Some(FirmLink::new(
             crate::firm::Firm::new(link.config.live.firm.clone(), &engine, run_id),
-            input.clone(),
-            clock.clone(),
+            input,
+            clock,
             link.config.engine.instruments.len(),
         )),
         _ => None,
@@ -779,7 +781,8 @@ async fn serve(link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd> {
 /// events on the input ring, one per instrument whenever it changes.
 struct FirmLink {
     firm: crate::firm::Firm,
-    input: crate::live::rings::InputProducer,
+    /// `None` once the run's shutdown has begun: no input after the shutdown's commands.
+    input: Option<crate::live::rings::InputProducer>,
     clock: quanta::Clock,
     /// The last limit the engine was given, and one still to give (the ring was full).
     sent: Vec<Option<engine::FirmLimit>>,
@@ -796,7 +799,7 @@ impl FirmLink {
     ) -> Self {
         FirmLink {
             firm,
-            input,
+            input: Some(input),
             clock,
             sent: vec![None; n],
             due: vec![None; n],
@@ -835,14 +838,21 @@ impl FirmLink {
         self.flush(shared);
     }
 
-    /// Publishes the limits due; one the full ring refuses stays due.
+    /// Publishes the limits due; one the full ring refuses stays due. Once the run's shutdown
+    /// has begun (`ops_stop`), nothing more: the producer is dropped.
     fn flush(&mut self, shared: &Shared) {
+        if shared.ops_stop.load(Ordering::Acquire) {
+            self.input = None;
+        }
+        let Some(input) = self.input.as_mut() else {
+            return;
+        };
         for k in 0..self.due.len() {
             let Some(l) = self.due[k] else { continue };
             let mut ev = engine::Event::firm_limit(k as u16, shared.replay.now().unwrap_or(0), &l);
             ev.source = crate::live::rings::SRC_BUS;
             let t = self.clock.raw();
-            let ok = self.input.try_publish(|s| {
+            let ok = input.try_publish(|s| {
                 s.event = ev;
                 s.t_decode = 0;
                 s.t_publish = t;

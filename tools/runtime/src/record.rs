@@ -509,6 +509,14 @@ pub fn describe_event(e: &Event) -> String {
         let from = if p.streamed { " streamed" } else { "" };
         return format!("{head} qty={} entry_px={}{from}", p.qty, p.entry_price);
     }
+    if let Some(l) = e.as_firm_limit() {
+        return format!(
+            "{head} FirmLimit long_units={} short_units={}{}",
+            l.long_units,
+            l.short_units,
+            if l.halt { " halt" } else { "" }
+        );
+    }
     if let Some(r) = e.as_clock_reading() {
         let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{:.3}", v as f64 / 1e6));
         return format!(

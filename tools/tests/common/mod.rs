@@ -67,21 +67,33 @@ pub fn venue(dir: &Path, faults: Option<&str>) -> VenueProc {
 /// `dir/venue.err`.
 pub fn venue_with(dir: &Path, faults: Option<&str>, extra: &[&str]) -> VenueProc {
     let rec = root("tests/data/binance-usdm/btcusdt_20240808.gz");
+    let mut args: Vec<std::ffi::OsString> = extra.iter().map(Into::into).collect();
+    if let Some(f) = faults {
+        args.extend(["--faults".into(), f.into()]);
+    }
+    venue_serving(dir, &root("configs/default.toml"), &[rec.into()], &args)
+}
+
+/// The venue at 10x serving `config`'s instruments from `data` (`--data` values), with `extra`
+/// arguments; its stderr goes to `dir/venue.err`.
+pub fn venue_serving(
+    dir: &Path,
+    config: &Path,
+    data: &[std::ffi::OsString],
+    extra: &[std::ffi::OsString],
+) -> VenueProc {
     let cert_dir = dir.join("cert");
     let err = std::fs::File::create(dir.join("venue.err")).expect("venue stderr file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmaker"));
     cmd.args(["venue", "--speed", "10", "--data"])
-        .arg(&rec)
+        .args(data)
         .arg("--config")
-        .arg(root("configs/default.toml"))
+        .arg(config)
         .arg("--cert-out")
         .arg(&cert_dir)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(err);
-    if let Some(f) = faults {
-        cmd.args(["--faults", f]);
-    }
     let mut child = cmd.spawn().expect("start the venue");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut rest, mut cert) = (String::new(), String::new());

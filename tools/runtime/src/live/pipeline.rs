@@ -222,6 +222,29 @@ where
         super::counters::Counters::add(&shared.counters.controls, n_inst as u64);
         early_controls = n_inst as u64;
     }
+    if live.firm.is_on() {
+        // No room on either side until the bus thread has heard the firm (closing a position
+        // is never blocked): before its first limit, an engine under `[firm]` adds nothing.
+        let none = engine::FirmLimit {
+            long_units: 0,
+            short_units: 0,
+            halt: false,
+        };
+        for i in 0..n_inst as u16 {
+            let mut ev = Event::firm_limit(i, 0, &none);
+            ev.source = super::rings::SRC_BUS;
+            let t = clock.raw();
+            anyhow::ensure!(
+                control.try_publish(|s| {
+                    s.event = ev;
+                    s.t_decode = 0;
+                    s.t_publish = t;
+                }),
+                "the input ring has no room for the firm's first limits"
+            );
+        }
+        super::counters::Counters::add(&shared.counters.firm_limits, n_inst as u64);
+    }
     let control_server = match (&settings.ops.control_dir, live.ops.control || bus_on) {
         (Some(dir), true) => Some(super::ops::control::ControlServer::bind(
             dir,
