@@ -52,7 +52,7 @@ ringmaker_feed_ring_overflows_total ringmaker_feed_dropped_events_total
 ringmaker_control_commands_total ringmaker_config_reloads_total ringmaker_build_info
 ringmaker_start_time_seconds ringmaker_cancel_budget_used ringmaker_clock_maxerror_seconds
 ringmaker_venue_rate_limited_total ringmaker_daily_pnl ringmaker_bus_connected
-ringmaker_bus_heartbeats_total ringmaker_bus_requests_total
+ringmaker_bus_heartbeats_total ringmaker_bus_requests_total ringmaker_firm_halted
 """.split())
 NAME = re.compile(r"\bringmaker_[a-z_]+")
 # Bare words in a query that are not ringmaker metrics: PromQL's functions, aggregations,

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{ringmaker, root, venue_serving, VenueProc};
+use common::{http_get, ringmaker, root, tool, venue_serving, VenueProc};
 use runtime::bus::{self, Heartbeat};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -249,7 +249,13 @@ fn two_engines_share_a_firm_limit_neither_breaches_it_and_a_silent_one_counts_wh
         "[bus]\nheartbeat_ms = 100\n\n[firm]\nshares = {{ eng-a = 1.0, eng-b = 1.0 }}\n\
          [[firm.asset]]\nasset = \"BTC\"\ngross_notional = {LIMIT}\nnet_notional = {LIMIT}\n"
     );
-    let cfg_a = config_for(d, "a.toml", "BTCUSDT", &firm);
+    let metrics = format!("127.0.0.1:{}", test_support::nats::free_port());
+    let cfg_a = config_for(
+        d,
+        "a.toml",
+        "BTCUSDT",
+        &format!("{firm}\n[ops]\nmetrics_listen = \"{metrics}\"\n"),
+    );
     let cfg_b = config_for(d, "b.toml", "BTCUSDC", &firm);
     let (out_a, out_b) = (d.join("a"), d.join("b"));
     let mut a = start(&v, &cfg_a, &out_a, &url, "eng-a", &key);
@@ -271,6 +277,35 @@ fn two_engines_share_a_firm_limit_neither_breaches_it_and_a_silent_one_counts_wh
     let (ca, cb) = (gross_claim(&ha).unwrap(), gross_claim(&hb).unwrap());
     assert!(ca + cb <= LIMIT * (1.0 + 1e-9), "claims {ca} + {cb}");
     assert!(gross_use(&ha) <= ca + 1e-6 && gross_use(&hb) <= cb + 1e-6);
+
+    // The firm on eng-a's /metrics, which promtool accepts.
+    let text = http_get(&metrics, "/metrics").expect("eng-a's metrics");
+    for series in [
+        "ringmaker_firm_claim_usd{asset=\"BTC\",limit=\"gross\"}",
+        "ringmaker_firm_claim_usd{asset=\"BTC\",limit=\"long\"}",
+        "ringmaker_firm_room_usd{instrument=\"binance-usdm:BTCUSDT\",side=\"buy\"}",
+        "ringmaker_firm_halted 0",
+        "ringmaker_firm_limits_total",
+    ] {
+        assert!(text.contains(series), "{series} not in\n{text}");
+    }
+    if let Some(p) = tool("RINGMAKER_PROMTOOL", "promtool") {
+        let mut c = Command::new(p)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let o = c.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 
     // eng-b frozen: past three of its periods (and 1 s), eng-a counts it at its whole share
     // (the whole limit): no room beyond what eng-a already uses.

@@ -7,10 +7,10 @@
 
 mod common;
 
-use common::root;
+use common::{http_get, root, tool};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -138,36 +138,6 @@ fn ctl(out: &Path, args: &[&str]) -> (i32, String) {
             String::from_utf8_lossy(&o.stderr)
         ),
     )
-}
-
-/// A tool installed by Debian's `prometheus` package: `$env` or on `PATH`. With
-/// `RINGMAKER_REQUIRE_PROMTOOL=1` (tests/run-all.sh, CI) its absence fails the test.
-fn tool(env: &str, name: &str) -> Option<PathBuf> {
-    let p = std::env::var_os(env).map(PathBuf::from).or_else(|| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-    });
-    if p.is_none() && std::env::var("RINGMAKER_REQUIRE_PROMTOOL").as_deref() == Ok("1") {
-        panic!("{name} is required (RINGMAKER_REQUIRE_PROMTOOL=1) and was not found");
-    }
-    p
-}
-
-/// `GET path` on `addr`: the body of a 200. HTTP/1.0, so the answer is never chunked.
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.split(' ')
-        .nth(1)
-        .filter(|c| *c == "200")
-        .map(|_| body.to_owned())
 }
 
 /// A real Prometheus (Debian's package) scraping the run every second with the shipped alert
@@ -363,6 +333,8 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
         "ringmaker_venue_rate_limited_total",
         // A run with [bus] only (tools/tests/bus.rs scrapes it).
         "ringmaker_bus_connected",
+        // A run with [firm] only (tools/tests/firm.rs scrapes it).
+        "ringmaker_firm_halted",
     ];
     for name in names_used() {
         if live_only.contains(&name.as_str()) {

@@ -488,6 +488,21 @@ pub struct BusCounters {
     pub peers: [AtomicU64; 3],
     /// Heartbeats under this engine's own name from another run.
     pub name_conflicts: AtomicU64,
+    /// The firm's limits as last planned (`[firm]` on), for `/metrics`.
+    pub firm: std::sync::Mutex<Option<FirmGauges>>,
+}
+
+/// The firm's limits as last planned by the bus thread.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FirmGauges {
+    /// This engine's claims.
+    pub claims: Vec<crate::firm::Claim>,
+    /// Per instrument, the room `(buy, sell)`, USD (`INFINITY`: not limited).
+    pub room_usd: Vec<(f64, f64)>,
+    /// The firm's PnL today as counted, USD.
+    pub firm_pnl_usd: f64,
+    /// The firm's daily loss limit is hit.
+    pub halted: bool,
 }
 
 /// What the bus thread runs with.
@@ -824,6 +839,14 @@ impl FirmLink {
                 self.firm.config().daily_loss.unwrap_or(0.0)
             );
         }
+        if let Ok(mut g) = shared.ops.bus.firm.lock() {
+            *g = Some(FirmGauges {
+                claims: plan.claims.clone(),
+                room_usd: plan.room.clone(),
+                firm_pnl_usd: plan.firm_pnl,
+                halted: plan.halt,
+            });
+        }
         for (k, (c, &(long, short))) in cfg.engine.instruments.iter().zip(&plan.room).enumerate() {
             let unit = c.instrument.notional_unit().to_f64(1);
             let l = engine::FirmLimit {
@@ -1058,6 +1081,11 @@ mod tests {
         assert_eq!(c.live.bus.url.as_deref(), Some("nats://10.0.0.5:4222"));
         assert_eq!(c.live.bus.engine.as_deref(), Some("ny4-btc-usdm"));
         assert_eq!(c.engine.instruments, d.engine.instruments);
+        // Its [firm] is valid for both engines of the desk.
+        for name in ["ny4-btc-usdm", "ny4-eth-usdm"] {
+            assert_eq!(c.live.firm.check_engine(Some(name)), Ok(()));
+        }
+        assert_eq!(c.live.firm.asset.len(), 2);
     }
 
     fn hb(engine: &str, run_id: u64, stopping: bool) -> Heartbeat {

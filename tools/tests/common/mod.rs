@@ -3,9 +3,10 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 /// A path under the workspace root.
 pub fn root(rel: &str) -> PathBuf {
@@ -118,4 +119,34 @@ pub fn eventually(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bo
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     false
+}
+
+/// A tool installed by Debian's `prometheus` package: `$env` or on `PATH`. With
+/// `RINGMAKER_REQUIRE_PROMTOOL=1` (tests/run-all.sh, CI) its absence fails the test.
+pub fn tool(env: &str, name: &str) -> Option<PathBuf> {
+    let p = std::env::var_os(env).map(PathBuf::from).or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if p.is_none() && std::env::var("RINGMAKER_REQUIRE_PROMTOOL").as_deref() == Ok("1") {
+        panic!("{name} is required (RINGMAKER_REQUIRE_PROMTOOL=1) and was not found");
+    }
+    p
+}
+
+/// `GET path` on `addr`: the body of a 200. HTTP/1.0, so the answer is never chunked.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.split(' ')
+        .nth(1)
+        .filter(|c| *c == "200")
+        .map(|_| body.to_owned())
 }

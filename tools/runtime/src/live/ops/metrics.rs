@@ -527,6 +527,57 @@ pub fn render(cx: &Context<'_>) -> String {
             .map(|(r, v)| (vec![("result", r.to_owned())], v)),
         );
     }
+    let firm = bus.firm.lock().ok().and_then(|g| g.clone());
+    if let Some(f) = firm {
+        o.gauge(
+            "ringmaker_firm_claim_usd",
+            "This engine's claim on the firm's limits ([firm]), USD, by base asset and limit \
+             (gross; net long; net short)",
+            f.claims.iter().flat_map(|c| {
+                [("gross", c.gross), ("long", c.long), ("short", c.short)]
+                    .into_iter()
+                    .filter_map(|(l, v)| {
+                        v.map(|v| (vec![("asset", c.asset.clone()), ("limit", l.to_owned())], v))
+                    })
+            }),
+        );
+        o.gauge(
+            "ringmaker_firm_room_usd",
+            "What the firm's limits leave each instrument's position plus open orders, USD, by \
+             side (instruments under no limit are not shown)",
+            insts
+                .iter()
+                .zip(&f.room_usd)
+                .flat_map(|((_, _, k), &(buy, sell))| {
+                    [("buy", buy), ("sell", sell)]
+                        .into_iter()
+                        .filter(|(_, v)| v.is_finite())
+                        .map(|(side, v)| {
+                            (
+                                vec![("instrument", k.clone()), ("side", side.to_owned())],
+                                v,
+                            )
+                        })
+                }),
+        );
+        o.gauge(
+            "ringmaker_firm_pnl_usd",
+            "The firm's PnL today as this engine counts it (silent peers at their whole share of \
+             the daily loss), USD",
+            [(Vec::new(), f.firm_pnl_usd)],
+        );
+        o.gauge(
+            "ringmaker_firm_halted",
+            "1 while the firm's daily loss limit halts this engine",
+            [(Vec::new(), f64::from(u8::from(f.halted)))],
+        );
+        o.counter(
+            "ringmaker_firm_limits",
+            "The firm's limits given to the engine (one event per instrument whenever its room \
+             changes)",
+            [(Vec::new(), cx.shared.counters.snapshot().firm_limits)],
+        );
+    }
     if live_venue {
         o.counter(
             "ringmaker_venue_rate_limited",
