@@ -39,7 +39,21 @@ fn count_on<R: Recorder>(
     rule: SyncRule,
     fill_every: u64,
     host: &mut Host<R>,
+    after_batch: impl FnMut(&mut Host<R>),
+) -> Counts {
+    count_with(cfg, data, rule, fill_every, host, after_batch, |_| None)
+}
+
+/// [`count_on`], with `inject(k)`'s event (if any) at the end of batch `k`, as the bus thread
+/// publishes into the input ring.
+fn count_with<R: Recorder>(
+    cfg: &engine::Config,
+    data: &[std::path::PathBuf],
+    rule: SyncRule,
+    fill_every: u64,
+    host: &mut Host<R>,
     mut after_batch: impl FnMut(&mut Host<R>),
+    mut inject: impl FnMut(usize) -> Option<engine::Event>,
 ) -> Counts {
     let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
     let rec = recorded_events(data, &insts, rule).unwrap();
@@ -57,6 +71,9 @@ fn count_on<R: Recorder>(
         }
         for ev in batch.iter() {
             host.event(ev, &mut venue);
+        }
+        if let Some(ev) = inject(k) {
+            host.event(&ev, &mut venue);
         }
         host.batch_end(&mut venue);
         after_batch(host);
@@ -173,4 +190,32 @@ fn spreads_that_adapt_allocate_nothing() {
         let counts = count_on(&cfg, &[usdm()], SyncRule::Futures, 7, &mut host, |_| {});
         assert_eq!(counts, Counts::ZERO, "{model}: allocations on the hot path");
     }
+}
+
+/// Issue 19: the firm's limits from the bus (a new room every 50 batches, its halt now and then)
+/// clamp the ladders and bound the places without allocating.
+#[test]
+fn firm_limits_allocate_nothing() {
+    let cfg = default_config();
+    let mut host = Host::new(Engine::new(&cfg), NoRecorder);
+    // Rooms from 0 to about 1,200 USD a side at 61,000 USD (tick·lot units of 0.0001 USD).
+    let counts = count_with(&cfg, &[usdm()], SyncRule::Futures, 7, &mut host, |_| {}, |k| {
+        (k % 50 == 0).then(|| {
+            let room = ((k / 50) % 7) as i64 * 2_000_000;
+            engine::Event::firm_limit(
+                0,
+                0,
+                &engine::FirmLimit {
+                    long_units: room,
+                    short_units: 12_000_000 - room,
+                    halt: k % 1_000 == 500,
+                },
+            )
+        })
+    });
+    assert_eq!(counts, Counts::ZERO, "firm limits: allocations on the hot path");
+    // The limits were in force: the rooms refused places, the halt changed modes.
+    let stats = host.engine.stats();
+    assert_eq!(stats.malformed, 0);
+    assert!(stats.places_risk_refused > 0, "{stats:?}");
 }
