@@ -15,8 +15,11 @@
 //! `nats-server` is found as the tests find it (`test_support::nats`); without one the bench
 //! says so and measures nothing (with `RINGMAKER_REQUIRE_NATS=1`, as in CI, it fails).
 //!
+//! A fourth run has `[firm]` on too (a limit far above what the run uses): its `FirmLimit`
+//! events, one per heartbeat, through the input ring, against the same baseline.
+//!
 //! Run: `cargo bench -p ringmaker-benches --bench bus_overhead` (the first 120 s of the recording
-//! at 2x pace, twice, then 30 s: about 4.5 minutes); `-- --test`: 3 s, 3 s and 0.75 s.
+//! at 2x pace, three times, then 30 s: about 6.5 minutes); `-- --test`: 3 s, 3 s, 3 s and 0.75 s.
 
 use hdrhistogram::Histogram;
 use runtime::live;
@@ -29,14 +32,27 @@ use std::time::{Duration, Instant};
 enum Client {
     /// `status` over the bus every 250 ms: the engine does as without the bus.
     Status,
+    /// The same, with `[firm]` on: a limit far above what the run uses (the engine quotes as
+    /// without it), so the cost seen is the bus thread's `FirmLimit` events through the input
+    /// ring (a new room at every heartbeat, as the use moves with the fair value).
+    Firm,
     /// `halt` and `resume` alternately, every 250 ms: the firm-wide halt, timed.
     HaltResume,
 }
 
 fn run(seconds: f64, bus: Option<(&str, Client)>) -> (live::Summary, Option<Histogram<u64>>) {
     let extra = match bus {
-        Some((url, _)) => {
-            format!("[bus]\nurl = \"{url}\"\nengine = \"bench\"\nheartbeat_ms = 50\n")
+        Some((url, what)) => {
+            let mut e = format!("[bus]\nurl = \"{url}\"\nengine = \"bench\"\nheartbeat_ms = 50\n");
+            if what == Client::Firm {
+                // A second engine never heard, with a sliver of a share: the bench's room then
+                // follows its use, so it changes at every heartbeat.
+                e.push_str(
+                    "[firm]\nshares = { bench = 1.0, ghost = 0.001 }\n[[firm.asset]]\n\
+                     asset = \"BTC\"\ngross_notional = 1e9\nnet_notional = 1e9\n",
+                );
+            }
+            e
         }
         None => String::new(),
     };
@@ -49,7 +65,7 @@ fn run(seconds: f64, bus: Option<(&str, Client)>) -> (live::Summary, Option<Hist
             let mut halt = true;
             while !done.load(Ordering::Relaxed) {
                 let verb = match (what, halt) {
-                    (Client::Status, _) => "status",
+                    (Client::Status | Client::Firm, _) => "status",
                     (Client::HaltResume, true) => "halt",
                     (Client::HaltResume, false) => "resume",
                 };
@@ -74,6 +90,7 @@ fn run(seconds: f64, bus: Option<(&str, Client)>) -> (live::Summary, Option<Hist
     let tag = match bus {
         None => "bus-off",
         Some((_, Client::Status)) => "bus-status",
+        Some((_, Client::Firm)) => "bus-firm",
         Some((_, Client::HaltResume)) => "bus-halt",
     };
     ringmaker_benches::paper_run_beside(tag, seconds, &extra, client)
@@ -89,6 +106,7 @@ fn main() {
     let url = server.url.clone();
     let (off, _) = run(seconds, None);
     let (on, _) = run(seconds, Some((&url, Client::Status)));
+    let (firm, _) = run(seconds, Some((&url, Client::Firm)));
     let (_, round_trips) = run(seconds / 4.0, Some((&url, Client::HaltResume)));
     drop(server);
     ringmaker_benches::print_paper_hops("bus off (baseline)", seconds, &off);
@@ -96,6 +114,15 @@ fn main() {
         "bus on, heartbeat every 50 ms, status over the bus every 250 ms",
         seconds,
         &on,
+    );
+    ringmaker_benches::print_paper_hops(
+        "bus and [firm] on: a FirmLimit event at every 50 ms heartbeat, status every 250 ms",
+        seconds,
+        &firm,
+    );
+    println!(
+        "[firm] run: {} FirmLimit events through the input ring",
+        firm.counters.firm_limits
     );
     if let Some(h) = &round_trips {
         ringmaker_benches::print_header(
@@ -105,4 +132,6 @@ fn main() {
         ringmaker_benches::print_row("ctl --bus round trip", h);
     }
     ringmaker_benches::print_on_off(&off, &on);
+    println!("with [firm]:");
+    ringmaker_benches::print_on_off(&off, &firm);
 }

@@ -199,21 +199,33 @@ fn firm_limits_allocate_nothing() {
     let cfg = default_config();
     let mut host = Host::new(Engine::new(&cfg), NoRecorder);
     // Rooms from 0 to about 1,200 USD a side at 61,000 USD (tick·lot units of 0.0001 USD).
-    let counts = count_with(&cfg, &[usdm()], SyncRule::Futures, 7, &mut host, |_| {}, |k| {
-        (k % 50 == 0).then(|| {
-            let room = ((k / 50) % 7) as i64 * 2_000_000;
-            engine::Event::firm_limit(
-                0,
-                0,
-                &engine::FirmLimit {
-                    long_units: room,
-                    short_units: 12_000_000 - room,
-                    halt: k % 1_000 == 500,
-                },
-            )
-        })
-    });
-    assert_eq!(counts, Counts::ZERO, "firm limits: allocations on the hot path");
+    let counts = count_with(
+        &cfg,
+        &[usdm()],
+        SyncRule::Futures,
+        7,
+        &mut host,
+        |_| {},
+        |k| {
+            (k % 50 == 0).then(|| {
+                let room = ((k / 50) % 7) as i64 * 2_000_000;
+                engine::Event::firm_limit(
+                    0,
+                    0,
+                    &engine::FirmLimit {
+                        long_units: room,
+                        short_units: 12_000_000 - room,
+                        halt: k % 1_000 == 500,
+                    },
+                )
+            })
+        },
+    );
+    assert_eq!(
+        counts,
+        Counts::ZERO,
+        "firm limits: allocations on the hot path"
+    );
     // The limits were in force: the rooms refused places, the halt changed modes.
     let stats = host.engine.stats();
     assert_eq!(stats.malformed, 0);

@@ -14,8 +14,25 @@ use std::process::ExitCode;
 /// Arguments of `ringmaker replay`.
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// Journal directory.
-    dir: PathBuf,
+    /// Journal directory (or, with --bus, where to rebuild the archived journal: see --into).
+    #[arg(required_unless_present = "bus")]
+    dir: Option<PathBuf>,
+    /// Replay a run from the bus's journal archive (JetStream) instead: the NATS server.
+    #[arg(long, value_name = "URL", requires_all = ["engine", "into"])]
+    bus: Option<String>,
+    /// With --bus: the engine whose run to replay.
+    #[arg(long, value_name = "NAME")]
+    engine: Option<String>,
+    /// With --bus: the run (as `ringmaker run` printed it, `START-ID`); the engine's newest by
+    /// default.
+    #[arg(long, value_name = "RUN")]
+    run: Option<String>,
+    /// With --bus: the subjects' prefix ([bus] prefix).
+    #[arg(long, default_value = "ringmaker")]
+    prefix: String,
+    /// With --bus: a new (or empty) directory to rebuild the journal in; it is kept.
+    #[arg(long, value_name = "DIR")]
+    into: Option<PathBuf>,
 }
 
 /// `ringmaker journal ...`.
@@ -52,7 +69,34 @@ pub struct HistArgs {
 }
 
 pub fn replay(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
-    match record::replay(&a.dir)? {
+    let dir = match (&a.bus, &a.dir) {
+        (Some(url), dir) => {
+            anyhow::ensure!(
+                dir.is_none(),
+                "with --bus the journal comes from the archive: give --into DIR, not a directory"
+            );
+            let (engine, into) = (
+                a.engine.as_deref().unwrap_or_default(),
+                a.into.clone().unwrap_or_default(),
+            );
+            let got = runtime::bus::fetch_journal(url, &a.prefix, engine, a.run.as_deref(), &into)?;
+            outln!(
+                "rebuilt run {} of {engine} from the archive: {} records in {} segment(s), {} \
+                 message(s), in {}",
+                got.run,
+                got.records,
+                got.segments,
+                got.messages,
+                into.display()
+            )?;
+            into
+        }
+        (None, Some(d)) => d.clone(),
+        (None, None) => {
+            anyhow::bail!("give a journal directory, or --bus URL --engine NAME --into DIR")
+        }
+    };
+    match record::replay(&dir)? {
         ReplayOutcome::Identical {
             events,
             intents,

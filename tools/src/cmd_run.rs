@@ -211,6 +211,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             config_path: Some(std::path::absolute(&a.config).unwrap_or_else(|_| a.config.clone())),
             config_text,
             reload: Some(reload),
+            journal_dir: Some(dir.join("journal")),
         },
     };
     let created_ns = SystemTime::now()
@@ -251,6 +252,27 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         (summary, recorder, None)
     };
     let closed = recorder.close();
+    if let (Ok(()), Some(r)) = (&closed, &summary.archive) {
+        // The journal's close record, and whatever else the bus thread had not got to.
+        match runtime::bus::archive_rest(r, &dir.join("journal")) {
+            Ok(n) => {
+                _ = writeln!(
+                    std::io::stderr(),
+                    "ringmaker run: bus: journal archived: {n} records, run {} (ringmaker replay \
+                 --bus URL --engine NAME --run {} --into DIR)",
+                    r.run,
+                    r.run
+                )
+            }
+            Err(e) => {
+                _ = writeln!(
+                std::io::stderr(),
+                "ringmaker run: warning: bus: {e:#}: the archive is short of the journal's end \
+                 (the journal on disk has every record)"
+            )
+            }
+        }
+    }
     // The backtest's report, from the journal just closed (see `runtime::paper_report`).
     let report = closed
         .is_ok()

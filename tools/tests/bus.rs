@@ -37,6 +37,8 @@ fn start_engine_with(url: &str, name: &str, out: &Path, config: &Path) -> Proc {
         .arg(root("tests/data/binance-usdm/btcusdt_20240808.gz"))
         .arg("--out")
         .arg(out)
+        // Small segments: the journal archive follows the journal across them.
+        .args(["--segment-mib", "1"])
         .args(["--bus", url, "--engine", name])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -349,6 +351,10 @@ fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
     );
     let (code, stdout, _, _) = ctl(&url, &["--engine", "late", "status"]);
     assert_eq!(code, 0, "{stdout}");
+    // On into its journal's second segment (1 MiB each), for the archive to follow a roll-over.
+    heartbeats_until(&url, &["late"], Duration::from_secs(60), |h| {
+        h.journal.segment >= 1
+    });
     // SAFETY: `kill` reads no memory of ours; the pid is our own child's, not yet reaped.
     unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
     let mut text = String::new();
@@ -369,5 +375,74 @@ fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
     // Those due while it was away were dropped (counted), not queued.
     assert!(dropped >= 1, "{line}");
     assert!(line.contains("1 connects"), "{line}");
+
+    // The journal archive caught up from the files once the server came: the run streamed to
+    // JetStream rebuilds into a journal that replays identical and holds the same records.
+    assert!(
+        text.contains("ringmaker run: bus: journal archived: "),
+        "{text}"
+    );
+    let journal = out.join("journal");
+    let rebuilt = dir.path().join("rebuilt");
+    let replay = ringmaker(&[
+        "replay",
+        "--bus",
+        &url,
+        "--engine",
+        "late",
+        "--into",
+        rebuilt.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(said.contains("rebuilt run "), "{said}");
+    assert!(said.lines().any(|l| l.starts_with("identical: ")), "{said}");
+    let dump = |d: &Path| {
+        let o = ringmaker(&["journal", "dump", d.to_str().unwrap()]);
+        assert!(o.status.success());
+        o.stdout
+    };
+    let (a, b) = (dump(&journal), dump(&rebuilt));
+    assert!(
+        !a.is_empty() && a == b,
+        "the archived journal differs from the one on disk"
+    );
+    let segments = std::fs::read_dir(&rebuilt).unwrap().count();
+    assert!(
+        segments >= 2,
+        "{segments} segment(s): the test wants a roll-over"
+    );
+    // Into a directory that holds something: refused, nothing touched.
+    let replay = ringmaker(&[
+        "replay",
+        "--bus",
+        &url,
+        "--engine",
+        "late",
+        "--into",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(replay.status.code(), Some(2));
+    assert!(out.join("journal").exists());
+    // An engine the archive never saw.
+    let replay = ringmaker(&[
+        "replay",
+        "--bus",
+        &url,
+        "--engine",
+        "nobody",
+        "--into",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
+    assert_eq!(replay.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&replay.stderr).contains("no run of engine nobody"),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
     drop(server);
 }

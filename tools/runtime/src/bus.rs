@@ -10,6 +10,7 @@
 //! | `{prefix}.ctl.all` | `ringmaker ctl --bus URL VERB` | a control request line (`VERB [INSTRUMENT]`), for every engine |
 //! | `{prefix}.ctl.engine.{engine}` | `ringmaker ctl --bus URL --engine NAME VERB` | the same, for one engine |
 //! | `{prefix}.ack.{engine}` | the engine that took a request | [`Ack`] (JSON): its answer and resulting modes; also sent to the request's reply subject |
+//! | `{prefix}.journal.{engine}.{run}` | each engine, into the JetStream stream `{prefix}_journal` | its journal as on disk ([`crate::archive`]) |
 //!
 //! A control request from the bus is answered by the run's ops thread exactly as one from the
 //! control socket ([`crate::live::ops::control`]): its engine commands go into the input ring, so
@@ -490,6 +491,12 @@ pub struct BusCounters {
     pub name_conflicts: AtomicU64,
     /// The firm's limits as last planned (`[firm]` on), for `/metrics`.
     pub firm: std::sync::Mutex<Option<FirmGauges>>,
+    /// Journal records archived (acknowledged by the server).
+    pub archive_records: AtomicU64,
+    /// Journal bytes archived.
+    pub archive_bytes: AtomicU64,
+    /// Archive publishes or reads that failed (retried from where they were).
+    pub archive_failures: AtomicU64,
 }
 
 /// The firm's limits as last planned by the bus thread.
@@ -513,13 +520,15 @@ pub struct BusLink {
     pub config: RunConfig,
     /// To the ops thread.
     pub requests: crossbeam_channel::Sender<Request>,
+    /// The run's journal directory, archived to the bus's JetStream stream (`[bus] archive`).
+    pub journal_dir: Option<std::path::PathBuf>,
     /// Into the engine's input ring: the firm's limits (`[firm]` on), with the clock that stamps
     /// their publication.
     pub input: Option<(crate::live::rings::InputProducer, quanta::Clock)>,
 }
 
 /// What the bus thread leaves behind: its counters' final values.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BusEnd {
     /// Heartbeats handed to the client.
     pub heartbeats: u64,
@@ -533,6 +542,12 @@ pub struct BusEnd {
     pub connects: u64,
     /// Connections lost.
     pub disconnects: u64,
+    /// Journal records archived.
+    pub archive_records: u64,
+    /// Archive failures.
+    pub archive_failures: u64,
+    /// Where the journal archive got to, for the rest once the journal is closed.
+    pub archive: Option<crate::archive::Resume>,
 }
 
 impl std::fmt::Debug for BusLink {
@@ -554,6 +569,9 @@ impl BusCounters {
             requests_refused: l(&self.requests_refused),
             connects: l(&self.connects),
             disconnects: l(&self.disconnects),
+            archive_records: l(&self.archive_records),
+            archive_failures: l(&self.archive_failures),
+            archive: None,
         }
     }
 }
@@ -708,6 +726,10 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
 
     let period = Duration::from_millis(link.bus.heartbeat_ms);
     let hb_subject = subjects.heartbeat(&engine);
+    let mut archive = match (&link.journal_dir, link.bus.archive) {
+        (Some(dir), true) => Some(ArchiveLink::new(&client, &link.bus, &engine, run_id, dir)),
+        _ => None,
+    };
     // The only producer the bus thread holds: released at the shutdown (the engine stops once
     // every producer is gone).
     let mut firm = match (link.input.take(), link.config.live.firm.is_on()) {
@@ -784,12 +806,198 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
             // A limit the full input ring refused, again.
             f.flush(&shared);
         }
+        if let Some(a) = &mut archive {
+            if client.connection_state() == async_nats::connection::State::Connected {
+                a.pump(counters, 16).await;
+            }
+        }
         tokio::time::sleep(Duration::from_millis(20).min(period)).await;
     }
     control.abort();
     listen.abort();
+    if let Some(a) = &mut archive {
+        // What the engine wrote up to its stop; the rest (the journal's close record) once the
+        // journal is closed (`archive_rest`).
+        if client.connection_state() == async_nats::connection::State::Connected {
+            a.pump(counters, 64).await;
+        }
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
-    Ok(counters.end())
+    let mut end = counters.end();
+    end.archive = archive.map(|a| crate::archive::Resume {
+        url: url.clone(),
+        prefix: link.bus.prefix.clone(),
+        subject: a.subject,
+        run: a.run,
+        position: a.tailer.position(),
+        records: end.archive_records,
+    });
+    Ok(end)
+}
+
+/// The journal archive on the bus thread: the segment files followed
+/// ([`crate::archive::Tailer`]) and published to JetStream, each chunk acknowledged before the
+/// next.
+struct ArchiveLink {
+    js: async_nats::jetstream::Context,
+    stream: async_nats::jetstream::stream::Config,
+    stream_ready: bool,
+    subject: String,
+    run: String,
+    tailer: crate::archive::Tailer,
+    /// The last pump found nothing more to publish.
+    caught_up: bool,
+    warned: bool,
+}
+
+impl ArchiveLink {
+    fn new(
+        client: &async_nats::Client,
+        bus: &BusConfig,
+        engine: &str,
+        run_id: u64,
+        dir: &std::path::Path,
+    ) -> ArchiveLink {
+        let start_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let run = crate::archive::run_token(start_ms, run_id);
+        ArchiveLink {
+            js: async_nats::jetstream::new(client.clone()),
+            stream: async_nats::jetstream::stream::Config {
+                name: crate::archive::stream_name(&bus.prefix),
+                subjects: vec![format!("{}.journal.>", bus.prefix)],
+                max_age: Duration::from_secs(u64::from(bus.archive_days) * 86_400),
+                storage: async_nats::jetstream::stream::StorageType::File,
+                ..Default::default()
+            },
+            stream_ready: false,
+            subject: format!("{}.journal.{engine}.{run}", bus.prefix),
+            run,
+            tailer: crate::archive::Tailer::new(dir),
+            caught_up: false,
+            warned: false,
+        }
+    }
+
+    fn fail(&mut self, counters: &BusCounters, what: String) {
+        counters.archive_failures.fetch_add(1, Ordering::Relaxed);
+        if !self.warned {
+            self.warned = true;
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringmaker run: warning: bus: journal archive: {what} (retried; counted in \
+                 ringmaker_bus_archive_failures_total)"
+            );
+        }
+    }
+
+    /// Publishes up to `budget` chunks of what the journal has now.
+    async fn pump(&mut self, counters: &BusCounters, budget: usize) {
+        const ACK_WAIT: Duration = Duration::from_secs(2);
+        if !self.stream_ready {
+            match tokio::time::timeout(ACK_WAIT, self.js.get_or_create_stream(self.stream.clone()))
+                .await
+            {
+                Ok(Ok(_)) => self.stream_ready = true,
+                Ok(Err(e)) => {
+                    let name = self.stream.name.clone();
+                    return self.fail(counters, format!("the stream {name}: {e}"));
+                }
+                Err(_) => return self.fail(counters, "no answer about the stream".into()),
+            }
+        }
+        for _ in 0..budget {
+            let c = match self.tailer.next() {
+                Ok(crate::archive::Next::Chunk(c)) => c,
+                Ok(crate::archive::Next::Roll) => {
+                    self.tailer.roll();
+                    continue;
+                }
+                Ok(crate::archive::Next::Idle) => {
+                    self.caught_up = true;
+                    return;
+                }
+                Err(e) => return self.fail(counters, format!("reading the journal: {e}")),
+            };
+            self.caught_up = false;
+            match publish_chunk(&self.js, &self.subject, &self.run, &c).await {
+                Ok(()) => {
+                    self.tailer.advance(&c);
+                    counters
+                        .archive_records
+                        .fetch_add(c.records, Ordering::Relaxed);
+                    counters
+                        .archive_bytes
+                        .fetch_add(c.bytes.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => return self.fail(counters, e),
+            }
+        }
+    }
+}
+
+/// Publishes one chunk of a run's journal and waits (2 s at most) for the server's
+/// acknowledgement.
+async fn publish_chunk(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    run: &str,
+    c: &crate::archive::Chunk,
+) -> Result<(), String> {
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Rm-Segment", c.segment.to_string().as_str());
+    h.insert("Rm-Offset", c.offset.to_string().as_str());
+    h.insert("Rm-Records", c.records.to_string().as_str());
+    if let Some(s) = c.last_seq {
+        h.insert("Rm-Last-Seq", s.to_string().as_str());
+    }
+    // A chunk published again (its ack lost) is dropped by the server as a duplicate.
+    let id = format!("{run}-{}-{}", c.segment, c.offset);
+    h.insert("Nats-Msg-Id", id.as_str());
+    let sent = async {
+        let ack = js
+            .publish_with_headers(subject.to_owned(), h, c.bytes.clone().into())
+            .await
+            .map_err(|e| format!("publishing: {e}"))?;
+        ack.await.map_err(|e| format!("publishing: {e}"))
+    };
+    match tokio::time::timeout(Duration::from_secs(2), sent).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("no acknowledgement within 2 s".into()),
+    }
+}
+
+/// The rest of a run's journal, once it is closed (its close record, written after the engine
+/// stopped): published from where the bus thread got to, on a connection of its own. The
+/// records archived in all.
+pub fn archive_rest(r: &crate::archive::Resume, dir: &std::path::Path) -> anyhow::Result<u64> {
+    as_client(&r.url, "ringmaker archive", |client| async move {
+        let js = async_nats::jetstream::new(client.clone());
+        let mut t = crate::archive::Tailer::at(dir, r.position.0, r.position.1);
+        let mut records = r.records;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the journal archive did not catch up within 10 s"
+            );
+            match t.next()? {
+                crate::archive::Next::Chunk(c) => {
+                    publish_chunk(&js, &r.subject, &r.run, &c)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("the journal archive: {e}"))?;
+                    t.advance(&c);
+                    records += c.records;
+                }
+                crate::archive::Next::Roll => t.roll(),
+                crate::archive::Next::Idle => break,
+            }
+        }
+        let _ = client.flush().await;
+        Ok(records)
+    })
 }
 
 /// The firm's limits on the bus thread: the plan's rooms turned into [`engine::FirmLimit`]
@@ -1029,6 +1237,136 @@ pub fn watch_heartbeats(
     as_client(url, "ringmaker watch", |client| async move {
         let mut sub = client.subscribe(Subjects::new(prefix).heartbeats()).await?;
         Ok(gather(&mut sub, wait, until).await)
+    })
+}
+
+/// What [`fetch_journal`] rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedJournal {
+    /// The run (`{start ms}-{run id}`).
+    pub run: String,
+    /// Messages read.
+    pub messages: u64,
+    /// Segments and records written.
+    pub segments: u64,
+    /// Records written.
+    pub records: u64,
+}
+
+/// The runs of `engine` in the archive under `prefix`, oldest first, with their message counts.
+pub fn archived_runs(url: &str, prefix: &str, engine: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    as_client(url, "ringmaker replay", |client| async move {
+        runs_of(&client, prefix, engine).await
+    })
+}
+
+async fn runs_of(
+    client: &async_nats::Client,
+    prefix: &str,
+    engine: &str,
+) -> anyhow::Result<Vec<(String, u64)>> {
+    use futures_util::TryStreamExt as _;
+    let js = async_nats::jetstream::new(client.clone());
+    let name = crate::archive::stream_name(prefix);
+    let stream = js
+        .get_stream(&name)
+        .await
+        .map_err(|e| anyhow::anyhow!("the journal archive (stream {name}): {e}"))?;
+    let head = format!("{prefix}.journal.{engine}.");
+    let mut info = stream.info_with_subjects(format!("{head}*")).await?;
+    let mut runs = Vec::new();
+    while let Some((subject, count)) = info.try_next().await? {
+        if let Some(run) = subject.strip_prefix(&head) {
+            if let Some(start) = crate::archive::run_start(run) {
+                runs.push((start, run.to_owned(), count as u64));
+            }
+        }
+    }
+    runs.sort();
+    Ok(runs.into_iter().map(|(_, r, n)| (r, n)).collect())
+}
+
+/// Rebuilds a run of `engine` (`run`, or its newest) from the journal archive into `into` (a new
+/// or empty directory).
+pub fn fetch_journal(
+    url: &str,
+    prefix: &str,
+    engine: &str,
+    run: Option<&str>,
+    into: &std::path::Path,
+) -> anyhow::Result<FetchedJournal> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    if std::fs::read_dir(into).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(crate::archive::RebuildError::NotEmpty(into.to_path_buf()).into());
+    }
+    as_client(url, "ringmaker replay", |client| async move {
+        let runs = runs_of(&client, prefix, engine).await?;
+        let (run, total) =
+            match run {
+                Some(r) => runs.iter().find(|(x, _)| x == r).cloned().ok_or_else(|| {
+                    anyhow::anyhow!("no run {r} of engine {engine} in the archive")
+                })?,
+                None => runs
+                    .last()
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("no run of engine {engine} in the archive"))?,
+            };
+        let js = async_nats::jetstream::new(client.clone());
+        let stream = js
+            .get_stream(crate::archive::stream_name(prefix))
+            .await
+            .map_err(|e| anyhow::anyhow!("the journal archive: {e}"))?;
+        let mut rebuild = crate::archive::Rebuild::new(into)?;
+        let consumer = stream
+            .create_consumer(pull::Config {
+                filter_subject: format!("{prefix}.journal.{engine}.{run}"),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::None,
+                inactive_threshold: Duration::from_secs(60),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
+        let mut got = 0u64;
+        while got < total {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(256)
+                .expires(Duration::from_secs(2))
+                .messages()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
+            let before = got;
+            while let Some(m) = batch.next().await {
+                let m = m.map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
+                let num = |k: &str| -> anyhow::Result<u64> {
+                    m.headers
+                        .as_ref()
+                        .and_then(|h| h.get(k))
+                        .and_then(|v| v.as_str().parse().ok())
+                        .ok_or_else(|| anyhow::anyhow!("an archive message without {k}"))
+                };
+                let chunk = crate::archive::Chunk {
+                    segment: num("Rm-Segment")?,
+                    offset: num("Rm-Offset")?,
+                    records: num("Rm-Records").unwrap_or(0),
+                    last_seq: num("Rm-Last-Seq").ok(),
+                    bytes: m.payload.to_vec(),
+                };
+                rebuild.put(&chunk)?;
+                got += 1;
+            }
+            anyhow::ensure!(
+                got > before,
+                "the archive holds {total} messages for run {run}, {got} arrived"
+            );
+        }
+        Ok(FetchedJournal {
+            run,
+            messages: got,
+            segments: rebuild.segments,
+            records: rebuild.records,
+        })
     })
 }
 

@@ -14,6 +14,7 @@
 //! | [`paper_report`] | a paper run's `report.json`, from its journal |
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod backtest;
 pub mod bus;
 pub mod config;

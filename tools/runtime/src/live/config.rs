@@ -225,6 +225,8 @@ impl OpsConfig {
 /// engine = "ny4-btc-1"           # this engine's name on the bus: letters, digits, - and _
 /// prefix = "ringmaker"           # the firm-wide subjects' first tokens (default "ringmaker")
 /// heartbeat_ms = 500             # how often this engine's state is published (default 500)
+/// archive = true                 # stream the journal to the bus's JetStream archive
+/// archive_days = 30              # how long the archive keeps it (1 to 3,650)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -237,6 +239,10 @@ pub struct BusConfig {
     pub prefix: String,
     /// The heartbeat's period, ms.
     pub heartbeat_ms: u64,
+    /// Stream the journal to the bus's JetStream archive.
+    pub archive: bool,
+    /// How long the archive keeps a journal, days.
+    pub archive_days: u32,
 }
 
 impl Default for BusConfig {
@@ -246,6 +252,8 @@ impl Default for BusConfig {
             engine: None,
             prefix: "ringmaker".into(),
             heartbeat_ms: 500,
+            archive: true,
+            archive_days: 30,
         }
     }
 }
@@ -290,6 +298,13 @@ impl BusConfig {
                 "bus.prefix",
                 &self.prefix,
                 "tokens of letters, digits, '-' or '_' joined by '.' (128 bytes at most)",
+            );
+        }
+        if !(1..=3_650).contains(&self.archive_days) {
+            return invalid(
+                "bus.archive_days",
+                &self.archive_days.to_string(),
+                "from 1 to 3,650 days",
             );
         }
         if !(50..=60_000).contains(&self.heartbeat_ms) {

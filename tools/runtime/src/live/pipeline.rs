@@ -75,6 +75,8 @@ pub struct OpsSettings {
     pub config_text: String,
     /// Set by SIGHUP: reload.
     pub reload: Option<Arc<AtomicBool>>,
+    /// The run's journal directory (the bus's archive follows it; `None`: no archive).
+    pub journal_dir: Option<PathBuf>,
 }
 
 /// Runs the paper pipeline (`settings.data` through the feed handler, the simulated venue with
@@ -290,6 +292,7 @@ where
             config: run_cfg.clone(),
             requests: bus_tx,
             input: live.firm.is_on().then(|| (r.input.clone(), clock.clone())),
+            journal_dir: settings.ops.journal_dir.clone(),
         };
         let _ = writeln!(
             std::io::stderr(),
@@ -461,6 +464,7 @@ where
     let (host, proc_end) = join(engine_h, "engine")?;
     shared.housekeeping_stop.store(true, Ordering::Release);
     let latency = join(hk_h, "housekeeping")?.context("writing the latency log")?;
+    let mut archive = None;
     if let Some(h) = bus_h {
         // After the engine: the last heartbeat shows the shutdown's halt.
         match join(h, "bus")? {
@@ -468,14 +472,22 @@ where
                 let _ = writeln!(
                     std::io::stderr(),
                     "ringmaker run: bus: {} heartbeats ({} dropped), {} requests ({} refused), \
-                     {} connects, {} disconnects",
+                     {} connects, {} disconnects{}",
                     b.heartbeats,
                     b.heartbeats_dropped,
                     b.requests,
                     b.requests_refused,
                     b.connects,
-                    b.disconnects
+                    b.disconnects,
+                    match &b.archive {
+                        Some(a) => format!(
+                            "; journal archive: {} records so far ({} failures), run {}",
+                            b.archive_records, b.archive_failures, a.run
+                        ),
+                        None => String::new(),
+                    }
                 );
+                archive = b.archive;
             }
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "ringmaker run: warning: bus: {e:#}");
@@ -520,6 +532,7 @@ where
         output_halted: shared.output_halted.load(Ordering::Acquire),
         journal_records: host.recorder.appended(),
         journal_events: host.recorder.events(),
+        archive,
     };
     Ok((summary, host.recorder))
 }

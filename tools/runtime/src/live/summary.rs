@@ -127,6 +127,9 @@ pub struct Summary {
     pub journal_records: u64,
     /// Events journaled (in events records).
     pub journal_events: u64,
+    /// Where the bus's journal archive got to (the rest is published once the journal is
+    /// closed).
+    pub archive: Option<crate::archive::Resume>,
 }
 
 impl Summary {

@@ -512,6 +512,21 @@ pub fn render(cx: &Context<'_>) -> String {
             "Heartbeats under this engine's own name from another run of it",
             [(Vec::new(), bus.name_conflicts.load(Relaxed))],
         );
+        o.counter(
+            "ringmaker_bus_archive_records",
+            "Journal records archived to the bus's JetStream stream (acknowledged by the server)",
+            [(Vec::new(), bus.archive_records.load(Relaxed))],
+        );
+        o.counter(
+            "ringmaker_bus_archive_bytes",
+            "Journal bytes archived to the bus's JetStream stream",
+            [(Vec::new(), bus.archive_bytes.load(Relaxed))],
+        );
+        o.counter(
+            "ringmaker_bus_archive_failures",
+            "Journal archive publishes or reads that failed (retried from where they were)",
+            [(Vec::new(), bus.archive_failures.load(Relaxed))],
+        );
         let (requests, refused) = (
             bus.requests.load(Relaxed),
             bus.requests_refused.load(Relaxed),
