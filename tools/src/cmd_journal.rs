@@ -14,7 +14,8 @@ use std::process::ExitCode;
 /// Arguments of `ringmaker replay`.
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// Journal directory (or, with --bus, where to rebuild the archived journal: see --into).
+    /// Journal directory (not with --bus: the journal then comes from the archive, rebuilt in
+    /// --into DIR).
     #[arg(required_unless_present = "bus")]
     dir: Option<PathBuf>,
     /// Replay a run from the bus's journal archive (JetStream) instead: the NATS server.
@@ -27,7 +28,7 @@ pub struct ReplayArgs {
     /// default.
     #[arg(long, value_name = "RUN")]
     run: Option<String>,
-    /// With --bus: the subjects' prefix ([bus] prefix).
+    /// With --bus: the subjects' prefix (`[bus] prefix`).
     #[arg(long, default_value = "ringmaker")]
     prefix: String,
     /// With --bus: a new (or empty) directory to rebuild the journal in; it is kept.
