@@ -384,15 +384,18 @@ fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
     );
     let journal = out.join("journal");
     let rebuilt = dir.path().join("rebuilt");
-    let replay = ringmaker(&[
-        "replay",
-        "--bus",
-        &url,
-        "--engine",
-        "late",
-        "--into",
-        rebuilt.to_str().unwrap(),
-    ]);
+    let replay_from_bus = |engine: &str, into: &Path| {
+        ringmaker(&[
+            "replay",
+            "--bus",
+            &url,
+            "--engine",
+            engine,
+            "--into",
+            into.to_str().unwrap(),
+        ])
+    };
+    let replay = replay_from_bus("late", &rebuilt);
     let said = String::from_utf8_lossy(&replay.stdout);
     assert!(
         replay.status.success(),
@@ -417,27 +420,11 @@ fn a_run_whose_bus_is_away_trades_on_and_joins_when_it_comes() {
         "{segments} segment(s): the test wants a roll-over"
     );
     // Into a directory that holds something: refused, nothing touched.
-    let replay = ringmaker(&[
-        "replay",
-        "--bus",
-        &url,
-        "--engine",
-        "late",
-        "--into",
-        dir.path().to_str().unwrap(),
-    ]);
+    let replay = replay_from_bus("late", dir.path());
     assert_eq!(replay.status.code(), Some(2));
     assert!(out.join("journal").exists());
     // An engine the archive never saw.
-    let replay = ringmaker(&[
-        "replay",
-        "--bus",
-        &url,
-        "--engine",
-        "nobody",
-        "--into",
-        dir.path().join("none").to_str().unwrap(),
-    ]);
+    let replay = replay_from_bus("nobody", &dir.path().join("none"));
     assert_eq!(replay.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&replay.stderr).contains("no run of engine nobody"),

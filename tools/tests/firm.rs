@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{http_get, ringmaker, root, tool, venue_serving, VenueProc};
+use common::{http_get, ringmaker, root, venue_serving, VenueProc};
 use runtime::bus::{self, Heartbeat};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -289,23 +289,7 @@ fn two_engines_share_a_firm_limit_neither_breaches_it_and_a_silent_one_counts_wh
     ] {
         assert!(text.contains(series), "{series} not in\n{text}");
     }
-    if let Some(p) = tool("RINGMAKER_PROMTOOL", "promtool") {
-        let mut c = Command::new(p)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        let o = c.wait_with_output().unwrap();
-        assert!(
-            o.status.success(),
-            "promtool check metrics: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    common::promtool_check_metrics(&text);
 
     // eng-b frozen: past three of its periods (and 1 s), eng-a counts it at its whole share
     // (the whole limit): no room beyond what eng-a already uses.

@@ -355,23 +355,7 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
     if let Some(p) = tool("RINGMAKER_PROMETHEUS", "prometheus") {
         prometheus_checks(&p, dir.path(), &addr);
     }
-    if let Some(p) = tool("RINGMAKER_PROMTOOL", "promtool") {
-        let mut c = Command::new(p)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        let o = c.wait_with_output().unwrap();
-        assert!(
-            o.status.success(),
-            "promtool check metrics: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    common::promtool_check_metrics(&text);
     // The socket is the run user's alone.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(out.join("ctl.sock"))

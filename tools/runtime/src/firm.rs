@@ -346,14 +346,21 @@ impl Firm {
                 };
             }
         }
-        for (name, s) in &self.cfg.shares {
-            if name != &self.me && !seen.contains(&name.as_str()) {
-                for k in 0..3 {
-                    sum[k] += s * limits[k].unwrap_or(0.0);
-                }
+        for s in self.never_heard(&seen) {
+            for k in 0..3 {
+                sum[k] += s * limits[k].unwrap_or(0.0);
             }
         }
         sum
+    }
+
+    /// The shares of the engines in `shares` other than this one that are not in `seen`.
+    fn never_heard<'a>(&'a self, seen: &'a [&str]) -> impl Iterator<Item = f64> + 'a {
+        self.cfg
+            .shares
+            .iter()
+            .filter(move |(name, _)| **name != self.me && !seen.contains(&name.as_str()))
+            .map(|(_, s)| *s)
     }
 
     /// The plan for this engine's `mine` (its instruments now) among `peers`; `connected`:
@@ -460,12 +467,7 @@ impl Firm {
                 _ => said,
             };
         }
-        for (name, s) in &self.cfg.shares {
-            if name != &self.me && !seen.contains(&name.as_str()) {
-                total -= s * d;
-            }
-        }
-        total
+        total - self.never_heard(&seen).map(|s| s * d).sum::<f64>()
     }
 
     /// The plan's claims were published in heartbeat `seq`.

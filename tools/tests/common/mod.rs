@@ -150,3 +150,26 @@ pub fn http_get(addr: &str, path: &str) -> Option<String> {
         .filter(|c| *c == "200")
         .map(|_| body.to_owned())
 }
+
+/// `promtool check metrics` on a scrape, when promtool is there (required with
+/// `RINGMAKER_REQUIRE_PROMTOOL=1`).
+pub fn promtool_check_metrics(text: &str) {
+    let Some(p) = tool("RINGMAKER_PROMTOOL", "promtool") else {
+        return;
+    };
+    let mut c = Command::new(p)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
