@@ -808,7 +808,9 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
         }
         if let Some(a) = &mut archive {
             if client.connection_state() == async_nats::connection::State::Connected {
-                a.pump(counters, 16).await;
+                // Never past the next heartbeat: a slow server delays the archive, not the
+                // heartbeats the firm counts on.
+                a.pump(counters, 16, next).await;
             }
         }
         tokio::time::sleep(Duration::from_millis(20).min(period)).await;
@@ -819,7 +821,8 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
         // What the engine wrote up to its stop; the rest (the journal's close record) once the
         // journal is closed (`archive_rest`).
         if client.connection_state() == async_nats::connection::State::Connected {
-            a.pump(counters, 64).await;
+            a.pump(counters, 64, Instant::now() + Duration::from_secs(5))
+                .await;
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
@@ -845,9 +848,10 @@ struct ArchiveLink {
     subject: String,
     run: String,
     tailer: crate::archive::Tailer,
-    /// The last pump found nothing more to publish.
-    caught_up: bool,
     warned: bool,
+    /// After a failure, not before this (a server without JetStream is not asked 50 times a
+    /// second).
+    retry_at: Instant,
 }
 
 impl ArchiveLink {
@@ -875,13 +879,14 @@ impl ArchiveLink {
             subject: format!("{}.journal.{engine}.{run}", bus.prefix),
             run,
             tailer: crate::archive::Tailer::new(dir),
-            caught_up: false,
             warned: false,
+            retry_at: Instant::now(),
         }
     }
 
     fn fail(&mut self, counters: &BusCounters, what: String) {
         counters.archive_failures.fetch_add(1, Ordering::Relaxed);
+        self.retry_at = Instant::now() + Duration::from_secs(1);
         if !self.warned {
             self.warned = true;
             let _ = writeln!(
@@ -892,11 +897,21 @@ impl ArchiveLink {
         }
     }
 
-    /// Publishes up to `budget` chunks of what the journal has now.
-    async fn pump(&mut self, counters: &BusCounters, budget: usize) {
-        const ACK_WAIT: Duration = Duration::from_secs(2);
+    /// Publishes up to `budget` chunks of what the journal has now, each acknowledged, until
+    /// `deadline` at the latest (a chunk not acknowledged by then is published again later; the
+    /// server drops the duplicate).
+    async fn pump(&mut self, counters: &BusCounters, budget: usize, deadline: Instant) {
+        // At least a little time to answer, however late it is.
+        let wait = || {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(50), Duration::from_secs(2))
+        };
+        if Instant::now() < self.retry_at {
+            return;
+        }
         if !self.stream_ready {
-            match tokio::time::timeout(ACK_WAIT, self.js.get_or_create_stream(self.stream.clone()))
+            match tokio::time::timeout(wait(), self.js.get_or_create_stream(self.stream.clone()))
                 .await
             {
                 Ok(Ok(_)) => self.stream_ready = true,
@@ -914,14 +929,10 @@ impl ArchiveLink {
                     self.tailer.roll();
                     continue;
                 }
-                Ok(crate::archive::Next::Idle) => {
-                    self.caught_up = true;
-                    return;
-                }
+                Ok(crate::archive::Next::Idle) => return,
                 Err(e) => return self.fail(counters, format!("reading the journal: {e}")),
             };
-            self.caught_up = false;
-            match publish_chunk(&self.js, &self.subject, &self.run, &c).await {
+            match publish_chunk(&self.js, &self.subject, &self.run, &c, wait()).await {
                 Ok(()) => {
                     self.tailer.advance(&c);
                     counters
@@ -944,6 +955,7 @@ async fn publish_chunk(
     subject: &str,
     run: &str,
     c: &crate::archive::Chunk,
+    wait: Duration,
 ) -> Result<(), String> {
     let mut h = async_nats::HeaderMap::new();
     h.insert("Rm-Segment", c.segment.to_string().as_str());
@@ -962,10 +974,10 @@ async fn publish_chunk(
             .map_err(|e| format!("publishing: {e}"))?;
         ack.await.map_err(|e| format!("publishing: {e}"))
     };
-    match tokio::time::timeout(Duration::from_secs(2), sent).await {
+    match tokio::time::timeout(wait, sent).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err("no acknowledgement within 2 s".into()),
+        Err(_) => Err(format!("no acknowledgement within {} ms", wait.as_millis())),
     }
 }
 
@@ -985,7 +997,7 @@ pub fn archive_rest(r: &crate::archive::Resume, dir: &std::path::Path) -> anyhow
             );
             match t.next()? {
                 crate::archive::Next::Chunk(c) => {
-                    publish_chunk(&js, &r.subject, &r.run, &c)
+                    publish_chunk(&js, &r.subject, &r.run, &c, Duration::from_secs(2))
                         .await
                         .map_err(|e| anyhow::anyhow!("the journal archive: {e}"))?;
                     t.advance(&c);
