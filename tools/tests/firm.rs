@@ -286,6 +286,9 @@ fn two_engines_share_a_firm_limit_neither_breaches_it_and_a_silent_one_counts_wh
         "ringmaker_firm_room_usd{instrument=\"binance-usdm:BTCUSDT\",side=\"buy\"}",
         "ringmaker_firm_halted 0",
         "ringmaker_firm_limits_total",
+        "ringmaker_firm_pnl_usd",
+        "ringmaker_bus_peers{state=\"live\"} 1",
+        "ringmaker_bus_archive_records_total",
     ] {
         assert!(text.contains(series), "{series} not in\n{text}");
     }
@@ -343,6 +346,10 @@ fn two_engines_share_a_firm_limit_neither_breaches_it_and_a_silent_one_counts_wh
         "eng-a's log:\n{}",
         logs[0]
     );
+    // The same [firm] in both: no mismatch said.
+    for l in &logs {
+        assert!(!l.contains("runs another [firm] section"), "{l}");
+    }
 
     // From both journals: the firm's worst-case gross never passed the limit. Prices move a
     // little between a claim (at the fair value) and the orders' own prices: 1 %.

@@ -331,10 +331,15 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
         "ringmaker_clock_synchronised",
         "ringmaker_clock_maxerror_seconds",
         "ringmaker_venue_rate_limited_total",
-        // A run with [bus] only (tools/tests/bus.rs scrapes it).
+        // A run with [bus] only (tools/tests/bus.rs and firm.rs scrape them).
         "ringmaker_bus_connected",
+        "ringmaker_bus_peers",
+        "ringmaker_bus_archive_records_total",
         // A run with [firm] only (tools/tests/firm.rs scrapes it).
         "ringmaker_firm_halted",
+        "ringmaker_firm_claim_usd",
+        "ringmaker_firm_room_usd",
+        "ringmaker_firm_pnl_usd",
     ];
     for name in names_used() {
         if live_only.contains(&name.as_str()) {

@@ -177,6 +177,10 @@ pub struct Heartbeat {
     /// This engine's claims on the firm's limits (`[firm]`; empty without it).
     #[serde(default)]
     pub claims: Vec<crate::firm::Claim>,
+    /// The digest of its `[firm]` section ([`crate::firm::FirmConfig::digest`]): engines that
+    /// share a budget must carry the same.
+    #[serde(default)]
+    pub firm: Option<String>,
     /// The last heartbeat heard from each live peer: `[run_id, seq]` by name (a peer raises a
     /// claim only once every other has heard it).
     #[serde(default)]
@@ -297,6 +301,7 @@ pub fn heartbeat(
         },
         claims: Vec::new(),
         heard: Default::default(),
+        firm: None,
     }
 }
 
@@ -497,6 +502,8 @@ pub struct BusCounters {
     pub archive_bytes: AtomicU64,
     /// Archive publishes or reads that failed (retried from where they were).
     pub archive_failures: AtomicU64,
+    /// Heartbeats from a peer whose `[firm]` differs from this engine's.
+    pub firm_mismatches: AtomicU64,
 }
 
 /// The firm's limits as last planned by the bus thread.
@@ -694,13 +701,42 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
         .subscribe(subjects.heartbeats())
         .await
         .map_err(|e| anyhow::anyhow!("subscribing to {}: {e}", subjects.heartbeats()))?;
+    let my_firm = link
+        .config
+        .live
+        .firm
+        .is_on()
+        .then(|| link.config.live.firm.digest());
     let listen = {
         let (peers, shared) = (Arc::clone(&peers), Arc::clone(&shared));
+        let my_firm = my_firm.clone();
+        let engine_name = engine.clone();
+        let mut warned = std::collections::BTreeSet::new();
         tokio::spawn(async move {
             while let Some(m) = heard.next().await {
                 let Ok(hb) = serde_json::from_slice::<Heartbeat>(&m.payload) else {
                     continue;
                 };
+                if let (Some(mine), Some(theirs)) = (&my_firm, &hb.firm) {
+                    if mine != theirs && hb.engine != engine_name {
+                        shared
+                            .ops
+                            .bus
+                            .firm_mismatches
+                            .fetch_add(1, Ordering::Relaxed);
+                        // Once per peer (at most the peers kept).
+                        if warned.len() < MAX_PEERS && warned.insert(hb.engine.clone()) {
+                            let _ = writeln!(
+                                std::io::stderr(),
+                                "ringmaker run: warning: firm: engine {:?} runs another [firm] \
+                                 section ({theirs}, this one {mine}): engines that share a \
+                                 budget must carry the same; its claims are counted as it \
+                                 publishes them",
+                                hb.engine
+                            );
+                        }
+                    }
+                }
                 let Ok(mut p) = peers.lock() else { return };
                 let conflicts = p.name_conflicts;
                 let change = p.on_heartbeat(hb, Instant::now());
@@ -759,6 +795,7 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
             // thread. Peers see the gap in `seq`.
             let connected = client.connection_state() == async_nats::connection::State::Connected;
             let mut hb = heartbeat(&link.config, &link.bus, &shared.ops, run_id, seq, stopping);
+            hb.firm.clone_from(&my_firm);
             let plan = match (&firm, peers.lock()) {
                 (Some(f), Ok(p)) => {
                     hb.heard = p.heard();
@@ -1454,6 +1491,7 @@ mod tests {
             },
             claims: Vec::new(),
             heard: Default::default(),
+            firm: None,
         }
     }
 

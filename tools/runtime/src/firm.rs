@@ -53,7 +53,7 @@ pub const MAX_LIMIT: f64 = 1e15;
 /// gross_notional = 150000                 # USD
 /// net_notional = 100000                   # USD, each way
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FirmConfig {
     /// Each engine's share of every limit, by name.
@@ -71,7 +71,7 @@ pub struct FirmConfig {
 impl Eq for FirmConfig {}
 
 /// One `[[firm.asset]]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssetLimit {
     /// The base asset (`BTC`).
@@ -88,6 +88,18 @@ pub struct AssetLimit {
 pub type Invalid = (&'static str, String, &'static str);
 
 impl FirmConfig {
+    /// A short digest of the section as read (every engine of the budget must carry the same):
+    /// the first 16 hex digits of the SHA-256 of its canonical JSON.
+    pub fn digest(&self) -> String {
+        use sha2::Digest as _;
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        sha2::Sha256::digest(&json)
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Whether the section is there at all.
     pub fn is_on(&self) -> bool {
         !self.shares.is_empty() || self.daily_loss.is_some() || !self.asset.is_empty()

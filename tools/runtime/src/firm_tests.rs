@@ -52,6 +52,7 @@ fn hb(engine: &str, seq: u64, instruments: Vec<InstrumentState>, claims: Vec<Cla
         },
         claims,
         heard: Default::default(),
+        firm: None,
     }
 }
 
@@ -400,4 +401,17 @@ fn a_claim_rises_only_after_every_live_peer_has_heard_the_last_one() {
     let (rb2, _b2) = step(&mut b, "b", 2, rb1, Some(&a1));
     let (ra3, _a3) = step(&mut a, "a", 3, ra2, Some(&b1));
     assert!(ra3 + rb2 <= 100.0 + 1e-9, "{ra3} + {rb2}");
+}
+
+#[test]
+fn the_digest_tells_sections_apart() {
+    let a = cfg(&[("a", 0.6), ("b", 0.6)], Some(1000.0), Some(500.0));
+    let same = cfg(&[("b", 0.6), ("a", 0.6)], Some(1000.0), Some(500.0));
+    assert_eq!(a.digest(), same.digest(), "shares in any order");
+    assert_eq!(a.digest().len(), 16);
+    let other = cfg(&[("a", 0.6), ("b", 0.7)], Some(1000.0), Some(500.0));
+    assert_ne!(a.digest(), other.digest());
+    let mut loss = a.clone();
+    loss.daily_loss = Some(1.0);
+    assert_ne!(a.digest(), loss.digest());
 }

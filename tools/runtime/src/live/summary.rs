@@ -246,15 +246,19 @@ impl Summary {
         let _ = writeln!(s, "  lines            {} (bad {})", c.lines, c.bad_lines);
         let _ = writeln!(
             s,
-            "  events           {} consumed in {} batches (feed {}, reports {}, timer {}, control {}, \
-             firm limits {})",
+            "  events           {} consumed in {} batches (feed {}, reports {}, timer {}, control {}{})",
             c.engine_events,
             c.engine_batches,
             c.feed_events,
             c.reports,
             c.timer_ticks,
             c.controls,
-            c.firm_limits
+            // Only under [firm].
+            if c.firm_limits > 0 {
+                format!(", firm limits {}", c.firm_limits)
+            } else {
+                String::new()
+            }
         );
         if self.session.is_some() {
             let _ = writeln!(s, "  intents          {}", c.engine_intents);

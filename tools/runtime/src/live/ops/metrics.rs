@@ -587,6 +587,12 @@ pub fn render(cx: &Context<'_>) -> String {
             [(Vec::new(), f64::from(u8::from(f.halted)))],
         );
         o.counter(
+            "ringmaker_firm_config_mismatches",
+            "Heartbeats from engines whose [firm] section differs from this one's (they must be \
+             the same)",
+            [(Vec::new(), bus.firm_mismatches.load(Relaxed))],
+        );
+        o.counter(
             "ringmaker_firm_limits",
             "The firm's limits given to the engine (one event per instrument whenever its room \
              changes)",
