@@ -16,10 +16,10 @@
 //!
 //! `target = min(share · L, use + max(0, L − use − others) · share / Σ shares)`
 //!
-//! where `others` is the sum of the other engines' claims: a live or stopped peer's published
-//! claim (or, for an engine without `[firm]`, its reported exposure), and a stale peer, or one
-//! named in `shares` and never heard, at its whole share (`share · L`) or its last claim if
-//! larger. Engines that compute from the same claims together take at most the free room, so
+//! where `others` is the sum of the other engines' claims: a live peer's published claim (for
+//! an engine without `[firm]`, its reported exposure), a stopped peer's last exposure (its
+//! position: its shutdown cancelled its orders), and a stale peer, or one named in `shares` and
+//! never heard, at its whole share (`share · L`) or its last claim if larger. Engines that compute from the same claims together take at most the free room, so
 //! shares may add up to more than 1: an idle engine's room goes to a busy one.
 //!
 //! A claim rises only once every live peer's heartbeat says it has heard this engine's current
@@ -342,9 +342,12 @@ impl Firm {
                 continue;
             }
             seen.push(name);
-            let said = match p.last.claims.iter().find(|c| c.asset == asset) {
-                Some(c) => [c.gross, c.long, c.short].map(|v| v.unwrap_or(0.0)),
-                None => uses(&p.last.instruments, asset),
+            // A stopped engine holds what its last heartbeat shows (its orders cancelled by its
+            // shutdown), not the room it had claimed.
+            let claim = p.last.claims.iter().find(|c| c.asset == asset);
+            let said = match (p.state, claim) {
+                (PeerState::Stopped, _) | (_, None) => uses(&p.last.instruments, asset),
+                (_, Some(c)) => [c.gross, c.long, c.short].map(|v| v.unwrap_or(0.0)),
             };
             let whole = self
                 .cfg

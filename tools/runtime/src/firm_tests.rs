@@ -153,6 +153,17 @@ fn a_peer_never_heard_counts_at_its_whole_share_and_a_heard_one_at_its_claim() {
     }];
     assert!(!f.plan(&mine, &view, true).may_raise);
 
+    // b stopped with 100 of position: counted at that, not at its claim of 300.
+    let mut gone = b2.clone();
+    gone.stopping = true;
+    gone.claims = vec![gross_claim(300.0)];
+    let stopped = [PeerView {
+        state: PeerState::Stopped,
+        last: &gone,
+    }];
+    let p = f.plan(&mine, &stopped, true);
+    assert!(close(p.room[0].0, 450.0), "{:?}", p.room);
+
     // b stale: at least its whole share (600), though it claimed 100.
     let stale = [PeerView {
         state: PeerState::Stale,
