@@ -335,13 +335,8 @@ impl Firm {
     /// `limits` (for a silent peer's share).
     fn others(&self, peers: &[PeerView], asset: &str, limits: [Option<f64>; 3]) -> [f64; 3] {
         let mut sum = [0.0; 3];
-        let mut seen: Vec<&str> = Vec::new();
-        for p in peers {
+        for p in self.other_peers(peers) {
             let name = p.last.engine.as_str();
-            if name == self.me {
-                continue;
-            }
-            seen.push(name);
             // A stopped engine holds what its last heartbeat shows (its orders cancelled by its
             // shutdown), not the room it had claimed.
             let claim = p.last.claims.iter().find(|c| c.asset == asset);
@@ -361,7 +356,7 @@ impl Firm {
                 };
             }
         }
-        for s in self.never_heard(&seen) {
+        for s in self.never_heard(peers) {
             for k in 0..3 {
                 sum[k] += s * limits[k].unwrap_or(0.0);
             }
@@ -369,12 +364,22 @@ impl Firm {
         sum
     }
 
-    /// The shares of the engines in `shares` other than this one that are not in `seen`.
-    fn never_heard<'a>(&'a self, seen: &'a [&str]) -> impl Iterator<Item = f64> + 'a {
+    /// The peers other than this engine (a heartbeat under its own name is another run's).
+    fn other_peers<'a>(
+        &'a self,
+        peers: &'a [PeerView<'a>],
+    ) -> impl Iterator<Item = &'a PeerView<'a>> + 'a {
+        peers.iter().filter(move |p| p.last.engine != self.me)
+    }
+
+    /// The shares of the engines in `shares`, other than this one, that no peer is.
+    fn never_heard<'a>(&'a self, peers: &'a [PeerView<'a>]) -> impl Iterator<Item = f64> + 'a {
         self.cfg
             .shares
             .iter()
-            .filter(move |(name, _)| **name != self.me && !seen.contains(&name.as_str()))
+            .filter(move |(name, _)| {
+                **name != self.me && !peers.iter().any(|p| p.last.engine == **name)
+            })
             .map(|(_, s)| *s)
     }
 
@@ -469,20 +474,15 @@ impl Firm {
                 .sum()
         };
         let mut total = pnl_of(mine);
-        let mut seen: Vec<&str> = Vec::new();
-        for p in peers {
+        for p in self.other_peers(peers) {
             let name = p.last.engine.as_str();
-            if name == self.me {
-                continue;
-            }
-            seen.push(name);
             let said = pnl_of(&p.last.instruments);
             total += match (p.state, self.cfg.shares.get(name)) {
                 (PeerState::Stale, Some(s)) => said.min(-s * d),
                 _ => said,
             };
         }
-        total - self.never_heard(&seen).map(|s| s * d).sum::<f64>()
+        total - self.never_heard(peers).map(|s| s * d).sum::<f64>()
     }
 
     /// The plan's claims were published in heartbeat `seq`.
