@@ -111,16 +111,23 @@ fn ratio_at_least(num: u64, den: u64, thresh: Fx) -> bool {
     }
 }
 
+/// The notional units of one lot at fair value `fv`: `fv` ticks (rounded up) × one lot for
+/// linear and spot, the contract size for inverse.
+#[inline]
+fn notional_per_lot(cfg: &InstrumentConfig, fv: Fx) -> i64 {
+    match cfg.instrument.kind {
+        InstrumentKind::Inverse => cfg.instrument.contract_ticks,
+        _ => fv.ceil().to_num::<i64>(),
+    }
+}
+
 /// The position cap in lots at fair value `fv`: `net_max`, or less where `max_notional` binds
-/// (notional per lot is `fv` ticks × one lot for linear and spot, the contract size for inverse).
+/// ([`notional_per_lot`]).
 pub(crate) fn position_cap(cfg: &InstrumentConfig, fv: Fx) -> i64 {
     let Some(max) = cfg.max_notional else {
         return cfg.net_max;
     };
-    let per_lot = match cfg.instrument.kind {
-        InstrumentKind::Inverse => cfg.instrument.contract_ticks as i128,
-        _ => fv.ceil().to_num::<i128>(),
-    };
+    let per_lot = i128::from(notional_per_lot(cfg, fv));
     if per_lot <= 0 {
         return cfg.net_max;
     }
@@ -128,18 +135,14 @@ pub(crate) fn position_cap(cfg: &InstrumentConfig, fv: Fx) -> i64 {
 }
 
 /// The firm-wide room, lots: `(buy, sell)` the open orders may add to the position `pos` under
-/// the bus's last [`crate::FirmLimit`], at fair value `fv` (per lot: as in [`position_cap`]).
+/// the bus's last [`crate::FirmLimit`], at fair value `fv` ([`notional_per_lot`]).
 /// Closing a position is never blocked: a short may always be bought back to flat and a long
 /// sold. Unbounded (`i64::MAX`) before any limit arrives.
 pub(crate) fn firm_room(inst: &Inst, fv: Fx, pos: i64) -> (i64, i64) {
     let Some(f) = inst.firm else {
         return (i64::MAX, i64::MAX);
     };
-    let per_lot = match inst.cfg.instrument.kind {
-        InstrumentKind::Inverse => inst.cfg.instrument.contract_ticks,
-        _ => fv.ceil().to_num::<i64>(),
-    }
-    .max(1);
+    let per_lot = notional_per_lot(&inst.cfg, fv).max(1);
     let long = f.long_units.div_euclid(per_lot);
     let short = f.short_units.div_euclid(per_lot);
     (
