@@ -60,7 +60,7 @@ pub use format::{
     max_payload, record_len, Record, SegmentHeader, FORMAT_VERSION, MAGIC, SEGMENT_HEADER_LEN,
 };
 pub use reader::{Reader, Records, RecoveryMode, TornTail};
-pub use tail::{segment_path, whole_records};
+pub use tail::{records_in, segment_path, whole_records, WholeRecords};
 pub use verify::{verify, KindStats, VerifySummary};
 pub use writer::{
     Durability, Writer, WriterOptions, PREFAULT_WINDOW, RESIDENT_BEHIND, WARM_WINDOW,

@@ -10,13 +10,48 @@ use std::path::{Path, PathBuf};
 /// being appended, or one filled in place and not yet sealed, reads as one of those): call again
 /// with more bytes later. Never panics, never reads outside `bytes`.
 pub fn whole_records(bytes: &[u8]) -> (usize, u64, Option<u64>) {
-    let (mut off, mut n, mut last) = (0usize, 0u64, None);
-    while let Slot::Record(r, len) = decode_slot(bytes, off) {
-        off += len;
+    let mut it = records_in(bytes);
+    let (mut n, mut last) = (0u64, None);
+    for r in it.by_ref() {
         n += 1;
         last = Some(r.seq);
     }
-    (off, n, last)
+    (it.offset(), n, last)
+}
+
+/// The whole valid records at the start of `bytes` (as [`whole_records`] counts them), one by
+/// one: what a follower of the journal (a hot standby reading the archive) feeds its engine.
+/// Never panics, never reads outside `bytes`.
+pub fn records_in(bytes: &[u8]) -> WholeRecords<'_> {
+    WholeRecords { bytes, off: 0 }
+}
+
+/// The iterator of [`records_in`].
+#[derive(Debug, Clone)]
+pub struct WholeRecords<'a> {
+    bytes: &'a [u8],
+    off: usize,
+}
+
+impl WholeRecords<'_> {
+    /// Bytes taken so far: where the next record would start.
+    pub fn offset(&self) -> usize {
+        self.off
+    }
+}
+
+impl<'a> Iterator for WholeRecords<'a> {
+    type Item = crate::Record<'a>;
+
+    fn next(&mut self) -> Option<crate::Record<'a>> {
+        match decode_slot(self.bytes, self.off) {
+            Slot::Record(r, len) => {
+                self.off += len;
+                Some(r)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The path of segment `n` of the journal in `dir` (`seg-00000042.rmj`).
@@ -58,6 +93,17 @@ mod tests {
         let mut bad = body.to_vec();
         bad[one + 30] ^= 1;
         assert_eq!(whole_records(&bad), (one, 1, Some(1)));
+        // One by one, as written; stopping where the count stops.
+        let got: Vec<(u16, u64, i64, Vec<u8>)> = records_in(body)
+            .map(|r| (r.kind, r.seq, r.timestamp_ns, r.payload.to_vec()))
+            .collect();
+        let want: Vec<(u16, u64, i64, Vec<u8>)> = (0..5u8)
+            .map(|k| (7, u64::from(k) + 1, i64::from(k), vec![k; 13]))
+            .collect();
+        assert_eq!(got, want);
+        let mut it = records_in(&bad);
+        assert_eq!(it.by_ref().count(), 1);
+        assert_eq!(it.offset(), one);
         w.close().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -629,104 +629,172 @@ pub fn replay(dir: &Path) -> anyhow::Result<ReplayOutcome> {
              or its config record does not match its header; divergence may follow"
         );
     }
-    let records = reader.records().skip(1);
-    let cfg = run.engine;
-    let mut engine = Engine::new(&cfg);
-    let mut produced = Produced::default();
-    let (mut events, mut intents, mut reloads) = (0u64, 0u64, 0u64);
-    let mut closed_at: Option<(u64, u64)> = None;
-    let mut after_close = false;
-    for rec in records {
+    let mut replayer = Replayer::new(&run.engine);
+    for rec in reader.records().skip(1) {
         let rec = rec.context("reading the journal")?;
-        if closed_at.is_some() {
-            after_close = true;
+        if let Some(d) = replayer.feed(&rec)? {
+            return Ok(d);
         }
+    }
+    if let Some(d) = pending_divergence(&mut replayer.produced, u64::MAX) {
+        return Ok(d);
+    }
+    Ok(ReplayOutcome::Identical {
+        events: replayer.events,
+        intents: replayer.intents,
+        reloads: replayer.reloads,
+        ending: replayer.ending(),
+        torn_tail: reader.torn_tail().context("checking the journal's tail")?,
+    })
+}
+
+/// An engine rebuilt from a journal's config and fed its records one at a time, every output
+/// compared with the journaled ones: [`replay`] over a whole journal, and a hot standby over the
+/// leader's journal as it arrives from the archive (`crate::standby`).
+pub struct Replayer {
+    engine: Engine,
+    produced: Produced,
+    /// Events fed.
+    pub events: u64,
+    /// Intents compared.
+    pub intents: u64,
+    /// Hot reloads applied.
+    pub reloads: u64,
+    closed_at: Option<(u64, u64)>,
+    after_close: bool,
+}
+
+impl std::fmt::Debug for Replayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replayer")
+            .field("events", &self.events)
+            .field("intents", &self.intents)
+            .field("pending", &self.produced.out.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replayer {
+    /// A new engine for the journaled engine config.
+    pub fn new(cfg: &Config) -> Replayer {
+        Replayer {
+            engine: Engine::new(cfg),
+            produced: Produced::default(),
+            events: 0,
+            intents: 0,
+            reloads: 0,
+            closed_at: None,
+            after_close: false,
+        }
+    }
+
+    /// Feeds one record after the config record: an input or batch end goes to the engine, an
+    /// intent or mode change is compared with what the engine produced. `Some`: the first
+    /// difference. An error: a record that cannot be read (bad payload, unknown kind, a second
+    /// config).
+    pub fn feed(&mut self, rec: &journal::Record<'_>) -> anyhow::Result<Option<ReplayOutcome>> {
+        if self.closed_at.is_some() {
+            self.after_close = true;
+        }
+        let produced = &mut self.produced;
         match rec.kind {
             KIND_EVENT | KIND_EVENTS => {
                 let evs = events_in(rec.kind, rec.payload).into_iter().flatten();
                 for ev in evs {
                     let ev = ev.with_context(|| format!("seq {}", rec.seq))?;
-                    if let Some(d) = pending_divergence(&mut produced, rec.seq) {
-                        return Ok(d);
+                    if let Some(d) = pending_divergence(produced, rec.seq) {
+                        return Ok(Some(d));
                     }
-                    engine.on_event(&ev, &mut produced);
-                    events += 1;
+                    self.engine.on_event(&ev, produced);
+                    self.events += 1;
                 }
             }
             KIND_BATCH_END => {
-                if let Some(d) = pending_divergence(&mut produced, rec.seq) {
-                    return Ok(d);
+                if let Some(d) = pending_divergence(produced, rec.seq) {
+                    return Ok(Some(d));
                 }
-                engine.on_batch_end(&mut produced);
+                self.engine.on_batch_end(produced);
             }
             KIND_INTENT | KIND_MODE => {
                 if rec.kind == KIND_INTENT {
-                    intents += 1;
+                    self.intents += 1;
                 }
+                let expected = || {
+                    format!(
+                        "{} {}",
+                        kind_name(rec.kind),
+                        describe(rec.kind, rec.payload)
+                    )
+                };
                 match produced.out.pop_front() {
                     Some((k, bytes)) if k == rec.kind && bytes == rec.payload => {}
                     Some((k, bytes)) => {
-                        return Ok(ReplayOutcome::Diverged {
+                        return Ok(Some(ReplayOutcome::Diverged {
                             seq: rec.seq,
-                            expected: format!(
-                                "{} {}",
-                                kind_name(rec.kind),
-                                describe(rec.kind, rec.payload)
-                            ),
+                            expected: expected(),
                             got: format!("{} {}", kind_name(k), describe(k, &bytes)),
-                        })
+                        }))
                     }
                     None => {
-                        return Ok(ReplayOutcome::Diverged {
+                        return Ok(Some(ReplayOutcome::Diverged {
                             seq: rec.seq,
-                            expected: format!(
-                                "{} {}",
-                                kind_name(rec.kind),
-                                describe(rec.kind, rec.payload)
-                            ),
+                            expected: expected(),
                             got: "nothing".into(),
-                        })
+                        }))
                     }
                 }
             }
             KIND_RELOAD => {
-                if let Some(d) = pending_divergence(&mut produced, rec.seq) {
-                    return Ok(d);
+                if let Some(d) = pending_divergence(produced, rec.seq) {
+                    return Ok(Some(d));
                 }
                 let text = std::str::from_utf8(rec.payload)
                     .with_context(|| format!("seq {}: the reload record is not UTF-8", rec.seq))?;
                 let cfg = Config::from_toml(text)
                     .with_context(|| format!("seq {}: the reloaded config is invalid", rec.seq))?;
-                engine
+                self.engine
                     .reconfigure(&cfg)
                     .with_context(|| format!("seq {}: the reload cannot be applied", rec.seq))?;
-                reloads += 1;
+                self.reloads += 1;
             }
             KIND_CONFIG => bail!("seq {}: a second config record", rec.seq),
             // The runtime's settings do not change what the engine does.
             KIND_SETTINGS => {}
             KIND_CLOSE => {
-                closed_at = Some((rec.seq, close_totals(rec.payload).map_or(u64::MAX, |t| t.0)))
+                self.closed_at =
+                    Some((rec.seq, close_totals(rec.payload).map_or(u64::MAX, |t| t.0)))
             }
             other => bail!("seq {}: unknown record kind {other}", rec.seq),
         }
+        Ok(None)
     }
-    if let Some(d) = pending_divergence(&mut produced, u64::MAX) {
-        return Ok(d);
+
+    /// How the records fed so far end.
+    pub fn ending(&self) -> Ending {
+        match self.closed_at {
+            _ if self.after_close => Ending::BadClose,
+            Some((seq, before)) if before + 1 == seq => Ending::Clean,
+            Some(_) => Ending::BadClose,
+            None => Ending::NoCleanClose,
+        }
     }
-    let ending = match closed_at {
-        _ if after_close => Ending::BadClose,
-        Some((seq, before)) if before + 1 == seq => Ending::Clean,
-        Some(_) => Ending::BadClose,
-        None => Ending::NoCleanClose,
-    };
-    Ok(ReplayOutcome::Identical {
-        events,
-        intents,
-        reloads,
-        ending,
-        torn_tail: reader.torn_tail().context("checking the journal's tail")?,
-    })
+
+    /// Whether a close record was fed (the journal's run has ended).
+    pub fn closed(&self) -> bool {
+        self.closed_at.is_some()
+    }
+
+    /// What the engine produced that the records fed so far do not hold yet (the outputs of the
+    /// last batch that a journal cut short never got to): `(record kind, payload)`, in order,
+    /// taken out.
+    pub fn take_unjournaled(&mut self) -> Vec<(u16, Vec<u8>)> {
+        self.produced.out.drain(..).collect()
+    }
+
+    /// The engine, with the state the records fed have built.
+    pub fn into_engine(self) -> Engine {
+        self.engine
+    }
 }
 
 /// Before the next input: anything the engine produced that the journal did not record.
