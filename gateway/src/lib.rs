@@ -10,9 +10,11 @@
 #![deny(missing_docs)]
 
 pub mod binance;
+pub mod gate;
 pub mod sim;
 mod venue;
 
+pub use gate::SendGate;
 pub use venue::{LinkCounts, Venue};
 
 pub use sim::{

@@ -47,6 +47,37 @@
 //! would pass `order_headroom` of a limit; after a `429` it sends nothing but cancels until the
 //! venue's `retryAfter` (so a retry loop can never run into a `418`).
 //!
+//! # The send gate
+//!
+//! A leader engine of a failover pair holds a lease; once its renewal has not been confirmed
+//! within the lease's time to live it must assume a standby has taken over and adopted its
+//! orders, and send nothing more ([`crate::gate`]). With a gate
+//! ([`SessionOptions::gate`]; none: always open), the session checks it at every poll (with the
+//! loop's clock read) and at every intent (with the one clock read the intent needs anyway).
+//! While it is closed:
+//!
+//! - Nothing is written to either WebSocket: no place, cancel or `order.status`, no connect or
+//!   reconnect. A place from the engine is refused at once as while the WebSocket API is down
+//!   (`-1001`, counted in [`SessionStats::refused_down`]); a cancel waits (bounded) as then.
+//! - The REST side is asked nothing: no cancel-all, no reconciliation snapshot. The gateway
+//!   thread's heartbeat is marked dead at once and no longer refreshed, so the dead-man switch
+//!   (`countdownCancelAll`) is no longer refreshed from here (the new leader refreshes its
+//!   own); the REST side also follows the gate itself, dropping a job asked just before it
+//!   closed ([`super::worker`], "The send gate"). The listenKey's keepalive goes on (it touches
+//!   no order).
+//! - The first poll or intent that finds it closed takes the session down as a lost link does
+//!   ([`Command::OrderEntryDown`] for every instrument if it was not down, every request in
+//!   flight to be asked about later), but without the REST cancel-all a lost link asks for:
+//!   both connections are dropped (not closed: a close would still flush what is queued), and
+//!   [`SessionStats::gate_closed`] counts it. [`Venue::next_due`] says nothing is owed (the
+//!   shutdown drain does not wait for answers that cannot come).
+//! - When it opens again (not fenced), the session goes the way of any lost link: connect,
+//!   reconcile, [`Command::OrderEntryUp`]. A fenced gate never opens again.
+//! - The end ([`Venue::close`]) with the gate closed sends nothing (no cancel, no cancel-all,
+//!   no open-orders query, the switch not disarmed, the listenKey not closed: the account's
+//!   orders and key are the new leader's); it returns within about a second, and the open
+//!   orders at the end are unknown.
+//!
 //! # Secrets
 //!
 //! The credentials stay behind [`Signer`]; requests are signed into reusable buffers and never
@@ -59,7 +90,7 @@ use super::wire::{
     self, Decoder, OrderSpec, RateLimitKind, RequestWriter, Response, ResponseBody, UserEvent,
 };
 use super::worker::{wall_ms, Done, Job, Worker};
-use crate::Venue;
+use crate::{SendGate, Venue};
 use engine::{
     Command, Event, ExecKind, ExecReport, Instrument, InstrumentId, Intent, IntentKind, VenueOrder,
     VenuePosition,
@@ -156,6 +187,9 @@ pub struct SessionOptions {
     pub order_headroom: f64,
     /// Distinguishes this run's client order ids from every other run's (e.g. its start time).
     pub session_tag: u64,
+    /// The send gate a failover lease keeps (see the module documentation, "The send gate");
+    /// `None`: always open. The session hands it to its REST side too.
+    pub gate: Option<Arc<SendGate>>,
 }
 
 impl Default for SessionOptions {
@@ -169,6 +203,7 @@ impl Default for SessionOptions {
             max_held_cancels: 4_096,
             order_headroom: 0.9,
             session_tag: wall_ms() as u64,
+            gate: None,
         }
     }
 }
@@ -239,8 +274,16 @@ pub struct SessionStats {
     pub rest_cancel_alls: u64,
     /// ... that failed for some symbol (the dead-man switch still runs).
     pub rest_cancel_all_failures: u64,
-    /// Open orders per instrument summed, as the venue said after the end (`u64::MAX`: unknown).
+    /// Open orders per instrument summed, as the venue said after the end (`u64::MAX`: unknown,
+    /// as always after an end with the send gate closed).
     pub open_at_end: u64,
+    /// Times the session found its send gate closed after it had been open (the lease lapsed or
+    /// was fenced): each took it down without a REST cancel-all and stopped every send until
+    /// the gate opened again.
+    pub gate_closed: u64,
+    /// Jobs the REST side dropped because the send gate was closed when their turn came
+    /// (snapshots, cancel-alls, the end's requests).
+    pub rest_gated: u64,
 }
 
 /// What a request in flight was.
@@ -305,6 +348,14 @@ pub struct Session<S: Signer> {
     opts: SessionOptions,
     api: Conn,
     user: Conn,
+    /// Where the links go, to make them anew when the send gate drops them.
+    api_at: (String, u16),
+    user_at: (String, u16),
+    tls: Arc<rustls::ClientConfig>,
+    conn_opts: ConnOptions,
+    /// The send gate was found closed (at a poll, an intent or the end) and the session took
+    /// itself down for it; true from the start with a gate, until a poll finds it open.
+    gate_shut: bool,
     user_key: Option<String>,
     key_asked: bool,
     api_retry: (Instant, Duration),
@@ -391,9 +442,13 @@ impl<S: Signer> Session<S> {
             &endpoints.user.0,
             endpoints.user.1,
             "/private/ws",
-            tls,
-            conn_opts,
+            Arc::clone(&tls),
+            conn_opts.clone(),
         );
+        if let Some(g) = &opts.gate {
+            // Before the first heartbeat: the REST side follows it from its first request.
+            worker.set_gate(Arc::clone(g));
+        }
         let now = Instant::now();
         let max = opts.max_in_flight.max(1);
         let table = instruments
@@ -407,6 +462,11 @@ impl<S: Signer> Session<S> {
             instruments,
             api,
             user,
+            api_at: endpoints.api.clone(),
+            user_at: endpoints.user.clone(),
+            tls,
+            conn_opts,
+            gate_shut: opts.gate.is_some(),
             user_key: None,
             key_asked: false,
             api_retry: (now, opts.reconnect_min),
@@ -512,9 +572,53 @@ impl<S: Signer> Session<S> {
         }
     }
 
+    /// Whether the send gate allows sending at `now` (no gate: always).
+    #[inline]
+    fn sendable(&self, now: Instant) -> bool {
+        self.opts.gate.as_ref().is_none_or(|g| g.is_open(now))
+    }
+
+    /// The send gate is closed (found at a poll, an intent or the end): down as on a lost link, but
+    /// without the REST cancel-all, the links dropped, the switch's heartbeat dead. Once per
+    /// closing.
+    fn shut_by_gate(&mut self, now: Instant, now_ns: i64) {
+        if self.gate_shut {
+            return;
+        }
+        self.gate_shut = true;
+        self.stats.gate_closed += 1;
+        // The dead-man switch is no longer refreshed from here, from now (not after the
+        // heartbeat's `alive_within`).
+        self.worker.heartbeat_ms.store(0, Ordering::Release);
+        // Dropped, not closed: a close frame would flush what is still queued behind it.
+        if !self.api.is_closed() {
+            self.api = Conn::new(
+                &self.api_at.0,
+                self.api_at.1,
+                "/ws-fapi/v1",
+                Arc::clone(&self.tls),
+                self.conn_opts.clone(),
+            );
+        }
+        if !self.user.is_closed() {
+            self.user = Conn::new(
+                &self.user_at.0,
+                self.user_at.1,
+                "/private/ws",
+                Arc::clone(&self.tls),
+                self.conn_opts.clone(),
+            );
+        }
+        // Connect at once when the gate opens again.
+        self.api_retry = (now, self.opts.reconnect_min);
+        self.user_retry = (now, self.opts.reconnect_min);
+        self.go_down(now_ns);
+    }
+
     fn link_lost(&mut self, now_ns: i64) {
         self.stats.disconnects += 1;
-        if !self.api.is_open() && !self.rest_cancel_asked {
+        // Never with the send gate closed: the orders are another engine's then.
+        if !self.api.is_open() && !self.rest_cancel_asked && !self.gate_shut {
             // The WebSocket API is gone: pull the quotes over REST at once rather than wait for
             // the reconnect (the engine's own cancels wait for it and then find them gone).
             self.rest_cancel_asked = self.worker.ask(Job::CancelAll);
@@ -522,6 +626,12 @@ impl<S: Signer> Session<S> {
                 self.stats.rest_cancel_alls += 1;
             }
         }
+        self.go_down(now_ns);
+    }
+
+    /// Down: the engine told (once), the reconciliation under way dropped, every answer owed
+    /// asked about after the reconnect.
+    fn go_down(&mut self, now_ns: i64) {
         if self.phase != Phase::Down {
             self.emit_all(Command::OrderEntryDown, now_ns);
         }
@@ -586,13 +696,14 @@ impl<S: Signer> Session<S> {
         }
     }
 
-    fn send_place(&mut self, i: &Intent, now_ns: i64) {
+    /// A place at `now` (the caller's clock read).
+    fn send_place(&mut self, i: &Intent, now_ns: i64, now: Instant) {
         if self.phase != Phase::Up || !self.api.is_open() {
             self.stats.refused_down += 1;
             self.reject(i, CODE_DISCONNECTED, now_ns);
             return;
         }
-        let backing_off = self.backoff_until.is_some_and(|t| Instant::now() < t);
+        let backing_off = self.backoff_until.is_some_and(|t| now < t);
         if backing_off
             || self.in_flight.len() >= self.in_flight.capacity()
             || self.order_limit_full()
@@ -633,7 +744,7 @@ impl<S: Signer> Session<S> {
             instrument: i.instrument,
             cid: i.client_order_id,
             side: i.side,
-            at: Instant::now(),
+            at: now,
             unknown: false,
             orphan: false,
             after_cancel_reject: false,
@@ -671,20 +782,31 @@ impl<S: Signer> Session<S> {
             let (i, due) = self.paced[k];
             if due <= now && self.phase != Phase::Down && self.api.is_open() {
                 self.paced.swap_remove(k);
-                self.send_cancel(&i, now_ns, false);
+                self.send_cancel(&i, now_ns, false, now);
             } else {
                 k += 1;
             }
         }
     }
 
-    fn send_cancel(&mut self, i: &Intent, now_ns: i64, orphan: bool) {
+    /// Holds a cancel until the WebSocket API can take it (bounded: beyond, dropped and
+    /// counted; reconciliation settles that order).
+    fn hold_cancel(&mut self, i: &Intent) {
+        if self.held_cancels.len() < self.opts.max_held_cancels {
+            self.held_cancels.push_back(*i);
+        } else {
+            self.stats.dropped_cancels += 1;
+        }
+    }
+
+    /// A cancel at `now` (the caller's clock read).
+    fn send_cancel(&mut self, i: &Intent, now_ns: i64, orphan: bool, now: Instant) {
         if let Some(&(_, until)) = self
             .recancel_after
             .iter()
             .find(|(c, _)| *c == i.client_order_id)
         {
-            if until > Instant::now() {
+            if until > now {
                 if self
                     .paced
                     .iter()
@@ -702,20 +824,12 @@ impl<S: Signer> Session<S> {
         // Held only while the WebSocket API itself is down (a lost user stream does not stop a
         // cancel from going out).
         if !self.api.is_open() {
-            if self.held_cancels.len() < self.opts.max_held_cancels {
-                self.held_cancels.push_back(*i);
-            } else {
-                self.stats.dropped_cancels += 1;
-            }
+            self.hold_cancel(i);
             return;
         }
         if self.in_flight.len() >= self.in_flight.capacity() {
             // Cancels are never refused for budget: hold it for the next poll.
-            if self.held_cancels.len() < self.opts.max_held_cancels {
-                self.held_cancels.push_back(*i);
-            } else {
-                self.stats.dropped_cancels += 1;
-            }
+            self.hold_cancel(i);
             return;
         }
         self.client_id(i.client_order_id);
@@ -725,7 +839,7 @@ impl<S: Signer> Session<S> {
             instrument: i.instrument,
             cid: i.client_order_id,
             side: i.side,
-            at: Instant::now(),
+            at: now,
             unknown: false,
             orphan,
             after_cancel_reject: false,
@@ -1214,7 +1328,7 @@ impl<S: Signer> Session<S> {
                         self.held_cancels.push_front(c);
                         break;
                     }
-                    self.send_cancel(&c, now_ns, false);
+                    self.send_cancel(&c, now_ns, false, now);
                 }
             }
         }
@@ -1317,32 +1431,60 @@ impl<S: Signer> Venue for Session<S> {
     type Stats = SessionStats;
 
     fn send(&mut self, intent: &Intent, now_ns: i64) {
+        // One clock read for the send gate, the back-offs and the in-flight stamp.
+        let now = Instant::now();
+        if !self.sendable(now) {
+            // Down now (not at the next poll: the gate may have opened again by then, and a
+            // held cancel goes out only after a reconnect), then as while the WebSocket API is
+            // down.
+            self.shut_by_gate(now, now_ns);
+            match intent.kind {
+                IntentKind::Place => {
+                    self.stats.refused_down += 1;
+                    self.reject(intent, CODE_DISCONNECTED, now_ns);
+                }
+                IntentKind::Cancel => self.hold_cancel(intent),
+            }
+            return;
+        }
         match intent.kind {
-            IntentKind::Place => self.send_place(intent, now_ns),
+            IntentKind::Place => self.send_place(intent, now_ns, now),
             IntentKind::Cancel => {
                 // An orphan's cancel during reconciliation holds quoting back until answered.
                 let orphan = matches!(
                     self.phase,
                     Phase::Reconciling { .. } | Phase::Settling { .. }
                 ) || self.earlier_of(intent.client_order_id).is_some();
-                self.send_cancel(intent, now_ns, orphan)
+                self.send_cancel(intent, now_ns, orphan, now)
             }
         }
     }
 
     fn poll(&mut self, now_ns: i64, out: &mut impl FnMut(&Event)) {
-        self.worker.heartbeat_ms.store(wall_ms(), Ordering::Relaxed);
+        // One clock read for the send gate and the loop's timeouts and back-offs (millisecond
+        // matters).
+        let now = Instant::now();
+        let open = self.sendable(now);
+        if open {
+            self.gate_shut = false;
+            self.worker.heartbeat_ms.store(wall_ms(), Ordering::Release);
+        }
         if self.closed {
             return;
         }
-        // One clock read for the loop's timeouts and back-offs (millisecond matters).
-        let now = Instant::now();
-        self.pump_worker(now_ns);
-        self.poll_links(now, now_ns);
-        self.manage_links(now, now_ns);
-        self.check_timeouts(now, now_ns);
-        self.send_paced_cancels(now, now_ns);
-        self.maybe_up(now_ns);
+        if open {
+            self.pump_worker(now_ns);
+            self.poll_links(now, now_ns);
+            self.manage_links(now, now_ns);
+            self.check_timeouts(now, now_ns);
+            self.send_paced_cancels(now, now_ns);
+            self.maybe_up(now_ns);
+        } else {
+            // Down (once), links dropped; nothing sent. The REST side's answers are still
+            // taken (its channel is bounded), and find the session down.
+            self.shut_by_gate(now, now_ns);
+            self.pump_worker(now_ns);
+        }
         for ev in &self.out_buf {
             out(ev);
         }
@@ -1367,8 +1509,10 @@ impl<S: Signer> Venue for Session<S> {
     }
 
     fn next_due(&self) -> Option<i64> {
-        // Live: something is owed while requests are in flight or cancels are held.
-        (!self.in_flight.is_empty() || !self.held_cancels.is_empty()).then_some(0)
+        // Live: something is owed while requests are in flight or cancels are held, unless the
+        // send gate is closed (nothing owed can come before it opens).
+        (!self.gate_shut && (!self.in_flight.is_empty() || !self.held_cancels.is_empty()))
+            .then_some(0)
     }
 
     fn open_orders(&self, instrument: InstrumentId) -> usize {
@@ -1383,6 +1527,18 @@ impl<S: Signer> Venue for Session<S> {
             return;
         }
         self.closed = true;
+        let now = Instant::now();
+        if !self.sendable(now) {
+            // The send gate is closed: nothing is sent (the REST side follows the gate too, and
+            // ends without a request), the orders left are unknown. A REST call already under
+            // way is not waited for long.
+            self.shut_by_gate(now, 0);
+            let _ = self.worker.ask(Job::Shutdown { cancel_all: false });
+            let _ = self.worker.finish(Duration::from_secs(1));
+            self.open_at_end = vec![None; self.instruments.len()];
+            self.stats.open_at_end = u64::MAX;
+            return;
+        }
         let _ = self.worker.ask(Job::Shutdown { cancel_all: true });
         let left = self.worker.finish(Duration::from_secs(15));
         self.open_at_end = left.unwrap_or_else(|| vec![None; self.instruments.len()]);
@@ -1415,6 +1571,7 @@ impl<S: Signer> Venue for Session<S> {
             rest_banned: c.banned.load(Ordering::Relaxed),
             countdown_refreshes: c.countdown_refreshes.load(Ordering::Relaxed),
             countdown_failures: c.countdown_failures.load(Ordering::Relaxed),
+            rest_gated: c.gated_jobs.load(Ordering::Relaxed),
             ..self.stats
         }
     }
@@ -1464,5 +1621,474 @@ mod tests {
         assert!(o.order_headroom > 0.0 && o.order_headroom <= 1.0);
         assert!(o.reconnect_min < o.reconnect_max);
         assert!(o.session_tag > 0, "a tag from the clock");
+    }
+}
+
+/// The send gate against the local exchange (the core of `ringmaker venue`, in process), with
+/// every request it is handed written down: what the session sends, and what it does not.
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+    use crate::binance::rest::{RestClient, RestOptions};
+    use crate::binance::sign::{Credentials, Secret};
+    use crate::binance::worker::WorkerOptions;
+    use engine::{EventKind, Side, TimeInForce};
+    use std::path::Path;
+    use std::sync::Mutex;
+    use venue::api::{Exchange, Request, Response as HttpResponse, UserStream};
+    use venue::exchange::SimExchange;
+    use venue::server::{ServerConfig, VenueHandle};
+
+    /// The venue's HMAC test account (Binance's documented example key pair).
+    const KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
+    const SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
+    const COUNTDOWN: &str = "POST /fapi/v1/countdownCancelAll";
+    const KEEPALIVE: &str = "PUT /fapi/v1/listenKey";
+
+    /// The exchange core, writing down each request it is handed: `METHOD /path` for REST,
+    /// `ws METHOD` for the WebSocket API.
+    struct Recording {
+        inner: SimExchange,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl Exchange for Recording {
+        fn rest(&self, req: &Request, now_ms: i64) -> Option<HttpResponse> {
+            let line = format!("{} {}", req.method, req.path);
+            self.log.lock().unwrap().push(line);
+            self.inner.rest(req, now_ms)
+        }
+
+        fn ws_api(&self, conn: u64, peer: &str, text: &str, now_ms: i64) -> String {
+            let method = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("method")?.as_str().map(str::to_string))
+                .unwrap_or_default();
+            self.log.lock().unwrap().push(format!("ws {method}"));
+            self.inner.ws_api(conn, peer, text, now_ms)
+        }
+
+        fn user_stream(&self, key: &str, events: Option<&str>, now_ms: i64) -> Option<UserStream> {
+            self.inner.user_stream(key, events, now_ms)
+        }
+
+        fn on_market(&self, events: &[Event], now_ms: i64) {
+            self.inner.on_market(events, now_ms)
+        }
+
+        fn on_time(&self, now_ms: i64) {
+            self.inner.on_time(now_ms)
+        }
+
+        fn charge_ip(
+            &self,
+            peer: &str,
+            weight: u32,
+            now_ms: i64,
+        ) -> Option<venue::limits::Charged> {
+            self.inner.charge_ip(peer, weight, now_ms)
+        }
+
+        fn expire_listen_keys(&self, now_ms: i64) -> usize {
+            self.inner.expire_listen_keys(now_ms)
+        }
+    }
+
+    struct Harness {
+        venue: Option<VenueHandle>,
+        ex: Arc<Recording>,
+        session: Session<Credentials>,
+        gate: Arc<SendGate>,
+        symbol: String,
+        seen: Vec<Event>,
+        _dir: test_support::TempDir,
+    }
+
+    fn rest_client(h: &VenueHandle) -> RestClient {
+        let creds = Arc::new(Credentials::hmac(KEY, &Secret::new(SECRET)).unwrap());
+        RestClient::new(
+            &h.rest_url(),
+            Some(h.cert_path()),
+            creds as _,
+            RestOptions::default(),
+        )
+        .unwrap()
+    }
+
+    impl Harness {
+        /// A venue (its clock standing still: nothing trades, nothing expires) and a session
+        /// on it behind a gate that is `open` for a minute (or closed), with the dead-man switch
+        /// refreshed every 100 ms.
+        fn start(name: &str, open: bool) -> Harness {
+            let dir = test_support::TempDir::new(name);
+            let cfg = test_support::default_config();
+            let mut sc = ServerConfig::new(vec![test_support::usdm()], cfg.clone());
+            sc.manual_clock = true;
+            sc.cert_dir = dir.join("cert");
+            let accounts = venue::auth::Accounts::load(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/venue-accounts.toml"),
+            )
+            .unwrap();
+            let ex = Arc::new(Recording {
+                inner: SimExchange::new(cfg.clone(), accounts).accept_wall_clock_timestamps(),
+                log: Mutex::new(Vec::new()),
+            });
+            let h = venue::server::Venue::start(sc, Arc::clone(&ex) as _).expect("venue starts");
+            let inst = cfg.instruments[0].instrument;
+            let symbol = inst.symbol.as_str().to_string();
+            let worker = Worker::spawn(
+                rest_client(&h),
+                vec![symbol.clone()],
+                WorkerOptions {
+                    countdown: Some(Duration::from_secs(60)),
+                    countdown_every: Duration::from_millis(100),
+                    keepalive_every: Duration::from_secs(1_800),
+                    alive_within: Duration::from_secs(5),
+                },
+            )
+            .unwrap();
+            let gate = Arc::new(SendGate::closed());
+            if open {
+                gate.open_until(Instant::now() + Duration::from_secs(60));
+            }
+            let creds = Arc::new(Credentials::hmac(KEY, &Secret::new(SECRET)).unwrap());
+            let session = Session::new(
+                creds,
+                &OrderEntryEndpoints::from_rest_url(&h.rest_url()).unwrap(),
+                feeds::net::tls::client_config(Some(h.cert_path())).unwrap(),
+                vec![SessionInstrument {
+                    symbol: symbol.clone(),
+                    instrument: inst,
+                }],
+                worker,
+                SessionOptions {
+                    gate: Some(Arc::clone(&gate)),
+                    ..SessionOptions::default()
+                },
+            );
+            Harness {
+                venue: Some(h),
+                ex,
+                session,
+                gate,
+                symbol,
+                seen: Vec::new(),
+                _dir: dir,
+            }
+        }
+
+        /// One poll; its events kept in `seen`, the engine's consumption told as it would be.
+        fn poll(&mut self) {
+            let seen = &mut self.seen;
+            self.session.poll(0, &mut |e| seen.push(*e));
+            self.session.on_consumed(u64::MAX);
+        }
+
+        /// Polls for `d`.
+        fn poll_for(&mut self, d: Duration) {
+            let end = Instant::now() + d;
+            while Instant::now() < end {
+                self.poll();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+
+        /// Polls until `f` holds (at most 15 s).
+        fn poll_until(&mut self, what: &str, f: impl Fn(&Harness) -> bool) {
+            let end = Instant::now() + Duration::from_secs(15);
+            while !f(self) {
+                assert!(Instant::now() < end, "never {what}: {:?}", self.session);
+                self.poll();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+
+        fn up(&mut self) {
+            self.poll_until("up", |h| h.session.is_up());
+        }
+
+        /// The requests the exchange was handed, from the `from`th.
+        fn requests(&self, from: usize) -> Vec<String> {
+            self.ex.log.lock().unwrap()[from..].to_vec()
+        }
+
+        fn mark(&self) -> usize {
+            self.ex.log.lock().unwrap().len()
+        }
+
+        fn report(&self, cid: u64, kind: ExecKind) -> Option<ExecReport> {
+            self.seen
+                .iter()
+                .filter_map(|e| e.as_exec())
+                .find(|r| r.client_order_id == cid && r.kind == kind)
+        }
+
+        fn controls(&self, cmd: Command) -> usize {
+            self.seen
+                .iter()
+                .filter(|e| e.kind() == EventKind::Control && e.as_control() == Some(cmd))
+                .count()
+        }
+
+        /// A post-only bid far under the market (it rests), acknowledged.
+        fn place_resting(&mut self, cid: u64) {
+            let place = Intent::place(0, Side::Bid, TimeInForce::PostOnly, cid, 500_000, 3, 0, 1);
+            self.session.send(&place, 0);
+            self.poll_until("acknowledged", |h| h.report(cid, ExecKind::Ack).is_some());
+        }
+
+        /// The venue's open orders now (asked on a REST client of the test's own).
+        fn open_at_venue(&self) -> usize {
+            let rest = rest_client(self.venue.as_ref().unwrap());
+            rest.open_orders(&self.symbol).unwrap().len()
+        }
+
+        fn shutdown(mut self) {
+            self.venue.take().unwrap().shutdown();
+        }
+    }
+
+    /// What was sent since a mark besides the listenKey's keepalive and at most one dead-man
+    /// switch refresh per symbol (one may have been under way on the REST thread when the gate
+    /// closed): nothing, if the gate held.
+    fn sent_past_the_gate(reqs: &[String]) -> Vec<String> {
+        let mut countdowns = 0;
+        reqs.iter()
+            .filter(|r| {
+                if r.as_str() == COUNTDOWN {
+                    countdowns += 1;
+                    return countdowns > 1;
+                }
+                r.as_str() != KEEPALIVE
+            })
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn a_gate_that_closes_while_up_stops_every_send_and_reopening_reconciles_again() {
+        let mut h = Harness::start("gate-closes", true);
+        h.up();
+        h.poll_until("the switch armed", |h| {
+            h.session.stats().countdown_refreshes > 0
+        });
+        let a = (1u64 << 40) | 1;
+        h.place_resting(a);
+
+        // The lease lapses.
+        h.gate.open_until(Instant::now());
+        let mark = h.mark();
+        h.seen.clear();
+        let b = (1u64 << 40) | 2;
+        h.session.send(
+            &Intent::place(0, Side::Bid, TimeInForce::PostOnly, b, 500_000, 3, 0, 2),
+            0,
+        );
+        h.session
+            .send(&Intent::cancel(0, Side::Bid, a, false, 0, 3), 0);
+        h.poll_for(Duration::from_millis(300));
+        let refreshes = h.session.stats().countdown_refreshes;
+        h.poll_for(Duration::from_millis(500));
+
+        assert_eq!(h.controls(Command::OrderEntryDown), 1, "down once");
+        assert!(!h.session.is_up());
+        let r = h.report(b, ExecKind::Rejected).expect("the place refused");
+        assert_eq!(r.reject_code, CODE_DISCONNECTED);
+        assert!(
+            h.report(a, ExecKind::Canceled).is_none(),
+            "the cancel is held"
+        );
+        assert_eq!(h.session.next_due(), None, "nothing owed while shut");
+        let reqs = h.requests(mark);
+        assert_eq!(sent_past_the_gate(&reqs), Vec::<String>::new(), "{reqs:?}");
+        let st = h.session.stats();
+        assert_eq!(
+            st.countdown_refreshes, refreshes,
+            "the switch is left alone"
+        );
+        assert_eq!(st.gate_closed, 1);
+        assert_eq!(st.rest_cancel_alls, 0);
+        assert_eq!(st.refused_down, 1);
+        assert_eq!((st.api_connects, st.user_connects), (1, 1));
+        assert_eq!(h.open_at_venue(), 1, "the order is left to the new leader");
+
+        // The renewal is confirmed late: connect, reconcile, up; the held cancel goes out.
+        let mark = h.mark();
+        h.seen.clear();
+        h.gate.open_until(Instant::now() + Duration::from_secs(60));
+        h.up();
+        assert_eq!(h.controls(Command::OrderEntryUp), 1);
+        h.poll_until("the held cancel answered", |h| {
+            h.report(a, ExecKind::Canceled).is_some()
+        });
+        h.poll_until("the switch refreshed again", |h| {
+            h.session.stats().countdown_refreshes > refreshes
+        });
+        let reqs = h.requests(mark);
+        assert!(
+            reqs.iter().any(|r| r == "GET /fapi/v1/openOrders"),
+            "{reqs:?}"
+        );
+        assert!(reqs.iter().any(|r| r == "ws order.cancel"), "{reqs:?}");
+        let st = h.session.stats();
+        assert_eq!(st.reconciliations, 2);
+        assert_eq!((st.api_connects, st.user_connects), (2, 2));
+        assert_eq!(st.gate_closed, 1);
+
+        // An end with the gate open is the usual one: everything asked about and cancelled.
+        h.session.close();
+        let st = h.session.stats();
+        assert_eq!(st.open_at_end, 0);
+        assert_eq!(h.session.open_orders(0), 0);
+        h.shutdown();
+    }
+
+    #[test]
+    fn a_lapse_only_a_send_saw_still_takes_the_session_down_and_its_cancel_goes_out_later() {
+        let mut h = Harness::start("gate-flicker", true);
+        h.up();
+        let a = (1u64 << 40) | 1;
+        h.place_resting(a);
+        h.seen.clear();
+        // Closed for one cancel only: renewed before the next poll.
+        h.gate.open_until(Instant::now());
+        let mark = h.mark();
+        h.session
+            .send(&Intent::cancel(0, Side::Bid, a, false, 0, 2), 0);
+        assert!(!h.session.is_up(), "down at the send");
+        assert_eq!(h.requests(mark), Vec::<String>::new());
+        h.gate.open_until(Instant::now() + Duration::from_secs(60));
+        h.up();
+        h.poll_until("the held cancel answered", |h| {
+            h.report(a, ExecKind::Canceled).is_some()
+        });
+        assert_eq!(h.controls(Command::OrderEntryDown), 1);
+        assert_eq!(h.controls(Command::OrderEntryUp), 1);
+        let st = h.session.stats();
+        assert_eq!((st.gate_closed, st.reconciliations), (1, 2));
+        assert_eq!(st.rest_cancel_alls, 0);
+        h.session.close();
+        assert_eq!(h.session.stats().open_at_end, 0);
+        h.shutdown();
+    }
+
+    #[test]
+    fn a_fenced_gate_never_opens_again_and_the_end_sends_nothing() {
+        let mut h = Harness::start("gate-fenced", true);
+        h.up();
+        let a = (1u64 << 40) | 1;
+        h.place_resting(a);
+
+        // Another engine holds the lease: a renewal after it changes nothing.
+        h.gate.fence();
+        h.gate.open_until(Instant::now() + Duration::from_secs(60));
+        let mark = h.mark();
+        h.seen.clear();
+        h.poll_for(Duration::from_millis(500));
+        assert!(h.gate.is_fenced());
+        assert_eq!(h.controls(Command::OrderEntryDown), 1);
+        assert_eq!(h.controls(Command::OrderEntryUp), 0);
+        assert!(!h.session.is_up());
+        h.session
+            .send(&Intent::cancel(0, Side::Bid, a, false, 0, 2), 0);
+        h.poll_for(Duration::from_millis(300));
+        assert!(!h.session.is_up());
+
+        // The end: prompt, nothing sent, the orders left unknown.
+        let t = Instant::now();
+        h.session.close();
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        let reqs = h.requests(mark);
+        assert_eq!(sent_past_the_gate(&reqs), Vec::<String>::new(), "{reqs:?}");
+        let st = h.session.stats();
+        assert_eq!(st.open_at_end, u64::MAX);
+        assert_eq!(h.session.open_orders(0), 1, "unknown counts as one");
+        assert_eq!(st.gate_closed, 1);
+        assert_eq!((st.api_connects, st.user_connects), (1, 1));
+        assert_eq!(st.rest_cancel_alls, 0);
+        assert_eq!(h.open_at_venue(), 1, "the order is left to the new leader");
+        h.shutdown();
+    }
+
+    #[test]
+    fn a_gate_that_never_opens_sends_nothing_at_all() {
+        let mut h = Harness::start("gate-never", false);
+        h.poll_for(Duration::from_millis(500));
+        let b = (1u64 << 40) | 1;
+        h.session.send(
+            &Intent::place(0, Side::Bid, TimeInForce::PostOnly, b, 500_000, 3, 0, 1),
+            0,
+        );
+        h.poll_for(Duration::from_millis(100));
+        assert_eq!(
+            h.report(b, ExecKind::Rejected).map(|r| r.reject_code),
+            Some(CODE_DISCONNECTED)
+        );
+        let t = Instant::now();
+        h.session.close();
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        // Not even the switch's first arming, nor a listenKey.
+        assert_eq!(h.requests(0), Vec::<String>::new());
+        let st = h.session.stats();
+        assert_eq!((st.api_connects, st.user_connects), (0, 0));
+        assert_eq!(st.gate_closed, 0, "never open, never closed");
+        assert_eq!(st.countdown_refreshes, 0);
+        assert_eq!(st.open_at_end, u64::MAX);
+        h.shutdown();
+    }
+
+    #[test]
+    fn the_rest_side_drops_order_jobs_asked_before_the_gate_closed() {
+        let dir = test_support::TempDir::new("gate-worker");
+        let cfg = test_support::default_config();
+        let mut sc = ServerConfig::new(vec![test_support::usdm()], cfg.clone());
+        sc.manual_clock = true;
+        sc.cert_dir = dir.join("cert");
+        let accounts = venue::auth::Accounts::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/venue-accounts.toml"),
+        )
+        .unwrap();
+        let ex = Arc::new(Recording {
+            inner: SimExchange::new(cfg.clone(), accounts).accept_wall_clock_timestamps(),
+            log: Mutex::new(Vec::new()),
+        });
+        let h = venue::server::Venue::start(sc, Arc::clone(&ex) as _).expect("venue starts");
+        let symbol = cfg.instruments[0].instrument.symbol.as_str().to_string();
+        let mut w = Worker::spawn(
+            rest_client(&h),
+            vec![symbol],
+            WorkerOptions {
+                countdown: Some(Duration::from_secs(60)),
+                countdown_every: Duration::from_millis(50),
+                keepalive_every: Duration::from_secs(1_800),
+                alive_within: Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+        let gate = Arc::new(SendGate::closed());
+        assert!(w.set_gate(Arc::clone(&gate)));
+        assert!(!w.set_gate(Arc::new(SendGate::closed())), "the first stays");
+        // A gateway thread that is alive, behind a closed gate.
+        w.heartbeat_ms.store(wall_ms(), Ordering::Release);
+        assert!(w.ask(Job::CancelAll));
+        assert!(w.ask(Job::Snapshot(0, 7)));
+        let end = Instant::now() + Duration::from_secs(10);
+        let answer = loop {
+            if let Some(d) = w.poll() {
+                break d;
+            }
+            assert!(Instant::now() < end, "no answer");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(matches!(answer, Done::Snapshot(0, 7, Err(_))), "{answer:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(w.poll().is_none(), "a gated cancel-all is not answered");
+        assert!(w.ask(Job::Shutdown { cancel_all: true }));
+        assert_eq!(w.finish(Duration::from_secs(5)), Some(vec![None]));
+        assert_eq!(w.counters.gated_jobs.load(Ordering::Relaxed), 3);
+        assert_eq!(w.counters.countdown_refreshes.load(Ordering::Relaxed), 0);
+        assert_eq!(ex.log.lock().unwrap().clone(), Vec::<String>::new());
+        drop(w);
+        h.shutdown();
     }
 }

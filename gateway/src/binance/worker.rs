@@ -6,12 +6,27 @@
 //!
 //! The gateway thread talks to it through two bounded channels: [`Job`]s in, [`Done`]s out,
 //! polled without blocking.
+//!
+//! # The send gate
+//!
+//! With a [`SendGate`] ([`Worker::set_gate`]; the session sets its own), nothing that touches
+//! orders is sent while the gate is closed: no dead-man switch refresh (nor disarm), no
+//! cancel-all, no reconciliation query, nothing at the end (no cancel-all, no open-orders
+//! query, and the listenKey is not closed: it is the account's, and the engine that holds the
+//! lease now streams on it). A job asked before the gate closed is dropped when its turn comes:
+//! a [`Job::Snapshot`] is answered with an error, a [`Job::CancelAll`] not at all, a
+//! [`Job::Shutdown`] with every instrument's open orders unknown. Each is counted
+//! ([`RestCounters::gated_jobs`]). The listenKey's keepalive goes on (it extends the key's
+//! validity and touches no order), so a gate that opens again finds its user stream's key
+//! still valid. The gate is checked before each request, so a lease that lapses during the
+//! end's cancel-all stops it at the next symbol.
 
 use super::rest::{OpenOrder, PositionRisk, RestClient, RestError};
+use crate::SendGate;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 use engine::InstrumentId;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -68,6 +83,9 @@ pub struct RestCounters {
     pub rate_limited: AtomicU64,
     /// Calls answered 418 (banned), or refused locally during the ban.
     pub banned: AtomicU64,
+    /// Jobs dropped because the send gate was closed when their turn came (see the module
+    /// documentation).
+    pub gated_jobs: AtomicU64,
 }
 
 /// The REST side's timing.
@@ -89,12 +107,15 @@ pub struct WorkerOptions {
 pub struct Worker {
     jobs: Sender<Job>,
     done: Receiver<Done>,
-    /// Wall time (ms) of the gateway thread's last poll: the heartbeat the switch follows.
+    /// Wall time (ms) of the gateway thread's last poll: the heartbeat the switch follows (0
+    /// until the first poll: the switch is armed once the gateway thread runs). Stored with
+    /// `Release`, read with `Acquire`.
     pub heartbeat_ms: Arc<AtomicI64>,
     /// Counters.
     pub counters: Arc<RestCounters>,
     thread: Option<JoinHandle<()>>,
     stopped: Arc<AtomicBool>,
+    gate: Arc<OnceLock<Arc<SendGate>>>,
 }
 
 /// Wall time in ms.
@@ -114,18 +135,22 @@ impl Worker {
     ) -> std::io::Result<Worker> {
         let (jobs_tx, jobs_rx) = bounded::<Job>(64);
         let (done_tx, done_rx) = bounded::<Done>(64);
-        let heartbeat_ms = Arc::new(AtomicI64::new(wall_ms()));
+        // No poll yet: the switch is not armed before the gateway thread runs (and, for a
+        // gated session, before its gate is known: see `set_gate`).
+        let heartbeat_ms = Arc::new(AtomicI64::new(0));
         let counters = Arc::new(RestCounters::default());
         let stopped = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(OnceLock::new());
         let thread = {
-            let (hb, c, st) = (
-                Arc::clone(&heartbeat_ms),
-                Arc::clone(&counters),
-                Arc::clone(&stopped),
-            );
+            let shared = Shared {
+                heartbeat_ms: Arc::clone(&heartbeat_ms),
+                c: Arc::clone(&counters),
+                stopped: Arc::clone(&stopped),
+                gate: Arc::clone(&gate),
+            };
             std::thread::Builder::new()
                 .name("rm-rest".into())
-                .spawn(move || run(rest, symbols, opts, jobs_rx, done_tx, hb, c, st))?
+                .spawn(move || run(rest, symbols, opts, jobs_rx, done_tx, shared))?
         };
         Ok(Worker {
             jobs: jobs_tx,
@@ -134,7 +159,15 @@ impl Worker {
             counters,
             thread: Some(thread),
             stopped,
+            gate,
         })
+    }
+
+    /// Follows `gate` from now on (see the module documentation); false if a gate was set
+    /// already (the first one stays). Set before the first heartbeat, it also covers the
+    /// switch's first arming.
+    pub fn set_gate(&self, gate: Arc<SendGate>) -> bool {
+        self.gate.set(gate).is_ok()
     }
 
     /// Asks for `job`; false if the queue is full or the thread is gone (ask again later).
@@ -181,17 +214,33 @@ impl Drop for Worker {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the thread shares with its handle.
+struct Shared {
+    heartbeat_ms: Arc<AtomicI64>,
+    c: Arc<RestCounters>,
+    stopped: Arc<AtomicBool>,
+    gate: Arc<OnceLock<Arc<SendGate>>>,
+}
+
 fn run(
     rest: RestClient,
     symbols: Vec<String>,
     opts: WorkerOptions,
     jobs: Receiver<Job>,
     done: Sender<Done>,
-    heartbeat_ms: Arc<AtomicI64>,
-    c: Arc<RestCounters>,
-    stopped: Arc<AtomicBool>,
+    shared: Shared,
 ) {
+    let Shared {
+        heartbeat_ms,
+        c,
+        stopped,
+        gate,
+    } = shared;
+    // Whether a request that touches orders may go out now (no gate: always).
+    let sendable = || gate.get().is_none_or(|g| g.is_open(Instant::now()));
+    let gated = || {
+        c.gated_jobs.fetch_add(1, Ordering::Relaxed);
+    };
     let fail = |e: &RestError| {
         c.failures.fetch_add(1, Ordering::Relaxed);
         match e {
@@ -207,15 +256,22 @@ fn run(
     };
     let mut have_key = false;
     let mut next_keepalive = Instant::now() + opts.keepalive_every;
-    // Armed at once, then refreshed.
+    // Armed at the gateway thread's first poll, then refreshed.
     let mut next_countdown = Instant::now();
     loop {
         let now = Instant::now();
         if let Some(cd) = opts.countdown {
-            let alive = wall_ms() - heartbeat_ms.load(Ordering::Relaxed)
+            let alive = wall_ms() - heartbeat_ms.load(Ordering::Acquire)
                 <= opts.alive_within.as_millis() as i64;
-            if now >= next_countdown && alive {
+            if now >= next_countdown && !(alive && sendable()) {
+                // Due, but the gateway thread is gone (or has not started) or the gate is
+                // closed: looked at again shortly (not in a tight loop).
+                next_countdown = now + Duration::from_millis(50);
+            } else if now >= next_countdown {
                 for s in &symbols {
+                    if !sendable() {
+                        break;
+                    }
                     match rest.countdown_cancel_all(s, cd.as_millis() as u64) {
                         Ok(()) => c.countdown_refreshes.fetch_add(1, Ordering::Relaxed),
                         Err(e) => {
@@ -267,6 +323,14 @@ fn run(
                 }
                 Done::ListenKey(r)
             }
+            Job::Snapshot(i, round) if !sendable() => {
+                gated();
+                Done::Snapshot(
+                    i,
+                    round,
+                    Err(RestError::Transport("the send gate is closed".into())),
+                )
+            }
             Job::Snapshot(i, round) => {
                 let r = match symbols.get(i as usize) {
                     Some(s) => rest
@@ -279,31 +343,49 @@ fn run(
                 }
                 Done::Snapshot(i, round, r)
             }
+            Job::CancelAll if !sendable() => {
+                // The orders are another engine's now: not a failure, nothing to answer.
+                gated();
+                continue;
+            }
             Job::CancelAll => {
-                // Every symbol tried, whatever the others did.
+                // Every symbol tried, whatever the others did (while the gate stays open).
                 let mut ok = true;
                 for s in &symbols {
-                    ok &= retry(|| rest.cancel_all(s), &again).is_ok();
+                    ok &= sendable() && retry(|| rest.cancel_all(s), &again).is_ok();
                 }
                 Done::CancelledAll(ok)
             }
             Job::Shutdown { cancel_all } => {
                 // The last word: each call tried a few times (a 5xx or a timeout is worth a
-                // retry here; a 429 back-off is not waited out).
+                // retry here; a 429 back-off is not waited out). Each only while the gate is
+                // open: once it closes, what is left is unknown and nothing more is sent.
+                if !sendable() {
+                    gated();
+                }
                 let mut left = Vec::with_capacity(symbols.len());
                 for s in &symbols {
+                    if !sendable() {
+                        left.push(None);
+                        continue;
+                    }
                     if cancel_all {
                         let _ = retry(|| rest.cancel_all(s), &again);
                     }
-                    let open = retry(|| rest.open_orders(s), &again).ok().map(|o| o.len());
+                    let open = if sendable() {
+                        retry(|| rest.open_orders(s), &again).ok().map(|o| o.len())
+                    } else {
+                        None
+                    };
                     // Disarmed only over nothing: with orders left (or unknown) the switch
                     // stays armed and the venue cancels them when it runs out.
-                    if opts.countdown.is_some() && open == Some(0) {
+                    if opts.countdown.is_some() && open == Some(0) && sendable() {
                         let _ = retry(|| rest.countdown_cancel_all(s, 0), &again);
                     }
                     left.push(open);
                 }
-                if have_key {
+                // The account's key: closed only by the engine that still holds the lease.
+                if have_key && sendable() {
                     let _ = retry(|| rest.listen_key_close(), &again);
                 }
                 let _ = done.send(Done::Shutdown(left));
