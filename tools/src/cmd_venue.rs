@@ -60,6 +60,12 @@ pub struct Args {
     /// SPEC now. Off by default (404).
     #[arg(long)]
     faults_control: bool,
+    /// With `--accounts`: write every order request the venue answers (place, modify, cancel,
+    /// batch, cancel-all, dead-man switch; REST and WebSocket API) to FILE as JSON lines: wall
+    /// and venue time, where it came from, the client order id(s) and the answer. The file is
+    /// created; an existing one is refused.
+    #[arg(long, value_name = "FILE", requires = "accounts")]
+    order_log: Option<PathBuf>,
 }
 
 /// Runs the venue until SIGINT or SIGTERM.
@@ -90,10 +96,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let accounts = venue::auth::Accounts::load(path)
                 .with_context(|| format!("accounts {}", path.display()))?;
-            Arc::new(
-                venue::exchange::SimExchange::new(engine.clone(), accounts)
-                    .accept_wall_clock_timestamps(),
-            )
+            let mut x = venue::exchange::SimExchange::new(engine.clone(), accounts)
+                .accept_wall_clock_timestamps();
+            if let Some(log) = &args.order_log {
+                let f = std::fs::File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(log)
+                    .with_context(|| format!("--order-log {}", log.display()))?;
+                x = x.with_order_log(f);
+            }
+            Arc::new(x)
         }
         None => Arc::new(venue::NoExchange),
     };

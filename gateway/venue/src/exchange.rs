@@ -265,6 +265,8 @@ struct State {
     /// Signed requests' `timestamp` may also be within `recvWindow` of the wall clock (see
     /// [`SimExchange::accept_wall_clock_timestamps`]).
     wall_clock_auth: bool,
+    /// Where every order request is written ([`SimExchange::with_order_log`]).
+    order_log: Option<std::io::LineWriter<std::fs::File>>,
 }
 
 /// The exchange core. See the [module docs](self).
@@ -314,6 +316,7 @@ impl SimExchange {
                 sim_ns: i64::MIN,
                 now_ms: 0,
                 wall_clock_auth: false,
+                order_log: None,
             }),
         }
     }
@@ -326,6 +329,17 @@ impl SimExchange {
     /// default (tests drive the venue clock alone, deterministically); `ringmaker venue` sets it.
     pub fn accept_wall_clock_timestamps(self) -> SimExchange {
         self.lock().wall_clock_auth = true;
+        self
+    }
+
+    /// Writes every order request (place, modify, cancel, batch, cancel-all, dead-man switch),
+    /// over REST or the WebSocket API, as one JSON line to `file` as it is answered: the wall
+    /// time (ms), the venue time, where it came from (`ws` with the connection's id, or `rest`
+    /// with the peer's address), the operation, the symbol, the client order id(s) and the
+    /// answer (`ok`, or the error `code`). An audit of what the venue saw, e.g. that no client
+    /// order id was used twice and that a fenced engine sent nothing after a failover.
+    pub fn with_order_log(self, file: std::fs::File) -> SimExchange {
+        self.lock().order_log = Some(std::io::LineWriter::new(file));
         self
     }
 
@@ -418,6 +432,57 @@ fn ws_op(method: &str) -> Option<(&'static str, u32, Security)> {
         "userDataStream.stop" => ("userDataStream.stop", 1, Key),
         _ => return None,
     })
+}
+
+/// The operations the order log ([`SimExchange::with_order_log`]) writes.
+fn is_logged_op(op: &str) -> bool {
+    matches!(
+        op,
+        "order.place"
+            | "order.modify"
+            | "order.cancel"
+            | "batchOrders"
+            | "allOpenOrders"
+            | "countdownCancelAll"
+    )
+}
+
+impl State {
+    /// One line of the order log, if there is one and `op` is an order operation.
+    fn log_order(&mut self, from: Value, op: &str, p: &Params, res: Result<(), i32>, now_ms: i64) {
+        if !is_logged_op(op) {
+            return;
+        }
+        let Some(w) = self.order_log.as_mut() else {
+            return;
+        };
+        let cids: Vec<String> = match get(p, "batchOrders") {
+            Some(list) => serde_json::from_str::<Vec<Map<String, Value>>>(list)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| m.get("newClientOrderId")?.as_str().map(str::to_owned))
+                .collect(),
+            None => ["newClientOrderId", "origClientOrderId"]
+                .iter()
+                .filter_map(|k| get(p, k).map(str::to_owned))
+                .collect(),
+        };
+        let line = json!({
+            "wall_ms": wall_ms(),
+            "venue_ms": now_ms,
+            "from": from,
+            "op": op,
+            "symbol": get(p, "symbol"),
+            "client_order_ids": cids,
+            "ok": res.is_ok(),
+            "code": res.err(),
+        });
+        use std::io::Write as _;
+        if writeln!(w, "{line}").is_err() {
+            // A full disk ends the log, not the venue.
+            self.order_log = None;
+        }
+    }
 }
 
 fn is_order_op(op: &str) -> bool {
@@ -1738,6 +1803,8 @@ impl Exchange for SimExchange {
                         now_ms,
                     )
                     .and_then(|a| st.op(a, op, &params, now_ms).map(|v| (a, v)));
+                let outcome = res.as_ref().map(|_| ()).map_err(|e| e.code);
+                st.log_order(json!({"rest": req.peer}), op, &params, outcome, now_ms);
                 match res {
                     Ok((a, v)) => {
                         let mut r = Response::ok(v.to_string());
@@ -1764,7 +1831,7 @@ impl Exchange for SimExchange {
         Some(resp)
     }
 
-    fn ws_api(&self, _conn: u64, peer: &str, text: &str, now_ms: i64) -> String {
+    fn ws_api(&self, conn: u64, peer: &str, text: &str, now_ms: i64) -> String {
         let mut st = self.lock();
         st.tick_clock(now_ms);
         let req: Value = match serde_json::from_str(text) {
@@ -1792,6 +1859,8 @@ impl Exchange for SimExchange {
         let sig = get(&params, "signature").map(|s| (auth::ws_payload(pmap), s.to_string()));
         let auth = st.authenticate(get(&params, "apiKey"), sec, sig, &params, now_ms);
         let res = auth.clone().and_then(|a| st.op(a, op, &params, now_ms));
+        let outcome = res.as_ref().map(|_| ()).map_err(|e| e.code);
+        st.log_order(json!({"ws": conn}), op, &params, outcome, now_ms);
         let rl = st.rate_limits(auth.ok(), peer, is_order_op(op), now_ms);
         match res {
             Ok(v) => json!({"id": id, "status": 200, "result": v, "rateLimits": rl}).to_string(),
