@@ -67,6 +67,7 @@ fn run(
             Some(venue.cert_path()),
             false,
             creds,
+            None,
         )
         .expect("the session");
         live::run_with(cfg, &s, recorder, market, session).expect("live run")

@@ -89,6 +89,13 @@ pub struct Args {
     /// This engine's name on the bus; overrides `[bus] engine`.
     #[arg(long, value_name = "NAME")]
     engine: Option<String>,
+    /// With `--live` on a bus: a hot standby for the engine name. It follows the leader's
+    /// journal from the bus's archive and replays it through its own engine (sending nothing);
+    /// when the leader's lease lapses (`[bus] lease_ms` after its last renewal) it takes the
+    /// lease, continues the leader's journal, reconciles with the venue and quotes. A live run
+    /// on a bus without `--standby` refuses to start while another run holds the lease.
+    #[arg(long, requires = "live")]
+    standby: bool,
 }
 
 impl Args {
@@ -144,21 +151,48 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     }
     let cfg = cfg;
     let live_market = a.market == Market::Live || a.live;
+    // A live run on a bus leads its engine name by a lease, and its gateway sends only while
+    // the lease is valid (`runtime::lease`).
+    let bus_url = cfg.live.bus.url.clone().filter(|_| a.live);
+    anyhow::ensure!(
+        !a.standby || bus_url.is_some(),
+        "--standby follows a leader over the bus: give --bus URL and --engine NAME (or [bus] url \
+         and engine)"
+    );
+    anyhow::ensure!(
+        !a.standby || cfg.live.bus.archive,
+        "--standby follows the leader's journal from the bus's archive: [bus] archive must be on"
+    );
+    let gate = bus_url
+        .is_some()
+        .then(|| Arc::new(gateway::SendGate::closed()));
+    let identity = runtime::bus::new_run();
+    let run_token = runtime::archive::run_token(identity.1, identity.0);
     // With --live: the order-entry session, set up before anything is written (a missing key
-    // or a bad endpoint ends the command here).
-    let (venue_url, order_entry) = if a.live {
+    // or a bad endpoint ends the command here). A standby's starts when it takes over: until
+    // then it sends nothing at all.
+    let (venue_url, mut order_entry, mut standby_creds) = if a.live {
         let creds = gateway::binance::sign::Credentials::from_env()
             .context("--live needs the account's API key in the environment")?;
-        let (url, session) = live::order_entry::session(
-            &cfg,
-            a.venue_url.as_deref(),
-            a.ca_cert.as_deref(),
-            a.testnet,
-            creds,
-        )?;
-        (url, Some(session))
+        if a.standby {
+            let url = a
+                .venue_url
+                .clone()
+                .or_else(|| cfg.live.order_entry.rest_url.clone());
+            (url, None, Some(creds))
+        } else {
+            let (url, session) = live::order_entry::session(
+                &cfg,
+                a.venue_url.as_deref(),
+                a.ca_cert.as_deref(),
+                a.testnet,
+                creds,
+                gate.clone(),
+            )?;
+            (url, Some(session), None)
+        }
     } else {
-        (a.venue_url.clone(), None)
+        (a.venue_url.clone(), None, None)
     };
     anyhow::ensure!(
         live_market || (a.venue_url.is_none() && a.ca_cert.is_none() && a.record.is_none()),
@@ -217,13 +251,99 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let created_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let recorder = JournalRecorder::create_run(
-        &dir.join("journal"),
-        &cfg,
-        a.venue.segment_mib << 20,
-        created_ns,
-        Keep::Durable,
-    )?;
+    let mut keeper = None;
+    let mut begun = None;
+    let recorder = match (&bus_url, &gate, a.standby) {
+        (Some(url), Some(gate), true) => {
+            let bus = &cfg.live.bus;
+            let engine = bus.engine.clone().unwrap_or_default();
+            let took = runtime::standby::follow(runtime::standby::Follow {
+                url,
+                prefix: &bus.prefix,
+                engine: &engine,
+                config: &cfg,
+                journal_dir: &dir.join("journal"),
+                ttl: Duration::from_millis(bus.lease_ms),
+                run: &run_token,
+                gate: Arc::clone(gate),
+                stop: &settings.stop,
+            })?;
+            let Some(took) = took else {
+                _ = writeln!(
+                    std::io::stderr(),
+                    "ringmaker run: standby: stopped before taking over: nothing was sent, \
+                     nothing is kept"
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
+            keeper = Some(runtime::lease::Keeper::start(
+                url,
+                &bus.prefix,
+                took.held,
+                Arc::clone(&settings.stop),
+            )?);
+            // The session starts now: this run leads.
+            if let Some(creds) = standby_creds.take() {
+                order_entry = Some(
+                    live::order_entry::session(
+                        &cfg,
+                        a.venue_url.as_deref(),
+                        a.ca_cert.as_deref(),
+                        a.testnet,
+                        creds,
+                        Some(Arc::clone(gate)),
+                    )?
+                    .1,
+                );
+            }
+            match took.start {
+                runtime::standby::Start::Continue {
+                    replayer,
+                    dir: journal,
+                    leader,
+                    last_seq,
+                    last_ns,
+                } => {
+                    let (rec, engine, pending) = runtime::standby::continue_journal(
+                        replayer,
+                        &journal,
+                        &cfg,
+                        a.venue.segment_mib << 20,
+                        last_ns,
+                        created_ns,
+                    )?;
+                    _ = writeln!(
+                        std::io::stderr(),
+                        "ringmaker run: standby: taking over run {leader}: its journal goes on \
+                         here after seq {last_seq} ({pending} outputs of its last batch \
+                         journaled); the session reconciles with the venue before quoting"
+                    );
+                    begun = Some(Box::new(engine));
+                    rec
+                }
+                runtime::standby::Start::Fresh { why } => {
+                    _ = writeln!(
+                        std::io::stderr(),
+                        "ringmaker run: standby: taking over with a run of its own: {why}"
+                    );
+                    JournalRecorder::create_run(
+                        &dir.join("journal"),
+                        &cfg,
+                        a.venue.segment_mib << 20,
+                        created_ns,
+                        Keep::Durable,
+                    )?
+                }
+            }
+        }
+        _ => JournalRecorder::create_run(
+            &dir.join("journal"),
+            &cfg,
+            a.venue.segment_mib << 20,
+            created_ns,
+            Keep::Durable,
+        )?,
+    };
     let (summary, recorder, net) = if live_market {
         let (market, recording, counters) = crate::cmd_live::open(
             &cfg.engine,
@@ -237,8 +357,37 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             Arc::clone(&settings.stop),
         )?;
         let clock = crate::cmd_live::clock_line();
+        if let (Some(url), Some(gate), None) = (&bus_url, &gate, &keeper) {
+            // The lease, taken as late as possible (a start that outlasts it would lose it).
+            let bus = &cfg.live.bus;
+            let held = runtime::lease::take_for_run(
+                url,
+                &bus.prefix,
+                bus.engine.as_deref().unwrap_or_default(),
+                Duration::from_millis(bus.lease_ms),
+                &run_token,
+                Arc::clone(gate),
+            )?;
+            keeper = Some(runtime::lease::Keeper::start(
+                url,
+                &bus.prefix,
+                held,
+                Arc::clone(&settings.stop),
+            )?);
+        }
         let (summary, recorder) = match order_entry {
-            Some(session) => live::run_with(&cfg, &settings, recorder, market, session)?,
+            Some(session) => live::run_from(
+                &cfg,
+                &settings,
+                recorder,
+                market,
+                session,
+                live::Begin {
+                    engine: begun,
+                    lease: keeper.as_ref().map(|k| Arc::clone(&k.counters)),
+                    run: Some(identity),
+                },
+            )?,
             None => live::run_market(&cfg, &settings, recorder, market)?,
         };
         let report = recording.map(|r| r.finish());
@@ -251,6 +400,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         let (summary, recorder) = live::run(&cfg, &settings, recorder)?;
         (summary, recorder, None)
     };
+    // The run is over and its shutdown has cancelled its orders: the lease goes (at once to a
+    // standby), unless another run took it.
+    let lease = keeper.map(runtime::lease::Keeper::finish);
     let closed = recorder.close();
     if let (Ok(()), Some(r)) = (&closed, &summary.archive) {
         // The journal's close record, and whatever else the bus thread had not got to.
@@ -282,6 +434,12 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         Some(e.context("flushing the journal"))
     } else if let Err(e) = report {
         Some(e.context("writing report.json from the journal"))
+    } else if summary.cause == live::StopCause::Fenced {
+        Some(anyhow::anyhow!(
+            "fenced: another run took over engine {:?}; this run sent nothing to the venue after \
+             its lease lapsed",
+            cfg.live.bus.engine.as_deref().unwrap_or_default()
+        ))
     } else if summary.cause == live::StopCause::JournalFailed {
         Some(anyhow::anyhow!(
             "the journal stopped accepting records; every record before is intact"
@@ -324,6 +482,21 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     // closed by now and the summary is only a report.
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", summary.render());
+    if let Some(l) = &lease {
+        let _ = writeln!(
+            out,
+            "  lease            {} renewals ({} unanswered), {}",
+            l.renewals,
+            l.unanswered,
+            if l.fenced {
+                "fenced"
+            } else if l.released {
+                "released"
+            } else {
+                "not released (it lapses by itself)"
+            }
+        );
+    }
     if let Some((rec, stats, clock)) = &net {
         let _ = writeln!(out, "  live feed        {stats}");
         let _ = writeln!(out, "  host clock       {clock}");

@@ -504,6 +504,8 @@ pub struct BusCounters {
     pub archive_failures: AtomicU64,
     /// Heartbeats from a peer whose `[firm]` differs from this engine's.
     pub firm_mismatches: AtomicU64,
+    /// The engine name's lease (a live run that leads its engine name).
+    pub lease: std::sync::OnceLock<Arc<crate::lease::LeaseCounters>>,
 }
 
 /// The firm's limits as last planned by the bus thread.
@@ -532,6 +534,17 @@ pub struct BusLink {
     /// Into the engine's input ring: the firm's limits (`[firm]` on), with the clock that stamps
     /// their publication.
     pub input: Option<(crate::live::rings::InputProducer, quanta::Clock)>,
+    /// This run on the bus: `(run id, start ms)` ([`new_run`]); the archive's run token.
+    pub run: (u64, u64),
+}
+
+/// A new run's identity on the bus: `(run id, start ms)`, distinct per process and start.
+pub fn new_run() -> (u64, u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let id = now.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
+    (id, now.as_millis() as u64)
 }
 
 /// What the bus thread leaves behind: its counters' final values.
@@ -692,10 +705,7 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
 
     // The other engines, from their heartbeats (this run's own included, to catch a second run
     // under the same name).
-    let run_id = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id()).rotate_left(32);
+    let (run_id, start_ms) = link.run;
     let peers = Arc::new(std::sync::Mutex::new(Peers::new(&engine, run_id)));
     let mut heard = client
         .subscribe(subjects.heartbeats())
@@ -763,7 +773,9 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
     let period = Duration::from_millis(link.bus.heartbeat_ms);
     let hb_subject = subjects.heartbeat(&engine);
     let mut archive = match (&link.journal_dir, link.bus.archive) {
-        (Some(dir), true) => Some(ArchiveLink::new(&client, &link.bus, &engine, run_id, dir)),
+        (Some(dir), true) => Some(ArchiveLink::new(
+            &client, &link.bus, &engine, run_id, start_ms, dir,
+        )),
         _ => None,
     };
     // The only producer the bus thread holds: released at the shutdown (the engine stops once
@@ -864,6 +876,7 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     let mut end = counters.end();
+
     end.archive = archive.map(|a| crate::archive::Resume {
         url: url.clone(),
         prefix: link.bus.prefix.clone(),
@@ -897,11 +910,9 @@ impl ArchiveLink {
         bus: &BusConfig,
         engine: &str,
         run_id: u64,
+        start_ms: u64,
         dir: &std::path::Path,
     ) -> ArchiveLink {
-        let start_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         let run = crate::archive::run_token(start_ms, run_id);
         ArchiveLink {
             js: async_nats::jetstream::new(client.clone()),
@@ -1188,7 +1199,7 @@ async fn ask_ops(
 /// Runs `body` with a client connected to `url` (5 s at most to connect) on a single-threaded
 /// runtime of the calling thread's own: the clients of `ringmaker ctl --bus`, the tests and the
 /// bench. The URL's credentials never reach an error.
-fn as_client<T, F: std::future::Future<Output = anyhow::Result<T>>>(
+pub(crate) fn as_client<T, F: std::future::Future<Output = anyhow::Result<T>>>(
     url: &str,
     name: &str,
     body: impl FnOnce(async_nats::Client) -> F,

@@ -227,6 +227,59 @@ impl JournalRecorder {
         Ok(r)
     }
 
+    /// Reopens the journal in `dir` to continue it: a hot standby that has taken over its
+    /// leader's journal, rebuilt from the archive, appends after the last record it replayed
+    /// (the sequence goes on). `dir`'s config must be `run`'s engine config (the header's hash
+    /// is checked); `events` is how many events the journal holds. A settings record (this run's
+    /// runtime sections) marks where this run's records start.
+    pub fn continue_run(
+        dir: &Path,
+        run: &RunConfig,
+        segment_size: u64,
+        events: u64,
+        created_ns: u64,
+    ) -> anyhow::Result<JournalRecorder> {
+        let writer = Writer::open_append(
+            dir,
+            WriterOptions {
+                segment_size,
+                durability: Durability::PeriodicAsync {
+                    every_records: 1 << 16,
+                    every_ns: 1_000_000_000,
+                },
+                header_hash: header_hash(&run.engine.source),
+                created_ns,
+            },
+        )
+        .with_context(|| format!("continuing the journal in {}", dir.display()))?;
+        let mut r = JournalRecorder {
+            writer,
+            error: None,
+            events,
+            keep: Keep::Durable,
+        };
+        r.append(KIND_SETTINGS, 0, &run.settings_digest());
+        if let Some(e) = r.error.take() {
+            return Err(e).context("writing the settings record");
+        }
+        Ok(r)
+    }
+
+    /// Appends an engine output (an intent or a mode change, as [`Replayer::take_unjournaled`]
+    /// gives them): what the engine produced at the end of a journal cut short, journaled by the
+    /// run that continues it so that the journal replays whole. Any other kind is refused.
+    pub fn append_output(&mut self, kind: u16, t: i64, payload: &[u8]) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            kind == KIND_INTENT || kind == KIND_MODE,
+            "not an engine output: record kind {kind}"
+        );
+        self.append(kind, t, payload);
+        match &self.error {
+            Some(e) => Err(anyhow::anyhow!("appending to the journal: {e}")),
+            None => Ok(()),
+        }
+    }
+
     #[inline]
     fn append(&mut self, kind: u16, t: i64, payload: &[u8]) {
         if self.error.is_some() {

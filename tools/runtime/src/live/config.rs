@@ -227,6 +227,7 @@ impl OpsConfig {
 /// heartbeat_ms = 500             # how often this engine's state is published (default 500)
 /// archive = true                 # stream the journal to the bus's JetStream archive
 /// archive_days = 30              # how long the archive keeps it (1 to 3,650)
+/// lease_ms = 3000                # a live engine's leadership lease: its time to live (500 to 60,000)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -243,6 +244,10 @@ pub struct BusConfig {
     pub archive: bool,
     /// How long the archive keeps a journal, days.
     pub archive_days: u32,
+    /// The time to live of a live engine's leadership lease (`crate::lease`), ms: a standby
+    /// takes over this long after the leader's last renewal at the earliest; the leader stops
+    /// sending to the venue before it lapses unless a renewal was confirmed.
+    pub lease_ms: u64,
 }
 
 impl Default for BusConfig {
@@ -254,6 +259,7 @@ impl Default for BusConfig {
             heartbeat_ms: 500,
             archive: true,
             archive_days: 30,
+            lease_ms: 3_000,
         }
     }
 }
@@ -305,6 +311,13 @@ impl BusConfig {
                 "bus.archive_days",
                 &self.archive_days.to_string(),
                 "from 1 to 3,650 days",
+            );
+        }
+        if !(500..=60_000).contains(&self.lease_ms) {
+            return invalid(
+                "bus.lease_ms",
+                &self.lease_ms.to_string(),
+                "from 500 to 60,000 ms",
             );
         }
         if !(50..=60_000).contains(&self.heartbeat_ms) {

@@ -82,5 +82,5 @@ pub mod timer;
 
 pub use config::{CpuConfig, FeedConfig, LiveConfig, RingsConfig};
 pub use latency::Hop;
-pub use pipeline::{run, run_market, run_with, OpsSettings, Settings};
+pub use pipeline::{run, run_from, run_market, run_with, Begin, OpsSettings, Settings};
 pub use summary::{StopCause, Summary};

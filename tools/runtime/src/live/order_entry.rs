@@ -12,13 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The session for `cfg`'s instruments signing with `creds`, and the REST base the market data
-/// should follow (`None`: Binance production or testnet, by `testnet`).
+/// should follow (`None`: Binance production or testnet, by `testnet`). With a `gate` (a run
+/// that leads its engine name by a lease), it sends only while the gate is open.
 pub fn session(
     cfg: &RunConfig,
     venue_url: Option<&str>,
     ca_cert: Option<&Path>,
     testnet: bool,
     creds: Credentials,
+    gate: Option<Arc<gateway::SendGate>>,
 ) -> anyhow::Result<(Option<String>, Session<Credentials>)> {
     for i in &cfg.engine.instruments {
         anyhow::ensure!(
@@ -93,6 +95,7 @@ pub fn session(
         ack_timeout: Duration::from_millis(oe.ack_timeout_ms),
         recv_window_ms: oe.recv_window_ms,
         order_headroom: oe.order_headroom,
+        gate,
         ..SessionOptions::default()
     };
     let session = Session::new(creds, &endpoints, tls, instruments, worker, opts);

@@ -145,6 +145,41 @@ where
     V: Venue + Send + 'static,
     V::Stats: VenueStats + Send,
 {
+    run_from(run_cfg, settings, recorder, market, venue, Begin::default())
+}
+
+/// How a run begins beyond its config: a live run that leads its engine name, or a standby that
+/// took over its leader's journal.
+#[derive(Debug, Default)]
+pub struct Begin {
+    /// The engine to run (a standby's, with its leader's state): `None`, a new one.
+    pub engine: Option<Box<Engine>>,
+    /// The counters of the engine name's lease this run holds ([`crate::lease::Keeper`]), for
+    /// `/metrics`.
+    pub lease: Option<Arc<crate::lease::LeaseCounters>>,
+    /// This run's identity on the bus: `(run id, start ms)` (`None`: made by the bus thread).
+    pub run: Option<(u64, u64)>,
+}
+
+/// [`run_with`], beginning as `begin` says.
+pub fn run_from<S, V>(
+    run_cfg: &RunConfig,
+    settings: &Settings,
+    recorder: JournalRecorder,
+    market: MarketFeed<S>,
+    venue: V,
+    begin: Begin,
+) -> anyhow::Result<(Summary, JournalRecorder)>
+where
+    S: MarketSource + Send + 'static,
+    V: Venue + Send + 'static,
+    V::Stats: VenueStats + Send,
+{
+    let Begin {
+        engine: begun,
+        lease,
+        run: run_identity,
+    } = begin;
     anyhow::ensure!(
         settings.speed >= 0.0 && settings.speed.is_finite(),
         "--speed must be 0 (flat out) or a positive number, not {}",
@@ -172,6 +207,9 @@ where
     if let Some(r) = &settings.ops.reload {
         shared.reload_requested = Arc::clone(r);
     }
+    if let Some(l) = lease {
+        let _ = shared.ops.bus.lease.set(l);
+    }
     let shared = Arc::new(shared);
     // The metrics endpoint is bound before anything starts: a taken port ends the run here.
     let metrics = match live.ops.metrics_addr() {
@@ -195,7 +233,7 @@ where
     let feed_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));
     let engine_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));
     let gateway_stamps = stamps.channel(live.rings.latency, Arc::clone(&shared));
-    let host = Host::new(Engine::new(cfg), recorder);
+    let host = Host::new(begun.map_or_else(|| Engine::new(cfg), |e| *e), recorder);
 
     let n_inst = cfg.instruments.len();
     let started = Instant::now();
@@ -293,6 +331,7 @@ where
             requests: bus_tx,
             input: live.firm.is_on().then(|| (r.input.clone(), clock.clone())),
             journal_dir: settings.ops.journal_dir.clone(),
+            run: run_identity.unwrap_or_else(crate::bus::new_run),
         };
         let _ = writeln!(
             std::io::stderr(),
@@ -498,6 +537,15 @@ where
 
     let cause = match (proc_end.journal_failed, feed_end) {
         (true, _) => StopCause::JournalFailed,
+        _ if shared
+            .ops
+            .bus
+            .lease
+            .get()
+            .is_some_and(|l| l.fenced.load(Ordering::Acquire) == 1) =>
+        {
+            StopCause::Fenced
+        }
         (false, FeedEnd::EndOfData) => StopCause::EndOfData,
         (false, FeedEnd::Duration) => StopCause::Duration,
         (false, FeedEnd::Stopped) => StopCause::Signal,

@@ -22,6 +22,9 @@ pub enum StopCause {
     Signal,
     /// The journal stopped accepting records (everything before is intact).
     JournalFailed,
+    /// Another run took over the engine name's lease: this one was fenced (it sent nothing
+    /// more) and stopped.
+    Fenced,
 }
 
 impl StopCause {
@@ -31,6 +34,7 @@ impl StopCause {
             StopCause::Duration => "duration reached",
             StopCause::Signal => "stopped by signal",
             StopCause::JournalFailed => "journal failed",
+            StopCause::Fenced => "fenced: another run took over the engine's lease",
         }
     }
 }

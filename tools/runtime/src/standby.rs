@@ -1,0 +1,418 @@
+//! The hot standby (issue 19): `ringmaker run --live --standby` follows the leader of its engine
+//! name from the journal archive, replays it through its own engine in lockstep (sending
+//! nothing), and takes over when the leader's lease lapses ([`crate::lease`]).
+//!
+//! # Following
+//!
+//! The lease's value names the leader's archive run (`{start ms}-{run id}`). The standby reads
+//! that run's messages from the archive stream as they arrive (a pull consumer on its subject),
+//! writes each chunk back at its place in a journal directory of its own
+//! ([`crate::archive::Rebuild`]) and feeds each record to a [`Replayer`]: every input and batch
+//! end goes to its engine, every intent and mode change the leader journaled is compared with
+//! what its engine produced. A difference, a gap in the sequence or a config that is not this
+//! run's is an error: the standby could not continue that journal, so it says so and exits
+//! rather than take over with a state it cannot vouch for. A new leader run (the leader
+//! restarted) starts the following over.
+//!
+//! # Taking over
+//!
+//! When the key is gone (the leader's lease expired, or it released it at a clean stop), the
+//! standby takes it (compare-and-set create; another standby may win, and this one then follows
+//! the winner). It then reads what is left of the followed run in the archive, and:
+//!
+//! - **the leader's journal is not closed** (it died): the standby continues it. Whatever its
+//!   engine produced that the archive did not hold yet (the end of the last batch, which the
+//!   leader may or may not have sent) is journaled first, then a settings record, and its own
+//!   run's records follow with the next sequence numbers: one replay of the directory covers the
+//!   leader's run and this one. Its engine starts with the leader's state (orders, positions,
+//!   modes, PnL); the order-entry session then reconciles it with the venue before quoting (the
+//!   leader's orders are matched by their engine ids, the ones the standby never heard of are
+//!   cancelled or adopted, fills missed in between are applied, the position corrected);
+//! - **the leader's journal is closed** (it stopped cleanly, its orders cancelled), or there
+//!   was no leader: the standby starts a run of its own (a new journal, a new engine; the
+//!   session's reconciliation takes the venue's position).
+//!
+//! Nothing here runs on the engine, feed or gateway threads: following happens before the
+//! pipeline starts, on the calling thread, on a small runtime of its own.
+
+use crate::archive::{Chunk, Rebuild};
+use crate::config::RunConfig;
+use crate::lease::{Held, Holder, LeaseError, LeaseStore};
+use crate::record::{self, ReplayOutcome, Replayer, KIND_CONFIG};
+use anyhow::Context as _;
+use gateway::SendGate;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the standby follows with.
+#[derive(Debug)]
+pub struct Follow<'a> {
+    /// The NATS server.
+    pub url: &'a str,
+    /// The firm-wide subjects' prefix.
+    pub prefix: &'a str,
+    /// The engine name (the lease's key, the archive's subjects).
+    pub engine: &'a str,
+    /// This run's config: its engine part must be the leader's.
+    pub config: &'a RunConfig,
+    /// Where the leader's journal is rebuilt (a new or empty directory).
+    pub journal_dir: &'a Path,
+    /// The lease bucket's time to live, if this run makes the bucket.
+    pub ttl: Duration,
+    /// This run's archive run (written in the lease when it takes over).
+    pub run: &'a str,
+    /// The gateway's gate, opened when the lease is taken.
+    pub gate: Arc<SendGate>,
+    /// Set by SIGINT / SIGTERM: stop following.
+    pub stop: &'a AtomicBool,
+}
+
+/// The run a standby took over.
+#[derive(Debug)]
+pub struct Takeover {
+    /// The lease, for the bus thread to keep.
+    pub held: Held,
+    /// How the run starts.
+    pub start: Start,
+}
+
+/// How the new leader's run starts.
+#[derive(Debug)]
+pub enum Start {
+    /// The leader's journal, continued.
+    Continue {
+        /// The engine with the leader's state.
+        replayer: Box<Replayer>,
+        /// The rebuilt journal directory.
+        dir: PathBuf,
+        /// The leader's run followed.
+        leader: String,
+        /// The last sequence number replayed.
+        last_seq: u64,
+        /// The timestamp of the last record replayed.
+        last_ns: i64,
+    },
+    /// A run of its own (no leader followed, or the leader's journal closed).
+    Fresh {
+        /// Why.
+        why: String,
+    },
+}
+
+/// What the status line shows while following.
+#[derive(Debug, Default)]
+struct Progress {
+    records: u64,
+    last_seq: u64,
+    last_ns: i64,
+}
+
+/// One leader run being followed.
+struct Following {
+    run: String,
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    rebuild: Rebuild,
+    dir: PathBuf,
+    replayer: Option<Replayer>,
+    progress: Progress,
+}
+
+/// The most archive messages read in one pull.
+const BATCH: usize = 256;
+/// How often the lease's key is looked at.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Follows the leader until this run takes over (`Some`), or until `stop` (`None`).
+pub fn follow(f: Follow<'_>) -> anyhow::Result<Option<Takeover>> {
+    let name = format!("ringmaker {} standby", f.engine);
+    crate::bus::as_client(f.url, &name, |client| async move {
+        let store = LeaseStore::open(&client, f.prefix, f.engine, f.ttl).await?;
+        let js = async_nats::jetstream::new(client.clone());
+        let me = Holder::this_process(f.engine, f.run);
+        let mut following: Option<Following> = None;
+        let mut warned = false;
+        let mut next_status = Instant::now();
+        let say = |s: String| {
+            let _ = writeln!(std::io::stderr(), "ringmaker run: standby: {s}");
+        };
+        loop {
+            if f.stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let holder = match store.holder().await {
+                Ok(h) => h,
+                Err(e) => {
+                    if !warned {
+                        warned = true;
+                        say(format!("{e} (asked again)"));
+                    }
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+            };
+            match holder {
+                Some((h, _)) => {
+                    if following.as_ref().is_none_or(|x| x.run != h.run) {
+                        if crate::archive::run_start(&h.run).is_none() {
+                            anyhow::bail!(
+                                "the lease of engine {:?} is held by something that is not a \
+                                 ringmaker run ({h}): nothing to follow",
+                                f.engine
+                            );
+                        }
+                        say(format!("following {h}"));
+                        following = Some(start_following(&js, &f, &h.run, following).await?);
+                    }
+                    if let Some(x) = following.as_mut() {
+                        pull(x, &f, Duration::from_millis(50)).await?;
+                        if Instant::now() >= next_status {
+                            next_status = Instant::now() + Duration::from_secs(5);
+                            say(format!(
+                                "run {}: {} records replayed identical, at seq {}",
+                                x.run, x.progress.records, x.progress.last_seq
+                            ));
+                        }
+                    }
+                }
+                None => match store.acquire(&me).await {
+                    Ok((revision, sent)) => {
+                        let mut held = Held {
+                            me: me.clone(),
+                            revision,
+                            ttl: store.ttl,
+                            gate: Arc::clone(&f.gate),
+                        };
+                        held.confirmed(revision, sent);
+                        let start = match following.take() {
+                            None => Start::Fresh {
+                                why: "no leader was followed".into(),
+                            },
+                            Some(mut x) => {
+                                // What the leader got into the archive before it went.
+                                drain(&mut x, &f).await?;
+                                finish(x)?
+                            }
+                        };
+                        say(format!(
+                            "took the lease of engine {:?} (revision {revision})",
+                            f.engine
+                        ));
+                        return Ok(Some(Takeover { held, start }));
+                    }
+                    Err(LeaseError::Held) => {}
+                    Err(LeaseError::Unanswered(e)) => say(format!("taking the lease: {e}")),
+                },
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+}
+
+/// Starts following `run` (a previous following's rebuilt journal is removed first: it was
+/// this run's own, of a leader run that ended).
+async fn start_following(
+    js: &async_nats::jetstream::Context,
+    f: &Follow<'_>,
+    run: &str,
+    previous: Option<Following>,
+) -> anyhow::Result<Following> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    if let Some(p) = previous {
+        remove_rebuilt(&p.dir)?;
+    }
+    let name = crate::archive::stream_name(f.prefix);
+    let stream = js
+        .get_stream(&name)
+        .await
+        .map_err(|e| anyhow::anyhow!("the journal archive (stream {name}): {e}"))?;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: format!("{}.journal.{}.{run}", f.prefix, f.engine),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            inactive_threshold: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
+    Ok(Following {
+        run: run.to_owned(),
+        consumer,
+        rebuild: Rebuild::new(f.journal_dir)?,
+        dir: f.journal_dir.to_path_buf(),
+        replayer: None,
+        progress: Progress::default(),
+    })
+}
+
+/// Removes a rebuilt journal's segment files (nothing else: the directory is this run's own).
+fn remove_rebuilt(dir: &Path) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let p = e?.path();
+        let ours = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("seg-") && n.ends_with(".rmj"));
+        if ours {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads what the archive has of the followed run now (waiting `wait` at most for the first
+/// message), rebuilding and replaying it. The messages read.
+async fn pull(x: &mut Following, f: &Follow<'_>, wait: Duration) -> anyhow::Result<usize> {
+    use futures_util::StreamExt as _;
+    let mut batch = x
+        .consumer
+        .fetch()
+        .max_messages(BATCH)
+        .expires(wait)
+        .messages()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
+    let mut n = 0;
+    while let Some(m) = batch.next().await {
+        let m = m.map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
+        let num = |k: &str| -> anyhow::Result<u64> {
+            m.headers
+                .as_ref()
+                .and_then(|h| h.get(k))
+                .and_then(|v| v.as_str().parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("an archive message without {k}"))
+        };
+        let chunk = Chunk {
+            segment: num("Rm-Segment")?,
+            offset: num("Rm-Offset")?,
+            records: num("Rm-Records").unwrap_or(0),
+            last_seq: num("Rm-Last-Seq").ok(),
+            bytes: m.payload.to_vec(),
+        };
+        apply(x, f, &chunk)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Places one chunk and replays its records.
+fn apply(x: &mut Following, f: &Follow<'_>, c: &Chunk) -> anyhow::Result<()> {
+    if c.offset == 0 {
+        // A segment's header.
+        x.rebuild.put(c)?;
+        return Ok(());
+    }
+    let mut records = journal::records_in(&c.bytes);
+    let first = records.clone().next().map(|r| r.seq);
+    match first {
+        // Published again (its acknowledgement was lost) and delivered twice: already in.
+        Some(s) if s <= x.progress.last_seq => return Ok(()),
+        Some(s) if s != x.progress.last_seq + 1 => anyhow::bail!(
+            "the archive of run {} jumps from seq {} to {s}: the standby cannot continue a \
+             journal with a gap",
+            x.run,
+            x.progress.last_seq
+        ),
+        Some(_) => {}
+        None => anyhow::bail!("an archive message of run {} holds no whole record", x.run),
+    }
+    x.rebuild.put(c)?;
+    for rec in records.by_ref() {
+        if rec.seq == 1 {
+            anyhow::ensure!(
+                rec.kind == KIND_CONFIG,
+                "the followed journal does not start with its config"
+            );
+            let text =
+                std::str::from_utf8(rec.payload).context("the leader's config is not UTF-8")?;
+            let theirs = RunConfig::from_toml(text).context("the leader's config is invalid")?;
+            anyhow::ensure!(
+                theirs.engine.source == f.config.engine.source,
+                "the leader (run {}) runs another engine config than this standby's: a \
+                 standby must carry the leader's engine sections exactly (its [cpu], [rings], \
+                 [ops], [bus] may differ)",
+                x.run
+            );
+            x.replayer = Some(Replayer::new(&theirs.engine));
+        } else {
+            let r = x
+                .replayer
+                .as_mut()
+                .context("the followed journal's first record is missing")?;
+            if let Some(ReplayOutcome::Diverged { seq, expected, got }) = r.feed(&rec)? {
+                anyhow::bail!(
+                    "the leader's journal (run {}) does not replay here at seq {seq}: it has \
+                     {expected}, this engine produced {got}; the standby stops rather than \
+                     take over a state it cannot vouch for",
+                    x.run
+                );
+            }
+        }
+        x.progress.records += 1;
+        x.progress.last_seq = rec.seq;
+        x.progress.last_ns = x.progress.last_ns.max(rec.timestamp_ns);
+    }
+    anyhow::ensure!(
+        records.offset() == c.bytes.len(),
+        "an archive message of run {} ends inside a record",
+        x.run
+    );
+    Ok(())
+}
+
+/// After taking the lease: everything the archive still has of the followed run (until a pull
+/// comes back empty; the leader is gone or fenced, so little more is coming).
+async fn drain(x: &mut Following, f: &Follow<'_>) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        if pull(x, f, Duration::from_millis(100)).await? == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// How the run starts from what was followed.
+fn finish(x: Following) -> anyhow::Result<Start> {
+    let Some(replayer) = x.replayer else {
+        remove_rebuilt(&x.dir)?;
+        return Ok(Start::Fresh {
+            why: format!("nothing of run {} was in the archive", x.run),
+        });
+    };
+    if replayer.closed() {
+        remove_rebuilt(&x.dir)?;
+        return Ok(Start::Fresh {
+            why: format!("run {} ended cleanly (its journal is closed)", x.run),
+        });
+    }
+    Ok(Start::Continue {
+        replayer: Box::new(replayer),
+        dir: x.dir,
+        leader: x.run,
+        last_seq: x.progress.last_seq,
+        last_ns: x.progress.last_ns,
+    })
+}
+
+/// Continues the leader's journal in `dir` for this run: what the replayed engine produced that
+/// the archive did not hold is journaled first. The recorder and the engine.
+pub fn continue_journal(
+    mut replayer: Box<Replayer>,
+    dir: &Path,
+    run: &RunConfig,
+    segment_size: u64,
+    last_ns: i64,
+    created_ns: u64,
+) -> anyhow::Result<(record::JournalRecorder, engine::Engine, usize)> {
+    let pending = replayer.take_unjournaled();
+    let mut rec =
+        record::JournalRecorder::continue_run(dir, run, segment_size, replayer.events, created_ns)?;
+    for (kind, payload) in &pending {
+        rec.append_output(*kind, last_ns, payload)?;
+    }
+    Ok((rec, replayer.into_engine(), pending.len()))
+}
