@@ -54,7 +54,7 @@ ringmaker_start_time_seconds ringmaker_cancel_budget_used ringmaker_clock_maxerr
 ringmaker_venue_rate_limited_total ringmaker_daily_pnl ringmaker_bus_connected
 ringmaker_bus_heartbeats_total ringmaker_bus_requests_total ringmaker_firm_halted
 ringmaker_bus_peers ringmaker_firm_claim_usd ringmaker_firm_room_usd ringmaker_firm_pnl_usd
-ringmaker_bus_archive_records_total
+ringmaker_bus_archive_records_total ringmaker_lease_held ringmaker_lease_fenced
 """.split())
 NAME = re.compile(r"\bringmaker_[a-z_]+")
 # Bare words in a query that are not ringmaker metrics: PromQL's functions, aggregations,

@@ -23,6 +23,8 @@ pub struct LiveArgs {
     pub depth_stream: String,
     /// Record under this directory.
     pub record: Option<PathBuf>,
+    /// Sleep when idle rather than spin (`[cpu] idle = "backoff"`).
+    pub idle_backoff: bool,
 }
 
 /// A running recorder.
@@ -130,6 +132,9 @@ pub fn open(
         args.depth_stream
     );
     opts.depth_stream = args.depth_stream.clone();
+    if args.idle_backoff {
+        opts.idle_sleep = Some(std::time::Duration::from_micros(50));
+    }
     let insts = NetInstrument::of_config(cfg);
     let mut source = NetSource::new(&insts, opts, stop)?;
     let recording = match &args.record {

@@ -54,6 +54,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             ca_cert: a.ca_cert.clone(),
             depth_stream: a.depth_stream.clone(),
             record: Some(a.out.clone()),
+            idle_backoff: cfg.live.cpu.idle == runtime::live::config::IdleMode::Backoff,
         },
         Arc::clone(&stop),
     )?;

@@ -187,7 +187,11 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                 a.ca_cert.as_deref(),
                 a.testnet,
                 creds,
-                gate.clone(),
+                gate.clone().map(|gate| live::order_entry::Leading {
+                    gate,
+                    session_tag: identity.0,
+                    inherited: None,
+                }),
             )?;
             (url, Some(session), None)
         }
@@ -282,7 +286,18 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                 took.held,
                 Arc::clone(&settings.stop),
             )?);
-            // The session starts now: this run leads.
+            // The session starts now (this run leads), with the leader's open orders.
+            let inherited = match &took.start {
+                runtime::standby::Start::Continue {
+                    replayer, leader, ..
+                } => runtime::archive::run_id(leader).map(|tag| {
+                    gateway::binance::session::Inherited {
+                        session_tag: tag,
+                        orders: replayer.open_orders(),
+                    }
+                }),
+                runtime::standby::Start::Fresh { .. } => None,
+            };
             if let Some(creds) = standby_creds.take() {
                 order_entry = Some(
                     live::order_entry::session(
@@ -291,7 +306,11 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                         a.ca_cert.as_deref(),
                         a.testnet,
                         creds,
-                        Some(Arc::clone(gate)),
+                        Some(live::order_entry::Leading {
+                            gate: Arc::clone(gate),
+                            session_tag: identity.0,
+                            inherited,
+                        }),
                     )?
                     .1,
                 );
@@ -353,6 +372,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                 ca_cert: a.ca_cert.clone(),
                 depth_stream: a.depth_stream.clone(),
                 record: a.record.clone(),
+                idle_backoff: cfg.live.cpu.idle == runtime::live::config::IdleMode::Backoff,
             },
             Arc::clone(&settings.stop),
         )?;

@@ -84,6 +84,10 @@ pub struct NetOptions {
     pub conn: ConnOptions,
     /// The snapshot thread's.
     pub fetch: FetchOptions,
+    /// When nothing has arrived for a while, sleep this long between polls instead of spinning
+    /// (`None`: busy-poll, for a feed thread on a core of its own; `Some`: a host whose hot
+    /// threads share cores, where spinning takes the time the others need).
+    pub idle_sleep: Option<Duration>,
 }
 
 impl NetOptions {
@@ -102,6 +106,7 @@ impl NetOptions {
             reconnect_max: Duration::from_secs(30),
             conn: ConnOptions::default(),
             fetch: FetchOptions::default(),
+            idle_sleep: None,
         }
     }
 }
@@ -483,9 +488,14 @@ impl NetSource {
     }
 }
 
+/// Empty polls before an idle feed sleeps (`NetOptions::idle_sleep`).
+const IDLE_SPINS: u32 = 256;
+
 impl MarketSource for NetSource {
     fn next_input(&mut self) -> Option<Result<Input<'_>, SourceError>> {
         let mut spins = 0u32;
+        // Empty polls in a row (`NetOptions::idle_sleep`).
+        let mut idle_polls = 0u32;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return None;
@@ -586,7 +596,11 @@ impl MarketSource for NetSource {
                     }
                 }
             }
-            std::hint::spin_loop();
+            idle_polls = idle_polls.saturating_add(1);
+            match self.opts.idle_sleep {
+                Some(d) if idle_polls > IDLE_SPINS => std::thread::sleep(d),
+                _ => std::hint::spin_loop(),
+            }
         }
     }
 

@@ -190,6 +190,26 @@ pub struct SessionOptions {
     /// The send gate a failover lease keeps (see the module documentation, "The send gate");
     /// `None`: always open. The session hands it to its REST side too.
     pub gate: Option<Arc<SendGate>>,
+    /// Orders a predecessor run placed that this session's engine holds open: a hot standby
+    /// that took over its leader's journal starts with the leader's orders (see
+    /// [`Inherited`]).
+    pub inherited: Option<Inherited>,
+}
+
+/// The orders a session inherits from the run before it (a hot standby's takeover): the engine
+/// holds them open from the predecessor's journal, under the predecessor's session tag.
+///
+/// The session writes their ids in the predecessor's form (`ClientIds` of its tag), so cancels
+/// reach them, and asks the venue for the status of each in its first reconciliation, as for an
+/// order whose answer was lost: the answer (open, filled, or gone: cancelled by the
+/// predecessor's dead-man switch, never placed) is a reconciliation event, so the engine ends
+/// the ones the venue no longer has instead of cancelling them for ever.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inherited {
+    /// The predecessor's session tag.
+    pub session_tag: u64,
+    /// `(instrument, engine client order id, side)` of each order the engine holds open.
+    pub orders: Vec<(InstrumentId, u64, engine::Side)>,
 }
 
 impl Default for SessionOptions {
@@ -204,6 +224,7 @@ impl Default for SessionOptions {
             order_headroom: 0.9,
             session_tag: wall_ms() as u64,
             gate: None,
+            inherited: None,
         }
     }
 }
@@ -281,6 +302,8 @@ pub struct SessionStats {
     /// was fenced): each took it down without a REST cancel-all and stopped every send until
     /// the gate opened again.
     pub gate_closed: u64,
+    /// Orders inherited from the predecessor run ([`Inherited`]), each asked about.
+    pub inherited_orders: u64,
     /// Jobs the REST side dropped because the send gate was closed when their turn came
     /// (snapshots, cancel-alls, the end's requests).
     pub rest_gated: u64,
@@ -456,7 +479,7 @@ impl<S: Signer> Session<S> {
             .enumerate()
             .map(|(k, i)| (k as InstrumentId, i.instrument))
             .collect();
-        Session {
+        let mut s = Session {
             signer,
             ids: ClientIds::new(opts.session_tag),
             instruments,
@@ -498,6 +521,49 @@ impl<S: Signer> Session<S> {
             paced: Vec::with_capacity(256),
             snapshot_pause: Duration::from_millis(500),
             opts,
+        };
+        if let Some(inh) = s.opts.inherited.take() {
+            s.inherit(&inh, now);
+        }
+        s
+    }
+
+    /// Takes over the predecessor's open orders (see [`Inherited`]): their ids in its form,
+    /// and a status query for each, due at the first reconciliation. Beyond the room for ids
+    /// of earlier sessions or for requests in flight, the rest are left to the venue's
+    /// open-orders snapshot (which reports every one still open).
+    fn inherit(&mut self, inh: &Inherited, now: Instant) {
+        let theirs = ClientIds::new(inh.session_tag);
+        let mut buf = Vec::with_capacity(ClientIds::LEN);
+        for &(instrument, cid, side) in &inh.orders {
+            if (instrument as usize) >= self.instruments.len()
+                || self.earlier.len() >= self.earlier.capacity()
+                || self.in_flight.len() >= self.in_flight.capacity() / 2
+                || self.earlier_of(cid).is_some()
+            {
+                continue;
+            }
+            buf.clear();
+            theirs.write(cid, &mut buf);
+            let mut b = [0u8; 36];
+            let n = buf.len().min(36);
+            b[..n].copy_from_slice(&buf[..n]);
+            let at = self.earlier.partition_point(|e| e.0 < cid);
+            self.earlier.insert(at, (cid, b, n));
+            self.in_flight.push(InFlight {
+                req: self.next_req,
+                kind: ReqKind::Status,
+                instrument,
+                cid,
+                side,
+                at: now,
+                unknown: true,
+                orphan: false,
+                after_cancel_reject: false,
+                tries: 0,
+            });
+            self.next_req += 1;
+            self.stats.inherited_orders += 1;
         }
     }
 

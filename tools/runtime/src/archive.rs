@@ -205,6 +205,10 @@ pub struct Resume {
     pub position: (u64, u64),
     /// Records archived so far.
     pub records: u64,
+    /// A chunk published without its acknowledgement seen: published again first, exactly as
+    /// it was (a chunk read anew from its offset may have grown, and the server would drop it
+    /// as the duplicate of this one).
+    pub unacked: Option<Chunk>,
 }
 
 /// Why a chunk cannot be placed.
@@ -320,6 +324,13 @@ pub fn run_start(token: &str) -> Option<u64> {
     ms.parse().ok()
 }
 
+/// A run token's run id (`None`: not one of ours). A live run's session tag (its client order
+/// ids) is its run id, so a standby knows its leader's ids from the token it follows.
+pub fn run_id(token: &str) -> Option<u64> {
+    run_start(token)?;
+    u64::from_str_radix(token.split_once('-')?.1, 16).ok()
+}
+
 /// The archive's stream name for subjects under `prefix`.
 pub fn stream_name(prefix: &str) -> String {
     format!("{}_journal", prefix.replace('.', "_"))
@@ -431,6 +442,8 @@ mod tests {
         let t = run_token(1_700_000_000_123, 0xabc);
         assert_eq!(t, "1700000000123-0000000000000abc");
         assert_eq!(run_start(&t), Some(1_700_000_000_123));
+        assert_eq!(run_id(&t), Some(0xabc));
+        assert_eq!(run_id("1700000000123-xyz"), None);
         assert_eq!(run_start("x-0000000000000abc"), None);
         assert_eq!(run_start("12-abc"), None);
         assert_eq!(stream_name("firm.mm"), "firm_mm_journal");

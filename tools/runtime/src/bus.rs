@@ -760,7 +760,8 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
                         let _ = writeln!(
                             std::io::stderr(),
                             "ringmaker run: warning: bus: another run publishes heartbeats as \
-                             engine {:?}: each engine needs a name of its own",
+                             engine {:?}: each engine needs a name of its own (after a failover: \
+                             the fenced predecessor, until it stops)",
                             p.me
                         );
                     }
@@ -884,6 +885,7 @@ async fn serve(mut link: BusLink, shared: Arc<Shared>) -> anyhow::Result<BusEnd>
         run: a.run,
         position: a.tailer.position(),
         records: end.archive_records,
+        unacked: a.unacked.clone(),
     });
     Ok(end)
 }
@@ -898,6 +900,8 @@ struct ArchiveLink {
     subject: String,
     run: String,
     tailer: crate::archive::Tailer,
+    /// The chunk last published without an acknowledgement seen.
+    unacked: Option<crate::archive::Chunk>,
     warned: bool,
     /// After a failure, not before this (a server without JetStream is not asked 50 times a
     /// second).
@@ -927,6 +931,7 @@ impl ArchiveLink {
             subject: format!("{}.journal.{engine}.{run}", bus.prefix),
             run,
             tailer: crate::archive::Tailer::new(dir),
+            unacked: None,
             warned: false,
             retry_at: Instant::now(),
         }
@@ -935,6 +940,11 @@ impl ArchiveLink {
     fn fail(&mut self, counters: &BusCounters, what: String) {
         counters.archive_failures.fetch_add(1, Ordering::Relaxed);
         self.retry_at = Instant::now() + Duration::from_secs(1);
+        self.warn(&what);
+    }
+
+    /// Said once a run.
+    fn warn(&mut self, what: &str) {
         if !self.warned {
             self.warned = true;
             let _ = writeln!(
@@ -971,14 +981,20 @@ impl ArchiveLink {
             }
         }
         for _ in 0..budget {
-            let c = match self.tailer.next() {
-                Ok(crate::archive::Next::Chunk(c)) => c,
-                Ok(crate::archive::Next::Roll) => {
-                    self.tailer.roll();
-                    continue;
-                }
-                Ok(crate::archive::Next::Idle) => return,
-                Err(e) => return self.fail(counters, format!("reading the journal: {e}")),
+            // A chunk whose acknowledgement was not seen goes again exactly as it was: the
+            // server drops it if it has it (the same message id), and a chunk grown since
+            // (more records whole) would be dropped as that duplicate, its new records lost.
+            let c = match self.unacked.take() {
+                Some(c) => c,
+                None => match self.tailer.next() {
+                    Ok(crate::archive::Next::Chunk(c)) => c,
+                    Ok(crate::archive::Next::Roll) => {
+                        self.tailer.roll();
+                        continue;
+                    }
+                    Ok(crate::archive::Next::Idle) => return,
+                    Err(e) => return self.fail(counters, format!("reading the journal: {e}")),
+                },
             };
             match publish_chunk(&self.js, &self.subject, &self.run, &c, wait()).await {
                 Ok(()) => {
@@ -990,8 +1006,36 @@ impl ArchiveLink {
                         .archive_bytes
                         .fetch_add(c.bytes.len() as u64, Ordering::Relaxed);
                 }
-                Err(e) => return self.fail(counters, e),
+                Err(ChunkError::Late(e)) => {
+                    // Not acknowledged before the next heartbeat: the same chunk goes again at
+                    // the next turn (the server drops it if it has it); no pause, the server
+                    // answers, only slowly.
+                    self.unacked = Some(c);
+                    counters.archive_failures.fetch_add(1, Ordering::Relaxed);
+                    self.warn(&e);
+                    return;
+                }
+                Err(ChunkError::Failed(e)) => {
+                    self.unacked = Some(c);
+                    return self.fail(counters, e);
+                }
             }
+        }
+    }
+}
+
+/// Why a chunk was not seen acknowledged.
+enum ChunkError {
+    /// No acknowledgement in the time given (the server may have it).
+    Late(String),
+    /// The publish failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChunkError::Late(e) | ChunkError::Failed(e) => f.write_str(e),
         }
     }
 }
@@ -1004,7 +1048,7 @@ async fn publish_chunk(
     run: &str,
     c: &crate::archive::Chunk,
     wait: Duration,
-) -> Result<(), String> {
+) -> Result<(), ChunkError> {
     let mut h = async_nats::HeaderMap::new();
     h.insert("Rm-Segment", c.segment.to_string().as_str());
     h.insert("Rm-Offset", c.offset.to_string().as_str());
@@ -1024,8 +1068,11 @@ async fn publish_chunk(
     };
     match tokio::time::timeout(wait, sent).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(format!("no acknowledgement within {} ms", wait.as_millis())),
+        Ok(Err(e)) => Err(ChunkError::Failed(e)),
+        Err(_) => Err(ChunkError::Late(format!(
+            "no acknowledgement within {} ms",
+            wait.as_millis()
+        ))),
     }
 }
 
@@ -1038,12 +1085,17 @@ pub fn archive_rest(r: &crate::archive::Resume, dir: &std::path::Path) -> anyhow
         let mut t = crate::archive::Tailer::at(dir, r.position.0, r.position.1);
         let mut records = r.records;
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut unacked = r.unacked.clone();
         loop {
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "the journal archive did not catch up within 10 s"
             );
-            match t.next()? {
+            let next = match unacked.take() {
+                Some(c) => crate::archive::Next::Chunk(c),
+                None => t.next()?,
+            };
+            match next {
                 crate::archive::Next::Chunk(c) => {
                     publish_chunk(&js, &r.subject, &r.run, &c, Duration::from_secs(2))
                         .await

@@ -104,6 +104,9 @@ pub struct LeaseStore {
     key: String,
     /// The bucket's time to live (the stream's `max_age`): what the server actually does.
     pub ttl: Duration,
+    /// How long a call may take before it counts as unanswered (a fifth of the time to live, at
+    /// most 2 s: a renewal lost in a slow server is tried again well before the lease lapses).
+    wait: Duration,
 }
 
 impl std::fmt::Debug for LeaseStore {
@@ -173,6 +176,7 @@ impl LeaseStore {
             kv,
             key: engine.to_owned(),
             ttl: actual,
+            wait: (actual / 5).clamp(Duration::from_millis(100), CALL_WAIT),
         })
     }
 
@@ -188,7 +192,13 @@ impl LeaseStore {
 
     /// The current holder and the key's revision (`None`: nobody holds it).
     pub async fn holder(&self) -> Result<Option<(Holder, u64)>, LeaseError> {
-        let e = tokio::time::timeout(CALL_WAIT, self.kv.entry(self.key.clone()))
+        Ok(self.holder_at().await?.map(|(h, r, _)| (h, r)))
+    }
+
+    /// [`LeaseStore::holder`], with when the key was last written (the server's clock, ms since
+    /// the UNIX epoch).
+    pub async fn holder_at(&self) -> Result<Option<(Holder, u64, i64)>, LeaseError> {
+        let e = tokio::time::timeout(self.wait, self.kv.entry(self.key.clone()))
             .await
             .map_err(|_| LeaseError::Unanswered("no answer from the lease bucket".into()))?
             .map_err(|e| LeaseError::Unanswered(format!("reading the lease: {e}")))?;
@@ -202,7 +212,8 @@ impl LeaseStore {
                     pid: 0,
                     since_ms: 0,
                 });
-                Some((h, e.revision))
+                let at_ms = (e.created.unix_timestamp_nanos() / 1_000_000) as i64;
+                Some((h, e.revision, at_ms))
             }
             _ => None,
         })
@@ -213,7 +224,7 @@ impl LeaseStore {
     pub async fn acquire(&self, me: &Holder) -> Result<(u64, Instant), LeaseError> {
         let body = serde_json::to_vec(me).unwrap_or_default();
         let sent = Instant::now();
-        match tokio::time::timeout(CALL_WAIT, self.kv.create(&self.key, body.into())).await {
+        match tokio::time::timeout(self.wait, self.kv.create(&self.key, body.into())).await {
             Err(_) => Err(LeaseError::Unanswered(
                 "no answer from the lease bucket".into(),
             )),
@@ -228,7 +239,7 @@ impl LeaseStore {
     pub async fn renew(&self, me: &Holder, rev: u64) -> Result<(u64, Instant), LeaseError> {
         let body = serde_json::to_vec(me).unwrap_or_default();
         let sent = Instant::now();
-        match tokio::time::timeout(CALL_WAIT, self.kv.update(&self.key, body.into(), rev)).await {
+        match tokio::time::timeout(self.wait, self.kv.update(&self.key, body.into(), rev)).await {
             Err(_) => Err(LeaseError::Unanswered(
                 "no answer from the lease bucket".into(),
             )),
@@ -243,7 +254,7 @@ impl LeaseStore {
     /// Gives the lease up (held at revision `rev`), so a standby takes over at once.
     pub async fn release(&self, rev: u64) -> Result<(), LeaseError> {
         match tokio::time::timeout(
-            CALL_WAIT,
+            self.wait,
             self.kv.delete_expect_revision(&self.key, Some(rev)),
         )
         .await
@@ -330,10 +341,32 @@ pub async fn keep(
                 }
                 return end;
             }
-            Err(LeaseError::Unanswered(_)) => {
+            Err(LeaseError::Unanswered(e)) => {
                 end.unanswered += 1;
                 counters.unanswered.fetch_add(1, Ordering::Relaxed);
+                if end.unanswered == 1 {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "ringmaker run: warning: lease: a renewal went unanswered: {e} (tried \
+                         again; counted in ringmaker_lease_renewals_total)"
+                    );
+                }
             }
+        }
+        // Held while the gate is open: a lease whose renewals go unanswered lapses here.
+        let open = held.gate.is_open(Instant::now());
+        if (counters.held.swap(u64::from(open), Ordering::Relaxed) == 1) != open {
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringmaker run: {}lease: {}",
+                if open { "" } else { "warning: " },
+                if open {
+                    "renewed again: the venue may be sent to"
+                } else {
+                    "no renewal confirmed within its time to live: nothing is sent to the \
+                     venue until one is"
+                }
+            );
         }
         let until = Instant::now() + store.renew_every();
         while Instant::now() < until && !stop() {
@@ -351,7 +384,8 @@ pub async fn keep(
 /// The lease's counters, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct LeaseCounters {
-    /// This run holds the lease (1) or not (0).
+    /// This run holds the lease (1: a renewal confirmed within its time to live, the gate open)
+    /// or not (0).
     pub held: std::sync::atomic::AtomicU64,
     /// The revision held.
     pub revision: std::sync::atomic::AtomicU64,

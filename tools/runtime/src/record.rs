@@ -844,6 +844,19 @@ impl Replayer {
         self.produced.out.drain(..).collect()
     }
 
+    /// The orders the engine holds open: `(instrument, client order id, side)`.
+    pub fn open_orders(&self) -> Vec<(engine::InstrumentId, u64, engine::Side)> {
+        (0..self.engine.instruments() as engine::InstrumentId)
+            .filter_map(|i| self.engine.instrument(i).map(|v| (i, v)))
+            .flat_map(|(i, v)| {
+                v.orders
+                    .open()
+                    .map(move |o| (i, o.client_order_id, o.side))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// The engine, with the state the records fed have built.
     pub fn into_engine(self) -> Engine {
         self.engine

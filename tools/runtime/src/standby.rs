@@ -113,11 +113,31 @@ struct Progress {
 /// One leader run being followed.
 struct Following {
     run: String,
+    stream: async_nats::jetstream::stream::Stream,
+    subject: String,
     consumer: async_nats::jetstream::consumer::PullConsumer,
+    /// The stream sequence after the last message read: where a new consumer starts.
+    next_stream_seq: u64,
     rebuild: Rebuild,
     dir: PathBuf,
     replayer: Option<Replayer>,
     progress: Progress,
+    warned: bool,
+    /// A pull came back short of a whole batch: the archive's backlog is read.
+    caught_up: bool,
+}
+
+impl Following {
+    /// A read of the archive failed: said once, tried again.
+    fn unread(&mut self, what: String) {
+        if !self.warned {
+            self.warned = true;
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringmaker run: standby: warning: {what} (tried again)"
+            );
+        }
+    }
 }
 
 /// The most archive messages read in one pull.
@@ -134,27 +154,46 @@ pub fn follow(f: Follow<'_>) -> anyhow::Result<Option<Takeover>> {
         let me = Holder::this_process(f.engine, f.run);
         let mut following: Option<Following> = None;
         let mut warned = false;
+        // When this run last asked for the key (a lost answer may have given it the key).
+        let mut asked_at: Option<Instant> = None;
+        // When the leader last renewed its lease (the server's clock), as last seen.
+        let mut last_renewal_ms: Option<i64> = None;
         let mut next_status = Instant::now();
         let say = |s: String| {
             let _ = writeln!(std::io::stderr(), "ringmaker run: standby: {s}");
         };
+        let mut next_look = Instant::now();
         loop {
             if f.stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            let holder = match store.holder().await {
+            // Between two looks at the lease, the archive is read as fast as it comes.
+            if Instant::now() < next_look {
+                if let Some(x) = following.as_mut() {
+                    pull(x, &f, Duration::from_millis(50)).await?;
+                } else {
+                    tokio::time::sleep(next_look - Instant::now()).await;
+                }
+                continue;
+            }
+            next_look = Instant::now() + POLL;
+            let holder = match store.holder_at().await {
                 Ok(h) => h,
                 Err(e) => {
                     if !warned {
                         warned = true;
                         say(format!("{e} (asked again)"));
                     }
-                    tokio::time::sleep(POLL).await;
                     continue;
                 }
             };
-            match holder {
-                Some((h, _)) => {
+            let took = match holder {
+                // A take whose answer was lost: the key is this run's after all.
+                Some((h, revision, _)) if h.run == me.run => {
+                    Some((revision, asked_at.unwrap_or_else(Instant::now)))
+                }
+                Some((h, _, written_ms)) => {
+                    last_renewal_ms = Some(written_ms);
                     if following.as_ref().is_none_or(|x| x.run != h.run) {
                         if crate::archive::run_start(&h.run).is_none() {
                             anyhow::bail!(
@@ -163,8 +202,23 @@ pub fn follow(f: Follow<'_>) -> anyhow::Result<Option<Takeover>> {
                                 f.engine
                             );
                         }
-                        say(format!("following {h}"));
-                        following = Some(start_following(&js, &f, &h.run, following).await?);
+                        if let Some(p) = following.take() {
+                            // This run's own rebuild of a leader run that ended.
+                            remove_rebuilt(&p.dir)?;
+                        }
+                        match start_following(&js, &f, &h.run).await {
+                            Ok(x) => {
+                                say(format!("following {h}"));
+                                following = Some(x);
+                            }
+                            // The archive not there yet (the leader just started), or the
+                            // server away: asked again at the next look.
+                            Err(e) if !warned => {
+                                warned = true;
+                                say(format!("{e:#} (asked again)"));
+                            }
+                            Err(_) => {}
+                        }
                     }
                     if let Some(x) = following.as_mut() {
                         pull(x, &f, Duration::from_millis(50)).await?;
@@ -176,76 +230,110 @@ pub fn follow(f: Follow<'_>) -> anyhow::Result<Option<Takeover>> {
                             ));
                         }
                     }
+                    None
                 }
-                None => match store.acquire(&me).await {
-                    Ok((revision, sent)) => {
-                        let mut held = Held {
-                            me: me.clone(),
-                            revision,
-                            ttl: store.ttl,
-                            gate: Arc::clone(&f.gate),
-                        };
-                        held.confirmed(revision, sent);
-                        let start = match following.take() {
-                            None => Start::Fresh {
-                                why: "no leader was followed".into(),
-                            },
-                            Some(mut x) => {
-                                // What the leader got into the archive before it went.
-                                drain(&mut x, &f).await?;
-                                finish(x)?
-                            }
-                        };
-                        say(format!(
-                            "took the lease of engine {:?} (revision {revision})",
-                            f.engine
-                        ));
-                        return Ok(Some(Takeover { held, start }));
+                None => {
+                    asked_at = Some(Instant::now());
+                    match store.acquire(&me).await {
+                        Ok(r) => Some(r),
+                        Err(LeaseError::Held) => None,
+                        Err(LeaseError::Unanswered(e)) => {
+                            say(format!("taking the lease: {e}"));
+                            None
+                        }
                     }
-                    Err(LeaseError::Held) => {}
-                    Err(LeaseError::Unanswered(e)) => say(format!("taking the lease: {e}")),
-                },
+                }
+            };
+            if let Some((revision, sent)) = took {
+                let taken_ms = crate::bus::new_run().1 as i64;
+                let mut held = Held {
+                    me: me.clone(),
+                    revision,
+                    ttl: store.ttl,
+                    gate: Arc::clone(&f.gate),
+                };
+                held.confirmed(revision, sent);
+                let start = match following.take() {
+                    None => Start::Fresh {
+                        why: "no leader was followed".into(),
+                    },
+                    Some(mut x) => {
+                        // What the leader got into the archive before it went.
+                        let (before, t) = (x.progress.last_seq, Instant::now());
+                        drain(&mut x, &f).await?;
+                        say(format!(
+                            "read the rest of run {}: seq {before} to {} in {} ms",
+                            x.run,
+                            x.progress.last_seq,
+                            t.elapsed().as_millis()
+                        ));
+                        finish(x)?
+                    }
+                };
+                let after = last_renewal_ms.map_or_else(String::new, |w| {
+                    format!(", {} ms after the leader's last renewal", taken_ms - w)
+                });
+                say(format!(
+                    "took the lease of engine {:?} (revision {revision}){after}",
+                    f.engine
+                ));
+                return Ok(Some(Takeover { held, start }));
             }
-            tokio::time::sleep(POLL).await;
         }
     })
 }
 
-/// Starts following `run` (a previous following's rebuilt journal is removed first: it was
-/// this run's own, of a leader run that ended).
+/// Starts following `run`.
 async fn start_following(
     js: &async_nats::jetstream::Context,
     f: &Follow<'_>,
     run: &str,
-    previous: Option<Following>,
 ) -> anyhow::Result<Following> {
-    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-    if let Some(p) = previous {
-        remove_rebuilt(&p.dir)?;
-    }
     let name = crate::archive::stream_name(f.prefix);
     let stream = js
         .get_stream(&name)
         .await
         .map_err(|e| anyhow::anyhow!("the journal archive (stream {name}): {e}"))?;
-    let consumer = stream
+    let subject = format!("{}.journal.{}.{run}", f.prefix, f.engine);
+    let consumer = consumer_from(&stream, &subject, 0).await?;
+    Ok(Following {
+        run: run.to_owned(),
+        stream,
+        subject,
+        consumer,
+        next_stream_seq: 0,
+        rebuild: Rebuild::new(f.journal_dir)?,
+        dir: f.journal_dir.to_path_buf(),
+        replayer: None,
+        progress: Progress::default(),
+        warned: false,
+        caught_up: false,
+    })
+}
+
+/// A consumer of `subject` from stream sequence `from` on (0: from the start).
+async fn consumer_from(
+    stream: &async_nats::jetstream::stream::Stream,
+    subject: &str,
+    from: u64,
+) -> anyhow::Result<async_nats::jetstream::consumer::PullConsumer> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    stream
         .create_consumer(pull::Config {
-            filter_subject: format!("{}.journal.{}.{run}", f.prefix, f.engine),
-            deliver_policy: DeliverPolicy::All,
+            filter_subject: subject.to_owned(),
+            deliver_policy: if from == 0 {
+                DeliverPolicy::All
+            } else {
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                }
+            },
             ack_policy: AckPolicy::None,
             inactive_threshold: Duration::from_secs(60),
             ..Default::default()
         })
         .await
-        .map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
-    Ok(Following {
-        run: run.to_owned(),
-        consumer,
-        rebuild: Rebuild::new(f.journal_dir)?,
-        dir: f.journal_dir.to_path_buf(),
-        replayer: None,
-        progress: Progress::default(),
-    })
+        .map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))
 }
 
 /// Removes a rebuilt journal's segment files (nothing else: the directory is this run's own).
@@ -267,17 +355,50 @@ fn remove_rebuilt(dir: &Path) -> anyhow::Result<()> {
 /// message), rebuilding and replaying it. The messages read.
 async fn pull(x: &mut Following, f: &Follow<'_>, wait: Duration) -> anyhow::Result<usize> {
     use futures_util::StreamExt as _;
-    let mut batch = x
+    // A server away or slow is waited for (the next pull asks again from where this one got
+    // to); only what the archive holds can end the following (`apply`). A batch that waits
+    // (`expires`) rather than a no-wait fetch: a 2.9 server keeps a no-wait request with
+    // nothing to deliver open for seconds.
+    let mut batch = match x
         .consumer
-        .fetch()
+        .batch()
         .max_messages(BATCH)
         .expires(wait)
         .messages()
         .await
-        .map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
+    {
+        Ok(b) => b,
+        Err(e) => {
+            x.unread(format!("reading the journal archive: {e}"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return Ok(0);
+        }
+    };
     let mut n = 0;
-    while let Some(m) = batch.next().await {
-        let m = m.map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
+    // A batch the client never sees end (seen with a 2.9 server: seconds past its expiry) is
+    // given up at this deadline, and the consumer made anew from the next stream sequence (a
+    // message delivered to the one given up is read again, none is lost).
+    let mut deadline = Instant::now() + wait + Duration::from_millis(250);
+    let mut stuck = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = match tokio::time::timeout(left, batch.next()).await {
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => {
+                x.unread(format!("reading the journal archive: {e}"));
+                break;
+            }
+            Ok(None) => break,
+            Err(_) => {
+                stuck = true;
+                break;
+            }
+        };
+        if let Ok(info) = m.info() {
+            x.next_stream_seq = info.stream_sequence + 1;
+        }
+        // A batch still arriving is not stuck.
+        deadline = deadline.max(Instant::now() + Duration::from_millis(250));
         let num = |k: &str| -> anyhow::Result<u64> {
             m.headers
                 .as_ref()
@@ -295,6 +416,22 @@ async fn pull(x: &mut Following, f: &Follow<'_>, wait: Duration) -> anyhow::Resu
         apply(x, f, &chunk)?;
         n += 1;
     }
+    drop(batch);
+    if stuck {
+        match consumer_from(&x.stream, &x.subject, x.next_stream_seq).await {
+            Ok(c) => x.consumer = c,
+            Err(e) => x.unread(format!("{e:#}")),
+        }
+    }
+    if n < BATCH && !x.caught_up && x.replayer.is_some() {
+        x.caught_up = true;
+        let _ = writeln!(
+            std::io::stderr(),
+            "ringmaker run: standby: caught up with run {} at seq {}: following it live",
+            x.run,
+            x.progress.last_seq
+        );
+    }
     Ok(n)
 }
 
@@ -307,20 +444,26 @@ fn apply(x: &mut Following, f: &Follow<'_>, c: &Chunk) -> anyhow::Result<()> {
     }
     let mut records = journal::records_in(&c.bytes);
     let first = records.clone().next().map(|r| r.seq);
-    match first {
-        // Published again (its acknowledgement was lost) and delivered twice: already in.
-        Some(s) if s <= x.progress.last_seq => return Ok(()),
-        Some(s) if s != x.progress.last_seq + 1 => anyhow::bail!(
+    let last = records.clone().last().map(|r| r.seq);
+    match (first, last) {
+        // Published again and delivered twice: already in.
+        (Some(_), Some(l)) if l <= x.progress.last_seq => return Ok(()),
+        // Overlapping what is in (its start published before): the rest follows on.
+        (Some(s), _) if s <= x.progress.last_seq => {}
+        (Some(s), _) if s != x.progress.last_seq + 1 => anyhow::bail!(
             "the archive of run {} jumps from seq {} to {s}: the standby cannot continue a \
              journal with a gap",
             x.run,
             x.progress.last_seq
         ),
-        Some(_) => {}
-        None => anyhow::bail!("an archive message of run {} holds no whole record", x.run),
+        (Some(_), _) => {}
+        (None, _) => anyhow::bail!("an archive message of run {} holds no whole record", x.run),
     }
     x.rebuild.put(c)?;
     for rec in records.by_ref() {
+        if rec.seq <= x.progress.last_seq {
+            continue;
+        }
         if rec.seq == 1 {
             anyhow::ensure!(
                 rec.kind == KIND_CONFIG,
@@ -366,7 +509,7 @@ fn apply(x: &mut Following, f: &Follow<'_>, c: &Chunk) -> anyhow::Result<()> {
 /// After taking the lease: everything the archive still has of the followed run (until a pull
 /// comes back empty; the leader is gone or fenced, so little more is coming).
 async fn drain(x: &mut Following, f: &Follow<'_>) -> anyhow::Result<()> {
-    let until = Instant::now() + Duration::from_secs(2);
+    let until = Instant::now() + Duration::from_secs(10);
     while Instant::now() < until {
         if pull(x, f, Duration::from_millis(100)).await? == 0 {
             break;

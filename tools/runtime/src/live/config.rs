@@ -11,6 +11,8 @@
 //! sched_fifo = false    # true: the engine thread runs SCHED_FIFO (needs CAP_SYS_NICE / rtprio)
 //! sched_priority = 10   # its SCHED_FIFO priority, 1..=99
 //! mlockall = false      # true: lock all current and future pages (needs CAP_IPC_LOCK / memlock)
+//! idle = "spin"         # idle engine/feed/gateway threads: "spin" (cores of their own) or
+//!                       # "backoff" (a host whose hot threads share cores: sleep when idle)
 //!
 //! [rings]
 //! input = 65536         # engine input ring slots (power of two)
@@ -44,6 +46,23 @@ pub struct CpuConfig {
     pub sched_priority: i32,
     /// `mlockall(MCL_CURRENT | MCL_FUTURE)` before the threads start.
     pub mlockall: bool,
+    /// What the hot threads (engine, feed, gateway) do when idle.
+    pub idle: IdleMode,
+}
+
+/// `[cpu] idle`: what an idle hot thread does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdleMode {
+    /// Busy-spin (the default): the lowest latency, a whole core each, for threads on isolated
+    /// cores.
+    #[default]
+    Spin,
+    /// After a few hundred empty polls, sleep about 50 µs between polls: for a host whose hot
+    /// threads share cores with each other or with other processes (a small test or standby
+    /// host), where spinning takes the time the others need. Costs up to that sleep plus the
+    /// kernel's wake-up on the first event after a quiet spell.
+    Backoff,
 }
 
 impl Default for CpuConfig {
@@ -57,6 +76,7 @@ impl Default for CpuConfig {
             sched_fifo: false,
             sched_priority: 10,
             mlockall: false,
+            idle: IdleMode::Spin,
         }
     }
 }

@@ -11,16 +11,28 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How the session of a run that leads its engine name by a lease (`runtime::lease`) is set up.
+#[derive(Debug)]
+pub struct Leading {
+    /// Open while the lease is valid: the session sends nothing while it is shut.
+    pub gate: Arc<gateway::SendGate>,
+    /// The run's session tag (its client order ids): the run's id on the bus, which a standby
+    /// that takes over reads from the run's archive token.
+    pub session_tag: u64,
+    /// The predecessor's open orders, for a standby that took over its journal.
+    pub inherited: Option<gateway::binance::session::Inherited>,
+}
+
 /// The session for `cfg`'s instruments signing with `creds`, and the REST base the market data
-/// should follow (`None`: Binance production or testnet, by `testnet`). With a `gate` (a run
-/// that leads its engine name by a lease), it sends only while the gate is open.
+/// should follow (`None`: Binance production or testnet, by `testnet`). `leading`: a run that
+/// leads its engine name by a lease.
 pub fn session(
     cfg: &RunConfig,
     venue_url: Option<&str>,
     ca_cert: Option<&Path>,
     testnet: bool,
     creds: Credentials,
-    gate: Option<Arc<gateway::SendGate>>,
+    leading: Option<Leading>,
 ) -> anyhow::Result<(Option<String>, Session<Credentials>)> {
     for i in &cfg.engine.instruments {
         anyhow::ensure!(
@@ -95,8 +107,16 @@ pub fn session(
         ack_timeout: Duration::from_millis(oe.ack_timeout_ms),
         recv_window_ms: oe.recv_window_ms,
         order_headroom: oe.order_headroom,
-        gate,
         ..SessionOptions::default()
+    };
+    let opts = match leading {
+        Some(l) => SessionOptions {
+            gate: Some(l.gate),
+            session_tag: l.session_tag,
+            inherited: l.inherited,
+            ..opts
+        },
+        None => opts,
     };
     let session = Session::new(creds, &endpoints, tls, instruments, worker, opts);
     Ok((url, session))

@@ -210,6 +210,7 @@ where
     if let Some(l) = lease {
         let _ = shared.ops.bus.lease.set(l);
     }
+    shared.idle_backoff = live.cpu.idle == super::config::IdleMode::Backoff;
     let shared = Arc::new(shared);
     // The metrics endpoint is bound before anything starts: a taken port ends the run here.
     let metrics = match live.ops.metrics_addr() {
@@ -411,9 +412,10 @@ where
     // The gateway busy-polls only on a core of its own.
     let gateway_idle = match plan.gateway {
         Some(g)
-            if [plan.engine, plan.feed, plan.housekeeping]
-                .iter()
-                .all(|c| *c != Some(g)) =>
+            if live.cpu.idle == super::config::IdleMode::Spin
+                && [plan.engine, plan.feed, plan.housekeeping]
+                    .iter()
+                    .all(|c| *c != Some(g)) =>
         {
             Idle::Spin
         }

@@ -223,6 +223,11 @@ pub struct ProcessorEnd {
 /// flushes part-way, smaller batches never do.
 const HELD_RECORDS: usize = 8192;
 
+/// Empty polls before an idle engine thread sleeps (`[cpu] idle = "backoff"`).
+const IDLE_SPINS: u32 = 256;
+/// How long it sleeps then.
+const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// Runs the engine loop until the input ring shuts down (every producer gone and every event
 /// read). Returns the host, whose journal the caller closes.
 pub fn run(
@@ -238,6 +243,8 @@ pub fn run(
     let Host { engine, recorder } = host;
     let mut host = Host::new(engine, Deferred::new(recorder, HELD_RECORDS));
     const IDLE_AFTER_NS: u64 = 1_000_000;
+    // Empty polls in a row (`[cpu] idle = "backoff"`).
+    let mut idle_polls = 0u32;
     const FORCE_AFTER_NS: u64 = 50_000_000;
     let mut last_housekeeping = clock.raw();
     let mut end = ProcessorEnd::default();
@@ -263,6 +270,7 @@ pub fn run(
         }
         match input.poll() {
             Ok(mut batch) => {
+                idle_polls = 0;
                 let (mut events, mut reports, mut controls) = (0u64, 0u64, 0u64);
                 let mut last_publish = 0u64;
                 for slot in &mut batch {
@@ -365,6 +373,7 @@ pub fn run(
                 );
             }
             Err(Polling::NoEvents) => {
+                idle_polls = idle_polls.saturating_add(1);
                 let now = clock.raw();
                 if clock.delta_as_nanos(last_housekeeping, now) >= IDLE_AFTER_NS {
                     last_housekeeping = now;
@@ -377,7 +386,12 @@ pub fn run(
                     (&clock, now),
                     &mut last_publish_ops,
                 );
-                std::hint::spin_loop();
+                if shared.idle_backoff && idle_polls > IDLE_SPINS {
+                    // `[cpu] idle = "backoff"`: a core shared with others.
+                    std::thread::sleep(IDLE_SLEEP);
+                } else {
+                    std::hint::spin_loop();
+                }
             }
             Err(Polling::Shutdown) => break,
         }

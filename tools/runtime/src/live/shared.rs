@@ -70,6 +70,8 @@ pub struct Shared {
     pub ops_stop: AtomicBool,
     /// SIGHUP: reload the config (the ops thread clears it).
     pub reload_requested: Arc<AtomicBool>,
+    /// `[cpu] idle = "backoff"`: the engine thread sleeps when idle instead of spinning.
+    pub idle_backoff: bool,
 }
 
 /// How the engine wakes a gateway that sleeps while idle (it shares a core with the feed, so it
@@ -135,6 +137,7 @@ impl Shared {
             ops: super::ops::OpsState::new(0),
             ops_stop: AtomicBool::new(false),
             reload_requested: Arc::new(AtomicBool::new(false)),
+            idle_backoff: false,
         }
     }
 

@@ -202,7 +202,13 @@ impl Summary {
             ));
         }
         if let Some(v) = &self.session {
-            if v.open_at_end == u64::MAX {
+            if self.cause == StopCause::Fenced {
+                w.push(
+                    "fenced: the run that took over the engine owns its orders now; this run \
+                     sent nothing at its end (no cancel, no cancel-all)"
+                        .to_string(),
+                );
+            } else if v.open_at_end == u64::MAX {
                 w.push(
                     "the venue's open orders after the end are unknown (the REST backstop \
                      failed): check the account; the dead-man switch stays armed and cancels \
@@ -308,6 +314,13 @@ impl Summary {
                 v.countdown_refreshes, v.countdown_failures, v.rest_cancel_alls, v.rest_cancel_all_failures,
                 v.rest_failures, v.status_errors, v.last_error_code
             );
+            if v.gate_closed + v.rest_gated + v.inherited_orders > 0 {
+                let _ = writeln!(
+                    s,
+                    "  lease gate       shut {} times while up, {} REST jobs dropped while shut; {} orders inherited from the run taken over",
+                    v.gate_closed, v.rest_gated, v.inherited_orders
+                );
+            }
         } else {
             let _ = writeln!(
                 s,

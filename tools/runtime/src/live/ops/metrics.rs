@@ -542,6 +542,33 @@ pub fn render(cx: &Context<'_>) -> String {
             .map(|(r, v)| (vec![("result", r.to_owned())], v)),
         );
     }
+    if let Some(l) = bus.lease.get() {
+        o.gauge(
+            "ringmaker_lease_held",
+            "1 while this run holds its engine name's leadership lease (renewed within its time \
+             to live); 0 once it lapsed or was taken",
+            [(Vec::new(), l.held.load(Relaxed) as f64)],
+        );
+        o.gauge(
+            "ringmaker_lease_fenced",
+            "1 once another run took this engine name's lease: this run sends nothing more",
+            [(Vec::new(), l.fenced.load(Relaxed) as f64)],
+        );
+        o.gauge(
+            "ringmaker_lease_revision",
+            "The revision of the lease held (the key's sequence in the lease bucket)",
+            [(Vec::new(), l.revision.load(Relaxed) as f64)],
+        );
+        o.counter(
+            "ringmaker_lease_renewals",
+            "Lease renewals, by result (confirmed, or unanswered: no answer in time)",
+            [
+                ("confirmed", l.renewals.load(Relaxed)),
+                ("unanswered", l.unanswered.load(Relaxed)),
+            ]
+            .map(|(r, v)| (vec![("result", r.to_owned())], v)),
+        );
+    }
     let firm = bus.firm.lock().ok().and_then(|g| g.clone());
     if let Some(f) = firm {
         o.gauge(
