@@ -102,6 +102,35 @@ pub enum Start {
     },
 }
 
+/// A leader's journal as followed: rebuilt into a directory and replayed record by record.
+#[derive(Debug)]
+pub struct Replica {
+    /// The leader's run.
+    pub run: String,
+    rebuild: Rebuild,
+    dir: PathBuf,
+    replayer: Option<Replayer>,
+    progress: Progress,
+}
+
+impl Replica {
+    /// Into `dir` (new or empty), for the leader's run `run`.
+    pub fn new(run: &str, dir: &Path) -> anyhow::Result<Replica> {
+        Ok(Replica {
+            run: run.to_owned(),
+            rebuild: Rebuild::new(dir)?,
+            dir: dir.to_path_buf(),
+            replayer: None,
+            progress: Progress::default(),
+        })
+    }
+
+    /// The last sequence number replayed (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.progress.last_seq
+    }
+}
+
 /// What the status line shows while following.
 #[derive(Debug, Default)]
 struct Progress {
@@ -112,16 +141,12 @@ struct Progress {
 
 /// One leader run being followed.
 struct Following {
-    run: String,
+    replica: Replica,
     stream: async_nats::jetstream::stream::Stream,
     subject: String,
     consumer: async_nats::jetstream::consumer::PullConsumer,
     /// The stream sequence after the last message read: where a new consumer starts.
     next_stream_seq: u64,
-    rebuild: Rebuild,
-    dir: PathBuf,
-    replayer: Option<Replayer>,
-    progress: Progress,
     warned: bool,
     /// A pull came back short of a whole batch: the archive's backlog is read.
     caught_up: bool,
@@ -194,7 +219,7 @@ pub fn follow(f: Follow<'_>) -> anyhow::Result<Option<Takeover>> {
                 }
                 Some((h, _, written_ms)) => {
                     last_renewal_ms = Some(written_ms);
-                    if following.as_ref().is_none_or(|x| x.run != h.run) {
+                    if following.as_ref().is_none_or(|x| x.replica.run != h.run) {
                         if crate::archive::run_start(&h.run).is_none() {
                             anyhow::bail!(
                                 "the lease of engine {:?} is held by something that is not a \
@@ -204,7 +229,7 @@ pub fn follow(f: Follow<'_>) -> anyhow::Result<Option<Takeover>> {
                         }
                         if let Some(p) = following.take() {
                             // This run's own rebuild of a leader run that ended.
-                            remove_rebuilt(&p.dir)?;
+                            remove_rebuilt(&p.replica.dir)?;
                         }
                         match start_following(&js, &f, &h.run).await {
                             Ok(x) => {
@@ -226,7 +251,9 @@ pub fn follow(f: Follow<'_>) -> anyhow::Result<Option<Takeover>> {
                             next_status = Instant::now() + Duration::from_secs(5);
                             say(format!(
                                 "run {}: {} records replayed identical, at seq {}",
-                                x.run, x.progress.records, x.progress.last_seq
+                                x.replica.run,
+                                x.replica.progress.records,
+                                x.replica.progress.last_seq
                             ));
                         }
                     }
@@ -259,15 +286,15 @@ pub fn follow(f: Follow<'_>) -> anyhow::Result<Option<Takeover>> {
                     },
                     Some(mut x) => {
                         // What the leader got into the archive before it went.
-                        let (before, t) = (x.progress.last_seq, Instant::now());
+                        let (before, t) = (x.replica.progress.last_seq, Instant::now());
                         drain(&mut x, &f).await?;
                         say(format!(
                             "read the rest of run {}: seq {before} to {} in {} ms",
-                            x.run,
-                            x.progress.last_seq,
+                            x.replica.run,
+                            x.replica.progress.last_seq,
                             t.elapsed().as_millis()
                         ));
-                        finish(x)?
+                        x.replica.finish()?
                     }
                 };
                 let after = last_renewal_ms.map_or_else(String::new, |w| {
@@ -297,15 +324,11 @@ async fn start_following(
     let subject = format!("{}.journal.{}.{run}", f.prefix, f.engine);
     let consumer = consumer_from(&stream, &subject, 0).await?;
     Ok(Following {
-        run: run.to_owned(),
+        replica: Replica::new(run, f.journal_dir)?,
         stream,
         subject,
         consumer,
         next_stream_seq: 0,
-        rebuild: Rebuild::new(f.journal_dir)?,
-        dir: f.journal_dir.to_path_buf(),
-        replayer: None,
-        progress: Progress::default(),
         warned: false,
         caught_up: false,
     })
@@ -413,7 +436,7 @@ async fn pull(x: &mut Following, f: &Follow<'_>, wait: Duration) -> anyhow::Resu
             last_seq: num("Rm-Last-Seq").ok(),
             bytes: m.payload.to_vec(),
         };
-        apply(x, f, &chunk)?;
+        x.replica.apply(&f.config.engine.source, &chunk)?;
         n += 1;
     }
     drop(batch);
@@ -423,87 +446,94 @@ async fn pull(x: &mut Following, f: &Follow<'_>, wait: Duration) -> anyhow::Resu
             Err(e) => x.unread(format!("{e:#}")),
         }
     }
-    if n < BATCH && !x.caught_up && x.replayer.is_some() {
+    if n < BATCH && !x.caught_up && x.replica.replayer.is_some() {
         x.caught_up = true;
         let _ = writeln!(
             std::io::stderr(),
             "ringmaker run: standby: caught up with run {} at seq {}: following it live",
-            x.run,
-            x.progress.last_seq
+            x.replica.run,
+            x.replica.progress.last_seq
         );
     }
     Ok(n)
 }
 
-/// Places one chunk and replays its records.
-fn apply(x: &mut Following, f: &Follow<'_>, c: &Chunk) -> anyhow::Result<()> {
-    if c.offset == 0 {
-        // A segment's header.
-        x.rebuild.put(c)?;
-        return Ok(());
-    }
-    let mut records = journal::records_in(&c.bytes);
-    let first = records.clone().next().map(|r| r.seq);
-    let last = records.clone().last().map(|r| r.seq);
-    match (first, last) {
-        // Published again and delivered twice: already in.
-        (Some(_), Some(l)) if l <= x.progress.last_seq => return Ok(()),
-        // Overlapping what is in (its start published before): the rest follows on.
-        (Some(s), _) if s <= x.progress.last_seq => {}
-        (Some(s), _) if s != x.progress.last_seq + 1 => anyhow::bail!(
-            "the archive of run {} jumps from seq {} to {s}: the standby cannot continue a \
-             journal with a gap",
-            x.run,
-            x.progress.last_seq
-        ),
-        (Some(_), _) => {}
-        (None, _) => anyhow::bail!("an archive message of run {} holds no whole record", x.run),
-    }
-    x.rebuild.put(c)?;
-    for rec in records.by_ref() {
-        if rec.seq <= x.progress.last_seq {
-            continue;
+impl Replica {
+    /// Places one chunk and replays its records: `engine_source` is this run's engine config,
+    /// which the leader's must be.
+    pub fn apply(&mut self, engine_source: &str, c: &Chunk) -> anyhow::Result<()> {
+        if c.offset == 0 {
+            // A segment's header.
+            self.rebuild.put(c)?;
+            return Ok(());
         }
-        if rec.seq == 1 {
-            anyhow::ensure!(
-                rec.kind == KIND_CONFIG,
-                "the followed journal does not start with its config"
-            );
-            let text =
-                std::str::from_utf8(rec.payload).context("the leader's config is not UTF-8")?;
-            let theirs = RunConfig::from_toml(text).context("the leader's config is invalid")?;
-            anyhow::ensure!(
-                theirs.engine.source == f.config.engine.source,
-                "the leader (run {}) runs another engine config than this standby's: a \
-                 standby must carry the leader's engine sections exactly (its [cpu], [rings], \
-                 [ops], [bus] may differ)",
-                x.run
-            );
-            x.replayer = Some(Replayer::new(&theirs.engine));
-        } else {
-            let r = x
-                .replayer
-                .as_mut()
-                .context("the followed journal's first record is missing")?;
-            if let Some(ReplayOutcome::Diverged { seq, expected, got }) = r.feed(&rec)? {
-                anyhow::bail!(
-                    "the leader's journal (run {}) does not replay here at seq {seq}: it has \
-                     {expected}, this engine produced {got}; the standby stops rather than \
-                     take over a state it cannot vouch for",
-                    x.run
-                );
+        let mut records = journal::records_in(&c.bytes);
+        let first = records.clone().next().map(|r| r.seq);
+        let last = records.clone().last().map(|r| r.seq);
+        match (first, last) {
+            // Published again and delivered twice: already in.
+            (Some(_), Some(l)) if l <= self.progress.last_seq => return Ok(()),
+            // Overlapping what is in (its start published before): the rest follows on.
+            (Some(s), _) if s <= self.progress.last_seq => {}
+            (Some(s), _) if s != self.progress.last_seq + 1 => anyhow::bail!(
+                "the archive of run {} jumps from seq {} to {s}: the standby cannot continue a \
+                 journal with a gap",
+                self.run,
+                self.progress.last_seq
+            ),
+            (Some(_), _) => {}
+            (None, _) => anyhow::bail!(
+                "an archive message of run {} holds no whole record",
+                self.run
+            ),
+        }
+        self.rebuild.put(c)?;
+        for rec in records.by_ref() {
+            if rec.seq <= self.progress.last_seq {
+                continue;
             }
+            if rec.seq == 1 {
+                anyhow::ensure!(
+                    rec.kind == KIND_CONFIG,
+                    "the followed journal does not start with its config"
+                );
+                let text =
+                    std::str::from_utf8(rec.payload).context("the leader's config is not UTF-8")?;
+                let theirs =
+                    RunConfig::from_toml(text).context("the leader's config is invalid")?;
+                anyhow::ensure!(
+                    theirs.engine.source == engine_source,
+                    "the leader (run {}) runs another engine config than this standby's: a \
+                     standby must carry the leader's engine sections exactly (its [cpu], [rings], \
+                     [ops], [bus] may differ)",
+                    self.run
+                );
+                self.replayer = Some(Replayer::new(&theirs.engine));
+            } else {
+                let r = self
+                    .replayer
+                    .as_mut()
+                    .context("the followed journal's first record is missing")?;
+                if let Some(ReplayOutcome::Diverged { seq, expected, got }) = r.feed(&rec)? {
+                    anyhow::bail!(
+                        "the leader's journal (run {}) does not replay here at seq {seq}: it has \
+                         {expected}, this engine produced {got}; the standby stops rather than \
+                         take over a state it cannot vouch for",
+                        self.run
+                    );
+                }
+            }
+            self.progress.records += 1;
+            self.progress.last_seq = rec.seq;
+            self.progress.last_ns = self.progress.last_ns.max(rec.timestamp_ns);
         }
-        x.progress.records += 1;
-        x.progress.last_seq = rec.seq;
-        x.progress.last_ns = x.progress.last_ns.max(rec.timestamp_ns);
+        anyhow::ensure!(
+            records.offset() == c.bytes.len(),
+            "an archive message of run {} ends inside a record",
+            self.run
+        );
+        Ok(())
     }
-    anyhow::ensure!(
-        records.offset() == c.bytes.len(),
-        "an archive message of run {} ends inside a record",
-        x.run
-    );
-    Ok(())
 }
 
 /// After taking the lease: everything the archive still has of the followed run (until a pull
@@ -518,27 +548,31 @@ async fn drain(x: &mut Following, f: &Follow<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How the run starts from what was followed.
-fn finish(x: Following) -> anyhow::Result<Start> {
-    let Some(replayer) = x.replayer else {
-        remove_rebuilt(&x.dir)?;
-        return Ok(Start::Fresh {
-            why: format!("nothing of run {} was in the archive", x.run),
-        });
-    };
-    if replayer.closed() {
-        remove_rebuilt(&x.dir)?;
-        return Ok(Start::Fresh {
-            why: format!("run {} ended cleanly (its journal is closed)", x.run),
-        });
+impl Replica {
+    /// How the run that takes over starts from what was followed: the leader's journal
+    /// continued, or (nothing followed, or the leader's journal closed) a run of its own, the
+    /// rebuilt segments removed.
+    pub fn finish(self) -> anyhow::Result<Start> {
+        let Some(replayer) = self.replayer else {
+            remove_rebuilt(&self.dir)?;
+            return Ok(Start::Fresh {
+                why: format!("nothing of run {} was in the archive", self.run),
+            });
+        };
+        if replayer.closed() {
+            remove_rebuilt(&self.dir)?;
+            return Ok(Start::Fresh {
+                why: format!("run {} ended cleanly (its journal is closed)", self.run),
+            });
+        }
+        Ok(Start::Continue {
+            replayer: Box::new(replayer),
+            dir: self.dir,
+            leader: self.run,
+            last_seq: self.progress.last_seq,
+            last_ns: self.progress.last_ns,
+        })
     }
-    Ok(Start::Continue {
-        replayer: Box::new(replayer),
-        dir: x.dir,
-        leader: x.run,
-        last_seq: x.progress.last_seq,
-        last_ns: x.progress.last_ns,
-    })
 }
 
 /// Continues the leader's journal in `dir` for this run: what the replayed engine produced that
