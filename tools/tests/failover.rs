@@ -49,7 +49,11 @@ impl Drop for Proc {
 }
 
 fn start(v: &VenueProc, d: &Path, name: &str, url: &str, standby: bool) -> Proc {
-    let cfg = d.join("run.toml");
+    start_with(v, d, name, url, standby, &d.join("run.toml"))
+}
+
+fn start_with(v: &VenueProc, d: &Path, name: &str, url: &str, standby: bool, cfg: &Path) -> Proc {
+    let cfg = cfg.to_path_buf();
     let log = d.join(format!("{name}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_ringmaker"));
@@ -216,8 +220,15 @@ fn a_standby_takes_over_a_frozen_and_a_killed_leader_and_continues_its_journal()
         "{said}"
     );
 
-    // The standby follows it, replaying.
-    let standby = start(&v, d, "standby", &url, true);
+    // The standby follows it, replaying; its metrics endpoint serves the lease once it leads.
+    let metrics = format!("127.0.0.1:{}", test_support::nats::free_port());
+    let run_toml = std::fs::read_to_string(d.join("run.toml")).unwrap();
+    std::fs::write(
+        d.join("standby.toml"),
+        format!("{run_toml}\n[ops]\nmetrics_listen = \"{metrics}\"\n"),
+    )
+    .unwrap();
+    let standby = start_with(&v, d, "standby", &url, true, &d.join("standby.toml"));
     assert!(
         eventually(Duration::from_secs(20), || standby
             .log()
@@ -242,6 +253,17 @@ fn a_standby_takes_over_a_frozen_and_a_killed_leader_and_continues_its_journal()
         log.contains("took the lease") && log.contains("taking over run"),
         "{log}"
     );
+
+    // The new leader's lease, on its /metrics (which promtool accepts).
+    let text = common::http_get(&metrics, "/metrics").expect("the new leader's metrics");
+    for series in [
+        "ringmaker_lease_held 1",
+        "ringmaker_lease_fenced 0",
+        "ringmaker_lease_renewals_total{result=\"confirmed\"}",
+    ] {
+        assert!(text.contains(series), "{series} not in\n{text}");
+    }
+    common::promtool_check_metrics(&text);
 
     // Woken, the old leader is fenced: it sends nothing, stops, and says so.
     leader.signal(libc::SIGCONT);

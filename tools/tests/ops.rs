@@ -335,6 +335,10 @@ fn metrics_control_and_reload_agree_with_the_journal_and_its_replay() {
         "ringmaker_bus_connected",
         "ringmaker_bus_peers",
         "ringmaker_bus_archive_records_total",
+        // A live run that leads its engine name by a lease (tools/tests/failover.rs scrapes
+        // them).
+        "ringmaker_lease_held",
+        "ringmaker_lease_fenced",
         // A run with [firm] only (tools/tests/firm.rs scrapes it).
         "ringmaker_firm_halted",
         "ringmaker_firm_claim_usd",

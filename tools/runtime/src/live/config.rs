@@ -528,6 +528,8 @@ mod tests {
             ("prefix = \"a.>\"", "bus.prefix"),
             ("heartbeat_ms = 10", "bus.heartbeat_ms"),
             ("heartbeat_ms = 600000", "bus.heartbeat_ms"),
+            ("lease_ms = 100", "bus.lease_ms"),
+            ("lease_ms = 600000", "bus.lease_ms"),
         ] {
             match LiveConfig::from_toml(&format!("[bus]\n{text}\n")) {
                 Err(LiveConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),
@@ -543,6 +545,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nats://***@h") && !e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn idle_mode() {
+        assert_eq!(LiveConfig::default().cpu.idle, IdleMode::Spin);
+        let c = LiveConfig::from_toml("[cpu]\nidle = \"backoff\"\n").unwrap();
+        assert_eq!(c.cpu.idle, IdleMode::Backoff);
+        assert!(matches!(
+            LiveConfig::from_toml("[cpu]\nidle = \"sleep\"\n"),
+            Err(LiveConfigError::Toml(_))
+        ));
+        let c = LiveConfig::from_toml("[bus]\nlease_ms = 500\n").unwrap();
+        assert_eq!(c.bus.lease_ms, 500);
     }
 
     #[test]
