@@ -261,7 +261,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         (Some(url), Some(gate), true) => {
             let bus = &cfg.live.bus;
             let engine = bus.engine.clone().unwrap_or_default();
-            let took = runtime::standby::follow(runtime::standby::Follow {
+            let took = match runtime::standby::follow(runtime::standby::Follow {
                 url,
                 prefix: &bus.prefix,
                 engine: &engine,
@@ -271,7 +271,18 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                 run: &run_token,
                 gate: Arc::clone(gate),
                 stop: &settings.stop,
-            })?;
+            }) {
+                Ok(t) => t,
+                Err(e) => {
+                    // What it rebuilt of the leader's journal is kept, for a look at why.
+                    let place = staged.keep_failed();
+                    return Err(e.context(format!(
+                        "the standby stopped; the leader's journal as far as it followed is in \
+                         {}",
+                        place.display()
+                    )));
+                }
+            };
             let Some(took) = took else {
                 _ = writeln!(
                     std::io::stderr(),

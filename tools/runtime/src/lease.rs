@@ -554,3 +554,53 @@ impl Drop for Keeper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_the_holders_line() {
+        assert_eq!(bucket_name("ringmaker"), "ringmaker_leaders");
+        assert_eq!(bucket_name("firm.mm"), "firm_mm_leaders");
+        let h = Holder {
+            engine: "eng".into(),
+            run: "1-00000000000000ab".into(),
+            host: "ny4".into(),
+            pid: 42,
+            since_ms: 1,
+        };
+        assert_eq!(h.to_string(), "run 1-00000000000000ab on ny4 (pid 42)");
+        let me = Holder::this_process("eng", "1-00000000000000ab");
+        assert_eq!(me.pid, std::process::id());
+        assert!(!me.host.is_empty());
+        // The value is JSON a standby reads back.
+        let back: Holder = serde_json::from_slice(&serde_json::to_vec(&h).unwrap()).unwrap();
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn a_confirmed_renewal_opens_the_gate_for_four_fifths_of_the_ttl_from_its_send() {
+        let gate = Arc::new(SendGate::closed());
+        let mut held = Held {
+            me: Holder::this_process("eng", "1-0000000000000001"),
+            revision: 1,
+            ttl: Duration::from_millis(2000),
+            gate: Arc::clone(&gate),
+        };
+        let sent = Instant::now();
+        held.confirmed(7, sent);
+        assert_eq!(held.revision, 7);
+        assert!(gate.is_open(sent + Duration::from_millis(1599)));
+        assert!(!gate.is_open(sent + Duration::from_millis(1600)));
+        // A renewal sent long ago opens nothing: its lease is already past.
+        if let Some(old) = sent.checked_sub(Duration::from_secs(10)) {
+            held.confirmed(8, old);
+            assert!(!gate.is_open(Instant::now()));
+        }
+        // Fenced, no renewal opens it again.
+        gate.fence();
+        held.confirmed(9, Instant::now());
+        assert!(!gate.is_open(Instant::now()));
+    }
+}
