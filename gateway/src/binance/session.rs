@@ -1781,25 +1781,39 @@ mod gate_tests {
         .unwrap()
     }
 
+    /// The in-process venue (its clock standing still: nothing trades, nothing expires) in front
+    /// of a recording of every request, with the test accounts, in a directory of its own.
+    fn recorded_venue(
+        name: &str,
+    ) -> (
+        test_support::TempDir,
+        engine::Config,
+        Arc<Recording>,
+        VenueHandle,
+    ) {
+        let dir = test_support::TempDir::new(name);
+        let cfg = test_support::default_config();
+        let mut sc = ServerConfig::new(vec![test_support::usdm()], cfg.clone());
+        sc.manual_clock = true;
+        sc.cert_dir = dir.join("cert");
+        let accounts = venue::auth::Accounts::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/venue-accounts.toml"),
+        )
+        .unwrap();
+        let ex = Arc::new(Recording {
+            inner: SimExchange::new(cfg.clone(), accounts).accept_wall_clock_timestamps(),
+            log: Mutex::new(Vec::new()),
+        });
+        let h = venue::server::Venue::start(sc, Arc::clone(&ex) as _).expect("venue starts");
+        (dir, cfg, ex, h)
+    }
+
     impl Harness {
         /// A venue (its clock standing still: nothing trades, nothing expires) and a session
         /// on it behind a gate that is `open` for a minute (or closed), with the dead-man switch
         /// refreshed every 100 ms.
         fn start(name: &str, open: bool) -> Harness {
-            let dir = test_support::TempDir::new(name);
-            let cfg = test_support::default_config();
-            let mut sc = ServerConfig::new(vec![test_support::usdm()], cfg.clone());
-            sc.manual_clock = true;
-            sc.cert_dir = dir.join("cert");
-            let accounts = venue::auth::Accounts::load(
-                &Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/venue-accounts.toml"),
-            )
-            .unwrap();
-            let ex = Arc::new(Recording {
-                inner: SimExchange::new(cfg.clone(), accounts).accept_wall_clock_timestamps(),
-                log: Mutex::new(Vec::new()),
-            });
-            let h = venue::server::Venue::start(sc, Arc::clone(&ex) as _).expect("venue starts");
+            let (dir, cfg, ex, h) = recorded_venue(name);
             let inst = cfg.instruments[0].instrument;
             let symbol = inst.symbol.as_str().to_string();
             let worker = Worker::spawn(
@@ -2105,20 +2119,7 @@ mod gate_tests {
 
     #[test]
     fn the_rest_side_drops_order_jobs_asked_before_the_gate_closed() {
-        let dir = test_support::TempDir::new("gate-worker");
-        let cfg = test_support::default_config();
-        let mut sc = ServerConfig::new(vec![test_support::usdm()], cfg.clone());
-        sc.manual_clock = true;
-        sc.cert_dir = dir.join("cert");
-        let accounts = venue::auth::Accounts::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/venue-accounts.toml"),
-        )
-        .unwrap();
-        let ex = Arc::new(Recording {
-            inner: SimExchange::new(cfg.clone(), accounts).accept_wall_clock_timestamps(),
-            log: Mutex::new(Vec::new()),
-        });
-        let h = venue::server::Venue::start(sc, Arc::clone(&ex) as _).expect("venue starts");
+        let (_dir, cfg, ex, h) = recorded_venue("gate-worker");
         let symbol = cfg.instruments[0].instrument.symbol.as_str().to_string();
         let mut w = Worker::spawn(
             rest_client(&h),

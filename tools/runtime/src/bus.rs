@@ -1398,6 +1398,25 @@ async fn runs_of(
     Ok(runs.into_iter().map(|(_, r, n)| (r, n)).collect())
 }
 
+/// The journal chunk an archive message carries (its position in the headers, see
+/// [`publish_chunk`]).
+pub(crate) fn chunk_of(m: &async_nats::Message) -> anyhow::Result<crate::archive::Chunk> {
+    let num = |k: &str| -> anyhow::Result<u64> {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get(k))
+            .and_then(|v| v.as_str().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("an archive message without {k}"))
+    };
+    Ok(crate::archive::Chunk {
+        segment: num("Rm-Segment")?,
+        offset: num("Rm-Offset")?,
+        records: num("Rm-Records").unwrap_or(0),
+        last_seq: num("Rm-Last-Seq").ok(),
+        bytes: m.payload.to_vec(),
+    })
+}
+
 /// Rebuilds a run of `engine` (`run`, or its newest) from the journal archive into `into` (a new
 /// or empty directory).
 pub fn fetch_journal(
@@ -1451,21 +1470,7 @@ pub fn fetch_journal(
             let before = got;
             while let Some(m) = batch.next().await {
                 let m = m.map_err(|e| anyhow::anyhow!("reading the journal archive: {e}"))?;
-                let num = |k: &str| -> anyhow::Result<u64> {
-                    m.headers
-                        .as_ref()
-                        .and_then(|h| h.get(k))
-                        .and_then(|v| v.as_str().parse().ok())
-                        .ok_or_else(|| anyhow::anyhow!("an archive message without {k}"))
-                };
-                let chunk = crate::archive::Chunk {
-                    segment: num("Rm-Segment")?,
-                    offset: num("Rm-Offset")?,
-                    records: num("Rm-Records").unwrap_or(0),
-                    last_seq: num("Rm-Last-Seq").ok(),
-                    bytes: m.payload.to_vec(),
-                };
-                rebuild.put(&chunk)?;
+                rebuild.put(&chunk_of(&m)?)?;
                 got += 1;
             }
             anyhow::ensure!(

@@ -422,21 +422,8 @@ async fn pull(x: &mut Following, f: &Follow<'_>, wait: Duration) -> anyhow::Resu
         }
         // A batch still arriving is not stuck.
         deadline = deadline.max(Instant::now() + Duration::from_millis(250));
-        let num = |k: &str| -> anyhow::Result<u64> {
-            m.headers
-                .as_ref()
-                .and_then(|h| h.get(k))
-                .and_then(|v| v.as_str().parse().ok())
-                .ok_or_else(|| anyhow::anyhow!("an archive message without {k}"))
-        };
-        let chunk = Chunk {
-            segment: num("Rm-Segment")?,
-            offset: num("Rm-Offset")?,
-            records: num("Rm-Records").unwrap_or(0),
-            last_seq: num("Rm-Last-Seq").ok(),
-            bytes: m.payload.to_vec(),
-        };
-        x.replica.apply(&f.config.engine.source, &chunk)?;
+        x.replica
+            .apply(&f.config.engine.source, &crate::bus::chunk_of(&m)?)?;
         n += 1;
     }
     drop(batch);
