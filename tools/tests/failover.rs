@@ -90,10 +90,6 @@ fn quoting_run(url: &str, not: &[u64], wait: Duration) -> Option<Heartbeat> {
         .find(|h| h.engine == "eng" && !not.contains(&h.run_id) && quoting(h))
 }
 
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    common::eventually(limit, &mut f)
-}
-
 /// The journal's dump, one line per record.
 fn dump(journal: &Path) -> Vec<String> {
     let o = ringmaker(&["journal", "dump", journal.to_str().unwrap()]);
@@ -230,7 +226,7 @@ fn a_standby_takes_over_a_frozen_and_a_killed_leader_and_continues_its_journal()
     .unwrap();
     let standby = start_with(&v, d, "standby", &url, true, &d.join("standby.toml"));
     assert!(
-        eventually(Duration::from_secs(20), || standby
+        common::eventually(Duration::from_secs(20), || standby
             .log()
             .contains("caught up with run")),
         "the standby never replayed:\n{}",
@@ -280,7 +276,7 @@ fn a_standby_takes_over_a_frozen_and_a_killed_leader_and_continues_its_journal()
     // 3. A second standby follows the new leader, which is killed.
     let standby2 = start(&v, d, "standby2", &url, true);
     assert!(
-        eventually(Duration::from_secs(30), || {
+        common::eventually(Duration::from_secs(30), || {
             let l = standby2.log();
             l.contains("following run") && l.contains("caught up with run")
         }),

@@ -356,17 +356,18 @@ pub async fn keep(
         // Held while the gate is open: a lease whose renewals go unanswered lapses here.
         let open = held.gate.is_open(Instant::now());
         if (counters.held.swap(u64::from(open), Ordering::Relaxed) == 1) != open {
-            let _ = writeln!(
-                std::io::stderr(),
-                "ringmaker run: {}lease: {}",
-                if open { "" } else { "warning: " },
-                if open {
-                    "renewed again: the venue may be sent to"
-                } else {
-                    "no renewal confirmed within its time to live: nothing is sent to the \
-                     venue until one is"
-                }
-            );
+            let _ = if open {
+                writeln!(
+                    std::io::stderr(),
+                    "ringmaker run: lease: renewed again: the venue may be sent to"
+                )
+            } else {
+                writeln!(
+                    std::io::stderr(),
+                    "ringmaker run: warning: lease: no renewal confirmed within its time to \
+                     live: nothing is sent to the venue until one is"
+                )
+            };
         }
         let until = Instant::now() + store.renew_every();
         while Instant::now() < until && !stop() {

@@ -846,15 +846,13 @@ impl Replayer {
 
     /// The orders the engine holds open: `(instrument, client order id, side)`.
     pub fn open_orders(&self) -> Vec<(engine::InstrumentId, u64, engine::Side)> {
-        (0..self.engine.instruments() as engine::InstrumentId)
-            .filter_map(|i| self.engine.instrument(i).map(|v| (i, v)))
-            .flat_map(|(i, v)| {
-                v.orders
-                    .open()
-                    .map(move |o| (i, o.client_order_id, o.side))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        let mut out = Vec::new();
+        for i in 0..self.engine.instruments() as engine::InstrumentId {
+            if let Some(v) = self.engine.instrument(i) {
+                out.extend(v.orders.open().map(|o| (i, o.client_order_id, o.side)));
+            }
+        }
+        out
     }
 
     /// The engine, with the state the records fed have built.

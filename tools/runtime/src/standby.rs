@@ -272,7 +272,7 @@ pub fn follow(f: Follow<'_>) -> anyhow::Result<Option<Takeover>> {
                 }
             };
             if let Some((revision, sent)) = took {
-                let taken_ms = crate::bus::new_run().1 as i64;
+                let taken_ms = gateway::binance::worker::wall_ms();
                 let mut held = Held {
                     me: me.clone(),
                     revision,
