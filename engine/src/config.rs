@@ -142,6 +142,9 @@ pub struct ConfigFile {
     /// One entry per instrument, in instrument-id order.
     #[serde(rename = "instrument")]
     pub instruments: Vec<InstrumentSection>,
+    /// Hedge groups (`[[hedge]]`): quote some instruments, keep the delta near zero on others.
+    #[serde(default, rename = "hedge")]
+    pub hedges: Vec<crate::hedge_config::HedgeSection>,
 }
 
 /// `[engine]`.
@@ -215,8 +218,9 @@ pub struct InstrumentSection {
     pub contract_size: Option<String>,
     /// Spot only: starting balances and whether selling beyond the base held is allowed.
     pub balances: Option<BalancesSection>,
-    /// Quoting.
-    pub quote: QuoteSection,
+    /// Quoting (a hedge instrument of a `[[hedge]]` group may leave it out: it quotes no grid,
+    /// and prices its fair value from the mid).
+    pub quote: Option<QuoteSection>,
     /// Risk.
     pub risk: RiskSection,
     /// Fees (for reports and the simulated venue).
@@ -370,6 +374,8 @@ pub struct Config {
     pub adopt_unknown_orders: bool,
     /// Instruments by id.
     pub instruments: Vec<InstrumentConfig>,
+    /// Hedge groups (`[[hedge]]`).
+    pub hedges: Vec<crate::hedge_config::HedgeGroup>,
     /// The TOML it came from (journaled as the config record).
     pub source: String,
 }
@@ -405,6 +411,9 @@ pub enum ReloadRefused {
         /// What changed.
         what: &'static str,
     },
+    /// The `[[hedge]]` groups' members changed (their limits may change live).
+    #[error("the [[hedge]] groups' instruments changed: restart the run to change them (band, limits, rates and caps may change live)")]
+    HedgeGroups,
     /// `[engine] book_slots`: the books are allocated at start.
     #[error("[engine] book_slots changed ({old} → {new}): the books are allocated at start; restart the run to change it")]
     BookSlots {
@@ -418,7 +427,7 @@ pub enum ReloadRefused {
 impl Config {
     /// Whether `new` may replace `self` live ([`ReloadRefused`] says why not).
     pub fn reload_refusal(&self, new: &Config) -> Option<ReloadRefused> {
-        reload_refusal(self.instruments.iter(), self.book_slots, new)
+        reload_refusal(self.instruments.iter(), self.book_slots, &self.hedges, new)
     }
 }
 
@@ -426,8 +435,17 @@ impl Config {
 pub(crate) fn reload_refusal<'a>(
     old: impl ExactSizeIterator<Item = &'a InstrumentConfig>,
     book_slots: usize,
+    hedges: &[crate::hedge_config::HedgeGroup],
     new: &Config,
 ) -> Option<ReloadRefused> {
+    let members = |h: &[crate::hedge_config::HedgeGroup]| {
+        h.iter()
+            .map(|g| (g.quoted.clone(), g.hedges.clone()))
+            .collect::<Vec<_>>()
+    };
+    if members(hedges) != members(&new.hedges) {
+        return Some(ReloadRefused::HedgeGroups);
+    }
     if old.len() != new.instruments.len() {
         return Some(ReloadRefused::InstrumentCount {
             old: old.len(),
@@ -522,6 +540,8 @@ pub struct InstrumentConfig {
     pub maker_fee_bps: Fx,
     /// Taker fee, bps.
     pub taker_fee_bps: Fx,
+    /// A hedge instrument of a `[[hedge]]` group: it quotes no grid; its orders are the hedge's.
+    pub hedge_only: bool,
 }
 
 pub(crate) fn invalid(
@@ -605,9 +625,10 @@ impl Config {
                 "at most 65535 instruments",
             ));
         }
+        let hedge_only = crate::hedge_config::hedge_instruments(&file.hedges, &file.instruments);
         let mut instruments = Vec::with_capacity(file.instruments.len());
         for (i, s) in file.instruments.iter().enumerate() {
-            instruments.push(instrument(i, s)?);
+            instruments.push(instrument(i, s, hedge_only[i])?);
         }
         // One symbol may trade on several venues (BTCUSDT on USDⓈ-M and on spot): an
         // instrument is its (symbol, venue) pair, and each pair is there at most once.
@@ -623,6 +644,7 @@ impl Config {
                 ));
             }
         }
+        let hedges = crate::hedge_config::validate(&file.hedges, &file.instruments, &instruments)?;
         Ok(Config {
             orders_per_10s: e.orders_per_10s,
             orders_per_min: e.orders_per_min,
@@ -630,12 +652,39 @@ impl Config {
             book_slots: e.book_slots,
             adopt_unknown_orders: e.adopt_unknown_orders,
             instruments,
+            hedges,
             source,
         })
     }
 }
 
-fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, ConfigError> {
+/// What a hedge instrument without `[instrument.quote]` prices with: the mid, no grid.
+fn hedge_quote(s: &InstrumentSection) -> QuoteSection {
+    QuoteSection {
+        fair_value: FairValue::Mid,
+        top_of_book: TopOfBookSource::default(),
+        offset_unit: OffsetUnit::Bps,
+        start_offset: 1.0,
+        first_spacing: 1.0,
+        multiplier: 2.0,
+        max_spacing: 1.0,
+        layers: 1,
+        layer_size: s.min_qty.clone(),
+        min_spread_bps: 0.0,
+        skew_coeff: 0.0,
+        skew_hysteresis: default_hysteresis(),
+        tolerance: None,
+        tolerance_growth: 0.0,
+        keep_beyond: 0,
+        adapt: None,
+    }
+}
+
+fn instrument(
+    i: usize,
+    s: &InstrumentSection,
+    hedge_only: bool,
+) -> Result<InstrumentConfig, ConfigError> {
     let f = |name: &str| format!("instrument[{i}].{name}");
     let venue_kind = match s.venue {
         VenueFlavour::BinanceUsdm => InstrumentKind::Linear,
@@ -666,7 +715,22 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         symbol: s.symbol.clone(),
         source,
     })?;
-    let q = &s.quote;
+    let default_quote;
+    let q = match (&s.quote, hedge_only) {
+        (Some(q), _) => q,
+        (None, true) => {
+            default_quote = hedge_quote(s);
+            &default_quote
+        }
+        (None, false) => {
+            return Err(invalid(
+                f("quote"),
+                "(missing)",
+                "a quoted instrument needs [instrument.quote] (only a [[hedge]] group's hedge \
+                 instrument may leave it out)",
+            ))
+        }
+    };
     let r = &s.risk;
     let lots = |name: &str, v: &str| {
         inst.lot
@@ -999,6 +1063,7 @@ fn instrument(i: usize, s: &InstrumentSection) -> Result<InstrumentConfig, Confi
         cancel_budget_per_min: r.cancel_budget_per_min,
         maker_fee_bps,
         taker_fee_bps,
+        hedge_only,
     })
 }
 

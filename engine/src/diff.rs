@@ -267,6 +267,8 @@ pub(crate) fn diff(
         }
         None => (i64::MAX, i64::MAX),
     };
+    // In a hedge group: what the group's hard limit leaves ([`crate::hedge::prepare`]).
+    let room = (room.0.min(inst.hedge_room.0), room.1.min(inst.hedge_room.1));
     let key = QuietKey {
         fv,
         tol,

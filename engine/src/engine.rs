@@ -21,6 +21,7 @@ use crate::emit::Emitter;
 use crate::event::{
     reject_code, Command, Event, EventKind, ExecKind, ExecReport, FirmLimit, InstrumentId,
 };
+use crate::hedge_config::HedgeGroup;
 use crate::intent::{Mode, ModeChange, ModeReason, Sink};
 use crate::limits::{CircuitBreaker, OrderBudget, TokenBucket, MINUTE_NS};
 use crate::orders::{OrderState, OrderTable, ReportOutcome};
@@ -28,7 +29,7 @@ use crate::position::Position;
 use crate::pricer::{self, Ladder};
 use crate::stage::{NoClock, Stage, StageClock};
 use crate::stats::EngineStats;
-use crate::{diff, reconcile, risk};
+use crate::{diff, hedge, reconcile, risk};
 
 /// Per-instrument snapshot for reports.
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +154,12 @@ pub(crate) struct Inst {
     pub(crate) mark: Option<MarkState>,
     /// The adaptive-spread estimators (`[instrument.quote.adapt]`).
     pub(crate) adapt: Option<AdaptState>,
+    /// A quoted instrument of a `[[hedge]]` group: the group's delta in its lots, which skews
+    /// its quotes in place of its own position (`None`: no group, or unknown).
+    pub(crate) hedge_skew: Option<i64>,
+    /// A quoted instrument of a `[[hedge]]` group: what its open orders may add to the group's
+    /// delta before the hard limit, lots `(buy, sell)`; unbounded otherwise.
+    pub(crate) hedge_room: (i64, i64),
 }
 
 impl Inst {
@@ -186,6 +193,29 @@ pub struct Engine {
     adopt_unknown: bool,
     /// The diff's buffers, reused by every requote.
     scratch: Box<diff::Scratch>,
+    /// `[[hedge]]` groups, and their state (same order).
+    hedge_cfg: Vec<HedgeGroup>,
+    hedges: Vec<hedge::GroupState>,
+}
+
+/// One `[[hedge]]` group's state, for reports and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct HedgeView<'a> {
+    /// Its configuration.
+    pub config: &'a HedgeGroup,
+    /// Its delta, 10^-[`crate::DELTA_SCALE`] of the base asset (`None`: an inverse member
+    /// without a fair value yet).
+    pub delta: Option<i128>,
+    /// When |delta| last left the band, engine time (`None`: inside it).
+    pub breach_since: Option<i64>,
+    /// Every member's book valid, fresh (not stale) and with a fair value.
+    pub valid: bool,
+    /// Active hedges' worst-case cost today (UTC, engine time), quote currency.
+    pub cost_today: Fx,
+    /// The same since the start.
+    pub cost_total: Fx,
+    /// Counters.
+    pub stats: hedge::HedgeStats,
 }
 
 impl Engine {
@@ -229,6 +259,8 @@ impl Engine {
                 quiet: diff::QuietDiff::new(),
                 mark: None,
                 adapt: c.adapt.as_ref().map(AdaptState::new),
+                hedge_skew: None,
+                hedge_room: (i64::MAX, i64::MAX),
             })
             .collect();
         Engine {
@@ -243,6 +275,8 @@ impl Engine {
             stats: EngineStats::default(),
             adopt_unknown: cfg.adopt_unknown_orders,
             scratch: diff::Scratch::boxed(),
+            hedges: cfg.hedges.iter().map(hedge::GroupState::new).collect(),
+            hedge_cfg: cfg.hedges.clone(),
         }
     }
 
@@ -254,7 +288,9 @@ impl Engine {
     /// config (the host journals the new config with it, so a replay applies it at the same point).
     pub fn reconfigure(&mut self, cfg: &Config) -> Result<(), ReloadRefused> {
         let running = self.insts.iter().map(|i| &i.cfg);
-        if let Some(r) = crate::config::reload_refusal(running, self.book_slots, cfg) {
+        if let Some(r) =
+            crate::config::reload_refusal(running, self.book_slots, &self.hedge_cfg, cfg)
+        {
             return Err(r);
         }
         for (inst, new) in self.insts.iter_mut().zip(&cfg.instruments) {
@@ -281,6 +317,11 @@ impl Engine {
         }
         self.venue_limits = cfg.venue_limits;
         self.adopt_unknown = cfg.adopt_unknown_orders;
+        // The members are the same (checked above): only limits change.
+        for ((st, old), new) in self.hedges.iter_mut().zip(&self.hedge_cfg).zip(&cfg.hedges) {
+            st.reconfigure(old, new);
+        }
+        self.hedge_cfg = cfg.hedges.clone();
         Ok(())
     }
 
@@ -344,6 +385,32 @@ impl Engine {
                 pulled: a.pulled,
                 modelled: a.modelled,
             }),
+        })
+    }
+
+    /// Number of `[[hedge]]` groups.
+    pub fn hedge_groups(&self) -> usize {
+        self.hedges.len()
+    }
+
+    /// A read-only view of hedge group `g` (config order).
+    pub fn hedge(&self, g: usize) -> Option<HedgeView<'_>> {
+        let (cfg, st) = (self.hedge_cfg.get(g)?, self.hedges.get(g)?);
+        // Synced and fresh: a book that stopped updating (stale) prices nothing.
+        let valid = cfg.quoted.iter().chain(&cfg.hedges).all(|&id| {
+            let i = &self.insts[id as usize];
+            i.book.is_valid()
+                && i.fair_value.is_some()
+                && !matches!(i.reason, ModeReason::BookStale | ModeReason::BookInvalid)
+        });
+        Some(HedgeView {
+            config: cfg,
+            delta: st.delta,
+            breach_since: st.breach_since,
+            valid,
+            cost_today: st.cost_today,
+            cost_total: st.cost_total,
+            stats: st.stats,
         })
     }
 
@@ -563,12 +630,29 @@ impl Engine {
 
     /// [`Engine::on_batch_end`], telling `clock` where each stage ends.
     pub fn on_batch_end_timed(&mut self, sink: &mut impl Sink, clock: &mut impl StageClock) {
+        let now = self.now_ns;
+        for (g, st) in self.hedge_cfg.iter().zip(self.hedges.iter_mut()) {
+            hedge::prepare(g, st, &mut self.insts, now);
+        }
         for k in 0..self.insts.len() {
             if self.insts[k].dirty {
                 self.insts[k].dirty = false;
                 self.stats.requotes += 1;
                 clock.start();
                 self.requote(k, sink, clock);
+            }
+        }
+        if !self.hedges.is_empty() {
+            let mut cx = hedge::Ctx {
+                insts: &mut self.insts,
+                budgets: &mut self.budgets,
+                emitter: &mut self.emitter,
+                stats: &mut self.stats,
+                sink,
+                now,
+            };
+            for (g, st) in self.hedge_cfg.iter().zip(self.hedges.iter_mut()) {
+                hedge::plan(g, st, &mut cx);
             }
         }
     }
@@ -597,9 +681,38 @@ impl Engine {
         if let Some(fv) = fv {
             inst.fair_value = Some(fv);
         }
+        if inst.cfg.hedge_only {
+            // A hedge instrument quotes no grid: its mode, and what risk forces; the hedge
+            // planner places its orders after the requotes.
+            clock.mark(Stage::Pricing);
+            let (mode, reason) = risk::evaluate_mode(inst, top.is_some(), fv, now);
+            if reason == ModeReason::BookStale && inst.reason != ModeReason::BookStale {
+                self.stats.stale_periods += 1;
+            }
+            Self::set_mode(inst, mode, reason, now, sink);
+            clock.mark(Stage::Risk);
+            if mode == Mode::Halted || inst.cancel_all_requested {
+                inst.cancel_all_requested = false;
+                risk::cancel_all(inst, now, &mut self.emitter, &mut self.stats, sink);
+            }
+            risk::flatten_when_due(
+                inst,
+                reason,
+                top,
+                now,
+                &mut self.budgets[inst.cfg.venue.index()],
+                &mut self.emitter,
+                &mut self.stats,
+                sink,
+            );
+            clock.mark(Stage::Diff);
+            return;
+        }
         let pos = inst.pos.qty;
+        // In a hedge group, the group's delta skews the quotes (toward reducing it).
+        let skew_pos = inst.hedge_skew.unwrap_or(pos);
         let ratio = pricer::inventory_ratio(
-            pos,
+            skew_pos,
             inst.cfg.net_max,
             inst.cfg.skew_hysteresis,
             inst.last_ratio,
@@ -615,7 +728,7 @@ impl Engine {
                         .mark
                         .filter(|m| now.saturating_sub(m.time_ns) <= c.funding_stale_ns)
                         .map(|m| m.funding_rate_e8);
-                    let q = adapt::inventory_in_layers(pos, inst.cfg.layer_size);
+                    let q = adapt::inventory_in_layers(skew_pos, inst.cfg.layer_size);
                     let max_depth = fv.saturating_mul(inst.cfg.max_deviation) / 2;
                     a.shape(c, now, fv, q, funding, max_depth)
                 }

@@ -23,6 +23,8 @@ mod emit;
 #[allow(clippy::module_inception)]
 mod engine;
 mod event;
+mod hedge;
+mod hedge_config;
 mod instrument;
 mod intent;
 mod limits;
@@ -42,7 +44,7 @@ pub use config::{
     FeeSection, Fx, InstrumentConfig, InstrumentSection, OffsetUnit, OnStopLoss, QuoteSection,
     ReloadRefused, RiskSection, TopOfBookSource, VenueFlavour, MAX_LAYERS,
 };
-pub use engine::{AdaptView, Engine, InstrumentView, MarkState};
+pub use engine::{AdaptView, Engine, HedgeView, InstrumentView, MarkState};
 pub use event::{
     reject_code, BookStatusReason, ClockReading, Command, Event, EventKind, ExecKind, ExecReport,
     FirmLimit, InstrumentId, LevelUpdate, MarkPriceUpdate, Side, TopOfBook, TradePrint, VenueOrder,
@@ -50,6 +52,8 @@ pub use event::{
     FLAG_SATURATED, FLAG_SNAPSHOT, FLAG_TAKER, FLAG_VENUE_OPEN, FUNDING_RATE_DECIMALS, MAX_48,
     MIN_48,
 };
+pub use hedge::{delta_units, lots_for_delta, HedgeStats, DELTA_SCALE};
+pub use hedge_config::{HedgeGroup, HedgeSection};
 pub use instrument::{
     assets_from_symbol, signed_decimal_to_units, DecimalError, Grid, Instrument, InstrumentError,
     InstrumentKind, InstrumentSpec, MoneyUnit, Symbol, INVERSE_MONEY_SCALE, MAX_SCALE,

@@ -191,9 +191,18 @@ pub(crate) fn clamp(inst: &mut Inst, mode: Mode, fv: Option<Fx>) {
         ),
         Mode::Normal => {
             let (firm_buy, firm_sell) = firm_room(inst, fv, pos);
+            let (hedge_buy, hedge_sell) = inst.hedge_room;
             (
-                (cap - pos).min(limit - pos).min(firm_buy).max(0),
-                (cap + pos).min(limit + pos).min(firm_sell).max(0),
+                (cap - pos)
+                    .min(limit - pos)
+                    .min(firm_buy)
+                    .min(hedge_buy)
+                    .max(0),
+                (cap + pos)
+                    .min(limit + pos)
+                    .min(firm_sell)
+                    .min(hedge_sell)
+                    .max(0),
                 false,
             )
         }

@@ -14,6 +14,7 @@
 //! it, reports reaching the engine). Intents the engine makes in reaction are sent at that time.
 
 use crate::event_cache;
+use crate::hedge_metrics::HedgeMetrics;
 use crate::hlog::IntervalStream;
 use crate::host::{Host, Recorder};
 use crate::metrics::{Metrics, Sample};
@@ -104,6 +105,8 @@ pub enum DataSource {
 pub struct Outcome {
     /// Metrics for the report and plots, one per instrument (by id).
     pub metrics: Vec<Metrics>,
+    /// What each `[[hedge]]` group did (config order).
+    pub hedging: Vec<HedgeMetrics>,
     /// Book sync counters per instrument (by id).
     pub sync_by_instrument: Vec<SyncStats>,
     /// Venue counters.
@@ -696,6 +699,7 @@ struct Driver<V, R> {
     intervals: Option<IntervalStream>,
     interval_start: i64,
     metrics: Vec<Metrics>,
+    hedging: Vec<HedgeMetrics>,
     events: u64,
     batches_since_idle: u32,
 }
@@ -734,9 +738,15 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
             if let Some(m) = self.metrics.get_mut(i.instrument as usize) {
                 m.on_intent(&i);
             }
+            for h in self.hedging.iter_mut() {
+                h.on_intent(&i, &self.host.engine);
+            }
         }
         for m in self.metrics.iter_mut() {
             m.sample(now, &Sample::of(&self.host.engine, m.id));
+        }
+        for h in self.hedging.iter_mut() {
+            h.sample(now, &self.host.engine);
         }
         if now - self.interval_start >= 1_000_000_000 {
             if !self.interval.is_empty() {
@@ -779,6 +789,9 @@ impl<V: Venue, R: Recorder> Driver<V, R> {
                     (r.as_exec(), self.metrics.get_mut(r.instrument() as usize))
                 {
                     m.on_report(&x);
+                    for h in self.hedging.iter_mut() {
+                        h.on_report(r.instrument(), &x);
+                    }
                     if after != before {
                         m.on_fill(r.local_time_ns, after - before, x.last_price, x.taker);
                     }
@@ -1000,9 +1013,11 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
             .enumerate()
             .map(|(i, c)| Metrics::new(i as u16, c))
             .collect(),
+        hedging: Vec::new(),
         events: 0,
         batches_since_idle: 0,
     };
+    d.hedging = HedgeMetrics::all(&d.host.engine, cfg);
     let mut last_t = i64::MIN;
     let mut next_timer = i64::MAX;
     let mut batch: Vec<Event> = Vec::with_capacity(8192);
@@ -1068,6 +1083,7 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
         intervals,
         interval_start,
         mut metrics,
+        hedging,
         events,
         ..
     } = d;
@@ -1086,6 +1102,7 @@ fn drive<V: Venue<Stats = SimStats>, R: Recorder, S: MarketSource>(
     Ok((
         Outcome {
             metrics,
+            hedging,
             sync_by_instrument,
             sim: venue.stats(),
             engine: host.engine.stats(),

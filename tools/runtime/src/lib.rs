@@ -10,7 +10,7 @@
 //! | [`record`] | the journal's record layer: the recorder, replay, record kinds |
 //! | [`backtest`] | the backtest driver: a market source, the engine, a venue, on one thread |
 //! | [`live`] | the live-shaped pipeline: pinned threads, disruptor rings, feed, engine and gateway threads |
-//! | [`metrics`], [`report`], [`hlog`] | what a run measured, its report, HdrHistogram interval logs |
+//! | [`metrics`], [`hedge_metrics`], [`report`], [`hlog`] | what a run measured (per instrument, per hedge group), its report, HdrHistogram interval logs |
 //! | [`paper_report`] | a paper run's `report.json`, from its journal |
 #![deny(missing_docs)]
 
@@ -21,6 +21,8 @@ pub mod config;
 pub mod doctor;
 pub mod event_cache;
 pub mod firm;
+pub mod hedge_metrics;
+pub mod hedge_report;
 pub mod hlog;
 pub mod host;
 pub mod lease;

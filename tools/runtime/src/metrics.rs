@@ -757,7 +757,7 @@ impl Metrics {
 
 /// Bounded by design: a full series keeps every other point and is sampled half as often from
 /// here on, so a plot covers the whole run in at most [`MAX_POINTS`] points.
-fn thin_when_full<T>(points: &mut Vec<T>, every: &mut i64) {
+pub(crate) fn thin_when_full<T>(points: &mut Vec<T>, every: &mut i64) {
     if points.len() >= MAX_POINTS {
         let mut k = 0;
         points.retain(|_| {

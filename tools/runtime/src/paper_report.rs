@@ -13,6 +13,7 @@
 
 use crate::backtest::Outcome;
 use crate::config::RunConfig;
+use crate::hedge_metrics::HedgeMetrics;
 use crate::live::Summary;
 use crate::metrics::{Metrics, Sample};
 use crate::record::{events_in, KIND_BATCH_END, KIND_EVENT, KIND_EVENTS};
@@ -47,6 +48,7 @@ pub fn outcome(dir: &Path, summary: &Summary) -> anyhow::Result<(RunConfig, Outc
         .enumerate()
         .map(|(i, c)| Metrics::new(i as u16, c))
         .collect();
+    let mut hedging = HedgeMetrics::all(&engine, cfg);
     let clock = quanta::Clock::new();
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds");
@@ -65,6 +67,9 @@ pub fn outcome(dir: &Path, summary: &Summary) -> anyhow::Result<(RunConfig, Outc
                     hist.saturating_record(clock.delta_as_nanos(t0, clock.raw()).max(1));
                     if let (Some(x), Some(m)) = (ev.as_exec(), metrics.get_mut(id as usize)) {
                         m.on_report(&x);
+                        for h in hedging.iter_mut() {
+                            h.on_report(id, &x);
+                        }
                         let after = Sample::position(&engine, id);
                         if after != before {
                             m.on_fill(ev.local_time_ns, after - before, x.last_price, x.taker);
@@ -80,10 +85,16 @@ pub fn outcome(dir: &Path, summary: &Summary) -> anyhow::Result<(RunConfig, Outc
                     if let Some(m) = metrics.get_mut(i.instrument as usize) {
                         m.on_intent(&i);
                     }
+                    for h in hedging.iter_mut() {
+                        h.on_intent(&i, &engine);
+                    }
                 }
                 if batch_t != i64::MIN {
                     for m in metrics.iter_mut() {
                         m.sample(batch_t, &Sample::of(&engine, m.id));
+                    }
+                    for h in hedging.iter_mut() {
+                        h.sample(batch_t, &engine);
                     }
                 }
             }
@@ -97,6 +108,7 @@ pub fn outcome(dir: &Path, summary: &Summary) -> anyhow::Result<(RunConfig, Outc
     }
     let outcome = Outcome {
         metrics,
+        hedging,
         sync_by_instrument: summary.sync_by_instrument.clone(),
         sim: summary.sim,
         engine: engine.stats(),

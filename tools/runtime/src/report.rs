@@ -64,6 +64,9 @@ pub struct Report {
     pub instruments: Vec<InstrumentReport>,
     /// Every instrument in one reporting currency.
     pub portfolio: Portfolio,
+    /// Each `[[hedge]]` group, by its name (absent without groups).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub hedging: std::collections::BTreeMap<String, crate::hedge_report::HedgingReport>,
     /// Book health over the whole run: counts summed over the instruments, `valid_share` the
     /// lowest instrument's.
     pub book: BookHealth,
@@ -650,6 +653,16 @@ impl Report {
                 first_skipped: o.skipped.clone(),
             },
             portfolio: Portfolio::new(&instruments, &o.metrics),
+            hedging: o
+                .hedging
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.clone(),
+                        crate::hedge_report::HedgingReport::new(cfg, h),
+                    )
+                })
+                .collect(),
             book: BookHealth {
                 valid_share: if valid_share.is_finite() {
                     valid_share
@@ -765,6 +778,9 @@ impl Report {
                     )
                 }
             ));
+        }
+        for (name, h) in &self.hedging {
+            out.push_str(&h.summary(name));
         }
         out.push_str(&format!(
             "  on_event   p50 {} ns, p99 {} ns, p99.9 {} ns\n",
