@@ -90,7 +90,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     std::fs::write(dir.join("report.json"), json + "\n")
         .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
     let keys = runtime::report::keys(cfg);
-    let plot_dirs = plots::write_each(&outcome.metrics, &keys, &dir.join("plots"))?;
+    let mut plot_dirs = plots::write_each(&outcome.metrics, &keys, &dir.join("plots"))?;
+    plot_dirs.extend(plots::write_hedging(&outcome.hedging, &dir.join("plots"))?);
     staged.commit()?;
 
     outln!("{}", report.summary().trim_end())?;

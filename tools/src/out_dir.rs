@@ -25,8 +25,8 @@ const LOCK: &str = ".ringmaker.lock";
 const NEW: &str = ".ringmaker-new-";
 const OLD: &str = ".ringmaker-old-";
 
-/// The PNGs `plots::write_all` writes.
-const PLOT_FILES: [&str; 5] = crate::plots::ALL_FILES;
+/// The PNGs `plots::write_all` and `plots::write_hedging` write.
+const PLOT_FILES: [&str; 6] = crate::plots::ALL_FILES;
 
 /// A run being built in a staging directory of `OUT`.
 #[derive(Debug)]

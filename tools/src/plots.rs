@@ -6,6 +6,7 @@
 use anyhow::{anyhow, Context};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use runtime::hedge_metrics::HedgeMetrics;
 use runtime::metrics::Metrics;
 use std::path::Path;
 use std::sync::Once;
@@ -34,8 +35,14 @@ pub const FILES: [&str; 4] = ["mid.png", "position.png", "pnl.png", "distance.pn
 /// The file [`write_all`] adds for an instrument with `[instrument.quote.adapt]`.
 pub const ADAPT_FILE: &str = "adapt.png";
 
-/// Every file [`write_all`] may write (what a previous run's `plots/` may hold).
-pub const ALL_FILES: [&str; 5] = [FILES[0], FILES[1], FILES[2], FILES[3], ADAPT_FILE];
+/// The file [`write_hedging`] writes for each `[[hedge]]` group.
+pub const DELTA_FILE: &str = "delta.png";
+
+/// Every file [`write_all`] and [`write_hedging`] may write (what a previous run's `plots/` may
+/// hold).
+pub const ALL_FILES: [&str; 6] = [
+    FILES[0], FILES[1], FILES[2], FILES[3], ADAPT_FILE, DELTA_FILE,
+];
 
 /// The files [`write_all`] writes for `m`, in order: [`FILES`], then [`ADAPT_FILE`] when the
 /// instrument has the adapt section.
@@ -94,6 +101,61 @@ pub fn write_each(
     }
     Ok(written)
 }
+
+/// Each `[[hedge]]` group's delta over time, in `dir/hedge_<name>/delta.png` (± band in red,
+/// ± hard limit in orange). Returns the folders written.
+pub fn write_hedging(
+    groups: &[HedgeMetrics],
+    dir: &Path,
+) -> anyhow::Result<Vec<(String, Vec<&'static str>)>> {
+    register_font();
+    let mut written = Vec::new();
+    for h in groups {
+        let name = format!(
+            "hedge_{}",
+            h.name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                })
+                .collect::<String>()
+        );
+        let folder = dir.join(&name);
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
+        let t0 = h.points.first().map_or(0, |p| p.t);
+        let ys: Vec<(f64, f64)> = h
+            .points
+            .iter()
+            .filter(|p| p.delta.is_finite())
+            .map(|p| ((p.t - t0) as f64 / 1e9, p.delta))
+            .collect();
+        let end = h
+            .points
+            .last()
+            .map_or(1.0, |p| ((p.t - t0) as f64 / 1e9).max(1.0));
+        line_plot_x(
+            0.0..end,
+            &folder.join(DELTA_FILE),
+            &format!(
+                "hedge group {}: delta, {} (red: ± band, orange: ± hard limit); in band {:.1}% of valid book",
+                h.name,
+                h.base_asset,
+                h.in_band_share() * 100.0
+            ),
+            &h.base_asset,
+            ys,
+            &[(h.band, RED), (-h.band, RED), (h.hard_limit, ORANGE), (-h.hard_limit, ORANGE)],
+        )?;
+        written.push((format!("plots/{name}"), vec![DELTA_FILE]));
+    }
+    Ok(written)
+}
+
+/// Orange, for the hard limits.
+const ORANGE: RGBColor = RGBColor(255, 140, 0);
 
 fn secs(m: &Metrics, t: i64) -> f64 {
     (t - m.span.0) as f64 / 1e9
@@ -216,11 +278,24 @@ fn line_plot(
     ys: Vec<(f64, f64)>,
     bands: &[f64],
 ) -> anyhow::Result<()> {
+    let bands: Vec<(f64, RGBColor)> = bands.iter().map(|&b| (b, RED)).collect();
+    line_plot_x(x_range(m), path, title, y_desc, ys, &bands)
+}
+
+/// A line over `x` (seconds) with horizontal lines at `bands`, each in its colour.
+fn line_plot_x(
+    x: std::ops::Range<f64>,
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    ys: Vec<(f64, f64)>,
+    bands: &[(f64, RGBColor)],
+) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, (W, H)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (mut lo, mut hi) = ys
         .iter()
-        .chain(bands.iter().map(|b| (0.0, *b)).collect::<Vec<_>>().iter())
+        .chain(bands.iter().map(|b| (0.0, b.0)).collect::<Vec<_>>().iter())
         .fold((0.0f64, 0.0f64), |(lo, hi), &(_, y)| (lo.min(y), hi.max(y)));
     if hi - lo < 1e-12 {
         (lo, hi) = (lo - 1.0, hi + 1.0);
@@ -231,7 +306,7 @@ fn line_plot(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(x_range(m), (lo - pad)..(hi + pad))
+        .build_cartesian_2d(x.clone(), (lo - pad)..(hi + pad))
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -239,10 +314,12 @@ fn line_plot(
         .y_desc(y_desc)
         .draw()
         .map_err(err)?;
-    for &b in bands {
-        let x1 = x_range(m).end;
+    for &(b, colour) in bands {
         chart
-            .draw_series(LineSeries::new(vec![(0.0, b), (x1, b)], RED.mix(0.6)))
+            .draw_series(LineSeries::new(
+                vec![(x.start, b), (x.end, b)],
+                colour.mix(0.6),
+            ))
             .map_err(err)?;
     }
     chart
