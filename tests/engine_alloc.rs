@@ -52,12 +52,23 @@ fn count_with<R: Recorder>(
     rule: SyncRule,
     fill_every: u64,
     host: &mut Host<R>,
-    mut after_batch: impl FnMut(&mut Host<R>),
-    mut inject: impl FnMut(usize) -> Option<engine::Event>,
+    after_batch: impl FnMut(&mut Host<R>),
+    inject: impl FnMut(usize) -> Option<engine::Event>,
 ) -> Counts {
     let insts: Vec<_> = cfg.instruments.iter().map(|i| i.instrument).collect();
     let rec = recorded_events(data, &insts, rule).unwrap();
     let batches: Vec<&[engine::Event]> = rec.batches().collect();
+    count_batches(&batches, fill_every, host, after_batch, inject)
+}
+
+/// [`count_with`] over batches already decoded.
+fn count_batches<R: Recorder>(
+    batches: &[&[engine::Event]],
+    fill_every: u64,
+    host: &mut Host<R>,
+    mut after_batch: impl FnMut(&mut Host<R>),
+    mut inject: impl FnMut(usize) -> Option<engine::Event>,
+) -> Counts {
     let mut venue = Responder::new(4096, false);
     venue.fill_every = fill_every;
     let mut reports = Vec::with_capacity(4096);
@@ -230,4 +241,62 @@ fn firm_limits_allocate_nothing() {
     let stats = host.engine.stats();
     assert_eq!(stats.malformed, 0);
     assert!(stats.places_risk_refused > 0, "{stats:?}");
+}
+
+/// Issue 20: a `[[hedge]]` group (the perpetual quoted, spot its hedge instrument) on both
+/// recordings merged: the delta, the quoted side's room and skew, passive and active hedge
+/// orders, their cancels and the governor allocate nothing.
+#[test]
+fn hedging_allocates_nothing() {
+    // A short age limit, so that active hedges follow the passive ones within the window.
+    let text =
+        config_text("hedge-perp-spot-btcusdt.toml").replace("max_age_ms = 3000", "max_age_ms = 50");
+    assert!(
+        text.contains("max_age_ms = 50"),
+        "the shipped config changed shape"
+    );
+    let run = runtime::config::RunConfig::from_toml(&text).unwrap();
+    let cfg = &run.engine;
+    // Both recordings merged and synced, as the backtest binds them: its journal's market
+    // events, in their batches.
+    let tmp = TempDir::new("engine-alloc-hedge");
+    let dir = tmp.join("journal");
+    let mut data = vec![usdm()];
+    data.extend(spot());
+    let rec = JournalRecorder::create_run(&dir, &run, 64 << 20, 0, runtime::record::Keep::Durable)
+        .unwrap();
+    let settings = ringmaker_tests::readme_settings(data);
+    let (_, rec) = runtime::backtest::run(cfg, &settings, rec, &mut |_| {}).unwrap();
+    rec.close().unwrap();
+    let mut source = runtime::backtest::JournalSource::open(&dir).unwrap();
+    let mut owned: Vec<Vec<engine::Event>> = Vec::new();
+    while let Some(Ok(feeds::Input::Events { events, .. })) =
+        feeds::MarketSource::next_input(&mut source)
+    {
+        owned.push(events.to_vec());
+    }
+    let batches: Vec<&[engine::Event]> = owned.iter().map(|b| b.as_slice()).collect();
+    let mut host = Host::new(Engine::new(cfg), NoRecorder);
+    // The counters when counting starts: after_batch runs twice a batch, and counting starts at
+    // batch 2,000 (reading them is a copy: nothing allocated).
+    let (mut calls, mut at_start) = (0usize, None);
+    let counts = count_batches(
+        &batches,
+        3,
+        &mut host,
+        |h| {
+            if calls == 4_000 {
+                at_start = h.engine.hedge(0).map(|v| v.stats);
+            }
+            calls += 1;
+        },
+        |_| None,
+    );
+    assert_eq!(counts, Counts::ZERO, "hedging: allocations on the hot path");
+    // The hedge worked while counted: both planners placed orders.
+    let (s, s0) = (host.engine.hedge(0).unwrap().stats, at_start.unwrap());
+    assert!(
+        s.passive > s0.passive && s.active_age + s.active_hard > s0.active_age + s0.active_hard,
+        "{s0:?} → {s:?}"
+    );
 }

@@ -88,6 +88,13 @@ impl Sink for Responder {
                 i.qty,
             );
             self.pending.push(r);
+        } else if i.kind == IntentKind::Place
+            && i.tif == engine::TimeInForce::Ioc
+            && self.pending.len() < self.pending.capacity()
+        {
+            // An IOC the venue does not fill ends at once, as on Binance.
+            let r = self.report(i.instrument, ExecKind::Expired, i.client_order_id, 0, 0, 0);
+            self.pending.push(r);
         }
     }
 
