@@ -625,7 +625,7 @@ impl Config {
                 "at most 65535 instruments",
             ));
         }
-        let hedge_only = crate::hedge_config::hedge_instruments(&file.hedges, &file.instruments);
+        let hedge_only = crate::hedge_config::hedge_instruments(&file.hedges, &file.instruments)?;
         let mut instruments = Vec::with_capacity(file.instruments.len());
         for (i, s) in file.instruments.iter().enumerate() {
             instruments.push(instrument(i, s, hedge_only[i])?);

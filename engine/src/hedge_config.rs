@@ -101,20 +101,34 @@ fn resolve(
 }
 
 /// The hedge instruments of `hedges`, by instrument index (so an instrument's section may
-/// leave out `[instrument.quote]`). Keys that name nothing are reported by [`validate`].
+/// leave out `[instrument.quote]`); a key that names no instrument, or several, is an error
+/// (before any instrument's own is reported).
 pub(crate) fn hedge_instruments(
     hedges: &[HedgeSection],
     instruments: &[InstrumentSection],
-) -> Vec<bool> {
+) -> Result<Vec<bool>, ConfigError> {
     let mut out = vec![false; instruments.len()];
-    for h in hedges {
-        for k in &h.hedge {
-            if let Ok(id) = resolve("", k, instruments) {
-                out[id as usize] = true;
+    let mut member = vec![false; instruments.len()];
+    for (g, h) in hedges.iter().enumerate() {
+        for (name, keys) in [("quoted", &h.quoted), ("hedge", &h.hedge)] {
+            let field = format!("hedge[{g}].{name}");
+            if keys.is_empty() {
+                return Err(invalid(field, "[]", "at least one instrument"));
+            }
+            for k in keys {
+                let id = resolve(&field, k, instruments)? as usize;
+                if std::mem::replace(&mut member[id], true) {
+                    return Err(invalid(
+                        field,
+                        k,
+                        "an instrument is in one hedge group, once (quoted or hedge)",
+                    ));
+                }
+                out[id] |= name == "hedge";
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// A decimal amount of the base asset in delta units, exactly.
@@ -274,4 +288,139 @@ pub(crate) fn validate(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, ReloadRefused};
+
+    /// The shipped perpetual-hedged-on-spot config with its `[[hedge]]` lines edited by `edit`.
+    fn shipped(edit: impl Fn(String) -> String) -> Result<Config, ConfigError> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/hedge-perp-spot-btcusdt.toml"
+        );
+        Config::from_toml(&edit(std::fs::read_to_string(path).unwrap()))
+    }
+
+    fn field_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { field, .. } => field,
+            other => panic!("not a field error: {other}"),
+        }
+    }
+
+    #[test]
+    fn the_shipped_group_resolves_and_converts_exactly() {
+        let c = shipped(|t| t).unwrap();
+        let g = &c.hedges[0];
+        assert_eq!(
+            (g.name.as_str(), g.quoted.as_slice(), g.hedges.as_slice()),
+            ("btc", &[0][..], &[1][..])
+        );
+        // 0.004 and 0.010 BTC in 10^-12.
+        assert_eq!((g.band, g.hard_limit), (4_000_000_000, 10_000_000_000));
+        assert_eq!(g.max_age_ns, 3_000_000_000);
+        assert!(c.instruments[1].hedge_only && !c.instruments[0].hedge_only);
+    }
+
+    #[test]
+    fn every_invalid_group_names_its_field() {
+        let cases: [(&str, &str, &str); 11] = [
+            (
+                "hedge = [\"binance-spot:BTCUSDT\"]",
+                "hedge = [\"binance-spot:ETHUSDT\"]",
+                "hedge[0].hedge",
+            ),
+            (
+                "quoted = [\"binance-usdm:BTCUSDT\"]",
+                "quoted = [\"BTCUSDT\"]",
+                "hedge[0].quoted",
+            ),
+            (
+                "hedge = [\"binance-spot:BTCUSDT\"]",
+                "hedge = [\"binance-usdm:BTCUSDT\"]",
+                "hedge[0].hedge",
+            ),
+            (
+                "hedge = [\"binance-spot:BTCUSDT\"]",
+                "hedge = []",
+                "hedge[0].hedge",
+            ),
+            ("band = \"0.004\"", "band = \"0\"", "hedge[0].band"),
+            ("band = \"0.004\"", "band = \"abc\"", "hedge[0].band"),
+            (
+                "hard_limit = \"0.010\"",
+                "hard_limit = \"0.004\"",
+                "hedge[0].hard_limit",
+            ),
+            ("max_age_ms = 3000", "max_age_ms = 0", "hedge[0].max_age_ms"),
+            (
+                "max_hedges_per_min = 40",
+                "max_hedges_per_min = 0",
+                "hedge[0].max_hedges_per_min",
+            ),
+            (
+                "cost_cap = \"10\"",
+                "cost_cap = \"-1\"",
+                "hedge[0].cost_cap",
+            ),
+            (
+                "max_slippage_bps = 3.0",
+                "max_slippage_bps = 0.0",
+                "hedge[0].max_slippage_bps",
+            ),
+        ];
+        for (from, to, field) in cases {
+            let e = shipped(|t| {
+                assert!(t.contains(from), "{from}");
+                t.replacen(from, to, 1)
+            })
+            .unwrap_err();
+            assert_eq!(field_of(e), field, "{to}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_instrument_needs_its_quote_section_and_groups_do_not_share_instruments() {
+        // Without the group, spot (no [instrument.quote]) is an instrument that quotes nothing.
+        let e = shipped(|t| {
+            let start = t.find("\n[[hedge]]").unwrap() + 1;
+            let end = t[start..].find("# ----").unwrap() + start;
+            format!("{}{}", &t[..start], &t[end..])
+        })
+        .unwrap_err();
+        assert_eq!(field_of(e), "instrument[1].quote");
+        // A second group over the same instruments.
+        let e = shipped(|t| {
+            let start = t.find("\n[[hedge]]").unwrap() + 1;
+            let end = t[start..].find("# ----").unwrap() + start;
+            let group = t[start..end].replace("name = \"btc\"", "name = \"again\"");
+            format!("{}{group}{}", &t[..end], &t[end..])
+        })
+        .unwrap_err();
+        assert_eq!(field_of(e), "hedge[1].quoted");
+    }
+
+    #[test]
+    fn a_reload_keeps_the_members_and_may_change_the_limits() {
+        let c = shipped(|t| t).unwrap();
+        let wider = shipped(|t| t.replacen("band = \"0.004\"", "band = \"0.005\"", 1)).unwrap();
+        assert_eq!(c.reload_refusal(&wider), None);
+        let none = shipped(|t| {
+            let start = t.find("\n[[hedge]]").unwrap() + 1;
+            let end = t[start..].find("# ----").unwrap() + start;
+            let plain = format!("{}{}", &t[..start], &t[end..]);
+            // Spot quotes again: give it a quote section.
+            plain.replacen(
+                "[instrument.balances]",
+                "[instrument.quote]\nfair_value = \"mid\"\noffset_unit = \"bps\"\nstart_offset = 2.0\n\
+                 first_spacing = 1.0\nmultiplier = 1.2\nmax_spacing = 5.0\nlayers = 3\n\
+                 layer_size = \"0.002\"\nmin_spread_bps = 0.5\nskew_coeff = 0.002\n\n[instrument.balances]",
+                1,
+            )
+        })
+        .unwrap();
+        assert_eq!(c.reload_refusal(&none), Some(ReloadRefused::HedgeGroups));
+    }
 }
