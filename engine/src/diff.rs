@@ -296,12 +296,18 @@ pub(crate) fn diff(
             Side::Ask => a < b,
         };
         // In reduce-only, orders on the side that grows the position must go whatever the
-        // budget says.
-        let forced = mode == Mode::ReduceOnly
+        // budget says; so must the orders of a side that holds more than its hedge group's hard
+        // limit leaves (the group's delta moved under them: a hedge filled).
+        let hedge_room = match side {
+            Side::Bid => inst.hedge_room.0,
+            Side::Ask => inst.hedge_room.1,
+        };
+        let forced = (mode == Mode::ReduceOnly
             && match side {
                 Side::Bid => inst.pos.qty >= 0,
                 Side::Ask => inst.pos.qty <= 0,
-            };
+            })
+            || open_total(&working.items[..working.len]) > hedge_room;
         let best_wanted = desired.first().map(|d| d.price);
         let d0 = match (best_wanted, fv) {
             (Some(b), Some(fv)) => b.saturating_sub(fv).saturating_abs(),
@@ -395,7 +401,7 @@ pub(crate) fn diff(
                     distance: fv.map_or(0, |fv| wp.saturating_sub(fv).saturating_abs()),
                     side,
                     cid,
-                    forced: false,
+                    forced,
                 });
                 excess = excess.saturating_sub(wq);
             }

@@ -202,8 +202,9 @@ where
     } else {
         ReplayClock::new(settings.speed, clock.clone())
     };
-    let mut shared =
-        Shared::new(Arc::clone(&settings.stop), replay).with_instruments(cfg.instruments.len());
+    let mut shared = Shared::new(Arc::clone(&settings.stop), replay)
+        .with_instruments(cfg.instruments.len())
+        .with_hedge_groups(cfg.hedges.len());
     if let Some(r) = &settings.ops.reload {
         shared.reload_requested = Arc::clone(r);
     }

@@ -147,6 +147,12 @@ impl Shared {
         self
     }
 
+    /// With operations state for `n` `[[hedge]]` groups too.
+    pub fn with_hedge_groups(mut self, n: usize) -> Shared {
+        self.ops = std::mem::take(&mut self.ops).with_hedge_groups(n);
+        self
+    }
+
     /// Whether the feed and the timer should stop.
     #[inline]
     pub fn stopping(&self) -> bool {

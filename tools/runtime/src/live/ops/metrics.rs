@@ -626,6 +626,85 @@ pub fn render(cx: &Context<'_>) -> String {
             [(Vec::new(), cx.shared.counters.snapshot().firm_limits)],
         );
     }
+    if !ops.hedges.is_empty() {
+        let groups: Vec<(&engine::HedgeGroup, &super::state::HedgeGauges)> = cx
+            .config
+            .engine
+            .hedges
+            .iter()
+            .zip(ops.hedges.iter())
+            .collect();
+        let group = |g: &engine::HedgeGroup| -> Labels { vec![("group", g.name.clone())] };
+        let base = |units: i128| units as f64 / 10f64.powi(engine::DELTA_SCALE as i32);
+        o.gauge(
+            "ringmaker_hedge_delta",
+            "A [[hedge]] group's net delta: every member's position in its base asset",
+            groups.iter().filter_map(|(g, h)| {
+                let d = h.delta_units.load(Relaxed);
+                (d != i64::MIN).then(|| (group(g), base(i128::from(d))))
+            }),
+        );
+        o.gauge(
+            "ringmaker_hedge_band",
+            "A [[hedge]] group's band and hard limit, base asset",
+            groups.iter().flat_map(|(g, _)| {
+                [("band", g.band), ("hard_limit", g.hard_limit)].map(|(limit, v)| {
+                    (
+                        vec![("group", g.name.clone()), ("limit", limit.to_owned())],
+                        base(v),
+                    )
+                })
+            }),
+        );
+        o.gauge(
+            "ringmaker_hedge_breaching",
+            "1 while a [[hedge]] group's |delta| is outside its band",
+            groups
+                .iter()
+                .map(|(g, h)| (group(g), h.breaching.load(Relaxed) as f64)),
+        );
+        o.counter(
+            "ringmaker_hedge_orders",
+            "Hedge orders placed, by kind: passive (post-only at the touch), active_age and \
+             active_hard (an IOC past the age or at the hard limit)",
+            groups.iter().flat_map(|(g, h)| {
+                ["passive", "active_age", "active_hard"]
+                    .into_iter()
+                    .zip(h.orders.iter())
+                    .map(|(kind, n)| {
+                        (
+                            vec![("group", g.name.clone()), ("kind", kind.to_owned())],
+                            n.load(Relaxed),
+                        )
+                    })
+            }),
+        );
+        o.counter(
+            "ringmaker_hedge_held_back",
+            "Hedges held back, by reason: rate (a rate budget, batches), cost_cap (breaches), \
+             price_limit (the far touch past the price limit, batches), no_route (breaches no \
+             hedge instrument could take)",
+            groups.iter().flat_map(|(g, h)| {
+                ["rate", "cost_cap", "price_limit", "no_route"]
+                    .into_iter()
+                    .zip(h.held_back.iter())
+                    .map(|(reason, n)| {
+                        (
+                            vec![("group", g.name.clone()), ("reason", reason.to_owned())],
+                            n.load(Relaxed),
+                        )
+                    })
+            }),
+        );
+        o.gauge(
+            "ringmaker_hedge_cost_today",
+            "Active hedges' worst-case cost today (UTC), as the cost cap counts it, in the hedge \
+             instruments' quote currency",
+            groups
+                .iter()
+                .map(|(g, h)| (group(g), f64::from_bits(h.cost_today.load(Relaxed)))),
+        );
+    }
     if live_venue {
         o.counter(
             "ringmaker_venue_rate_limited",
@@ -771,6 +850,64 @@ pub fn render(cx: &Context<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `[[hedge]]` group's state reaches `/metrics` from what the engine thread publishes, and
+    /// the exposition stays valid for promtool (when it is there: `RINGMAKER_PROMTOOL`).
+    #[test]
+    fn hedge_groups_are_served() {
+        let text = test_support::config_text("hedge-perp-spot-btcusdt.toml");
+        let config = RunConfig::from_toml(&text).unwrap();
+        let shared = Shared::new(
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            crate::live::clock::ReplayClock::new(0.0, quanta::Clock::new()),
+        )
+        .with_instruments(config.engine.instruments.len())
+        .with_hedge_groups(config.engine.hedges.len());
+        let engine = engine::Engine::new(&config.engine);
+        super::super::state::publish(&shared.ops, &engine, &[], (0, 0, 0));
+        let out = render(&Context {
+            config: &config,
+            shared: &shared,
+            start_time: 0.0,
+        });
+        for line in [
+            "ringmaker_hedge_delta{group=\"btc\"} 0.0",
+            "ringmaker_hedge_band{group=\"btc\",limit=\"band\"} 0.004",
+            "ringmaker_hedge_band{group=\"btc\",limit=\"hard_limit\"} 0.01",
+            "ringmaker_hedge_breaching{group=\"btc\"} 0.0",
+            "ringmaker_hedge_orders_total{group=\"btc\",kind=\"active_hard\"} 0",
+            "ringmaker_hedge_held_back_total{group=\"btc\",reason=\"cost_cap\"} 0",
+            "ringmaker_hedge_cost_today{group=\"btc\"} 0.0",
+        ] {
+            assert!(out.contains(line), "{line} not in:\n{out}");
+        }
+        if let Ok(promtool) = std::env::var("RINGMAKER_PROMTOOL") {
+            use std::io::Write;
+            let mut child = std::process::Command::new(promtool)
+                .args(["check", "metrics"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(to_classic(&out).as_bytes())
+                .unwrap();
+            let done = child.wait_with_output().unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&done.stdout),
+                String::from_utf8_lossy(&done.stderr)
+            );
+            assert!(
+                !said.contains("ringmaker_hedge"),
+                "promtool on the hedge families: {said}"
+            );
+        }
+    }
 
     #[test]
     fn the_classic_format_names_counter_families_by_their_samples() {

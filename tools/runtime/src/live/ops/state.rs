@@ -184,11 +184,29 @@ pub struct ControlGauges {
     pub reloads_refused: AtomicU64,
 }
 
+/// One `[[hedge]]` group's published state.
+#[derive(Debug, Default)]
+pub struct HedgeGauges {
+    /// The group's delta, 10^-12 of the base asset (`i64::MIN`: unknown).
+    pub delta_units: AtomicI64,
+    /// |delta| is outside the band (1) or not (0).
+    pub breaching: AtomicU64,
+    /// Hedge orders placed: passive, active for the age limit, active for the hard limit.
+    pub orders: [AtomicU64; 3],
+    /// Hedges held back: by a rate budget, by the cost cap, by the price limit, for want of a
+    /// hedge instrument able to take them.
+    pub held_back: [AtomicU64; 4],
+    /// Active hedges' worst-case cost today, quote currency, as `f64` bits.
+    pub cost_today: AtomicU64,
+}
+
 /// Everything operations reads.
 #[derive(Debug, Default)]
 pub struct OpsState {
     /// Per instrument, by id.
     pub instruments: Box<[InstGauges]>,
+    /// Per `[[hedge]]` group, in config order.
+    pub hedges: Box<[HedgeGauges]>,
     /// Engine-wide.
     pub engine: EngineGauges,
     /// The live venue session.
@@ -217,6 +235,12 @@ impl OpsState {
             instruments: (0..n).map(|_| InstGauges::default()).collect(),
             ..OpsState::default()
         }
+    }
+
+    /// With state for `n` hedge groups.
+    pub fn with_hedge_groups(mut self, n: usize) -> OpsState {
+        self.hedges = (0..n).map(|_| HedgeGauges::default()).collect();
+        self
     }
 
     /// One instrument's gauges.
@@ -312,6 +336,36 @@ pub fn publish(
         if let Some((used, _)) = engine.cancel_budget_usage(id) {
             g.cancel_budget_used.store(u64::from(used), Relaxed);
         }
+    }
+    for (k, h) in ops.hedges.iter().enumerate() {
+        let Some(v) = engine.hedge(k) else {
+            continue;
+        };
+        h.delta_units.store(
+            v.delta.map_or(i64::MIN, |d| clamp(d).max(i64::MIN + 1)),
+            Relaxed,
+        );
+        h.breaching
+            .store(u64::from(v.breach_since.is_some()), Relaxed);
+        let s = v.stats;
+        for (slot, n) in h
+            .orders
+            .iter()
+            .zip([s.passive, s.active_age, s.active_hard])
+        {
+            slot.store(n, Relaxed);
+        }
+        let held = [
+            s.rate_limited,
+            s.cost_capped,
+            s.beyond_price_limit,
+            s.no_route,
+        ];
+        for (slot, n) in h.held_back.iter().zip(held) {
+            slot.store(n, Relaxed);
+        }
+        h.cost_today
+            .store(v.cost_today.to_num::<f64>().to_bits(), Relaxed);
     }
     let st = engine.stats();
     let e = &ops.engine;
