@@ -681,33 +681,6 @@ impl Engine {
         if let Some(fv) = fv {
             inst.fair_value = Some(fv);
         }
-        if inst.cfg.hedge_only {
-            // A hedge instrument quotes no grid: its mode, and what risk forces; the hedge
-            // planner places its orders after the requotes.
-            clock.mark(Stage::Pricing);
-            let (mode, reason) = risk::evaluate_mode(inst, top.is_some(), fv, now);
-            if reason == ModeReason::BookStale && inst.reason != ModeReason::BookStale {
-                self.stats.stale_periods += 1;
-            }
-            Self::set_mode(inst, mode, reason, now, sink);
-            clock.mark(Stage::Risk);
-            if mode == Mode::Halted || inst.cancel_all_requested {
-                inst.cancel_all_requested = false;
-                risk::cancel_all(inst, now, &mut self.emitter, &mut self.stats, sink);
-            }
-            risk::flatten_when_due(
-                inst,
-                reason,
-                top,
-                now,
-                &mut self.budgets[inst.cfg.venue.index()],
-                &mut self.emitter,
-                &mut self.stats,
-                sink,
-            );
-            clock.mark(Stage::Diff);
-            return;
-        }
         let pos = inst.pos.qty;
         // In a hedge group, the group's delta skews the quotes (toward reducing it).
         let skew_pos = inst.hedge_skew.unwrap_or(pos);
@@ -720,7 +693,8 @@ impl Engine {
         inst.last_ratio = ratio;
         inst.bids.clear();
         inst.asks.clear();
-        if let (Some(t), Some(fv)) = (top, fv) {
+        // A hedge instrument quotes no grid: the planner places its orders after the requotes.
+        if let (Some(t), Some(fv), false) = (top, fv, inst.cfg.hedge_only) {
             let shape = match (&mut inst.adapt, &inst.cfg.adapt) {
                 (Some(a), Some(c)) => {
                     a.on_fair_value(c, now, fv);
@@ -780,7 +754,7 @@ impl Engine {
             &mut self.stats,
             sink,
         );
-        if mode == Mode::Halted {
+        if mode == Mode::Halted || inst.cfg.hedge_only {
             clock.mark(Stage::Diff);
             return;
         }
