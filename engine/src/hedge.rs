@@ -289,7 +289,8 @@ fn route(
         let (Some(top), Some(fv)) = (i.top.top_of_book(&i.book), i.fair_value) else {
             continue;
         };
-        if i.mode == Mode::Halted || !i.book.is_valid() {
+        // A fair value under one tick prices nothing (and is divided by below).
+        if i.mode == Mode::Halted || !i.book.is_valid() || fv < 1 {
             continue;
         }
         let inst = &i.cfg.instrument;
