@@ -461,6 +461,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         .is_ok()
         .then(|| write_report(&dir, &summary))
         .transpose();
+    let hedging = match &report {
+        Ok(Some(lines)) => lines.clone(),
+        _ => Vec::new(),
+    };
     let failure = if let Err(e) = closed {
         Some(e.context("flushing the journal"))
     } else if let Err(e) = report {
@@ -535,6 +539,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             let _ = writeln!(out, "  recorded         {r}");
         }
     }
+    for line in &hedging {
+        let _ = write!(out, "{line}");
+    }
     let _ = writeln!(
         out,
         "  wrote            {0}/report.json, {0}/journal/, {0}/latency.hlog",
@@ -547,9 +554,18 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes `dir/report.json`: the backtest's report of this run, built from its journal.
-fn write_report(dir: &std::path::Path, summary: &live::Summary) -> anyhow::Result<()> {
+/// Returns the summary's line of each `[[hedge]]` group.
+fn write_report(dir: &std::path::Path, summary: &live::Summary) -> anyhow::Result<Vec<String>> {
     let report = runtime::paper_report::report(&dir.join("journal"), summary)?;
     let path = dir.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    Ok(report
+        .hedging
+        .iter()
+        .map(|(name, h)| {
+            h.summary(name)
+                .replacen("  hedge ", "  hedge            ", 1)
+        })
+        .collect())
 }
