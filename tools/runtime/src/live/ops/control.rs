@@ -437,6 +437,42 @@ pub fn status(cfg: &RunConfig, ops: &OpsState) -> String {
             c.instrument.pnl_asset().as_str(),
         );
     }
+    for (g, h) in cfg.engine.hedges.iter().zip(ops.hedges.iter()) {
+        let base = |units: i128| units as f64 / 10f64.powi(engine::DELTA_SCALE as i32);
+        let d = h.delta_units.load(Ordering::Relaxed);
+        let orders = |k: usize| h.orders[k].load(Ordering::Relaxed);
+        let asset = |ids: &[engine::InstrumentId], quote: bool| {
+            cfg.engine.instruments.get(ids[0] as usize).map_or("", |c| {
+                if quote {
+                    c.instrument.quote_asset.as_str()
+                } else {
+                    c.instrument.base_asset.as_str()
+                }
+            })
+        };
+        let (base_asset, quote_asset) = (asset(&g.quoted, false), asset(&g.hedges, true));
+        let _ = writeln!(
+            s,
+            "{:<24} delta {} {base_asset} (band {}, hard limit {})  {}  hedges {} passive / {} \
+             active  cost today {:.4} {quote_asset}",
+            format!("hedge {}", g.name),
+            if d == i64::MIN {
+                "unknown".to_owned()
+            } else {
+                format!("{:+.6}", base(i128::from(d)))
+            },
+            base(g.band),
+            base(g.hard_limit),
+            if h.breaching.load(Ordering::Relaxed) == 1 {
+                "breaching"
+            } else {
+                "in band"
+            },
+            orders(0),
+            orders(1) + orders(2),
+            f64::from_bits(h.cost_today.load(Ordering::Relaxed)),
+        );
+    }
     s
 }
 
@@ -461,4 +497,34 @@ pub fn request(out: &Path, request: &str) -> anyhow::Result<String> {
         .read_to_string(&mut answer)
         .context("reading the run's answer")?;
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    /// `status` says each hedge group's delta, band, state, orders and cost, in its units.
+    #[test]
+    fn status_has_a_line_per_hedge_group() {
+        let text = test_support::config_text("hedge-perp-spot-btcusdt.toml");
+        let cfg = RunConfig::from_toml(&text).unwrap();
+        let ops = OpsState::new(cfg.engine.instruments.len()).with_hedge_groups(1);
+        let h = &ops.hedges[0];
+        h.delta_units.store(-6_000_000_000, Relaxed);
+        h.breaching.store(1, Relaxed);
+        h.orders[0].store(7, Relaxed);
+        h.orders[1].store(2, Relaxed);
+        h.orders[2].store(1, Relaxed);
+        h.cost_today.store(1.25f64.to_bits(), Relaxed);
+        let s = status(&cfg, &ops);
+        let line = s.lines().last().unwrap();
+        assert_eq!(
+            line,
+            "hedge btc                delta -0.006000 BTC (band 0.004, hard limit 0.01)  breaching  \
+             hedges 7 passive / 3 active  cost today 1.2500 USDT"
+        );
+        h.delta_units.store(i64::MIN, Relaxed);
+        assert!(status(&cfg, &ops).contains("delta unknown BTC"));
+    }
 }
