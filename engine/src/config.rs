@@ -625,7 +625,11 @@ impl Config {
                 "at most 65535 instruments",
             ));
         }
-        let hedge_only = crate::hedge_config::hedge_instruments(&file.hedges, &file.instruments)?;
+        let members = crate::hedge_config::members(&file.hedges, &file.instruments)?;
+        let mut hedge_only = vec![false; file.instruments.len()];
+        for &id in members.iter().flat_map(|(_, hedge)| hedge) {
+            hedge_only[id as usize] = true;
+        }
         let mut instruments = Vec::with_capacity(file.instruments.len());
         for (i, s) in file.instruments.iter().enumerate() {
             instruments.push(instrument(i, s, hedge_only[i])?);
@@ -644,7 +648,7 @@ impl Config {
                 ));
             }
         }
-        let hedges = crate::hedge_config::validate(&file.hedges, &file.instruments, &instruments)?;
+        let hedges = crate::hedge_config::validate(&file.hedges, members, &instruments)?;
         Ok(Config {
             orders_per_10s: e.orders_per_10s,
             orders_per_min: e.orders_per_min,

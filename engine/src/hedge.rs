@@ -391,19 +391,9 @@ fn bps_ticks(fv: Fx, bps: Fx) -> i64 {
 /// notional times (the limit's distance from fair value + the taker fee) in bps.
 fn worst_cost(inst: &Inst, fv: Fx, limit: i64, qty: i64) -> Fx {
     let i = &inst.cfg.instrument;
-    // One notional unit in the quote currency: a tick times a lot (a tick of USD for inverse).
-    let unit = Fx::from_num(i.tick.mantissa()) / pow10(i.tick.scale())
-        * match i.kind {
-            InstrumentKind::Inverse => Fx::ONE,
-            _ => Fx::from_num(i.lot.mantissa()) / pow10(i.lot.scale()),
-        };
-    let notional = Fx::saturating_from_num(i.notional(limit, qty)).saturating_mul(unit);
+    let notional = i.notional_unit().to_fx(i.notional(limit, qty));
     let away = (Fx::from_num(limit) - fv).abs() / fv;
     notional.saturating_mul(away + crate::pricer::bps_of(inst.cfg.taker_fee_bps.max(Fx::ZERO)))
-}
-
-fn pow10(scale: u8) -> Fx {
-    Fx::from_num(10u64.pow(u32::from(scale.min(18))))
 }
 
 /// After the requotes: the group's hedge orders (see the module's documentation).

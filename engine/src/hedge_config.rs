@@ -100,33 +100,41 @@ fn resolve(
     }
 }
 
-/// The hedge instruments of `hedges`, by instrument index (so an instrument's section may
-/// leave out `[instrument.quote]`); a key that names no instrument, or several, is an error
-/// (before any instrument's own is reported).
-pub(crate) fn hedge_instruments(
+/// Each group's members, `(quoted, hedge)` ids, resolved before the instruments are built (so a
+/// hedge instrument's section may leave out `[instrument.quote]`): a key that names no
+/// instrument or several, an empty list, or an instrument in two places is an error naming the
+/// group's field.
+pub(crate) type Members = Vec<(Vec<InstrumentId>, Vec<InstrumentId>)>;
+
+/// See [`Members`].
+pub(crate) fn members(
     hedges: &[HedgeSection],
     instruments: &[InstrumentSection],
-) -> Result<Vec<bool>, ConfigError> {
-    let mut out = vec![false; instruments.len()];
+) -> Result<Members, ConfigError> {
     let mut member = vec![false; instruments.len()];
+    let mut out = Vec::with_capacity(hedges.len());
     for (g, h) in hedges.iter().enumerate() {
-        for (name, keys) in [("quoted", &h.quoted), ("hedge", &h.hedge)] {
+        let mut ids = |name: &str, keys: &[String]| -> Result<Vec<InstrumentId>, ConfigError> {
             let field = format!("hedge[{g}].{name}");
             if keys.is_empty() {
                 return Err(invalid(field, "[]", "at least one instrument"));
             }
+            let mut v = Vec::with_capacity(keys.len());
             for k in keys {
-                let id = resolve(&field, k, instruments)? as usize;
-                if std::mem::replace(&mut member[id], true) {
+                let id = resolve(&field, k, instruments)?;
+                if std::mem::replace(&mut member[id as usize], true) {
                     return Err(invalid(
                         field,
                         k,
                         "an instrument is in one hedge group, once (quoted or hedge)",
                     ));
                 }
-                out[id] |= name == "hedge";
+                v.push(id);
             }
-        }
+            Ok(v)
+        };
+        let quoted = ids("quoted", &h.quoted)?;
+        out.push((quoted, ids("hedge", &h.hedge)?));
     }
     Ok(out)
 }
@@ -144,41 +152,15 @@ fn base_amount(field: &str, v: &str) -> Result<i128, ConfigError> {
         })
 }
 
-/// Validates every `[[hedge]]` against the instruments built from `sections`.
+/// Validates every `[[hedge]]` (its members resolved by [`members`]) against the instruments.
 pub(crate) fn validate(
     hedges: &[HedgeSection],
-    sections: &[InstrumentSection],
+    members: Members,
     instruments: &[InstrumentConfig],
 ) -> Result<Vec<HedgeGroup>, ConfigError> {
     let mut out = Vec::with_capacity(hedges.len());
-    let mut member = vec![None::<usize>; instruments.len()];
-    for (g, h) in hedges.iter().enumerate() {
+    for (g, (h, (quoted, hedge))) in hedges.iter().zip(members).enumerate() {
         let f = |name: &str| format!("hedge[{g}].{name}");
-        let mut ids = |name: &str, keys: &[String]| -> Result<Vec<InstrumentId>, ConfigError> {
-            if keys.is_empty() {
-                return Err(invalid(f(name), "[]", "at least one instrument"));
-            }
-            let mut v = Vec::with_capacity(keys.len());
-            for k in keys {
-                let id = resolve(&f(name), k, sections)?;
-                if let Some(other) = member[id as usize] {
-                    return Err(invalid(
-                        f(name),
-                        k,
-                        if other == g {
-                            "an instrument is in a group once"
-                        } else {
-                            "an instrument is in one hedge group only"
-                        },
-                    ));
-                }
-                member[id as usize] = Some(g);
-                v.push(id);
-            }
-            Ok(v)
-        };
-        let quoted = ids("quoted", &h.quoted)?;
-        let hedge = ids("hedge", &h.hedge)?;
         let all = || {
             quoted
                 .iter()

@@ -507,6 +507,20 @@ impl MoneyUnit {
         units as f64 * self.mantissa as f64 / 10f64.powi(self.scale as i32)
     }
 
+    /// `units` of this unit in fixed point (saturating), for the engine's own arithmetic in
+    /// the currency (one rounding per division by up to 10^18).
+    pub fn to_fx(&self, units: i128) -> Fx {
+        let mantissa = i128::try_from(self.mantissa).unwrap_or(i128::MAX);
+        let mut v = Fx::saturating_from_num(units.saturating_mul(mantissa));
+        let mut scale = u32::from(self.scale);
+        while scale > 0 {
+            let k = scale.min(18);
+            v /= Fx::from_num(10u64.pow(k));
+            scale -= k;
+        }
+        v
+    }
+
     /// `units` as an exact decimal string (`-1.0274` for -10274 units of 0.0001).
     pub fn format(&self, units: i128) -> String {
         let neg = units < 0;
