@@ -8,20 +8,13 @@
 //! and IOCs, on BTCUSDC only, never sent twice; at the end the venue's positions (asked over REST)
 //! are the engine's, nothing is left open, and the journal replays identical.
 
-use gateway::binance::rest::{RestClient, RestOptions};
-use gateway::binance::sign::{Credentials, Secret, Signer};
+use gateway::binance::sign::{Credentials, Secret};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 use test_support::TempDir;
 
 mod common;
-use common::{ringmaker, root, venue_serving};
-
-/// The venue's first test account (`configs/venue-accounts.toml`: Binance's documented example
-/// key pair, public, not a secret of anyone's).
-const API_KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
-const API_SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
+use common::{account_state, ringmaker, root, venue_serving, API_KEY, API_SECRET};
 
 /// The shipped perpetual/spot hedge config with spot replaced by a BTCUSDC perpetual: the
 /// engine's part (what the venue serves), and the run's (plus `[venue]` and `[cpu]`).
@@ -81,16 +74,6 @@ fn btcusdc_recording(dir: &Path) -> std::path::PathBuf {
         )
         .unwrap();
     p
-}
-
-/// The venue's open orders and position (lots of 0.001) for `symbol`, over REST.
-fn venue_state(rest: &RestClient, symbol: &str) -> (usize, i64) {
-    let open = rest.open_orders(symbol).expect("open orders").len();
-    let pos = rest
-        .position(symbol)
-        .expect("position")
-        .map_or(0.0, |p| p.position_amt.parse::<f64>().unwrap());
-    (open, (pos * 1000.0).round() as i64)
 }
 
 #[test]
@@ -176,17 +159,9 @@ fn a_live_group_hedges_on_the_second_perpetual_and_ends_with_the_venues_view_equ
     ids.dedup();
     assert_eq!(ids.len(), n, "a client order id placed twice");
     // What the venue holds, asked independently: nothing open, each position the engine's.
-    let signer: Arc<dyn Signer + Send + Sync> =
-        Arc::new(Credentials::hmac(API_KEY, &Secret::new(API_SECRET)).unwrap());
-    let rest = RestClient::new(
-        &v.rest,
-        Some(Path::new(&v.cert)),
-        signer,
-        RestOptions::default(),
-    )
-    .unwrap();
     for symbol in ["BTCUSDT", "BTCUSDC"] {
-        let (open, pos) = venue_state(&rest, symbol);
+        let creds = Credentials::hmac(API_KEY, &Secret::new(API_SECRET)).unwrap();
+        let (open, pos) = account_state(&v, creds, symbol);
         assert_eq!(open, 0, "{symbol}: orders left open at the venue");
         let engine = report["instruments"][symbol]["position"]["final"]
             .as_f64()

@@ -3,21 +3,14 @@
 //! venue's WebSocket API, its user data stream and REST. What the venue holds at the end is
 //! read back independently over REST and compared with what the engine says.
 
-use gateway::binance::rest::{RestClient, RestOptions};
-use gateway::binance::sign::{Credentials, Secret, Signer};
+use gateway::binance::sign::{Credentials, Secret};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 use test_support::TempDir;
 
 mod common;
-use common::{eventually, ringmaker, root, venue_with, VenueProc};
-
-/// The venue's first test account (`configs/venue-accounts.toml`: Binance's documented example
-/// key pair, public, not a secret of anyone's).
-const API_KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
-const API_SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
+use common::{eventually, ringmaker, root, venue_with, VenueProc, API_KEY, API_SECRET};
 
 fn accounts_venue(dir: &Path, faults: Option<&str>) -> VenueProc {
     let accounts = root("configs/venue-accounts.toml");
@@ -83,38 +76,7 @@ fn venue_state(v: &VenueProc) -> (usize, i64) {
 
 /// What the venue holds for the account of `creds`.
 fn venue_state_of(v: &VenueProc, creds: Credentials) -> (usize, i64) {
-    let signer: Arc<dyn Signer + Send + Sync> = Arc::new(creds);
-    let rest = RestClient::new(
-        &v.rest,
-        Some(Path::new(&v.cert)),
-        signer,
-        RestOptions::default(),
-    )
-    .unwrap();
-    // A venue with a `rest-5xx` fault answers some calls 503: asked again.
-    let retry = |what: &str| -> Box<dyn Fn(gateway::binance::rest::RestError) -> bool> {
-        let what = what.to_string();
-        Box::new(move |e| {
-            assert!(
-                matches!(e, gateway::binance::rest::RestError::Server { .. }),
-                "{what}: {e}"
-            );
-            true
-        })
-    };
-    let open = (0..5)
-        .find_map(|_| {
-            rest.open_orders("BTCUSDT")
-                .map_err(retry("open orders"))
-                .ok()
-        })
-        .expect("open orders")
-        .len();
-    let pos = (0..5)
-        .find_map(|_| rest.position("BTCUSDT").map_err(retry("position")).ok())
-        .expect("position")
-        .map_or(0.0, |p| p.position_amt.parse::<f64>().unwrap());
-    (open, (pos * 1000.0).round() as i64)
+    common::account_state(v, creds, "BTCUSDT")
 }
 
 /// The engine's final position (lots of 0.001) from the run's report.json.

@@ -173,3 +173,45 @@ pub fn promtool_check_metrics(text: &str) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The venue's first test account (`configs/venue-accounts.toml`: Binance's documented example
+/// key pair, public, not a secret of anyone's).
+pub const API_KEY: &str = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83";
+/// Its HMAC secret.
+pub const API_SECRET: &str = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
+
+/// What the venue holds for the account of `creds` on `symbol`, asked over REST: (open orders,
+/// position in lots of 0.001). A venue with a `rest-5xx` fault answers some calls 503: asked
+/// again (five times at most).
+pub fn account_state(
+    v: &VenueProc,
+    creds: gateway::binance::sign::Credentials,
+    symbol: &str,
+) -> (usize, i64) {
+    use gateway::binance::rest::{RestClient, RestError, RestOptions};
+    let signer: std::sync::Arc<dyn gateway::binance::sign::Signer + Send + Sync> =
+        std::sync::Arc::new(creds);
+    let rest = RestClient::new(
+        &v.rest,
+        Some(Path::new(&v.cert)),
+        signer,
+        RestOptions::default(),
+    )
+    .unwrap();
+    let retry = |what: &str| -> Box<dyn Fn(RestError) -> bool> {
+        let what = what.to_string();
+        Box::new(move |e| {
+            assert!(matches!(e, RestError::Server { .. }), "{what}: {e}");
+            true
+        })
+    };
+    let open = (0..5)
+        .find_map(|_| rest.open_orders(symbol).map_err(retry("open orders")).ok())
+        .expect("open orders")
+        .len();
+    let pos = (0..5)
+        .find_map(|_| rest.position(symbol).map_err(retry("position")).ok())
+        .expect("position")
+        .map_or(0.0, |p| p.position_amt.parse::<f64>().unwrap());
+    (open, (pos * 1000.0).round() as i64)
+}
